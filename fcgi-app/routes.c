@@ -1,0 +1,209 @@
+/*
+ * routes.c - the HTTP API (SPEC section 4). Each handler runs after the
+ * pipeline has authenticated, rate-limited and authorized the caller; it only
+ * validates its own input and talks to the task store.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "tasks.h"
+
+static int internal(fm_call *call, fm_response *resp, const char *why)
+{
+    (void)snprintf(call->reason, sizeof(call->reason), "%s", why);
+    fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", "task store unavailable", call->trace_id);
+    return 0;
+}
+
+static int send_json(fm_response *resp, int status, cJSON *json)
+{
+    int rc = json != NULL ? fm_response_json(resp, status, json) : -1;
+
+    cJSON_Delete(json);
+    return rc;
+}
+
+static int health(fm_call *call, fm_response *resp)
+{
+    int redis_ok = fm_redis_ping(call->env->redis) == 0;
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL || cJSON_AddStringToObject(o, "status", redis_ok ? "ok" : "degraded") == NULL ||
+        cJSON_AddStringToObject(o, "redis", redis_ok ? "ok" : "unavailable") == NULL) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    if (!redis_ok)
+        (void)snprintf(call->reason, sizeof(call->reason), "redis_unavailable");
+    return send_json(resp, redis_ok ? 200 : 503, o);
+}
+
+static int whoami(fm_call *call, fm_response *resp)
+{
+    const fm_user *u = call->user;
+    const fm_rate *rate = fm_config_user_rate(call->env->cfg, u);
+    cJSON *o = cJSON_CreateObject(), *roles, *perms, *rl;
+    int ok = o != NULL;
+
+    ok = ok && cJSON_AddStringToObject(o, "user", u->name) != NULL &&
+         cJSON_AddBoolToObject(o, "admin", u->admin) != NULL &&
+         (roles = cJSON_AddArrayToObject(o, "roles")) != NULL &&
+         (perms = cJSON_AddArrayToObject(o, "permissions")) != NULL &&
+         (rl = cJSON_AddObjectToObject(o, "rate_limit")) != NULL &&
+         cJSON_AddNumberToObject(rl, "requests_per_minute", rate->requests_per_minute) != NULL &&
+         cJSON_AddNumberToObject(rl, "burst", rate->burst) != NULL;
+    for (size_t i = 0; ok && i < u->nroles; i++)
+        ok = cJSON_AddItemToArray(roles, cJSON_CreateString(u->roles[i]));
+    for (unsigned b = 0; ok && b < FM_RES_COUNT * FM_ACT_COUNT; b++) {
+        fm_perms bit = (fm_perms)1u << b;
+        if (u->effective & bit)
+            ok = cJSON_AddItemToArray(perms, cJSON_CreateString(fm_rbac_name(bit)));
+    }
+    if (ok && call->rate != NULL)
+        ok = cJSON_AddNumberToObject(rl, "remaining", call->rate->remaining) != NULL;
+    if (!ok) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    return send_json(resp, 200, o);
+}
+
+static const char *visible_user(const fm_call *call)
+{
+    return call->user->admin ? NULL : call->user->name;
+}
+
+static int task_create(fm_call *call, fm_response *resp)
+{
+    char err[256];
+    cJSON *task;
+    const fm_request *req = call->req;
+    int rc = fm_tasks_create(call->env->redis, call->env->cfg->redis.key_prefix, call->user->name,
+                             req->body, req->body_len, &task, err, sizeof(err));
+
+    switch (rc) {
+    case FM_TASKS_OK:
+        return send_json(resp, 201, task);
+    case FM_TASKS_EJSON:
+        (void)snprintf(call->reason, sizeof(call->reason), "bad_json");
+        fm_response_error(resp, 400, "BAD_REQUEST", err, call->trace_id);
+        return 0;
+    case FM_TASKS_EINVALID:
+        (void)snprintf(call->reason, sizeof(call->reason), "validation_error");
+        fm_response_error(resp, 422, "VALIDATION_ERROR", err, call->trace_id);
+        return 0;
+    default:
+        return internal(call, resp, "redis_error");
+    }
+}
+
+static int task_get(fm_call *call, fm_response *resp)
+{
+    cJSON *task;
+    int rc = fm_tasks_get(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                          call->params[0], &task);
+
+    if (rc == FM_TASKS_OK)
+        return send_json(resp, 200, task);
+    if (rc == FM_TASKS_ENOTFOUND) {
+        (void)snprintf(call->reason, sizeof(call->reason), "task_not_found");
+        fm_response_error(resp, 404, "NOT_FOUND", "task not found", call->trace_id);
+        return 0;
+    }
+    return internal(call, resp, "redis_error");
+}
+
+/* Strict non-negative decimal within [lo, hi]. */
+static int parse_long(const char *s, size_t n, long lo, long hi, long *out)
+{
+    char buf[24], *end;
+    long v;
+
+    if (n == 0 || n >= sizeof(buf) || s[0] == '+' || s[0] == '-' || s[0] == ' ')
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int bad_query(fm_call *call, fm_response *resp, const char *msg)
+{
+    (void)snprintf(call->reason, sizeof(call->reason), "bad_query");
+    fm_response_error(resp, 400, "BAD_REQUEST", msg, call->trace_id);
+    return 0;
+}
+
+static int task_list(fm_call *call, fm_response *resp)
+{
+    const char *q = call->req->query != NULL ? call->req->query : "";
+    char status[16] = "";
+    long limit = FM_TASKS_LIST_DEFAULT, offset = 0, total;
+    cJSON *tasks, *o;
+
+    while (*q != '\0') {
+        size_t len = strcspn(q, "&"), klen = strcspn(q, "=");
+        const char *v = q + klen + 1;
+        size_t vlen = klen < len ? len - klen - 1 : 0;
+
+        if (klen >= len) {
+            if (len != 0)
+                return bad_query(call, resp, "query parameter without a value");
+        } else if (klen == 6 && strncmp(q, "status", 6) == 0) {
+            if (vlen >= sizeof(status))
+                return bad_query(call, resp,
+                                 "status must be one of queued, running, completed, "
+                                 "failed, cancelled");
+            memcpy(status, v, vlen);
+            status[vlen] = '\0';
+            if (!fm_tasks_status_valid(status))
+                return bad_query(call, resp,
+                                 "status must be one of queued, running, completed, "
+                                 "failed, cancelled");
+        } else if (klen == 5 && strncmp(q, "limit", 5) == 0) {
+            if (parse_long(v, vlen, 1, FM_TASKS_LIST_MAX, &limit) != 0)
+                return bad_query(call, resp, "limit must be an integer from 1 to 1000");
+        } else if (klen == 6 && strncmp(q, "offset", 6) == 0) {
+            if (parse_long(v, vlen, 0, 1000000000L, &offset) != 0)
+                return bad_query(call, resp, "offset must be a non-negative integer");
+        } else {
+            return bad_query(call, resp,
+                             "unknown query parameter (allowed: status, limit, offset)");
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    if (fm_tasks_list(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                      status[0] ? status : NULL, offset, limit, &tasks, &total) != FM_TASKS_OK)
+        return internal(call, resp, "redis_error");
+    o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {
+        cJSON_Delete(tasks);
+        cJSON_Delete(o);
+        return -1;
+    }
+    if (cJSON_AddNumberToObject(o, "total", (double)total) == NULL ||
+        cJSON_AddNumberToObject(o, "limit", (double)limit) == NULL ||
+        cJSON_AddNumberToObject(o, "offset", (double)offset) == NULL) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    return send_json(resp, 200, o);
+}
+
+const fm_route fm_app_routes[] = {
+    {"GET", "/health", FM_PERM_NONE, health},
+    {"GET", "/v1/whoami", FM_PERM_NONE, whoami},
+    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), task_create},
+    {"GET", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_READ), task_list},
+    {"GET", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_READ), task_get},
+};
+const size_t fm_app_nroutes = sizeof(fm_app_routes) / sizeof(fm_app_routes[0]);

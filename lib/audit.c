@@ -1,0 +1,582 @@
+/*
+ * audit.c - the hash-chained audit trail.
+ *
+ * A record is one JSON line built by hand: each string field is passed
+ * through fm_redact, then JSON-escaped (quote, backslash, every byte below
+ * 0x20, DEL and every byte that is not part of valid UTF-8 become \u00XX),
+ * and cut to FIELD_MAX escaped bytes, so no field can break out of its
+ * string and a whole line always fits in FM_AUDIT_LINE_MAX.
+ *
+ * Hash chain: the line is assembled up to and including "prev_hash" (the
+ * previous record's hash), that prefix is hashed with SHA-256, and the line
+ * is finished with ,"hash":"<hex>"}. prev_hash and hash are added after
+ * redaction and never pass the filter (which would eat 64-hex runs).
+ *
+ * Concurrency: the chain head (seq, last hash) lives in a MAP_SHARED region
+ * guarded by a process-shared robust mutex. Inside the lock a writer checks
+ * whether the file it is about to append to agrees with the head: if the
+ * previous holder died, if someone outside the region appended to the same
+ * file, or if this descriptor points at a different non-empty file, the head
+ * is re-read from the file's last complete line. For the same file the tail
+ * wins (it is what a verifier will see); for a different file (a worker that
+ * has not reopened yet after rotation) the tail is only taken when it is
+ * ahead of the shared head, so the global seq never goes backwards. An empty
+ * file (fresh after rotation) continues the shared chain. The line is then
+ * appended with one write(2) on an O_APPEND descriptor and the head is
+ * advanced only when the whole line was written.
+ */
+#include "audit.h"
+
+#include "clock.h"
+#include "redact.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HEX_LEN 64
+#define FIELD_MAX 1024              /* escaped bytes per string field, quotes excluded */
+#define FIELD_BUF (FIELD_MAX + 3)   /* quotes and NUL */
+#define STRING_FIELDS 7
+#define TAIL_MAX (2 * FM_AUDIT_LINE_MAX) /* always holds the last complete line */
+#define SEQ_MAX 9007199254740992LL  /* 2^53: the largest integer a JSON double keeps exact */
+
+static const char hash_key[] = ",\"hash\":\"";
+#define HASH_SUFFIX_LEN (sizeof hash_key - 1 + HEX_LEN + 2) /* ,"hash":"<hex>"} */
+
+/* Keys, ts, seq, result, status, both hashes and the newline need well under 512 bytes. */
+_Static_assert(STRING_FIELDS * (FIELD_MAX + 2) + 512 <= FM_AUDIT_LINE_MAX,
+               "audit fields cannot overflow a line");
+
+struct fm_audit_shared {
+    pthread_mutex_t mu;
+    long long seq;
+    char hash[HEX_LEN + 1];
+    off_t size; /* size of the file last written, right after the write */
+    dev_t dev;
+    ino_t ino;
+};
+
+struct fm_audit {
+    int fd;
+    char *path;
+    fm_audit_shared *shared;
+};
+
+static const char zero_hash[HEX_LEN + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 for an invalid byte. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/*
+ * Writes src as a quoted JSON string into dst (FIELD_BUF bytes). Output stops
+ * before an escape or a UTF-8 sequence that would not fit whole.
+ */
+static void json_quote(char dst[FIELD_BUF], const char *src, size_t n)
+{
+    size_t o = 0;
+
+    dst[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        const unsigned char *p = (const unsigned char *)src + i;
+        size_t ulen = utf8_len(p, n - i), olen, adv = 1;
+        const char *out = (const char *)p;
+        char esc[8];
+
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            out = esc;
+            olen = 2;
+        } else if (*p < 0x20 || *p == 0x7f || ulen == 0) {
+            (void)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*p);
+            out = esc;
+            olen = 6;
+        } else {
+            olen = adv = ulen;
+        }
+        if (o + olen > FIELD_MAX + 1)
+            break;
+        memcpy(dst + o, out, olen);
+        o += olen;
+        i += adv;
+    }
+    dst[o++] = '"';
+    dst[o] = '\0';
+}
+
+/* Redacts, escapes and quotes one record field; NULL becomes JSON null. */
+static void json_field(char dst[FIELD_BUF], const char *value)
+{
+    char red[FIELD_MAX + 1]; /* escaping never shrinks, so more raw bytes could not fit */
+    size_t n;
+
+    if (value == NULL) {
+        (void)snprintf(dst, FIELD_BUF, "null");
+        return;
+    }
+    /* Redact the whole value before cutting: a cut secret would no longer be recognised. */
+    n = fm_redact(value, strlen(value), red, sizeof red);
+    json_quote(dst, red, n);
+}
+
+static void sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+
+    (void)crypto_hash_sha256(digest, (const unsigned char *)data, len);
+    (void)sodium_bin2hex(hex, HEX_LEN + 1, digest, sizeof digest);
+}
+
+static int is_hex64(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < HEX_LEN; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    }
+    return s[i] == '\0';
+}
+
+static int json_seq(const cJSON *obj, long long *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "seq");
+    double v;
+
+    if (!cJSON_IsNumber(item))
+        return -1;
+    v = item->valuedouble;
+    if (!(v >= 1 && v <= (double)SEQ_MAX) || v != (double)(long long)v)
+        return -1;
+    *out = (long long)v;
+    return 0;
+}
+
+static int json_hex(const cJSON *obj, const char *key, char out[HEX_LEN + 1])
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
+
+    if (s == NULL || !is_hex64(s))
+        return -1;
+    memcpy(out, s, HEX_LEN + 1);
+    return 0;
+}
+
+/* Extracts seq and hash from one record line (len bytes, no newline). */
+static int parse_head(const char *line, size_t len, long long *seq, char hash[HEX_LEN + 1])
+{
+    cJSON *obj = cJSON_ParseWithLength(line, len);
+    int rc = -1;
+
+    if (cJSON_IsObject(obj) && json_seq(obj, seq) == 0 && json_hex(obj, "hash", hash) == 0)
+        rc = 0;
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/*
+ * Reads the chain head from the last complete line of the file (size bytes).
+ * *ends_nl tells whether the file ends with a newline, i.e. whether a torn
+ * write left a partial line behind. Returns 0, or -1 when no record can be
+ * read (I/O error, no complete line, unparsable line).
+ */
+static int read_tail(int fd, off_t size, long long *seq, char hash[HEX_LEN + 1], int *ends_nl)
+{
+    char buf[TAIL_MAX];
+    off_t off = size > TAIL_MAX ? size - TAIL_MAX : 0;
+    size_t want = (size_t)(size - off), got = 0;
+    const char *end, *start;
+
+    *ends_nl = 1;
+    while (got < want) {
+        ssize_t r = pread(fd, buf + got, want - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    if (got == 0)
+        return -1;
+    *ends_nl = buf[got - 1] == '\n';
+    end = memrchr(buf, '\n', got);
+    if (end == NULL)
+        return -1;
+    start = memrchr(buf, '\n', (size_t)(end - buf));
+    if (start != NULL)
+        start++;
+    else if (off == 0)
+        start = buf;
+    else
+        return -1;
+    return parse_head(start, (size_t)(end - start), seq, hash);
+}
+
+fm_audit_shared *fm_audit_shared_create(const char *path)
+{
+    fm_audit_shared *s = MAP_FAILED;
+    pthread_mutexattr_t attr;
+    int fd = -1, attr_init = 0, err, ends_nl;
+    struct stat st;
+
+    if (path == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (sodium_init() < 0) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED)
+        return NULL;
+    s->seq = 0;
+    memcpy(s->hash, zero_hash, sizeof s->hash);
+    s->size = 0;
+    s->dev = 0;
+    s->ino = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno != ENOENT)
+        goto fail;
+    if (fd >= 0) {
+        if (fstat(fd, &st) != 0)
+            goto fail;
+        if (st.st_size > 0 && read_tail(fd, st.st_size, &s->seq, s->hash, &ends_nl) != 0) {
+            /* Refuse to start a chain on top of a record nobody can link to. */
+            errno = EBADMSG;
+            goto fail;
+        }
+        s->size = st.st_size;
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        (void)close(fd);
+        fd = -1;
+    }
+
+    if ((err = pthread_mutexattr_init(&attr)) != 0)
+        goto fail_err;
+    attr_init = 1;
+    if ((err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED)) != 0 ||
+        (err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST)) != 0 ||
+        (err = pthread_mutex_init(&s->mu, &attr)) != 0)
+        goto fail_err;
+    (void)pthread_mutexattr_destroy(&attr);
+    return s;
+
+fail_err:
+    errno = err;
+fail:
+    err = errno;
+    if (attr_init)
+        (void)pthread_mutexattr_destroy(&attr);
+    if (fd >= 0)
+        (void)close(fd);
+    if (s != MAP_FAILED)
+        (void)munmap(s, sizeof *s);
+    errno = err;
+    return NULL;
+}
+
+/* O_RDWR rather than O_WRONLY: the chain head may have to be re-read from the tail. */
+static int open_log(const char *path)
+{
+    return open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared)
+{
+    fm_audit *a;
+    int err;
+
+    if (path == NULL || shared == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->fd = -1;
+    a->shared = shared;
+    a->path = strdup(path);
+    if (a->path == NULL)
+        goto fail;
+    a->fd = open_log(path);
+    if (a->fd < 0)
+        goto fail;
+    return a;
+
+fail:
+    err = errno;
+    free(a->path);
+    free(a);
+    errno = err;
+    return NULL;
+}
+
+int fm_audit_reopen(fm_audit *audit)
+{
+    int fd, err;
+
+    if (audit == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    fd = open_log(audit->path);
+    if (fd < 0)
+        return -1;
+    /* dup3 swaps the file under the same descriptor number in one step. */
+    if (dup3(fd, audit->fd, O_CLOEXEC) < 0) {
+        err = errno;
+        (void)close(fd);
+        errno = err;
+        return -1;
+    }
+    (void)close(fd);
+    return 0;
+}
+
+void fm_audit_close(fm_audit *audit)
+{
+    if (audit == NULL)
+        return;
+    (void)close(audit->fd);
+    free(audit->path);
+    free(audit);
+}
+
+/*
+ * Brings the shared head in line with the file about to be written (lock
+ * held; see the top of the file). Sets *need_nl when the file ends in a torn
+ * line, so the next record starts on a line of its own.
+ */
+static void sync_head(fm_audit_shared *s, int fd, const struct stat *st, int owner_died,
+                      int *need_nl)
+{
+    int same_file = st->st_dev == s->dev && st->st_ino == s->ino;
+    long long seq;
+    char hash[HEX_LEN + 1];
+    int ends_nl;
+
+    *need_nl = 0;
+    if (st->st_size == 0 || (same_file && st->st_size == s->size && !owner_died))
+        return;
+    if (read_tail(fd, st->st_size, &seq, hash, &ends_nl) == 0 && (same_file || seq >= s->seq)) {
+        s->seq = seq;
+        memcpy(s->hash, hash, sizeof s->hash);
+    }
+    *need_nl = !ends_nl;
+}
+
+int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
+{
+    char fields[STRING_FIELDS][FIELD_BUF];
+    char line[1 + FM_AUDIT_LINE_MAX]; /* line[0] holds a newline that ends a torn line */
+    char ts[FM_RFC3339_MAX], hex[HEX_LEN + 1];
+    fm_audit_shared *s;
+    struct stat st;
+    int rc, err, owner_died = 0, need_nl;
+    size_t len;
+    ssize_t w;
+    off_t end;
+    long long seq;
+
+    if (audit == NULL || rec == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    s = audit->shared;
+    json_field(fields[0], rec->trace_id);
+    json_field(fields[1], rec->user);
+    json_field(fields[2], rec->key_id);
+    json_field(fields[3], rec->action);
+    json_field(fields[4], rec->resource);
+    json_field(fields[5], rec->source_ip);
+    json_field(fields[6], rec->reason);
+
+    rc = pthread_mutex_lock(&s->mu);
+    if (rc == EOWNERDEAD) {
+        owner_died = 1;
+        rc = pthread_mutex_consistent(&s->mu);
+    }
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    if (fstat(audit->fd, &st) != 0)
+        goto fail;
+    sync_head(s, audit->fd, &st, owner_died, &need_nl);
+    if (s->seq >= SEQ_MAX) {
+        errno = EOVERFLOW;
+        goto fail;
+    }
+    seq = s->seq + 1;
+
+    line[0] = '\n';
+    /* The timestamp is taken under the lock so that ts order matches seq order. */
+    rc = snprintf(line + 1, FM_AUDIT_LINE_MAX,
+                  "{\"ts\":\"%s\",\"seq\":%lld,\"trace_id\":%s,\"user\":%s,\"key_id\":%s,"
+                  "\"action\":%s,\"resource\":%s,\"source_ip\":%s,\"result\":\"%s\","
+                  "\"status\":%d,\"reason\":%s,\"prev_hash\":\"%s\"",
+                  fm_clock_rfc3339(ts, 1), seq, fields[0], fields[1], fields[2], fields[3],
+                  fields[4], fields[5], rec->status < 400 ? "success" : "failure", rec->status,
+                  fields[6], s->hash);
+    if (rc < 0 || (size_t)rc + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
+        errno = EOVERFLOW;
+        goto fail;
+    }
+    len = (size_t)rc;
+    sha256_hex(line + 1, len, hex);
+    rc = snprintf(line + 1 + len, FM_AUDIT_LINE_MAX - len, "%s%s\"}\n", hash_key, hex);
+    if (rc < 0 || (size_t)rc != HASH_SUFFIX_LEN + 1) {
+        errno = EOVERFLOW;
+        goto fail;
+    }
+    len += (size_t)rc;
+
+    do {
+        w = write(audit->fd, need_nl ? line : line + 1, len + (need_nl ? 1 : 0));
+    } while (w < 0 && errno == EINTR);
+    if (w < 0)
+        goto fail;
+    if ((size_t)w != len + (need_nl ? 1 : 0)) {
+        errno = EIO;
+        goto fail;
+    }
+
+    end = lseek(audit->fd, 0, SEEK_CUR);
+    s->size = end >= 0 ? end : st.st_size + w;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    memcpy(s->hash, hex, sizeof s->hash);
+    s->seq = seq;
+    (void)pthread_mutex_unlock(&s->mu);
+    return 0;
+
+fail:
+    err = errno;
+    (void)pthread_mutex_unlock(&s->mu);
+    errno = err;
+    return -1;
+}
+
+static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        (void)vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
+                         char *err, size_t errlen)
+{
+    cJSON *obj = NULL;
+    const char *parse_end = NULL, *stored;
+    char prev[HEX_LEN + 1], hash[HEX_LEN + 1], computed[HEX_LEN + 1];
+    long long rseq, after;
+    int rc = -1;
+
+    if (line == NULL || prev_hex == NULL || seq == NULL || *seq < 0 || *seq >= SEQ_MAX)
+        return verify_fail(err, errlen, "invalid arguments");
+    after = *seq;
+    if (sodium_init() < 0)
+        return verify_fail(err, errlen, "libsodium failed to initialise");
+    if (len > 0 && line[len - 1] == '\n')
+        len--;
+    if (len <= HASH_SUFFIX_LEN ||
+        memcmp(line + len - HASH_SUFFIX_LEN, hash_key, sizeof hash_key - 1) != 0 ||
+        memcmp(line + len - 2, "\"}", 2) != 0)
+        return verify_fail(err, errlen, "line after seq %lld: malformed record (no hash at end)",
+                           after);
+    stored = line + len - 2 - HEX_LEN;
+
+    obj = cJSON_ParseWithLengthOpts(line, len, &parse_end, 0);
+    if (!cJSON_IsObject(obj) || parse_end != line + len) {
+        (void)verify_fail(err, errlen, "line after seq %lld: malformed JSON", after);
+        goto out;
+    }
+    if (json_seq(obj, &rseq) != 0 || json_hex(obj, "prev_hash", prev) != 0 ||
+        json_hex(obj, "hash", hash) != 0 || memcmp(hash, stored, HEX_LEN) != 0) {
+        (void)verify_fail(err, errlen, "line after seq %lld: missing or invalid seq/prev_hash/hash",
+                    after);
+        goto out;
+    }
+    sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
+    if (memcmp(computed, hash, HEX_LEN) != 0) {
+        (void)verify_fail(err, errlen, "seq %lld: hash mismatch (line edited)", rseq);
+        goto out;
+    }
+    /* Verification may start in the middle of a chain (a rotated file). */
+    if (after != 0) {
+        if (rseq != after + 1) {
+            (void)verify_fail(err, errlen,
+                        "seq %lld: expected seq %lld (line missing, reordered or inserted)", rseq,
+                        after + 1);
+            goto out;
+        }
+        if (memcmp(prev, prev_hex, HEX_LEN) != 0) {
+            (void)verify_fail(err, errlen,
+                        "seq %lld: prev_hash does not match the previous line (line missing, "
+                        "reordered or inserted)",
+                        rseq);
+            goto out;
+        }
+    }
+    memcpy(prev_hex, hash, HEX_LEN + 1);
+    *seq = rseq;
+    rc = 0;
+out:
+    cJSON_Delete(obj);
+    return rc;
+}

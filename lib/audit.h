@@ -1,0 +1,84 @@
+/*
+ * audit.h - the audit trail: one JSON line per request, hash-chained.
+ *
+ * Line format (keys in this order, SPEC section 5):
+ *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
+ *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
+ *    "result":"success"|"failure","status":200,"reason":"..."|null,
+ *    "prev_hash":"<64 hex>","hash":"<64 hex>"}
+ * hash = SHA-256 of the line's bytes up to and excluding ',"hash":' (that is,
+ * the record including prev_hash), hex encoded; prev_hash of the first record
+ * ever is 64 zeros. seq counts from 1 and continues across files.
+ *
+ * Several worker processes append to one file. The chain state (seq, last
+ * hash) lives in a shared memory region created by the master before fork
+ * (fm_audit_shared_create) and is guarded by a process-shared robust mutex:
+ * a worker that dies while holding it cannot wedge the others, and the next
+ * holder re-reads the chain head from the file tail. Each record is written
+ * with one write(2) on an O_APPEND descriptor, so lines never interleave.
+ * Every field passes fm_redact and is JSON-escaped (control characters as
+ * \uXXXX) so that no input can forge a line.
+ */
+#ifndef FM_AUDIT_H
+#define FM_AUDIT_H
+
+#include <stddef.h>
+
+#define FM_AUDIT_LINE_MAX 8192  /* bytes; longer fields are truncated to fit */
+
+typedef struct fm_audit_shared fm_audit_shared;
+typedef struct fm_audit fm_audit;
+
+typedef struct fm_audit_record {
+    const char *trace_id;   /* nginx $request_id, may be NULL */
+    const char *user;       /* NULL = unauthenticated (JSON null) */
+    const char *key_id;     /* short fingerprint, see fm_auth_key_id; NULL = none */
+    const char *action;     /* "METHOD /path" */
+    const char *resource;   /* request path without query */
+    const char *source_ip;  /* REMOTE_ADDR */
+    int status;             /* HTTP status sent */
+    const char *reason;     /* why refused or failed, NULL on plain success */
+} fm_audit_record;          /* result is derived: status < 400 -> "success" */
+
+/*
+ * fm_audit_shared_create - map the shared chain state (MAP_SHARED|MAP_ANONYMOUS)
+ * and initialise it from the last line of the file at path (missing or empty
+ * file: seq 0, zero hash). Call in the master before forking workers.
+ * Returns the region (lives until process exit, inherited across fork) or
+ * NULL with errno.
+ */
+fm_audit_shared *fm_audit_shared_create(const char *path);
+
+/*
+ * fm_audit_open - open path for appending (created 0600, O_APPEND|O_CLOEXEC).
+ * shared must come from fm_audit_shared_create. Returns a handle owned by the
+ * caller (fm_audit_close), or NULL with errno.
+ */
+fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
+
+/*
+ * fm_audit_write - append one record. Returns 0 when the whole line reached
+ * the file (write(2) completed; no fsync); -1 with errno otherwise (EIO for a
+ * short write, ENOSPC, EBADF...). The caller must treat -1 as "fail closed":
+ * answer 503 and change nothing.
+ */
+int fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
+
+/* fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain continues. 0 or -1/errno. */
+int fm_audit_reopen(fm_audit *audit);
+
+/* fm_audit_close - close and free. NULL is accepted. */
+void fm_audit_close(fm_audit *audit);
+
+/*
+ * fm_audit_verify_line - check one line against the expected previous hash
+ * and sequence (prev_hex: 64 hex + NUL; *seq: the previous seq, 0 before the
+ * first line of a chain). On success returns 0, updates prev_hex and *seq.
+ * Returns -1 with a reason in err (errlen bytes) for malformed JSON, a wrong
+ * prev_hash, a wrong hash or a seq that is not *seq + 1. Used by
+ * `fetchml-admin audit-verify`.
+ */
+int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
+                         char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * auth.c - API key authentication.
+ *
+ * The key is hashed before anything else looks at it, so timing and memory
+ * only ever depend on the digest: the index lookup is keyed by digest bytes
+ * (uniformly random, so probing reveals nothing about the key) and the final
+ * comparison of the full digest is sodium_memcmp (constant time). The plain
+ * key lives only on the stack of fm_auth_authenticate and is wiped on return.
+ */
+#include "auth.h"
+
+#include <sodium.h>
+#include <string.h>
+#include <strings.h>
+
+static const char key_id_domain[] = "fetchml-key-id:";
+
+int fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
+{
+    return crypto_hash_sha256(out, (const unsigned char *)key, len) == 0 ? 0 : -1;
+}
+
+void fm_auth_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1])
+{
+    crypto_hash_sha256_state st;
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)key_id_domain, sizeof(key_id_domain) - 1);
+    crypto_hash_sha256_update(&st, hash, FM_KEY_HASH_BYTES);
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+    memcpy(out, hex, FM_KEY_ID_LEN);
+    out[FM_KEY_ID_LEN] = '\0';
+}
+
+const char *fm_auth_reason(fm_auth_status status)
+{
+    switch (status) {
+    case FM_AUTH_OK:
+        return "ok";
+    case FM_AUTH_MISSING:
+        return "missing_key";
+    case FM_AUTH_MALFORMED:
+        return "malformed_key";
+    case FM_AUTH_UNKNOWN:
+        return "unknown_key";
+    case FM_AUTH_EXPIRED:
+        return "expired";
+    }
+    return "unknown_key";
+}
+
+/* Keys are printable ASCII without spaces; anything else is refused before hashing. */
+static int key_chars_ok(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] <= ' ' || p[i] > '~')
+            return 0;
+    return 1;
+}
+
+/* Strip optional white space around a header value (RFC 9110 section 5.5). */
+static void trim(const char **p, size_t *n)
+{
+    while (*n > 0 && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* Extract the token of "Bearer <token>" (scheme case-insensitive, RFC 9110 section 11.1). */
+static int bearer_token(const char *auth, const char **tok, size_t *n)
+{
+    static const char scheme[] = "Bearer";
+    const char *p = auth;
+    size_t len = strlen(auth);
+
+    trim(&p, &len);
+    if (len <= sizeof(scheme) - 1 || strncasecmp(p, scheme, sizeof(scheme) - 1) != 0 ||
+        (p[sizeof(scheme) - 1] != ' ' && p[sizeof(scheme) - 1] != '\t'))
+        return -1;
+    p += sizeof(scheme) - 1;
+    len -= sizeof(scheme) - 1;
+    trim(&p, &len);
+    *tok = p;
+    *n = len;
+    return 0;
+}
+
+fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
+                                    const char *authorization, int64_t now, fm_auth_result *out)
+{
+    const char *k1 = NULL, *k2 = NULL, *key;
+    size_t n1 = 0, n2 = 0, n;
+    unsigned char digest[FM_KEY_HASH_BYTES];
+
+    memset(out, 0, sizeof(*out));
+    if (x_api_key != NULL && *x_api_key != '\0') {
+        k1 = x_api_key;
+        n1 = strlen(x_api_key);
+        trim(&k1, &n1);
+    }
+    if (authorization != NULL && *authorization != '\0') {
+        if (bearer_token(authorization, &k2, &n2) != 0) {
+            out->status = FM_AUTH_MALFORMED;
+            return out->status;
+        }
+    }
+    if (k1 == NULL && k2 == NULL) {
+        out->status = FM_AUTH_MISSING;
+        return out->status;
+    }
+    if (k1 != NULL && k2 != NULL && (n1 != n2 || sodium_memcmp(k1, k2, n1) != 0)) {
+        out->status = FM_AUTH_MALFORMED;
+        return out->status;
+    }
+    key = k1 != NULL ? k1 : k2;
+    n = k1 != NULL ? n1 : n2;
+    if (n == 0 || n > FM_AUTH_KEY_MAX || !key_chars_ok(key, n) ||
+        fm_auth_hash_key(key, n, digest) != 0) {
+        out->status = FM_AUTH_MALFORMED;
+        return out->status;
+    }
+    fm_auth_key_id(digest, out->key_id);
+    if (!fm_config_find_key(cfg, digest, &out->user, &out->key)) {
+        out->user = NULL;
+        out->status = FM_AUTH_UNKNOWN;
+    } else if (out->key->expires != 0 && now >= out->key->expires) {
+        out->user = NULL;
+        out->status = FM_AUTH_EXPIRED;
+    } else {
+        out->status = FM_AUTH_OK;
+    }
+    sodium_memzero(digest, sizeof(digest));
+    return out->status;
+}

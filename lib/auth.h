@@ -1,0 +1,61 @@
+/*
+ * auth.h - API key authentication (SPEC section 2, step 4).
+ *
+ * A key arrives in "X-API-Key: <key>" or "Authorization: Bearer <key>" (RFC
+ * 6750 section 2.1), never in the query string. It is hashed with SHA-256
+ * (FIPS 180-4, libsodium) and looked up in the config's key index; the key
+ * itself is never stored, logged or compared. Only a short fingerprint of the
+ * hash (fm_auth_key_id) may appear in logs.
+ */
+#ifndef FM_AUTH_H
+#define FM_AUTH_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+#define FM_AUTH_KEY_MAX 256   /* longest key accepted, bytes */
+#define FM_KEY_ID_LEN 12      /* hex characters of a key fingerprint */
+
+typedef enum {
+    FM_AUTH_OK,
+    FM_AUTH_MISSING,     /* no credential in either header */
+    FM_AUTH_MALFORMED,   /* both headers disagree, wrong scheme, empty or oversized key, bad bytes */
+    FM_AUTH_UNKNOWN,     /* no such key (includes revoked: removed from the file) */
+    FM_AUTH_EXPIRED      /* key found but past its expires time */
+} fm_auth_status;
+
+typedef struct fm_auth_result {
+    fm_auth_status status;
+    const fm_user *user;                /* set for FM_AUTH_OK; points into the config */
+    const fm_key *key;                  /* set for FM_AUTH_OK and FM_AUTH_EXPIRED */
+    char key_id[FM_KEY_ID_LEN + 1];     /* fingerprint when a credential was presented, else "" */
+} fm_auth_result;
+
+/*
+ * fm_auth_authenticate - authenticate a request from its two header values
+ * (FastCGI params HTTP_X_API_KEY and HTTP_AUTHORIZATION; either may be NULL).
+ * When both are present they must carry the same key. now is Unix seconds,
+ * compared with each key's expires. Always fills *out; returns out->status.
+ */
+fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
+                                    const char *authorization, int64_t now, fm_auth_result *out);
+
+/*
+ * fm_auth_hash_key - SHA-256 of key (len bytes) into out (32 bytes). Returns 0,
+ * or -1 if libsodium fails.
+ */
+int fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES]);
+
+/*
+ * fm_auth_key_id - non-secret fingerprint of a key hash for logs and the audit
+ * trail: the first FM_KEY_ID_LEN hex digits of SHA-256("fetchml-key-id:" ||
+ * hash). Knowing it reveals neither the key nor its hash. out gets
+ * FM_KEY_ID_LEN + 1 bytes, NUL-terminated.
+ */
+void fm_auth_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1]);
+
+/* fm_auth_reason - stable audit reason for a status: "ok", "missing_key", "malformed_key", "unknown_key", "expired". */
+const char *fm_auth_reason(fm_auth_status status);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * config.h - the YAML configuration, parsed once into an immutable snapshot.
+ *
+ * The file format is FetchML's (SPEC section 3); every key is documented in
+ * conf/README.md. Loading is all-or-nothing: any error (unknown or duplicate
+ * key, wrong type, bad CIDR, bad hash, YAML alias or anchor, nesting deeper
+ * than FM_CONFIG_MAX_DEPTH, an unsafe setting such as auth.enabled: false)
+ * fails the whole load with one message "file:line:col: message", and the
+ * caller keeps whatever snapshot it had. The request path only reads a
+ * snapshot; a reload builds a new one and swaps it whole.
+ */
+#ifndef FM_CONFIG_H
+#define FM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipacl.h"
+#include "rbac.h"
+
+#define FM_CONFIG_MAX_DEPTH 8
+#define FM_NAME_MAX 64          /* user and role names: [A-Za-z0-9_.-]{1,63} */
+#define FM_KEY_HASH_BYTES 32    /* SHA-256 digest */
+#define FM_CONFIG_ERR_MAX 512   /* enough for any "file:line:col: message" */
+
+typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_level;
+
+typedef struct fm_key {
+    unsigned char hash[FM_KEY_HASH_BYTES]; /* SHA-256 of the API key */
+    int64_t expires;                        /* Unix seconds; 0 = never */
+    char label[FM_NAME_MAX];                /* operator's note, may be empty */
+} fm_key;
+
+typedef struct fm_rate {
+    uint32_t requests_per_minute;           /* refill rate, >= 1 */
+    uint32_t burst;                         /* bucket capacity, >= 1 */
+} fm_rate;
+
+typedef struct fm_role {
+    char name[FM_NAME_MAX];
+    fm_perms perms;
+} fm_role;
+
+typedef struct fm_user {
+    char name[FM_NAME_MAX];
+    bool admin;
+    char (*roles)[FM_NAME_MAX];             /* role names as written, nroles of them */
+    size_t nroles;
+    fm_perms grants;                        /* permissions: {p: true} */
+    fm_perms denies;                        /* permissions: {p: false} */
+    fm_perms effective;                     /* computed at load, see rbac.h */
+    fm_ipacl ip_whitelist;                  /* count == 0: no per-user restriction */
+    fm_key *keys;
+    size_t nkeys;
+    bool has_rate;                          /* rate_limit given for this user */
+    fm_rate rate;
+} fm_user;
+
+/* One slot of the open-addressing index from key hash to (user, key). */
+typedef struct fm_key_slot {
+    const fm_user *user;                    /* NULL = empty slot */
+    const fm_key *key;
+} fm_key_slot;
+
+typedef struct fm_config {
+    char *path;                             /* file it was loaded from */
+
+    struct {
+        char *listen;                       /* "unix:/path" or "host:port" */
+        int workers;                        /* 1..256 */
+        size_t max_body_bytes;              /* request body limit, bytes */
+        mode_t socket_mode;                 /* unix socket mode, default 0660 */
+        char *socket_group;                 /* group name or NULL */
+        bool tls_enabled;                   /* informational: nginx terminates TLS */
+        char *tls_cert_file, *tls_key_file;
+    } server;
+
+    struct {
+        fm_ipacl ip_whitelist;              /* count == 0: every address allowed */
+        fm_role *roles;                     /* built-in roles plus auth.roles */
+        size_t nroles;
+        fm_user *users;
+        size_t nusers;
+    } auth;
+
+    struct {
+        fm_rate rate;                       /* default per-user bucket */
+        bool on_redis_error_allow;          /* false (default): deny with 503 */
+    } rate_limit;
+
+    struct {
+        char *addr;                         /* "unix:/path" or "host:port" */
+        char *password;                     /* resolved secret, NULL = none */
+        int db;                             /* 0..15 */
+        char *key_prefix;                   /* e.g. "fetchml:" */
+        int timeout_ms;                     /* connect and command timeout, ms */
+    } redis;
+
+    struct {
+        fm_log_level level;
+        bool audit;                         /* must be true: the audit trail is not optional */
+        char *file;                         /* audit log path */
+        char *api_file;                     /* operational log path, NULL = stderr only */
+    } logging;
+
+    struct {
+        char *experiments_dir;
+    } data;
+
+    fm_key_slot *key_index;                 /* power-of-two sized, see fm_config_find_key */
+    size_t key_index_size;
+} fm_config;
+
+/*
+ * fm_config_load - read and validate the YAML file at path.
+ *
+ * Secrets are resolved from the environment at load time: redis.password_env
+ * names a variable whose value becomes redis.password. Returns a new snapshot
+ * owned by the caller (free with fm_config_free), or NULL with
+ * "file:line:col: message" in err (errlen bytes, always NUL-terminated; use
+ * FM_CONFIG_ERR_MAX). Errors not tied to a position (unreadable file, missing
+ * environment variable) use line and column 0. Never puts a secret in err.
+ */
+fm_config *fm_config_load(const char *path, char *err, size_t errlen);
+
+/* fm_config_free - release a snapshot and everything it owns. NULL is accepted. */
+void fm_config_free(fm_config *cfg);
+
+/*
+ * fm_config_find_key - O(1) lookup of a SHA-256 key hash (32 bytes).
+ * The index is keyed by the leading bytes of the digest (uniformly random);
+ * the final comparison of the full digest is constant-time (sodium_memcmp).
+ * Returns true and sets *user and *key when found, false otherwise. Expiry
+ * is not checked here: see fm_auth_authenticate.
+ */
+bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES],
+                        const fm_user **user, const fm_key **key);
+
+/* fm_config_user_rate - the bucket for user: its own rate_limit or the default. */
+const fm_rate *fm_config_user_rate(const fm_config *cfg, const fm_user *user);
+
+/* fm_config_level_name - "debug", "info", "warn" or "error". */
+const char *fm_config_level_name(fm_log_level level);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * ipacl.h - IP allow-lists of CIDR blocks (RFC 4632 for IPv4, RFC 4291 for IPv6).
+ *
+ * An allow-list is an immutable array of CIDR blocks built at config load and
+ * only read on the request path. An IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+ * RFC 4291 section 2.5.5.2) is compared as the IPv4 address it carries, both
+ * when it is a list entry and when it is the client address.
+ */
+#ifndef FM_IPACL_H
+#define FM_IPACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fm_cidr {
+    int family;           /* AF_INET or AF_INET6 */
+    uint8_t addr[16];     /* network address, masked; first 4 bytes used for AF_INET */
+    unsigned prefix;      /* prefix length: 0..32 (AF_INET) or 0..128 (AF_INET6) */
+} fm_cidr;
+
+typedef struct fm_ipacl {
+    fm_cidr *entries;     /* owned by the list */
+    size_t count;
+} fm_ipacl;
+
+/*
+ * fm_ipacl_parse_cidr - parse one entry: "a.b.c.d", "a.b.c.d/n", an IPv6
+ * address, or "ipv6/n". A bare address is a host (/32 or /128). Parsing is
+ * strict: leading zeros in an IPv4 octet ("010.0.0.1"), a prefix out of range
+ * ("/33"), an empty or non-decimal prefix ("10.0.0.0/", "/+8", "/08"), more than
+ * four octets and surrounding white space are refused. Host bits set below the
+ * prefix ("10.0.0.1/8") are refused too, since they usually mean a typo.
+ *
+ * Returns 0 and fills *out on success; -1 on error with a one-line reason
+ * (no trailing newline) written to err (errlen bytes, always NUL-terminated).
+ */
+int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen);
+
+/*
+ * fm_ipacl_add - append a parsed CIDR block to list (which may start zeroed).
+ * Returns 0, or -1 with errno ENOMEM.
+ */
+int fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr);
+
+/*
+ * fm_ipacl_match - true when the textual client address addr (as nginx gives
+ * it in REMOTE_ADDR: dotted IPv4 or IPv6 without brackets or zone) is inside
+ * any block of list. An unparsable address never matches. An empty list
+ * matches nothing; callers decide what "no list configured" means.
+ */
+bool fm_ipacl_match(const fm_ipacl *list, const char *addr);
+
+/* fm_ipacl_free - release the entries; list itself is not freed. NULL is accepted. */
+void fm_ipacl_free(fm_ipacl *list);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * log.c - the operational log.
+ *
+ * A message goes through four steps, in this order: format (vsnprintf, to
+ * the full length, so that the filter sees every secret whole), redact
+ * (fm_redact, which also cuts the text to the line size without splitting a
+ * secret), escape (control characters become \r, \n, \t or \xNN, so a
+ * message is always exactly one line) and write (one write(2) of the whole
+ * line on an O_APPEND descriptor, so lines of concurrent workers never
+ * interleave). A line that cannot be written is counted, and the count is
+ * reported in a line of its own once writing works again.
+ *
+ * The state is per process; workers inherit the descriptor across fork and
+ * reopen it themselves on SIGUSR1.
+ */
+#include "log.h"
+
+#include "clock.h"
+#include "redact.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FORMAT_STACK (2 * FM_LOG_LINE_MAX) /* most messages format without malloc */
+
+static struct {
+    int fd;         /* -1: stderr only */
+    char *path;
+    fm_log_level level;
+    int also_stderr;
+    unsigned long lost; /* lines the file did not take since the last report */
+} g = {-1, NULL, FM_LOG_INFO, 0, 0};
+
+static const char *level_name(fm_log_level level)
+{
+    switch (level) {
+    case FM_LOG_DEBUG:
+        return "debug";
+    case FM_LOG_INFO:
+        return "info";
+    case FM_LOG_WARN:
+        return "warn";
+    case FM_LOG_ERROR:
+        return "error";
+    }
+    return "error";
+}
+
+static int open_file(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int fm_log_open(const char *path, fm_log_level level, int also_stderr)
+{
+    int fd = -1, err;
+    char *copy = NULL;
+
+    if (path != NULL) {
+        fd = open_file(path);
+        if (fd < 0)
+            return -1;
+        copy = strdup(path);
+        if (copy == NULL) {
+            err = errno;
+            (void)close(fd);
+            errno = err;
+            return -1;
+        }
+    }
+    fm_log_close();
+    g.fd = fd;
+    g.path = copy;
+    g.level = level;
+    g.also_stderr = also_stderr;
+    g.lost = 0;
+    return 0;
+}
+
+int fm_log_reopen(void)
+{
+    int fd, err;
+
+    if (g.path == NULL)
+        return 0;
+    fd = open_file(g.path);
+    if (fd < 0)
+        return -1;
+    /* dup3 swaps the file under the same descriptor number in one step. */
+    if (dup3(fd, g.fd, O_CLOEXEC) < 0) {
+        err = errno;
+        (void)close(fd);
+        errno = err;
+        return -1;
+    }
+    (void)close(fd);
+    return 0;
+}
+
+void fm_log_close(void)
+{
+    if (g.fd >= 0)
+        (void)close(g.fd);
+    g.fd = -1;
+    free(g.path);
+    g.path = NULL;
+}
+
+/*
+ * Builds "<ts> <level> [<pid>] <message>\n" in line (FM_LOG_LINE_MAX bytes)
+ * from msg (n bytes, already formatted). Returns the line length.
+ */
+static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const char *msg,
+                         size_t n)
+{
+    char red[FM_LOG_LINE_MAX], ts[FM_RFC3339_MAX];
+    size_t rn = fm_redact(msg, n, red, sizeof red);
+    int pre = snprintf(line, FM_LOG_LINE_MAX, "%s %s [%ld] ", fm_clock_rfc3339(ts, 1),
+                       level_name(level), (long)getpid());
+    size_t o = pre < 0 ? 0 : (size_t)pre;
+
+    for (size_t i = 0; i < rn; i++) {
+        unsigned char c = (unsigned char)red[i];
+        char esc[5];
+        size_t elen;
+
+        if (c == '\r' || c == '\n' || c == '\t') {
+            esc[0] = '\\';
+            esc[1] = c == '\r' ? 'r' : c == '\n' ? 'n' : 't';
+            elen = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            (void)snprintf(esc, sizeof esc, "\\x%02x", (unsigned)c);
+            elen = 4;
+        } else {
+            esc[0] = (char)c;
+            elen = 1;
+        }
+        if (o + elen > FM_LOG_LINE_MAX - 1) /* the newline always fits */
+            break;
+        memcpy(line + o, esc, elen);
+        o += elen;
+    }
+    line[o++] = '\n';
+    return o;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    ssize_t w;
+
+    do {
+        w = write(fd, buf, len);
+    } while (w < 0 && errno == EINTR);
+    return w >= 0 && (size_t)w == len ? 0 : -1;
+}
+
+static void emit(const char *line, size_t len)
+{
+    if (g.fd >= 0) {
+        if (write_all(g.fd, line, len) != 0)
+            g.lost++;
+    }
+    if (g.fd < 0 || g.also_stderr)
+        (void)write_all(STDERR_FILENO, line, len);
+}
+
+void fm_log(fm_log_level level, const char *fmt, ...)
+{
+    char stack[FORMAT_STACK], line[FM_LOG_LINE_MAX];
+    char *msg = stack, *heap = NULL;
+    unsigned long lost = g.lost;
+    int saved = errno, n;
+    va_list ap;
+
+    if (level < g.level)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(stack, sizeof stack, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof stack) {
+        heap = malloc((size_t)n + 1);
+        if (heap != NULL) {
+            va_start(ap, fmt);
+            n = vsnprintf(heap, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+            msg = heap;
+        }
+    }
+    if (n < 0 || (heap == NULL && n >= (int)sizeof stack)) {
+        /* A cut message could end in half a secret the filter no longer recognises. */
+        n = snprintf(stack, sizeof stack, "(message dropped: %s)",
+                     n < 0 ? "format error" : "out of memory");
+        msg = stack;
+    }
+    emit(line, build_line(line, level, msg, n < 0 ? 0 : (size_t)n));
+    free(heap);
+
+    if (lost > 0 && g.lost == lost) {
+        n = snprintf(stack, sizeof stack, "log: %lu earlier lines could not be written", lost);
+        g.lost = 0;
+        emit(line, build_line(line, FM_LOG_WARN, stack, n < 0 ? 0 : (size_t)n));
+    }
+    errno = saved;
+}

@@ -1,0 +1,40 @@
+/*
+ * log.h - the operational log (api.log) and stderr.
+ *
+ * Each message becomes one line "<RFC 3339 UTC ms> <level> [<pid>] <message>"
+ * written with a single write(2) to an O_APPEND file, so lines from several
+ * workers never interleave. Every line passes fm_redact first; CR, LF and other
+ * control characters in the message are escaped as \r, \n, \xNN so that no
+ * input can forge a line.
+ */
+#ifndef FM_LOG_H
+#define FM_LOG_H
+
+#include "config.h"
+
+#define FM_LOG_LINE_MAX 4096   /* bytes per line; longer messages are truncated */
+
+/*
+ * fm_log_open - direct the log to path (created 0640 when missing, opened
+ * O_APPEND|O_CLOEXEC), or to stderr alone when path is NULL, and set the level
+ * below which messages are dropped. Lines go to stderr as well when
+ * also_stderr is true. Replaces any earlier target. Returns 0, or -1 with
+ * errno from open(2); the earlier target stays in place on failure.
+ */
+int fm_log_open(const char *path, fm_log_level level, int also_stderr);
+
+/* fm_log_reopen - reopen the same path (after logrotate moved it; SIGUSR1). 0 or -1/errno. */
+int fm_log_reopen(void);
+
+/* fm_log_close - close the file; later messages go to stderr. */
+void fm_log_close(void);
+
+/* fm_log - printf-style message at level. Never fails; write errors are counted, not raised. */
+void fm_log(fm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define fm_log_debug(...) fm_log(FM_LOG_DEBUG, __VA_ARGS__)
+#define fm_log_info(...) fm_log(FM_LOG_INFO, __VA_ARGS__)
+#define fm_log_warn(...) fm_log(FM_LOG_WARN, __VA_ARGS__)
+#define fm_log_error(...) fm_log(FM_LOG_ERROR, __VA_ARGS__)
+
+#endif

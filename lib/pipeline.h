@@ -1,0 +1,85 @@
+/*
+ * pipeline.h - the one request pipeline every request goes through (SPEC section 2):
+ *
+ *   1 client address = REMOTE_ADDR (never X-Forwarded-For / X-Real-IP)
+ *   2 global IP allow-list                          -> 403 IP_NOT_ALLOWED
+ *   4 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
+ *   5 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
+ *   6 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
+ *   7 route (404 / 405) and RBAC permission          -> 403 FORBIDDEN
+ *   8 handler
+ *   9 one audit record, for refused requests too; if it cannot be written the
+ *     response becomes 503 SERVICE_UNAVAILABLE (fail closed)
+ *
+ * The pipeline is independent of FastCGI: fcgi-app fills an fm_request from
+ * FastCGI params and writes out the fm_response; tests can drive it directly.
+ */
+#ifndef FM_PIPELINE_H
+#define FM_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "audit.h"
+#include "config.h"
+#include "ratelimit.h"
+#include "redisconn.h"
+#include "response.h"
+
+#define FM_TRACE_ID_MAX 64      /* characters of a trace id */
+#define FM_ROUTE_MAX_PARAMS 2   /* {name} captures per route */
+#define FM_PATH_PARAM_MAX 128   /* bytes per captured path segment */
+
+typedef struct fm_request {
+    const char *method;         /* REQUEST_METHOD */
+    const char *path;           /* DOCUMENT_URI: decoded, normalised by nginx, no query */
+    const char *query;          /* QUERY_STRING, may be NULL */
+    const char *remote_addr;    /* REMOTE_ADDR */
+    const char *request_id;     /* REQUEST_ID (nginx $request_id), may be NULL */
+    const char *x_api_key;      /* HTTP_X_API_KEY, may be NULL */
+    const char *authorization;  /* HTTP_AUTHORIZATION, may be NULL */
+    const char *body;           /* request body, body_len bytes, not NUL-terminated */
+    size_t body_len;
+    bool body_too_large;        /* CONTENT_LENGTH exceeded server.max_body_bytes */
+} fm_request;
+
+/* What one worker owns: the config snapshot in force and its connections. */
+typedef struct fm_env {
+    const fm_config *cfg;
+    fm_redis *redis;
+    fm_audit *audit;
+} fm_env;
+
+/* One request's state as handlers see it. */
+typedef struct fm_call {
+    const fm_env *env;
+    const fm_request *req;
+    const fm_user *user;                                 /* authenticated user */
+    const fm_rl_result *rate;                            /* rate-limit decision, for whoami */
+    char trace_id[FM_TRACE_ID_MAX + 1];
+    char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]; /* {name} captures in order */
+    char reason[128];                                    /* audit reason a handler may set */
+} fm_call;
+
+/*
+ * A handler fills resp (status, body) and returns 0; on a failure it cannot
+ * describe it returns -1 and the pipeline answers 500 INTERNAL.
+ */
+typedef int (*fm_handler)(fm_call *call, fm_response *resp);
+
+typedef struct fm_route {
+    const char *method;         /* "GET", "POST", ... */
+    const char *pattern;        /* "/v1/tasks/{id}": a {name} matches one non-empty segment */
+    fm_perms required;          /* FM_PERM_NONE = any authenticated user */
+    fm_handler handler;
+} fm_route;
+
+/*
+ * fm_pipeline_run - run every step above for req and leave the answer in
+ * resp (which must be zeroed or reset; the caller frees it with
+ * fm_response_reset). Never fails: every outcome is a response.
+ */
+void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
+                     const fm_request *req, fm_response *resp);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * rbac.h - role-based access control with FetchML's permission strings.
+ *
+ * A permission is "<resource>:<action>" with resources jobs, experiments,
+ * metrics and actions read, create, update, delete; "write" means create and
+ * update, and "*" is a wildcard for either part ("*", "jobs:*", "*:read").
+ * A permission set is a bit mask (fm_perms), so the check on the request path
+ * is one AND. Effective permissions are computed once at config load:
+ *     effective = (union of the user's roles | user grants) & ~user denies
+ * and admin: true yields FM_PERM_ALL regardless of denies.
+ */
+#ifndef FM_RBAC_H
+#define FM_RBAC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint32_t fm_perms;
+
+enum { FM_RES_JOBS, FM_RES_EXPERIMENTS, FM_RES_METRICS, FM_RES_COUNT };
+enum { FM_ACT_READ, FM_ACT_CREATE, FM_ACT_UPDATE, FM_ACT_DELETE, FM_ACT_COUNT };
+
+#define FM_PERM(res, act) ((fm_perms)1u << ((res) * FM_ACT_COUNT + (act)))
+#define FM_PERM_ALL (((fm_perms)1u << (FM_RES_COUNT * FM_ACT_COUNT)) - 1u)
+#define FM_PERM_NONE ((fm_perms)0)
+
+/*
+ * fm_rbac_parse - parse a permission string into the set of bits it names.
+ * Accepts exactly the grammar above (lower case, no white space).
+ * Returns 0 and sets *out; -1 on an unknown resource or action, with a
+ * one-line reason in err (errlen bytes, always NUL-terminated).
+ */
+int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen);
+
+/*
+ * fm_rbac_builtin_role - the built-in definition of role name:
+ *   admin      everything
+ *   researcher jobs:read/create/update, experiments:read/create/update
+ *   analyst    jobs:read, experiments:read, metrics:read
+ * Returns true and sets *out when name is built in; false otherwise.
+ */
+bool fm_rbac_builtin_role(const char *name, fm_perms *out);
+
+/* fm_rbac_allows - true when every bit of required is in effective. */
+bool fm_rbac_allows(fm_perms effective, fm_perms required);
+
+/*
+ * fm_rbac_name - canonical string of the single permission bit `bit`
+ * ("jobs:read"), or NULL when bit is not exactly one known permission.
+ * The string is static.
+ */
+const char *fm_rbac_name(fm_perms bit);
+
+#endif

@@ -1,0 +1,610 @@
+/*
+ * redact.c - the log redaction filter.
+ *
+ * One left-to-right scan. Each rule is keyed to the byte where it can first be
+ * recognised, and what it redacts starts at or after that byte, so no rule
+ * ever has to take back bytes already written:
+ *
+ *   - a byte that starts a registered literal (first-byte table, then memcmp;
+ *     longest wins) starts a redacted span;
+ *   - ':' or '=' looks back at the key before it (bare, quoted, \"-quoted as
+ *     in JSON inside a JSON string, or in [brackets]). A header name
+ *     (Authorization, Proxy-Authorization, X-API-Key, Cookie, Set-Cookie, also
+ *     HTTP_-prefixed as in FastCGI params) redacts the value to end of line; a
+ *     key ending in a sensitive word (password, token, api_key, ...) redacts a
+ *     quoted value (backslash escapes honoured; one level of \"-escaped JSON
+ *     inside a JSON string is decoded) or a bare value up to & ; , or white
+ *     space. ':' followed by "//" redacts URL userinfo when it holds a ':';
+ *   - an alphanumeric byte after a non-alphanumeric one (a word start) tries
+ *     the scheme words Bearer/Basic/Token, well-known token prefixes, JWTs and
+ *     runs of 64 or more hex digits.
+ *
+ * A rule yields a span [start, end). Bytes between the trigger and start
+ * (separator, blanks, opening quote) are copied but still checked for
+ * literals. A literal that begins inside a span and runs past its end extends
+ * the span, so a registered secret is never half shown.
+ *
+ * The output is always a prefix of the untruncated output: plain bytes are
+ * copied while they fit, and the marker is written whole or the output stops
+ * before it. Every rule scans forward only over bytes it then consumes, or up
+ * to the next byte that could trigger it again, so the scan stays linear.
+ */
+#include "redact.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARKER_LEN (sizeof(FM_REDACTED) - 1)
+
+/* Longest key we look back over; header names are shorter, suffixes only need the tail. */
+#define KEY_LOOKBACK 64
+
+/* A credential after Bearer/Basic/Token that is a plain word this short is prose, not a secret. */
+#define PLAIN_WORD_MAX 16
+
+static struct {
+    char *value[FM_REDACT_MAX_SECRETS];
+    size_t len[FM_REDACT_MAX_SECRETS];
+    size_t count;
+    unsigned char first[256]; /* nonzero when some secret starts with that byte */
+} secrets;
+
+/* Full key names (after an optional "http_") whose value runs to end of line. */
+static const char *const header_keys[] = {
+    "authorization", "proxy_authorization", "x_api_key", "cookie", "set_cookie",
+};
+
+/* A key ending in one of these has its value redacted. '_' in a pattern also matches '-'. */
+static const char *const sensitive_suffixes[] = {
+    "password", "passwd", "passphrase", "pwd",  "secret", "secret_key",    "token",
+    "api_key",  "apikey", "access_key", "auth", "cookie", "authorization", "private_key",
+};
+
+static const char *const scheme_words[] = {"bearer", "basic", "token"};
+
+static int is_alpha(unsigned char c)
+{
+    return (unsigned)((c | 0x20) - 'a') < 26;
+}
+
+static int is_digit(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10;
+}
+
+static int is_alnum(unsigned char c)
+{
+    return is_alpha(c) || is_digit(c);
+}
+
+static int is_hex(unsigned char c)
+{
+    return is_digit(c) || (unsigned)((c | 0x20) - 'a') < 6;
+}
+
+static int is_upper_or_digit(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26 || is_digit(c);
+}
+
+static int is_word(unsigned char c)
+{
+    return is_alnum(c) || c == '_';
+}
+
+static int is_b64url(unsigned char c)
+{
+    return is_word(c) || c == '-';
+}
+
+static int is_slack_id(unsigned char c)
+{
+    return is_alnum(c) || c == '-';
+}
+
+/* RFC 7235 token68, without the trailing '=' padding. */
+static int is_token68(unsigned char c)
+{
+    return is_b64url(c) || c == '.' || c == '~' || c == '+' || c == '/';
+}
+
+static int is_key(unsigned char c)
+{
+    return is_b64url(c) || c == '.';
+}
+
+static int is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static int is_quote(unsigned char c)
+{
+    return c == '"' || c == '\'';
+}
+
+static size_t run(const unsigned char *s, size_t len, size_t j, int (*cls)(unsigned char))
+{
+    while (j < len && cls(s[j]))
+        j++;
+    return j;
+}
+
+static int has_prefix(const unsigned char *s, size_t len, size_t i, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return len - i >= n && memcmp(s + i, lit, n) == 0;
+}
+
+/* Case-insensitive compare with a lowercase pattern in which '_' also matches '-'. */
+static int fold_eq(const unsigned char *p, const char *pat, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = p[k];
+
+        if (pat[k] == '_') {
+            if (c != '_' && c != '-')
+                return 0;
+        } else if ((c >= 'A' && c <= 'Z' ? c | 0x20 : c) != (unsigned char)pat[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int key_is_header(const unsigned char *k, size_t n)
+{
+    if (n > 5 && fold_eq(k, "http_", 5)) {
+        k += 5;
+        n -= 5;
+    }
+    for (size_t h = 0; h < sizeof(header_keys) / sizeof(header_keys[0]); h++)
+        if (strlen(header_keys[h]) == n && fold_eq(k, header_keys[h], n))
+            return 1;
+    return 0;
+}
+
+static int key_is_sensitive(const unsigned char *k, size_t n)
+{
+    for (size_t w = 0; w < sizeof(sensitive_suffixes) / sizeof(sensitive_suffixes[0]); w++) {
+        size_t m = strlen(sensitive_suffixes[w]);
+
+        if (n >= m && fold_eq(k + n - m, sensitive_suffixes[w], m))
+            return 1;
+    }
+    return 0;
+}
+
+static size_t literal_len(const unsigned char *s, size_t len, size_t i)
+{
+    size_t best = 0;
+
+    for (size_t k = 0; k < secrets.count; k++) {
+        size_t n = secrets.len[k];
+
+        if (n > best && n <= len - i && memcmp(s + i, secrets.value[k], n) == 0)
+            best = n;
+    }
+    return best;
+}
+
+/* End of a string whose opening quote q is just before j: at the closing quote, or end of line. */
+static size_t quoted_end(const unsigned char *s, size_t len, size_t j, unsigned char q)
+{
+    while (j < len && s[j] != q && s[j] != '\n') {
+        if (s[j] == '\\' && j + 1 < len)
+            j++;
+        j++;
+    }
+    return j;
+}
+
+/*
+ * Same for a string opened by \" inside an enclosing JSON string: outer escapes
+ * are decoded on the fly (\\ is one backslash, \" one quote), and the inner
+ * string ends at a decoded quote that no decoded backslash escapes. A raw quote
+ * ends the enclosing string, and so this one too.
+ */
+static size_t escaped_quoted_end(const unsigned char *s, size_t len, size_t j)
+{
+    int inner_escape = 0;
+
+    while (j < len && s[j] != '"' && s[j] != '\n') {
+        if (s[j] == '\\') {
+            if (j + 1 >= len)
+                return len;
+            if (s[j + 1] == '"' && !inner_escape)
+                return j;
+            inner_escape = s[j + 1] == '\\' ? !inner_escape : 0;
+            j += 2;
+        } else {
+            inner_escape = 0;
+            j++;
+        }
+    }
+    return j;
+}
+
+/* In a quoted-key (JSON-like) context a bare value is a number or literal and ends at } ] too. */
+static int ends_bare_value(unsigned char c, int quoted_key)
+{
+    if (is_space(c) || c == '&' || c == ';' || c == ',')
+        return 1;
+    return quoted_key && (c == '}' || c == ']' || c == '\\' || is_quote(c));
+}
+
+/* scheme://userinfo@host: the userinfo is a span when it holds a password (a ':'). */
+static int rule_userinfo(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+{
+    size_t a = i + 3, at = 0;
+
+    for (size_t j = a; j < len; j++) {
+        unsigned char c = s[j];
+
+        if (c == '/' || c == '?' || c == '#' || c == '\\' || c == '<' || c == '>' || is_quote(c) ||
+            is_space(c))
+            break;
+        if (c == '@')
+            at = j;
+    }
+    if (at == 0 || memchr(s + a, ':', at - a) == NULL)
+        return 0;
+    *vs = a;
+    *ve = at;
+    return 1;
+}
+
+/* Triggered at ':' or '=' (s[i]). */
+static int rule_separator(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+{
+    size_t k = i, kend, v, e;
+    int quoted = 0, to_eol;
+
+    if (s[i] == ':' && len - i >= 3 && s[i + 1] == '/' && s[i + 2] == '/')
+        return rule_userinfo(s, len, i, vs, ve);
+
+    while (k > 0 && is_blank(s[k - 1]))
+        k--;
+    if (k > 0 && is_quote(s[k - 1])) {
+        quoted = 1;
+        k--;
+        if (k > 0 && s[k - 1] == '\\')
+            k--;
+    } else if (k > 0 && s[k - 1] == ']') {
+        k--;
+    }
+    kend = k;
+    while (k > 0 && kend - k < KEY_LOOKBACK && is_key(s[k - 1]))
+        k--;
+    if (k == kend)
+        return 0;
+    if (key_is_header(s + k, kend - k))
+        to_eol = 1;
+    else if (key_is_sensitive(s + k, kend - k))
+        to_eol = 0;
+    else
+        return 0;
+
+    /* "=>", ":=" and "==" are separators too; a value never starts with '=' or '>'. */
+    v = i + 1;
+    while (v < len && (s[v] == '=' || s[v] == '>'))
+        v++;
+    while (v < len && is_blank(s[v]))
+        v++;
+    if (v >= len)
+        return 0;
+
+    if (is_quote(s[v]) && (quoted || !to_eol)) {
+        v++;
+        e = quoted_end(s, len, v, s[v - 1]);
+    } else if (quoted && s[v] == '\\' && v + 1 < len && s[v + 1] == '"') {
+        v += 2;
+        e = escaped_quoted_end(s, len, v);
+    } else if (to_eol) {
+        e = v;
+        while (e < len && s[e] != '\n' && s[e] != '\r')
+            e++;
+    } else {
+        e = v;
+        while (e < len && !ends_bare_value(s[e], quoted))
+            e++;
+    }
+    if (e == v)
+        return 0;
+    *vs = v;
+    *ve = e;
+    return 1;
+}
+
+/* "expired", "auth", "Token", "realm=": prose after a scheme word, not a credential. */
+static int is_plain_word(const unsigned char *p, size_t n)
+{
+    while (n > 0 && p[n - 1] == '=')
+        n--;
+    if (n > PLAIN_WORD_MAX)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if (k == 0 ? !is_alpha(p[k]) : (unsigned)(p[k] - 'a') >= 26)
+            return 0;
+    return 1;
+}
+
+/* Word start: "Bearer <credential>" and friends, any letter case. */
+static int rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+{
+    for (size_t w = 0; w < sizeof(scheme_words) / sizeof(scheme_words[0]); w++) {
+        size_t m = strlen(scheme_words[w]), v, e;
+
+        if (len - i <= m || !is_blank(s[i + m]) || !fold_eq(s + i, scheme_words[w], m))
+            continue;
+        v = run(s, len, i + m, is_blank);
+        e = run(s, len, v, is_token68);
+        while (e < len && s[e] == '=')
+            e++;
+        if (e == v || is_plain_word(s + v, e - v))
+            return 0;
+        *vs = v;
+        *ve = e;
+        return 1;
+    }
+    return 0;
+}
+
+/* eyJ<header>.<payload>.<signature>; the signature may be empty (alg "none"). */
+static size_t jwt_end(const unsigned char *s, size_t len, size_t i)
+{
+    size_t a, b;
+
+    if (!has_prefix(s, len, i, "eyJ"))
+        return 0;
+    a = run(s, len, i + 3, is_b64url);
+    if (a - i < 10 || a >= len || s[a] != '.')
+        return 0;
+    b = run(s, len, a + 1, is_b64url);
+    if (b - a - 1 < 4 || b >= len || s[b] != '.')
+        return 0;
+    return run(s, len, b + 1, is_b64url);
+}
+
+/* Prefix lit then at least min bytes of class cls: end of the token, or 0. */
+static size_t prefixed_end(const unsigned char *s, size_t len, size_t i, const char *lit,
+                           int (*cls)(unsigned char), size_t min)
+{
+    size_t a, e;
+
+    if (!has_prefix(s, len, i, lit))
+        return 0;
+    a = i + strlen(lit);
+    e = run(s, len, a, cls);
+    return e - a >= min ? e : 0;
+}
+
+/* Word start: self-contained tokens redacted whole. Returns the end, or 0. */
+static size_t rule_token(const unsigned char *s, size_t len, size_t i)
+{
+    size_t e = 0, h;
+
+    switch (s[i]) {
+    case 'g':
+        if (len - i > 4 && s[i + 1] == 'h' && memchr("pousr", s[i + 2], 5) != NULL &&
+            s[i + 3] == '_') {
+            e = run(s, len, i + 4, is_alnum);
+            e = e - i - 4 >= 36 ? e : 0;
+        }
+        if (e == 0)
+            e = prefixed_end(s, len, i, "github_pat_", is_word, 22);
+        if (e == 0)
+            e = prefixed_end(s, len, i, "glpat-", is_b64url, 20);
+        break;
+    case 's':
+    case 'r':
+        if (len - i > 8 && s[i + 1] == 'k' && s[i + 2] == '_' &&
+            (has_prefix(s, len, i + 3, "live_") || has_prefix(s, len, i + 3, "test_")))
+            e = prefixed_end(s, len, i + 8, "", is_alnum, 10);
+        break;
+    case 'A':
+        if (has_prefix(s, len, i, "AKIA") || has_prefix(s, len, i, "ASIA")) {
+            e = run(s, len, i + 4, is_upper_or_digit);
+            e = e - i - 4 == 16 && (e == len || !is_alnum(s[e])) ? e : 0;
+        }
+        break;
+    case 'x':
+        if (len - i > 5 && has_prefix(s, len, i, "xox") && memchr("bpars", s[i + 3], 5) != NULL &&
+            s[i + 4] == '-')
+            e = prefixed_end(s, len, i + 5, "", is_slack_id, 10);
+        break;
+    case 'e':
+        e = jwt_end(s, len, i);
+        break;
+    case 'f':
+        e = prefixed_end(s, len, i, "fetchml_", is_word, 20);
+        break;
+    default:
+        break;
+    }
+    if (e != 0 || !is_hex(s[i]))
+        return e;
+
+    /* API keys, SHA-256 key hashes; 40-hex commit ids and UUID groups are shorter. */
+    h = i;
+    if (s[i] == '0' && len - i > 2 && (s[i + 1] | 0x20) == 'x')
+        h = i + 2;
+    e = run(s, len, h, is_hex);
+    return e - h >= 64 && (e == len || !is_alnum(s[e])) ? e : 0;
+}
+
+/* A rule other than a literal that triggers at s[i]: 1 and its span [*vs, *ve), or 0. */
+static int rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+{
+    unsigned char c = s[i];
+
+    if (c == ':' || c == '=')
+        return rule_separator(s, len, i, vs, ve);
+    if (!is_alnum(c) || (i > 0 && is_alnum(s[i - 1])))
+        return 0;
+    if (rule_scheme(s, len, i, vs, ve))
+        return 1;
+    *vs = i;
+    *ve = rule_token(s, len, i);
+    return *ve != 0;
+}
+
+/*
+ * Final end of the span [start, end). A literal that starts inside and runs
+ * past the end extends it. Inside a literal the other rules are tried again,
+ * as the literal may have swallowed their trigger ("pw: x" in "pw: xy").
+ * Rules are not retried elsewhere inside a span: a rule's span already covers
+ * its whole value, and retrying every byte could make the scan quadratic.
+ */
+static size_t span_end(const unsigned char *s, size_t len, size_t start, size_t end)
+{
+    size_t literal_cover = start;
+
+    if (secrets.count == 0)
+        return end;
+    for (size_t j = start; j < end; j++) {
+        size_t n, vs, ve;
+
+        if (secrets.first[s[j]] && (n = literal_len(s, len, j)) > 0 && j + n > literal_cover) {
+            literal_cover = j + n;
+            if (literal_cover > end)
+                end = literal_cover;
+        }
+        if (j < literal_cover && rule_at(s, len, j, &vs, &ve) && ve > end)
+            end = ve;
+    }
+    return end;
+}
+
+struct sink {
+    char *dst;
+    size_t n;
+    size_t lim; /* cap - 1: room for the NUL */
+};
+
+/* Plain bytes may be cut anywhere; returns -1 once the output is full. */
+static int put_plain(struct sink *o, const unsigned char *p, size_t n)
+{
+    size_t room = o->lim - o->n;
+    size_t k = n < room ? n : room;
+
+    if (k > 0)
+        memcpy(o->dst + o->n, p, k);
+    o->n += k;
+    return k == n ? 0 : -1;
+}
+
+static int put_marker(struct sink *o)
+{
+    if (o->lim - o->n < MARKER_LEN)
+        return -1;
+    memcpy(o->dst + o->n, FM_REDACTED, MARKER_LEN);
+    o->n += MARKER_LEN;
+    return 0;
+}
+
+size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    struct sink o;
+    size_t i = 0, plain = 0, ps = 0, pe = 0;
+    int pending = 0; /* a rule's span [ps, pe) lies ahead, after a kept prefix */
+
+    if (dst == NULL || cap == 0)
+        return 0;
+    o = (struct sink){dst, 0, cap - 1};
+    if (s == NULL)
+        len = 0;
+
+    while (i < len) {
+        size_t start = i, end = 0, n, vs, ve;
+
+        if (pending && i == ps) {
+            end = pe;
+            pending = 0;
+        } else if (secrets.first[s[i]] && (n = literal_len(s, len, i)) > 0) {
+            end = i + n;
+        } else if (!pending && rule_at(s, len, i, &vs, &ve)) {
+            if (vs == i) {
+                end = ve;
+            } else {
+                pending = 1;
+                ps = vs;
+                pe = ve;
+            }
+        }
+        if (end == 0) {
+            i++;
+            continue;
+        }
+
+        if (put_plain(&o, s + plain, start - plain) != 0)
+            goto out;
+        for (;;) {
+            end = span_end(s, len, start, end);
+            if (!pending || end <= ps)
+                break;
+            /* A literal in the kept prefix runs into the pending span: one span. */
+            if (pe > end)
+                end = pe;
+            pending = 0;
+        }
+        if (put_marker(&o) != 0)
+            goto out;
+        i = plain = end;
+    }
+    (void)put_plain(&o, s + plain, len - plain);
+out:
+    dst[o.n] = '\0';
+    return o.n;
+}
+
+int fm_redact_add_secret(const char *value)
+{
+    size_t n;
+    char *copy;
+
+    if (value == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    n = strlen(value);
+    if (n < FM_REDACT_MIN_SECRET)
+        return 0;
+    for (size_t k = 0; k < secrets.count; k++)
+        if (secrets.len[k] == n && memcmp(secrets.value[k], value, n) == 0)
+            return 0;
+    if (secrets.count == FM_REDACT_MAX_SECRETS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    copy = malloc(n + 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, value, n + 1);
+    secrets.value[secrets.count] = copy;
+    secrets.len[secrets.count] = n;
+    secrets.count++;
+    secrets.first[(unsigned char)value[0]] = 1;
+    return 0;
+}
+
+void fm_redact_clear_secrets(void)
+{
+    for (size_t k = 0; k < secrets.count; k++) {
+        sodium_memzero(secrets.value[k], secrets.len[k]);
+        free(secrets.value[k]);
+        secrets.value[k] = NULL;
+        secrets.len[k] = 0;
+    }
+    secrets.count = 0;
+    memset(secrets.first, 0, sizeof(secrets.first));
+}

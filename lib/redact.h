@@ -1,0 +1,49 @@
+/*
+ * redact.h - the one redaction filter every log byte passes through.
+ *
+ * Replaces credentials with "[REDACTED]" before anything reaches api.log, the
+ * audit log or stderr (SPEC section 5): values of Authorization, X-API-Key,
+ * Cookie, Proxy-Authorization headers; Bearer/Basic/Token credentials in any
+ * letter case; password/passwd/secret/token/api_key/apikey/access_key/
+ * private_key fields in key=value, key: value, JSON ("key":"v", with escaped
+ * quotes) and URL-encoded forms; URL userinfo (scheme://user:pw@host keeps
+ * scheme and host); runs of 64 hex digits (API keys and SHA-256 key hashes);
+ * well-known token formats (ghp_, github_pat_, glpat-, sk_live_, AKIA..., xox?-, JWTs);
+ * and the literal values registered with fm_redact_add_secret. Every occurrence
+ * is replaced, not just the first. UUIDs, 40-hex commit ids, timestamps, IP
+ * addresses, user names and ordinary words are kept.
+ *
+ * The filter is a single left-to-right scan; it never allocates on the heap.
+ */
+#ifndef FM_REDACT_H
+#define FM_REDACT_H
+
+#include <stddef.h>
+
+#define FM_REDACTED "[REDACTED]"
+#define FM_REDACT_MAX_SECRETS 16
+#define FM_REDACT_MIN_SECRET 4   /* shorter literals are not registered (too many false hits) */
+
+/*
+ * fm_redact - copy src (len bytes, need not be NUL-terminated) to dst (cap
+ * bytes) with every credential replaced. dst is always NUL-terminated when
+ * cap > 0. When the result does not fit, it is truncated at cap - 1 bytes, and
+ * never in the middle of a secret: a secret that does not fit is dropped whole.
+ * Returns the number of bytes written, not counting the NUL.
+ */
+size_t fm_redact(const char *src, size_t len, char *dst, size_t cap);
+
+/*
+ * fm_redact_add_secret - register a literal secret value (copied) that must
+ * never appear in output, e.g. the Redis password. Process-wide; call at
+ * config load, before the request path runs. Values shorter than
+ * FM_REDACT_MIN_SECRET bytes are ignored.
+ * Returns 0, or -1 with errno ENOSPC when FM_REDACT_MAX_SECRETS are registered,
+ * or EINVAL for NULL.
+ */
+int fm_redact_add_secret(const char *value);
+
+/* fm_redact_clear_secrets - forget all registered literals (wiped with sodium_memzero). */
+void fm_redact_clear_secrets(void);
+
+#endif

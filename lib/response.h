@@ -1,0 +1,52 @@
+/*
+ * response.h - an HTTP response under construction, and the SPEC section 2
+ * JSON error body {"error": "...", "code": "...", "trace_id": "..."}.
+ * Status codes and their meaning follow RFC 9110.
+ */
+#ifndef FM_RESPONSE_H
+#define FM_RESPONSE_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#define FM_RESPONSE_MAX_HEADERS 12
+#define FM_RESPONSE_HEADER_MAX 256   /* bytes per header line, without CRLF */
+
+typedef struct fm_response {
+    int status;                                   /* 0 until set */
+    char headers[FM_RESPONSE_MAX_HEADERS][FM_RESPONSE_HEADER_MAX];
+    size_t nheaders;
+    char *body;                                   /* heap, owned; NULL = empty */
+    size_t body_len;                              /* bytes */
+} fm_response;
+
+/* fm_response_reset - free the body and clear everything, ready for reuse. */
+void fm_response_reset(fm_response *resp);
+
+/*
+ * fm_response_header - add one "Name: value" line (printf-style, no CRLF).
+ * CR and LF are refused so no value can split the response. Returns 0, or -1
+ * when the table is full, the line does not fit or it contains CR/LF.
+ */
+int fm_response_header(fm_response *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * fm_response_json - set status and a JSON body rendered from json (not
+ * consumed; the caller still owns it) with Content-Type application/json.
+ * Returns 0, or -1 on allocation failure (the response becomes a bare 500).
+ */
+int fm_response_json(fm_response *resp, int status, const cJSON *json);
+
+/*
+ * fm_response_error - set status and the JSON error body with code (e.g.
+ * "UNAUTHORIZED"), message (must not contain secrets; it is sent as is) and
+ * trace_id. Replaces any body already set. Headers already added stay.
+ */
+void fm_response_error(fm_response *resp, int status, const char *code, const char *message,
+                       const char *trace_id);
+
+/* fm_response_reason - RFC 9110 reason phrase for status ("Not Found"), "Unknown" otherwise. */
+const char *fm_response_reason(int status);
+
+#endif

@@ -1,0 +1,443 @@
+/*
+ * tasks.c - task records and queue in Redis (layout: tasks.h).
+ *
+ * Validation is strict and whole-body: the JSON must be one object, every
+ * field known, no field twice, each value of its type and bounds. Only then is
+ * a task built, with a random UUID v4 (RFC 9562 section 5.4) and RFC 3339
+ * UTC times, and stored by one script. Listing reads the per-user (or global)
+ * index newest first and fetches records with MGET in bounded chunks.
+ */
+#include "tasks.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define NAME_MAX_LEN 128
+#define ARGS_MAX_LEN 4096
+#define LIST_ITEMS_MAX 64
+#define MGET_CHUNK 256
+
+static fm_redis_script create_script = {
+    .source = "local seq = redis.call('INCR', KEYS[1])\n"
+              "if redis.call('SET', KEYS[2], ARGV[1], 'NX') == false then\n"
+              "  return redis.error_reply('task id exists')\n"
+              "end\n"
+              "redis.call('ZADD', KEYS[3], (10 - tonumber(ARGV[2])) * 1e12 + seq, ARGV[3])\n"
+              "redis.call('ZADD', KEYS[4], seq, ARGV[3])\n"
+              "redis.call('ZADD', KEYS[5], seq, ARGV[3])\n"
+              "return seq\n",
+};
+
+static const char *const statuses[] = {"queued", "running", "completed", "failed", "cancelled"};
+
+int fm_tasks_status_valid(const char *status)
+{
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(status, statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int name_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-' || (c != '\0' && strchr(extra, c) != NULL)))
+            return 0;
+    }
+    return s[0] != '.';
+}
+
+static int is_uuid(const char *s)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+    if (strlen(s) != sizeof(shape) - 1)
+        return 0;
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        char c = s[i];
+        if (shape[i] == '-' ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+static void uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+
+    randombytes_buf(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    sodium_bin2hex(hex, sizeof(hex), b, sizeof(b));
+    (void)snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+                   hex + 20);
+}
+
+static int fail(char *err, size_t errlen, int code, const char *msg, const char *field)
+{
+    if (field != NULL)
+        (void)snprintf(err, errlen, "%s: %s", field, msg);
+    else
+        (void)snprintf(err, errlen, "%s", msg);
+    return code;
+}
+
+static int string_array_ok(const cJSON *a, size_t item_max, const char *extra)
+{
+    const cJSON *it;
+    int n = 0;
+
+    if (!cJSON_IsArray(a))
+        return 0;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (++n > LIST_ITEMS_MAX || !cJSON_IsString(it) ||
+            (extra != NULL ? !name_ok(it->valuestring, item_max, extra)
+                           : strlen(it->valuestring) > item_max))
+            return 0;
+    }
+    return 1;
+}
+
+static int metadata_ok(const cJSON *m)
+{
+    const cJSON *it;
+    int n = 0;
+
+    if (!cJSON_IsObject(m))
+        return 0;
+    cJSON_ArrayForEach(it, m)
+    {
+        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
+            !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
+            (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
+            return 0;
+    }
+    return 1;
+}
+
+/* Checks one field of the request body; returns 0 or an FM_TASKS_EINVALID with err set. */
+static int check_field(const cJSON *f, char *err, size_t errlen)
+{
+    const char *k = f->string;
+
+    if (strcmp(k, "job_name") == 0) {
+        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ":"))
+            return fail(err, errlen, FM_TASKS_EINVALID,
+                        "must be 1-128 characters of A-Z a-z 0-9 _ . : -", k);
+    } else if (strcmp(k, "args") == 0) {
+        if (!(cJSON_IsString(f) && strlen(f->valuestring) <= ARGS_MAX_LEN) &&
+            !string_array_ok(f, ARGS_MAX_LEN, NULL))
+            return fail(err, errlen, FM_TASKS_EINVALID,
+                        "must be a string or an array of at most 64 strings (4096 bytes each)", k);
+    } else if (strcmp(k, "priority") == 0) {
+        double v = cJSON_IsNumber(f) ? f->valuedouble : 0;
+        if (!cJSON_IsNumber(f) || v != floor(v) || v < 1 || v > 10)
+            return fail(err, errlen, FM_TASKS_EINVALID, "must be an integer from 1 to 10", k);
+    } else if (strcmp(k, "commit_id") == 0) {
+        int ok = cJSON_IsString(f) && strlen(f->valuestring) == 40;
+        for (size_t i = 0; ok && i < 40; i++) {
+            char c = f->valuestring[i];
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        }
+        if (!ok)
+            return fail(err, errlen, FM_TASKS_EINVALID, "must be 40 hex digits", k);
+    } else if (strcmp(k, "experiment") == 0) {
+        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ""))
+            return fail(err, errlen, FM_TASKS_EINVALID,
+                        "must be 1-128 characters of A-Z a-z 0-9 _ . - (not starting with .)", k);
+    } else if (strcmp(k, "datasets") == 0) {
+        if (!string_array_ok(f, 256, ":/"))
+            return fail(err, errlen, FM_TASKS_EINVALID,
+                        "must be an array of at most 64 dataset names", k);
+    } else if (strcmp(k, "metadata") == 0) {
+        if (!metadata_ok(f))
+            return fail(err, errlen, FM_TASKS_EINVALID,
+                        "must be an object of at most 64 string, number or boolean values", k);
+    } else {
+        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+        return FM_TASKS_EINVALID;
+    }
+    return 0;
+}
+
+static int validate(const cJSON *body, char *err, size_t errlen)
+{
+    const cJSON *f, *g;
+
+    if (!cJSON_IsObject(body))
+        return fail(err, errlen, FM_TASKS_EINVALID, "request body must be a JSON object", NULL);
+    cJSON_ArrayForEach(f, body)
+    {
+        for (g = body->child; g != f; g = g->next)
+            if (strcmp(g->string, f->string) == 0)
+                return fail(err, errlen, FM_TASKS_EINVALID, "duplicate field", NULL);
+        int rc = check_field(f, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(body, "job_name") == NULL)
+        return fail(err, errlen, FM_TASKS_EINVALID, "is required", "job_name");
+    return 0;
+}
+
+/* Copies an optional body field into task, or sets JSON null. */
+static int copy_or_null(cJSON *task, const cJSON *body, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    cJSON *c = v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+
+    if (c == NULL)
+        return -1;
+    if (!cJSON_AddItemToObject(task, name, c)) {
+        cJSON_Delete(c);
+        return -1;
+    }
+    return 0;
+}
+
+static cJSON *build_task(const cJSON *body, const char *user, const char *id, int priority)
+{
+    cJSON *t = cJSON_CreateObject();
+    char now[FM_RFC3339_MAX];
+    int ok;
+
+    if (t == NULL)
+        return NULL;
+    fm_clock_rfc3339(now, 0);
+    ok = cJSON_AddStringToObject(t, "id", id) != NULL && copy_or_null(t, body, "job_name") == 0 &&
+         copy_or_null(t, body, "args") == 0 &&
+         cJSON_AddStringToObject(t, "status", "queued") != NULL &&
+         cJSON_AddNumberToObject(t, "priority", priority) != NULL &&
+         cJSON_AddStringToObject(t, "user", user) != NULL &&
+         copy_or_null(t, body, "commit_id") == 0 && copy_or_null(t, body, "experiment") == 0 &&
+         copy_or_null(t, body, "datasets") == 0 && copy_or_null(t, body, "metadata") == 0 &&
+         cJSON_AddStringToObject(t, "created_at", now) != NULL &&
+         cJSON_AddNullToObject(t, "started_at") != NULL &&
+         cJSON_AddNullToObject(t, "ended_at") != NULL &&
+         cJSON_AddNullToObject(t, "worker_id") != NULL && cJSON_AddNullToObject(t, "error") != NULL;
+    if (!ok) {
+        cJSON_Delete(t);
+        return NULL;
+    }
+    return t;
+}
+
+int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
+                    size_t body_len, cJSON **task, char *err, size_t errlen)
+{
+    cJSON *in = NULL, *t = NULL;
+    char id[37], prio[4], k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256];
+    char *json = NULL;
+    const cJSON *p;
+    redisReply *reply = NULL;
+    int priority = 5, rc;
+
+    *task = NULL;
+    if (body == NULL || body_len == 0)
+        return fail(err, errlen, FM_TASKS_EJSON, "request body is empty", NULL);
+    in = cJSON_ParseWithLength(body, body_len);
+    if (in == NULL)
+        return fail(err, errlen, FM_TASKS_EJSON, "request body is not valid JSON", NULL);
+    if ((rc = validate(in, err, errlen)) != 0)
+        goto done;
+    p = cJSON_GetObjectItemCaseSensitive(in, "priority");
+    if (p != NULL)
+        priority = (int)p->valuedouble;
+
+    rc = FM_TASKS_EREDIS;
+    uuid_v4(id);
+    if ((t = build_task(in, user, id, priority)) == NULL ||
+        (json = cJSON_PrintUnformatted(t)) == NULL)
+        goto done;
+    (void)snprintf(prio, sizeof(prio), "%d", priority);
+    (void)snprintf(k_seq, sizeof(k_seq), "%stask_seq", prefix);
+    (void)snprintf(k_task, sizeof(k_task), "%stask:%s", prefix, id);
+    (void)snprintf(k_queue, sizeof(k_queue), "%squeue", prefix);
+    (void)snprintf(k_user, sizeof(k_user), "%suser:%s:tasks", prefix, user);
+    (void)snprintf(k_all, sizeof(k_all), "%stasks", prefix);
+    {
+        const char *argv[] = {k_seq, k_task, k_queue, k_user, k_all, json, prio, id};
+        reply = fm_redis_eval(redis, &create_script, 5, 8, argv);
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+        goto done;
+    *task = t;
+    t = NULL;
+    rc = FM_TASKS_OK;
+done:
+    if (reply != NULL)
+        freeReplyObject(reply);
+    cJSON_free(json);
+    cJSON_Delete(t);
+    cJSON_Delete(in);
+    return rc;
+}
+
+/* Parses a stored record; a record that is not an object is treated as missing. */
+static cJSON *parse_record(const redisReply *r)
+{
+    cJSON *t;
+
+    if (r->type != REDIS_REPLY_STRING)
+        return NULL;
+    t = cJSON_ParseWithLength(r->str, r->len);
+    if (t != NULL && !cJSON_IsObject(t)) {
+        cJSON_Delete(t);
+        t = NULL;
+    }
+    return t;
+}
+
+static int owned_by(const cJSON *t, const char *user)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(t, "user");
+
+    return user == NULL || (cJSON_IsString(u) && strcmp(u->valuestring, user) == 0);
+}
+
+int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                 cJSON **task)
+{
+    char key[256];
+    const char *argv[2] = {"GET", key};
+    redisReply *reply;
+    cJSON *t;
+
+    *task = NULL;
+    if (!is_uuid(id))
+        return FM_TASKS_ENOTFOUND;
+    (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
+    reply = fm_redis_argv(redis, 2, argv, NULL);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        return FM_TASKS_EREDIS;
+    }
+    t = parse_record(reply);
+    freeReplyObject(reply);
+    if (t == NULL || !owned_by(t, user)) {
+        cJSON_Delete(t);
+        return FM_TASKS_ENOTFOUND;
+    }
+    *task = t;
+    return FM_TASKS_OK;
+}
+
+static int status_is(const cJSON *t, const char *status)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "status");
+
+    return status == NULL || (cJSON_IsString(s) && strcmp(s->valuestring, status) == 0);
+}
+
+/*
+ * MGETs ids[0..n) and appends the records that pass the status filter,
+ * counting matches in *matched and keeping those at positions
+ * [offset, offset + limit).
+ */
+static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, redisReply **ids,
+                       size_t n, long offset, long limit, long *matched, cJSON *out)
+{
+    const char *argv[MGET_CHUNK + 1];
+    char keys[MGET_CHUNK][256];
+    redisReply *reply;
+
+    argv[0] = "MGET";
+    for (size_t i = 0; i < n; i++) {
+        (void)snprintf(keys[i], sizeof(keys[i]), "%stask:%.*s", prefix, (int)ids[i]->len,
+                       ids[i]->str);
+        argv[i + 1] = keys[i];
+    }
+    reply = fm_redis_argv(redis, (int)n + 1, argv, NULL);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        return FM_TASKS_EREDIS;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cJSON *t = parse_record(reply->element[i]);
+        if (t == NULL || !status_is(t, status)) {
+            cJSON_Delete(t);
+            continue;
+        }
+        if (*matched >= offset && *matched < offset + limit)
+            cJSON_AddItemToArray(out, t);
+        else
+            cJSON_Delete(t);
+        (*matched)++;
+    }
+    freeReplyObject(reply);
+    return FM_TASKS_OK;
+}
+
+int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
+                  long offset, long limit, cJSON **tasks, long *total)
+{
+    char key[256], start[24], stop[24];
+    redisReply *ids = NULL;
+    cJSON *out;
+    long matched = 0;
+    int rc = FM_TASKS_EREDIS;
+
+    *tasks = NULL;
+    *total = 0;
+    if (user != NULL)
+        (void)snprintf(key, sizeof(key), "%suser:%s:tasks", prefix, user);
+    else
+        (void)snprintf(key, sizeof(key), "%stasks", prefix);
+    if ((out = cJSON_CreateArray()) == NULL)
+        return FM_TASKS_EREDIS;
+
+    /* Without a status filter only the page is fetched; with one, every id is scanned. */
+    (void)snprintf(start, sizeof(start), "%ld", status == NULL ? offset : 0);
+    (void)snprintf(stop, sizeof(stop), "%ld", status == NULL ? offset + limit - 1 : -1);
+    {
+        const char *argv[] = {"ZREVRANGE", key, start, stop};
+        ids = fm_redis_argv(redis, 4, argv, NULL);
+    }
+    if (ids == NULL || ids->type != REDIS_REPLY_ARRAY)
+        goto done;
+    for (size_t i = 0; i < ids->elements; i++)
+        if (ids->element[i]->type != REDIS_REPLY_STRING)
+            goto done;
+    for (size_t i = 0; i < ids->elements; i += MGET_CHUNK) {
+        size_t n = ids->elements - i < MGET_CHUNK ? ids->elements - i : MGET_CHUNK;
+        if (fetch_chunk(redis, prefix, status, ids->element + i, n, status == NULL ? 0 : offset,
+                        limit, &matched, out) != FM_TASKS_OK)
+            goto done;
+    }
+    if (status == NULL) {
+        const char *argv[] = {"ZCARD", key};
+        redisReply *card = fm_redis_argv(redis, 2, argv, NULL);
+        int ok = card != NULL && card->type == REDIS_REPLY_INTEGER;
+        if (ok)
+            matched = card->integer;
+        if (card != NULL)
+            freeReplyObject(card);
+        if (!ok)
+            goto done;
+    }
+    *tasks = out;
+    out = NULL;
+    *total = matched;
+    rc = FM_TASKS_OK;
+done:
+    if (ids != NULL)
+        freeReplyObject(ids);
+    cJSON_Delete(out);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/*
+ * tasks.h - the task queue in Redis (SPEC section 4; layout in docs/redis-layout.md).
+ *
+ * Keys under the configured prefix P:
+ *   P task:<id>        string: the task as JSON
+ *   P queue            sorted set of ids; score = (10 - priority) * 1e12 + seq,
+ *                      so ZRANGE/ZPOPMIN yield higher priority first, FIFO within one
+ *   P tasks            sorted set of every id by seq (admin listing)
+ *   P user:<u>:tasks   sorted set of the user's ids by seq
+ *   P task_seq         counter
+ * A task is created by one Lua script, so the record and its three index
+ * entries appear together or not at all.
+ */
+#ifndef FM_TASKS_H
+#define FM_TASKS_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "redisconn.h"
+
+#define FM_TASKS_LIST_MAX 1000    /* largest page of GET /v1/tasks */
+#define FM_TASKS_LIST_DEFAULT 50
+
+enum {
+    FM_TASKS_OK = 0,
+    FM_TASKS_EREDIS = -1,     /* Redis unreachable or refused */
+    FM_TASKS_EINVALID = -2,   /* request body failed validation; message in err */
+    FM_TASKS_ENOTFOUND = -3,  /* no such task, or not visible to this caller */
+    FM_TASKS_EJSON = -4       /* request body is not JSON; message in err */
+};
+
+/*
+ * fm_tasks_create - validate body (body_len bytes of JSON: {job_name,
+ * args?, priority? 1-10 default 5, commit_id? 40 hex, experiment?,
+ * datasets?, metadata?}; unknown fields are refused) and store a new queued
+ * task owned by user. On success *task is the stored task (caller owns it,
+ * cJSON_Delete). Errors: FM_TASKS_EJSON, FM_TASKS_EINVALID (reason in err,
+ * errlen bytes, safe to return to the client), FM_TASKS_EREDIS.
+ */
+int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
+                    size_t body_len, cJSON **task, char *err, size_t errlen);
+
+/*
+ * fm_tasks_get - load task id. When user is non-NULL, a task owned by someone
+ * else is FM_TASKS_ENOTFOUND (no existence leak); NULL user = admin view.
+ * An id that is not a UUID is FM_TASKS_ENOTFOUND without asking Redis.
+ * On success *task is owned by the caller.
+ */
+int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                 cJSON **task);
+
+/*
+ * fm_tasks_list - newest first, the tasks of user (NULL = everyone's, for
+ * admins), optionally only those whose status equals status (NULL = all),
+ * skipping offset and returning at most limit (1..FM_TASKS_LIST_MAX).
+ * *tasks is a new JSON array owned by the caller; *total is the number of
+ * tasks matching before offset/limit. Errors: FM_TASKS_EREDIS.
+ */
+int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
+                  long offset, long limit, cJSON **tasks, long *total);
+
+/* fm_tasks_status_valid - true for queued, running, completed, failed, cancelled. */
+int fm_tasks_status_valid(const char *status);
+
+#endif

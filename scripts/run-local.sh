@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Runs the whole fetchml-fcgi stack locally: Redis (password, unix socket),
+# the FastCGI pool and nginx with TLS on https://127.0.0.1:9101.
+#
+#   scripts/run-local.sh          install what is missing, build, start
+#   scripts/run-local.sh stop     stop everything
+#   scripts/run-local.sh reload   re-read var/dev/config.yaml (a bad file is refused)
+#   scripts/run-local.sh status   show what runs
+#
+# Generated state lives in var/ (git-ignored). Environment overrides, used by
+# the integration tests to run a second stack beside yours:
+#   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
+#   FETCHML_BUILD (build/)
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+VAR=${FETCHML_VAR:-$ROOT/var}
+HTTPS_PORT=${FETCHML_HTTPS_PORT:-9101}
+HTTP_PORT=${FETCHML_HTTP_PORT:-9100}
+BUILD=${FETCHML_BUILD:-$ROOT/build}
+DEV=$VAR/dev
+RUN=$VAR/run
+
+pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+# stop_one NAME: TERM (QUIT for nginx), wait up to 15 s, then KILL.
+stop_one() {
+    local name=$1 sig=${2:-TERM} p i
+    p=$(pid_of "$name")
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || { rm -f "$RUN/$name.pid"; return 0; }
+    kill "-$sig" "$p" 2>/dev/null || true
+    for i in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$p" 2>/dev/null; then
+        fm_say "$name did not stop in time; killing it"
+        kill -KILL "$p" 2>/dev/null || true
+    fi
+    rm -f "$RUN/$name.pid"
+}
+
+do_stop() {
+    stop_one nginx QUIT
+    stop_one fcgi TERM
+    stop_one redis TERM
+    fm_say "stopped"
+}
+
+subst() { # subst TEMPLATE OUT key=value...
+    local tmpl=$1 out=$2 kv
+    shift 2
+    local text
+    text=$(cat "$tmpl")
+    for kv in "$@"; do text=${text//@${kv%%=*}@/${kv#*=}}; done
+    printf '%s\n' "$text" >"$out.tmp" && mv "$out.tmp" "$out"
+}
+
+gen_key() { openssl rand -hex 32; }
+hash_key() { printf '%s' "$1" | "$BUILD/fetchml-admin" hash; }
+
+# First run: secrets and the config an operator may then edit.
+first_run() {
+    umask 077
+    mkdir -p "$DEV"
+    chmod 700 "$DEV"
+    if [ ! -f "$DEV/redis.env" ]; then
+        fm_say "generating dev secrets in $DEV"
+        local pw
+        pw=$(openssl rand -hex 24)
+        printf 'REDIS_PASSWORD=%s\n' "$pw" >"$DEV/redis.env"
+        printf 'requirepass %s\n' "$pw" >"$DEV/redis-secret.conf"
+    fi
+    if [ ! -f "$DEV/tls.crt" ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+            -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$DEV/tls.key" -out "$DEV/tls.crt" >/dev/null 2>&1 ||
+            fm_die "openssl could not create the dev certificate"
+    fi
+    if [ ! -f "$DEV/keys.env" ]; then
+        local a r n
+        a=$(gen_key) r=$(gen_key) n=$(gen_key)
+        printf 'FETCHML_ADMIN_KEY=%s\nFETCHML_RESEARCHER_KEY=%s\nFETCHML_ANALYST_KEY=%s\n' \
+            "$a" "$r" "$n" >"$DEV/keys.env"
+        local group_line=""
+        [ "$(id -u)" -eq 0 ] && group_line='  socket_group: "www-data"'
+        subst "$ROOT/conf/dev/config.yaml.in" "$DEV/config.yaml" "VAR=$VAR" \
+            "ADMIN_HASH=$(hash_key "$a")" "RESEARCHER_HASH=$(hash_key "$r")" \
+            "ANALYST_HASH=$(hash_key "$n")" "SOCKET_GROUP_LINE=$group_line"
+    fi
+    umask 022
+}
+
+start_redis() {
+    alive redis && return 0
+    subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR"
+    redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
+    local i
+    for i in $(seq 50); do [ -S "$RUN/redis.sock" ] && return 0; sleep 0.1; done
+    fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"
+}
+
+start_fcgi() {
+    alive fcgi && return 0
+    set -a
+    . "$DEV/redis.env"
+    set +a
+    "$BUILD/fetchml-fcgi" -t -c "$DEV/config.yaml" >/dev/null || fm_die "config check failed"
+    nohup "$BUILD/fetchml-fcgi" -c "$DEV/config.yaml" -p "$RUN/fcgi.pid" \
+        >>"$VAR/log/fcgi.stderr" 2>&1 </dev/null &
+    unset REDIS_PASSWORD
+    local i
+    for i in $(seq 50); do [ -S "$RUN/fcgi.sock" ] && [ -f "$RUN/fcgi.pid" ] && return 0; sleep 0.1; done
+    fm_die "fetchml-fcgi did not start (see $VAR/log/fcgi.stderr and $VAR/log/api.log)"
+}
+
+start_nginx() {
+    alive nginx && return 0
+    local user_line=""
+    [ "$(id -u)" -eq 0 ] && user_line="user www-data;"
+    subst "$ROOT/nginx/local/nginx.conf.in" "$VAR/nginx/nginx.conf" "VAR=$VAR" "ROOT=$ROOT" \
+        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "NGINX_USER=$user_line"
+    nginx -q -t -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-error.log" ||
+        fm_die "nginx configuration test failed"
+    nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-error.log" ||
+        fm_die "nginx did not start (see $VAR/log/nginx-error.log)"
+}
+
+do_start() {
+    fm_install_deps
+    fm_build "$BUILD"
+    mkdir -p "$VAR/log" "$RUN" "$VAR/nginx" "$VAR/redis" "$VAR/experiments"
+    chmod 755 "$VAR"
+    chmod 750 "$VAR/log" "$VAR/redis"
+    chmod 700 "$VAR/experiments"
+    if [ "$(id -u)" -eq 0 ]; then
+        # nginx workers run as www-data and must reach the FastCGI socket.
+        chgrp www-data "$RUN" && chmod 750 "$RUN"
+    fi
+    first_run
+    start_redis
+    start_fcgi
+    start_nginx
+    local i code=000
+    for i in $(seq 50); do
+        code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
+        [ "$code" = 401 ] && break
+        sleep 0.1
+    done
+    [ "$code" = 401 ] || fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT (got $code)"
+    cat <<MSG
+
+fetchml-fcgi is running on https://127.0.0.1:$HTTPS_PORT (http://127.0.0.1:$HTTP_PORT redirects).
+Demo keys are in $DEV/keys.env; the config is $DEV/config.yaml (edit, then '$0 reload').
+
+  . $DEV/keys.env
+  curl -sk -H "X-API-Key: \$FETCHML_RESEARCHER_KEY" https://127.0.0.1:$HTTPS_PORT/v1/whoami
+  curl -sk -H "Authorization: Bearer \$FETCHML_RESEARCHER_KEY" -H 'Content-Type: application/json' \\
+       -d '{"job_name":"train-resnet","priority":7}' https://127.0.0.1:$HTTPS_PORT/v1/tasks
+
+Logs: $VAR/log/ (api.log, audit.log, nginx-*.log, redis.log). Stop with '$0 stop'.
+MSG
+}
+
+do_reload() {
+    alive fcgi || fm_die "fetchml-fcgi is not running"
+    set -a
+    . "$DEV/redis.env"
+    set +a
+    if ! "$BUILD/fetchml-fcgi" -t -c "$DEV/config.yaml" >/dev/null; then
+        fm_say "the running configuration stays in force"
+        exit 1
+    fi
+    kill -HUP "$(pid_of fcgi)"
+    fm_say "reload signalled"
+}
+
+do_status() {
+    local s
+    for s in redis fcgi nginx; do
+        if alive "$s"; then echo "$s: running (pid $(pid_of "$s"))"; else echo "$s: stopped"; fi
+    done
+}
+
+case "${1:-start}" in
+start) do_start ;;
+stop) do_stop ;;
+reload) do_reload ;;
+status) do_status ;;
+*) echo "usage: $0 [start|stop|reload|status]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds, runs the Check unit
+# tests through CTest (a normal build and an AddressSanitizer + UBSan build),
+# then the integration tests against a real nginx + Redis stack on loopback,
+# which they start and stop themselves. Exits non-zero on any failure.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+fm_install_deps
+
+fm_say "build"
+fm_build "$ROOT/build"
+fm_say "unit tests"
+(cd "$ROOT/build" && ctest --output-on-failure)
+
+fm_say "unit tests under AddressSanitizer + UBSan"
+fm_build "$ROOT/build-asan" -DFM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+(cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure)
+
+fm_say "integration tests (nginx + Redis + fetchml-fcgi on loopback)"
+FETCHML_BUILD="$ROOT/build" "$ROOT/tests/integration/run.sh"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Integration tests: start a private stack with scripts/run-local.sh (its own
+# var dir and ports, so a running dev stack is untouched), run every
+# tests/integration/test_*.sh against it, stop it, print "N passed, N failed".
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export ROOT
+export FETCHML_VAR=${FETCHML_TEST_VAR:-$(mktemp -d /tmp/fetchml-it.XXXXXX)}
+export FETCHML_HTTPS_PORT=${FETCHML_TEST_HTTPS_PORT:-9201}
+export FETCHML_HTTP_PORT=${FETCHML_TEST_HTTP_PORT:-9200}
+export FETCHML_BUILD=${FETCHML_BUILD:-$ROOT/build}
+chmod 755 "$FETCHML_VAR"
+
+cleanup() { "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+if ! "$ROOT/scripts/run-local.sh" >"$FETCHML_VAR/run-local.out" 2>&1; then
+    cat "$FETCHML_VAR/run-local.out"
+    echo "integration: the stack did not start"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+set -a
+. "$FETCHML_VAR/dev/keys.env"
+set +a
+
+PASS=0 FAIL=0
+. "$ROOT/tests/integration/lib.sh"
+for t in "$ROOT"/tests/integration/test_*.sh; do
+    [ -n "${FETCHML_TEST_ONLY:-}" ] && [[ $t != *"$FETCHML_TEST_ONLY"* ]] && continue
+    echo "# $(basename "$t")"
+    . "$t"
+done
+
+echo
+echo "integration: $PASS passed, $FAIL failed"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

@@ -1,0 +1,45 @@
+# Authentication (SPEC section 2, step 4) as a client sees it.
+
+as researcher GET /v1/whoami
+check "researcher whoami -> 200" status_is 200
+check "whoami names researcher" json_is .user researcher
+check "whoami lists jobs:create" json '.permissions | index("jobs:create")'
+check "whoami is not admin" json_is .admin false
+
+req GET /v1/whoami -H "Authorization: Bearer $FETCHML_RESEARCHER_KEY"
+check "Authorization: Bearer works" status_is 200
+req GET /v1/whoami -H "Authorization: bearer $FETCHML_RESEARCHER_KEY"
+check "the Bearer scheme is case-insensitive" status_is 200
+
+req GET /v1/whoami
+check "no key -> 401" status_is 401
+check "no key -> WWW-Authenticate" header_has "WWW-Authenticate: Bearer"
+check "no key -> JSON error with code UNAUTHORIZED and the trace id" error_body_is UNAUTHORIZED
+
+as "0000000000000000000000000000000000000000000000000000000000000000" GET /v1/whoami
+check "wrong key -> 401" status_is 401
+check "wrong key -> UNAUTHORIZED body" error_body_is UNAUTHORIZED
+
+req GET /health
+check "GET /health without a key -> 401 (no anonymous access)" status_is 401
+as analyst GET /health
+check "GET /health with a key -> 200" status_is 200
+check "health reports redis ok" json_is .redis ok
+
+req GET "/v1/whoami?api_key=$FETCHML_RESEARCHER_KEY"
+check "a key in the query string is not accepted" status_is 401
+
+req GET /v1/whoami -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H "Authorization: Bearer $FETCHML_ANALYST_KEY"
+check "two different keys in one request -> 401" status_is 401
+
+req GET /v1/whoami -H "Authorization: Basic $(printf 'researcher:%s' "$FETCHML_RESEARCHER_KEY" | base64 -w0)"
+check "Basic credentials are refused" status_is 401
+
+as researcher GET /v1/nope
+check "unknown route -> 404 NOT_FOUND" status_is 404
+check "404 body" error_body_is NOT_FOUND
+as researcher DELETE /v1/whoami
+check "wrong method -> 405 with Allow" bash -c "[ $STATUS = 405 ] && tr -d '\r' <'$H' | grep -qi '^Allow: GET'"
+
+code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$HTTP_BASE/v1/whoami")
+check "http:// redirects to https:// (301)" [ "$code" = "301 https://127.0.0.1:$FETCHML_HTTPS_PORT/v1/whoami" ]

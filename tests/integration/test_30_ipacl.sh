@@ -1,0 +1,31 @@
+# Global IP allow-list (SPEC section 2, step 2), changed by editing the YAML and reloading.
+
+ip_refused() { as researcher GET /v1/whoami; status_is 403; }
+write_config '["127.0.0.2"]'
+check "reload with an allow-list of 127.0.0.2 only" reload_until ip_refused
+check "a client at 127.0.0.1 -> 403" status_is 403
+check "403 body has code IP_NOT_ALLOWED" error_body_is IP_NOT_ALLOWED
+
+ip_allowed_again() { as researcher GET /v1/whoami; status_is 200; }
+write_config '["127.0.0.0/8", "::1"]'
+check "reload with 127.0.0.0/8 lets the client in again" reload_until ip_allowed_again
+
+per_user_refused() { as researcher GET /v1/whoami; status_is 403; }
+write_config '["127.0.0.1", "::1"]' "    limited:
+      hash: \"$(hash_of limited-user-test-key-000000000000)\"
+      roles: [\"analyst\"]
+      ip_whitelist: [\"10.9.8.7\"]"
+per_user() { as limited-user-test-key-000000000000 GET /v1/whoami; status_is 403; }
+check "a per-user allow-list refuses other addresses" reload_until per_user
+check "per-user refusal body" error_body_is IP_NOT_ALLOWED
+
+write_config
+bad_cfg=$(cat "$FETCHML_VAR/dev/config.yaml")
+printf '%s\n  bogus_key: 1\n' "$bad_cfg" >"$FETCHML_VAR/dev/config.yaml"
+kill -HUP "$(cat "$FETCHML_VAR/run/fcgi.pid")"
+sleep 0.5
+as researcher GET /v1/whoami
+check "a config with an unknown key is refused on reload; the old config keeps serving" status_is 200
+check "api.log says why, with file:line:col" grep -Eq "reload refused.*config.yaml:[0-9]+:[0-9]+: .*bogus_key" "$FETCHML_VAR/log/api.log"
+write_config
+check "restore the config" reload_until ip_allowed_again

@@ -1,0 +1,345 @@
+/*
+ * test_log.c - the operational log: line format, level filter, escaping,
+ * redaction, truncation, reopen after rotation, stderr and write errors.
+ */
+#include "log.h"
+
+#include "clock.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+static char path[128];
+static char rotated[160];
+static char errpath[160];
+
+static void setup(void)
+{
+    (void)snprintf(dir, sizeof dir, "/tmp/test_log.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    (void)snprintf(path, sizeof path, "%s/api.log", dir);
+    (void)snprintf(rotated, sizeof rotated, "%s/api.log.1", dir);
+    (void)snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+}
+
+static void teardown(void)
+{
+    fm_log_close();
+    (void)unlink(path);
+    (void)unlink(rotated);
+    (void)unlink(errpath);
+    (void)rmdir(dir);
+}
+
+static char *slurp(const char *p)
+{
+    int fd = open(p, O_RDONLY);
+    struct stat st;
+    char *buf;
+    size_t got = 0;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    buf = malloc((size_t)st.st_size + 1);
+    ck_assert_ptr_nonnull(buf);
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        ck_assert_int_gt(r, 0);
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    (void)close(fd);
+    return buf;
+}
+
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+
+    for (; *text != '\0'; text++)
+        n += *text == '\n';
+    return n;
+}
+
+/*
+ * Checks that line (NUL-terminated, may continue with more lines) is
+ * "<ts> <level> [<pid>] <msg>\n" and returns the start of the next line.
+ */
+static const char *expect_line(const char *line, const char *level, const char *msg)
+{
+    char ts[25], want[8192];
+    int64_t secs;
+    size_t wl;
+
+    ck_assert_uint_ge(strlen(line), 24);
+    memcpy(ts, line, 24);
+    ts[24] = '\0';
+    ck_assert_msg(ts[19] == '.' && ts[23] == 'Z', "bad timestamp %s", ts);
+    ck_assert_int_eq(fm_clock_parse_rfc3339(ts, &secs), 0);
+    (void)snprintf(want, sizeof want, " %s [%ld] %s\n", level, (long)getpid(), msg);
+    wl = strlen(want);
+    ck_assert_msg(strncmp(line + 24, want, wl) == 0, "got \"%.200s\", want \"%s\"", line + 24,
+                  want);
+    return line + 24 + wl;
+}
+
+START_TEST(test_format_and_levels)
+{
+    struct stat st;
+    const char *p;
+    char *text;
+
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_WARN, 0), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    fm_log_debug("d %d", 1);
+    fm_log_info("i %d", 2);
+    fm_log_warn("w %d", 3);
+    fm_log_error("e %s", "4");
+    text = slurp(path);
+    ck_assert_uint_eq(count_lines(text), 2);
+    p = expect_line(text, "warn", "w 3");
+    p = expect_line(p, "error", "e 4");
+    ck_assert_str_eq(p, "");
+    free(text);
+
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), 0);
+    fm_log_debug("d");
+    fm_log_info("i");
+    text = slurp(path);
+    ck_assert_uint_eq(count_lines(text), 4);
+    p = expect_line(strchr(strchr(text, '\n') + 1, '\n') + 1, "debug", "d");
+    p = expect_line(p, "info", "i");
+    free(text);
+
+    /* Logging never disturbs the caller's errno. */
+    errno = EACCES;
+    fm_log_error("x");
+    ck_assert_int_eq(errno, EACCES);
+}
+END_TEST
+
+START_TEST(test_escaping)
+{
+    const char *p;
+    char *text;
+
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    fm_log_info("user %s", "a\nb\r\tc\x01"
+                           "d\x7f\x1b[0m \\n \xc3\xa9");
+    fm_log_warn("login %s", "x\n2026-01-01T00:00:00.000Z error [1] forged");
+    text = slurp(path);
+    ck_assert_uint_eq(count_lines(text), 2);
+    p = expect_line(text, "info", "user a\\nb\\r\\tc\\x01d\\x7f\\x1b[0m \\n \xc3\xa9");
+    p = expect_line(p, "warn", "login x\\n2026-01-01T00:00:00.000Z error [1] forged");
+    ck_assert_str_eq(p, "");
+    free(text);
+}
+END_TEST
+
+START_TEST(test_redaction)
+{
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char *text;
+
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    fm_log_warn("authentication failed from %s: key %s", "10.0.0.7", key);
+    fm_log_info("header Authorization: Bearer abc");
+    fm_log_info("scheme Bearer abc123XYZ");
+    fm_log_info("connect redis://:hunter2pw@127.0.0.1:6379");
+    text = slurp(path);
+    ck_assert_uint_eq(count_lines(text), 4);
+    ck_assert_ptr_null(strstr(text, key));
+    ck_assert_ptr_null(strstr(text, "Bearer abc"));
+    ck_assert_ptr_null(strstr(text, "hunter2pw"));
+    ck_assert_ptr_nonnull(strstr(text, "authentication failed from 10.0.0.7: key [REDACTED]\n"));
+    ck_assert_ptr_nonnull(strstr(text, "127.0.0.1:6379"));
+    free(text);
+}
+END_TEST
+
+START_TEST(test_truncation)
+{
+    size_t big = 20000;
+    char *msg = malloc(big + 1), *text, *nl;
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    size_t pre;
+
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+
+    memset(msg, 'x', big);
+    msg[big] = '\0';
+    fm_log_info("%s", msg);
+    text = slurp(path);
+    ck_assert_uint_eq(strlen(text), FM_LOG_LINE_MAX);
+    ck_assert_ptr_eq(strchr(text, '\n'), text + FM_LOG_LINE_MAX - 1);
+    free(text);
+
+    /* Escapes are never cut in half. */
+    ck_assert_int_eq(truncate(path, 0), 0);
+    memset(msg, '\x01', big);
+    fm_log_info("%s", msg);
+    text = slurp(path);
+    nl = strchr(text, '\n');
+    ck_assert_ptr_nonnull(nl);
+    ck_assert_ptr_eq(nl + 1, text + strlen(text));
+    pre = (size_t)(strstr(text, "\\x01") - text);
+    ck_assert_uint_eq((size_t)(nl - text - (ptrdiff_t)pre) % 4, 0);
+    ck_assert_uint_gt((size_t)(nl - text), FM_LOG_LINE_MAX - 5);
+    free(text);
+
+    /* A secret across the cut is dropped whole, not half shown. */
+    ck_assert_int_eq(truncate(path, 0), 0);
+    memset(msg, ' ', big);
+    memcpy(msg + FM_LOG_LINE_MAX - 70, key, 64); /* across the line cut */
+    fm_log_info("%s", msg);
+    memset(msg, ' ', big);
+    memcpy(msg + FM_LOG_LINE_MAX - 20, key, 64); /* across the redaction cut */
+    fm_log_info("%s", msg);
+    text = slurp(path);
+    ck_assert_uint_eq(count_lines(text), 2);
+    ck_assert_ptr_null(strstr(text, "0123456789abcdef"));
+    ck_assert_ptr_nonnull(strstr(text, "[REDACTED]"));
+    free(text);
+    free(msg);
+}
+END_TEST
+
+START_TEST(test_reopen_after_rename)
+{
+    const char *p;
+    char *text;
+
+    ck_assert_int_eq(fm_log_reopen(), 0); /* nothing open yet: a no-op */
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    fm_log_info("one");
+    ck_assert_int_eq(rename(path, rotated), 0);
+    fm_log_info("two");
+    ck_assert_int_eq(fm_log_reopen(), 0);
+    fm_log_info("three");
+
+    text = slurp(rotated);
+    p = expect_line(text, "info", "one");
+    p = expect_line(p, "info", "two");
+    ck_assert_str_eq(p, "");
+    free(text);
+    text = slurp(path);
+    p = expect_line(text, "info", "three");
+    ck_assert_str_eq(p, "");
+    free(text);
+
+    /* A failed open keeps the earlier target. */
+    errno = 0;
+    ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    fm_log_info("four");
+    text = slurp(path);
+    p = expect_line(text, "info", "three");
+    p = expect_line(p, "info", "four");
+    ck_assert_str_eq(p, "");
+    free(text);
+}
+END_TEST
+
+START_TEST(test_stderr)
+{
+    int saved = dup(STDERR_FILENO), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const char *p;
+    char *text;
+
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    (void)close(fd);
+
+    ck_assert_int_eq(fm_log_open(NULL, FM_LOG_INFO, 0), 0);
+    fm_log_info("stderr only");
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 1), 0);
+    fm_log_info("both");
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    fm_log_info("file only");
+    fm_log_close();
+    fm_log_info("after close");
+
+    ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    (void)close(saved);
+    text = slurp(errpath);
+    p = expect_line(text, "info", "stderr only");
+    p = expect_line(p, "info", "both");
+    p = expect_line(p, "info", "after close");
+    ck_assert_str_eq(p, "");
+    free(text);
+    text = slurp(path);
+    p = expect_line(text, "info", "both");
+    p = expect_line(p, "info", "file only");
+    ck_assert_str_eq(p, "");
+    free(text);
+}
+END_TEST
+
+START_TEST(test_lost_lines_reported)
+{
+    struct rlimit old, lim;
+    const char *p;
+    char *text;
+
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    fm_log_info("first");
+    /* A file size limit makes the next writes fail with EFBIG. */
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+    lim = old;
+    lim.rlim_cur = 10;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    fm_log_info("lost one");
+    fm_log_info("lost two");
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    fm_log_info("back");
+
+    text = slurp(path);
+    p = expect_line(text, "info", "first");
+    p = expect_line(p, "info", "back");
+    p = expect_line(p, "warn", "log: 2 earlier lines could not be written");
+    ck_assert_str_eq(p, "");
+    free(text);
+}
+END_TEST
+
+static Suite *log_suite(void)
+{
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_format_and_levels);
+    tcase_add_test(tc, test_escaping);
+    tcase_add_test(tc, test_redaction);
+    tcase_add_test(tc, test_truncation);
+    tcase_add_test(tc, test_reopen_after_rename);
+    tcase_add_test(tc, test_stderr);
+    tcase_add_test(tc, test_lost_lines_reported);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(log_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0;
+}
