@@ -45,17 +45,17 @@
 #include <unistd.h>
 
 #define HEX_LEN 64
-#define FIELD_MAX 1024              /* escaped bytes per string field, quotes excluded */
-#define FIELD_BUF (FIELD_MAX + 3)   /* quotes and NUL */
+#define FIELD_MAX 1024            /* escaped bytes per string field, quotes excluded */
+#define FIELD_BUF (FIELD_MAX + 3) /* quotes and NUL */
 #define STRING_FIELDS 7
 #define TAIL_MAX (2 * FM_AUDIT_LINE_MAX) /* always holds the last complete line */
-#define SEQ_MAX 9007199254740992LL  /* 2^53: the largest integer a JSON double keeps exact */
+#define SEQ_MAX 9007199254740992LL       /* 2^53: the largest integer a JSON double keeps exact */
 
 static const char hash_key[] = ",\"hash\":\"";
 #define HASH_SUFFIX_LEN (sizeof hash_key - 1 + HEX_LEN + 2) /* ,"hash":"<hex>"} */
 
 /* Keys, ts, seq, result, status, both hashes and the newline need well under 512 bytes. */
-_Static_assert(STRING_FIELDS * (FIELD_MAX + 2) + 512 <= FM_AUDIT_LINE_MAX,
+_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + 512 <= FM_AUDIT_LINE_MAX,
                "audit fields cannot overflow a line");
 
 struct fm_audit_shared {
@@ -518,8 +518,8 @@ static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
-                         char *err, size_t errlen)
+int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq, char *err,
+                         size_t errlen)
 {
     cJSON *obj = NULL;
     const char *parse_end = NULL, *stored;
@@ -549,7 +549,7 @@ int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long l
     if (json_seq(obj, &rseq) != 0 || json_hex(obj, "prev_hash", prev) != 0 ||
         json_hex(obj, "hash", hash) != 0 || memcmp(hash, stored, HEX_LEN) != 0) {
         (void)verify_fail(err, errlen, "line after seq %lld: missing or invalid seq/prev_hash/hash",
-                    after);
+                          after);
         goto out;
     }
     sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
@@ -561,15 +561,15 @@ int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long l
     if (after != 0) {
         if (rseq != after + 1) {
             (void)verify_fail(err, errlen,
-                        "seq %lld: expected seq %lld (line missing, reordered or inserted)", rseq,
-                        after + 1);
+                              "seq %lld: expected seq %lld (line missing, reordered or inserted)",
+                              rseq, after + 1);
             goto out;
         }
         if (memcmp(prev, prev_hex, HEX_LEN) != 0) {
             (void)verify_fail(err, errlen,
-                        "seq %lld: prev_hash does not match the previous line (line missing, "
-                        "reordered or inserted)",
-                        rseq);
+                              "seq %lld: prev_hash does not match the previous line (line missing, "
+                              "reordered or inserted)",
+                              rseq);
             goto out;
         }
     }

@@ -29,7 +29,7 @@
 #define FORMAT_STACK (2 * FM_LOG_LINE_MAX) /* most messages format without malloc */
 
 static struct {
-    int fd;         /* -1: stderr only */
+    int fd; /* -1: stderr only */
     char *path;
     fm_log_level level;
     int also_stderr;
@@ -115,8 +115,7 @@ void fm_log_close(void)
  * Builds "<ts> <level> [<pid>] <message>\n" in line (FM_LOG_LINE_MAX bytes)
  * from msg (n bytes, already formatted). Returns the line length.
  */
-static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const char *msg,
-                         size_t n)
+static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const char *msg, size_t n)
 {
     char red[FM_LOG_LINE_MAX], ts[FM_RFC3339_MAX];
     size_t rn = fm_redact(msg, n, red, sizeof red);

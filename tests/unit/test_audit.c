@@ -232,9 +232,9 @@ static cJSON *one_record(const fm_audit_record *r, char **raw, size_t *len)
 
 START_TEST(test_format_and_chain)
 {
-    static const char *keys[] = {"ts",        "seq",    "trace_id", "user",   "key_id",
-                                 "action",    "resource", "source_ip", "result", "status",
-                                 "reason",    "prev_hash", "hash"};
+    static const char *keys[] = {"ts",     "seq",       "trace_id",  "user",   "key_id",
+                                 "action", "resource",  "source_ip", "result", "status",
+                                 "reason", "prev_hash", "hash"};
     static line_t lines[MAX_LINES];
     char err[256], prev[65], hex[65];
     unsigned char digest[crypto_hash_sha256_BYTES];
@@ -394,9 +394,8 @@ START_TEST(test_verify_from_middle)
     ck_assert_uint_eq(split(text, len, lines), 10);
     memcpy(prev, zeros, sizeof prev);
     for (size_t i = 3; i < 10; i++)
-        ck_assert_int_eq(fm_audit_verify_line(lines[i].p, lines[i].len, prev, &seq, err,
-                                              sizeof err),
-                         0);
+        ck_assert_int_eq(
+            fm_audit_verify_line(lines[i].p, lines[i].len, prev, &seq, err, sizeof err), 0);
     ck_assert_int_eq(seq, 10);
     ck_assert_uint_eq(strlen(prev), 64);
 
@@ -466,10 +465,8 @@ START_TEST(test_null_fields_and_result)
     static const char *result[] = {"success", "success", "failure", "failure", "failure"};
 
     for (size_t i = 0; i < sizeof status / sizeof status[0]; i++) {
-        fm_audit_record r = {.action = "GET /",
-                             .resource = "/",
-                             .source_ip = "10.0.0.7",
-                             .status = status[i]};
+        fm_audit_record r = {
+            .action = "GET /", .resource = "/", .source_ip = "10.0.0.7", .status = status[i]};
         size_t len;
         char *raw;
         cJSON *obj;
