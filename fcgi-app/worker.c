@@ -189,5 +189,5 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
 done:
     fm_audit_close(env.audit);
     fm_redis_free(env.redis);
-    _exit(status);
+    exit(status); /* exit, not _exit: LeakSanitizer checks at exit in sanitizer builds */
 }

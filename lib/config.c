@@ -278,6 +278,13 @@ static int check_node(struct loader *l, const yaml_char_t *anchor, const yaml_ch
     return 0;
 }
 
+static int enter(struct loader *l, int *depth)
+{
+    if (++*depth > FM_CONFIG_MAX_DEPTH)
+        return fail_at(l, &l->ev.start_mark, "nesting deeper than %d levels", FM_CONFIG_MAX_DEPTH);
+    return 0;
+}
+
 static int check_structure(struct loader *l, const unsigned char *text, size_t len)
 {
     int depth = 0, docs = 0;
@@ -303,14 +310,14 @@ static int check_structure(struct loader *l, const unsigned char *text, size_t l
                 return -1;
             break;
         case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (e->type == YAML_SEQUENCE_START_EVENT
-                    ? check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag)
-                    : check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag))
+            if (check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag) != 0 ||
+                enter(l, &depth) != 0)
                 return -1;
-            if (++depth > FM_CONFIG_MAX_DEPTH)
-                return fail_at(l, &e->start_mark, "nesting deeper than %d levels",
-                               FM_CONFIG_MAX_DEPTH);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            if (check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag) != 0 ||
+                enter(l, &depth) != 0)
+                return -1;
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -498,6 +505,12 @@ static int hash_value(struct loader *l, const char *where, unsigned char out[FM_
 
 /* ---- collections ------------------------------------------------------------ */
 
+/* Completes "... %s%s" with "in <where>", or "at top level" for the root mapping. */
+static const char *in(const char *where)
+{
+    return where[0] != '\0' ? "in " : "at top level";
+}
+
 /* The current event must start a mapping; fn gets each key with its value event read. */
 static int each_entry(struct loader *l, const char *where, const char *what, entry_fn fn, void *obj)
 {
@@ -515,11 +528,9 @@ static int each_entry(struct loader *l, const char *where, const char *what, ent
             return 0;
         if (e->type != YAML_SCALAR_EVENT || is_null(e) ||
             strlen((const char *)e->data.scalar.value) != e->data.scalar.length)
-            return fail_at(l, &e->start_mark, "keys in %s must be strings",
-                           where[0] ? where : "the top level");
+            return fail_at(l, &e->start_mark, "keys %s%s must be strings", in(where), where);
         if (e->data.scalar.length >= sizeof(key))
-            return fail_at(l, &e->start_mark, "key too long in %s",
-                           where[0] ? where : "the top level");
+            return fail_at(l, &e->start_mark, "key too long %s%s", in(where), where);
         memcpy(key, e->data.scalar.value, e->data.scalar.length + 1);
         l->key_at = e->start_mark;
         if (next(l) != 0 || fn(l, where, key, obj) != 0)
@@ -539,16 +550,10 @@ static int field_entry(struct loader *l, const char *where, const char *key, voi
     for (i = 0; i < w->n && strcmp(w->fields[i].name, key) != 0; i++)
         ;
     echo(key, shown);
-    if (i == w->n) {
-        if (where[0] == '\0')
-            return fail_at(l, &l->key_at, "unknown key \"%s\" at top level", shown);
-        return fail_at(l, &l->key_at, "unknown key \"%s\" in %s", shown, where);
-    }
-    if (w->seen & (1u << i)) {
-        if (where[0] == '\0')
-            return fail_at(l, &l->key_at, "duplicate key \"%s\" at top level", shown);
-        return fail_at(l, &l->key_at, "duplicate key \"%s\" in %s", shown, where);
-    }
+    if (i == w->n)
+        return fail_at(l, &l->key_at, "unknown key \"%s\" %s%s", shown, in(where), where);
+    if (w->seen & (1u << i))
+        return fail_at(l, &l->key_at, "duplicate key \"%s\" %s%s", shown, in(where), where);
     w->seen |= 1u << i;
     join(sub, sizeof(sub), where, key);
     if (w->fields[i].parse == NULL)

@@ -22,7 +22,12 @@
  * A rule yields a span [start, end). Bytes between the trigger and start
  * (separator, blanks, opening quote) are copied but still checked for
  * literals. A literal that begins inside a span and runs past its end extends
- * the span, so a registered secret is never half shown.
+ * the span, so a registered secret is never half shown; and since a literal
+ * may swallow another rule's trigger, rules are retried inside literals.
+ *
+ * Bearer/Basic/Token followed by a plain word (letters only, lowercase after
+ * the first, at most 16) is prose ("Token expired", "Basic auth",
+ * "Bearer realm=") and is kept; anything else after them is a credential.
  *
  * The output is always a prefix of the untruncated output: plain bytes are
  * copied while they fit, and the marker is written whole or the output stops
@@ -51,18 +56,44 @@ static struct {
     unsigned char first[256]; /* nonzero when some secret starts with that byte */
 } secrets;
 
+struct word {
+    const char *s;
+    size_t n;
+};
+
+#define WORD(lit)                                                                                  \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+#define NWORDS(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Full key names (after an optional "http_") whose value runs to end of line. */
-static const char *const header_keys[] = {
-    "authorization", "proxy_authorization", "x_api_key", "cookie", "set_cookie",
+static const struct word header_keys[] = {
+    WORD("authorization"), WORD("proxy_authorization"), WORD("x_api_key"),
+    WORD("cookie"),        WORD("set_cookie"),
 };
 
 /* A key ending in one of these has its value redacted. '_' in a pattern also matches '-'. */
-static const char *const sensitive_suffixes[] = {
-    "password", "passwd", "passphrase", "pwd",  "secret", "secret_key",    "token",
-    "api_key",  "apikey", "access_key", "auth", "cookie", "authorization", "private_key",
+static const struct word sensitive_suffixes[] = {
+    WORD("password"),      WORD("passwd"),      WORD("passphrase"), WORD("pwd"),
+    WORD("secret"),        WORD("secret_key"),  WORD("token"),      WORD("api_key"),
+    WORD("apikey"),        WORD("access_key"),  WORD("auth"),       WORD("cookie"),
+    WORD("authorization"), WORD("private_key"),
 };
 
-static const char *const scheme_words[] = {"bearer", "basic", "token"};
+static const struct word scheme_words[] = {WORD("bearer"), WORD("basic"), WORD("token")};
+
+/* Byte classes for the per-byte test in the main loop, built at compile time. */
+#define CLS_ALNUM 1
+#define CLS_SEP 2 /* ':' and '=' */
+#define ALNUM_BYTE(c)                                                                              \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z'))
+#define CLS(c) (ALNUM_BYTE(c) ? CLS_ALNUM : ((c) == ':' || (c) == '=') ? CLS_SEP : 0)
+#define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
+#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
+#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+
+static const unsigned char byte_class[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
 
 static int is_alpha(unsigned char c)
 {
@@ -76,7 +107,15 @@ static int is_digit(unsigned char c)
 
 static int is_alnum(unsigned char c)
 {
-    return is_alpha(c) || is_digit(c);
+    return byte_class[c] == CLS_ALNUM;
+}
+
+/* Only a separator or a word start can trigger a rule other than a literal. */
+static int may_trigger(const unsigned char *s, size_t i)
+{
+    unsigned char k = byte_class[s[i]];
+
+    return k == CLS_SEP || (k == CLS_ALNUM && (i == 0 || byte_class[s[i - 1]] != CLS_ALNUM));
 }
 
 static int is_hex(unsigned char c)
@@ -137,12 +176,12 @@ static size_t run(const unsigned char *s, size_t len, size_t j, int (*cls)(unsig
     return j;
 }
 
-static int has_prefix(const unsigned char *s, size_t len, size_t i, const char *lit)
+static int has_prefix(const unsigned char *s, size_t len, size_t i, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
-
     return len - i >= n && memcmp(s + i, lit, n) == 0;
 }
+
+#define HAS_PREFIX(s, len, i, lit) has_prefix(s, len, i, lit, sizeof(lit) - 1)
 
 /* Case-insensitive compare with a lowercase pattern in which '_' also matches '-'. */
 static int fold_eq(const unsigned char *p, const char *pat, size_t n)
@@ -166,18 +205,18 @@ static int key_is_header(const unsigned char *k, size_t n)
         k += 5;
         n -= 5;
     }
-    for (size_t h = 0; h < sizeof(header_keys) / sizeof(header_keys[0]); h++)
-        if (strlen(header_keys[h]) == n && fold_eq(k, header_keys[h], n))
+    for (size_t h = 0; h < NWORDS(header_keys); h++)
+        if (header_keys[h].n == n && fold_eq(k, header_keys[h].s, n))
             return 1;
     return 0;
 }
 
 static int key_is_sensitive(const unsigned char *k, size_t n)
 {
-    for (size_t w = 0; w < sizeof(sensitive_suffixes) / sizeof(sensitive_suffixes[0]); w++) {
-        size_t m = strlen(sensitive_suffixes[w]);
+    for (size_t w = 0; w < NWORDS(sensitive_suffixes); w++) {
+        size_t m = sensitive_suffixes[w].n;
 
-        if (n >= m && fold_eq(k + n - m, sensitive_suffixes[w], m))
+        if (n >= m && fold_eq(k + n - m, sensitive_suffixes[w].s, m))
             return 1;
     }
     return 0;
@@ -340,10 +379,14 @@ static int is_plain_word(const unsigned char *p, size_t n)
 /* Word start: "Bearer <credential>" and friends, any letter case. */
 static int rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
-    for (size_t w = 0; w < sizeof(scheme_words) / sizeof(scheme_words[0]); w++) {
-        size_t m = strlen(scheme_words[w]), v, e;
+    unsigned char c = s[i] | 0x20;
 
-        if (len - i <= m || !is_blank(s[i + m]) || !fold_eq(s + i, scheme_words[w], m))
+    if (c != 'b' && c != 't')
+        return 0;
+    for (size_t w = 0; w < NWORDS(scheme_words); w++) {
+        size_t m = scheme_words[w].n, v, e;
+
+        if (len - i <= m || !is_blank(s[i + m]) || !fold_eq(s + i, scheme_words[w].s, m))
             continue;
         v = run(s, len, i + m, is_blank);
         e = run(s, len, v, is_token68);
@@ -363,7 +406,7 @@ static size_t jwt_end(const unsigned char *s, size_t len, size_t i)
 {
     size_t a, b;
 
-    if (!has_prefix(s, len, i, "eyJ"))
+    if (!HAS_PREFIX(s, len, i, "eyJ"))
         return 0;
     a = run(s, len, i + 3, is_b64url);
     if (a - i < 10 || a >= len || s[a] != '.')
@@ -375,17 +418,19 @@ static size_t jwt_end(const unsigned char *s, size_t len, size_t i)
 }
 
 /* Prefix lit then at least min bytes of class cls: end of the token, or 0. */
-static size_t prefixed_end(const unsigned char *s, size_t len, size_t i, const char *lit,
+static size_t prefixed_end(const unsigned char *s, size_t len, size_t i, const char *lit, size_t n,
                            int (*cls)(unsigned char), size_t min)
 {
-    size_t a, e;
+    size_t e;
 
-    if (!has_prefix(s, len, i, lit))
+    if (!has_prefix(s, len, i, lit, n))
         return 0;
-    a = i + strlen(lit);
-    e = run(s, len, a, cls);
-    return e - a >= min ? e : 0;
+    e = run(s, len, i + n, cls);
+    return e - i - n >= min ? e : 0;
 }
+
+#define PREFIXED_END(s, len, i, lit, cls, min)                                                     \
+    prefixed_end(s, len, i, lit, sizeof(lit) - 1, cls, min)
 
 /* Word start: self-contained tokens redacted whole. Returns the end, or 0. */
 static size_t rule_token(const unsigned char *s, size_t len, size_t i)
@@ -400,32 +445,32 @@ static size_t rule_token(const unsigned char *s, size_t len, size_t i)
             e = e - i - 4 >= 36 ? e : 0;
         }
         if (e == 0)
-            e = prefixed_end(s, len, i, "github_pat_", is_word, 22);
+            e = PREFIXED_END(s, len, i, "github_pat_", is_word, 22);
         if (e == 0)
-            e = prefixed_end(s, len, i, "glpat-", is_b64url, 20);
+            e = PREFIXED_END(s, len, i, "glpat-", is_b64url, 20);
         break;
     case 's':
     case 'r':
         if (len - i > 8 && s[i + 1] == 'k' && s[i + 2] == '_' &&
-            (has_prefix(s, len, i + 3, "live_") || has_prefix(s, len, i + 3, "test_")))
-            e = prefixed_end(s, len, i + 8, "", is_alnum, 10);
+            (HAS_PREFIX(s, len, i + 3, "live_") || HAS_PREFIX(s, len, i + 3, "test_")))
+            e = PREFIXED_END(s, len, i + 8, "", is_alnum, 10);
         break;
     case 'A':
-        if (has_prefix(s, len, i, "AKIA") || has_prefix(s, len, i, "ASIA")) {
+        if (HAS_PREFIX(s, len, i, "AKIA") || HAS_PREFIX(s, len, i, "ASIA")) {
             e = run(s, len, i + 4, is_upper_or_digit);
             e = e - i - 4 == 16 && (e == len || !is_alnum(s[e])) ? e : 0;
         }
         break;
     case 'x':
-        if (len - i > 5 && has_prefix(s, len, i, "xox") && memchr("bpars", s[i + 3], 5) != NULL &&
+        if (len - i > 5 && HAS_PREFIX(s, len, i, "xox") && memchr("bpars", s[i + 3], 5) != NULL &&
             s[i + 4] == '-')
-            e = prefixed_end(s, len, i + 5, "", is_slack_id, 10);
+            e = PREFIXED_END(s, len, i + 5, "", is_slack_id, 10);
         break;
     case 'e':
         e = jwt_end(s, len, i);
         break;
     case 'f':
-        e = prefixed_end(s, len, i, "fetchml_", is_word, 20);
+        e = PREFIXED_END(s, len, i, "fetchml_", is_word, 20);
         break;
     default:
         break;
@@ -444,12 +489,10 @@ static size_t rule_token(const unsigned char *s, size_t len, size_t i)
 /* A rule other than a literal that triggers at s[i]: 1 and its span [*vs, *ve), or 0. */
 static int rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
-    unsigned char c = s[i];
-
-    if (c == ':' || c == '=')
-        return rule_separator(s, len, i, vs, ve);
-    if (!is_alnum(c) || (i > 0 && is_alnum(s[i - 1])))
+    if (!may_trigger(s, i))
         return 0;
+    if (s[i] == ':' || s[i] == '=')
+        return rule_separator(s, len, i, vs, ve);
     if (rule_scheme(s, len, i, vs, ve))
         return 1;
     *vs = i;
@@ -532,7 +575,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
             pending = 0;
         } else if (secrets.first[s[i]] && (n = literal_len(s, len, i)) > 0) {
             end = i + n;
-        } else if (!pending && rule_at(s, len, i, &vs, &ve)) {
+        } else if (!pending && may_trigger(s, i) && rule_at(s, len, i, &vs, &ve)) {
             if (vs == i) {
                 end = ve;
             } else {

@@ -32,6 +32,15 @@ for t in "$ROOT"/tests/integration/test_*.sh; do
     . "$t"
 done
 
+# The FastCGI pool's stderr must hold no sanitizer report.
+"$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1
+if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/fcgi.stderr"; then
+    not_ok "sanitizer reports in $FETCHML_VAR/log/fcgi.stderr:"
+    grep -E -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/fcgi.stderr" | head -60
+else
+    ok "no sanitizer report from the FastCGI pool"
+fi
+
 echo
 echo "integration: $PASS passed, $FAIL failed"
 echo "$PASS passed, $FAIL failed"

@@ -1,0 +1,278 @@
+/*
+ * helpers.h - shared unit-test helpers, header-only because CMake builds each
+ * tests/unit/test_*.c as its own executable.
+ *
+ * th_redis runs a private redis-server for one test: unix socket only (port
+ * 0), a random password, no persistence, in its own temporary directory. The
+ * server is started from a checked fixture, so it is a child of the forked
+ * test process; PR_SET_PDEATHSIG kills it if that process dies on a failed
+ * assertion before its teardown runs.
+ */
+#ifndef FM_TEST_HELPERS_H
+#define FM_TEST_HELPERS_H
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define TH_PATH_MAX 256
+
+/* ---- time ---------------------------------------------------------------------- */
+
+static inline double th_now(void)
+{
+    struct timespec ts;
+
+    ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void th_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- files --------------------------------------------------------------------- */
+
+/* Creates a fresh directory /tmp/<name>.XXXXXX into dir (TH_PATH_MAX bytes). */
+static inline void th_mkdtemp(char dir[TH_PATH_MAX], const char *name)
+{
+    ck_assert_int_lt(snprintf(dir, TH_PATH_MAX, "/tmp/%s.XXXXXX", name), TH_PATH_MAX);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static inline int th_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes dir and everything below it (no symlinks are followed). */
+static inline void th_rmtree(const char *dir)
+{
+    if (dir[0] != '\0')
+        (void)nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Joins dir and name into out (TH_PATH_MAX bytes). */
+static inline void th_path(char out[TH_PATH_MAX], const char *dir, const char *name)
+{
+    ck_assert_int_lt(snprintf(out, TH_PATH_MAX, "%s/%s", dir, name), TH_PATH_MAX);
+}
+
+static inline void th_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    size_t len = strlen(text);
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Reads a whole (small) file; the caller frees. NULL when it does not exist. */
+static inline char *th_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap * 2 + 4096;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    ck_assert_int_eq(ferror(f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Number of '\n'-terminated lines in path (0 when it does not exist). */
+static inline size_t th_count_lines(const char *path)
+{
+    char *text = th_read_file(path);
+    size_t n = 0;
+
+    if (text == NULL)
+        return 0;
+    for (const char *p = text; *p != '\0'; p++)
+        n += *p == '\n';
+    free(text);
+    return n;
+}
+
+/* Copies the last line of path (without its newline) into out; the caller frees. */
+static inline char *th_last_line(const char *path)
+{
+    char *text = th_read_file(path);
+    size_t len;
+    char *start;
+
+    ck_assert_ptr_nonnull(text);
+    len = strlen(text);
+    ck_assert_uint_gt(len, 0);
+    ck_assert_int_eq(text[len - 1], '\n');
+    text[len - 1] = '\0';
+    start = strrchr(text, '\n');
+    start = start != NULL ? start + 1 : text;
+    memmove(text, start, strlen(start) + 1);
+    return text;
+}
+
+/* ---- hex ----------------------------------------------------------------------- */
+
+/* True when s is exactly n characters of [0-9a-f]. */
+static inline int th_is_lower_hex(const char *s, size_t n)
+{
+    if (s == NULL || strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* SHA-256 of key as 64 lowercase hex digits (the form config files hold). */
+static inline void th_sha256_hex(const char *key, char out[65])
+{
+    unsigned char d[crypto_hash_sha256_BYTES];
+
+    ck_assert_int_eq(crypto_hash_sha256(d, (const unsigned char *)key, strlen(key)), 0);
+    ck_assert_ptr_nonnull(sodium_bin2hex(out, 65, d, sizeof(d)));
+}
+
+/* ---- private redis-server ------------------------------------------------------ */
+
+typedef struct th_redis {
+    char dir[TH_PATH_MAX];  /* private directory: socket, log */
+    char sock[TH_PATH_MAX]; /* unix socket path */
+    char addr[TH_PATH_MAX]; /* "unix:<sock>" for fm_redis_new */
+    char password[33];      /* random, 32 hex */
+    int databases;          /* 0 = redis-server's default (16) */
+    pid_t pid;              /* 0 when not running */
+} th_redis;
+
+static inline int th_redis_can_connect(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok;
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    (void)close(fd);
+    return ok;
+}
+
+/*
+ * Starts redis-server on r->sock with r->password, reusing both when they are
+ * already set (a restart). Fails the test when redis-server is not installed
+ * or does not come up within 5 s.
+ */
+static inline void th_redis_start(th_redis *r)
+{
+    char dbs[16], logfile[TH_PATH_MAX];
+    pid_t parent = getpid();
+    double deadline;
+    int status;
+
+    ck_assert_int_ge(sodium_init(), 0);
+    if (r->dir[0] == '\0') {
+        unsigned char rnd[16];
+
+        th_mkdtemp(r->dir, "fm-redis");
+        th_path(r->sock, r->dir, "r.sock");
+        ck_assert_int_lt(snprintf(r->addr, sizeof(r->addr), "unix:%s", r->sock),
+                         (int)sizeof(r->addr));
+        randombytes_buf(rnd, sizeof(rnd));
+        ck_assert_ptr_nonnull(sodium_bin2hex(r->password, sizeof(r->password), rnd, sizeof(rnd)));
+    }
+    th_path(logfile, r->dir, "redis.log");
+    (void)snprintf(dbs, sizeof(dbs), "%d", r->databases > 0 ? r->databases : 16);
+    (void)unlink(r->sock);
+
+    r->pid = fork();
+    ck_assert_int_ge(r->pid, 0);
+    if (r->pid == 0) {
+        const char *argv[] = {"redis-server", "--port",        "0",         "--unixsocket", r->sock,
+                              "--unixsocketperm", "700",       "--requirepass", r->password,
+                              "--save",       "",              "--appendonly", "no",
+                              "--daemonize",  "no",            "--dir",     r->dir,
+                              "--logfile",    logfile,         "--databases", dbs,
+                              NULL};
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
+        (void)execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+
+    deadline = th_now() + 5.0;
+    while (!th_redis_can_connect(r->sock)) {
+        pid_t w = waitpid(r->pid, &status, WNOHANG);
+
+        ck_assert_int_ge(w, 0);
+        if (w == r->pid) {
+            r->pid = 0;
+            ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == 127),
+                          "redis-server is not installed (apt-get install redis-server)");
+            ck_abort_msg("redis-server exited at start (status %d); see %s", status, logfile);
+        }
+        ck_assert_msg(th_now() < deadline, "redis-server did not open %s within 5 s", r->sock);
+        th_sleep_ms(10);
+    }
+}
+
+/* Kills the server (SIGKILL, as a crash would) and reaps it; the directory stays. */
+static inline void th_redis_kill(th_redis *r)
+{
+    int status;
+
+    if (r->pid <= 0)
+        return;
+    (void)kill(r->pid, SIGCONT);
+    (void)kill(r->pid, SIGKILL);
+    (void)waitpid(r->pid, &status, 0);
+    r->pid = 0;
+}
+
+/* Kills the server and removes its directory. */
+static inline void th_redis_stop(th_redis *r)
+{
+    th_redis_kill(r);
+    th_rmtree(r->dir);
+    memset(r, 0, sizeof(*r));
+}
+
+#endif

@@ -1,0 +1,853 @@
+/*
+ * test_config.c - unit tests for lib/config.c: every refusal with its exact
+ * "file:line:col: message", the defaults, every key, the key index, and the
+ * two example configurations in conf/.
+ */
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+
+/* SHA-256 of "alice-example-key-do-not-use" and "bob-example-key-do-not-use". */
+#define H_ALICE "f8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323"
+#define H_BOB "8bbadb884dafed2485a8a9bf7ea6dfec38eac5c139e6c60e6c87c8264526ce80"
+#define H_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Four lines: the smallest valid configuration. */
+#define USERS "auth:\n  api_keys:\n    alice:\n      hash: \"" H_ALICE "\"\n"
+
+static char tmpdir[64];
+static char cfgpath[128];
+
+static void setup(void)
+{
+    ck_assert_int_ge(sodium_init(), 0);
+    (void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    (void)snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", tmpdir);
+}
+
+static void teardown(void)
+{
+    (void)unlink(cfgpath);
+    (void)rmdir(tmpdir);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static fm_config *load(const char *yaml, char err[FM_CONFIG_ERR_MAX])
+{
+    write_file(cfgpath, yaml, strlen(yaml));
+    return fm_config_load(cfgpath, err, FM_CONFIG_ERR_MAX);
+}
+
+/* want is "line:col: message"; the file name is prepended here. */
+static void expect_error(const char *yaml, const char *want)
+{
+    char err[FM_CONFIG_ERR_MAX], full[FM_CONFIG_ERR_MAX + 128];
+    fm_config *cfg = load(yaml, err);
+
+    ck_assert_ptr_null(cfg);
+    (void)snprintf(full, sizeof(full), "%s:%s", cfgpath, want);
+    ck_assert_str_eq(err, full);
+}
+
+static fm_config *load_ok(const char *yaml)
+{
+    char err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg = load(yaml, err);
+
+    ck_assert_msg(cfg != NULL, "load failed: %s", err);
+    ck_assert_str_eq(err, "");
+    return cfg;
+}
+
+static const fm_user *user_named(const fm_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        if (strcmp(cfg->auth.users[i].name, name) == 0)
+            return &cfg->auth.users[i];
+    }
+    ck_abort_msg("no user %s", name);
+    return NULL;
+}
+
+static const fm_role *role_named(const fm_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->auth.nroles; i++) {
+        if (strcmp(cfg->auth.roles[i].name, name) == 0)
+            return &cfg->auth.roles[i];
+    }
+    return NULL;
+}
+
+static void hex_hash(const char *hex, unsigned char out[FM_KEY_HASH_BYTES])
+{
+    size_t len;
+
+    ck_assert_int_eq(sodium_hex2bin(out, FM_KEY_HASH_BYTES, hex, strlen(hex), NULL, &len, NULL), 0);
+    ck_assert_uint_eq(len, FM_KEY_HASH_BYTES);
+}
+
+static fm_perms perm(const char *text)
+{
+    char err[256];
+    fm_perms p;
+
+    ck_assert_int_eq(fm_rbac_parse(text, &p, err, sizeof(err)), 0);
+    return p;
+}
+
+/* ---- every refusal ------------------------------------------------------------ */
+
+static const struct {
+    const char *yaml;
+    const char *want;
+} bad[] = {
+    /* YAML syntax */
+    {"server:\n  workers: [1, 2\n" USERS,
+     "3:5: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence "
+     "at line 2)"},
+    {"server:\n\tworkers: 4\n",
+     "2:1: YAML syntax error: found character that cannot start any token (while scanning for "
+     "the next token at line 2)"},
+    {"a: \xff\n", "0:0: YAML syntax error: invalid leading UTF-8 octet at byte 3"},
+    /* unknown keys at every level */
+    {"raet_limit: {}\n" USERS, "1:1: unknown key \"raet_limit\" at top level"},
+    {USERS "rate_limit:\n  raet_limit: 5\n", "6:3: unknown key \"raet_limit\" in rate_limit"},
+    {USERS "server:\n  tls:\n    enable: true\n", "7:5: unknown key \"enable\" in server.tls"},
+    {USERS "      hashh: x\n", "5:7: unknown key \"hashh\" in auth.api_keys.alice"},
+    {USERS "      keys: [{hash: \"" H_BOB "\", lable: x}]\n",
+     "5:89: unknown key \"lable\" in auth.api_keys.alice.keys[0]"},
+    {USERS "      rate_limit: {rpm: 1}\n",
+     "5:20: unknown key \"rpm\" in auth.api_keys.alice.rate_limit"},
+    {USERS "  roles:\n    ops: {perms: {}}\n", "6:11: unknown key \"perms\" in auth.roles.ops"},
+    {USERS "redis:\n  password: hunter2\n", "6:3: unknown key \"password\" in redis"},
+    {USERS "  roles:\n    ops:\n      permissions:\n        ? [a]\n        : true\n",
+     "8:11: keys in auth.roles.ops.permissions must be strings"},
+    /* duplicate keys at every level */
+    {"server: {}\nserver: {}\n" USERS, "2:1: duplicate key \"server\" at top level"},
+    {USERS "  roles: {}\n  roles: {}\n", "6:3: duplicate key \"roles\" in auth"},
+    {USERS "    alice:\n      hash: \"" H_BOB "\"\n",
+     "5:5: duplicate key \"alice\" in auth.api_keys"},
+    {USERS "      hash: \"" H_BOB "\"\n", "5:7: duplicate key \"hash\" in auth.api_keys.alice"},
+    {USERS "      permissions: {\"jobs:read\": true, \"jobs:read\": false}\n",
+     "5:40: duplicate key \"jobs:read\" in auth.api_keys.alice.permissions"},
+    {USERS "  roles:\n    ops: {}\n    ops: {}\n", "7:5: duplicate key \"ops\" in auth.roles"},
+    {USERS "  roles:\n    analyst: {}\n    analyst: {}\n",
+     "7:5: duplicate key \"analyst\" in auth.roles"},
+    {USERS "logging: {level: info, level: warn}\n", "5:24: duplicate key \"level\" in logging"},
+    /* anchors, aliases, tags */
+    {"server: &s {workers: 2}\n" USERS, "1:9: YAML anchors and aliases are not allowed"},
+    {"server: *s\n" USERS, "1:9: YAML anchors and aliases are not allowed"},
+    {USERS "data:\n  experiments_dir: &d /x\n", "6:20: YAML anchors and aliases are not allowed"},
+    {"server: !!map {}\n" USERS, "1:9: YAML tags are not allowed"},
+    /* nesting */
+    {"server: [[[[[[[[1]]]]]]]]\n", "1:16: nesting deeper than 8 levels"},
+    {"a:\n b:\n  c:\n   d:\n    e:\n     f:\n      g:\n       h:\n        i: 1\n",
+     "9:9: nesting deeper than 8 levels"},
+    /* wrong types */
+    {"- server\n", "1:1: the top level must be a mapping"},
+    {"hello\n", "1:1: the top level must be a mapping"},
+    {"server: 5\n" USERS, "1:9: server must be a mapping"},
+    {USERS "  ip_whitelist: \"10.0.0.0/8\"\n",
+     "5:17: auth.ip_whitelist must be a list of CIDR blocks"},
+    {USERS "  ip_whitelist: [[\"10.0.0.0/8\"]]\n",
+     "5:18: auth.ip_whitelist[0] must be a CIDR block"},
+    {USERS "server:\n  workers: {a: 1}\n",
+     "6:12: server.workers must be an integer between 1 and 256"},
+    {USERS "      roles: researcher\n",
+     "5:14: auth.api_keys.alice.roles must be a list of role names"},
+    {USERS "      permissions: [\"jobs:read\"]\n",
+     "5:20: auth.api_keys.alice.permissions must be a mapping of permissions to true or false"},
+    {"auth:\n  api_keys: [alice]\n", "2:13: auth.api_keys must be a mapping of user names"},
+    {USERS "data:\n  experiments_dir: ~\n", "6:20: data.experiments_dir must be a path"},
+    {USERS "data:\n  experiments_dir: [/x]\n", "6:20: data.experiments_dir must be a path"},
+    {"? [a]\n: 1\n", "1:3: keys at top level must be strings"},
+    /* integers */
+    {USERS "server: {workers: 4x}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: 0x10}\n",
+     "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: +4}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: 010}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: 257}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: 0}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: -1}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: \"4\"}\n",
+     "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {workers: 4.0}\n", "5:19: server.workers must be an integer between 1 and 256"},
+    {USERS "server: {max_body_bytes: 99999999999999999999}\n",
+     "5:26: server.max_body_bytes must be an integer between 1 and 67108864"},
+    {USERS "redis: {db: 16}\n", "5:13: redis.db must be an integer between 0 and 15"},
+    {USERS "redis: {timeout_ms: 60001}\n",
+     "5:21: redis.timeout_ms must be an integer between 1 and 60000"},
+    {USERS "rate_limit: {burst: 1000001}\n",
+     "5:21: rate_limit.burst must be an integer between 1 and 1000000"},
+    {USERS "      rate_limit: {requests_per_minute: 0}\n",
+     "5:41: auth.api_keys.alice.rate_limit.requests_per_minute must be an integer between 1 and "
+     "1000000"},
+    /* booleans */
+    {USERS "      admin: yes\n", "5:14: auth.api_keys.alice.admin must be true or false"},
+    {USERS "      admin: True\n", "5:14: auth.api_keys.alice.admin must be true or false"},
+    {USERS "      admin: \"true\"\n", "5:14: auth.api_keys.alice.admin must be true or false"},
+    {USERS "server: {tls: {enabled: 1}}\n", "5:25: server.tls.enabled must be true or false"},
+    /* hashes */
+    {"auth:\n  api_keys:\n    alice:\n      hash: \"" H_ALICE "0\"\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      hash: \"f8aa459c\"\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      hash: "
+     "g8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      hash: \"\"\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      keys:\n        - hash: 1234\n",
+     "5:17: auth.api_keys.alice.keys[0].hash must be exactly 64 hex digits (the SHA-256 of the "
+     "key)"},
+    /* CIDR blocks */
+    {USERS "  ip_whitelist: [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n",
+     "5:32: auth.ip_whitelist[1]: invalid CIDR \"10.0.0.1/8\": host bits set below /8"},
+    {USERS "      ip_whitelist: [\"10.0.0.0/33\"]\n",
+     "5:22: auth.api_keys.alice.ip_whitelist[0]: invalid CIDR \"10.0.0.0/33\": prefix must be "
+     "0..32"},
+    /* names */
+    {"auth:\n  api_keys:\n    \"al ice\":\n      hash: \"" H_ALICE "\"\n",
+     "3:5: invalid user name \"al ice\" in auth.api_keys: use 1 to 63 characters [A-Za-z0-9_.-], "
+     "not \".\" or \"..\""},
+    {"auth:\n  api_keys:\n    ..:\n      hash: \"" H_ALICE "\"\n",
+     "3:5: invalid user name \"..\" in auth.api_keys: use 1 to 63 characters [A-Za-z0-9_.-], not "
+     "\".\" or \"..\""},
+    {"auth:\n  api_keys:\n    "
+     "a123456789b123456789c123456789d123456789e123456789f123456789abcd:\n      hash: "
+     "\"" H_ALICE "\"\n",
+     "3:5: invalid user name \"a123456789b123456789c123456789d123456789e1234567...\" in "
+     "auth.api_keys: use 1 to 63 characters [A-Za-z0-9_.-], not \".\" or \"..\""},
+    {USERS "  roles:\n    \"ops/x\": {}\n",
+     "6:5: invalid role name \"ops/x\" in auth.roles: use 1 to 63 characters [A-Za-z0-9_.-], not "
+     "\".\" or \"..\""},
+    {USERS "      roles: [\"a b\"]\n", "5:15: auth.api_keys.alice.roles[0]: invalid role name "
+                                       "\"a b\""},
+    {USERS "      roles: [analyst, analyst]\n",
+     "5:24: auth.api_keys.alice.roles[1]: role \"analyst\" is listed twice"},
+    {USERS "server: {socket_group: \"www data\"}\n",
+     "5:24: server.socket_group must be a group name of 1 to 63 characters [A-Za-z0-9_.-]"},
+    /* roles and permissions */
+    {USERS "      roles: [analyst, reseacher]\n",
+     "5:24: user \"alice\" has unknown role \"reseacher\""},
+    {USERS "      permissions: {\"jobs:fly\": true}\n",
+     "5:21: auth.api_keys.alice.permissions: unknown permission \"jobs:fly\" (expected "
+     "<resource>:<action>, resources jobs|experiments|metrics, actions "
+     "read|create|update|delete|write|*)"},
+    {USERS "  roles:\n    ops: {permissions: {\"metrics\": true}}\n",
+     "6:25: auth.roles.ops.permissions: unknown permission \"metrics\" (expected "
+     "<resource>:<action>, resources jobs|experiments|metrics, actions "
+     "read|create|update|delete|write|*)"},
+    {USERS "      permissions: {\"jobs:read\": yes}\n",
+     "5:34: auth.api_keys.alice.permissions.jobs:read must be true or false"},
+    /* keys */
+    {USERS "    bob:\n      admin: true\n", "5:5: user \"bob\" has no key: give hash or keys"},
+    {USERS "    bob:\n      keys: []\n", "5:5: user \"bob\" has no key: give hash or keys"},
+    {USERS "    bob: {}\n", "5:5: user \"bob\" has no key: give hash or keys"},
+    {USERS "    bob:\n      keys:\n        - label: laptop\n",
+     "7:11: auth.api_keys.bob.keys[0].hash is required"},
+    {USERS "    bob:\n      hash: \"" H_ALICE "\"\n",
+     "6:13: key hash of user \"bob\" is already used by user \"alice\""},
+    {USERS "      keys: [{hash: \"" H_ALICE "\"}]\n",
+     "5:14: key hash of user \"alice\" is already used by user \"alice\""},
+    {USERS "    bob:\n      hash: \"" H_BOB "\"\n    carol:\n      keys:\n        - hash: "
+           "\"" H_BOB "\"\n",
+     "9:11: key hash of user \"carol\" is already used by user \"bob\""},
+    {USERS "      keys: [{hash: \"" H_BOB "\", expires: tomorrow}]\n",
+     "5:98: auth.api_keys.alice.keys[0].expires must be an RFC 3339 time (2026-01-31T12:00:00Z) "
+     "or a date (2026-01-31) after 1970"},
+    {USERS "      keys: [{hash: \"" H_BOB "\", expires: \"2026-02-30\"}]\n",
+     "5:98: auth.api_keys.alice.keys[0].expires must be an RFC 3339 time (2026-01-31T12:00:00Z) "
+     "or a date (2026-01-31) after 1970"},
+    {USERS "      keys: [{hash: \"" H_BOB "\", label: "
+           "\"0123456789012345678901234567890123456789012345678901234567890123\"}]\n",
+     "5:96: auth.api_keys.alice.keys[0].label must be at most 63 characters without control "
+     "characters"},
+    {USERS "      keys: [{hash: \"" H_BOB "\", label: \"a\\nb\"}]\n",
+     "5:96: auth.api_keys.alice.keys[0].label must be at most 63 characters without control "
+     "characters"},
+    /* unsafe settings */
+    {USERS "  enabled: false\n",
+     "5:12: auth.enabled: false is refused: anonymous access is not supported"},
+    {USERS "  apikeys:\n    bob:\n      hash: \"" H_BOB "\"\n",
+     "5:3: auth.api_keys and auth.apikeys are the same setting: give only one"},
+    {USERS "logging:\n  audit: false\n",
+     "6:10: logging.audit: false is refused: the audit trail is mandatory"},
+    {USERS "server: {socket_mode: \"0666\"}\n",
+     "5:23: server.socket_mode must not grant any permission to other users"},
+    {USERS "server: {socket_mode: \"0x60\"}\n",
+     "5:23: server.socket_mode must be octal digits like \"0660\""},
+    {USERS "server: {socket_mode: \"4660\"}\n",
+     "5:23: server.socket_mode must be octal digits like \"0660\""},
+    {USERS "server: {socket_mode: \"66\"}\n",
+     "5:23: server.socket_mode must be octal digits like \"0660\""},
+    {USERS "server:\n  tls:\n    enabled: true\n    cert_file: /c.pem\n",
+     "7:5: server.tls.cert_file and server.tls.key_file are required when server.tls.enabled is "
+     "true"},
+    /* documents */
+    {USERS "---\nserver: {}\n", "5:1: more than one YAML document"},
+    {"", "0:0: configuration file is empty"},
+    {"# only a comment\n", "0:0: configuration file is empty"},
+    {"server: {}\n", "0:0: auth.api_keys is required: define at least one user"},
+    {"auth:\n  api_keys: {}\n", "2:13: auth.api_keys must define at least one user"},
+    /* redis */
+    {USERS "redis:\n  password_env: FM_TEST_UNSET_VARIABLE\n",
+     "0:0: redis.password_env: environment variable FM_TEST_UNSET_VARIABLE is not set"},
+    {USERS "redis:\n  password_env: FM_TEST_EMPTY_VARIABLE\n",
+     "0:0: redis.password_env: environment variable FM_TEST_EMPTY_VARIABLE is empty"},
+    {USERS "redis:\n  password_env: \"1PASS\"\n",
+     "6:17: redis.password_env must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+    {USERS "redis: {addr: \"localhost\"}\n",
+     "5:15: redis.addr must be \"unix:/path\" or \"host:port\" with port 1..65535"},
+    {USERS "redis: {addr: \"localhost:0\"}\n",
+     "5:15: redis.addr must be \"unix:/path\" or \"host:port\" with port 1..65535"},
+    {USERS "redis: {addr: \"localhost:65536\"}\n",
+     "5:15: redis.addr must be \"unix:/path\" or \"host:port\" with port 1..65535"},
+    {USERS "redis: {addr: \"local host:6379\"}\n",
+     "5:15: redis.addr must be \"unix:/path\" or \"host:port\" with port 1..65535"},
+    {USERS "redis: {addr: \"unix:\"}\n", "5:15: redis.addr must be a non-empty path"},
+    {USERS "server: {listen: \"unix:/run/"
+           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+           "aaaaaaaaaaaaaaaaaaaa.sock\"}\n",
+     "5:18: server.listen: unix socket path longer than 107 bytes"},
+    {USERS "redis: {key_prefix: \"fetch ml:\"}\n",
+     "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
+    {USERS "redis: {key_prefix: \"\"}\n",
+     "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
+    /* logging, rate_limit, data */
+    {USERS "logging: {level: verbose}\n", "5:18: logging.level must be debug, info, warn or error"},
+    {USERS "rate_limit: {on_redis_error: maybe}\n",
+     "5:30: rate_limit.on_redis_error must be deny or allow"},
+    {USERS "data:\n  experiments_dir: \"/srv/a\\0b\"\n",
+     "6:20: data.experiments_dir contains a NUL byte"},
+    {USERS "data:\n  experiments_dir: \"\"\n",
+     "6:20: data.experiments_dir must be a non-empty path"},
+};
+
+START_TEST(test_errors)
+{
+    ck_assert_int_eq(setenv("FM_TEST_EMPTY_VARIABLE", "", 1), 0);
+    ck_assert_int_eq(unsetenv("FM_TEST_UNSET_VARIABLE"), 0);
+    expect_error(bad[_i].yaml, bad[_i].want);
+}
+END_TEST
+
+START_TEST(test_unreadable)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX];
+
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+    (void)snprintf(want, sizeof(want), "%s:0:0: cannot open: No such file or directory", cfgpath);
+    ck_assert_str_eq(err, want);
+
+    ck_assert_ptr_null(fm_config_load(tmpdir, err, sizeof(err)));
+    (void)snprintf(want, sizeof(want), "%s:0:0: not a regular file", tmpdir);
+    ck_assert_str_eq(err, want);
+
+    ck_assert_ptr_null(fm_config_load(NULL, err, sizeof(err)));
+    ck_assert_str_eq(err, "(null):0:0: no configuration file given");
+}
+END_TEST
+
+/* The password is resolved before a later error: it must not leak into the message. */
+START_TEST(test_error_never_shows_secret)
+{
+    char err[FM_CONFIG_ERR_MAX];
+
+    ck_assert_int_eq(setenv("FM_TEST_SECRET", "s3cret-value", 1), 0);
+    ck_assert_ptr_null(load(USERS "redis: {password_env: FM_TEST_SECRET, db: 99}\n", err));
+    ck_assert_ptr_null(strstr(err, "s3cret"));
+    ck_assert_ptr_nonnull(strstr(err, "redis.db must be an integer between 0 and 15"));
+}
+END_TEST
+
+START_TEST(test_error_truncated_to_errlen)
+{
+    char err[16];
+
+    write_file(cfgpath, "", 0);
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+    ck_assert_uint_eq(strlen(err), sizeof(err) - 1);
+    ck_assert_ptr_null(fm_config_load(cfgpath, NULL, 0));
+}
+END_TEST
+
+/* ---- what loads ----------------------------------------------------------------- */
+
+START_TEST(test_defaults)
+{
+    fm_config *cfg = load_ok(USERS);
+    const fm_user *alice;
+
+    ck_assert_str_eq(cfg->path, cfgpath);
+    ck_assert_str_eq(cfg->server.listen, "unix:/run/fetch_ml/fcgi.sock");
+    ck_assert_int_eq(cfg->server.workers, 4);
+    ck_assert_uint_eq(cfg->server.max_body_bytes, 1048576);
+    ck_assert_uint_eq(cfg->server.socket_mode, 0660);
+    ck_assert_ptr_null(cfg->server.socket_group);
+    ck_assert(!cfg->server.tls_enabled);
+    ck_assert_ptr_null(cfg->server.tls_cert_file);
+    ck_assert_ptr_null(cfg->server.tls_key_file);
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 0);
+    ck_assert_uint_eq(cfg->auth.nroles, 3);
+    ck_assert_str_eq(cfg->auth.roles[0].name, "admin");
+    ck_assert_uint_eq(cfg->auth.roles[0].perms, FM_PERM_ALL);
+    ck_assert_str_eq(cfg->auth.roles[1].name, "researcher");
+    ck_assert_uint_eq(cfg->auth.roles[1].perms, perm("jobs:read") | perm("jobs:create") |
+                                                    perm("jobs:update") | perm("experiments:read") |
+                                                    perm("experiments:create") |
+                                                    perm("experiments:update"));
+    ck_assert_str_eq(cfg->auth.roles[2].name, "analyst");
+    ck_assert_uint_eq(cfg->auth.roles[2].perms,
+                      perm("jobs:read") | perm("experiments:read") | perm("metrics:read"));
+    ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 30);
+    ck_assert_uint_eq(cfg->rate_limit.rate.burst, 10);
+    ck_assert(!cfg->rate_limit.on_redis_error_allow);
+    ck_assert_str_eq(cfg->redis.addr, "unix:/run/fetch_ml/redis.sock");
+    ck_assert_ptr_null(cfg->redis.password);
+    ck_assert_int_eq(cfg->redis.db, 0);
+    ck_assert_str_eq(cfg->redis.key_prefix, "fetchml:");
+    ck_assert_int_eq(cfg->redis.timeout_ms, 100);
+    ck_assert_int_eq(cfg->logging.level, FM_LOG_INFO);
+    ck_assert(cfg->logging.audit);
+    ck_assert_str_eq(cfg->logging.file, "/var/log/fetch_ml/audit.log");
+    ck_assert_str_eq(cfg->logging.api_file, "/var/log/fetch_ml/api.log");
+    ck_assert_str_eq(cfg->data.experiments_dir, "/var/lib/fetch_ml/experiments");
+
+    ck_assert_uint_eq(cfg->auth.nusers, 1);
+    alice = &cfg->auth.users[0];
+    ck_assert_str_eq(alice->name, "alice");
+    ck_assert(!alice->admin);
+    ck_assert_uint_eq(alice->nroles, 0);
+    /* Least privilege: no roles and no permissions is nothing at all. */
+    ck_assert_uint_eq(alice->effective, FM_PERM_NONE);
+    ck_assert_uint_eq(alice->ip_whitelist.count, 0);
+    ck_assert(!alice->has_rate);
+    ck_assert_uint_eq(alice->nkeys, 1);
+    ck_assert_int_eq(alice->keys[0].expires, 0);
+    ck_assert_str_eq(alice->keys[0].label, "");
+    ck_assert_uint_eq(cfg->key_index_size, 8);
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_every_key)
+{
+    static const char yaml[] =
+        "server:\n"
+        "  listen: \"127.0.0.1:9000\"\n"
+        "  workers: 256\n"
+        "  max_body_bytes: 67108864\n"
+        "  socket_mode: 0640\n"
+        "  socket_group: www-data\n"
+        "  tls: {enabled: true, cert_file: /secrets/cert.pem, key_file: /secrets/key.pem}\n"
+        "auth:\n"
+        "  enabled: true\n"
+        "  ip_whitelist: [\"10.0.0.0/8\", \"::1\"]\n"
+        "  apikeys:\n"
+        "    alice:\n"
+        "      hash: \"" H_ALICE "\"\n"
+        "      admin: true\n"
+        "      roles: []\n"
+        "      permissions: {}\n"
+        "      ip_whitelist: [\"10.1.0.0/16\"]\n"
+        "      rate_limit: {requests_per_minute: 1000000, burst: 1}\n"
+        "rate_limit: {requests_per_minute: 1, burst: 1000000, on_redis_error: allow}\n"
+        "redis:\n"
+        "  addr: \"[::1]:6379\"\n"
+        "  password_env: FM_TEST_PASSWORD\n"
+        "  db: 15\n"
+        "  key_prefix: \"fm-test.1:\"\n"
+        "  timeout_ms: 60000\n"
+        "logging: {level: \"warn\", audit: true, file: /l/a.log, api_file: /l/api.log}\n"
+        "data: {experiments_dir: /srv/experiments}\n";
+    fm_config *cfg;
+    const fm_user *alice;
+
+    ck_assert_int_eq(setenv("FM_TEST_PASSWORD", "pw-for-test", 1), 0);
+    cfg = load_ok(yaml);
+    ck_assert_str_eq(cfg->server.listen, "127.0.0.1:9000");
+    ck_assert_int_eq(cfg->server.workers, 256);
+    ck_assert_uint_eq(cfg->server.max_body_bytes, 67108864);
+    ck_assert_uint_eq(cfg->server.socket_mode, 0640);
+    ck_assert_str_eq(cfg->server.socket_group, "www-data");
+    ck_assert(cfg->server.tls_enabled);
+    ck_assert_str_eq(cfg->server.tls_cert_file, "/secrets/cert.pem");
+    ck_assert_str_eq(cfg->server.tls_key_file, "/secrets/key.pem");
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 2);
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "10.9.8.7"));
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "::1"));
+    ck_assert(!fm_ipacl_match(&cfg->auth.ip_whitelist, "11.0.0.1"));
+    alice = user_named(cfg, "alice");
+    ck_assert(alice->admin);
+    ck_assert_uint_eq(alice->effective, FM_PERM_ALL);
+    ck_assert_uint_eq(alice->ip_whitelist.count, 1);
+    ck_assert(fm_ipacl_match(&alice->ip_whitelist, "10.1.2.3"));
+    ck_assert(!fm_ipacl_match(&alice->ip_whitelist, "10.2.2.3"));
+    ck_assert(alice->has_rate);
+    ck_assert_uint_eq(alice->rate.requests_per_minute, 1000000);
+    ck_assert_uint_eq(alice->rate.burst, 1);
+    ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 1);
+    ck_assert_uint_eq(cfg->rate_limit.rate.burst, 1000000);
+    ck_assert(cfg->rate_limit.on_redis_error_allow);
+    ck_assert_str_eq(cfg->redis.addr, "[::1]:6379");
+    ck_assert_str_eq(cfg->redis.password, "pw-for-test");
+    ck_assert_int_eq(cfg->redis.db, 15);
+    ck_assert_str_eq(cfg->redis.key_prefix, "fm-test.1:");
+    ck_assert_int_eq(cfg->redis.timeout_ms, 60000);
+    ck_assert_int_eq(cfg->logging.level, FM_LOG_WARN);
+    ck_assert_str_eq(cfg->logging.file, "/l/a.log");
+    ck_assert_str_eq(cfg->logging.api_file, "/l/api.log");
+    ck_assert_str_eq(cfg->data.experiments_dir, "/srv/experiments");
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_nullable_settings)
+{
+    fm_config *cfg =
+        load_ok(USERS "server: {socket_group: ~}\nredis: {password_env: null}\nlogging:\n"
+                      "  api_file:\n");
+
+    ck_assert_ptr_null(cfg->server.socket_group);
+    ck_assert_ptr_null(cfg->redis.password);
+    ck_assert_ptr_null(cfg->logging.api_file);
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_relative_paths)
+{
+    char *base = realpath(tmpdir, NULL);
+    char want[PATH_MAX + 64];
+    fm_config *cfg;
+
+    ck_assert_ptr_nonnull(base);
+    cfg = load_ok(USERS "server:\n  listen: \"unix:../run/fcgi.sock\"\n"
+                        "  tls: {enabled: true, cert_file: tls/c.pem, key_file: /k.pem}\n"
+                        "logging: {file: ../log/audit.log, api_file: api.log}\n"
+                        "data: {experiments_dir: ./experiments}\n"
+                        "redis: {addr: \"unix:/abs/redis.sock\"}\n");
+    (void)snprintf(want, sizeof(want), "unix:%s/../run/fcgi.sock", base);
+    ck_assert_str_eq(cfg->server.listen, want);
+    (void)snprintf(want, sizeof(want), "%s/tls/c.pem", base);
+    ck_assert_str_eq(cfg->server.tls_cert_file, want);
+    ck_assert_str_eq(cfg->server.tls_key_file, "/k.pem");
+    (void)snprintf(want, sizeof(want), "%s/../log/audit.log", base);
+    ck_assert_str_eq(cfg->logging.file, want);
+    (void)snprintf(want, sizeof(want), "%s/api.log", base);
+    ck_assert_str_eq(cfg->logging.api_file, want);
+    (void)snprintf(want, sizeof(want), "%s/./experiments", base);
+    ck_assert_str_eq(cfg->data.experiments_dir, want);
+    ck_assert_str_eq(cfg->redis.addr, "unix:/abs/redis.sock");
+    fm_config_free(cfg);
+    free(base);
+}
+END_TEST
+
+START_TEST(test_permissions)
+{
+    static const char yaml[] =
+        "auth:\n"
+        "  api_keys:\n"
+        "    alice:\n"
+        "      hash: \"" H_ALICE "\"\n"
+        "      roles: [researcher, ops]\n"
+        "      permissions: {\"jobs:delete\": true, \"experiments:create\": false}\n"
+        "    bob:\n"
+        "      hash: \"" H_BOB "\"\n"
+        "      admin: true\n"
+        "      permissions: {\"*\": false}\n"
+        "    carol:\n"
+        "      hash: \"" H_ZERO "\"\n"
+        "      roles: [analyst, admin]\n"
+        "      permissions: {\"metrics:*\": false}\n"
+        "  roles:\n"
+        "    researcher:\n"
+        "      permissions: {\"jobs:*\": true, \"jobs:delete\": false}\n"
+        "    ops:\n"
+        "      permissions: {\"*:read\": true, \"experiments:write\": true}\n"
+        "    empty: {}\n";
+    fm_config *cfg = load_ok(yaml);
+    const fm_user *alice = user_named(cfg, "alice"), *bob = user_named(cfg, "bob");
+    const fm_user *carol = user_named(cfg, "carol");
+
+    ck_assert_uint_eq(cfg->auth.nroles, 5);
+    ck_assert_uint_eq(role_named(cfg, "researcher")->perms,
+                      perm("jobs:read") | perm("jobs:create") | perm("jobs:update"));
+    ck_assert_uint_eq(role_named(cfg, "ops")->perms,
+                      perm("*:read") | perm("experiments:create") | perm("experiments:update"));
+    ck_assert_uint_eq(role_named(cfg, "empty")->perms, FM_PERM_NONE);
+    ck_assert_uint_eq(role_named(cfg, "admin")->perms, FM_PERM_ALL);
+
+    ck_assert_uint_eq(alice->nroles, 2);
+    ck_assert_str_eq(alice->roles[0], "researcher");
+    ck_assert_str_eq(alice->roles[1], "ops");
+    ck_assert_uint_eq(alice->grants, perm("jobs:delete"));
+    ck_assert_uint_eq(alice->denies, perm("experiments:create"));
+    ck_assert_uint_eq(alice->effective,
+                      perm("jobs:*") | perm("*:read") | perm("experiments:update"));
+    /* admin: true is everything, whatever is denied. */
+    ck_assert_uint_eq(bob->denies, FM_PERM_ALL);
+    ck_assert_uint_eq(bob->effective, FM_PERM_ALL);
+    /* The admin role is not the admin flag: denies still apply. */
+    ck_assert(!carol->admin);
+    ck_assert_uint_eq(carol->effective, FM_PERM_ALL & ~perm("metrics:*"));
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_keys_and_index)
+{
+    static const char yaml[] =
+        "auth:\n"
+        "  api_keys:\n"
+        "    alice:\n"
+        "      keys:\n"
+        "        - {hash: \"0000000000000000aa00000000000000000000000000000000000000000000"
+        "00\", label: \"new laptop\", expires: \"2026-03-31T12:00:00Z\"}\n"
+        "        - hash: \"0000000000000000bb000000000000000000000000000000000000000000000"
+        "0\"\n"
+        "          expires: 2026-03-31\n"
+        "      hash: \"" H_ALICE "\"\n"
+        "    bob:\n"
+        "      hash: \"0000000000000000cc000000000000000000000000000000000000000000000"
+        "0\"\n";
+    fm_config *cfg = load_ok(yaml);
+    const fm_user *alice = user_named(cfg, "alice"), *u = NULL;
+    const fm_key *k = NULL;
+    unsigned char h[FM_KEY_HASH_BYTES];
+
+    /* The user's own hash comes first, even when written after keys. */
+    ck_assert_uint_eq(alice->nkeys, 3);
+    hex_hash(H_ALICE, h);
+    ck_assert_mem_eq(alice->keys[0].hash, h, FM_KEY_HASH_BYTES);
+    ck_assert_int_eq(alice->keys[0].expires, 0);
+    ck_assert_str_eq(alice->keys[1].label, "new laptop");
+    ck_assert_int_eq(alice->keys[1].expires, 1774958400);
+    ck_assert_str_eq(alice->keys[2].label, "");
+    ck_assert_int_eq(alice->keys[2].expires, 1774915200);
+    ck_assert_uint_eq(cfg->key_index_size, 8);
+
+    ck_assert(fm_config_find_key(cfg, h, &u, &k));
+    ck_assert_ptr_eq(u, alice);
+    ck_assert_ptr_eq(k, &alice->keys[0]);
+    /* Three digests share the slot 0: found by probing past each other. */
+    hex_hash("0000000000000000bb0000000000000000000000000000000000000000000000", h);
+    ck_assert(fm_config_find_key(cfg, h, &u, &k));
+    ck_assert_ptr_eq(k, &alice->keys[2]);
+    hex_hash("0000000000000000cc0000000000000000000000000000000000000000000000", h);
+    ck_assert(fm_config_find_key(cfg, h, &u, &k));
+    ck_assert_str_eq(u->name, "bob");
+    ck_assert_ptr_eq(k, &u->keys[0]);
+    hex_hash("0000000000000000dd0000000000000000000000000000000000000000000000", h);
+    ck_assert(!fm_config_find_key(cfg, h, &u, &k));
+    hex_hash("0000000000000000aa0000000000000000000000000000000000000000000001", h);
+    ck_assert(!fm_config_find_key(cfg, h, &u, &k));
+    ck_assert(!fm_config_find_key(NULL, h, &u, &k));
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* Enough keys to grow the index well past its minimum; every one is found from its key. */
+START_TEST(test_index_many_keys)
+{
+    enum { USERS_N = 300 };
+    size_t cap = 64 + USERS_N * 120, len;
+    char *yaml = malloc(cap);
+    unsigned char h[FM_KEY_HASH_BYTES];
+    char hex[2 * FM_KEY_HASH_BYTES + 1], key[32];
+    fm_config *cfg;
+
+    ck_assert_ptr_nonnull(yaml);
+    len = (size_t)snprintf(yaml, cap, "auth:\n  api_keys:\n");
+    for (int i = 0; i < USERS_N; i++) {
+        (void)snprintf(key, sizeof(key), "key-%d", i);
+        crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+        (void)sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        len += (size_t)snprintf(yaml + len, cap - len, "    u%d: {hash: \"%s\"}\n", i, hex);
+        ck_assert_uint_lt(len, cap);
+    }
+    cfg = load_ok(yaml);
+    free(yaml);
+    ck_assert_uint_eq(cfg->key_index_size, 1024);
+    for (int i = 0; i < USERS_N; i++) {
+        const fm_user *u;
+        const fm_key *k;
+        char name[16];
+
+        (void)snprintf(key, sizeof(key), "key-%d", i);
+        crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+        ck_assert(fm_config_find_key(cfg, h, &u, &k));
+        (void)snprintf(name, sizeof(name), "u%d", i);
+        ck_assert_str_eq(u->name, name);
+    }
+    crypto_hash_sha256(h, (const unsigned char *)"not-a-key", 9);
+    ck_assert(!fm_config_find_key(cfg, h, NULL, NULL));
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_user_rate)
+{
+    static const char yaml[] =
+        "auth:\n"
+        "  api_keys:\n"
+        "    alice: {hash: \"" H_ALICE "\", rate_limit: {requests_per_minute: 120}}\n"
+        "    bob: {hash: \"" H_BOB "\", rate_limit: {burst: 3, requests_per_minute: 7}}\n"
+        "    carol: {hash: \"" H_ZERO "\"}\n"
+        "rate_limit: {requests_per_minute: 50, burst: 25}\n";
+    fm_config *cfg = load_ok(yaml);
+    const fm_user *alice = user_named(cfg, "alice"), *bob = user_named(cfg, "bob");
+    const fm_user *carol = user_named(cfg, "carol");
+
+    /* A field left out takes the global default, even when that is given later. */
+    ck_assert_uint_eq(fm_config_user_rate(cfg, alice)->requests_per_minute, 120);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, alice)->burst, 25);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->requests_per_minute, 7);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->burst, 3);
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, carol), &cfg->rate_limit.rate);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, carol)->requests_per_minute, 50);
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, NULL), &cfg->rate_limit.rate);
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_level_names)
+{
+    fm_config *cfg = load_ok(USERS "logging: {level: debug}\n");
+
+    ck_assert_int_eq(cfg->logging.level, FM_LOG_DEBUG);
+    fm_config_free(cfg);
+    ck_assert_str_eq(fm_config_level_name(FM_LOG_DEBUG), "debug");
+    ck_assert_str_eq(fm_config_level_name(FM_LOG_INFO), "info");
+    ck_assert_str_eq(fm_config_level_name(FM_LOG_WARN), "warn");
+    ck_assert_str_eq(fm_config_level_name(FM_LOG_ERROR), "error");
+    fm_config_free(NULL);
+}
+END_TEST
+
+/* ---- the shipped examples ---------------------------------------------------------- */
+
+/* The examples live in the source tree; tests run from the build directory. */
+static void source_file(char *out, size_t outlen, const char *rel)
+{
+    const char *self = __FILE__;
+    const char *tail = strstr(self, "tests/unit/test_config.c");
+
+    ck_assert_ptr_nonnull(tail);
+    (void)snprintf(out, outlen, "%.*s%s", (int)(tail - self), self, rel);
+}
+
+START_TEST(test_example_local)
+{
+    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg;
+    const fm_user *alice, *bob;
+
+    ck_assert_int_eq(setenv("REDIS_PASSWORD", "example-redis-password", 1), 0);
+    source_file(path, sizeof(path), "conf/config-local.yaml");
+    cfg = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->redis.password, "example-redis-password");
+    ck_assert_str_eq(cfg->server.listen, "unix:/run/fetch_ml/fcgi.sock");
+    ck_assert(!cfg->server.tls_enabled);
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 2);
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "127.0.0.1"));
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "::1"));
+    ck_assert(!fm_ipacl_match(&cfg->auth.ip_whitelist, "10.0.0.1"));
+    ck_assert_uint_eq(cfg->auth.nusers, 2);
+    alice = user_named(cfg, "alice");
+    bob = user_named(cfg, "bob");
+    ck_assert_uint_eq(alice->effective, role_named(cfg, "researcher")->perms | perm("jobs:delete"));
+    ck_assert_uint_eq(bob->effective, role_named(cfg, "analyst")->perms);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->requests_per_minute, 120);
+    ck_assert_int_eq(cfg->logging.level, FM_LOG_DEBUG);
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_example_prod)
+{
+    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg;
+    const fm_user *carol, *dave;
+
+    ck_assert_int_eq(setenv("REDIS_PASSWORD", "example-redis-password", 1), 0);
+    source_file(path, sizeof(path), "conf/config-prod.yaml");
+    cfg = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert(cfg->server.tls_enabled);
+    ck_assert_str_eq(cfg->server.tls_cert_file, "/secrets/cert.pem");
+    ck_assert_str_eq(cfg->server.tls_key_file, "/secrets/key.pem");
+    ck_assert_str_eq(cfg->server.socket_group, "www-data");
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 3);
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "10.20.30.40"));
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "192.168.1.1"));
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "127.0.0.1"));
+    ck_assert(!fm_ipacl_match(&cfg->auth.ip_whitelist, "8.8.8.8"));
+    carol = user_named(cfg, "carol");
+    dave = user_named(cfg, "dave");
+    ck_assert_uint_eq(carol->nkeys, 2);
+    ck_assert_int_eq(carol->keys[1].expires, 1774915200);
+    ck_assert_uint_eq(carol->effective, perm("jobs:read") | perm("jobs:create") |
+                                            perm("jobs:update") | perm("experiments:read") |
+                                            perm("experiments:create"));
+    ck_assert_uint_eq(dave->effective,
+                      perm("jobs:read") | perm("experiments:read") | perm("metrics:read"));
+    fm_config_free(cfg);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, test_unreadable);
+    tcase_add_test(tc, test_error_never_shows_secret);
+    tcase_add_test(tc, test_error_truncated_to_errlen);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_every_key);
+    tcase_add_test(tc, test_nullable_settings);
+    tcase_add_test(tc, test_relative_paths);
+    tcase_add_test(tc, test_permissions);
+    tcase_add_test(tc, test_keys_and_index);
+    tcase_add_test(tc, test_index_many_keys);
+    tcase_add_test(tc, test_user_rate);
+    tcase_add_test(tc, test_level_names);
+    tcase_add_test(tc, test_example_local);
+    tcase_add_test(tc, test_example_prod);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
