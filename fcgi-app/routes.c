@@ -100,6 +100,13 @@ static int task_create(fm_call *call, fm_response *resp)
     }
 }
 
+static int not_found(fm_call *call, fm_response *resp)
+{
+    (void)snprintf(call->reason, sizeof(call->reason), "task_not_found");
+    fm_response_error(resp, 404, "NOT_FOUND", "task not found", call->trace_id);
+    return 0;
+}
+
 static int task_get(fm_call *call, fm_response *resp)
 {
     cJSON *task;
@@ -108,12 +115,54 @@ static int task_get(fm_call *call, fm_response *resp)
 
     if (rc == FM_TASKS_OK)
         return send_json(resp, 200, task);
-    if (rc == FM_TASKS_ENOTFOUND) {
-        (void)snprintf(call->reason, sizeof(call->reason), "task_not_found");
-        fm_response_error(resp, 404, "NOT_FOUND", "task not found", call->trace_id);
-        return 0;
-    }
+    if (rc == FM_TASKS_ENOTFOUND)
+        return not_found(call, resp);
     return internal(call, resp, "redis_error");
+}
+
+static int conflict(fm_call *call, fm_response *resp, const char *msg)
+{
+    (void)snprintf(call->reason, sizeof(call->reason), "conflict");
+    fm_response_error(resp, 409, "CONFLICT", msg, call->trace_id);
+    return 0;
+}
+
+static int task_cancel(fm_call *call, fm_response *resp)
+{
+    cJSON *task = NULL;
+    int rc = fm_tasks_cancel(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                             call->params[0], &task);
+
+    switch (rc) {
+    case FM_TASKS_OK:
+        return send_json(resp, 200, task);
+    case FM_TASKS_ENOTFOUND:
+        return not_found(call, resp);
+    case FM_TASKS_ECONFLICT:
+        cJSON_Delete(task);
+        return conflict(call, resp, "only a queued or running task can be cancelled");
+    default:
+        cJSON_Delete(task);
+        return internal(call, resp, "redis_error");
+    }
+}
+
+static int task_delete(fm_call *call, fm_response *resp)
+{
+    int rc = fm_tasks_delete(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                             call->params[0]);
+
+    switch (rc) {
+    case FM_TASKS_OK:
+        resp->status = 204;
+        return 0;
+    case FM_TASKS_ENOTFOUND:
+        return not_found(call, resp);
+    case FM_TASKS_ECONFLICT:
+        return conflict(call, resp, "a running task must be cancelled before it is deleted");
+    default:
+        return internal(call, resp, "redis_error");
+    }
 }
 
 /* Strict non-negative decimal within [lo, hi]. */
@@ -205,5 +254,7 @@ const fm_route fm_app_routes[] = {
     {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), task_create},
     {"GET", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_READ), task_list},
     {"GET", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_READ), task_get},
+    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), task_cancel},
+    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), task_delete},
 };
 const size_t fm_app_nroutes = sizeof(fm_app_routes) / sizeof(fm_app_routes[0]);

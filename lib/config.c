@@ -18,6 +18,17 @@
  * repeat anywhere) run after the document, using marks recorded during the
  * walk so that their errors still point at a line.
  *
+ * String values are expanded before they are checked: ${NAME} becomes the
+ * environment variable, $${ a literal ${, in one left-to-right scan whose
+ * output is not scanned again. Expanded text may be secret, so its buffer is
+ * wiped whenever it is moved or freed, and a value that took text from the
+ * environment is never echoed: messages show the scalar as written.
+ *
+ * Roles are resolved by depth-first search over their inherits lists, each
+ * role once (memoised), in the order they were defined: a role on the current
+ * path met again is a cycle, reported with the path; the search refuses to go
+ * deeper than FM_ROLE_INHERIT_MAX links, which also bounds its recursion.
+ *
  * Finally the key index: open addressing with linear probing, at least twice
  * as many slots as keys, each key placed at its digest's first 8 bytes modulo
  * the size. Digests are uniformly random, so probes stay short; a probe ends
@@ -50,11 +61,32 @@
 #define PERMS_MAX 32     /* more distinct valid permission strings than the grammar allows */
 #define KEY_PREFIX_MAX 64
 #define LEVEL_COUNT 4
+#define EXPANDED_MAX 65536 /* longest string value after ${VAR} expansion */
+#define SECRET_NAME "REDIS_PASSWORD"
 
 static const char *const builtin_roles[] = {"admin", "researcher", "analyst"};
 #define BUILTIN_COUNT (sizeof(builtin_roles) / sizeof(builtin_roles[0]))
 
 static const char *const level_names[LEVEL_COUNT] = {"debug", "info", "warn", "error"};
+
+/* A name that refers to a role, as read: where it was and what may be echoed of it. */
+struct ref {
+    yaml_mark_t at;
+    bool from_env;          /* the name came from ${VAR}: echo raw, not the name */
+    char raw[ECHO_MAX + 4]; /* the scalar as written, echoed */
+};
+
+enum { ROLE_NEW, ROLE_ACTIVE, ROLE_DONE };
+
+/* What the file says about a role, kept beside cfg->auth.roles until roles are resolved. */
+struct role_src {
+    fm_perms grants, denies;
+    char (*inherits)[FM_NAME_MAX]; /* auth.roles.<r>.inherits, ninherits of them */
+    struct ref *inherit_refs;
+    size_t ninherits;
+    int state;       /* ROLE_NEW, ROLE_ACTIVE (on the search path) or ROLE_DONE */
+    unsigned height; /* longest inherits chain below the role, once ROLE_DONE */
+};
 
 struct loader {
     const char *file;
@@ -66,14 +98,19 @@ struct loader {
     yaml_event_t ev;
     bool ev_live;
     fm_config *cfg;
-    char *basedir;              /* absolute directory of the file, for relative paths */
-    yaml_mark_t key_at;         /* mark of the key whose value is being read */
+    char *basedir;             /* absolute directory of the file, for relative paths */
+    yaml_mark_t key_at;        /* mark of the key whose value is being read */
+    char *value;               /* the current string scalar after expansion, or NULL */
+    bool from_env;             /* the current string scalar took text from the environment */
+    struct role_src *role_src; /* parallel to cfg->auth.roles */
+    size_t nrole_src;
+    bool password_seen;         /* redis.password_env or redis.password_file */
     unsigned builtin_redefined; /* bit i: builtin_roles[i] already given in auth.roles */
     bool api_keys_seen;         /* auth.api_keys or auth.apikeys */
     yaml_mark_t *key_marks;     /* one per key, users and keys in snapshot order */
     size_t nkey_marks;
-    yaml_mark_t *role_marks; /* one per role reference, users in snapshot order */
-    size_t nrole_marks;
+    struct ref *role_refs; /* one per role reference, users in snapshot order */
+    size_t nrole_refs;
     yaml_mark_t *user_key_marks; /* keys of the user being read, in user->keys order */
     size_t nuser_key_marks;
 };
@@ -115,6 +152,12 @@ struct perm_acc {
 struct key_item {
     fm_key key;
     bool has_hash;
+};
+
+struct role_item {
+    fm_role *role;
+    struct role_src *src;
+    struct perm_acc acc;
 };
 
 __attribute__((format(printf, 3, 4))) static int fail_at(struct loader *l, const yaml_mark_t *at,
@@ -160,6 +203,19 @@ static void echo(const char *text, char out[ECHO_MAX + 4])
     out[i] = '\0';
 }
 
+/* What may be echoed of the current scalar: never text that the environment supplied. */
+static void echo_value(const struct loader *l, const char *value, char out[ECHO_MAX + 4])
+{
+    echo(l->from_env ? (const char *)l->ev.data.scalar.value : value, out);
+}
+
+static void make_ref(const struct loader *l, struct ref *ref)
+{
+    ref->at = l->ev.start_mark;
+    ref->from_env = l->from_env;
+    echo((const char *)l->ev.data.scalar.value, ref->raw);
+}
+
 /*
  * Room for element n of an array whose capacity is implied by its length: the
  * next power of two >= max(n, 4). Returns the (maybe moved) array or NULL.
@@ -184,6 +240,26 @@ static int push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_
         return out_of_memory(l);
     *arr = p;
     p[(*n)++] = *m;
+    return 0;
+}
+
+__attribute__((format(printf, 2, 3))) static int add_warning(struct loader *l, const char *fmt, ...)
+{
+    fm_config *cfg = l->cfg;
+    char msg[FM_CONFIG_ERR_MAX];
+    char **warnings = grow(cfg->warnings, cfg->nwarnings, sizeof(*warnings));
+    va_list ap;
+
+    if (warnings == NULL)
+        return out_of_memory(l);
+    cfg->warnings = warnings;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    warnings[cfg->nwarnings] = strdup(msg);
+    if (warnings[cfg->nwarnings] == NULL)
+        return out_of_memory(l);
+    cfg->nwarnings++;
     return 0;
 }
 
@@ -341,11 +417,127 @@ static bool is_null(const yaml_event_t *e)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-/* The current event as a non-null scalar, or NULL after failing with "<where> must be <what>". */
+/* An expanded value may hold a secret (a hash from the environment): wipe it. */
+static void forget_value(struct loader *l)
+{
+    if (l->value != NULL) {
+        sodium_memzero(l->value, strlen(l->value));
+        free(l->value);
+        l->value = NULL;
+    }
+}
+
+static void wipe(char *buf, size_t len)
+{
+    if (buf != NULL) {
+        sodium_memzero(buf, len);
+        free(buf);
+    }
+}
+
+/* Appends piece to the buffer of an expansion, moving (and wiping) it when it grows. */
+static int append(struct loader *l, char **buf, size_t *len, size_t *cap, const char *piece,
+                  size_t plen)
+{
+    char *bigger;
+    size_t want;
+
+    if (*len + plen + 1 <= *cap) {
+        memcpy(*buf + *len, piece, plen);
+        *len += plen;
+        return 0;
+    }
+    want = 2 * (*len + plen + 1);
+    bigger = malloc(want);
+    if (bigger == NULL)
+        return out_of_memory(l);
+    if (*len > 0)
+        memcpy(bigger, *buf, *len);
+    memcpy(bigger + *len, piece, plen);
+    wipe(*buf, *cap);
+    *buf = bigger;
+    *cap = want;
+    *len += plen;
+    return 0;
+}
+
+/*
+ * raw with ${NAME} replaced into l->value. Errors name the variable at most,
+ * never a value.
+ */
+static int expand(struct loader *l, const char *where, const char *raw)
+{
+    static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789_";
+    const yaml_mark_t *at = &l->ev.start_mark;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    for (const char *p = raw; *p != '\0';) {
+        const char *piece = p;
+        size_t plen = 1;
+
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+            piece = "${";
+            plen = 2;
+            p += 3;
+        } else if (p[0] == '$' && p[1] == '{') {
+            const char *name = p + 2;
+            size_t nlen = strspn(name, name_chars);
+            char var[ENV_NAME_MAX];
+
+            if (strchr(name, '}') == NULL) {
+                (void)fail_at(l, at, "%s: unterminated \"${\"", where);
+                goto fail;
+            }
+            if (name[nlen] != '}' || nlen == 0 || nlen >= sizeof(var) ||
+                (name[0] >= '0' && name[0] <= '9')) {
+                (void)fail_at(l, at,
+                              "%s: \"${\" must be followed by a variable name "
+                              "[A-Za-z_][A-Za-z0-9_]* and \"}\"",
+                              where);
+                goto fail;
+            }
+            memcpy(var, name, nlen);
+            var[nlen] = '\0';
+            piece = getenv(var);
+            if (piece == NULL) {
+                (void)fail_at(l, at, "%s: environment variable %s is not set", where, var);
+                goto fail;
+            }
+            plen = strlen(piece);
+            p = name + nlen + 1;
+            l->from_env = true;
+        } else {
+            p++;
+        }
+        if (plen > EXPANDED_MAX - len) {
+            (void)fail_at(l, at, "%s is longer than %d bytes after expansion", where, EXPANDED_MAX);
+            goto fail;
+        }
+        if (append(l, &buf, &len, &cap, piece, plen) != 0)
+            goto fail;
+    }
+    if (append(l, &buf, &len, &cap, "", 0) != 0)
+        goto fail;
+    buf[len] = '\0';
+    l->value = buf;
+    return 0;
+fail:
+    wipe(buf, cap);
+    return -1;
+}
+
+/*
+ * The current event as a non-null scalar, or NULL after failing with "<where> must be <what>".
+ * plain is for integers and booleans, which must be unquoted and are not expanded; every other
+ * value is a string and is expanded.
+ */
 static const char *scalar(struct loader *l, const char *where, const char *what, bool plain)
 {
     const yaml_event_t *e = &l->ev;
 
+    l->from_env = false;
     if (e->type != YAML_SCALAR_EVENT || is_null(e) ||
         (plain && e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)) {
         (void)fail_at(l, &e->start_mark, "%s must be %s", where, what);
@@ -355,7 +547,10 @@ static const char *scalar(struct loader *l, const char *where, const char *what,
         (void)fail_at(l, &e->start_mark, "%s contains a NUL byte", where);
         return NULL;
     }
-    return (const char *)e->data.scalar.value;
+    forget_value(l);
+    if (plain || strstr((const char *)e->data.scalar.value, "${") == NULL)
+        return (const char *)e->data.scalar.value;
+    return expand(l, where, (const char *)e->data.scalar.value) != 0 ? NULL : l->value;
 }
 
 /* Decimal only: no sign but '-', no leading zeros (YAML 1.1 would read 010 as octal). */
@@ -600,8 +795,16 @@ static int cidr_list_value(struct loader *l, const char *where, fm_ipacl *acl)
 
         if (v == NULL)
             return -1;
-        if (fm_ipacl_parse_cidr(v, &cidr, why, sizeof(why)) != 0)
+        if (fm_ipacl_parse_cidr(v, &cidr, why, sizeof(why)) != 0) {
+            char raw[ECHO_MAX + 4];
+
+            /* why quotes the value, which here came from the environment. */
+            echo_value(l, v, raw);
+            if (l->from_env)
+                return fail_at(l, &l->ev.start_mark, "%s: \"%s\" is not a valid CIDR block", item,
+                               raw);
             return fail_at(l, &l->ev.start_mark, "%s: %s", item, why);
+        }
         if (fm_ipacl_add(acl, &cidr) != 0)
             return out_of_memory(l);
     }
@@ -759,6 +962,36 @@ static const struct field server_fields[] = {
     VALUE("tls", server_tls),
 };
 
+/* ---- rates ------------------------------------------------------------------- */
+
+/* obj is a user's or a role's bucket, or NULL inside the top-level rate_limit section. */
+static int rate_rpm(struct loader *l, const char *where, void *obj)
+{
+    fm_rate *rate = obj != NULL ? obj : &l->cfg->rate_limit.rate;
+    long long v;
+
+    if (int_value(l, where, 1, 1000000, &v) != 0)
+        return -1;
+    rate->requests_per_minute = (uint32_t)v;
+    return 0;
+}
+
+static int rate_burst(struct loader *l, const char *where, void *obj)
+{
+    fm_rate *rate = obj != NULL ? obj : &l->cfg->rate_limit.rate;
+    long long v;
+
+    if (int_value(l, where, 1, 1000000, &v) != 0)
+        return -1;
+    rate->burst = (uint32_t)v;
+    return 0;
+}
+
+static const struct field bucket_fields[] = {
+    VALUE("requests_per_minute", rate_rpm),
+    VALUE("burst", rate_burst),
+};
+
 /* ---- auth -------------------------------------------------------------------- */
 
 static int auth_enabled(struct loader *l, const char *where, void *obj)
@@ -780,20 +1013,107 @@ static int auth_ip_whitelist(struct loader *l, const char *where, void *obj)
     return cidr_list_value(l, where, &l->cfg->auth.ip_whitelist);
 }
 
+/* A role name from a list, checked against the names already in that list. */
+static const char *role_name_item(struct loader *l, const char *item,
+                                  const char (*seen)[FM_NAME_MAX], size_t nseen)
+{
+    const char *v = scalar(l, item, "a role name", false);
+    char raw[ECHO_MAX + 4];
+
+    if (v == NULL)
+        return NULL;
+    echo_value(l, v, raw);
+    if (!valid_name(v)) {
+        (void)fail_at(l, &l->ev.start_mark, "%s: invalid role name \"%s\"", item, raw);
+        return NULL;
+    }
+    for (size_t j = 0; j < nseen; j++) {
+        if (strcmp(seen[j], v) == 0) {
+            (void)fail_at(l, &l->ev.start_mark, "%s: role \"%s\" is listed twice", item, raw);
+            return NULL;
+        }
+    }
+    return v;
+}
+
 static int role_permissions(struct loader *l, const char *where, void *obj)
 {
-    return perms_value(l, where, obj);
+    struct role_item *item = obj;
+
+    return perms_value(l, where, &item->acc);
+}
+
+/* Names are checked against auth.roles once the whole file is read: roles come in any order. */
+static int role_inherits(struct loader *l, const char *where, void *obj)
+{
+    struct role_src *src = ((struct role_item *)obj)->src;
+    char item[WHERE_MAX];
+    int rc;
+
+    if (list_start(l, where, "a list of role names") != 0)
+        return -1;
+    for (size_t i = 0; (rc = list_next(l, where, i, item, sizeof(item))) == 0; i++) {
+        const char *v =
+            role_name_item(l, item, (const char(*)[FM_NAME_MAX])src->inherits, src->ninherits);
+        char(*names)[FM_NAME_MAX];
+        struct ref *refs;
+
+        if (v == NULL)
+            return -1;
+        names = grow(src->inherits, src->ninherits, sizeof(*names));
+        if (names == NULL)
+            return out_of_memory(l);
+        src->inherits = names;
+        refs = grow(src->inherit_refs, src->ninherits, sizeof(*refs));
+        if (refs == NULL)
+            return out_of_memory(l);
+        src->inherit_refs = refs;
+        (void)snprintf(names[src->ninherits], FM_NAME_MAX, "%s", v);
+        make_ref(l, &refs[src->ninherits++]);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Fields left out stay 0 and take the global default once the whole file is read. */
+static int role_rate_limit(struct loader *l, const char *where, void *obj)
+{
+    fm_role *role = ((struct role_item *)obj)->role;
+
+    role->has_rate = true;
+    return fields_value(l, where, FIELDS(bucket_fields), &role->rate);
 }
 
 static const struct field role_fields[] = {
     VALUE("permissions", role_permissions),
+    VALUE("inherits", role_inherits),
+    VALUE("rate_limit", role_rate_limit),
 };
+
+/* Appends an empty role named name to cfg->auth.roles and its source to l->role_src. */
+static int add_role(struct loader *l, const char *name)
+{
+    fm_config *cfg = l->cfg;
+    struct role_src *src = grow(l->role_src, l->nrole_src, sizeof(*src));
+    fm_role *roles;
+
+    if (src == NULL)
+        return out_of_memory(l);
+    l->role_src = src;
+    roles = grow(cfg->auth.roles, cfg->auth.nroles, sizeof(*roles));
+    if (roles == NULL)
+        return out_of_memory(l);
+    cfg->auth.roles = roles;
+    memset(&src[l->nrole_src++], 0, sizeof(*src));
+    memset(&roles[cfg->auth.nroles], 0, sizeof(*roles));
+    (void)snprintf(roles[cfg->auth.nroles++].name, FM_NAME_MAX, "%s", name);
+    return 0;
+}
 
 static int role_entry(struct loader *l, const char *where, const char *key, void *obj)
 {
     fm_config *cfg = l->cfg;
     char sub[WHERE_MAX], shown[ECHO_MAX + 4];
-    struct perm_acc acc;
+    struct role_item item;
     size_t i;
 
     (void)obj;
@@ -809,21 +1129,18 @@ static int role_entry(struct loader *l, const char *where, const char *key, void
         l->builtin_redefined |= 1u << i;
     } else if (i < cfg->auth.nroles) {
         return fail_at(l, &l->key_at, "duplicate key \"%s\" in %s", shown, where);
-    } else {
-        fm_role *roles = grow(cfg->auth.roles, cfg->auth.nroles, sizeof(*roles));
-
-        if (roles == NULL)
-            return out_of_memory(l);
-        cfg->auth.roles = roles;
-        memset(&roles[i], 0, sizeof(roles[i]));
-        (void)snprintf(roles[i].name, sizeof(roles[i].name), "%s", key);
-        cfg->auth.nroles++;
-    }
-    memset(&acc, 0, sizeof(acc));
-    join(sub, sizeof(sub), where, key);
-    if (fields_value(l, sub, FIELDS(role_fields), &acc) != 0)
+    } else if (add_role(l, key) != 0) {
         return -1;
-    cfg->auth.roles[i].perms = acc.grants & ~acc.denies;
+    }
+    memset(&item, 0, sizeof(item));
+    item.role = &cfg->auth.roles[i];
+    item.src = &l->role_src[i];
+    join(sub, sizeof(sub), where, key);
+    if (fields_value(l, sub, FIELDS(role_fields), &item) != 0)
+        return -1;
+    /* A redefined built-in keeps nothing of its built-in grants: the file replaces it whole. */
+    item.src->grants = item.acc.grants;
+    item.src->denies = item.acc.denies;
     return 0;
 }
 
@@ -953,32 +1270,29 @@ static int user_admin(struct loader *l, const char *where, void *obj)
 static int user_roles(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
-    char item[WHERE_MAX], shown[ECHO_MAX + 4];
+    char item[WHERE_MAX];
     int rc;
 
     if (list_start(l, where, "a list of role names") != 0)
         return -1;
     for (size_t i = 0; (rc = list_next(l, where, i, item, sizeof(item))) == 0; i++) {
-        const char *v = scalar(l, item, "a role name", false);
+        const char *v =
+            role_name_item(l, item, (const char(*)[FM_NAME_MAX])user->roles, user->nroles);
         char(*roles)[FM_NAME_MAX];
+        struct ref *refs;
 
         if (v == NULL)
             return -1;
-        echo(v, shown);
-        if (!valid_name(v))
-            return fail_at(l, &l->ev.start_mark, "%s: invalid role name \"%s\"", item, shown);
-        for (size_t j = 0; j < user->nroles; j++) {
-            if (strcmp(user->roles[j], v) == 0)
-                return fail_at(l, &l->ev.start_mark, "%s: role \"%s\" is listed twice", item,
-                               shown);
-        }
         roles = grow(user->roles, user->nroles, sizeof(*roles));
         if (roles == NULL)
             return out_of_memory(l);
         user->roles = roles;
+        refs = grow(l->role_refs, l->nrole_refs, sizeof(*refs));
+        if (refs == NULL)
+            return out_of_memory(l);
+        l->role_refs = refs;
         (void)snprintf(roles[user->nroles++], FM_NAME_MAX, "%s", v);
-        if (push_mark(l, &l->role_marks, &l->nrole_marks, &l->ev.start_mark) != 0)
-            return -1;
+        make_ref(l, &refs[l->nrole_refs++]);
     }
     return rc < 0 ? -1 : 0;
 }
@@ -1003,41 +1317,13 @@ static int user_ip_whitelist(struct loader *l, const char *where, void *obj)
     return cidr_list_value(l, where, &user->ip_whitelist);
 }
 
-/* obj is the user's bucket, or NULL inside the top-level rate_limit section. */
-static int rate_rpm(struct loader *l, const char *where, void *obj)
-{
-    fm_rate *rate = obj != NULL ? obj : &l->cfg->rate_limit.rate;
-    long long v;
-
-    if (int_value(l, where, 1, 1000000, &v) != 0)
-        return -1;
-    rate->requests_per_minute = (uint32_t)v;
-    return 0;
-}
-
-static int rate_burst(struct loader *l, const char *where, void *obj)
-{
-    fm_rate *rate = obj != NULL ? obj : &l->cfg->rate_limit.rate;
-    long long v;
-
-    if (int_value(l, where, 1, 1000000, &v) != 0)
-        return -1;
-    rate->burst = (uint32_t)v;
-    return 0;
-}
-
-static const struct field user_rate_fields[] = {
-    VALUE("requests_per_minute", rate_rpm),
-    VALUE("burst", rate_burst),
-};
-
 /* Fields left out stay 0 and take the global default once the whole file is read. */
 static int user_rate_limit(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
 
     user->has_rate = true;
-    return fields_value(l, where, FIELDS(user_rate_fields), &user->rate);
+    return fields_value(l, where, FIELDS(bucket_fields), &user->rate);
 }
 
 static const struct field user_fields[] = {
@@ -1127,10 +1413,45 @@ static int rate_on_redis_error(struct loader *l, const char *where, void *obj)
     return 0;
 }
 
+static int uint_value(struct loader *l, const char *where, long long max, uint32_t *out)
+{
+    long long v;
+
+    if (int_value(l, where, 1, max, &v) != 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int failures_max(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return uint_value(l, where, 1000000, &l->cfg->rate_limit.auth_failures.max);
+}
+
+static int failures_window(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return uint_value(l, where, 86400, &l->cfg->rate_limit.auth_failures.window_seconds);
+}
+
+static int failures_block(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return uint_value(l, where, 604800, &l->cfg->rate_limit.auth_failures.block_seconds);
+}
+
+static const struct field auth_failures_fields[] = {
+    VALUE("max", failures_max),
+    VALUE("window_seconds", failures_window),
+    VALUE("block_seconds", failures_block),
+};
+
 static const struct field rate_fields[] = {
     VALUE("requests_per_minute", rate_rpm),
     VALUE("burst", rate_burst),
     VALUE("on_redis_error", rate_on_redis_error),
+    SECTION("auth_failures", auth_failures_fields),
 };
 
 static int redis_addr(struct loader *l, const char *where, void *obj)
@@ -1139,17 +1460,46 @@ static int redis_addr(struct loader *l, const char *where, void *obj)
     return endpoint_value(l, where, &l->cfg->redis.addr);
 }
 
+/* The two ways of giving the password exclude each other, whichever comes first. */
+static int password_once(struct loader *l)
+{
+    if (l->password_seen)
+        return fail_at(
+            l, &l->key_at,
+            "redis.password_env and redis.password_file are alternatives: give only one");
+    l->password_seen = true;
+    return 0;
+}
+
+static int set_password(struct loader *l, const char *value, size_t len, const char *kind,
+                        const char *source)
+{
+    fm_config *cfg = l->cfg;
+    char desc[PATH_MAX + 16];
+
+    cfg->redis.password = malloc(len + 1);
+    if (cfg->redis.password == NULL)
+        return out_of_memory(l);
+    memcpy(cfg->redis.password, value, len);
+    cfg->redis.password[len] = '\0';
+    (void)snprintf(desc, sizeof(desc), "%s %s", kind, source);
+    return set_string(l, &cfg->redis.password_source, desc);
+}
+
 /* The value is resolved now, so a missing secret stops the load, not the first request. */
 static int redis_password_env(struct loader *l, const char *where, void *obj)
 {
     static const char first[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
-    fm_config *cfg = l->cfg;
     bool isnull;
-    const char *name = nullable(l, where, "an environment variable name", &isnull);
+    const char *name;
     const char *value;
+    char raw[ECHO_MAX + 4];
     size_t len;
 
     (void)obj;
+    if (password_once(l) != 0)
+        return -1;
+    name = nullable(l, where, "an environment variable name", &isnull);
     if (name == NULL)
         return -1;
     if (isnull)
@@ -1159,13 +1509,160 @@ static int redis_password_env(struct loader *l, const char *where, void *obj)
         strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789") != len)
         return fail_at(l, &l->ev.start_mark,
                        "%s must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)", where);
+    echo_value(l, name, raw);
     value = getenv(name);
     if (value == NULL)
-        return fail_at(l, NULL, "%s: environment variable %s is not set", where, name);
+        return fail_at(l, &l->ev.start_mark, "%s: environment variable %s is not set", where,
+                       l->from_env ? raw : name);
     if (value[0] == '\0')
-        return fail_at(l, NULL, "%s: environment variable %s is empty", where, name);
-    cfg->redis.password = strdup(value);
-    return cfg->redis.password == NULL ? out_of_memory(l) : 0;
+        return fail_at(l, &l->ev.start_mark, "%s: environment variable %s is empty", where,
+                       l->from_env ? raw : name);
+    return set_password(l, value, strlen(value), "env", name);
+}
+
+/* Strips one pair of matching quotes, as systemd's EnvironmentFile= does. */
+static void unquote(const char **value, size_t *len)
+{
+    const char *v = *value;
+
+    if (*len >= 2 && (v[0] == '"' || v[0] == '\'') && v[*len - 1] == v[0]) {
+        (*value)++;
+        *len -= 2;
+    }
+}
+
+/*
+ * The password in text (len bytes, one trailing newline already removed): the
+ * whole text when it is one line without '=', else the value of the one
+ * REDIS_PASSWORD= line of an environment file. NULL with *why set otherwise.
+ */
+static const char *secret_in(const char *text, size_t len, size_t *vlen, const char **why)
+{
+    static const char key[] = SECRET_NAME "=";
+    const char *found = NULL;
+    size_t flen = 0;
+
+    if (memchr(text, '\n', len) == NULL && memchr(text, '=', len) == NULL) {
+        *vlen = len > 0 && text[len - 1] == '\r' ? len - 1 : len;
+        return text;
+    }
+    for (const char *line = text; line < text + len;) {
+        const char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        size_t llen = nl != NULL ? (size_t)(nl - line) : (size_t)(text + len - line);
+
+        if (llen > 0 && line[llen - 1] == '\r')
+            llen--;
+        if (llen >= sizeof(key) - 1 && memcmp(line, key, sizeof(key) - 1) == 0) {
+            if (found != NULL) {
+                *why = "has more than one " SECRET_NAME "= line";
+                return NULL;
+            }
+            found = line + sizeof(key) - 1;
+            flen = llen - (sizeof(key) - 1);
+        }
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    if (found == NULL) {
+        *why = "has no " SECRET_NAME "= line (a bare password must be one line without '=')";
+        return NULL;
+    }
+    unquote(&found, &flen);
+    *vlen = flen;
+    return found;
+}
+
+/*
+ * Reads the secret file at path. A file others may read or replace is refused
+ * outright: the password would not be secret. Messages name the file (as
+ * written, when its name came from the environment) and never its content.
+ */
+static int read_secret(struct loader *l, const yaml_mark_t *at, const char *where, const char *path,
+                       const char *name)
+{
+    unsigned char buf[FM_SECRET_FILE_MAX + 1];
+    const char *why = NULL, *value;
+    struct stat st;
+    size_t got = 0, vlen = 0;
+    int fd, rc = -1;
+
+    /* O_NONBLOCK: a FIFO planted at the path must not hang the load; it is refused below. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return fail_at(l, at, "%s: %s: cannot open: %s", where, name, strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        (void)fail_at(l, at, "%s: %s: cannot stat: %s", where, name, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        (void)fail_at(l, at, "%s: %s is not a regular file", where, name);
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        (void)fail_at(l, at,
+                      "%s: %s is accessible by group or other users (mode %04o): make it 0600 "
+                      "or 0400",
+                      where, name, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            (void)fail_at(l, at, "%s: %s: cannot read: %s", where, name, strerror(errno));
+            goto out;
+        }
+        if (n == 0 || (got += (size_t)n) == sizeof(buf))
+            break;
+    }
+    if (got > FM_SECRET_FILE_MAX) {
+        (void)fail_at(l, at, "%s: %s is larger than %d bytes", where, name, FM_SECRET_FILE_MAX);
+        goto out;
+    }
+    if (got == 0) {
+        (void)fail_at(l, at, "%s: %s is empty", where, name);
+        goto out;
+    }
+    if (memchr(buf, '\0', got) != NULL) {
+        (void)fail_at(l, at, "%s: %s contains a NUL byte", where, name);
+        goto out;
+    }
+    if (buf[got - 1] == '\n')
+        got--;
+    value = secret_in((const char *)buf, got, &vlen, &why);
+    if (value == NULL)
+        (void)fail_at(l, at, "%s: %s %s", where, name, why);
+    else if (vlen == 0)
+        (void)fail_at(l, at, "%s: %s holds an empty password", where, name);
+    else
+        rc = set_password(l, value, vlen, "file", path);
+out:
+    sodium_memzero(buf, sizeof(buf));
+    (void)close(fd);
+    return rc;
+}
+
+static int redis_password_file(struct loader *l, const char *where, void *obj)
+{
+    yaml_mark_t at = l->ev.start_mark;
+    char raw[ECHO_MAX + 4];
+    const char *v;
+    char *path = NULL;
+    int rc;
+
+    (void)obj;
+    if (password_once(l) != 0)
+        return -1;
+    v = scalar(l, where, "a path", false);
+    if (v == NULL || resolve_path(l, where, v, "", &path) != 0)
+        return -1;
+    echo_value(l, v, raw);
+    rc = read_secret(l, &at, where, path, l->from_env ? raw : path);
+    free(path);
+    return rc;
 }
 
 static int redis_db(struct loader *l, const char *where, void *obj)
@@ -1209,6 +1706,7 @@ static int redis_timeout(struct loader *l, const char *where, void *obj)
 static const struct field redis_fields[] = {
     VALUE("addr", redis_addr),
     VALUE("password_env", redis_password_env),
+    VALUE("password_file", redis_password_file),
     VALUE("db", redis_db),
     VALUE("key_prefix", redis_key_prefix),
     VALUE("timeout_ms", redis_timeout),
@@ -1313,6 +1811,95 @@ static const fm_role *find_role(const fm_config *cfg, const char *name)
     return NULL;
 }
 
+/* A bucket field left out of a rate_limit takes the global value, given before or after it. */
+static void complete_rate(const fm_config *cfg, bool has_rate, fm_rate *rate)
+{
+    if (has_rate && rate->requests_per_minute == 0)
+        rate->requests_per_minute = cfg->rate_limit.rate.requests_per_minute;
+    if (has_rate && rate->burst == 0)
+        rate->burst = cfg->rate_limit.rate.burst;
+}
+
+/* "a -> b -> a": the search path from the role that was met again, and that role. */
+static void cycle_text(const fm_config *cfg, const size_t *path, size_t depth, size_t again,
+                       char *out, size_t outlen)
+{
+    size_t from = 0, used = 0;
+
+    while (path[from] != again)
+        from++;
+    out[0] = '\0';
+    for (size_t i = from; i <= depth + 1 && used < outlen; i++) {
+        const char *name = cfg->auth.roles[i <= depth ? path[i] : again].name;
+        int n = snprintf(out + used, outlen - used, "%s%s", i == from ? "" : " -> ", name);
+
+        if (n < 0)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/* Sets role r's effective permissions; path[0..depth-1] inherit r on this search. */
+static int resolve_role(struct loader *l, size_t r, size_t *path, size_t depth)
+{
+    fm_config *cfg = l->cfg;
+    struct role_src *src = &l->role_src[r];
+    fm_perms inherited = FM_PERM_NONE;
+
+    src->state = ROLE_ACTIVE;
+    path[depth] = r;
+    for (size_t i = 0; i < src->ninherits; i++) {
+        const struct ref *ref = &src->inherit_refs[i];
+        const char *name = src->inherits[i];
+        size_t p;
+
+        for (p = 0; p < cfg->auth.nroles && strcmp(cfg->auth.roles[p].name, name) != 0; p++)
+            ;
+        if (p == cfg->auth.nroles)
+            return fail_at(l, &ref->at, "role \"%s\" inherits from unknown role \"%s\"",
+                           cfg->auth.roles[r].name, ref->from_env ? ref->raw : name);
+        if (l->role_src[p].state == ROLE_ACTIVE) {
+            char cycle[FM_CONFIG_ERR_MAX];
+
+            cycle_text(cfg, path, depth, p, cycle, sizeof(cycle));
+            return fail_at(l, &ref->at, "role inheritance cycle: %s", cycle);
+        }
+        if (l->role_src[p].state == ROLE_NEW && depth < FM_ROLE_INHERIT_MAX &&
+            resolve_role(l, p, path, depth + 1) != 0)
+            return -1;
+        /* Not searched (too deep already) or searched and too high: path[0]'s chain is long. */
+        if (l->role_src[p].state != ROLE_DONE || l->role_src[p].height >= FM_ROLE_INHERIT_MAX)
+            return fail_at(l, &ref->at, "role \"%s\": inheritance chain longer than %d links",
+                           cfg->auth.roles[path[0]].name, FM_ROLE_INHERIT_MAX);
+        if (l->role_src[p].height + 1 > src->height)
+            src->height = l->role_src[p].height + 1;
+        inherited |= cfg->auth.roles[p].perms;
+    }
+    cfg->auth.roles[r].perms = (inherited | src->grants) & ~src->denies;
+    src->state = ROLE_DONE;
+    return 0;
+}
+
+static int resolve_roles(struct loader *l)
+{
+    fm_config *cfg = l->cfg;
+    size_t path[FM_ROLE_INHERIT_MAX + 1];
+
+    for (size_t r = 0; r < cfg->auth.nroles; r++) {
+        complete_rate(cfg, cfg->auth.roles[r].has_rate, &cfg->auth.roles[r].rate);
+        if (l->role_src[r].state == ROLE_NEW && resolve_role(l, r, path, 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Highest requests_per_minute wins, then the higher burst: the most generous role applies. */
+static bool better_rate(const fm_rate *a, const fm_rate *b)
+{
+    return b == NULL || a->requests_per_minute > b->requests_per_minute ||
+           (a->requests_per_minute == b->requests_per_minute && a->burst > b->burst);
+}
+
 static int resolve_users(struct loader *l)
 {
     fm_config *cfg = l->cfg;
@@ -1321,20 +1908,25 @@ static int resolve_users(struct loader *l)
     for (size_t u = 0; u < cfg->auth.nusers; u++) {
         fm_user *user = &cfg->auth.users[u];
         fm_perms perms = FM_PERM_NONE;
+        const fm_rate *best = NULL;
 
         for (size_t r = 0; r < user->nroles; r++, ref++) {
             const fm_role *role = find_role(cfg, user->roles[r]);
+            const struct ref *at = &l->role_refs[ref];
 
             if (role == NULL)
-                return fail_at(l, &l->role_marks[ref], "user \"%s\" has unknown role \"%s\"",
-                               user->name, user->roles[r]);
+                return fail_at(l, &at->at, "user \"%s\" has unknown role \"%s\"", user->name,
+                               at->from_env ? at->raw : user->roles[r]);
             perms |= role->perms;
+            if (role->has_rate && better_rate(&role->rate, best))
+                best = &role->rate;
         }
         user->effective = user->admin ? FM_PERM_ALL : (perms | user->grants) & ~user->denies;
-        if (user->has_rate && user->rate.requests_per_minute == 0)
-            user->rate.requests_per_minute = cfg->rate_limit.rate.requests_per_minute;
-        if (user->has_rate && user->rate.burst == 0)
-            user->rate.burst = cfg->rate_limit.rate.burst;
+        complete_rate(cfg, user->has_rate, &user->rate);
+        if (user->has_rate)
+            user->rate_eff = &user->rate;
+        else
+            user->rate_eff = best != NULL ? best : &cfg->rate_limit.rate;
     }
     return 0;
 }
@@ -1405,6 +1997,12 @@ static int read_file(struct loader *l, const char *path, unsigned char **text, s
         (void)fail_at(l, NULL, "larger than %u bytes", CONFIG_FILE_MAX);
         goto out;
     }
+    if ((st.st_mode & S_IROTH) != 0 &&
+        add_warning(l,
+                    "%s: warning: configuration file is readable by other users (mode %04o); it "
+                    "names key hashes and roles",
+                    l->file, (unsigned)(st.st_mode & 07777)) != 0)
+        goto out;
     *text = malloc((size_t)st.st_size + 1);
     if (*text == NULL) {
         (void)out_of_memory(l);
@@ -1455,6 +2053,9 @@ static fm_config *new_config(struct loader *l)
     cfg->server.socket_mode = 0660;
     cfg->rate_limit.rate.requests_per_minute = 30;
     cfg->rate_limit.rate.burst = 10;
+    cfg->rate_limit.auth_failures.max = 10;
+    cfg->rate_limit.auth_failures.window_seconds = 300;
+    cfg->rate_limit.auth_failures.block_seconds = 900;
     cfg->redis.db = 0;
     cfg->redis.timeout_ms = 100;
     cfg->logging.level = FM_LOG_INFO;
@@ -1468,16 +2069,9 @@ static fm_config *new_config(struct loader *l)
         set_string(l, &cfg->data.experiments_dir, "/var/lib/fetch_ml/experiments") != 0)
         return NULL;
     for (size_t i = 0; i < BUILTIN_COUNT; i++) {
-        fm_role *roles = grow(cfg->auth.roles, cfg->auth.nroles, sizeof(*roles));
-
-        if (roles == NULL)
+        if (add_role(l, builtin_roles[i]) != 0 ||
+            !fm_rbac_builtin_role(builtin_roles[i], &l->role_src[i].grants))
             return NULL;
-        cfg->auth.roles = roles;
-        memset(&roles[i], 0, sizeof(roles[i]));
-        (void)snprintf(roles[i].name, sizeof(roles[i].name), "%s", builtin_roles[i]);
-        if (!fm_rbac_builtin_role(builtin_roles[i], &roles[i].perms))
-            return NULL;
-        cfg->auth.nroles++;
     }
     return cfg;
 }
@@ -1505,7 +2099,7 @@ fm_config *fm_config_load(const char *path, char *err, size_t errlen)
     }
     if (read_file(&l, path, &text, &len) != 0 || find_basedir(&l, path) != 0 ||
         check_structure(&l, text, len) != 0 || parse_document(&l, text, len) != 0 ||
-        resolve_users(&l) != 0 || build_index(&l) != 0)
+        resolve_roles(&l) != 0 || resolve_users(&l) != 0 || build_index(&l) != 0)
         goto out;
     cfg = l.cfg;
     l.cfg = NULL;
@@ -1514,9 +2108,15 @@ out:
     fm_config_free(l.cfg);
     free(text);
     free(l.basedir);
+    forget_value(&l);
     free(l.key_marks);
-    free(l.role_marks);
+    free(l.role_refs);
     free(l.user_key_marks);
+    for (size_t i = 0; i < l.nrole_src; i++) {
+        free(l.role_src[i].inherits);
+        free(l.role_src[i].inherit_refs);
+    }
+    free(l.role_src);
     return cfg;
 }
 
@@ -1537,6 +2137,10 @@ void fm_config_free(fm_config *cfg)
     }
     free(cfg->auth.users);
     free(cfg->auth.roles);
+    for (size_t i = 0; i < cfg->nwarnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    free(cfg->redis.password_source);
     fm_ipacl_free(&cfg->auth.ip_whitelist);
     free(cfg->path);
     free(cfg->server.listen);
@@ -1579,9 +2183,12 @@ bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HA
 
 const fm_rate *fm_config_user_rate(const fm_config *cfg, const fm_user *user)
 {
-    if (user != NULL && user->has_rate)
-        return &user->rate;
-    return &cfg->rate_limit.rate;
+    if (user == NULL)
+        return &cfg->rate_limit.rate;
+    /* A user not made by fm_config_load has no rate_eff: its own rate or the default. */
+    if (user->rate_eff != NULL)
+        return user->rate_eff;
+    return user->has_rate ? &user->rate : &cfg->rate_limit.rate;
 }
 
 const char *fm_config_level_name(fm_log_level level)

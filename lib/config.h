@@ -4,10 +4,11 @@
  * The file format is FetchML's (SPEC section 3); every key is documented in
  * conf/README.md. Loading is all-or-nothing: any error (unknown or duplicate
  * key, wrong type, bad CIDR, bad hash, YAML alias or anchor, nesting deeper
- * than FM_CONFIG_MAX_DEPTH, an unsafe setting such as auth.enabled: false)
- * fails the whole load with one message "file:line:col: message", and the
- * caller keeps whatever snapshot it had. The request path only reads a
- * snapshot; a reload builds a new one and swaps it whole.
+ * than FM_CONFIG_MAX_DEPTH, an unsafe setting such as auth.enabled: false,
+ * an unknown or cyclic role inheritance, an unset ${VAR}) fails the whole load
+ * with one message "file:line:col: message", and the caller keeps whatever
+ * snapshot it had. The request path only reads a snapshot; a reload builds a
+ * new one and swaps it whole.
  */
 #ifndef FM_CONFIG_H
 #define FM_CONFIG_H
@@ -24,104 +25,121 @@
 #define FM_NAME_MAX 64          /* user and role names: [A-Za-z0-9_.-]{1,63} */
 #define FM_KEY_HASH_BYTES 32    /* SHA-256 digest */
 #define FM_CONFIG_ERR_MAX 512   /* enough for any "file:line:col: message" */
+#define FM_ROLE_INHERIT_MAX 16  /* longest chain of auth.roles.<r>.inherits links */
+#define FM_SECRET_FILE_MAX 4096 /* largest redis.password_file, bytes */
 
 typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_level;
 
 typedef struct fm_key {
     unsigned char hash[FM_KEY_HASH_BYTES]; /* SHA-256 of the API key */
-    int64_t expires;                        /* Unix seconds; 0 = never */
-    char label[FM_NAME_MAX];                /* operator's note, may be empty */
+    int64_t expires;                       /* Unix seconds; 0 = never */
+    char label[FM_NAME_MAX];               /* operator's note, may be empty */
 } fm_key;
 
 typedef struct fm_rate {
-    uint32_t requests_per_minute;           /* refill rate, >= 1 */
-    uint32_t burst;                         /* bucket capacity, >= 1 */
+    uint32_t requests_per_minute; /* refill rate, >= 1 */
+    uint32_t burst;               /* bucket capacity, >= 1 */
 } fm_rate;
 
 typedef struct fm_role {
     char name[FM_NAME_MAX];
-    fm_perms perms;
+    fm_perms perms; /* effective: inherited roles | grants, & ~denies */
+    bool has_rate;  /* rate_limit given for this role (not inherited) */
+    fm_rate rate;
 } fm_role;
 
 typedef struct fm_user {
     char name[FM_NAME_MAX];
     bool admin;
-    char (*roles)[FM_NAME_MAX];             /* role names as written, nroles of them */
+    char (*roles)[FM_NAME_MAX]; /* role names as written, nroles of them */
     size_t nroles;
-    fm_perms grants;                        /* permissions: {p: true} */
-    fm_perms denies;                        /* permissions: {p: false} */
-    fm_perms effective;                     /* computed at load, see rbac.h */
-    fm_ipacl ip_whitelist;                  /* count == 0: no per-user restriction */
+    fm_perms grants;       /* permissions: {p: true} */
+    fm_perms denies;       /* permissions: {p: false} */
+    fm_perms effective;    /* computed at load, see rbac.h */
+    fm_ipacl ip_whitelist; /* count == 0: no per-user restriction */
     fm_key *keys;
     size_t nkeys;
-    bool has_rate;                          /* rate_limit given for this user */
+    bool has_rate; /* rate_limit given for this user */
     fm_rate rate;
+    const fm_rate *rate_eff; /* computed at load, see fm_config_user_rate */
 } fm_user;
 
 /* One slot of the open-addressing index from key hash to (user, key). */
 typedef struct fm_key_slot {
-    const fm_user *user;                    /* NULL = empty slot */
+    const fm_user *user; /* NULL = empty slot */
     const fm_key *key;
 } fm_key_slot;
 
 typedef struct fm_config {
-    char *path;                             /* file it was loaded from */
+    char *path;      /* file it was loaded from */
+    char **warnings; /* "file: warning: ..." lines for the log */
+    size_t nwarnings;
 
     struct {
-        char *listen;                       /* "unix:/path" or "host:port" */
-        int workers;                        /* 1..256 */
-        size_t max_body_bytes;              /* request body limit, bytes */
-        mode_t socket_mode;                 /* unix socket mode, default 0660 */
-        char *socket_group;                 /* group name or NULL */
-        bool tls_enabled;                   /* informational: nginx terminates TLS */
+        char *listen;          /* "unix:/path" or "host:port" */
+        int workers;           /* 1..256 */
+        size_t max_body_bytes; /* request body limit, bytes */
+        mode_t socket_mode;    /* unix socket mode, default 0660 */
+        char *socket_group;    /* group name or NULL */
+        bool tls_enabled;      /* informational: nginx terminates TLS */
         char *tls_cert_file, *tls_key_file;
     } server;
 
     struct {
-        fm_ipacl ip_whitelist;              /* count == 0: every address allowed */
-        fm_role *roles;                     /* built-in roles plus auth.roles */
+        fm_ipacl ip_whitelist; /* count == 0: every address allowed */
+        fm_role *roles;        /* built-in roles plus auth.roles */
         size_t nroles;
         fm_user *users;
         size_t nusers;
     } auth;
 
     struct {
-        fm_rate rate;                       /* default per-user bucket */
-        bool on_redis_error_allow;          /* false (default): deny with 503 */
+        fm_rate rate;              /* default per-user bucket */
+        bool on_redis_error_allow; /* false (default): deny with 503 */
+        struct {
+            uint32_t max;            /* failed authentications per window, 1..1000000 */
+            uint32_t window_seconds; /* counting window, 1..86400 */
+            uint32_t block_seconds;  /* how long an address is refused, 1..604800 */
+        } auth_failures;             /* brute-force guard, per client address */
     } rate_limit;
 
     struct {
-        char *addr;                         /* "unix:/path" or "host:port" */
-        char *password;                     /* resolved secret, NULL = none */
-        int db;                             /* 0..15 */
-        char *key_prefix;                   /* e.g. "fetchml:" */
-        int timeout_ms;                     /* connect and command timeout, ms */
+        char *addr;            /* "unix:/path" or "host:port" */
+        char *password;        /* resolved secret, NULL = none */
+        char *password_source; /* "env NAME" or "file /path", NULL = none */
+        int db;                /* 0..15 */
+        char *key_prefix;      /* e.g. "fetchml:" */
+        int timeout_ms;        /* connect and command timeout, ms */
     } redis;
 
     struct {
         fm_log_level level;
-        bool audit;                         /* must be true: the audit trail is not optional */
-        char *file;                         /* audit log path */
-        char *api_file;                     /* operational log path, NULL = stderr only */
+        bool audit;     /* must be true: the audit trail is not optional */
+        char *file;     /* audit log path */
+        char *api_file; /* operational log path, NULL = stderr only */
     } logging;
 
     struct {
         char *experiments_dir;
     } data;
 
-    fm_key_slot *key_index;                 /* power-of-two sized, see fm_config_find_key */
+    fm_key_slot *key_index; /* power-of-two sized, see fm_config_find_key */
     size_t key_index_size;
 } fm_config;
 
 /*
  * fm_config_load - read and validate the YAML file at path.
  *
- * Secrets are resolved from the environment at load time: redis.password_env
- * names a variable whose value becomes redis.password. Returns a new snapshot
- * owned by the caller (free with fm_config_free), or NULL with
- * "file:line:col: message" in err (errlen bytes, always NUL-terminated; use
- * FM_CONFIG_ERR_MAX). Errors not tied to a position (unreadable file, missing
- * environment variable) use line and column 0. Never puts a secret in err.
+ * Every string value may use ${NAME}, replaced by that environment variable
+ * before the value is checked ($${ is a literal ${). Secrets are resolved at
+ * load time: redis.password_env names a variable, or redis.password_file a
+ * mode-0600 file (a bare password or a REDIS_PASSWORD= line), whose value
+ * becomes redis.password. Returns a new snapshot owned by the caller (free
+ * with fm_config_free), with non-fatal findings (a world-readable file) in
+ * cfg->warnings; or NULL with "file:line:col: message" in err (errlen bytes,
+ * always NUL-terminated; use FM_CONFIG_ERR_MAX). Errors not tied to a position
+ * (unreadable file, empty file) use line and column 0. Never puts a secret,
+ * or any text that came from the environment, in err.
  */
 fm_config *fm_config_load(const char *path, char *err, size_t errlen);
 
@@ -138,7 +156,12 @@ void fm_config_free(fm_config *cfg);
 bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES],
                         const fm_user **user, const fm_key **key);
 
-/* fm_config_user_rate - the bucket for user: its own rate_limit or the default. */
+/*
+ * fm_config_user_rate - the bucket for user, in O(1) (chosen at load): its own
+ * rate_limit if given; else, among its roles that give a rate_limit, the one
+ * with the highest requests_per_minute (ties: the higher burst); else the
+ * default rate_limit. user NULL yields the default. The pointer is into cfg.
+ */
 const fm_rate *fm_config_user_rate(const fm_config *cfg, const fm_user *user);
 
 /* fm_config_level_name - "debug", "info", "warn" or "error". */

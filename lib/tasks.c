@@ -309,6 +309,17 @@ static int owned_by(const cJSON *t, const char *user)
     return user == NULL || (cJSON_IsString(u) && strcmp(u->valuestring, user) == 0);
 }
 
+/* Runs a command whose reply only needs to be "not an error"; returns 0 or -1. */
+static int simple(fm_redis *redis, int argc, const char **argv)
+{
+    redisReply *r = fm_redis_argv(redis, argc, argv, NULL);
+    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
 int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
                  cJSON **task)
 {
@@ -439,5 +450,166 @@ done:
     if (ids != NULL)
         freeReplyObject(ids);
     cJSON_Delete(out);
+    return rc;
+}
+
+/* The change a check-and-set transaction makes; NULL new_json deletes. */
+typedef struct change {
+    const char *new_json;
+    const char *owner;
+} change;
+
+/*
+ * One check-and-set attempt: WATCH, read, let decide() check the task and
+ * pick the change, then MULTI/EXEC. Returns FM_TASKS_OK, an error, or 1 when
+ * EXEC was aborted because the task changed meanwhile (try again).
+ */
+typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
+
+static int cas_once(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    decide_fn decide, cJSON **task)
+{
+    char key[256], queue[256], all[256], own[256];
+    const char *watch[] = {"WATCH", key};
+    const char *get[] = {"GET", key};
+    const char *unwatch[] = {"UNWATCH"};
+    redisReply *r;
+    cJSON *t;
+    change c = {NULL, NULL};
+    char *buf = NULL;
+    int rc;
+
+    (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
+    if (simple(redis, 2, watch) != 0)
+        return FM_TASKS_EREDIS;
+    r = fm_redis_argv(redis, 2, get, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r != NULL)
+            freeReplyObject(r);
+        (void)simple(redis, 1, unwatch);
+        return FM_TASKS_EREDIS;
+    }
+    t = parse_record(r);
+    freeReplyObject(r);
+    if (t == NULL || !owned_by(t, user)) {
+        cJSON_Delete(t);
+        (void)simple(redis, 1, unwatch);
+        return FM_TASKS_ENOTFOUND;
+    }
+    rc = decide(t, &c, &buf);
+    if (rc != FM_TASKS_OK) {
+        (void)simple(redis, 1, unwatch);
+        *task = t;
+        cJSON_free(buf);
+        return rc;
+    }
+    (void)snprintf(queue, sizeof(queue), "%squeue", prefix);
+    (void)snprintf(all, sizeof(all), "%stasks", prefix);
+    (void)snprintf(own, sizeof(own), "%suser:%s:tasks", prefix, c.owner);
+    {
+        const char *multi[] = {"MULTI"};
+        const char *set[] = {"SET", key, c.new_json};
+        const char *del[] = {"DEL", key};
+        const char *zq[] = {"ZREM", queue, id};
+        const char *za[] = {"ZREM", all, id};
+        const char *zo[] = {"ZREM", own, id};
+        const char *exec[] = {"EXEC"};
+        rc = FM_TASKS_EREDIS;
+        if (simple(redis, 1, multi) != 0)
+            goto done;
+        if (c.new_json != NULL ? simple(redis, 3, set) : simple(redis, 2, del))
+            goto done;
+        if (simple(redis, 3, zq) != 0)
+            goto done;
+        if (c.new_json == NULL && (simple(redis, 3, za) != 0 || simple(redis, 3, zo) != 0))
+            goto done;
+        r = fm_redis_argv(redis, 1, exec, NULL);
+        if (r != NULL && r->type == REDIS_REPLY_NIL)
+            rc = 1;
+        else if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+            rc = FM_TASKS_OK;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+done:
+    if (rc == FM_TASKS_EREDIS) {
+        const char *discard[] = {"DISCARD"};
+        (void)simple(redis, 1, discard);
+    }
+    cJSON_free(buf);
+    if (rc == FM_TASKS_OK)
+        *task = t;
+    else
+        cJSON_Delete(t);
+    return rc;
+}
+
+static int cas(fm_redis *redis, const char *prefix, const char *user, const char *id,
+               decide_fn decide, cJSON **task)
+{
+    *task = NULL;
+    if (!is_uuid(id))
+        return FM_TASKS_ENOTFOUND;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = cas_once(redis, prefix, user, id, decide, task);
+        if (rc != 1)
+            return rc;
+    }
+    return FM_TASKS_EREDIS;
+}
+
+static const char *status_of(const cJSON *t)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "status");
+
+    return cJSON_IsString(s) ? s->valuestring : "";
+}
+
+static const char *owner_of(const cJSON *t)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(t, "user");
+
+    return cJSON_IsString(u) ? u->valuestring : "";
+}
+
+static int decide_cancel(cJSON *t, change *c, char **buf)
+{
+    char now[FM_RFC3339_MAX];
+    const char *st = status_of(t);
+
+    if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
+        return FM_TASKS_ECONFLICT;
+    fm_clock_rfc3339(now, 0);
+    if (!cJSON_ReplaceItemInObjectCaseSensitive(t, "status", cJSON_CreateString("cancelled")) ||
+        !cJSON_ReplaceItemInObjectCaseSensitive(t, "ended_at", cJSON_CreateString(now)) ||
+        (*buf = cJSON_PrintUnformatted(t)) == NULL)
+        return FM_TASKS_EREDIS;
+    c->new_json = *buf;
+    c->owner = owner_of(t);
+    return FM_TASKS_OK;
+}
+
+static int decide_delete(cJSON *t, change *c, char **buf)
+{
+    (void)buf;
+    if (strcmp(status_of(t), "running") == 0)
+        return FM_TASKS_ECONFLICT;
+    c->new_json = NULL;
+    c->owner = owner_of(t);
+    return FM_TASKS_OK;
+}
+
+int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    cJSON **task)
+{
+    return cas(redis, prefix, user, id, decide_cancel, task);
+}
+
+int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id)
+{
+    cJSON *t = NULL;
+    int rc = cas(redis, prefix, user, id, decide_delete, &t);
+
+    cJSON_Delete(t);
     return rc;
 }

@@ -9,7 +9,9 @@
  *   P user:<u>:tasks   sorted set of the user's ids by seq
  *   P task_seq         counter
  * A task is created by one Lua script, so the record and its three index
- * entries appear together or not at all.
+ * entries appear together or not at all. Cancel and delete are
+ * check-and-set transactions (WATCH the record, check owner and status,
+ * MULTI/EXEC), retried a few times if a worker changed the task meanwhile.
  */
 #ifndef FM_TASKS_H
 #define FM_TASKS_H
@@ -19,15 +21,16 @@
 
 #include "redisconn.h"
 
-#define FM_TASKS_LIST_MAX 1000    /* largest page of GET /v1/tasks */
+#define FM_TASKS_LIST_MAX 1000 /* largest page of GET /v1/tasks */
 #define FM_TASKS_LIST_DEFAULT 50
 
 enum {
     FM_TASKS_OK = 0,
-    FM_TASKS_EREDIS = -1,     /* Redis unreachable or refused */
-    FM_TASKS_EINVALID = -2,   /* request body failed validation; message in err */
-    FM_TASKS_ENOTFOUND = -3,  /* no such task, or not visible to this caller */
-    FM_TASKS_EJSON = -4       /* request body is not JSON; message in err */
+    FM_TASKS_EREDIS = -1,    /* Redis unreachable or refused */
+    FM_TASKS_EINVALID = -2,  /* request body failed validation; message in err */
+    FM_TASKS_ENOTFOUND = -3, /* no such task, or not visible to this caller */
+    FM_TASKS_EJSON = -4,     /* request body is not JSON; message in err */
+    FM_TASKS_ECONFLICT = -5  /* the task's status does not allow the change */
 };
 
 /*
@@ -59,6 +62,24 @@ int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const ch
  */
 int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
                   long offset, long limit, cJSON **tasks, long *total);
+
+/*
+ * fm_tasks_cancel - mark a queued or running task cancelled (ended_at = now)
+ * and take it off the queue. user as in fm_tasks_get (NULL = admin).
+ * On success *task is the updated task (caller owns it). Errors:
+ * FM_TASKS_ENOTFOUND, FM_TASKS_ECONFLICT (already completed, failed or
+ * cancelled; *task is then the unchanged task), FM_TASKS_EREDIS.
+ */
+int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    cJSON **task);
+
+/*
+ * fm_tasks_delete - remove a task record and every index entry. A running
+ * task must be cancelled first (FM_TASKS_ECONFLICT). user as in
+ * fm_tasks_get. Errors: FM_TASKS_ENOTFOUND, FM_TASKS_ECONFLICT,
+ * FM_TASKS_EREDIS.
+ */
+int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id);
 
 /* fm_tasks_status_valid - true for queued, running, completed, failed, cancelled. */
 int fm_tasks_status_valid(const char *status);

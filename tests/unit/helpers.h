@@ -50,10 +50,15 @@ static inline void th_sleep_ms(long ms)
 
 /* ---- files --------------------------------------------------------------------- */
 
-/* Creates a fresh directory /tmp/<name>.XXXXXX into dir (TH_PATH_MAX bytes). */
+/* The run's base directory, made by th_run_begin in the runner and inherited by each test. */
+static char th_base[TH_PATH_MAX];
+
+/* Creates a fresh directory <base>/<name>.XXXXXX (base: th_run_begin's, else /tmp) into dir. */
 static inline void th_mkdtemp(char dir[TH_PATH_MAX], const char *name)
 {
-    ck_assert_int_lt(snprintf(dir, TH_PATH_MAX, "/tmp/%s.XXXXXX", name), TH_PATH_MAX);
+    ck_assert_int_lt(
+        snprintf(dir, TH_PATH_MAX, "%s/%s.XXXXXX", th_base[0] ? th_base : "/tmp", name),
+        TH_PATH_MAX);
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
@@ -70,6 +75,32 @@ static inline void th_rmtree(const char *dir)
 {
     if (dir[0] != '\0')
         (void)nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * th_run_begin - call in main before srunner_run_all. Check ends a failed test
+ * with _exit, skipping its teardown, so everything a test leaves behind is
+ * caught here instead: its files under one base directory, and its orphaned
+ * redis-server (killed by PR_SET_PDEATHSIG) reparented to this process
+ * (PR_SET_CHILD_SUBREAPER) rather than left a zombie. Returns 0 or -1.
+ */
+static inline int th_run_begin(const char *name)
+{
+    if (snprintf(th_base, sizeof(th_base), "/tmp/%s.XXXXXX", name) >= (int)sizeof(th_base) ||
+        mkdtemp(th_base) == NULL) {
+        th_base[0] = '\0';
+        return -1;
+    }
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -1;
+}
+
+/* th_run_end - after srunner_run_all: reap orphans, remove the base directory. */
+static inline void th_run_end(void)
+{
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    th_rmtree(th_base);
+    th_base[0] = '\0';
 }
 
 /* Joins dir and name into out (TH_PATH_MAX bytes). */
@@ -195,6 +226,18 @@ static inline int th_redis_can_connect(const char *path)
     return ok;
 }
 
+/* The server of this process, cleaned up at exit when a failed assertion skipped teardown. */
+static th_redis *th_redis_live;
+
+static inline void th_redis_kill(th_redis *r);
+static inline void th_redis_stop(th_redis *r);
+
+static inline void th_redis_atexit(void)
+{
+    if (th_redis_live != NULL && th_redis_live->dir[0] != '\0')
+        th_redis_stop(th_redis_live);
+}
+
 /*
  * Starts redis-server on r->sock with r->password, reusing both when they are
  * already set (a restart). Fails the test when redis-server is not installed
@@ -208,6 +251,9 @@ static inline void th_redis_start(th_redis *r)
     int status;
 
     ck_assert_int_ge(sodium_init(), 0);
+    if (th_redis_live == NULL)
+        ck_assert_int_eq(atexit(th_redis_atexit), 0);
+    th_redis_live = r;
     if (r->dir[0] == '\0') {
         unsigned char rnd[16];
 
@@ -225,11 +271,27 @@ static inline void th_redis_start(th_redis *r)
     r->pid = fork();
     ck_assert_int_ge(r->pid, 0);
     if (r->pid == 0) {
-        const char *argv[] = {"redis-server", "--port",        "0",         "--unixsocket", r->sock,
-                              "--unixsocketperm", "700",       "--requirepass", r->password,
-                              "--save",       "",              "--appendonly", "no",
-                              "--daemonize",  "no",            "--dir",     r->dir,
-                              "--logfile",    logfile,         "--databases", dbs,
+        const char *argv[] = {"redis-server",
+                              "--port",
+                              "0",
+                              "--unixsocket",
+                              r->sock,
+                              "--unixsocketperm",
+                              "700",
+                              "--requirepass",
+                              r->password,
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              "--daemonize",
+                              "no",
+                              "--dir",
+                              r->dir,
+                              "--logfile",
+                              logfile,
+                              "--databases",
+                              dbs,
                               NULL};
 
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)

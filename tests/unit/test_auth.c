@@ -263,8 +263,8 @@ START_TEST(key_id_properties)
 
     /* The documented derivation: SHA-256("fetchml-key-id:" || hash), first 12 hex. */
     ck_assert_int_eq(crypto_hash_sha256_init(&st), 0);
-    ck_assert_int_eq(
-        crypto_hash_sha256_update(&st, (const unsigned char *)"fetchml-key-id:", 15), 0);
+    ck_assert_int_eq(crypto_hash_sha256_update(&st, (const unsigned char *)"fetchml-key-id:", 15),
+                     0);
     ck_assert_int_eq(crypto_hash_sha256_update(&st, h1, sizeof(h1)), 0);
     ck_assert_int_eq(crypto_hash_sha256_final(&st, d), 0);
     ck_assert_ptr_nonnull(sodium_bin2hex(want, sizeof(want), d, sizeof(d)));
@@ -330,11 +330,15 @@ static Suite *auth_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(auth_suite());
+    SRunner *sr;
     int failed;
 
+    if (th_run_begin("test_auth") != 0)
+        return EXIT_FAILURE;
+    sr = srunner_create(auth_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    th_run_end();
     return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -18,12 +19,17 @@
 #define H_ALICE "f8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323"
 #define H_BOB "8bbadb884dafed2485a8a9bf7ea6dfec38eac5c139e6c60e6c87c8264526ce80"
 #define H_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+#define H_ONE "1111111111111111111111111111111111111111111111111111111111111111"
+#define H_TWO "2222222222222222222222222222222222222222222222222222222222222222"
+#define H_THREE "3333333333333333333333333333333333333333333333333333333333333333"
 
 /* Four lines: the smallest valid configuration. */
 #define USERS "auth:\n  api_keys:\n    alice:\n      hash: \"" H_ALICE "\"\n"
 
 static char tmpdir[64];
 static char cfgpath[128];
+static char extra[16][192]; /* more files and directories made in tmpdir by a test */
+static size_t nextra;
 
 static void setup(void)
 {
@@ -35,8 +41,19 @@ static void setup(void)
 
 static void teardown(void)
 {
+    for (size_t i = 0; i < nextra; i++)
+        (void)remove(extra[i]);
+    nextra = 0;
     (void)unlink(cfgpath);
     (void)rmdir(tmpdir);
+}
+
+/* A name in tmpdir, removed by teardown. */
+static const char *extra_path(const char *name)
+{
+    ck_assert_uint_lt(nextra, sizeof(extra) / sizeof(extra[0]));
+    (void)snprintf(extra[nextra], sizeof(extra[0]), "%s/%s", tmpdir, name);
+    return extra[nextra++];
 }
 
 static void write_file(const char *path, const char *text, size_t len)
@@ -51,7 +68,18 @@ static void write_file(const char *path, const char *text, size_t len)
 static fm_config *load(const char *yaml, char err[FM_CONFIG_ERR_MAX])
 {
     write_file(cfgpath, yaml, strlen(yaml));
+    ck_assert_int_eq(chmod(cfgpath, 0600), 0);
     return fm_config_load(cfgpath, err, FM_CONFIG_ERR_MAX);
+}
+
+/* A secret file in tmpdir with the given content and mode; returns its path. */
+static const char *secret_file(const char *name, const char *text, size_t len, mode_t mode)
+{
+    const char *path = extra_path(name);
+
+    write_file(path, text, len);
+    ck_assert_int_eq(chmod(path, mode), 0);
+    return path;
 }
 
 /* want is "line:col: message"; the file name is prepended here. */
@@ -309,9 +337,21 @@ static const struct {
     {"auth:\n  api_keys: {}\n", "2:13: auth.api_keys must define at least one user"},
     /* redis */
     {USERS "redis:\n  password_env: FM_TEST_UNSET_VARIABLE\n",
-     "0:0: redis.password_env: environment variable FM_TEST_UNSET_VARIABLE is not set"},
+     "6:17: redis.password_env: environment variable FM_TEST_UNSET_VARIABLE is not set"},
     {USERS "redis:\n  password_env: FM_TEST_EMPTY_VARIABLE\n",
-     "0:0: redis.password_env: environment variable FM_TEST_EMPTY_VARIABLE is empty"},
+     "6:17: redis.password_env: environment variable FM_TEST_EMPTY_VARIABLE is empty"},
+    {USERS "redis:\n  password_env: ${FM_TEST_VAR_NAME}\n",
+     "6:17: redis.password_env: environment variable ${FM_TEST_VAR_NAME} is not set"},
+    {USERS "redis:\n  password_env: FM_TEST_ROLE\n  password_file: /x\n",
+     "7:3: redis.password_env and redis.password_file are alternatives: give only one"},
+    {USERS "redis:\n  password_file: ~\n", "6:18: redis.password_file must be a path"},
+    {USERS "redis:\n  password_file: \"\"\n", "6:18: redis.password_file must be a non-empty path"},
+    {USERS "redis:\n  password_file: /nonexistent/fm-test/redis.env\n",
+     "6:18: redis.password_file: /nonexistent/fm-test/redis.env: cannot open: No such file or "
+     "directory"},
+    {USERS "redis:\n  password_file: ${FM_TEST_MISSING_FILE}\n",
+     "6:18: redis.password_file: ${FM_TEST_MISSING_FILE}: cannot open: No such file or "
+     "directory"},
     {USERS "redis:\n  password_env: \"1PASS\"\n",
      "6:17: redis.password_env must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"},
     {USERS "redis: {addr: \"localhost\"}\n",
@@ -331,6 +371,86 @@ static const struct {
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
     {USERS "redis: {key_prefix: \"\"}\n",
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
+    /* role inheritance */
+    {USERS "  roles:\n    ops: {inherits: [nope]}\n",
+     "6:22: role \"ops\" inherits from unknown role \"nope\""},
+    {USERS "  roles:\n    ops: {inherits: [\"${FM_TEST_ROLE}\"]}\n",
+     "6:22: role \"ops\" inherits from unknown role \"${FM_TEST_ROLE}\""},
+    {USERS "  roles:\n    a: {inherits: [b]}\n    b: {inherits: [a]}\n",
+     "7:20: role inheritance cycle: a -> b -> a"},
+    {USERS "  roles:\n    a: {inherits: [a]}\n", "6:20: role inheritance cycle: a -> a"},
+    {USERS "  roles:\n    a: {inherits: [analyst, c]}\n    b: {inherits: [a]}\n"
+           "    c: {inherits: [b]}\n",
+     "7:20: role inheritance cycle: a -> c -> b -> a"},
+    {USERS "  roles:\n    researcher: {inherits: [ops]}\n    ops: {inherits: [researcher]}\n",
+     "7:22: role inheritance cycle: researcher -> ops -> researcher"},
+    {USERS "  roles:\n    ops: {inherits: [analyst, analyst]}\n",
+     "6:31: auth.roles.ops.inherits[1]: role \"analyst\" is listed twice"},
+    {USERS "  roles:\n    ops: {inherits: [\"a b\"]}\n",
+     "6:22: auth.roles.ops.inherits[0]: invalid role name \"a b\""},
+    {USERS "  roles:\n    ops: {inherits: analyst}\n",
+     "6:21: auth.roles.ops.inherits must be a list of role names"},
+    {USERS "  roles:\n    ops: {inherits: [[analyst]]}\n",
+     "6:22: auth.roles.ops.inherits[0] must be a role name"},
+    {USERS "  roles:\n    ops: {rate_limit: {requests_per_minute: 1000001}}\n",
+     "6:45: auth.roles.ops.rate_limit.requests_per_minute must be an integer between 1 and "
+     "1000000"},
+    {USERS "  roles:\n    ops: {rate_limit: {burst: 0}}\n",
+     "6:31: auth.roles.ops.rate_limit.burst must be an integer between 1 and 1000000"},
+    {USERS "  roles:\n    ops: {rate_limit: {rpm: 5}}\n",
+     "6:24: unknown key \"rpm\" in auth.roles.ops.rate_limit"},
+    {USERS "  roles:\n    ops: {rate_limit: {}, rate_limit: {}}\n",
+     "6:27: duplicate key \"rate_limit\" in auth.roles.ops"},
+    /* ${VAR} expansion */
+    {USERS "data: {experiments_dir: \"${FM_TEST_UNSET_VARIABLE}/x\"}\n",
+     "5:25: data.experiments_dir: environment variable FM_TEST_UNSET_VARIABLE is not set"},
+    {USERS "data: {experiments_dir: \"/x/${FM_TEST_DIR\"}\n",
+     "5:25: data.experiments_dir: unterminated \"${\""},
+    {USERS "data: {experiments_dir: \"/x/${\"}\n",
+     "5:25: data.experiments_dir: unterminated \"${\""},
+    {USERS "data: {experiments_dir: \"/x/${}\"}\n",
+     "5:25: data.experiments_dir: \"${\" must be followed by a variable name "
+     "[A-Za-z_][A-Za-z0-9_]* and \"}\""},
+    {USERS "data: {experiments_dir: \"/x/${1A}\"}\n",
+     "5:25: data.experiments_dir: \"${\" must be followed by a variable name "
+     "[A-Za-z_][A-Za-z0-9_]* and \"}\""},
+    {USERS "data: {experiments_dir: \"/x/${A B}\"}\n",
+     "5:25: data.experiments_dir: \"${\" must be followed by a variable name "
+     "[A-Za-z_][A-Za-z0-9_]* and \"}\""},
+    {USERS "data: {experiments_dir: \"${FM_TEST_EMPTY_VARIABLE}\"}\n",
+     "5:25: data.experiments_dir must be a non-empty path"},
+    {USERS "  ip_whitelist: [\"${FM_TEST_BAD_CIDR}\"]\n",
+     "5:18: auth.ip_whitelist[0]: \"${FM_TEST_BAD_CIDR}\" is not a valid CIDR block"},
+    {USERS "      roles: [\"${FM_TEST_ROLE}\"]\n",
+     "5:15: user \"alice\" has unknown role \"${FM_TEST_ROLE}\""},
+    {USERS "      roles: [\"x${FM_TEST_BAD_CIDR}\"]\n",
+     "5:15: auth.api_keys.alice.roles[0]: invalid role name \"x${FM_TEST_BAD_CIDR}\""},
+    {USERS "      roles: [analyst, \"${FM_TEST_ANALYST}\"]\n",
+     "5:24: auth.api_keys.alice.roles[1]: role \"${FM_TEST_ANALYST}\" is listed twice"},
+    {USERS "    bob: {hash: \"${FM_TEST_BAD_CIDR}\"}\n",
+     "5:17: auth.api_keys.bob.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    /* integers and booleans are not expanded, nor are keys */
+    {USERS "server:\n  workers: ${FM_TEST_FOUR}\n",
+     "6:12: server.workers must be an integer between 1 and 256"},
+    {USERS "      admin: ${FM_TEST_TRUE}\n",
+     "5:14: auth.api_keys.alice.admin must be true or false"},
+    {USERS "${FM_TEST_FOUR}: 1\n", "5:1: unknown key \"${FM_TEST_FOUR}\" at top level"},
+    /* auth_failures */
+    {USERS "rate_limit: {auth_failures: {max: 0}}\n",
+     "5:35: rate_limit.auth_failures.max must be an integer between 1 and 1000000"},
+    {USERS "rate_limit: {auth_failures: {max: 1000001}}\n",
+     "5:35: rate_limit.auth_failures.max must be an integer between 1 and 1000000"},
+    {USERS "rate_limit: {auth_failures: {window_seconds: 86401}}\n",
+     "5:46: rate_limit.auth_failures.window_seconds must be an integer between 1 and 86400"},
+    {USERS "rate_limit: {auth_failures: {block_seconds: 604801}}\n",
+     "5:45: rate_limit.auth_failures.block_seconds must be an integer between 1 and 604800"},
+    {USERS "rate_limit: {auth_failures: {block_seconds: 0}}\n",
+     "5:45: rate_limit.auth_failures.block_seconds must be an integer between 1 and 604800"},
+    {USERS "rate_limit: {auth_failures: {blocks: 5}}\n",
+     "5:30: unknown key \"blocks\" in rate_limit.auth_failures"},
+    {USERS "rate_limit: {auth_failures: 10}\n", "5:29: rate_limit.auth_failures must be a mapping"},
+    {USERS "rate_limit: {requests_per_minute: 1000001}\n",
+     "5:35: rate_limit.requests_per_minute must be an integer between 1 and 1000000"},
     /* logging, rate_limit, data */
     {USERS "logging: {level: verbose}\n", "5:18: logging.level must be debug, info, warn or error"},
     {USERS "rate_limit: {on_redis_error: maybe}\n",
@@ -345,6 +465,14 @@ START_TEST(test_errors)
 {
     ck_assert_int_eq(setenv("FM_TEST_EMPTY_VARIABLE", "", 1), 0);
     ck_assert_int_eq(unsetenv("FM_TEST_UNSET_VARIABLE"), 0);
+    ck_assert_int_eq(unsetenv("FM_TEST_MISSING_FILE_X"), 0);
+    ck_assert_int_eq(setenv("FM_TEST_MISSING_FILE", "/nonexistent/secret-dir/redis.env", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_VAR_NAME", "FM_TEST_UNSET_VARIABLE", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_ROLE", "secret-role", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_ANALYST", "analyst", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_BAD_CIDR", "10.0.0.1/8", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_FOUR", "4", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_TRUE", "true", 1), 0);
     expect_error(bad[_i].yaml, bad[_i].want);
 }
 END_TEST
@@ -420,8 +548,16 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 30);
     ck_assert_uint_eq(cfg->rate_limit.rate.burst, 10);
     ck_assert(!cfg->rate_limit.on_redis_error_allow);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 10);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
     ck_assert_str_eq(cfg->redis.addr, "unix:/run/fetch_ml/redis.sock");
     ck_assert_ptr_null(cfg->redis.password);
+    ck_assert_ptr_null(cfg->redis.password_source);
+    ck_assert_uint_eq(cfg->nwarnings, 0);
+    ck_assert_ptr_null(cfg->warnings);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert(!cfg->auth.roles[i].has_rate);
     ck_assert_int_eq(cfg->redis.db, 0);
     ck_assert_str_eq(cfg->redis.key_prefix, "fetchml:");
     ck_assert_int_eq(cfg->redis.timeout_ms, 100);
@@ -440,6 +576,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(alice->effective, FM_PERM_NONE);
     ck_assert_uint_eq(alice->ip_whitelist.count, 0);
     ck_assert(!alice->has_rate);
+    ck_assert_ptr_eq(alice->rate_eff, &cfg->rate_limit.rate);
     ck_assert_uint_eq(alice->nkeys, 1);
     ck_assert_int_eq(alice->keys[0].expires, 0);
     ck_assert_str_eq(alice->keys[0].label, "");
@@ -469,7 +606,16 @@ START_TEST(test_every_key)
         "      permissions: {}\n"
         "      ip_whitelist: [\"10.1.0.0/16\"]\n"
         "      rate_limit: {requests_per_minute: 1000000, burst: 1}\n"
-        "rate_limit: {requests_per_minute: 1, burst: 1000000, on_redis_error: allow}\n"
+        "  roles:\n"
+        "    ops:\n"
+        "      permissions: {\"jobs:read\": true}\n"
+        "      inherits: [analyst]\n"
+        "      rate_limit: {requests_per_minute: 1000000, burst: 1000000}\n"
+        "rate_limit:\n"
+        "  requests_per_minute: 1\n"
+        "  burst: 1000000\n"
+        "  on_redis_error: allow\n"
+        "  auth_failures: {max: 1000000, window_seconds: 86400, block_seconds: 604800}\n"
         "redis:\n"
         "  addr: \"[::1]:6379\"\n"
         "  password_env: FM_TEST_PASSWORD\n"
@@ -507,8 +653,16 @@ START_TEST(test_every_key)
     ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 1);
     ck_assert_uint_eq(cfg->rate_limit.rate.burst, 1000000);
     ck_assert(cfg->rate_limit.on_redis_error_allow);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 1000000);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 86400);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 604800);
+    ck_assert_uint_eq(role_named(cfg, "ops")->perms, role_named(cfg, "analyst")->perms);
+    ck_assert(role_named(cfg, "ops")->has_rate);
+    ck_assert_uint_eq(role_named(cfg, "ops")->rate.requests_per_minute, 1000000);
+    ck_assert_uint_eq(role_named(cfg, "ops")->rate.burst, 1000000);
     ck_assert_str_eq(cfg->redis.addr, "[::1]:6379");
     ck_assert_str_eq(cfg->redis.password, "pw-for-test");
+    ck_assert_str_eq(cfg->redis.password_source, "env FM_TEST_PASSWORD");
     ck_assert_int_eq(cfg->redis.db, 15);
     ck_assert_str_eq(cfg->redis.key_prefix, "fm-test.1:");
     ck_assert_int_eq(cfg->redis.timeout_ms, 60000);
@@ -744,6 +898,450 @@ START_TEST(test_level_names)
 }
 END_TEST
 
+/* ---- roles: inheritance and rates ------------------------------------------------- */
+
+START_TEST(test_role_inheritance)
+{
+    static const char yaml[] =
+        "auth:\n"
+        "  api_keys:\n"
+        "    alice: {hash: \"" H_ALICE "\", roles: [senior]}\n"
+        "    bob: {hash: \"" H_BOB "\", roles: [analyst]}\n"
+        "    carol: {hash: \"" H_ZERO "\", roles: [diamond], permissions: {\"jobs:read\": false}}\n"
+        "  roles:\n"
+        "    senior:\n" /* defined before the roles it inherits */
+        "      inherits: [junior, analyst]\n"
+        "      permissions: {\"jobs:delete\": true, \"metrics:read\": false}\n"
+        "    junior:\n"
+        "      inherits: [base]\n"
+        "      permissions: {\"jobs:create\": true}\n"
+        "    base:\n"
+        "      permissions: {\"jobs:read\": true, \"experiments:read\": true}\n"
+        "    analyst:\n" /* a redefined built-in may inherit a custom role */
+        "      inherits: [base]\n"
+        "      permissions: {\"metrics:read\": true}\n"
+        "    diamond: {inherits: [junior, base, senior, admin], permissions: {\"*:delete\": "
+        "false}}\n";
+    fm_config *cfg = load_ok(yaml);
+    const fm_perms base = perm("jobs:read") | perm("experiments:read");
+    const fm_perms senior = base | perm("jobs:create") | perm("jobs:delete");
+
+    ck_assert_uint_eq(cfg->auth.nroles, 7);
+    ck_assert_uint_eq(role_named(cfg, "base")->perms, base);
+    ck_assert_uint_eq(role_named(cfg, "junior")->perms, base | perm("jobs:create"));
+    ck_assert_uint_eq(role_named(cfg, "analyst")->perms, base | perm("metrics:read"));
+    /* An inherited permission is removed by the role's own denial. */
+    ck_assert_uint_eq(role_named(cfg, "senior")->perms, senior);
+    ck_assert_uint_eq(role_named(cfg, "diamond")->perms, FM_PERM_ALL & ~perm("*:delete"));
+    ck_assert_uint_eq(user_named(cfg, "alice")->effective, senior);
+    ck_assert_uint_eq(user_named(cfg, "bob")->effective, base | perm("metrics:read"));
+    ck_assert_uint_eq(user_named(cfg, "carol")->effective,
+                      FM_PERM_ALL & ~perm("*:delete") & ~perm("jobs:read"));
+    /* Roles are not users: no role inherits a rate_limit. */
+    ck_assert(!role_named(cfg, "senior")->has_rate);
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* roles r0 -> r1 -> ... -> r<links>, written from r0 down or from r<links> up. */
+static char *chain_yaml(int links, bool deepest_first)
+{
+    size_t cap = 256 + (size_t)links * 64, len;
+    char *yaml = malloc(cap);
+
+    ck_assert_ptr_nonnull(yaml);
+    len = (size_t)snprintf(yaml, cap, USERS "      roles: [r0]\n  roles:\n");
+    for (int k = 0; k <= links; k++) {
+        int r = deepest_first ? links - k : k;
+
+        if (r == links)
+            len += (size_t)snprintf(yaml + len, cap - len,
+                                    "    r%d: {permissions: {\"metrics:read\": true}}\n", r);
+        else
+            len +=
+                (size_t)snprintf(yaml + len, cap - len, "    r%d: {inherits: [r%d]}\n", r, r + 1);
+        ck_assert_uint_lt(len, cap);
+    }
+    return yaml;
+}
+
+START_TEST(test_inheritance_depth)
+{
+    char *yaml = chain_yaml(FM_ROLE_INHERIT_MAX, false);
+    fm_config *cfg = load_ok(yaml);
+
+    ck_assert_uint_eq(role_named(cfg, "r0")->perms, perm("metrics:read"));
+    ck_assert_uint_eq(user_named(cfg, "alice")->effective, perm("metrics:read"));
+    fm_config_free(cfg);
+    free(yaml);
+
+    yaml = chain_yaml(FM_ROLE_INHERIT_MAX, true);
+    cfg = load_ok(yaml);
+    ck_assert_uint_eq(role_named(cfg, "r0")->perms, perm("metrics:read"));
+    fm_config_free(cfg);
+    free(yaml);
+
+    /* Searched from r0: refused at the entry that would be the 17th link. */
+    yaml = chain_yaml(FM_ROLE_INHERIT_MAX + 1, false);
+    expect_error(yaml, "23:22: role \"r0\": inheritance chain longer than 16 links");
+    free(yaml);
+    /* Searched from r17 up: refused at r0, whose chain is the one too long. */
+    yaml = chain_yaml(FM_ROLE_INHERIT_MAX + 1, true);
+    expect_error(yaml, "24:21: role \"r0\": inheritance chain longer than 16 links");
+    free(yaml);
+}
+END_TEST
+
+START_TEST(test_role_rates)
+{
+    static const char yaml[] =
+        "auth:\n"
+        "  api_keys:\n"
+        "    alice: {hash: \"" H_ALICE "\", roles: [fast], rate_limit: {requests_per_minute: 5}}\n"
+        "    bob: {hash: \"" H_BOB "\", roles: [slow, fast, tie, analyst]}\n"
+        "    carol: {hash: \"" H_ZERO "\", roles: [analyst, slow]}\n"
+        "    dave: {hash: \"" H_ONE "\", roles: [child]}\n"
+        "    erin: {hash: \"" H_TWO "\", roles: [tie, fast]}\n"
+        "    frank: {hash: \"" H_THREE "\"}\n"
+        "  roles:\n"
+        "    fast: {rate_limit: {requests_per_minute: 600, burst: 10}}\n"
+        "    slow: {rate_limit: {requests_per_minute: 60}}\n"
+        "    tie: {rate_limit: {burst: 50, requests_per_minute: 600}}\n"
+        "    child: {inherits: [fast]}\n"
+        "rate_limit: {requests_per_minute: 30, burst: 7}\n";
+    fm_config *cfg = load_ok(yaml);
+    const fm_user *alice = user_named(cfg, "alice"), *bob = user_named(cfg, "bob");
+    const fm_user *carol = user_named(cfg, "carol"), *dave = user_named(cfg, "dave");
+    const fm_user *erin = user_named(cfg, "erin"), *frank = user_named(cfg, "frank");
+    const fm_role *tie = role_named(cfg, "tie"), *slow = role_named(cfg, "slow");
+
+    /* A role's field left out takes the global value, given after it. */
+    ck_assert(slow->has_rate);
+    ck_assert_uint_eq(slow->rate.requests_per_minute, 60);
+    ck_assert_uint_eq(slow->rate.burst, 7);
+    ck_assert(!role_named(cfg, "child")->has_rate);
+    ck_assert(!role_named(cfg, "analyst")->has_rate);
+
+    /* The user's own rate_limit wins over every role. */
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, alice), &alice->rate);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, alice)->requests_per_minute, 5);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, alice)->burst, 7);
+    /* Highest requests_per_minute, ties broken by the higher burst, in either order. */
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, bob), &tie->rate);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->requests_per_minute, 600);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->burst, 50);
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, erin), &tie->rate);
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, carol), &slow->rate);
+    /* A role that only inherits one with a rate_limit gives none: the default applies. */
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, dave), &cfg->rate_limit.rate);
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, frank), &cfg->rate_limit.rate);
+    ck_assert_uint_eq(fm_config_user_rate(cfg, frank)->requests_per_minute, 30);
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* A user built by hand (as other modules' tests do) has no rate_eff. */
+START_TEST(test_user_rate_without_load)
+{
+    fm_config *cfg = load_ok(USERS);
+    fm_user u;
+
+    memset(&u, 0, sizeof(u));
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, &u), &cfg->rate_limit.rate);
+    u.has_rate = true;
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, &u), &u.rate);
+    fm_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_auth_failures)
+{
+    fm_config *cfg = load_ok(USERS "rate_limit:\n  auth_failures:\n    max: 1\n"
+                                   "    window_seconds: 1\n    block_seconds: 1\n");
+
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 1);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 1);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 1);
+    fm_config_free(cfg);
+    /* Fields left out keep their defaults. */
+    cfg = load_ok(USERS "rate_limit: {auth_failures: {window_seconds: 60}}\n");
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 10);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 60);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* ---- ${VAR} expansion ---------------------------------------------------------------- */
+
+START_TEST(test_expansion)
+{
+    static const char yaml[] =
+        "server:\n"
+        "  listen: \"${FM_TEST_HOST}:${FM_TEST_PORT}\"\n"
+        "  socket_group: ${FM_TEST_GROUP}\n"
+        "auth:\n"
+        "  ip_whitelist: [\"${FM_TEST_NET}\"]\n"
+        "  api_keys:\n"
+        "    alice:\n"
+        "      hash: \"${FM_TEST_HASH}\"\n"
+        "      roles: [\"${FM_TEST_ROLE2}\"]\n"
+        "      keys:\n"
+        "        - {hash: \"" H_BOB "\", label: \"cost $5, ${FM_TEST_EMPTY}$${HOME} $HOME $\"}\n"
+        "        - {hash: \"" H_ZERO "\", label: \"${FM_TEST_NESTED}\", expires: "
+        "\"${FM_TEST_DATE}\"}\n"
+        "redis: {key_prefix: '${FM_TEST_PREFIX}'}\n"
+        "logging: {level: \"${FM_TEST_LEVEL}\", api_file: \"${FM_TEST_REL}\"}\n"
+        "data: {experiments_dir: \"${FM_TEST_DIR}/experiments\"}\n";
+    char *base = realpath(tmpdir, NULL);
+    char want[PATH_MAX + 64];
+    unsigned char h[FM_KEY_HASH_BYTES];
+    fm_config *cfg;
+    const fm_user *alice;
+
+    ck_assert_ptr_nonnull(base);
+    ck_assert_int_eq(setenv("FM_TEST_HOST", "127.0.0.1", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_PORT", "9000", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_GROUP", "www-data", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_NET", "10.0.0.0/8", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_HASH", H_ALICE, 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_ROLE2", "analyst", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_EMPTY", "", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_NESTED", "${FM_TEST_DIR}", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_DATE", "2026-03-31", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_PREFIX", "fm:", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_LEVEL", "warn", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_REL", "logs/api.log", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_DIR", "/srv/x", 1), 0);
+    cfg = load_ok(yaml);
+    ck_assert_str_eq(cfg->server.listen, "127.0.0.1:9000");
+    ck_assert_str_eq(cfg->server.socket_group, "www-data");
+    ck_assert(fm_ipacl_match(&cfg->auth.ip_whitelist, "10.1.2.3"));
+    ck_assert(!fm_ipacl_match(&cfg->auth.ip_whitelist, "11.1.2.3"));
+    alice = user_named(cfg, "alice");
+    hex_hash(H_ALICE, h);
+    ck_assert_mem_eq(alice->keys[0].hash, h, FM_KEY_HASH_BYTES);
+    ck_assert_str_eq(alice->roles[0], "analyst");
+    ck_assert_uint_eq(alice->effective, role_named(cfg, "analyst")->perms);
+    /* $${ is a literal ${; any other $ is literal; an empty variable expands to nothing. */
+    ck_assert_str_eq(alice->keys[1].label, "cost $5, ${HOME} $HOME $");
+    /* What a variable holds is not expanded again. */
+    ck_assert_str_eq(alice->keys[2].label, "${FM_TEST_DIR}");
+    ck_assert_int_eq(alice->keys[2].expires, 1774915200);
+    ck_assert_str_eq(cfg->redis.key_prefix, "fm:");
+    ck_assert_int_eq(cfg->logging.level, FM_LOG_WARN);
+    /* A relative path from the environment is resolved like any other. */
+    (void)snprintf(want, sizeof(want), "%s/logs/api.log", base);
+    ck_assert_str_eq(cfg->logging.api_file, want);
+    ck_assert_str_eq(cfg->data.experiments_dir, "/srv/x/experiments");
+    fm_config_free(cfg);
+    free(base);
+}
+END_TEST
+
+/* Whatever the environment supplied never appears in an error, wherever it is refused. */
+START_TEST(test_expansion_never_echoed)
+{
+    static const char *const yamls[] = {
+        USERS "  ip_whitelist: [\"${FM_TEST_SECRET2}\"]\n",
+        USERS "      roles: [\"${FM_TEST_SECRET2}\"]\n",
+        USERS "      roles: [\"${FM_TEST_SECRET3}\"]\n",
+        USERS "  roles:\n    ops: {inherits: [\"${FM_TEST_SECRET3}\"]}\n",
+        USERS "      hash: \"${FM_TEST_SECRET2}\"\n",
+        USERS "      keys: [{hash: \"" H_BOB "\", expires: \"${FM_TEST_SECRET2}\"}]\n",
+        USERS "      keys: [{hash: \"" H_BOB "\", label: \"${FM_TEST_SECRET2}\\n\"}]\n",
+        USERS "redis: {password_env: \"${FM_TEST_SECRET2}\"}\n",
+        USERS "redis: {password_env: \"${FM_TEST_SECRET3}\"}\n",
+        USERS "redis: {password_file: \"${FM_TEST_SECRET2}\"}\n",
+        USERS "redis: {addr: \"${FM_TEST_SECRET2}\"}\n",
+        USERS "redis: {key_prefix: \"${FM_TEST_SECRET2} \"}\n",
+        USERS "server: {socket_group: \"${FM_TEST_SECRET2}\"}\n",
+        USERS "logging: {level: \"${FM_TEST_SECRET2}\"}\n",
+    };
+    char err[FM_CONFIG_ERR_MAX];
+
+    ck_assert_int_eq(setenv("FM_TEST_SECRET2", "hunter2 secret", 1), 0);
+    ck_assert_int_eq(setenv("FM_TEST_SECRET3", "hunter2-secret", 1), 0);
+    for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
+        ck_assert_ptr_null(load(yamls[i], err));
+        ck_assert_msg(strstr(err, "hunter2") == NULL, "case %zu: %s", i, err);
+        ck_assert_msg(strstr(err, cfgpath) == err, "case %zu: %s", i, err);
+    }
+}
+END_TEST
+
+/* ---- redis.password_file --------------------------------------------------------------- */
+
+/* Loads a config whose redis.password_file is path; returns the password or NULL and err. */
+static fm_config *load_password_file(const char *path, char err[FM_CONFIG_ERR_MAX])
+{
+    char yaml[512];
+
+    (void)snprintf(yaml, sizeof(yaml), USERS "redis:\n  password_file: \"%s\"\n", path);
+    return load(yaml, err);
+}
+
+static void expect_password(const char *name, const char *text, const char *want)
+{
+    char err[FM_CONFIG_ERR_MAX], source[256];
+    const char *path = secret_file(name, text, strlen(text), 0600);
+    fm_config *cfg = load_password_file(path, err);
+
+    ck_assert_msg(cfg != NULL, "%s: %s", name, err);
+    ck_assert_str_eq(cfg->redis.password, want);
+    (void)snprintf(source, sizeof(source), "file %s", path);
+    ck_assert_str_eq(cfg->redis.password_source, source);
+    fm_config_free(cfg);
+}
+
+/* message follows "<line:col>: redis.password_file: <path>"; the content never shows. */
+static void expect_file_error(const char *path, const char *message)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + 256];
+
+    ck_assert_ptr_null(load_password_file(path, err));
+    (void)snprintf(want, sizeof(want), "%s:6:18: redis.password_file: %s%s", cfgpath, path,
+                   message);
+    ck_assert_str_eq(err, want);
+    ck_assert_ptr_null(strstr(err, "TOPSECRET"));
+}
+
+START_TEST(test_password_file)
+{
+    static char big[FM_SECRET_FILE_MAX + 1];
+
+    expect_password("bare", "TOPSECRET-1\n", "TOPSECRET-1");
+    expect_password("bare-crlf", "TOPSECRET 2\r\n", "TOPSECRET 2");
+    expect_password("bare-no-newline", "TOPSECRET", "TOPSECRET");
+    expect_password("envfile", "# Redis\n\nOTHER=1\r\nREDIS_PASSWORD=\"pw with = sign\"\r\nLAST=2",
+                    "pw with = sign");
+    expect_password("envfile-single", "REDIS_PASSWORD='x'\n", "x");
+    expect_password("envfile-plain", "REDIS_PASSWORD=a=b\n", "a=b");
+    expect_password("envfile-one-quote", "REDIS_PASSWORD=\"ab\n", "\"ab");
+    memset(big, 'p', FM_SECRET_FILE_MAX);
+    big[FM_SECRET_FILE_MAX] = '\0';
+    expect_password("largest", big, big);
+}
+END_TEST
+
+START_TEST(test_password_file_refused)
+{
+    static char big[FM_SECRET_FILE_MAX + 2];
+    const char *path;
+
+    path = secret_file("group-readable", "TOPSECRET\n", 10, 0640);
+    expect_file_error(path,
+                      " is accessible by group or other users (mode 0640): make it 0600 or 0400");
+    path = secret_file("other-readable", "TOPSECRET\n", 10, 0604);
+    expect_file_error(path,
+                      " is accessible by group or other users (mode 0604): make it 0600 or 0400");
+    path = secret_file("group-writable", "TOPSECRET\n", 10, 0620);
+    expect_file_error(path,
+                      " is accessible by group or other users (mode 0620): make it 0600 or 0400");
+    path = secret_file("empty", "", 0, 0600);
+    expect_file_error(path, " is empty");
+    path = secret_file("newline", "\n", 1, 0600);
+    expect_file_error(path, " holds an empty password");
+    path = secret_file("empty-value", "REDIS_PASSWORD=\n", 16, 0600);
+    expect_file_error(path, " holds an empty password");
+    path = secret_file("empty-quoted", "REDIS_PASSWORD=\"\"\n", 18, 0600);
+    expect_file_error(path, " holds an empty password");
+    path = secret_file("other-vars", "OTHER=TOPSECRET\nREDIS_PASSWORDX=TOPSECRET\n", 42, 0600);
+    expect_file_error(
+        path, " has no REDIS_PASSWORD= line (a bare password must be one line without '=')");
+    path = secret_file("two-lines", "TOPSECRET\nTOPSECRET\n", 20, 0600);
+    expect_file_error(
+        path, " has no REDIS_PASSWORD= line (a bare password must be one line without '=')");
+    path = secret_file("bare-with-equals", "TOPSECRET==\n", 12, 0600);
+    expect_file_error(
+        path, " has no REDIS_PASSWORD= line (a bare password must be one line without '=')");
+    path = secret_file("twice", "REDIS_PASSWORD=TOPSECRET\nREDIS_PASSWORD=TOPSECRET\n", 50, 0600);
+    expect_file_error(path, " has more than one REDIS_PASSWORD= line");
+    path = secret_file("nul", "TOPSECRET\0x\n", 12, 0600);
+    expect_file_error(path, " contains a NUL byte");
+    memset(big, 'p', sizeof(big) - 1);
+    path = secret_file("too-large", big, FM_SECRET_FILE_MAX + 1, 0600);
+    expect_file_error(path, " is larger than 4096 bytes");
+    path = extra_path("dir");
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    expect_file_error(path, " is not a regular file");
+    /* A FIFO would block a plain open: it is refused without waiting for a writer. */
+    path = extra_path("fifo");
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    expect_file_error(path, " is not a regular file");
+}
+END_TEST
+
+START_TEST(test_password_file_paths)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + 256], *base = realpath(tmpdir, NULL);
+    const char *path = secret_file("redis.env", "REDIS_PASSWORD=pw\n", 18, 0400);
+    fm_config *cfg;
+
+    ck_assert_ptr_nonnull(base);
+    /* Relative to the configuration file, like every path. */
+    cfg = load(USERS "redis: {password_file: redis.env}\n", err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->redis.password, "pw");
+    (void)snprintf(want, sizeof(want), "file %s/redis.env", base);
+    ck_assert_str_eq(cfg->redis.password_source, want);
+    fm_config_free(cfg);
+    /* From the environment; an error then names the file as written. */
+    ck_assert_int_eq(setenv("FM_TEST_SECRET_FILE", path, 1), 0);
+    cfg = load(USERS "redis: {password_file: \"${FM_TEST_SECRET_FILE}\"}\n", err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->redis.password, "pw");
+    fm_config_free(cfg);
+    ck_assert_int_eq(chmod(path, 0440), 0);
+    ck_assert_ptr_null(load(USERS "redis: {password_file: \"${FM_TEST_SECRET_FILE}\"}\n", err));
+    (void)snprintf(want, sizeof(want),
+                   "%s:5:24: redis.password_file: ${FM_TEST_SECRET_FILE} is accessible by group "
+                   "or other users (mode 0440): make it 0600 or 0400",
+                   cfgpath);
+    ck_assert_str_eq(err, want);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    /* password_env after a password_file that was read: still only one of them. */
+    expect_error(USERS "redis:\n  password_file: redis.env\n  password_env: ~\n",
+                 "7:3: redis.password_env and redis.password_file are alternatives: give only "
+                 "one");
+    /* A later error frees the password read from the file. */
+    expect_error(USERS "redis:\n  password_file: redis.env\n  db: 16\n",
+                 "7:7: redis.db must be an integer between 0 and 15");
+    free(base);
+}
+END_TEST
+
+/* ---- warnings ------------------------------------------------------------------------- */
+
+START_TEST(test_warnings)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX];
+    fm_config *cfg;
+
+    write_file(cfgpath, USERS, strlen(USERS));
+    ck_assert_int_eq(chmod(cfgpath, 0644), 0);
+    cfg = fm_config_load(cfgpath, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->nwarnings, 1);
+    (void)snprintf(want, sizeof(want),
+                   "%s: warning: configuration file is readable by other users (mode 0644); it "
+                   "names key hashes and roles",
+                   cfgpath);
+    ck_assert_str_eq(cfg->warnings[0], want);
+    fm_config_free(cfg);
+    /* Group-readable is the recommended mode (root:fetchml 0640): no warning. */
+    ck_assert_int_eq(chmod(cfgpath, 0640), 0);
+    cfg = fm_config_load(cfgpath, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->nwarnings, 0);
+    fm_config_free(cfg);
+    /* A failed load has no snapshot, so its warnings go with it. */
+    write_file(cfgpath, "server: {}\n", 11);
+    ck_assert_int_eq(chmod(cfgpath, 0604), 0);
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+}
+END_TEST
+
 /* ---- the shipped examples ---------------------------------------------------------- */
 
 /* The examples live in the source tree; tests run from the build directory. */
@@ -779,6 +1377,9 @@ START_TEST(test_example_local)
     ck_assert_uint_eq(alice->effective, role_named(cfg, "researcher")->perms | perm("jobs:delete"));
     ck_assert_uint_eq(bob->effective, role_named(cfg, "analyst")->perms);
     ck_assert_uint_eq(fm_config_user_rate(cfg, bob)->requests_per_minute, 120);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 20);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 60);
+    ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
     ck_assert_int_eq(cfg->logging.level, FM_LOG_DEBUG);
     fm_config_free(cfg);
 }
@@ -788,7 +1389,8 @@ START_TEST(test_example_prod)
 {
     char path[PATH_MAX], err[FM_CONFIG_ERR_MAX];
     fm_config *cfg;
-    const fm_user *carol, *dave;
+    const fm_user *carol, *dave, *erin;
+    const fm_role *senior;
 
     ck_assert_int_eq(setenv("REDIS_PASSWORD", "example-redis-password", 1), 0);
     source_file(path, sizeof(path), "conf/config-prod.yaml");
@@ -812,6 +1414,18 @@ START_TEST(test_example_prod)
                                             perm("experiments:create"));
     ck_assert_uint_eq(dave->effective,
                       perm("jobs:read") | perm("experiments:read") | perm("metrics:read"));
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, dave), &cfg->rate_limit.rate);
+    erin = user_named(cfg, "erin");
+    senior = role_named(cfg, "senior-researcher");
+    ck_assert_ptr_nonnull(senior);
+    ck_assert_uint_eq(erin->effective, carol->effective | perm("jobs:delete"));
+    ck_assert_ptr_eq(fm_config_user_rate(cfg, erin), &senior->rate);
+    ck_assert_uint_eq(senior->rate.requests_per_minute, 300);
+    ck_assert_uint_eq(senior->rate.burst, 50);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 10);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
+    ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
+    ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
     fm_config_free(cfg);
 }
 END_TEST
@@ -835,6 +1449,17 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_index_many_keys);
     tcase_add_test(tc, test_user_rate);
     tcase_add_test(tc, test_level_names);
+    tcase_add_test(tc, test_role_inheritance);
+    tcase_add_test(tc, test_inheritance_depth);
+    tcase_add_test(tc, test_role_rates);
+    tcase_add_test(tc, test_user_rate_without_load);
+    tcase_add_test(tc, test_auth_failures);
+    tcase_add_test(tc, test_expansion);
+    tcase_add_test(tc, test_expansion_never_echoed);
+    tcase_add_test(tc, test_password_file);
+    tcase_add_test(tc, test_password_file_refused);
+    tcase_add_test(tc, test_password_file_paths);
+    tcase_add_test(tc, test_warnings);
     tcase_add_test(tc, test_example_local);
     tcase_add_test(tc, test_example_prod);
     suite_add_tcase(s, tc);

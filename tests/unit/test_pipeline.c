@@ -1,0 +1,781 @@
+/*
+ * test_pipeline.c - unit tests for lib/pipeline.c, driving fm_pipeline_run
+ * directly with a hand-made route table whose handlers record that they ran.
+ *
+ * Each test gets its own private redis-server (see helpers.h), a config
+ * loaded from a temporary YAML file, an audit trail in a temporary file and
+ * the operational log in another. Every request must leave exactly one audit
+ * line, which is parsed back and checked field by field.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "config.h"
+#include "helpers.h"
+#include "log.h"
+#include "pipeline.h"
+#include "rbac.h"
+#include "redisconn.h"
+#include "response.h"
+
+#define K_ALICE "alice-pipeline-key-0001"
+#define K_BOB "bob-pipeline-key-0002"
+#define K_CAROL "carol-pipeline-key-0003"
+#define K_DAVE "dave-pipeline-key-0004"
+#define K_ERIN "erin-pipeline-key-0005"
+#define K_ROOT "root-pipeline-key-0006"
+#define TRACE "0123456789abcdef0123456789abcdef"
+#define PW_ENV "FM_TEST_PIPELINE_REDIS_PASSWORD"
+#define JOBS_READ FM_PERM(FM_RES_JOBS, FM_ACT_READ)
+
+static th_redis srv;
+static char tmpdir[TH_PATH_MAX], audit_path[TH_PATH_MAX], api_path[TH_PATH_MAX];
+static fm_config *cfg;
+static fm_audit_shared *shared;
+static fm_audit *audit;
+static fm_redis *redis;
+static fm_env env;
+static fm_response resp;
+
+/* What the handlers saw. */
+static struct {
+    int count;
+    char user[FM_NAME_MAX];
+    char param0[FM_PATH_PARAM_MAX];
+    char trace_id[FM_TRACE_ID_MAX + 1];
+    int had_rate;
+} ran;
+
+static void record(const fm_call *call)
+{
+    ran.count++;
+    (void)snprintf(ran.user, sizeof(ran.user), "%s", call->user->name);
+    (void)snprintf(ran.param0, sizeof(ran.param0), "%s", call->params[0]);
+    (void)snprintf(ran.trace_id, sizeof(ran.trace_id), "%s", call->trace_id);
+    ran.had_rate = call->rate != NULL;
+}
+
+static int h_ok(fm_call *call, fm_response *out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc;
+
+    record(call);
+    if (o == NULL || cJSON_AddStringToObject(o, "handled", call->user->name) == NULL) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    rc = fm_response_json(out, 200, o);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int h_fail(fm_call *call, fm_response *out)
+{
+    (void)out;
+    record(call);
+    return -1;
+}
+
+static int h_no_status(fm_call *call, fm_response *out)
+{
+    (void)out;
+    record(call);
+    return 0;
+}
+
+static int h_reason(fm_call *call, fm_response *out)
+{
+    (void)snprintf(call->reason, sizeof(call->reason), "custom_reason");
+    return h_ok(call, out);
+}
+
+static const fm_route routes[] = {
+    {"GET", "/v1/whoami", FM_PERM_NONE, h_ok},
+    {"GET", "/v1/tasks", JOBS_READ, h_ok},
+    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok},
+    {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok},
+    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok},
+    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), h_ok},
+    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), h_ok},
+    {"GET", "/v1/broken", FM_PERM_NONE, h_fail},
+    {"GET", "/v1/silent", FM_PERM_NONE, h_no_status},
+    {"GET", "/v1/reason", FM_PERM_NONE, h_reason},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* ---- fixture ---------------------------------------------------------------------- */
+
+static fm_config *load_config(const char *on_redis_error)
+{
+    char path[TH_PATH_MAX], yaml[4096], err[FM_CONFIG_ERR_MAX];
+    char ha[65], hb[65], hc[65], hd[65], he[65], hr[65];
+
+    th_sha256_hex(K_ALICE, ha);
+    th_sha256_hex(K_BOB, hb);
+    th_sha256_hex(K_CAROL, hc);
+    th_sha256_hex(K_DAVE, hd);
+    th_sha256_hex(K_ERIN, he);
+    th_sha256_hex(K_ROOT, hr);
+    th_path(path, tmpdir, on_redis_error);
+    ck_assert_int_lt(snprintf(yaml, sizeof(yaml),
+                              "auth:\n"
+                              "  ip_whitelist: [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n"
+                              "  api_keys:\n"
+                              "    alice: { hash: \"%s\", roles: [researcher] }\n"
+                              "    bob:\n"
+                              "      hash: \"%s\"\n"
+                              "      roles: [analyst]\n"
+                              "      ip_whitelist: [\"10.1.0.0/16\"]\n"
+                              "    carol: { hash: \"%s\" }\n"
+                              "    dave:\n"
+                              "      keys: [{ hash: \"%s\", expires: \"2001-01-01\" }]\n"
+                              "      roles: [researcher]\n"
+                              "    erin:\n"
+                              "      hash: \"%s\"\n"
+                              "      roles: [researcher]\n"
+                              "      rate_limit: { requests_per_minute: 60, burst: 2 }\n"
+                              "    root: { hash: \"%s\", admin: true }\n"
+                              "rate_limit:\n"
+                              "  requests_per_minute: 600\n"
+                              "  burst: 50\n"
+                              "  on_redis_error: %s\n"
+                              "redis:\n"
+                              "  addr: \"%s\"\n"
+                              "  password_env: " PW_ENV "\n"
+                              "  key_prefix: \"pt:\"\n"
+                              "  timeout_ms: 300\n"
+                              "logging:\n"
+                              "  file: \"%s\"\n"
+                              "  api_file: \"%s\"\n",
+                              ha, hb, hc, hd, he, hr, on_redis_error, srv.addr, audit_path,
+                              api_path),
+                     (int)sizeof(yaml));
+    th_write_file(path, yaml);
+    fm_config *c = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(c != NULL, "config: %s", err);
+    return c;
+}
+
+static void setup(void)
+{
+    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    memset(&srv, 0, sizeof(srv));
+    memset(&ran, 0, sizeof(ran));
+    memset(&resp, 0, sizeof(resp));
+    th_redis_start(&srv);
+    th_mkdtemp(tmpdir, "test_pipeline");
+    th_path(audit_path, tmpdir, "audit.log");
+    th_path(api_path, tmpdir, "api.log");
+    ck_assert_int_eq(setenv(PW_ENV, srv.password, 1), 0);
+    cfg = load_config("deny");
+    ck_assert_int_eq(fm_log_open(api_path, FM_LOG_DEBUG, 0), 0);
+    shared = fm_audit_shared_create(audit_path);
+    ck_assert_ptr_nonnull(shared);
+    audit = fm_audit_open(audit_path, shared);
+    ck_assert_ptr_nonnull(audit);
+    redis =
+        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
+    ck_assert_ptr_nonnull(redis);
+    env = (fm_env){.cfg = cfg, .redis = redis, .audit = audit};
+}
+
+static void teardown(void)
+{
+    fm_response_reset(&resp);
+    fm_redis_free(redis);
+    fm_audit_close(audit);
+    fm_log_close();
+    fm_config_free(cfg);
+    redis = NULL;
+    audit = NULL;
+    cfg = NULL;
+    th_rmtree(tmpdir);
+    th_redis_stop(&srv);
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static fm_request request(const char *method, const char *path, const char *key)
+{
+    return (fm_request){
+        .method = method,
+        .path = path,
+        .remote_addr = "127.0.0.1",
+        .request_id = TRACE,
+        .x_api_key = key,
+    };
+}
+
+/* Runs the pipeline in env and checks that exactly one audit line was added. */
+static void run_in(const fm_env *e, const fm_request *req)
+{
+    size_t before = th_count_lines(audit_path);
+
+    fm_response_reset(&resp);
+    fm_pipeline_run(e, routes, NROUTES, req, &resp);
+    ck_assert_uint_eq(th_count_lines(audit_path), before + 1);
+}
+
+static void run(const fm_request *req)
+{
+    run_in(&env, req);
+}
+
+/* The value of header name, or NULL. */
+static const char *header(const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < resp.nheaders; i++)
+        if (strncmp(resp.headers[i], name, n) == 0 && resp.headers[i][n] == ':' &&
+            resp.headers[i][n + 1] == ' ')
+            return resp.headers[i] + n + 2;
+    return NULL;
+}
+
+static void expect_header(const char *name, const char *value)
+{
+    const char *v = header(name);
+
+    ck_assert_msg(v != NULL, "no %s header", name);
+    ck_assert_str_eq(v, value);
+}
+
+/* Checks status and the SPEC error body; the trace id must be trace. */
+static void expect_error(int status, const char *code, const char *trace)
+{
+    cJSON *j;
+
+    ck_assert_int_eq(resp.status, status);
+    ck_assert_ptr_nonnull(resp.body);
+    j = cJSON_ParseWithLength(resp.body, resp.body_len);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(cJSON_GetArraySize(j), 3);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "code")), code);
+    ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "error")));
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "trace_id")), trace);
+    cJSON_Delete(j);
+}
+
+static void expect_handled(const char *user)
+{
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 1);
+    ck_assert_str_eq(ran.user, user);
+}
+
+/* Compares a string-or-null field of the audit line. */
+static void expect_field(const cJSON *line, const char *name, const char *want)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(line, name);
+
+    ck_assert_msg(f != NULL, "audit line has no %s", name);
+    if (want == NULL)
+        ck_assert_msg(cJSON_IsNull(f), "audit %s is not null", name);
+    else
+        ck_assert_str_eq(cJSON_GetStringValue(f), want);
+}
+
+/* The last audit line, parsed; caller deletes. */
+static cJSON *last_audit(void)
+{
+    char *text = th_last_line(audit_path);
+    cJSON *j = cJSON_Parse(text);
+
+    ck_assert_msg(j != NULL, "audit line is not JSON: %s", text);
+    free(text);
+    return j;
+}
+
+/*
+ * Checks the last audit line: status, result, reason, user (NULL = null),
+ * trace id, action and source; key_id must be 12 hex when has_key_id.
+ */
+static void expect_audit(int status, const char *reason, const char *user, int has_key_id,
+                         const fm_request *req, const char *trace)
+{
+    cJSON *j = last_audit();
+    char action[160];
+    const cJSON *kid = cJSON_GetObjectItemCaseSensitive(j, "key_id");
+
+    ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "status")), status);
+    expect_field(j, "result", status < 400 ? "success" : "failure");
+    expect_field(j, "reason", reason);
+    expect_field(j, "user", user);
+    expect_field(j, "trace_id", trace);
+    (void)snprintf(action, sizeof(action), "%s %s", req->method, req->path);
+    expect_field(j, "action", action);
+    expect_field(j, "resource", req->path);
+    expect_field(j, "source_ip", req->remote_addr);
+    if (has_key_id)
+        ck_assert_msg(th_is_lower_hex(cJSON_GetStringValue(kid), 12), "key_id");
+    else
+        ck_assert(cJSON_IsNull(kid));
+    cJSON_Delete(j);
+}
+
+static long long bucket_keys(void)
+{
+    const char *keys[] = {"KEYS", "pt:rl:*"};
+    redisReply *reply = fm_redis_argv(redis, 2, keys, NULL);
+    long long n;
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    n = (long long)reply->elements;
+    freeReplyObject(reply);
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+START_TEST(success)
+{
+    fm_request req = request("GET", "/v1/tasks/abc-123", K_ALICE);
+
+    run(&req);
+    expect_handled("alice");
+    ck_assert_str_eq(ran.param0, "abc-123");
+    ck_assert_str_eq(ran.trace_id, TRACE);
+    ck_assert(ran.had_rate);
+    ck_assert_str_eq(resp.body, "{\"handled\":\"alice\"}");
+    expect_header("RateLimit-Policy", "\"user\";q=600;w=60");
+    expect_header("RateLimit", "\"user\";r=49;t=1");
+    ck_assert_ptr_null(header("Retry-After"));
+    ck_assert_ptr_null(header("WWW-Authenticate"));
+    expect_audit(200, NULL, "alice", 1, &req, TRACE);
+}
+END_TEST
+
+START_TEST(bearer_and_params)
+{
+    fm_request req = request("POST", "/v1/tasks/xyz/cancel", NULL);
+
+    req.authorization = "Bearer " K_ALICE;
+    run(&req);
+    expect_handled("alice");
+    ck_assert_str_eq(ran.param0, "xyz");
+    expect_audit(200, NULL, "alice", 1, &req, TRACE);
+}
+END_TEST
+
+START_TEST(ip_not_allowed)
+{
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+
+    req.remote_addr = "192.0.2.7";
+    run(&req);
+    expect_error(403, "IP_NOT_ALLOWED", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(403, "ip_not_allowed", NULL, 0, &req, TRACE);
+    /* Refused before the rate limiter: no bucket was touched. */
+    ck_assert_int_eq(bucket_keys(), 0);
+
+    /* An unparsable address never matches. */
+    req.remote_addr = "not-an-ip";
+    run(&req);
+    expect_error(403, "IP_NOT_ALLOWED", TRACE);
+
+    /* IPv4-mapped IPv6 compares as IPv4. */
+    req.remote_addr = "::ffff:127.0.0.1";
+    run(&req);
+    expect_handled("alice");
+}
+END_TEST
+
+START_TEST(missing_key)
+{
+    fm_request req = request("GET", "/v1/tasks", NULL);
+
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    expect_header("WWW-Authenticate", "Bearer realm=\"fetchml\"");
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(401, "missing_key", NULL, 0, &req, TRACE);
+    ck_assert_int_eq(bucket_keys(), 0);
+
+    /* A key in the query string is not a credential. */
+    req.query = "api_key=" K_ALICE;
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+
+    /* Authentication comes before routing: an unknown path is still 401. */
+    req = request("GET", "/nowhere", NULL);
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+}
+END_TEST
+
+START_TEST(bad_keys)
+{
+    fm_request req = request("GET", "/v1/tasks", "no-such-key-at-all");
+    char *log;
+
+    req.remote_addr = "10.9.9.9";
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    expect_header("WWW-Authenticate", "Bearer realm=\"fetchml\"");
+    expect_audit(401, "unknown_key", NULL, 1, &req, TRACE);
+
+    req.x_api_key = K_DAVE;
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    expect_audit(401, "expired", NULL, 1, &req, TRACE);
+
+    req.x_api_key = "bad key";
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    expect_audit(401, "malformed_key", NULL, 0, &req, TRACE);
+
+    req.x_api_key = K_ALICE;
+    req.authorization = "Basic YWxpY2U6cHc=";
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    expect_audit(401, "malformed_key", NULL, 0, &req, TRACE);
+
+    ck_assert_int_eq(ran.count, 0);
+    ck_assert_int_eq(bucket_keys(), 0);
+
+    /* api.log has a greppable line with the source, and never the key. */
+    log = th_read_file(api_path);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_ptr_nonnull(strstr(log, "authentication failed"));
+    ck_assert_ptr_nonnull(strstr(log, "10.9.9.9"));
+    ck_assert_ptr_null(strstr(log, "no-such-key-at-all"));
+    ck_assert_ptr_null(strstr(log, K_DAVE));
+    free(log);
+}
+END_TEST
+
+START_TEST(user_ip_not_allowed)
+{
+    fm_request req = request("GET", "/v1/tasks", K_BOB);
+
+    /* Allowed globally, but not in bob's own list. */
+    run(&req);
+    expect_error(403, "IP_NOT_ALLOWED", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(403, "user_ip_not_allowed", "bob", 1, &req, TRACE);
+    ck_assert_int_eq(bucket_keys(), 0);
+
+    req.remote_addr = "10.1.2.3";
+    run(&req);
+    expect_handled("bob");
+    expect_audit(200, NULL, "bob", 1, &req, TRACE);
+}
+END_TEST
+
+START_TEST(rbac)
+{
+    fm_request req = request("GET", "/v1/tasks", K_CAROL);
+
+    /* carol has no roles: only routes without a permission. */
+    run(&req);
+    expect_error(403, "FORBIDDEN", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(403, "forbidden", "carol", 1, &req, TRACE);
+    req.path = "/v1/whoami";
+    run(&req);
+    expect_handled("carol");
+
+    /* researcher lacks jobs:delete and metrics:read. */
+    req = request("DELETE", "/v1/tasks/t1", K_ALICE);
+    run(&req);
+    expect_error(403, "FORBIDDEN", TRACE);
+    req = request("GET", "/metrics", K_ALICE);
+    run(&req);
+    expect_error(403, "FORBIDDEN", TRACE);
+
+    /* admin: true has everything. */
+    ran.count = 0;
+    req = request("DELETE", "/v1/tasks/t1", K_ROOT);
+    run(&req);
+    expect_handled("root");
+    ck_assert_str_eq(ran.param0, "t1");
+}
+END_TEST
+
+START_TEST(not_found)
+{
+    static const char *const paths[] = {"/nowhere",  "/v1/tasks/",  "/v1/tasks/a/b",
+                                        "/v1/Tasks", "/v1/whoami/", "/"};
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        fm_request req = request("GET", paths[i], K_ALICE);
+        run(&req);
+        expect_error(404, "NOT_FOUND", TRACE);
+        expect_audit(404, "no_route", "alice", 1, &req, TRACE);
+    }
+    ck_assert_int_eq(ran.count, 0);
+}
+END_TEST
+
+START_TEST(method_not_allowed)
+{
+    fm_request req = request("PUT", "/v1/tasks", K_ALICE);
+
+    run(&req);
+    expect_error(405, "METHOD_NOT_ALLOWED", TRACE);
+    expect_header("Allow", "GET, POST");
+    expect_audit(405, "method_not_allowed", "alice", 1, &req, TRACE);
+
+    req = request("PATCH", "/v1/tasks/abc", K_ALICE);
+    run(&req);
+    expect_error(405, "METHOD_NOT_ALLOWED", TRACE);
+    expect_header("Allow", "GET, DELETE");
+
+    req = request("get", "/v1/whoami", K_ALICE);
+    run(&req);
+    expect_error(405, "METHOD_NOT_ALLOWED", TRACE);
+    expect_header("Allow", "GET");
+    ck_assert_int_eq(ran.count, 0);
+}
+END_TEST
+
+START_TEST(body_too_large)
+{
+    fm_request req = request("POST", "/v1/tasks", K_ALICE);
+
+    req.body_too_large = true;
+    run(&req);
+    expect_error(413, "PAYLOAD_TOO_LARGE", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(413, "body_too_large", "alice", 1, &req, TRACE);
+}
+END_TEST
+
+START_TEST(rate_limited)
+{
+    fm_request req = request("GET", "/v1/tasks", K_ERIN);
+
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    expect_header("RateLimit", "\"user\";r=1;t=1");
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    expect_header("RateLimit", "\"user\";r=0;t=2");
+    run(&req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_header("Retry-After", "1");
+    expect_header("RateLimit-Policy", "\"user\";q=60;w=60");
+    expect_header("RateLimit", "\"user\";r=0;t=2");
+    ck_assert_int_eq(ran.count, 2);
+    expect_audit(429, "rate_limited", "erin", 1, &req, TRACE);
+
+    /* Another user's bucket is untouched. */
+    req.x_api_key = K_ALICE;
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 3);
+}
+END_TEST
+
+START_TEST(redis_down_deny)
+{
+    char addr[TH_PATH_MAX + 32];
+    fm_redis *down;
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+
+    ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", tmpdir),
+                     (int)sizeof(addr));
+    down = fm_redis_new(addr, "pw", 0, 200);
+    ck_assert_ptr_nonnull(down);
+    e.redis = down;
+    run_in(&e, &req);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    ck_assert_ptr_null(header("RateLimit"));
+    expect_audit(503, "rate_limiter_unavailable", "alice", 1, &req, TRACE);
+    fm_redis_free(down);
+
+    /* The server dying under a live connection is the same. */
+    run(&req);
+    expect_handled("alice");
+    th_redis_kill(&srv);
+    run(&req);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_int_eq(ran.count, 1);
+}
+END_TEST
+
+START_TEST(redis_down_allow)
+{
+    fm_config *allow = load_config("allow");
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+
+    ck_assert(allow->rate_limit.on_redis_error_allow);
+    e.cfg = allow;
+    th_redis_kill(&srv);
+    run_in(&e, &req);
+    expect_handled("alice");
+    ck_assert(!ran.had_rate);
+    ck_assert_ptr_null(header("RateLimit"));
+    ck_assert_ptr_null(header("RateLimit-Policy"));
+    expect_audit(200, NULL, "alice", 1, &req, TRACE);
+    fm_config_free(allow);
+}
+END_TEST
+
+START_TEST(handler_failures)
+{
+    fm_request req = request("GET", "/v1/broken", K_ALICE);
+
+    run(&req);
+    expect_error(500, "INTERNAL", TRACE);
+    ck_assert_int_eq(ran.count, 1);
+    expect_audit(500, "handler_error", "alice", 1, &req, TRACE);
+
+    /* Returning 0 without setting a status is a handler bug, not a 200. */
+    req.path = "/v1/silent";
+    run(&req);
+    expect_error(500, "INTERNAL", TRACE);
+    ck_assert_int_eq(ran.count, 2);
+
+    req.path = "/v1/reason";
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    expect_audit(200, "custom_reason", "alice", 1, &req, TRACE);
+}
+END_TEST
+
+START_TEST(trace_ids)
+{
+    fm_request req = request("GET", "/nowhere", NULL);
+    char long_id[FM_TRACE_ID_MAX + 2], first[FM_TRACE_ID_MAX + 1];
+    cJSON *line;
+
+    req.request_id = "abc-DEF_123";
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", "abc-DEF_123");
+    expect_audit(401, "missing_key", NULL, 0, &req, "abc-DEF_123");
+
+    memset(long_id, 'a', FM_TRACE_ID_MAX);
+    long_id[FM_TRACE_ID_MAX] = '\0';
+    req.request_id = long_id;
+    run(&req);
+    expect_error(401, "UNAUTHORIZED", long_id);
+
+    /* Anything odd (here: one character too long) is replaced by a fresh 32-hex id. */
+    long_id[FM_TRACE_ID_MAX] = 'a';
+    long_id[FM_TRACE_ID_MAX + 1] = '\0';
+    const char *const odd[] = {"bad\nid", "", "a b", "x\"y", "id;rm", "caf\xc3\xa9", NULL, long_id};
+    first[0] = '\0';
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        const char *trace;
+
+        req.request_id = odd[i];
+        run(&req);
+        line = last_audit();
+        trace = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(line, "trace_id"));
+        ck_assert_msg(th_is_lower_hex(trace, 32), "trace id \"%s\"", trace);
+        expect_error(401, "UNAUTHORIZED", trace);
+        ck_assert_str_ne(trace, first);
+        (void)snprintf(first, sizeof(first), "%s", trace);
+        cJSON_Delete(line);
+    }
+}
+END_TEST
+
+START_TEST(audit_unwritable)
+{
+    fm_audit *full = fm_audit_open("/dev/full", shared);
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+
+    ck_assert_ptr_nonnull(full);
+    e.audit = full;
+
+    fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    /* The whole response is replaced: no header of the refused answer survives. */
+    ck_assert_uint_eq(resp.nheaders, 0);
+
+    fm_response_reset(&resp);
+    req.x_api_key = NULL;
+    fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_ptr_null(header("WWW-Authenticate"));
+
+    fm_audit_close(full);
+    ck_assert_uint_eq(th_count_lines(audit_path), 0);
+}
+END_TEST
+
+START_TEST(audit_chain_continues)
+{
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+    char *text;
+    char prev[65];
+    long long seq = 0;
+    char err[256];
+    int lines = 0;
+
+    memset(prev, '0', 64);
+    prev[64] = '\0';
+    for (int i = 0; i < 3; i++)
+        run(&req);
+    req.x_api_key = NULL;
+    run(&req);
+
+    /* Every line verifies against the one before it. */
+    text = th_read_file(audit_path);
+    ck_assert_ptr_nonnull(text);
+    for (char *p = text, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1, lines++)
+        ck_assert_msg(fm_audit_verify_line(p, (size_t)(nl - p), prev, &seq, err, sizeof(err)) == 0,
+                      "line %d: %s", lines + 1, err);
+    ck_assert_int_eq(lines, 4);
+    ck_assert_int_eq(seq, 4);
+    free(text);
+}
+END_TEST
+
+static Suite *pipeline_suite(void)
+{
+    Suite *s = suite_create("pipeline");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, success);
+    tcase_add_test(tc, bearer_and_params);
+    tcase_add_test(tc, ip_not_allowed);
+    tcase_add_test(tc, missing_key);
+    tcase_add_test(tc, bad_keys);
+    tcase_add_test(tc, user_ip_not_allowed);
+    tcase_add_test(tc, rbac);
+    tcase_add_test(tc, not_found);
+    tcase_add_test(tc, method_not_allowed);
+    tcase_add_test(tc, body_too_large);
+    tcase_add_test(tc, rate_limited);
+    tcase_add_test(tc, redis_down_deny);
+    tcase_add_test(tc, redis_down_allow);
+    tcase_add_test(tc, handler_failures);
+    tcase_add_test(tc, trace_ids);
+    tcase_add_test(tc, audit_unwritable);
+    tcase_add_test(tc, audit_chain_continues);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (th_run_begin("test_pipeline") != 0)
+        return EXIT_FAILURE;
+    sr = srunner_create(pipeline_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
