@@ -6,8 +6,9 @@
  *            workers on the same socket and TERM the old one (each old worker
  *            finishes its request in flight); if invalid, log why and keep
  *            serving the old config.
- *   SIGTERM  graceful stop: TERM the workers, wait (KILL after a grace
- *   SIGINT   period), remove the socket.
+ *   SIGTERM  graceful stop: remove the socket's name (no new connections),
+ *   SIGINT   QUIT the workers, which finish their request and serve what is
+ *            already queued on the socket, then wait (KILL after a grace period).
  *   SIGUSR1  reopen log files in the master and every worker.
  *   SIGCHLD  a worker of the current generation that dies is respawned;
  *            workers that die young back off exponentially (crash loop).
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,28 @@ static void register_secrets(const fm_config *cfg)
         (void)fm_redact_add_secret(cfg->redis.password);
 }
 
+/* True when something accepts connections on the unix socket sa. */
+static int socket_alive(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), alive;
+
+    if (fd < 0)
+        return 0;
+    alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+    (void)close(fd);
+    return alive;
+}
+
+/* What an operator should know about a snapshot; never its secrets. */
+static void log_config(const fm_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nwarnings; i++)
+        fm_log_warn("%s", cfg->warnings[i]);
+    fm_log_info("config %s: %zu users, redis %s, password from %s", cfg->path, cfg->auth.nusers,
+                cfg->redis.addr,
+                cfg->redis.password_source != NULL ? cfg->redis.password_source : "nowhere (none)");
+}
+
 static int open_unix(const char *path, const fm_config *cfg)
 {
     struct sockaddr_un sa;
@@ -105,10 +129,17 @@ static int open_unix(const char *path, const fm_config *cfg)
         return -1;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    /* Remove a stale socket left by a crash, but never any other kind of file. */
+    /*
+     * Remove a stale socket left by a crash, but never any other kind of file,
+     * and never a live one: a second master must not steal a running pool's socket.
+     */
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             fm_log_error("server.listen: %s exists and is not a socket", path);
+            return -1;
+        }
+        if (socket_alive(&sa)) {
+            fm_log_error("server.listen: %s is in use by another process; not starting", path);
             return -1;
         }
         if (unlink(path) != 0) {
@@ -278,6 +309,7 @@ static void reload(fm_config **cfg)
     register_secrets(next);
     if (fm_log_open(next->logging.api_file, next->logging.level, 1) != 0)
         fm_log_error("reload: cannot open %s: %s", next->logging.api_file, strerror(errno));
+    log_config(next);
     generation++;
     fill_pool(next);
     signal_generation(SIGTERM, generation);
@@ -295,7 +327,10 @@ static void stop_all(void)
 {
     time_t deadline = time(NULL) + STOP_GRACE_S;
 
-    signal_generation(SIGTERM, generation + 1);
+    /* No new connections from here on; workers drain what is queued (SIGQUIT). */
+    if (unix_path[0] != '\0')
+        (void)unlink(unix_path);
+    signal_generation(SIGQUIT, generation + 1);
     while (live_workers(-1) > 0 && time(NULL) < deadline) {
         (void)reap();
         if (live_workers(-1) > 0)
@@ -310,6 +345,22 @@ static void stop_all(void)
                 (void)usleep(10 * 1000);
         }
     }
+}
+
+/* The pid in an existing pid file if that process still runs, else 0. */
+static pid_t running_pid(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    long pid = 0;
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1 || pid > INT_MAX)
+        pid = 0;
+    (void)fclose(f);
+    if (pid != 0 && (pid_t)pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+        return (pid_t)pid;
+    return 0;
 }
 
 static int write_pidfile(const char *path)
@@ -374,10 +425,16 @@ int main(int argc, char **argv)
                       strerror(errno));
         return 1;
     }
+    log_config(cfg);
     audit_shared = fm_audit_shared_create(cfg->logging.file);
     if (audit_shared == NULL) {
         fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
                      strerror(errno));
+        return 1;
+    }
+    if (pidfile != NULL && running_pid(pidfile) != 0) {
+        fm_log_error("already running (pid %d in %s); not starting", (int)running_pid(pidfile),
+                     pidfile);
         return 1;
     }
     if ((listen_fd = open_listener(cfg)) < 0)
@@ -445,8 +502,6 @@ int main(int argc, char **argv)
 
     fm_log_info("stopping: waiting for workers to finish");
     stop_all();
-    if (unix_path[0] != '\0')
-        (void)unlink(unix_path);
     if (pidfile != NULL)
         (void)unlink(pidfile);
     fm_config_free(cfg);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "log.h"
 #include "tasks.h"
 
 static int internal(fm_call *call, fm_response *resp, const char *why)
@@ -71,6 +72,23 @@ static int whoami(fm_call *call, fm_response *resp)
     return send_json(resp, 200, o);
 }
 
+/* Undo of a change whose audit record could not be written (see pipeline.h). */
+static void undo_task_change(fm_call *call)
+{
+    if (fm_tasks_restore(call->env->redis, call->env->cfg->redis.key_prefix, call->undo_id,
+                         call->undo_data) != FM_TASKS_OK)
+        fm_log_error("could not undo the change to task %s after an audit failure trace_id=%s",
+                     call->undo_id, call->trace_id);
+}
+
+/* Arms the undo: before is the task's previous JSON (owned by the call), NULL after a create. */
+static void arm_undo(fm_call *call, const char *id, char *before)
+{
+    (void)snprintf(call->undo_id, sizeof(call->undo_id), "%s", id);
+    call->undo_data = before;
+    call->undo = undo_task_change;
+}
+
 static const char *visible_user(const fm_call *call)
 {
     return call->user->admin ? NULL : call->user->name;
@@ -86,6 +104,7 @@ static int task_create(fm_call *call, fm_response *resp)
 
     switch (rc) {
     case FM_TASKS_OK:
+        arm_undo(call, cJSON_GetObjectItemCaseSensitive(task, "id")->valuestring, NULL);
         return send_json(resp, 201, task);
     case FM_TASKS_EJSON:
         (void)snprintf(call->reason, sizeof(call->reason), "bad_json");
@@ -130,11 +149,13 @@ static int conflict(fm_call *call, fm_response *resp, const char *msg)
 static int task_cancel(fm_call *call, fm_response *resp)
 {
     cJSON *task = NULL;
+    char *before = NULL;
     int rc = fm_tasks_cancel(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                             call->params[0], &task);
+                             call->params[0], &task, &before);
 
     switch (rc) {
     case FM_TASKS_OK:
+        arm_undo(call, call->params[0], before);
         return send_json(resp, 200, task);
     case FM_TASKS_ENOTFOUND:
         return not_found(call, resp);
@@ -149,11 +170,13 @@ static int task_cancel(fm_call *call, fm_response *resp)
 
 static int task_delete(fm_call *call, fm_response *resp)
 {
+    char *before = NULL;
     int rc = fm_tasks_delete(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                             call->params[0]);
+                             call->params[0], &before);
 
     switch (rc) {
     case FM_TASKS_OK:
+        arm_undo(call, call->params[0], before);
         resp->status = 204;
         return 0;
     case FM_TASKS_ENOTFOUND:

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -25,13 +26,24 @@
 #include "log.h"
 #include "redact.h"
 
+#define DRAIN_MAX_S 5
+
 static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t draining;
 static volatile sig_atomic_t reopen_logs;
 
 static void on_term(int sig)
 {
     (void)sig;
     stopping = 1;
+}
+
+/* SIGQUIT: stop, but first serve what is already queued on the socket (shutdown). */
+static void on_quit(int sig)
+{
+    (void)sig;
+    stopping = 1;
+    draining = 1;
 }
 
 static void on_usr1(int sig)
@@ -51,6 +63,8 @@ static void install_signals(sigset_t *waitmask)
     sa.sa_handler = on_term;
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_quit;
+    (void)sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = on_usr1;
     (void)sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
@@ -61,6 +75,7 @@ static void install_signals(sigset_t *waitmask)
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGTERM);
     sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGQUIT);
     sigaddset(&blocked, SIGUSR1);
     (void)sigprocmask(SIG_SETMASK, &blocked, NULL);
     sigemptyset(waitmask);
@@ -92,7 +107,22 @@ static const char *param(FCGX_Request *r, const char *name, const char *dflt)
     return v != NULL ? v : dflt;
 }
 
-static void write_response(FCGX_Request *r, const fm_response *resp)
+/*
+ * nginx passes a repeated header as repeated params; FCGX_GetParam would
+ * silently take the first. Two credentials are ambiguous, so they are counted.
+ */
+static int repeated(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    int count = 0;
+
+    for (; *envp != NULL; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            count++;
+    return count > 1;
+}
+
+static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 {
     FCGX_FPrintF(r->out, "Status: %d %s\r\n", resp->status, fm_response_reason(resp->status));
     if (resp->body != NULL)
@@ -101,7 +131,7 @@ static void write_response(FCGX_Request *r, const fm_response *resp)
     for (size_t i = 0; i < resp->nheaders; i++)
         FCGX_FPrintF(r->out, "%s\r\n", resp->headers[i]);
     FCGX_FPrintF(r->out, "\r\n");
-    if (resp->body != NULL)
+    if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
 }
 
@@ -122,6 +152,8 @@ static void serve(const fm_env *env, FCGX_Request *r)
     req.request_id = param(r, "REQUEST_ID", NULL);
     req.x_api_key = param(r, "HTTP_X_API_KEY", NULL);
     req.authorization = param(r, "HTTP_AUTHORIZATION", NULL);
+    req.credentials_repeated =
+        repeated(r->envp, "HTTP_X_API_KEY") || repeated(r->envp, "HTTP_AUTHORIZATION");
 
     if (content_length(param(r, "CONTENT_LENGTH", NULL), &clen) != 0 ||
         clen > cfg->server.max_body_bytes) {
@@ -137,7 +169,7 @@ static void serve(const fm_env *env, FCGX_Request *r)
         }
     }
     fm_pipeline_run(env, fm_app_routes, fm_app_nroutes, &req, &resp);
-    write_response(r, &resp);
+    write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
     fm_response_reset(&resp);
     free(body);
 }
@@ -182,6 +214,17 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
         }
         if (FCGX_Accept_r(&r) < 0)
             continue; /* EAGAIN: another worker took it; or a broken connection */
+        serve(&env, &r);
+        FCGX_Finish_r(&r);
+    }
+    /*
+     * Shutdown: the master has removed the socket's name, so nothing new
+     * arrives; connections nginx already made wait in the backlog and are
+     * served rather than reset. Bounded, in case of a flood of old ones.
+     */
+    for (time_t until = time(NULL) + DRAIN_MAX_S; draining && time(NULL) < until;) {
+        if (FCGX_Accept_r(&r) < 0)
+            break; /* EAGAIN: the backlog is empty */
         serve(&env, &r);
         FCGX_Finish_r(&r);
     }

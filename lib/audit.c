@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define HEX_LEN 64
@@ -483,7 +484,12 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
     if (w < 0)
         goto fail;
     if ((size_t)w != len + (need_nl ? 1 : 0)) {
-        errno = EIO;
+        /*
+         * A torn record would break every JSON reader of the file: cut it off.
+         * If even that fails, sync_head starts the next record on a line of its own.
+         */
+        int cut = ftruncate(audit->fd, st.st_size);
+        errno = cut == 0 ? EIO : errno;
         goto fail;
     }
 
@@ -579,4 +585,25 @@ int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long l
 out:
     cJSON_Delete(obj);
     return rc;
+}
+
+int fm_audit_ready(const fm_audit *audit)
+{
+    struct statvfs vfs;
+
+    if (audit == NULL || audit->fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (fstatvfs(audit->fd, &vfs) != 0)
+        return -1;
+    if (vfs.f_flag & ST_RDONLY) {
+        errno = EROFS;
+        return -1;
+    }
+    if ((unsigned long long)vfs.f_bavail * vfs.f_frsize < FM_AUDIT_RESERVE_BYTES) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return 0;
 }

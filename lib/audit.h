@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #define FM_AUDIT_LINE_MAX 8192  /* bytes; longer fields are truncated to fit */
+#define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
 
 typedef struct fm_audit_shared fm_audit_shared;
 typedef struct fm_audit fm_audit;
@@ -59,10 +60,20 @@ fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
 /*
  * fm_audit_write - append one record. Returns 0 when the whole line reached
  * the file (write(2) completed; no fsync); -1 with errno otherwise (EIO for a
- * short write, ENOSPC, EBADF...). The caller must treat -1 as "fail closed":
- * answer 503 and change nothing.
+ * short write, whose fragment is truncated away; ENOSPC, EBADF...). The
+ * caller must treat -1 as "fail closed": answer 503 and undo any change.
  */
 int fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
+
+/*
+ * fm_audit_ready - cheap check, before a request changes anything, that its
+ * record can be written: the file system holding the log is writable and has
+ * at least FM_AUDIT_RESERVE_BYTES free for unprivileged writers. Returns 0, or
+ * -1 with errno ENOSPC, EROFS, EBADF or an fstatvfs(2) error. A write can
+ * still fail afterwards (a race with another writer of the disk); callers
+ * undo their change then.
+ */
+int fm_audit_ready(const fm_audit *audit);
 
 /* fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain continues. 0 or -1/errno. */
 int fm_audit_reopen(fm_audit *audit);

@@ -8,7 +8,9 @@
  */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -83,6 +85,13 @@ static int ip_allowed(const fm_ipacl *acl, const char *addr)
     return acl->count == 0 || fm_ipacl_match(acl, addr);
 }
 
+/* 503 with a short Retry-After: the causes (Redis, the audit disk) are usually brief. */
+static void unavailable(fm_response *resp, const char *message, const char *trace_id)
+{
+    (void)fm_response_header(resp, "Retry-After: 1");
+    fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", message, trace_id);
+}
+
 static void add_rate_headers(fm_response *resp, const fm_rl_result *rl)
 {
     char policy[FM_RESPONSE_HEADER_MAX], state[FM_RESPONSE_HEADER_MAX];
@@ -109,8 +118,14 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         return;
     }
 
-    if (fm_auth_authenticate(cfg, req->x_api_key, req->authorization, (int64_t)time(NULL), auth) !=
-        FM_AUTH_OK) {
+    if (req->credentials_repeated) {
+        memset(auth, 0, sizeof(*auth));
+        auth->status = FM_AUTH_MALFORMED;
+    } else {
+        (void)fm_auth_authenticate(cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
+                                   auth);
+    }
+    if (auth->status != FM_AUTH_OK) {
         o->reason = fm_auth_reason(auth->status);
         o->key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
         fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s", o->reason,
@@ -140,8 +155,7 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
             fm_log_error("rate limiter unavailable (%s); refusing (on_redis_error: deny) "
                          "trace_id=%s",
                          fm_redis_errstr(env->redis), call->trace_id);
-            fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", "service temporarily unavailable",
-                              call->trace_id);
+            unavailable(resp, "service temporarily unavailable", call->trace_id);
             return;
         }
         fm_log_warn("rate limiter unavailable (%s); admitting (on_redis_error: allow) "
@@ -162,7 +176,8 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         if (!route_match(routes[i].pattern, req->path, call->params))
             continue;
         path_matched = 1;
-        if (strcmp(routes[i].method, req->method) == 0) {
+        if (strcmp(routes[i].method, req->method) == 0 ||
+            (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
             route = &routes[i];
             break;
         }
@@ -190,6 +205,13 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
     if (req->body_too_large) {
         o->reason = "body_too_large";
         fm_response_error(resp, 413, "PAYLOAD_TOO_LARGE", "request body too large", call->trace_id);
+        return;
+    }
+    if (fm_audit_ready(env->audit) != 0) {
+        o->reason = "audit_unavailable";
+        fm_log_error("audit trail not writable (%s); refusing before any change trace_id=%s",
+                     strerror(errno), call->trace_id);
+        unavailable(resp, "audit trail unavailable", call->trace_id);
         return;
     }
     if (route->handler(call, resp) != 0 || resp->status == 0) {
@@ -230,10 +252,13 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
         .reason = o.reason,
     };
     if (fm_audit_write(env->audit, &rec) != 0) {
-        fm_log_error("audit record could not be written; refusing request trace_id=%s",
+        fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",
+                     strerror(errno), call.undo != NULL ? " and undoing its change" : "",
                      call.trace_id);
+        if (call.undo != NULL)
+            call.undo(&call);
         fm_response_reset(resp);
-        fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", "audit trail unavailable",
-                          call.trace_id);
+        unavailable(resp, "audit trail unavailable", call.trace_id);
     }
+    free(call.undo_data);
 }

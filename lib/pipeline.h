@@ -7,9 +7,10 @@
  *   5 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
  *   6 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
  *   7 route (404 / 405) and RBAC permission          -> 403 FORBIDDEN
- *   8 handler
+ *   8 handler, only if the audit trail can take a record (fm_audit_ready)
  *   9 one audit record, for refused requests too; if it cannot be written the
- *     response becomes 503 SERVICE_UNAVAILABLE (fail closed)
+ *     response becomes 503 SERVICE_UNAVAILABLE and the handler's change is
+ *     undone (fail closed: such a request changes nothing)
  *
  * The pipeline is independent of FastCGI: fcgi-app fills an fm_request from
  * FastCGI params and writes out the fm_response; tests can drive it directly.
@@ -26,21 +27,22 @@
 #include "redisconn.h"
 #include "response.h"
 
-#define FM_TRACE_ID_MAX 64      /* characters of a trace id */
-#define FM_ROUTE_MAX_PARAMS 2   /* {name} captures per route */
-#define FM_PATH_PARAM_MAX 128   /* bytes per captured path segment */
+#define FM_TRACE_ID_MAX 64    /* characters of a trace id */
+#define FM_ROUTE_MAX_PARAMS 2 /* {name} captures per route */
+#define FM_PATH_PARAM_MAX 128 /* bytes per captured path segment */
 
 typedef struct fm_request {
-    const char *method;         /* REQUEST_METHOD */
-    const char *path;           /* DOCUMENT_URI: decoded, normalised by nginx, no query */
-    const char *query;          /* QUERY_STRING, may be NULL */
-    const char *remote_addr;    /* REMOTE_ADDR */
-    const char *request_id;     /* REQUEST_ID (nginx $request_id), may be NULL */
-    const char *x_api_key;      /* HTTP_X_API_KEY, may be NULL */
-    const char *authorization;  /* HTTP_AUTHORIZATION, may be NULL */
-    const char *body;           /* request body, body_len bytes, not NUL-terminated */
+    const char *method;        /* REQUEST_METHOD */
+    const char *path;          /* DOCUMENT_URI: decoded, normalised by nginx, no query */
+    const char *query;         /* QUERY_STRING, may be NULL */
+    const char *remote_addr;   /* REMOTE_ADDR */
+    const char *request_id;    /* REQUEST_ID (nginx $request_id), may be NULL */
+    const char *x_api_key;     /* HTTP_X_API_KEY, may be NULL */
+    const char *authorization; /* HTTP_AUTHORIZATION, may be NULL */
+    const char *body;          /* request body, body_len bytes, not NUL-terminated */
     size_t body_len;
-    bool body_too_large;        /* CONTENT_LENGTH exceeded server.max_body_bytes */
+    bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes */
+    bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
 } fm_request;
 
 /* What one worker owns: the config snapshot in force and its connections. */
@@ -50,16 +52,27 @@ typedef struct fm_env {
     fm_audit *audit;
 } fm_env;
 
+typedef struct fm_call fm_call;
+
+/*
+ * Reverts what a handler changed; called when the request's audit record
+ * could not be written. Must not fail silently: it logs what it could not undo.
+ */
+typedef void (*fm_undo_fn)(fm_call *call);
+
 /* One request's state as handlers see it. */
-typedef struct fm_call {
+struct fm_call {
     const fm_env *env;
     const fm_request *req;
-    const fm_user *user;                                 /* authenticated user */
-    const fm_rl_result *rate;                            /* rate-limit decision, for whoami */
+    const fm_user *user;      /* authenticated user */
+    const fm_rl_result *rate; /* rate-limit decision, for whoami */
     char trace_id[FM_TRACE_ID_MAX + 1];
     char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]; /* {name} captures in order */
     char reason[128];                                    /* audit reason a handler may set */
-} fm_call;
+    fm_undo_fn undo;                 /* set by a handler that changed state, with: */
+    char undo_id[FM_PATH_PARAM_MAX]; /* what it changed */
+    char *undo_data;                 /* heap, freed by the pipeline; meaning is the handler's */
+};
 
 /*
  * A handler fills resp (status, body) and returns 0; on a failure it cannot
@@ -68,9 +81,9 @@ typedef struct fm_call {
 typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 
 typedef struct fm_route {
-    const char *method;         /* "GET", "POST", ... */
-    const char *pattern;        /* "/v1/tasks/{id}": a {name} matches one non-empty segment */
-    fm_perms required;          /* FM_PERM_NONE = any authenticated user */
+    const char *method;  /* "GET", "POST", ...; a GET route answers HEAD too */
+    const char *pattern; /* "/v1/tasks/{id}": a {name} matches one non-empty segment */
+    fm_perms required;   /* FM_PERM_NONE = any authenticated user */
     fm_handler handler;
 } fm_route;
 

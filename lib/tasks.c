@@ -34,6 +34,18 @@ static fm_redis_script create_script = {
               "return seq\n",
 };
 
+/* Puts a record back (undo of a cancel or delete): like create, but overwrites. */
+static fm_redis_script restore_script = {
+    .source = "local seq = redis.call('INCR', KEYS[1])\n"
+              "redis.call('SET', KEYS[2], ARGV[1])\n"
+              "if ARGV[4] == 'queued' then\n"
+              "  redis.call('ZADD', KEYS[3], (10 - tonumber(ARGV[2])) * 1e12 + seq, ARGV[3])\n"
+              "end\n"
+              "redis.call('ZADD', KEYS[4], seq, ARGV[3])\n"
+              "redis.call('ZADD', KEYS[5], seq, ARGV[3])\n"
+              "return seq\n",
+};
+
 static const char *const statuses[] = {"queued", "running", "completed", "failed", "cancelled"};
 
 int fm_tasks_status_valid(const char *status)
@@ -194,6 +206,36 @@ static int validate(const cJSON *body, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The whole body must be one JSON value: cJSON stops at the end of the first
+ * value and at a NUL, so trailing bytes and NULs (raw or as \u0000, which
+ * cJSON would silently cut a string at) are checked here.
+ */
+static cJSON *parse_body(const char *body, size_t len)
+{
+    const char *end = NULL;
+    cJSON *v;
+
+    if (memchr(body, '\0', len) != NULL)
+        return NULL;
+    for (const char *p = body; (p = memchr(p, '\\', len - (size_t)(p - body))) != NULL; p += 2) {
+        if ((size_t)(body + len - p) >= 6 && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
+            return NULL;
+        if (p + 1 >= body + len)
+            break;
+    }
+    v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (v == NULL)
+        return NULL;
+    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != body + len) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
 /* Copies an optional body field into task, or sets JSON null. */
 static int copy_or_null(cJSON *task, const cJSON *body, const char *name)
 {
@@ -249,9 +291,10 @@ int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const
     *task = NULL;
     if (body == NULL || body_len == 0)
         return fail(err, errlen, FM_TASKS_EJSON, "request body is empty", NULL);
-    in = cJSON_ParseWithLength(body, body_len);
+    in = parse_body(body, body_len);
     if (in == NULL)
-        return fail(err, errlen, FM_TASKS_EJSON, "request body is not valid JSON", NULL);
+        return fail(err, errlen, FM_TASKS_EJSON,
+                    "request body is not valid JSON (one object, no NUL characters)", NULL);
     if ((rc = validate(in, err, errlen)) != 0)
         goto done;
     p = cJSON_GetObjectItemCaseSensitive(in, "priority");
@@ -467,7 +510,7 @@ typedef struct change {
 typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
 
 static int cas_once(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    decide_fn decide, cJSON **task)
+                    decide_fn decide, cJSON **task, char **before)
 {
     char key[256], queue[256], all[256], own[256];
     const char *watch[] = {"WATCH", key};
@@ -490,17 +533,26 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
         return FM_TASKS_EREDIS;
     }
     t = parse_record(r);
+    if (t != NULL && owned_by(t, user) && (*before = strndup(r->str, r->len)) == NULL) {
+        cJSON_Delete(t);
+        t = NULL;
+        rc = FM_TASKS_EREDIS;
+    } else {
+        rc = FM_TASKS_ENOTFOUND;
+    }
     freeReplyObject(r);
     if (t == NULL || !owned_by(t, user)) {
         cJSON_Delete(t);
         (void)simple(redis, 1, unwatch);
-        return FM_TASKS_ENOTFOUND;
+        return rc;
     }
     rc = decide(t, &c, &buf);
     if (rc != FM_TASKS_OK) {
         (void)simple(redis, 1, unwatch);
         *task = t;
         cJSON_free(buf);
+        free(*before);
+        *before = NULL;
         return rc;
     }
     (void)snprintf(queue, sizeof(queue), "%squeue", prefix);
@@ -537,21 +589,25 @@ done:
         (void)simple(redis, 1, discard);
     }
     cJSON_free(buf);
-    if (rc == FM_TASKS_OK)
+    if (rc == FM_TASKS_OK) {
         *task = t;
-    else
+    } else {
         cJSON_Delete(t);
+        free(*before);
+        *before = NULL;
+    }
     return rc;
 }
 
 static int cas(fm_redis *redis, const char *prefix, const char *user, const char *id,
-               decide_fn decide, cJSON **task)
+               decide_fn decide, cJSON **task, char **before)
 {
     *task = NULL;
+    *before = NULL;
     if (!is_uuid(id))
         return FM_TASKS_ENOTFOUND;
     for (int attempt = 0; attempt < 5; attempt++) {
-        int rc = cas_once(redis, prefix, user, id, decide, task);
+        int rc = cas_once(redis, prefix, user, id, decide, task, before);
         if (rc != 1)
             return rc;
     }
@@ -599,17 +655,75 @@ static int decide_delete(cJSON *t, change *c, char **buf)
     return FM_TASKS_OK;
 }
 
-int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    cJSON **task)
+static int decide_purge(cJSON *t, change *c, char **buf)
 {
-    return cas(redis, prefix, user, id, decide_cancel, task);
+    (void)buf;
+    c->new_json = NULL;
+    c->owner = owner_of(t);
+    return FM_TASKS_OK;
 }
 
-int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id)
+int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    cJSON **task, char **before)
+{
+    return cas(redis, prefix, user, id, decide_cancel, task, before);
+}
+
+int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    char **before)
 {
     cJSON *t = NULL;
-    int rc = cas(redis, prefix, user, id, decide_delete, &t);
+    int rc = cas(redis, prefix, user, id, decide_delete, &t, before);
 
     cJSON_Delete(t);
     return rc;
+}
+
+/* Puts a record and its index entries back, as after a fresh create (new seq). */
+static int put_back(fm_redis *redis, const char *prefix, const char *id, const char *json)
+{
+    cJSON *t = cJSON_Parse(json);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "priority");
+    char k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256], prio[8];
+    redisReply *reply;
+    int rc = FM_TASKS_EREDIS;
+
+    if (t == NULL || !cJSON_IsNumber(p))
+        goto done;
+    (void)snprintf(prio, sizeof(prio), "%d", p->valueint);
+    (void)snprintf(k_seq, sizeof(k_seq), "%stask_seq", prefix);
+    (void)snprintf(k_task, sizeof(k_task), "%stask:%s", prefix, id);
+    (void)snprintf(k_queue, sizeof(k_queue), "%squeue", prefix);
+    (void)snprintf(k_user, sizeof(k_user), "%suser:%s:tasks", prefix, owner_of(t));
+    (void)snprintf(k_all, sizeof(k_all), "%stasks", prefix);
+    {
+        const char *argv[] = {k_seq, k_task, k_queue, k_user, k_all, json, prio, id, status_of(t)};
+        reply = fm_redis_eval(redis, &restore_script, 5, 9, argv);
+    }
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        rc = FM_TASKS_OK;
+    if (reply != NULL)
+        freeReplyObject(reply);
+done:
+    cJSON_Delete(t);
+    return rc;
+}
+
+/* Removes a record and every index entry, whatever its status. */
+static int purge(fm_redis *redis, const char *prefix, const char *id)
+{
+    cJSON *t = NULL;
+    char *before = NULL;
+    int rc = cas(redis, prefix, NULL, id, decide_purge, &t, &before);
+
+    cJSON_Delete(t);
+    free(before);
+    return rc == FM_TASKS_ENOTFOUND ? FM_TASKS_OK : rc;
+}
+
+int fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id, const char *before)
+{
+    if (!is_uuid(id))
+        return FM_TASKS_ENOTFOUND;
+    return before == NULL ? purge(redis, prefix, id) : put_back(redis, prefix, id, before);
 }

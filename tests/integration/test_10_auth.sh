@@ -43,3 +43,25 @@ check "wrong method -> 405 with Allow" bash -c "[ $STATUS = 405 ] && tr -d '\r' 
 
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$HTTP_BASE/v1/whoami")
 check "http:// redirects to https:// (301)" [ "$code" = "301 https://127.0.0.1:$FETCHML_HTTPS_PORT/v1/whoami" ]
+
+req HEAD /v1/whoami -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -I
+check "HEAD on a GET route -> 200" status_is 200
+req GET /v1/whoami -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H "X-API-Key: $FETCHML_ADMIN_KEY"
+check "X-API-Key sent twice -> 401 (ambiguous)" status_is 401
+req GET /v1/whoami -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
+check "even the same key twice -> 401" status_is 401
+
+code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: evil.example' "$HTTP_BASE/v1/whoami")
+check "the redirect ignores the Host header (no open redirect)" [ "$code" = "301 https://127.0.0.1:$FETCHML_HTTPS_PORT/v1/whoami" ]
+
+# Errors nginx raises itself carry the same JSON shape.
+out=$(printf 'GARBAGE\r\n\r\n' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$FETCHML_HTTPS_PORT" 2>/dev/null)
+check "a garbage request line -> 400 JSON BAD_REQUEST" bash -c "grep -q '^HTTP/1.1 400' <<<'$out' && grep -q '\"code\":\"BAD_REQUEST\"' <<<'$out'"
+req GET "/v1/$(head -c 9000 /dev/zero | tr '\0' a)"
+forget_trace
+check "a 9 KB path -> JSON error" bash -c "[ $STATUS = 414 ] && jq -e '.code==\"BAD_REQUEST\"' '$B' >/dev/null"
+STATUS=$(curl -s -o "$B" -w '%{http_code}' "http://127.0.0.1:$FETCHML_HTTPS_PORT/v1/whoami")
+check "plain HTTP to the HTTPS port -> 400 JSON" bash -c "[ $STATUS = 400 ] && jq -e '.code==\"BAD_REQUEST\"' '$B' >/dev/null"
+req TRACE /v1/whoami
+forget_trace
+check "TRACE -> 405 JSON" bash -c "[ $STATUS = 405 ] && jq -e '.code==\"METHOD_NOT_ALLOWED\"' '$B' >/dev/null"

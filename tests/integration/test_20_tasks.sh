@@ -55,3 +55,7 @@ big=$(head -c 1100000 /dev/zero | tr '\0' a)
 STATUS=$(printf '{"job_name":"%s"}' "$big" | curl -sk -o "$B" -w '%{http_code}' -H "X-API-Key: $FETCHML_RESEARCHER_KEY" \
     -H 'Content-Type: application/json' --data-binary @- "$BASE/v1/tasks")
 check "a body over 1 MiB -> 413 PAYLOAD_TOO_LARGE" bash -c "[ $STATUS = 413 ] && jq -e '.code==\"PAYLOAD_TOO_LARGE\"' '$B' >/dev/null"
+as researcher POST /v1/tasks -H 'Content-Type: application/json' -d '{"job_name":"a"}x'
+check "trailing bytes after the JSON body -> 400" status_is 400
+as researcher POST /v1/tasks -H 'Content-Type: application/json' --data-binary $'{"job_name":"tr\x00unc"}'
+check "a NUL in the body -> 400" status_is 400

@@ -12,3 +12,17 @@ check "api.log records the crash" grep -q "worker $victim exited unexpectedly" "
 as researcher GET /v1/whoami
 check "the pool still serves after the crash" status_is 200
 check "the socket is mode 0660" [ "$(stat -c %a "$FETCHML_VAR/run/fcgi.sock")" = 660 ]
+
+set -a
+. "$FETCHML_VAR/dev/redis.env"
+set +a
+out=$(timeout 10 "$FETCHML_BUILD/fetchml-fcgi" -c "$FETCHML_VAR/dev/config.yaml" -p "$FETCHML_VAR/run/fcgi.pid" 2>&1)
+rc=$?
+check "a second master refuses to start (exit 1)" [ "$rc" -eq 1 ]
+check "... and says the pool is already running" grep -q "already running" <<<"$out"
+check "the first master still owns its pid file" [ "$(cat "$FETCHML_VAR/run/fcgi.pid")" = "$master" ]
+out=$(timeout 10 "$FETCHML_BUILD/fetchml-fcgi" -c "$FETCHML_VAR/dev/config.yaml" 2>&1)
+unset REDIS_PASSWORD
+check "without a pid file, the live socket still stops a second master" grep -q "in use by another process" <<<"$out"
+as researcher GET /v1/whoami
+check "the pool still serves after both attempts" status_is 200

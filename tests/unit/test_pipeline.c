@@ -89,6 +89,24 @@ static int h_no_status(fm_call *call, fm_response *out)
     return 0;
 }
 
+/* A handler that "changed state": the pipeline must call its undo if the audit fails. */
+static int undone;
+
+static void undo_change(fm_call *call)
+{
+    ck_assert_str_eq(call->undo_id, "changed");
+    ck_assert_str_eq(call->undo_data, "before");
+    undone++;
+}
+
+static int h_change(fm_call *call, fm_response *out)
+{
+    (void)snprintf(call->undo_id, sizeof(call->undo_id), "changed");
+    call->undo_data = strdup("before");
+    call->undo = undo_change;
+    return h_ok(call, out);
+}
+
 static int h_reason(fm_call *call, fm_response *out)
 {
     (void)snprintf(call->reason, sizeof(call->reason), "custom_reason");
@@ -106,6 +124,7 @@ static const fm_route routes[] = {
     {"GET", "/v1/broken", FM_PERM_NONE, h_fail},
     {"GET", "/v1/silent", FM_PERM_NONE, h_no_status},
     {"GET", "/v1/reason", FM_PERM_NONE, h_reason},
+    {"GET", "/v1/change", FM_PERM_NONE, h_change},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -685,6 +704,48 @@ START_TEST(trace_ids)
 }
 END_TEST
 
+START_TEST(audit_failure_undoes_change)
+{
+    fm_audit *full = fm_audit_open("/dev/full", shared);
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/change", K_ALICE);
+
+    ck_assert_ptr_nonnull(full);
+    undone = 0;
+    fm_pipeline_run(&env, routes, NROUTES, &req, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(undone, 0);
+
+    fm_response_reset(&resp);
+    e.audit = full;
+    fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_int_eq(undone, 1);
+    fm_audit_close(full);
+}
+END_TEST
+
+START_TEST(head_is_get_without_body)
+{
+    fm_request req = request("HEAD", "/v1/whoami", K_ALICE);
+
+    fm_pipeline_run(&env, routes, NROUTES, &req, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 1);
+}
+END_TEST
+
+START_TEST(repeated_credentials)
+{
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+
+    req.credentials_repeated = true;
+    fm_pipeline_run(&env, routes, NROUTES, &req, &resp);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+}
+END_TEST
+
 START_TEST(audit_unwritable)
 {
     fm_audit *full = fm_audit_open("/dev/full", shared);
@@ -696,8 +757,9 @@ START_TEST(audit_unwritable)
 
     fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
     expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
-    /* The whole response is replaced: no header of the refused answer survives. */
-    ck_assert_uint_eq(resp.nheaders, 0);
+    /* The whole response is replaced: only the 503's own Retry-After remains. */
+    ck_assert_uint_eq(resp.nheaders, 1);
+    expect_header("Retry-After", "1");
 
     fm_response_reset(&resp);
     req.x_api_key = NULL;
@@ -760,6 +822,9 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, handler_failures);
     tcase_add_test(tc, trace_ids);
     tcase_add_test(tc, audit_unwritable);
+    tcase_add_test(tc, audit_failure_undoes_change);
+    tcase_add_test(tc, head_is_get_without_body);
+    tcase_add_test(tc, repeated_credentials);
     tcase_add_test(tc, audit_chain_continues);
     suite_add_tcase(s, tc);
     return s;

@@ -95,16 +95,24 @@ static void expect_valid(const char *body)
     ck_assert_ptr_nonnull(r);
 }
 
+#define NOT_JSON "request body is not valid JSON (one object, no NUL characters)"
+
 START_TEST(not_json)
 {
-    expect_refused("not json", FM_TASKS_EJSON, "request body is not valid JSON");
-    expect_refused("{\"job_name\":", FM_TASKS_EJSON, "request body is not valid JSON");
-    expect_refused("{'job_name':'a'}", FM_TASKS_EJSON, "request body is not valid JSON");
+    expect_refused("not json", FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("{\"job_name\":", FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("{'job_name':'a'}", FM_TASKS_EJSON, NOT_JSON);
+    /* Exactly one value: nothing but white space may follow it. */
+    expect_refused("{\"job_name\":\"a\"}x", FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\"}{}", FM_TASKS_EJSON, NOT_JSON);
+    expect_refused_len("{\"job_name\":\"a\"}\0junk", 21, FM_TASKS_EJSON, NOT_JSON);
+    /* NULs would cut strings short inside cJSON. */
+    expect_refused_len("{\"job_name\":\"tr\0unc\"}", 21, FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\\u0000b\"}", FM_TASKS_EJSON, NOT_JSON);
     expect_refused("", FM_TASKS_EJSON, "request body is empty");
     expect_refused_len(NULL, 0, FM_TASKS_EJSON, "request body is empty");
     /* body_len bounds the parse: the object is cut short. */
-    expect_refused_len("{\"job_name\":\"a\"}", 10, FM_TASKS_EJSON,
-                       "request body is not valid JSON");
+    expect_refused_len("{\"job_name\":\"a\"}", 10, FM_TASKS_EJSON, NOT_JSON);
 }
 END_TEST
 
