@@ -6,12 +6,21 @@
  *   hash                   SHA-256 of a key read from standard input (never argv,
  *                          which other users can read in /proc)
  *   check-config FILE      validate a config like `nginx -t`: exit 0 or 1
+ *   audit-verify [--partial] FILE...
+ *                          check the audit trail's hash chain across files in
+ *                          order (oldest first): exit 0 intact, 1 with the first
+ *                          bad line named
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include <cjson/cJSON.h>
+
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 
@@ -22,7 +31,8 @@ static int usage(void)
     (void)fprintf(stderr,
                   "usage: fetchml-admin keygen [USER [ROLE]]\n"
                   "       fetchml-admin hash            (reads the key from standard input)\n"
-                  "       fetchml-admin check-config FILE\n");
+                  "       fetchml-admin check-config FILE\n"
+                  "       fetchml-admin audit-verify [--partial] FILE...   (oldest file first)\n");
     return 2;
 }
 
@@ -112,6 +122,83 @@ static int check_config(const char *path)
     return 0;
 }
 
+/* The genesis rule of a whole trail: seq 1, prev_hash of 64 zeros. */
+static int is_genesis(const char *line, size_t len)
+{
+    static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(o, "prev_hash");
+    int ok = cJSON_IsNumber(seq) && seq->valuedouble == 1 && cJSON_IsString(prev) &&
+             strcmp(prev->valuestring, zeros) == 0;
+
+    cJSON_Delete(o);
+    return ok;
+}
+
+/*
+ * Verifies one file, continuing the chain state (prev, seq; seq 0 = start).
+ * Returns 0, or 1 after printing "file:line: reason" for the first bad line.
+ */
+static int verify_file(const char *path, int partial, char prev[65], long long *seq,
+                       long long *records)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL, err[256];
+    size_t cap = 0, lineno = 0;
+    ssize_t n;
+    int rc = 0;
+
+    if (f == NULL) {
+        (void)fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+        return 1;
+    }
+    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (line[n - 1] != '\n') {
+            (void)snprintf(err, sizeof(err), "last line is incomplete (file truncated)");
+            rc = 1;
+        } else if ((size_t)n > FM_AUDIT_LINE_MAX + 1) {
+            (void)snprintf(err, sizeof(err), "line too long");
+            rc = 1;
+        } else if (*seq == 0 && !partial && !is_genesis(line, (size_t)n - 1)) {
+            (void)snprintf(err, sizeof(err),
+                           "the trail does not start at seq 1 (older records missing? "
+                           "use --partial for a trail whose first files were rotated away)");
+            rc = 1;
+        } else if (fm_audit_verify_line(line, (size_t)n - 1, prev, seq, err, sizeof(err)) != 0) {
+            rc = 1;
+        } else {
+            (*records)++;
+        }
+        if (rc != 0)
+            (void)fprintf(stderr, "%s:%zu: %s\n", path, lineno, err);
+    }
+    if (rc == 0 && ferror(f)) {
+        (void)fprintf(stderr, "%s: read error\n", path);
+        rc = 1;
+    }
+    free(line);
+    (void)fclose(f);
+    return rc;
+}
+
+static int audit_verify(int argc, char **argv)
+{
+    char prev[65] = "";
+    long long seq = 0, records = 0;
+    int partial = argc > 0 && strcmp(argv[0], "--partial") == 0;
+
+    if (partial + 1 > argc)
+        return usage();
+    for (int i = partial; i < argc; i++)
+        if (verify_file(argv[i], partial, prev, &seq, &records) != 0)
+            return 1;
+    (void)printf("audit trail intact: %lld records, seq %lld..%lld, head %s\n", records,
+                 records > 0 ? seq - records + 1 : 0, seq, records > 0 ? prev : "-");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0) {
@@ -124,5 +211,7 @@ int main(int argc, char **argv)
         return hash_stdin();
     if (argc == 3 && strcmp(argv[1], "check-config") == 0)
         return check_config(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "audit-verify") == 0)
+        return audit_verify(argc - 2, argv + 2);
     return usage();
 }

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "log.h"
+#include "query.h"
 #include "tasks.h"
 
 static int internal(fm_call *call, fm_response *resp, const char *why)
@@ -215,46 +216,27 @@ static int bad_query(fm_call *call, fm_response *resp, const char *msg)
 
 static int task_list(fm_call *call, fm_response *resp)
 {
-    const char *q = call->req->query != NULL ? call->req->query : "";
-    char status[16] = "";
+    static const char *const allowed[] = {"status", "limit", "offset", NULL};
+    const char *status, *v;
+    char err[160];
     long limit = FM_TASKS_LIST_DEFAULT, offset = 0, total;
+    fm_query q;
     cJSON *tasks, *o;
 
-    while (*q != '\0') {
-        size_t len = strcspn(q, "&"), klen = strcspn(q, "=");
-        const char *v = q + klen + 1;
-        size_t vlen = klen < len ? len - klen - 1 : 0;
-
-        if (klen >= len) {
-            if (len != 0)
-                return bad_query(call, resp, "query parameter without a value");
-        } else if (klen == 6 && strncmp(q, "status", 6) == 0) {
-            if (vlen >= sizeof(status))
-                return bad_query(call, resp,
-                                 "status must be one of queued, running, completed, "
-                                 "failed, cancelled");
-            memcpy(status, v, vlen);
-            status[vlen] = '\0';
-            if (!fm_tasks_status_valid(status))
-                return bad_query(call, resp,
-                                 "status must be one of queued, running, completed, "
-                                 "failed, cancelled");
-        } else if (klen == 5 && strncmp(q, "limit", 5) == 0) {
-            if (parse_long(v, vlen, 1, FM_TASKS_LIST_MAX, &limit) != 0)
-                return bad_query(call, resp, "limit must be an integer from 1 to 1000");
-        } else if (klen == 6 && strncmp(q, "offset", 6) == 0) {
-            if (parse_long(v, vlen, 0, 1000000000L, &offset) != 0)
-                return bad_query(call, resp, "offset must be a non-negative integer");
-        } else {
-            return bad_query(call, resp,
-                             "unknown query parameter (allowed: status, limit, offset)");
-        }
-        q += len;
-        if (*q == '&')
-            q++;
-    }
+    if (fm_query_parse(call->req->query, allowed, &q, err, sizeof(err)) != 0)
+        return bad_query(call, resp, err);
+    status = fm_query_get(&q, "status");
+    if (status != NULL && !fm_tasks_status_valid(status))
+        return bad_query(call, resp,
+                         "status must be one of queued, running, completed, failed, cancelled");
+    if ((v = fm_query_get(&q, "limit")) != NULL &&
+        parse_long(v, strlen(v), 1, FM_TASKS_LIST_MAX, &limit) != 0)
+        return bad_query(call, resp, "limit must be an integer from 1 to 1000");
+    if ((v = fm_query_get(&q, "offset")) != NULL &&
+        parse_long(v, strlen(v), 0, 1000000000L, &offset) != 0)
+        return bad_query(call, resp, "offset must be an integer from 0 to 1000000000");
     if (fm_tasks_list(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                      status[0] ? status : NULL, offset, limit, &tasks, &total) != FM_TASKS_OK)
+                      status, offset, limit, &tasks, &total) != FM_TASKS_OK)
         return internal(call, resp, "redis_error");
     o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {

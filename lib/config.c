@@ -785,6 +785,7 @@ static int list_next(struct loader *l, const char *where, size_t i, char *item, 
 static int cidr_list_value(struct loader *l, const char *where, fm_ipacl *acl)
 {
     char item[WHERE_MAX], why[FM_CONFIG_ERR_MAX];
+    yaml_mark_t at = l->ev.start_mark;
     int rc;
 
     if (list_start(l, where, "a list of CIDR blocks") != 0)
@@ -808,6 +809,11 @@ static int cidr_list_value(struct loader *l, const char *where, fm_ipacl *acl)
         if (fm_ipacl_add(acl, &cidr) != 0)
             return out_of_memory(l);
     }
+    /* An empty list would mean "no restriction": say so by omitting the key, not by accident. */
+    if (rc >= 0 && acl->count == 0)
+        return fail_at(l, &at,
+                       "%s is empty; omit it to allow every address, or list the allowed networks",
+                       where);
     return rc < 0 ? -1 : 0;
 }
 

@@ -34,3 +34,37 @@ check "log files exist for app, audit, nginx and Redis" bash -c "for f in api.lo
 
 as researcher GET "/v1/tasks/$FETCHML_ANALYST_KEY?password=hunter2-canary"
 check "nginx's access log records no path or query string" bash -c "! grep -qF -- 'hunter2-canary' '$FETCHML_VAR/log/nginx-access.log' && ! grep -qF -- '$FETCHML_ANALYST_KEY' '$FETCHML_VAR/log/nginx-access.log'"
+
+# fetchml-admin audit-verify over the trail this run wrote (at least 12 records).
+for i in $(seq 12); do as analyst GET /v1/whoami; done
+adm=$FETCHML_BUILD/fetchml-admin
+check "audit-verify accepts the intact trail" bash -c "'$adm' audit-verify '$audit' >/dev/null"
+cp "$audit" "$OUT/edited.log"
+sed -i '3s/"status":[0-9]*/"status":200/; 3s/"result":"failure"/"result":"success"/' "$OUT/edited.log"
+sed -i '5s/"user":null/"user":"admin"/; 5s/"user":"[a-z]*"/"user":"admin"/' "$OUT/edited.log"
+out=$("$adm" audit-verify "$OUT/edited.log" 2>&1)
+check "an edited record is caught, naming its line" bash -c "! '$adm' audit-verify '$OUT/edited.log' 2>/dev/null && grep -Eq 'edited.log:(3|5): seq [0-9]+: hash mismatch' <<<'$out'"
+sed '7d' "$audit" >"$OUT/deleted.log"
+check "a deleted record is caught" bash -c "! '$adm' audit-verify '$OUT/deleted.log' 2>/dev/null"
+awk 'NR==8{l=$0; next} NR==9{print; print l; next} {print}' "$audit" >"$OUT/swapped.log"
+check "two swapped records are caught" bash -c "! '$adm' audit-verify '$OUT/swapped.log' 2>/dev/null"
+tail -n +4 "$audit" >"$OUT/cut.log"
+check "records cut from the start are caught" bash -c "! '$adm' audit-verify '$OUT/cut.log' 2>/dev/null"
+check "... and accepted with --partial (a rotated trail)" bash -c "'$adm' audit-verify --partial '$OUT/cut.log' >/dev/null"
+head -n 10 "$audit" >"$OUT/part1.log"
+tail -n +11 "$audit" >"$OUT/part2.log"
+check "the chain verifies across files" bash -c "'$adm' audit-verify '$OUT/part1.log' '$OUT/part2.log' >/dev/null"
+check "files in the wrong order are caught" bash -c "! '$adm' audit-verify '$OUT/part2.log' '$OUT/part1.log' 2>/dev/null"
+
+# The other admin commands.
+check "fetchml-admin hash reads stdin and matches sha256sum" \
+    bash -c "[ \"\$(printf abc | '$adm' hash)\" = \"\$(printf abc | sha256sum | cut -d' ' -f1)\" ]"
+check "check-config accepts the running config (exit 0)" bash -c "REDIS_PASSWORD=x '$adm' check-config '$FETCHML_VAR/dev/config.yaml' >/dev/null"
+printf 'auth:\n  enabled: false\n' >"$OUT/bad.yaml"
+out=$("$adm" check-config "$OUT/bad.yaml" 2>&1)
+check "check-config refuses a bad config (exit 1) with file:line:col" \
+    bash -c "! '$adm' check-config '$OUT/bad.yaml' >/dev/null 2>&1 && grep -q 'bad.yaml:2:12: auth.enabled: false is refused' <<<'$out'"
+kg=$("$adm" keygen carol analyst)
+key=$(sed -n 's/^key: //p' <<<"$kg")
+check "keygen prints a 256-bit key and the hash the config needs" \
+    bash -c "[[ '$key' =~ ^[0-9a-f]{64}$ ]] && grep -q \"hash: \\\"\$(printf %s '$key' | sha256sum | cut -d' ' -f1)\\\"\" <<<'$kg'"

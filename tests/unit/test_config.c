@@ -251,6 +251,12 @@ static const struct {
     {USERS "      ip_whitelist: [\"10.0.0.0/33\"]\n",
      "5:22: auth.api_keys.alice.ip_whitelist[0]: invalid CIDR \"10.0.0.0/33\": prefix must be "
      "0..32"},
+    {USERS "  ip_whitelist: []\n",
+     "5:17: auth.ip_whitelist is empty; omit it to allow every address, or list the allowed "
+     "networks"},
+    {USERS "      ip_whitelist: []\n",
+     "5:21: auth.api_keys.alice.ip_whitelist is empty; omit it to allow every address, or list "
+     "the allowed networks"},
     /* names */
     {"auth:\n  api_keys:\n    \"al ice\":\n      hash: \"" H_ALICE "\"\n",
      "3:5: invalid user name \"al ice\" in auth.api_keys: use 1 to 63 characters [A-Za-z0-9_.-], "

@@ -1,0 +1,38 @@
+/*
+ * query.h - the query string of a request URI (RFC 3986 section 3.4), decoded
+ * as application/x-www-form-urlencoded (WHATWG URL standard): pairs split on
+ * '&', name and value on the first '=', "%XX" and '+' decoded.
+ *
+ * Parsing is strict, since every value feeds a filter or a limit: a malformed
+ * escape, a decoded NUL or control character, a name not in the route's
+ * allowed list, a name given twice, an empty name or an oversized part are
+ * all errors, never silently dropped or overridden.
+ */
+#ifndef FM_QUERY_H
+#define FM_QUERY_H
+
+#include <stddef.h>
+
+#define FM_QUERY_MAX 8         /* pairs */
+#define FM_QUERY_NAME_MAX 32   /* bytes per decoded name, with NUL */
+#define FM_QUERY_VALUE_MAX 256 /* bytes per decoded value, with NUL */
+
+typedef struct fm_query {
+    size_t n;
+    char names[FM_QUERY_MAX][FM_QUERY_NAME_MAX];
+    char values[FM_QUERY_MAX][FM_QUERY_VALUE_MAX];
+} fm_query;
+
+/*
+ * fm_query_parse - parse qs (QUERY_STRING without '?', may be NULL or empty)
+ * accepting only the names in allowed (a NULL-terminated array). Returns 0
+ * with *out filled, or -1 with a one-line message for the client in err
+ * (errlen bytes), e.g. `unknown query parameter "x" (allowed: status, limit)`.
+ */
+int fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,
+                   size_t errlen);
+
+/* fm_query_get - the decoded value of name, or NULL when it was not given. */
+const char *fm_query_get(const fm_query *q, const char *name);
+
+#endif

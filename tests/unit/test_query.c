@@ -1,0 +1,105 @@
+/*
+ * test_query.c - strict query string parsing.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query.h"
+
+static const char *const allowed[] = {"status", "limit", "offset", NULL};
+
+static void expect_ok(const char *qs, const char *name, const char *want)
+{
+    fm_query q;
+    char err[160] = "";
+
+    ck_assert_msg(fm_query_parse(qs, allowed, &q, err, sizeof(err)) == 0, "%s: %s", qs, err);
+    if (want == NULL)
+        ck_assert_ptr_null(fm_query_get(&q, name));
+    else
+        ck_assert_str_eq(fm_query_get(&q, name), want);
+}
+
+static void expect_err(const char *qs, const char *want)
+{
+    fm_query q;
+    char err[160] = "";
+
+    ck_assert_msg(fm_query_parse(qs, allowed, &q, err, sizeof(err)) == -1, "accepted %s", qs);
+    ck_assert_str_eq(err, want);
+}
+
+START_TEST(decodes)
+{
+    expect_ok(NULL, "limit", NULL);
+    expect_ok("", "limit", NULL);
+    expect_ok("limit=10", "limit", "10");
+    expect_ok("limit=%31%30", "limit", "10");
+    expect_ok("%6c%69%6D%69%74=7", "limit", "7");
+    expect_ok("status=queued&limit=5", "status", "queued");
+    expect_ok("status=queued&limit=5", "limit", "5");
+    expect_ok("status=a+b", "status", "a b");
+    expect_ok("status=", "status", "");
+    expect_ok("limit=1&&offset=2", "offset", "2");
+    expect_ok("limit=1&", "limit", "1");
+    expect_ok("status=x=y", "status", "x=y");
+}
+END_TEST
+
+START_TEST(refuses)
+{
+    expect_err("limit=1&limit=2", "query parameter \"limit\" given more than once");
+    expect_err("limit=1&%6cimit=2", "query parameter \"limit\" given more than once");
+    expect_err("api_key=abc",
+               "unknown query parameter \"api_key\" (allowed: status, limit, offset)");
+    expect_err("limit", "malformed value for query parameter \"limit\"");
+    expect_err("=5", "malformed query parameter name");
+    expect_err("limit=%", "malformed value for query parameter \"limit\"");
+    expect_err("limit=%4", "malformed value for query parameter \"limit\"");
+    expect_err("limit=%zz", "malformed value for query parameter \"limit\"");
+    expect_err("limit=%00", "malformed value for query parameter \"limit\"");
+    expect_err("limit=a%0Ab", "malformed value for query parameter \"limit\"");
+    expect_err("li%00mit=1", "malformed query parameter name");
+    expect_err("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9", "unknown query parameter \"a\" (allowed: "
+                                                      "status, limit, offset)");
+}
+END_TEST
+
+START_TEST(bounds)
+{
+    char big[600];
+    fm_query q;
+    char err[160];
+    static const char *const many[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", NULL};
+
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "status=", 7);
+    big[sizeof(big) - 1] = '\0';
+    expect_err(big, "malformed value for query parameter \"status\"");
+    ck_assert_int_eq(fm_query_parse("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8", many, &q, err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(q.n, 8);
+    ck_assert_int_eq(
+        fm_query_parse("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9", many, &q, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "too many query parameters");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("query");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, decodes);
+    tcase_add_test(tc, refuses);
+    tcase_add_test(tc, bounds);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
