@@ -127,7 +127,7 @@ start_nginx() {
 do_start() {
     fm_install_deps
     fm_build "$BUILD"
-    mkdir -p "$VAR/log" "$RUN" "$VAR/nginx" "$VAR/redis" "$VAR/experiments"
+    mkdir -p "$VAR/log" "$RUN" "$VAR/nginx/extra" "$VAR/redis" "$VAR/experiments"
     chmod 755 "$VAR"
     chmod 750 "$VAR/log" "$VAR/redis"
     chmod 700 "$VAR/experiments"
