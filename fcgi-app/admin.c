@@ -6,6 +6,9 @@
  *   hash                   SHA-256 of a key read from standard input (never argv,
  *                          which other users can read in /proc)
  *   check-config FILE      validate a config like `nginx -t`: exit 0 or 1
+ *   rotate -c CONFIG USER [--grace DURATION]
+ *                          a new key for USER plus the keys: list that keeps
+ *                          the old keys valid for the grace period (default 7d)
  *   audit-verify [--partial] FILE...
  *                          check the audit trail's hash chain across files in
  *                          order (oldest first): exit 0 intact, 1 with the first
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -22,9 +26,8 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
-
-#define KEY_BYTES 32
 
 static int usage(void)
 {
@@ -32,6 +35,7 @@ static int usage(void)
                   "usage: fetchml-admin keygen [USER [ROLE]]\n"
                   "       fetchml-admin hash            (reads the key from standard input)\n"
                   "       fetchml-admin check-config FILE\n"
+                  "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
                   "       fetchml-admin audit-verify [--partial] FILE...   (oldest file first)\n");
     return 2;
 }
@@ -56,15 +60,13 @@ static void hash_hex(const char *key, size_t len, char out[2 * FM_KEY_HASH_BYTES
 
 static int keygen(const char *user, const char *role)
 {
-    unsigned char raw[KEY_BYTES];
-    char key[2 * KEY_BYTES + 1], hex[2 * FM_KEY_HASH_BYTES + 1];
+    char key[FM_AUTH_KEY_GEN_LEN + 1], hex[2 * FM_KEY_HASH_BYTES + 1];
 
     if (!valid_name(user) || !valid_name(role)) {
         (void)fprintf(stderr, "fetchml-admin: user and role names are [A-Za-z0-9_.-]{1,63}\n");
         return 2;
     }
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2hex(key, sizeof(key), raw, sizeof(raw));
+    fm_auth_key_generate(key);
     hash_hex(key, strlen(key), hex);
     (void)printf("# API key for %s: shown once, store it now; only its hash goes in the config.\n"
                  "key: %s\n"
@@ -74,8 +76,123 @@ static int keygen(const char *user, const char *role)
                  "      hash: \"%s\"\n"
                  "      roles: [\"%s\"]\n",
                  user, key, hex, user, hex, role);
-    sodium_memzero(raw, sizeof(raw));
     sodium_memzero(key, sizeof(key));
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* "7d", "12h", "30m", "45s" into seconds (1 s .. 365 d). */
+static int parse_duration(const char *s, long long *out)
+{
+    char *end;
+    long long v, unit;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *s < '0' || *s > '9' || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    switch (*end) {
+    case 'd':
+        unit = 86400;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 's':
+        unit = 1;
+        break;
+    default:
+        return -1;
+    }
+    if (v < 1 || v > 365LL * 86400 / unit)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+static void rfc3339(int64_t t, char out[FM_RFC3339_MAX])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, FM_RFC3339_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        (void)snprintf(out, FM_RFC3339_MAX, "1970-01-01T00:00:00Z");
+}
+
+/*
+ * rotate: a new key for USER and the keys: list that replaces the user's
+ * hash/keys in the config. Keys in force keep working until the grace period
+ * ends (Stripe's rolling keys): they get an expires that far ahead, unless
+ * they already expire sooner.
+ */
+static int rotate(int argc, char **argv)
+{
+    const char *config = NULL, *user = NULL;
+    long long grace = 7 * 86400;
+    char err[FM_CONFIG_ERR_MAX], key[FM_AUTH_KEY_GEN_LEN + 1], hex[2 * FM_KEY_HASH_BYTES + 1];
+    char until[FM_RFC3339_MAX], today[FM_RFC3339_MAX];
+    const fm_user *u = NULL;
+    fm_config *cfg;
+    int64_t now = (int64_t)time(NULL);
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &grace) != 0) {
+                (void)fprintf(stderr, "fetchml-admin: --grace takes 1s..365d, e.g. 7d or 12h\n");
+                return 2;
+            }
+        } else if (user == NULL && argv[i][0] != '-') {
+            user = argv[i];
+        } else {
+            return usage();
+        }
+    }
+    if (config == NULL || user == NULL)
+        return usage();
+    if ((cfg = fm_config_load(config, err, sizeof(err))) == NULL) {
+        (void)fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        if (strcmp(cfg->auth.users[i].name, user) == 0)
+            u = &cfg->auth.users[i];
+    if (u == NULL) {
+        (void)fprintf(stderr, "fetchml-admin: no user \"%s\" in %s\n", user, config);
+        fm_config_free(cfg);
+        return 1;
+    }
+    fm_auth_key_generate(key);
+    hash_hex(key, strlen(key), hex);
+    rfc3339(now + grace, until);
+    fm_clock_rfc3339(today, 0);
+    (void)printf("# New API key for %s: shown once, give it to the user now.\n"
+                 "key: %s\n"
+                 "# In %s, replace %s's hash:/keys: with the list below, then reload.\n"
+                 "# The old keys keep working until %s; remove them after that.\n"
+                 "    %s:\n"
+                 "      keys:\n"
+                 "        - hash: \"%s\"\n"
+                 "          label: \"rotated %.10s\"\n",
+                 user, key, config, user, until, user, hex, today);
+    for (size_t i = 0; i < u->nkeys; i++) {
+        const fm_key *k = &u->keys[i];
+        char old[2 * FM_KEY_HASH_BYTES + 1], when[FM_RFC3339_MAX];
+        if (k->expires != 0 && k->expires <= now)
+            continue; /* already dead: leave it out */
+        sodium_bin2hex(old, sizeof(old), k->hash, sizeof(k->hash));
+        rfc3339(k->expires != 0 && k->expires < now + grace ? k->expires : now + grace, when);
+        (void)printf("        - hash: \"%s\"\n"
+                     "          expires: \"%s\"\n",
+                     old, when);
+        if (k->label[0] != '\0')
+            (void)printf("          label: \"%s\"\n", k->label);
+    }
+    sodium_memzero(key, sizeof(key));
+    fm_config_free(cfg);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -211,6 +328,8 @@ int main(int argc, char **argv)
         return hash_stdin();
     if (argc == 3 && strcmp(argv[1], "check-config") == 0)
         return check_config(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "rotate") == 0)
+        return rotate(argc - 2, argv + 2);
     if (argc >= 3 && strcmp(argv[1], "audit-verify") == 0)
         return audit_verify(argc - 2, argv + 2);
     return usage();

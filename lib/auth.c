@@ -14,6 +14,52 @@
 #include <strings.h>
 
 static const char key_id_domain[] = "fetchml-key-id:";
+static const char checksum_domain[] = "fetchml-key-checksum:";
+
+#define PREFIX_LEN (sizeof(FM_AUTH_KEY_PREFIX) - 1)
+#define BODY_HEX 64
+#define SUM_HEX 8
+
+/* 8 lowercase hex digits of SHA-256(domain || prefix || body) into out (9 bytes). */
+static void checksum(const char *prefixed_body, char out[SUM_HEX + 1])
+{
+    crypto_hash_sha256_state st;
+    unsigned char d[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)checksum_domain,
+                              sizeof(checksum_domain) - 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)prefixed_body, PREFIX_LEN + BODY_HEX);
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(out, SUM_HEX + 1, d, SUM_HEX / 2);
+}
+
+void fm_auth_key_generate(char out[FM_AUTH_KEY_GEN_LEN + 1])
+{
+    unsigned char raw[BODY_HEX / 2];
+
+    randombytes_buf(raw, sizeof(raw));
+    memcpy(out, FM_AUTH_KEY_PREFIX, PREFIX_LEN);
+    sodium_bin2hex(out + PREFIX_LEN, BODY_HEX + 1, raw, sizeof(raw));
+    checksum(out, out + PREFIX_LEN + BODY_HEX);
+    sodium_memzero(raw, sizeof(raw));
+}
+
+int fm_auth_key_checksum_ok(const char *key, size_t n)
+{
+    char want[SUM_HEX + 1];
+
+    if (n < PREFIX_LEN || memcmp(key, FM_AUTH_KEY_PREFIX, PREFIX_LEN) != 0)
+        return 1;
+    if (n != FM_AUTH_KEY_GEN_LEN)
+        return 0;
+    for (size_t i = PREFIX_LEN; i < n; i++)
+        if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f')))
+            return 0;
+    checksum(key, want);
+    /* Not secret (derivable from the key's visible part), but compared like one anyway. */
+    return sodium_memcmp(want, key + PREFIX_LEN + BODY_HEX, SUM_HEX) == 0;
+}
 
 int fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
 {
@@ -126,7 +172,9 @@ fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
         return out->status;
     }
     fm_auth_key_id(digest, out->key_id);
-    if (!fm_config_find_key(cfg, digest, &out->user, &out->key)) {
+    if (!fm_auth_key_checksum_ok(key, n)) {
+        out->status = FM_AUTH_MALFORMED;
+    } else if (!fm_config_find_key(cfg, digest, &out->user, &out->key)) {
         out->user = NULL;
         out->status = FM_AUTH_UNKNOWN;
     } else if (out->key->expires != 0 && now >= out->key->expires) {

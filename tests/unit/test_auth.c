@@ -295,6 +295,43 @@ START_TEST(hash_known_vector)
 }
 END_TEST
 
+START_TEST(generated_key_format)
+{
+    char k[FM_AUTH_KEY_GEN_LEN + 1], k2[FM_AUTH_KEY_GEN_LEN + 1];
+    fm_auth_result r;
+
+    fm_auth_key_generate(k);
+    fm_auth_key_generate(k2);
+    ck_assert_uint_eq(strlen(k), FM_AUTH_KEY_GEN_LEN);
+    ck_assert_uint_eq(FM_AUTH_KEY_GEN_LEN, 80);
+    ck_assert(strncmp(k, "fetchml_", 8) == 0);
+    ck_assert(th_is_lower_hex(k + 8, 72));
+    ck_assert_str_ne(k, k2);
+    ck_assert(fm_auth_key_checksum_ok(k, strlen(k)));
+    /* A well-formed key that is not configured is unknown, with a fingerprint. */
+    r = auth(k, NULL, FM_AUTH_UNKNOWN);
+    ck_assert(th_is_lower_hex(r.key_id, FM_KEY_ID_LEN));
+    /* Any changed digit breaks the checksum: refused as malformed, never looked up. */
+    for (size_t i = 8; i < FM_AUTH_KEY_GEN_LEN; i++) {
+        char saved = k[i];
+        k[i] = saved == '0' ? '1' : '0';
+        ck_assert_msg(!fm_auth_key_checksum_ok(k, strlen(k)), "digit %zu", i);
+        r = auth(k, NULL, FM_AUTH_MALFORMED);
+        ck_assert_ptr_null(r.user);
+        k[i] = saved;
+    }
+    /* Wrong length or upper-case hex with the prefix: malformed. */
+    ck_assert(!fm_auth_key_checksum_ok(k, strlen(k) - 1));
+    k[20] = (char)(k[20] >= 'a' ? k[20] - 32 : k[20]);
+    if (k[20] >= 'A' && k[20] <= 'F')
+        ck_assert(!fm_auth_key_checksum_ok(k, strlen(k)));
+    ck_assert(!fm_auth_key_checksum_ok("fetchml_", 8));
+    /* Keys without the prefix are not checked (openssl rand -hex 32 keys stay valid). */
+    ck_assert(fm_auth_key_checksum_ok(K_BOB, strlen(K_BOB)));
+    expect_user(K_BOB, NULL, "bob");
+}
+END_TEST
+
 START_TEST(reasons)
 {
     ck_assert_str_eq(fm_auth_reason(FM_AUTH_OK), "ok");
@@ -324,6 +361,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, key_id_properties);
     tcase_add_test(tc, hash_known_vector);
     tcase_add_test(tc, reasons);
+    tcase_add_test(tc, generated_key_format);
     suite_add_tcase(s, tc);
     return s;
 }
