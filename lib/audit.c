@@ -24,6 +24,14 @@
  * file (fresh after rotation) continues the shared chain. The line is then
  * appended with one write(2) on an O_APPEND descriptor and the head is
  * advanced only when the whole line was written.
+ *
+ * Rotation: each process reopens on its own SIGUSR1, so for a moment some
+ * write to the new file and some still hold the renamed one. A record must
+ * never go to the old file after one went to the new file, or the old file
+ * would end with a later seq than the new file starts with and the chain
+ * would no longer verify file after file. So, inside the lock, a writer whose
+ * file is not the one last written reopens its path first when the path now
+ * names the file last written.
  */
 #include "audit.h"
 
@@ -412,6 +420,24 @@ static void sync_head(fm_audit_shared *s, int fd, const struct stat *st, int own
     *need_nl = !ends_nl;
 }
 
+/*
+ * A writer still on a rotated-away file follows the others to the file now at
+ * its path (lock held; see the top of the file). Returns 0 with *st updated
+ * to the descriptor's file, or -1 with errno when reopening fails.
+ */
+static int follow_rotation(fm_audit *audit, const fm_audit_shared *s, struct stat *st)
+{
+    struct stat at_path;
+
+    if (s->ino == 0 || (st->st_dev == s->dev && st->st_ino == s->ino))
+        return 0;
+    if (stat(audit->path, &at_path) != 0 || at_path.st_dev != s->dev || at_path.st_ino != s->ino)
+        return 0;
+    if (fm_audit_reopen(audit) != 0)
+        return -1;
+    return fstat(audit->fd, st);
+}
+
 int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
 {
     char fields[STRING_FIELDS][FIELD_BUF];
@@ -447,7 +473,7 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
         errno = rc;
         return -1;
     }
-    if (fstat(audit->fd, &st) != 0)
+    if (fstat(audit->fd, &st) != 0 || follow_rotation(audit, s, &st) != 0)
         goto fail;
     sync_head(s, audit->fd, &st, owner_died, &need_nl);
     if (s->seq >= SEQ_MAX) {

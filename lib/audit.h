@@ -16,6 +16,9 @@
  * a worker that dies while holding it cannot wedge the others, and the next
  * holder re-reads the chain head from the file tail. Each record is written
  * with one write(2) on an O_APPEND descriptor, so lines never interleave.
+ * After a rotation, a process that has not reopened yet follows the others
+ * to the new file as soon as one of them has written there, so the rotated
+ * file always holds a prefix of the chain and the new file the rest.
  * Every field passes fm_redact and is JSON-escaped (control characters as
  * \uXXXX) so that no input can forge a line.
  */

@@ -9,12 +9,14 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "auth.h"
+#include "bruteforce.h"
 #include "log.h"
 #include <sodium.h>
 
@@ -24,6 +26,55 @@ typedef struct outcome {
     const char *key_id;
     const char *reason;
 } outcome;
+
+/* A warning that could repeat on every request is logged at most this often per worker. */
+#define WARN_INTERVAL_MS 10000
+
+typedef struct throttle {
+    bool armed;
+    int64_t last_ms;          /* when the last one was logged */
+    unsigned long suppressed; /* dropped since */
+} throttle;
+
+/* Per worker process (each is forked before it serves anything). */
+static throttle allow_warn, guard_warn;
+static unsigned long long admitted_unlimited;
+
+unsigned long long fm_pipeline_unlimited_admits(void)
+{
+    return admitted_unlimited;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Logs unless one went out within WARN_INTERVAL_MS; the next says how many were dropped. */
+__attribute__((format(printf, 3, 4))) static void warn_throttled(throttle *t, int64_t now_ms,
+                                                                 const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (t->armed && now_ms - t->last_ms < WARN_INTERVAL_MS) {
+        t->suppressed++;
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (t->suppressed > 0)
+        fm_log_warn("%s (%lu more like this suppressed since the last one)", msg, t->suppressed);
+    else
+        fm_log_warn("%s", msg);
+    t->armed = true;
+    t->last_ms = now_ms;
+    t->suppressed = 0;
+}
 
 /* nginx's $request_id is 32 hex; accept what a proxy might send, refuse anything odd. */
 static int trace_id_ok(const char *s)
@@ -110,11 +161,29 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
     const fm_route *route = NULL;
     char allow[64] = "";
     int path_matched = 0;
+    int64_t now_ms = mono_ms();
+    int redis_failed = 0; /* a Redis call of this request failed: do not wait on it again */
+    uint32_t block_s;
+    int guard;
 
     if (!ip_allowed(&cfg->auth.ip_whitelist, req->remote_addr)) {
         o->reason = "ip_not_allowed";
         fm_response_error(resp, 403, "IP_NOT_ALLOWED", "client address not allowed",
                           call->trace_id);
+        return;
+    }
+
+    guard = fm_bruteforce_check(env->redis, cfg, req->remote_addr, now_ms, &block_s);
+    if (guard < 0) {
+        redis_failed = 1;
+        warn_throttled(&guard_warn, now_ms,
+                       "brute-force guard unavailable (%s); not blocking source=%s trace_id=%s",
+                       fm_redis_errstr(env->redis), req->remote_addr, call->trace_id);
+    } else if (guard == 1) {
+        o->reason = "ip_blocked";
+        (void)fm_response_header(resp, "Retry-After: %u", (unsigned)block_s);
+        fm_response_error(resp, 429, "RATE_LIMITED",
+                          "too many failed authentications from this address", call->trace_id);
         return;
     }
 
@@ -130,6 +199,25 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         o->key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
         fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s", o->reason,
                     req->remote_addr, auth->key_id[0] ? auth->key_id : "-", call->trace_id);
+        /*
+         * A request without any key guesses nothing (health probes, a
+         * forgotten header): only presented credentials count as attempts.
+         */
+        if (auth->status == FM_AUTH_MISSING)
+            guard = 0;
+        else if (redis_failed)
+            guard = -1;
+        else
+            guard = fm_bruteforce_fail(env->redis, cfg, req->remote_addr, now_ms, &block_s);
+        if (guard < 0)
+            warn_throttled(&guard_warn, now_ms,
+                           "brute-force guard unavailable (%s); failure not counted source=%s "
+                           "trace_id=%s",
+                           fm_redis_errstr(env->redis), req->remote_addr, call->trace_id);
+        else if (guard == 1)
+            fm_log_warn("brute-force guard: source=%s blocked for %u s after repeated failed "
+                        "authentications trace_id=%s",
+                        req->remote_addr, (unsigned)block_s, call->trace_id);
         (void)fm_response_header(resp, "WWW-Authenticate: Bearer realm=\"fetchml\"");
         fm_response_error(resp, 401, "UNAUTHORIZED",
                           auth->status == FM_AUTH_MISSING ? "API key required"
@@ -148,8 +236,9 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         return;
     }
 
-    if (fm_ratelimit_take(env->redis, cfg->redis.key_prefix, auth->user->name,
-                          fm_config_user_rate(cfg, auth->user), rl) != 0) {
+    if (redis_failed || fm_ratelimit_take(env->redis, cfg->redis.key_prefix, auth->user->name,
+                                          fm_config_user_rate(cfg, auth->user), cfg->server.workers,
+                                          now_ms, rl) != 0) {
         if (!cfg->rate_limit.on_redis_error_allow) {
             o->reason = "rate_limiter_unavailable";
             fm_log_error("rate limiter unavailable (%s); refusing (on_redis_error: deny) "
@@ -158,9 +247,11 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
             unavailable(resp, "service temporarily unavailable", call->trace_id);
             return;
         }
-        fm_log_warn("rate limiter unavailable (%s); admitting (on_redis_error: allow) "
-                    "trace_id=%s",
-                    fm_redis_errstr(env->redis), call->trace_id);
+        admitted_unlimited++;
+        warn_throttled(&allow_warn, now_ms,
+                       "rate limiter unavailable (%s); admitting (on_redis_error: allow) "
+                       "trace_id=%s",
+                       fm_redis_errstr(env->redis), call->trace_id);
     } else {
         add_rate_headers(resp, rl);
         if (!rl->allowed) {
@@ -207,7 +298,9 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         fm_response_error(resp, 413, "PAYLOAD_TOO_LARGE", "request body too large", call->trace_id);
         return;
     }
-    if (fm_audit_ready(env->audit) != 0) {
+    /* Only a request that may change state needs the check; reads are refused at the write. */
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+        fm_audit_ready(env->audit) != 0) {
         o->reason = "audit_unavailable";
         fm_log_error("audit trail not writable (%s); refusing before any change trace_id=%s",
                      strerror(errno), call->trace_id);

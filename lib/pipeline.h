@@ -3,6 +3,8 @@
  *
  *   1 client address = REMOTE_ADDR (never X-Forwarded-For / X-Real-IP)
  *   2 global IP allow-list                          -> 403 IP_NOT_ALLOWED
+ *   3 brute-force guard: a source address with too many failed
+ *     authentications (see bruteforce.h)            -> 429 RATE_LIMITED + Retry-After
  *   4 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
  *   5 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
  *   6 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
@@ -11,6 +13,12 @@
  *   9 one audit record, for refused requests too; if it cannot be written the
  *     response becomes 503 SERVICE_UNAVAILABLE and the handler's change is
  *     undone (fail closed: such a request changes nothing)
+ *
+ * Redis trouble: the guard (3) then blocks nobody; the limiter (6) applies
+ * rate_limit.on_redis_error (deny: 503 + Retry-After; allow: admitted, a
+ * warning at most every 10 s per worker, counted). A request makes at most
+ * one Redis attempt that fails: once the guard's call failed, step 6 does not
+ * wait for Redis a second time.
  *
  * The pipeline is independent of FastCGI: fcgi-app fills an fm_request from
  * FastCGI params and writes out the fm_response; tests can drive it directly.
@@ -94,5 +102,12 @@ typedef struct fm_route {
  */
 void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp);
+
+/*
+ * fm_pipeline_unlimited_admits - requests this process let through step 6
+ * without a rate-limit decision (Redis could not decide and
+ * rate_limit.on_redis_error is allow), since it started. For /metrics.
+ */
+unsigned long long fm_pipeline_unlimited_admits(void);
 
 #endif

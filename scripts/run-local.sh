@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole fetchml-fcgi stack locally: Redis (password, unix socket),
-# the FastCGI pool and nginx with TLS on https://127.0.0.1:9101.
+# the FastCGI pool, fetchml-logrelay (nginx's logs through the redaction
+# filter) and nginx with TLS on https://127.0.0.1:9101.
 #
 #   scripts/run-local.sh          install what is missing, build, start
 #   scripts/run-local.sh stop     stop everything
@@ -40,6 +41,8 @@ stop_one() {
 
 do_stop() {
     stop_one nginx QUIT
+    # After nginx, so that its last lines still reach the files.
+    stop_one logrelay TERM
     stop_one fcgi TERM
     stop_one redis TERM
     fm_say "stopped"
@@ -112,16 +115,48 @@ start_fcgi() {
     fm_die "fetchml-fcgi did not start (see $VAR/log/fcgi.stderr and $VAR/log/api.log)"
 }
 
+# nginx logs to syslog on this socket; the relay redacts and writes
+# log/nginx-error.log and log/nginx-access.log. It knows the Redis password
+# (from the config, as fetchml-fcgi does) to redact it as a literal.
+start_logrelay() {
+    alive logrelay && return 0
+    local group_args=() qlen=/proc/sys/net/unix/max_dgram_qlen
+    # nginx sends without blocking: a datagram that finds the relay's queue
+    # full is lost. The queue holds net.unix.max_dgram_qlen datagrams, taken
+    # when the socket is made; the kernel's default of 10 loses lines under
+    # load, so raise it to 512 (systemd's default on Debian) where we may.
+    if [ "$(id -u)" -eq 0 ] && [ -w "$qlen" ] && [ "$(cat "$qlen")" -lt 512 ]; then
+        echo 512 >"$qlen" 2>/dev/null || fm_say "could not raise $qlen; nginx log lines may be lost under load"
+    fi
+    # nginx workers run as www-data and must reach the socket.
+    [ "$(id -u)" -eq 0 ] && group_args=(-g www-data)
+    set -a
+    . "$DEV/redis.env"
+    set +a
+    nohup "$BUILD/fetchml-logrelay" -s "$RUN/logrelay.sock" "${group_args[@]}" \
+        -c "$DEV/config.yaml" -p "$RUN/logrelay.pid" \
+        -o "nginx_error=$VAR/log/nginx-error.log" -o "nginx_access=$VAR/log/nginx-access.log" \
+        >>"$VAR/log/logrelay.stderr" 2>&1 </dev/null &
+    unset REDIS_PASSWORD
+    local i
+    for i in $(seq 50); do
+        [ -S "$RUN/logrelay.sock" ] && [ -f "$RUN/logrelay.pid" ] && return 0
+        sleep 0.1
+    done
+    fm_die "fetchml-logrelay did not start (see $VAR/log/logrelay.stderr)"
+}
+
 start_nginx() {
     alive nginx && return 0
     local user_line=""
     [ "$(id -u)" -eq 0 ] && user_line="user www-data;"
     subst "$ROOT/nginx/local/nginx.conf.in" "$VAR/nginx/nginx.conf" "VAR=$VAR" "ROOT=$ROOT" \
         "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "NGINX_USER=$user_line"
-    nginx -q -t -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-error.log" ||
+    # -e: the few lines nginx writes before it has read its configuration.
+    nginx -q -t -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-startup.log" ||
         fm_die "nginx configuration test failed"
-    nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-error.log" ||
-        fm_die "nginx did not start (see $VAR/log/nginx-error.log)"
+    nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-startup.log" ||
+        fm_die "nginx did not start (see $VAR/log/nginx-startup.log)"
 }
 
 do_start() {
@@ -138,6 +173,7 @@ do_start() {
     first_run
     start_redis
     start_fcgi
+    start_logrelay
     start_nginx
     local i code=000
     for i in $(seq 50); do
@@ -175,7 +211,7 @@ do_reload() {
 
 do_status() {
     local s
-    for s in redis fcgi nginx; do
+    for s in redis fcgi logrelay nginx; do
         if alive "$s"; then echo "$s: running (pid $(pid_of "$s"))"; else echo "$s: stopped"; fi
     done
 }

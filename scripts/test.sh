@@ -13,6 +13,9 @@ fm_build "$ROOT/build"
 fm_say "unit tests"
 (cd "$ROOT/build" && ctest --output-on-failure)
 
+fm_say "fuzz the redaction filter (30 s, libFuzzer)"
+FUZZ_SECONDS=30 "$ROOT/scripts/fuzz.sh"
+
 fm_say "unit tests under AddressSanitizer + UBSan"
 fm_build "$ROOT/build-asan" -DFM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 (cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -66,5 +66,10 @@ check "check-config refuses a bad config (exit 1) with file:line:col" \
     bash -c "! '$adm' check-config '$OUT/bad.yaml' >/dev/null 2>&1 && grep -q 'bad.yaml:2:12: auth.enabled: false is refused' <<<'$out'"
 kg=$("$adm" keygen carol analyst)
 key=$(sed -n 's/^key: //p' <<<"$kg")
-check "keygen prints a 256-bit key and the hash the config needs" \
-    bash -c "[[ '$key' =~ ^[0-9a-f]{64}$ ]] && grep -q \"hash: \\\"\$(printf %s '$key' | sha256sum | cut -d' ' -f1)\\\"\" <<<'$kg'"
+keygen_ok() { [[ $key =~ ^fetchml_[0-9a-f]{72}$ ]] && grep -qF "hash: \"$(hash_of "$key")\"" <<<"$kg"; }
+check "keygen prints a 256-bit fetchml_ key and the hash the config needs" keygen_ok
+as "$key" GET /v1/whoami
+check "a generated key that is not configured -> 401" status_is 401
+if [ "${key: -1}" = 0 ]; then badkey=${key%?}1; else badkey=${key%?}0; fi
+as "$badkey" GET /v1/whoami
+check "a generated key with a broken checksum -> 401" status_is 401

@@ -130,9 +130,13 @@ static const fm_route routes[] = {
 
 /* ---- fixture ---------------------------------------------------------------------- */
 
-static fm_config *load_config(const char *on_redis_error)
+/*
+ * A config with on_redis_error and the brute-force guard's settings
+ * (auth_failures, a YAML flow mapping); the file is named after both.
+ */
+static fm_config *load_config_guard(const char *on_redis_error, const char *auth_failures)
 {
-    char path[TH_PATH_MAX], yaml[4096], err[FM_CONFIG_ERR_MAX];
+    char path[TH_PATH_MAX], name[64], yaml[4096], err[FM_CONFIG_ERR_MAX];
     char ha[65], hb[65], hc[65], hd[65], he[65], hr[65];
 
     th_sha256_hex(K_ALICE, ha);
@@ -141,7 +145,9 @@ static fm_config *load_config(const char *on_redis_error)
     th_sha256_hex(K_DAVE, hd);
     th_sha256_hex(K_ERIN, he);
     th_sha256_hex(K_ROOT, hr);
-    th_path(path, tmpdir, on_redis_error);
+    ck_assert_int_lt(snprintf(name, sizeof(name), "%s-%08x", on_redis_error, randombytes_random()),
+                     (int)sizeof(name));
+    th_path(path, tmpdir, name);
     ck_assert_int_lt(snprintf(yaml, sizeof(yaml),
                               "auth:\n"
                               "  ip_whitelist: [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n"
@@ -164,6 +170,7 @@ static fm_config *load_config(const char *on_redis_error)
                               "  requests_per_minute: 600\n"
                               "  burst: 50\n"
                               "  on_redis_error: %s\n"
+                              "  auth_failures: %s\n"
                               "redis:\n"
                               "  addr: \"%s\"\n"
                               "  password_env: " PW_ENV "\n"
@@ -172,13 +179,20 @@ static fm_config *load_config(const char *on_redis_error)
                               "logging:\n"
                               "  file: \"%s\"\n"
                               "  api_file: \"%s\"\n",
-                              ha, hb, hc, hd, he, hr, on_redis_error, srv.addr, audit_path,
-                              api_path),
+                              ha, hb, hc, hd, he, hr, on_redis_error, auth_failures, srv.addr,
+                              audit_path, api_path),
                      (int)sizeof(yaml));
     th_write_file(path, yaml);
     fm_config *c = fm_config_load(path, err, sizeof(err));
     ck_assert_msg(c != NULL, "config: %s", err);
     return c;
+}
+
+/* The guard is set loose here so that tests of other steps may fail to authenticate freely. */
+static fm_config *load_config(const char *on_redis_error)
+{
+    return load_config_guard(on_redis_error,
+                             "{ max: 1000, window_seconds: 60, block_seconds: 60 }");
 }
 
 static void setup(void)
@@ -337,6 +351,29 @@ static void expect_audit(int status, const char *reason, const char *user, int h
     else
         ck_assert(cJSON_IsNull(kid));
     cJSON_Delete(j);
+}
+
+/* Runs a command on the pipeline's connection; it must not fail. */
+static void redis_ok(int argc, const char **argv)
+{
+    redisReply *reply = fm_redis_argv(redis, argc, argv, NULL);
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_ne(reply->type, REDIS_REPLY_ERROR);
+    freeReplyObject(reply);
+}
+
+/* Occurrences of needle in api.log. */
+static int log_count(const char *needle)
+{
+    char *text = th_read_file(api_path);
+    int n = 0;
+
+    ck_assert_ptr_nonnull(text);
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(text);
+    return n;
 }
 
 static long long bucket_keys(void)
@@ -615,7 +652,10 @@ START_TEST(redis_down_deny)
     expect_audit(503, "rate_limiter_unavailable", "alice", 1, &req, TRACE);
     fm_redis_free(down);
 
-    /* The server dying under a live connection is the same. */
+    /*
+     * The server dying under a live connection is the same (one request
+     * reserves nothing beyond its own token: see ratelimit.h).
+     */
     run(&req);
     expect_handled("alice");
     th_redis_kill(&srv);
@@ -630,6 +670,7 @@ START_TEST(redis_down_allow)
     fm_config *allow = load_config("allow");
     fm_env e = env;
     fm_request req = request("GET", "/v1/tasks", K_ALICE);
+    unsigned long long before = fm_pipeline_unlimited_admits();
 
     ck_assert(allow->rate_limit.on_redis_error_allow);
     e.cfg = allow;
@@ -640,7 +681,146 @@ START_TEST(redis_down_allow)
     ck_assert_ptr_null(header("RateLimit"));
     ck_assert_ptr_null(header("RateLimit-Policy"));
     expect_audit(200, NULL, "alice", 1, &req, TRACE);
+
+    /* Every one is counted; the warning is logged once per 10 s, not per request. */
+    for (int i = 0; i < 4; i++) {
+        run_in(&e, &req);
+        ck_assert_int_eq(resp.status, 200);
+    }
+    ck_assert_int_eq(ran.count, 5);
+    ck_assert_uint_eq(fm_pipeline_unlimited_admits(), before + 5);
+    ck_assert_int_eq(log_count("rate limiter unavailable"), 1);
+    ck_assert_int_eq(log_count("admitting (on_redis_error: allow)"), 1);
+    /* The guard could not ask Redis either: it blocked nobody, and said so once. */
+    ck_assert_int_eq(log_count("brute-force guard unavailable"), 1);
+
+    /* A failed authentication is still 401 (not counted, and not a 503). */
+    req.x_api_key = "no-such-key-at-all";
+    run_in(&e, &req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
+    ck_assert_uint_eq(fm_pipeline_unlimited_admits(), before + 5);
     fm_config_free(allow);
+}
+END_TEST
+
+START_TEST(ip_blocked_before_auth)
+{
+    const char *block[] = {"SET", "pt:authblock:127.0.0.1", "1", "EX", "30"};
+    const char *exists[] = {"EXISTS", "pt:authfail:127.0.0.1"};
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+    redisReply *reply;
+
+    /* Blocked (as another worker would have done), then a valid key. */
+    redis_ok(5, block);
+    run(&req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_header("Retry-After", "30");
+    ck_assert_ptr_null(header("RateLimit"));
+    ck_assert_ptr_null(header("WWW-Authenticate"));
+    ck_assert_int_eq(ran.count, 0);
+    /* Refused before the key was looked at: no user, no key id; no bucket touched. */
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    ck_assert_int_eq(bucket_keys(), 0);
+
+    /* A bad key is refused the same way: not looked at, not logged, not counted. */
+    req.x_api_key = "no-such-key-at-all";
+    run(&req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    ck_assert_int_eq(log_count("authentication failed"), 0);
+    reply = fm_redis_argv(redis, 2, exists, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->integer, 0);
+    freeReplyObject(reply);
+
+    /* The IPv4-mapped form is the same address. */
+    req.remote_addr = "::ffff:127.0.0.1";
+    run(&req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+
+    /* Other addresses are served. */
+    req = request("GET", "/v1/tasks", K_ALICE);
+    req.remote_addr = "10.4.4.4";
+    run(&req);
+    expect_handled("alice");
+}
+END_TEST
+
+START_TEST(failures_block_address)
+{
+    fm_config *strict =
+        load_config_guard("deny", "{ max: 3, window_seconds: 60, block_seconds: 1 }");
+    const char *get[] = {"GET", "pt:authfail:10.5.5.5"};
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/whoami", "no-such-key-at-all");
+    redisReply *reply;
+
+    e.cfg = strict;
+    req.remote_addr = "10.5.5.5";
+    /* Requests without any key guess nothing and are not counted. */
+    req.x_api_key = NULL;
+    for (int i = 0; i < 5; i++) {
+        run_in(&e, &req);
+        expect_error(401, "UNAUTHORIZED", TRACE);
+    }
+    reply = fm_redis_argv(redis, 2, get, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_NIL);
+    freeReplyObject(reply);
+    req.x_api_key = "no-such-key-at-all";
+    for (int i = 0; i < 3; i++) {
+        run_in(&e, &req);
+        expect_error(401, "UNAUTHORIZED", TRACE);
+        expect_audit(401, "unknown_key", NULL, 1, &req, TRACE);
+    }
+    reply = fm_redis_argv(redis, 2, get, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_str_eq(reply->str, "3");
+    freeReplyObject(reply);
+    ck_assert_int_eq(log_count("authentication failed: reason=unknown_key source=10.5.5.5"), 3);
+    ck_assert_int_eq(log_count("brute-force guard: source=10.5.5.5 blocked for 1 s"), 1);
+
+    /* The third reached max: the next request is refused, even with a valid key. */
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_header("Retry-After", "1");
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    ck_assert_int_eq(ran.count, 0);
+
+    /* Another address is not affected. */
+    req.remote_addr = "10.6.6.6";
+    run_in(&e, &req);
+    expect_handled("alice");
+
+    /* When the block has ended, the valid key works again. */
+    th_sleep_ms(1100);
+    req.remote_addr = "10.5.5.5";
+    run_in(&e, &req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 2);
+    fm_config_free(strict);
+}
+END_TEST
+
+/* Redis stalled: the guard's timeout is the request's only wait, not one per step. */
+START_TEST(stalled_redis_one_timeout)
+{
+    fm_request req = request("GET", "/v1/tasks", K_ALICE);
+    double t0, elapsed;
+
+    req.remote_addr = "10.7.7.7";
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    t0 = th_now();
+    run(&req);
+    elapsed = th_now() - t0;
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    expect_audit(503, "rate_limiter_unavailable", "alice", 1, &req, TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    /* timeout_ms is 300. */
+    ck_assert_msg(elapsed >= 0.25 && elapsed < 0.55, "took %.3f s", elapsed);
+    ck_assert_int_eq(log_count("brute-force guard unavailable"), 1);
 }
 END_TEST
 
@@ -819,6 +999,9 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
     tcase_add_test(tc, redis_down_allow);
+    tcase_add_test(tc, ip_blocked_before_auth);
+    tcase_add_test(tc, failures_block_address);
+    tcase_add_test(tc, stalled_redis_one_timeout);
     tcase_add_test(tc, handler_failures);
     tcase_add_test(tc, trace_ids);
     tcase_add_test(tc, audit_unwritable);

@@ -1,0 +1,59 @@
+/*
+ * bruteforce.h - the brute-force guard (SPEC section 2, step 3).
+ *
+ * Failed authentications are counted per client address in Redis, in a fixed
+ * window: "<prefix>authfail:<addr>" is incremented and, on its first
+ * increment, expires after rate_limit.auth_failures.window_seconds. When the
+ * count reaches auth_failures.max, "<prefix>authblock:<addr>" is set with
+ * block_seconds to live, and the address is refused (429) before any key is
+ * checked until it expires. The count is not reset by the block: while its
+ * window lasts, one more failure after the block blocks again.
+ *
+ * The address is REMOTE_ADDR as given (nginx writes IPv6 in its canonical
+ * form), except that an IPv4-mapped IPv6 address (::ffff:a.b.c.d) counts as
+ * the IPv4 address; anything that is not an IPv4 or IPv6 literal is never
+ * counted or blocked (the global allow-list, step 2, refuses it first).
+ *
+ * To spare a Redis round trip per request, each worker process caches, for
+ * up to FM_BF_CACHE_ENTRIES addresses (least recently used out): an address
+ * seen blocked, until its block ends; an address found clean, for
+ * FM_BF_RECHECK_MS. So a block set by another worker takes effect in this
+ * one at most FM_BF_RECHECK_MS (1 s) late; a block this worker sets itself
+ * applies from the next request. Not thread-safe: one cache per process,
+ * for one key prefix (a process serves one configuration).
+ */
+#ifndef FM_BRUTEFORCE_H
+#define FM_BRUTEFORCE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "redisconn.h"
+
+#define FM_BF_CACHE_ENTRIES 1024 /* addresses one worker remembers */
+#define FM_BF_RECHECK_MS 1000    /* a clean address is asked about again after this, ms */
+
+/*
+ * fm_bruteforce_check - is addr blocked? now_ms is the caller's
+ * CLOCK_MONOTONIC time in milliseconds. Answers from the cache when it can,
+ * else with one PTTL. Returns 1 when blocked, with *retry_after_s = whole
+ * seconds (>= 1) until the block ends; 0 when not blocked (also for an
+ * address that is not an IP literal); -1 when Redis could not answer
+ * (connection error, timeout, error reply): the caller does not block then
+ * (the guard fails open; the rate limiter's own policy still applies).
+ */
+int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
+                        uint32_t *retry_after_s);
+
+/*
+ * fm_bruteforce_fail - count one failed authentication from addr with
+ * cfg->rate_limit.auth_failures (one Lua script). Returns 1 when the address
+ * is blocked now (this failure reached max, or it was already blocked), with
+ * *block_s = whole seconds (>= 1) the block still lasts, and caches that;
+ * 0 when it is not (or addr is not an IP literal); -1 when Redis could not
+ * answer (nothing counted).
+ */
+int fm_bruteforce_fail(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
+                       uint32_t *block_s);
+
+#endif

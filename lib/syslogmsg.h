@@ -1,0 +1,48 @@
+/*
+ * syslogmsg.h - nginx's syslog messages, parsed and turned into safe log lines.
+ *
+ * nginx sends each error-log and access-log entry as one datagram in the BSD
+ * syslog form (RFC 3164 section 4.1):
+ *   <PRI>Mmm dd hh:mm:ss [HOSTNAME ]TAG: MSG
+ * PRI is 0..191 (facility * 8 + severity); dd is a day of month, space-padded
+ * ("Nov  1"); HOSTNAME is absent with nginx's "nohostname" parameter; TAG is
+ * 1..32 of [A-Za-z0-9_] (nginx's own rule). fetchml-logrelay parses each
+ * datagram with fm_syslogmsg_parse and writes fm_syslogmsg_line's output.
+ */
+#ifndef FM_SYSLOGMSG_H
+#define FM_SYSLOGMSG_H
+
+#include <stddef.h>
+
+#define FM_SYSLOGMSG_TAG_MAX 32    /* bytes, nginx's limit */
+#define FM_SYSLOGMSG_LINE_MAX 8192 /* bytes per output line, newline included */
+
+typedef struct fm_syslogmsg {
+    int pri;         /* 0..191 */
+    const char *tag; /* into the datagram, tag_len bytes, not NUL-terminated */
+    size_t tag_len;
+    const char *msg; /* into the datagram: everything after "TAG: ", msg_len bytes */
+    size_t msg_len;
+} fm_syslogmsg;
+
+/*
+ * fm_syslogmsg_parse - split one datagram (buf, len bytes; need not be
+ * NUL-terminated, may hold any bytes) into PRI, TAG and MSG. The timestamp is
+ * checked for shape (month name, day 1..31, hh:mm:ss in range) and dropped.
+ * out's pointers point into buf. Returns 0, or -1 with errno EINVAL when the
+ * header does not have the form above (out is then unspecified).
+ */
+int fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out);
+
+/*
+ * fm_syslogmsg_line - make msg (len bytes, any bytes) one log line in line:
+ * fm_redact first (credentials, registered secrets), then CR, LF and tab
+ * become \r, \n, \t and every other byte below 0x20 and DEL becomes \xNN, so
+ * a message can never forge a second line; then '\n'. A line that would be
+ * longer than FM_SYSLOGMSG_LINE_MAX is cut (after redaction, so never in
+ * the middle of a secret). Returns the line length, newline included (>= 1);
+ * line is not NUL-terminated.
+ */
+size_t fm_syslogmsg_line(const char *msg, size_t len, char line[FM_SYSLOGMSG_LINE_MAX]);
+
+#endif

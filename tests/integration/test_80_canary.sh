@@ -1,0 +1,242 @@
+# Canary test for the redaction promise (SPEC section 5): plant distinct fake
+# secrets everywhere a client can put them (credential headers, query strings,
+# JSON bodies, URLs, paths, nginx's error lines) and the real Redis password,
+# drive succeeding and failing requests, a Redis outage and a FastCGI outage,
+# then search every file under var/log: none may hold a canary, a demo key or
+# a demo key's SHA-256.
+#
+# The search only means something if the requests were logged: each canary
+# request's trace_id must be in audit.log or nginx-access.log, and the lines
+# that would have carried a canary (nginx's error lines with the request line,
+# the audit record of a secret path) must be there with the marker instead.
+
+# The canaries are set through printf -v (t80_canary), which shellcheck cannot follow.
+# shellcheck disable=SC2154
+
+t80_log=$FETCHML_VAR/log
+t80_list=$OUT/t80-canaries
+t80_traces=$OUT/t80-traces
+t80_id=$(openssl rand -hex 4)
+t80_rpw=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env")
+: >"$t80_list"
+: >"$t80_traces"
+
+t80_b64url() { openssl rand -base64 "$1" | tr '+/' '-_' | tr -d '=\n'; }
+# t80_canary NAME KIND: a fresh random value, recorded in the list to search for.
+t80_canary() {
+    local v
+    case $2 in
+    hex64) v=$(openssl rand -hex 32) ;;
+    fetchml) v=fetchml_$(openssl rand -hex 36) ;; # fetchml-admin keygen's form
+    ghp) v=ghp_$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | head -c 36) ;;
+    jwt) v=eyJ$(t80_b64url 24).$(t80_b64url 36).$(t80_b64url 32) ;;
+    word) v=Cn$(openssl rand -hex 10) ;;
+    esac
+    printf -v "$1" '%s' "$v"
+    printf '%s\n' "$v" >>"$t80_list"
+}
+t80_sent() { printf '%s\n' "$TRACE" >>"$t80_traces"; }
+# t80_req ...: as `req`, and the trace joins the list whose logging is checked.
+t80_req() { req "$@"; t80_sent; }
+t80_as() { as "$@"; t80_sent; }
+t80_json='Content-Type: application/json'
+
+t80_canary t80_key_hex hex64
+t80_canary t80_key_fm fetchml
+t80_canary t80_bearer_hex hex64
+t80_canary t80_bearer_fm fetchml
+t80_canary t80_basic word
+t80_canary t80_cookie word
+t80_canary t80_proxy word
+t80_canary t80_q_pw word
+t80_canary t80_q_token word
+t80_canary t80_q_apikey word
+t80_canary t80_q_ghp ghp
+t80_canary t80_b_pw word
+t80_canary t80_b_token word
+t80_canary t80_b_secret word
+t80_canary t80_b_esc word
+t80_canary t80_b_urlpw word
+t80_canary t80_b_ghp ghp
+t80_canary t80_b_jwt jwt
+t80_canary t80_b_bad_pw word
+t80_canary t80_b_bad_token word
+t80_canary t80_path_hex hex64
+t80_canary t80_path_ghp ghp
+t80_canary t80_jwt jwt
+t80_canary t80_ghp_hdr ghp
+t80_canary t80_413_path hex64
+t80_canary t80_413_token word
+t80_canary t80_nul_ghp ghp
+t80_canary t80_out_pw word
+t80_canary t80_out_key hex64
+t80_canary t80_502_pw word
+t80_canary t80_502_path hex64
+t80_canary t80_relay_pw word
+printf '%s\n' "$t80_rpw" >>"$t80_list"
+# The SHA-256 of each key presented, and the demo keys with theirs.
+for t80_k in "$t80_key_hex" "$t80_key_fm" "$t80_bearer_hex" "$t80_bearer_fm" "$t80_out_key" "$t80_rpw" \
+    "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY"; do
+    printf '%s\n' "$(hash_of "$t80_k")" >>"$t80_list"
+done
+printf '%s\n' "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" >>"$t80_list"
+check "$(wc -l <"$t80_list") canaries, all distinct, 8+ bytes each" \
+    [ "$(sort -u "$t80_list" | awk 'length($0) >= 8' | wc -l)" -eq "$(wc -l <"$t80_list")" ]
+
+# A config whose limits these requests do not trip: every wrong key must reach
+# the key check (the brute-force guard would refuse before it).
+write_config
+sed -i -E 's/^rate_limit: \{.*\}$/rate_limit: { requests_per_minute: 100000, burst: 100000, auth_failures: { max: 100000, window_seconds: 60, block_seconds: 1 } }/' \
+    "$FETCHML_VAR/dev/config.yaml"
+t80_limits() { as researcher GET /v1/whoami && json_is .rate_limit.requests_per_minute 100000; }
+check "reload with limits the canary requests do not trip" reload_until t80_limits
+
+# ---- credentials in headers: wrong keys, every form -----------------------------------
+t80_as "$t80_key_hex" GET /v1/whoami
+check "X-API-Key: <64 hex, unknown> -> 401" status_is 401
+t80_as "$t80_key_fm" GET /v1/tasks
+check "X-API-Key: fetchml_<...> -> 401" status_is 401
+t80_req GET /v1/whoami -H "Authorization: Bearer $t80_bearer_hex"
+check "Authorization: Bearer <64 hex> -> 401" status_is 401
+t80_req GET /v1/tasks -H "Authorization: Bearer $t80_bearer_fm"
+check "Authorization: Bearer fetchml_<...> -> 401" status_is 401
+t80_req GET /v1/whoami -H "Authorization: Basic $t80_basic"
+check "Authorization: Basic -> 401" status_is 401
+t80_req GET /v1/whoami -H "Authorization: Bearer $t80_jwt"
+check "Authorization: Bearer <JWT> -> 401" status_is 401
+t80_req GET /v1/whoami -H "X-API-Key: $t80_key_hex" -H "Authorization: Bearer $t80_bearer_hex"
+check "both credential headers at once -> refused" bash -c "[ $STATUS = 400 ] || [ $STATUS = 401 ]"
+t80_as "$t80_rpw" GET /v1/whoami
+check "X-API-Key: <the Redis password> -> 401" status_is 401
+t80_as researcher GET /v1/whoami -H "Cookie: session=$t80_cookie" -H "Proxy-Authorization: Basic $t80_proxy" \
+    -H "X-GitHub-Token: $t80_ghp_hdr"
+check "a valid key with Cookie, Proxy-Authorization and a ghp_ header -> 200" status_is 200
+
+# ---- query strings (refused: the app never takes keys from the query) --------------------
+t80_as researcher GET "/v1/tasks?password=$t80_q_pw"
+check "?password= -> 400" status_is 400
+t80_as researcher GET "/v1/tasks?status=queued&token=$t80_q_token"
+check "?token= -> 400" status_is 400
+t80_req GET "/v1/whoami?api_key=$t80_q_apikey"
+check "?api_key= without a header -> 401" status_is 401
+t80_as researcher GET "/v1/tasks?q=$t80_q_ghp"
+check "?q=<ghp_ token> -> 400" status_is 400
+
+# ---- JSON bodies, URLs in bodies ------------------------------------------------------
+t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":\"t80-$t80_id\",\"args\":\"--db redis://:$t80_b_urlpw@db.internal:6379/0 --gh $t80_b_ghp --redis-password $t80_rpw\",\"metadata\":{\"password\":\"$t80_b_pw\",\"token\":\"$t80_b_token\",\"jwt\":\"$t80_b_jwt\",\"note\":\"login with secret: $t80_b_secret\",\"escaped\":\"{\\\"api_key\\\":\\\"$t80_b_esc\\\"}\"}}"
+check "POST /v1/tasks with secrets in args and metadata -> 201" status_is 201
+t80_task=$(json .id || true)
+t80_as researcher GET "/v1/tasks/$t80_task"
+check "... and the task is stored as sent (the canaries are the user's data)" \
+    bash -c "[ $STATUS = 200 ] && grep -qF -- '$t80_b_pw' '$B'"
+t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":7,\"password\":\"$t80_b_bad_pw\"}"
+check "a body with a wrong type and a password field -> 422" status_is 422
+t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":\"x\",\"token\":\"$t80_b_bad_token\""
+check "a truncated JSON body with a token -> 400" status_is 400
+
+# ---- secrets in paths -------------------------------------------------------------------
+t80_as researcher GET "/v1/tasks/$t80_path_hex"
+check "GET /v1/tasks/<64 hex> -> 404" status_is 404
+t80_path_trace=$TRACE
+t80_as researcher DELETE "/v1/tasks/$t80_path_ghp"
+check "DELETE /v1/tasks/<ghp_ token> -> refused" bash -c "[ $STATUS = 403 ] || [ $STATUS = 404 ]"
+
+# ---- nginx's own error lines: the request line reaches nginx-error.log -----------------
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$OUT/t80-big"
+t80_req POST "/v1/t80ctl413$t80_id/$t80_413_path?token=$t80_413_token" -H "$t80_json" \
+    -H "X-API-Key: $FETCHML_RESEARCHER_KEY" --data-binary @"$OUT/t80-big"
+forget_trace # refused by nginx: only nginx's logs have it
+check "a 2 MB body -> 413 from nginx" status_is 413
+t80_req GET "/v1/tasks/%00$t80_nul_ghp" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
+forget_trace
+check "a %00 in the path -> 400 from nginx" status_is 400
+
+# The relay on its own: a message in the syslog form logger(1) sends (with a
+# hostname), holding a credential and a forged second line.
+logger -u "$FETCHML_VAR/run/logrelay.sock" --rfc3164 -t nginx_error \
+    "t80ctlrelay$t80_id password=$t80_relay_pw"$'\n''{"user":"admin"}'
+t80_relayed() { grep -qF "t80ctlrelay$t80_id password=[REDACTED]\\n{\"user\":\"admin\"}" "$t80_log/nginx-error.log"; }
+for i in $(seq 30); do t80_relayed && break; sleep 0.1; done
+check "a message to the relay becomes one line: credential redacted, newline escaped" t80_relayed
+
+# ---- a Redis outage ---------------------------------------------------------------------
+t80_redis_pid=$(cat "$FETCHML_VAR/run/redis.pid")
+kill -TERM "$t80_redis_pid"
+for i in $(seq 50); do kill -0 "$t80_redis_pid" 2>/dev/null || break; sleep 0.1; done
+check "Redis is down" bash -c "! kill -0 $t80_redis_pid 2>/dev/null"
+t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":\"t80-out\",\"metadata\":{\"password\":\"$t80_out_pw\",\"redis\":\"$t80_rpw\"}}"
+check "POST /v1/tasks during the outage -> 503" status_is 503
+t80_as "$t80_out_key" GET /v1/whoami
+check "an unknown key during the outage -> refused" bash -c "[ $STATUS = 401 ] || [ $STATUS = 503 ] || [ $STATUS = 429 ]"
+t80_as researcher GET /health
+check "GET /health during the outage -> 503" status_is 503
+redis-server "$FETCHML_VAR/dev/redis.conf" >/dev/null
+for i in $(seq 50); do [ -S "$FETCHML_VAR/run/redis.sock" ] && break; sleep 0.1; done
+check "Redis is back (redis-server VAR/dev/redis.conf)" bash -c "[ \"\$(rcli PING 2>/dev/null)\" = PONG ]"
+t80_back() { t80_as researcher GET /health && status_is 200; }
+t80_up=0
+for i in $(seq 30); do t80_back && { t80_up=1; break; }; sleep 0.1; done
+check "the pool reconnects: /health -> 200" [ "$t80_up" = 1 ]
+
+# ---- a FastCGI outage: nginx logs the request line of each failed upstream connect -----
+t80_fcgi_pid=$(cat "$FETCHML_VAR/run/fcgi.pid")
+kill -TERM "$t80_fcgi_pid"
+for i in $(seq 150); do kill -0 "$t80_fcgi_pid" 2>/dev/null || break; sleep 0.1; done
+check "the pool is stopped" bash -c "! kill -0 $t80_fcgi_pid 2>/dev/null"
+t80_req GET "/v1/t80ctl502$t80_id/$t80_502_path?password=$t80_502_pw" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
+forget_trace
+check "a request with the pool down -> 503 from nginx" status_is 503
+set -a
+. "$FETCHML_VAR/dev/redis.env"
+set +a
+nohup "$FETCHML_BUILD/fetchml-fcgi" -c "$FETCHML_VAR/dev/config.yaml" -p "$FETCHML_VAR/run/fcgi.pid" \
+    >>"$t80_log/fcgi.stderr" 2>&1 </dev/null &
+unset REDIS_PASSWORD
+t80_pool() { [ -S "$FETCHML_VAR/run/fcgi.sock" ] && as researcher GET /v1/whoami && status_is 200; }
+t80_up=0
+for i in $(seq 100); do t80_pool && { t80_up=1; break; }; sleep 0.1; done
+check "the pool is restarted and serves" [ "$t80_up" = 1 ]
+
+# ---- the requests were logged: traces, and the lines that would have held canaries ------
+t80_logged() { # every canary request's trace_id is in audit.log or nginx-access.log
+    local t
+    while read -r t; do
+        [ -n "$t" ] || return 1
+        grep -qF "\"trace_id\":\"$t\"" "$t80_log/audit.log" "$t80_log/nginx-access.log" || return 1
+    done <"$t80_traces"
+}
+for i in $(seq 30); do t80_logged && break; sleep 0.1; done
+check "each of the $(wc -l <"$t80_traces") canary requests reached audit.log or nginx-access.log" t80_logged
+check "the audit record of GET /v1/tasks/<64 hex> keeps the path, key redacted" \
+    grep -qF "\"trace_id\":\"$t80_path_trace\",\"user\":\"researcher\",\"key_id\":" "$t80_log/audit.log"
+check "... as /v1/tasks/[REDACTED]" bash -c "grep -F '\"trace_id\":\"$t80_path_trace\"' '$t80_log/audit.log' | grep -qF '\"resource\":\"/v1/tasks/[REDACTED]\"'"
+check "nginx-error.log has the 413's request line, path key and token redacted" \
+    grep -qF "request: \"POST /v1/t80ctl413$t80_id/[REDACTED]?token=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+check "nginx-error.log has the failed upstream connect's request line, redacted" \
+    grep -qF "request: \"GET /v1/t80ctl502$t80_id/[REDACTED]?password=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+check "api.log has the failed authentications (from 127.0.0.1)" \
+    grep -q "authentication failed: .*source=127.0.0.1" "$t80_log/api.log"
+
+# ---- the search ---------------------------------------------------------------------------
+t80_scan() { # t80_scan DIR: "FILE: CANARY#N" for each canary found under DIR
+    local n=0 c f
+    while read -r c; do
+        n=$((n + 1))
+        grep -rlaF -- "$c" "$1" | while read -r f; do echo "$f: canary #$n"; done
+    done <"$t80_list"
+}
+mkdir -p "$OUT/t80-selftest"
+printf 'x %s y\n' "$t80_b_token" >"$OUT/t80-selftest/planted.log"
+t80_selftest() { [ -n "$(t80_scan "$OUT/t80-selftest")" ]; }
+check "the search finds a planted canary (self-test)" t80_selftest
+check "the search covers api, audit, nginx (access, error, startup), relay, Redis and fcgi logs" \
+    bash -c "cd '$t80_log' && ls api.log audit.log nginx-access.log nginx-error.log nginx-startup.log logrelay.stderr redis.log fcgi.stderr >/dev/null"
+t80_found=$(t80_scan "$t80_log")
+check "no canary, Redis password, demo key or key hash in any file under var/log" [ -z "$t80_found" ]
+[ -z "$t80_found" ] || sed 's/^/    /' <<<"$t80_found"
+
+# Back to the default test config; clear the failure count of 127.0.0.1.
+rcli DEL fetchml:authfail:127.0.0.1 fetchml:authblock:127.0.0.1 >/dev/null
+write_config
+t80_default() { as researcher GET /v1/whoami && json_is .rate_limit.requests_per_minute 120; }
+check "reload with the default test config" reload_until t80_default
