@@ -43,6 +43,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pidfile.h"
 #include "redact.h"
 #include "syslogmsg.h"
 
@@ -305,32 +306,6 @@ static int drain(int fd)
     return k;
 }
 
-/* The pid in an existing pid file if that process still runs, else 0. */
-static pid_t running_pid(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    long pid = 0;
-
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1 || pid > INT_MAX)
-        pid = 0;
-    (void)fclose(f);
-    if (pid != 0 && (pid_t)pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-        return (pid_t)pid;
-    return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-    FILE *f = fopen(path, "we");
-
-    if (f == NULL)
-        return -1;
-    (void)fprintf(f, "%d\n", (int)getpid());
-    return fclose(f) == 0 ? 0 : -1;
-}
-
 static void report(void)
 {
     unsigned long long lines = 0, lost = 0;
@@ -393,14 +368,14 @@ int main(int argc, char **argv)
         return 1;
     if (config != NULL && load_secrets(config) != 0)
         goto out;
-    if (pidfile != NULL && (other = running_pid(pidfile)) != 0) {
+    if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
         fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
         goto out;
     }
     if (open_outputs() != 0 || (fd = open_socket(socket_arg, group)) < 0)
         goto out;
     if (pidfile != NULL) {
-        if (write_pidfile(pidfile) != 0) {
+        if (fm_pidfile_write(pidfile) != 0) {
             fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
             goto out;
         }

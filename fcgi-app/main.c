@@ -39,6 +39,7 @@
 #include "app.h"
 #include "audit.h"
 #include "log.h"
+#include "pidfile.h"
 #include "redact.h"
 
 #define MAX_WORKERS 256
@@ -347,37 +348,12 @@ static void stop_all(void)
     }
 }
 
-/* The pid in an existing pid file if that process still runs, else 0. */
-static pid_t running_pid(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    long pid = 0;
-
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1 || pid > INT_MAX)
-        pid = 0;
-    (void)fclose(f);
-    if (pid != 0 && (pid_t)pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-        return (pid_t)pid;
-    return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-    FILE *f = fopen(path, "we");
-
-    if (f == NULL)
-        return -1;
-    (void)fprintf(f, "%d\n", (int)getpid());
-    return fclose(f) == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *pidfile = NULL;
     int test_only = 0, opt, backoff = 0;
     time_t next_spawn = 0;
+    pid_t other;
     char err[FM_CONFIG_ERR_MAX];
     fm_config *cfg;
     struct sigaction sa;
@@ -432,14 +408,13 @@ int main(int argc, char **argv)
                      strerror(errno));
         return 1;
     }
-    if (pidfile != NULL && running_pid(pidfile) != 0) {
-        fm_log_error("already running (pid %d in %s); not starting", (int)running_pid(pidfile),
-                     pidfile);
+    if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
+        fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
         return 1;
     }
     if ((listen_fd = open_listener(cfg)) < 0)
         return 1;
-    if (pidfile != NULL && write_pidfile(pidfile) != 0) {
+    if (pidfile != NULL && fm_pidfile_write(pidfile) != 0) {
         fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
         return 1;
     }

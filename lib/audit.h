@@ -27,22 +27,22 @@
 
 #include <stddef.h>
 
-#define FM_AUDIT_LINE_MAX 8192  /* bytes; longer fields are truncated to fit */
+#define FM_AUDIT_LINE_MAX 8192 /* bytes; longer fields are truncated to fit */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
 
 typedef struct fm_audit_shared fm_audit_shared;
 typedef struct fm_audit fm_audit;
 
 typedef struct fm_audit_record {
-    const char *trace_id;   /* nginx $request_id, may be NULL */
-    const char *user;       /* NULL = unauthenticated (JSON null) */
-    const char *key_id;     /* short fingerprint, see fm_auth_key_id; NULL = none */
-    const char *action;     /* "METHOD /path" */
-    const char *resource;   /* request path without query */
-    const char *source_ip;  /* REMOTE_ADDR */
-    int status;             /* HTTP status sent */
-    const char *reason;     /* why refused or failed, NULL on plain success */
-} fm_audit_record;          /* result is derived: status < 400 -> "success" */
+    const char *trace_id;  /* nginx $request_id, may be NULL */
+    const char *user;      /* NULL = unauthenticated (JSON null) */
+    const char *key_id;    /* short fingerprint, see fm_auth_key_id; NULL = none */
+    const char *action;    /* "METHOD /path" */
+    const char *resource;  /* request path without query */
+    const char *source_ip; /* REMOTE_ADDR */
+    int status;            /* HTTP status sent */
+    const char *reason;    /* why refused or failed, NULL on plain success */
+} fm_audit_record;         /* result is derived: status < 400 -> "success" */
 
 /*
  * fm_audit_shared_create - map the shared chain state (MAP_SHARED|MAP_ANONYMOUS)
@@ -78,7 +78,8 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
  */
 int fm_audit_ready(const fm_audit *audit);
 
-/* fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain continues. 0 or -1/errno. */
+/* fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain continues. 0 or
+ * -1/errno. */
 int fm_audit_reopen(fm_audit *audit);
 
 /* fm_audit_close - close and free. NULL is accepted. */
@@ -92,7 +93,7 @@ void fm_audit_close(fm_audit *audit);
  * prev_hash, a wrong hash or a seq that is not *seq + 1. Used by
  * `fetchml-admin audit-verify`.
  */
-int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
-                         char *err, size_t errlen);
+int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq, char *err,
+                         size_t errlen);
 
 #endif

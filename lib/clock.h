@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define FM_RFC3339_MAX 32   /* "2026-11-29T06:40:00.123Z" plus NUL, with room */
+#define FM_RFC3339_MAX 32 /* "2026-11-29T06:40:00.123Z" plus NUL, with room */
 
 /*
  * fm_clock_rfc3339 - format now (CLOCK_REALTIME) as "YYYY-MM-DDTHH:MM:SS.mmmZ"

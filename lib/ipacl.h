@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 typedef struct fm_cidr {
-    int family;           /* AF_INET or AF_INET6 */
-    uint8_t addr[16];     /* network address, masked; first 4 bytes used for AF_INET */
-    unsigned prefix;      /* prefix length: 0..32 (AF_INET) or 0..128 (AF_INET6) */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network address, masked; first 4 bytes used for AF_INET */
+    unsigned prefix;  /* prefix length: 0..32 (AF_INET) or 0..128 (AF_INET6) */
 } fm_cidr;
 
 typedef struct fm_ipacl {
-    fm_cidr *entries;     /* owned by the list */
+    fm_cidr *entries; /* owned by the list */
     size_t count;
 } fm_ipacl;
 

@@ -115,13 +115,10 @@ void fm_log_close(void)
  * Builds "<ts> <level> [<pid>] <message>\n" in line (FM_LOG_LINE_MAX bytes)
  * from msg (n bytes, already formatted). Returns the line length.
  */
-static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const char *msg, size_t n)
+size_t fm_log_sanitize(const char *msg, size_t len, char *out, size_t cap)
 {
-    char red[FM_LOG_LINE_MAX], ts[FM_RFC3339_MAX];
-    size_t rn = fm_redact(msg, n, red, sizeof red);
-    int pre = snprintf(line, FM_LOG_LINE_MAX, "%s %s [%ld] ", fm_clock_rfc3339(ts, 1),
-                       level_name(level), (long)getpid());
-    size_t o = pre < 0 ? 0 : (size_t)pre;
+    char red[FM_LOG_SANITIZE_MAX];
+    size_t rn = fm_redact(msg, len, red, sizeof red), o = 0;
 
     for (size_t i = 0; i < rn; i++) {
         unsigned char c = (unsigned char)red[i];
@@ -139,13 +136,23 @@ static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const c
             esc[0] = (char)c;
             elen = 1;
         }
-        if (o + elen > FM_LOG_LINE_MAX - 1) /* the newline always fits */
+        if (o + elen > cap - 1) /* the newline always fits */
             break;
-        memcpy(line + o, esc, elen);
+        memcpy(out + o, esc, elen);
         o += elen;
     }
-    line[o++] = '\n';
+    out[o++] = '\n';
     return o;
+}
+
+static size_t build_line(char line[FM_LOG_LINE_MAX], fm_log_level level, const char *msg, size_t n)
+{
+    char ts[FM_RFC3339_MAX];
+    int pre = snprintf(line, FM_LOG_LINE_MAX, "%s %s [%ld] ", fm_clock_rfc3339(ts, 1),
+                       level_name(level), (long)getpid());
+    size_t o = pre < 0 || pre >= FM_LOG_LINE_MAX - 2 ? 0 : (size_t)pre;
+
+    return o + fm_log_sanitize(msg, n, line + o, FM_LOG_LINE_MAX - o);
 }
 
 static int write_all(int fd, const char *buf, size_t len)

@@ -12,7 +12,8 @@
 
 #include "config.h"
 
-#define FM_LOG_LINE_MAX 4096   /* bytes per line; longer messages are truncated */
+#define FM_LOG_LINE_MAX 4096     /* bytes per line; longer messages are truncated */
+#define FM_LOG_SANITIZE_MAX 8192 /* longest message fm_log_sanitize reads, bytes */
 
 /*
  * fm_log_open - direct the log to path (created 0640 when missing, opened
@@ -28,6 +29,16 @@ int fm_log_reopen(void);
 
 /* fm_log_close - close the file; later messages go to stderr. */
 void fm_log_close(void);
+
+/*
+ * fm_log_sanitize - the bytes of one log line's message: msg (len bytes)
+ * through fm_redact, then CR, LF and TAB escaped as \r \n \t and other
+ * control bytes as \xNN, then a newline. Written to out (cap bytes, cap >= 2);
+ * at most FM_LOG_SANITIZE_MAX - 1 bytes of msg are read;
+ * a message that does not fit is cut (never inside an escape or a secret)
+ * and the newline always fits. Returns the bytes written (no NUL is added).
+ */
+size_t fm_log_sanitize(const char *msg, size_t len, char *out, size_t cap);
 
 /* fm_log - printf-style message at level. Never fails; write errors are counted, not raised. */
 void fm_log(fm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

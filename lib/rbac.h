@@ -21,7 +21,7 @@ typedef uint32_t fm_perms;
 enum { FM_RES_JOBS, FM_RES_EXPERIMENTS, FM_RES_METRICS, FM_RES_COUNT };
 enum { FM_ACT_READ, FM_ACT_CREATE, FM_ACT_UPDATE, FM_ACT_DELETE, FM_ACT_COUNT };
 
-#define FM_PERM(res, act) ((fm_perms)1u << ((res) * FM_ACT_COUNT + (act)))
+#define FM_PERM(res, act) ((fm_perms)1u << ((res)*FM_ACT_COUNT + (act)))
 #define FM_PERM_ALL (((fm_perms)1u << (FM_RES_COUNT * FM_ACT_COUNT)) - 1u)
 #define FM_PERM_NONE ((fm_perms)0)
 

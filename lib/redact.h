@@ -22,7 +22,7 @@
 
 #define FM_REDACTED "[REDACTED]"
 #define FM_REDACT_MAX_SECRETS 16
-#define FM_REDACT_MIN_SECRET 4   /* shorter literals are not registered (too many false hits) */
+#define FM_REDACT_MIN_SECRET 4 /* shorter literals are not registered (too many false hits) */
 
 /*
  * fm_redact - copy src (len bytes, need not be NUL-terminated) to dst (cap

@@ -54,7 +54,8 @@ redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int
 /* fm_redis_ping - 0 when PING answers PONG, -1 otherwise. */
 int fm_redis_ping(fm_redis *r);
 
-/* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in r. */
+/* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in
+ * r. */
 const char *fm_redis_errstr(const fm_redis *r);
 
 #endif

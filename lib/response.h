@@ -10,14 +10,14 @@
 #include <stddef.h>
 
 #define FM_RESPONSE_MAX_HEADERS 12
-#define FM_RESPONSE_HEADER_MAX 256   /* bytes per header line, without CRLF */
+#define FM_RESPONSE_HEADER_MAX 256 /* bytes per header line, without CRLF */
 
 typedef struct fm_response {
-    int status;                                   /* 0 until set */
+    int status; /* 0 until set */
     char headers[FM_RESPONSE_MAX_HEADERS][FM_RESPONSE_HEADER_MAX];
     size_t nheaders;
-    char *body;                                   /* heap, owned; NULL = empty */
-    size_t body_len;                              /* bytes */
+    char *body;      /* heap, owned; NULL = empty */
+    size_t body_len; /* bytes */
 } fm_response;
 
 /* fm_response_reset - free the body and clear everything, ready for reuse. */

@@ -15,6 +15,8 @@
  */
 #include "syslogmsg.h"
 
+#include "log.h"
+
 #include "redact.h"
 
 #include <errno.h>
@@ -123,30 +125,5 @@ fail:
 
 size_t fm_syslogmsg_line(const char *msg, size_t len, char line[FM_SYSLOGMSG_LINE_MAX])
 {
-    char red[FM_SYSLOGMSG_LINE_MAX];
-    size_t rn = fm_redact(msg, len, red, sizeof red), o = 0;
-
-    for (size_t i = 0; i < rn; i++) {
-        unsigned char c = (unsigned char)red[i];
-        char esc[5];
-        size_t elen;
-
-        if (c == '\r' || c == '\n' || c == '\t') {
-            esc[0] = '\\';
-            esc[1] = c == '\r' ? 'r' : c == '\n' ? 'n' : 't';
-            elen = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            (void)snprintf(esc, sizeof esc, "\\x%02x", (unsigned)c);
-            elen = 4;
-        } else {
-            esc[0] = (char)c;
-            elen = 1;
-        }
-        if (o + elen > FM_SYSLOGMSG_LINE_MAX - 1) /* the newline always fits */
-            break;
-        memcpy(line + o, esc, elen);
-        o += elen;
-    }
-    line[o++] = '\n';
-    return o;
+    return fm_log_sanitize(msg, len, line, FM_SYSLOGMSG_LINE_MAX);
 }

@@ -57,7 +57,8 @@ subst() { # subst TEMPLATE OUT key=value...
     printf '%s\n' "$text" >"$out.tmp" && mv "$out.tmp" "$out"
 }
 
-gen_key() { openssl rand -hex 32; }
+# Demo keys in the format fetchml-admin makes (fetchml_ + 64 hex + checksum).
+gen_key() { "$BUILD/fetchml-admin" keygen demo | sed -n 's/^key: //p'; }
 hash_key() { printf '%s' "$1" | "$BUILD/fetchml-admin" hash; }
 
 # First run: secrets and the config an operator may then edit.
