@@ -9,12 +9,15 @@
  *   rotate -c CONFIG USER [--grace DURATION]
  *                          a new key for USER plus the keys: list that keeps
  *                          the old keys valid for the grace period (default 7d)
- *   audit-verify [--partial] FILE...
+ *   audit-verify [--partial] [--head SEQ:HASH] FILE...
  *                          check the audit trail's hash chain across files in
  *                          order (oldest first): exit 0 intact, 1 with the first
  *                          bad line named
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +39,8 @@ static int usage(void)
                   "       fetchml-admin hash            (reads the key from standard input)\n"
                   "       fetchml-admin check-config FILE\n"
                   "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
-                  "       fetchml-admin audit-verify [--partial] FILE...   (oldest file first)\n");
+                  "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] FILE...   "
+                  "(oldest file first)\n");
     return 2;
 }
 
@@ -121,6 +125,20 @@ static void rfc3339(int64_t t, char out[FM_RFC3339_MAX])
         (void)snprintf(out, FM_RFC3339_MAX, "1970-01-01T00:00:00Z");
 }
 
+/* A YAML double-quoted scalar's content (YAML 1.1 section 5.7 escapes). */
+static void print_yaml_escaped(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            (void)printf("\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            (void)printf("\\x%02x", c);
+        else
+            (void)putchar(c);
+    }
+}
+
 /*
  * rotate: a new key for USER and the keys: list that replaces the user's
  * hash/keys in the config. Keys in force keep working until the grace period
@@ -188,32 +206,46 @@ static int rotate(int argc, char **argv)
         (void)printf("        - hash: \"%s\"\n"
                      "          expires: \"%s\"\n",
                      old, when);
-        if (k->label[0] != '\0')
-            (void)printf("          label: \"%s\"\n", k->label);
+        if (k->label[0] != '\0') {
+            (void)printf("          label: \"");
+            print_yaml_escaped(k->label);
+            (void)printf("\"\n");
+        }
     }
     sodium_memzero(key, sizeof(key));
     fm_config_free(cfg);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/*
+ * Reads one key from standard input (a trailing newline is dropped) and
+ * prints its SHA-256. Refuses what the server could never accept, so an
+ * operator does not configure a hash no client can match: bytes outside
+ * printable ASCII or spaces (the server refuses those), a NUL, more than
+ * FM_AUTH_KEY_MAX bytes, or a fetchml_ key whose checksum is wrong (a typo).
+ */
 static int hash_stdin(void)
 {
-    char buf[FM_AUTH_KEY_MAX + 2], hex[2 * FM_KEY_HASH_BYTES + 1];
-    size_t n;
+    char buf[FM_AUTH_KEY_MAX + 3], hex[2 * FM_KEY_HASH_BYTES + 1];
+    size_t n = fread(buf, 1, sizeof(buf), stdin);
+    const char *why = NULL;
 
-    if (fgets(buf, sizeof(buf), stdin) == NULL) {
-        (void)fprintf(stderr, "fetchml-admin: no key on standard input\n");
-        return 1;
-    }
-    n = strcspn(buf, "\r\n");
-    if (n == strlen(buf) && !feof(stdin)) {
-        (void)fprintf(stderr, "fetchml-admin: key longer than %d bytes\n", FM_AUTH_KEY_MAX);
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        why = "no key on standard input";
+    else if (n > FM_AUTH_KEY_MAX || memchr(buf, '\n', n) != NULL)
+        why = "expected one key of at most 256 bytes on one line";
+    for (size_t i = 0; why == NULL && i < n; i++)
+        if (buf[i] <= ' ' || buf[i] > '~')
+            why = "a key is printable ASCII without spaces (the server refuses anything else)";
+    if (why == NULL && !fm_auth_key_checksum_ok(buf, n))
+        why = "this fetchml_ key's checksum is wrong (a typo?)";
+    if (why != NULL) {
+        (void)fprintf(stderr, "fetchml-admin: %s\n", why);
         sodium_memzero(buf, sizeof(buf));
-        return 1;
-    }
-    buf[n] = '\0';
-    if (n == 0) {
-        (void)fprintf(stderr, "fetchml-admin: empty key\n");
         return 1;
     }
     hash_hex(buf, n, hex);
@@ -257,17 +289,36 @@ static int is_genesis(const char *line, size_t len)
  * Verifies one file, continuing the chain state (prev, seq; seq 0 = start).
  * Returns 0, or 1 after printing "file:line: reason" for the first bad line.
  */
-static int verify_file(const char *path, int partial, char prev[65], long long *seq,
-                       long long *records)
+/* A chain head recorded earlier, outside the host (--head SEQ:HASH). */
+typedef struct anchor {
+    long long seq;
+    char hash[65];
+} anchor;
+
+static int verify_file(const char *path, int partial, const anchor *head, char prev[65],
+                       long long *seq, long long *records)
 {
-    FILE *f = fopen(path, "re");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    FILE *f;
     char *line = NULL, err[256];
     size_t cap = 0, lineno = 0;
     ssize_t n;
     int rc = 0;
 
-    if (f == NULL) {
+    if (fd < 0) {
         (void)fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+        return 1;
+    }
+    /* A FIFO or a device (/dev/zero) is not an audit file: refuse it rather than hang. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        (void)fprintf(stderr, "%s: not a regular file\n", path);
+        (void)close(fd);
+        return 1;
+    }
+    if ((f = fdopen(fd, "r")) == NULL) {
+        (void)fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
+        (void)close(fd);
         return 1;
     }
     while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
@@ -285,6 +336,12 @@ static int verify_file(const char *path, int partial, char prev[65], long long *
             rc = 1;
         } else if (fm_audit_verify_line(line, (size_t)n - 1, prev, seq, err, sizeof(err)) != 0) {
             rc = 1;
+        } else if (head != NULL && *seq == head->seq && strcmp(prev, head->hash) != 0) {
+            (void)snprintf(err, sizeof(err),
+                           "seq %lld: hash differs from the recorded head (the trail was "
+                           "rewritten up to here)",
+                           *seq);
+            rc = 1;
         } else {
             (*records)++;
         }
@@ -300,19 +357,60 @@ static int verify_file(const char *path, int partial, char prev[65], long long *
     return rc;
 }
 
+/* "SEQ:HASH" as audit-verify prints it: 0, or -1 when malformed. */
+static int parse_anchor(const char *text, anchor *out)
+{
+    char *end;
+
+    errno = 0;
+    out->seq = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *text < '1' || *text > '9' || *end != ':' ||
+        strlen(end + 1) != 64 || strspn(end + 1, "0123456789abcdef") != 64)
+        return -1;
+    memcpy(out->hash, end + 1, 65);
+    return 0;
+}
+
+/*
+ * A hash chain kept beside the log proves order and detects edits, but whoever
+ * can rewrite the file can recompute the chain or cut its end. Recording the
+ * head this command prints somewhere else (another host, a ticket) and
+ * passing it back with --head closes both gaps up to that record.
+ */
 static int audit_verify(int argc, char **argv)
 {
     char prev[65] = "";
     long long seq = 0, records = 0;
-    int partial = argc > 0 && strcmp(argv[0], "--partial") == 0;
+    int partial = 0, i = 0;
+    anchor head, *hp = NULL;
 
-    if (partial + 1 > argc)
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--partial") == 0) {
+            partial = 1;
+        } else if (strcmp(argv[i], "--head") == 0 && i + 1 < argc &&
+                   parse_anchor(argv[i + 1], &head) == 0) {
+            hp = &head;
+            i++;
+        } else {
+            (void)fprintf(stderr, "fetchml-admin: audit-verify takes [--partial] [--head "
+                                  "SEQ:HASH] FILE... (--head as printed by audit-verify)\n");
+            return 2;
+        }
+    }
+    if (i >= argc)
         return usage();
-    for (int i = partial; i < argc; i++)
-        if (verify_file(argv[i], partial, prev, &seq, &records) != 0)
+    for (; i < argc; i++)
+        if (verify_file(argv[i], partial, hp, prev, &seq, &records) != 0)
             return 1;
-    (void)printf("audit trail intact: %lld records, seq %lld..%lld, head %s\n", records,
-                 records > 0 ? seq - records + 1 : 0, seq, records > 0 ? prev : "-");
+    if (hp != NULL && seq < hp->seq) {
+        (void)fprintf(stderr,
+                      "audit trail ends at seq %lld, before the recorded head %lld: records "
+                      "were removed from its end\n",
+                      seq, hp->seq);
+        return 1;
+    }
+    (void)printf("audit trail intact: %lld records, seq %lld..%lld, head %lld:%s\n", records,
+                 records > 0 ? seq - records + 1 : 0, seq, seq, records > 0 ? prev : "-");
     return 0;
 }
 

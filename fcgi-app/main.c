@@ -294,6 +294,33 @@ static int reap(void)
     return young;
 }
 
+/*
+ * What a valid file cannot promise: that the workers will be able to open
+ * their logs. Checked before a snapshot is used, so that a reload naming an
+ * unwritable audit trail is refused like a syntax error instead of leaving a
+ * pool of workers that exit at start. Logs each problem; true when usable.
+ */
+static int usable(const fm_config *cfg)
+{
+    const char *paths[] = {cfg->logging.file, cfg->logging.api_file};
+    int ok = 1;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int fd;
+        if (paths[i] == NULL)
+            continue;
+        fd = open(paths[i], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0) {
+            fm_log_error("%s: cannot open %s for appending: %s", cfg->path, paths[i],
+                         strerror(errno));
+            ok = 0;
+            continue;
+        }
+        (void)close(fd);
+    }
+    return ok;
+}
+
 static void reload(fm_config **cfg)
 {
     char err[FM_CONFIG_ERR_MAX];
@@ -301,6 +328,13 @@ static void reload(fm_config **cfg)
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    if (!usable(next)) {
+        fm_log_error("reload refused, keeping the running configuration: %s names files the "
+                     "workers cannot open",
+                     next->path);
+        fm_config_free(next);
         return;
     }
     if (strcmp(next->server.listen, (*cfg)->server.listen) != 0)
@@ -399,24 +433,26 @@ int main(int argc, char **argv)
     if (fm_log_open(cfg->logging.api_file, cfg->logging.level, 1) != 0) {
         (void)fprintf(stderr, "fetchml-fcgi: cannot open %s: %s\n", cfg->logging.api_file,
                       strerror(errno));
-        return 1;
+        goto fail;
     }
     log_config(cfg);
+    if (!usable(cfg))
+        goto fail;
     audit_shared = fm_audit_shared_create(cfg->logging.file);
     if (audit_shared == NULL) {
         fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
                      strerror(errno));
-        return 1;
+        goto fail;
     }
     if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
         fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
-        return 1;
+        goto fail;
     }
     if ((listen_fd = open_listener(cfg)) < 0)
-        return 1;
+        goto fail;
     if (pidfile != NULL && fm_pidfile_write(pidfile) != 0) {
         fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
-        return 1;
+        goto fail;
     }
 
     memset(&sa, 0, sizeof(sa));
@@ -483,4 +519,8 @@ int main(int argc, char **argv)
     fm_log_info("stopped");
     fm_log_close();
     return 0;
+fail:
+    fm_config_free(cfg);
+    fm_log_close();
+    return 1;
 }

@@ -142,7 +142,12 @@ static entry *cache_get(const char *addr)
     return &cache.e[i];
 }
 
-/* addr as the guard keys it; -1 when it is not an IP literal. */
+/*
+ * addr as the guard keys it; -1 when it is not an IP literal. An IPv4-mapped
+ * IPv6 address is its IPv4 address. Other IPv6 addresses are keyed by their
+ * /64: one end site usually holds a whole /64, so per-/128 counting would let
+ * a guesser rotate through addresses it owns anyway.
+ */
 static int normalize(const char *addr, char out[INET6_ADDRSTRLEN])
 {
     struct in_addr a4;
@@ -160,7 +165,10 @@ static int normalize(const char *addr, char out[INET6_ADDRSTRLEN])
         memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
         return inet_ntop(AF_INET, &a4, out, INET6_ADDRSTRLEN) != NULL ? 0 : -1;
     }
-    (void)snprintf(out, INET6_ADDRSTRLEN, "%s", addr);
+    memset(&a6.s6_addr[8], 0, 8);
+    if (inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN - 3) == NULL)
+        return -1;
+    (void)snprintf(out + strlen(out), INET6_ADDRSTRLEN - strlen(out), "/64");
     return 0;
 }
 
@@ -216,17 +224,26 @@ int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr,
         return 0;
     cache_init();
     x = cache_get(ip);
-    if (x->blocked_until_ms > now_ms) {
-        *retry_after_s = ms_to_s_min1(x->blocked_until_ms - now_ms);
-        return 1;
+    /* Both answers are trusted for FM_BF_RECHECK_MS only: an operator's unblock shows too. */
+    if (now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
+        if (x->blocked_until_ms > now_ms) {
+            *retry_after_s = ms_to_s_min1(x->blocked_until_ms - now_ms);
+            return 1;
+        }
+        if (x->clean_known)
+            return 0;
     }
-    if (x->clean_known && now_ms - x->checked_ms < FM_BF_RECHECK_MS)
-        return 0;
     if (block_key(key, sizeof(key), cfg, "authblock", ip) != 0)
         return -1;
     reply = fm_redis_argv(redis, 2, argv, NULL);
-    if (reply == NULL)
+    if (reply == NULL) {
+        /* Redis gone: a block this worker saw still runs its course. */
+        if (x->blocked_until_ms > now_ms) {
+            *retry_after_s = ms_to_s_min1(x->blocked_until_ms - now_ms);
+            return 1;
+        }
         return -1;
+    }
     if (reply->type == REDIS_REPLY_INTEGER)
         rc = record_block(x, cfg, reply->integer, now_ms, retry_after_s);
     freeReplyObject(reply);

@@ -9,18 +9,21 @@
  * checked until it expires. The count is not reset by the block: while its
  * window lasts, one more failure after the block blocks again.
  *
- * The address is REMOTE_ADDR as given (nginx writes IPv6 in its canonical
- * form), except that an IPv4-mapped IPv6 address (::ffff:a.b.c.d) counts as
- * the IPv4 address; anything that is not an IPv4 or IPv6 literal is never
- * counted or blocked (the global allow-list, step 2, refuses it first).
+ * The address is REMOTE_ADDR: an IPv4 address as given, an IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) as its IPv4 address, and any other IPv6 address
+ * by its /64 ("2001:db8:1:2::/64"), since a site usually holds a whole /64;
+ * anything that is not an IPv4 or IPv6 literal is never counted or blocked
+ * (the global allow-list, step 2, refuses it first).
  *
  * To spare a Redis round trip per request, each worker process caches, for
- * up to FM_BF_CACHE_ENTRIES addresses (least recently used out): an address
- * seen blocked, until its block ends; an address found clean, for
- * FM_BF_RECHECK_MS. So a block set by another worker takes effect in this
- * one at most FM_BF_RECHECK_MS (1 s) late; a block this worker sets itself
- * applies from the next request. Not thread-safe: one cache per process,
- * for one key prefix (a process serves one configuration).
+ * up to FM_BF_CACHE_ENTRIES addresses (least recently used out), what Redis
+ * last said about an address (clean, or blocked until when) for
+ * FM_BF_RECHECK_MS. So a block set by another worker, or lifted by an
+ * operator (DEL the authblock key), takes effect in this one at most
+ * FM_BF_RECHECK_MS (1 s) late; a block this worker sets itself applies from
+ * the next request. While Redis is unreachable a block this worker knows of
+ * runs its course. Not thread-safe: one cache per process, for one key
+ * prefix (a process serves one configuration).
  */
 #ifndef FM_BRUTEFORCE_H
 #define FM_BRUTEFORCE_H
@@ -31,7 +34,7 @@
 #include "redisconn.h"
 
 #define FM_BF_CACHE_ENTRIES 1024 /* addresses one worker remembers */
-#define FM_BF_RECHECK_MS 1000    /* a clean address is asked about again after this, ms */
+#define FM_BF_RECHECK_MS 1000    /* an address is asked about again after this, ms */
 
 /*
  * fm_bruteforce_check - is addr blocked? now_ms is the caller's

@@ -1986,7 +1986,8 @@ static int read_file(struct loader *l, const char *path, unsigned char **text, s
 {
     struct stat st;
     size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO at the path must not hang; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     int rc = -1;
 
     if (fd < 0)

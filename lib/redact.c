@@ -280,10 +280,14 @@ static int ends_bare_value(unsigned char c, int quoted_key)
     return quoted_key && (c == '}' || c == ']' || c == '\\' || is_quote(c));
 }
 
-/* scheme://userinfo@host: the userinfo is a span when it holds a password (a ':'). */
+/*
+ * scheme://userinfo@host: the userinfo is a span when it holds a password (a
+ * ':'). One slash is enough ("redis:/:pw@host"): nginx merges slashes in the
+ * paths it passes on, so a URL pasted into a path arrives that way.
+ */
 static int rule_userinfo(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
-    size_t a = i + 3, at = 0;
+    size_t a = i + (s[i + 2] == '/' ? 3 : 2), at = 0;
 
     for (size_t j = a; j < len; j++) {
         unsigned char c = s[j];
@@ -307,7 +311,7 @@ static int rule_separator(const unsigned char *s, size_t len, size_t i, size_t *
     size_t k = i, kend, v, e;
     int quoted = 0, to_eol;
 
-    if (s[i] == ':' && len - i >= 3 && s[i + 1] == '/' && s[i + 2] == '/')
+    if (s[i] == ':' && len - i >= 3 && s[i + 1] == '/')
         return rule_userinfo(s, len, i, vs, ve);
 
     while (k > 0 && is_blank(s[k - 1]))
@@ -417,6 +421,18 @@ static size_t jwt_end(const unsigned char *s, size_t len, size_t i)
     return run(s, len, b + 1, is_b64url);
 }
 
+/*
+ * API keys and SHA-256 key hashes: a run of 64 or more hex digits, in either
+ * case, whatever surrounds it (40-hex commit ids and UUID groups are shorter).
+ * End of the run, or 0.
+ */
+static size_t hex_end(const unsigned char *s, size_t len, size_t i)
+{
+    size_t e = run(s, len, i, is_hex);
+
+    return e - i >= 64 ? e : 0;
+}
+
 /* Prefix lit then at least min bytes of class cls: end of the token, or 0. */
 static size_t prefixed_end(const unsigned char *s, size_t len, size_t i, const char *lit, size_t n,
                            int (*cls)(unsigned char), size_t min)
@@ -477,20 +493,23 @@ static size_t rule_token(const unsigned char *s, size_t len, size_t i)
     }
     if (e != 0 || !is_hex(s[i]))
         return e;
-
-    /* API keys, SHA-256 key hashes; 40-hex commit ids and UUID groups are shorter. */
     h = i;
     if (s[i] == '0' && len - i > 2 && (s[i + 1] | 0x20) == 'x')
         h = i + 2;
-    e = run(s, len, h, is_hex);
-    return e - h >= 64 && (e == len || !is_alnum(s[e])) ? e : 0;
+    return hex_end(s, len, h);
 }
 
 /* A rule other than a literal that triggers at s[i]: 1 and its span [*vs, *ve), or 0. */
 static int rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
-    if (!may_trigger(s, i))
-        return 0;
+    if (!may_trigger(s, i)) {
+        /* A hex run glued to a word ("g<64 hex>") is still a key or a hash. */
+        if (!is_hex(s[i]) || is_hex(s[i - 1]))
+            return 0;
+        *vs = i;
+        *ve = hex_end(s, len, i);
+        return *ve != 0;
+    }
     if (s[i] == ':' || s[i] == '=')
         return rule_separator(s, len, i, vs, ve);
     if (rule_scheme(s, len, i, vs, ve))
@@ -575,7 +594,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
             pending = 0;
         } else if (secrets.first[s[i]] && (n = literal_len(s, len, i)) > 0) {
             end = i + n;
-        } else if (!pending && may_trigger(s, i) && rule_at(s, len, i, &vs, &ve)) {
+        } else if (!pending && rule_at(s, len, i, &vs, &ve)) {
             if (vs == i) {
                 end = ve;
             } else {

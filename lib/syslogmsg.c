@@ -123,7 +123,56 @@ fail:
     return -1;
 }
 
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One round of "%XX" and '+' decoding from src into dst (never longer). Returns the new length. */
+static size_t url_decode(const char *src, size_t len, char *dst)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int h, l;
+        if (src[i] == '%' && i + 2 < len && (h = hexval((unsigned char)src[i + 1])) >= 0 &&
+            (l = hexval((unsigned char)src[i + 2])) >= 0) {
+            dst[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            dst[o++] = src[i] == '+' ? ' ' : src[i];
+        }
+    }
+    return o;
+}
+
 size_t fm_syslogmsg_line(const char *msg, size_t len, char line[FM_SYSLOGMSG_LINE_MAX])
 {
-    return fm_log_sanitize(msg, len, line, FM_SYSLOGMSG_LINE_MAX);
+    char a[FM_LOG_SANITIZE_MAX], b[FM_LOG_SANITIZE_MAX];
+    char *cur = a, *next = b, *tmp;
+    size_t n = len < sizeof(a) - 1 ? len : sizeof(a) - 1, m, cut;
+
+    memcpy(a, msg, n);
+    for (int round = 0; round < 3 && (memchr(cur, '%', n) != NULL || memchr(cur, '+', n) != NULL);
+         round++) {
+        m = url_decode(cur, n, next);
+        tmp = cur;
+        cur = next;
+        next = tmp;
+        if (m == n)
+            break;
+        n = m;
+    }
+    if (len >= FM_SYSLOGMSG_NGINX_CUT && len <= FM_SYSLOGMSG_NGINX_MAX) {
+        for (cut = n; cut > 0 && strchr(" \t\"'/?&=,;", cur[cut - 1]) == NULL; cut--)
+            ;
+        if (cut < n && cut + sizeof(FM_REDACTED) <= sizeof(a)) {
+            memcpy(cur + cut, FM_REDACTED, sizeof(FM_REDACTED) - 1);
+            n = cut + sizeof(FM_REDACTED) - 1;
+        }
+    }
+    return fm_log_sanitize(cur, n, line, FM_SYSLOGMSG_LINE_MAX);
 }

@@ -14,8 +14,10 @@
 
 #include <stddef.h>
 
-#define FM_SYSLOGMSG_TAG_MAX 32    /* bytes, nginx's limit */
-#define FM_SYSLOGMSG_LINE_MAX 8192 /* bytes per output line, newline included */
+#define FM_SYSLOGMSG_TAG_MAX 32     /* bytes, nginx's limit */
+#define FM_SYSLOGMSG_LINE_MAX 8192  /* bytes per output line, newline included */
+#define FM_SYSLOGMSG_NGINX_MAX 2048 /* nginx's NGX_MAX_ERROR_STR: no message is longer */
+#define FM_SYSLOGMSG_NGINX_CUT 1900 /* from here to NGINX_MAX a message may have been cut */
 
 typedef struct fm_syslogmsg {
     int pri;         /* 0..191 */
@@ -35,13 +37,19 @@ typedef struct fm_syslogmsg {
 int fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out);
 
 /*
- * fm_syslogmsg_line - make msg (len bytes, any bytes) one log line in line:
- * fm_redact first (credentials, registered secrets), then CR, LF and tab
- * become \r, \n, \t and every other byte below 0x20 and DEL becomes \xNN, so
- * a message can never forge a second line; then '\n'. A line that would be
- * longer than FM_SYSLOGMSG_LINE_MAX is cut (after redaction, so never in
- * the middle of a secret). Returns the line length, newline included (>= 1);
- * line is not NUL-terminated.
+ * fm_syslogmsg_line - make msg (len bytes, any bytes) one log line in line.
+ * nginx logs request lines raw, so credentials may arrive percent-encoded
+ * ("%70assword=", "Bearer%20..."): "%XX" and '+' are decoded first (up to
+ * three times, for double encoding), so that the filter sees them. A message
+ * of FM_SYSLOGMSG_NGINX_CUT to FM_SYSLOGMSG_NGINX_MAX bytes may have been cut
+ * by nginx in the middle of a secret the filter can then no longer
+ * recognise: its last token (after the last space, quote, '/', '?',
+ * '&', '=', ',' or ';') is replaced by [REDACTED]. Then fm_log_sanitize:
+ * fm_redact (credentials, registered secrets), control bytes escaped so a
+ * message can never forge a second line, '\n'. A line longer than
+ * FM_SYSLOGMSG_LINE_MAX is cut (after redaction, so never in the middle of a
+ * secret). Returns the line length, newline included (>= 1); line is not
+ * NUL-terminated.
  */
 size_t fm_syslogmsg_line(const char *msg, size_t len, char line[FM_SYSLOGMSG_LINE_MAX]);
 

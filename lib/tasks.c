@@ -34,9 +34,14 @@ static fm_redis_script create_script = {
               "return seq\n",
 };
 
-/* Puts a record back (undo of a cancel or delete): like create, but overwrites. */
+/*
+ * Puts a record back (undo of a cancel or delete): like create, but
+ * overwrites, and with the task's original seq (ARGV[5]) when known, so that
+ * it keeps its place in the queue and in listings.
+ */
 static fm_redis_script restore_script = {
-    .source = "local seq = redis.call('INCR', KEYS[1])\n"
+    .source = "local seq = tonumber(ARGV[5])\n"
+              "if seq == nil or seq < 1 then seq = redis.call('INCR', KEYS[1]) end\n"
               "redis.call('SET', KEYS[2], ARGV[1])\n"
               "if ARGV[4] == 'queued' then\n"
               "  redis.call('ZADD', KEYS[3], (10 - tonumber(ARGV[2])) * 1e12 + seq, ARGV[3])\n"
@@ -496,6 +501,33 @@ done:
     return rc;
 }
 
+/*
+ * The undo token of a change: "<seq> <record JSON>", seq being the task's
+ * creation order (its score in P tasks; 0 when unknown), so that
+ * fm_tasks_restore can put it back in its place. Heap, or NULL.
+ */
+static char *snapshot(fm_redis *redis, const char *all, const char *id, const char *json,
+                      size_t len)
+{
+    const char *argv[] = {"ZSCORE", all, id};
+    redisReply *r = fm_redis_argv(redis, 3, argv, NULL);
+    long long seq = 0;
+    char *out;
+
+    if (r == NULL)
+        return NULL;
+    if (r->type == REDIS_REPLY_STRING)
+        seq = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    out = malloc(len + 24);
+    if (out == NULL)
+        return NULL;
+    int n = snprintf(out, 24, "%lld ", seq > 0 ? seq : 0);
+    memcpy(out + n, json, len);
+    out[n + len] = '\0';
+    return out;
+}
+
 /* The change a check-and-set transaction makes; NULL new_json deletes. */
 typedef struct change {
     const char *new_json;
@@ -533,18 +565,19 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
         return FM_TASKS_EREDIS;
     }
     t = parse_record(r);
-    if (t != NULL && owned_by(t, user) && (*before = strndup(r->str, r->len)) == NULL) {
-        cJSON_Delete(t);
-        t = NULL;
-        rc = FM_TASKS_EREDIS;
-    } else {
-        rc = FM_TASKS_ENOTFOUND;
-    }
-    freeReplyObject(r);
     if (t == NULL || !owned_by(t, user)) {
+        freeReplyObject(r);
         cJSON_Delete(t);
         (void)simple(redis, 1, unwatch);
-        return rc;
+        return FM_TASKS_ENOTFOUND;
+    }
+    (void)snprintf(all, sizeof(all), "%stasks", prefix);
+    *before = snapshot(redis, all, id, r->str, r->len);
+    freeReplyObject(r);
+    if (*before == NULL) {
+        cJSON_Delete(t);
+        (void)simple(redis, 1, unwatch);
+        return FM_TASKS_EREDIS;
     }
     rc = decide(t, &c, &buf);
     if (rc != FM_TASKS_OK) {
@@ -556,7 +589,6 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
         return rc;
     }
     (void)snprintf(queue, sizeof(queue), "%squeue", prefix);
-    (void)snprintf(all, sizeof(all), "%stasks", prefix);
     (void)snprintf(own, sizeof(own), "%suser:%s:tasks", prefix, c.owner);
     {
         const char *multi[] = {"MULTI"};
@@ -680,8 +712,11 @@ int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const
 }
 
 /* Puts a record and its index entries back, as after a fresh create (new seq). */
-static int put_back(fm_redis *redis, const char *prefix, const char *id, const char *json)
+static int put_back(fm_redis *redis, const char *prefix, const char *id, const char *token)
 {
+    char seq[24], *end;
+    long long n = strtoll(token, &end, 10);
+    const char *json = *end == ' ' ? end + 1 : token;
     cJSON *t = cJSON_Parse(json);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "priority");
     char k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256], prio[8];
@@ -697,8 +732,10 @@ static int put_back(fm_redis *redis, const char *prefix, const char *id, const c
     (void)snprintf(k_user, sizeof(k_user), "%suser:%s:tasks", prefix, owner_of(t));
     (void)snprintf(k_all, sizeof(k_all), "%stasks", prefix);
     {
-        const char *argv[] = {k_seq, k_task, k_queue, k_user, k_all, json, prio, id, status_of(t)};
-        reply = fm_redis_eval(redis, &restore_script, 5, 9, argv);
+        const char *argv[] = {k_seq, k_task, k_queue, k_user,       k_all,
+                              json,  prio,   id,      status_of(t), seq};
+        (void)snprintf(seq, sizeof(seq), "%lld", *end == ' ' && n > 0 ? n : 0);
+        reply = fm_redis_eval(redis, &restore_script, 5, 10, argv);
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
         rc = FM_TASKS_OK;

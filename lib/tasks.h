@@ -66,10 +66,10 @@ int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const c
 /*
  * fm_tasks_cancel - mark a queued or running task cancelled (ended_at = now)
  * and take it off the queue. user as in fm_tasks_get (NULL = admin).
- * On success *task is the updated task and *before the record as it was
- * (JSON text, for fm_tasks_restore); the caller owns both (cJSON_Delete,
- * free). Errors: FM_TASKS_ENOTFOUND, FM_TASKS_ECONFLICT (already completed,
- * failed or cancelled; *task is then the unchanged task), FM_TASKS_EREDIS.
+ * On success *task is the updated task and *before an undo token for
+ * fm_tasks_restore (the record as it was and its place in the queue, as text);
+ * the caller owns both (cJSON_Delete, free). Errors: FM_TASKS_ENOTFOUND, FM_TASKS_ECONFLICT
+ * (already completed, failed or cancelled; *task is then the unchanged task), FM_TASKS_EREDIS.
  */
 int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
                     cJSON **task, char **before);
@@ -77,7 +77,8 @@ int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const
 /*
  * fm_tasks_delete - remove a task record and every index entry. A running
  * task must be cancelled first (FM_TASKS_ECONFLICT). user as in
- * fm_tasks_get. On success *before is the record as it was (caller frees).
+ * fm_tasks_get. On success *before is an undo token as for fm_tasks_cancel
+ * (caller frees).
  * Errors: FM_TASKS_ENOTFOUND, FM_TASKS_ECONFLICT, FM_TASKS_EREDIS.
  */
 int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id,
@@ -86,9 +87,9 @@ int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const
 /*
  * fm_tasks_restore - undo a change whose audit record could not be written:
  * before == NULL removes task id and its index entries (undo of a create);
- * otherwise before (as returned by fm_tasks_cancel or fm_tasks_delete) is put
- * back with its index entries, queued again if it was queued (at the back of
- * its priority). Returns FM_TASKS_OK, FM_TASKS_ENOTFOUND for a malformed id,
+ * otherwise before (the token fm_tasks_cancel or fm_tasks_delete returned) is
+ * put back with its index entries, in its original place, queued again if it
+ * was queued. Returns FM_TASKS_OK, FM_TASKS_ENOTFOUND for a malformed id,
  * or FM_TASKS_EREDIS.
  */
 int fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id, const char *before);

@@ -28,4 +28,12 @@ as researcher GET /v1/whoami
 check "a config with an unknown key is refused on reload; the old config keeps serving" status_is 200
 check "api.log says why, with file:line:col" grep -Eq "reload refused.*config.yaml:[0-9]+:[0-9]+: .*bogus_key" "$FETCHML_VAR/log/api.log"
 write_config
+sed -i "s#  file: \"$FETCHML_VAR/log/audit.log\"#  file: \"$FETCHML_VAR/no-such-dir/audit.log\"#" "$FETCHML_VAR/dev/config.yaml"
+check "the test config points the audit trail at a missing directory" grep -q no-such-dir "$FETCHML_VAR/dev/config.yaml"
+kill -HUP "$(cat "$FETCHML_VAR/run/fcgi.pid")"
+sleep 0.5
+as researcher GET /v1/whoami
+check "a reload naming an audit trail nobody can open is refused; the old config keeps serving" status_is 200
+check "... and api.log says which file" grep -q "cannot open $FETCHML_VAR/no-such-dir/audit.log for appending" "$FETCHML_VAR/log/api.log"
+write_config
 check "restore the config" reload_until ip_allowed_again

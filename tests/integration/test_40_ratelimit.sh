@@ -21,6 +21,8 @@ as burster-test-key-0000000000000000000 GET /v1/whoami
 check "a refused request -> 429" status_is 429
 check "429 carries Retry-After in whole seconds >= 1" bash -c "tr -d '\r' <'$H' | grep -Eqi '^Retry-After: [1-9][0-9]*$'"
 check "429 body has code RATE_LIMITED" error_body_is RATE_LIMITED
+check "... and exactly one Retry-After (nginx adds none to the app's)" \
+    bash -c "[ \"\$(tr -d '\r' <'$H' | grep -ci '^Retry-After:')\" = 1 ]"
 as researcher GET /v1/whoami
 check "another user is not limited by it" status_is 200
 write_config

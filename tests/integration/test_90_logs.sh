@@ -56,6 +56,30 @@ tail -n +11 "$audit" >"$OUT/part2.log"
 check "the chain verifies across files" bash -c "'$adm' audit-verify '$OUT/part1.log' '$OUT/part2.log' >/dev/null"
 check "files in the wrong order are caught" bash -c "! '$adm' audit-verify '$OUT/part2.log' '$OUT/part1.log' 2>/dev/null"
 
+# A head recorded elsewhere catches what the chain alone cannot: a cut end, a recomputed chain.
+headline=$("$adm" audit-verify "$OUT/part1.log" | sed -n 's/.* head \([0-9]*:[0-9a-f]*\)$/\1/p')
+check "audit-verify prints the head as SEQ:HASH" bash -c "[[ '$headline' =~ ^10:[0-9a-f]{64}$ ]]"
+check "--head: the full trail contains the recorded head" bash -c "'$adm' audit-verify --head '$headline' '$audit' >/dev/null"
+head -n 8 "$audit" >"$OUT/cut-end.log"
+check "--head: records removed from the end are caught" bash -c "! '$adm' audit-verify --head '$headline' '$OUT/cut-end.log' 2>/dev/null"
+forged=$OUT/forged.log
+python3 - "$audit" "$forged" <<'PY'
+import hashlib, json, sys
+prev = "0" * 64
+with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
+    for n, line in enumerate(f, 1):
+        line = line.rstrip("\n")
+        body = line[: line.index(',"hash":"')]
+        if n == 4:  # rewrite a record, then recompute the whole chain after it
+            body = body.replace('"source_ip":"127.0.0.1"', '"source_ip":"10.6.6.6"')
+        rec = json.loads(body + "}")
+        body = body[: body.index(',"prev_hash":"')] + ',"prev_hash":"%s"' % prev
+        prev = hashlib.sha256(body.encode()).hexdigest()
+        out.write(body + ',"hash":"%s"}\n' % prev)
+PY
+check "a recomputed chain passes on its own (the limit of a bare hash chain)" bash -c "'$adm' audit-verify '$forged' >/dev/null"
+check "--head: a recomputed chain is caught" bash -c "! '$adm' audit-verify --head '$headline' '$forged' 2>/dev/null"
+
 # The other admin commands.
 check "fetchml-admin hash reads stdin and matches sha256sum" \
     bash -c "[ \"\$(printf abc | '$adm' hash)\" = \"\$(printf abc | sha256sum | cut -d' ' -f1)\" ]"

@@ -129,13 +129,20 @@ START_TEST(counts_then_blocks)
     ck_assert_int_gt(t, 4000);
     ck_assert_int_le(t, 5000);
 
-    /* Known blocked in this worker: no Redis call, the time left counts down. */
+    /* Known blocked in this worker: for FM_BF_RECHECK_MS no Redis call. */
     long long pttl = calls_of("pttl");
     ck_assert_int_eq(bf_check("192.0.2.1", 10, &secs), 1);
     ck_assert_uint_eq(secs, 5);
-    ck_assert_int_eq(bf_check("192.0.2.1", 3500, &secs), 1);
-    ck_assert_uint_eq(secs, 2);
+    ck_assert_int_eq(bf_check("192.0.2.1", 999, &secs), 1);
     ck_assert_int_eq(calls_of("pttl"), pttl);
+    /* After that Redis is asked again, so an operator's unblock shows within a second. */
+    ck_assert_int_eq(bf_check("192.0.2.1", 1000, &secs), 1);
+    ck_assert_int_eq(calls_of("pttl"), pttl + 1);
+    const char *unblock[] = {"DEL", "bf:authblock:192.0.2.1"};
+    ck_assert_int_eq(integer_command(2, unblock), 1);
+    ck_assert_int_eq(bf_check("192.0.2.1", 1500, &secs), 1); /* still cached */
+    ck_assert_int_eq(bf_check("192.0.2.1", 2000, &secs), 0);
+    ck_assert_uint_eq(secs, 0);
 
     /* Other addresses are not affected. */
     ck_assert_int_eq(bf_check("192.0.2.2", 10, &secs), 0);
@@ -149,12 +156,12 @@ START_TEST(block_ends)
 
     for (int i = 0; i < 3; i++)
         (void)bf_fail("192.0.2.3", 0, &secs);
-    ck_assert_int_eq(bf_check("192.0.2.3", 4999, &secs), 1);
-    ck_assert_uint_eq(secs, 1);
-    /* The block's end as this worker knows it: asked again, Redis says clean. */
+    ck_assert_int_eq(bf_check("192.0.2.3", 999, &secs), 1);
+    ck_assert_uint_eq(secs, 5);
+    /* The block ends in Redis: the next time this worker asks, Redis says clean. */
     ck_assert_int_eq(integer_command(3, shorten), 1);
     th_sleep_ms(40);
-    ck_assert_int_eq(bf_check("192.0.2.3", 5000, &secs), 0);
+    ck_assert_int_eq(bf_check("192.0.2.3", 1000, &secs), 0);
     ck_assert_uint_eq(secs, 0);
 
     /* While the count's window lasts, one more failure blocks again at once. */
@@ -239,12 +246,17 @@ START_TEST(addresses_normalised)
     ck_assert_int_eq(bf_fail("::FFFF:198.51.100.7", 0, &secs), 1);
     ck_assert_int_eq(bf_check("::ffff:198.51.100.7", 0, &secs), 1);
 
-    /* IPv6 as given. */
+    /* IPv6 by its /64: rotating addresses inside one's own /64 does not help. */
     ck_assert_int_eq(bf_fail("2001:db8::1", 0, &secs), 0);
-    ck_assert_int_eq(count_of("bf:authfail:2001:db8::1"), 1);
+    ck_assert_int_eq(count_of("bf:authfail:2001:db8::/64"), 1);
+    ck_assert_int_eq(bf_fail("2001:db8::ffff:1234", 0, &secs), 0);
+    ck_assert_int_eq(count_of("bf:authfail:2001:db8::/64"), 2);
 
     /* Not an address: never counted, never blocked. */
     ck_assert_int_eq(integer_command(1, dbsize), 3);
+    ck_assert_int_eq(bf_fail("2001:db8:0:1::1", 0, &secs), 0);
+    ck_assert_int_eq(count_of("bf:authfail:2001:db8:0:1::/64"), 1);
+    ck_assert_int_eq(integer_command(1, dbsize), 4);
     const char *odd[] = {"",      "localhost",    "198.51.100.7 ",   "1.2.3", "2001:db8::1%eth0",
                          "unix:", "2001:db8::zz", "::ffff:1.2.3.4.5"};
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
@@ -252,7 +264,7 @@ START_TEST(addresses_normalised)
         ck_assert_int_eq(bf_check(odd[i], 0, &secs), 0);
     }
     ck_assert_int_eq(fm_bruteforce_check(r, &cfg, NULL, 0, &secs), 0);
-    ck_assert_int_eq(integer_command(1, dbsize), 3);
+    ck_assert_int_eq(integer_command(1, dbsize), 4);
 }
 END_TEST
 
@@ -309,7 +321,13 @@ START_TEST(redis_down)
 {
     uint32_t secs = 7;
 
+    /* A block this worker knows of outlives Redis; nothing else is blocked. */
+    for (int i = 0; i < 3; i++)
+        (void)bf_fail("192.0.2.11", 0, &secs);
     th_redis_kill(&srv);
+    ck_assert_int_eq(bf_check("192.0.2.11", 2000, &secs), 1);
+    ck_assert_uint_ge(secs, 2);
+    ck_assert_int_eq(bf_check("192.0.2.11", 6000, &secs), -1);
     ck_assert_int_eq(bf_check("192.0.2.10", 0, &secs), -1);
     ck_assert_uint_eq(secs, 0);
     ck_assert_int_eq(bf_fail("192.0.2.10", 0, &secs), -1);

@@ -100,8 +100,13 @@ static const struct redact_case {
     {"0x" HEX64 ".", R "."},
     {"h=" HEX64 "\"", "h=" R "\""},
     {"short " HEX16 HEX16 HEX16 "0123456789abcde", "short " HEX16 HEX16 HEX16 "0123456789abcde"},
-    {HEX64 "g", HEX64 "g"},
-    {"z" HEX64, "z" HEX64},
+    /* Glued to a word, a 64-hex run is still a key or a hash. */
+    {HEX64 "g", R "g"},
+    {"z" HEX64, "z" R},
+    {"/v1/g" HEX64 "g/x", "/v1/g" R "g/x"},
+    {"0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF", R},
+    /* nginx merges slashes: a URL pasted into a path keeps one. */
+    {"GET /v1/redis:/:s3cret@host", "GET /v1/redis:/" R "@host"},
 
     /* Well-known token formats. */
     {"ghp_" ALNUM36 " gho_" ALNUM36, R " " R},

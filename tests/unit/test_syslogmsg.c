@@ -129,6 +129,40 @@ START_TEST(test_line_redacts_and_escapes)
 }
 END_TEST
 
+START_TEST(test_line_decodes_urls)
+{
+    const char *enc = "request: \"GET /v1/x?user%5Bpassword%5D=pw1&%70assword=pw2&q=Bearer+tok3tok3"
+                      "&h=Authorization%3A%20Bearer%20tok4tok4&d=%2570assword%3Dpw5 HTTP/1.1\"";
+    char line[FM_SYSLOGMSG_LINE_MAX];
+    size_t n = fm_syslogmsg_line(enc, strlen(enc), line);
+    const char *secrets[] = {"pw1", "pw2", "tok3tok3", "tok4tok4", "pw5"};
+
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        ck_assert_msg(memmem(line, n, secrets[i], strlen(secrets[i])) == NULL, "%s in %.*s",
+                      secrets[i], (int)n, line);
+    ck_assert_ptr_nonnull(memmem(line, n, "user[password]=" FM_REDACTED, 25));
+}
+END_TEST
+
+START_TEST(test_line_nginx_cut)
+{
+    static char msg[FM_SYSLOGMSG_NGINX_MAX + 1];
+    char line[FM_SYSLOGMSG_LINE_MAX];
+    size_t n;
+
+    /* nginx cut its message inside a secret: the partial last token is dropped. */
+    memset(msg, 'z', sizeof msg);
+    memcpy(msg + 100, " request: \"GET /v1/a?q=", 24);
+    memcpy(msg + FM_SYSLOGMSG_NGINX_MAX - 20, "/s3cr3tPartialValue", 19);
+    n = fm_syslogmsg_line(msg, FM_SYSLOGMSG_NGINX_MAX - 1, line);
+    ck_assert_ptr_null(memmem(line, n, "s3cr3tPartial", 13));
+    ck_assert_int_eq(memcmp(line + n - 12, "/" FM_REDACTED "\n", 12), 0);
+    /* Shorter messages were not cut, and keep their last token. */
+    n = fm_syslogmsg_line("GET /v1/whoami", 14, line);
+    ck_assert_int_eq(memcmp(line, "GET /v1/whoami\n", n), 0);
+}
+END_TEST
+
 START_TEST(test_line_registered_secret)
 {
     const char *msg = "upstream: \"redis://h\" auth S3cretRedisPw, again:S3cretRedisPw!";
@@ -182,6 +216,8 @@ static Suite *syslogmsg_suite(void)
     tcase_add_test(tc, test_every_truncation);
     tcase_add_test(tc, test_line_redacts_and_escapes);
     tcase_add_test(tc, test_line_registered_secret);
+    tcase_add_test(tc, test_line_decodes_urls);
+    tcase_add_test(tc, test_line_nginx_cut);
     tcase_add_test(tc, test_line_cut);
     suite_add_tcase(s, tc);
     return s;

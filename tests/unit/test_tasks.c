@@ -497,6 +497,80 @@ START_TEST(stored_under_prefix)
 }
 END_TEST
 
+/* The queue's ids in order, as one space-separated string. */
+static void queue_is(const char *want)
+{
+    const char *zr[] = {"ZRANGE", PREFIX "queue", "0", "-1"};
+    redisReply *reply = fm_redis_argv(r, 4, zr, NULL);
+    char got[512] = "";
+
+    ck_assert_ptr_nonnull(reply);
+    for (size_t i = 0; i < reply->elements; i++)
+        (void)snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "",
+                       reply->element[i]->str);
+    freeReplyObject(reply);
+    ck_assert_str_eq(got, want);
+}
+
+START_TEST(cancel_delete_and_undo)
+{
+    char a[37], b[37], c[37], want[256];
+    char *before = NULL;
+    cJSON *t = NULL;
+
+    create_id("alice", "{\"job_name\":\"a\",\"datasets\":[]}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    create_id("bob", "{\"job_name\":\"c\"}", c);
+
+    /* Others' tasks are not found; admins (NULL) see all. */
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "bob", a, &t, &before), FM_TASKS_ENOTFOUND);
+    ck_assert_ptr_null(before);
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_TASKS_OK);
+    ck_assert_str_eq(str_field(t, "status"), "cancelled");
+    ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(t, "datasets")));
+    ck_assert_ptr_nonnull(before);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s %s", b, c);
+    queue_is(want);
+    /* Cancelled already: a conflict, and no undo token. */
+    char *again = NULL;
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, a, &t, &again), FM_TASKS_ECONFLICT);
+    ck_assert_ptr_null(again);
+    cJSON_Delete(t);
+
+    /* Undo of the cancel: queued again, in its original place (before b). */
+    char *undo = NULL;
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, b, &t, &undo), FM_TASKS_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, undo), FM_TASKS_OK);
+    free(undo);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, a, before), FM_TASKS_OK);
+    free(before);
+    (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
+    queue_is(want);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", a, &t), FM_TASKS_OK);
+    ck_assert_str_eq(str_field(t, "status"), "queued");
+    cJSON_Delete(t);
+
+    /* Delete, then undo: the record and its index entries come back. */
+    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, b, &t), FM_TASKS_ENOTFOUND);
+    (void)snprintf(want, sizeof(want), "%s %s", a, c);
+    queue_is(want);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, before), FM_TASKS_OK);
+    free(before);
+    (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
+    queue_is(want);
+
+    /* Undo of a create (NULL): gone from the record and every index. */
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, c, &t), FM_TASKS_ENOTFOUND);
+    (void)snprintf(want, sizeof(want), "%s %s", a, b);
+    queue_is(want);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, "not-a-uuid", NULL), FM_TASKS_ENOTFOUND);
+}
+END_TEST
+
 START_TEST(queue_order)
 {
     char a[37], b[37], c[37], d[37], e[37];
@@ -756,6 +830,7 @@ static Suite *tasks_suite(void)
     tcase_add_test(db, create_defaults);
     tcase_add_test(db, stored_under_prefix);
     tcase_add_test(db, queue_order);
+    tcase_add_test(db, cancel_delete_and_undo);
     tcase_add_test(db, get_visibility);
     tcase_add_test(db, get_corrupt_record);
     tcase_add_test(db, list_filters_and_pages);
