@@ -76,8 +76,11 @@ __attribute__((format(printf, 3, 4))) static void warn_throttled(throttle *t, in
     t->suppressed = 0;
 }
 
-/* nginx's $request_id is 32 hex; accept what a proxy might send, refuse anything odd. */
-static int trace_id_ok(const char *s)
+/*
+ * nginx's $request_id is 32 hex; accept what a proxy might send, refuse
+ * anything odd. Returns the length of an acceptable id, 0 otherwise.
+ */
+static size_t trace_id_ok(const char *s)
 {
     size_t n = 0;
 
@@ -89,15 +92,18 @@ static int trace_id_ok(const char *s)
                                       (c >= 'A' && c <= 'Z') || c == '-' || c == '_'))
             return 0;
     }
-    return 1;
+    return n;
 }
 
 static void make_trace_id(const fm_request *req, char out[FM_TRACE_ID_MAX + 1])
 {
     unsigned char rnd[16];
+    size_t n = trace_id_ok(req->request_id);
 
-    if (trace_id_ok(req->request_id)) {
-        (void)snprintf(out, FM_TRACE_ID_MAX + 1, "%s", req->request_id);
+    if (n > 0) {
+        /* n <= FM_TRACE_ID_MAX, checked above: a plain copy, no formatting. */
+        memcpy(out, req->request_id, n);
+        out[n] = '\0';
         return;
     }
     randombytes_buf(rnd, sizeof(rnd));
@@ -176,6 +182,19 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
     guard = fm_bruteforce_check(env->redis, cfg, req->remote_addr, now_ms, &block_s);
     if (guard < 0) {
         redis_failed = 1;
+        /*
+         * Under "deny" nothing can be admitted without Redis anyway; refusing
+         * before the key is checked also keeps 401-versus-503 from telling a
+         * guesser, uncounted, which keys are right.
+         */
+        if (!cfg->rate_limit.on_redis_error_allow) {
+            o->reason = "rate_limiter_unavailable";
+            warn_throttled(&guard_warn, now_ms,
+                           "Redis unavailable (%s); refusing (on_redis_error: deny) trace_id=%s",
+                           fm_redis_errstr(env->redis), call->trace_id);
+            unavailable(resp, "service temporarily unavailable", call->trace_id);
+            return;
+        }
         warn_throttled(&guard_warn, now_ms,
                        "brute-force guard unavailable (%s); not blocking source=%s trace_id=%s",
                        fm_redis_errstr(env->redis), req->remote_addr, call->trace_id);
@@ -332,8 +351,17 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
 
     run_steps(env, routes, nroutes, &call, resp, &o, &rl, &auth);
 
-    char action[160];
-    (void)snprintf(action, sizeof(action), "%s %s", req->method, req->path);
+    /*
+     * The whole "METHOD path", never a cut one: the audit record redacts each
+     * field before it shortens it, and a secret cut here first would slip past
+     * the filter in part. nginx's request lines fit the stack buffer.
+     */
+    char stack_action[8448], *action = stack_action;
+    size_t need = strlen(req->method) + strlen(req->path) + 2;
+    if (need > sizeof(stack_action) && (action = malloc(need)) == NULL)
+        action = (char *)req->method; /* out of memory: the path is still in "resource" */
+    else
+        (void)snprintf(action, need, "%s %s", req->method, req->path);
     rec = (fm_audit_record){
         .trace_id = call.trace_id,
         .user = o.user,
@@ -354,4 +382,6 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
         unavailable(resp, "audit trail unavailable", call.trace_id);
     }
     free(call.undo_data);
+    if (action != stack_action && action != req->method)
+        free(action);
 }
