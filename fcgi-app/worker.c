@@ -100,37 +100,104 @@ static int content_length(const char *s, size_t *out)
     return 0;
 }
 
-static const char *param(FCGX_Request *r, const char *name, const char *dflt)
-{
-    const char *v = FCGX_GetParam(name, r->envp);
+/*
+ * The params serve reads, found in one pass over envp (FCGX_GetParam scans
+ * the whole array for each name it is asked for). As with FCGX_GetParam, the
+ * first occurrence of a name wins; the credential headers are also counted,
+ * since nginx passes a repeated header as repeated params and two credentials
+ * are ambiguous.
+ */
+enum {
+    P_METHOD,
+    P_DOCUMENT_URI,
+    P_SCRIPT_NAME,
+    P_QUERY,
+    P_REMOTE_ADDR,
+    P_REQUEST_ID,
+    P_X_API_KEY,
+    P_AUTHORIZATION,
+    P_CONTENT_LENGTH,
+    P_COUNT
+};
 
-    return v != NULL ? v : dflt;
+#define NAME_AND_LEN(s) s, sizeof(s) - 1
+static const struct {
+    const char *name;
+    size_t len;
+} param_names[P_COUNT] = {
+    [P_METHOD] = {NAME_AND_LEN("REQUEST_METHOD")},
+    [P_DOCUMENT_URI] = {NAME_AND_LEN("DOCUMENT_URI")},
+    [P_SCRIPT_NAME] = {NAME_AND_LEN("SCRIPT_NAME")},
+    [P_QUERY] = {NAME_AND_LEN("QUERY_STRING")},
+    [P_REMOTE_ADDR] = {NAME_AND_LEN("REMOTE_ADDR")},
+    [P_REQUEST_ID] = {NAME_AND_LEN("REQUEST_ID")},
+    [P_X_API_KEY] = {NAME_AND_LEN("HTTP_X_API_KEY")},
+    [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
+    [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
+};
+#undef NAME_AND_LEN
+
+/* Fills value[] (NULL when absent) and count[] (occurrences) for the names above. */
+static void scan_params(char **envp, const char *value[P_COUNT], int count[P_COUNT])
+{
+    for (size_t i = 0; i < P_COUNT; i++) {
+        value[i] = NULL;
+        count[i] = 0;
+    }
+    for (; envp != NULL && *envp != NULL; envp++) {
+        const char *eq = strchr(*envp, '=');
+        size_t n;
+
+        if (eq == NULL)
+            continue;
+        n = (size_t)(eq - *envp);
+        for (size_t i = 0; i < P_COUNT; i++) {
+            if (n == param_names[i].len && memcmp(*envp, param_names[i].name, n) == 0) {
+                if (count[i]++ == 0)
+                    value[i] = eq + 1;
+                break;
+            }
+        }
+    }
+}
+
+#define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
+
+/* Appends n bytes to the header block; the block was sized for the largest response. */
+static size_t put(char *buf, size_t off, const char *s, size_t n)
+{
+    memcpy(buf + off, s, n);
+    return off + n;
 }
 
 /*
- * nginx passes a repeated header as repeated params; FCGX_GetParam would
- * silently take the first. Two credentials are ambiguous, so they are counted.
+ * The status line and headers are assembled in one buffer and handed to
+ * libfcgi in one call rather than formatted line by line.
  */
-static int repeated(char **envp, const char *name)
-{
-    size_t n = strlen(name);
-    int count = 0;
-
-    for (; *envp != NULL; envp++)
-        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-            count++;
-    return count > 1;
-}
-
 static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 {
-    FCGX_FPrintF(r->out, "Status: %d %s\r\n", resp->status, fm_response_reason(resp->status));
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    static const char no_store[] = "Cache-Control: no-store\r\n";
+    char block[STATUS_LINE_MAX + sizeof(json_type) + sizeof(no_store) +
+               FM_RESPONSE_MAX_HEADERS * (FM_RESPONSE_HEADER_MAX + 2) + 2];
+    const char *reason = fm_response_reason(resp->status);
+    int n = snprintf(block, sizeof(block), "Status: %d ", resp->status);
+    size_t off, rlen = strlen(reason);
+
+    /* Cannot fail ("Status: " + an int + the longest reason phrase is under 50 bytes). */
+    if (n < 0 || (size_t)n + rlen + 2 > STATUS_LINE_MAX)
+        return;
+    off = put(block, (size_t)n, reason, rlen);
+    off = put(block, off, "\r\n", 2);
     if (resp->body != NULL)
-        FCGX_FPrintF(r->out, "Content-Type: application/json\r\n");
-    FCGX_FPrintF(r->out, "Cache-Control: no-store\r\n");
-    for (size_t i = 0; i < resp->nheaders; i++)
-        FCGX_FPrintF(r->out, "%s\r\n", resp->headers[i]);
-    FCGX_FPrintF(r->out, "\r\n");
+        off = put(block, off, json_type, sizeof(json_type) - 1);
+    off = put(block, off, no_store, sizeof(no_store) - 1);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        off = put(block, off, resp->headers[i], strnlen(resp->headers[i], FM_RESPONSE_HEADER_MAX));
+        off = put(block, off, "\r\n", 2);
+    }
+    off = put(block, off, "\r\n", 2);
+    (void)FCGX_PutStr(block, (int)off, r->out);
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
 }
@@ -138,25 +205,28 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 static void serve(const fm_env *env, FCGX_Request *r)
 {
     const fm_config *cfg = env->cfg;
+    const char *p[P_COUNT];
+    int count[P_COUNT];
     fm_request req;
     fm_response resp;
     size_t clen;
     char *body = NULL;
 
+    scan_params(r->envp, p, count);
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
-    req.method = param(r, "REQUEST_METHOD", "GET");
-    req.path = param(r, "DOCUMENT_URI", param(r, "SCRIPT_NAME", "/"));
-    req.query = param(r, "QUERY_STRING", NULL);
-    req.remote_addr = param(r, "REMOTE_ADDR", "");
-    req.request_id = param(r, "REQUEST_ID", NULL);
-    req.x_api_key = param(r, "HTTP_X_API_KEY", NULL);
-    req.authorization = param(r, "HTTP_AUTHORIZATION", NULL);
-    req.credentials_repeated =
-        repeated(r->envp, "HTTP_X_API_KEY") || repeated(r->envp, "HTTP_AUTHORIZATION");
+    req.method = p[P_METHOD] != NULL ? p[P_METHOD] : "GET";
+    req.path = p[P_DOCUMENT_URI] != NULL  ? p[P_DOCUMENT_URI]
+               : p[P_SCRIPT_NAME] != NULL ? p[P_SCRIPT_NAME]
+                                          : "/";
+    req.query = p[P_QUERY];
+    req.remote_addr = p[P_REMOTE_ADDR] != NULL ? p[P_REMOTE_ADDR] : "";
+    req.request_id = p[P_REQUEST_ID];
+    req.x_api_key = p[P_X_API_KEY];
+    req.authorization = p[P_AUTHORIZATION];
+    req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
 
-    if (content_length(param(r, "CONTENT_LENGTH", NULL), &clen) != 0 ||
-        clen > cfg->server.max_body_bytes) {
+    if (content_length(p[P_CONTENT_LENGTH], &clen) != 0 || clen > cfg->server.max_body_bytes) {
         req.body_too_large = 1;
     } else if (clen > 0) {
         body = malloc(clen);

@@ -23,7 +23,9 @@
  * ahead of the shared head, so the global seq never goes backwards. An empty
  * file (fresh after rotation) continues the shared chain. The line is then
  * appended with one write(2) on an O_APPEND descriptor and the head is
- * advanced only when the whole line was written.
+ * advanced only when the whole line was written. Only ts, seq, prev_hash and
+ * the hash are produced under the lock; the fields are escaped and formatted
+ * before it is taken.
  *
  * Rotation: each process reopens on its own SIGUSR1, so for a moment some
  * write to the new file and some still hold the renamed one. A record must
@@ -51,6 +53,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HEX_LEN 64
@@ -398,6 +401,29 @@ void fm_audit_close(fm_audit *audit)
 }
 
 /*
+ * Device, inode and size of the descriptor's file, the only fields the
+ * writer uses (the rest of *st is zeroed). statx(2) asks for just those: a
+ * full fstat(2) also reads the change time, which on file systems with
+ * multigrain timestamps (ext4, xfs, btrfs since Linux 6.13) makes the next
+ * write update the inode's times at full resolution, i.e. dirty the inode on
+ * every record instead of once per clock tick. Falls back to fstat when the
+ * file system cannot answer for ino and size alone.
+ */
+static int file_id(int fd, struct stat *st)
+{
+    const unsigned int want = STATX_INO | STATX_SIZE;
+    struct statx sx;
+
+    memset(st, 0, sizeof *st);
+    if (statx(fd, "", AT_EMPTY_PATH, want, &sx) != 0 || (sx.stx_mask & want) != want)
+        return fstat(fd, st);
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_ino = (ino_t)sx.stx_ino;
+    st->st_size = (off_t)sx.stx_size;
+    return 0;
+}
+
+/*
  * Brings the shared head in line with the file about to be written (lock
  * held; see the top of the file). Sets *need_nl when the file ends in a torn
  * line, so the next record starts on a line of its own.
@@ -435,20 +461,21 @@ static int follow_rotation(fm_audit *audit, const fm_audit_shared *s, struct sta
         return 0;
     if (fm_audit_reopen(audit) != 0)
         return -1;
-    return fstat(audit->fd, st);
+    return file_id(audit->fd, st);
 }
 
 int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
 {
     char fields[STRING_FIELDS][FIELD_BUF];
+    char mid[FM_AUDIT_LINE_MAX];      /* "trace_id" ... "prev_hash":" (no chain state) */
     char line[1 + FM_AUDIT_LINE_MAX]; /* line[0] holds a newline that ends a torn line */
+    char *out = line + 1;             /* the record itself */
     char ts[FM_RFC3339_MAX], hex[HEX_LEN + 1];
     fm_audit_shared *s;
     struct stat st;
     int rc, err, owner_died = 0, need_nl;
-    size_t len;
+    size_t len, midlen;
     ssize_t w;
-    off_t end;
     long long seq;
 
     if (audit == NULL || rec == NULL) {
@@ -463,6 +490,17 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
     json_field(fields[4], rec->resource);
     json_field(fields[5], rec->source_ip);
     json_field(fields[6], rec->reason);
+    /* Formatted before the lock (contended): this part does not depend on the chain head. */
+    rc = snprintf(mid, sizeof mid,
+                  "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
+                  "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s,\"prev_hash\":\"",
+                  fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+                  rec->status < 400 ? "success" : "failure", rec->status, fields[6]);
+    if (rc < 0 || (size_t)rc >= sizeof mid) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    midlen = (size_t)rc;
 
     rc = pthread_mutex_lock(&s->mu);
     if (rc == EOWNERDEAD) {
@@ -473,7 +511,7 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
         errno = rc;
         return -1;
     }
-    if (fstat(audit->fd, &st) != 0 || follow_rotation(audit, s, &st) != 0)
+    if (file_id(audit->fd, &st) != 0 || follow_rotation(audit, s, &st) != 0)
         goto fail;
     sync_head(s, audit->fd, &st, owner_died, &need_nl);
     if (s->seq >= SEQ_MAX) {
@@ -484,28 +522,29 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
 
     line[0] = '\n';
     /* The timestamp is taken under the lock so that ts order matches seq order. */
-    rc = snprintf(line + 1, FM_AUDIT_LINE_MAX,
-                  "{\"ts\":\"%s\",\"seq\":%lld,\"trace_id\":%s,\"user\":%s,\"key_id\":%s,"
-                  "\"action\":%s,\"resource\":%s,\"source_ip\":%s,\"result\":\"%s\","
-                  "\"status\":%d,\"reason\":%s,\"prev_hash\":\"%s\"",
-                  fm_clock_rfc3339(ts, 1), seq, fields[0], fields[1], fields[2], fields[3],
-                  fields[4], fields[5], rec->status < 400 ? "success" : "failure", rec->status,
-                  fields[6], s->hash);
-    if (rc < 0 || (size_t)rc + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
+    rc = snprintf(out, FM_AUDIT_LINE_MAX, "{\"ts\":\"%s\",\"seq\":%lld,", fm_clock_rfc3339(ts, 1),
+                  seq);
+    if (rc < 0 || (size_t)rc + midlen + HEX_LEN + 1 + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         goto fail;
     }
+    /* Then the part formatted before the lock, prev_hash, and the hash of all that. */
     len = (size_t)rc;
-    sha256_hex(line + 1, len, hex);
-    rc = snprintf(line + 1 + len, FM_AUDIT_LINE_MAX - len, "%s%s\"}\n", hash_key, hex);
-    if (rc < 0 || (size_t)rc != HASH_SUFFIX_LEN + 1) {
-        errno = EOVERFLOW;
-        goto fail;
-    }
-    len += (size_t)rc;
+    memcpy(out + len, mid, midlen);
+    len += midlen;
+    memcpy(out + len, s->hash, HEX_LEN);
+    len += HEX_LEN;
+    out[len++] = '"';
+    sha256_hex(out, len, hex);
+    memcpy(out + len, hash_key, sizeof hash_key - 1);
+    len += sizeof hash_key - 1;
+    memcpy(out + len, hex, HEX_LEN);
+    len += HEX_LEN;
+    memcpy(out + len, "\"}\n", 3);
+    len += 3;
 
     do {
-        w = write(audit->fd, need_nl ? line : line + 1, len + (need_nl ? 1 : 0));
+        w = write(audit->fd, need_nl ? line : out, len + (need_nl ? 1 : 0));
     } while (w < 0 && errno == EINTR);
     if (w < 0)
         goto fail;
@@ -519,8 +558,13 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
         goto fail;
     }
 
-    end = lseek(audit->fd, 0, SEEK_CUR);
-    s->size = end >= 0 ? end : st.st_size + w;
+    /*
+     * O_APPEND put the line at the end file_id saw (nobody in the region wrote
+     * since: we hold the lock), so no lseek is needed for the new size. A
+     * writer outside the region that slipped in between only makes the next
+     * writer re-read the tail, as it would anyway for such a writer.
+     */
+    s->size = st.st_size + w;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
     memcpy(s->hash, hex, sizeof s->hash);

@@ -56,6 +56,14 @@ int fm_response_json(fm_response *resp, int status, const cJSON *json)
     return 0;
 }
 
+void fm_response_json_take(fm_response *resp, int status, char *body, size_t len)
+{
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = len;
+    resp->status = status;
+}
+
 void fm_response_error(fm_response *resp, int status, const char *code, const char *message,
                        const char *trace_id)
 {

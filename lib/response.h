@@ -39,6 +39,16 @@ int fm_response_header(fm_response *resp, const char *fmt, ...)
 int fm_response_json(fm_response *resp, int status, const cJSON *json);
 
 /*
+ * fm_response_json_take - set status and a JSON body the caller has already
+ * rendered (for a handler that caches most of its rendering): body is heap
+ * memory from malloc holding len bytes of JSON and a NUL, and the response
+ * owns it from now on (freed by fm_response_reset or a later body). Content
+ * Type is application/json as for fm_response_json. Replaces any body already
+ * set; headers already added stay. Never fails.
+ */
+void fm_response_json_take(fm_response *resp, int status, char *body, size_t len);
+
+/*
  * fm_response_error - set status and the JSON error body with code (e.g.
  * "UNAUTHORIZED"), message (must not contain secrets; it is sent as is) and
  * trace_id. Replaces any body already set. Headers already added stay.

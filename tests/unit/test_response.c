@@ -126,6 +126,26 @@ START_TEST(json_body)
 }
 END_TEST
 
+START_TEST(json_take)
+{
+    char *first = strdup("{\"a\":1}"), *second = strdup("{\"b\":[]}");
+
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(second);
+    ck_assert_int_eq(fm_response_header(&resp, "X-A: 1"), 0);
+    fm_response_json_take(&resp, 201, first, strlen(first));
+    ck_assert_int_eq(resp.status, 201);
+    ck_assert_ptr_eq(resp.body, first);
+    ck_assert_uint_eq(resp.body_len, 7);
+    /* A second body replaces (and frees) the first; headers stay. */
+    fm_response_json_take(&resp, 200, second, strlen(second));
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_str_eq(resp.body, "{\"b\":[]}");
+    ck_assert_uint_eq(resp.body_len, 8);
+    ck_assert_uint_eq(resp.nheaders, 1);
+}
+END_TEST
+
 START_TEST(error_body)
 {
     ck_assert_int_eq(fm_response_header(&resp, "WWW-Authenticate: Bearer"), 0);
@@ -220,6 +240,7 @@ static Suite *response_suite(void)
     tcase_add_test(tc, header_too_long);
     tcase_add_test(tc, header_table_full);
     tcase_add_test(tc, json_body);
+    tcase_add_test(tc, json_take);
     tcase_add_test(tc, error_body);
     tcase_add_test(tc, error_replaces_body);
     tcase_add_test(tc, error_body_escaping);

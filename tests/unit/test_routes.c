@@ -6,6 +6,9 @@
  * fm_config_load, so the table checks the whole chain config -> rbac -> route.
  */
 #include <check.h>
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +158,126 @@ START_TEST(users_by_routes)
 }
 END_TEST
 
+/* The reference: whoami's body rendered whole by cJSON, as the handler did before it cached. */
+static char *whoami_reference(const fm_config *cfg, const fm_user *u, const fm_rl_result *rl)
+{
+    const fm_rate *rate = fm_config_user_rate(cfg, u);
+    cJSON *o = cJSON_CreateObject(), *roles, *perms, *lim;
+    char *text;
+
+    ck_assert_ptr_nonnull(o);
+    ck_assert_ptr_nonnull(cJSON_AddStringToObject(o, "user", u->name));
+    ck_assert_ptr_nonnull(cJSON_AddBoolToObject(o, "admin", u->admin));
+    ck_assert_ptr_nonnull(roles = cJSON_AddArrayToObject(o, "roles"));
+    ck_assert_ptr_nonnull(perms = cJSON_AddArrayToObject(o, "permissions"));
+    ck_assert_ptr_nonnull(lim = cJSON_AddObjectToObject(o, "rate_limit"));
+    ck_assert_ptr_nonnull(
+        cJSON_AddNumberToObject(lim, "requests_per_minute", rate->requests_per_minute));
+    ck_assert_ptr_nonnull(cJSON_AddNumberToObject(lim, "burst", rate->burst));
+    for (size_t i = 0; i < u->nroles; i++)
+        ck_assert(cJSON_AddItemToArray(roles, cJSON_CreateString(u->roles[i])));
+    for (unsigned b = 0; b < FM_RES_COUNT * FM_ACT_COUNT; b++)
+        if (u->effective & ((fm_perms)1u << b))
+            ck_assert(
+                cJSON_AddItemToArray(perms, cJSON_CreateString(fm_rbac_name((fm_perms)1u << b))));
+    if (rl != NULL)
+        ck_assert_ptr_nonnull(cJSON_AddNumberToObject(lim, "remaining", rl->remaining));
+    text = cJSON_PrintUnformatted(o);
+    ck_assert_ptr_nonnull(text);
+    cJSON_Delete(o);
+    return text;
+}
+
+static void expect_whoami(const fm_config *cfg, const fm_user *u, const fm_rl_result *rl)
+{
+    const fm_route *route = route_for("GET", "/v1/whoami");
+    fm_env env = {cfg, NULL, NULL};
+    fm_call call;
+    fm_response resp;
+    char *want = whoami_reference(cfg, u, rl);
+
+    ck_assert_ptr_nonnull(route);
+    memset(&call, 0, sizeof(call));
+    memset(&resp, 0, sizeof(resp));
+    call.env = &env;
+    call.user = u;
+    call.rate = rl;
+    ck_assert_int_eq(route->handler(&call, &resp), 0);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_ptr_nonnull(resp.body);
+    ck_assert_uint_eq(resp.body_len, strlen(want));
+    ck_assert_str_eq(resp.body, want);
+    fm_response_reset(&resp);
+    free(want);
+}
+
+static const char whoami_yaml[] =
+    "rate_limit: { requests_per_minute: 120, burst: 30 }\n"
+    "auth:\n"
+    "  api_keys:\n"
+    "    ann:\n"
+    "      hash: \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"\n"
+    "      roles: [researcher, analyst]\n"
+    "      rate_limit: { requests_per_minute: 600, burst: 45 }\n"
+    "    root: { admin: true, hash: "
+    "\"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\" }\n"
+    "    bare: { hash: \"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\" }\n";
+
+/*
+ * whoami renders most of its body once per user and reuses it: the bytes must
+ * stay those of the whole object rendered by cJSON, on the first call and on
+ * later ones, and must follow a user whose settings differ at the same address.
+ */
+START_TEST(whoami_body)
+{
+    static const char *const names[] = {"ann", "root", "bare"};
+    char dir[TH_PATH_MAX], path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    fm_rl_result rl;
+    fm_config *cfg;
+    fm_user *u;
+
+    th_mkdtemp(dir, "whoami");
+    th_path(path, dir, "config.yaml");
+    th_write_file(path, whoami_yaml);
+    cfg = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    memset(&rl, 0, sizeof(rl));
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            const fm_user *cu = user_named(cfg, names[i]);
+            ck_assert_ptr_nonnull(cu);
+            expect_whoami(cfg, cu, NULL); /* rate limiter bypassed: no "remaining" */
+            rl.remaining = 0;
+            expect_whoami(cfg, cu, &rl);
+            rl.remaining = 44;
+            expect_whoami(cfg, cu, &rl);
+            rl.remaining = UINT32_MAX;
+            expect_whoami(cfg, cu, &rl);
+        }
+    }
+
+    /* The same user structures with other contents, as a new config at a freed one's address. */
+    u = (fm_user *)user_named(cfg, "ann");
+    ck_assert_ptr_nonnull(u);
+    (void)snprintf(u->roles[1], FM_NAME_MAX, "%s", "operator");
+    expect_whoami(cfg, u, &rl);
+    u->nroles = 1;
+    expect_whoami(cfg, u, &rl);
+    u->effective &= ~FM_PERM(FM_RES_JOBS, FM_ACT_CREATE);
+    expect_whoami(cfg, u, &rl);
+    (void)snprintf(u->name, FM_NAME_MAX, "%s", "anne");
+    expect_whoami(cfg, u, &rl);
+    u = (fm_user *)user_named(cfg, "bare");
+    ck_assert_ptr_nonnull(u);
+    cfg->rate_limit.rate.burst = 31;
+    expect_whoami(cfg, u, &rl);
+    u->admin = true;
+    expect_whoami(cfg, u, &rl);
+    fm_config_free(cfg);
+    th_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("routes");
@@ -166,6 +289,7 @@ int main(void)
         return EXIT_FAILURE;
     tcase_add_test(tc, every_route_is_in_the_table);
     tcase_add_test(tc, users_by_routes);
+    tcase_add_test(tc, whoami_body);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
