@@ -2,7 +2,10 @@
 
 master=$(cat "$FETCHML_VAR/run/fcgi.pid")
 workers_now() { pgrep -P "$master" | wc -l; }
-check "the master runs 4 workers" [ "$(workers_now)" -eq 4 ]
+# Right after a reload, retired workers may still be finishing their last request.
+four_workers() { [ "$(workers_now)" -eq 4 ]; }
+for i in $(seq 50); do four_workers && break; sleep 0.1; done
+check "the master runs 4 workers" four_workers
 victim=$(pgrep -P "$master" | head -1)
 kill -KILL "$victim"
 respawned() { [ "$(workers_now)" -eq 4 ] && ! kill -0 "$victim" 2>/dev/null; }
