@@ -336,7 +336,7 @@ static int verify_file(const char *path, int partial, const anchor *head, char p
             rc = 1;
         } else if (fm_audit_verify_line(line, (size_t)n - 1, prev, seq, err, sizeof(err)) != 0) {
             rc = 1;
-        } else if (head != NULL && *seq == head->seq && strcmp(prev, head->hash) != 0) {
+        } else if (head != NULL && *seq == head->seq && sodium_memcmp(prev, head->hash, 64) != 0) {
             (void)snprintf(err, sizeof(err),
                            "seq %lld: hash differs from the recorded head (the trail was "
                            "rewritten up to here)",

@@ -46,6 +46,7 @@
 #include "pidfile.h"
 #include "redact.h"
 #include "syslogmsg.h"
+#include "unixsock.h"
 
 #define MAX_OUTPUTS 16
 #define DGRAM_MAX 65536            /* larger than any nginx message (about 2.3 KiB) */
@@ -169,46 +170,16 @@ static int load_secrets(const char *path)
     return rc;
 }
 
-/* True when a process receives on the datagram socket sa (a stale one refuses). */
-static int socket_alive(const struct sockaddr_un *sa)
-{
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), alive;
-
-    if (fd < 0)
-        return 0;
-    alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
-    (void)close(fd);
-    return alive;
-}
-
 static int open_socket(const char *path, const char *group)
 {
     struct sockaddr_un sa;
-    struct stat st;
+    char why[256 + PATH_MAX];
     int fd = -1, size = RCVBUF_BYTES, rc;
     mode_t old;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fm_log_error("socket path too long: %s", path);
+    if (fm_unixsock_claim(path, SOCK_DGRAM, &sa, why, sizeof(why)) != 0) {
+        fm_log_error("%s", why);
         return -1;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    /* A stale socket left by a crash is replaced; a live one or any other file never is. */
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            fm_log_error("%s exists and is not a socket", path);
-            return -1;
-        }
-        if (socket_alive(&sa)) {
-            fm_log_error("%s is in use by another process; not starting", path);
-            return -1;
-        }
-        if (unlink(path) != 0) {
-            fm_log_error("cannot remove stale %s: %s", path, strerror(errno));
-            return -1;
-        }
     }
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {

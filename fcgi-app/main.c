@@ -41,6 +41,7 @@
 #include "log.h"
 #include "pidfile.h"
 #include "redact.h"
+#include "unixsock.h"
 
 #define MAX_WORKERS 256
 #define STOP_GRACE_S 10
@@ -95,18 +96,6 @@ static void register_secrets(const fm_config *cfg)
         (void)fm_redact_add_secret(cfg->redis.password);
 }
 
-/* True when something accepts connections on the unix socket sa. */
-static int socket_alive(const struct sockaddr_un *sa)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), alive;
-
-    if (fd < 0)
-        return 0;
-    alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
-    (void)close(fd);
-    return alive;
-}
-
 /* What an operator should know about a snapshot; never its secrets. */
 static void log_config(const fm_config *cfg)
 {
@@ -120,33 +109,13 @@ static void log_config(const fm_config *cfg)
 static int open_unix(const char *path, const fm_config *cfg)
 {
     struct sockaddr_un sa;
-    struct stat st;
+    char why[256 + PATH_MAX];
     int fd;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fm_log_error("server.listen: socket path too long");
+    /* A second master must not steal a running pool's socket (fm_unixsock_claim). */
+    if (fm_unixsock_claim(path, SOCK_STREAM, &sa, why, sizeof(why)) != 0) {
+        fm_log_error("server.listen: %s", why);
         return -1;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    /*
-     * Remove a stale socket left by a crash, but never any other kind of file,
-     * and never a live one: a second master must not steal a running pool's socket.
-     */
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            fm_log_error("server.listen: %s exists and is not a socket", path);
-            return -1;
-        }
-        if (socket_alive(&sa)) {
-            fm_log_error("server.listen: %s is in use by another process; not starting", path);
-            return -1;
-        }
-        if (unlink(path) != 0) {
-            fm_log_error("server.listen: cannot remove stale %s: %s", path, strerror(errno));
-            return -1;
-        }
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
