@@ -1049,6 +1049,30 @@ static int role_permissions(struct loader *l, const char *where, void *obj)
     return perms_value(l, where, &item->acc);
 }
 
+/*
+ * Appends role name v as (*names)[n] and a reference to where it was written
+ * as (*refs)[nrefs], growing both arrays; the caller counts. Role names are
+ * resolved once the whole file is read (roles may be defined after use), and
+ * the reference keeps the file:line:col for that later error.
+ */
+static int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
+                          struct ref **refs, size_t nrefs)
+{
+    char(*grown_names)[FM_NAME_MAX] = grow(*names, n, sizeof(**names));
+    struct ref *grown_refs;
+
+    if (grown_names == NULL)
+        return out_of_memory(l);
+    *names = grown_names;
+    grown_refs = grow(*refs, nrefs, sizeof(**refs));
+    if (grown_refs == NULL)
+        return out_of_memory(l);
+    *refs = grown_refs;
+    (void)snprintf(grown_names[n], FM_NAME_MAX, "%s", v);
+    make_ref(l, &grown_refs[nrefs]);
+    return 0;
+}
+
 /* Names are checked against auth.roles once the whole file is read: roles come in any order. */
 static int role_inherits(struct loader *l, const char *where, void *obj)
 {
@@ -1061,21 +1085,11 @@ static int role_inherits(struct loader *l, const char *where, void *obj)
     for (size_t i = 0; (rc = list_next(l, where, i, item, sizeof(item))) == 0; i++) {
         const char *v =
             role_name_item(l, item, (const char(*)[FM_NAME_MAX])src->inherits, src->ninherits);
-        char(*names)[FM_NAME_MAX];
-        struct ref *refs;
 
-        if (v == NULL)
+        if (v == NULL || push_role_name(l, v, &src->inherits, src->ninherits, &src->inherit_refs,
+                                        src->ninherits) != 0)
             return -1;
-        names = grow(src->inherits, src->ninherits, sizeof(*names));
-        if (names == NULL)
-            return out_of_memory(l);
-        src->inherits = names;
-        refs = grow(src->inherit_refs, src->ninherits, sizeof(*refs));
-        if (refs == NULL)
-            return out_of_memory(l);
-        src->inherit_refs = refs;
-        (void)snprintf(names[src->ninherits], FM_NAME_MAX, "%s", v);
-        make_ref(l, &refs[src->ninherits++]);
+        src->ninherits++;
     }
     return rc < 0 ? -1 : 0;
 }
@@ -1284,21 +1298,12 @@ static int user_roles(struct loader *l, const char *where, void *obj)
     for (size_t i = 0; (rc = list_next(l, where, i, item, sizeof(item))) == 0; i++) {
         const char *v =
             role_name_item(l, item, (const char(*)[FM_NAME_MAX])user->roles, user->nroles);
-        char(*roles)[FM_NAME_MAX];
-        struct ref *refs;
 
-        if (v == NULL)
+        if (v == NULL ||
+            push_role_name(l, v, &user->roles, user->nroles, &l->role_refs, l->nrole_refs) != 0)
             return -1;
-        roles = grow(user->roles, user->nroles, sizeof(*roles));
-        if (roles == NULL)
-            return out_of_memory(l);
-        user->roles = roles;
-        refs = grow(l->role_refs, l->nrole_refs, sizeof(*refs));
-        if (refs == NULL)
-            return out_of_memory(l);
-        l->role_refs = refs;
-        (void)snprintf(roles[user->nroles++], FM_NAME_MAX, "%s", v);
-        make_ref(l, &refs[l->nrole_refs++]);
+        user->nroles++;
+        l->nrole_refs++;
     }
     return rc < 0 ? -1 : 0;
 }
