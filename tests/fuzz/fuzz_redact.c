@@ -1,5 +1,5 @@
 /*
- * fuzz_redact.c - libFuzzer target for the redaction filter (lib/redact.c).
+ * fuzz_redact.c - libFuzzer target for the redaction filter (lib/base/redact.c).
  *
  * Input: byte 0 chooses a smaller output capacity, byte 1 a place to plant a
  * registered secret, the rest is the text to redact. Every input is redacted

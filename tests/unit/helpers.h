@@ -177,6 +177,29 @@ static inline char *th_last_line(const char *path)
     return text;
 }
 
+/* ---- runner -------------------------------------------------------------------- */
+
+/*
+ * TH_MAIN(suite_fn) - the main() of every Check suite: one base directory and
+ * orphan reaping for the run (th_run_begin / th_run_end), the suite, exit
+ * status 0 only when no test failed.
+ */
+#define TH_MAIN(suite_fn)                                                                          \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        SRunner *sr;                                                                               \
+        int failed;                                                                                \
+                                                                                                   \
+        if (th_run_begin(#suite_fn) != 0)                                                          \
+            return EXIT_FAILURE;                                                                   \
+        sr = srunner_create(suite_fn());                                                           \
+        srunner_run_all(sr, CK_NORMAL);                                                            \
+        failed = srunner_ntests_failed(sr);                                                        \
+        srunner_free(sr);                                                                          \
+        th_run_end();                                                                              \
+        return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;                                          \
+    }
+
 /* ---- hex ----------------------------------------------------------------------- */
 
 /* True when s is exactly n characters of [0-9a-f]. */

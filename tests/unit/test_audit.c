@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helpers.h"
+
 #define MAX_LINES 4096
 
 static char dir[64];
@@ -867,13 +869,4 @@ static Suite *audit_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(audit_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
-}
+TH_MAIN(audit_suite)

@@ -1,5 +1,5 @@
 /*
- * test_auth.c - unit tests for lib/auth.c: both credential headers, every
+ * test_auth.c - unit tests for lib/app/auth.c: both credential headers, every
  * refusal status, expiry at its exact boundary, the key fingerprint and the
  * SHA-256 of a known vector. The keys live in a real config file loaded with
  * fm_config_load, as the server loads them.
@@ -366,17 +366,4 @@ static Suite *auth_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_auth") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(auth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(auth_suite)

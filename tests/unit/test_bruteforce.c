@@ -1,5 +1,5 @@
 /*
- * test_bruteforce.c - unit tests for lib/bruteforce.c against a private
+ * test_bruteforce.c - unit tests for lib/store/bruteforce.c against a private
  * redis-server (see helpers.h): counting in a window, the block and its
  * length, expiry of both, the per-worker cache (no Redis call while an answer
  * is fresh; a block set elsewhere seen within FM_BF_RECHECK_MS; LRU bound),
@@ -81,12 +81,12 @@ static long long calls_of(const char *cmd)
 
 static int bf_check(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_check(r, &cfg, addr, t, secs);
+    return fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t, secs);
 }
 
 static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_fail(r, &cfg, addr, t, secs);
+    return fm_bruteforce_fail(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t, secs);
 }
 
 static long long ttl_of(const char *key)
@@ -263,7 +263,7 @@ START_TEST(addresses_normalised)
         ck_assert_int_eq(bf_fail(odd[i], 0, &secs), 0);
         ck_assert_int_eq(bf_check(odd[i], 0, &secs), 0);
     }
-    ck_assert_int_eq(fm_bruteforce_check(r, &cfg, NULL, 0, &secs), 0);
+    ck_assert_int_eq(fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, NULL, 0, &secs), 0);
     ck_assert_int_eq(integer_command(1, dbsize), 4);
 }
 END_TEST
@@ -350,7 +350,7 @@ START_TEST(fork_starts_empty)
         fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
         const char *del[] = {"DEL", "bf:authblock:192.0.2.11"};
         redisReply *reply = c != NULL ? fm_redis_argv(c, 2, del, NULL) : NULL;
-        int ok = reply != NULL && fm_bruteforce_check(c, &cfg, "192.0.2.11", 0, &secs) == 0;
+        int ok = reply != NULL && fm_bruteforce_check(c, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, "192.0.2.11", 0, &secs) == 0;
 
         if (reply != NULL)
             freeReplyObject(reply);
@@ -383,17 +383,4 @@ static Suite *bruteforce_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_bruteforce") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(bruteforce_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(bruteforce_suite)

@@ -1,5 +1,5 @@
 /*
- * test_clock.c - unit tests for lib/clock.c: the shape of generated RFC 3339
+ * test_clock.c - unit tests for lib/base/clock.c: the shape of generated RFC 3339
  * timestamps and the parser's accepted forms, exact epoch values (checked
  * against `date -u -d ... +%s`) and refusals.
  */
@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "clock.h"
+
+#include "helpers.h"
 
 /* Checks text against a shape where 'd' is a decimal digit and anything else is literal. */
 static int shape_ok(const char *text, const char *shape)
@@ -196,13 +198,4 @@ static Suite *clock_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(clock_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(clock_suite)

@@ -1,5 +1,5 @@
 /*
- * test_config.c - unit tests for lib/config.c: every refusal with its exact
+ * test_config.c - unit tests for lib/config/config.c: every refusal with its exact
  * "file:line:col: message", the defaults, every key, the key index, and the
  * two example configurations in conf/.
  */
@@ -14,6 +14,8 @@
 #include <sodium.h>
 
 #include "config.h"
+
+#include "helpers.h"
 
 /* SHA-256 of "alice-example-key-do-not-use" and "bob-example-key-do-not-use". */
 #define H_ALICE "f8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323"
@@ -1472,13 +1474,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(config_suite)

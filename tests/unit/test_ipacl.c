@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "helpers.h"
+
 static const struct good_case {
     const char *text;
     int family;
@@ -298,13 +300,4 @@ static Suite *ipacl_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ipacl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TH_MAIN(ipacl_suite)

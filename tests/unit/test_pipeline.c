@@ -1,5 +1,5 @@
 /*
- * test_pipeline.c - unit tests for lib/pipeline.c, driving fm_pipeline_run
+ * test_pipeline.c - unit tests for lib/app/pipeline.c, driving fm_pipeline_run
  * directly with a hand-made route table whose handlers record that they ran.
  *
  * Each test gets its own private redis-server (see helpers.h), a config
@@ -1019,17 +1019,4 @@ static Suite *pipeline_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_pipeline") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(pipeline_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(pipeline_suite)

@@ -7,6 +7,8 @@
 
 #include "query.h"
 
+#include "helpers.h"
+
 static const char *const allowed[] = {"status", "limit", "offset", NULL};
 
 static void expect_ok(const char *qs, const char *name, const char *want)
@@ -86,20 +88,16 @@ START_TEST(bounds)
 }
 END_TEST
 
-int main(void)
+static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, decodes);
     tcase_add_test(tc, refuses);
     tcase_add_test(tc, bounds);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
+
+TH_MAIN(query_suite)

@@ -1,5 +1,5 @@
 /*
- * test_ratelimit.c - unit tests for lib/ratelimit.c against a private
+ * test_ratelimit.c - unit tests for lib/store/ratelimit.c against a private
  * redis-server (see helpers.h): the exact burst, remaining and retry values,
  * refill, the bucket key and its expiry, independence of users and prefixes,
  * the header strings, -1 when Redis cannot decide; and the per-worker
@@ -651,17 +651,4 @@ static Suite *ratelimit_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_ratelimit") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(ratelimit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(ratelimit_suite)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
+
 #define P(r, a) FM_PERM(FM_RES_##r, FM_ACT_##a)
 #define RES_ALL(r) (P(r, READ) | P(r, CREATE) | P(r, UPDATE) | P(r, DELETE))
 #define ACT_ALL(a) (P(JOBS, a) | P(EXPERIMENTS, a) | P(METRICS, a))
@@ -239,13 +241,4 @@ static Suite *rbac_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(rbac_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TH_MAIN(rbac_suite)

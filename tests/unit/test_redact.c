@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
+
 #define HEX16 "0123456789abcdef"
 #define HEX64 HEX16 HEX16 HEX16 HEX16
 #define ALNUM36 "abcdefghijklmnopqrstuvwxyzABCD012345"
@@ -461,13 +463,4 @@ static Suite *redact_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(redact_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TH_MAIN(redact_suite)

@@ -1,5 +1,5 @@
 /*
- * test_redisconn.c - unit tests for lib/redisconn.c against a private
+ * test_redisconn.c - unit tests for lib/store/redisconn.c against a private
  * redis-server (see helpers.h): address parsing, AUTH (wrong password refused
  * without echoing it), SELECT, a fresh context after the server dies and
  * comes back, EVALSHA reload after SCRIPT FLUSH, and the command timeout
@@ -406,17 +406,4 @@ static Suite *redisconn_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_redisconn") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(redisconn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(redisconn_suite)

@@ -1,5 +1,5 @@
 /*
- * test_response.c - unit tests for lib/response.c: header lines (CR/LF
+ * test_response.c - unit tests for lib/base/response.c: header lines (CR/LF
  * refused, length and table limits), JSON bodies, the SPEC section 2 error
  * body parsed back with cJSON, and RFC 9110 reason phrases.
  */
@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "response.h"
+
+#include "helpers.h"
 
 static fm_response resp;
 
@@ -250,13 +252,4 @@ static Suite *response_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(response_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(response_suite)

@@ -278,23 +278,16 @@ START_TEST(whoami_body)
 }
 END_TEST
 
-int main(void)
+static Suite *routes_suite(void)
 {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("rbac");
-    SRunner *sr;
-    int failed;
 
-    if (th_run_begin("test_routes") != 0)
-        return EXIT_FAILURE;
     tcase_add_test(tc, every_route_is_in_the_table);
     tcase_add_test(tc, users_by_routes);
     tcase_add_test(tc, whoami_body);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
+
+TH_MAIN(routes_suite)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
+
 #define NGINX_ERROR                                                                                \
     "2026/11/29 07:03:23 [error] 21922#21922: *3 client intended to send too large body: 27 "      \
     "bytes, client: 127.0.0.1, server: , request: \"POST /v1/x?token=y HTTP/1.1\""
@@ -223,13 +225,4 @@ static Suite *syslogmsg_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(syslogmsg_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TH_MAIN(syslogmsg_suite)

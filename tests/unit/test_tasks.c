@@ -1,5 +1,5 @@
 /*
- * test_tasks.c - unit tests for lib/tasks.c.
+ * test_tasks.c - unit tests for lib/store/tasks.c.
  *
  * "validation" runs without Redis: the handle points at a socket nobody
  * listens on, so an invalid body must be refused before any Redis call (the
@@ -839,17 +839,4 @@ static Suite *tasks_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin("test_tasks") != 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(tasks_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(tasks_suite)

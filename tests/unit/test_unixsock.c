@@ -68,21 +68,14 @@ START_TEST(claims)
 }
 END_TEST
 
-int main(void)
+static Suite *unixsock_suite(void)
 {
     Suite *s = suite_create("unixsock");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
-    if (th_run_begin("test_unixsock") != 0)
-        return EXIT_FAILURE;
     tcase_add_test(tc, claims);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
+
+TH_MAIN(unixsock_suite)

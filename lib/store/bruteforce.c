@@ -183,7 +183,7 @@ static uint32_t ms_to_s_min1(int64_t ms)
  * Records a block answer from Redis (PTTL of the block key: > 0 ms left, -1
  * no expiry, -2 none). Returns 1 and sets *secs when blocked, else 0.
  */
-static int record_block(entry *x, const fm_config *cfg, long long pttl, int64_t now_ms,
+static int record_block(entry *x, const fm_bf_policy *policy, long long pttl, int64_t now_ms,
                         uint32_t *secs)
 {
     x->checked_ms = now_ms;
@@ -196,7 +196,7 @@ static int record_block(entry *x, const fm_config *cfg, long long pttl, int64_t 
     if (pttl < 0) {
         /* A block without an end: refuse, and ask again after the usual interval. */
         x->blocked_until_ms = now_ms + FM_BF_RECHECK_MS;
-        *secs = cfg->rate_limit.auth_failures.block_seconds;
+        *secs = policy->block_seconds;
         return 1;
     }
     x->blocked_until_ms = now_ms + pttl;
@@ -204,14 +204,13 @@ static int record_block(entry *x, const fm_config *cfg, long long pttl, int64_t 
     return 1;
 }
 
-static int block_key(char *key, size_t cap, const fm_config *cfg, const char *what,
-                     const char *addr)
+static int block_key(char *key, size_t cap, const char *prefix, const char *what, const char *addr)
 {
-    return snprintf(key, cap, "%s%s:%s", cfg->redis.key_prefix, what, addr) < (int)cap ? 0 : -1;
+    return snprintf(key, cap, "%s%s:%s", prefix, what, addr) < (int)cap ? 0 : -1;
 }
 
-int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
-                        uint32_t *retry_after_s)
+int fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                        const char *addr, int64_t now_ms, uint32_t *retry_after_s)
 {
     char ip[INET6_ADDRSTRLEN], key[320];
     const char *argv[2] = {"PTTL", key};
@@ -233,7 +232,7 @@ int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr,
         if (x->clean_known)
             return 0;
     }
-    if (block_key(key, sizeof(key), cfg, "authblock", ip) != 0)
+    if (block_key(key, sizeof(key), prefix, "authblock", ip) != 0)
         return -1;
     reply = fm_redis_argv(redis, 2, argv, NULL);
     if (reply == NULL) {
@@ -245,13 +244,13 @@ int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr,
         return -1;
     }
     if (reply->type == REDIS_REPLY_INTEGER)
-        rc = record_block(x, cfg, reply->integer, now_ms, retry_after_s);
+        rc = record_block(x, policy, reply->integer, now_ms, retry_after_s);
     freeReplyObject(reply);
     return rc;
 }
 
-int fm_bruteforce_fail(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
-                       uint32_t *block_s)
+int fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                       const char *addr, int64_t now_ms, uint32_t *block_s)
 {
     char ip[INET6_ADDRSTRLEN], fail_key[320], blk_key[320], max[16], window[16], block[16];
     const char *argv[5] = {fail_key, blk_key, max, window, block};
@@ -262,21 +261,19 @@ int fm_bruteforce_fail(fm_redis *redis, const fm_config *cfg, const char *addr, 
     if (normalize(addr, ip) != 0)
         return 0;
     cache_init();
-    if (block_key(fail_key, sizeof(fail_key), cfg, "authfail", ip) != 0 ||
-        block_key(blk_key, sizeof(blk_key), cfg, "authblock", ip) != 0)
+    if (block_key(fail_key, sizeof(fail_key), prefix, "authfail", ip) != 0 ||
+        block_key(blk_key, sizeof(blk_key), prefix, "authblock", ip) != 0)
         return -1;
-    (void)snprintf(max, sizeof(max), "%u", (unsigned)cfg->rate_limit.auth_failures.max);
-    (void)snprintf(window, sizeof(window), "%u",
-                   (unsigned)cfg->rate_limit.auth_failures.window_seconds);
-    (void)snprintf(block, sizeof(block), "%u",
-                   (unsigned)cfg->rate_limit.auth_failures.block_seconds);
+    (void)snprintf(max, sizeof(max), "%u", (unsigned)policy->max);
+    (void)snprintf(window, sizeof(window), "%u", (unsigned)policy->window_seconds);
+    (void)snprintf(block, sizeof(block), "%u", (unsigned)policy->block_seconds);
     reply = fm_redis_eval(redis, &fail_script, 2, 5, argv);
     if (reply == NULL)
         return -1;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
         reply->element[1]->type == REDIS_REPLY_INTEGER)
-        rc = record_block(cache_get(ip), cfg, reply->element[1]->integer, now_ms, block_s);
+        rc = record_block(cache_get(ip), policy, reply->element[1]->integer, now_ms, block_s);
     freeReplyObject(reply);
     return rc;
 }

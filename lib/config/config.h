@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bruteforce.h"
 #include "ipacl.h"
+#include "log.h"
+#include "ratelimit.h"
 #include "rbac.h"
 
 #define FM_CONFIG_MAX_DEPTH 8
@@ -28,18 +31,11 @@
 #define FM_ROLE_INHERIT_MAX 16  /* longest chain of auth.roles.<r>.inherits links */
 #define FM_SECRET_FILE_MAX 4096 /* largest redis.password_file, bytes */
 
-typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_level;
-
 typedef struct fm_key {
     unsigned char hash[FM_KEY_HASH_BYTES]; /* SHA-256 of the API key */
     int64_t expires;                       /* Unix seconds; 0 = never */
     char label[FM_NAME_MAX];               /* operator's note, may be empty */
 } fm_key;
-
-typedef struct fm_rate {
-    uint32_t requests_per_minute; /* refill rate, >= 1 */
-    uint32_t burst;               /* bucket capacity, >= 1 */
-} fm_rate;
 
 typedef struct fm_role {
     char name[FM_NAME_MAX];
@@ -96,11 +92,7 @@ typedef struct fm_config {
     struct {
         fm_rate rate;              /* default per-user bucket */
         bool on_redis_error_allow; /* false (default): deny with 503 */
-        struct {
-            uint32_t max;            /* failed authentications per window, 1..1000000 */
-            uint32_t window_seconds; /* counting window, 1..86400 */
-            uint32_t block_seconds;  /* how long an address is refused, 1..604800 */
-        } auth_failures;             /* brute-force guard, per client address */
+        fm_bf_policy auth_failures; /* brute-force guard, per client address */
     } rate_limit;
 
     struct {

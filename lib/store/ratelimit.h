@@ -28,8 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "redisconn.h"
+
+/* One bucket's policy. */
+typedef struct fm_rate {
+    uint32_t requests_per_minute; /* refill rate, >= 1 */
+    uint32_t burst;               /* bucket capacity, >= 1 */
+} fm_rate;
 
 #define FM_RL_RESERVE_MAX 8  /* tokens one worker takes from Redis at most at once */
 #define FM_RL_RESERVE_MS 250 /* lifetime of a worker's reserved tokens, milliseconds */

@@ -10,7 +10,10 @@
 #ifndef FM_LOG_H
 #define FM_LOG_H
 
-#include "config.h"
+#include <stddef.h>
+
+/* Levels, lowest first; messages below the configured one are dropped. */
+typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_level;
 
 #define FM_LOG_LINE_MAX 4096     /* bytes per line; longer messages are truncated */
 #define FM_LOG_SANITIZE_MAX 8192 /* longest message fm_log_sanitize reads, bytes */

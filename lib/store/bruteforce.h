@@ -30,8 +30,14 @@
 
 #include <stdint.h>
 
-#include "config.h"
 #include "redisconn.h"
+
+/* The guard's settings (rate_limit.auth_failures in the config). */
+typedef struct fm_bf_policy {
+    uint32_t max;            /* failed authentications per window, 1..1000000 */
+    uint32_t window_seconds; /* counting window, 1..86400 */
+    uint32_t block_seconds;  /* how long an address is refused, 1..604800 */
+} fm_bf_policy;
 
 #define FM_BF_CACHE_ENTRIES 1024 /* addresses one worker remembers */
 #define FM_BF_RECHECK_MS 1000    /* an address is asked about again after this, ms */
@@ -45,18 +51,18 @@
  * (connection error, timeout, error reply): the caller does not block then
  * (the guard fails open; the rate limiter's own policy still applies).
  */
-int fm_bruteforce_check(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
-                        uint32_t *retry_after_s);
+int fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                        const char *addr, int64_t now_ms, uint32_t *retry_after_s);
 
 /*
  * fm_bruteforce_fail - count one failed authentication from addr with
- * cfg->rate_limit.auth_failures (one Lua script). Returns 1 when the address
+ * policy (one Lua script) under the key prefix. Returns 1 when the address
  * is blocked now (this failure reached max, or it was already blocked), with
  * *block_s = whole seconds (>= 1) the block still lasts, and caches that;
  * 0 when it is not (or addr is not an IP literal); -1 when Redis could not
  * answer (nothing counted).
  */
-int fm_bruteforce_fail(fm_redis *redis, const fm_config *cfg, const char *addr, int64_t now_ms,
-                       uint32_t *block_s);
+int fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                       const char *addr, int64_t now_ms, uint32_t *block_s);
 
 #endif
