@@ -183,7 +183,7 @@ static int whoami(fm_call *call, fm_response *resp)
 static void undo_task_change(fm_call *call)
 {
     if (fm_tasks_restore(call->env->redis, call->env->cfg->redis.key_prefix, call->undo_id,
-                         call->undo_data) != FM_TASKS_OK)
+                         call->undo_data) != FM_OK)
         fm_log_error("could not undo the change to task %s after an audit failure trace_id=%s",
                      call->undo_id, call->trace_id);
 }
@@ -210,14 +210,14 @@ static int task_create(fm_call *call, fm_response *resp)
                              req->body, req->body_len, &task, err, sizeof(err));
 
     switch (rc) {
-    case FM_TASKS_OK:
+    case FM_OK:
         arm_undo(call, cJSON_GetObjectItemCaseSensitive(task, "id")->valuestring, NULL);
         return send_json(resp, 201, task);
-    case FM_TASKS_EJSON:
+    case FM_EPARSE:
         (void)snprintf(call->reason, sizeof(call->reason), "bad_json");
         fm_response_error(resp, 400, "BAD_REQUEST", err, call->trace_id);
         return 0;
-    case FM_TASKS_EINVALID:
+    case FM_EINVAL:
         (void)snprintf(call->reason, sizeof(call->reason), "validation_error");
         fm_response_error(resp, 422, "VALIDATION_ERROR", err, call->trace_id);
         return 0;
@@ -239,9 +239,9 @@ static int task_get(fm_call *call, fm_response *resp)
     int rc = fm_tasks_get(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
                           call->params[0], &task);
 
-    if (rc == FM_TASKS_OK)
+    if (rc == FM_OK)
         return send_json(resp, 200, task);
-    if (rc == FM_TASKS_ENOTFOUND)
+    if (rc == FM_ENOTFOUND)
         return not_found(call, resp);
     return internal(call, resp, "redis_error");
 }
@@ -261,12 +261,12 @@ static int task_cancel(fm_call *call, fm_response *resp)
                              call->params[0], &task, &before);
 
     switch (rc) {
-    case FM_TASKS_OK:
+    case FM_OK:
         arm_undo(call, call->params[0], before);
         return send_json(resp, 200, task);
-    case FM_TASKS_ENOTFOUND:
+    case FM_ENOTFOUND:
         return not_found(call, resp);
-    case FM_TASKS_ECONFLICT:
+    case FM_ECONFLICT:
         cJSON_Delete(task);
         return conflict(call, resp, "only a queued or running task can be cancelled");
     default:
@@ -282,13 +282,13 @@ static int task_delete(fm_call *call, fm_response *resp)
                              call->params[0], &before);
 
     switch (rc) {
-    case FM_TASKS_OK:
+    case FM_OK:
         arm_undo(call, call->params[0], before);
         resp->status = 204;
         return 0;
-    case FM_TASKS_ENOTFOUND:
+    case FM_ENOTFOUND:
         return not_found(call, resp);
-    case FM_TASKS_ECONFLICT:
+    case FM_ECONFLICT:
         return conflict(call, resp, "a running task must be cancelled before it is deleted");
     default:
         return internal(call, resp, "redis_error");
@@ -342,7 +342,7 @@ static int task_list(fm_call *call, fm_response *resp)
         parse_long(v, strlen(v), 0, 1000000000L, &offset) != 0)
         return bad_query(call, resp, "offset must be an integer from 0 to 1000000000");
     if (fm_tasks_list(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                      status, offset, limit, &tasks, &total) != FM_TASKS_OK)
+                      status, offset, limit, &tasks, &total) != FM_OK)
         return internal(call, resp, "redis_error");
     o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {

@@ -229,7 +229,8 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
             guard = -1;
         else
             guard = fm_bruteforce_fail(env->redis, cfg->redis.key_prefix,
-                                       &cfg->rate_limit.auth_failures, req->remote_addr, now_ms, &block_s);
+                                       &cfg->rate_limit.auth_failures, req->remote_addr, now_ms,
+                                       &block_s);
         if (guard < 0)
             warn_throttled(&guard_warn, now_ms,
                            "brute-force guard unavailable (%s); failure not counted source=%s "

@@ -90,8 +90,8 @@ typedef struct fm_config {
     } auth;
 
     struct {
-        fm_rate rate;              /* default per-user bucket */
-        bool on_redis_error_allow; /* false (default): deny with 503 */
+        fm_rate rate;               /* default per-user bucket */
+        bool on_redis_error_allow;  /* false (default): deny with 503 */
         fm_bf_policy auth_failures; /* brute-force guard, per client address */
     } rate_limit;
 

@@ -146,24 +146,24 @@ static int metadata_ok(const cJSON *m)
     return 1;
 }
 
-/* Checks one field of the request body; returns 0 or an FM_TASKS_EINVALID with err set. */
+/* Checks one field of the request body; returns 0 or an FM_EINVAL with err set. */
 static int check_field(const cJSON *f, char *err, size_t errlen)
 {
     const char *k = f->string;
 
     if (strcmp(k, "job_name") == 0) {
         if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ":"))
-            return fail(err, errlen, FM_TASKS_EINVALID,
-                        "must be 1-128 characters of A-Z a-z 0-9 _ . : -", k);
+            return fail(err, errlen, FM_EINVAL, "must be 1-128 characters of A-Z a-z 0-9 _ . : -",
+                        k);
     } else if (strcmp(k, "args") == 0) {
         if (!(cJSON_IsString(f) && strlen(f->valuestring) <= ARGS_MAX_LEN) &&
             !string_array_ok(f, ARGS_MAX_LEN, NULL))
-            return fail(err, errlen, FM_TASKS_EINVALID,
+            return fail(err, errlen, FM_EINVAL,
                         "must be a string or an array of at most 64 strings (4096 bytes each)", k);
     } else if (strcmp(k, "priority") == 0) {
         double v = cJSON_IsNumber(f) ? f->valuedouble : 0;
         if (!cJSON_IsNumber(f) || v != floor(v) || v < 1 || v > 10)
-            return fail(err, errlen, FM_TASKS_EINVALID, "must be an integer from 1 to 10", k);
+            return fail(err, errlen, FM_EINVAL, "must be an integer from 1 to 10", k);
     } else if (strcmp(k, "commit_id") == 0) {
         int ok = cJSON_IsString(f) && strlen(f->valuestring) == 40;
         for (size_t i = 0; ok && i < 40; i++) {
@@ -171,22 +171,21 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
             ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         }
         if (!ok)
-            return fail(err, errlen, FM_TASKS_EINVALID, "must be 40 hex digits", k);
+            return fail(err, errlen, FM_EINVAL, "must be 40 hex digits", k);
     } else if (strcmp(k, "experiment") == 0) {
         if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ""))
-            return fail(err, errlen, FM_TASKS_EINVALID,
+            return fail(err, errlen, FM_EINVAL,
                         "must be 1-128 characters of A-Z a-z 0-9 _ . - (not starting with .)", k);
     } else if (strcmp(k, "datasets") == 0) {
         if (!string_array_ok(f, 256, ":/"))
-            return fail(err, errlen, FM_TASKS_EINVALID,
-                        "must be an array of at most 64 dataset names", k);
+            return fail(err, errlen, FM_EINVAL, "must be an array of at most 64 dataset names", k);
     } else if (strcmp(k, "metadata") == 0) {
         if (!metadata_ok(f))
-            return fail(err, errlen, FM_TASKS_EINVALID,
+            return fail(err, errlen, FM_EINVAL,
                         "must be an object of at most 64 string, number or boolean values", k);
     } else {
         (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
-        return FM_TASKS_EINVALID;
+        return FM_EINVAL;
     }
     return 0;
 }
@@ -196,18 +195,18 @@ static int validate(const cJSON *body, char *err, size_t errlen)
     const cJSON *f, *g;
 
     if (!cJSON_IsObject(body))
-        return fail(err, errlen, FM_TASKS_EINVALID, "request body must be a JSON object", NULL);
+        return fail(err, errlen, FM_EINVAL, "request body must be a JSON object", NULL);
     cJSON_ArrayForEach(f, body)
     {
         for (g = body->child; g != f; g = g->next)
             if (strcmp(g->string, f->string) == 0)
-                return fail(err, errlen, FM_TASKS_EINVALID, "duplicate field", NULL);
+                return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
         int rc = check_field(f, err, errlen);
         if (rc != 0)
             return rc;
     }
     if (cJSON_GetObjectItemCaseSensitive(body, "job_name") == NULL)
-        return fail(err, errlen, FM_TASKS_EINVALID, "is required", "job_name");
+        return fail(err, errlen, FM_EINVAL, "is required", "job_name");
     return 0;
 }
 
@@ -283,8 +282,8 @@ static cJSON *build_task(const cJSON *body, const char *user, const char *id, in
     return t;
 }
 
-int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
-                    size_t body_len, cJSON **task, char *err, size_t errlen)
+fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
+                       size_t body_len, cJSON **task, char *err, size_t errlen)
 {
     cJSON *in = NULL, *t = NULL;
     char id[37], prio[4], k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256];
@@ -295,10 +294,10 @@ int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const
 
     *task = NULL;
     if (body == NULL || body_len == 0)
-        return fail(err, errlen, FM_TASKS_EJSON, "request body is empty", NULL);
+        return fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
     in = parse_body(body, body_len);
     if (in == NULL)
-        return fail(err, errlen, FM_TASKS_EJSON,
+        return fail(err, errlen, FM_EPARSE,
                     "request body is not valid JSON (one object, no NUL characters)", NULL);
     if ((rc = validate(in, err, errlen)) != 0)
         goto done;
@@ -306,7 +305,7 @@ int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const
     if (p != NULL)
         priority = (int)p->valuedouble;
 
-    rc = FM_TASKS_EREDIS;
+    rc = FM_EREDIS;
     uuid_v4(id);
     if ((t = build_task(in, user, id, priority)) == NULL ||
         (json = cJSON_PrintUnformatted(t)) == NULL)
@@ -325,7 +324,7 @@ int fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const
         goto done;
     *task = t;
     t = NULL;
-    rc = FM_TASKS_OK;
+    rc = FM_OK;
 done:
     if (reply != NULL)
         freeReplyObject(reply);
@@ -368,8 +367,8 @@ static int simple(fm_redis *redis, int argc, const char **argv)
     return ok ? 0 : -1;
 }
 
-int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                 cJSON **task)
+fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                    cJSON **task)
 {
     char key[256];
     const char *argv[2] = {"GET", key};
@@ -378,22 +377,22 @@ int fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const ch
 
     *task = NULL;
     if (!is_uuid(id))
-        return FM_TASKS_ENOTFOUND;
+        return FM_ENOTFOUND;
     (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
     reply = fm_redis_argv(redis, 2, argv, NULL);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply != NULL)
             freeReplyObject(reply);
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     }
     t = parse_record(reply);
     freeReplyObject(reply);
     if (t == NULL || !owned_by(t, user)) {
         cJSON_Delete(t);
-        return FM_TASKS_ENOTFOUND;
+        return FM_ENOTFOUND;
     }
     *task = t;
-    return FM_TASKS_OK;
+    return FM_OK;
 }
 
 static int status_is(const cJSON *t, const char *status)
@@ -425,7 +424,7 @@ static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
         if (reply != NULL)
             freeReplyObject(reply);
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     }
     for (size_t i = 0; i < n; i++) {
         cJSON *t = parse_record(reply->element[i]);
@@ -440,17 +439,17 @@ static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, 
         (*matched)++;
     }
     freeReplyObject(reply);
-    return FM_TASKS_OK;
+    return FM_OK;
 }
 
-int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
-                  long offset, long limit, cJSON **tasks, long *total)
+fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
+                     long offset, long limit, cJSON **tasks, long *total)
 {
     char key[256], start[24], stop[24];
     redisReply *ids = NULL;
     cJSON *out;
     long matched = 0;
-    int rc = FM_TASKS_EREDIS;
+    int rc = FM_EREDIS;
 
     *tasks = NULL;
     *total = 0;
@@ -459,7 +458,7 @@ int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const c
     else
         (void)snprintf(key, sizeof(key), "%stasks", prefix);
     if ((out = cJSON_CreateArray()) == NULL)
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
 
     /* Without a status filter only the page is fetched; with one, every id is scanned. */
     (void)snprintf(start, sizeof(start), "%ld", status == NULL ? offset : 0);
@@ -476,7 +475,7 @@ int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const c
     for (size_t i = 0; i < ids->elements; i += MGET_CHUNK) {
         size_t n = ids->elements - i < MGET_CHUNK ? ids->elements - i : MGET_CHUNK;
         if (fetch_chunk(redis, prefix, status, ids->element + i, n, status == NULL ? 0 : offset,
-                        limit, &matched, out) != FM_TASKS_OK)
+                        limit, &matched, out) != FM_OK)
             goto done;
     }
     if (status == NULL) {
@@ -493,7 +492,7 @@ int fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const c
     *tasks = out;
     out = NULL;
     *total = matched;
-    rc = FM_TASKS_OK;
+    rc = FM_OK;
 done:
     if (ids != NULL)
         freeReplyObject(ids);
@@ -536,7 +535,7 @@ typedef struct change {
 
 /*
  * One check-and-set attempt: WATCH, read, let decide() check the task and
- * pick the change, then MULTI/EXEC. Returns FM_TASKS_OK, an error, or 1 when
+ * pick the change, then MULTI/EXEC. Returns FM_OK, an error, or 1 when
  * EXEC was aborted because the task changed meanwhile (try again).
  */
 typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
@@ -556,20 +555,20 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
 
     (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
     if (simple(redis, 2, watch) != 0)
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     r = fm_redis_argv(redis, 2, get, NULL);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r != NULL)
             freeReplyObject(r);
         (void)simple(redis, 1, unwatch);
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     }
     t = parse_record(r);
     if (t == NULL || !owned_by(t, user)) {
         freeReplyObject(r);
         cJSON_Delete(t);
         (void)simple(redis, 1, unwatch);
-        return FM_TASKS_ENOTFOUND;
+        return FM_ENOTFOUND;
     }
     (void)snprintf(all, sizeof(all), "%stasks", prefix);
     *before = snapshot(redis, all, id, r->str, r->len);
@@ -577,10 +576,10 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
     if (*before == NULL) {
         cJSON_Delete(t);
         (void)simple(redis, 1, unwatch);
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     }
     rc = decide(t, &c, &buf);
-    if (rc != FM_TASKS_OK) {
+    if (rc != FM_OK) {
         (void)simple(redis, 1, unwatch);
         *task = t;
         cJSON_free(buf);
@@ -598,7 +597,7 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
         const char *za[] = {"ZREM", all, id};
         const char *zo[] = {"ZREM", own, id};
         const char *exec[] = {"EXEC"};
-        rc = FM_TASKS_EREDIS;
+        rc = FM_EREDIS;
         if (simple(redis, 1, multi) != 0)
             goto done;
         if (c.new_json != NULL ? simple(redis, 3, set) : simple(redis, 2, del))
@@ -611,17 +610,17 @@ static int cas_once(fm_redis *redis, const char *prefix, const char *user, const
         if (r != NULL && r->type == REDIS_REPLY_NIL)
             rc = 1;
         else if (r != NULL && r->type == REDIS_REPLY_ARRAY)
-            rc = FM_TASKS_OK;
+            rc = FM_OK;
         if (r != NULL)
             freeReplyObject(r);
     }
 done:
-    if (rc == FM_TASKS_EREDIS) {
+    if (rc == FM_EREDIS) {
         const char *discard[] = {"DISCARD"};
         (void)simple(redis, 1, discard);
     }
     cJSON_free(buf);
-    if (rc == FM_TASKS_OK) {
+    if (rc == FM_OK) {
         *task = t;
     } else {
         cJSON_Delete(t);
@@ -637,13 +636,13 @@ static int cas(fm_redis *redis, const char *prefix, const char *user, const char
     *task = NULL;
     *before = NULL;
     if (!is_uuid(id))
-        return FM_TASKS_ENOTFOUND;
+        return FM_ENOTFOUND;
     for (int attempt = 0; attempt < 5; attempt++) {
         int rc = cas_once(redis, prefix, user, id, decide, task, before);
         if (rc != 1)
             return rc;
     }
-    return FM_TASKS_EREDIS;
+    return FM_EREDIS;
 }
 
 static const char *status_of(const cJSON *t)
@@ -666,25 +665,25 @@ static int decide_cancel(cJSON *t, change *c, char **buf)
     const char *st = status_of(t);
 
     if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-        return FM_TASKS_ECONFLICT;
+        return FM_ECONFLICT;
     fm_clock_rfc3339(now, 0);
     if (!cJSON_ReplaceItemInObjectCaseSensitive(t, "status", cJSON_CreateString("cancelled")) ||
         !cJSON_ReplaceItemInObjectCaseSensitive(t, "ended_at", cJSON_CreateString(now)) ||
         (*buf = cJSON_PrintUnformatted(t)) == NULL)
-        return FM_TASKS_EREDIS;
+        return FM_EREDIS;
     c->new_json = *buf;
     c->owner = owner_of(t);
-    return FM_TASKS_OK;
+    return FM_OK;
 }
 
 static int decide_delete(cJSON *t, change *c, char **buf)
 {
     (void)buf;
     if (strcmp(status_of(t), "running") == 0)
-        return FM_TASKS_ECONFLICT;
+        return FM_ECONFLICT;
     c->new_json = NULL;
     c->owner = owner_of(t);
-    return FM_TASKS_OK;
+    return FM_OK;
 }
 
 static int decide_purge(cJSON *t, change *c, char **buf)
@@ -692,17 +691,17 @@ static int decide_purge(cJSON *t, change *c, char **buf)
     (void)buf;
     c->new_json = NULL;
     c->owner = owner_of(t);
-    return FM_TASKS_OK;
+    return FM_OK;
 }
 
-int fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    cJSON **task, char **before)
+fm_err fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                       cJSON **task, char **before)
 {
     return cas(redis, prefix, user, id, decide_cancel, task, before);
 }
 
-int fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    char **before)
+fm_err fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id,
+                       char **before)
 {
     cJSON *t = NULL;
     int rc = cas(redis, prefix, user, id, decide_delete, &t, before);
@@ -721,7 +720,7 @@ static int put_back(fm_redis *redis, const char *prefix, const char *id, const c
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "priority");
     char k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256], prio[8];
     redisReply *reply;
-    int rc = FM_TASKS_EREDIS;
+    int rc = FM_EREDIS;
 
     if (t == NULL || !cJSON_IsNumber(p))
         goto done;
@@ -738,7 +737,7 @@ static int put_back(fm_redis *redis, const char *prefix, const char *id, const c
         reply = fm_redis_eval(redis, &restore_script, 5, 10, argv);
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-        rc = FM_TASKS_OK;
+        rc = FM_OK;
     if (reply != NULL)
         freeReplyObject(reply);
 done:
@@ -755,12 +754,12 @@ static int purge(fm_redis *redis, const char *prefix, const char *id)
 
     cJSON_Delete(t);
     free(before);
-    return rc == FM_TASKS_ENOTFOUND ? FM_TASKS_OK : rc;
+    return rc == FM_ENOTFOUND ? FM_OK : rc;
 }
 
-int fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id, const char *before)
+fm_err fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id, const char *before)
 {
     if (!is_uuid(id))
-        return FM_TASKS_ENOTFOUND;
+        return FM_ENOTFOUND;
     return before == NULL ? purge(redis, prefix, id) : put_back(redis, prefix, id, before);
 }

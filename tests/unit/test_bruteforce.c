@@ -81,12 +81,14 @@ static long long calls_of(const char *cmd)
 
 static int bf_check(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t, secs);
+    return fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t,
+                               secs);
 }
 
 static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_fail(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t, secs);
+    return fm_bruteforce_fail(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t,
+                              secs);
 }
 
 static long long ttl_of(const char *key)
@@ -263,7 +265,9 @@ START_TEST(addresses_normalised)
         ck_assert_int_eq(bf_fail(odd[i], 0, &secs), 0);
         ck_assert_int_eq(bf_check(odd[i], 0, &secs), 0);
     }
-    ck_assert_int_eq(fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, NULL, 0, &secs), 0);
+    ck_assert_int_eq(
+        fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, NULL, 0, &secs),
+        0);
     ck_assert_int_eq(integer_command(1, dbsize), 4);
 }
 END_TEST
@@ -350,7 +354,9 @@ START_TEST(fork_starts_empty)
         fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
         const char *del[] = {"DEL", "bf:authblock:192.0.2.11"};
         redisReply *reply = c != NULL ? fm_redis_argv(c, 2, del, NULL) : NULL;
-        int ok = reply != NULL && fm_bruteforce_check(c, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, "192.0.2.11", 0, &secs) == 0;
+        int ok = reply != NULL &&
+                 fm_bruteforce_check(c, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
+                                     "192.0.2.11", 0, &secs) == 0;
 
         if (reply != NULL)
             freeReplyObject(reply);

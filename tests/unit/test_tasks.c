@@ -3,7 +3,7 @@
  *
  * "validation" runs without Redis: the handle points at a socket nobody
  * listens on, so an invalid body must be refused before any Redis call (the
- * handle's errstr stays empty), and a valid one ends in FM_TASKS_EREDIS.
+ * handle's errstr stays empty), and a valid one ends in FM_EREDIS.
  * "redis" runs against a private redis-server (see helpers.h): the stored
  * record and index keys, queue order, visibility and listing.
  */
@@ -76,7 +76,7 @@ static void expect_refused(const char *body, int want_rc, const char *want_err)
 
 static void expect_invalid(const char *body, const char *want_err)
 {
-    expect_refused(body, FM_TASKS_EINVALID, want_err);
+    expect_refused(body, FM_EINVAL, want_err);
 }
 
 /* A valid body gets as far as Redis, which is down. */
@@ -86,7 +86,7 @@ static void expect_valid(const char *body)
     cJSON *task = (cJSON *)&task;
     int rc = fm_tasks_create(r, PREFIX, "alice", body, strlen(body), &task, err, sizeof(err));
 
-    ck_assert_msg(rc == FM_TASKS_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
+    ck_assert_msg(rc == FM_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
     ck_assert_ptr_null(task);
     ck_assert_str_ne(fm_redis_errstr(r), "");
     /* A fresh handle, so the next refusal can show again that Redis was not asked. */
@@ -99,20 +99,20 @@ static void expect_valid(const char *body)
 
 START_TEST(not_json)
 {
-    expect_refused("not json", FM_TASKS_EJSON, NOT_JSON);
-    expect_refused("{\"job_name\":", FM_TASKS_EJSON, NOT_JSON);
-    expect_refused("{'job_name':'a'}", FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("not json", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":", FM_EPARSE, NOT_JSON);
+    expect_refused("{'job_name':'a'}", FM_EPARSE, NOT_JSON);
     /* Exactly one value: nothing but white space may follow it. */
-    expect_refused("{\"job_name\":\"a\"}x", FM_TASKS_EJSON, NOT_JSON);
-    expect_refused("{\"job_name\":\"a\"}{}", FM_TASKS_EJSON, NOT_JSON);
-    expect_refused_len("{\"job_name\":\"a\"}\0junk", 21, FM_TASKS_EJSON, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\"}x", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\"}{}", FM_EPARSE, NOT_JSON);
+    expect_refused_len("{\"job_name\":\"a\"}\0junk", 21, FM_EPARSE, NOT_JSON);
     /* NULs would cut strings short inside cJSON. */
-    expect_refused_len("{\"job_name\":\"tr\0unc\"}", 21, FM_TASKS_EJSON, NOT_JSON);
-    expect_refused("{\"job_name\":\"a\\u0000b\"}", FM_TASKS_EJSON, NOT_JSON);
-    expect_refused("", FM_TASKS_EJSON, "request body is empty");
-    expect_refused_len(NULL, 0, FM_TASKS_EJSON, "request body is empty");
+    expect_refused_len("{\"job_name\":\"tr\0unc\"}", 21, FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\\u0000b\"}", FM_EPARSE, NOT_JSON);
+    expect_refused("", FM_EPARSE, "request body is empty");
+    expect_refused_len(NULL, 0, FM_EPARSE, "request body is empty");
     /* body_len bounds the parse: the object is cut short. */
-    expect_refused_len("{\"job_name\":\"a\"}", 10, FM_TASKS_EJSON, NOT_JSON);
+    expect_refused_len("{\"job_name\":\"a\"}", 10, FM_EPARSE, NOT_JSON);
 }
 END_TEST
 
@@ -261,7 +261,7 @@ START_TEST(err_buffer_bounded)
     cJSON *task;
 
     ck_assert_int_eq(fm_tasks_create(r, PREFIX, "alice", "{}", 2, &task, err, sizeof(err)),
-                     FM_TASKS_EINVALID);
+                     FM_EINVAL);
     ck_assert_str_eq(err, "job_nam");
 }
 END_TEST
@@ -272,16 +272,16 @@ START_TEST(get_and_list_without_redis)
     long total = -1;
 
     /* Not a UUID: not found, without asking Redis. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &t), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &t), FM_ENOTFOUND);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(fm_redis_errstr(r), "");
     /* A UUID has to be looked up. */
     t = (cJSON *)&t;
     ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "0b8a3f5e-3c1d-4e2a-9f00-123456789abc", &t),
-                     FM_TASKS_EREDIS);
+                     FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_TASKS_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
     ck_assert_ptr_null(t);
     ck_assert_int_eq(total, 0);
 }
@@ -326,7 +326,7 @@ static cJSON *create(const char *user, const char *body)
     cJSON *task = NULL;
     int rc = fm_tasks_create(r, PREFIX, user, body, strlen(body), &task, err, sizeof(err));
 
-    ck_assert_msg(rc == FM_TASKS_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
+    ck_assert_msg(rc == FM_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
                   fm_redis_errstr(r));
     ck_assert_ptr_nonnull(task);
     return task;
@@ -523,9 +523,9 @@ START_TEST(cancel_delete_and_undo)
     create_id("bob", "{\"job_name\":\"c\"}", c);
 
     /* Others' tasks are not found; admins (NULL) see all. */
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "bob", a, &t, &before), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "bob", a, &t, &before), FM_ENOTFOUND);
     ck_assert_ptr_null(before);
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "cancelled");
     ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(t, "datasets")));
     ck_assert_ptr_nonnull(before);
@@ -534,40 +534,40 @@ START_TEST(cancel_delete_and_undo)
     queue_is(want);
     /* Cancelled already: a conflict, and no undo token. */
     char *again = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, a, &t, &again), FM_TASKS_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, a, &t, &again), FM_ECONFLICT);
     ck_assert_ptr_null(again);
     cJSON_Delete(t);
 
     /* Undo of the cancel: queued again, in its original place (before b). */
     char *undo = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, b, &t, &undo), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, b, &t, &undo), FM_OK);
     cJSON_Delete(t);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, undo), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, undo), FM_OK);
     free(undo);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, a, before), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, a, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", a, &t), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", a, &t), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "queued");
     cJSON_Delete(t);
 
     /* Delete, then undo: the record and its index entries come back. */
-    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_TASKS_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, b, &t), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, b, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, before), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
 
     /* Undo of a create (NULL): gone from the record and every index. */
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_TASKS_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, c, &t), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, c, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, b);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, "not-a-uuid", NULL), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, "not-a-uuid", NULL), FM_ENOTFOUND);
 }
 END_TEST
 
@@ -606,44 +606,44 @@ START_TEST(get_visibility)
     cJSON *got = NULL;
 
     memcpy(id, str_field(t, "id"), 37);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &got), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Admin view. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, id, &got), FM_TASKS_OK);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Someone else's task does not exist for bob. */
     got = (cJSON *)&got;
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "bob", id, &got), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "bob", id, &got), FM_ENOTFOUND);
     ck_assert_ptr_null(got);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alicex", id, &got), FM_TASKS_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "ALICE", id, &got), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alicex", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "ALICE", id, &got), FM_ENOTFOUND);
 
     /* Other prefixes are other stores. */
-    ck_assert_int_eq(fm_tasks_get(r, "other:", "alice", id, &got), FM_TASKS_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, "other:", "alice", id, &got), FM_ENOTFOUND);
 
     /* Not UUIDs. */
     for (size_t i = 0; i < 36; i++)
         upper[i] = (id[i] >= 'a' && id[i] <= 'f') ? (char)(id[i] - 'a' + 'A') : id[i];
     upper[36] = '\0';
     if (strcmp(upper, id) != 0)
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", upper, &got), FM_TASKS_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "", &got), FM_TASKS_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &got), FM_TASKS_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "*", &got), FM_TASKS_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", upper, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "*", &got), FM_ENOTFOUND);
     {
         char longer[40];
         (void)snprintf(longer, sizeof(longer), "%s0", id);
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_TASKS_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
         longer[35] = '\0';
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_TASKS_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
     }
     /* A UUID that was never created. */
     ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "00000000-0000-4000-8000-000000000000", &got),
-                     FM_TASKS_ENOTFOUND);
+                     FM_ENOTFOUND);
     ck_assert_ptr_null(got);
     cJSON_Delete(t);
 }
@@ -663,10 +663,10 @@ START_TEST(get_corrupt_record)
     ck_assert_ptr_nonnull(reply);
     freeReplyObject(reply);
     ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-555555555555", &got),
-                     FM_TASKS_ENOTFOUND);
+                     FM_ENOTFOUND);
     ck_assert_ptr_null(got);
     ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-666666666666", &got),
-                     FM_TASKS_ENOTFOUND);
+                     FM_ENOTFOUND);
 }
 END_TEST
 
@@ -678,7 +678,7 @@ static void expect_list(const char *user, const char *status, long offset, long 
     long total = -1;
     int rc = fm_tasks_list(r, PREFIX, user, status, offset, limit, &tasks, &total);
 
-    ck_assert_msg(rc == FM_TASKS_OK, "list rc %d: %s", rc, fm_redis_errstr(r));
+    ck_assert_msg(rc == FM_OK, "list rc %d: %s", rc, fm_redis_errstr(r));
     ck_assert(cJSON_IsArray(tasks));
     ck_assert_int_eq(total, want_total);
     ck_assert_int_eq(cJSON_GetArraySize(tasks), (int)nwant);
@@ -791,15 +791,15 @@ START_TEST(redis_goes_down)
 
     create_id("alice", "{\"job_name\":\"a\"}", id);
     th_redis_kill(&srv);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &t), FM_TASKS_EREDIS);
+    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &t), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_TASKS_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
     ck_assert_int_eq(
         fm_tasks_create(r, PREFIX, "alice", "{\"job_name\":\"a\"}", 16, &t, err, sizeof(err)),
-        FM_TASKS_EREDIS);
+        FM_EREDIS);
     ck_assert_ptr_null(t);
 }
 END_TEST
