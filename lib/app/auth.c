@@ -45,25 +45,25 @@ void fm_auth_key_generate(char out[FM_AUTH_KEY_GEN_LEN + 1])
     sodium_memzero(raw, sizeof(raw));
 }
 
-int fm_auth_key_checksum_ok(const char *key, size_t n)
+bool fm_auth_key_checksum_ok(const char *key, size_t n)
 {
     char want[SUM_HEX + 1];
 
     if (n < PREFIX_LEN || memcmp(key, FM_AUTH_KEY_PREFIX, PREFIX_LEN) != 0)
-        return 1;
+        return true;
     if (n != FM_AUTH_KEY_GEN_LEN)
-        return 0;
+        return false;
     for (size_t i = PREFIX_LEN; i < n; i++)
         if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f')))
-            return 0;
+            return false;
     checksum(key, want);
     /* Not secret (derivable from the key's visible part), but compared like one anyway. */
     return sodium_memcmp(want, key + PREFIX_LEN + BODY_HEX, SUM_HEX) == 0;
 }
 
-int fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
+fm_err fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
 {
-    return crypto_hash_sha256(out, (const unsigned char *)key, len) == 0 ? 0 : -1;
+    return crypto_hash_sha256(out, (const unsigned char *)key, len) == 0 ? FM_OK : FM_ESYS;
 }
 
 void fm_auth_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1])
@@ -99,12 +99,12 @@ const char *fm_auth_reason(fm_auth_status status)
 }
 
 /* Keys are printable ASCII without spaces; anything else is refused before hashing. */
-static int key_chars_ok(const char *p, size_t n)
+static bool key_chars_ok(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] <= ' ' || p[i] > '~')
-            return 0;
-    return 1;
+            return false;
+    return true;
 }
 
 /* Strip optional white space around a header value (RFC 9110 section 5.5). */
@@ -137,40 +137,59 @@ static int bearer_token(const char *auth, const char **tok, size_t *n)
     return 0;
 }
 
-fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
-                                    const char *authorization, int64_t now, fm_auth_result *out)
+/*
+ * The one key the request presents, or NULL with *status: MISSING when
+ * neither header carries one, MALFORMED when the Authorization scheme is
+ * wrong or the two headers disagree.
+ */
+static const char *presented_key(const char *x_api_key, const char *authorization, size_t *n,
+                                 fm_auth_status *status)
 {
-    const char *k1 = NULL, *k2 = NULL, *key;
-    size_t n1 = 0, n2 = 0, n;
-    unsigned char digest[FM_KEY_HASH_BYTES];
+    const char *k1 = NULL, *k2 = NULL;
+    size_t n1 = 0, n2 = 0;
 
-    memset(out, 0, sizeof(*out));
     if (x_api_key != NULL && *x_api_key != '\0') {
         k1 = x_api_key;
         n1 = strlen(x_api_key);
         trim(&k1, &n1);
     }
-    if (authorization != NULL && *authorization != '\0') {
-        if (bearer_token(authorization, &k2, &n2) != 0) {
-            out->status = FM_AUTH_MALFORMED;
-            return out->status;
-        }
+    if (authorization != NULL && *authorization != '\0' &&
+        bearer_token(authorization, &k2, &n2) != 0) {
+        *status = FM_AUTH_MALFORMED;
+        return NULL;
     }
     if (k1 == NULL && k2 == NULL) {
-        out->status = FM_AUTH_MISSING;
-        return out->status;
+        *status = FM_AUTH_MISSING;
+        return NULL;
     }
     if (k1 != NULL && k2 != NULL && (n1 != n2 || sodium_memcmp(k1, k2, n1) != 0)) {
-        out->status = FM_AUTH_MALFORMED;
-        return out->status;
+        *status = FM_AUTH_MALFORMED;
+        return NULL;
     }
-    key = k1 != NULL ? k1 : k2;
-    n = k1 != NULL ? n1 : n2;
-    if (n == 0 || n > FM_AUTH_KEY_MAX || !key_chars_ok(key, n) ||
-        fm_auth_hash_key(key, n, digest) != 0) {
-        out->status = FM_AUTH_MALFORMED;
-        return out->status;
-    }
+    *n = k1 != NULL ? n1 : n2;
+    return k1 != NULL ? k1 : k2;
+}
+
+fm_err fm_auth_authenticate(const fm_config *cfg, const char *x_api_key, const char *authorization,
+                            int64_t now, fm_auth_result *out)
+{
+    const char *key;
+    size_t n = 0;
+    unsigned char digest[FM_KEY_HASH_BYTES];
+
+    if (out == NULL)
+        return FM_EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->status = FM_AUTH_MALFORMED;
+    if (cfg == NULL)
+        return FM_EINVAL;
+    key = presented_key(x_api_key, authorization, &n, &out->status);
+    if (key == NULL)
+        return FM_OK;
+    if (n == 0 || n > FM_AUTH_KEY_MAX || !key_chars_ok(key, n))
+        return FM_OK;
+    if (fm_auth_hash_key(key, n, digest) != FM_OK)
+        return FM_ESYS;
     fm_auth_key_id(digest, out->key_id);
     if (!fm_auth_key_checksum_ok(key, n)) {
         out->status = FM_AUTH_MALFORMED;
@@ -184,5 +203,5 @@ fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
         out->status = FM_AUTH_OK;
     }
     sodium_memzero(digest, sizeof(digest));
-    return out->status;
+    return FM_OK;
 }

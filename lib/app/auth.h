@@ -1,5 +1,5 @@
 /*
- * auth.h - API key authentication (SPEC section 2, step 4).
+ * auth.h - API key authentication, the pipeline's key step (pipeline.h).
  *
  * A key arrives in "X-API-Key: <key>" or "Authorization: Bearer <key>" (RFC
  * 6750 section 2.1), never in the query string. It is hashed with SHA-256
@@ -10,9 +10,11 @@
 #ifndef FM_AUTH_H
 #define FM_AUTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "err.h"
 
 #define FM_AUTH_KEY_MAX 256 /* longest key accepted, bytes */
 
@@ -47,16 +49,22 @@ typedef struct fm_auth_result {
  * fm_auth_authenticate - authenticate a request from its two header values
  * (FastCGI params HTTP_X_API_KEY and HTTP_AUTHORIZATION; either may be NULL).
  * When both are present they must carry the same key. now is Unix seconds,
- * compared with each key's expires. Always fills *out; returns out->status.
+ * compared with each key's expires. Always fills *out: the answer (accepted,
+ * or why not) is out->status, not the return code.
+ * Returns FM_OK when it decided; FM_ESYS when the key could not be hashed
+ * (libsodium failed; out->status is then FM_AUTH_MALFORMED); FM_EINVAL for a
+ * NULL cfg or out. A caller that gets anything but FM_OK must refuse the
+ * request.
  */
-fm_auth_status fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
-                                    const char *authorization, int64_t now, fm_auth_result *out);
+FM_MUST_CHECK fm_err fm_auth_authenticate(const fm_config *cfg, const char *x_api_key,
+                                          const char *authorization, int64_t now,
+                                          fm_auth_result *out);
 
 /*
- * fm_auth_hash_key - SHA-256 of key (len bytes) into out (32 bytes). Returns 0,
- * or -1 if libsodium fails.
+ * fm_auth_hash_key - SHA-256 (FIPS 180-4) of key (len bytes) into out (32
+ * bytes). Returns FM_OK, or FM_ESYS if libsodium fails.
  */
-int fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES]);
+fm_err fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES]);
 
 /*
  * fm_auth_key_id - non-secret fingerprint of a key hash for logs and the audit
@@ -78,7 +86,7 @@ void fm_auth_key_generate(char out[FM_AUTH_KEY_GEN_LEN + 1]);
  * true when its length, hex digits and checksum are right. Keys without the
  * prefix are not checked and return true.
  */
-int fm_auth_key_checksum_ok(const char *key, size_t n);
+bool fm_auth_key_checksum_ok(const char *key, size_t n);
 
 /* fm_auth_reason - stable audit reason for a status: "ok", "missing_key", "malformed_key",
  * "unknown_key", "expired". */

@@ -1,10 +1,10 @@
 /*
  * pipeline.c - the request pipeline (order and responses: see pipeline.h).
  *
- * Each step either lets the request through or produces the final response
- * and stops; the audit record is written once, at the end, whatever the
- * outcome. Nothing here reads a header other than the two credential headers,
- * and the client address comes only from REMOTE_ADDR.
+ * The steps are a table of functions, as nginx's phase handlers are: each
+ * either lets the request go on or produces the final response and stops the
+ * walk; the audit record is written once, at the end, whatever the outcome. Nothing here reads a
+ * header other than the two credential headers, and the client address comes only from REMOTE_ADDR.
  */
 #include "pipeline.h"
 
@@ -20,7 +20,7 @@
 #include "log.h"
 #include <sodium.h>
 
-/* Outcome of the pre-handler steps, carried to the audit record. */
+/* Who and why, carried from the steps to the audit record. */
 typedef struct outcome {
     const char *user;
     const char *key_id;
@@ -158,201 +158,300 @@ static void add_rate_headers(fm_response *resp, const fm_rl_result *rl)
     (void)fm_response_header(resp, "%s", state);
 }
 
-/* Steps 2-8. Returns with resp filled; o says who and why for the audit. */
-static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes, fm_call *call,
-                      fm_response *resp, outcome *o, fm_rl_result *rl, fm_auth_result *auth)
+/* ---- the steps ---------------------------------------------------------------------- */
+
+/*
+ * One request on its way through the steps. A step reads what the steps
+ * before it left here and either lets the request go on (STEP_NEXT) or has
+ * put the final answer in resp (STEP_DONE), with the audit reason in o.
+ */
+typedef struct req_state {
+    const fm_env *env;
+    const fm_route *routes;
+    size_t nroutes;
+    fm_call *call;
+    fm_response *resp;
+    outcome o;
+    fm_rl_result rl;
+    fm_auth_result auth;
+    const fm_route *route; /* set by step_route */
+    int64_t now_ms;        /* CLOCK_MONOTONIC, once per request */
+    bool redis_failed;     /* a Redis call of this request failed: do not wait on it again */
+} req_state;
+
+typedef enum step_rc { STEP_NEXT, STEP_DONE } step_rc;
+
+typedef step_rc (*step_fn)(req_state *st);
+
+/* Ends the request with an error response and its audit reason. */
+static step_rc refuse(req_state *st, const char *reason, int status, const char *code,
+                      const char *message)
 {
-    const fm_config *cfg = env->cfg;
-    const fm_request *req = call->req;
-    const fm_route *route = NULL;
-    char allow[64] = "";
-    int path_matched = 0;
-    int64_t now_ms = mono_ms();
-    int redis_failed = 0; /* a Redis call of this request failed: do not wait on it again */
+    st->o.reason = reason;
+    fm_response_error(st->resp, status, code, message, st->call->trace_id);
+    return STEP_DONE;
+}
+
+static step_rc step_ip_allow(req_state *st)
+{
+    if (ip_allowed(&st->env->cfg->auth.ip_whitelist, st->call->req->remote_addr))
+        return STEP_NEXT;
+    return refuse(st, "ip_not_allowed", 403, "IP_NOT_ALLOWED", "client address not allowed");
+}
+
+/* The guard's word on this address: -1 Redis could not answer, 0 not blocked, 1 blocked. */
+static int guard_check(const req_state *st, uint32_t *block_s)
+{
+    const fm_config *cfg = st->env->cfg;
+
+    return fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix,
+                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
+                               st->now_ms, block_s);
+}
+
+/* Counts one failed authentication: -1 Redis could not answer, 0 not blocked, 1 blocked now. */
+static int guard_count_failure(const req_state *st, uint32_t *block_s)
+{
+    const fm_config *cfg = st->env->cfg;
+
+    return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
+                              st->call->req->remote_addr, st->now_ms, block_s);
+}
+
+static step_rc step_guard(req_state *st)
+{
+    const fm_env *env = st->env;
+    uint32_t block_s;
+    int guard = guard_check(st, &block_s);
+
+    if (guard == 1) {
+        (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
+        return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
+                      "too many failed authentications from this address");
+    }
+    if (guard == 0)
+        return STEP_NEXT;
+    st->redis_failed = true;
+    /*
+     * Under "deny" nothing can be admitted without Redis anyway; refusing
+     * before the key is checked also keeps 401-versus-503 from telling a
+     * guesser, uncounted, which keys are right.
+     */
+    if (!env->cfg->rate_limit.on_redis_error_allow) {
+        st->o.reason = "rate_limiter_unavailable";
+        warn_throttled(&guard_warn, st->now_ms,
+                       "Redis unavailable (%s); refusing (on_redis_error: deny) trace_id=%s",
+                       fm_redis_errstr(env->redis), st->call->trace_id);
+        unavailable(st->resp, "service temporarily unavailable", st->call->trace_id);
+        return STEP_DONE;
+    }
+    warn_throttled(&guard_warn, st->now_ms,
+                   "brute-force guard unavailable (%s); not blocking source=%s trace_id=%s",
+                   fm_redis_errstr(env->redis), st->call->req->remote_addr, st->call->trace_id);
+    return STEP_NEXT;
+}
+
+/*
+ * A failed authentication counts against the source address. A request
+ * without any key guesses nothing (health probes, a forgotten header): only
+ * presented credentials count as attempts.
+ */
+static void count_failure(req_state *st)
+{
+    const char *addr = st->call->req->remote_addr;
     uint32_t block_s;
     int guard;
 
-    if (!ip_allowed(&cfg->auth.ip_whitelist, req->remote_addr)) {
-        o->reason = "ip_not_allowed";
-        fm_response_error(resp, 403, "IP_NOT_ALLOWED", "client address not allowed",
-                          call->trace_id);
+    if (st->auth.status == FM_AUTH_MISSING)
         return;
-    }
+    guard = st->redis_failed ? -1 : guard_count_failure(st, &block_s);
+    if (guard < 0)
+        warn_throttled(&guard_warn, st->now_ms,
+                       "brute-force guard unavailable (%s); failure not counted source=%s "
+                       "trace_id=%s",
+                       fm_redis_errstr(st->env->redis), addr, st->call->trace_id);
+    else if (guard == 1)
+        fm_log_warn("brute-force guard: source=%s blocked for %u s after repeated failed "
+                    "authentications trace_id=%s",
+                    addr, (unsigned)block_s, st->call->trace_id);
+}
 
-    guard = fm_bruteforce_check(env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                                req->remote_addr, now_ms, &block_s);
-    if (guard < 0) {
-        redis_failed = 1;
-        /*
-         * Under "deny" nothing can be admitted without Redis anyway; refusing
-         * before the key is checked also keeps 401-versus-503 from telling a
-         * guesser, uncounted, which keys are right.
-         */
-        if (!cfg->rate_limit.on_redis_error_allow) {
-            o->reason = "rate_limiter_unavailable";
-            warn_throttled(&guard_warn, now_ms,
-                           "Redis unavailable (%s); refusing (on_redis_error: deny) trace_id=%s",
-                           fm_redis_errstr(env->redis), call->trace_id);
-            unavailable(resp, "service temporarily unavailable", call->trace_id);
-            return;
-        }
-        warn_throttled(&guard_warn, now_ms,
-                       "brute-force guard unavailable (%s); not blocking source=%s trace_id=%s",
-                       fm_redis_errstr(env->redis), req->remote_addr, call->trace_id);
-    } else if (guard == 1) {
-        o->reason = "ip_blocked";
-        (void)fm_response_header(resp, "Retry-After: %u", (unsigned)block_s);
-        fm_response_error(resp, 429, "RATE_LIMITED",
-                          "too many failed authentications from this address", call->trace_id);
-        return;
-    }
+static step_rc step_authenticate(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_auth_result *auth = &st->auth;
 
     if (req->credentials_repeated) {
         memset(auth, 0, sizeof(*auth));
         auth->status = FM_AUTH_MALFORMED;
-    } else {
-        (void)fm_auth_authenticate(cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
-                                   auth);
+    } else if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization,
+                                    (int64_t)time(NULL), auth) != FM_OK) {
+        auth->status = FM_AUTH_MALFORMED; /* could not decide: refused, as a bad key */
     }
-    if (auth->status != FM_AUTH_OK) {
-        o->reason = fm_auth_reason(auth->status);
-        o->key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
-        fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s", o->reason,
-                    req->remote_addr, auth->key_id[0] ? auth->key_id : "-", call->trace_id);
-        /*
-         * A request without any key guesses nothing (health probes, a
-         * forgotten header): only presented credentials count as attempts.
-         */
-        if (auth->status == FM_AUTH_MISSING)
-            guard = 0;
-        else if (redis_failed)
-            guard = -1;
-        else
-            guard = fm_bruteforce_fail(env->redis, cfg->redis.key_prefix,
-                                       &cfg->rate_limit.auth_failures, req->remote_addr, now_ms,
-                                       &block_s);
-        if (guard < 0)
-            warn_throttled(&guard_warn, now_ms,
-                           "brute-force guard unavailable (%s); failure not counted source=%s "
-                           "trace_id=%s",
-                           fm_redis_errstr(env->redis), req->remote_addr, call->trace_id);
-        else if (guard == 1)
-            fm_log_warn("brute-force guard: source=%s blocked for %u s after repeated failed "
-                        "authentications trace_id=%s",
-                        req->remote_addr, (unsigned)block_s, call->trace_id);
-        (void)fm_response_header(resp, "WWW-Authenticate: Bearer realm=\"fetchml\"");
-        fm_response_error(resp, 401, "UNAUTHORIZED",
-                          auth->status == FM_AUTH_MISSING ? "API key required"
-                                                          : "invalid or expired API key",
-                          call->trace_id);
-        return;
+    if (auth->status == FM_AUTH_OK) {
+        st->call->user = auth->user;
+        st->o.user = auth->user->name;
+        st->o.key_id = auth->key_id;
+        return STEP_NEXT;
     }
-    call->user = auth->user;
-    o->user = auth->user->name;
-    o->key_id = auth->key_id;
-
-    if (!ip_allowed(&auth->user->ip_whitelist, req->remote_addr)) {
-        o->reason = "user_ip_not_allowed";
-        fm_response_error(resp, 403, "IP_NOT_ALLOWED", "client address not allowed for this key",
-                          call->trace_id);
-        return;
-    }
-
-    if (redis_failed || fm_ratelimit_take(env->redis, cfg->redis.key_prefix, auth->user->name,
-                                          fm_config_user_rate(cfg, auth->user), cfg->server.workers,
-                                          now_ms, rl) != 0) {
-        if (!cfg->rate_limit.on_redis_error_allow) {
-            o->reason = "rate_limiter_unavailable";
-            fm_log_error("rate limiter unavailable (%s); refusing (on_redis_error: deny) "
-                         "trace_id=%s",
-                         fm_redis_errstr(env->redis), call->trace_id);
-            unavailable(resp, "service temporarily unavailable", call->trace_id);
-            return;
-        }
-        admitted_unlimited++;
-        warn_throttled(&allow_warn, now_ms,
-                       "rate limiter unavailable (%s); admitting (on_redis_error: allow) "
-                       "trace_id=%s",
-                       fm_redis_errstr(env->redis), call->trace_id);
-    } else {
-        add_rate_headers(resp, rl);
-        if (!rl->allowed) {
-            o->reason = "rate_limited";
-            (void)fm_response_header(resp, "Retry-After: %u", (unsigned)rl->retry_after_s);
-            fm_response_error(resp, 429, "RATE_LIMITED", "rate limit exceeded", call->trace_id);
-            return;
-        }
-        call->rate = rl;
-    }
-
-    for (size_t i = 0; i < nroutes; i++) {
-        if (!route_match(routes[i].pattern, req->path, call->params))
-            continue;
-        path_matched = 1;
-        if (strcmp(routes[i].method, req->method) == 0 ||
-            (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
-            route = &routes[i];
-            break;
-        }
-        if (strstr(allow, routes[i].method) == NULL)
-            (void)snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-                           allow[0] ? ", " : "", routes[i].method);
-    }
-    if (route == NULL) {
-        if (path_matched) {
-            o->reason = "method_not_allowed";
-            (void)fm_response_header(resp, "Allow: %s", allow);
-            fm_response_error(resp, 405, "METHOD_NOT_ALLOWED", "method not allowed",
-                              call->trace_id);
-        } else {
-            o->reason = "no_route";
-            fm_response_error(resp, 404, "NOT_FOUND", "not found", call->trace_id);
-        }
-        return;
-    }
-    if (!fm_rbac_allows(auth->user->effective, route->required)) {
-        o->reason = "forbidden";
-        fm_response_error(resp, 403, "FORBIDDEN", "permission denied", call->trace_id);
-        return;
-    }
-    if (req->body_too_large) {
-        o->reason = "body_too_large";
-        fm_response_error(resp, 413, "PAYLOAD_TOO_LARGE", "request body too large", call->trace_id);
-        return;
-    }
-    /* Only a request that may change state needs the check; reads are refused at the write. */
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
-        fm_audit_ready(env->audit) != 0) {
-        o->reason = "audit_unavailable";
-        fm_log_error("audit trail not writable (%s); refusing before any change trace_id=%s",
-                     strerror(errno), call->trace_id);
-        unavailable(resp, "audit trail unavailable", call->trace_id);
-        return;
-    }
-    if (route->handler(call, resp) != 0 || resp->status == 0) {
-        o->reason = "handler_error";
-        fm_response_error(resp, 500, "INTERNAL", "internal error", call->trace_id);
-        return;
-    }
-    if (call->reason[0] != '\0')
-        o->reason = call->reason;
+    st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
+    fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s",
+                fm_auth_reason(auth->status), req->remote_addr,
+                auth->key_id[0] ? auth->key_id : "-", st->call->trace_id);
+    count_failure(st);
+    (void)fm_response_header(st->resp, "WWW-Authenticate: Bearer realm=\"fetchml\"");
+    return refuse(st, fm_auth_reason(auth->status), 401, "UNAUTHORIZED",
+                  auth->status == FM_AUTH_MISSING ? "API key required"
+                                                  : "invalid or expired API key");
 }
 
-void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
-                     const fm_request *req, fm_response *resp)
+static step_rc step_user_ip_allow(req_state *st)
 {
-    fm_call call;
-    fm_rl_result rl;
-    fm_auth_result auth;
-    outcome o = {NULL, NULL, NULL};
+    if (ip_allowed(&st->auth.user->ip_whitelist, st->call->req->remote_addr))
+        return STEP_NEXT;
+    return refuse(st, "user_ip_not_allowed", 403, "IP_NOT_ALLOWED",
+                  "client address not allowed for this key");
+}
+
+/* Redis could not decide: rate_limit.on_redis_error says whether to admit. */
+static step_rc rate_unknown(req_state *st)
+{
+    const fm_env *env = st->env;
+
+    if (!env->cfg->rate_limit.on_redis_error_allow) {
+        st->o.reason = "rate_limiter_unavailable";
+        fm_log_error("rate limiter unavailable (%s); refusing (on_redis_error: deny) "
+                     "trace_id=%s",
+                     fm_redis_errstr(env->redis), st->call->trace_id);
+        unavailable(st->resp, "service temporarily unavailable", st->call->trace_id);
+        return STEP_DONE;
+    }
+    admitted_unlimited++;
+    warn_throttled(&allow_warn, st->now_ms,
+                   "rate limiter unavailable (%s); admitting (on_redis_error: allow) "
+                   "trace_id=%s",
+                   fm_redis_errstr(env->redis), st->call->trace_id);
+    return STEP_NEXT;
+}
+
+static step_rc step_rate_limit(req_state *st)
+{
+    const fm_config *cfg = st->env->cfg;
+    const fm_user *user = st->auth.user;
+
+    if (st->redis_failed || fm_ratelimit_take(st->env->redis, cfg->redis.key_prefix, user->name,
+                                              fm_config_user_rate(cfg, user), cfg->server.workers,
+                                              st->now_ms, &st->rl) != 0)
+        return rate_unknown(st);
+    add_rate_headers(st->resp, &st->rl);
+    if (!st->rl.allowed) {
+        (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)st->rl.retry_after_s);
+        return refuse(st, "rate_limited", 429, "RATE_LIMITED", "rate limit exceeded");
+    }
+    st->call->rate = &st->rl;
+    return STEP_NEXT;
+}
+
+static bool method_matches(const char *route_method, const char *method)
+{
+    return strcmp(route_method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
+/* 404 when no pattern matches the path, 405 with Allow when only the method is wrong. */
+static step_rc step_route(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    char allow[64] = "";
+    bool path_matched = false;
+
+    for (size_t i = 0; i < st->nroutes; i++) {
+        const fm_route *r = &st->routes[i];
+
+        if (!route_match(r->pattern, req->path, st->call->params))
+            continue;
+        path_matched = true;
+        if (method_matches(r->method, req->method)) {
+            st->route = r;
+            return STEP_NEXT;
+        }
+        if (strstr(allow, r->method) == NULL)
+            (void)snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+                           allow[0] ? ", " : "", r->method);
+    }
+    if (!path_matched)
+        return refuse(st, "no_route", 404, "NOT_FOUND", "not found");
+    (void)fm_response_header(st->resp, "Allow: %s", allow);
+    return refuse(st, "method_not_allowed", 405, "METHOD_NOT_ALLOWED", "method not allowed");
+}
+
+static step_rc step_rbac(req_state *st)
+{
+    if (fm_rbac_allows(st->auth.user->effective, st->route->required))
+        return STEP_NEXT;
+    return refuse(st, "forbidden", 403, "FORBIDDEN", "permission denied");
+}
+
+static step_rc step_body_limit(req_state *st)
+{
+    if (!st->call->req->body_too_large)
+        return STEP_NEXT;
+    return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
+}
+
+/* Only a request that may change state needs the check; reads are refused at the write. */
+static step_rc step_audit_ready(req_state *st)
+{
+    const char *method = st->call->req->method;
+
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+        fm_audit_ready(st->env->audit) == FM_OK)
+        return STEP_NEXT;
+    st->o.reason = "audit_unavailable";
+    fm_log_error("audit trail not writable (%s); refusing before any change trace_id=%s",
+                 strerror(errno), st->call->trace_id);
+    unavailable(st->resp, "audit trail unavailable", st->call->trace_id);
+    return STEP_DONE;
+}
+
+static step_rc step_handler(req_state *st)
+{
+    if (st->route->handler(st->call, st->resp) != 0 || st->resp->status == 0)
+        return refuse(st, "handler_error", 500, "INTERNAL", "internal error");
+    if (st->call->reason[0] != '\0')
+        st->o.reason = st->call->reason;
+    return STEP_DONE;
+}
+
+/*
+ * The pipeline, in order (pipeline.h says what each step answers). A new
+ * check is one function above and one row here; the audit record is written
+ * after the last step that ran, whatever it answered.
+ */
+static const step_fn steps[] = {
+    step_ip_allow,      /* global IP allow-list */
+    step_guard,         /* brute-force guard */
+    step_authenticate,  /* API key */
+    step_user_ip_allow, /* per-user IP allow-list */
+    step_rate_limit,    /* per-user token bucket */
+    step_route,         /* 404 / 405 */
+    step_rbac,          /* permission of the route */
+    step_body_limit,    /* 413 */
+    step_audit_ready,   /* a change needs a writable audit trail */
+    step_handler,       /* the route's handler */
+};
+
+/*
+ * The audit record of the request, whatever its outcome. If it cannot be
+ * written, the request must change nothing: its change is undone and the
+ * answer becomes 503 (fail closed).
+ */
+static void audit_request(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_call *call = st->call;
+    fm_response *resp = st->resp;
     fm_audit_record rec;
-
-    memset(&call, 0, sizeof(call));
-    call.env = env;
-    call.req = req;
-    make_trace_id(req, call.trace_id);
-
-    run_steps(env, routes, nroutes, &call, resp, &o, &rl, &auth);
 
     /*
      * The whole "METHOD path", never a cut one: the audit record redacts each
@@ -366,25 +465,49 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
     else
         (void)snprintf(action, need, "%s %s", req->method, req->path);
     rec = (fm_audit_record){
-        .trace_id = call.trace_id,
-        .user = o.user,
-        .key_id = o.key_id,
+        .trace_id = call->trace_id,
+        .user = st->o.user,
+        .key_id = st->o.key_id,
         .action = action,
         .resource = req->path,
         .source_ip = req->remote_addr,
         .status = resp->status,
-        .reason = o.reason,
+        .reason = st->o.reason,
     };
-    if (fm_audit_write(env->audit, &rec) != 0) {
+    if (fm_audit_write(st->env->audit, &rec) != FM_OK) {
         fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",
-                     strerror(errno), call.undo != NULL ? " and undoing its change" : "",
-                     call.trace_id);
-        if (call.undo != NULL)
-            call.undo(&call);
+                     strerror(errno), call->undo != NULL ? " and undoing its change" : "",
+                     call->trace_id);
+        if (call->undo != NULL)
+            call->undo(call);
         fm_response_reset(resp);
-        unavailable(resp, "audit trail unavailable", call.trace_id);
+        unavailable(resp, "audit trail unavailable", call->trace_id);
     }
-    free(call.undo_data);
     if (action != stack_action && action != req->method)
         free(action);
+}
+
+void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
+                     const fm_request *req, fm_response *resp)
+{
+    fm_call call;
+    req_state st;
+
+    memset(&call, 0, sizeof(call));
+    call.env = env;
+    call.req = req;
+    make_trace_id(req, call.trace_id);
+    st = (req_state){
+        .env = env,
+        .routes = routes,
+        .nroutes = nroutes,
+        .call = &call,
+        .resp = resp,
+        .now_ms = mono_ms(),
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if (steps[i](&st) == STEP_DONE)
+            break;
+    audit_request(&st);
+    free(call.undo_data);
 }

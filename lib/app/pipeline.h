@@ -1,23 +1,29 @@
 /*
- * pipeline.h - the one request pipeline every request goes through (SPEC section 2):
+ * pipeline.h - the one request pipeline every request goes through. The
+ * client address is REMOTE_ADDR (never X-Forwarded-For / X-Real-IP). Then,
+ * in this order (the step table in pipeline.c):
  *
- *   1 client address = REMOTE_ADDR (never X-Forwarded-For / X-Real-IP)
- *   2 global IP allow-list                          -> 403 IP_NOT_ALLOWED
- *   3 brute-force guard: a source address with too many failed
+ *   1 global IP allow-list                          -> 403 IP_NOT_ALLOWED
+ *   2 brute-force guard: a source address with too many failed
  *     authentications (see bruteforce.h)            -> 429 RATE_LIMITED + Retry-After
- *   4 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
- *   5 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
- *   6 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
- *   7 route (404 / 405) and RBAC permission          -> 403 FORBIDDEN
- *   8 handler, only if the audit trail can take a record (fm_audit_ready)
- *   9 one audit record, for refused requests too; if it cannot be written the
- *     response becomes 503 SERVICE_UNAVAILABLE and the handler's change is
- *     undone (fail closed: such a request changes nothing)
+ *   3 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
+ *   4 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
+ *   5 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
+ *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
+ *   7 RBAC permission of the route                  -> 403 FORBIDDEN
+ *   8 body limit (server.max_body_bytes)            -> 413 PAYLOAD_TOO_LARGE
+ *   9 a request that may change state (not GET or HEAD) needs an audit trail
+ *     that can take its record (fm_audit_ready)     -> 503 SERVICE_UNAVAILABLE
+ *  10 the route's handler                           -> its answer; 500 INTERNAL on failure
+ * and after the last step that ran, one audit record, for refused requests
+ * too; if it cannot be written the response becomes 503 SERVICE_UNAVAILABLE
+ * and the handler's change is undone (fail closed: such a request changes
+ * nothing).
  *
- * Redis trouble: the guard (3) then blocks nobody; the limiter (6) applies
+ * Redis trouble: the guard (2) then blocks nobody; the limiter (5) applies
  * rate_limit.on_redis_error (deny: 503 + Retry-After; allow: admitted, a
  * warning at most every 10 s per worker, counted). A request makes at most
- * one Redis attempt that fails: once the guard's call failed, step 6 does not
+ * one Redis attempt that fails: once the guard's call failed, step 5 does not
  * wait for Redis a second time.
  *
  * The pipeline is independent of FastCGI: fcgi-app fills an fm_request from
@@ -104,7 +110,7 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp);
 
 /*
- * fm_pipeline_unlimited_admits - requests this process let through step 6
+ * fm_pipeline_unlimited_admits - requests this process let through step 5
  * without a rate-limit decision (Redis could not decide and
  * rate_limit.on_redis_error is allow), since it started. For /metrics.
  */

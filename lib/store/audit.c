@@ -369,26 +369,26 @@ fail:
     return NULL;
 }
 
-int fm_audit_reopen(fm_audit *audit)
+fm_err fm_audit_reopen(fm_audit *audit)
 {
     int fd, err;
 
     if (audit == NULL) {
         errno = EINVAL;
-        return -1;
+        return FM_EINVAL;
     }
     fd = open_log(audit->path);
     if (fd < 0)
-        return -1;
+        return FM_ESYS;
     /* dup3 swaps the file under the same descriptor number in one step. */
     if (dup3(fd, audit->fd, O_CLOEXEC) < 0) {
         err = errno;
         (void)close(fd);
         errno = err;
-        return -1;
+        return FM_ESYS;
     }
     (void)close(fd);
-    return 0;
+    return FM_OK;
 }
 
 void fm_audit_close(fm_audit *audit)
@@ -459,77 +459,94 @@ static int follow_rotation(fm_audit *audit, const fm_audit_shared *s, struct sta
         return 0;
     if (stat(audit->path, &at_path) != 0 || at_path.st_dev != s->dev || at_path.st_ino != s->ino)
         return 0;
-    if (fm_audit_reopen(audit) != 0)
+    if (fm_audit_reopen(audit) != FM_OK)
         return -1;
     return file_id(audit->fd, st);
 }
 
-int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
+/*
+ * Formats the part of a record that does not depend on the chain head, from
+ * "trace_id" to the opening quote of prev_hash, into mid (FM_AUDIT_LINE_MAX
+ * bytes). Done before the lock, which is contended. Returns its length, or 0
+ * with errno EOVERFLOW (cannot happen: see the _Static_assert above).
+ */
+static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_MAX])
 {
+    const char *const values[STRING_FIELDS] = {rec->trace_id, rec->user,     rec->key_id,
+                                               rec->action,   rec->resource, rec->source_ip,
+                                               rec->reason};
     char fields[STRING_FIELDS][FIELD_BUF];
-    char mid[FM_AUDIT_LINE_MAX];      /* "trace_id" ... "prev_hash":" (no chain state) */
-    char line[1 + FM_AUDIT_LINE_MAX]; /* line[0] holds a newline that ends a torn line */
-    char *out = line + 1;             /* the record itself */
-    char ts[FM_RFC3339_MAX], hex[HEX_LEN + 1];
-    fm_audit_shared *s;
-    struct stat st;
-    int rc, err, owner_died = 0, need_nl;
-    size_t len, midlen;
-    ssize_t w;
-    long long seq;
+    int n;
 
-    if (audit == NULL || rec == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    s = audit->shared;
-    json_field(fields[0], rec->trace_id);
-    json_field(fields[1], rec->user);
-    json_field(fields[2], rec->key_id);
-    json_field(fields[3], rec->action);
-    json_field(fields[4], rec->resource);
-    json_field(fields[5], rec->source_ip);
-    json_field(fields[6], rec->reason);
-    /* Formatted before the lock (contended): this part does not depend on the chain head. */
-    rc = snprintf(mid, sizeof mid,
-                  "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
-                  "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s,\"prev_hash\":\"",
-                  fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                  rec->status < 400 ? "success" : "failure", rec->status, fields[6]);
-    if (rc < 0 || (size_t)rc >= sizeof mid) {
+    for (size_t i = 0; i < STRING_FIELDS; i++)
+        json_field(fields[i], values[i]);
+    n = snprintf(mid, FM_AUDIT_LINE_MAX,
+                 "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
+                 "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s,\"prev_hash\":\"",
+                 fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+                 rec->status < 400 ? "success" : "failure", rec->status, fields[6]);
+    if (n < 0 || (size_t)n >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
-        return -1;
+        return 0;
     }
-    midlen = (size_t)rc;
+    return (size_t)n;
+}
 
-    rc = pthread_mutex_lock(&s->mu);
+/*
+ * Takes the chain lock and brings the shared head in line with the file the
+ * record is about to go to (see the top of the file). On FM_OK the lock is
+ * held, *st describes the descriptor's file and *need_nl says whether that
+ * file ends in a torn line. On FM_ESYS (errno set) the lock is not held.
+ */
+static fm_err lock_and_sync(fm_audit *audit, struct stat *st, int *need_nl)
+{
+    fm_audit_shared *s = audit->shared;
+    int rc = pthread_mutex_lock(&s->mu), owner_died = 0, err;
+
     if (rc == EOWNERDEAD) {
         owner_died = 1;
         rc = pthread_mutex_consistent(&s->mu);
     }
     if (rc != 0) {
         errno = rc;
-        return -1;
+        return FM_ESYS;
     }
-    if (file_id(audit->fd, &st) != 0 || follow_rotation(audit, s, &st) != 0)
+    if (file_id(audit->fd, st) != 0 || follow_rotation(audit, s, st) != 0)
         goto fail;
-    sync_head(s, audit->fd, &st, owner_died, &need_nl);
+    sync_head(s, audit->fd, st, owner_died, need_nl);
     if (s->seq >= SEQ_MAX) {
         errno = EOVERFLOW;
         goto fail;
     }
-    seq = s->seq + 1;
+    return FM_OK;
 
-    line[0] = '\n';
+fail:
+    err = errno;
+    (void)pthread_mutex_unlock(&s->mu);
+    errno = err;
+    return FM_ESYS;
+}
+
+/*
+ * Completes the record (lock held): ts and seq in front of mid (midlen
+ * bytes), the head's hash as prev_hash, then the hash of all that. out has
+ * FM_AUDIT_LINE_MAX bytes. Returns the line's length with its newline, or 0
+ * with errno EOVERFLOW; *hex gets the record's hash.
+ */
+static size_t finish_line(const fm_audit_shared *s, long long seq, const char *mid, size_t midlen,
+                          char out[FM_AUDIT_LINE_MAX], char hex[HEX_LEN + 1])
+{
+    char ts[FM_RFC3339_MAX];
     /* The timestamp is taken under the lock so that ts order matches seq order. */
-    rc = snprintf(out, FM_AUDIT_LINE_MAX, "{\"ts\":\"%s\",\"seq\":%lld,", fm_clock_rfc3339(ts, 1),
-                  seq);
-    if (rc < 0 || (size_t)rc + midlen + HEX_LEN + 1 + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
+    int n = snprintf(out, FM_AUDIT_LINE_MAX, "{\"ts\":\"%s\",\"seq\":%lld,",
+                     fm_clock_rfc3339(ts, 1), seq);
+    size_t len;
+
+    if (n < 0 || (size_t)n + midlen + HEX_LEN + 1 + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
-        goto fail;
+        return 0;
     }
-    /* Then the part formatted before the lock, prev_hash, and the hash of all that. */
-    len = (size_t)rc;
+    len = (size_t)n;
     memcpy(out + len, mid, midlen);
     len += midlen;
     memcpy(out + len, s->hash, HEX_LEN);
@@ -541,48 +558,84 @@ int fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
     memcpy(out + len, hex, HEX_LEN);
     len += HEX_LEN;
     memcpy(out + len, "\"}\n", 3);
-    len += 3;
+    return len + 3;
+}
 
+/*
+ * Appends the record (lock held, head synced by lock_and_sync) with one
+ * write(2), and advances the head only when the whole line reached the file.
+ * A torn line is cut off again. Returns FM_OK or FM_ESYS with errno (EIO
+ * for a short write).
+ */
+static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, const char *mid,
+                          size_t midlen)
+{
+    fm_audit_shared *s = audit->shared;
+    char line[1 + FM_AUDIT_LINE_MAX]; /* line[0] holds a newline that ends a torn line */
+    char hex[HEX_LEN + 1];
+    const char *from = need_nl ? line : line + 1;
+    size_t len = finish_line(s, s->seq + 1, mid, midlen, line + 1, hex);
+    ssize_t w;
+
+    if (len == 0)
+        return FM_ESYS;
+    line[0] = '\n';
+    len += need_nl ? 1 : 0;
     do {
-        w = write(audit->fd, need_nl ? line : out, len + (need_nl ? 1 : 0));
+        w = write(audit->fd, from, len);
     } while (w < 0 && errno == EINTR);
     if (w < 0)
-        goto fail;
-    if ((size_t)w != len + (need_nl ? 1 : 0)) {
+        return FM_ESYS;
+    if ((size_t)w != len) {
         /*
          * A torn record would break every JSON reader of the file: cut it off.
          * If even that fails, sync_head starts the next record on a line of its own.
          */
-        int cut = ftruncate(audit->fd, st.st_size);
+        int cut = ftruncate(audit->fd, st->st_size);
         errno = cut == 0 ? EIO : errno;
-        goto fail;
+        return FM_ESYS;
     }
-
     /*
      * O_APPEND put the line at the end file_id saw (nobody in the region wrote
      * since: we hold the lock), so no lseek is needed for the new size. A
      * writer outside the region that slipped in between only makes the next
      * writer re-read the tail, as it would anyway for such a writer.
      */
-    s->size = st.st_size + w;
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
+    s->size = st->st_size + w;
+    s->dev = st->st_dev;
+    s->ino = st->st_ino;
     memcpy(s->hash, hex, sizeof s->hash);
-    s->seq = seq;
-    (void)pthread_mutex_unlock(&s->mu);
-    return 0;
-
-fail:
-    err = errno;
-    (void)pthread_mutex_unlock(&s->mu);
-    errno = err;
-    return -1;
+    s->seq++;
+    return FM_OK;
 }
 
-static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
+{
+    char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
+    struct stat st;
+    size_t midlen;
+    int need_nl, err;
+    fm_err rc;
 
-static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
+    if (audit == NULL || rec == NULL) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    if ((midlen = format_fields(rec, mid)) == 0)
+        return FM_ESYS;
+    if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
+        return rc;
+    rc = append_line(audit, &st, need_nl, mid, midlen);
+    err = errno;
+    (void)pthread_mutex_unlock(&audit->shared->mu);
+    errno = err;
+    return rc;
+}
+
+static fm_err verify_fail(fm_err code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static fm_err verify_fail(fm_err code, char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -591,89 +644,93 @@ static int verify_fail(char *err, size_t errlen, const char *fmt, ...)
         (void)vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
     }
-    return -1;
+    return code;
 }
 
-int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq, char *err,
-                         size_t errlen)
+/*
+ * The chain link of a line that hashes right: seq must follow after (unless
+ * verification starts here, after == 0) and prev_hash must be prev_hex.
+ */
+static fm_err verify_link(long long rseq, const char *prev, long long after, const char *prev_hex,
+                          char *err, size_t errlen)
+{
+    /* Verification may start in the middle of a chain (a rotated file). */
+    if (after == 0)
+        return FM_OK;
+    if (rseq != after + 1)
+        return verify_fail(FM_EINVAL, err, errlen,
+                           "seq %lld: expected seq %lld (line missing, reordered or inserted)",
+                           rseq, after + 1);
+    if (memcmp(prev, prev_hex, HEX_LEN) != 0)
+        return verify_fail(FM_EINVAL, err, errlen,
+                           "seq %lld: prev_hash does not match the previous line (line missing, "
+                           "reordered or inserted)",
+                           rseq);
+    return FM_OK;
+}
+
+fm_err fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
+                            char *err, size_t errlen)
 {
     cJSON *obj = NULL;
     const char *parse_end = NULL, *stored;
     char prev[HEX_LEN + 1], hash[HEX_LEN + 1], computed[HEX_LEN + 1];
     long long rseq, after;
-    int rc = -1;
+    fm_err rc;
 
     if (line == NULL || prev_hex == NULL || seq == NULL || *seq < 0 || *seq >= SEQ_MAX)
-        return verify_fail(err, errlen, "invalid arguments");
+        return verify_fail(FM_EINVAL, err, errlen, "invalid arguments");
     after = *seq;
     if (sodium_init() < 0)
-        return verify_fail(err, errlen, "libsodium failed to initialise");
+        return verify_fail(FM_ESYS, err, errlen, "libsodium failed to initialise");
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len <= HASH_SUFFIX_LEN ||
         memcmp(line + len - HASH_SUFFIX_LEN, hash_key, sizeof hash_key - 1) != 0 ||
         memcmp(line + len - 2, "\"}", 2) != 0)
-        return verify_fail(err, errlen, "line after seq %lld: malformed record (no hash at end)",
-                           after);
+        return verify_fail(FM_EPARSE, err, errlen,
+                           "line after seq %lld: malformed record (no hash at end)", after);
     stored = line + len - 2 - HEX_LEN;
 
     obj = cJSON_ParseWithLengthOpts(line, len, &parse_end, 0);
     if (!cJSON_IsObject(obj) || parse_end != line + len) {
-        (void)verify_fail(err, errlen, "line after seq %lld: malformed JSON", after);
-        goto out;
+        rc = verify_fail(FM_EPARSE, err, errlen, "line after seq %lld: malformed JSON", after);
+    } else if (json_seq(obj, &rseq) != 0 || json_hex(obj, "prev_hash", prev) != 0 ||
+               json_hex(obj, "hash", hash) != 0 || memcmp(hash, stored, HEX_LEN) != 0) {
+        rc = verify_fail(FM_EPARSE, err, errlen,
+                         "line after seq %lld: missing or invalid seq/prev_hash/hash", after);
+    } else {
+        sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
+        if (memcmp(computed, hash, HEX_LEN) != 0)
+            rc = verify_fail(FM_EINVAL, err, errlen, "seq %lld: hash mismatch (line edited)", rseq);
+        else
+            rc = verify_link(rseq, prev, after, prev_hex, err, errlen);
     }
-    if (json_seq(obj, &rseq) != 0 || json_hex(obj, "prev_hash", prev) != 0 ||
-        json_hex(obj, "hash", hash) != 0 || memcmp(hash, stored, HEX_LEN) != 0) {
-        (void)verify_fail(err, errlen, "line after seq %lld: missing or invalid seq/prev_hash/hash",
-                          after);
-        goto out;
-    }
-    sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
-    if (memcmp(computed, hash, HEX_LEN) != 0) {
-        (void)verify_fail(err, errlen, "seq %lld: hash mismatch (line edited)", rseq);
-        goto out;
-    }
-    /* Verification may start in the middle of a chain (a rotated file). */
-    if (after != 0) {
-        if (rseq != after + 1) {
-            (void)verify_fail(err, errlen,
-                              "seq %lld: expected seq %lld (line missing, reordered or inserted)",
-                              rseq, after + 1);
-            goto out;
-        }
-        if (memcmp(prev, prev_hex, HEX_LEN) != 0) {
-            (void)verify_fail(err, errlen,
-                              "seq %lld: prev_hash does not match the previous line (line missing, "
-                              "reordered or inserted)",
-                              rseq);
-            goto out;
-        }
-    }
-    memcpy(prev_hex, hash, HEX_LEN + 1);
-    *seq = rseq;
-    rc = 0;
-out:
     cJSON_Delete(obj);
+    if (rc == FM_OK) {
+        memcpy(prev_hex, hash, HEX_LEN + 1);
+        *seq = rseq;
+    }
     return rc;
 }
 
-int fm_audit_ready(const fm_audit *audit)
+fm_err fm_audit_ready(const fm_audit *audit)
 {
     struct statvfs vfs;
 
     if (audit == NULL || audit->fd < 0) {
         errno = EBADF;
-        return -1;
+        return FM_ESYS;
     }
     if (fstatvfs(audit->fd, &vfs) != 0)
-        return -1;
+        return FM_ESYS;
     if (vfs.f_flag & ST_RDONLY) {
         errno = EROFS;
-        return -1;
+        return FM_ESYS;
     }
     if ((unsigned long long)vfs.f_bavail * vfs.f_frsize < FM_AUDIT_RESERVE_BYTES) {
         errno = ENOSPC;
-        return -1;
+        return FM_ESYS;
     }
-    return 0;
+    return FM_OK;
 }

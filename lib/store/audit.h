@@ -1,7 +1,7 @@
 /*
  * audit.h - the audit trail: one JSON line per request, hash-chained.
  *
- * Line format (keys in this order, SPEC section 5):
+ * Line format (keys in this order):
  *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
  *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
  *    "result":"success"|"failure","status":200,"reason":"..."|null,
@@ -26,6 +26,8 @@
 #define FM_AUDIT_H
 
 #include <stddef.h>
+
+#include "err.h"
 
 #define FM_AUDIT_LINE_MAX 8192 /* bytes; longer fields are truncated to fit */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
@@ -61,39 +63,49 @@ fm_audit_shared *fm_audit_shared_create(const char *path);
 fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
 
 /*
- * fm_audit_write - append one record. Returns 0 when the whole line reached
- * the file (write(2) completed; no fsync); -1 with errno otherwise (EIO for a
- * short write, whose fragment is truncated away; ENOSPC, EBADF...). The
- * caller must treat -1 as "fail closed": answer 503 and undo any change.
+ * fm_audit_write - append one record. Returns FM_OK when the whole line
+ * reached the file (write(2) completed; no fsync); FM_ESYS with errno
+ * otherwise (EIO for a short write, whose fragment is cut off again so that
+ * the file holds whole lines only; ENOSPC, EFBIG, EBADF, EOVERFLOW when seq
+ * would pass 2^53 ...); FM_EINVAL (errno EINVAL) for a NULL argument. The
+ * chain does not advance on failure. The caller must treat any failure as
+ * "fail closed": answer 503 and undo any change.
  */
-int fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
+FM_MUST_CHECK fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
 
 /*
  * fm_audit_ready - cheap check, before a request changes anything, that its
  * record can be written: the file system holding the log is writable and has
- * at least FM_AUDIT_RESERVE_BYTES free for unprivileged writers. Returns 0, or
- * -1 with errno ENOSPC, EROFS, EBADF or an fstatvfs(2) error. A write can
- * still fail afterwards (a race with another writer of the disk); callers
- * undo their change then.
+ * at least FM_AUDIT_RESERVE_BYTES free for unprivileged writers. Returns
+ * FM_OK, or FM_ESYS with errno ENOSPC, EROFS, EBADF or an fstatvfs(2) error.
+ * A write can still fail afterwards (a race with another writer of the disk);
+ * callers undo their change then.
  */
-int fm_audit_ready(const fm_audit *audit);
+FM_MUST_CHECK fm_err fm_audit_ready(const fm_audit *audit);
 
-/* fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain continues. 0 or
- * -1/errno. */
-int fm_audit_reopen(fm_audit *audit);
+/*
+ * fm_audit_reopen - reopen the same path (SIGUSR1 after rotation); the chain
+ * continues. Returns FM_OK, FM_ESYS with errno (open(2), dup3(2)), or
+ * FM_EINVAL for NULL.
+ */
+fm_err fm_audit_reopen(fm_audit *audit);
 
 /* fm_audit_close - close and free. NULL is accepted. */
 void fm_audit_close(fm_audit *audit);
 
 /*
- * fm_audit_verify_line - check one line against the expected previous hash
- * and sequence (prev_hex: 64 hex + NUL; *seq: the previous seq, 0 before the
- * first line of a chain). On success returns 0, updates prev_hex and *seq.
- * Returns -1 with a reason in err (errlen bytes) for malformed JSON, a wrong
- * prev_hash, a wrong hash or a seq that is not *seq + 1. Used by
- * `fetchml-admin audit-verify`.
+ * fm_audit_verify_line - check one line (len bytes, a trailing newline is
+ * allowed) against the expected previous hash and sequence (prev_hex: 64 hex
+ * + NUL; *seq: the previous seq, 0 before the first line of a chain). On
+ * FM_OK, prev_hex and *seq are updated to this line's. Otherwise a one-line
+ * reason is in err (errlen bytes) and nothing is updated: FM_EPARSE for a
+ * line that is not a record (malformed JSON, missing or invalid
+ * seq/prev_hash/hash); FM_EINVAL for a wrong hash (line edited), a seq that
+ * is not *seq + 1 or a prev_hash that is not prev_hex (line missing,
+ * reordered or inserted), or bad arguments; FM_ESYS when libsodium cannot
+ * start. Used by `fetchml-admin audit-verify`.
  */
-int fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq, char *err,
-                         size_t errlen);
+fm_err fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], long long *seq,
+                            char *err, size_t errlen);
 
 #endif

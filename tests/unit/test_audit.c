@@ -402,7 +402,7 @@ START_TEST(test_verify_from_middle)
     ck_assert_uint_eq(strlen(prev), 64);
 
     seq = 0;
-    ck_assert_int_eq(fm_audit_verify_line("not json", 8, prev, &seq, err, sizeof err), -1);
+    ck_assert_int_eq(fm_audit_verify_line("not json", 8, prev, &seq, err, sizeof err), FM_EPARSE);
     ck_assert_str_eq(err, "line after seq 0: malformed record (no hash at end)");
     ck_assert_int_eq(seq, 0);
 }
@@ -790,7 +790,7 @@ START_TEST(test_write_error)
     full = fm_audit_open("/dev/full", s);
     ck_assert_ptr_nonnull(full);
     errno = 0;
-    ck_assert_int_eq(fm_audit_write(full, &r), -1);
+    ck_assert_int_eq(fm_audit_write(full, &r), FM_ESYS);
     ck_assert_int_eq(errno, ENOSPC);
     fm_audit_close(full);
 
@@ -809,7 +809,7 @@ START_TEST(test_write_error)
     free(text);
 
     errno = 0;
-    ck_assert_int_eq(fm_audit_write(NULL, &r), -1);
+    ck_assert_int_eq(fm_audit_write(NULL, &r), FM_EINVAL);
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_ptr_null(fm_audit_open(NULL, s));
     ck_assert_ptr_null(fm_audit_open("/nonexistent-dir/audit.log", s));
