@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -818,6 +819,76 @@ START_TEST(test_write_error)
 }
 END_TEST
 
+/*
+ * A write(2) cut short (here by RLIMIT_FSIZE in a child, SIGXFSZ ignored, so
+ * that write returns the bytes that fitted) must fail the record, leave only
+ * whole lines behind and not advance the chain: the next record, written
+ * without the limit, links to the last whole line.
+ */
+START_TEST(test_torn_write)
+{
+    static line_t lines[MAX_LINES];
+    fm_audit_shared *s = fm_audit_shared_create(path);
+    fm_audit *a;
+    char err[256];
+    struct stat st;
+    size_t len, n;
+    char *text;
+    int status;
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(s);
+    a = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(a);
+    write_n(a, 1, 3);
+    ck_assert_int_eq(stat(path, &st), 0);
+
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        char trace[32];
+        fm_audit_record r = record(trace, sizeof trace, 4);
+        struct stat after;
+
+        /* Exit codes name the check that failed. */
+        if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || getrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(10);
+        rl.rlim_cur = (rlim_t)st.st_size + 100; /* a record is longer than 100 bytes */
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(11);
+        errno = 0;
+        if (fm_audit_write(a, &r) != FM_ESYS)
+            _exit(12);
+        if (errno != EIO)
+            _exit(13);
+        if (stat(path, &after) != 0 || after.st_size != st.st_size)
+            _exit(14); /* the fragment was not cut off */
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check %d failed",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+    /* No limit here: the chain goes on from record 3. */
+    write_n(a, 5, 1);
+    fm_audit_close(a);
+    text = slurp(path, &len);
+    ck_assert_int_eq(text[len - 1], '\n');
+    n = split(text, len, lines);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_uint_eq(verify_lines(lines, n, err, sizeof err), 0);
+    {
+        cJSON *obj = parse_line(&lines[3]);
+
+        ck_assert(num_item(obj, "seq") == 4);
+        ck_assert_str_eq(str_item(obj, "trace_id"), "trace-5");
+        cJSON_Delete(obj);
+    }
+    free(text);
+}
+END_TEST
+
 START_TEST(test_fields_redacted)
 {
     const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -864,6 +935,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_reopen_after_rename);
     tcase_add_test(tc, test_restart_and_foreign_writer);
     tcase_add_test(tc, test_write_error);
+    tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);
     suite_add_tcase(s, tc);
     return s;

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "audit.h"
 #include "config.h"
@@ -280,7 +283,7 @@ static void expect_header(const char *name, const char *value)
     ck_assert_str_eq(v, value);
 }
 
-/* Checks status and the SPEC error body; the trace id must be trace. */
+/* Checks status and the JSON error body {error, code, trace_id}; the trace id must be trace. */
 static void expect_error(int status, const char *code, const char *trace)
 {
     cJSON *j;
@@ -911,6 +914,51 @@ START_TEST(audit_failure_undoes_change)
 }
 END_TEST
 
+/*
+ * A torn audit write (write(2) cut short by RLIMIT_FSIZE in a child, SIGXFSZ
+ * ignored) fails the request like any other audit failure: 503, and the
+ * handler's change undone.
+ */
+START_TEST(audit_torn_write_undoes_change)
+{
+    fm_request req = request("GET", "/v1/change", K_ALICE);
+    struct stat st;
+    int status;
+    pid_t pid;
+
+    run(&req); /* a whole line first: the cut must keep it */
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(stat(audit_path, &st), 0);
+    undone = 0;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        struct stat after;
+
+        /* Exit codes name the check that failed. */
+        if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || getrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(10);
+        rl.rlim_cur = (rlim_t)st.st_size + 100; /* an audit line is longer than 100 bytes */
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(11);
+        fm_response_reset(&resp);
+        fm_pipeline_run(&env, routes, NROUTES, &req, &resp);
+        if (resp.status != 503 || resp.nheaders != 1)
+            _exit(12);
+        if (undone != 1)
+            _exit(13);
+        if (stat(audit_path, &after) != 0 || after.st_size != st.st_size)
+            _exit(14);
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check %d failed",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    ck_assert_uint_eq(th_count_lines(audit_path), 1);
+}
+END_TEST
+
 START_TEST(head_is_get_without_body)
 {
     fm_request req = request("HEAD", "/v1/whoami", K_ALICE);
@@ -1012,6 +1060,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, trace_ids);
     tcase_add_test(tc, audit_unwritable);
     tcase_add_test(tc, audit_failure_undoes_change);
+    tcase_add_test(tc, audit_torn_write_undoes_change);
     tcase_add_test(tc, head_is_get_without_body);
     tcase_add_test(tc, repeated_credentials);
     tcase_add_test(tc, audit_chain_continues);
