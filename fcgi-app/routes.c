@@ -32,7 +32,7 @@ static int send_json(fm_response *resp, int status, cJSON *json)
 
 static int health(fm_call *call, fm_response *resp)
 {
-    int redis_ok = fm_redis_ping(call->env->redis) == 0;
+    int redis_ok = fm_redis_ping(call->env->redis) == FM_OK;
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL || cJSON_AddStringToObject(o, "status", redis_ok ? "ok" : "degraded") == NULL ||

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,15 +215,30 @@ redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int
     return NULL;
 }
 
-int fm_redis_ping(fm_redis *r)
+fm_err fm_redis_key(char key[FM_REDIS_KEY_MAX], const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(key, FM_REDIS_KEY_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= FM_REDIS_KEY_MAX) {
+        key[0] = '\0';
+        return FM_EINVAL;
+    }
+    return FM_OK;
+}
+
+fm_err fm_redis_ping(fm_redis *r)
 {
     const char *argv[] = {"PING"};
     redisReply *reply = fm_redis_argv(r, 1, argv, NULL);
-    int ok = reply != NULL && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+    bool ok = reply != NULL && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
 
     if (reply != NULL)
         freeReplyObject(reply);
-    return ok ? 0 : -1;
+    return ok ? FM_OK : FM_EREDIS;
 }
 
 const char *fm_redis_errstr(const fm_redis *r)

@@ -14,6 +14,20 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+#include "err.h"
+
+/*
+ * FM_REDIS_KEY_MAX - bytes for any key lib/ builds, NUL included. What goes
+ * into a key is bounded by the config: redis.key_prefix is 1 to 64 bytes,
+ * user names are shorter than FM_NAME_MAX (at most 63 bytes), task ids are
+ * 36-character UUIDs and client addresses at most 45 characters
+ * (INET6_ADDRSTRLEN - 1). The longest key, "<prefix>user:<name>:tasks",
+ * takes 64 + 5 + 63 + 6 = 138 bytes; the rest is room for a new key kind.
+ * fm_redis_key refuses a key that would not fit, so a value past these
+ * bounds is an error, never a cut (and so wrong, or shared) key.
+ */
+#define FM_REDIS_KEY_MAX 160
+
 typedef struct fm_redis fm_redis;
 
 /* A Lua script; sha is filled by SCRIPT LOAD on first use (41 bytes with NUL). */
@@ -51,8 +65,19 @@ redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t
 redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int argc,
                           const char **argv);
 
-/* fm_redis_ping - 0 when PING answers PONG, -1 otherwise. */
-int fm_redis_ping(fm_redis *r);
+/*
+ * fm_redis_key - format a key (printf-style, e.g. "%stask:%s", prefix, id)
+ * into key (FM_REDIS_KEY_MAX bytes). Returns FM_OK, or FM_EINVAL when the key
+ * would not fit (key is then ""): the caller must not use it.
+ */
+FM_MUST_CHECK fm_err fm_redis_key(char key[FM_REDIS_KEY_MAX], const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * fm_redis_ping - FM_OK when PING answers PONG; FM_EREDIS when Redis cannot
+ * be reached or answers anything else (reason in fm_redis_errstr).
+ */
+fm_err fm_redis_ping(fm_redis *r);
 
 /* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in
  * r. */

@@ -1,26 +1,20 @@
 /*
  * tasks.c - task records and queue in Redis (layout: tasks.h).
  *
- * Validation is strict and whole-body: the JSON must be one object, every
- * field known, no field twice, each value of its type and bounds. Only then is
- * a task built, with a random UUID v4 (RFC 9562 section 5.4) and RFC 3339
- * UTC times, and stored by one script. Listing reads the per-user (or global)
- * index newest first and fetches records with MGET in bounded chunks.
+ * A new task is validated and built by taskbody.c and stored by one script.
+ * Listing reads the per-user (or global) index newest first and fetches
+ * records with MGET in bounded chunks. Changes are check-and-set: see
+ * change_script.
  */
 #include "tasks.h"
 
-#include <errno.h>
-#include <math.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "taskbody.h"
 
-#define NAME_MAX_LEN 128
-#define ARGS_MAX_LEN 4096
-#define LIST_ITEMS_MAX 64
 #define MGET_CHUNK 256
 
 static fm_redis_script create_script = {
@@ -53,27 +47,12 @@ static fm_redis_script restore_script = {
 
 static const char *const statuses[] = {"queued", "running", "completed", "failed", "cancelled"};
 
-int fm_tasks_status_valid(const char *status)
+bool fm_tasks_status_valid(const char *status)
 {
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
         if (strcmp(status, statuses[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int name_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-' || (c != '\0' && strchr(extra, c) != NULL)))
-            return 0;
-    }
-    return s[0] != '.';
+            return true;
+    return false;
 }
 
 static int is_uuid(const char *s)
@@ -90,234 +69,52 @@ static int is_uuid(const char *s)
     return 1;
 }
 
-static void uuid_v4(char out[37])
+/* The five keys of one task (layout: tasks.h), each checked to fit. */
+typedef struct task_keys {
+    char seq[FM_REDIS_KEY_MAX], task[FM_REDIS_KEY_MAX], queue[FM_REDIS_KEY_MAX];
+    char user[FM_REDIS_KEY_MAX], all[FM_REDIS_KEY_MAX];
+} task_keys;
+
+/* Returns FM_OK, or FM_EINVAL when prefix, id or owner make a key too long. */
+static fm_err task_keys_make(task_keys *k, const char *prefix, const char *id, const char *owner)
 {
-    unsigned char b[16];
-    char hex[33];
-
-    randombytes_buf(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    sodium_bin2hex(hex, sizeof(hex), b, sizeof(b));
-    (void)snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-                   hex + 20);
-}
-
-static int fail(char *err, size_t errlen, int code, const char *msg, const char *field)
-{
-    if (field != NULL)
-        (void)snprintf(err, errlen, "%s: %s", field, msg);
-    else
-        (void)snprintf(err, errlen, "%s", msg);
-    return code;
-}
-
-static int string_array_ok(const cJSON *a, size_t item_max, const char *extra)
-{
-    const cJSON *it;
-    int n = 0;
-
-    if (!cJSON_IsArray(a))
-        return 0;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (++n > LIST_ITEMS_MAX || !cJSON_IsString(it) ||
-            (extra != NULL ? !name_ok(it->valuestring, item_max, extra)
-                           : strlen(it->valuestring) > item_max))
-            return 0;
-    }
-    return 1;
-}
-
-static int metadata_ok(const cJSON *m)
-{
-    const cJSON *it;
-    int n = 0;
-
-    if (!cJSON_IsObject(m))
-        return 0;
-    cJSON_ArrayForEach(it, m)
-    {
-        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
-            !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
-            (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
-            return 0;
-    }
-    return 1;
-}
-
-/* Checks one field of the request body; returns 0 or an FM_EINVAL with err set. */
-static int check_field(const cJSON *f, char *err, size_t errlen)
-{
-    const char *k = f->string;
-
-    if (strcmp(k, "job_name") == 0) {
-        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ":"))
-            return fail(err, errlen, FM_EINVAL, "must be 1-128 characters of A-Z a-z 0-9 _ . : -",
-                        k);
-    } else if (strcmp(k, "args") == 0) {
-        if (!(cJSON_IsString(f) && strlen(f->valuestring) <= ARGS_MAX_LEN) &&
-            !string_array_ok(f, ARGS_MAX_LEN, NULL))
-            return fail(err, errlen, FM_EINVAL,
-                        "must be a string or an array of at most 64 strings (4096 bytes each)", k);
-    } else if (strcmp(k, "priority") == 0) {
-        double v = cJSON_IsNumber(f) ? f->valuedouble : 0;
-        if (!cJSON_IsNumber(f) || v != floor(v) || v < 1 || v > 10)
-            return fail(err, errlen, FM_EINVAL, "must be an integer from 1 to 10", k);
-    } else if (strcmp(k, "commit_id") == 0) {
-        int ok = cJSON_IsString(f) && strlen(f->valuestring) == 40;
-        for (size_t i = 0; ok && i < 40; i++) {
-            char c = f->valuestring[i];
-            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        }
-        if (!ok)
-            return fail(err, errlen, FM_EINVAL, "must be 40 hex digits", k);
-    } else if (strcmp(k, "experiment") == 0) {
-        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ""))
-            return fail(err, errlen, FM_EINVAL,
-                        "must be 1-128 characters of A-Z a-z 0-9 _ . - (not starting with .)", k);
-    } else if (strcmp(k, "datasets") == 0) {
-        if (!string_array_ok(f, 256, ":/"))
-            return fail(err, errlen, FM_EINVAL, "must be an array of at most 64 dataset names", k);
-    } else if (strcmp(k, "metadata") == 0) {
-        if (!metadata_ok(f))
-            return fail(err, errlen, FM_EINVAL,
-                        "must be an object of at most 64 string, number or boolean values", k);
-    } else {
-        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+    if (fm_redis_key(k->seq, "%stask_seq", prefix) != FM_OK ||
+        fm_redis_key(k->task, "%stask:%s", prefix, id) != FM_OK ||
+        fm_redis_key(k->queue, "%squeue", prefix) != FM_OK ||
+        fm_redis_key(k->user, "%suser:%s:tasks", prefix, owner) != FM_OK ||
+        fm_redis_key(k->all, "%stasks", prefix) != FM_OK)
         return FM_EINVAL;
-    }
-    return 0;
-}
-
-static int validate(const cJSON *body, char *err, size_t errlen)
-{
-    const cJSON *f, *g;
-
-    if (!cJSON_IsObject(body))
-        return fail(err, errlen, FM_EINVAL, "request body must be a JSON object", NULL);
-    cJSON_ArrayForEach(f, body)
-    {
-        for (g = body->child; g != f; g = g->next)
-            if (strcmp(g->string, f->string) == 0)
-                return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
-        int rc = check_field(f, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    if (cJSON_GetObjectItemCaseSensitive(body, "job_name") == NULL)
-        return fail(err, errlen, FM_EINVAL, "is required", "job_name");
-    return 0;
-}
-
-/*
- * The whole body must be one JSON value: cJSON stops at the end of the first
- * value and at a NUL, so trailing bytes and NULs (raw or as \u0000, which
- * cJSON would silently cut a string at) are checked here.
- */
-static cJSON *parse_body(const char *body, size_t len)
-{
-    const char *end = NULL;
-    cJSON *v;
-
-    if (memchr(body, '\0', len) != NULL)
-        return NULL;
-    for (const char *p = body; (p = memchr(p, '\\', len - (size_t)(p - body))) != NULL; p += 2) {
-        if ((size_t)(body + len - p) >= 6 && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
-            return NULL;
-        if (p + 1 >= body + len)
-            break;
-    }
-    v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (v == NULL)
-        return NULL;
-    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-        end++;
-    if (end != body + len) {
-        cJSON_Delete(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* Copies an optional body field into task, or sets JSON null. */
-static int copy_or_null(cJSON *task, const cJSON *body, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
-    cJSON *c = v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
-
-    if (c == NULL)
-        return -1;
-    if (!cJSON_AddItemToObject(task, name, c)) {
-        cJSON_Delete(c);
-        return -1;
-    }
-    return 0;
-}
-
-static cJSON *build_task(const cJSON *body, const char *user, const char *id, int priority)
-{
-    cJSON *t = cJSON_CreateObject();
-    char now[FM_RFC3339_MAX];
-    int ok;
-
-    if (t == NULL)
-        return NULL;
-    fm_clock_rfc3339(now, 0);
-    ok = cJSON_AddStringToObject(t, "id", id) != NULL && copy_or_null(t, body, "job_name") == 0 &&
-         copy_or_null(t, body, "args") == 0 &&
-         cJSON_AddStringToObject(t, "status", "queued") != NULL &&
-         cJSON_AddNumberToObject(t, "priority", priority) != NULL &&
-         cJSON_AddStringToObject(t, "user", user) != NULL &&
-         copy_or_null(t, body, "commit_id") == 0 && copy_or_null(t, body, "experiment") == 0 &&
-         copy_or_null(t, body, "datasets") == 0 && copy_or_null(t, body, "metadata") == 0 &&
-         cJSON_AddStringToObject(t, "created_at", now) != NULL &&
-         cJSON_AddNullToObject(t, "started_at") != NULL &&
-         cJSON_AddNullToObject(t, "ended_at") != NULL &&
-         cJSON_AddNullToObject(t, "worker_id") != NULL && cJSON_AddNullToObject(t, "error") != NULL;
-    if (!ok) {
-        cJSON_Delete(t);
-        return NULL;
-    }
-    return t;
+    return FM_OK;
 }
 
 fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
                        size_t body_len, cJSON **task, char *err, size_t errlen)
 {
-    cJSON *in = NULL, *t = NULL;
-    char id[37], prio[4], k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256];
+    cJSON *t = NULL;
+    const char *id;
+    char prio[16];
+    task_keys k;
     char *json = NULL;
-    const cJSON *p;
     redisReply *reply = NULL;
-    int priority = 5, rc;
+    fm_err rc;
 
     *task = NULL;
-    if (body == NULL || body_len == 0)
-        return fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
-    in = parse_body(body, body_len);
-    if (in == NULL)
-        return fail(err, errlen, FM_EPARSE,
-                    "request body is not valid JSON (one object, no NUL characters)", NULL);
-    if ((rc = validate(in, err, errlen)) != 0)
+    if ((rc = fm_taskbody_build(body, body_len, user, &t, err, errlen)) != FM_OK)
+        return rc;
+    id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id"));
+    if (task_keys_make(&k, prefix, id, user) != FM_OK) {
+        (void)snprintf(err, errlen, "key prefix or user name too long for a Redis key");
+        rc = FM_EINVAL;
         goto done;
-    p = cJSON_GetObjectItemCaseSensitive(in, "priority");
-    if (p != NULL)
-        priority = (int)p->valuedouble;
-
+    }
     rc = FM_EREDIS;
-    uuid_v4(id);
-    if ((t = build_task(in, user, id, priority)) == NULL ||
-        (json = cJSON_PrintUnformatted(t)) == NULL)
+    if ((json = cJSON_PrintUnformatted(t)) == NULL)
         goto done;
-    (void)snprintf(prio, sizeof(prio), "%d", priority);
-    (void)snprintf(k_seq, sizeof(k_seq), "%stask_seq", prefix);
-    (void)snprintf(k_task, sizeof(k_task), "%stask:%s", prefix, id);
-    (void)snprintf(k_queue, sizeof(k_queue), "%squeue", prefix);
-    (void)snprintf(k_user, sizeof(k_user), "%suser:%s:tasks", prefix, user);
-    (void)snprintf(k_all, sizeof(k_all), "%stasks", prefix);
+    /* 1..10 (validated): fits. */
+    (void)snprintf(prio, sizeof(prio), "%d",
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "priority")));
     {
-        const char *argv[] = {k_seq, k_task, k_queue, k_user, k_all, json, prio, id};
+        const char *argv[] = {k.seq, k.task, k.queue, k.user, k.all, json, prio, id};
         reply = fm_redis_eval(redis, &create_script, 5, 8, argv);
     }
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
@@ -330,7 +127,6 @@ done:
         freeReplyObject(reply);
     cJSON_free(json);
     cJSON_Delete(t);
-    cJSON_Delete(in);
     return rc;
 }
 
@@ -356,21 +152,10 @@ static int owned_by(const cJSON *t, const char *user)
     return user == NULL || (cJSON_IsString(u) && strcmp(u->valuestring, user) == 0);
 }
 
-/* Runs a command whose reply only needs to be "not an error"; returns 0 or -1. */
-static int simple(fm_redis *redis, int argc, const char **argv)
-{
-    redisReply *r = fm_redis_argv(redis, argc, argv, NULL);
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-
-    if (r != NULL)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
-}
-
 fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
                     cJSON **task)
 {
-    char key[256];
+    char key[FM_REDIS_KEY_MAX];
     const char *argv[2] = {"GET", key};
     redisReply *reply;
     cJSON *t;
@@ -378,7 +163,8 @@ fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const
     *task = NULL;
     if (!is_uuid(id))
         return FM_ENOTFOUND;
-    (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
+    if (fm_redis_key(key, "%stask:%s", prefix, id) != FM_OK)
+        return FM_EINVAL;
     reply = fm_redis_argv(redis, 2, argv, NULL);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply != NULL)
@@ -411,13 +197,14 @@ static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, 
                        size_t n, long offset, long limit, long *matched, cJSON *out)
 {
     const char *argv[MGET_CHUNK + 1];
-    char keys[MGET_CHUNK][256];
+    char keys[MGET_CHUNK][FM_REDIS_KEY_MAX];
     redisReply *reply;
 
     argv[0] = "MGET";
     for (size_t i = 0; i < n; i++) {
-        (void)snprintf(keys[i], sizeof(keys[i]), "%stask:%.*s", prefix, (int)ids[i]->len,
-                       ids[i]->str);
+        if (ids[i]->len > FM_REDIS_KEY_MAX ||
+            fm_redis_key(keys[i], "%stask:%.*s", prefix, (int)ids[i]->len, ids[i]->str) != FM_OK)
+            return FM_EINVAL;
         argv[i + 1] = keys[i];
     }
     reply = fm_redis_argv(redis, (int)n + 1, argv, NULL);
@@ -445,7 +232,7 @@ static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, 
 fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
                      long offset, long limit, cJSON **tasks, long *total)
 {
-    char key[256], start[24], stop[24];
+    char key[FM_REDIS_KEY_MAX], start[24], stop[24];
     redisReply *ids = NULL;
     cJSON *out;
     long matched = 0;
@@ -453,10 +240,9 @@ fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, cons
 
     *tasks = NULL;
     *total = 0;
-    if (user != NULL)
-        (void)snprintf(key, sizeof(key), "%suser:%s:tasks", prefix, user);
-    else
-        (void)snprintf(key, sizeof(key), "%stasks", prefix);
+    if ((user != NULL ? fm_redis_key(key, "%suser:%s:tasks", prefix, user)
+                      : fm_redis_key(key, "%stasks", prefix)) != FM_OK)
+        return FM_EINVAL;
     if ((out = cJSON_CreateArray()) == NULL)
         return FM_EREDIS;
 
@@ -474,9 +260,11 @@ fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, cons
             goto done;
     for (size_t i = 0; i < ids->elements; i += MGET_CHUNK) {
         size_t n = ids->elements - i < MGET_CHUNK ? ids->elements - i : MGET_CHUNK;
-        if (fetch_chunk(redis, prefix, status, ids->element + i, n, status == NULL ? 0 : offset,
-                        limit, &matched, out) != FM_OK)
+        rc = fetch_chunk(redis, prefix, status, ids->element + i, n, status == NULL ? 0 : offset,
+                         limit, &matched, out);
+        if (rc != FM_OK)
             goto done;
+        rc = FM_EREDIS;
     }
     if (status == NULL) {
         const char *argv[] = {"ZCARD", key};
@@ -501,132 +289,119 @@ done:
 }
 
 /*
- * The undo token of a change: "<seq> <record JSON>", seq being the task's
- * creation order (its score in P tasks; 0 when unknown), so that
- * fm_tasks_restore can put it back in its place. Heap, or NULL.
+ * Changes a task only if its record is still the one read before (so a
+ * worker's update in between is never overwritten): SET the new record
+ * (ARGV[2]), or DEL it and its index entries when ARGV[2] is empty, and take
+ * it off the queue. Returns the task's seq (its score in P tasks, "0" when
+ * unknown) for the undo token, or nil when the record changed (read again).
+ * KEYS: task, queue, tasks, user's tasks; ARGV: record read, new record, id.
  */
-static char *snapshot(fm_redis *redis, const char *all, const char *id, const char *json,
-                      size_t len)
-{
-    const char *argv[] = {"ZSCORE", all, id};
-    redisReply *r = fm_redis_argv(redis, 3, argv, NULL);
-    long long seq = 0;
-    char *out;
+static fm_redis_script change_script = {
+    .source = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end\n"
+              "local seq = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
+              "if ARGV[2] == '' then\n"
+              "  redis.call('DEL', KEYS[1])\n"
+              "  redis.call('ZREM', KEYS[3], ARGV[3])\n"
+              "  redis.call('ZREM', KEYS[4], ARGV[3])\n"
+              "else\n"
+              "  redis.call('SET', KEYS[1], ARGV[2])\n"
+              "end\n"
+              "redis.call('ZREM', KEYS[2], ARGV[3])\n"
+              "return seq or '0'\n",
+};
 
-    if (r == NULL)
-        return NULL;
-    if (r->type == REDIS_REPLY_STRING)
-        seq = strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    out = malloc(len + 24);
+/*
+ * The undo token of a change: "<seq> <record JSON>", seq being the task's
+ * creation order (0 when unknown), so that fm_tasks_restore can put it back
+ * in its place. Heap, or NULL.
+ */
+static char *undo_token(const char *seq_text, const char *json, size_t len)
+{
+    long long seq = strtoll(seq_text, NULL, 10);
+    char *out = malloc(len + 24);
+    int n;
+
     if (out == NULL)
         return NULL;
-    int n = snprintf(out, 24, "%lld ", seq > 0 ? seq : 0);
+    n = snprintf(out, 24, "%lld ", seq > 0 ? seq : 0); /* at most 20 digits, a space, NUL */
     memcpy(out + n, json, len);
     out[n + len] = '\0';
     return out;
 }
 
-/* The change a check-and-set transaction makes; NULL new_json deletes. */
+/* The change a decide function picks; NULL new_json deletes. */
 typedef struct change {
     const char *new_json;
     const char *owner;
 } change;
 
 /*
- * One check-and-set attempt: WATCH, read, let decide() check the task and
- * pick the change, then MULTI/EXEC. Returns FM_OK, an error, or 1 when
- * EXEC was aborted because the task changed meanwhile (try again).
+ * Checks the task and picks the change: FM_OK, or FM_ECONFLICT when the
+ * task's status forbids it. *buf is freed by the caller (cJSON_free).
  */
 typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
 
+/* Runs change_script for the record read (old, len bytes); 1 means "changed meanwhile". */
+static int apply_change(fm_redis *redis, const char *prefix, const char *id, const char *old,
+                        size_t len, const change *c, char **before)
+{
+    task_keys k;
+    redisReply *r;
+    int rc = FM_EREDIS;
+
+    if (task_keys_make(&k, prefix, id, c->owner) != FM_OK)
+        return FM_EINVAL;
+    {
+        const char *argv[] = {
+            k.task, k.queue, k.all, k.user, old, c->new_json != NULL ? c->new_json : "", id};
+        r = fm_redis_eval(redis, &change_script, 4, 7, argv);
+    }
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        rc = 1;
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        rc = (*before = undo_token(r->str, old, len)) != NULL ? FM_OK : FM_EREDIS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * One check-and-set attempt: GET the record, let decide() check it and pick
+ * the change, then apply it with change_script, which refuses it if the
+ * record changed since the GET. Two round trips. Returns FM_OK, an error,
+ * or 1 when the task changed meanwhile (try again).
+ */
 static int cas_once(fm_redis *redis, const char *prefix, const char *user, const char *id,
                     decide_fn decide, cJSON **task, char **before)
 {
-    char key[256], queue[256], all[256], own[256];
-    const char *watch[] = {"WATCH", key};
+    char key[FM_REDIS_KEY_MAX];
     const char *get[] = {"GET", key};
-    const char *unwatch[] = {"UNWATCH"};
     redisReply *r;
     cJSON *t;
     change c = {NULL, NULL};
     char *buf = NULL;
     int rc;
 
-    (void)snprintf(key, sizeof(key), "%stask:%s", prefix, id);
-    if (simple(redis, 2, watch) != 0)
-        return FM_EREDIS;
+    if (fm_redis_key(key, "%stask:%s", prefix, id) != FM_OK)
+        return FM_EINVAL;
     r = fm_redis_argv(redis, 2, get, NULL);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r != NULL)
             freeReplyObject(r);
-        (void)simple(redis, 1, unwatch);
         return FM_EREDIS;
     }
     t = parse_record(r);
-    if (t == NULL || !owned_by(t, user)) {
-        freeReplyObject(r);
-        cJSON_Delete(t);
-        (void)simple(redis, 1, unwatch);
-        return FM_ENOTFOUND;
-    }
-    (void)snprintf(all, sizeof(all), "%stasks", prefix);
-    *before = snapshot(redis, all, id, r->str, r->len);
+    if (t == NULL || !owned_by(t, user))
+        rc = FM_ENOTFOUND;
+    else if ((rc = decide(t, &c, &buf)) == FM_OK)
+        rc = apply_change(redis, prefix, id, r->str, r->len, &c, before);
     freeReplyObject(r);
-    if (*before == NULL) {
-        cJSON_Delete(t);
-        (void)simple(redis, 1, unwatch);
-        return FM_EREDIS;
-    }
-    rc = decide(t, &c, &buf);
-    if (rc != FM_OK) {
-        (void)simple(redis, 1, unwatch);
-        *task = t;
-        cJSON_free(buf);
-        free(*before);
-        *before = NULL;
-        return rc;
-    }
-    (void)snprintf(queue, sizeof(queue), "%squeue", prefix);
-    (void)snprintf(own, sizeof(own), "%suser:%s:tasks", prefix, c.owner);
-    {
-        const char *multi[] = {"MULTI"};
-        const char *set[] = {"SET", key, c.new_json};
-        const char *del[] = {"DEL", key};
-        const char *zq[] = {"ZREM", queue, id};
-        const char *za[] = {"ZREM", all, id};
-        const char *zo[] = {"ZREM", own, id};
-        const char *exec[] = {"EXEC"};
-        rc = FM_EREDIS;
-        if (simple(redis, 1, multi) != 0)
-            goto done;
-        if (c.new_json != NULL ? simple(redis, 3, set) : simple(redis, 2, del))
-            goto done;
-        if (simple(redis, 3, zq) != 0)
-            goto done;
-        if (c.new_json == NULL && (simple(redis, 3, za) != 0 || simple(redis, 3, zo) != 0))
-            goto done;
-        r = fm_redis_argv(redis, 1, exec, NULL);
-        if (r != NULL && r->type == REDIS_REPLY_NIL)
-            rc = 1;
-        else if (r != NULL && r->type == REDIS_REPLY_ARRAY)
-            rc = FM_OK;
-        if (r != NULL)
-            freeReplyObject(r);
-    }
-done:
-    if (rc == FM_EREDIS) {
-        const char *discard[] = {"DISCARD"};
-        (void)simple(redis, 1, discard);
-    }
     cJSON_free(buf);
-    if (rc == FM_OK) {
+    /* The task as changed, or as it stands when its status forbade the change. */
+    if (rc == FM_OK || rc == FM_ECONFLICT)
         *task = t;
-    } else {
+    else
         cJSON_Delete(t);
-        free(*before);
-        *before = NULL;
-    }
     return rc;
 }
 
@@ -718,22 +493,23 @@ static int put_back(fm_redis *redis, const char *prefix, const char *id, const c
     const char *json = *end == ' ' ? end + 1 : token;
     cJSON *t = cJSON_Parse(json);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "priority");
-    char k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256], prio[8];
+    char prio[16];
+    task_keys k;
     redisReply *reply;
     int rc = FM_EREDIS;
 
     if (t == NULL || !cJSON_IsNumber(p))
         goto done;
+    if (task_keys_make(&k, prefix, id, owner_of(t)) != FM_OK) {
+        rc = FM_EINVAL;
+        goto done;
+    }
+    /* Both fit: an int has at most 11 characters, a long long 20. */
     (void)snprintf(prio, sizeof(prio), "%d", p->valueint);
-    (void)snprintf(k_seq, sizeof(k_seq), "%stask_seq", prefix);
-    (void)snprintf(k_task, sizeof(k_task), "%stask:%s", prefix, id);
-    (void)snprintf(k_queue, sizeof(k_queue), "%squeue", prefix);
-    (void)snprintf(k_user, sizeof(k_user), "%suser:%s:tasks", prefix, owner_of(t));
-    (void)snprintf(k_all, sizeof(k_all), "%stasks", prefix);
+    (void)snprintf(seq, sizeof(seq), "%lld", *end == ' ' && n > 0 ? n : 0);
     {
-        const char *argv[] = {k_seq, k_task, k_queue, k_user,       k_all,
+        const char *argv[] = {k.seq, k.task, k.queue, k.user,       k.all,
                               json,  prio,   id,      status_of(t), seq};
-        (void)snprintf(seq, sizeof(seq), "%lld", *end == ' ' && n > 0 ? n : 0);
         reply = fm_redis_eval(redis, &restore_script, 5, 10, argv);
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)

@@ -1,5 +1,5 @@
 /*
- * tasks.h - the task queue in Redis (SPEC section 4; layout in docs/redis-layout.md).
+ * tasks.h - the task queue in Redis (layout and scripts: docs/redis-layout.md).
  *
  * Keys under the configured prefix P:
  *   P task:<id>        string: the task as JSON
@@ -8,15 +8,25 @@
  *   P tasks            sorted set of every id by seq (admin listing)
  *   P user:<u>:tasks   sorted set of the user's ids by seq
  *   P task_seq         counter
- * A task is created by one Lua script, so the record and its three index
- * entries appear together or not at all. Cancel and delete are
- * check-and-set transactions (WATCH the record, check owner and status,
- * MULTI/EXEC), retried a few times if a worker changed the task meanwhile.
+ * Every change is one Lua script, so a record and its index entries change
+ * together or not at all. Create stores a new record and its three index
+ * entries. Cancel, delete and the undo of a create read the record (GET),
+ * check owner and status here, and hand the change to one check-and-set
+ * script that applies it only if the record is still the one read (a
+ * worker's update in between is never overwritten; the read is then
+ * repeated, a few times at most) and returns the task's seq for the undo
+ * token: two round trips. The JSON is edited here and not in Lua, where
+ * cjson would reorder the fields and turn an empty array into an object.
+ * Restore (undo of a cancel or delete) is one script.
+ *
+ * Keys are built in FM_REDIS_KEY_MAX bytes: a prefix or user name too long
+ * for that is FM_EINVAL from every function, before Redis is asked.
  */
 #ifndef FM_TASKS_H
 #define FM_TASKS_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -26,12 +36,12 @@
 #define FM_TASKS_LIST_DEFAULT 50
 
 /*
- * fm_tasks_create - validate body (body_len bytes of JSON: {job_name,
- * args?, priority? 1-10 default 5, commit_id? 40 hex, experiment?,
- * datasets?, metadata?}; unknown fields are refused) and store a new queued
- * task owned by user. On success *task is the stored task (caller owns it,
- * cJSON_Delete). Errors: FM_EPARSE, FM_EINVAL (reason in err,
- * errlen bytes, safe to return to the client), FM_EREDIS.
+ * fm_tasks_create - validate body (body_len bytes of JSON; the fields and
+ * their bounds: taskbody.h) and store a new queued task owned by user. On
+ * success *task is the stored task (caller owns it, cJSON_Delete). Errors:
+ * FM_EPARSE, FM_EINVAL (reason in err, errlen bytes, safe to return to the
+ * client; also for a prefix or user too long for a key), FM_ESYS (out of
+ * memory), FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user,
                                      const char *body, size_t body_len, cJSON **task, char *err,
@@ -41,7 +51,8 @@ FM_MUST_CHECK fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const 
  * fm_tasks_get - load task id. When user is non-NULL, a task owned by someone
  * else is FM_ENOTFOUND (no existence leak); NULL user = admin view.
  * An id that is not a UUID is FM_ENOTFOUND without asking Redis.
- * On success *task is owned by the caller.
+ * On success *task is owned by the caller. Errors: FM_ENOTFOUND, FM_EINVAL
+ * (prefix too long for a key), FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user,
                                   const char *id, cJSON **task);
@@ -51,7 +62,8 @@ FM_MUST_CHECK fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const cha
  * admins), optionally only those whose status equals status (NULL = all),
  * skipping offset and returning at most limit (1..FM_TASKS_LIST_MAX).
  * *tasks is a new JSON array owned by the caller; *total is the number of
- * tasks matching before offset/limit. Errors: FM_EREDIS.
+ * tasks matching before offset/limit. Errors: FM_EINVAL (prefix or user
+ * too long for a key), FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user,
                                    const char *status, long offset, long limit, cJSON **tasks,
@@ -63,7 +75,9 @@ FM_MUST_CHECK fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const ch
  * On success *task is the updated task and *before an undo token for
  * fm_tasks_restore (the record as it was and its place in the queue, as text);
  * the caller owns both (cJSON_Delete, free). Errors: FM_ENOTFOUND, FM_ECONFLICT
- * (already completed, failed or cancelled; *task is then the unchanged task), FM_EREDIS.
+ * (already completed, failed or cancelled; *task is then the unchanged task),
+ * FM_EINVAL (prefix or owner too long for a key), FM_EREDIS (also when the
+ * task kept changing under every attempt).
  */
 FM_MUST_CHECK fm_err fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user,
                                      const char *id, cJSON **task, char **before);
@@ -73,7 +87,7 @@ FM_MUST_CHECK fm_err fm_tasks_cancel(fm_redis *redis, const char *prefix, const 
  * task must be cancelled first (FM_ECONFLICT). user as in
  * fm_tasks_get. On success *before is an undo token as for fm_tasks_cancel
  * (caller frees).
- * Errors: FM_ENOTFOUND, FM_ECONFLICT, FM_EREDIS.
+ * Errors: FM_ENOTFOUND, FM_ECONFLICT, FM_EINVAL, FM_EREDIS as for cancel.
  */
 FM_MUST_CHECK fm_err fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user,
                                      const char *id, char **before);
@@ -83,13 +97,14 @@ FM_MUST_CHECK fm_err fm_tasks_delete(fm_redis *redis, const char *prefix, const 
  * before == NULL removes task id and its index entries (undo of a create);
  * otherwise before (the token fm_tasks_cancel or fm_tasks_delete returned) is
  * put back with its index entries, in its original place, queued again if it
- * was queued. Returns FM_OK, FM_ENOTFOUND for a malformed id,
- * or FM_EREDIS.
+ * was queued. Returns FM_OK (also when a task to remove is already gone),
+ * FM_ENOTFOUND for a malformed id, FM_EINVAL (prefix or owner too long for
+ * a key), or FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id,
                                       const char *before);
 
 /* fm_tasks_status_valid - true for queued, running, completed, failed, cancelled. */
-int fm_tasks_status_valid(const char *status);
+bool fm_tasks_status_valid(const char *status);
 
 #endif

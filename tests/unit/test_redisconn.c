@@ -78,6 +78,25 @@ static long long expect_integer(fm_redis *h, int argc, const char **argv)
     return v;
 }
 
+/* A key that does not fit FM_REDIS_KEY_MAX is refused, never cut. */
+START_TEST(key_bounds)
+{
+    char key[FM_REDIS_KEY_MAX], name[FM_REDIS_KEY_MAX + 1];
+
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    ck_assert_int_eq(fm_redis_key(key, "%stask:%s", "fetchml:", "id-1"), FM_OK);
+    ck_assert_str_eq(key, "fetchml:task:id-1");
+    /* The longest that fits: FM_REDIS_KEY_MAX - 1 bytes and the NUL. */
+    ck_assert_int_eq(fm_redis_key(key, "p:%.*s", FM_REDIS_KEY_MAX - 3, name), FM_OK);
+    ck_assert_uint_eq(strlen(key), FM_REDIS_KEY_MAX - 1);
+    ck_assert_int_eq(fm_redis_key(key, "p:%.*s", FM_REDIS_KEY_MAX - 2, name), FM_EINVAL);
+    ck_assert_str_eq(key, "");
+    /* The config's bounds fit: a 64-byte prefix, a 63-byte user. */
+    ck_assert_int_eq(fm_redis_key(key, "%.64suser:%.63s:tasks", name, name), FM_OK);
+}
+END_TEST
+
 START_TEST(new_refuses_bad_arguments)
 {
     static const char *const bad[] = {
@@ -122,7 +141,7 @@ START_TEST(right_password_works)
     const char *get[] = {"GET", "bin"};
     redisReply *reply;
 
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     ck_assert_str_eq(fm_redis_errstr(r), "");
     expect_status(r, 3, set, "OK");
     expect_string(r, "k", "v1");
@@ -148,7 +167,7 @@ START_TEST(error_reply_is_returned)
     ck_assert_ptr_nonnull(strstr(reply->str, "unknown command"));
     freeReplyObject(reply);
     /* An error reply is an answer: the connection stays usable. */
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
 }
 END_TEST
 
@@ -165,7 +184,7 @@ START_TEST(wrong_password_refused)
     ck_assert_msg(strncmp(err, "AUTH refused", 12) == 0, "errstr \"%s\"", err);
     ck_assert_ptr_null(strstr(err, wrong));
     ck_assert_ptr_null(strstr(err, srv.password));
-    ck_assert_int_eq(fm_redis_ping(h), -1);
+    ck_assert_int_eq(fm_redis_ping(h), FM_EREDIS);
     ck_assert_ptr_null(strstr(fm_redis_errstr(h), wrong));
     fm_redis_free(h);
 }
@@ -182,7 +201,7 @@ START_TEST(no_password_gets_noauth)
     ck_assert_int_eq(reply->type, REDIS_REPLY_ERROR);
     ck_assert_msg(strncmp(reply->str, "NOAUTH", 6) == 0, "reply \"%s\"", reply->str);
     freeReplyObject(reply);
-    ck_assert_int_eq(fm_redis_ping(h), -1);
+    ck_assert_int_eq(fm_redis_ping(h), FM_EREDIS);
     fm_redis_free(h);
 }
 END_TEST
@@ -222,12 +241,12 @@ START_TEST(server_restart_fresh_context)
     ck_assert_str_ne(fm_redis_errstr(r), "");
     ck_assert_ptr_null(strstr(fm_redis_errstr(r), srv.password));
     /* Still down: the reconnect fails too. */
-    ck_assert_int_eq(fm_redis_ping(r), -1);
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
     ck_assert_msg(strncmp(fm_redis_errstr(r), "connect", 7) == 0, "errstr \"%s\"",
                   fm_redis_errstr(r));
 
     th_redis_start(&srv);
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     ck_assert_str_eq(fm_redis_errstr(r), "");
     /* No persistence: the restarted server is empty, and AUTH was redone. */
     expect_string(r, "k", NULL);
@@ -236,12 +255,12 @@ END_TEST
 
 START_TEST(restart_without_failed_call_in_between)
 {
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     th_redis_kill(&srv);
     th_redis_start(&srv);
     /* The first call may find the old socket dead (and drop it); the next one must work. */
     (void)fm_redis_ping(r);
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     ck_assert_str_eq(fm_redis_errstr(r), "");
 }
 END_TEST
@@ -322,7 +341,7 @@ START_TEST(eval_errors)
     ck_assert_int_eq(reply->type, REDIS_REPLY_ERROR);
     ck_assert_ptr_nonnull(strstr(reply->str, "nope"));
     freeReplyObject(reply);
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
 }
 END_TEST
 
@@ -332,7 +351,7 @@ START_TEST(timeout_while_stopped)
     double t0, elapsed;
     fm_redis *fresh;
 
-    ck_assert_int_eq(fm_redis_ping(r), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
 
     t0 = th_now();
@@ -345,13 +364,13 @@ START_TEST(timeout_while_stopped)
     fresh = fm_redis_new(srv.addr, srv.password, 0, 300);
     ck_assert_ptr_nonnull(fresh);
     t0 = th_now();
-    ck_assert_int_eq(fm_redis_ping(fresh), -1);
+    ck_assert_int_eq(fm_redis_ping(fresh), FM_EREDIS);
     elapsed = th_now() - t0;
     ck_assert_msg(elapsed < 2.0, "connect+AUTH took %.3f s (timeout 0.3 s)", elapsed);
 
     ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
-    ck_assert_int_eq(fm_redis_ping(r), 0);
-    ck_assert_int_eq(fm_redis_ping(fresh), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    ck_assert_int_eq(fm_redis_ping(fresh), FM_OK);
     fm_redis_free(fresh);
 }
 END_TEST
@@ -365,7 +384,7 @@ START_TEST(unreachable_socket)
                      (int)sizeof(addr));
     h = fm_redis_new(addr, "pw-not-shown", 0, 300);
     ck_assert_ptr_nonnull(h);
-    ck_assert_int_eq(fm_redis_ping(h), -1);
+    ck_assert_int_eq(fm_redis_ping(h), FM_EREDIS);
     ck_assert_msg(strncmp(fm_redis_errstr(h), "connect", 7) == 0, "errstr \"%s\"",
                   fm_redis_errstr(h));
     ck_assert_ptr_null(strstr(fm_redis_errstr(h), "pw-not-shown"));
@@ -388,6 +407,7 @@ static Suite *redisconn_suite(void)
     TCase *tc = tcase_create("core");
 
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, key_bounds);
     tcase_add_test(tc, new_refuses_bad_arguments);
     tcase_add_test(tc, right_password_works);
     tcase_add_test(tc, error_reply_is_returned);

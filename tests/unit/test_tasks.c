@@ -571,6 +571,70 @@ START_TEST(cancel_delete_and_undo)
 }
 END_TEST
 
+/* The number of keys in the database. */
+static long long key_count(void)
+{
+    const char *dbsize[] = {"DBSIZE"};
+    redisReply *reply = fm_redis_argv(r, 1, dbsize, NULL);
+    long long n;
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
+    n = reply->integer;
+    freeReplyObject(reply);
+    return n;
+}
+
+/*
+ * Keys are built in FM_REDIS_KEY_MAX bytes, which the config's bounds fit (a
+ * 64-byte prefix, a 63-byte user name). Past them, a key is refused
+ * (FM_EINVAL), never cut to a shorter key that could name another's data.
+ */
+START_TEST(keys_too_long)
+{
+    char prefix[241], longest[65], user[64], huge_user[151], err[256] = "", id[37];
+    const char *body = "{\"job_name\":\"a\"}";
+    cJSON *t = NULL;
+    char *before = NULL;
+    long total = -1;
+
+    memset(longest, 'p', 64);
+    longest[64] = '\0';
+    memset(user, 'u', 63);
+    user[63] = '\0';
+    ck_assert_int_eq(fm_tasks_create(r, longest, user, body, strlen(body), &t, err, sizeof(err)),
+                     FM_OK);
+    memcpy(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")), 37);
+    cJSON_Delete(t);
+    ck_assert_int_eq(key_count(), 5);
+    ck_assert_int_eq(fm_tasks_delete(r, longest, user, id, &before), FM_OK);
+    free(before);
+    before = NULL;
+    ck_assert_int_eq(key_count(), 1); /* task_seq */
+
+    memset(prefix, 'p', 240);
+    prefix[240] = '\0';
+    t = (cJSON *)&t;
+    ck_assert_int_eq(fm_tasks_create(r, prefix, "alice", body, strlen(body), &t, err, sizeof(err)),
+                     FM_EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
+    memset(huge_user, 'u', 150);
+    huge_user[150] = '\0';
+    ck_assert_int_eq(
+        fm_tasks_create(r, PREFIX, huge_user, body, strlen(body), &t, err, sizeof(err)), FM_EINVAL);
+    ck_assert_int_eq(key_count(), 1); /* nothing written under a cut name */
+
+    ck_assert_int_eq(fm_tasks_get(r, prefix, NULL, id, &t), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(r, prefix, NULL, NULL, 0, 50, &t, &total), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(r, PREFIX, huge_user, NULL, 0, 50, &t, &total), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_cancel(r, prefix, NULL, id, &t, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_delete(r, prefix, NULL, id, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_restore(r, prefix, id, NULL), FM_EINVAL);
+    ck_assert_ptr_null(before);
+}
+END_TEST
+
 START_TEST(queue_order)
 {
     char a[37], b[37], c[37], d[37], e[37];
@@ -831,6 +895,7 @@ static Suite *tasks_suite(void)
     tcase_add_test(db, stored_under_prefix);
     tcase_add_test(db, queue_order);
     tcase_add_test(db, cancel_delete_and_undo);
+    tcase_add_test(db, keys_too_long);
     tcase_add_test(db, get_visibility);
     tcase_add_test(db, get_corrupt_record);
     tcase_add_test(db, list_filters_and_pages);

@@ -1,0 +1,261 @@
+/*
+ * taskbody.c - validation of a new task's body and the record built from it
+ * (see taskbody.h).
+ *
+ * Validation is strict and whole-body: cJSON stops at the end of the first
+ * value and at a NUL, so trailing bytes and NULs are checked separately, and
+ * every field is checked before anything is built.
+ */
+#include "taskbody.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define NAME_MAX_LEN 128
+#define ARGS_MAX_LEN 4096
+#define LIST_ITEMS_MAX 64
+
+static int name_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-' || (c != '\0' && strchr(extra, c) != NULL)))
+            return 0;
+    }
+    return s[0] != '.';
+}
+
+static void uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+
+    randombytes_buf(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    sodium_bin2hex(hex, sizeof(hex), b, sizeof(b));
+    (void)snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+                   hex + 20);
+}
+
+static int fail(char *err, size_t errlen, int code, const char *msg, const char *field)
+{
+    if (field != NULL)
+        (void)snprintf(err, errlen, "%s: %s", field, msg);
+    else
+        (void)snprintf(err, errlen, "%s", msg);
+    return code;
+}
+
+static int string_array_ok(const cJSON *a, size_t item_max, const char *extra)
+{
+    const cJSON *it;
+    int n = 0;
+
+    if (!cJSON_IsArray(a))
+        return 0;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (++n > LIST_ITEMS_MAX || !cJSON_IsString(it) ||
+            (extra != NULL ? !name_ok(it->valuestring, item_max, extra)
+                           : strlen(it->valuestring) > item_max))
+            return 0;
+    }
+    return 1;
+}
+
+static int metadata_ok(const cJSON *m)
+{
+    const cJSON *it;
+    int n = 0;
+
+    if (!cJSON_IsObject(m))
+        return 0;
+    cJSON_ArrayForEach(it, m)
+    {
+        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
+            !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
+            (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
+            return 0;
+    }
+    return 1;
+}
+
+/* Checks one field of the request body; returns 0 or an FM_EINVAL with err set. */
+static int check_field(const cJSON *f, char *err, size_t errlen)
+{
+    const char *k = f->string;
+
+    if (strcmp(k, "job_name") == 0) {
+        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ":"))
+            return fail(err, errlen, FM_EINVAL, "must be 1-128 characters of A-Z a-z 0-9 _ . : -",
+                        k);
+    } else if (strcmp(k, "args") == 0) {
+        if (!(cJSON_IsString(f) && strlen(f->valuestring) <= ARGS_MAX_LEN) &&
+            !string_array_ok(f, ARGS_MAX_LEN, NULL))
+            return fail(err, errlen, FM_EINVAL,
+                        "must be a string or an array of at most 64 strings (4096 bytes each)", k);
+    } else if (strcmp(k, "priority") == 0) {
+        double v = cJSON_IsNumber(f) ? f->valuedouble : 0;
+        if (!cJSON_IsNumber(f) || v != floor(v) || v < 1 || v > 10)
+            return fail(err, errlen, FM_EINVAL, "must be an integer from 1 to 10", k);
+    } else if (strcmp(k, "commit_id") == 0) {
+        int ok = cJSON_IsString(f) && strlen(f->valuestring) == 40;
+        for (size_t i = 0; ok && i < 40; i++) {
+            char c = f->valuestring[i];
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        }
+        if (!ok)
+            return fail(err, errlen, FM_EINVAL, "must be 40 hex digits", k);
+    } else if (strcmp(k, "experiment") == 0) {
+        if (!cJSON_IsString(f) || !name_ok(f->valuestring, NAME_MAX_LEN, ""))
+            return fail(err, errlen, FM_EINVAL,
+                        "must be 1-128 characters of A-Z a-z 0-9 _ . - (not starting with .)", k);
+    } else if (strcmp(k, "datasets") == 0) {
+        if (!string_array_ok(f, 256, ":/"))
+            return fail(err, errlen, FM_EINVAL, "must be an array of at most 64 dataset names", k);
+    } else if (strcmp(k, "metadata") == 0) {
+        if (!metadata_ok(f))
+            return fail(err, errlen, FM_EINVAL,
+                        "must be an object of at most 64 string, number or boolean values", k);
+    } else {
+        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+        return FM_EINVAL;
+    }
+    return 0;
+}
+
+static int validate(const cJSON *body, char *err, size_t errlen)
+{
+    const cJSON *f, *g;
+
+    if (!cJSON_IsObject(body))
+        return fail(err, errlen, FM_EINVAL, "request body must be a JSON object", NULL);
+    cJSON_ArrayForEach(f, body)
+    {
+        for (g = body->child; g != f; g = g->next)
+            if (strcmp(g->string, f->string) == 0)
+                return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
+        int rc = check_field(f, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(body, "job_name") == NULL)
+        return fail(err, errlen, FM_EINVAL, "is required", "job_name");
+    return 0;
+}
+
+/*
+ * The whole body must be one JSON value: cJSON stops at the end of the first
+ * value and at a NUL, so trailing bytes and NULs (raw or as \u0000, which
+ * cJSON would silently cut a string at) are checked here.
+ */
+static cJSON *parse_body(const char *body, size_t len)
+{
+    const char *end = NULL;
+    cJSON *v;
+
+    if (memchr(body, '\0', len) != NULL)
+        return NULL;
+    for (const char *p = body; (p = memchr(p, '\\', len - (size_t)(p - body))) != NULL; p += 2) {
+        if ((size_t)(body + len - p) >= 6 && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
+            return NULL;
+        if (p + 1 >= body + len)
+            break;
+    }
+    v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (v == NULL)
+        return NULL;
+    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != body + len) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Copies an optional body field into task, or sets JSON null. */
+static int copy_or_null(cJSON *task, const cJSON *body, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    cJSON *c = v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+
+    if (c == NULL)
+        return -1;
+    if (!cJSON_AddItemToObject(task, name, c)) {
+        cJSON_Delete(c);
+        return -1;
+    }
+    return 0;
+}
+
+static cJSON *build_task(const cJSON *body, const char *user, const char *id, int priority)
+{
+    cJSON *t = cJSON_CreateObject();
+    char now[FM_RFC3339_MAX];
+    int ok;
+
+    if (t == NULL)
+        return NULL;
+    fm_clock_rfc3339(now, 0);
+    ok = cJSON_AddStringToObject(t, "id", id) != NULL && copy_or_null(t, body, "job_name") == 0 &&
+         copy_or_null(t, body, "args") == 0 &&
+         cJSON_AddStringToObject(t, "status", "queued") != NULL &&
+         cJSON_AddNumberToObject(t, "priority", priority) != NULL &&
+         cJSON_AddStringToObject(t, "user", user) != NULL &&
+         copy_or_null(t, body, "commit_id") == 0 && copy_or_null(t, body, "experiment") == 0 &&
+         copy_or_null(t, body, "datasets") == 0 && copy_or_null(t, body, "metadata") == 0 &&
+         cJSON_AddStringToObject(t, "created_at", now) != NULL &&
+         cJSON_AddNullToObject(t, "started_at") != NULL &&
+         cJSON_AddNullToObject(t, "ended_at") != NULL &&
+         cJSON_AddNullToObject(t, "worker_id") != NULL && cJSON_AddNullToObject(t, "error") != NULL;
+    if (!ok) {
+        cJSON_Delete(t);
+        return NULL;
+    }
+    return t;
+}
+
+fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON **task, char *err,
+                         size_t errlen)
+{
+    cJSON *in, *t;
+    const cJSON *p;
+    char id[37];
+    int priority = 5, rc;
+
+    *task = NULL;
+    if (body == NULL || len == 0)
+        return fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
+    in = parse_body(body, len);
+    if (in == NULL)
+        return fail(err, errlen, FM_EPARSE,
+                    "request body is not valid JSON (one object, no NUL characters)", NULL);
+    if ((rc = validate(in, err, errlen)) != 0) {
+        cJSON_Delete(in);
+        return rc;
+    }
+    p = cJSON_GetObjectItemCaseSensitive(in, "priority");
+    if (p != NULL)
+        priority = (int)p->valuedouble;
+    uuid_v4(id);
+    t = build_task(in, user, id, priority);
+    cJSON_Delete(in);
+    if (t == NULL) {
+        errno = ENOMEM;
+        return FM_ESYS;
+    }
+    *task = t;
+    return FM_OK;
+}
