@@ -92,8 +92,8 @@ static void usage(void)
 static void register_secrets(const fm_config *cfg)
 {
     fm_redact_clear_secrets();
-    if (cfg->redis.password != NULL)
-        (void)fm_redact_add_secret(cfg->redis.password);
+    if (cfg->redis.password != NULL && fm_redact_add_secret(cfg->redis.password) != FM_OK)
+        fm_log_error("cannot register the Redis password with the filter: %s", strerror(errno));
 }
 
 /* What an operator should know about a snapshot; never its secrets. */

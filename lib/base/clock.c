@@ -71,26 +71,26 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int fm_clock_parse_rfc3339(const char *text, int64_t *out)
+fm_err fm_clock_parse_rfc3339(const char *text, int64_t *out)
 {
     const char *p = text;
     int y, mo, d, h = 0, mi = 0, s = 0, off = 0;
 
     if (text == NULL || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
         digits(&p, 2, &d))
-        return -1;
+        return FM_EPARSE;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
-        return -1;
+        return FM_EPARSE;
     if (*p != '\0') {
         if ((*p != 'T' && *p != 't') || (p++, digits(&p, 2, &h)) || *p++ != ':' ||
             digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &s))
-            return -1;
+            return FM_EPARSE;
         if (h > 23 || mi > 59 || s > 60)
-            return -1;
+            return FM_EPARSE;
         if (*p == '.') {
             p++;
             if (*p < '0' || *p > '9')
-                return -1;
+                return FM_EPARSE;
             while (*p >= '0' && *p <= '9')
                 p++;
         }
@@ -99,14 +99,14 @@ int fm_clock_parse_rfc3339(const char *text, int64_t *out)
         } else if (*p == '+' || *p == '-') {
             int sign = *p++ == '-' ? -1 : 1, oh, om;
             if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
-                return -1;
+                return FM_EPARSE;
             off = sign * (oh * 3600 + om * 60);
         } else {
-            return -1;
+            return FM_EPARSE;
         }
         if (*p != '\0')
-            return -1;
+            return FM_EPARSE;
     }
     *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off;
-    return 0;
+    return FM_OK;
 }

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "err.h"
+
 #define FM_RFC3339_MAX 32 /* "2026-11-29T06:40:00.123Z" plus NUL, with room */
 
 /*
@@ -21,9 +23,10 @@ int64_t fm_clock_now_ms(void);
 /*
  * fm_clock_parse_rfc3339 - parse "YYYY-MM-DDTHH:MM:SSZ", the same with a
  * numeric offset (+HH:MM), or a bare date "YYYY-MM-DD" (midnight UTC) into
- * Unix seconds. Fractional seconds are accepted and dropped. Returns 0 and
- * sets *out, or -1 on any other form or an impossible date.
+ * Unix seconds. Fractional seconds are accepted and dropped. Returns FM_OK
+ * and sets *out, or FM_EPARSE (for NULL text too) on any other form or an
+ * impossible date (*out is then unchanged).
  */
-int fm_clock_parse_rfc3339(const char *text, int64_t *out);
+fm_err fm_clock_parse_rfc3339(const char *text, int64_t *out);
 
 #endif

@@ -24,15 +24,18 @@ pid_t fm_pidfile_running(const char *path)
     return 0;
 }
 
-int fm_pidfile_write(const char *path)
+fm_err fm_pidfile_write(const char *path)
 {
     FILE *f = fopen(path, "we");
+    int err;
 
     if (f == NULL)
-        return -1;
+        return FM_ESYS;
     if (fprintf(f, "%d\n", (int)getpid()) < 0) {
+        err = errno;
         (void)fclose(f);
-        return -1;
+        errno = err;
+        return FM_ESYS;
     }
-    return fclose(f) == 0 ? 0 : -1;
+    return fclose(f) == 0 ? FM_OK : FM_ESYS;
 }

@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include "err.h"
+
 /*
  * fm_pidfile_running - the pid recorded in path if that process still exists
  * (kill(pid, 0) succeeds or fails with EPERM) and is not the caller; 0 when
@@ -15,8 +17,10 @@
  */
 pid_t fm_pidfile_running(const char *path);
 
-/* fm_pidfile_write - write the caller's pid and a newline to path (created 0644). 0, or -1 with
- * errno. */
-int fm_pidfile_write(const char *path);
+/*
+ * fm_pidfile_write - write the caller's pid and a newline to path (created
+ * 0644, replacing what was there). Returns FM_OK, or FM_ESYS with errno.
+ */
+fm_err fm_pidfile_write(const char *path);
 
 #endif

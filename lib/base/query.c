@@ -57,14 +57,14 @@ static void allowed_list(const char *const *allowed, char *out, size_t cap)
     }
 }
 
-int fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,
-                   size_t errlen)
+fm_err fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,
+                      size_t errlen)
 {
     char names[128];
 
     memset(out, 0, sizeof(*out));
     if (qs == NULL)
-        return 0;
+        return FM_OK;
     while (*qs != '\0') {
         size_t len = strcspn(qs, "&"), klen = strcspn(qs, "=");
         char *name = out->names[out->n], *value = out->values[out->n];
@@ -76,13 +76,13 @@ int fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, ch
         }
         if (out->n == FM_QUERY_MAX) {
             (void)snprintf(err, errlen, "too many query parameters");
-            return -1;
+            return FM_EINVAL;
         }
         if (klen > len)
             klen = len;
         if (klen == 0 || decode(qs, klen, name, FM_QUERY_NAME_MAX) != 0) {
             (void)snprintf(err, errlen, "malformed query parameter name");
-            return -1;
+            return FM_EINVAL;
         }
         for (i = 0; allowed[i] != NULL && strcmp(allowed[i], name) != 0; i++)
             ;
@@ -90,22 +90,22 @@ int fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, ch
             allowed_list(allowed, names, sizeof(names));
             (void)snprintf(err, errlen, "unknown query parameter \"%.31s\" (allowed: %s)", name,
                            names);
-            return -1;
+            return FM_EINVAL;
         }
         if (fm_query_get(out, name) != NULL) {
             (void)snprintf(err, errlen, "query parameter \"%s\" given more than once", name);
-            return -1;
+            return FM_EINVAL;
         }
         if (klen == len || decode(qs + klen + 1, len - klen - 1, value, FM_QUERY_VALUE_MAX) != 0) {
             (void)snprintf(err, errlen, "malformed value for query parameter \"%s\"", name);
-            return -1;
+            return FM_EINVAL;
         }
         out->n++;
         qs += len;
         if (*qs == '&')
             qs++;
     }
-    return 0;
+    return FM_OK;
 }
 
 const char *fm_query_get(const fm_query *q, const char *name)

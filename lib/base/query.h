@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define FM_QUERY_MAX 8         /* pairs */
 #define FM_QUERY_NAME_MAX 32   /* bytes per decoded name, with NUL */
 #define FM_QUERY_VALUE_MAX 256 /* bytes per decoded value, with NUL */
@@ -25,12 +27,14 @@ typedef struct fm_query {
 
 /*
  * fm_query_parse - parse qs (QUERY_STRING without '?', may be NULL or empty)
- * accepting only the names in allowed (a NULL-terminated array). Returns 0
- * with *out filled, or -1 with a one-line message for the client in err
- * (errlen bytes), e.g. `unknown query parameter "x" (allowed: status, limit)`.
+ * accepting only the names in allowed (a NULL-terminated array). Returns
+ * FM_OK with *out filled, or FM_EINVAL with a one-line message for the
+ * client in err (errlen bytes), e.g. `unknown query parameter "x" (allowed:
+ * status, limit)`: a malformed escape, a control character, an unknown,
+ * repeated or empty name, too many pairs or an oversized part.
  */
-int fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,
-                   size_t errlen);
+fm_err fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,
+                      size_t errlen);
 
 /* fm_query_get - the decoded value of name, or NULL when it was not given. */
 const char *fm_query_get(const fm_query *q, const char *name);

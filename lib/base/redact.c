@@ -629,34 +629,34 @@ out:
     return o.n;
 }
 
-int fm_redact_add_secret(const char *value)
+fm_err fm_redact_add_secret(const char *value)
 {
     size_t n;
     char *copy;
 
     if (value == NULL) {
         errno = EINVAL;
-        return -1;
+        return FM_EINVAL;
     }
     n = strlen(value);
     if (n < FM_REDACT_MIN_SECRET)
-        return 0;
+        return FM_OK;
     for (size_t k = 0; k < secrets.count; k++)
         if (secrets.len[k] == n && memcmp(secrets.value[k], value, n) == 0)
-            return 0;
+            return FM_OK;
     if (secrets.count == FM_REDACT_MAX_SECRETS) {
         errno = ENOSPC;
-        return -1;
+        return FM_ESYS;
     }
     copy = malloc(n + 1);
     if (copy == NULL)
-        return -1;
+        return FM_ESYS;
     memcpy(copy, value, n + 1);
     secrets.value[secrets.count] = copy;
     secrets.len[secrets.count] = n;
     secrets.count++;
     secrets.first[(unsigned char)value[0]] = 1;
-    return 0;
+    return FM_OK;
 }
 
 void fm_redact_clear_secrets(void)

@@ -2,7 +2,7 @@
  * redact.h - the one redaction filter every log byte passes through.
  *
  * Replaces credentials with "[REDACTED]" before anything reaches api.log, the
- * audit log or stderr (SPEC section 5): values of Authorization, X-API-Key,
+ * audit log or stderr: values of Authorization, X-API-Key,
  * Cookie, Proxy-Authorization headers; Bearer/Basic/Token credentials in any
  * letter case; password/passwd/secret/token/api_key/apikey/access_key/
  * private_key fields in key=value, key: value, JSON ("key":"v", with escaped
@@ -19,6 +19,8 @@
 #define FM_REDACT_H
 
 #include <stddef.h>
+
+#include "err.h"
 
 #define FM_REDACTED "[REDACTED]"
 #define FM_REDACT_MAX_SECRETS 16
@@ -38,10 +40,11 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap);
  * never appear in output, e.g. the Redis password. Process-wide; call at
  * config load, before the request path runs. Values shorter than
  * FM_REDACT_MIN_SECRET bytes are ignored.
- * Returns 0, or -1 with errno ENOSPC when FM_REDACT_MAX_SECRETS are registered,
- * or EINVAL for NULL.
+ * Returns FM_OK (also for a value ignored or registered already); FM_ESYS
+ * with errno ENOSPC when FM_REDACT_MAX_SECRETS are registered, or ENOMEM;
+ * FM_EINVAL for NULL.
  */
-int fm_redact_add_secret(const char *value);
+FM_MUST_CHECK fm_err fm_redact_add_secret(const char *value);
 
 /* fm_redact_clear_secrets - forget all registered literals (wiped with sodium_memzero). */
 void fm_redact_clear_secrets(void);

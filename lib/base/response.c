@@ -4,6 +4,7 @@
  */
 #include "response.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +16,24 @@ void fm_response_reset(fm_response *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
-int fm_response_header(fm_response *resp, const char *fmt, ...)
+fm_err fm_response_header(fm_response *resp, const char *fmt, ...)
 {
     va_list ap;
     char *line;
     int n;
 
     if (resp->nheaders >= FM_RESPONSE_MAX_HEADERS)
-        return -1;
+        return FM_EINVAL;
     line = resp->headers[resp->nheaders];
     va_start(ap, fmt);
     n = vsnprintf(line, FM_RESPONSE_HEADER_MAX, fmt, ap);
     va_end(ap);
     if (n < 0 || n >= FM_RESPONSE_HEADER_MAX || strpbrk(line, "\r\n") != NULL) {
         line[0] = '\0';
-        return -1;
+        return FM_EINVAL;
     }
     resp->nheaders++;
-    return 0;
+    return FM_OK;
 }
 
 static void set_body(fm_response *resp, char *body)
@@ -42,18 +43,19 @@ static void set_body(fm_response *resp, char *body)
     resp->body_len = body != NULL ? strlen(body) : 0;
 }
 
-int fm_response_json(fm_response *resp, int status, const cJSON *json)
+fm_err fm_response_json(fm_response *resp, int status, const cJSON *json)
 {
     char *text = cJSON_PrintUnformatted(json);
 
     if (text == NULL) {
         set_body(resp, NULL);
         resp->status = 500;
-        return -1;
+        errno = ENOMEM;
+        return FM_ESYS;
     }
     set_body(resp, text);
     resp->status = status;
-    return 0;
+    return FM_OK;
 }
 
 void fm_response_json_take(fm_response *resp, int status, char *body, size_t len)

@@ -1,6 +1,6 @@
 /*
- * response.h - an HTTP response under construction, and the SPEC section 2
- * JSON error body {"error": "...", "code": "...", "trace_id": "..."}.
+ * response.h - an HTTP response under construction, and the JSON error body
+ * every refusal carries: {"error": "...", "code": "...", "trace_id": "..."}.
  * Status codes and their meaning follow RFC 9110.
  */
 #ifndef FM_RESPONSE_H
@@ -8,6 +8,8 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+
+#include "err.h"
 
 #define FM_RESPONSE_MAX_HEADERS 12
 #define FM_RESPONSE_HEADER_MAX 256 /* bytes per header line, without CRLF */
@@ -25,18 +27,21 @@ void fm_response_reset(fm_response *resp);
 
 /*
  * fm_response_header - add one "Name: value" line (printf-style, no CRLF).
- * CR and LF are refused so no value can split the response. Returns 0, or -1
- * when the table is full, the line does not fit or it contains CR/LF.
+ * CR and LF are refused so no value can split the response (RFC 9110
+ * section 5.5). Returns FM_OK, or FM_EINVAL when the table is full
+ * (FM_RESPONSE_MAX_HEADERS), the line does not fit FM_RESPONSE_HEADER_MAX or
+ * it contains CR/LF; the line is then not added.
  */
-int fm_response_header(fm_response *resp, const char *fmt, ...)
+fm_err fm_response_header(fm_response *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
  * fm_response_json - set status and a JSON body rendered from json (not
  * consumed; the caller still owns it) with Content-Type application/json.
- * Returns 0, or -1 on allocation failure (the response becomes a bare 500).
+ * Returns FM_OK, or FM_ESYS (errno ENOMEM) when the body cannot be rendered:
+ * the response is then a bare 500.
  */
-int fm_response_json(fm_response *resp, int status, const cJSON *json);
+fm_err fm_response_json(fm_response *resp, int status, const cJSON *json);
 
 /*
  * fm_response_json_take - set status and a JSON body the caller has already

@@ -81,7 +81,7 @@ static size_t tag_at(const unsigned char *s, size_t len, size_t i)
     return j - i;
 }
 
-int fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out)
+fm_err fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out)
 {
     const unsigned char *s = (const unsigned char *)buf;
     size_t i = 1, n;
@@ -117,10 +117,9 @@ int fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out)
     out->tag_len = n;
     out->msg = buf + i + n + 2;
     out->msg_len = len - (i + n + 2);
-    return 0;
+    return FM_OK;
 fail:
-    errno = EINVAL;
-    return -1;
+    return FM_EPARSE;
 }
 
 static int hexval(unsigned char c)

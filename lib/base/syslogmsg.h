@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define FM_SYSLOGMSG_TAG_MAX 32     /* bytes, nginx's limit */
 #define FM_SYSLOGMSG_LINE_MAX 8192  /* bytes per output line, newline included */
 #define FM_SYSLOGMSG_NGINX_MAX 2048 /* nginx's NGX_MAX_ERROR_STR: no message is longer */
@@ -31,10 +33,11 @@ typedef struct fm_syslogmsg {
  * fm_syslogmsg_parse - split one datagram (buf, len bytes; need not be
  * NUL-terminated, may hold any bytes) into PRI, TAG and MSG. The timestamp is
  * checked for shape (month name, day 1..31, hh:mm:ss in range) and dropped.
- * out's pointers point into buf. Returns 0, or -1 with errno EINVAL when the
- * header does not have the form above (out is then unspecified).
+ * out's pointers point into buf. Returns FM_OK, or FM_EPARSE when the header
+ * does not have the form above or buf or out is NULL (out is then
+ * unspecified).
  */
-int fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out);
+fm_err fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out);
 
 /*
  * fm_syslogmsg_line - make msg (len bytes, any bytes) one log line in line.

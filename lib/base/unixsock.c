@@ -23,7 +23,8 @@ static int alive(const struct sockaddr_un *sa, int type)
     return ok;
 }
 
-int fm_unixsock_claim(const char *path, int type, struct sockaddr_un *sa, char *err, size_t errlen)
+fm_err fm_unixsock_claim(const char *path, int type, struct sockaddr_un *sa, char *err,
+                         size_t errlen)
 {
     struct stat st;
     size_t n = strlen(path);
@@ -32,22 +33,25 @@ int fm_unixsock_claim(const char *path, int type, struct sockaddr_un *sa, char *
     sa->sun_family = AF_UNIX;
     if (n >= sizeof(sa->sun_path)) {
         (void)snprintf(err, errlen, "socket path too long: %s", path);
-        return -1;
+        return FM_EINVAL;
     }
     memcpy(sa->sun_path, path, n + 1);
     if (lstat(path, &st) != 0)
-        return 0;
+        return FM_OK;
     if (!S_ISSOCK(st.st_mode)) {
         (void)snprintf(err, errlen, "%s exists and is not a socket", path);
-        return -1;
+        return FM_ECONFLICT;
     }
     if (alive(sa, type)) {
         (void)snprintf(err, errlen, "%s is in use by another process; not starting", path);
-        return -1;
+        return FM_ECONFLICT;
     }
     if (unlink(path) != 0) {
-        (void)snprintf(err, errlen, "cannot remove stale %s: %s", path, strerror(errno));
-        return -1;
+        int e = errno;
+
+        (void)snprintf(err, errlen, "cannot remove stale %s: %s", path, strerror(e));
+        errno = e;
+        return FM_ESYS;
     }
-    return 0;
+    return FM_OK;
 }

@@ -38,7 +38,7 @@ static void expect_refused(const char *text)
 {
     int64_t got;
 
-    ck_assert_msg(fm_clock_parse_rfc3339(text, &got) == -1, "accepted \"%s\"", text);
+    ck_assert_msg(fm_clock_parse_rfc3339(text, &got) == FM_EPARSE, "accepted \"%s\"", text);
 }
 
 START_TEST(format_shapes)
@@ -142,7 +142,7 @@ START_TEST(parse_junk)
 {
     int64_t out;
 
-    ck_assert_int_eq(fm_clock_parse_rfc3339(NULL, &out), -1);
+    ck_assert_int_eq(fm_clock_parse_rfc3339(NULL, &out), FM_EPARSE);
     expect_refused("");
     expect_refused("abc");
     expect_refused("2026");

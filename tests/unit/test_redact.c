@@ -304,7 +304,7 @@ START_TEST(test_add_secret_errors)
     char value[32], out[64];
 
     errno = 0;
-    ck_assert_int_eq(fm_redact_add_secret(NULL), -1);
+    ck_assert_int_eq(fm_redact_add_secret(NULL), FM_EINVAL);
     ck_assert_int_eq(errno, EINVAL);
 
     /* Too short: accepted but ignored. */
@@ -319,7 +319,7 @@ START_TEST(test_add_secret_errors)
     /* A duplicate takes no slot. */
     ck_assert_int_eq(fm_redact_add_secret("lit-00"), 0);
     errno = 0;
-    ck_assert_int_eq(fm_redact_add_secret("lit-new"), -1);
+    ck_assert_int_eq(fm_redact_add_secret("lit-new"), FM_ESYS);
     ck_assert_int_eq(errno, ENOSPC);
     (void)redact_str("lit-00 lit-15 lit-new", out, sizeof(out));
     ck_assert_str_eq(out, R " " R " lit-new");

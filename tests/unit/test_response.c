@@ -62,11 +62,11 @@ END_TEST
 START_TEST(header_injection_refused)
 {
     ck_assert_int_eq(fm_response_header(&resp, "X-A: %s", "ok"), 0);
-    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\r\nSet-Cookie: evil=1"), -1);
-    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\nSet-Cookie: evil=1"), -1);
-    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\rb"), -1);
-    ck_assert_int_eq(fm_response_header(&resp, "X-B: ok\r\n"), -1);
-    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "\n"), -1);
+    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\r\nSet-Cookie: evil=1"), FM_EINVAL);
+    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\nSet-Cookie: evil=1"), FM_EINVAL);
+    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "a\rb"), FM_EINVAL);
+    ck_assert_int_eq(fm_response_header(&resp, "X-B: ok\r\n"), FM_EINVAL);
+    ck_assert_int_eq(fm_response_header(&resp, "X-B: %s", "\n"), FM_EINVAL);
     ck_assert_uint_eq(resp.nheaders, 1);
     ck_assert_str_eq(resp.headers[0], "X-A: ok");
     /* The refused line leaves nothing behind in the next slot. */
@@ -89,7 +89,7 @@ START_TEST(header_too_long)
 
     value[FM_RESPONSE_HEADER_MAX - 1 - 3] = 'v';
     value[FM_RESPONSE_HEADER_MAX - 3] = '\0';
-    ck_assert_int_eq(fm_response_header(&resp, "X: %s", value), -1);
+    ck_assert_int_eq(fm_response_header(&resp, "X: %s", value), FM_EINVAL);
     ck_assert_uint_eq(resp.nheaders, 1);
     ck_assert_str_eq(resp.headers[1], "");
 }
@@ -100,7 +100,7 @@ START_TEST(header_table_full)
     for (int i = 0; i < FM_RESPONSE_MAX_HEADERS; i++)
         ck_assert_int_eq(fm_response_header(&resp, "X-N: %d", i), 0);
     ck_assert_uint_eq(resp.nheaders, FM_RESPONSE_MAX_HEADERS);
-    ck_assert_int_eq(fm_response_header(&resp, "X-Over: 1"), -1);
+    ck_assert_int_eq(fm_response_header(&resp, "X-Over: 1"), FM_EINVAL);
     ck_assert_uint_eq(resp.nheaders, FM_RESPONSE_MAX_HEADERS);
     ck_assert_str_eq(resp.headers[0], "X-N: 0");
     ck_assert_str_eq(resp.headers[FM_RESPONSE_MAX_HEADERS - 1], "X-N: 11");

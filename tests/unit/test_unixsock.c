@@ -40,7 +40,7 @@ START_TEST(claims)
 
     /* Live stream and datagram sockets are never taken over. */
     fd = bound(path, SOCK_STREAM, 1);
-    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_STREAM, &sa, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_STREAM, &sa, err, sizeof(err)), FM_ECONFLICT);
     ck_assert_ptr_nonnull(strstr(err, "in use by another process"));
     ck_assert_int_eq(access(path, F_OK), 0);
     /* Stale (its owner gone): removed. */
@@ -49,20 +49,20 @@ START_TEST(claims)
     ck_assert_int_eq(access(path, F_OK), -1);
 
     fd = bound(path, SOCK_DGRAM, 0);
-    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_DGRAM, &sa, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_DGRAM, &sa, err, sizeof(err)), FM_ECONFLICT);
     (void)close(fd);
     ck_assert_int_eq(fm_unixsock_claim(path, SOCK_DGRAM, &sa, err, sizeof(err)), 0);
 
     /* Any other file is refused and left alone. */
     th_write_file(path, "not a socket");
-    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_STREAM, &sa, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_unixsock_claim(path, SOCK_STREAM, &sa, err, sizeof(err)), FM_ECONFLICT);
     ck_assert_ptr_nonnull(strstr(err, "exists and is not a socket"));
     ck_assert_int_eq(access(path, F_OK), 0);
 
     memset(longp, 'x', sizeof(longp) - 1);
     longp[0] = '/';
     longp[sizeof(longp) - 1] = '\0';
-    ck_assert_int_eq(fm_unixsock_claim(longp, SOCK_STREAM, &sa, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_unixsock_claim(longp, SOCK_STREAM, &sa, err, sizeof(err)), FM_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "socket path too long"));
     th_rmtree(dir);
 }
