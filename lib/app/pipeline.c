@@ -112,10 +112,10 @@ static void make_trace_id(const fm_request *req, char out[FM_TRACE_ID_MAX + 1])
 
 /*
  * Match path against pattern; {name} captures one non-empty segment into
- * params. Returns 1 on a match.
+ * params. True on a match.
  */
-static int route_match(const char *pattern, const char *path,
-                       char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX])
+static bool route_match(const char *pattern, const char *path,
+                        char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX])
 {
     size_t np = 0;
 
@@ -124,7 +124,7 @@ static int route_match(const char *pattern, const char *path,
             const char *close = strchr(pattern, '}');
             size_t n = strcspn(path, "/");
             if (close == NULL || n == 0 || n >= FM_PATH_PARAM_MAX || np >= FM_ROUTE_MAX_PARAMS)
-                return 0;
+                return false;
             memcpy(params[np], path, n);
             params[np++][n] = '\0';
             pattern = close + 1;
@@ -132,12 +132,12 @@ static int route_match(const char *pattern, const char *path,
             continue;
         }
         if (*pattern++ != *path++)
-            return 0;
+            return false;
     }
     return *pattern == '\0' && *path == '\0';
 }
 
-static int ip_allowed(const fm_ipacl *acl, const char *addr)
+static bool ip_allowed(const fm_ipacl *acl, const char *addr)
 {
     return acl->count == 0 || fm_ipacl_match(acl, addr);
 }

@@ -46,6 +46,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,13 +183,13 @@ static void sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
     (void)sodium_bin2hex(hex, HEX_LEN + 1, digest, sizeof digest);
 }
 
-static int is_hex64(const char *s)
+static bool is_hex64(const char *s)
 {
     size_t i;
 
     for (i = 0; i < HEX_LEN; i++) {
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
+            return false;
     }
     return s[i] == '\0';
 }

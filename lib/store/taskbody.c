@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,17 +21,17 @@
 #define ARGS_MAX_LEN 4096
 #define LIST_ITEMS_MAX 64
 
-static int name_ok(const char *s, size_t max, const char *extra)
+static bool name_ok(const char *s, size_t max, const char *extra)
 {
     size_t n = strlen(s);
 
     if (n == 0 || n > max)
-        return 0;
+        return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == '-' || (c != '\0' && strchr(extra, c) != NULL)))
-            return 0;
+            return false;
     }
     return s[0] != '.';
 }
@@ -57,38 +58,38 @@ static int fail(char *err, size_t errlen, int code, const char *msg, const char 
     return code;
 }
 
-static int string_array_ok(const cJSON *a, size_t item_max, const char *extra)
+static bool string_array_ok(const cJSON *a, size_t item_max, const char *extra)
 {
     const cJSON *it;
     int n = 0;
 
     if (!cJSON_IsArray(a))
-        return 0;
+        return false;
     cJSON_ArrayForEach(it, a)
     {
         if (++n > LIST_ITEMS_MAX || !cJSON_IsString(it) ||
             (extra != NULL ? !name_ok(it->valuestring, item_max, extra)
                            : strlen(it->valuestring) > item_max))
-            return 0;
+            return false;
     }
-    return 1;
+    return true;
 }
 
-static int metadata_ok(const cJSON *m)
+static bool metadata_ok(const cJSON *m)
 {
     const cJSON *it;
     int n = 0;
 
     if (!cJSON_IsObject(m))
-        return 0;
+        return false;
     cJSON_ArrayForEach(it, m)
     {
         if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
             !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
             (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
-            return 0;
+            return false;
     }
-    return 1;
+    return true;
 }
 
 /* Checks one field of the request body; returns 0 or an FM_EINVAL with err set. */

@@ -55,18 +55,18 @@ bool fm_tasks_status_valid(const char *status)
     return false;
 }
 
-static int is_uuid(const char *s)
+static bool is_uuid(const char *s)
 {
     static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
 
     if (strlen(s) != sizeof(shape) - 1)
-        return 0;
+        return false;
     for (size_t i = 0; i < sizeof(shape) - 1; i++) {
         char c = s[i];
         if (shape[i] == '-' ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return 0;
+            return false;
     }
-    return 1;
+    return true;
 }
 
 /* The five keys of one task (layout: tasks.h), each checked to fit. */
@@ -145,7 +145,7 @@ static cJSON *parse_record(const redisReply *r)
     return t;
 }
 
-static int owned_by(const cJSON *t, const char *user)
+static bool owned_by(const cJSON *t, const char *user)
 {
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(t, "user");
 
@@ -181,7 +181,7 @@ fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const
     return FM_OK;
 }
 
-static int status_is(const cJSON *t, const char *status)
+static bool status_is(const cJSON *t, const char *status)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "status");
 

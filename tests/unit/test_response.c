@@ -1,6 +1,6 @@
 /*
  * test_response.c - unit tests for lib/base/response.c: header lines (CR/LF
- * refused, length and table limits), JSON bodies, the SPEC section 2 error
+ * refused, length and table limits), JSON bodies, the {error, code, trace_id} error
  * body parsed back with cJSON, and RFC 9110 reason phrases.
  */
 #include <check.h>
