@@ -2,8 +2,8 @@
  * audit.c - the hash-chained audit trail.
  *
  * A record is one JSON line built by hand: each string field is passed
- * through fm_redact, then JSON-escaped (quote, backslash, every byte below
- * 0x20, DEL and every byte that is not part of valid UTF-8 become \u00XX),
+ * through fm_redact, then JSON-escaped by fm_jsonstr_quote (quote,
+ * backslash, control bytes, DEL and bytes that are not valid UTF-8 escaped)
  * and cut to FIELD_MAX escaped bytes, so no field can break out of its
  * string and a whole line always fits in FM_AUDIT_LINE_MAX.
  *
@@ -38,6 +38,7 @@
 #include "audit.h"
 
 #include "clock.h"
+#include "jsonstr.h"
 #include "redact.h"
 
 #include <cjson/cJSON.h>
@@ -89,77 +90,6 @@ struct fm_audit {
 static const char zero_hash[HEX_LEN + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 for an invalid byte. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        len = 2;
-        cp = p[0] & 0x1f;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        cp = p[0] & 0x0f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
-/*
- * Writes src as a quoted JSON string into dst (FIELD_BUF bytes). Output stops
- * before an escape or a UTF-8 sequence that would not fit whole.
- */
-static void json_quote(char dst[FIELD_BUF], const char *src, size_t n)
-{
-    size_t o = 0;
-
-    dst[o++] = '"';
-    for (size_t i = 0; i < n;) {
-        const unsigned char *p = (const unsigned char *)src + i;
-        size_t ulen = utf8_len(p, n - i), olen, adv = 1;
-        const char *out = (const char *)p;
-        char esc[8];
-
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            out = esc;
-            olen = 2;
-        } else if (*p < 0x20 || *p == 0x7f || ulen == 0) {
-            (void)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*p);
-            out = esc;
-            olen = 6;
-        } else {
-            olen = adv = ulen;
-        }
-        if (o + olen > FIELD_MAX + 1)
-            break;
-        memcpy(dst + o, out, olen);
-        o += olen;
-        i += adv;
-    }
-    dst[o++] = '"';
-    dst[o] = '\0';
-}
-
 /* Redacts, escapes and quotes one record field; NULL becomes JSON null. */
 static void json_field(char dst[FIELD_BUF], const char *value)
 {
@@ -172,7 +102,7 @@ static void json_field(char dst[FIELD_BUF], const char *value)
     }
     /* Redact the whole value before cutting: a cut secret would no longer be recognised. */
     n = fm_redact(value, strlen(value), red, sizeof red);
-    json_quote(dst, red, n);
+    (void)fm_jsonstr_quote(dst, FIELD_BUF, red, n);
 }
 
 static void sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
