@@ -169,6 +169,20 @@ static void write_n(fm_audit *a, int from, int count)
     }
 }
 
+/* A fresh chain at path with records 1..count written; *shared gets its region. */
+static fm_audit *open_chain(int count, fm_audit_shared **shared)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+    fm_audit *a;
+
+    ck_assert_ptr_nonnull(s);
+    a = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(a);
+    write_n(a, 1, count);
+    *shared = s;
+    return a;
+}
+
 /* Writes records first.. (count) to a fresh chain at p and returns the file's text. */
 static char *fresh_chain(const char *p, int first, int count, size_t *len)
 {
@@ -594,19 +608,14 @@ START_TEST(test_owner_killed_holding_lock)
 {
     static line_t lines[MAX_LINES], flines[MAX_LINES];
     char fifo[160], err[256], pipe_text[65536];
-    fm_audit_shared *s = fm_audit_shared_create(path);
-    fm_audit *a;
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(3, &s);
     size_t len, n, fn, got = 0;
     int rfd, prev = -1, stable = 0, status;
     char *text;
     cJSON *obj;
     line_t l;
     pid_t pid;
-
-    ck_assert_ptr_nonnull(s);
-    a = fm_audit_open(path, s);
-    ck_assert_ptr_nonnull(a);
-    write_n(a, 1, 3);
 
     (void)snprintf(fifo, sizeof fifo, "%s/fifo", dir);
     ck_assert_int_eq(mkfifo(fifo, 0600), 0);
@@ -828,8 +837,8 @@ END_TEST
 START_TEST(test_torn_write)
 {
     static line_t lines[MAX_LINES];
-    fm_audit_shared *s = fm_audit_shared_create(path);
-    fm_audit *a;
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(3, &s);
     char err[256];
     struct stat st;
     size_t len, n;
@@ -837,10 +846,6 @@ START_TEST(test_torn_write)
     int status;
     pid_t pid;
 
-    ck_assert_ptr_nonnull(s);
-    a = fm_audit_open(path, s);
-    ck_assert_ptr_nonnull(a);
-    write_n(a, 1, 3);
     ck_assert_int_eq(stat(path, &st), 0);
 
     pid = fork();
