@@ -16,6 +16,8 @@
 #include "taskbody.h"
 
 #define MGET_CHUNK 256
+#define CAS_RETRY 1    /* not an fm_err: the record changed under a check-and-set, read again */
+#define CAS_ATTEMPTS 5 /* reads before giving up on a task that keeps changing */
 
 static fm_redis_script create_script = {
     .source = "local seq = redis.call('INCR', KEYS[1])\n"
@@ -341,7 +343,7 @@ typedef struct change {
  */
 typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
 
-/* Runs change_script for the record read (old, len bytes); 1 means "changed meanwhile". */
+/* Runs change_script for the record read (old, len bytes): FM_OK, CAS_RETRY or an error. */
 static int apply_change(fm_redis *redis, const char *prefix, const char *id, const char *old,
                         size_t len, const change *c, char **before)
 {
@@ -357,7 +359,7 @@ static int apply_change(fm_redis *redis, const char *prefix, const char *id, con
         r = fm_redis_eval(redis, &change_script, 4, 7, argv);
     }
     if (r != NULL && r->type == REDIS_REPLY_NIL)
-        rc = 1;
+        rc = CAS_RETRY;
     else if (r != NULL && r->type == REDIS_REPLY_STRING)
         rc = (*before = undo_token(r->str, old, len)) != NULL ? FM_OK : FM_EREDIS;
     if (r != NULL)
@@ -369,7 +371,7 @@ static int apply_change(fm_redis *redis, const char *prefix, const char *id, con
  * One check-and-set attempt: GET the record, let decide() check it and pick
  * the change, then apply it with change_script, which refuses it if the
  * record changed since the GET. Two round trips. Returns FM_OK, an error,
- * or 1 when the task changed meanwhile (try again).
+ * or CAS_RETRY when the task changed meanwhile.
  */
 static int cas_once(fm_redis *redis, const char *prefix, const char *user, const char *id,
                     decide_fn decide, cJSON **task, char **before)
@@ -412,9 +414,9 @@ static int cas(fm_redis *redis, const char *prefix, const char *user, const char
     *before = NULL;
     if (!is_uuid(id))
         return FM_ENOTFOUND;
-    for (int attempt = 0; attempt < 5; attempt++) {
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         int rc = cas_once(redis, prefix, user, id, decide, task, before);
-        if (rc != 1)
+        if (rc != CAS_RETRY)
             return rc;
     }
     return FM_EREDIS;
