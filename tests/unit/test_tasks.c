@@ -590,6 +590,58 @@ static long long key_count(void)
  * 64-byte prefix, a 63-byte user name). Past them, a key is refused
  * (FM_EINVAL), never cut to a shorter key that could name another's data.
  */
+/* Calls of command name so far (INFO commandstats), 0 when never called. */
+static long long command_calls(const char *name)
+{
+    const char *info[] = {"INFO", "commandstats"};
+    redisReply *reply = fm_redis_argv(r, 2, info, NULL);
+    char key[64];
+    const char *at;
+    long long calls = 0;
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+    (void)snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
+    at = strstr(reply->str, key);
+    if (at != NULL)
+        calls = strtoll(at + strlen(key), NULL, 10);
+    freeReplyObject(reply);
+    return calls;
+}
+
+/*
+ * Cancel, delete and the undo of a create each run one script after one GET:
+ * no WATCH/MULTI/EXEC transaction, whose retries cost 7-9 round trips.
+ */
+START_TEST(changes_are_one_script)
+{
+    static const char *const tx[] = {"watch", "multi", "exec", "discard"};
+    char a[37], b[37], c[37];
+    char *before = NULL;
+    cJSON *t = NULL;
+    long long evalsha, get;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    evalsha = command_calls("evalsha");
+    get = command_calls("get");
+
+    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
+    free(before);
+    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
+
+    /* Three changes: three scripts (the script's own GET counts too), no transaction. */
+    ck_assert_int_eq(command_calls("evalsha") - evalsha, 3);
+    ck_assert_int_eq(command_calls("get") - get, 3 + 3);
+    for (size_t i = 0; i < sizeof(tx) / sizeof(tx[0]); i++)
+        ck_assert_msg(command_calls(tx[i]) == 0, "%s was called", tx[i]);
+}
+END_TEST
+
 START_TEST(keys_too_long)
 {
     char prefix[241], longest[65], user[64], huge_user[151], err[256] = "", id[37];
@@ -896,6 +948,7 @@ static Suite *tasks_suite(void)
     tcase_add_test(db, queue_order);
     tcase_add_test(db, cancel_delete_and_undo);
     tcase_add_test(db, keys_too_long);
+    tcase_add_test(db, changes_are_one_script);
     tcase_add_test(db, get_visibility);
     tcase_add_test(db, get_corrupt_record);
     tcase_add_test(db, list_filters_and_pages);
