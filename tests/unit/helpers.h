@@ -222,6 +222,20 @@ static inline void th_sha256_hex(const char *key, char out[65])
     ck_assert_ptr_nonnull(sodium_bin2hex(out, 65, d, sizeof(d)));
 }
 
+/* ---- Redis INFO ---------------------------------------------------------------- */
+
+/* Calls of command name in the text of INFO commandstats (0 when never called). */
+static inline long long th_cmdstat_calls(const char *info, const char *name)
+{
+    char needle[64];
+    const char *at;
+
+    ck_assert_int_lt(snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", name),
+                     (int)sizeof(needle));
+    at = strstr(info, needle);
+    return at != NULL ? strtoll(at + strlen(needle), NULL, 10) : 0;
+}
+
 /* ---- private redis-server ------------------------------------------------------ */
 
 typedef struct th_redis {

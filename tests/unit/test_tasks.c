@@ -595,16 +595,11 @@ static long long command_calls(const char *name)
 {
     const char *info[] = {"INFO", "commandstats"};
     redisReply *reply = fm_redis_argv(r, 2, info, NULL);
-    char key[64];
-    const char *at;
-    long long calls = 0;
+    long long calls;
 
     ck_assert_ptr_nonnull(reply);
     ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    (void)snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
-    at = strstr(reply->str, key);
-    if (at != NULL)
-        calls = strtoll(at + strlen(key), NULL, 10);
+    calls = th_cmdstat_calls(reply->str, name);
     freeReplyObject(reply);
     return calls;
 }
