@@ -170,6 +170,7 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
     int64_t now_ms = mono_ms();
     int redis_failed = 0; /* a Redis call of this request failed: do not wait on it again */
     uint32_t block_s;
+    bool blocked;
     int guard;
 
     if (!ip_allowed(&cfg->auth.ip_whitelist, req->remote_addr)) {
@@ -180,7 +181,9 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
     }
 
     guard = fm_bruteforce_check(env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                                req->remote_addr, now_ms, &block_s);
+                                req->remote_addr, now_ms, &blocked, &block_s) != FM_OK
+                ? -1
+                : blocked;
     if (guard < 0) {
         redis_failed = 1;
         /*
@@ -230,7 +233,9 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
         else
             guard = fm_bruteforce_fail(env->redis, cfg->redis.key_prefix,
                                        &cfg->rate_limit.auth_failures, req->remote_addr, now_ms,
-                                       &block_s);
+                                       &blocked, &block_s) != FM_OK
+                        ? -1
+                        : blocked;
         if (guard < 0)
             warn_throttled(&guard_warn, now_ms,
                            "brute-force guard unavailable (%s); failure not counted source=%s "
@@ -260,7 +265,7 @@ static void run_steps(const fm_env *env, const fm_route *routes, size_t nroutes,
 
     if (redis_failed || fm_ratelimit_take(env->redis, cfg->redis.key_prefix, auth->user->name,
                                           fm_config_user_rate(cfg, auth->user), cfg->server.workers,
-                                          now_ms, rl) != 0) {
+                                          now_ms, rl) != FM_OK) {
         if (!cfg->rate_limit.on_redis_error_allow) {
             o->reason = "rate_limiter_unavailable";
             fm_log_error("rate limiter unavailable (%s); refusing (on_redis_error: deny) "
