@@ -172,7 +172,7 @@ static void unmap(fm_cidr *c)
     c->prefix -= 96;
 }
 
-int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen)
+fm_err fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen)
 {
     char buf[CIDR_TEXT_MAX], shown[ECHO_MAX + 4], reason[64];
     const char *why = "invalid", *prefix_text = NULL;
@@ -224,33 +224,33 @@ int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen
     }
     unmap(&c);
     *out = c;
-    return 0;
+    return FM_OK;
 
 fail:
     if (err != NULL && errlen > 0) {
         echo_text(text, shown);
         (void)snprintf(err, errlen, "invalid CIDR \"%s\": %s", shown, why);
     }
-    return -1;
+    return FM_EINVAL;
 }
 
-int fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr)
+fm_err fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr)
 {
     fm_cidr *grown;
 
     if (list->count >= SIZE_MAX / sizeof(*grown) - 1) {
         errno = ENOMEM;
-        return -1;
+        return FM_ESYS;
     }
     /* Lists are built once at config load and hold a handful of entries: no capacity field. */
     grown = realloc(list->entries, (list->count + 1) * sizeof(*grown));
     if (grown == NULL) {
         errno = ENOMEM;
-        return -1;
+        return FM_ESYS;
     }
     list->entries = grown;
     list->entries[list->count++] = *cidr;
-    return 0;
+    return FM_OK;
 }
 
 static bool in_block(const fm_cidr *block, const fm_cidr *host)

@@ -70,7 +70,7 @@ static void echo_text(const char *text, char out[ECHO_MAX + 4])
     out[i] = '\0';
 }
 
-int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
+fm_err fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
 {
     char shown[ECHO_MAX + 4];
     const char *colon;
@@ -81,7 +81,7 @@ int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
         perm = "";
     if (strcmp(perm, "*") == 0) {
         *out = FM_PERM_ALL;
-        return 0;
+        return FM_OK;
     }
     colon = strchr(perm, ':');
     if (colon == NULL)
@@ -97,7 +97,7 @@ int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
         }
     }
     *out = mask;
-    return 0;
+    return FM_OK;
 
 fail:
     if (err != NULL && errlen > 0) {
@@ -107,7 +107,7 @@ fail:
                        "jobs|experiments|metrics, actions read|create|update|delete|write|*)",
                        shown);
     }
-    return -1;
+    return FM_EINVAL;
 }
 
 bool fm_rbac_builtin_role(const char *name, fm_perms *out)

@@ -139,7 +139,7 @@ static fm_perms perm(const char *text)
     char err[256];
     fm_perms p;
 
-    ck_assert_int_eq(fm_rbac_parse(text, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(fm_rbac_parse(text, &p, err, sizeof(err)), FM_OK);
     return p;
 }
 

@@ -101,7 +101,7 @@ START_TEST(test_format_and_levels)
     const char *p;
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_WARN, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_WARN, 0), FM_OK);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0640);
     fm_log_debug("d %d", 1);
@@ -115,7 +115,7 @@ START_TEST(test_format_and_levels)
     ck_assert_str_eq(p, "");
     free(text);
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), FM_OK);
     fm_log_debug("d");
     fm_log_info("i");
     text = slurp(path);
@@ -136,7 +136,7 @@ START_TEST(test_escaping)
     const char *p;
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("user %s", "a\nb\r\tc\x01"
                            "d\x7f\x1b[0m \\n \xc3\xa9");
     fm_log_warn("login %s", "x\n2026-01-01T00:00:00.000Z error [1] forged");
@@ -154,7 +154,7 @@ START_TEST(test_redaction)
     const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_warn("authentication failed from %s: key %s", "10.0.0.7", key);
     fm_log_info("header Authorization: Bearer abc");
     fm_log_info("scheme Bearer abc123XYZ");
@@ -178,7 +178,7 @@ START_TEST(test_truncation)
     size_t pre;
 
     ck_assert_ptr_nonnull(msg);
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
 
     memset(msg, 'x', big);
     msg[big] = '\0';
@@ -223,12 +223,12 @@ START_TEST(test_reopen_after_rename)
     const char *p;
     char *text;
 
-    ck_assert_int_eq(fm_log_reopen(), 0); /* nothing open yet: a no-op */
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_reopen(), FM_OK); /* nothing open yet: a no-op */
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("one");
     ck_assert_int_eq(rename(path, rotated), 0);
     fm_log_info("two");
-    ck_assert_int_eq(fm_log_reopen(), 0);
+    ck_assert_int_eq(fm_log_reopen(), FM_OK);
     fm_log_info("three");
 
     text = slurp(rotated);
@@ -243,7 +243,7 @@ START_TEST(test_reopen_after_rename)
 
     /* A failed open keeps the earlier target. */
     errno = 0;
-    ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), -1);
+    ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), FM_ESYS);
     ck_assert_int_eq(errno, ENOENT);
     fm_log_info("four");
     text = slurp(path);
@@ -251,6 +251,21 @@ START_TEST(test_reopen_after_rename)
     p = expect_line(p, "info", "four");
     ck_assert_str_eq(p, "");
     free(text);
+
+    /* A failed reopen (a directory now stands at the path) keeps the file in use. */
+    ck_assert_int_eq(rename(path, rotated), 0);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    errno = 0;
+    ck_assert_int_eq(fm_log_reopen(), FM_ESYS);
+    ck_assert_int_eq(errno, EISDIR);
+    fm_log_info("five");
+    text = slurp(rotated);
+    p = expect_line(text, "info", "three");
+    p = expect_line(p, "info", "four");
+    p = expect_line(p, "info", "five");
+    ck_assert_str_eq(p, "");
+    free(text);
+    ck_assert_int_eq(rmdir(path), 0);
 }
 END_TEST
 
@@ -265,11 +280,11 @@ START_TEST(test_stderr)
     ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
     (void)close(fd);
 
-    ck_assert_int_eq(fm_log_open(NULL, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(NULL, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("stderr only");
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 1), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 1), FM_OK);
     fm_log_info("both");
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("file only");
     fm_log_close();
     fm_log_info("after close");
@@ -296,7 +311,7 @@ START_TEST(test_lost_lines_reported)
     const char *p;
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("first");
     /* A file size limit makes the next writes fail with EFBIG. */
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
