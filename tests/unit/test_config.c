@@ -1505,6 +1505,38 @@ START_TEST(test_rows_table_too_wide)
 }
 END_TEST
 
+/* The shared config builder: a section override replaces it, an addition extends it. */
+START_TEST(test_builder_overrides)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + TH_PATH_MAX];
+    th_config c;
+    fm_config *cfg;
+
+    th_config_init(&c, "test_config_builder");
+    th_config_set(&c, "rate_limit", "  requests_per_minute: %d\n", 77);
+    th_config_add(&c, "rate_limit", "  burst: 3\n");
+    th_config_add(&c, "auth", "  ip_whitelist: [\"127.0.0.1\"]\n");
+    cfg = th_config_load(&c);
+    ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 77);
+    ck_assert_uint_eq(cfg->rate_limit.rate.burst, 3);
+    ck_assert_uint_eq(cfg->auth.nusers, 2);
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 1);
+    fm_config_free(cfg);
+
+    th_config_set(&c, "server", "  workers: 0\n");
+    (void)th_config_load_err(&c, err);
+    /* auth (5 lines with the addition) comes first, then logging (3), data (2), rate_limit (3). */
+    (void)snprintf(want, sizeof(want),
+                   "%s:15:12: server.workers must be an integer between 1 and 256", c.path);
+    ck_assert_str_eq(err, want);
+    th_config_drop(&c, "server");
+    cfg = th_config_load(&c);
+    ck_assert_int_eq(cfg->server.workers, 4);
+    fm_config_free(cfg);
+    th_config_free(&c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1539,6 +1571,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_example_prod);
     tcase_add_test(tc, test_rows_past_32_keys);
     tcase_add_test(tc, test_rows_table_too_wide);
+    tcase_add_test(tc, test_builder_overrides);
     suite_add_tcase(s, tc);
     return s;
 }
