@@ -102,6 +102,21 @@ fm_err fm_log_reopen(void)
     return FM_OK;
 }
 
+void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF])
+{
+    size_t i;
+
+    for (i = 0; i < FM_LOG_ECHO_MAX && text[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        out[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
+    }
+    if (text[i] != '\0') {
+        (void)snprintf(out + i, 4, "...");
+        return;
+    }
+    out[i] = '\0';
+}
+
 void fm_log_close(void)
 {
     if (g.fd >= 0)

@@ -50,6 +50,16 @@ void fm_log_close(void);
  */
 size_t fm_log_sanitize(const char *msg, size_t len, char *out, size_t cap);
 
+/*
+ * fm_log_echo - text made safe to quote in a one-line message (a config
+ * error, a log line): bytes outside printable ASCII, '"' and '\\' become
+ * '?', and text longer than FM_LOG_ECHO_MAX characters is cut there and ends
+ * in "...". out is FM_LOG_ECHO_BUF bytes, always NUL-terminated.
+ */
+#define FM_LOG_ECHO_MAX 48
+#define FM_LOG_ECHO_BUF (FM_LOG_ECHO_MAX + 4)
+void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF]);
+
 /* fm_log - printf-style message at level. Never fails; write errors are counted, not raised. */
 void fm_log(fm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -55,31 +55,16 @@ int ld_oom(struct loader *l)
     return ld_fail(l, NULL, "out of memory");
 }
 
-void ld_echo(const char *text, char out[LD_ECHO_BUF])
-{
-    size_t i;
-
-    for (i = 0; i < LD_ECHO_MAX && text[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        out[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
-    }
-    if (text[i] != '\0') {
-        (void)snprintf(out + i, 4, "...");
-        return;
-    }
-    out[i] = '\0';
-}
-
 void ld_echo_value(const struct loader *l, const char *value, char out[LD_ECHO_BUF])
 {
-    ld_echo(l->from_env ? (const char *)l->ev.data.scalar.value : value, out);
+    fm_log_echo(l->from_env ? (const char *)l->ev.data.scalar.value : value, out);
 }
 
 void ld_make_ref(const struct loader *l, struct ld_ref *ref)
 {
     ref->at = l->ev.start_mark;
     ref->from_env = l->from_env;
-    ld_echo((const char *)l->ev.data.scalar.value, ref->raw);
+    fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
 }
 
 /* The capacity is the next power of two >= max(n, 4), so it need not be stored. */
@@ -356,7 +341,7 @@ static int row_entry(struct loader *l, const char *where, const char *key, void 
 
     for (i = 0; i < w->t->n && strcmp(w->t->rows[i].name, key) != 0; i++)
         ;
-    ld_echo(key, shown);
+    fm_log_echo(key, shown);
     if (i == w->t->n)
         return ld_fail(l, &l->key_at, "unknown key \"%s\" %s%s", shown, in(where), where);
     bit = (unsigned char)(1u << (i % CHAR_BIT));

@@ -34,8 +34,7 @@
 
 #define LD_KEY_TEXT_MAX 256 /* longest mapping key accepted; every valid one is far shorter */
 #define LD_WHERE_MAX 384    /* dotted location of a value, for messages */
-#define LD_ECHO_MAX 48      /* how much of an offending name is echoed back */
-#define LD_ECHO_BUF (LD_ECHO_MAX + 4)
+#define LD_ECHO_BUF FM_LOG_ECHO_BUF /* an offending name echoed back: fm_log_echo */
 #define LD_ENV_NAME_MAX 128
 #define LD_ROWS_MAX 64     /* rows in one table: sizes the duplicate-key bitmap */
 #define LD_BUILTIN_ROLES 3 /* admin, researcher, analyst: see roles.c */
@@ -209,8 +208,6 @@ int ld_load_text(const char *file, const char *text, size_t len, const struct ld
 __attribute__((format(printf, 3, 4))) int ld_fail(struct loader *l, const yaml_mark_t *at,
                                                   const char *fmt, ...);
 int ld_oom(struct loader *l);
-/* Printable ASCII of text, at most LD_ECHO_MAX characters then "...": safe in one-line messages. */
-void ld_echo(const char *text, char out[LD_ECHO_BUF]);
 /* What may be echoed of the current scalar: never text that the environment supplied. */
 void ld_echo_value(const struct loader *l, const char *value, char out[LD_ECHO_BUF]);
 void ld_make_ref(const struct loader *l, struct ld_ref *ref);

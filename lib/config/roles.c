@@ -44,7 +44,7 @@ static int perm_entry(struct loader *l, const char *where, const char *key, void
         return ld_fail(l, &l->key_at, "%s: %s", where, why);
     for (size_t i = 0; i < acc->nseen; i++) {
         if (strcmp(acc->seen[i], key) == 0) {
-            ld_echo(key, shown);
+            fm_log_echo(key, shown);
             return ld_fail(l, &l->key_at, "duplicate key \"%s\" in %s", shown, where);
         }
     }
@@ -73,8 +73,8 @@ int perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms 
     return 0;
 }
 
-const char *role_name_item(struct loader *l, const char *item, const char (*seen)[FM_NAME_MAX],
-                           size_t nseen)
+static const char *role_name_item(struct loader *l, const char *item,
+                                  const char (*seen)[FM_NAME_MAX], size_t nseen)
 {
     const char *v = ld_scalar(l, item, "a role name", false);
     char raw[LD_ECHO_BUF];
@@ -99,8 +99,8 @@ const char *role_name_item(struct loader *l, const char *item, const char (*seen
  * Role names are resolved once the whole file is read (roles may be defined
  * after use); the reference keeps the file:line:col for that later error.
  */
-int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
-                   struct ld_ref **refs, size_t nrefs)
+static int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
+                          struct ld_ref **refs, size_t nrefs)
 {
     char(*grown_names)[FM_NAME_MAX] = ld_grow(*names, n, sizeof(**names));
     struct ld_ref *grown_refs;
@@ -125,25 +125,32 @@ static int role_permissions(struct loader *l, const char *where, void *obj)
     return perms_value(l, where, &src->grants, &src->denies);
 }
 
-/* Names are checked against auth.roles once the whole file is read: roles come in any order. */
-static int role_inherits(struct loader *l, const char *where, void *obj)
+int role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
+                     struct ld_ref **refs, size_t *nrefs)
 {
-    struct ld_role_src *src = ((struct role_item *)obj)->src;
     char item[LD_WHERE_MAX];
     int rc;
 
     if (ld_list_start(l, where, "a list of role names") != 0)
         return -1;
     for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item))) == 0; i++) {
-        const char *v =
-            role_name_item(l, item, (const char(*)[FM_NAME_MAX])src->inherits, src->ninherits);
+        const char *v = role_name_item(l, item, (const char(*)[FM_NAME_MAX])(*names), *n);
 
-        if (v == NULL || push_role_name(l, v, &src->inherits, src->ninherits, &src->inherit_refs,
-                                        src->ninherits) != 0)
+        if (v == NULL || push_role_name(l, v, names, *n, refs, nrefs != NULL ? *nrefs : *n) != 0)
             return -1;
-        src->ninherits++;
+        (*n)++;
+        if (nrefs != NULL)
+            (*nrefs)++;
     }
     return rc < 0 ? -1 : 0;
+}
+
+/* Names are checked against auth.roles once the whole file is read: roles come in any order. */
+static int role_inherits(struct loader *l, const char *where, void *obj)
+{
+    struct ld_role_src *src = ((struct role_item *)obj)->src;
+
+    return role_names_value(l, where, &src->inherits, &src->ninherits, &src->inherit_refs, NULL);
 }
 
 /* Fields left out stay 0 and take the global default once the whole file is read. */
@@ -196,7 +203,7 @@ static int role_entry(struct loader *l, const char *where, const char *key, void
     size_t i;
 
     (void)obj;
-    ld_echo(key, shown);
+    fm_log_echo(key, shown);
     if (!ld_valid_name(key))
         return ld_fail(l, &l->key_at,
                        "invalid role name \"%s\" in %s: use 1 to 63 characters [A-Za-z0-9_.-], "

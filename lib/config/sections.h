@@ -35,12 +35,14 @@ void roles_forget(struct loader *l);
 
 /* roles.c: a permissions mapping {perm: true|false} into grants and denies. */
 int perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms *denies);
-/* roles.c: a role name item of a list, refused when already in seen (nseen names). */
-const char *role_name_item(struct loader *l, const char *item, const char (*seen)[FM_NAME_MAX],
-                           size_t nseen);
-/* roles.c: appends v to (*names)[n] and where it was written to (*refs)[nrefs]. */
-int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
-                   struct ld_ref **refs, size_t nrefs);
+/*
+ * roles.c: a list of role names at where, appended to (*names)[*n...] with
+ * where each was written in (*refs)[...] for the errors of the checks after
+ * the document (*nrefs counts refs; NULL: refs run parallel to names). A
+ * name listed twice in the list is refused.
+ */
+int role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
+                     struct ld_ref **refs, size_t *nrefs);
 /* roles.c: the role called name, or NULL. */
 const fm_role *roles_find(const fm_config *cfg, const char *name);
 

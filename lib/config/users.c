@@ -158,22 +158,8 @@ static int user_keys(struct loader *l, const char *where, void *obj)
 static int user_roles(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
-    char item[LD_WHERE_MAX];
-    int rc;
 
-    if (ld_list_start(l, where, "a list of role names") != 0)
-        return -1;
-    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item))) == 0; i++) {
-        const char *v =
-            role_name_item(l, item, (const char(*)[FM_NAME_MAX])user->roles, user->nroles);
-
-        if (v == NULL ||
-            push_role_name(l, v, &user->roles, user->nroles, &l->role_refs, l->nrole_refs) != 0)
-            return -1;
-        user->nroles++;
-        l->nrole_refs++;
-    }
-    return rc < 0 ? -1 : 0;
+    return role_names_value(l, where, &user->roles, &user->nroles, &l->role_refs, &l->nrole_refs);
 }
 
 static int user_permissions(struct loader *l, const char *where, void *obj)
@@ -206,7 +192,7 @@ static int user_entry(struct loader *l, const char *where, const char *key, void
     fm_user *users, *user;
 
     (void)obj;
-    ld_echo(key, shown);
+    fm_log_echo(key, shown);
     if (!ld_valid_name(key))
         return ld_fail(l, &at,
                        "invalid user name \"%s\" in %s: use 1 to 63 characters [A-Za-z0-9_.-], "

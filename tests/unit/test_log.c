@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,21 @@ static const char *expect_line(const char *line, const char *level, const char *
     ck_assert_msg(strncmp(line + 24, want, wl) == 0, "got \"%.200s\", want \"%s\"", line + 24,
                   want);
     return line + 24 + wl;
+}
+
+/* Checks that file holds exactly the lines given as (level, msg) pairs, ended by NULL. */
+static void expect_file(const char *file, ...)
+{
+    char *text = slurp(file);
+    const char *p = text, *level;
+    va_list ap;
+
+    va_start(ap, file);
+    while ((level = va_arg(ap, const char *)) != NULL)
+        p = expect_line(p, level, va_arg(ap, const char *));
+    va_end(ap);
+    ck_assert_str_eq(p, "");
+    free(text);
 }
 
 START_TEST(test_format_and_levels)
@@ -220,9 +236,6 @@ END_TEST
 
 START_TEST(test_reopen_after_rename)
 {
-    const char *p;
-    char *text;
-
     ck_assert_int_eq(fm_log_reopen(), FM_OK); /* nothing open yet: a no-op */
     ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("one");
@@ -231,26 +244,15 @@ START_TEST(test_reopen_after_rename)
     ck_assert_int_eq(fm_log_reopen(), FM_OK);
     fm_log_info("three");
 
-    text = slurp(rotated);
-    p = expect_line(text, "info", "one");
-    p = expect_line(p, "info", "two");
-    ck_assert_str_eq(p, "");
-    free(text);
-    text = slurp(path);
-    p = expect_line(text, "info", "three");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(rotated, "info", "one", "info", "two", NULL);
+    expect_file(path, "info", "three", NULL);
 
     /* A failed open keeps the earlier target. */
     errno = 0;
     ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), FM_ESYS);
     ck_assert_int_eq(errno, ENOENT);
     fm_log_info("four");
-    text = slurp(path);
-    p = expect_line(text, "info", "three");
-    p = expect_line(p, "info", "four");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "three", "info", "four", NULL);
 
     /* A failed reopen (a directory now stands at the path) keeps the file in use. */
     ck_assert_int_eq(rename(path, rotated), 0);
@@ -259,12 +261,7 @@ START_TEST(test_reopen_after_rename)
     ck_assert_int_eq(fm_log_reopen(), FM_ESYS);
     ck_assert_int_eq(errno, EISDIR);
     fm_log_info("five");
-    text = slurp(rotated);
-    p = expect_line(text, "info", "three");
-    p = expect_line(p, "info", "four");
-    p = expect_line(p, "info", "five");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(rotated, "info", "three", "info", "four", "info", "five", NULL);
     ck_assert_int_eq(rmdir(path), 0);
 }
 END_TEST
@@ -272,8 +269,6 @@ END_TEST
 START_TEST(test_stderr)
 {
     int saved = dup(STDERR_FILENO), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const char *p;
-    char *text;
 
     ck_assert_int_ge(saved, 0);
     ck_assert_int_ge(fd, 0);
@@ -291,25 +286,14 @@ START_TEST(test_stderr)
 
     ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
     (void)close(saved);
-    text = slurp(errpath);
-    p = expect_line(text, "info", "stderr only");
-    p = expect_line(p, "info", "both");
-    p = expect_line(p, "info", "after close");
-    ck_assert_str_eq(p, "");
-    free(text);
-    text = slurp(path);
-    p = expect_line(text, "info", "both");
-    p = expect_line(p, "info", "file only");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(errpath, "info", "stderr only", "info", "both", "info", "after close", NULL);
+    expect_file(path, "info", "both", "info", "file only", NULL);
 }
 END_TEST
 
 START_TEST(test_lost_lines_reported)
 {
     struct rlimit old, lim;
-    const char *p;
-    char *text;
 
     ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("first");
@@ -324,12 +308,8 @@ START_TEST(test_lost_lines_reported)
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     fm_log_info("back");
 
-    text = slurp(path);
-    p = expect_line(text, "info", "first");
-    p = expect_line(p, "info", "back");
-    p = expect_line(p, "warn", "log: 2 earlier lines could not be written");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "first", "info", "back", "warn",
+                "log: 2 earlier lines could not be written", NULL);
 }
 END_TEST
 
