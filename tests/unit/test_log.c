@@ -46,23 +46,10 @@ static void teardown(void)
 
 static char *slurp(const char *p)
 {
-    int fd = open(p, O_RDONLY);
-    struct stat st;
-    char *buf;
-    size_t got = 0;
+    char *text = th_read_file(p);
 
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    ck_assert_ptr_nonnull(buf);
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        ck_assert_int_gt(r, 0);
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    (void)close(fd);
-    return buf;
+    ck_assert_msg(text != NULL, "%s does not exist", p);
+    return text;
 }
 
 static size_t count_lines(const char *text)
@@ -124,12 +111,7 @@ START_TEST(test_format_and_levels)
     fm_log_info("i %d", 2);
     fm_log_warn("w %d", 3);
     fm_log_error("e %s", "4");
-    text = slurp(path);
-    ck_assert_uint_eq(count_lines(text), 2);
-    p = expect_line(text, "warn", "w 3");
-    p = expect_line(p, "error", "e 4");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "warn", "w 3", "error", "e 4", NULL);
 
     ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), FM_OK);
     fm_log_debug("d");
@@ -149,19 +131,12 @@ END_TEST
 
 START_TEST(test_escaping)
 {
-    const char *p;
-    char *text;
-
     ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("user %s", "a\nb\r\tc\x01"
                            "d\x7f\x1b[0m \\n \xc3\xa9");
     fm_log_warn("login %s", "x\n2026-01-01T00:00:00.000Z error [1] forged");
-    text = slurp(path);
-    ck_assert_uint_eq(count_lines(text), 2);
-    p = expect_line(text, "info", "user a\\nb\\r\\tc\\x01d\\x7f\\x1b[0m \\n \xc3\xa9");
-    p = expect_line(p, "warn", "login x\\n2026-01-01T00:00:00.000Z error [1] forged");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "user a\\nb\\r\\tc\\x01d\\x7f\\x1b[0m \\n \xc3\xa9", "warn",
+                "login x\\n2026-01-01T00:00:00.000Z error [1] forged", NULL);
 }
 END_TEST
 
