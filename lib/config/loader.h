@@ -14,7 +14,8 @@
  * table, ld_release frees what its string and CIDR rows own.
  *
  * Adding a setting is one row in its section's file; adding a section is one
- * file with its table and one row in the root table (config.c).
+ * file with its table (declared in sections.h) and one row in the root table
+ * (config.c).
  *
  * Every error is "file:line:col: message", recorded once (the first error
  * wins, later calls are no-ops) in the loader's err buffer; functions that
@@ -88,7 +89,7 @@ struct loader {
 /* ---- rows ------------------------------------------------------------------ */
 
 enum ld_kind {
-    LD_INT,      /* plain decimal integer in [min, max], stored by the field's width */
+    LD_INT,      /* plain decimal in [min, max] (0 <= min, max fits the field), by its width */
     LD_BOOL,     /* plain true or false, into a bool */
     LD_ENUM,     /* one of names[], its index stored by the field's width */
     LD_MODE,     /* octal file mode "0660" (plain or quoted), nothing for other users */
@@ -124,7 +125,7 @@ struct ld_row {
     const char *what;         /* LD_STRING, LD_ENUM: "<where> must be <what>" */
     const char *const *names; /* LD_ENUM: the accepted words, nnames of them */
     size_t nnames;
-    ld_check_fn check;          /* optional, after the value is stored */
+    ld_check_fn check;          /* optional, after a (non-null) value is stored */
     ld_value_fn parse;          /* LD_HANDLER */
     const struct ld_table *sub; /* LD_SECTION */
     ld_after_fn after;          /* LD_SECTION, optional */
