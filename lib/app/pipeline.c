@@ -204,9 +204,12 @@ static int guard_check(const req_state *st, uint32_t *block_s)
 {
     const fm_config *cfg = st->env->cfg;
 
-    return fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix,
-                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
-                               st->now_ms, block_s);
+    bool blocked;
+
+    if (fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
+                            st->call->req->remote_addr, st->now_ms, &blocked, block_s) != FM_OK)
+        return -1;
+    return blocked ? 1 : 0;
 }
 
 /* Counts one failed authentication: -1 Redis could not answer, 0 not blocked, 1 blocked now. */
@@ -214,8 +217,12 @@ static int guard_count_failure(const req_state *st, uint32_t *block_s)
 {
     const fm_config *cfg = st->env->cfg;
 
-    return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                              st->call->req->remote_addr, st->now_ms, block_s);
+    bool blocked;
+
+    if (fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
+                           st->call->req->remote_addr, st->now_ms, &blocked, block_s) != FM_OK)
+        return -1;
+    return blocked ? 1 : 0;
 }
 
 static step_rc step_guard(req_state *st)
@@ -341,7 +348,7 @@ static step_rc step_rate_limit(req_state *st)
 
     if (st->redis_failed || fm_ratelimit_take(st->env->redis, cfg->redis.key_prefix, user->name,
                                               fm_config_user_rate(cfg, user), cfg->server.workers,
-                                              st->now_ms, &st->rl) != 0)
+                                              st->now_ms, &st->rl) != FM_OK)
         return rate_unknown(st);
     add_rate_headers(st->resp, &st->rl);
     if (!st->rl.allowed) {

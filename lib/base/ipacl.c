@@ -18,6 +18,8 @@
  */
 #include "ipacl.h"
 
+#include "log.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -30,26 +32,9 @@
 /* The longest IPv6 text with an embedded IPv4 tail is 45 bytes; add "/128" and margin. */
 #define CIDR_TEXT_MAX 64
 /* How much of a refused entry is echoed back in the error. */
-#define ECHO_MAX 48
 
 static const char digits[] = "0123456789";
 static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-/* Error text lands in config diagnostics and logs: keep it one printable line. */
-static void echo_text(const char *text, char out[ECHO_MAX + 4])
-{
-    size_t i;
-
-    for (i = 0; i < ECHO_MAX && text[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        out[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
-    }
-    if (text[i] != '\0') {
-        (void)snprintf(out + i, 4, "...");
-        return;
-    }
-    out[i] = '\0';
-}
 
 static int check_ipv4(const char *s, const char **why)
 {
@@ -172,9 +157,9 @@ static void unmap(fm_cidr *c)
     c->prefix -= 96;
 }
 
-int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen)
+fm_err fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen)
 {
-    char buf[CIDR_TEXT_MAX], shown[ECHO_MAX + 4], reason[64];
+    char buf[CIDR_TEXT_MAX], shown[FM_LOG_ECHO_BUF], reason[64];
     const char *why = "invalid", *prefix_text = NULL;
     char *slash;
     unsigned long prefix, max;
@@ -224,33 +209,33 @@ int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen
     }
     unmap(&c);
     *out = c;
-    return 0;
+    return FM_OK;
 
 fail:
     if (err != NULL && errlen > 0) {
-        echo_text(text, shown);
+        fm_log_echo(text, shown);
         (void)snprintf(err, errlen, "invalid CIDR \"%s\": %s", shown, why);
     }
-    return -1;
+    return FM_EINVAL;
 }
 
-int fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr)
+fm_err fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr)
 {
     fm_cidr *grown;
 
     if (list->count >= SIZE_MAX / sizeof(*grown) - 1) {
         errno = ENOMEM;
-        return -1;
+        return FM_ESYS;
     }
     /* Lists are built once at config load and hold a handful of entries: no capacity field. */
     grown = realloc(list->entries, (list->count + 1) * sizeof(*grown));
     if (grown == NULL) {
         errno = ENOMEM;
-        return -1;
+        return FM_ESYS;
     }
     list->entries = grown;
     list->entries[list->count++] = *cidr;
-    return 0;
+    return FM_OK;
 }
 
 static bool in_block(const fm_cidr *block, const fm_cidr *host)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 typedef struct fm_cidr {
     int family;       /* AF_INET or AF_INET6 */
     uint8_t addr[16]; /* network address, masked; first 4 bytes used for AF_INET */
@@ -32,16 +34,19 @@ typedef struct fm_ipacl {
  * four octets and surrounding white space are refused. Host bits set below the
  * prefix ("10.0.0.1/8") are refused too, since they usually mean a typo.
  *
- * Returns 0 and fills *out on success; -1 on error with a one-line reason
- * (no trailing newline) written to err (errlen bytes, always NUL-terminated).
+ * Returns FM_OK and fills *out; FM_EINVAL (text NULL too) with a one-line
+ * reason "invalid CIDR \"<text>\": <why>" (no trailing newline, the text
+ * echoed as printable ASCII, at most 48 characters) written to err (errlen
+ * bytes, always NUL-terminated; err may be NULL), *out untouched.
  */
-int fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen);
+FM_MUST_CHECK fm_err fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *err, size_t errlen);
 
 /*
  * fm_ipacl_add - append a parsed CIDR block to list (which may start zeroed).
- * Returns 0, or -1 with errno ENOMEM.
+ * The list owns a copy. Returns FM_OK, or FM_ESYS with errno ENOMEM (the
+ * list unchanged).
  */
-int fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr);
+FM_MUST_CHECK fm_err fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr);
 
 /*
  * fm_ipacl_match - true when the textual client address addr (as nginx gives

@@ -56,7 +56,7 @@ static int open_file(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-int fm_log_open(const char *path, fm_log_level level, int also_stderr)
+fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr)
 {
     int fd = -1, err;
     char *copy = NULL;
@@ -64,13 +64,13 @@ int fm_log_open(const char *path, fm_log_level level, int also_stderr)
     if (path != NULL) {
         fd = open_file(path);
         if (fd < 0)
-            return -1;
+            return FM_ESYS;
         copy = strdup(path);
         if (copy == NULL) {
             err = errno;
             (void)close(fd);
             errno = err;
-            return -1;
+            return FM_ESYS;
         }
     }
     fm_log_close();
@@ -79,27 +79,42 @@ int fm_log_open(const char *path, fm_log_level level, int also_stderr)
     g.level = level;
     g.also_stderr = also_stderr;
     g.lost = 0;
-    return 0;
+    return FM_OK;
 }
 
-int fm_log_reopen(void)
+fm_err fm_log_reopen(void)
 {
     int fd, err;
 
     if (g.path == NULL)
-        return 0;
+        return FM_OK;
     fd = open_file(g.path);
     if (fd < 0)
-        return -1;
+        return FM_ESYS;
     /* dup3 swaps the file under the same descriptor number in one step. */
     if (dup3(fd, g.fd, O_CLOEXEC) < 0) {
         err = errno;
         (void)close(fd);
         errno = err;
-        return -1;
+        return FM_ESYS;
     }
     (void)close(fd);
-    return 0;
+    return FM_OK;
+}
+
+void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF])
+{
+    size_t i;
+
+    for (i = 0; i < FM_LOG_ECHO_MAX && text[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        out[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
+    }
+    if (text[i] != '\0') {
+        (void)snprintf(out + i, 4, "...");
+        return;
+    }
+    out[i] = '\0';
 }
 
 void fm_log_close(void)

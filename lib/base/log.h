@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 /* Levels, lowest first; messages below the configured one are dropped. */
 typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_level;
 
@@ -22,13 +24,18 @@ typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_lev
  * fm_log_open - direct the log to path (created 0640 when missing, opened
  * O_APPEND|O_CLOEXEC), or to stderr alone when path is NULL, and set the level
  * below which messages are dropped. Lines go to stderr as well when
- * also_stderr is true. Replaces any earlier target. Returns 0, or -1 with
- * errno from open(2); the earlier target stays in place on failure.
+ * also_stderr is true. Replaces any earlier target. Returns FM_OK, or FM_ESYS
+ * with errno from open(2) (or ENOMEM); the earlier target stays in place on
+ * failure.
  */
-int fm_log_open(const char *path, fm_log_level level, int also_stderr);
+fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr);
 
-/* fm_log_reopen - reopen the same path (after logrotate moved it; SIGUSR1). 0 or -1/errno. */
-int fm_log_reopen(void);
+/*
+ * fm_log_reopen - reopen the same path (after logrotate moved it; SIGUSR1)
+ * under the same descriptor. FM_OK (also when no file is open), or FM_ESYS
+ * with errno from open(2) or dup3(2); the old file stays in use on failure.
+ */
+fm_err fm_log_reopen(void);
 
 /* fm_log_close - close the file; later messages go to stderr. */
 void fm_log_close(void);
@@ -42,6 +49,16 @@ void fm_log_close(void);
  * and the newline always fits. Returns the bytes written (no NUL is added).
  */
 size_t fm_log_sanitize(const char *msg, size_t len, char *out, size_t cap);
+
+/*
+ * fm_log_echo - text made safe to quote in a one-line message (a config
+ * error, a log line): bytes outside printable ASCII, '"' and '\\' become
+ * '?', and text longer than FM_LOG_ECHO_MAX characters is cut there and ends
+ * in "...". out is FM_LOG_ECHO_BUF bytes, always NUL-terminated.
+ */
+#define FM_LOG_ECHO_MAX 48
+#define FM_LOG_ECHO_BUF (FM_LOG_ECHO_MAX + 4)
+void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF]);
 
 /* fm_log - printf-style message at level. Never fails; write errors are counted, not raised. */
 void fm_log(fm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

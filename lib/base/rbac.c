@@ -9,11 +9,12 @@
  */
 #include "rbac.h"
 
+#include "log.h"
+
 #include <stdio.h>
 #include <string.h>
 
 /* How much of a refused permission is echoed back in the error. */
-#define ECHO_MAX 48
 
 static const char *const resource_names[FM_RES_COUNT] = {"jobs", "experiments", "metrics"};
 static const char *const action_names[FM_ACT_COUNT] = {"read", "create", "update", "delete"};
@@ -54,25 +55,9 @@ static unsigned parse_actions(const char *s, size_t len)
     return lookup(s, len, action_names, FM_ACT_COUNT);
 }
 
-/* Error text lands in config diagnostics and logs: keep it one printable line. */
-static void echo_text(const char *text, char out[ECHO_MAX + 4])
+fm_err fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
 {
-    size_t i;
-
-    for (i = 0; i < ECHO_MAX && text[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        out[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
-    }
-    if (text[i] != '\0') {
-        (void)snprintf(out + i, 4, "...");
-        return;
-    }
-    out[i] = '\0';
-}
-
-int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
-{
-    char shown[ECHO_MAX + 4];
+    char shown[FM_LOG_ECHO_BUF];
     const char *colon;
     unsigned resources, actions;
     fm_perms mask = FM_PERM_NONE;
@@ -81,7 +66,7 @@ int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
         perm = "";
     if (strcmp(perm, "*") == 0) {
         *out = FM_PERM_ALL;
-        return 0;
+        return FM_OK;
     }
     colon = strchr(perm, ':');
     if (colon == NULL)
@@ -97,17 +82,17 @@ int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
         }
     }
     *out = mask;
-    return 0;
+    return FM_OK;
 
 fail:
     if (err != NULL && errlen > 0) {
-        echo_text(perm, shown);
+        fm_log_echo(perm, shown);
         (void)snprintf(err, errlen,
                        "unknown permission \"%s\" (expected <resource>:<action>, resources "
                        "jobs|experiments|metrics, actions read|create|update|delete|write|*)",
                        shown);
     }
-    return -1;
+    return FM_EINVAL;
 }
 
 bool fm_rbac_builtin_role(const char *name, fm_perms *out)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 typedef uint32_t fm_perms;
 
 enum { FM_RES_JOBS, FM_RES_EXPERIMENTS, FM_RES_METRICS, FM_RES_COUNT };
@@ -28,10 +30,11 @@ enum { FM_ACT_READ, FM_ACT_CREATE, FM_ACT_UPDATE, FM_ACT_DELETE, FM_ACT_COUNT };
 /*
  * fm_rbac_parse - parse a permission string into the set of bits it names.
  * Accepts exactly the grammar above (lower case, no white space).
- * Returns 0 and sets *out; -1 on an unknown resource or action, with a
- * one-line reason in err (errlen bytes, always NUL-terminated).
+ * Returns FM_OK and sets *out; FM_EINVAL on an unknown resource or action
+ * (perm NULL too), with a one-line reason naming the grammar in err (errlen
+ * bytes, always NUL-terminated; err may be NULL), *out untouched.
  */
-int fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen);
+FM_MUST_CHECK fm_err fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen);
 
 /*
  * fm_rbac_builtin_role - the built-in definition of role name:

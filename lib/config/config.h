@@ -1,11 +1,10 @@
 /*
  * config.h - the YAML configuration, parsed once into an immutable snapshot.
  *
- * The file format is FetchML's (SPEC section 3); every key is documented in
- * conf/README.md. Loading is all-or-nothing: any error (unknown or duplicate
- * key, wrong type, bad CIDR, bad hash, YAML alias or anchor, nesting deeper
- * than FM_CONFIG_MAX_DEPTH, an unsafe setting such as auth.enabled: false,
- * an unknown or cyclic role inheritance, an unset ${VAR}) fails the whole load
+ * The file format is FetchML's; every key is documented in conf/README.md.
+ * Loading is all-or-nothing: any error (unknown or duplicate key, wrong type, bad CIDR, bad hash,
+ * YAML alias or anchor, nesting deeper than FM_CONFIG_MAX_DEPTH, an unsafe setting such as
+ * auth.enabled: false, an unknown or cyclic role inheritance, an unset ${VAR}) fails the whole load
  * with one message "file:line:col: message", and the caller keeps whatever
  * snapshot it had. The request path only reads a snapshot; a reload builds a
  * new one and swaps it whole.
@@ -19,6 +18,7 @@
 #include <sys/types.h>
 
 #include "bruteforce.h"
+#include "err.h"
 #include "ipacl.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -133,7 +133,7 @@ typedef struct fm_config {
  * (unreadable file, empty file) use line and column 0. Never puts a secret,
  * or any text that came from the environment, in err.
  */
-fm_config *fm_config_load(const char *path, char *err, size_t errlen);
+FM_MUST_CHECK fm_config *fm_config_load(const char *path, char *err, size_t errlen);
 
 /* fm_config_free - release a snapshot and everything it owns. NULL is accepted. */
 void fm_config_free(fm_config *cfg);
@@ -145,8 +145,9 @@ void fm_config_free(fm_config *cfg);
  * Returns true and sets *user and *key when found, false otherwise. Expiry
  * is not checked here: see fm_auth_authenticate.
  */
-bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES],
-                        const fm_user **user, const fm_key **key);
+FM_MUST_CHECK bool fm_config_find_key(const fm_config *cfg,
+                                      const unsigned char hash[FM_KEY_HASH_BYTES],
+                                      const fm_user **user, const fm_key **key);
 
 /*
  * fm_config_user_rate - the bucket for user, in O(1) (chosen at load): its own

@@ -3,10 +3,14 @@
  * with a per-worker cache.
  *
  * Redis side (one script per failure, atomic across workers):
- *   n = INCR authfail:<addr>; if it has no TTL yet: EXPIRE window   (fixed window)
- *   if n >= max: SET authblock:<addr> 1 EX block NX                 (an existing block keeps its
- * end) return {n, PTTL authblock:<addr>} A check is one PTTL of authblock:<addr> (-2: clean; -1, a
- * block an operator set by hand: blocked).
+ *
+ *     n = INCR authfail:<addr>; if it has no TTL yet: EXPIRE window
+ *     if n >= max: SET authblock:<addr> 1 EX block NX
+ *     return {n, PTTL authblock:<addr>}
+ *
+ * The window is fixed (its TTL is set once); NX keeps an existing block's
+ * end. A check is one PTTL of authblock:<addr>: -2 is clean; -1, a block an
+ * operator set by hand, is blocked.
  *
  * Cache: FM_BF_CACHE_ENTRIES entries in hash chains (SipHash with a
  * per-process random key, so chosen addresses cannot pile into one chain)
@@ -181,27 +185,27 @@ static uint32_t ms_to_s_min1(int64_t ms)
 
 /*
  * Records a block answer from Redis (PTTL of the block key: > 0 ms left, -1
- * no expiry, -2 none). Returns 1 and sets *secs when blocked, else 0.
+ * no expiry, -2 none). Returns true and sets *secs when blocked.
  */
-static int record_block(entry *x, const fm_bf_policy *policy, long long pttl, int64_t now_ms,
-                        uint32_t *secs)
+static bool record_block(entry *x, const fm_bf_policy *policy, long long pttl, int64_t now_ms,
+                         uint32_t *secs)
 {
     x->checked_ms = now_ms;
     if (pttl == -2 || pttl == 0) {
         x->clean_known = true;
         x->blocked_until_ms = 0;
-        return 0;
+        return false;
     }
     x->clean_known = false;
     if (pttl < 0) {
         /* A block without an end: refuse, and ask again after the usual interval. */
         x->blocked_until_ms = now_ms + FM_BF_RECHECK_MS;
         *secs = policy->block_seconds;
-        return 1;
+        return true;
     }
     x->blocked_until_ms = now_ms + pttl;
     *secs = ms_to_s_min1(pttl);
-    return 1;
+    return true;
 }
 
 static int block_key(char *key, size_t cap, const char *prefix, const char *what, const char *addr)
@@ -209,71 +213,79 @@ static int block_key(char *key, size_t cap, const char *prefix, const char *what
     return snprintf(key, cap, "%s%s:%s", prefix, what, addr) < (int)cap ? 0 : -1;
 }
 
-int fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                        const char *addr, int64_t now_ms, uint32_t *retry_after_s)
+fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                           const char *addr, int64_t now_ms, bool *blocked, uint32_t *retry_after_s)
 {
     char ip[INET6_ADDRSTRLEN], key[320];
     const char *argv[2] = {"PTTL", key};
     redisReply *reply;
     entry *x;
-    int rc = -1;
+    fm_err rc = FM_EREDIS;
 
+    *blocked = false;
     *retry_after_s = 0;
     if (normalize(addr, ip) != 0)
-        return 0;
+        return FM_OK;
     cache_init();
     x = cache_get(ip);
     /* Both answers are trusted for FM_BF_RECHECK_MS only: an operator's unblock shows too. */
     if (now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
         if (x->blocked_until_ms > now_ms) {
+            *blocked = true;
             *retry_after_s = ms_to_s_min1(x->blocked_until_ms - now_ms);
-            return 1;
+            return FM_OK;
         }
         if (x->clean_known)
-            return 0;
+            return FM_OK;
     }
     if (block_key(key, sizeof(key), prefix, "authblock", ip) != 0)
-        return -1;
+        return FM_EINVAL;
     reply = fm_redis_argv(redis, 2, argv, NULL);
     if (reply == NULL) {
         /* Redis gone: a block this worker saw still runs its course. */
         if (x->blocked_until_ms > now_ms) {
+            *blocked = true;
             *retry_after_s = ms_to_s_min1(x->blocked_until_ms - now_ms);
-            return 1;
+            return FM_OK;
         }
-        return -1;
+        return FM_EREDIS;
     }
-    if (reply->type == REDIS_REPLY_INTEGER)
-        rc = record_block(x, policy, reply->integer, now_ms, retry_after_s);
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        *blocked = record_block(x, policy, reply->integer, now_ms, retry_after_s);
+        rc = FM_OK;
+    }
     freeReplyObject(reply);
     return rc;
 }
 
-int fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                       const char *addr, int64_t now_ms, uint32_t *block_s)
+fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                          const char *addr, int64_t now_ms, bool *blocked, uint32_t *block_s)
 {
     char ip[INET6_ADDRSTRLEN], fail_key[320], blk_key[320], max[16], window[16], block[16];
     const char *argv[5] = {fail_key, blk_key, max, window, block};
     redisReply *reply;
-    int rc = -1;
+    fm_err rc = FM_EREDIS;
 
+    *blocked = false;
     *block_s = 0;
     if (normalize(addr, ip) != 0)
-        return 0;
+        return FM_OK;
     cache_init();
     if (block_key(fail_key, sizeof(fail_key), prefix, "authfail", ip) != 0 ||
         block_key(blk_key, sizeof(blk_key), prefix, "authblock", ip) != 0)
-        return -1;
+        return FM_EINVAL;
     (void)snprintf(max, sizeof(max), "%u", (unsigned)policy->max);
     (void)snprintf(window, sizeof(window), "%u", (unsigned)policy->window_seconds);
     (void)snprintf(block, sizeof(block), "%u", (unsigned)policy->block_seconds);
     reply = fm_redis_eval(redis, &fail_script, 2, 5, argv);
     if (reply == NULL)
-        return -1;
+        return FM_EREDIS;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
-        reply->element[1]->type == REDIS_REPLY_INTEGER)
-        rc = record_block(cache_get(ip), policy, reply->element[1]->integer, now_ms, block_s);
+        reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        *blocked = record_block(cache_get(ip), policy, reply->element[1]->integer, now_ms, block_s);
+        rc = FM_OK;
+    }
     freeReplyObject(reply);
     return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * bruteforce.h - the brute-force guard (SPEC section 2, step 3).
+ * bruteforce.h - the brute-force guard, run on every request before the key
+ * is checked.
  *
  * Failed authentications are counted per client address in Redis, in a fixed
  * window: "<prefix>authfail:<addr>" is incremented and, on its first
@@ -13,7 +14,7 @@
  * address (::ffff:a.b.c.d) as its IPv4 address, and any other IPv6 address
  * by its /64 ("2001:db8:1:2::/64"), since a site usually holds a whole /64;
  * anything that is not an IPv4 or IPv6 literal is never counted or blocked
- * (the global allow-list, step 2, refuses it first).
+ * (the global allow-list, checked before the guard, refuses it first).
  *
  * To spare a Redis round trip per request, each worker process caches, for
  * up to FM_BF_CACHE_ENTRIES addresses (least recently used out), what Redis
@@ -28,8 +29,10 @@
 #ifndef FM_BRUTEFORCE_H
 #define FM_BRUTEFORCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "redisconn.h"
 
 /* The guard's settings (rate_limit.auth_failures in the config). */
@@ -45,24 +48,29 @@ typedef struct fm_bf_policy {
 /*
  * fm_bruteforce_check - is addr blocked? now_ms is the caller's
  * CLOCK_MONOTONIC time in milliseconds. Answers from the cache when it can,
- * else with one PTTL. Returns 1 when blocked, with *retry_after_s = whole
- * seconds (>= 1) until the block ends; 0 when not blocked (also for an
- * address that is not an IP literal); -1 when Redis could not answer
- * (connection error, timeout, error reply): the caller does not block then
- * (the guard fails open; the rate limiter's own policy still applies).
+ * else with one PTTL. On FM_OK, *blocked says whether the address is refused
+ * now, and then *retry_after_s = whole seconds (>= 1) until the block ends
+ * (0 otherwise); an address that is not an IP literal is never blocked.
+ * Returns FM_EREDIS when Redis could not answer (connection error, timeout,
+ * error reply) and FM_EINVAL when a key would not fit (prefix longer than the
+ * config allows): *blocked is false then, and the caller does not block (the
+ * guard fails open; the rate limiter's own policy still applies).
  */
-int fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                        const char *addr, int64_t now_ms, uint32_t *retry_after_s);
+FM_MUST_CHECK fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix,
+                                         const fm_bf_policy *policy, const char *addr,
+                                         int64_t now_ms, bool *blocked, uint32_t *retry_after_s);
 
 /*
  * fm_bruteforce_fail - count one failed authentication from addr with
- * policy (one Lua script) under the key prefix. Returns 1 when the address
- * is blocked now (this failure reached max, or it was already blocked), with
- * *block_s = whole seconds (>= 1) the block still lasts, and caches that;
- * 0 when it is not (or addr is not an IP literal); -1 when Redis could not
- * answer (nothing counted).
+ * policy (one Lua script) under the key prefix. On FM_OK, *blocked says
+ * whether the address is blocked now (this failure reached max, or it was
+ * already blocked), with *block_s = whole seconds (>= 1) the block still
+ * lasts, and caches that; an address that is not an IP literal is not
+ * counted. FM_EREDIS when Redis could not answer, FM_EINVAL when a key would
+ * not fit: nothing counted, *blocked false.
  */
-int fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                       const char *addr, int64_t now_ms, uint32_t *block_s);
+FM_MUST_CHECK fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix,
+                                        const fm_bf_policy *policy, const char *addr,
+                                        int64_t now_ms, bool *blocked, uint32_t *block_s);
 
 #endif

@@ -214,8 +214,8 @@ static int parse_reply(const redisReply *reply, long long v[4])
     return 0;
 }
 
-int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, const fm_rate *rate,
-                      int workers, int64_t now_ms, fm_rl_result *out)
+fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, const fm_rate *rate,
+                         int workers, int64_t now_ms, fm_rl_result *out)
 {
     char key[KEY_MAX], rpm[16], burst[16], want[16], nworkers[16], hold[16];
     const char *argv[7] = {key, rpm, burst, want, nworkers, local.worker_id, hold};
@@ -223,7 +223,7 @@ int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, con
     local_slot *slot;
     long long v[4];
     uint32_t max, asked;
-    int rc = -1;
+    fm_err rc = FM_EREDIS;
 
     memset(out, 0, sizeof(*out));
     out->limit = rate->requests_per_minute;
@@ -231,12 +231,12 @@ int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, con
     if (workers < 1)
         workers = 1;
     if (snprintf(key, sizeof(key), "%srl:%s", prefix, user) >= (int)sizeof(key))
-        return -1;
+        return FM_EINVAL;
     local_init();
     slot = local_slot_for(key, rate);
     if (slot->tokens > 0 && now_ms - slot->reserved_ms < FM_RL_RESERVE_MS) {
         local_spend(slot, out);
-        return 0;
+        return FM_OK;
     }
 
     max = rate->burst / (uint32_t)workers;
@@ -252,7 +252,7 @@ int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, con
     slot->tokens = 0;
     reply = fm_redis_eval(redis, &bucket_script, 1, 7, argv);
     if (reply == NULL)
-        return -1;
+        return FM_EREDIS;
     if (parse_reply(reply, v) == 0 && v[0] <= (long long)asked) {
         if (v[0] >= 1) {
             slot->tokens = (uint32_t)v[0];
@@ -269,7 +269,7 @@ int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, con
                 out->retry_after_s = 1;
             out->reset_s = ms_to_s_ceil(v[3]);
         }
-        rc = 0;
+        rc = FM_OK;
     }
     freeReplyObject(reply);
     return rc;

@@ -1,5 +1,6 @@
 /*
- * ratelimit.h - per-user token bucket kept in Redis (SPEC section 2, step 6).
+ * ratelimit.h - per-user token bucket kept in Redis, applied to every
+ * authenticated request.
  *
  * The bucket holds up to burst tokens and refills at requests_per_minute/60
  * tokens per second; a request takes one token or is refused. One Lua script
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "redisconn.h"
 
 /* One bucket's policy. */
@@ -70,13 +72,16 @@ typedef struct fm_rl_result {
  * the tokens in Redis plus those reserved here; out->reset_s is derived from
  * the same count, so both are approximate while other workers hold tokens.
  *
- * Returns 0 with *out filled, or -1 when Redis could not decide (connection
- * error, timeout, error reply, key too long); out->allowed is then false and
- * the caller applies rate_limit.on_redis_error. Not thread-safe: one table
- * per process.
+ * Returns FM_OK with *out filled (out->allowed says whether the request is
+ * admitted); FM_EREDIS when Redis could not decide (connection error,
+ * timeout, error reply); FM_EINVAL when "<prefix>rl:<user>" is longer than
+ * the key buffer (255 bytes; the config's limits on prefix and user names
+ * keep it shorter). On an error out->allowed is false and the caller applies
+ * rate_limit.on_redis_error. Not thread-safe: one table per process.
  */
-int fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, const fm_rate *rate,
-                      int workers, int64_t now_ms, fm_rl_result *out);
+FM_MUST_CHECK fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user,
+                                       const fm_rate *rate, int workers, int64_t now_ms,
+                                       fm_rl_result *out);
 
 /*
  * fm_ratelimit_headers - write the RateLimit-Policy and RateLimit header lines

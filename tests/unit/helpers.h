@@ -374,4 +374,309 @@ static inline void th_redis_stop(th_redis *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ---- Redis fixture: one private server and a connected handle ------------------- */
+
+/*
+ * For suites whose tests talk to Redis: register the pair as the checked
+ * fixture, or call them first from the suite's own setup and last from its
+ * teardown:
+ *
+ *     tcase_add_checked_fixture(tc, th_redis_setup, th_redis_teardown);
+ *
+ * th_redis_setup starts a private redis-server in th_srv (see th_redis_start)
+ * and connects th_r to it (500 ms timeout); SIGPIPE is ignored so that a
+ * killed server fails a call instead of the test process. th_redis_connect
+ * opens another handle (for a forked child, a second worker); th_redis_cmd,
+ * th_redis_int and th_redis_calls run a command on a handle and check it.
+ */
+#include "redisconn.h"
+
+static th_redis th_srv;
+static fm_redis *th_r;
+
+static inline fm_redis *th_redis_connect(void)
+{
+    return fm_redis_new(th_srv.addr, th_srv.password, 0, 500);
+}
+
+static inline void th_redis_setup(void)
+{
+    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    memset(&th_srv, 0, sizeof(th_srv));
+    th_redis_start(&th_srv);
+    th_r = th_redis_connect();
+    ck_assert_ptr_nonnull(th_r);
+}
+
+static inline void th_redis_teardown(void)
+{
+    fm_redis_free(th_r);
+    th_r = NULL;
+    th_redis_stop(&th_srv);
+}
+
+/* Runs argv on c; fails the test on no reply or an error reply. The caller frees the reply. */
+static inline redisReply *th_redis_cmd(fm_redis *c, int argc, const char **argv)
+{
+    redisReply *reply = fm_redis_argv(c, argc, argv, NULL);
+
+    ck_assert_msg(reply != NULL, "%s: %s", argv[0], fm_redis_errstr(c));
+    ck_assert_msg(reply->type != REDIS_REPLY_ERROR, "%s: %s", argv[0], reply->str);
+    return reply;
+}
+
+/* Runs argv on th_r and returns its integer reply (which it must be). */
+static inline long long th_redis_int(int argc, const char **argv)
+{
+    redisReply *reply = th_redis_cmd(th_r, argc, argv);
+    long long v;
+
+    ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
+    v = reply->integer;
+    freeReplyObject(reply);
+    return v;
+}
+
+/* Calls of Redis command cmd so far ("evalsha", "pttl"), from INFO commandstats; 0 if never. */
+static inline long long th_redis_calls(const char *cmd)
+{
+    const char *argv[] = {"INFO", "commandstats"};
+    redisReply *reply = th_redis_cmd(th_r, 2, argv);
+    char needle[64];
+    const char *p;
+    long long n = 0;
+
+    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+    (void)snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
+    p = strstr(reply->str, needle);
+    if (p != NULL)
+        n = strtoll(p + strlen(needle), NULL, 10);
+    freeReplyObject(reply);
+    return n;
+}
+
+/* ---- config builder: a YAML config from per-section overrides -------------------- */
+
+/*
+ * th_config builds a configuration file section by section and loads it with
+ * fm_config_load, the way the server does, as Redis's test suite starts a
+ * server with `start_server {overrides {...}}`: a test states only the
+ * sections it cares about.
+ *
+ *     th_config c;
+ *     fm_config *cfg;
+ *
+ *     th_config_init(&c, "test_x");      // temp dir + the default sections below
+ *     th_config_set(&c, "rate_limit",    // replaces (or adds) a whole section
+ *                   "  requests_per_minute: %d\n  burst: 2\n", 60);
+ *     th_config_add(&c, "auth",          // appends lines to a section
+ *                   "  ip_whitelist: [\"127.0.0.1\"]\n");
+ *     th_config_redis(&c);               // redis: the th_srv fixture's server
+ *     cfg = th_config_load(&c);          // writes c.path (mode 0600), loads, must succeed
+ *     ...
+ *     fm_config_free(cfg);
+ *     th_config_free(&c);                // removes the temp dir
+ *
+ * A section's text is its body: the lines under "<name>:", indented by two
+ * spaces, each ending in a newline (printf format and arguments). Sections
+ * are written in the order they were first set. th_config_load_err writes and
+ * loads expecting a refusal and returns the message. th_config_text gives the
+ * whole YAML, e.g. for a reload test that writes it elsewhere.
+ *
+ * The defaults are the smallest configuration for the tests of the request
+ * path, with known keys:
+ *
+ *     auth:
+ *       api_keys:
+ *         alice: { hash: sha256(TH_KEY_ALICE), roles: [researcher] }
+ *         bob: { hash: sha256(TH_KEY_BOB), roles: [analyst] }
+ *     logging:
+ *       file: <dir>/audit.log
+ *       api_file: <dir>/api.log
+ *     data:
+ *       experiments_dir: <dir>/experiments
+ *
+ * Everything else (server, rate_limit, redis) takes the loader's defaults.
+ * c.hash_alice and c.hash_bob hold the two hashes, as hex.
+ */
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+#define TH_KEY_ALICE "th-alice-key-0123456789abcdef"
+#define TH_KEY_BOB "th-bob-key-0123456789abcdefgh"
+#define TH_CONFIG_SECTIONS 16
+#define TH_CONFIG_TEXT_MAX 16384
+
+typedef struct th_config {
+    char dir[TH_PATH_MAX];  /* temporary directory, removed by th_config_free */
+    char path[TH_PATH_MAX]; /* <dir>/config.yaml */
+    char hash_alice[65], hash_bob[65];
+    struct {
+        char name[32];
+        char *body; /* owned; NULL: section not written */
+    } sec[TH_CONFIG_SECTIONS];
+    size_t nsec;
+    char text[TH_CONFIG_TEXT_MAX]; /* the YAML last built */
+} th_config;
+
+static inline size_t th_config_slot(th_config *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsec && strcmp(c->sec[i].name, name) != 0; i++)
+        ;
+    if (i == c->nsec) {
+        ck_assert_uint_lt(c->nsec, TH_CONFIG_SECTIONS);
+        ck_assert_uint_lt(strlen(name), sizeof(c->sec[i].name));
+        (void)snprintf(c->sec[i].name, sizeof(c->sec[i].name), "%s", name);
+        c->sec[i].body = NULL;
+        c->nsec++;
+    }
+    return i;
+}
+
+/* Formats into a new string (the caller frees). */
+static inline char *th_vformat(const char *fmt, va_list ap)
+{
+    va_list again;
+    char *out;
+    int n;
+
+    va_copy(again, ap);
+    n = vsnprintf(NULL, 0, fmt, again);
+    va_end(again);
+    ck_assert_int_ge(n, 0);
+    out = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(vsnprintf(out, (size_t)n + 1, fmt, ap), n);
+    return out;
+}
+
+/* th_config_set - the body of section name becomes the formatted text ("" writes "name: {}"). */
+__attribute__((format(printf, 3, 4))) static inline void
+th_config_set(th_config *c, const char *name, const char *fmt, ...)
+{
+    size_t i = th_config_slot(c, name);
+    va_list ap;
+
+    free(c->sec[i].body);
+    va_start(ap, fmt);
+    c->sec[i].body = th_vformat(fmt, ap);
+    va_end(ap);
+}
+
+/* th_config_add - appends the formatted lines to section name (adding the section). */
+__attribute__((format(printf, 3, 4))) static inline void
+th_config_add(th_config *c, const char *name, const char *fmt, ...)
+{
+    size_t i = th_config_slot(c, name);
+    const char *old = c->sec[i].body != NULL ? c->sec[i].body : "";
+    char *more, *both;
+    va_list ap;
+
+    va_start(ap, fmt);
+    more = th_vformat(fmt, ap);
+    va_end(ap);
+    both = malloc(strlen(old) + strlen(more) + 1);
+    ck_assert_ptr_nonnull(both);
+    (void)snprintf(both, strlen(old) + strlen(more) + 1, "%s%s", old, more);
+    free(more);
+    free(c->sec[i].body);
+    c->sec[i].body = both;
+}
+
+/* th_config_drop - leaves section name out of the file (the loader's defaults apply). */
+static inline void th_config_drop(th_config *c, const char *name)
+{
+    size_t i = th_config_slot(c, name);
+
+    free(c->sec[i].body);
+    c->sec[i].body = NULL;
+}
+
+/* th_config_init - a temp dir named after name and the default sections. */
+static inline void th_config_init(th_config *c, const char *name)
+{
+    memset(c, 0, sizeof(*c));
+    ck_assert_int_ge(sodium_init(), 0);
+    th_mkdtemp(c->dir, name);
+    th_path(c->path, c->dir, "config.yaml");
+    th_sha256_hex(TH_KEY_ALICE, c->hash_alice);
+    th_sha256_hex(TH_KEY_BOB, c->hash_bob);
+    th_config_set(c, "auth",
+                  "  api_keys:\n"
+                  "    alice: { hash: \"%s\", roles: [researcher] }\n"
+                  "    bob: { hash: \"%s\", roles: [analyst] }\n",
+                  c->hash_alice, c->hash_bob);
+    th_config_set(c, "logging", "  file: \"%s/audit.log\"\n  api_file: \"%s/api.log\"\n", c->dir,
+                  c->dir);
+    th_config_set(c, "data", "  experiments_dir: \"%s/experiments\"\n", c->dir);
+}
+
+/* th_config_redis - the redis section for the th_srv fixture (password via TH_REDIS_PASSWORD). */
+static inline void th_config_redis(th_config *c)
+{
+    ck_assert_int_eq(setenv("TH_REDIS_PASSWORD", th_srv.password, 1), 0);
+    th_config_set(c, "redis", "  addr: \"%s\"\n  password_env: TH_REDIS_PASSWORD\n", th_srv.addr);
+}
+
+/* th_config_text - the YAML of the sections as they stand (in c->text). */
+static inline const char *th_config_text(th_config *c)
+{
+    size_t used = 0;
+
+    c->text[0] = '\0';
+    for (size_t i = 0; i < c->nsec; i++) {
+        const char *body = c->sec[i].body;
+        int n;
+
+        if (body == NULL)
+            continue;
+        n = snprintf(c->text + used, sizeof(c->text) - used, "%s:%s\n%s", c->sec[i].name,
+                     body[0] == '\0' ? " {}" : "", body);
+        ck_assert_int_ge(n, 0);
+        ck_assert_uint_lt((size_t)n, sizeof(c->text) - used);
+        used += (size_t)n;
+    }
+    return c->text;
+}
+
+/* Writes c->path (mode 0600, so no warning) and loads it; NULL with the message in err. */
+static inline fm_config *th_config_try(th_config *c, char err[FM_CONFIG_ERR_MAX])
+{
+    th_write_file(c->path, th_config_text(c));
+    ck_assert_int_eq(chmod(c->path, 0600), 0);
+    return fm_config_load(c->path, err, FM_CONFIG_ERR_MAX);
+}
+
+/* th_config_load - writes and loads; the load must succeed. Free with fm_config_free. */
+static inline fm_config *th_config_load(th_config *c)
+{
+    char err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg = th_config_try(c, err);
+
+    ck_assert_msg(cfg != NULL, "config: %s\n%s", err, c->text);
+    return cfg;
+}
+
+/* th_config_load_err - writes and loads; the load must fail. Returns the message (in err). */
+static inline const char *th_config_load_err(th_config *c, char err[FM_CONFIG_ERR_MAX])
+{
+    fm_config *cfg = th_config_try(c, err);
+
+    ck_assert_msg(cfg == NULL, "config loaded but should not:\n%s", c->text);
+    return err;
+}
+
+/* th_config_free - frees the sections and removes the temp dir. */
+static inline void th_config_free(th_config *c)
+{
+    for (size_t i = 0; i < c->nsec; i++)
+        free(c->sec[i].body);
+    th_rmtree(c->dir);
+    memset(c, 0, sizeof(*c));
+}
+
 #endif

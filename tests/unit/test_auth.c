@@ -23,49 +23,42 @@
 #define ERIN_EXPIRES 1893456000 /* 2030-01-01T00:00:00Z, `date -u -d ... +%s` */
 #define NOW 1795910400          /* 2026-11-29T00:00:00Z */
 
-static char tmpdir[TH_PATH_MAX];
+static th_config conf;
 static fm_config *cfg;
 
 static void setup(void)
 {
-    char path[TH_PATH_MAX], yaml[2048], err[FM_CONFIG_ERR_MAX];
     char a1[65], a2[65], b[65], d[65], e[65];
 
-    ck_assert_int_ge(sodium_init(), 0);
-    th_mkdtemp(tmpdir, "test_auth");
-    th_path(path, tmpdir, "config.yaml");
+    th_config_init(&conf, "test_auth");
     th_sha256_hex(K_ALICE1, a1);
     th_sha256_hex(K_ALICE2, a2);
     th_sha256_hex(K_BOB, b);
     th_sha256_hex(K_DAVE, d);
     th_sha256_hex(K_ERIN, e);
-    ck_assert_int_lt(snprintf(yaml, sizeof(yaml),
-                              "auth:\n"
-                              "  api_keys:\n"
-                              "    alice:\n"
-                              "      keys:\n"
-                              "        - { hash: \"%s\", label: first }\n"
-                              "        - { hash: \"%s\", label: second }\n"
-                              "    bob:\n"
-                              "      hash: \"%s\"\n"
-                              "    dave:\n"
-                              "      keys:\n"
-                              "        - { hash: \"%s\", expires: \"2000-01-01T00:00:00Z\" }\n"
-                              "    erin:\n"
-                              "      keys:\n"
-                              "        - { hash: \"%s\", expires: \"2030-01-01T00:00:00Z\" }\n",
-                              a1, a2, b, d, e),
-                     (int)sizeof(yaml));
-    th_write_file(path, yaml);
-    cfg = fm_config_load(path, err, sizeof(err));
-    ck_assert_msg(cfg != NULL, "config: %s", err);
+    th_config_set(&conf, "auth",
+                  "  api_keys:\n"
+                  "    alice:\n"
+                  "      keys:\n"
+                  "        - { hash: \"%s\", label: first }\n"
+                  "        - { hash: \"%s\", label: second }\n"
+                  "    bob:\n"
+                  "      hash: \"%s\"\n"
+                  "    dave:\n"
+                  "      keys:\n"
+                  "        - { hash: \"%s\", expires: \"2000-01-01T00:00:00Z\" }\n"
+                  "    erin:\n"
+                  "      keys:\n"
+                  "        - { hash: \"%s\", expires: \"2030-01-01T00:00:00Z\" }\n",
+                  a1, a2, b, d, e);
+    cfg = th_config_load(&conf);
 }
 
 static void teardown(void)
 {
     fm_config_free(cfg);
     cfg = NULL;
-    th_rmtree(tmpdir);
+    th_config_free(&conf);
 }
 
 /* Authenticates and checks the status; returns the result for further checks. */
@@ -347,6 +340,28 @@ START_TEST(reasons)
 }
 END_TEST
 
+/* The config builder's default sections: alice (researcher) and bob (analyst) with known keys. */
+START_TEST(builder_defaults)
+{
+    th_config c;
+    fm_config *def;
+    fm_auth_result r;
+
+    th_config_init(&c, "test_auth_defaults");
+    def = th_config_load(&c);
+    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_ALICE, NULL, NOW, &r), FM_AUTH_OK);
+    ck_assert_str_eq(r.user->name, "alice");
+    ck_assert(fm_rbac_allows(r.user->effective, FM_PERM(FM_RES_JOBS, FM_ACT_CREATE)));
+    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_BOB, NULL, NOW, &r), FM_AUTH_OK);
+    ck_assert_str_eq(r.user->name, "bob");
+    ck_assert(!fm_rbac_allows(r.user->effective, FM_PERM(FM_RES_JOBS, FM_ACT_CREATE)));
+    ck_assert_int_eq(fm_auth_authenticate(def, K_BOB, NULL, NOW, &r), FM_AUTH_UNKNOWN);
+    ck_assert_str_eq(def->logging.file + strlen(c.dir), "/audit.log");
+    fm_config_free(def);
+    th_config_free(&c);
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
@@ -367,6 +382,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, hash_known_vector);
     tcase_add_test(tc, reasons);
     tcase_add_test(tc, generated_key_format);
+    tcase_add_test(tc, builder_defaults);
     suite_add_tcase(s, tc);
     return s;
 }

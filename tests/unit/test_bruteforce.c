@@ -3,7 +3,8 @@
  * redis-server (see helpers.h): counting in a window, the block and its
  * length, expiry of both, the per-worker cache (no Redis call while an answer
  * is fresh; a block set elsewhere seen within FM_BF_RECHECK_MS; LRU bound),
- * address normalisation, NOSCRIPT recovery and -1 when Redis cannot answer.
+ * address normalisation, NOSCRIPT recovery and FM_EREDIS when Redis cannot
+ * answer (every answer's fm_err, blocked and seconds checked together).
  * Time is passed in, so the cache's clock is the test's.
  */
 #include <check.h>
@@ -16,18 +17,17 @@
 #include "helpers.h"
 #include "redisconn.h"
 
-static th_redis srv;
-static fm_redis *r;
 static fm_config cfg;
 static char prefix[] = "bf:";
 
+/* What the guard answered, from (fm_err, blocked). */
+#define CLEAN 0
+#define BLOCKED 1
+#define DOWN (-1)
+
 static void setup(void)
 {
-    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
-    memset(&srv, 0, sizeof(srv));
-    th_redis_start(&srv);
-    r = fm_redis_new(srv.addr, srv.password, 0, 500);
-    ck_assert_ptr_nonnull(r);
+    th_redis_setup();
     /* The module reads only these. */
     memset(&cfg, 0, sizeof(cfg));
     cfg.redis.key_prefix = prefix;
@@ -36,71 +36,50 @@ static void setup(void)
     cfg.rate_limit.auth_failures.block_seconds = 5;
 }
 
-static void teardown(void)
+/* Checks the contract of one answer: FM_OK or FM_EREDIS; seconds only with a block. */
+static int answer(fm_err rc, bool blocked, uint32_t secs)
 {
-    fm_redis_free(r);
-    r = NULL;
-    th_redis_stop(&srv);
-}
-
-static redisReply *command(int argc, const char **argv)
-{
-    redisReply *reply = fm_redis_argv(r, argc, argv, NULL);
-
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_ne(reply->type, REDIS_REPLY_ERROR);
-    return reply;
-}
-
-static long long integer_command(int argc, const char **argv)
-{
-    redisReply *reply = command(argc, argv);
-    long long v;
-
-    ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
-    v = reply->integer;
-    freeReplyObject(reply);
-    return v;
-}
-
-static long long calls_of(const char *cmd)
-{
-    const char *argv[] = {"INFO", "commandstats"};
-    redisReply *reply = command(2, argv);
-    char needle[64];
-    const char *p;
-    long long n = 0;
-
-    (void)snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
-    p = strstr(reply->str, needle);
-    if (p != NULL)
-        n = strtoll(p + strlen(needle), NULL, 10);
-    freeReplyObject(reply);
-    return n;
+    ck_assert_msg(rc == FM_OK || rc == FM_EREDIS, "unexpected %s", fm_err_name(rc));
+    if (rc != FM_OK) {
+        ck_assert(!blocked);
+        ck_assert_uint_eq(secs, 0);
+        return DOWN;
+    }
+    if (!blocked)
+        ck_assert_uint_eq(secs, 0);
+    else
+        ck_assert_uint_ge(secs, 1);
+    return blocked ? BLOCKED : CLEAN;
 }
 
 static int bf_check(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t,
-                               secs);
+    bool blocked = true;
+    fm_err rc = fm_bruteforce_check(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
+                                    t, &blocked, secs);
+
+    return answer(rc, blocked, *secs);
 }
 
 static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
 {
-    return fm_bruteforce_fail(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr, t,
-                              secs);
+    bool blocked = true;
+    fm_err rc = fm_bruteforce_fail(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
+                                   t, &blocked, secs);
+
+    return answer(rc, blocked, *secs);
 }
 
 static long long ttl_of(const char *key)
 {
     const char *argv[] = {"PTTL", key};
-    return integer_command(2, argv);
+    return th_redis_int(2, argv);
 }
 
 static long long count_of(const char *key)
 {
     const char *argv[] = {"GET", key};
-    redisReply *reply = command(2, argv);
+    redisReply *reply = th_redis_cmd(th_r, 2, argv);
     long long n = reply->type == REDIS_REPLY_NIL ? 0 : strtoll(reply->str, NULL, 10);
 
     freeReplyObject(reply);
@@ -112,10 +91,10 @@ START_TEST(counts_then_blocks)
     uint32_t secs = 99;
     long long t;
 
-    ck_assert_int_eq(bf_check("192.0.2.1", 0, &secs), 0);
+    ck_assert_int_eq(bf_check("192.0.2.1", 0, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
-    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), 0);
-    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
     ck_assert_int_eq(count_of("bf:authfail:192.0.2.1"), 2);
     /* A fixed window from the first failure. */
@@ -125,29 +104,29 @@ START_TEST(counts_then_blocks)
     ck_assert_int_eq(ttl_of("bf:authblock:192.0.2.1"), -2);
 
     /* The third reaches max: blocked for block_seconds. */
-    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), 1);
+    ck_assert_int_eq(bf_fail("192.0.2.1", 0, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
     t = ttl_of("bf:authblock:192.0.2.1");
     ck_assert_int_gt(t, 4000);
     ck_assert_int_le(t, 5000);
 
     /* Known blocked in this worker: for FM_BF_RECHECK_MS no Redis call. */
-    long long pttl = calls_of("pttl");
-    ck_assert_int_eq(bf_check("192.0.2.1", 10, &secs), 1);
+    long long pttl = th_redis_calls("pttl");
+    ck_assert_int_eq(bf_check("192.0.2.1", 10, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
-    ck_assert_int_eq(bf_check("192.0.2.1", 999, &secs), 1);
-    ck_assert_int_eq(calls_of("pttl"), pttl);
+    ck_assert_int_eq(bf_check("192.0.2.1", 999, &secs), BLOCKED);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
     /* After that Redis is asked again, so an operator's unblock shows within a second. */
-    ck_assert_int_eq(bf_check("192.0.2.1", 1000, &secs), 1);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 1);
+    ck_assert_int_eq(bf_check("192.0.2.1", 1000, &secs), BLOCKED);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
     const char *unblock[] = {"DEL", "bf:authblock:192.0.2.1"};
-    ck_assert_int_eq(integer_command(2, unblock), 1);
-    ck_assert_int_eq(bf_check("192.0.2.1", 1500, &secs), 1); /* still cached */
-    ck_assert_int_eq(bf_check("192.0.2.1", 2000, &secs), 0);
+    ck_assert_int_eq(th_redis_int(2, unblock), 1);
+    ck_assert_int_eq(bf_check("192.0.2.1", 1500, &secs), BLOCKED); /* still cached */
+    ck_assert_int_eq(bf_check("192.0.2.1", 2000, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
 
     /* Other addresses are not affected. */
-    ck_assert_int_eq(bf_check("192.0.2.2", 10, &secs), 0);
+    ck_assert_int_eq(bf_check("192.0.2.2", 10, &secs), CLEAN);
 }
 END_TEST
 
@@ -158,16 +137,16 @@ START_TEST(block_ends)
 
     for (int i = 0; i < 3; i++)
         (void)bf_fail("192.0.2.3", 0, &secs);
-    ck_assert_int_eq(bf_check("192.0.2.3", 999, &secs), 1);
+    ck_assert_int_eq(bf_check("192.0.2.3", 999, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
     /* The block ends in Redis: the next time this worker asks, Redis says clean. */
-    ck_assert_int_eq(integer_command(3, shorten), 1);
+    ck_assert_int_eq(th_redis_int(3, shorten), 1);
     th_sleep_ms(40);
-    ck_assert_int_eq(bf_check("192.0.2.3", 1000, &secs), 0);
+    ck_assert_int_eq(bf_check("192.0.2.3", 1000, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
 
     /* While the count's window lasts, one more failure blocks again at once. */
-    ck_assert_int_eq(bf_fail("192.0.2.3", 5000, &secs), 1);
+    ck_assert_int_eq(bf_fail("192.0.2.3", 5000, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
     ck_assert_int_eq(count_of("bf:authfail:192.0.2.3"), 4);
 }
@@ -178,16 +157,16 @@ START_TEST(window_ends)
     const char *shorten[] = {"PEXPIRE", "bf:authfail:192.0.2.4", "20"};
     uint32_t secs;
 
-    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), 0);
-    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), 0);
-    ck_assert_int_eq(integer_command(3, shorten), 1);
+    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_int(3, shorten), 1);
     th_sleep_ms(40);
     /* A new window: counting starts again at 1, with a fresh TTL. */
-    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:192.0.2.4"), 1);
     ck_assert_int_gt(ttl_of("bf:authfail:192.0.2.4"), 59000);
-    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), 0);
-    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), 1);
+    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), BLOCKED);
 }
 END_TEST
 
@@ -196,9 +175,9 @@ START_TEST(existing_block_keeps_its_end)
     const char *block[] = {"SET", "bf:authblock:192.0.2.5", "1", "PX", "2500"};
     uint32_t secs;
 
-    freeReplyObject(command(5, block));
+    freeReplyObject(th_redis_cmd(th_r, 5, block));
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(bf_fail("192.0.2.5", 0, &secs), 1);
+        ck_assert_int_eq(bf_fail("192.0.2.5", 0, &secs), BLOCKED);
     /* Failures in the lag window do not extend a block already set. */
     ck_assert_uint_eq(secs, 3);
     ck_assert_int_le(ttl_of("bf:authblock:192.0.2.5"), 2500);
@@ -211,16 +190,16 @@ START_TEST(block_set_elsewhere_seen_within_a_second)
     long long pttl;
     uint32_t secs;
 
-    ck_assert_int_eq(bf_check("192.0.2.6", 1000, &secs), 0);
+    ck_assert_int_eq(bf_check("192.0.2.6", 1000, &secs), CLEAN);
     /* Another worker blocks the address. */
-    freeReplyObject(command(5, block));
-    pttl = calls_of("pttl");
-    ck_assert_int_eq(bf_check("192.0.2.6", 1500, &secs), 0); /* the documented lag */
-    ck_assert_int_eq(bf_check("192.0.2.6", 1999, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl);
-    ck_assert_int_eq(bf_check("192.0.2.6", 2000, &secs), 1);
+    freeReplyObject(th_redis_cmd(th_r, 5, block));
+    pttl = th_redis_calls("pttl");
+    ck_assert_int_eq(bf_check("192.0.2.6", 1500, &secs), CLEAN); /* the documented lag */
+    ck_assert_int_eq(bf_check("192.0.2.6", 1999, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
+    ck_assert_int_eq(bf_check("192.0.2.6", 2000, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 60);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 1);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
 }
 END_TEST
 
@@ -230,8 +209,8 @@ START_TEST(block_without_expiry)
     uint32_t secs;
 
     /* An operator's hand-made block: refused, with block_seconds as the hint. */
-    freeReplyObject(command(3, block));
-    ck_assert_int_eq(bf_check("192.0.2.7", 0, &secs), 1);
+    freeReplyObject(th_redis_cmd(th_r, 3, block));
+    ck_assert_int_eq(bf_check("192.0.2.7", 0, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
 }
 END_TEST
@@ -242,46 +221,44 @@ START_TEST(addresses_normalised)
     uint32_t secs;
 
     /* IPv4-mapped IPv6 is the IPv4 address. */
-    ck_assert_int_eq(bf_fail("::ffff:198.51.100.7", 0, &secs), 0);
-    ck_assert_int_eq(bf_fail("198.51.100.7", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("::ffff:198.51.100.7", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("198.51.100.7", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:198.51.100.7"), 2);
-    ck_assert_int_eq(bf_fail("::FFFF:198.51.100.7", 0, &secs), 1);
-    ck_assert_int_eq(bf_check("::ffff:198.51.100.7", 0, &secs), 1);
+    ck_assert_int_eq(bf_fail("::FFFF:198.51.100.7", 0, &secs), BLOCKED);
+    ck_assert_int_eq(bf_check("::ffff:198.51.100.7", 0, &secs), BLOCKED);
 
     /* IPv6 by its /64: rotating addresses inside one's own /64 does not help. */
-    ck_assert_int_eq(bf_fail("2001:db8::1", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("2001:db8::1", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:2001:db8::/64"), 1);
-    ck_assert_int_eq(bf_fail("2001:db8::ffff:1234", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("2001:db8::ffff:1234", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:2001:db8::/64"), 2);
 
     /* Not an address: never counted, never blocked. */
-    ck_assert_int_eq(integer_command(1, dbsize), 3);
-    ck_assert_int_eq(bf_fail("2001:db8:0:1::1", 0, &secs), 0);
+    ck_assert_int_eq(th_redis_int(1, dbsize), 3);
+    ck_assert_int_eq(bf_fail("2001:db8:0:1::1", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:2001:db8:0:1::/64"), 1);
-    ck_assert_int_eq(integer_command(1, dbsize), 4);
+    ck_assert_int_eq(th_redis_int(1, dbsize), 4);
     const char *odd[] = {"",      "localhost",    "198.51.100.7 ",   "1.2.3", "2001:db8::1%eth0",
                          "unix:", "2001:db8::zz", "::ffff:1.2.3.4.5"};
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
-        ck_assert_int_eq(bf_fail(odd[i], 0, &secs), 0);
-        ck_assert_int_eq(bf_check(odd[i], 0, &secs), 0);
+        ck_assert_int_eq(bf_fail(odd[i], 0, &secs), CLEAN);
+        ck_assert_int_eq(bf_check(odd[i], 0, &secs), CLEAN);
     }
-    ck_assert_int_eq(
-        fm_bruteforce_check(r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, NULL, 0, &secs),
-        0);
-    ck_assert_int_eq(integer_command(1, dbsize), 4);
+    ck_assert_int_eq(bf_check(NULL, 0, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_int(1, dbsize), 4);
 }
 END_TEST
 
 START_TEST(clean_cached_for_a_second)
 {
-    long long pttl = calls_of("pttl");
+    long long pttl = th_redis_calls("pttl");
     uint32_t secs;
 
-    ck_assert_int_eq(bf_check("192.0.2.8", 0, &secs), 0);
-    ck_assert_int_eq(bf_check("192.0.2.8", 999, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 1);
-    ck_assert_int_eq(bf_check("192.0.2.8", FM_BF_RECHECK_MS, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 2);
+    ck_assert_int_eq(bf_check("192.0.2.8", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_check("192.0.2.8", 999, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(bf_check("192.0.2.8", FM_BF_RECHECK_MS, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 2);
 }
 END_TEST
 
@@ -293,19 +270,19 @@ START_TEST(cache_is_bounded_lru)
 
     for (int i = 0; i < FM_BF_CACHE_ENTRIES; i++) {
         (void)snprintf(addr, sizeof(addr), "10.0.%d.%d", i / 256, i % 256);
-        ck_assert_int_eq(bf_check(addr, 0, &secs), 0);
+        ck_assert_int_eq(bf_check(addr, 0, &secs), CLEAN);
     }
-    pttl = calls_of("pttl");
+    pttl = th_redis_calls("pttl");
     /* All remembered; 10.0.0.0 becomes the most recent. */
-    ck_assert_int_eq(bf_check("10.0.0.0", 1, &secs), 0);
-    ck_assert_int_eq(bf_check("10.0.3.255", 1, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl);
+    ck_assert_int_eq(bf_check("10.0.0.0", 1, &secs), CLEAN);
+    ck_assert_int_eq(bf_check("10.0.3.255", 1, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
     /* One more pushes out the least recently used, 10.0.0.1. */
-    ck_assert_int_eq(bf_check("10.1.0.0", 1, &secs), 0);
-    ck_assert_int_eq(bf_check("10.0.0.0", 2, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 1);
-    ck_assert_int_eq(bf_check("10.0.0.1", 2, &secs), 0);
-    ck_assert_int_eq(calls_of("pttl"), pttl + 2);
+    ck_assert_int_eq(bf_check("10.1.0.0", 1, &secs), CLEAN);
+    ck_assert_int_eq(bf_check("10.0.0.0", 2, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(bf_check("10.0.0.1", 2, &secs), CLEAN);
+    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 2);
 }
 END_TEST
 
@@ -314,9 +291,9 @@ START_TEST(survives_script_flush)
     const char *flush[] = {"SCRIPT", "FLUSH"};
     uint32_t secs;
 
-    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), 0);
-    freeReplyObject(command(2, flush));
-    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), 0);
+    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), CLEAN);
+    freeReplyObject(th_redis_cmd(th_r, 2, flush));
+    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:192.0.2.9"), 2);
 }
 END_TEST
@@ -328,13 +305,13 @@ START_TEST(redis_down)
     /* A block this worker knows of outlives Redis; nothing else is blocked. */
     for (int i = 0; i < 3; i++)
         (void)bf_fail("192.0.2.11", 0, &secs);
-    th_redis_kill(&srv);
-    ck_assert_int_eq(bf_check("192.0.2.11", 2000, &secs), 1);
+    th_redis_kill(&th_srv);
+    ck_assert_int_eq(bf_check("192.0.2.11", 2000, &secs), BLOCKED);
     ck_assert_uint_ge(secs, 2);
-    ck_assert_int_eq(bf_check("192.0.2.11", 6000, &secs), -1);
-    ck_assert_int_eq(bf_check("192.0.2.10", 0, &secs), -1);
+    ck_assert_int_eq(bf_check("192.0.2.11", 6000, &secs), DOWN);
+    ck_assert_int_eq(bf_check("192.0.2.10", 0, &secs), DOWN);
     ck_assert_uint_eq(secs, 0);
-    ck_assert_int_eq(bf_fail("192.0.2.10", 0, &secs), -1);
+    ck_assert_int_eq(bf_fail("192.0.2.10", 0, &secs), DOWN);
     ck_assert_uint_eq(secs, 0);
 }
 END_TEST
@@ -351,12 +328,14 @@ START_TEST(fork_starts_empty)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         /* The child asks Redis (a fresh connection) rather than trust its parent's cache. */
-        fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
+        fm_redis *c = th_redis_connect();
         const char *del[] = {"DEL", "bf:authblock:192.0.2.11"};
         redisReply *reply = c != NULL ? fm_redis_argv(c, 2, del, NULL) : NULL;
+        bool blocked = true;
         int ok = reply != NULL &&
                  fm_bruteforce_check(c, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
-                                     "192.0.2.11", 0, &secs) == 0;
+                                     "192.0.2.11", 0, &blocked, &secs) == FM_OK &&
+                 !blocked;
 
         if (reply != NULL)
             freeReplyObject(reply);
@@ -372,7 +351,7 @@ static Suite *bruteforce_suite(void)
     Suite *s = suite_create("bruteforce");
     TCase *tc = tcase_create("core");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, th_redis_teardown);
     tcase_add_test(tc, counts_then_blocks);
     tcase_add_test(tc, block_ends);
     tcase_add_test(tc, window_ends);

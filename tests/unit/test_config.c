@@ -1,7 +1,8 @@
 /*
- * test_config.c - unit tests for lib/config/config.c: every refusal with its exact
- * "file:line:col: message", the defaults, every key, the key index, and the
- * two example configurations in conf/.
+ * test_config.c - unit tests for lib/config/: every refusal with its exact
+ * "file:line:col: message", the defaults, every key, the key index, the rows
+ * engine on a table wider than 32 keys, and the two example configurations in
+ * conf/.
  */
 #include <check.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "loader.h"
 
 #include "helpers.h"
 
@@ -137,7 +139,7 @@ static fm_perms perm(const char *text)
     char err[256];
     fm_perms p;
 
-    ck_assert_int_eq(fm_rbac_parse(text, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(fm_rbac_parse(text, &p, err, sizeof(err)), FM_OK);
     return p;
 }
 
@@ -1438,6 +1440,103 @@ START_TEST(test_example_prod)
 }
 END_TEST
 
+/* ---- the rows engine past 32 keys ------------------------------------------------ */
+
+#define WIDE_ROWS 40
+struct wide {
+    int v[WIDE_ROWS];
+};
+#define W(i) LD_INT_ROW("k" #i, struct wide, v[i - 1], 0, 1000, 0)
+LD_TABLE(static, wide_table, W(1), W(2), W(3), W(4), W(5), W(6), W(7), W(8), W(9), W(10), W(11),
+         W(12), W(13), W(14), W(15), W(16), W(17), W(18), W(19), W(20), W(21), W(22), W(23), W(24),
+         W(25), W(26), W(27), W(28), W(29), W(30), W(31), W(32), W(33), W(34), W(35), W(36), W(37),
+         W(38), W(39), W(40));
+
+/* "k1: 101\nk2: 102\n...k40: 140\n" then extra. */
+static void wide_yaml(char *out, size_t cap, const char *extra_lines)
+{
+    size_t used = 0;
+
+    for (int i = 1; i <= WIDE_ROWS; i++) {
+        int n = snprintf(out + used, cap - used, "k%d: %d\n", i, 100 + i);
+
+        ck_assert(n > 0 && (size_t)n < cap - used);
+        used += (size_t)n;
+    }
+    ck_assert_int_lt(snprintf(out + used, cap - used, "%s", extra_lines), (int)(cap - used));
+}
+
+/* Defect: a 32-bit "seen" mask made the 33rd key alias the 1st (undefined behaviour). */
+START_TEST(test_rows_past_32_keys)
+{
+    char yaml[1024], err[FM_CONFIG_ERR_MAX];
+    struct wide w;
+
+    ck_assert_uint_eq(wide_table.n, WIDE_ROWS);
+    memset(&w, 0, sizeof(w));
+    wide_yaml(yaml, sizeof(yaml), "");
+    ck_assert_msg(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)) == 0,
+                  "%s", err);
+    for (int i = 0; i < WIDE_ROWS; i++)
+        ck_assert_int_eq(w.v[i], 101 + i);
+
+    wide_yaml(yaml, sizeof(yaml), "k40: 7\n");
+    ck_assert_int_eq(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)),
+                     -1);
+    ck_assert_str_eq(err, "wide:41:1: duplicate key \"k40\" at top level");
+
+    wide_yaml(yaml, sizeof(yaml), "k33: 7\n");
+    ck_assert_int_eq(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)),
+                     -1);
+    ck_assert_str_eq(err, "wide:41:1: duplicate key \"k33\" at top level");
+}
+END_TEST
+
+/* A table not made by LD_TABLE (which refuses it at compile time) is refused, not overrun. */
+START_TEST(test_rows_table_too_wide)
+{
+    static struct ld_row rows[LD_ROWS_MAX + 1];
+    const struct ld_table t = {rows, LD_ROWS_MAX + 1};
+    char err[FM_CONFIG_ERR_MAX];
+    struct wide w;
+
+    ck_assert_int_eq(ld_load_text("wide", "k1: 1\n", 6, &t, &w, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "wide:1:1: top level: more than 64 settings in one table");
+}
+END_TEST
+
+/* The shared config builder: a section override replaces it, an addition extends it. */
+START_TEST(test_builder_overrides)
+{
+    char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + TH_PATH_MAX];
+    th_config c;
+    fm_config *cfg;
+
+    th_config_init(&c, "test_config_builder");
+    th_config_set(&c, "rate_limit", "  requests_per_minute: %d\n", 77);
+    th_config_add(&c, "rate_limit", "  burst: 3\n");
+    th_config_add(&c, "auth", "  ip_whitelist: [\"127.0.0.1\"]\n");
+    cfg = th_config_load(&c);
+    ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 77);
+    ck_assert_uint_eq(cfg->rate_limit.rate.burst, 3);
+    ck_assert_uint_eq(cfg->auth.nusers, 2);
+    ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 1);
+    fm_config_free(cfg);
+
+    th_config_set(&c, "server", "  workers: 0\n");
+    (void)th_config_load_err(&c, err);
+    /* auth (5 lines with the addition) comes first, then logging (3), data (2), rate_limit (3). */
+    (void)snprintf(want, sizeof(want),
+                   "%s:15:12: server.workers must be an integer between 1 and 256", c.path);
+    ck_assert_str_eq(err, want);
+    th_config_drop(&c, "server");
+    cfg = th_config_load(&c);
+    ck_assert_int_eq(cfg->server.workers, 4);
+    fm_config_free(cfg);
+    th_config_free(&c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1470,6 +1569,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_warnings);
     tcase_add_test(tc, test_example_local);
     tcase_add_test(tc, test_example_prod);
+    tcase_add_test(tc, test_rows_past_32_keys);
+    tcase_add_test(tc, test_rows_table_too_wide);
+    tcase_add_test(tc, test_builder_overrides);
     suite_add_tcase(s, tc);
     return s;
 }

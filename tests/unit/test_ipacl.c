@@ -42,7 +42,7 @@ START_TEST(test_parse_good)
     char err[256] = "untouched";
 
     memset(&c, 0x5a, sizeof(c));
-    ck_assert_msg(fm_ipacl_parse_cidr(gc->text, &c, err, sizeof(err)) == 0, "%s: %s", gc->text,
+    ck_assert_msg(fm_ipacl_parse_cidr(gc->text, &c, err, sizeof(err)) == FM_OK, "%s: %s", gc->text,
                   err);
     ck_assert_int_eq(c.family, gc->family);
     ck_assert_uint_eq(c.prefix, gc->prefix);
@@ -109,7 +109,7 @@ START_TEST(test_parse_bad)
 
     memset(&c, 0x5a, sizeof(c));
     before = c;
-    ck_assert_int_eq(fm_ipacl_parse_cidr(bc->text, &c, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_ipacl_parse_cidr(bc->text, &c, err, sizeof(err)), FM_EINVAL);
     ck_assert_str_eq(err, bc->err);
     ck_assert_mem_eq(&c, &before, sizeof(c));
 }
@@ -121,10 +121,10 @@ START_TEST(test_parse_small_err_buffer)
     char err[8];
 
     memset(err, 'x', sizeof(err));
-    ck_assert_int_eq(fm_ipacl_parse_cidr("10.0.0.0/33", &c, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_ipacl_parse_cidr("10.0.0.0/33", &c, err, sizeof(err)), FM_EINVAL);
     ck_assert_str_eq(err, "invalid");
-    ck_assert_int_eq(fm_ipacl_parse_cidr("10.0.0.0/33", &c, NULL, 0), -1);
-    ck_assert_int_eq(fm_ipacl_parse_cidr(NULL, &c, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_ipacl_parse_cidr("10.0.0.0/33", &c, NULL, 0), FM_EINVAL);
+    ck_assert_int_eq(fm_ipacl_parse_cidr(NULL, &c, err, sizeof(err)), FM_EINVAL);
 }
 END_TEST
 
@@ -136,8 +136,8 @@ static void build(fm_ipacl *list, const char *const *entries, size_t n)
     for (size_t i = 0; i < n; i++) {
         fm_cidr c;
 
-        ck_assert_msg(fm_ipacl_parse_cidr(entries[i], &c, err, sizeof(err)) == 0, "%s", err);
-        ck_assert_int_eq(fm_ipacl_add(list, &c), 0);
+        ck_assert_msg(fm_ipacl_parse_cidr(entries[i], &c, err, sizeof(err)) == FM_OK, "%s", err);
+        ck_assert_int_eq(fm_ipacl_add(list, &c), FM_OK);
     }
     ck_assert_uint_eq(list->count, n);
 }
@@ -270,8 +270,8 @@ START_TEST(test_add_many)
 
     for (unsigned i = 0; i < 256; i++) {
         (void)snprintf(text, sizeof(text), "10.%u.0.0/16", i);
-        ck_assert_int_eq(fm_ipacl_parse_cidr(text, &c, err, sizeof(err)), 0);
-        ck_assert_int_eq(fm_ipacl_add(&list, &c), 0);
+        ck_assert_int_eq(fm_ipacl_parse_cidr(text, &c, err, sizeof(err)), FM_OK);
+        ck_assert_int_eq(fm_ipacl_add(&list, &c), FM_OK);
     }
     ck_assert_uint_eq(list.count, 256);
     ck_assert(fm_ipacl_match(&list, "10.255.1.1"));

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,23 +46,10 @@ static void teardown(void)
 
 static char *slurp(const char *p)
 {
-    int fd = open(p, O_RDONLY);
-    struct stat st;
-    char *buf;
-    size_t got = 0;
+    char *text = th_read_file(p);
 
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    ck_assert_ptr_nonnull(buf);
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        ck_assert_int_gt(r, 0);
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    (void)close(fd);
-    return buf;
+    ck_assert_msg(text != NULL, "%s does not exist", p);
+    return text;
 }
 
 static size_t count_lines(const char *text)
@@ -95,27 +83,37 @@ static const char *expect_line(const char *line, const char *level, const char *
     return line + 24 + wl;
 }
 
+/* Checks that file holds exactly the lines given as (level, msg) pairs, ended by NULL. */
+static void expect_file(const char *file, ...)
+{
+    char *text = slurp(file);
+    const char *p = text, *level;
+    va_list ap;
+
+    va_start(ap, file);
+    while ((level = va_arg(ap, const char *)) != NULL)
+        p = expect_line(p, level, va_arg(ap, const char *));
+    va_end(ap);
+    ck_assert_str_eq(p, "");
+    free(text);
+}
+
 START_TEST(test_format_and_levels)
 {
     struct stat st;
     const char *p;
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_WARN, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_WARN, 0), FM_OK);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0640);
     fm_log_debug("d %d", 1);
     fm_log_info("i %d", 2);
     fm_log_warn("w %d", 3);
     fm_log_error("e %s", "4");
-    text = slurp(path);
-    ck_assert_uint_eq(count_lines(text), 2);
-    p = expect_line(text, "warn", "w 3");
-    p = expect_line(p, "error", "e 4");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "warn", "w 3", "error", "e 4", NULL);
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_DEBUG, 0), FM_OK);
     fm_log_debug("d");
     fm_log_info("i");
     text = slurp(path);
@@ -133,19 +131,12 @@ END_TEST
 
 START_TEST(test_escaping)
 {
-    const char *p;
-    char *text;
-
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("user %s", "a\nb\r\tc\x01"
                            "d\x7f\x1b[0m \\n \xc3\xa9");
     fm_log_warn("login %s", "x\n2026-01-01T00:00:00.000Z error [1] forged");
-    text = slurp(path);
-    ck_assert_uint_eq(count_lines(text), 2);
-    p = expect_line(text, "info", "user a\\nb\\r\\tc\\x01d\\x7f\\x1b[0m \\n \xc3\xa9");
-    p = expect_line(p, "warn", "login x\\n2026-01-01T00:00:00.000Z error [1] forged");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "user a\\nb\\r\\tc\\x01d\\x7f\\x1b[0m \\n \xc3\xa9", "warn",
+                "login x\\n2026-01-01T00:00:00.000Z error [1] forged", NULL);
 }
 END_TEST
 
@@ -154,7 +145,7 @@ START_TEST(test_redaction)
     const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_warn("authentication failed from %s: key %s", "10.0.0.7", key);
     fm_log_info("header Authorization: Bearer abc");
     fm_log_info("scheme Bearer abc123XYZ");
@@ -178,7 +169,7 @@ START_TEST(test_truncation)
     size_t pre;
 
     ck_assert_ptr_nonnull(msg);
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
 
     memset(msg, 'x', big);
     msg[big] = '\0';
@@ -220,83 +211,66 @@ END_TEST
 
 START_TEST(test_reopen_after_rename)
 {
-    const char *p;
-    char *text;
-
-    ck_assert_int_eq(fm_log_reopen(), 0); /* nothing open yet: a no-op */
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_reopen(), FM_OK); /* nothing open yet: a no-op */
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("one");
     ck_assert_int_eq(rename(path, rotated), 0);
     fm_log_info("two");
-    ck_assert_int_eq(fm_log_reopen(), 0);
+    ck_assert_int_eq(fm_log_reopen(), FM_OK);
     fm_log_info("three");
 
-    text = slurp(rotated);
-    p = expect_line(text, "info", "one");
-    p = expect_line(p, "info", "two");
-    ck_assert_str_eq(p, "");
-    free(text);
-    text = slurp(path);
-    p = expect_line(text, "info", "three");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(rotated, "info", "one", "info", "two", NULL);
+    expect_file(path, "info", "three", NULL);
 
     /* A failed open keeps the earlier target. */
     errno = 0;
-    ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), -1);
+    ck_assert_int_eq(fm_log_open("/nonexistent-dir/api.log", FM_LOG_ERROR, 0), FM_ESYS);
     ck_assert_int_eq(errno, ENOENT);
     fm_log_info("four");
-    text = slurp(path);
-    p = expect_line(text, "info", "three");
-    p = expect_line(p, "info", "four");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "three", "info", "four", NULL);
+
+    /* A failed reopen (a directory now stands at the path) keeps the file in use. */
+    ck_assert_int_eq(rename(path, rotated), 0);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    errno = 0;
+    ck_assert_int_eq(fm_log_reopen(), FM_ESYS);
+    ck_assert_int_eq(errno, EISDIR);
+    fm_log_info("five");
+    expect_file(rotated, "info", "three", "info", "four", "info", "five", NULL);
+    ck_assert_int_eq(rmdir(path), 0);
 }
 END_TEST
 
 START_TEST(test_stderr)
 {
     int saved = dup(STDERR_FILENO), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const char *p;
-    char *text;
 
     ck_assert_int_ge(saved, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
     (void)close(fd);
 
-    ck_assert_int_eq(fm_log_open(NULL, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(NULL, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("stderr only");
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 1), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 1), FM_OK);
     fm_log_info("both");
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("file only");
     fm_log_close();
     fm_log_info("after close");
 
     ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
     (void)close(saved);
-    text = slurp(errpath);
-    p = expect_line(text, "info", "stderr only");
-    p = expect_line(p, "info", "both");
-    p = expect_line(p, "info", "after close");
-    ck_assert_str_eq(p, "");
-    free(text);
-    text = slurp(path);
-    p = expect_line(text, "info", "both");
-    p = expect_line(p, "info", "file only");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(errpath, "info", "stderr only", "info", "both", "info", "after close", NULL);
+    expect_file(path, "info", "both", "info", "file only", NULL);
 }
 END_TEST
 
 START_TEST(test_lost_lines_reported)
 {
     struct rlimit old, lim;
-    const char *p;
-    char *text;
 
-    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), 0);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
     fm_log_info("first");
     /* A file size limit makes the next writes fail with EFBIG. */
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -309,12 +283,8 @@ START_TEST(test_lost_lines_reported)
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     fm_log_info("back");
 
-    text = slurp(path);
-    p = expect_line(text, "info", "first");
-    p = expect_line(p, "info", "back");
-    p = expect_line(p, "warn", "log: 2 earlier lines could not be written");
-    ck_assert_str_eq(p, "");
-    free(text);
+    expect_file(path, "info", "first", "info", "back", "warn",
+                "log: 2 earlier lines could not be written", NULL);
 }
 END_TEST
 

@@ -2,10 +2,11 @@
  * test_ratelimit.c - unit tests for lib/store/ratelimit.c against a private
  * redis-server (see helpers.h): the exact burst, remaining and retry values,
  * refill, the bucket key and its expiry, independence of users and prefixes,
- * the header strings, -1 when Redis cannot decide; and the per-worker
+ * the header strings, FM_EREDIS when Redis cannot decide; and the per-worker
  * reservations: how many tokens one EVALSHA grants, local spending, expiry,
  * rate changes, fork, slot eviction, the refill cap while other workers hold
- * tokens, and the pool-wide bound with several processes hammering one bucket.
+ * tokens (to the last millisecond a worker may spend them), and the pool-wide bound with several
+ * processes hammering one bucket.
  */
 #include <check.h>
 #include <signal.h>
@@ -20,25 +21,6 @@
 #define HDR_MAX 128
 #define WORKERS 4
 
-static th_redis srv;
-static fm_redis *r;
-
-static void setup(void)
-{
-    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
-    memset(&srv, 0, sizeof(srv));
-    th_redis_start(&srv);
-    r = fm_redis_new(srv.addr, srv.password, 0, 500);
-    ck_assert_ptr_nonnull(r);
-}
-
-static void teardown(void)
-{
-    fm_redis_free(r);
-    r = NULL;
-    th_redis_stop(&srv);
-}
-
 static int64_t now_ms(void)
 {
     return (int64_t)(th_now() * 1000.0);
@@ -50,8 +32,8 @@ static fm_rl_result take_full(const char *prefix, const char *user, uint32_t rpm
     fm_rate rate = {.requests_per_minute = rpm, .burst = burst};
     fm_rl_result res;
 
-    ck_assert_msg(fm_ratelimit_take(r, prefix, user, &rate, workers, t, &res) == 0,
-                  "take failed: %s", fm_redis_errstr(r));
+    ck_assert_msg(fm_ratelimit_take(th_r, prefix, user, &rate, workers, t, &res) == FM_OK,
+                  "take failed: %s", fm_redis_errstr(th_r));
     ck_assert_uint_eq(res.limit, rpm);
     ck_assert_uint_eq(res.burst, burst);
     return res;
@@ -67,44 +49,6 @@ static fm_rl_result take_at(const char *user, uint32_t rpm, uint32_t burst, int 
 static fm_rl_result take(const char *prefix, const char *user, uint32_t rpm, uint32_t burst)
 {
     return take_full(prefix, user, rpm, burst, WORKERS, now_ms());
-}
-
-static redisReply *command(fm_redis *c, int argc, const char **argv)
-{
-    redisReply *reply = fm_redis_argv(c, argc, argv, NULL);
-
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_ne(reply->type, REDIS_REPLY_ERROR);
-    return reply;
-}
-
-static long long integer_command(int argc, const char **argv)
-{
-    redisReply *reply = command(r, argc, argv);
-    long long v;
-
-    ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
-    v = reply->integer;
-    freeReplyObject(reply);
-    return v;
-}
-
-/* Calls of a Redis command so far, from INFO commandstats (0 if never called). */
-static long long calls_of(const char *cmd)
-{
-    const char *argv[] = {"INFO", "commandstats"};
-    redisReply *reply = command(r, 2, argv);
-    char needle[64];
-    const char *p;
-    long long n = 0;
-
-    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    (void)snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
-    p = strstr(reply->str, needle);
-    if (p != NULL)
-        n = strtoll(p + strlen(needle), NULL, 10);
-    freeReplyObject(reply);
-    return n;
 }
 
 /* ---- the bucket (one token per EVALSHA when burst / workers < 2) -------------------- */
@@ -171,17 +115,17 @@ START_TEST(bucket_key_and_ttl)
     long long ttl;
 
     (void)take(PREFIX, "alice", 60, 5);
-    ck_assert_int_eq(integer_command(1, dbsize), 1);
+    ck_assert_int_eq(th_redis_int(1, dbsize), 1);
     /* tokens and ts; no reservation was recorded (one token granted). */
-    ck_assert_int_eq(integer_command(2, hlen), 2);
+    ck_assert_int_eq(th_redis_int(2, hlen), 2);
     /* One token missing at 1/s refills in 1 s; the key lives 1 s past that. */
-    ttl = integer_command(2, pttl);
+    ttl = th_redis_int(2, pttl);
     ck_assert_int_gt(ttl, 1000);
     ck_assert_int_le(ttl, 2000);
 
     for (int i = 0; i < 4; i++)
         (void)take(PREFIX, "alice", 60, 5);
-    ttl = integer_command(2, pttl);
+    ttl = th_redis_int(2, pttl);
     ck_assert_int_gt(ttl, 5000);
     ck_assert_int_le(ttl, 6000);
 }
@@ -256,20 +200,22 @@ START_TEST(redis_down)
     fm_rl_result res;
     fm_redis *down;
 
-    ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", srv.dir),
+    ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", th_srv.dir),
                      (int)sizeof(addr));
-    down = fm_redis_new(addr, srv.password, 0, 200);
+    down = fm_redis_new(addr, th_srv.password, 0, 200);
     ck_assert_ptr_nonnull(down);
     memset(&res, 0xA5, sizeof(res));
-    ck_assert_int_eq(fm_ratelimit_take(down, PREFIX, "alice", &rate, WORKERS, now_ms(), &res), -1);
+    ck_assert_int_eq(fm_ratelimit_take(down, PREFIX, "alice", &rate, WORKERS, now_ms(), &res),
+                     FM_EREDIS);
     ck_assert(!res.allowed);
     fm_redis_free(down);
 
     /* The server going away mid-life is the same. */
     ck_assert(take(PREFIX, "alice", 60, 5).allowed);
-    th_redis_kill(&srv);
+    th_redis_kill(&th_srv);
     memset(&res, 0xA5, sizeof(res));
-    ck_assert_int_eq(fm_ratelimit_take(r, PREFIX, "alice", &rate, WORKERS, now_ms(), &res), -1);
+    ck_assert_int_eq(fm_ratelimit_take(th_r, PREFIX, "alice", &rate, WORKERS, now_ms(), &res),
+                     FM_EREDIS);
     ck_assert(!res.allowed);
 }
 END_TEST
@@ -280,9 +226,10 @@ START_TEST(error_reply_is_failure)
     fm_rate rate = {.requests_per_minute = 60, .burst = 5};
     fm_rl_result res;
 
-    freeReplyObject(command(r, 3, set));
+    freeReplyObject(th_redis_cmd(th_r, 3, set));
     /* WRONGTYPE inside the script: Redis could not decide. */
-    ck_assert_int_eq(fm_ratelimit_take(r, PREFIX, "erin", &rate, WORKERS, now_ms(), &res), -1);
+    ck_assert_int_eq(fm_ratelimit_take(th_r, PREFIX, "erin", &rate, WORKERS, now_ms(), &res),
+                     FM_EREDIS);
     ck_assert(!res.allowed);
     /* The connection is still good for the next user. */
     ck_assert(take(PREFIX, "frank", 60, 5).allowed);
@@ -295,12 +242,12 @@ START_TEST(survives_script_flush)
     fm_rl_result res;
 
     ck_assert_uint_eq(take(PREFIX, "gina", 60, 5).remaining, 4);
-    freeReplyObject(command(r, 2, flush));
+    freeReplyObject(th_redis_cmd(th_r, 2, flush));
     ck_assert_uint_eq(take(PREFIX, "gina", 60, 5).remaining, 3);
 
     /* The reserving path too: no error reaches the caller, and the reservation is made. */
     ck_assert(!take(PREFIX, "gina2", 600, 80).local);
-    freeReplyObject(command(r, 2, flush));
+    freeReplyObject(th_redis_cmd(th_r, 2, flush));
     res = take(PREFIX, "gina2", 600, 80);
     ck_assert(res.allowed);
     ck_assert(!res.local);
@@ -315,7 +262,7 @@ START_TEST(reservation_spent_locally)
 {
     /* Demand doubles the reservation: 1, 2, 4, then 8 (burst 40 / 4 workers = 10, capped at 8). */
     static const int redis_at[] = {1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
-    long long before = calls_of("evalsha");
+    long long before = th_redis_calls("evalsha");
     int64_t t = now_ms();
     fm_rl_result res;
 
@@ -328,7 +275,7 @@ START_TEST(reservation_spent_locally)
         /* 40 - remaining tokens at 1/s. */
         ck_assert_uint_eq(res.reset_s, 1 + i);
     }
-    ck_assert_int_eq(calls_of("evalsha"), before + 4);
+    ck_assert_int_eq(th_redis_calls("evalsha"), before + 4);
     /* The 16th needs Redis again: 25 left, 25 / 4 = 6 granted. */
     res = take_at("hana", 60, 40, WORKERS, t + 20);
     ck_assert(!res.local);
@@ -336,7 +283,7 @@ START_TEST(reservation_spent_locally)
     for (int i = 0; i < 5; i++)
         ck_assert(take_at("hana", 60, 40, WORKERS, t + 20).local);
     ck_assert(!take_at("hana", 60, 40, WORKERS, t + 20).local);
-    ck_assert_int_eq(calls_of("evalsha"), before + 6);
+    ck_assert_int_eq(th_redis_calls("evalsha"), before + 6);
 }
 END_TEST
 
@@ -361,7 +308,7 @@ START_TEST(reservation_recorded_in_bucket)
 
     (void)take_at("ines", 60, 40, WORKERS, t);
     (void)take_at("ines", 60, 40, WORKERS, t);
-    reply = command(r, 2, hget);
+    reply = th_redis_cmd(th_r, 2, hget);
     ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
     /* tokens, ts and this worker's reservation: 1 kept, with its expiry (µs, Redis time). */
     ck_assert_uint_eq(reply->elements, 6);
@@ -394,7 +341,7 @@ START_TEST(small_burst_never_stranded)
      * then 1 each from 7 left: 16 EVALSHA for 40 tokens, none lost, and one
      * for the refusal.
      */
-    long long before = calls_of("evalsha");
+    long long before = th_redis_calls("evalsha");
     int64_t t = now_ms();
     int admitted = 0, single = 0;
 
@@ -404,7 +351,7 @@ START_TEST(small_burst_never_stranded)
         single = res.local ? 0 : single + 1;
     }
     ck_assert_int_eq(admitted, 40);
-    ck_assert_int_eq(calls_of("evalsha"), before + 17);
+    ck_assert_int_eq(th_redis_calls("evalsha"), before + 17);
     ck_assert_int_eq(single, 8);
 }
 END_TEST
@@ -459,10 +406,11 @@ START_TEST(fork_does_not_inherit)
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
+        fm_redis *c = th_redis_connect();
         fm_rate rate = {.requests_per_minute = 60, .burst = 40};
         fm_rl_result res;
-        int ok = c != NULL && fm_ratelimit_take(c, PREFIX, "nora", &rate, WORKERS, t, &res) == 0 &&
+        int ok = c != NULL &&
+                 fm_ratelimit_take(c, PREFIX, "nora", &rate, WORKERS, t, &res) == FM_OK &&
                  res.allowed && !res.local;
         _exit(ok ? 0 : 1);
     }
@@ -495,43 +443,96 @@ END_TEST
  * past burst - held, or the two could spend more than burst in an instant.
  * 6000/min = one token per 10 ms; burst 16 for a pool of one worker.
  */
-START_TEST(refill_capped_while_held)
+/*
+ * Another worker (a forked process: its own worker id and table) takes as many
+ * tokens of user's bucket (6000/min, burst 16) as it gets in 20 quick takes.
+ * Returns how many it was admitted; *end_ms is when its last take returned.
+ */
+static int other_worker_admits(const char *user, int64_t *end_ms)
 {
-    int64_t t = now_ms();
-    int fds[2], child_admitted = -1;
+    int64_t report[2] = {-1, 0}; /* admitted, end_ms */
+    int fds[2];
     pid_t pid;
     int status;
 
-    /* Grants 1, 2, 4, 8: 8 spent, 7 held, 1 left in Redis. */
-    for (int i = 0; i < 8; i++)
-        ck_assert(take_at("olga", 6000, 16, 1, t).allowed);
-    th_sleep_ms(120); /* refill would make 13 */
     ck_assert_int_eq(pipe(fds), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
+        fm_redis *c = th_redis_connect();
         fm_rate rate = {.requests_per_minute = 6000, .burst = 16};
         fm_rl_result res;
-        int n = 0;
+        int64_t n = 0;
 
-        /* As many as it gets, quickly: the cap leaves 9 (16 - 7 held). */
         for (int i = 0; c != NULL && i < 20; i++)
-            if (fm_ratelimit_take(c, PREFIX, "olga", &rate, 1, now_ms(), &res) == 0 && res.allowed)
+            if (fm_ratelimit_take(c, PREFIX, user, &rate, 1, now_ms(), &res) == FM_OK &&
+                res.allowed)
                 n++;
-        _exit(write(fds[1], &n, sizeof(n)) == (ssize_t)sizeof(n) ? 0 : 1);
+        report[0] = n;
+        report[1] = now_ms();
+        _exit(write(fds[1], report, sizeof(report)) == (ssize_t)sizeof(report) ? 0 : 1);
     }
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_int_eq(read(fds[0], &child_admitted, sizeof(child_admitted)),
-                     (ssize_t)sizeof(child_admitted));
+    ck_assert_int_eq(read(fds[0], report, sizeof(report)), (ssize_t)sizeof(report));
     (void)close(fds[0]);
     (void)close(fds[1]);
+    *end_ms = report[1];
+    return (int)report[0];
+}
+
+/* Grants 1, 2, 4, 8 at time t: 8 spent, 7 held by this worker, 1 left in Redis. */
+static void reserve_seven(const char *user, int64_t t)
+{
+    for (int i = 0; i < 8; i++)
+        ck_assert(take_at(user, 6000, 16, 1, t).allowed);
+}
+
+START_TEST(refill_capped_while_held)
+{
+    int64_t t = now_ms(), end;
+    int admitted;
+
+    reserve_seven("olga", t);
+    th_sleep_ms(120); /* refill would make 13 */
+    /* As many as it gets, quickly: the cap leaves 9 (16 - 7 held). */
+    admitted = other_worker_admits("olga", &end);
     /* 9, or 10 if the child's 20 takes outlasted one more refill (10 ms). */
-    ck_assert_msg(child_admitted == 9 || child_admitted == 10, "child admitted %d", child_admitted);
+    ck_assert_msg(admitted == 9 || admitted == 10, "child admitted %d", admitted);
     /* The parent's 7 are still good: 16 (+ refill) in a few ms, as one bucket of 16 allows. */
     for (int i = 0; i < 7; i++)
         ck_assert(take_at("olga", 6000, 16, 1, t + 200).local);
+}
+END_TEST
+
+/*
+ * Redis must count a reservation as held for at least as long as the worker
+ * may spend it (FM_RL_RESERVE_MS from the worker's clock before the script
+ * ran): a shorter hold lets the bucket refill past burst while the worker
+ * still spends, and the pool over-admits in that window. The other worker
+ * asks at the very end of the lifetime; a try whose takes ended after it
+ * (a slow scheduler) proves nothing and is made again.
+ */
+START_TEST(reservation_held_while_spent)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        char user[32];
+        int64_t t = now_ms(), end;
+        int admitted;
+
+        (void)snprintf(user, sizeof(user), "pia%d", attempt);
+        reserve_seven(user, t);
+        while (now_ms() < t + FM_RL_RESERVE_MS - 20)
+            th_sleep_ms(1);
+        admitted = other_worker_admits(user, &end);
+        if (end >= t + FM_RL_RESERVE_MS)
+            continue;
+        /* Refill would make 16 by now; 7 are still held here: 9 (or 10 with one more refill). */
+        ck_assert_msg(admitted == 9 || admitted == 10,
+                      "another worker admitted %d while 7 tokens were held", admitted);
+        return;
+    }
+    ck_abort_msg("no try finished within the reservation lifetime");
 }
 END_TEST
 
@@ -546,7 +547,7 @@ END_TEST
 
 static void hammer_child(int fd, uint32_t rpm, uint32_t burst, double start)
 {
-    fm_redis *c = fm_redis_new(srv.addr, srv.password, 0, 500);
+    fm_redis *c = th_redis_connect();
     fm_rate rate = {.requests_per_minute = rpm, .burst = burst};
     long long counts[2] = {0, 0}; /* admitted, errors */
     fm_rl_result res;
@@ -554,7 +555,7 @@ static void hammer_child(int fd, uint32_t rpm, uint32_t burst, double start)
     while (th_now() < start)
         ;
     while (c != NULL && th_now() < start + HAMMER_MS / 1000.0) {
-        if (fm_ratelimit_take(c, PREFIX, "hammer", &rate, NPROC, now_ms(), &res) != 0)
+        if (fm_ratelimit_take(c, PREFIX, "hammer", &rate, NPROC, now_ms(), &res) != FM_OK)
             counts[1]++;
         else if (res.allowed)
             counts[0]++;
@@ -567,7 +568,7 @@ static void hammer(uint32_t rpm, uint32_t burst, double min_fraction)
 {
     double start = th_now() + 0.2, end;
     long long admitted = 0, errors = 0, evals;
-    long long before = calls_of("evalsha");
+    long long before = th_redis_calls("evalsha");
     pid_t pids[NPROC];
     int fds[2];
 
@@ -591,7 +592,7 @@ static void hammer(uint32_t rpm, uint32_t burst, double min_fraction)
     end = th_now();
     (void)close(fds[0]);
     (void)close(fds[1]);
-    evals = calls_of("evalsha") - before;
+    evals = th_redis_calls("evalsha") - before;
 
     double bound = burst + rpm / 60.0 * (end - start);
     fprintf(stderr, "hammer rpm=%u burst=%u: admitted %lld in %.3f s, bound %.2f, %lld EVALSHA\n",
@@ -622,7 +623,7 @@ static Suite *ratelimit_suite(void)
     TCase *tc = tcase_create("core");
     TCase *pool = tcase_create("pool");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, th_redis_setup, th_redis_teardown);
     tcase_add_test(tc, burst_then_refused);
     tcase_add_test(tc, slow_rate_retry_after);
     tcase_add_test(tc, refill);
@@ -643,8 +644,9 @@ static Suite *ratelimit_suite(void)
     tcase_add_test(tc, fork_does_not_inherit);
     tcase_add_test(tc, slots_evicted);
     tcase_add_test(tc, refill_capped_while_held);
+    tcase_add_test(tc, reservation_held_while_spent);
     suite_add_tcase(s, tc);
-    tcase_add_checked_fixture(pool, setup, teardown);
+    tcase_add_checked_fixture(pool, th_redis_setup, th_redis_teardown);
     tcase_add_test(pool, pool_bound_small_burst);
     tcase_add_test(pool, pool_bound_fast);
     suite_add_tcase(s, pool);

@@ -52,7 +52,8 @@ START_TEST(test_parse_good)
     fm_perms got = 0xdeadbeefu;
     char err[256] = "";
 
-    ck_assert_msg(fm_rbac_parse(gc->text, &got, err, sizeof(err)) == 0, "%s: %s", gc->text, err);
+    ck_assert_msg(fm_rbac_parse(gc->text, &got, err, sizeof(err)) == FM_OK, "%s: %s", gc->text,
+                  err);
     ck_assert_uint_eq(got, gc->mask);
 }
 END_TEST
@@ -101,7 +102,7 @@ START_TEST(test_parse_bad)
     fm_perms got = 0x5au;
     char err[512], want[512];
 
-    ck_assert_int_eq(fm_rbac_parse(bc->text, &got, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_rbac_parse(bc->text, &got, err, sizeof(err)), FM_EINVAL);
     (void)snprintf(want, sizeof(want), "unknown permission \"%s\" " EXPECTED, bc->shown);
     ck_assert_str_eq(err, want);
     ck_assert_uint_eq(got, 0x5au);
@@ -113,14 +114,14 @@ START_TEST(test_parse_message_exact)
     fm_perms got;
     char err[256], small[10];
 
-    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, err, sizeof(err)), FM_EINVAL);
     ck_assert_str_eq(err, "unknown permission \"jobs:fly\" (expected <resource>:<action>, "
                           "resources jobs|experiments|metrics, actions "
                           "read|create|update|delete|write|*)");
-    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, small, sizeof(small)), -1);
+    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, small, sizeof(small)), FM_EINVAL);
     ck_assert_str_eq(small, "unknown p");
-    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, NULL, 0), -1);
-    ck_assert_int_eq(fm_rbac_parse(NULL, &got, err, sizeof(err)), -1);
+    ck_assert_int_eq(fm_rbac_parse("jobs:fly", &got, NULL, 0), FM_EINVAL);
+    ck_assert_int_eq(fm_rbac_parse(NULL, &got, err, sizeof(err)), FM_EINVAL);
 }
 END_TEST
 
@@ -190,8 +191,8 @@ START_TEST(test_effective_formula)
 
     /* The spec's alice: researcher + jobs:delete, with a deny of jobs:update. */
     ck_assert(fm_rbac_builtin_role("researcher", &role));
-    ck_assert_int_eq(fm_rbac_parse("jobs:delete", &grant, err, sizeof(err)), 0);
-    ck_assert_int_eq(fm_rbac_parse("jobs:update", &deny, err, sizeof(err)), 0);
+    ck_assert_int_eq(fm_rbac_parse("jobs:delete", &grant, err, sizeof(err)), FM_OK);
+    ck_assert_int_eq(fm_rbac_parse("jobs:update", &deny, err, sizeof(err)), FM_OK);
     effective = (role | grant) & ~deny;
     ck_assert(fm_rbac_allows(effective, P(JOBS, DELETE)));
     ck_assert(!fm_rbac_allows(effective, P(JOBS, UPDATE)));
@@ -214,7 +215,7 @@ START_TEST(test_names)
 
         ck_assert_str_eq(fm_rbac_name((fm_perms)1u << i), names[i]);
         ck_assert_int_eq(fm_rbac_parse(fm_rbac_name((fm_perms)1u << i), &back, err, sizeof(err)),
-                         0);
+                         FM_OK);
         ck_assert_uint_eq(back, (fm_perms)1u << i);
     }
     ck_assert_ptr_null(fm_rbac_name(FM_PERM_NONE));

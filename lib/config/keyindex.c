@@ -1,0 +1,84 @@
+/*
+ * keyindex.c - the index from key hash to (user, key), and its lookup.
+ *
+ * Open addressing with linear probing, at least twice as many slots as keys,
+ * each key placed at its digest's first 8 bytes modulo the size. Digests are
+ * uniformly random, so probes stay short; a probe ends at an empty slot,
+ * which the load factor guarantees to exist.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "sections.h"
+
+static size_t slot_of(const unsigned char hash[FM_KEY_HASH_BYTES], size_t size)
+{
+    uint64_t lead;
+
+    memcpy(&lead, hash, sizeof(lead));
+    return (size_t)(lead & (uint64_t)(size - 1));
+}
+
+int keyindex_build(struct loader *l)
+{
+    fm_config *cfg = l->cfg;
+    size_t total = 0, size = 8, g = 0;
+
+    for (size_t u = 0; u < cfg->auth.nusers; u++)
+        total += cfg->auth.users[u].nkeys;
+    while (size < 2 * total) {
+        if (size > SIZE_MAX / 4)
+            return ld_oom(l);
+        size *= 2;
+    }
+    cfg->key_index = calloc(size, sizeof(*cfg->key_index));
+    if (cfg->key_index == NULL)
+        return ld_oom(l);
+    cfg->key_index_size = size;
+    for (size_t u = 0; u < cfg->auth.nusers; u++) {
+        const fm_user *user = &cfg->auth.users[u];
+
+        for (size_t k = 0; k < user->nkeys; k++, g++) {
+            const fm_key *key = &user->keys[k];
+            size_t i = slot_of(key->hash, size);
+
+            while (cfg->key_index[i].user != NULL) {
+                if (sodium_memcmp(cfg->key_index[i].key->hash, key->hash, FM_KEY_HASH_BYTES) == 0)
+                    return ld_fail(l, &l->key_marks[g],
+                                   "key hash of user \"%s\" is already used by user \"%s\"",
+                                   user->name, cfg->key_index[i].user->name);
+                i = (i + 1) & (size - 1);
+            }
+            cfg->key_index[i].user = user;
+            cfg->key_index[i].key = key;
+        }
+    }
+    return 0;
+}
+
+bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES],
+                        const fm_user **user, const fm_key **key)
+{
+    size_t i;
+
+    if (cfg == NULL || hash == NULL || cfg->key_index == NULL)
+        return false;
+    i = slot_of(hash, cfg->key_index_size);
+    for (size_t probes = 0; probes < cfg->key_index_size; probes++) {
+        const fm_key_slot *slot = &cfg->key_index[i];
+
+        if (slot->user == NULL)
+            return false;
+        if (sodium_memcmp(slot->key->hash, hash, FM_KEY_HASH_BYTES) == 0) {
+            if (user != NULL)
+                *user = slot->user;
+            if (key != NULL)
+                *key = slot->key;
+            return true;
+        }
+        i = (i + 1) & (cfg->key_index_size - 1);
+    }
+    return false;
+}

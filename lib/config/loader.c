@@ -1,0 +1,468 @@
+/*
+ * loader.c - the generic part of the YAML loader: errors, the event stream,
+ * the structure check, collections and the rows engine.
+ *
+ * The file is read into memory and walked twice with libyaml's event parser.
+ *
+ * Pass 1 checks structure only: YAML syntax, exactly one document, no anchors,
+ * aliases or tags, and nesting of at most FM_CONFIG_MAX_DEPTH collections. It
+ * stops at the first offending event, so a hostile file never makes libyaml
+ * build deep state, and these errors are reported the same wherever they are.
+ *
+ * Pass 2 is a recursive descent over the events of the one document. Each
+ * mapping of the schema has a table of rows; a bitmap with a bit per row
+ * (LD_ROWS_MAX, checked when the table is compiled) catches duplicates, names
+ * missing from the table are unknown keys. Values are type-checked as they
+ * arrive and written straight into the object the table fills, which is
+ * always in a state its owner can release.
+ */
+#include "loader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_FILE_MAX (16u * 1024u * 1024u)
+
+int ld_fail(struct loader *l, const yaml_mark_t *at, const char *fmt, ...)
+{
+    char msg[FM_CONFIG_ERR_MAX];
+    va_list ap;
+
+    if (l->failed)
+        return -1;
+    l->failed = true;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (l->err == NULL || l->errlen == 0)
+        return -1;
+    if (at != NULL)
+        (void)snprintf(l->err, l->errlen, "%s:%zu:%zu: %s", l->file, at->line + 1, at->column + 1,
+                       msg);
+    else
+        (void)snprintf(l->err, l->errlen, "%s:0:0: %s", l->file, msg);
+    return -1;
+}
+
+int ld_oom(struct loader *l)
+{
+    return ld_fail(l, NULL, "out of memory");
+}
+
+void ld_echo_value(const struct loader *l, const char *value, char out[LD_ECHO_BUF])
+{
+    fm_log_echo(l->from_env ? (const char *)l->ev.data.scalar.value : value, out);
+}
+
+void ld_make_ref(const struct loader *l, struct ld_ref *ref)
+{
+    ref->at = l->ev.start_mark;
+    ref->from_env = l->from_env;
+    fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
+}
+
+/* The capacity is the next power of two >= max(n, 4), so it need not be stored. */
+void *ld_grow(void *arr, size_t n, size_t size)
+{
+    size_t cap;
+
+    if (arr != NULL && (n < 4 || (n & (n - 1)) != 0))
+        return arr;
+    cap = n < 4 ? 4 : n * 2;
+    if (cap > SIZE_MAX / size)
+        return NULL;
+    return realloc(arr, cap * size);
+}
+
+int ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark_t *m)
+{
+    yaml_mark_t *p = ld_grow(*arr, *n, sizeof(*p));
+
+    if (p == NULL)
+        return ld_oom(l);
+    *arr = p;
+    p[(*n)++] = *m;
+    return 0;
+}
+
+__attribute__((format(printf, 2, 3))) static int add_warning(struct loader *l, const char *fmt, ...)
+{
+    fm_config *cfg = l->cfg;
+    char msg[FM_CONFIG_ERR_MAX];
+    char **warnings = ld_grow(cfg->warnings, cfg->nwarnings, sizeof(*warnings));
+    va_list ap;
+
+    if (warnings == NULL)
+        return ld_oom(l);
+    cfg->warnings = warnings;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    warnings[cfg->nwarnings] = strdup(msg);
+    if (warnings[cfg->nwarnings] == NULL)
+        return ld_oom(l);
+    cfg->nwarnings++;
+    return 0;
+}
+
+int ld_set_string(struct loader *l, char **slot, const char *value)
+{
+    char *copy = strdup(value);
+
+    if (copy == NULL)
+        return ld_oom(l);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+void ld_join(char *out, size_t outlen, const char *where, const char *key)
+{
+    if (where[0] == '\0')
+        (void)snprintf(out, outlen, "%s", key);
+    else
+        (void)snprintf(out, outlen, "%s.%s", where, key);
+}
+
+bool ld_valid_name(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len >= FM_NAME_MAX ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789_.-") != len)
+        return false;
+    return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static int syntax_error(struct loader *l)
+{
+    const yaml_parser_t *p = &l->parser;
+    const char *problem = p->problem != NULL ? p->problem : "invalid YAML";
+
+    if (p->error == YAML_MEMORY_ERROR)
+        return ld_oom(l);
+    if (p->error == YAML_READER_ERROR)
+        return ld_fail(l, NULL, "YAML syntax error: %s at byte %zu", problem, p->problem_offset);
+    if (p->context != NULL)
+        return ld_fail(l, &p->problem_mark, "YAML syntax error: %s (%s at line %zu)", problem,
+                       p->context, p->context_mark.line + 1);
+    return ld_fail(l, &p->problem_mark, "YAML syntax error: %s", problem);
+}
+
+int ld_next(struct loader *l)
+{
+    if (l->ev_live) {
+        yaml_event_delete(&l->ev);
+        l->ev_live = false;
+    }
+    if (!yaml_parser_parse(&l->parser, &l->ev))
+        return syntax_error(l);
+    l->ev_live = true;
+    return 0;
+}
+
+void ld_stop_parser(struct loader *l)
+{
+    if (l->ev_live) {
+        yaml_event_delete(&l->ev);
+        l->ev_live = false;
+    }
+    if (l->parser_live) {
+        yaml_parser_delete(&l->parser);
+        l->parser_live = false;
+    }
+}
+
+static int start_parser(struct loader *l, const unsigned char *text, size_t len)
+{
+    ld_stop_parser(l);
+    if (!yaml_parser_initialize(&l->parser))
+        return ld_oom(l);
+    l->parser_live = true;
+    yaml_parser_set_input_string(&l->parser, text, len);
+    return 0;
+}
+
+static int check_node(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag)
+{
+    if (anchor != NULL)
+        return ld_fail(l, &l->ev.start_mark, "YAML anchors and aliases are not allowed");
+    if (tag != NULL)
+        return ld_fail(l, &l->ev.start_mark, "YAML tags are not allowed");
+    return 0;
+}
+
+static int enter(struct loader *l, int *depth)
+{
+    if (++*depth > FM_CONFIG_MAX_DEPTH)
+        return ld_fail(l, &l->ev.start_mark, "nesting deeper than %d levels", FM_CONFIG_MAX_DEPTH);
+    return 0;
+}
+
+static int check_structure(struct loader *l, const unsigned char *text, size_t len)
+{
+    int depth = 0, docs = 0;
+
+    if (start_parser(l, text, len) != 0)
+        return -1;
+    for (;;) {
+        const yaml_event_t *e = &l->ev;
+
+        if (ld_next(l) != 0)
+            return -1;
+        switch (e->type) {
+        case YAML_STREAM_END_EVENT:
+            return docs == 0 ? ld_fail(l, NULL, "configuration file is empty") : 0;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1)
+                return ld_fail(l, &e->start_mark, "more than one YAML document");
+            break;
+        case YAML_ALIAS_EVENT:
+            return ld_fail(l, &e->start_mark, "YAML anchors and aliases are not allowed");
+        case YAML_SCALAR_EVENT:
+            if (check_node(l, e->data.scalar.anchor, e->data.scalar.tag) != 0)
+                return -1;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            if (check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag) != 0 ||
+                enter(l, &depth) != 0)
+                return -1;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            if (check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag) != 0 ||
+                enter(l, &depth) != 0)
+                return -1;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int ld_begin_document(struct loader *l, const unsigned char *text, size_t len)
+{
+    if (check_structure(l, text, len) != 0 || start_parser(l, text, len) != 0)
+        return -1;
+    /* Pass 1 guarantees the stream starts with exactly one document. */
+    if (ld_next(l) != 0 || ld_next(l) != 0 || ld_next(l) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- collections ------------------------------------------------------------ */
+
+bool ld_is_null(const yaml_event_t *e)
+{
+    const char *v = (const char *)e->data.scalar.value;
+
+    if (e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* Completes "... %s%s" with "in <where>", or "at top level" for the root mapping. */
+static const char *in(const char *where)
+{
+    return where[0] != '\0' ? "in " : "at top level";
+}
+
+int ld_each_entry(struct loader *l, const char *where, const char *what, ld_entry_fn fn, void *obj)
+{
+    char key[LD_KEY_TEXT_MAX];
+
+    if (l->ev.type != YAML_MAPPING_START_EVENT)
+        return ld_fail(l, &l->ev.start_mark, "%s must be %s", where[0] ? where : "the top level",
+                       what);
+    for (;;) {
+        const yaml_event_t *e = &l->ev;
+
+        if (ld_next(l) != 0)
+            return -1;
+        if (e->type == YAML_MAPPING_END_EVENT)
+            return 0;
+        if (e->type != YAML_SCALAR_EVENT || ld_is_null(e) ||
+            strlen((const char *)e->data.scalar.value) != e->data.scalar.length)
+            return ld_fail(l, &e->start_mark, "keys %s%s must be strings", in(where), where);
+        if (e->data.scalar.length >= sizeof(key))
+            return ld_fail(l, &e->start_mark, "key too long %s%s", in(where), where);
+        memcpy(key, e->data.scalar.value, e->data.scalar.length + 1);
+        l->key_at = e->start_mark;
+        if (ld_next(l) != 0 || fn(l, where, key, obj) != 0)
+            return -1;
+    }
+}
+
+int ld_list_start(struct loader *l, const char *where, const char *what)
+{
+    if (l->ev.type != YAML_SEQUENCE_START_EVENT)
+        return ld_fail(l, &l->ev.start_mark, "%s must be %s", where, what);
+    return 0;
+}
+
+int ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen)
+{
+    if (ld_next(l) != 0)
+        return -1;
+    if (l->ev.type == YAML_SEQUENCE_END_EVENT)
+        return 1;
+    (void)snprintf(item, itemlen, "%s[%zu]", where, i);
+    return 0;
+}
+
+/* ---- rows ------------------------------------------------------------------- */
+
+struct walk {
+    const struct ld_table *t;
+    unsigned char seen[(LD_ROWS_MAX + CHAR_BIT - 1) / CHAR_BIT]; /* bit i: rows[i] given */
+    void *obj;
+};
+
+static int row_entry(struct loader *l, const char *where, const char *key, void *arg)
+{
+    struct walk *w = arg;
+    char sub[LD_WHERE_MAX], shown[LD_ECHO_BUF];
+    const struct ld_row *row;
+    unsigned char bit;
+    size_t i;
+
+    for (i = 0; i < w->t->n && strcmp(w->t->rows[i].name, key) != 0; i++)
+        ;
+    fm_log_echo(key, shown);
+    if (i == w->t->n)
+        return ld_fail(l, &l->key_at, "unknown key \"%s\" %s%s", shown, in(where), where);
+    bit = (unsigned char)(1u << (i % CHAR_BIT));
+    if (w->seen[i / CHAR_BIT] & bit)
+        return ld_fail(l, &l->key_at, "duplicate key \"%s\" %s%s", shown, in(where), where);
+    w->seen[i / CHAR_BIT] |= bit;
+    ld_join(sub, sizeof(sub), where, key);
+    row = &w->t->rows[i];
+    if (row->kind == LD_SECTION) {
+        yaml_mark_t at = l->ev.start_mark;
+
+        if (ld_walk(l, sub, row->sub, w->obj) != 0)
+            return -1;
+        return row->after != NULL ? row->after(l, sub, &at, w->obj) : 0;
+    }
+    if (row->kind == LD_HANDLER)
+        return row->parse(l, sub, w->obj);
+    return ld_row_value(l, sub, row, w->obj);
+}
+
+int ld_walk(struct loader *l, const char *where, const struct ld_table *t, void *obj)
+{
+    struct walk w;
+
+    /* LD_TABLE refuses this at compile time; a table assembled otherwise is refused here. */
+    if (t->n > LD_ROWS_MAX)
+        return ld_fail(l, &l->ev.start_mark, "%s: more than %d settings in one table",
+                       where[0] ? where : "top level", LD_ROWS_MAX);
+    memset(&w, 0, sizeof(w));
+    w.t = t;
+    w.obj = obj;
+    return ld_each_entry(l, where, "a mapping", row_entry, &w);
+}
+
+/* ---- file --------------------------------------------------------------------- */
+
+static int find_basedir(struct loader *l)
+{
+    char *slash;
+
+    l->basedir = realpath(l->file, NULL);
+    if (l->basedir == NULL)
+        return ld_fail(l, NULL, "cannot resolve path: %s", strerror(errno));
+    slash = strrchr(l->basedir, '/');
+    if (slash != NULL)
+        slash[slash == l->basedir ? 1 : 0] = '\0';
+    return 0;
+}
+
+int ld_read_file(struct loader *l, unsigned char **text, size_t *len)
+{
+    struct stat st;
+    size_t got = 0;
+    /* O_NONBLOCK: opening a FIFO at the path must not hang; it is refused below. */
+    int fd = open(l->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int rc = -1;
+
+    if (fd < 0)
+        return ld_fail(l, NULL, "cannot open: %s", strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        (void)ld_fail(l, NULL, "cannot stat: %s", strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        (void)ld_fail(l, NULL, "not a regular file");
+        goto out;
+    }
+    if ((uintmax_t)st.st_size > CONFIG_FILE_MAX) {
+        (void)ld_fail(l, NULL, "larger than %u bytes", CONFIG_FILE_MAX);
+        goto out;
+    }
+    if ((st.st_mode & S_IROTH) != 0 &&
+        add_warning(l,
+                    "%s: warning: configuration file is readable by other users (mode %04o); it "
+                    "names key hashes and roles",
+                    l->file, (unsigned)(st.st_mode & 07777)) != 0)
+        goto out;
+    *text = malloc((size_t)st.st_size + 1);
+    if (*text == NULL) {
+        (void)ld_oom(l);
+        goto out;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, *text + got, (size_t)st.st_size - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            (void)ld_fail(l, NULL, "cannot read: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    *len = got;
+    rc = find_basedir(l);
+out:
+    (void)close(fd);
+    return rc;
+}
+
+int ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
+                 void *obj, char *err, size_t errlen)
+{
+    struct loader l;
+    int rc = -1;
+
+    memset(&l, 0, sizeof(l));
+    l.file = file;
+    l.err = err;
+    l.errlen = errlen;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    l.basedir = strdup("/");
+    if (l.basedir == NULL)
+        (void)ld_oom(&l);
+    else if (ld_begin_document(&l, (const unsigned char *)text, len) == 0)
+        rc = ld_walk(&l, "", t, obj);
+    ld_stop_parser(&l);
+    ld_forget_value(&l);
+    free(l.basedir);
+    return rc;
+}
