@@ -349,13 +349,16 @@ START_TEST(builder_defaults)
 
     th_config_init(&c, "test_auth_defaults");
     def = th_config_load(&c);
-    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_ALICE, NULL, NOW, &r), FM_AUTH_OK);
+    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_ALICE, NULL, NOW, &r), FM_OK);
+    ck_assert_int_eq(r.status, FM_AUTH_OK);
     ck_assert_str_eq(r.user->name, "alice");
     ck_assert(fm_rbac_allows(r.user->effective, FM_PERM(FM_RES_JOBS, FM_ACT_CREATE)));
-    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_BOB, NULL, NOW, &r), FM_AUTH_OK);
+    ck_assert_int_eq(fm_auth_authenticate(def, TH_KEY_BOB, NULL, NOW, &r), FM_OK);
+    ck_assert_int_eq(r.status, FM_AUTH_OK);
     ck_assert_str_eq(r.user->name, "bob");
     ck_assert(!fm_rbac_allows(r.user->effective, FM_PERM(FM_RES_JOBS, FM_ACT_CREATE)));
-    ck_assert_int_eq(fm_auth_authenticate(def, K_BOB, NULL, NOW, &r), FM_AUTH_UNKNOWN);
+    ck_assert_int_eq(fm_auth_authenticate(def, K_BOB, NULL, NOW, &r), FM_OK);
+    ck_assert_int_eq(r.status, FM_AUTH_UNKNOWN);
     ck_assert_str_eq(def->logging.file + strlen(c.dir), "/audit.log");
     fm_config_free(def);
     th_config_free(&c);
