@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
-#include "pidfile.h"
 #include "redact.h"
 #include "syslogmsg.h"
 #include "unixsock.h"
@@ -78,17 +77,14 @@ static void on_signal(int sig)
         got_reopen = 1;
 }
 
-static void usage(void)
-{
-    (void)fprintf(stderr,
-                  "usage: fetchml-logrelay -s SOCKET -o TAG=FILE [-o TAG=FILE...] [-c CONFIG]\n"
-                  "                        [-g GROUP] [-p PIDFILE]\n"
-                  "  -s SOCKET    unix datagram socket nginx sends syslog messages to\n"
-                  "  -o TAG=FILE  append messages tagged TAG (nginx's tag=) to FILE\n"
-                  "  -c CONFIG    fetchml-fcgi YAML: its Redis password is redacted too\n"
-                  "  -g GROUP     group of the socket (mode 0660): nginx's workers' group\n"
-                  "  -p PIDFILE   write the pid here\n");
-}
+static const char usage[] =
+    "usage: fetchml-logrelay -s SOCKET -o TAG=FILE [-o TAG=FILE...] [-c CONFIG]\n"
+    "                        [-g GROUP] [-p PIDFILE]\n"
+    "  -s SOCKET    unix datagram socket nginx sends syslog messages to\n"
+    "  -o TAG=FILE  append messages tagged TAG (nginx's tag=) to FILE\n"
+    "  -c CONFIG    fetchml-fcgi YAML: its Redis password is redacted too\n"
+    "  -g GROUP     group of the socket (mode 0660): nginx's workers' group\n"
+    "  -p PIDFILE   write the pid here\n";
 
 /* "TAG=FILE" with TAG as nginx allows it: 1..32 of [A-Za-z0-9_]. */
 static int add_output(const char *spec)
@@ -290,118 +286,137 @@ static void report(void)
                 lines, lost, dropped_tag, dropped_malformed, dropped_truncated);
 }
 
-int main(int argc, char **argv)
+/* -o: an fm_daemon_opt hook. */
+static bool option_output(const char *spec)
 {
-    const char *socket_arg = NULL, *config = NULL, *group = NULL, *pidfile = NULL;
-    int opt, fd = -1, rc = 1, wrote_pid = 0;
-    struct sigaction sa;
-    sigset_t block, waitmask;
-    pid_t other;
+    if (add_output(spec) == 0)
+        return true;
+    (void)fprintf(stderr,
+                  "fetchml-logrelay: -o %s: want TAG=FILE, TAG 1-32 of [A-Za-z0-9_], each TAG "
+                  "once, at most 16\n",
+                  spec);
+    return false;
+}
 
-    while ((opt = getopt(argc, argv, "s:o:c:g:p:h")) != -1) {
-        switch (opt) {
-        case 's':
-            socket_arg = optarg;
-            break;
-        case 'o':
-            if (add_output(optarg) != 0) {
-                (void)fprintf(stderr,
-                              "fetchml-logrelay: -o %s: want TAG=FILE, TAG 1-32 of "
-                              "[A-Za-z0-9_], each TAG once, at most 16\n",
-                              optarg);
-                return 2;
-            }
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'g':
-            group = optarg;
-            break;
-        case 'p':
-            pidfile = optarg;
-            break;
-        default:
-            usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (socket_arg == NULL || noutputs == 0 || optind != argc) {
-        usage();
-        return 2;
-    }
-    if (sodium_init() < 0) {
-        (void)fprintf(stderr, "fetchml-logrelay: libsodium initialisation failed\n");
-        return 1;
-    }
-    /* The relay's own messages go to stderr, through the same filter. */
-    if (fm_log_open(NULL, FM_LOG_INFO, 0) != 0)
-        return 1;
-    if (config != NULL && load_secrets(config) != 0)
-        goto out;
-    if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
-        fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
-        goto out;
-    }
-    if (open_outputs() != 0 || (fd = open_socket(socket_arg, group)) < 0)
-        goto out;
-    if (pidfile != NULL) {
-        if (fm_pidfile_write(pidfile) != 0) {
-            fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
-            goto out;
-        }
-        wrote_pid = 1;
-    }
+/* Everything the relay holds from start to exit. */
+static struct {
+    const char *socket_path, *config, *group, *pidfile;
+    bool wrote_pid;
+    int fd;
+    sigset_t waitmask;
+} r = {.fd = -1};
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    sigaddset(&block, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &block, &waitmask) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
-        sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0 ||
-        sigaction(SIGHUP, &sa, NULL) != 0) {
+/* ---- start-up steps, in order; each logs its own failure ------------------------- */
+
+static fm_err init_secrets(void)
+{
+    return r.config == NULL || load_secrets(r.config) == 0 ? FM_OK : FM_ESYS;
+}
+
+static fm_err init_pidfile_free(void)
+{
+    return fm_daemon_pidfile_free(r.pidfile);
+}
+
+static fm_err init_files(void)
+{
+    if (open_outputs() != 0 || (r.fd = open_socket(r.socket_path, r.group)) < 0)
+        return FM_ESYS;
+    return FM_OK;
+}
+
+static fm_err init_pidfile_write(void)
+{
+    if (fm_daemon_pidfile_write(r.pidfile) != FM_OK)
+        return FM_ESYS;
+    r.wrote_pid = r.pidfile != NULL;
+    return FM_OK;
+}
+
+static fm_err init_signals(void)
+{
+    static const fm_daemon_signal sigs[] = {
+        {SIGTERM, on_signal}, {SIGINT, on_signal}, {SIGUSR1, on_signal}, {SIGHUP, on_signal}};
+
+    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &r.waitmask) != FM_OK) {
         fm_log_error("signals: %s", strerror(errno));
-        goto out;
+        return FM_ESYS;
     }
-    fm_log_info("fetchml-logrelay started on %s, %zu outputs", socket_arg, noutputs);
+    return FM_OK;
+}
 
+static fm_err (*const init_steps[])(void) = {
+    init_secrets, init_pidfile_free, init_files, init_pidfile_write, init_signals,
+};
+
+/* Relays until SIGTERM or SIGINT; FM_ESYS when waiting on the socket fails (logged). */
+static fm_err relay(void)
+{
     while (!got_term) {
-        struct pollfd pfd = {fd, POLLIN, 0};
+        struct pollfd pfd = {r.fd, POLLIN, 0};
 
         if (got_reopen) {
             got_reopen = 0;
             reopen_outputs();
         }
-        if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+        if (ppoll(&pfd, 1, NULL, &r.waitmask) < 0) {
             if (errno != EINTR) {
                 fm_log_error("ppoll: %s", strerror(errno));
-                goto out;
+                return FM_ESYS;
             }
             continue;
         }
-        (void)drain(fd);
+        (void)drain(r.fd);
     }
     /* nginx is stopped first (run-local.sh, systemd ordering): keep what it sent last. */
-    while (drain(fd) == BATCH)
+    while (drain(r.fd) == BATCH)
         ;
-    rc = 0;
-out:
+    return FM_OK;
+}
+
+static void cleanup(void)
+{
     if (sock_path[0] != '\0')
         (void)unlink(sock_path);
-    if (fd >= 0)
-        (void)close(fd);
-    if (wrote_pid)
-        (void)unlink(pidfile);
+    if (r.fd >= 0)
+        (void)close(r.fd);
+    if (r.wrote_pid)
+        (void)unlink(r.pidfile);
     for (size_t i = 0; i < noutputs; i++)
         if (outputs[i].fd >= 0)
             (void)close(outputs[i].fd);
-    if (rc == 0)
+}
+
+int main(int argc, char **argv)
+{
+    const fm_daemon_opt opts[] = {
+        {.letter = 's', .arg = &r.socket_path, .required = true},
+        {.letter = 'o', .add = option_output, .required = true},
+        {.letter = 'c', .arg = &r.config},
+        {.letter = 'g', .arg = &r.group},
+        {.letter = 'p', .arg = &r.pidfile},
+    };
+    int status;
+    size_t i = 0;
+    fm_err rc = FM_ESYS;
+
+    if (!fm_daemon_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage, &status))
+        return status;
+    if (fm_daemon_sodium("fetchml-logrelay") != FM_OK)
+        return 1;
+    /* The relay's own messages go to stderr, through the same filter. */
+    if (fm_log_open(NULL, FM_LOG_INFO, 0) != 0)
+        return 1;
+    while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
+        i++;
+    if (i == sizeof(init_steps) / sizeof(init_steps[0])) {
+        fm_log_info("fetchml-logrelay started on %s, %zu outputs", r.socket_path, noutputs);
+        rc = relay();
+    }
+    cleanup();
+    if (rc == FM_OK)
         report();
     fm_redact_clear_secrets();
     fm_log_close();
-    return rc;
+    return rc == FM_OK ? 0 : 1;
 }

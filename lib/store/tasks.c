@@ -283,7 +283,8 @@ static cJSON *build_task(const cJSON *body, const char *user, const char *id, in
 }
 
 fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
-                       size_t body_len, cJSON **task, char *err, size_t errlen)
+                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char *err,
+                       size_t errlen)
 {
     cJSON *in = NULL, *t = NULL;
     char id[37], prio[4], k_seq[256], k_task[256], k_queue[256], k_user[256], k_all[256];
@@ -324,6 +325,7 @@ fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, co
         goto done;
     *task = t;
     t = NULL;
+    memcpy(id_out, id, FM_TASKS_ID_SIZE);
     rc = FM_OK;
 done:
     if (reply != NULL)

@@ -24,18 +24,20 @@
 
 #define FM_TASKS_LIST_MAX 1000 /* largest page of GET /v1/tasks */
 #define FM_TASKS_LIST_DEFAULT 50
+#define FM_TASKS_ID_SIZE 37 /* a task id: a UUID (RFC 9562, 36 characters) and its NUL */
 
 /*
  * fm_tasks_create - validate body (body_len bytes of JSON: {job_name,
  * args?, priority? 1-10 default 5, commit_id? 40 hex, experiment?,
  * datasets?, metadata?}; unknown fields are refused) and store a new queued
  * task owned by user. On success *task is the stored task (caller owns it,
- * cJSON_Delete). Errors: FM_EPARSE, FM_EINVAL (reason in err,
- * errlen bytes, safe to return to the client), FM_EREDIS.
+ * cJSON_Delete) and id holds the id it was given. Errors: FM_EPARSE,
+ * FM_EINVAL (reason in err, errlen bytes, safe to return to the client),
+ * FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user,
-                                     const char *body, size_t body_len, cJSON **task, char *err,
-                                     size_t errlen);
+                                     const char *body, size_t body_len, cJSON **task,
+                                     char id[FM_TASKS_ID_SIZE], char *err, size_t errlen);
 
 /*
  * fm_tasks_get - load task id. When user is non-NULL, a task owned by someone
