@@ -5,6 +5,8 @@
  */
 #include "chains.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -38,18 +40,12 @@ void fm_chains_free(fm_chains *chains)
 /* Appends a row for a new region of path; NULL with errno. */
 static chain *add(fm_chains *chains, const char *path)
 {
-    chain *c;
+    chain *rows = fm_grow(chains->rows, chains->n, &chains->cap, sizeof(*rows), 4), *c;
 
-    if (chains->n == chains->cap) {
-        size_t cap = chains->cap == 0 ? 4 : chains->cap * 2;
-        chain *rows = realloc(chains->rows, cap * sizeof(*rows));
-
-        if (rows == NULL)
-            return NULL;
-        chains->rows = rows;
-        chains->cap = cap;
-    }
-    c = &chains->rows[chains->n];
+    if (rows == NULL)
+        return NULL;
+    chains->rows = rows;
+    c = &rows[chains->n];
     c->path = strdup(path);
     if (c->path == NULL)
         return NULL;

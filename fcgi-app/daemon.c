@@ -109,17 +109,18 @@ fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitm
 {
     struct sigaction sa;
     sigset_t blocked;
+    bool ok;
 
     memset(&sa, 0, sizeof(sa));
-    if (sigemptyset(&sa.sa_mask) != 0 || sigemptyset(&blocked) != 0 || sigemptyset(waitmask) != 0)
-        return FM_ESYS;
-    for (size_t i = 0; i < n; i++) {
+    ok = sigemptyset(&sa.sa_mask) == 0 && sigemptyset(&blocked) == 0 && sigemptyset(waitmask) == 0;
+    for (size_t i = 0; ok && i < n; i++) {
         sa.sa_handler = sigs[i].handler;
-        if (sigaction(sigs[i].sig, &sa, NULL) != 0)
-            return FM_ESYS;
-        if (sigs[i].handler != SIG_IGN && sigs[i].handler != SIG_DFL &&
-            sigaddset(&blocked, sigs[i].sig) != 0)
-            return FM_ESYS;
+        ok = sigaction(sigs[i].sig, &sa, NULL) == 0 &&
+             (sigs[i].handler == SIG_IGN || sigs[i].handler == SIG_DFL ||
+              sigaddset(&blocked, sigs[i].sig) == 0);
     }
-    return sigprocmask(SIG_SETMASK, &blocked, NULL) == 0 ? FM_OK : FM_ESYS;
+    if (ok && sigprocmask(SIG_SETMASK, &blocked, NULL) == 0)
+        return FM_OK;
+    fm_log_error("signals: %s", strerror(errno));
+    return FM_ESYS;
 }

@@ -70,7 +70,7 @@ typedef struct fm_daemon_signal {
  * fm_daemon_signals - install the n rows of sigs (sigaction, no SA_RESTART)
  * and make the signals with a real handler the only blocked ones, so they are
  * delivered only where the program waits with *waitmask (ppoll, pselect),
- * which is set to the empty set. FM_OK, or FM_ESYS with errno.
+ * which is set to the empty set. FM_OK, or FM_ESYS with errno after logging it.
  */
 FM_MUST_CHECK fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask)
     FM_NONNULL(1, 3);

@@ -338,11 +338,7 @@ static fm_err init_signals(void)
     static const fm_daemon_signal sigs[] = {
         {SIGTERM, on_signal}, {SIGINT, on_signal}, {SIGUSR1, on_signal}, {SIGHUP, on_signal}};
 
-    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &r.waitmask) != FM_OK) {
-        fm_log_error("signals: %s", strerror(errno));
-        return FM_ESYS;
-    }
-    return FM_OK;
+    return fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &r.waitmask);
 }
 
 static fm_err (*const init_steps[])(void) = {

@@ -298,11 +298,7 @@ static fm_err install_signals(void)
         {SIGUSR1, on_signal}, {SIGCHLD, on_signal}, {SIGPIPE, SIG_IGN},
     };
 
-    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &m.waitmask) != FM_OK) {
-        fm_log_error("signals: %s", strerror(errno));
-        return FM_ESYS;
-    }
-    return FM_OK;
+    return fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &m.waitmask);
 }
 
 static fm_err start_pool(void)

@@ -7,10 +7,10 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define POOL_INITIAL 16
@@ -36,20 +36,11 @@ void fm_pool_free(fm_pool *pool)
 /* Makes room for one more row. FM_OK, or FM_ESYS with errno ENOMEM. */
 static fm_err reserve(fm_pool *pool)
 {
-    size_t cap = pool->cap == 0 ? POOL_INITIAL : pool->cap * 2;
-    fm_pool_worker *rows;
+    fm_pool_worker *rows = fm_grow(pool->rows, pool->n, &pool->cap, sizeof(*rows), POOL_INITIAL);
 
-    if (pool->n < pool->cap)
-        return FM_OK;
-    if (cap < pool->cap || cap > SIZE_MAX / sizeof(*rows)) {
-        errno = ENOMEM;
-        return FM_ESYS;
-    }
-    rows = realloc(pool->rows, cap * sizeof(*rows));
     if (rows == NULL)
         return FM_ESYS;
     pool->rows = rows;
-    pool->cap = cap;
     return FM_OK;
 }
 

@@ -262,10 +262,8 @@ static fm_err init_signals(void)
         {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL},
     };
 
-    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask) != FM_OK) {
-        fm_log_error("worker %d: signals: %s", (int)getpid(), strerror(errno));
+    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask) != FM_OK)
         return FM_ESYS;
-    }
     /* A worker whose master is gone must not serve on: it would never be replaced. */
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
     return getppid() == 1 ? FM_ESYS : FM_OK;

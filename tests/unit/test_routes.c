@@ -290,13 +290,41 @@ typedef struct route_run {
     fm_env env;
 } route_run;
 
+static route_run rr;
+static char rr_dir[TH_PATH_MAX];
+
+/* The users of yaml above, a private Redis, and a connection to it. */
+static void visibility_setup(void)
+{
+    char path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
+
+    th_mkdtemp(rr_dir, "visible");
+    th_path(path, rr_dir, "config.yaml");
+    th_write_file(path, yaml);
+    memset(&rr, 0, sizeof(rr));
+    rr.cfg = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(rr.cfg != NULL, "%s", err);
+    rr.env.cfg = rr.cfg;
+    th_redis_start(&srv);
+    rr.env.redis = fm_redis_new(srv.addr, srv.password, 0, 2000);
+    ck_assert_ptr_nonnull(rr.env.redis);
+}
+
+static void visibility_teardown(void)
+{
+    fm_redis_free(rr.env.redis);
+    th_redis_stop(&srv);
+    fm_config_free((fm_config *)rr.cfg);
+    th_rmtree(rr_dir);
+}
+
 /*
  * Runs the handler of method pattern for user directly (the pipeline's
  * checks are tested in test_pipeline.c), with id as {id}, query and body.
  * Returns the status; the JSON body, if any, in *json (caller frees).
  */
-static int run_route(route_run *rr, const char *user, const char *method, const char *pattern,
-                     const char *id, const char *query, const char *body, cJSON **json)
+static int run_route(const char *user, const char *method, const char *pattern, const char *id,
+                     const char *query, const char *body, cJSON **json)
 {
     const fm_route *route = route_for(method, pattern);
     fm_request req = {.method = method,
@@ -311,9 +339,9 @@ static int run_route(route_run *rr, const char *user, const char *method, const 
     ck_assert_ptr_nonnull(route);
     memset(&call, 0, sizeof(call));
     memset(&resp, 0, sizeof(resp));
-    call.env = &rr->env;
+    call.env = &rr.env;
     call.req = &req;
-    call.user = user_named(rr->cfg, user);
+    call.user = user_named(rr.cfg, user);
     ck_assert_ptr_nonnull(call.user);
     if (id != NULL)
         (void)snprintf(call.params[0], sizeof(call.params[0]), "%s", id);
@@ -326,12 +354,12 @@ static int run_route(route_run *rr, const char *user, const char *method, const 
 }
 
 /* Creates a task as user and copies its id into id. */
-static void create_task(route_run *rr, const char *user, char id[FM_PATH_PARAM_MAX])
+static void create_task(const char *user, char id[FM_PATH_PARAM_MAX])
 {
     cJSON *t;
 
-    ck_assert_int_eq(
-        run_route(rr, user, "POST", "/v1/tasks", NULL, NULL, "{\"job_name\":\"j\"}", &t), 201);
+    ck_assert_int_eq(run_route(user, "POST", "/v1/tasks", NULL, NULL, "{\"job_name\":\"j\"}", &t),
+                     201);
     ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "user")), user);
     (void)snprintf(id, FM_PATH_PARAM_MAX, "%s",
                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
@@ -339,13 +367,13 @@ static void create_task(route_run *rr, const char *user, char id[FM_PATH_PARAM_M
 }
 
 /* GET /v1/tasks?query as user: 200, and every listed task's owner is want_owner (NULL: any). */
-static int list_count(route_run *rr, const char *user, const char *query, const char *want_owner)
+static int list_count(const char *user, const char *query, const char *want_owner)
 {
     const cJSON *tasks, *t;
     cJSON *o;
     int n = 0;
 
-    ck_assert_int_eq(run_route(rr, user, "GET", "/v1/tasks", NULL, query, NULL, &o), 200);
+    ck_assert_int_eq(run_route(user, "GET", "/v1/tasks", NULL, query, NULL, &o), 200);
     tasks = cJSON_GetObjectItemCaseSensitive(o, "tasks");
     ck_assert(cJSON_IsArray(tasks));
     cJSON_ArrayForEach(t, tasks)
@@ -361,11 +389,11 @@ static int list_count(route_run *rr, const char *user, const char *query, const 
     return n;
 }
 
-static int status_of(route_run *rr, const char *user, const char *method, const char *pattern,
-                     const char *id, const char *query)
+static int status_of(const char *user, const char *method, const char *pattern, const char *id,
+                     const char *query)
 {
     cJSON *o;
-    int status = run_route(rr, user, method, pattern, id, query, NULL, &o);
+    int status = run_route(user, method, pattern, id, query, NULL, &o);
 
     cJSON_Delete(o);
     return status;
@@ -373,53 +401,35 @@ static int status_of(route_run *rr, const char *user, const char *method, const 
 
 START_TEST(tasks_visible_to_their_owner_and_admins_only)
 {
-    char dir[TH_PATH_MAX], path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
     char a1[FM_PATH_PARAM_MAX], a2[FM_PATH_PARAM_MAX], b1[FM_PATH_PARAM_MAX];
-    route_run rr;
-
-    th_mkdtemp(dir, "visible");
-    th_path(path, dir, "config.yaml");
-    th_write_file(path, yaml);
-    memset(&rr, 0, sizeof(rr));
-    rr.cfg = fm_config_load(path, err, sizeof(err));
-    ck_assert_msg(rr.cfg != NULL, "%s", err);
-    rr.env.cfg = rr.cfg;
-    th_redis_start(&srv);
-    rr.env.redis = fm_redis_new(srv.addr, srv.password, 0, 2000);
-    ck_assert_ptr_nonnull(rr.env.redis);
 
     /* res_del and jobs_all may both create, read, cancel and delete; root is an admin. */
-    create_task(&rr, "res_del", a1);
-    create_task(&rr, "res_del", a2);
-    create_task(&rr, "jobs_all", b1);
-    ck_assert_int_eq(list_count(&rr, "res_del", NULL, "res_del"), 2);
-    ck_assert_int_eq(list_count(&rr, "jobs_all", NULL, "jobs_all"), 1);
-    ck_assert_int_eq(list_count(&rr, "root", NULL, NULL), 3);
-    ck_assert_int_eq(list_count(&rr, "res", NULL, NULL), 0);
+    create_task("res_del", a1);
+    create_task("res_del", a2);
+    create_task("jobs_all", b1);
+    ck_assert_int_eq(list_count("res_del", NULL, "res_del"), 2);
+    ck_assert_int_eq(list_count("jobs_all", NULL, "jobs_all"), 1);
+    ck_assert_int_eq(list_count("root", NULL, NULL), 3);
+    ck_assert_int_eq(list_count("res", NULL, NULL), 0);
 
     /* Another user's task does not exist for the caller, whatever the verb. */
-    ck_assert_int_eq(status_of(&rr, "res_del", "GET", "/v1/tasks/{id}", b1, NULL), 404);
-    ck_assert_int_eq(status_of(&rr, "res_del", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 404);
-    ck_assert_int_eq(status_of(&rr, "res_del", "DELETE", "/v1/tasks/{id}", b1, NULL), 404);
-    ck_assert_int_eq(status_of(&rr, "jobs_all", "GET", "/v1/tasks/{id}", a1, NULL), 404);
-    ck_assert_int_eq(list_count(&rr, "jobs_all", "status=queued", "jobs_all"), 1);
+    ck_assert_int_eq(status_of("res_del", "GET", "/v1/tasks/{id}", b1, NULL), 404);
+    ck_assert_int_eq(status_of("res_del", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 404);
+    ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", b1, NULL), 404);
+    ck_assert_int_eq(status_of("jobs_all", "GET", "/v1/tasks/{id}", a1, NULL), 404);
+    ck_assert_int_eq(list_count("jobs_all", "status=queued", "jobs_all"), 1);
     /* ... and is untouched by those attempts. */
-    ck_assert_int_eq(list_count(&rr, "root", "status=queued", NULL), 3);
+    ck_assert_int_eq(list_count("root", "status=queued", NULL), 3);
 
     /* The owner and an admin may. */
-    ck_assert_int_eq(status_of(&rr, "res_del", "GET", "/v1/tasks/{id}", a1, NULL), 200);
-    ck_assert_int_eq(status_of(&rr, "root", "GET", "/v1/tasks/{id}", b1, NULL), 200);
-    ck_assert_int_eq(status_of(&rr, "res_del", "POST", "/v1/tasks/{id}/cancel", a1, NULL), 200);
-    ck_assert_int_eq(status_of(&rr, "root", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 200);
-    ck_assert_int_eq(status_of(&rr, "root", "DELETE", "/v1/tasks/{id}", a1, NULL), 204);
-    ck_assert_int_eq(status_of(&rr, "res_del", "DELETE", "/v1/tasks/{id}", a2, NULL), 204);
-    ck_assert_int_eq(list_count(&rr, "res_del", NULL, NULL), 0);
-    ck_assert_int_eq(list_count(&rr, "root", NULL, NULL), 1);
-
-    fm_redis_free(rr.env.redis);
-    th_redis_stop(&srv);
-    fm_config_free((fm_config *)rr.cfg);
-    th_rmtree(dir);
+    ck_assert_int_eq(status_of("res_del", "GET", "/v1/tasks/{id}", a1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "GET", "/v1/tasks/{id}", b1, NULL), 200);
+    ck_assert_int_eq(status_of("res_del", "POST", "/v1/tasks/{id}/cancel", a1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "DELETE", "/v1/tasks/{id}", a1, NULL), 204);
+    ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", a2, NULL), 204);
+    ck_assert_int_eq(list_count("res_del", NULL, NULL), 0);
+    ck_assert_int_eq(list_count("root", NULL, NULL), 1);
 }
 END_TEST
 
@@ -428,40 +438,24 @@ START_TEST(list_limit_bounds)
 {
     static const char *const refused[] = {"limit=0",  "limit=-1", "limit=1001", "limit=",
                                           "limit=+5", "limit= 5", "limit=5x",   "offset=-1"};
-    char dir[TH_PATH_MAX], path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX], id[FM_PATH_PARAM_MAX];
-    route_run rr;
+    char id[FM_PATH_PARAM_MAX];
     cJSON *o;
 
-    th_mkdtemp(dir, "limit");
-    th_path(path, dir, "config.yaml");
-    th_write_file(path, yaml);
-    memset(&rr, 0, sizeof(rr));
-    rr.cfg = fm_config_load(path, err, sizeof(err));
-    ck_assert_msg(rr.cfg != NULL, "%s", err);
-    rr.env.cfg = rr.cfg;
-    th_redis_start(&srv);
-    rr.env.redis = fm_redis_new(srv.addr, srv.password, 0, 2000);
-    ck_assert_ptr_nonnull(rr.env.redis);
-    create_task(&rr, "res", id);
-    create_task(&rr, "res", id);
+    create_task("res", id);
+    create_task("res", id);
 
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        ck_assert_msg(run_route(&rr, "root", "GET", "/v1/tasks", NULL, refused[i], NULL, &o) == 400,
+        ck_assert_msg(run_route("root", "GET", "/v1/tasks", NULL, refused[i], NULL, &o) == 400,
                       "%s was not refused", refused[i]);
         ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "code")),
                          "BAD_REQUEST");
         cJSON_Delete(o);
     }
-    ck_assert_int_eq(run_route(&rr, "root", "GET", "/v1/tasks", NULL, "limit=1", NULL, &o), 200);
+    ck_assert_int_eq(run_route("root", "GET", "/v1/tasks", NULL, "limit=1", NULL, &o), 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "tasks")), 1);
     ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(o, "total")->valueint, 2);
     cJSON_Delete(o);
-    ck_assert_int_eq(status_of(&rr, "root", "GET", "/v1/tasks", NULL, "limit=1000&offset=0"), 200);
-
-    fm_redis_free(rr.env.redis);
-    th_redis_stop(&srv);
-    fm_config_free((fm_config *)rr.cfg);
-    th_rmtree(dir);
+    ck_assert_int_eq(status_of("root", "GET", "/v1/tasks", NULL, "limit=1000&offset=0"), 200);
 }
 END_TEST
 
@@ -476,6 +470,7 @@ static Suite *routes_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("visibility");
     tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, visibility_setup, visibility_teardown);
     tcase_add_test(tc, tasks_visible_to_their_owner_and_admins_only);
     tcase_add_test(tc, list_limit_bounds);
     suite_add_tcase(s, tc);
