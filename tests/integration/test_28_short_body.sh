@@ -63,7 +63,7 @@ t28_body='{"job_name":"t28"}'
 t28_fcgi "$t28_whole" "${#t28_body}" "$t28_body"
 check "FastCGI straight to the pool: a whole body -> 201" status_is 201
 t28_id=$(jq -r .id "$B" 2>/dev/null)
-as researcher DELETE "/v1/tasks/$t28_id"
+as admin DELETE "/v1/tasks/$t28_id"
 check "... (that task deleted again)" status_is 204
 
 t28_short=$(t28_trace)
