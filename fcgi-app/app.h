@@ -21,9 +21,9 @@ extern const size_t fm_app_nroutes;
 /*
  * fm_listener_open - open, bind and listen on cfg->server.listen ("unix:PATH"
  * or a numeric "host:port"), non-blocking and close-on-exec, into *fd. For a
- * unix socket its path is copied to unix_path (unix_len bytes; "" for TCP)
- * as soon as the name exists, so the caller can remove it. FM_OK, or FM_ESYS
- * after logging why (the socket is in use, bind, group, mode, listen).
+ * unix socket its path is copied to unix_path (unix_len bytes; "" for TCP),
+ * for the caller to remove at shutdown. FM_OK, or FM_ESYS after logging why
+ * (the socket is in use, bind, group, mode, listen).
  */
 FM_MUST_CHECK fm_err fm_listener_open(const fm_config *cfg, int *fd, char *unix_path,
                                       size_t unix_len);

@@ -12,29 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct chain {
+typedef struct fm_chain {
     char *path;
     fm_audit_shared *region;
     int newest; /* newest generation that uses it */
 } chain;
 
-struct fm_chains {
-    chain *rows;
-    size_t n, cap;
-};
-
-fm_chains *fm_chains_new(void)
+void fm_chains_clear(fm_chains *chains)
 {
-    return calloc(1, sizeof(fm_chains));
-}
-
-void fm_chains_free(fm_chains *chains)
-{
-    if (chains == NULL)
-        return;
     fm_chains_release(chains, INT_MAX);
     free(chains->rows);
-    free(chains);
+    *chains = (fm_chains){0};
 }
 
 /* Appends a row for a new region of path; NULL with errno. */

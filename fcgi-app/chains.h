@@ -17,13 +17,16 @@
 #include "audit.h"
 #include "err.h"
 
-typedef struct fm_chains fm_chains;
+struct fm_chain;
 
-/* fm_chains_new - an empty set (free with fm_chains_free), or NULL with errno ENOMEM. */
-fm_chains *fm_chains_new(void);
+/* The set; all zero is empty. Only chains.c looks inside. */
+typedef struct fm_chains {
+    struct fm_chain *rows;
+    size_t n, cap;
+} fm_chains;
 
-/* fm_chains_free - release every region and the set. NULL is accepted. */
-void fm_chains_free(fm_chains *chains);
+/* fm_chains_clear - release every region; the set is empty again. */
+void fm_chains_clear(fm_chains *chains) FM_NONNULL(1);
 
 /*
  * fm_chains_use - the region generation's workers append to path with: the

@@ -4,14 +4,20 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "log.h"
 #include "pidfile.h"
+#include "unixsock.h"
 
 #define OPTS_MAX 32
 
@@ -97,12 +103,25 @@ fm_err fm_daemon_pidfile_free(const char *path)
     return FM_ECONFLICT;
 }
 
+static const char *pidfile_written;
+
 fm_err fm_daemon_pidfile_write(const char *path)
 {
-    if (path == NULL || fm_pidfile_write(path) == 0)
+    if (path == NULL)
         return FM_OK;
-    fm_log_error("cannot write pid file %s: %s", path, strerror(errno));
-    return FM_ESYS;
+    if (fm_pidfile_write(path) != 0) {
+        fm_log_error("cannot write pid file %s: %s", path, strerror(errno));
+        return FM_ESYS;
+    }
+    pidfile_written = path;
+    return FM_OK;
+}
+
+void fm_daemon_pidfile_remove(void)
+{
+    if (pidfile_written != NULL)
+        (void)unlink(pidfile_written);
+    pidfile_written = NULL;
 }
 
 fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask)
@@ -123,4 +142,56 @@ fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitm
         return FM_OK;
     fm_log_error("signals: %s", strerror(errno));
     return FM_ESYS;
+}
+
+/* Gives the socket's name its group and mode; false after logging why. */
+static bool set_access(const char *path, const char *group, mode_t mode, const char *what)
+{
+    if (group != NULL) {
+        struct group *gr = getgrnam(group);
+
+        if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+            fm_log_error("%s: cannot give %s to group %s", what, path, group);
+            return false;
+        }
+    }
+    if (chmod(path, mode) != 0) {
+        fm_log_error("%s: chmod %s: %s", what, path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+fm_err fm_daemon_unix_socket(const char *path, int type, const char *group, mode_t mode,
+                             const char *what, int *fd)
+{
+    struct sockaddr_un sa;
+    char why[256 + PATH_MAX];
+    mode_t old;
+    int s, rc;
+
+    if (fm_unixsock_claim(path, type & ~SOCK_NONBLOCK, &sa, why, sizeof(why)) != 0) {
+        fm_log_error("%s: %s", what, why);
+        return FM_ESYS;
+    }
+    s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        fm_log_error("%s: socket: %s", what, strerror(errno));
+        return FM_ESYS;
+    }
+    old = umask(0777);
+    rc = bind(s, (struct sockaddr *)&sa, sizeof(sa));
+    (void)umask(old);
+    if (rc != 0) {
+        fm_log_error("%s: bind %s: %s", what, path, strerror(errno));
+        (void)close(s);
+        return FM_ESYS;
+    }
+    if (!set_access(path, group, mode, what)) {
+        (void)unlink(path);
+        (void)close(s);
+        return FM_ESYS;
+    }
+    *fd = s;
+    return FM_OK;
 }

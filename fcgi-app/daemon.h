@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -56,9 +57,13 @@ FM_MUST_CHECK fm_err fm_daemon_pidfile_free(const char *path);
 
 /*
  * fm_daemon_pidfile_write - write the caller's pid to path (NULL: nothing to
- * do). FM_OK, or FM_ESYS with errno after logging why.
+ * do) and remember it for fm_daemon_pidfile_remove; path must stay valid
+ * until then. FM_OK, or FM_ESYS with errno after logging why.
  */
 FM_MUST_CHECK fm_err fm_daemon_pidfile_write(const char *path);
+
+/* fm_daemon_pidfile_remove - unlink the pid file this process wrote, if any. */
+void fm_daemon_pidfile_remove(void);
 
 /* A signal and what it gets: a handler, SIG_IGN or SIG_DFL. */
 typedef struct fm_daemon_signal {
@@ -74,5 +79,18 @@ typedef struct fm_daemon_signal {
  */
 FM_MUST_CHECK fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask)
     FM_NONNULL(1, 3);
+
+/*
+ * fm_daemon_unix_socket - a unix socket of type (SOCK_STREAM or SOCK_DGRAM,
+ * optionally ORed with SOCK_NONBLOCK; always close-on-exec) bound at path
+ * and put in *fd. The path is claimed first (fm_unixsock_claim: a live
+ * socket there is refused, a stale one removed); the socket is created with
+ * no access and given group (NULL: the process's) and mode before anyone may
+ * connect. FM_OK, or FM_ESYS after logging why, each message starting with
+ * what (the setting or option that named the path); nothing is left at path.
+ */
+FM_MUST_CHECK fm_err fm_daemon_unix_socket(const char *path, int type, const char *group,
+                                           mode_t mode, const char *what, int *fd)
+    FM_NONNULL(1, 5, 6);
 
 #endif

@@ -1,72 +1,31 @@
 /*
  * listener.c - the FastCGI socket the master opens once and every worker
- * generation inherits: a unix socket (claimed so that a second master cannot
- * steal a running pool's, created with no access and given its configured
- * group and mode before listen) or a numeric TCP host:port.
+ * generation inherits: a unix socket (fm_daemon_unix_socket: a second master
+ * cannot steal a running pool's; it has its configured group and mode before
+ * listen) or a numeric TCP host:port.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "app.h"
+#include "daemon.h"
 #include "log.h"
-#include "unixsock.h"
 
 #define BACKLOG 1024
 
-/* Gives the socket's name its group and mode; false after logging why. */
-static bool set_access(const char *path, const fm_config *cfg)
-{
-    if (cfg->server.socket_group != NULL) {
-        struct group *gr = getgrnam(cfg->server.socket_group);
-
-        if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-            fm_log_error("server.socket_group: cannot use group %s", cfg->server.socket_group);
-            return false;
-        }
-    }
-    if (chmod(path, cfg->server.socket_mode) != 0) {
-        fm_log_error("server.socket_mode: chmod %s: %s", path, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
 static int open_unix(const char *path, const fm_config *cfg, char *unix_path, size_t unix_len)
 {
-    struct sockaddr_un sa;
-    char why[256 + PATH_MAX];
-    mode_t old;
-    int fd, rc;
+    int fd;
 
-    if (fm_unixsock_claim(path, SOCK_STREAM, &sa, why, sizeof(why)) != 0) {
-        fm_log_error("server.listen: %s", why);
+    if (fm_daemon_unix_socket(path, SOCK_STREAM, cfg->server.socket_group, cfg->server.socket_mode,
+                              "server.listen", &fd) != FM_OK)
         return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    old = umask(0777);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    (void)umask(old);
-    if (rc != 0) {
-        fm_log_error("server.listen: bind %s: %s", path, strerror(errno));
-        (void)close(fd);
-        return -1;
-    }
     (void)snprintf(unix_path, unix_len, "%s", path);
-    if (!set_access(path, cfg)) {
-        (void)close(fd);
-        return -1;
-    }
     return fd;
 }
 

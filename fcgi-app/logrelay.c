@@ -27,8 +27,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -45,7 +43,6 @@
 #include "log.h"
 #include "redact.h"
 #include "syslogmsg.h"
-#include "unixsock.h"
 
 #define MAX_OUTPUTS 16
 #define DGRAM_MAX 65536            /* larger than any nginx message (about 2.3 KiB) */
@@ -168,51 +165,16 @@ static int load_secrets(const char *path)
 
 static int open_socket(const char *path, const char *group)
 {
-    struct sockaddr_un sa;
-    char why[256 + PATH_MAX];
-    int fd = -1, size = RCVBUF_BYTES, rc;
-    mode_t old;
+    int fd, size = RCVBUF_BYTES;
 
-    if (fm_unixsock_claim(path, SOCK_DGRAM, &sa, why, sizeof(why)) != 0) {
-        fm_log_error("%s", why);
+    if (fm_daemon_unix_socket(path, SOCK_DGRAM | SOCK_NONBLOCK, group, SOCKET_MODE, "-s", &fd) !=
+        FM_OK)
         return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        fm_log_error("socket: %s", strerror(errno));
-        return -1;
-    }
-    /* Created with no access; group and mode are set before anyone may send. */
-    old = umask(0777);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    (void)umask(old);
-    if (rc != 0) {
-        fm_log_error("bind %s: %s", path, strerror(errno));
-        goto fail;
-    }
     (void)snprintf(sock_path, sizeof(sock_path), "%s", path);
-    if (group != NULL) {
-        struct group *gr = getgrnam(group);
-
-        if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-            fm_log_error("cannot give %s to group %s", path, group);
-            goto fail;
-        }
-    }
-    if (chmod(path, SOCKET_MODE) != 0) {
-        fm_log_error("chmod %s: %s", path, strerror(errno));
-        goto fail;
-    }
     /* Best effort: the kernel caps it at net.core.rmem_max. */
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) != 0)
         fm_log_warn("SO_RCVBUF: %s", strerror(errno));
     return fd;
-fail:
-    (void)close(fd);
-    if (sock_path[0] != '\0')
-        (void)unlink(sock_path);
-    sock_path[0] = '\0';
-    return -1;
 }
 
 static output *output_for(const char *tag, size_t n)
@@ -301,7 +263,6 @@ static bool option_output(const char *spec)
 /* Everything the relay holds from start to exit. */
 static struct {
     const char *socket_path, *config, *group, *pidfile;
-    bool wrote_pid;
     int fd;
     sigset_t waitmask;
 } r = {.fd = -1};
@@ -327,10 +288,7 @@ static fm_err init_files(void)
 
 static fm_err init_pidfile_write(void)
 {
-    if (fm_daemon_pidfile_write(r.pidfile) != FM_OK)
-        return FM_ESYS;
-    r.wrote_pid = r.pidfile != NULL;
-    return FM_OK;
+    return fm_daemon_pidfile_write(r.pidfile);
 }
 
 static fm_err init_signals(void)
@@ -376,8 +334,7 @@ static void cleanup(void)
         (void)unlink(sock_path);
     if (r.fd >= 0)
         (void)close(r.fd);
-    if (r.wrote_pid)
-        (void)unlink(r.pidfile);
+    fm_daemon_pidfile_remove();
     for (size_t i = 0; i < noutputs; i++)
         if (outputs[i].fd >= 0)
             (void)close(outputs[i].fd);

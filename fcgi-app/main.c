@@ -47,10 +47,10 @@ static volatile sig_atomic_t got_hup, got_term, got_usr1, got_chld;
 /* Everything the master owns. */
 static struct {
     const char *config_path, *pidfile;
-    bool test_only, wrote_pid;
+    bool test_only;
     fm_config *cfg;
     fm_pool *pool;
-    fm_chains *chains;
+    fm_chains chains;
     fm_audit_shared *chain; /* the current generation's */
     int generation;
     int listen_fd;
@@ -140,7 +140,7 @@ static int reap(void)
             young++;
     }
     /* The chain state of a file no live worker writes any more is not needed again. */
-    fm_chains_release(m.chains, fm_pool_oldest(m.pool, m.generation));
+    fm_chains_release(&m.chains, fm_pool_oldest(m.pool, m.generation));
     return young;
 }
 
@@ -174,7 +174,7 @@ static bool usable(const fm_config *cfg)
 /* The chain state for generation's audit file; NULL after logging why. */
 static fm_audit_shared *chain_for(const fm_config *cfg, int generation)
 {
-    fm_audit_shared *chain = fm_chains_use(m.chains, cfg->logging.file, generation);
+    fm_audit_shared *chain = fm_chains_use(&m.chains, cfg->logging.file, generation);
 
     if (chain == NULL)
         fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
@@ -264,8 +264,7 @@ static fm_err check_files(void)
 static fm_err make_tables(void)
 {
     m.pool = fm_pool_new();
-    m.chains = fm_chains_new();
-    if (m.pool == NULL || m.chains == NULL) {
+    if (m.pool == NULL) {
         fm_log_error("out of memory");
         return FM_ESYS;
     }
@@ -285,10 +284,7 @@ static fm_err open_socket(void)
 
 static fm_err write_pidfile(void)
 {
-    if (fm_daemon_pidfile_write(m.pidfile) != FM_OK)
-        return FM_ESYS;
-    m.wrote_pid = m.pidfile != NULL;
-    return FM_OK;
+    return fm_daemon_pidfile_write(m.pidfile);
 }
 
 static fm_err install_signals(void)
@@ -380,10 +376,9 @@ static fm_config *load_config(void)
 
 static void cleanup(void)
 {
-    if (m.wrote_pid)
-        (void)unlink(m.pidfile);
+    fm_daemon_pidfile_remove();
     fm_pool_free(m.pool);
-    fm_chains_free(m.chains);
+    fm_chains_clear(&m.chains);
     fm_config_free(m.cfg);
 }
 

@@ -57,74 +57,70 @@ static long long verify(const char *path)
 
 START_TEST(reload_onto_another_file_continues_that_files_chain)
 {
-    fm_chains *chains = fm_chains_new();
+    fm_chains chains = {0};
     fm_audit_shared *own_b, *ra, *rb;
 
-    ck_assert_ptr_nonnull(chains);
     /* b.log already holds a chain of its own, written before this master started. */
     own_b = fm_audit_shared_create(path_b);
     ck_assert_ptr_nonnull(own_b);
     append(path_b, own_b, 2);
     fm_audit_shared_free(own_b);
 
-    ra = fm_chains_use(chains, path_a, 0);
+    ra = fm_chains_use(&chains, path_a, 0);
     ck_assert_ptr_nonnull(ra);
     append(path_a, ra, 5);
-    rb = fm_chains_use(chains, path_b, 1); /* reload: logging.file is now b.log */
+    rb = fm_chains_use(&chains, path_b, 1); /* reload: logging.file is now b.log */
     ck_assert_ptr_nonnull(rb);
     ck_assert_ptr_ne(ra, rb);
     append(path_b, rb, 3);
     ck_assert_int_eq(verify(path_b), 5);
     ck_assert_int_eq(verify(path_a), 5);
-    fm_chains_free(chains);
+    fm_chains_clear(&chains);
 }
 END_TEST
 
 START_TEST(shared_while_in_use_released_after)
 {
-    fm_chains *chains = fm_chains_new();
+    fm_chains chains = {0};
     fm_audit_shared *ra, *rb;
 
-    ck_assert_ptr_nonnull(chains);
-    ra = fm_chains_use(chains, path_a, 0);
+    ra = fm_chains_use(&chains, path_a, 0);
     ck_assert_ptr_nonnull(ra);
     append(path_a, ra, 2);
-    rb = fm_chains_use(chains, path_b, 1);
+    rb = fm_chains_use(&chains, path_b, 1);
     ck_assert_ptr_nonnull(rb);
     append(path_b, rb, 2);
     /* Back to a.log while generation 0 still writes it: one state for one file. */
-    ck_assert_ptr_eq(fm_chains_use(chains, path_a, 2), ra);
-    ck_assert_uint_eq(fm_chains_count(chains), 2);
-    fm_chains_release(chains, 0); /* generation 0 is still alive */
-    ck_assert_uint_eq(fm_chains_count(chains), 2);
-    fm_chains_release(chains, 2); /* only generation 2 is left */
-    ck_assert_uint_eq(fm_chains_count(chains), 1);
-    ck_assert_ptr_eq(fm_chains_use(chains, path_a, 2), ra);
+    ck_assert_ptr_eq(fm_chains_use(&chains, path_a, 2), ra);
+    ck_assert_uint_eq(fm_chains_count(&chains), 2);
+    fm_chains_release(&chains, 0); /* generation 0 is still alive */
+    ck_assert_uint_eq(fm_chains_count(&chains), 2);
+    fm_chains_release(&chains, 2); /* only generation 2 is left */
+    ck_assert_uint_eq(fm_chains_count(&chains), 1);
+    ck_assert_ptr_eq(fm_chains_use(&chains, path_a, 2), ra);
     append(path_a, ra, 1);
     /* b.log again, after its state was released: read back from the file. */
-    rb = fm_chains_use(chains, path_b, 3);
+    rb = fm_chains_use(&chains, path_b, 3);
     ck_assert_ptr_nonnull(rb);
     append(path_b, rb, 2);
     ck_assert_int_eq(verify(path_a), 3);
     ck_assert_int_eq(verify(path_b), 4);
-    fm_chains_release(chains, 3);
-    ck_assert_uint_eq(fm_chains_count(chains), 1);
-    fm_chains_free(chains);
-    fm_chains_free(NULL);
+    fm_chains_release(&chains, 3);
+    ck_assert_uint_eq(fm_chains_count(&chains), 1);
+    fm_chains_clear(&chains);
 }
 END_TEST
 
 START_TEST(a_file_that_ends_in_no_record_is_refused)
 {
-    fm_chains *chains = fm_chains_new();
+    fm_chains chains = {0};
 
-    ck_assert_ptr_nonnull(chains);
     th_write_file(path_b, "not an audit record\n");
     errno = 0;
-    ck_assert_ptr_null(fm_chains_use(chains, path_b, 1));
+    ck_assert_ptr_null(fm_chains_use(&chains, path_b, 1));
     ck_assert_int_eq(errno, EBADMSG);
-    ck_assert_uint_eq(fm_chains_count(chains), 0);
-    fm_chains_free(chains);
+    ck_assert_uint_eq(fm_chains_count(&chains), 0);
+    fm_chains_clear(&chains);
 }
 END_TEST
 
