@@ -9,6 +9,8 @@
  * TERM that arrives just before the wait is never lost (the classic race of
  * checking a flag and then blocking in accept). When several workers wake for
  * one connection, the losers' accept fails with EAGAIN and they wait again.
+ * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
+ * that fails ends the worker with status 1 and the master backs off.
  */
 #include <errno.h>
 #include <fcgiapp.h>
