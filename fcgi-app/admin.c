@@ -1,5 +1,5 @@
 /*
- * admin.c - fetchml-admin: operator commands (SPEC section 7).
+ * admin.c - fetchml-admin: operator commands (README.md, "Keys, roles and reload").
  *
  *   keygen [USER [ROLE]]   new 256-bit key from libsodium, printed once, with
  *                          its SHA-256 and a YAML snippet for auth.api_keys
@@ -31,6 +31,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "daemon.h"
 
 static int usage(void)
 {
@@ -416,10 +417,8 @@ static int audit_verify(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (sodium_init() < 0) {
-        (void)fprintf(stderr, "fetchml-admin: libsodium initialisation failed\n");
+    if (fm_daemon_sodium("fetchml-admin") != FM_OK)
         return 1;
-    }
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0 && argc <= 4)
         return keygen(argc > 2 ? argv[2] : "user", argc > 3 ? argv[3] : "researcher");
     if (argc == 2 && strcmp(argv[1], "hash") == 0)

@@ -1,7 +1,9 @@
 /*
  * app.h - the FastCGI program's internal interfaces: the master (main.c)
- * forks workers (worker.c) that serve the routes (routes.c) through the
- * library pipeline.
+ * opens the socket (listener.c) and forks workers (worker.c, tracked in
+ * pool.c, their audit chain state in chains.c) that serve the routes
+ * (routes.c and one routes_<resource>.c per resource) through the library
+ * pipeline.
  */
 #ifndef FM_APP_H
 #define FM_APP_H
@@ -9,6 +11,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "err.h"
 #include "pipeline.h"
 
 /* The route table, in match order. */
@@ -16,9 +19,19 @@ extern const fm_route fm_app_routes[];
 extern const size_t fm_app_nroutes;
 
 /*
+ * fm_listener_open - open, bind and listen on cfg->server.listen ("unix:PATH"
+ * or a numeric "host:port"), non-blocking and close-on-exec, into *fd. For a
+ * unix socket its path is copied to unix_path (unix_len bytes; "" for TCP),
+ * for the caller to remove at shutdown. FM_OK, or FM_ESYS after logging why
+ * (the socket is in use, bind, group, mode, listen).
+ */
+FM_MUST_CHECK fm_err fm_listener_open(const fm_config *cfg, int *fd, char *unix_path,
+                                      size_t unix_len);
+
+/*
  * fm_worker_main - serve FastCGI requests on listen_fd with the snapshot cfg
  * until SIGTERM (finishing the request in flight) and exit the process.
- * audit_shared is the master's chain state. Never returns.
+ * audit_shared is the chain state of cfg->logging.file. Never returns.
  */
 void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
     __attribute__((noreturn));

@@ -27,10 +27,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +38,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
-#include "pidfile.h"
 #include "redact.h"
 #include "syslogmsg.h"
-#include "unixsock.h"
 
 #define MAX_OUTPUTS 16
 #define DGRAM_MAX 65536            /* larger than any nginx message (about 2.3 KiB) */
@@ -78,17 +74,14 @@ static void on_signal(int sig)
         got_reopen = 1;
 }
 
-static void usage(void)
-{
-    (void)fprintf(stderr,
-                  "usage: fetchml-logrelay -s SOCKET -o TAG=FILE [-o TAG=FILE...] [-c CONFIG]\n"
-                  "                        [-g GROUP] [-p PIDFILE]\n"
-                  "  -s SOCKET    unix datagram socket nginx sends syslog messages to\n"
-                  "  -o TAG=FILE  append messages tagged TAG (nginx's tag=) to FILE\n"
-                  "  -c CONFIG    fetchml-fcgi YAML: its Redis password is redacted too\n"
-                  "  -g GROUP     group of the socket (mode 0660): nginx's workers' group\n"
-                  "  -p PIDFILE   write the pid here\n");
-}
+static const char usage[] =
+    "usage: fetchml-logrelay -s SOCKET -o TAG=FILE [-o TAG=FILE...] [-c CONFIG]\n"
+    "                        [-g GROUP] [-p PIDFILE]\n"
+    "  -s SOCKET    unix datagram socket nginx sends syslog messages to\n"
+    "  -o TAG=FILE  append messages tagged TAG (nginx's tag=) to FILE\n"
+    "  -c CONFIG    fetchml-fcgi YAML: its Redis password is redacted too\n"
+    "  -g GROUP     group of the socket (mode 0660): nginx's workers' group\n"
+    "  -p PIDFILE   write the pid here\n";
 
 /* "TAG=FILE" with TAG as nginx allows it: 1..32 of [A-Za-z0-9_]. */
 static int add_output(const char *spec)
@@ -172,51 +165,16 @@ static int load_secrets(const char *path)
 
 static int open_socket(const char *path, const char *group)
 {
-    struct sockaddr_un sa;
-    char why[256 + PATH_MAX];
-    int fd = -1, size = RCVBUF_BYTES, rc;
-    mode_t old;
+    int fd, size = RCVBUF_BYTES;
 
-    if (fm_unixsock_claim(path, SOCK_DGRAM, &sa, why, sizeof(why)) != 0) {
-        fm_log_error("%s", why);
+    if (fm_daemon_unix_socket(path, SOCK_DGRAM | SOCK_NONBLOCK, group, SOCKET_MODE, "-s", &fd) !=
+        FM_OK)
         return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        fm_log_error("socket: %s", strerror(errno));
-        return -1;
-    }
-    /* Created with no access; group and mode are set before anyone may send. */
-    old = umask(0777);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    (void)umask(old);
-    if (rc != 0) {
-        fm_log_error("bind %s: %s", path, strerror(errno));
-        goto fail;
-    }
     (void)snprintf(sock_path, sizeof(sock_path), "%s", path);
-    if (group != NULL) {
-        struct group *gr = getgrnam(group);
-
-        if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-            fm_log_error("cannot give %s to group %s", path, group);
-            goto fail;
-        }
-    }
-    if (chmod(path, SOCKET_MODE) != 0) {
-        fm_log_error("chmod %s: %s", path, strerror(errno));
-        goto fail;
-    }
     /* Best effort: the kernel caps it at net.core.rmem_max. */
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) != 0)
         fm_log_warn("SO_RCVBUF: %s", strerror(errno));
     return fd;
-fail:
-    (void)close(fd);
-    if (sock_path[0] != '\0')
-        (void)unlink(sock_path);
-    sock_path[0] = '\0';
-    return -1;
 }
 
 static output *output_for(const char *tag, size_t n)
@@ -290,118 +248,128 @@ static void report(void)
                 lines, lost, dropped_tag, dropped_malformed, dropped_truncated);
 }
 
-int main(int argc, char **argv)
+/* -o: an fm_daemon_opt hook. */
+static bool option_output(const char *spec)
 {
-    const char *socket_arg = NULL, *config = NULL, *group = NULL, *pidfile = NULL;
-    int opt, fd = -1, rc = 1, wrote_pid = 0;
-    struct sigaction sa;
-    sigset_t block, waitmask;
-    pid_t other;
+    if (add_output(spec) == 0)
+        return true;
+    (void)fprintf(stderr,
+                  "fetchml-logrelay: -o %s: want TAG=FILE, TAG 1-32 of [A-Za-z0-9_], each TAG "
+                  "once, at most 16\n",
+                  spec);
+    return false;
+}
 
-    while ((opt = getopt(argc, argv, "s:o:c:g:p:h")) != -1) {
-        switch (opt) {
-        case 's':
-            socket_arg = optarg;
-            break;
-        case 'o':
-            if (add_output(optarg) != 0) {
-                (void)fprintf(stderr,
-                              "fetchml-logrelay: -o %s: want TAG=FILE, TAG 1-32 of "
-                              "[A-Za-z0-9_], each TAG once, at most 16\n",
-                              optarg);
-                return 2;
-            }
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'g':
-            group = optarg;
-            break;
-        case 'p':
-            pidfile = optarg;
-            break;
-        default:
-            usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (socket_arg == NULL || noutputs == 0 || optind != argc) {
-        usage();
-        return 2;
-    }
-    if (sodium_init() < 0) {
-        (void)fprintf(stderr, "fetchml-logrelay: libsodium initialisation failed\n");
-        return 1;
-    }
-    /* The relay's own messages go to stderr, through the same filter. */
-    if (fm_log_open(NULL, FM_LOG_INFO, 0) != 0)
-        return 1;
-    if (config != NULL && load_secrets(config) != 0)
-        goto out;
-    if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
-        fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
-        goto out;
-    }
-    if (open_outputs() != 0 || (fd = open_socket(socket_arg, group)) < 0)
-        goto out;
-    if (pidfile != NULL) {
-        if (fm_pidfile_write(pidfile) != 0) {
-            fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
-            goto out;
-        }
-        wrote_pid = 1;
-    }
+/* Everything the relay holds from start to exit. */
+static struct {
+    const char *socket_path, *config, *group, *pidfile;
+    int fd;
+    sigset_t waitmask;
+} r = {.fd = -1};
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    sigaddset(&block, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &block, &waitmask) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
-        sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0 ||
-        sigaction(SIGHUP, &sa, NULL) != 0) {
-        fm_log_error("signals: %s", strerror(errno));
-        goto out;
-    }
-    fm_log_info("fetchml-logrelay started on %s, %zu outputs", socket_arg, noutputs);
+/* ---- start-up steps, in order; each logs its own failure ------------------------- */
 
+static fm_err init_secrets(void)
+{
+    return r.config == NULL || load_secrets(r.config) == 0 ? FM_OK : FM_ESYS;
+}
+
+static fm_err init_pidfile_free(void)
+{
+    return fm_daemon_pidfile_free(r.pidfile);
+}
+
+static fm_err init_files(void)
+{
+    if (open_outputs() != 0 || (r.fd = open_socket(r.socket_path, r.group)) < 0)
+        return FM_ESYS;
+    return FM_OK;
+}
+
+static fm_err init_pidfile_write(void)
+{
+    return fm_daemon_pidfile_write(r.pidfile);
+}
+
+static fm_err init_signals(void)
+{
+    static const fm_daemon_signal sigs[] = {
+        {SIGTERM, on_signal}, {SIGINT, on_signal}, {SIGUSR1, on_signal}, {SIGHUP, on_signal}};
+
+    return fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &r.waitmask);
+}
+
+static fm_err (*const init_steps[])(void) = {
+    init_secrets, init_pidfile_free, init_files, init_pidfile_write, init_signals,
+};
+
+/* Relays until SIGTERM or SIGINT; FM_ESYS when waiting on the socket fails (logged). */
+static fm_err relay(void)
+{
     while (!got_term) {
-        struct pollfd pfd = {fd, POLLIN, 0};
+        struct pollfd pfd = {r.fd, POLLIN, 0};
 
         if (got_reopen) {
             got_reopen = 0;
             reopen_outputs();
         }
-        if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+        if (ppoll(&pfd, 1, NULL, &r.waitmask) < 0) {
             if (errno != EINTR) {
                 fm_log_error("ppoll: %s", strerror(errno));
-                goto out;
+                return FM_ESYS;
             }
             continue;
         }
-        (void)drain(fd);
+        (void)drain(r.fd);
     }
     /* nginx is stopped first (run-local.sh, systemd ordering): keep what it sent last. */
-    while (drain(fd) == BATCH)
+    while (drain(r.fd) == BATCH)
         ;
-    rc = 0;
-out:
+    return FM_OK;
+}
+
+static void cleanup(void)
+{
     if (sock_path[0] != '\0')
         (void)unlink(sock_path);
-    if (fd >= 0)
-        (void)close(fd);
-    if (wrote_pid)
-        (void)unlink(pidfile);
+    if (r.fd >= 0)
+        (void)close(r.fd);
+    fm_daemon_pidfile_remove();
     for (size_t i = 0; i < noutputs; i++)
         if (outputs[i].fd >= 0)
             (void)close(outputs[i].fd);
-    if (rc == 0)
+}
+
+int main(int argc, char **argv)
+{
+    const fm_daemon_opt opts[] = {
+        {.letter = 's', .arg = &r.socket_path, .required = true},
+        {.letter = 'o', .add = option_output, .required = true},
+        {.letter = 'c', .arg = &r.config},
+        {.letter = 'g', .arg = &r.group},
+        {.letter = 'p', .arg = &r.pidfile},
+    };
+    int status;
+    size_t i = 0;
+    fm_err rc = FM_ESYS;
+
+    if (!fm_daemon_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage, &status))
+        return status;
+    if (fm_daemon_sodium("fetchml-logrelay") != FM_OK)
+        return 1;
+    /* The relay's own messages go to stderr, through the same filter. */
+    if (fm_log_open(NULL, FM_LOG_INFO, 0) != 0)
+        return 1;
+    while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
+        i++;
+    if (i == sizeof(init_steps) / sizeof(init_steps[0])) {
+        fm_log_info("fetchml-logrelay started on %s, %zu outputs", r.socket_path, noutputs);
+        rc = relay();
+    }
+    cleanup();
+    if (rc == FM_OK)
         report();
     fm_redact_clear_secrets();
     fm_log_close();
-    return rc;
+    return rc == FM_OK ? 0 : 1;
 }

@@ -15,51 +15,50 @@
  *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
- * refused connection.
+ * refused connection. Start-up is a table of steps run in order; the first
+ * that fails (after logging why) ends the program with status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/select.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <netdb.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "app.h"
 #include "audit.h"
+#include "chains.h"
+#include "daemon.h"
 #include "log.h"
-#include "pidfile.h"
+#include "pool.h"
 #include "redact.h"
-#include "unixsock.h"
 
-#define MAX_WORKERS 256
 #define STOP_GRACE_S 10
 #define BACKOFF_MAX_S 30
-
-typedef struct worker {
-    pid_t pid; /* 0 = free slot */
-    int generation;
-    time_t started;
-} worker;
+#define RETRY_S 1 /* a fill that could not finish (fork, memory) is retried this often */
 
 static volatile sig_atomic_t got_hup, got_term, got_usr1, got_chld;
 
-static worker workers[MAX_WORKERS * 2];
-static int generation;
-static int listen_fd = -1;
-static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static fm_audit_shared *audit_shared;
+/* Everything the master owns. */
+static struct {
+    const char *config_path, *pidfile;
+    bool test_only;
+    fm_config *cfg;
+    fm_pool *pool;
+    fm_chains chains;
+    fm_audit_shared *chain; /* the current generation's */
+    int generation;
+    int listen_fd;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
+    time_t next_spawn; /* no respawn before this */
+    sigset_t waitmask;
+} m = {.listen_fd = -1};
 
 static void on_signal(int sig)
 {
@@ -80,13 +79,10 @@ static void on_signal(int sig)
     }
 }
 
-static void usage(void)
-{
-    (void)fprintf(stderr, "usage: fetchml-fcgi -c CONFIG [-t] [-p PIDFILE]\n"
-                          "  -c CONFIG   YAML configuration file\n"
-                          "  -t          check the configuration and exit (0 = valid)\n"
-                          "  -p PIDFILE  write the master's pid here\n");
-}
+static const char usage[] = "usage: fetchml-fcgi -c CONFIG [-t] [-p PIDFILE]\n"
+                            "  -c CONFIG   YAML configuration file\n"
+                            "  -t          check the configuration and exit (0 = valid)\n"
+                            "  -p PIDFILE  write the master's pid here\n";
 
 /* Secrets of the snapshot go to the redaction filter before anything is logged. */
 static void register_secrets(const fm_config *cfg)
@@ -106,160 +102,45 @@ static void log_config(const fm_config *cfg)
                 cfg->redis.password_source != NULL ? cfg->redis.password_source : "nowhere (none)");
 }
 
-static int open_unix(const char *path, const fm_config *cfg)
+/* fm_pool_spawn_fn: a worker of the current generation, with the current snapshot. */
+static fm_err spawn(void *ctx, pid_t *pid)
 {
-    struct sockaddr_un sa;
-    char why[256 + PATH_MAX];
-    int fd;
-
-    /* A second master must not steal a running pool's socket (fm_unixsock_claim). */
-    if (fm_unixsock_claim(path, SOCK_STREAM, &sa, why, sizeof(why)) != 0) {
-        fm_log_error("server.listen: %s", why);
-        return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    /* Created with no access; the configured mode is applied before listen(). */
-    mode_t old = umask(0777);
-    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    (void)umask(old);
-    if (rc != 0) {
-        fm_log_error("server.listen: bind %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    (void)snprintf(unix_path, sizeof(unix_path), "%s", path);
-    if (cfg->server.socket_group != NULL) {
-        struct group *gr = getgrnam(cfg->server.socket_group);
-        if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-            fm_log_error("server.socket_group: cannot use group %s", cfg->server.socket_group);
-            goto fail;
-        }
-    }
-    if (chmod(path, cfg->server.socket_mode) != 0) {
-        fm_log_error("server.socket_mode: chmod %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    return fd;
-fail:
-    (void)close(fd);
-    return -1;
+    (void)ctx;
+    *pid = fork();
+    if (*pid < 0)
+        return FM_ESYS;
+    if (*pid == 0)
+        fm_worker_main(m.cfg, m.listen_fd, m.chain);
+    return FM_OK;
 }
 
-static int open_tcp(const char *listen_spec)
+/* Brings the current generation up to its count; a fill cut short is retried after RETRY_S. */
+static void fill_pool(void)
 {
-    char host[256];
-    const char *colon = strrchr(listen_spec, ':');
-    struct addrinfo hints, *ai = NULL;
-    int fd = -1, one = 1;
-
-    if (colon == NULL || (size_t)(colon - listen_spec) >= sizeof(host))
-        return -1;
-    (void)snprintf(host, sizeof(host), "%.*s", (int)(colon - listen_spec), listen_spec);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
-        fm_log_error("server.listen: %s is not a numeric host:port", listen_spec);
-        return -1;
-    }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        fm_log_error("server.listen: bind %s: %s", listen_spec, strerror(errno));
-        if (fd >= 0)
-            (void)close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static int open_listener(const fm_config *cfg)
-{
-    int fd;
-
-    if (strncmp(cfg->server.listen, "unix:", 5) == 0)
-        fd = open_unix(cfg->server.listen + 5, cfg);
-    else
-        fd = open_tcp(cfg->server.listen);
-    if (fd < 0)
-        return -1;
-    /* Non-blocking: workers wait in ppoll, and a lost accept race must not block. */
-    if (listen(fd, 1024) != 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-        fm_log_error("server.listen: listen: %s", strerror(errno));
-        (void)close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int spawn(const fm_config *cfg, int slot)
-{
-    pid_t pid = fork();
-
-    if (pid < 0) {
-        fm_log_error("fork failed: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0)
-        fm_worker_main(cfg, listen_fd, audit_shared);
-    workers[slot] = (worker){pid, generation, time(NULL)};
-    return 0;
-}
-
-static int live_workers(int gen_only)
-{
-    int n = 0;
-
-    for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++)
-        if (workers[i].pid != 0 && (gen_only < 0 || workers[i].generation == gen_only))
-            n++;
-    return n;
-}
-
-/* Fills every free slot up to cfg->server.workers for the current generation. */
-static void fill_pool(const fm_config *cfg)
-{
-    int want = cfg->server.workers - live_workers(generation);
-
-    for (size_t i = 0; want > 0 && i < sizeof(workers) / sizeof(workers[0]); i++) {
-        if (workers[i].pid != 0)
-            continue;
-        if (spawn(cfg, (int)i) != 0)
-            return;
-        want--;
-    }
-}
-
-static void signal_generation(int sig, int gen_below)
-{
-    for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++)
-        if (workers[i].pid != 0 && workers[i].generation < gen_below)
-            (void)kill(workers[i].pid, sig);
+    if (fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK &&
+        m.next_spawn < time(NULL) + RETRY_S)
+        m.next_spawn = time(NULL) + RETRY_S;
 }
 
 /* Reaps children; returns how many of the current generation died young. */
 static int reap(void)
 {
     int status, young = 0;
+    fm_pool_worker w;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++) {
-            if (workers[i].pid != pid)
-                continue;
-            if (workers[i].generation == generation && !got_term) {
-                if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
-                    fm_log_error("worker %d exited unexpectedly (%s %d); respawning", (int)pid,
-                                 WIFSIGNALED(status) ? "signal" : "status",
-                                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-                if (time(NULL) - workers[i].started < 2)
-                    young++;
-            }
-            workers[i].pid = 0;
-        }
+        if (!fm_pool_remove(m.pool, pid, &w) || w.generation != m.generation || got_term)
+            continue;
+        if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+            fm_log_error("worker %d exited unexpectedly (%s %d); respawning", (int)pid,
+                         WIFSIGNALED(status) ? "signal" : "status",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (time(NULL) - w.started < 2)
+            young++;
     }
+    /* The chain state of a file no live worker writes any more is not needed again. */
+    fm_chains_release(&m.chains, fm_pool_oldest(m.pool, m.generation));
     return young;
 }
 
@@ -269,10 +150,10 @@ static int reap(void)
  * unwritable audit trail is refused like a syntax error instead of leaving a
  * pool of workers that exit at start. Logs each problem; true when usable.
  */
-static int usable(const fm_config *cfg)
+static bool usable(const fm_config *cfg)
 {
     const char *paths[] = {cfg->logging.file, cfg->logging.api_file};
-    int ok = 1;
+    bool ok = true;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         int fd;
@@ -282,7 +163,7 @@ static int usable(const fm_config *cfg)
         if (fd < 0) {
             fm_log_error("%s: cannot open %s for appending: %s", cfg->path, paths[i],
                          strerror(errno));
-            ok = 0;
+            ok = false;
             continue;
         }
         (void)close(fd);
@@ -290,206 +171,247 @@ static int usable(const fm_config *cfg)
     return ok;
 }
 
-static void reload(fm_config **cfg)
+/* The chain state for generation's audit file; NULL after logging why. */
+static fm_audit_shared *chain_for(const fm_config *cfg, int generation)
+{
+    fm_audit_shared *chain = fm_chains_use(&m.chains, cfg->logging.file, generation);
+
+    if (chain == NULL)
+        fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
+                     strerror(errno));
+    return chain;
+}
+
+static void reload(void)
 {
     char err[FM_CONFIG_ERR_MAX];
-    fm_config *next = fm_config_load((*cfg)->path, err, sizeof(err));
+    fm_config *next = fm_config_load(m.cfg->path, err, sizeof(err));
+    fm_audit_shared *chain;
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
         return;
     }
-    if (!usable(next)) {
+    if (!usable(next) || (chain = chain_for(next, m.generation + 1)) == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
                      "workers cannot open",
                      next->path);
         fm_config_free(next);
         return;
     }
-    if (strcmp(next->server.listen, (*cfg)->server.listen) != 0)
+    if (strcmp(next->server.listen, m.cfg->server.listen) != 0)
         fm_log_warn("reload: server.listen changed; the new address takes effect on restart");
-    if (next->server.workers > MAX_WORKERS)
-        next->server.workers = MAX_WORKERS;
     register_secrets(next);
     if (fm_log_open(next->logging.api_file, next->logging.level, 1) != 0)
         fm_log_error("reload: cannot open %s: %s", next->logging.api_file, strerror(errno));
     log_config(next);
-    generation++;
-    fill_pool(next);
-    signal_generation(SIGTERM, generation);
     /*
-     * The old snapshot may only be freed once no worker of its generation is
-     * forked from it again; workers have their own copy after fork, so the
-     * master can free it now.
+     * Workers have their own copy of the old snapshot after fork, and none of
+     * the old generation is forked again, so the master can free it now.
      */
-    fm_config_free(*cfg);
-    *cfg = next;
-    fm_log_info("configuration reloaded from %s (generation %d)", next->path, generation);
+    fm_config_free(m.cfg);
+    m.cfg = next;
+    m.chain = chain;
+    m.generation++;
+    fill_pool();
+    fm_pool_kill(m.pool, SIGTERM, m.generation);
+    fm_log_info("configuration reloaded from %s (generation %d)", next->path, m.generation);
+}
+
+/* Waits for every worker, up to deadline; true when none is left. */
+static bool wait_all(time_t deadline, useconds_t poll_us)
+{
+    while (fm_pool_count(m.pool, FM_POOL_ALL) > 0 && (deadline == 0 || time(NULL) < deadline)) {
+        (void)reap();
+        if (fm_pool_count(m.pool, FM_POOL_ALL) > 0)
+            (void)usleep(poll_us);
+    }
+    return fm_pool_count(m.pool, FM_POOL_ALL) == 0;
 }
 
 static void stop_all(void)
 {
-    time_t deadline = time(NULL) + STOP_GRACE_S;
-
     /* No new connections from here on; workers drain what is queued (SIGQUIT). */
-    if (unix_path[0] != '\0')
-        (void)unlink(unix_path);
-    signal_generation(SIGQUIT, generation + 1);
-    while (live_workers(-1) > 0 && time(NULL) < deadline) {
-        (void)reap();
-        if (live_workers(-1) > 0)
-            (void)usleep(50 * 1000);
-    }
-    if (live_workers(-1) > 0) {
+    if (m.unix_path[0] != '\0')
+        (void)unlink(m.unix_path);
+    fm_pool_kill(m.pool, SIGQUIT, m.generation + 1);
+    if (!wait_all(time(NULL) + STOP_GRACE_S, 50 * 1000)) {
         fm_log_warn("workers did not stop within %d s; killing them", STOP_GRACE_S);
-        signal_generation(SIGKILL, generation + 1);
-        while (live_workers(-1) > 0) {
-            (void)reap();
-            if (live_workers(-1) > 0)
-                (void)usleep(10 * 1000);
-        }
+        fm_pool_kill(m.pool, SIGKILL, m.generation + 1);
+        (void)wait_all(0, 10 * 1000);
     }
 }
 
-int main(int argc, char **argv)
+/* ---- start-up steps, in order; each logs its own failure ------------------------- */
+
+static fm_err open_api_log(void)
 {
-    const char *config_path = NULL, *pidfile = NULL;
-    int test_only = 0, opt, backoff = 0;
-    time_t next_spawn = 0;
-    pid_t other;
-    char err[FM_CONFIG_ERR_MAX];
-    fm_config *cfg;
-    struct sigaction sa;
-    sigset_t block, waitmask;
-
-    while ((opt = getopt(argc, argv, "c:tp:h")) != -1) {
-        switch (opt) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 't':
-            test_only = 1;
-            break;
-        case 'p':
-            pidfile = optarg;
-            break;
-        default:
-            usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (config_path == NULL || optind != argc) {
-        usage();
-        return 2;
-    }
-    if (sodium_init() < 0) {
-        (void)fprintf(stderr, "fetchml-fcgi: libsodium initialisation failed\n");
-        return 1;
-    }
-    cfg = fm_config_load(config_path, err, sizeof(err));
-    if (cfg == NULL) {
-        (void)fprintf(stderr, "fetchml-fcgi: %s\n", err);
-        return 1;
-    }
-    if (test_only) {
-        (void)printf("fetchml-fcgi: configuration file %s test is successful\n", config_path);
-        fm_config_free(cfg);
-        return 0;
-    }
-    if (cfg->server.workers > MAX_WORKERS)
-        cfg->server.workers = MAX_WORKERS;
-    register_secrets(cfg);
-    if (fm_log_open(cfg->logging.api_file, cfg->logging.level, 1) != 0) {
-        (void)fprintf(stderr, "fetchml-fcgi: cannot open %s: %s\n", cfg->logging.api_file,
+    register_secrets(m.cfg);
+    if (fm_log_open(m.cfg->logging.api_file, m.cfg->logging.level, 1) != 0) {
+        (void)fprintf(stderr, "fetchml-fcgi: cannot open %s: %s\n", m.cfg->logging.api_file,
                       strerror(errno));
-        goto fail;
+        return FM_ESYS;
     }
-    log_config(cfg);
-    if (!usable(cfg))
-        goto fail;
-    audit_shared = fm_audit_shared_create(cfg->logging.file);
-    if (audit_shared == NULL) {
-        fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
-                     strerror(errno));
-        goto fail;
-    }
-    if (pidfile != NULL && (other = fm_pidfile_running(pidfile)) != 0) {
-        fm_log_error("already running (pid %d in %s); not starting", (int)other, pidfile);
-        goto fail;
-    }
-    if ((listen_fd = open_listener(cfg)) < 0)
-        goto fail;
-    if (pidfile != NULL && fm_pidfile_write(pidfile) != 0) {
-        fm_log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
-        goto fail;
-    }
+    log_config(m.cfg);
+    return FM_OK;
+}
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    (void)sigaction(SIGHUP, &sa, NULL);
-    (void)sigaction(SIGTERM, &sa, NULL);
-    (void)sigaction(SIGINT, &sa, NULL);
-    (void)sigaction(SIGUSR1, &sa, NULL);
-    (void)sigaction(SIGCHLD, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    (void)sigaction(SIGPIPE, &sa, NULL);
-    sigemptyset(&block);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    sigaddset(&block, SIGCHLD);
-    (void)sigprocmask(SIG_BLOCK, &block, &waitmask);
+static fm_err check_files(void)
+{
+    return usable(m.cfg) ? FM_OK : FM_ESYS;
+}
 
-    fill_pool(cfg);
-    fm_log_info("fetchml-fcgi started: %d workers on %s", cfg->server.workers, cfg->server.listen);
+static fm_err make_tables(void)
+{
+    m.pool = fm_pool_new();
+    if (m.pool == NULL) {
+        fm_log_error("out of memory");
+        return FM_ESYS;
+    }
+    m.chain = chain_for(m.cfg, m.generation);
+    return m.chain != NULL ? FM_OK : FM_ESYS;
+}
 
+static fm_err check_pidfile(void)
+{
+    return fm_daemon_pidfile_free(m.pidfile);
+}
+
+static fm_err open_socket(void)
+{
+    return fm_listener_open(m.cfg, &m.listen_fd, m.unix_path, sizeof(m.unix_path));
+}
+
+static fm_err write_pidfile(void)
+{
+    return fm_daemon_pidfile_write(m.pidfile);
+}
+
+static fm_err install_signals(void)
+{
+    static const fm_daemon_signal sigs[] = {
+        {SIGHUP, on_signal},  {SIGTERM, on_signal}, {SIGINT, on_signal},
+        {SIGUSR1, on_signal}, {SIGCHLD, on_signal}, {SIGPIPE, SIG_IGN},
+    };
+
+    return fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &m.waitmask);
+}
+
+static fm_err start_pool(void)
+{
+    fill_pool();
+    fm_log_info("fetchml-fcgi started: %d workers on %s", m.cfg->server.workers,
+                m.cfg->server.listen);
+    return FM_OK;
+}
+
+static fm_err (*const start_steps[])(void) = {
+    open_api_log, check_files,   make_tables,     check_pidfile,
+    open_socket,  write_pidfile, install_signals, start_pool,
+};
+
+/* ---- supervision ------------------------------------------------------------------ */
+
+/* SIGCHLD: reap, and back off when the current generation dies at start. */
+static void children_changed(time_t now)
+{
+    if (reap() > 0) {
+        m.backoff = m.backoff == 0 ? 1 : m.backoff * 2;
+        if (m.backoff > BACKOFF_MAX_S)
+            m.backoff = BACKOFF_MAX_S;
+        m.next_spawn = now + m.backoff;
+        fm_log_warn("workers are crashing at start; next respawn in %d s", m.backoff);
+    } else if (now >= m.next_spawn) {
+        m.backoff = 0;
+    }
+}
+
+static void reopen_logs(void)
+{
+    if (fm_log_reopen() != 0)
+        fm_log_error("reopening api log failed: %s", strerror(errno));
+    fm_pool_kill(m.pool, SIGUSR1, m.generation + 1);
+}
+
+/* Until SIGTERM or SIGINT: handle the flags the signals set, then wait for the next. */
+static void supervise(void)
+{
     while (!got_term) {
         time_t now = time(NULL);
 
         if (got_chld) {
             got_chld = 0;
-            if (reap() > 0) {
-                backoff = backoff == 0 ? 1 : backoff * 2;
-                if (backoff > BACKOFF_MAX_S)
-                    backoff = BACKOFF_MAX_S;
-                next_spawn = now + backoff;
-                fm_log_warn("workers are crashing at start; next respawn in %d s", backoff);
-            } else if (now >= next_spawn) {
-                backoff = 0;
-            }
+            children_changed(now);
         }
         if (got_hup) {
             got_hup = 0;
-            reload(&cfg);
+            reload();
         }
         if (got_usr1) {
             got_usr1 = 0;
-            if (fm_log_reopen() != 0)
-                fm_log_error("reopening api log failed: %s", strerror(errno));
-            signal_generation(SIGUSR1, generation + 1);
+            reopen_logs();
         }
-        if (now >= next_spawn)
-            fill_pool(cfg);
+        if (now >= m.next_spawn)
+            fill_pool();
         if (got_term || got_chld || got_hup || got_usr1)
             continue;
-        /* Wait for a signal, or for the end of a crash-loop backoff. */
-        struct timespec ts = {next_spawn > now ? next_spawn - now : 0, 0};
-        int waiting = next_spawn > now && live_workers(generation) < cfg->server.workers;
-        (void)pselect(0, NULL, NULL, NULL, waiting ? &ts : NULL, &waitmask);
+        /* Wait for a signal, or for the end of a backoff or a retry. */
+        struct timespec ts = {m.next_spawn > now ? m.next_spawn - now : 0, 0};
+        bool waiting = m.next_spawn > now &&
+                       fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers;
+        (void)pselect(0, NULL, NULL, NULL, waiting ? &ts : NULL, &m.waitmask);
     }
+}
 
+/* Loads the configuration named with -c; NULL after printing why on stderr. */
+static fm_config *load_config(void)
+{
+    char err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg = fm_config_load(m.config_path, err, sizeof(err));
+
+    if (cfg == NULL)
+        (void)fprintf(stderr, "fetchml-fcgi: %s\n", err);
+    return cfg;
+}
+
+static void cleanup(void)
+{
+    fm_daemon_pidfile_remove();
+    fm_pool_free(m.pool);
+    fm_chains_clear(&m.chains);
+    fm_config_free(m.cfg);
+}
+
+int main(int argc, char **argv)
+{
+    const fm_daemon_opt opts[] = {
+        {.letter = 'c', .arg = &m.config_path, .required = true},
+        {.letter = 't', .flag = &m.test_only},
+        {.letter = 'p', .arg = &m.pidfile},
+    };
+    int status;
+
+    if (!fm_daemon_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage, &status))
+        return status;
+    if (fm_daemon_sodium("fetchml-fcgi") != FM_OK || (m.cfg = load_config()) == NULL)
+        return 1;
+    if (m.test_only) {
+        (void)printf("fetchml-fcgi: configuration file %s test is successful\n", m.config_path);
+        fm_config_free(m.cfg);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(start_steps) / sizeof(start_steps[0]); i++) {
+        if (start_steps[i]() != FM_OK) {
+            cleanup();
+            fm_log_close();
+            return 1;
+        }
+    }
+    supervise();
     fm_log_info("stopping: waiting for workers to finish");
     stop_all();
-    if (pidfile != NULL)
-        (void)unlink(pidfile);
-    fm_config_free(cfg);
+    cleanup();
     fm_log_info("stopped");
     fm_log_close();
     return 0;
-fail:
-    fm_config_free(cfg);
-    fm_log_close();
-    return 1;
 }

@@ -9,11 +9,14 @@
  * TERM that arrives just before the wait is never lost (the classic race of
  * checking a flag and then blocking in accept). When several workers wake for
  * one connection, the losers' accept fails with EAGAIN and they wait again.
+ * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
+ * that fails ends the worker with status 1 and the master backs off.
  */
 #include <errno.h>
 #include <fcgiapp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 
 #include "app.h"
 #include "audit.h"
+#include "daemon.h"
 #include "log.h"
 #include "redact.h"
 
@@ -50,35 +54,6 @@ static void on_usr1(int sig)
 {
     (void)sig;
     reopen_logs = 1;
-}
-
-/* Blocks TERM, INT and USR1 outside the wait; *waitmask is the mask to wait with. */
-static void install_signals(sigset_t *waitmask)
-{
-    struct sigaction sa;
-    sigset_t blocked;
-
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_term;
-    (void)sigaction(SIGTERM, &sa, NULL);
-    (void)sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_quit;
-    (void)sigaction(SIGQUIT, &sa, NULL);
-    sa.sa_handler = on_usr1;
-    (void)sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    (void)sigaction(SIGHUP, &sa, NULL);
-    (void)sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    (void)sigaction(SIGCHLD, &sa, NULL);
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGTERM);
-    sigaddset(&blocked, SIGINT);
-    sigaddset(&blocked, SIGQUIT);
-    sigaddset(&blocked, SIGUSR1);
-    (void)sigprocmask(SIG_SETMASK, &blocked, NULL);
-    sigemptyset(waitmask);
 }
 
 /* Strict CONTENT_LENGTH: absent or empty = 0; anything but digits is refused. */
@@ -202,15 +177,61 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
 }
 
-static void serve(const fm_env *env, FCGX_Request *r)
+/* What one worker holds from start to exit. */
+static struct {
+    const fm_config *cfg;
+    int listen_fd;
+    fm_audit_shared *audit_shared;
+    fm_env env;
+    FCGX_Request r;
+    sigset_t waitmask;
+    fm_route *incomplete_routes; /* fm_app_routes, each with body_incomplete as its handler */
+} w;
+
+/*
+ * The handler of every route for a request whose body did not arrive whole
+ * (FCGX_GetStr returned fewer bytes than CONTENT_LENGTH: the stream ended or
+ * broke). The request still passes authentication, RBAC and the audit, like
+ * any other refusal, but no handler ever sees part of a body as the whole.
+ */
+static int body_incomplete(fm_call *call, fm_response *resp)
 {
-    const fm_config *cfg = env->cfg;
+    (void)snprintf(call->reason, sizeof(call->reason), "body_incomplete");
+    fm_response_error(resp, 400, "BAD_REQUEST", "request body incomplete", call->trace_id);
+    return 0;
+}
+
+/* Reads the body CONTENT_LENGTH announces into req; *body is the caller's to free. */
+static void read_body(FCGX_Request *r, const char *length, fm_request *req, char **body,
+                      bool *whole)
+{
+    size_t clen;
+
+    *body = NULL;
+    *whole = true;
+    if (content_length(length, &clen) != 0 || clen > w.cfg->server.max_body_bytes) {
+        req->body_too_large = 1;
+    } else if (clen > 0) {
+        *body = malloc(clen);
+        if (*body == NULL) {
+            req->body_too_large = 1;
+        } else {
+            int got = FCGX_GetStr(*body, (int)clen, r->in);
+            req->body = *body;
+            req->body_len = got > 0 ? (size_t)got : 0;
+            *whole = req->body_len == clen;
+        }
+    }
+}
+
+static void serve(FCGX_Request *r)
+{
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_request req;
     fm_response resp;
-    size_t clen;
-    char *body = NULL;
+    char *body;
+    bool whole;
 
     scan_params(r->envp, p, count);
     memset(&req, 0, sizeof(req));
@@ -225,82 +246,137 @@ static void serve(const fm_env *env, FCGX_Request *r)
     req.x_api_key = p[P_X_API_KEY];
     req.authorization = p[P_AUTHORIZATION];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
-
-    if (content_length(p[P_CONTENT_LENGTH], &clen) != 0 || clen > cfg->server.max_body_bytes) {
-        req.body_too_large = 1;
-    } else if (clen > 0) {
-        body = malloc(clen);
-        if (body == NULL) {
-            req.body_too_large = 1;
-        } else {
-            int got = FCGX_GetStr(body, (int)clen, r->in);
-            req.body = body;
-            req.body_len = got > 0 ? (size_t)got : 0;
-        }
-    }
-    fm_pipeline_run(env, fm_app_routes, fm_app_nroutes, &req, &resp);
+    read_body(r, p[P_CONTENT_LENGTH], &req, &body, &whole);
+    fm_pipeline_run(&w.env, whole ? fm_app_routes : w.incomplete_routes, fm_app_nroutes, &req,
+                    &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
     fm_response_reset(&resp);
     free(body);
 }
 
-void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
+/* ---- start-up steps, in order; each logs its own failure ------------------------- */
+
+/* TERM, INT, QUIT and USR1 are delivered only inside ppoll (see the top of the file). */
+static fm_err init_signals(void)
 {
-    FCGX_Request r;
-    fm_env env = {cfg, NULL, NULL};
-    struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
-    sigset_t waitmask;
-    int status = 1;
+    static const fm_daemon_signal sigs[] = {
+        {SIGTERM, on_term}, {SIGINT, on_term},  {SIGQUIT, on_quit}, {SIGUSR1, on_usr1},
+        {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL},
+    };
 
-    install_signals(&waitmask);
+    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask) != FM_OK)
+        return FM_ESYS;
+    /* A worker whose master is gone must not serve on: it would never be replaced. */
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1)
-        _exit(1);
+    return getppid() == 1 ? FM_ESYS : FM_OK;
+}
 
-    env.redis =
-        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
-    env.audit = fm_audit_open(cfg->logging.file, audit_shared);
-    if (env.redis == NULL || env.audit == NULL) {
-        fm_log_error("worker %d: cannot start: %s", (int)getpid(),
-                     env.redis == NULL ? "bad redis.addr" : "cannot open the audit log");
-        goto done;
+static fm_err init_redis(void)
+{
+    w.env.redis = fm_redis_new(w.cfg->redis.addr, w.cfg->redis.password, w.cfg->redis.db,
+                               w.cfg->redis.timeout_ms);
+    if (w.env.redis == NULL) {
+        fm_log_error("worker %d: cannot start: bad redis.addr", (int)getpid());
+        return FM_ESYS;
     }
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, listen_fd, 0) != 0) {
+    return FM_OK;
+}
+
+static fm_err init_audit(void)
+{
+    w.env.audit = fm_audit_open(w.cfg->logging.file, w.audit_shared);
+    if (w.env.audit == NULL) {
+        fm_log_error("worker %d: cannot start: cannot open the audit log", (int)getpid());
+        return FM_ESYS;
+    }
+    return FM_OK;
+}
+
+static fm_err init_routes(void)
+{
+    w.incomplete_routes = malloc(fm_app_nroutes * sizeof(*w.incomplete_routes));
+    if (w.incomplete_routes == NULL) {
+        fm_log_error("worker %d: cannot start: out of memory", (int)getpid());
+        return FM_ESYS;
+    }
+    for (size_t i = 0; i < fm_app_nroutes; i++) {
+        w.incomplete_routes[i] = fm_app_routes[i];
+        w.incomplete_routes[i].handler = body_incomplete;
+    }
+    return FM_OK;
+}
+
+static fm_err init_fastcgi(void)
+{
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&w.r, w.listen_fd, 0) != 0) {
         fm_log_error("worker %d: FastCGI initialisation failed", (int)getpid());
-        goto done;
+        return FM_ESYS;
     }
+    return FM_OK;
+}
+
+static fm_err (*const init_steps[])(void) = {
+    init_signals, init_redis, init_audit, init_routes, init_fastcgi,
+};
+
+/* Serves until told to stop, or until waiting on the socket fails (logged). */
+static void serve_loop(void)
+{
+    struct pollfd pfd = {.fd = w.listen_fd, .events = POLLIN};
+
     while (!stopping) {
         if (reopen_logs) {
             reopen_logs = 0;
-            if (fm_log_reopen() != 0 || fm_audit_reopen(env.audit) != 0)
+            if (fm_log_reopen() != 0 || fm_audit_reopen(w.env.audit) != 0)
                 fm_log_error("worker %d: reopening logs failed: %s", (int)getpid(),
                              strerror(errno));
         }
-        if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+        if (ppoll(&pfd, 1, NULL, &w.waitmask) < 0) {
             if (errno == EINTR)
                 continue;
             fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
-            break;
+            return;
         }
-        if (FCGX_Accept_r(&r) < 0)
+        if (FCGX_Accept_r(&w.r) < 0)
             continue; /* EAGAIN: another worker took it; or a broken connection */
-        serve(&env, &r);
-        FCGX_Finish_r(&r);
+        serve(&w.r);
+        FCGX_Finish_r(&w.r);
     }
-    /*
-     * Shutdown: the master has removed the socket's name, so nothing new
-     * arrives; connections nginx already made wait in the backlog and are
-     * served rather than reset. Bounded, in case of a flood of old ones.
-     */
+}
+
+/*
+ * Shutdown: the master has removed the socket's name, so nothing new
+ * arrives; connections nginx already made wait in the backlog and are
+ * served rather than reset. Bounded, in case of a flood of old ones.
+ */
+static void drain(void)
+{
     for (time_t until = time(NULL) + DRAIN_MAX_S; draining && time(NULL) < until;) {
-        if (FCGX_Accept_r(&r) < 0)
+        if (FCGX_Accept_r(&w.r) < 0)
             break; /* EAGAIN: the backlog is empty */
-        serve(&env, &r);
-        FCGX_Finish_r(&r);
+        serve(&w.r);
+        FCGX_Finish_r(&w.r);
     }
-    status = 0;
-done:
-    fm_audit_close(env.audit);
-    fm_redis_free(env.redis);
+}
+
+void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
+{
+    int status = 1;
+    size_t i = 0;
+
+    w.cfg = cfg;
+    w.listen_fd = listen_fd;
+    w.audit_shared = audit_shared;
+    w.env.cfg = cfg;
+    while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
+        i++;
+    if (i == sizeof(init_steps) / sizeof(init_steps[0])) {
+        serve_loop();
+        drain();
+        status = 0;
+    }
+    free(w.incomplete_routes);
+    fm_audit_close(w.env.audit);
+    fm_redis_free(w.env.redis);
     exit(status); /* exit, not _exit: LeakSanitizer checks at exit in sanitizer builds */
 }

@@ -264,6 +264,13 @@ fail:
     return NULL;
 }
 
+void fm_audit_shared_free(fm_audit_shared *shared)
+{
+    /* The mutex is not destroyed: other processes may still map the region. */
+    if (shared != NULL)
+        (void)munmap(shared, sizeof *shared);
+}
+
 /* O_RDWR rather than O_WRONLY: the chain head may have to be re-read from the tail. */
 static int open_log(const char *path)
 {

@@ -56,6 +56,13 @@ typedef struct fm_audit_record {
 fm_audit_shared *fm_audit_shared_create(const char *path);
 
 /*
+ * fm_audit_shared_free - unmap the caller's view of a region from
+ * fm_audit_shared_create, once the caller will neither use it nor fork a
+ * process that does (children keep their own mapping). NULL is accepted.
+ */
+void fm_audit_shared_free(fm_audit_shared *shared);
+
+/*
  * fm_audit_open - open path for appending (created 0600, O_APPEND|O_CLOEXEC).
  * shared must come from fm_audit_shared_create. Returns a handle owned by the
  * caller (fm_audit_close), or NULL with errno.

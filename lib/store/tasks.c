@@ -8,6 +8,7 @@
  */
 #include "tasks.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,8 @@ static fm_err task_keys_make(task_keys *k, const char *prefix, const char *id, c
 }
 
 fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
-                       size_t body_len, cJSON **task, char *err, size_t errlen)
+                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char *err,
+                       size_t errlen)
 {
     cJSON *t = NULL;
     const char *id;
@@ -104,6 +106,11 @@ fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, co
     if ((rc = fm_taskbody_build(body, body_len, user, &t, err, errlen)) != FM_OK)
         return rc;
     id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id"));
+    if (id == NULL || strlen(id) != FM_TASKS_ID_SIZE - 1) {
+        errno = EINVAL; /* fm_taskbody_build always sets one: a broken invariant */
+        rc = FM_ESYS;
+        goto done;
+    }
     if (task_keys_make(&k, prefix, id, user) != FM_OK) {
         (void)snprintf(err, errlen, "key prefix or user name too long for a Redis key");
         rc = FM_EINVAL;
@@ -123,6 +130,7 @@ fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, co
         goto done;
     *task = t;
     t = NULL;
+    memcpy(id_out, id, FM_TASKS_ID_SIZE);
     rc = FM_OK;
 done:
     if (reply != NULL)

@@ -34,18 +34,19 @@
 
 #define FM_TASKS_LIST_MAX 1000 /* largest page of GET /v1/tasks */
 #define FM_TASKS_LIST_DEFAULT 50
+#define FM_TASKS_ID_SIZE 37 /* a task id: a UUID (RFC 9562, 36 characters) and its NUL */
 
 /*
  * fm_tasks_create - validate body (body_len bytes of JSON; the fields and
  * their bounds: taskbody.h) and store a new queued task owned by user. On
- * success *task is the stored task (caller owns it, cJSON_Delete). Errors:
- * FM_EPARSE, FM_EINVAL (reason in err, errlen bytes, safe to return to the
- * client; also for a prefix or user too long for a key), FM_ESYS (out of
- * memory), FM_EREDIS.
+ * success *task is the stored task (caller owns it, cJSON_Delete) and id
+ * holds the id it was given. Errors: FM_EPARSE, FM_EINVAL (reason in err,
+ * errlen bytes, safe to return to the client; also for a prefix or user too
+ * long for a key), FM_ESYS (out of memory), FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user,
-                                     const char *body, size_t body_len, cJSON **task, char *err,
-                                     size_t errlen);
+                                     const char *body, size_t body_len, cJSON **task,
+                                     char id[FM_TASKS_ID_SIZE], char *err, size_t errlen);
 
 /*
  * fm_tasks_get - load task id. When user is non-NULL, a task owned by someone

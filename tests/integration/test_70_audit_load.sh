@@ -211,8 +211,13 @@ else
     check "... while the same request now succeeds (201)" status_is 201
     check "... and is listed, so the check above can see such a task" t70_listed true
 
-    t70_rejoin "$t70_audit" "$t70_mnt/audit.log"
-    check "rejoined with the lines written on the tmpfs, the trail verifies" t70_verify "$t70_audit"
+    # Another logging.file is another trail: each file holds a chain of its own.
+    check "the trail written on the tmpfs is a chain of its own, from seq 1" \
+        t70_verify "$t70_mnt/audit.log"
+    check "audit.log's chain continued where it stopped" t70_verify "$t70_audit"
+    # test_90 looks for every request's record in audit.log: not for those on the tmpfs.
+    jq -r .trace_id "$t70_mnt/audit.log" | grep -vxF -f - "$OUT/traces" >"$OUT/traces.kept" || true
+    mv "$OUT/traces.kept" "$OUT/traces"
     t70_umount
     check "the tmpfs is unmounted" bash -c "! mountpoint -q '$t70_mnt'"
 fi

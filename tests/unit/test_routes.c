@@ -4,6 +4,9 @@
  * denies, wildcards, no roles at all), whether the pipeline's permission check
  * lets the user through. Users come from a real YAML file through
  * fm_config_load, so the table checks the whole chain config -> rbac -> route.
+ * Then, against a private Redis, which tasks each user may see (their own; an
+ * admin every one; another user's task is 404 on get, cancel and delete) and
+ * the bounds of GET /v1/tasks's limit.
  */
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -278,6 +281,184 @@ START_TEST(whoami_body)
 }
 END_TEST
 
+/* ---- which tasks a user may see, against a private Redis ---------------------------- */
+
+static th_redis srv;
+
+typedef struct route_run {
+    const fm_config *cfg;
+    fm_env env;
+} route_run;
+
+static route_run rr;
+static char rr_dir[TH_PATH_MAX];
+
+/* The users of yaml above, a private Redis, and a connection to it. */
+static void visibility_setup(void)
+{
+    char path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
+
+    th_mkdtemp(rr_dir, "visible");
+    th_path(path, rr_dir, "config.yaml");
+    th_write_file(path, yaml);
+    memset(&rr, 0, sizeof(rr));
+    rr.cfg = fm_config_load(path, err, sizeof(err));
+    ck_assert_msg(rr.cfg != NULL, "%s", err);
+    rr.env.cfg = rr.cfg;
+    th_redis_start(&srv);
+    rr.env.redis = fm_redis_new(srv.addr, srv.password, 0, 2000);
+    ck_assert_ptr_nonnull(rr.env.redis);
+}
+
+static void visibility_teardown(void)
+{
+    fm_redis_free(rr.env.redis);
+    th_redis_stop(&srv);
+    fm_config_free((fm_config *)rr.cfg);
+    th_rmtree(rr_dir);
+}
+
+/*
+ * Runs the handler of method pattern for user directly (the pipeline's
+ * checks are tested in test_pipeline.c), with id as {id}, query and body.
+ * Returns the status; the JSON body, if any, in *json (caller frees).
+ */
+static int run_route(const char *user, const char *method, const char *pattern, const char *id,
+                     const char *query, const char *body, cJSON **json)
+{
+    const fm_route *route = route_for(method, pattern);
+    fm_request req = {.method = method,
+                      .path = pattern,
+                      .query = query,
+                      .body = body,
+                      .body_len = body != NULL ? strlen(body) : 0};
+    fm_response resp;
+    fm_call call;
+    int status;
+
+    ck_assert_ptr_nonnull(route);
+    memset(&call, 0, sizeof(call));
+    memset(&resp, 0, sizeof(resp));
+    call.env = &rr.env;
+    call.req = &req;
+    call.user = user_named(rr.cfg, user);
+    ck_assert_ptr_nonnull(call.user);
+    if (id != NULL)
+        (void)snprintf(call.params[0], sizeof(call.params[0]), "%s", id);
+    ck_assert_int_eq(route->handler(&call, &resp), 0);
+    status = resp.status;
+    *json = resp.body != NULL ? cJSON_ParseWithLength(resp.body, resp.body_len) : NULL;
+    free(call.undo_data);
+    fm_response_reset(&resp);
+    return status;
+}
+
+/* Creates a task as user and copies its id into id. */
+static void create_task(const char *user, char id[FM_PATH_PARAM_MAX])
+{
+    cJSON *t;
+
+    ck_assert_int_eq(run_route(user, "POST", "/v1/tasks", NULL, NULL, "{\"job_name\":\"j\"}", &t),
+                     201);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "user")), user);
+    (void)snprintf(id, FM_PATH_PARAM_MAX, "%s",
+                   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
+    cJSON_Delete(t);
+}
+
+/* GET /v1/tasks?query as user: 200, and every listed task's owner is want_owner (NULL: any). */
+static int list_count(const char *user, const char *query, const char *want_owner)
+{
+    const cJSON *tasks, *t;
+    cJSON *o;
+    int n = 0;
+
+    ck_assert_int_eq(run_route(user, "GET", "/v1/tasks", NULL, query, NULL, &o), 200);
+    tasks = cJSON_GetObjectItemCaseSensitive(o, "tasks");
+    ck_assert(cJSON_IsArray(tasks));
+    cJSON_ArrayForEach(t, tasks)
+    {
+        const char *owner = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "user"));
+        ck_assert_ptr_nonnull(owner);
+        if (want_owner != NULL)
+            ck_assert_str_eq(owner, want_owner);
+        n++;
+    }
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(o, "total")->valueint, n);
+    cJSON_Delete(o);
+    return n;
+}
+
+static int status_of(const char *user, const char *method, const char *pattern, const char *id,
+                     const char *query)
+{
+    cJSON *o;
+    int status = run_route(user, method, pattern, id, query, NULL, &o);
+
+    cJSON_Delete(o);
+    return status;
+}
+
+START_TEST(tasks_visible_to_their_owner_and_admins_only)
+{
+    char a1[FM_PATH_PARAM_MAX], a2[FM_PATH_PARAM_MAX], b1[FM_PATH_PARAM_MAX];
+
+    /* res_del and jobs_all may both create, read, cancel and delete; root is an admin. */
+    create_task("res_del", a1);
+    create_task("res_del", a2);
+    create_task("jobs_all", b1);
+    ck_assert_int_eq(list_count("res_del", NULL, "res_del"), 2);
+    ck_assert_int_eq(list_count("jobs_all", NULL, "jobs_all"), 1);
+    ck_assert_int_eq(list_count("root", NULL, NULL), 3);
+    ck_assert_int_eq(list_count("res", NULL, NULL), 0);
+
+    /* Another user's task does not exist for the caller, whatever the verb. */
+    ck_assert_int_eq(status_of("res_del", "GET", "/v1/tasks/{id}", b1, NULL), 404);
+    ck_assert_int_eq(status_of("res_del", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 404);
+    ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", b1, NULL), 404);
+    ck_assert_int_eq(status_of("jobs_all", "GET", "/v1/tasks/{id}", a1, NULL), 404);
+    ck_assert_int_eq(list_count("jobs_all", "status=queued", "jobs_all"), 1);
+    /* ... and is untouched by those attempts. */
+    ck_assert_int_eq(list_count("root", "status=queued", NULL), 3);
+
+    /* The owner and an admin may. */
+    ck_assert_int_eq(status_of("res_del", "GET", "/v1/tasks/{id}", a1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "GET", "/v1/tasks/{id}", b1, NULL), 200);
+    ck_assert_int_eq(status_of("res_del", "POST", "/v1/tasks/{id}/cancel", a1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 200);
+    ck_assert_int_eq(status_of("root", "DELETE", "/v1/tasks/{id}", a1, NULL), 204);
+    ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", a2, NULL), 204);
+    ck_assert_int_eq(list_count("res_del", NULL, NULL), 0);
+    ck_assert_int_eq(list_count("root", NULL, NULL), 1);
+}
+END_TEST
+
+/* limit is 1..1000: 0 would be read by Redis as "no limit" and fetch every record. */
+START_TEST(list_limit_bounds)
+{
+    static const char *const refused[] = {"limit=0",  "limit=-1", "limit=1001", "limit=",
+                                          "limit=+5", "limit= 5", "limit=5x",   "offset=-1"};
+    char id[FM_PATH_PARAM_MAX];
+    cJSON *o;
+
+    create_task("res", id);
+    create_task("res", id);
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        ck_assert_msg(run_route("root", "GET", "/v1/tasks", NULL, refused[i], NULL, &o) == 400,
+                      "%s was not refused", refused[i]);
+        ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "code")),
+                         "BAD_REQUEST");
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(run_route("root", "GET", "/v1/tasks", NULL, "limit=1", NULL, &o), 200);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "tasks")), 1);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(o, "total")->valueint, 2);
+    cJSON_Delete(o);
+    ck_assert_int_eq(status_of("root", "GET", "/v1/tasks", NULL, "limit=1000&offset=0"), 200);
+}
+END_TEST
+
 static Suite *routes_suite(void)
 {
     Suite *s = suite_create("routes");
@@ -286,6 +467,12 @@ static Suite *routes_suite(void)
     tcase_add_test(tc, every_route_is_in_the_table);
     tcase_add_test(tc, users_by_routes);
     tcase_add_test(tc, whoami_body);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("visibility");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, visibility_setup, visibility_teardown);
+    tcase_add_test(tc, tasks_visible_to_their_owner_and_admins_only);
+    tcase_add_test(tc, list_limit_bounds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -57,10 +57,10 @@ static void teardown_down(void)
 
 static void expect_refused_len(const char *body, size_t len, int want_rc, const char *want_err)
 {
-    char err[256] = "unset";
+    char err[256] = "unset", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
 
-    ck_assert_msg(fm_tasks_create(r, PREFIX, "alice", body, len, &task, err, sizeof(err)) ==
+    ck_assert_msg(fm_tasks_create(r, PREFIX, "alice", body, len, &task, id, err, sizeof(err)) ==
                       want_rc,
                   "body %s: wrong code (err \"%s\")", body != NULL ? body : "(null)", err);
     ck_assert_ptr_null(task);
@@ -82,9 +82,9 @@ static void expect_invalid(const char *body, const char *want_err)
 /* A valid body gets as far as Redis, which is down. */
 static void expect_valid(const char *body)
 {
-    char err[256] = "";
+    char err[256] = "", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
-    int rc = fm_tasks_create(r, PREFIX, "alice", body, strlen(body), &task, err, sizeof(err));
+    int rc = fm_tasks_create(r, PREFIX, "alice", body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
     ck_assert_ptr_null(task);
@@ -257,10 +257,10 @@ END_TEST
 
 START_TEST(err_buffer_bounded)
 {
-    char err[8];
+    char err[8], id[FM_TASKS_ID_SIZE];
     cJSON *task;
 
-    ck_assert_int_eq(fm_tasks_create(r, PREFIX, "alice", "{}", 2, &task, err, sizeof(err)),
+    ck_assert_int_eq(fm_tasks_create(r, PREFIX, "alice", "{}", 2, &task, id, err, sizeof(err)),
                      FM_EINVAL);
     ck_assert_str_eq(err, "job_nam");
 }
@@ -322,13 +322,15 @@ static void teardown_up(void)
 
 static cJSON *create(const char *user, const char *body)
 {
-    char err[256] = "";
+    char err[256] = "", id[FM_TASKS_ID_SIZE] = "";
     cJSON *task = NULL;
-    int rc = fm_tasks_create(r, PREFIX, user, body, strlen(body), &task, err, sizeof(err));
+    int rc = fm_tasks_create(r, PREFIX, user, body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
                   fm_redis_errstr(r));
     ck_assert_ptr_nonnull(task);
+    /* The id handed back is the stored task's. */
+    ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "id")));
     return task;
 }
 
@@ -649,9 +651,9 @@ START_TEST(keys_too_long)
     longest[64] = '\0';
     memset(user, 'u', 63);
     user[63] = '\0';
-    ck_assert_int_eq(fm_tasks_create(r, longest, user, body, strlen(body), &t, err, sizeof(err)),
-                     FM_OK);
-    memcpy(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")), 37);
+    ck_assert_int_eq(
+        fm_tasks_create(r, longest, user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
+    ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
     ck_assert_int_eq(key_count(), 5);
     ck_assert_int_eq(fm_tasks_delete(r, longest, user, id, &before), FM_OK);
@@ -662,14 +664,16 @@ START_TEST(keys_too_long)
     memset(prefix, 'p', 240);
     prefix[240] = '\0';
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_create(r, prefix, "alice", body, strlen(body), &t, err, sizeof(err)),
-                     FM_EINVAL);
+    ck_assert_int_eq(
+        fm_tasks_create(r, prefix, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+        FM_EINVAL);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
     memset(huge_user, 'u', 150);
     huge_user[150] = '\0';
     ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, huge_user, body, strlen(body), &t, err, sizeof(err)), FM_EINVAL);
+        fm_tasks_create(r, PREFIX, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
+        FM_EINVAL);
     ck_assert_int_eq(key_count(), 1); /* nothing written under a cut name */
 
     ck_assert_int_eq(fm_tasks_get(r, prefix, NULL, id, &t), FM_EINVAL);
@@ -909,7 +913,7 @@ START_TEST(redis_goes_down)
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, "alice", "{\"job_name\":\"a\"}", 16, &t, err, sizeof(err)),
+        fm_tasks_create(r, PREFIX, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
         FM_EREDIS);
     ck_assert_ptr_null(t);
 }

@@ -1,0 +1,208 @@
+/*
+ * routes_tasks.c - the task resource: POST /v1/tasks, GET /v1/tasks,
+ * GET /v1/tasks/{id}, POST /v1/tasks/{id}/cancel, DELETE /v1/tasks/{id}.
+ *
+ * A user sees only the tasks they own; an admin sees every task. A task of
+ * someone else is "not found" (404), never "forbidden", so that ids do not
+ * leak. Each change arms an undo, which the pipeline runs when the request's
+ * audit record cannot be written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "query.h"
+#include "routes.h"
+#include "tasks.h"
+
+#define OFFSET_MAX 1000000000L
+
+static int unavailable(fm_call *call, fm_response *resp)
+{
+    return fm_route_refuse(call, resp, 503, "SERVICE_UNAVAILABLE", "task store unavailable",
+                           "redis_error");
+}
+
+static int not_found(fm_call *call, fm_response *resp)
+{
+    return fm_route_refuse(call, resp, 404, "NOT_FOUND", "task not found", "task_not_found");
+}
+
+static int conflict(fm_call *call, fm_response *resp, const char *msg)
+{
+    return fm_route_refuse(call, resp, 409, "CONFLICT", msg, "conflict");
+}
+
+static int bad_query(fm_call *call, fm_response *resp, const char *msg)
+{
+    return fm_route_refuse(call, resp, 400, "BAD_REQUEST", msg, "bad_query");
+}
+
+/* Undo of a change whose audit record could not be written (see pipeline.h). */
+static void undo_task_change(fm_call *call)
+{
+    if (fm_tasks_restore(call->env->redis, call->env->cfg->redis.key_prefix, call->undo_id,
+                         call->undo_data) != FM_OK)
+        fm_log_error("could not undo the change to task %s after an audit failure trace_id=%s",
+                     call->undo_id, call->trace_id);
+}
+
+/* Arms the undo: before is the task's previous JSON (owned by the call), NULL after a create. */
+static void arm_undo(fm_call *call, const char *id, char *before)
+{
+    (void)snprintf(call->undo_id, sizeof(call->undo_id), "%s", id);
+    call->undo_data = before;
+    call->undo = undo_task_change;
+}
+
+/* The owner whose tasks the caller may see: NULL (everyone's) for an admin. */
+static const char *visible_user(const fm_call *call)
+{
+    return call->user->admin ? NULL : call->user->name;
+}
+
+int fm_route_task_create(fm_call *call, fm_response *resp)
+{
+    char err[256], id[FM_TASKS_ID_SIZE];
+    cJSON *task;
+    const fm_request *req = call->req;
+    fm_err rc =
+        fm_tasks_create(call->env->redis, call->env->cfg->redis.key_prefix, call->user->name,
+                        req->body, req->body_len, &task, id, err, sizeof(err));
+
+    switch (rc) {
+    case FM_OK:
+        arm_undo(call, id, NULL);
+        return fm_route_json(resp, 201, task);
+    case FM_EPARSE:
+        return fm_route_refuse(call, resp, 400, "BAD_REQUEST", err, "bad_json");
+    case FM_EINVAL:
+        return fm_route_refuse(call, resp, 422, "VALIDATION_ERROR", err, "validation_error");
+    default:
+        return unavailable(call, resp);
+    }
+}
+
+int fm_route_task_get(fm_call *call, fm_response *resp)
+{
+    cJSON *task;
+    fm_err rc = fm_tasks_get(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                             call->params[0], &task);
+
+    if (rc == FM_OK)
+        return fm_route_json(resp, 200, task);
+    if (rc == FM_ENOTFOUND)
+        return not_found(call, resp);
+    return unavailable(call, resp);
+}
+
+int fm_route_task_cancel(fm_call *call, fm_response *resp)
+{
+    cJSON *task = NULL;
+    char *before = NULL;
+    fm_err rc = fm_tasks_cancel(call->env->redis, call->env->cfg->redis.key_prefix,
+                                visible_user(call), call->params[0], &task, &before);
+
+    switch (rc) {
+    case FM_OK:
+        arm_undo(call, call->params[0], before);
+        return fm_route_json(resp, 200, task);
+    case FM_ENOTFOUND:
+        return not_found(call, resp);
+    case FM_ECONFLICT:
+        cJSON_Delete(task);
+        return conflict(call, resp, "only a queued or running task can be cancelled");
+    default:
+        cJSON_Delete(task);
+        return unavailable(call, resp);
+    }
+}
+
+int fm_route_task_delete(fm_call *call, fm_response *resp)
+{
+    char *before = NULL;
+    fm_err rc = fm_tasks_delete(call->env->redis, call->env->cfg->redis.key_prefix,
+                                visible_user(call), call->params[0], &before);
+
+    switch (rc) {
+    case FM_OK:
+        arm_undo(call, call->params[0], before);
+        resp->status = 204;
+        return 0;
+    case FM_ENOTFOUND:
+        return not_found(call, resp);
+    case FM_ECONFLICT:
+        return conflict(call, resp, "a running task must be cancelled before it is deleted");
+    default:
+        return unavailable(call, resp);
+    }
+}
+
+/* Strict non-negative decimal within [lo, hi]. */
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    if (s[0] < '0' || s[0] > '9' || strlen(s) >= 24)
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/*
+ * The list's query into *status, *limit (1..FM_TASKS_LIST_MAX) and *offset.
+ * NULL, or why it is refused (err, errlen bytes, or a constant).
+ */
+static const char *list_query(const fm_request *req, const char **status, long *limit, long *offset,
+                              char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"status", "limit", "offset", NULL};
+    const char *v;
+    fm_query q;
+
+    if (fm_query_parse(req->query, allowed, &q, err, errlen) != 0)
+        return err;
+    *status = fm_query_get(&q, "status");
+    if (*status != NULL && !fm_tasks_status_valid(*status))
+        return "status must be one of queued, running, completed, failed, cancelled";
+    if ((v = fm_query_get(&q, "limit")) != NULL && parse_long(v, 1, FM_TASKS_LIST_MAX, limit) != 0)
+        return "limit must be an integer from 1 to 1000";
+    if ((v = fm_query_get(&q, "offset")) != NULL && parse_long(v, 0, OFFSET_MAX, offset) != 0)
+        return "offset must be an integer from 0 to 1000000000";
+    return NULL;
+}
+
+int fm_route_task_list(fm_call *call, fm_response *resp)
+{
+    const char *status, *refused;
+    char err[160];
+    long limit = FM_TASKS_LIST_DEFAULT, offset = 0, total;
+    cJSON *tasks, *o;
+
+    refused = list_query(call->req, &status, &limit, &offset, err, sizeof(err));
+    if (refused != NULL)
+        return bad_query(call, resp, refused);
+    if (fm_tasks_list(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
+                      status, offset, limit, &tasks, &total) != FM_OK)
+        return unavailable(call, resp);
+    o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {
+        cJSON_Delete(tasks);
+        cJSON_Delete(o);
+        return -1;
+    }
+    if (cJSON_AddNumberToObject(o, "total", (double)total) == NULL ||
+        cJSON_AddNumberToObject(o, "limit", (double)limit) == NULL ||
+        cJSON_AddNumberToObject(o, "offset", (double)offset) == NULL) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    return fm_route_json(resp, 200, o);
+}
