@@ -185,30 +185,19 @@ static struct {
     fm_env env;
     FCGX_Request r;
     sigset_t waitmask;
-    fm_route *incomplete_routes; /* fm_app_routes, each with body_incomplete as its handler */
 } w;
 
 /*
- * The handler of every route for a request whose body did not arrive whole
- * (FCGX_GetStr returned fewer bytes than CONTENT_LENGTH: the stream ended or
- * broke). The request still passes authentication, RBAC and the audit, like
- * any other refusal, but no handler ever sees part of a body as the whole.
+ * Reads the body CONTENT_LENGTH announces into req; *body is the caller's to
+ * free. A body that ends early (the stream closed or broke) is marked
+ * incomplete, and the pipeline refuses it: no handler sees part of a body as
+ * the whole.
  */
-static int body_incomplete(fm_call *call, fm_response *resp)
-{
-    (void)snprintf(call->reason, sizeof(call->reason), "body_incomplete");
-    fm_response_error(resp, 400, "BAD_REQUEST", "request body incomplete", call->trace_id);
-    return 0;
-}
-
-/* Reads the body CONTENT_LENGTH announces into req; *body is the caller's to free. */
-static void read_body(FCGX_Request *r, const char *length, fm_request *req, char **body,
-                      bool *whole)
+static void read_body(FCGX_Request *r, const char *length, fm_request *req, char **body)
 {
     size_t clen;
 
     *body = NULL;
-    *whole = true;
     if (content_length(length, &clen) != 0 || clen > w.cfg->server.max_body_bytes) {
         req->body_too_large = 1;
     } else if (clen > 0) {
@@ -219,7 +208,7 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
             int got = FCGX_GetStr(*body, (int)clen, r->in);
             req->body = *body;
             req->body_len = got > 0 ? (size_t)got : 0;
-            *whole = req->body_len == clen;
+            req->body_incomplete = req->body_len != clen;
         }
     }
 }
@@ -231,7 +220,6 @@ static void serve(FCGX_Request *r)
     fm_request req;
     fm_response resp;
     char *body;
-    bool whole;
 
     scan_params(r->envp, p, count);
     memset(&req, 0, sizeof(req));
@@ -246,9 +234,8 @@ static void serve(FCGX_Request *r)
     req.x_api_key = p[P_X_API_KEY];
     req.authorization = p[P_AUTHORIZATION];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
-    read_body(r, p[P_CONTENT_LENGTH], &req, &body, &whole);
-    fm_pipeline_run(&w.env, whole ? fm_app_routes : w.incomplete_routes, fm_app_nroutes, &req,
-                    &resp);
+    read_body(r, p[P_CONTENT_LENGTH], &req, &body);
+    fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
     fm_response_reset(&resp);
     free(body);
@@ -292,20 +279,6 @@ static fm_err init_audit(void)
     return FM_OK;
 }
 
-static fm_err init_routes(void)
-{
-    w.incomplete_routes = malloc(fm_app_nroutes * sizeof(*w.incomplete_routes));
-    if (w.incomplete_routes == NULL) {
-        fm_log_error("worker %d: cannot start: out of memory", (int)getpid());
-        return FM_ESYS;
-    }
-    for (size_t i = 0; i < fm_app_nroutes; i++) {
-        w.incomplete_routes[i] = fm_app_routes[i];
-        w.incomplete_routes[i].handler = body_incomplete;
-    }
-    return FM_OK;
-}
-
 static fm_err init_fastcgi(void)
 {
     if (FCGX_Init() != 0 || FCGX_InitRequest(&w.r, w.listen_fd, 0) != 0) {
@@ -316,7 +289,10 @@ static fm_err init_fastcgi(void)
 }
 
 static fm_err (*const init_steps[])(void) = {
-    init_signals, init_redis, init_audit, init_routes, init_fastcgi,
+    init_signals,
+    init_redis,
+    init_audit,
+    init_fastcgi,
 };
 
 /* Serves until told to stop, or until waiting on the socket fails (logged). */
@@ -375,7 +351,6 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
         drain();
         status = 0;
     }
-    free(w.incomplete_routes);
     fm_audit_close(w.env.audit);
     fm_redis_free(w.env.redis);
     exit(status); /* exit, not _exit: LeakSanitizer checks at exit in sanitizer builds */

@@ -399,11 +399,16 @@ static step_rc step_rbac(req_state *st)
     return refuse(st, "forbidden", 403, "FORBIDDEN", "permission denied");
 }
 
-static step_rc step_body_limit(req_state *st)
+/* A handler only ever sees a whole body, within the configured size. */
+static step_rc step_body(req_state *st)
 {
-    if (!st->call->req->body_too_large)
-        return STEP_NEXT;
-    return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
+    const fm_request *req = st->call->req;
+
+    if (req->body_too_large)
+        return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
+    if (req->body_incomplete)
+        return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
+    return STEP_NEXT;
 }
 
 /* Only a request that may change state needs the check; reads are refused at the write. */
@@ -443,7 +448,7 @@ static const step_fn steps[] = {
     step_rate_limit,    /* per-user token bucket */
     step_route,         /* 404 / 405 */
     step_rbac,          /* permission of the route */
-    step_body_limit,    /* 413 */
+    step_body,          /* 413, 400 */
     step_audit_ready,   /* a change needs a writable audit trail */
     step_handler,       /* the route's handler */
 };

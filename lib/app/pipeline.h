@@ -11,7 +11,8 @@
  *   5 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
  *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
  *   7 RBAC permission of the route                  -> 403 FORBIDDEN
- *   8 body limit (server.max_body_bytes)            -> 413 PAYLOAD_TOO_LARGE
+ *   8 body: over server.max_body_bytes              -> 413 PAYLOAD_TOO_LARGE
+ *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
  *   9 a request that may change state (not GET or HEAD) needs an audit trail
  *     that can take its record (fm_audit_ready)     -> 503 SERVICE_UNAVAILABLE
  *  10 the route's handler                           -> its answer; 500 INTERNAL on failure
@@ -56,6 +57,7 @@ typedef struct fm_request {
     const char *body;          /* request body, body_len bytes, not NUL-terminated */
     size_t body_len;
     bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes */
+    bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
     bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
 } fm_request;
 

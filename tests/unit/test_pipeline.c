@@ -610,6 +610,21 @@ START_TEST(body_too_large)
 }
 END_TEST
 
+/* A body shorter than its CONTENT_LENGTH never reaches a handler, even a valid JSON prefix. */
+START_TEST(body_incomplete)
+{
+    fm_request req = request("POST", "/v1/tasks", K_ALICE);
+
+    req.body = "{}";
+    req.body_len = 2;
+    req.body_incomplete = true;
+    run(&req);
+    expect_error(400, "BAD_REQUEST", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(400, "body_incomplete", "alice", 1, &req, TRACE);
+}
+END_TEST
+
 START_TEST(rate_limited)
 {
     fm_request req = request("GET", "/v1/tasks", K_ERIN);
@@ -1050,6 +1065,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, not_found);
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, body_too_large);
+    tcase_add_test(tc, body_incomplete);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
     tcase_add_test(tc, redis_down_allow);
