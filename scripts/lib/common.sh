@@ -79,6 +79,8 @@ fm_subst() {
 #                parent, which must exist.
 #   PATH+=LINES  LINES (YAML, indented for the children of PATH) go at the
 #                end of the block at PATH, e.g. more users under auth.api_keys.
+# A key below one that an earlier override gave whole is an error: the value
+# is text, not merged.
 # It understands block mappings with the 2-space indentation of
 # conf/dev/config.yaml.in, which is all it is used on. Status 2 (and a
 # message) on a malformed override or one whose parent is not in the file.
@@ -92,6 +94,15 @@ fm_config_apply() {
             printf 'fm_config_apply: not PATH=VALUE or PATH+=LINES: %s\n' "${kv%%$'\n'*}" >&2
             return 2
         fi
+        key=${name%+}
+        while [[ $key == *.* ]]; do
+            key=${key%.*}
+            if [ -n "${set[$key]+x}" ]; then
+                printf 'fm_config_apply: %s: %s was given whole by an earlier override; give it whole again\n' \
+                    "${name%+}" "$key" >&2
+                return 2
+            fi
+        done
         if [[ $name == *+ ]]; then
             [ -z "${kv#*=}" ] || add[${name%+}]+=${kv#*=}$'\n'
         else

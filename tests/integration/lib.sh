@@ -62,13 +62,14 @@ hash_of() { printf '%s' "$1" | "$FETCHML_BUILD/fetchml-admin" hash; }
 
 # The overrides every test config starts from (fm_config_apply's
 # PATH=VALUE): every test comes from 127.0.0.1 and many fail to authenticate on
-# purpose, so the brute-force guard is loose.
-TEST_CONFIG=('rate_limit.auth_failures={ max: 1000, window_seconds: 60, block_seconds: 1 }')
+# purpose, so the brute-force guard is loose. rate_limit is one line, as it
+# has always been in the test config: a test changes it whole.
+TEST_CONFIG=('rate_limit={ requests_per_minute: 120, burst: 30, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }')
 
 # write_config [OVERRIDE...]: the test stack's config.yaml, from the template
 # run-local.sh uses (conf/dev/config.yaml.in, fm_dev_config) with TEST_CONFIG
 # and then the overrides, so that a test states only what differs:
-#   PATH=VALUE    a setting, e.g. rate_limit.burst=5 or logging.file='"/x/a.log"'
+#   PATH=VALUE    a setting, e.g. server.workers=2 or logging.file='"/x/a.log"'
 #   PATH+=LINES   lines at the end of a block
 #   ip_whitelist=YAML   short for auth.ip_whitelist=YAML
 #   extra_users=LINES   short for auth.api_keys+=LINES (users, indented 4)
@@ -103,7 +104,7 @@ reload_until() {
 
 # relay_queue: how many datagrams fetchml-logrelay's socket queues before a
 # sender that does not block (nginx) gets EAGAIN. The relay is stopped while
-# probes fill its queue, then resumed; it drops them (their tag has no output).
+# probes fill its queue, then resumed; it drops them (they are not syslog messages).
 relay_queue() {
     local p n
     p=$(cat "$FETCHML_VAR/run/logrelay.pid") && kill -STOP "$p" || return 1

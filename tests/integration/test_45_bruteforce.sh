@@ -9,10 +9,11 @@ bf_api=$FETCHML_VAR/log/api.log
 bf_audit=$FETCHML_VAR/log/audit.log
 bf_clear() { rcli DEL fetchml:authfail:127.0.0.1 fetchml:authblock:127.0.0.1 >/dev/null; }
 
-write_config 'rate_limit.auth_failures={ max: 5, window_seconds: 60, block_seconds: 3 }' extra_users="    guarded:
+write_config 'rate_limit={ requests_per_minute: 120, burst: 30, auth_failures: { max: 5, window_seconds: 60, block_seconds: 3 } }' \
+    extra_users="    guarded:
       hash: \"$(hash_of $bf_key)\"
       roles: [\"analyst\"]"
-check "the test config sets auth_failures" grep -q '^  auth_failures: { max: 5, window_seconds: 60, block_seconds: 3 }$' \
+check "the test config sets auth_failures" grep -q '^rate_limit: .*auth_failures: { max: 5, window_seconds: 60, block_seconds: 3 } }$' \
     "$FETCHML_VAR/dev/config.yaml"
 bf_ok() { as $bf_key GET /v1/whoami; status_is 200; }
 check "reload with auth_failures max 5, block 3 s" reload_until bf_ok

@@ -86,8 +86,7 @@ check "$(wc -l <"$t80_list") canaries, all distinct, 8+ bytes each" \
 
 # A config whose limits these requests do not trip: every wrong key must reach
 # the key check (the brute-force guard would refuse before it).
-write_config rate_limit.requests_per_minute=100000 rate_limit.burst=100000 \
-    'rate_limit.auth_failures={ max: 100000, window_seconds: 60, block_seconds: 1 }'
+write_config 'rate_limit={ requests_per_minute: 100000, burst: 100000, auth_failures: { max: 100000, window_seconds: 60, block_seconds: 1 } }'
 t80_limits() { as researcher GET /v1/whoami && json_is .rate_limit.requests_per_minute 100000; }
 check "reload with limits the canary requests do not trip" reload_until t80_limits
 
