@@ -98,44 +98,18 @@ timeout 60 "$ROOT/scripts/run-local.sh" >"$VAR/run-local.out" 2>&1 || {
     fm_die "the stack did not start"
 }
 
-# The bench user and a config like the shipped dev one (logging.level info, audit on).
+# The bench user, alone, in the shipped dev config (conf/dev/config.yaml.in:
+# logging.level info, audit on).
 KEY=$(openssl rand -hex 32)
 HASH=$(printf '%s' "$KEY" | "$BUILD/fetchml-admin" hash)
-umask 077
-cat >"$VAR/dev/config.yaml.new" <<YAML
-server:
-  listen: "unix:$RUN/fcgi.sock"
-  workers: $WORKERS
-  socket_mode: "0660"
-$([ "$(id -u)" -eq 0 ] && echo '  socket_group: "www-data"')
-auth:
-  ip_whitelist: ["127.0.0.1", "::1"]
-  api_keys:
-    bench:
-      hash: "$HASH"
-      roles: ["researcher"]
-      rate_limit: { requests_per_minute: $RATE_MAX, burst: $RATE_MAX }
-rate_limit: { requests_per_minute: 120, burst: 30, on_redis_error: deny }
-redis:
-  addr: "unix:$RUN/redis.sock"
-  password_env: REDIS_PASSWORD
-  timeout_ms: 200
-logging:
-  level: info
-  audit: true
-  file: "$VAR/log/audit.log"
-  api_file: "$VAR/log/api.log"
-data:
-  experiments_dir: "$VAR/experiments"
-YAML
-umask 022
-mv "$VAR/dev/config.yaml.new" "$VAR/dev/config.yaml"
+fm_dev_config "$VAR/dev/config.yaml" "$VAR" "" "" "" "server.workers=$WORKERS" \
+    "auth.api_keys={ bench: { hash: \"$HASH\", roles: [\"researcher\"], rate_limit: { requests_per_minute: $RATE_MAX, burst: $RATE_MAX } } }" ||
+    fm_die "cannot write the bench config"
 timeout 20 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 || fm_die "reload with the bench config failed"
 
 "$BUILD/bench_hello" "$RUN/hello.sock" "$WORKERS" 2>>"$VAR/log/hello.stderr" &
 HELLO_PID=$!
-for _ in $(seq 50); do [ -S "$RUN/hello.sock" ] && break; sleep 0.1; done
-[ -S "$RUN/hello.sock" ] || fm_die "hello did not open $RUN/hello.sock"
+wait_for 5 test -S "$RUN/hello.sock" || fm_die "hello did not open $RUN/hello.sock"
 if [ "$(id -u)" -eq 0 ]; then
     # nginx's workers run as www-data, as for the pool's socket.
     chgrp www-data "$RUN/hello.sock" && chmod 660 "$RUN/hello.sock"
@@ -145,12 +119,9 @@ BASE="https://127.0.0.1:$HTTPS_PORT"
 HELLO_URL="$BASE/__bench/hello"
 FULL_URL="$BASE/v1/whoami"
 get() { curl -sk --max-time 5 -H "X-API-Key: $KEY" -o "$VAR/body" -w '%{http_code}' "$1" || true; }
-ready=""
-for _ in $(seq 50); do # the reload replaces workers gracefully; wait for the new snapshot
-    [ "$(get "$FULL_URL")" = 200 ] && ready=1 && break
-    sleep 0.1
-done
-[ -n "$ready" ] || fm_die "GET /v1/whoami as the bench user does not answer 200"
+full_ok() { [ "$(get "$FULL_URL")" = 200 ]; }
+# The reload replaces workers gracefully; wait for the new snapshot.
+wait_for 5 full_ok || fm_die "GET /v1/whoami as the bench user does not answer 200"
 if [ "$(get "$HELLO_URL")" != 200 ] || [ "$(cat "$VAR/body")" != '{"status":"ok"}' ]; then
     fm_die "GET /__bench/hello does not answer 200 {\"status\":\"ok\"}"
 fi
@@ -286,7 +257,7 @@ REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
     timeout 30 redis-cli --no-auth-warning -s "$RUN/redis.sock" MONITOR >"$VAR/monitor" 2>/dev/null &
 MON_PID=$!
 BG_PIDS=("$MON_PID")
-for _ in $(seq 50); do grep -q '^OK' "$VAR/monitor" 2>/dev/null && break; sleep 0.1; done
+wait_for 5 grep -q '^OK' "$VAR/monitor" 2>/dev/null || true
 timeout 60 curl -sk --parallel --parallel-max 8 -H "X-API-Key: $KEY" -w '%{http_code}\n' \
     -K "$VAR/curl-urls" >"$VAR/codes" 2>/dev/null || true
 sleep 0.3 # let MONITOR print the last commands

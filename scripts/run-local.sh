@@ -8,6 +8,10 @@
 #   scripts/run-local.sh reload   re-read var/dev/config.yaml (a bad file is refused)
 #   scripts/run-local.sh status   show what runs
 #
+# It changes no host setting: fetchml-logrelay, which must queue nginx's log
+# datagrams under load, runs in a network namespace of its own where the queue
+# length can be raised (relay_netns below).
+#
 # Generated state lives in var/ (git-ignored). Environment overrides, used by
 # the integration tests to run a second stack beside yours:
 #   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
@@ -24,15 +28,18 @@ RUN=$VAR/run
 
 pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" 2>/dev/null || true; }
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# listening NAME: the daemon has made its socket and written its pid file.
+listening() { [ -S "$RUN/$1.sock" ] && [ -f "$RUN/$1.pid" ]; }
+
+gone() { ! kill -0 "$1" 2>/dev/null; }
 
 # stop_one NAME: TERM (QUIT for nginx), wait up to 15 s, then KILL.
 stop_one() {
-    local name=$1 sig=${2:-TERM} p i
+    local name=$1 sig=${2:-TERM} p
     p=$(pid_of "$name")
     [ -n "$p" ] && kill -0 "$p" 2>/dev/null || { rm -f "$RUN/$name.pid"; return 0; }
     kill "-$sig" "$p" 2>/dev/null || true
-    for i in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$p" 2>/dev/null; then
+    if ! wait_for 15 gone "$p"; then
         fm_say "$name did not stop in time; killing it"
         kill -KILL "$p" 2>/dev/null || true
     fi
@@ -49,12 +56,9 @@ do_stop() {
 }
 
 subst() { # subst TEMPLATE OUT key=value...
-    local tmpl=$1 out=$2 kv
+    local tmpl=$1 out=$2
     shift 2
-    local text
-    text=$(cat "$tmpl")
-    for kv in "$@"; do text=${text//@${kv%%=*}@/${kv#*=}}; done
-    printf '%s\n' "$text" >"$out.tmp" && mv "$out.tmp" "$out"
+    fm_subst "$tmpl" "$@" >"$out.tmp" && mv "$out.tmp" "$out"
 }
 
 # Demo keys in the format fetchml-admin makes (fetchml_ + 64 hex + checksum).
@@ -84,11 +88,8 @@ first_run() {
         a=$(gen_key) r=$(gen_key) n=$(gen_key)
         printf 'FETCHML_ADMIN_KEY=%s\nFETCHML_RESEARCHER_KEY=%s\nFETCHML_ANALYST_KEY=%s\n' \
             "$a" "$r" "$n" >"$DEV/keys.env"
-        local group_line=""
-        [ "$(id -u)" -eq 0 ] && group_line='  socket_group: "www-data"'
-        subst "$ROOT/conf/dev/config.yaml.in" "$DEV/config.yaml" "VAR=$VAR" \
-            "ADMIN_HASH=$(hash_key "$a")" "RESEARCHER_HASH=$(hash_key "$r")" \
-            "ANALYST_HASH=$(hash_key "$n")" "SOCKET_GROUP_LINE=$group_line"
+        fm_dev_config "$DEV/config.yaml" "$VAR" "$(hash_key "$a")" "$(hash_key "$r")" \
+            "$(hash_key "$n")" || fm_die "cannot write $DEV/config.yaml"
     fi
     umask 022
 }
@@ -97,9 +98,8 @@ start_redis() {
     alive redis && return 0
     subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR"
     redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
-    local i
-    for i in $(seq 50); do [ -S "$RUN/redis.sock" ] && return 0; sleep 0.1; done
-    fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"
+    wait_for 5 test -S "$RUN/redis.sock" ||
+        fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"
 }
 
 start_fcgi() {
@@ -111,9 +111,8 @@ start_fcgi() {
     nohup "$BUILD/fetchml-fcgi" -c "$DEV/config.yaml" -p "$RUN/fcgi.pid" \
         >>"$VAR/log/fcgi.stderr" 2>&1 </dev/null &
     unset REDIS_PASSWORD
-    local i
-    for i in $(seq 50); do [ -S "$RUN/fcgi.sock" ] && [ -f "$RUN/fcgi.pid" ] && return 0; sleep 0.1; done
-    fm_die "fetchml-fcgi did not start (see $VAR/log/fcgi.stderr and $VAR/log/api.log)"
+    wait_for 5 listening fcgi ||
+        fm_die "fetchml-fcgi did not start (see $VAR/log/fcgi.stderr and $VAR/log/api.log)"
 }
 
 # nginx logs to syslog on this socket; the relay redacts and writes
@@ -121,30 +120,55 @@ start_fcgi() {
 # (from the config, as fetchml-fcgi does) to redact it as a literal.
 start_logrelay() {
     alive logrelay && return 0
-    local group_args=() qlen=/proc/sys/net/unix/max_dgram_qlen
-    # nginx sends without blocking: a datagram that finds the relay's queue
-    # full is lost. The queue holds net.unix.max_dgram_qlen datagrams, taken
-    # when the socket is made; the kernel's default of 10 loses lines under
-    # load, so raise it to 512 (systemd's default on Debian) where we may.
-    if [ "$(id -u)" -eq 0 ] && [ -w "$qlen" ] && [ "$(cat "$qlen")" -lt 512 ]; then
-        echo 512 >"$qlen" 2>/dev/null || fm_say "could not raise $qlen; nginx log lines may be lost under load"
-    fi
+    local group_args=() ns=()
     # nginx workers run as www-data and must reach the socket.
     [ "$(id -u)" -eq 0 ] && group_args=(-g www-data)
+    relay_netns ns
     set -a
     . "$DEV/redis.env"
     set +a
-    nohup "$BUILD/fetchml-logrelay" -s "$RUN/logrelay.sock" "${group_args[@]}" \
+    nohup "${ns[@]}" "$BUILD/fetchml-logrelay" -s "$RUN/logrelay.sock" "${group_args[@]}" \
         -c "$DEV/config.yaml" -p "$RUN/logrelay.pid" \
         -o "nginx_error=$VAR/log/nginx-error.log" -o "nginx_access=$VAR/log/nginx-access.log" \
         >>"$VAR/log/logrelay.stderr" 2>&1 </dev/null &
     unset REDIS_PASSWORD
-    local i
-    for i in $(seq 50); do
-        [ -S "$RUN/logrelay.sock" ] && [ -f "$RUN/logrelay.pid" ] && return 0
-        sleep 0.1
+    wait_for 5 listening logrelay || fm_die "fetchml-logrelay did not start (see $VAR/log/logrelay.stderr)"
+}
+
+# The relay's datagram queue. nginx sends its log lines without blocking, so a
+# line that finds the relay's queue full is lost. A unix datagram socket queues
+# net.unix.max_dgram_qlen datagrams, the value of the network namespace it is
+# made in, and the kernel's default of 10 loses lines under load. The sysctl is
+# host-wide, and a development script must not change the host: instead the
+# relay starts in a network namespace of its own whose value is RELAY_QLEN.
+# Its socket has a filesystem path, which a process in any namespace reaches,
+# so nginx sends to it as before; the relay needs no network of its own.
+RELAY_QLEN=512 # systemd's default on Debian, which the production unit gets
+RELAY_NS_CMD='echo "$0" >/proc/sys/net/unix/max_dgram_qlen && exec "$@"'
+
+# relay_netns ARRAY: sets ARRAY to the command prefix that starts a program in
+# such a namespace: unshare --net as root; otherwise in a user namespace of its
+# own (unshare --user --map-root-user --net), where the kernel allows one.
+# Empty, with a warning, when neither works.
+relay_netns() {
+    local -n prefix=$1
+    local try
+    prefix=()
+    for try in "unshare --net" "unshare --user --map-root-user --net"; do
+        [ "$try" = "unshare --net" ] && [ "$(id -u)" -ne 0 ] && continue
+        # shellcheck disable=SC2086 # the words of $try are the command
+        if $try sh -c "$RELAY_NS_CMD" "$RELAY_QLEN" true 2>/dev/null; then
+            read -r -a prefix <<<"$try"
+            prefix+=(sh -c "$RELAY_NS_CMD" "$RELAY_QLEN")
+            return 0
+        fi
     done
-    fm_die "fetchml-logrelay did not start (see $VAR/log/logrelay.stderr)"
+    local host
+    host=$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 0)
+    [ "$host" -ge "$RELAY_QLEN" ] ||
+        fm_say "warning: cannot start fetchml-logrelay in a network namespace of its own" \
+            "(unshare --net); its queue is the host's net.unix.max_dgram_qlen ($host), and" \
+            "nginx's log lines may be lost under load"
 }
 
 start_nginx() {
@@ -158,6 +182,12 @@ start_nginx() {
         fm_die "nginx configuration test failed"
     nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-startup.log" ||
         fm_die "nginx did not start (see $VAR/log/nginx-startup.log)"
+}
+
+# answers: the stack answers GET /health without a key (401); sets code.
+answers() {
+    code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
+    [ "$code" = 401 ]
 }
 
 do_start() {
@@ -176,13 +206,8 @@ do_start() {
     start_fcgi
     start_logrelay
     start_nginx
-    local i code=000
-    for i in $(seq 50); do
-        code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
-        [ "$code" = 401 ] && break
-        sleep 0.1
-    done
-    [ "$code" = 401 ] || fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT (got $code)"
+    local code=000
+    wait_for 5 answers || fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT (got $code)"
     cat <<MSG
 
 fetchml-fcgi is running on https://127.0.0.1:$HTTPS_PORT (http://127.0.0.1:$HTTP_PORT redirects).

@@ -40,3 +40,139 @@ fm_build() {
     cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >/dev/null ||
         cmake --build "$dir" -j 1 || fm_die "build failed ($dir)"
 }
+
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds (status 0) or
+# SECONDS (a whole or decimal number) have passed since the first try; CMD
+# runs at least once. Status 0 when it succeeded, 1 when time ran out.
+# (Redis's test suite calls this wait_for_condition.)
+wait_for() {
+    local frac deadline
+    if ! [[ $1 =~ ^([0-9]+)(\.([0-9]{1,6}))?$ ]]; then
+        printf 'wait_for: SECONDS must be a number, got "%s"\n' "$1" >&2
+        return 2
+    fi
+    frac=${BASH_REMATCH[3]}000000
+    deadline=$((${EPOCHREALTIME/./} + 10#${BASH_REMATCH[1]} * 1000000 + 10#${frac:0:6}))
+    shift
+    until "$@"; do
+        [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# fm_subst TEMPLATE key=value...: TEMPLATE with each @key@ replaced, on stdout.
+fm_subst() {
+    local text kv
+    text=$(<"$1")
+    shift
+    for kv in "$@"; do text=${text//@${kv%%=*}@/${kv#*=}}; done
+    printf '%s\n' "$text"
+}
+
+# fm_config_apply [OVERRIDE...] <YAML >YAML: the YAML on stdin with each
+# override applied, in order (a later one for the same PATH wins):
+#   PATH=VALUE   the key at PATH (SECTION, SECTION.KEY, ...) becomes
+#                "KEY: VALUE"; whatever it held (one line or a block) is
+#                dropped. VALUE is YAML text: a scalar or a flow [..] or {..};
+#                one that starts with a newline is a block, indented by the
+#                caller. A key the file lacks is added at the end of its
+#                parent, which must exist.
+#   PATH+=LINES  LINES (YAML, indented for the children of PATH) go at the
+#                end of the block at PATH, e.g. more users under auth.api_keys.
+# A key below one that an earlier override gave whole is an error: the value
+# is text, not merged.
+# It understands block mappings with the 2-space indentation of
+# conf/dev/config.yaml.in, which is all it is used on. Status 2 (and a
+# message) on a malformed override or one whose parent is not in the file.
+fm_config_apply() {
+    local -A set=() add=() seen=()
+    local -a order=() open=() opened=()
+    local kv name line ind key path skip=-1
+    for kv in "$@"; do
+        name=${kv%%=*}
+        if [[ $kv != *=* || ! $name =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\+?$ ]]; then
+            printf 'fm_config_apply: not PATH=VALUE or PATH+=LINES: %s\n' "${kv%%$'\n'*}" >&2
+            return 2
+        fi
+        key=${name%+}
+        while [[ $key == *.* ]]; do
+            key=${key%.*}
+            if [ -n "${set[$key]+x}" ]; then
+                printf 'fm_config_apply: %s: %s was given whole by an earlier override; give it whole again\n' \
+                    "${name%+}" "$key" >&2
+                return 2
+            fi
+        done
+        if [[ $name == *+ ]]; then
+            [ -z "${kv#*=}" ] || add[${name%+}]+=${kv#*=}$'\n'
+        else
+            # A new value for a block replaces what earlier overrides put in it.
+            for key in "${!set[@]}" "${!add[@]}"; do
+                [[ $key == "$name".* ]] && unset 'set[$key]' 'add[$key]'
+            done
+            unset 'add[$name]'
+            [ -n "${set[$name]+x}" ] || order+=("$name")
+            set[$name]=${kv#*=}
+        fi
+    done
+    # Ends the innermost open block: its appended lines, then the keys it lacks.
+    _fm_config_close() {
+        local p=${open[-1]} i=${opened[-1]} n v
+        unset 'open[-1]' 'opened[-1]'
+        [ -z "$p" ] || printf '%s' "${add[$p]:-}"
+        for n in "${order[@]}"; do
+            [ -n "${set[$n]+x}" ] && [ -z "${seen[$n]:-}" ] || continue
+            if [ -z "$p" ]; then [[ $n != *.* ]] || continue; else [ "${n%.*}" = "$p" ] || continue; fi
+            v=${set[$n]}
+            [[ $v == $'\n'* ]] || v=" $v"
+            printf '%*s%s:%s\n' $((i < 0 ? 0 : i + 2)) '' "${n##*.}" "$v"
+            seen[$n]=1
+        done
+    }
+    open=("") opened=(-1)
+    while IFS= read -r line || [ -n "$line" ]; do
+        if [[ $line =~ ^(\ *)([A-Za-z_][A-Za-z0-9_]*):(\ |$) ]]; then
+            ind=${#BASH_REMATCH[1]} key=${BASH_REMATCH[2]}
+            [ "$skip" -lt 0 ] || [ "$ind" -le "$skip" ] || continue
+            skip=-1
+            while [ "${opened[-1]}" -ge "$ind" ]; do _fm_config_close; done
+            path=${open[-1]:+${open[-1]}.}$key
+            open+=("$path") opened+=("$ind")
+            if [ -n "${set[$path]+x}" ]; then
+                kv=${set[$path]}
+                [[ $kv == $'\n'* ]] || kv=" $kv"
+                printf '%*s%s:%s\n' "$ind" '' "$key" "$kv"
+                seen[$path]=1 skip=$ind
+                continue
+            fi
+        elif [ "$skip" -ge 0 ]; then
+            [[ $line =~ ^(\ *) ]]
+            [ -n "${line// /}" ] && [ "${#BASH_REMATCH[1]}" -le "$skip" ] || continue
+            skip=-1
+        fi
+        printf '%s\n' "$line"
+    done
+    while [ ${#open[@]} -gt 0 ]; do _fm_config_close; done
+    unset -f _fm_config_close
+    for name in "${order[@]}"; do
+        [ -z "${set[$name]+x}" ] || [ -n "${seen[$name]:-}" ] && continue
+        printf 'fm_config_apply: %s: no section %s in the file\n' "$name" "${name%.*}" >&2
+        return 2
+    done
+}
+
+# fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH [OVERRIDE...]:
+# writes OUT (mode 0600) from conf/dev/config.yaml.in, the one template of
+# run-local.sh's config and the integration tests' (tests/integration/lib.sh
+# write_config), with the var dir, the demo users' key hashes and the
+# overrides (fm_config_apply). As root, the FastCGI socket goes to nginx's
+# group, www-data.
+fm_dev_config() {
+    local out=$1 group=()
+    [ "$(id -u)" -eq 0 ] && group=('server.socket_group="www-data"')
+    (
+        umask 077
+        fm_subst "$ROOT/conf/dev/config.yaml.in" "VAR=$2" "ADMIN_HASH=$3" "RESEARCHER_HASH=$4" \
+            "ANALYST_HASH=$5" | fm_config_apply "${group[@]}" "${@:6}" >"$out.new"
+    ) && mv "$out.new" "$out"
+}

@@ -1,6 +1,9 @@
-# Integration test helpers: sourced by tests/integration/run.sh and each
-# test_*.sh. Tests drive the stack from outside, as a user would: curl over
-# HTTPS through nginx, redis-cli on Redis's socket, and the files in $VAR.
+# Integration test helpers, sourced by tests/integration/run.sh; each
+# test_*.sh then runs in a subshell of it, so it has these and cannot change
+# another file's names. Tests drive the stack from outside, as a user would:
+# curl over HTTPS through nginx, redis-cli on Redis's socket, and the files in
+# $FETCHML_VAR. wait_for (poll a condition) comes from scripts/lib/common.sh.
+. "$ROOT/scripts/lib/common.sh"
 PASS=${PASS:-0}
 FAIL=${FAIL:-0}
 BASE="https://127.0.0.1:$FETCHML_HTTPS_PORT"
@@ -8,9 +11,12 @@ HTTP_BASE="http://127.0.0.1:$FETCHML_HTTP_PORT"
 OUT=$(mktemp -d)
 # The files each request leaves: response headers, body, status.
 H=$OUT/headers B=$OUT/body
+# One line per check, "ok" or "FAIL": run.sh counts them, so the results of a
+# test file that stops half-way are kept.
+RESULTS=$OUT/results
 
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-not_ok() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
+ok() { PASS=$((PASS + 1)) && echo ok >>"$RESULTS" && printf '  ok   %s\n' "$*"; }
+not_ok() { FAIL=$((FAIL + 1)) && echo FAIL >>"$RESULTS" && printf '  FAIL %s\n' "$*"; }
 check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
     local d=$1
     shift
@@ -41,10 +47,11 @@ as() { # as USER METHOD PATH [curl args...]
     req "$@" -H "X-API-Key: $k"
 }
 status_is() { [ "$STATUS" = "$1" ]; }
+error_is() { status_is "$1" && json_is .code "$2"; } # error_is STATUS CODE: that answer and error code
 header_has() { tr -d '\r' <"$H" | grep -Eqi "^$1"; }
 json() { jq -er "$1" <"$B" 2>/dev/null; }
 json_is() { [ "$(jq -r "$1" <"$B" 2>/dev/null)" = "$2" ]; }
-error_body_is() { # error_body_is CODE: SPEC section 2 error shape with our trace id
+error_body_is() { # error_body_is CODE: the error body (README "Calling the API") with our trace id
     json_is .code "$1" && json .error >/dev/null && json_is .trace_id "$TRACE" && [ -n "$TRACE" ]
 }
 rcli() { # redis-cli on the stack's socket with the dev password
@@ -53,52 +60,76 @@ rcli() { # redis-cli on the stack's socket with the dev password
 }
 hash_of() { printf '%s' "$1" | "$FETCHML_BUILD/fetchml-admin" hash; }
 
-# write_config [IP_WHITELIST_YAML] [EXTRA_USERS_YAML]: a config for the test stack.
+# The overrides every test config starts from (fm_config_apply's
+# PATH=VALUE): every test comes from 127.0.0.1 and many fail to authenticate on
+# purpose, so the brute-force guard is loose. rate_limit is one line, as it
+# has always been in the test config: a test changes it whole.
+TEST_CONFIG=('rate_limit={ requests_per_minute: 120, burst: 30, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }')
+
+# write_config [OVERRIDE...]: the test stack's config.yaml, from the template
+# run-local.sh uses (conf/dev/config.yaml.in, fm_dev_config) with TEST_CONFIG
+# and then the overrides, so that a test states only what differs:
+#   PATH=VALUE    a setting, e.g. server.workers=2 or logging.file='"/x/a.log"'
+#   PATH+=LINES   lines at the end of a block
+#   ip_whitelist=YAML   short for auth.ip_whitelist=YAML
+#   extra_users=LINES   short for auth.api_keys+=LINES (users, indented 4)
+# The older positional form still works: write_config [IP_WHITELIST [EXTRA_USERS]].
 write_config() {
-    local wl=${1:-'["127.0.0.1", "::1"]'} extra=${2:-}
-    cat >"$FETCHML_VAR/dev/config.yaml.new" <<YAML
-server:
-  listen: "unix:$FETCHML_VAR/run/fcgi.sock"
-  workers: 4
-  socket_mode: "0660"
-$( [ "$(id -u)" -eq 0 ] && echo '  socket_group: "www-data"')
-auth:
-  ip_whitelist: $wl
-  api_keys:
-    admin:
-      hash: "$(hash_of "$FETCHML_ADMIN_KEY")"
-      admin: true
-      roles: ["admin"]
-    researcher:
-      hash: "$(hash_of "$FETCHML_RESEARCHER_KEY")"
-      roles: ["researcher"]
-    analyst:
-      hash: "$(hash_of "$FETCHML_ANALYST_KEY")"
-      roles: ["analyst"]
-$extra
-# Every test comes from 127.0.0.1 and many fail to authenticate on purpose: a loose guard.
-rate_limit: { requests_per_minute: 120, burst: 30, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }
-redis:
-  addr: "unix:$FETCHML_VAR/run/redis.sock"
-  password_env: REDIS_PASSWORD
-  timeout_ms: 200
-logging:
-  file: "$FETCHML_VAR/log/audit.log"
-  api_file: "$FETCHML_VAR/log/api.log"
-data:
-  experiments_dir: "$FETCHML_VAR/experiments"
-YAML
-    mv "$FETCHML_VAR/dev/config.yaml.new" "$FETCHML_VAR/dev/config.yaml"
+    local o ov=() n=0
+    for o in "$@"; do
+        case $o in
+        ip_whitelist=*) ov+=("auth.$o") ;;
+        extra_users=*) ov+=("auth.api_keys+=${o#extra_users=}") ;;
+        *)
+            if [[ $o == *=* && ${o%%=*} =~ ^[A-Za-z_][A-Za-z0-9_.]*\+?$ ]]; then
+                ov+=("$o")
+            elif [ $((n++)) -eq 0 ]; then
+                [ -z "$o" ] || ov+=("auth.ip_whitelist=$o")
+            else
+                ov+=("auth.api_keys+=$o")
+            fi
+            ;;
+        esac
+    done
+    fm_dev_config "$FETCHML_VAR/dev/config.yaml" "$FETCHML_VAR" "$(hash_of "$FETCHML_ADMIN_KEY")" \
+        "$(hash_of "$FETCHML_RESEARCHER_KEY")" "$(hash_of "$FETCHML_ANALYST_KEY")" \
+        "${TEST_CONFIG[@]}" "${ov[@]}"
 }
 
 # reload_until CHECK...: reload, then wait (<= 5 s) until the check passes.
 reload_until() {
     "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 || return 1
-    local i
-    for i in $(seq 50); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
+    wait_for 5 "$@"
+}
+
+# relay_queue: how many datagrams fetchml-logrelay's socket queues before a
+# sender that does not block (nginx) gets EAGAIN. The relay is stopped while
+# probes fill its queue, then resumed; it drops them (they are not syslog messages).
+relay_queue() {
+    local p n
+    p=$(cat "$FETCHML_VAR/run/logrelay.pid") && kill -STOP "$p" || return 1
+    n=$(python3 - "$FETCHML_VAR/run/logrelay.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+# The receiver's queue, not this socket's send buffer, must be what stops us.
+for opt in (32, socket.SO_SNDBUF):  # SO_SNDBUFFORCE (root), else SO_SNDBUF
+    try:
+        s.setsockopt(socket.SOL_SOCKET, opt, 1 << 22)
+        break
+    except OSError:
+        pass
+s.setblocking(False)
+n = 0
+try:
+    while n < 100000:
+        s.sendto(b"<14>queue_probe: x", sys.argv[1])
+        n += 1
+except BlockingIOError:
+    pass
+print(n)
+PY
+    )
+    kill -CONT "$p"
+    [ -n "$n" ] && echo "$n"
 }
 export -f rcli hash_of

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Integration tests: start a private stack with scripts/run-local.sh (its own
 # var dir and ports, so a running dev stack is untouched), run every
-# tests/integration/test_*.sh against it, stop it, print "N passed, N failed".
+# tests/integration/test_*.sh against it, each in a subshell of its own (names
+# cannot collide between files; a file that stops before its end is a
+# failure), stop it, print "N passed, N failed" over all the files' checks.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export ROOT
@@ -14,6 +16,10 @@ chmod 755 "$FETCHML_VAR"
 cleanup() { "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# A development script must not change host settings; run-local.sh once raised
+# net.unix.max_dgram_qlen for its log relay.
+host_qlen() { cat /proc/sys/net/unix/max_dgram_qlen; }
+qlen_before=$(host_qlen)
 if ! "$ROOT/scripts/run-local.sh" >"$FETCHML_VAR/run-local.out" 2>&1; then
     cat "$FETCHML_VAR/run-local.out"
     echo "integration: the stack did not start"
@@ -26,14 +32,23 @@ set +a
 
 PASS=0 FAIL=0
 . "$ROOT/tests/integration/lib.sh"
+check "starting the stack leaves the host's net.unix.max_dgram_qlen as it was ($qlen_before)" \
+    [ "$(host_qlen)" = "$qlen_before" ]
 # Run the tests under write_config's loose brute-force guard, and forget the
 # failed authentication of run-local.sh's start-up probe.
 write_config && reload_until true
 rcli DEL fetchml:authfail:127.0.0.1 fetchml:authblock:127.0.0.1 >/dev/null
 for t in "$ROOT"/tests/integration/test_*.sh; do
     [ -n "${FETCHML_TEST_ONLY:-}" ] && [[ $t != *"$FETCHML_TEST_ONLY"* ]] && continue
-    echo "# $(basename "$t")"
-    . "$t"
+    name=$(basename "$t")
+    echo "# $name"
+    rm -f "$OUT/finished"
+    (
+        . "$t"
+        touch "$OUT/finished"
+    )
+    rc=$?
+    [ -e "$OUT/finished" ] || not_ok "$name stopped before its end (exit status $rc); its later checks did not run"
 done
 
 # The FastCGI pool's and the log relay's stderr must hold no sanitizer report.
@@ -47,6 +62,8 @@ for f in fcgi.stderr logrelay.stderr; do
     fi
 done
 
+PASS=$(grep -c '^ok$' "$RESULTS" || true)
+FAIL=$(grep -c '^FAIL$' "$RESULTS" || true)
 echo
 echo "integration: $PASS passed, $FAIL failed"
 echo "$PASS passed, $FAIL failed"

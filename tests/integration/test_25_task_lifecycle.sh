@@ -1,4 +1,4 @@
-# Cancel and delete (SPEC section 4): ownership, RBAC, status rules.
+# Cancel and delete (README "Calling the API"): ownership, RBAC, status rules.
 
 as researcher POST /v1/tasks -H 'Content-Type: application/json' -d '{"job_name":"to-cancel","datasets":[]}'
 T1=$(json .id)
@@ -15,7 +15,7 @@ check "the task is cancelled with ended_at" bash -c "jq -e '.status==\"cancelled
 check "an empty datasets list stays a list" bash -c "jq -e '.datasets==[]' '$B' >/dev/null"
 check "a cancelled task leaves the queue" bash -c "[ -z \"\$(rcli ZSCORE fetchml:queue '$T1')\" ]"
 as researcher POST "/v1/tasks/$T1/cancel"
-check "cancelling twice -> 409 CONFLICT" bash -c "[ $STATUS = 409 ] && jq -e '.code==\"CONFLICT\"' '$B' >/dev/null"
+check "cancelling twice -> 409 CONFLICT" error_is 409 CONFLICT
 as researcher GET "/v1/tasks?status=cancelled"
 check "status filter finds the cancelled task" bash -c "jq -e --arg id '$T1' '.tasks|map(.id)|index(\$id)' '$B' >/dev/null"
 

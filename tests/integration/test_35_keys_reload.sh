@@ -1,5 +1,5 @@
-# Keys and reload (SPEC section 3 and 7): rotation with a grace expiry,
-# revocation on reload, and reloads under load that drop nothing.
+# Keys and reload (README "Keys, roles and reload"): rotation with a grace
+# expiry, revocation on reload, and reloads under load that drop nothing.
 
 OLDKEY=old-rotating-key-0000000000000000000000
 NEWKEY=new-rotating-key-0000000000000000000000
@@ -16,7 +16,7 @@ users() { # users [EXTRA]: the rotating user, a loader, and whatever else is giv
 }
 temp_user=$(printf '    temp:\n      hash: "%s"\n      roles: ["analyst"]\n' "$(hash_of "$TEMPKEY")")
 
-write_config '["127.0.0.1", "::1"]' "$(users "$temp_user")"
+write_config extra_users="$(users "$temp_user")"
 temp_ok() { as "$TEMPKEY" GET /v1/whoami; status_is 200; }
 check "reload adds a rotating user, a loader and a temporary user" reload_until temp_ok
 
@@ -26,7 +26,7 @@ as "$NEWKEY" GET /v1/whoami
 check "... and so does the new one" status_is 200
 
 # Revocation: the temporary user leaves the file; within 1 s of the reload its key is refused.
-write_config '["127.0.0.1", "::1"]' "$(users)"
+write_config extra_users="$(users)"
 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1
 sleep 0.3
 as "$TEMPKEY" GET /v1/whoami
@@ -39,7 +39,8 @@ codes=$OUT/load-codes
 : >"$codes"
 urls=()
 for i in $(seq 50); do urls+=(-o /dev/null "$BASE/v1/whoami"); done
-reloads_before=$(grep -c 'configuration reloaded' "$FETCHML_VAR/log/api.log" || true)
+reloads_logged() { grep -c 'configuration reloaded' "$FETCHML_VAR/log/api.log" || true; }
+reloads_before=$(reloads_logged)
 load_until=$((SECONDS + 60))
 rm -f "$OUT/stop-load"
 for c in 1 2 3 4; do
@@ -53,31 +54,30 @@ done
 for r in $(seq 10); do
     sleep 1.8
     if [ $((r % 2)) -eq 0 ]; then
-        write_config '["127.0.0.1", "::1"]' "$(users "$temp_user")"
+        write_config extra_users="$(users "$temp_user")"
     else
-        write_config '["127.0.0.1", "::1"]' "$(users)"
+        write_config extra_users="$(users)"
     fi
     "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 || echo "reload $r failed"
 done
 # The last reload is signalled, not yet done: keep the load on until it is logged.
-for i in $(seq 50); do
-    [ $(($(grep -c 'configuration reloaded' "$FETCHML_VAR/log/api.log") - reloads_before)) -ge 10 ] && break
-    sleep 0.1
-done
+ten_reloads() { [ $(($(reloads_logged) - reloads_before)) -ge 10 ]; }
+wait_for 5 ten_reloads
 sleep 1
 touch "$OUT/stop-load"
 wait
 cat "$codes".* >"$codes"
 total=$(grep -c . "$codes" || true)
 bad=$(grep -cvE '^(200|429)$' "$codes" || true)
-reloads=$(($(grep -c 'configuration reloaded' "$FETCHML_VAR/log/api.log" || true) - reloads_before))
+reloads=$(($(reloads_logged) - reloads_before))
 check "the load made many requests ($total)" [ "$total" -ge 1000 ]
 check "zero 5xx and zero connection errors across 10 reloads ($bad bad of $total)" [ "$bad" -eq 0 ]
 check "all 10 reloads took effect ($reloads logged)" [ "$reloads" -eq 10 ]
 grep -vE '^(200|429)$' "$codes" | sort | uniq -c | head -5
 
 # After the grace period, the old key is refused as expired; the new one still works.
-while [ "$(date -u +%s)" -le "$(date -u -d "$grace_end" +%s)" ]; do sleep 0.2; done
+grace_over() { [ "$(date -u +%s)" -gt "$(date -u -d "$grace_end" +%s)" ]; }
+wait_for 60 grace_over
 as "$OLDKEY" GET /v1/whoami
 check "after its expiry the old key is refused (401)" status_is 401
 check "... audited as expired" grep -q "\"trace_id\":\"$TRACE\".*\"reason\":\"expired\"" "$FETCHML_VAR/log/audit.log"

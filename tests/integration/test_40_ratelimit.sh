@@ -1,6 +1,6 @@
-# Per-user token bucket (SPEC section 2, step 6).
+# Per-user token bucket (README "Rate limiting and the brute-force guard").
 
-write_config '["127.0.0.1", "::1"]' "    burster:
+write_config extra_users="    burster:
       hash: \"$(hash_of burster-test-key-0000000000000000000)\"
       roles: [\"analyst\"]
       rate_limit: { requests_per_minute: 6, burst: 5 }"
@@ -33,7 +33,7 @@ reload_until true
 # elapsed from before the first request to after the last, with no slack.
 rl_racer=racer-test-key-00000000000000000000000000
 rl_fast=fast-test-key-000000000000000000000000000
-write_config '["127.0.0.1", "::1"]' "    racer:
+write_config extra_users="    racer:
       hash: \"$(hash_of $rl_racer)\"
       roles: [\"analyst\"]
       rate_limit: { requests_per_minute: 60, burst: 10 }

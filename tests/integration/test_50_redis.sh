@@ -1,4 +1,4 @@
-# Redis (SPEC section 1): password required, password never in YAML.
+# Redis: password required, password never in YAML.
 
 out=$(redis-cli -s "$FETCHML_VAR/run/redis.sock" PING 2>&1)
 check "Redis refuses commands without the password (NOAUTH)" grep -q NOAUTH <<<"$out"

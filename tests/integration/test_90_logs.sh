@@ -1,5 +1,6 @@
-# Audit trail and logs (SPEC section 5). Runs last: it checks every request
-# the earlier tests made.
+# Audit trail and logs: one hash-chained record per request, no secret in any
+# log, fetchml-admin's commands. Runs last: it checks every request the earlier
+# tests made.
 
 audit=$FETCHML_VAR/log/audit.log
 missing=0 dup=0 badfields=0
