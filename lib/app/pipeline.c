@@ -199,45 +199,40 @@ static step_rc step_ip_allow(req_state *st)
     return refuse(st, "ip_not_allowed", 403, "IP_NOT_ALLOWED", "client address not allowed");
 }
 
-/* The guard's word on this address: -1 Redis could not answer, 0 not blocked, 1 blocked. */
-static int guard_check(const req_state *st, uint32_t *block_s)
+/* Is this address blocked? FM_EREDIS (or FM_EINVAL) when the guard could not say. */
+static fm_err guard_check(const req_state *st, bool *blocked, uint32_t *block_s)
 {
     const fm_config *cfg = st->env->cfg;
 
-    bool blocked;
-
-    if (fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                            st->call->req->remote_addr, st->now_ms, &blocked, block_s) != FM_OK)
-        return -1;
-    return blocked ? 1 : 0;
+    return fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix,
+                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
+                               st->now_ms, blocked, block_s);
 }
 
-/* Counts one failed authentication: -1 Redis could not answer, 0 not blocked, 1 blocked now. */
-static int guard_count_failure(const req_state *st, uint32_t *block_s)
+/* Counts one failed authentication; *blocked when the address is blocked now. */
+static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *block_s)
 {
     const fm_config *cfg = st->env->cfg;
 
-    bool blocked;
-
-    if (fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                           st->call->req->remote_addr, st->now_ms, &blocked, block_s) != FM_OK)
-        return -1;
-    return blocked ? 1 : 0;
+    if (st->redis_failed)
+        return FM_EREDIS; /* this request already waited on Redis once */
+    return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
+                              st->call->req->remote_addr, st->now_ms, blocked, block_s);
 }
 
 static step_rc step_guard(req_state *st)
 {
     const fm_env *env = st->env;
     uint32_t block_s;
-    int guard = guard_check(st, &block_s);
+    bool blocked;
 
-    if (guard == 1) {
+    if (guard_check(st, &blocked, &block_s) == FM_OK) {
+        if (!blocked)
+            return STEP_NEXT;
         (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
         return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
                       "too many failed authentications from this address");
     }
-    if (guard == 0)
-        return STEP_NEXT;
     st->redis_failed = true;
     /*
      * Under "deny" nothing can be admitted without Redis anyway; refusing
@@ -267,17 +262,16 @@ static void count_failure(req_state *st)
 {
     const char *addr = st->call->req->remote_addr;
     uint32_t block_s;
-    int guard;
+    bool blocked;
 
     if (st->auth.status == FM_AUTH_MISSING)
         return;
-    guard = st->redis_failed ? -1 : guard_count_failure(st, &block_s);
-    if (guard < 0)
+    if (guard_count_failure(st, &blocked, &block_s) != FM_OK)
         warn_throttled(&guard_warn, st->now_ms,
                        "brute-force guard unavailable (%s); failure not counted source=%s "
                        "trace_id=%s",
                        fm_redis_errstr(st->env->redis), addr, st->call->trace_id);
-    else if (guard == 1)
+    else if (blocked)
         fm_log_warn("brute-force guard: source=%s blocked for %u s after repeated failed "
                     "authentications trace_id=%s",
                     addr, (unsigned)block_s, st->call->trace_id);

@@ -82,24 +82,30 @@ fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr)
     return FM_OK;
 }
 
+fm_err fm_log_replace_fd(int fd, int newfd)
+{
+    int err;
+
+    if (dup3(newfd, fd, O_CLOEXEC) < 0) {
+        err = errno;
+        (void)close(newfd);
+        errno = err;
+        return FM_ESYS;
+    }
+    (void)close(newfd);
+    return FM_OK;
+}
+
 fm_err fm_log_reopen(void)
 {
-    int fd, err;
+    int fd;
 
     if (g.path == NULL)
         return FM_OK;
     fd = open_file(g.path);
     if (fd < 0)
         return FM_ESYS;
-    /* dup3 swaps the file under the same descriptor number in one step. */
-    if (dup3(fd, g.fd, O_CLOEXEC) < 0) {
-        err = errno;
-        (void)close(fd);
-        errno = err;
-        return FM_ESYS;
-    }
-    (void)close(fd);
-    return FM_OK;
+    return fm_log_replace_fd(g.fd, fd);
 }
 
 void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF])

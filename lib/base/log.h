@@ -37,6 +37,15 @@ fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr);
  */
 fm_err fm_log_reopen(void);
 
+/*
+ * fm_log_replace_fd - put the file open on newfd under descriptor fd
+ * (dup3(2), O_CLOEXEC), then close newfd, so that a log reopened after
+ * rotation changes file in one step for everyone writing to fd. newfd is
+ * closed in every case. FM_OK, or FM_ESYS with errno from dup3(2); fd still
+ * names its old file then.
+ */
+FM_MUST_CHECK fm_err fm_log_replace_fd(int fd, int newfd);
+
 /* fm_log_close - close the file; later messages go to stderr. */
 void fm_log_close(void);
 

@@ -36,6 +36,8 @@
  */
 #include "redact.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -184,7 +186,7 @@ static int has_prefix(const unsigned char *s, size_t len, size_t i, const char *
 #define HAS_PREFIX(s, len, i, lit) has_prefix(s, len, i, lit, sizeof(lit) - 1)
 
 /* Case-insensitive compare with a lowercase pattern in which '_' also matches '-'. */
-static int fold_eq(const unsigned char *p, const char *pat, size_t n)
+static bool fold_eq(const unsigned char *p, const char *pat, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         unsigned char c = p[k];
@@ -199,7 +201,7 @@ static int fold_eq(const unsigned char *p, const char *pat, size_t n)
     return 1;
 }
 
-static int key_is_header(const unsigned char *k, size_t n)
+static bool key_is_header(const unsigned char *k, size_t n)
 {
     if (n > 5 && fold_eq(k, "http_", 5)) {
         k += 5;
@@ -211,7 +213,7 @@ static int key_is_header(const unsigned char *k, size_t n)
     return 0;
 }
 
-static int key_is_sensitive(const unsigned char *k, size_t n)
+static bool key_is_sensitive(const unsigned char *k, size_t n)
 {
     for (size_t w = 0; w < NWORDS(sensitive_suffixes); w++) {
         size_t m = sensitive_suffixes[w].n;
@@ -273,7 +275,7 @@ static size_t escaped_quoted_end(const unsigned char *s, size_t len, size_t j)
 }
 
 /* In a quoted-key (JSON-like) context a bare value is a number or literal and ends at } ] too. */
-static int ends_bare_value(unsigned char c, int quoted_key)
+static bool ends_bare_value(unsigned char c, int quoted_key)
 {
     if (is_space(c) || c == '&' || c == ';' || c == ',')
         return 1;
@@ -285,7 +287,7 @@ static int ends_bare_value(unsigned char c, int quoted_key)
  * ':'). One slash is enough ("redis:/:pw@host"): nginx merges slashes in the
  * paths it passes on, so a URL pasted into a path arrives that way.
  */
-static int rule_userinfo(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+static bool rule_userinfo(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
     size_t a = i + (s[i + 2] == '/' ? 3 : 2), at = 0;
 
@@ -306,7 +308,7 @@ static int rule_userinfo(const unsigned char *s, size_t len, size_t i, size_t *v
 }
 
 /* Triggered at ':' or '=' (s[i]). */
-static int rule_separator(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+static bool rule_separator(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
     size_t k = i, kend, v, e;
     int quoted = 0, to_eol;
@@ -368,7 +370,7 @@ static int rule_separator(const unsigned char *s, size_t len, size_t i, size_t *
 }
 
 /* "expired", "auth", "Token", "realm=": prose after a scheme word, not a credential. */
-static int is_plain_word(const unsigned char *p, size_t n)
+static bool is_plain_word(const unsigned char *p, size_t n)
 {
     while (n > 0 && p[n - 1] == '=')
         n--;
@@ -381,7 +383,7 @@ static int is_plain_word(const unsigned char *p, size_t n)
 }
 
 /* Word start: "Bearer <credential>" and friends, any letter case. */
-static int rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+static bool rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
     unsigned char c = s[i] | 0x20;
 
@@ -500,7 +502,7 @@ static size_t rule_token(const unsigned char *s, size_t len, size_t i)
 }
 
 /* A rule other than a literal that triggers at s[i]: 1 and its span [*vs, *ve), or 0. */
-static int rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
+static bool rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
     if (!may_trigger(s, i)) {
         /* A hex run glued to a word ("g<64 hex>") is still a key or a hash. */

@@ -36,13 +36,13 @@ static fm_config *new_config(struct loader *l)
     return cfg;
 }
 
-static int parse_document(struct loader *l, const unsigned char *text, size_t len)
+static fm_err parse_document(struct loader *l, const unsigned char *text, size_t len)
 {
     if (ld_begin_document(l, text, len) != 0 || ld_walk(l, "", &root_table, l->cfg) != 0)
-        return -1;
+        return FM_EINVAL;
     if (!l->api_keys_seen)
         return ld_fail(l, NULL, "auth.api_keys is required: define at least one user");
-    return 0;
+    return FM_OK;
 }
 
 fm_config *fm_config_load(const char *path, char *err, size_t errlen)

@@ -21,7 +21,7 @@ static size_t slot_of(const unsigned char hash[FM_KEY_HASH_BYTES], size_t size)
     return (size_t)(lead & (uint64_t)(size - 1));
 }
 
-int keyindex_build(struct loader *l)
+fm_err keyindex_build(struct loader *l)
 {
     fm_config *cfg = l->cfg;
     size_t total = 0, size = 8, g = 0;
@@ -55,7 +55,7 @@ int keyindex_build(struct loader *l)
             cfg->key_index[i].key = key;
         }
     }
-    return 0;
+    return FM_OK;
 }
 
 bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES],

@@ -29,30 +29,32 @@
 
 #define CONFIG_FILE_MAX (16u * 1024u * 1024u)
 
-int ld_fail(struct loader *l, const yaml_mark_t *at, const char *fmt, ...)
+fm_err ld_fail(struct loader *l, const yaml_mark_t *at, const char *fmt, ...)
 {
     char msg[FM_CONFIG_ERR_MAX];
     va_list ap;
 
     if (l->failed)
-        return -1;
+        return FM_EINVAL;
     l->failed = true;
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (l->err == NULL || l->errlen == 0)
-        return -1;
+        return FM_EINVAL;
     if (at != NULL)
         (void)snprintf(l->err, l->errlen, "%s:%zu:%zu: %s", l->file, at->line + 1, at->column + 1,
                        msg);
     else
         (void)snprintf(l->err, l->errlen, "%s:0:0: %s", l->file, msg);
-    return -1;
+    return FM_EINVAL;
 }
 
-int ld_oom(struct loader *l)
+fm_err ld_oom(struct loader *l)
 {
-    return ld_fail(l, NULL, "out of memory");
+    (void)ld_fail(l, NULL, "out of memory");
+    errno = ENOMEM;
+    return FM_ESYS;
 }
 
 void ld_echo_value(const struct loader *l, const char *value, char out[LD_ECHO_BUF])
@@ -80,7 +82,7 @@ void *ld_grow(void *arr, size_t n, size_t size)
     return realloc(arr, cap * size);
 }
 
-int ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark_t *m)
+fm_err ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark_t *m)
 {
     yaml_mark_t *p = ld_grow(*arr, *n, sizeof(*p));
 
@@ -88,7 +90,7 @@ int ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark
         return ld_oom(l);
     *arr = p;
     p[(*n)++] = *m;
-    return 0;
+    return FM_OK;
 }
 
 __attribute__((format(printf, 2, 3))) static int add_warning(struct loader *l, const char *fmt, ...)
@@ -111,7 +113,7 @@ __attribute__((format(printf, 2, 3))) static int add_warning(struct loader *l, c
     return 0;
 }
 
-int ld_set_string(struct loader *l, char **slot, const char *value)
+fm_err ld_set_string(struct loader *l, char **slot, const char *value)
 {
     char *copy = strdup(value);
 
@@ -119,7 +121,7 @@ int ld_set_string(struct loader *l, char **slot, const char *value)
         return ld_oom(l);
     free(*slot);
     *slot = copy;
-    return 0;
+    return FM_OK;
 }
 
 void ld_join(char *out, size_t outlen, const char *where, const char *key)
@@ -143,7 +145,7 @@ bool ld_valid_name(const char *s)
 
 /* ---- events ---------------------------------------------------------------- */
 
-static int syntax_error(struct loader *l)
+static fm_err syntax_error(struct loader *l)
 {
     const yaml_parser_t *p = &l->parser;
     const char *problem = p->problem != NULL ? p->problem : "invalid YAML";
@@ -158,7 +160,7 @@ static int syntax_error(struct loader *l)
     return ld_fail(l, &p->problem_mark, "YAML syntax error: %s", problem);
 }
 
-int ld_next(struct loader *l)
+fm_err ld_next(struct loader *l)
 {
     if (l->ev_live) {
         yaml_event_delete(&l->ev);
@@ -167,7 +169,7 @@ int ld_next(struct loader *l)
     if (!yaml_parser_parse(&l->parser, &l->ev))
         return syntax_error(l);
     l->ev_live = true;
-    return 0;
+    return FM_OK;
 }
 
 void ld_stop_parser(struct loader *l)
@@ -182,43 +184,43 @@ void ld_stop_parser(struct loader *l)
     }
 }
 
-static int start_parser(struct loader *l, const unsigned char *text, size_t len)
+static fm_err start_parser(struct loader *l, const unsigned char *text, size_t len)
 {
     ld_stop_parser(l);
     if (!yaml_parser_initialize(&l->parser))
         return ld_oom(l);
     l->parser_live = true;
     yaml_parser_set_input_string(&l->parser, text, len);
-    return 0;
+    return FM_OK;
 }
 
-static int check_node(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag)
+static fm_err check_node(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag)
 {
     if (anchor != NULL)
         return ld_fail(l, &l->ev.start_mark, "YAML anchors and aliases are not allowed");
     if (tag != NULL)
         return ld_fail(l, &l->ev.start_mark, "YAML tags are not allowed");
-    return 0;
+    return FM_OK;
 }
 
-static int enter(struct loader *l, int *depth)
+static fm_err enter(struct loader *l, int *depth)
 {
     if (++*depth > FM_CONFIG_MAX_DEPTH)
         return ld_fail(l, &l->ev.start_mark, "nesting deeper than %d levels", FM_CONFIG_MAX_DEPTH);
-    return 0;
+    return FM_OK;
 }
 
-static int check_structure(struct loader *l, const unsigned char *text, size_t len)
+static fm_err check_structure(struct loader *l, const unsigned char *text, size_t len)
 {
     int depth = 0, docs = 0;
 
     if (start_parser(l, text, len) != 0)
-        return -1;
+        return FM_EINVAL;
     for (;;) {
         const yaml_event_t *e = &l->ev;
 
         if (ld_next(l) != 0)
-            return -1;
+            return FM_EINVAL;
         switch (e->type) {
         case YAML_STREAM_END_EVENT:
             return docs == 0 ? ld_fail(l, NULL, "configuration file is empty") : 0;
@@ -230,17 +232,17 @@ static int check_structure(struct loader *l, const unsigned char *text, size_t l
             return ld_fail(l, &e->start_mark, "YAML anchors and aliases are not allowed");
         case YAML_SCALAR_EVENT:
             if (check_node(l, e->data.scalar.anchor, e->data.scalar.tag) != 0)
-                return -1;
+                return FM_EINVAL;
             break;
         case YAML_SEQUENCE_START_EVENT:
             if (check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag) != 0 ||
                 enter(l, &depth) != 0)
-                return -1;
+                return FM_EINVAL;
             break;
         case YAML_MAPPING_START_EVENT:
             if (check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag) != 0 ||
                 enter(l, &depth) != 0)
-                return -1;
+                return FM_EINVAL;
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -252,14 +254,14 @@ static int check_structure(struct loader *l, const unsigned char *text, size_t l
     }
 }
 
-int ld_begin_document(struct loader *l, const unsigned char *text, size_t len)
+fm_err ld_begin_document(struct loader *l, const unsigned char *text, size_t len)
 {
     if (check_structure(l, text, len) != 0 || start_parser(l, text, len) != 0)
-        return -1;
+        return FM_EINVAL;
     /* Pass 1 guarantees the stream starts with exactly one document. */
     if (ld_next(l) != 0 || ld_next(l) != 0 || ld_next(l) != 0)
-        return -1;
-    return 0;
+        return FM_EINVAL;
+    return FM_OK;
 }
 
 /* ---- collections ------------------------------------------------------------ */
@@ -280,7 +282,8 @@ static const char *in(const char *where)
     return where[0] != '\0' ? "in " : "at top level";
 }
 
-int ld_each_entry(struct loader *l, const char *where, const char *what, ld_entry_fn fn, void *obj)
+fm_err ld_each_entry(struct loader *l, const char *where, const char *what, ld_entry_fn fn,
+                     void *obj)
 {
     char key[LD_KEY_TEXT_MAX];
 
@@ -291,9 +294,9 @@ int ld_each_entry(struct loader *l, const char *where, const char *what, ld_entr
         const yaml_event_t *e = &l->ev;
 
         if (ld_next(l) != 0)
-            return -1;
+            return FM_EINVAL;
         if (e->type == YAML_MAPPING_END_EVENT)
-            return 0;
+            return FM_OK;
         if (e->type != YAML_SCALAR_EVENT || ld_is_null(e) ||
             strlen((const char *)e->data.scalar.value) != e->data.scalar.length)
             return ld_fail(l, &e->start_mark, "keys %s%s must be strings", in(where), where);
@@ -302,25 +305,29 @@ int ld_each_entry(struct loader *l, const char *where, const char *what, ld_entr
         memcpy(key, e->data.scalar.value, e->data.scalar.length + 1);
         l->key_at = e->start_mark;
         if (ld_next(l) != 0 || fn(l, where, key, obj) != 0)
-            return -1;
+            return FM_EINVAL;
     }
 }
 
-int ld_list_start(struct loader *l, const char *where, const char *what)
+fm_err ld_list_start(struct loader *l, const char *where, const char *what)
 {
     if (l->ev.type != YAML_SEQUENCE_START_EVENT)
         return ld_fail(l, &l->ev.start_mark, "%s must be %s", where, what);
-    return 0;
+    return FM_OK;
 }
 
-int ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen)
+fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen,
+                    bool *end)
 {
+    *end = false;
     if (ld_next(l) != 0)
-        return -1;
-    if (l->ev.type == YAML_SEQUENCE_END_EVENT)
-        return 1;
+        return FM_EINVAL;
+    if (l->ev.type == YAML_SEQUENCE_END_EVENT) {
+        *end = true;
+        return FM_OK;
+    }
     (void)snprintf(item, itemlen, "%s[%zu]", where, i);
-    return 0;
+    return FM_OK;
 }
 
 /* ---- rows ------------------------------------------------------------------- */
@@ -331,7 +338,7 @@ struct walk {
     void *obj;
 };
 
-static int row_entry(struct loader *l, const char *where, const char *key, void *arg)
+static fm_err row_entry(struct loader *l, const char *where, const char *key, void *arg)
 {
     struct walk *w = arg;
     char sub[LD_WHERE_MAX], shown[LD_ECHO_BUF];
@@ -354,7 +361,7 @@ static int row_entry(struct loader *l, const char *where, const char *key, void 
         yaml_mark_t at = l->ev.start_mark;
 
         if (ld_walk(l, sub, row->sub, w->obj) != 0)
-            return -1;
+            return FM_EINVAL;
         return row->after != NULL ? row->after(l, sub, &at, w->obj) : 0;
     }
     if (row->kind == LD_HANDLER)
@@ -362,7 +369,7 @@ static int row_entry(struct loader *l, const char *where, const char *key, void 
     return ld_row_value(l, sub, row, w->obj);
 }
 
-int ld_walk(struct loader *l, const char *where, const struct ld_table *t, void *obj)
+fm_err ld_walk(struct loader *l, const char *where, const struct ld_table *t, void *obj)
 {
     struct walk w;
 
@@ -378,7 +385,7 @@ int ld_walk(struct loader *l, const char *where, const struct ld_table *t, void 
 
 /* ---- file --------------------------------------------------------------------- */
 
-static int find_basedir(struct loader *l)
+static fm_err find_basedir(struct loader *l)
 {
     char *slash;
 
@@ -388,16 +395,16 @@ static int find_basedir(struct loader *l)
     slash = strrchr(l->basedir, '/');
     if (slash != NULL)
         slash[slash == l->basedir ? 1 : 0] = '\0';
-    return 0;
+    return FM_OK;
 }
 
-int ld_read_file(struct loader *l, unsigned char **text, size_t *len)
+fm_err ld_read_file(struct loader *l, unsigned char **text, size_t *len)
 {
     struct stat st;
     size_t got = 0;
     /* O_NONBLOCK: opening a FIFO at the path must not hang; it is refused below. */
     int fd = open(l->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    int rc = -1;
+    fm_err rc = FM_EINVAL;
 
     if (fd < 0)
         return ld_fail(l, NULL, "cannot open: %s", strerror(errno));
@@ -444,11 +451,11 @@ out:
     return rc;
 }
 
-int ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
-                 void *obj, char *err, size_t errlen)
+fm_err ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
+                    void *obj, char *err, size_t errlen)
 {
     struct loader l;
-    int rc = -1;
+    fm_err rc = FM_EINVAL;
 
     memset(&l, 0, sizeof(l));
     l.file = file;

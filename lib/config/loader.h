@@ -19,7 +19,8 @@
  *
  * Every error is "file:line:col: message", recorded once (the first error
  * wins, later calls are no-ops) in the loader's err buffer; functions that
- * can fail return 0 or -1 after recording it.
+ * can fail return FM_OK, or FM_EINVAL (FM_ESYS when out of memory) after
+ * recording it (lib/base/err.h).
  */
 #ifndef FM_CONFIG_LOADER_H
 #define FM_CONFIG_LOADER_H
@@ -108,12 +109,12 @@ struct ld_table {
 };
 
 /* Reads the value of the current key (event l->ev) into obj; where is its dotted name. */
-typedef int (*ld_value_fn)(struct loader *l, const char *where, void *obj);
+typedef fm_err (*ld_value_fn)(struct loader *l, const char *where, void *obj);
 /* Refuses a stored value (field points into obj) with ld_fail, or returns 0. */
-typedef int (*ld_check_fn)(struct loader *l, const char *where, const void *field);
+typedef fm_err (*ld_check_fn)(struct loader *l, const char *where, const void *field);
 /* Runs after a section was read (at: where the section's value starts), for cross-checks. */
-typedef int (*ld_after_fn)(struct loader *l, const char *where, const yaml_mark_t *at,
-                           const void *obj);
+typedef fm_err (*ld_after_fn)(struct loader *l, const char *where, const yaml_mark_t *at,
+                              const void *obj);
 
 struct ld_row {
     const char *name;
@@ -187,10 +188,10 @@ struct ld_row {
  * into obj: unknown key, duplicate key, then the row's parse. A table larger
  * than LD_ROWS_MAX (only possible when built at run time) is refused.
  */
-int ld_walk(struct loader *l, const char *where, const struct ld_table *t, void *obj);
+fm_err ld_walk(struct loader *l, const char *where, const struct ld_table *t, void *obj);
 
 /* ld_defaults - every default of t (and of its sections) into obj. 0, or -1 out of memory. */
-int ld_defaults(struct loader *l, const struct ld_table *t, void *obj);
+fm_err ld_defaults(struct loader *l, const struct ld_table *t, void *obj);
 
 /* ld_release - frees what the string and CIDR rows of t (and its sections) own in obj. */
 void ld_release(const struct ld_table *t, void *obj);
@@ -201,41 +202,43 @@ void ld_release(const struct ld_table *t, void *obj);
  * into obj. Relative paths resolve against "/". For tests of the rows engine;
  * returns 0, or -1 with "file:line:col: message" in err.
  */
-int ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
-                 void *obj, char *err, size_t errlen);
+fm_err ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
+                    void *obj, char *err, size_t errlen);
 
 /* ---- loader.c: errors, events, collections, file ---------------------------- */
 
-__attribute__((format(printf, 3, 4))) int ld_fail(struct loader *l, const yaml_mark_t *at,
-                                                  const char *fmt, ...);
-int ld_oom(struct loader *l);
+__attribute__((format(printf, 3, 4))) fm_err ld_fail(struct loader *l, const yaml_mark_t *at,
+                                                     const char *fmt, ...);
+fm_err ld_oom(struct loader *l);
 /* What may be echoed of the current scalar: never text that the environment supplied. */
 void ld_echo_value(const struct loader *l, const char *value, char out[LD_ECHO_BUF]);
 void ld_make_ref(const struct loader *l, struct ld_ref *ref);
 /* Room for element n of an array whose capacity is implied by n; the array or NULL. */
 void *ld_grow(void *arr, size_t n, size_t size);
-int ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark_t *m);
-int ld_set_string(struct loader *l, char **slot, const char *value);
+fm_err ld_push_mark(struct loader *l, yaml_mark_t **arr, size_t *n, const yaml_mark_t *m);
+fm_err ld_set_string(struct loader *l, char **slot, const char *value);
 /* where.key, or key at the top level. */
 void ld_join(char *out, size_t outlen, const char *where, const char *key);
 /* "[A-Za-z0-9_.-]{1,63}", and never "." or "..", since user names become directories. */
 bool ld_valid_name(const char *s);
-int ld_next(struct loader *l);
+fm_err ld_next(struct loader *l);
 /* A plain scalar that YAML reads as null: empty, ~, null, Null, NULL. */
 bool ld_is_null(const yaml_event_t *e);
 void ld_stop_parser(struct loader *l);
 /* Reads the file at l->file into *text (*len bytes, caller frees) and finds l->basedir. */
-int ld_read_file(struct loader *l, unsigned char **text, size_t *len);
+fm_err ld_read_file(struct loader *l, unsigned char **text, size_t *len);
 /* Pass 1 over text, then positions l->ev at the root mapping of the one document. */
-int ld_begin_document(struct loader *l, const unsigned char *text, size_t len);
+fm_err ld_begin_document(struct loader *l, const unsigned char *text, size_t len);
 
-typedef int (*ld_entry_fn)(struct loader *l, const char *where, const char *key, void *obj);
+typedef fm_err (*ld_entry_fn)(struct loader *l, const char *where, const char *key, void *obj);
 /* The current event must start a mapping ("<where> must be <what>"); fn gets each key. */
-int ld_each_entry(struct loader *l, const char *where, const char *what, ld_entry_fn fn, void *obj);
+fm_err ld_each_entry(struct loader *l, const char *where, const char *what, ld_entry_fn fn,
+                     void *obj);
 /* The current event must start a sequence ("<where> must be <what>"). */
-int ld_list_start(struct loader *l, const char *where, const char *what);
+fm_err ld_list_start(struct loader *l, const char *where, const char *what);
 /* Reads the next list item, naming it "<where>[i]" in item; 1 at the end of the list. */
-int ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen);
+fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen,
+                    bool *end);
 
 /* ---- scalars.c: typed values ------------------------------------------------ */
 
@@ -246,14 +249,14 @@ int ld_list_next(struct loader *l, const char *where, size_t i, char *item, size
 const char *ld_scalar(struct loader *l, const char *where, const char *what, bool plain);
 /* Sets *isnull for YAML null (a setting that may be switched off), else as ld_scalar. */
 const char *ld_nullable(struct loader *l, const char *where, const char *what, bool *isnull);
-int ld_int(struct loader *l, const char *where, long long min, long long max, long long *out);
-int ld_bool(struct loader *l, const char *where, bool *out);
+fm_err ld_int(struct loader *l, const char *where, long long min, long long max, long long *out);
+fm_err ld_bool(struct loader *l, const char *where, bool *out);
 /* text absolute as given, or relative to the file's directory, after prefix, into *out. */
-int ld_resolve_path(struct loader *l, const char *where, const char *text, const char *prefix,
-                    char **out);
-int ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl);
+fm_err ld_resolve_path(struct loader *l, const char *where, const char *text, const char *prefix,
+                       char **out);
+fm_err ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl);
 /* Parses the current value for a row of a scalar or list kind into its field in obj. */
-int ld_row_value(struct loader *l, const char *where, const struct ld_row *row, void *obj);
+fm_err ld_row_value(struct loader *l, const char *where, const struct ld_row *row, void *obj);
 /* An expanded value may hold a secret: wipes and frees l->value. */
 void ld_forget_value(struct loader *l);
 

@@ -8,12 +8,12 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 #define LEVEL_COUNT (sizeof(level_names) / sizeof(level_names[0]))
 _Static_assert(LEVEL_COUNT == FM_LOG_ERROR + 1, "one name per fm_log_level");
 
-static int check_audit(struct loader *l, const char *where, const void *field)
+static fm_err check_audit(struct loader *l, const char *where, const void *field)
 {
     if (!*(const bool *)field)
         return ld_fail(l, &l->ev.start_mark, "%s: false is refused: the audit trail is mandatory",
                        where);
-    return 0;
+    return FM_OK;
 }
 
 LD_TABLE(, logging_table,

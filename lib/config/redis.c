@@ -20,7 +20,7 @@
 #define KEY_PREFIX_MAX 64
 #define SECRET_NAME "REDIS_PASSWORD"
 
-static int check_key_prefix(struct loader *l, const char *where, const void *field)
+static fm_err check_key_prefix(struct loader *l, const char *where, const void *field)
 {
     const char *v = *(char *const *)field;
     size_t len = strlen(v);
@@ -29,22 +29,22 @@ static int check_key_prefix(struct loader *l, const char *where, const void *fie
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") != len)
         return ld_fail(l, &l->ev.start_mark, "%s must be 1 to %d characters [A-Za-z0-9:_.-]", where,
                        KEY_PREFIX_MAX);
-    return 0;
+    return FM_OK;
 }
 
 /* The two ways of giving the password exclude each other, whichever comes first. */
-static int password_once(struct loader *l)
+static fm_err password_once(struct loader *l)
 {
     if (l->password_seen)
         return ld_fail(
             l, &l->key_at,
             "redis.password_env and redis.password_file are alternatives: give only one");
     l->password_seen = true;
-    return 0;
+    return FM_OK;
 }
 
-static int set_password(struct loader *l, const char *value, size_t len, const char *kind,
-                        const char *source)
+static fm_err set_password(struct loader *l, const char *value, size_t len, const char *kind,
+                           const char *source)
 {
     fm_config *cfg = l->cfg;
     char desc[PATH_MAX + 16];
@@ -58,7 +58,7 @@ static int set_password(struct loader *l, const char *value, size_t len, const c
     return ld_set_string(l, &cfg->redis.password_source, desc);
 }
 
-static int redis_password_env(struct loader *l, const char *where, void *obj)
+static fm_err redis_password_env(struct loader *l, const char *where, void *obj)
 {
     static const char first[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
     bool isnull;
@@ -69,12 +69,12 @@ static int redis_password_env(struct loader *l, const char *where, void *obj)
 
     (void)obj;
     if (password_once(l) != 0)
-        return -1;
+        return FM_EINVAL;
     name = ld_nullable(l, where, "an environment variable name", &isnull);
     if (name == NULL)
-        return -1;
+        return FM_EINVAL;
     if (isnull)
-        return 0;
+        return FM_OK;
     len = strlen(name);
     if (len == 0 || len >= LD_ENV_NAME_MAX || strchr(first, name[0]) == NULL ||
         strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789") != len)
@@ -149,8 +149,8 @@ static const char *secret_in(const char *text, size_t len, size_t *vlen, const c
  * (*got bytes). A file others may read or replace is refused outright: the
  * password would not be secret.
  */
-static int read_secret_fd(struct loader *l, const yaml_mark_t *at, const char *where,
-                          const char *name, int fd, unsigned char *buf, size_t *got)
+static fm_err read_secret_fd(struct loader *l, const yaml_mark_t *at, const char *where,
+                             const char *name, int fd, unsigned char *buf, size_t *got)
 {
     struct stat st;
 
@@ -171,7 +171,7 @@ static int read_secret_fd(struct loader *l, const yaml_mark_t *at, const char *w
         if (n < 0)
             return ld_fail(l, at, "%s: %s: cannot read: %s", where, name, strerror(errno));
         if (n == 0 || (*got += (size_t)n) == FM_SECRET_FILE_MAX + 1)
-            return 0;
+            return FM_OK;
     }
 }
 
@@ -179,8 +179,8 @@ static int read_secret_fd(struct loader *l, const yaml_mark_t *at, const char *w
  * Reads the secret file at path. Messages name the file (as written, when its
  * name came from the environment) and never its content.
  */
-static int read_secret(struct loader *l, const yaml_mark_t *at, const char *where, const char *path,
-                       const char *name)
+static fm_err read_secret(struct loader *l, const yaml_mark_t *at, const char *where,
+                          const char *path, const char *name)
 {
     unsigned char buf[FM_SECRET_FILE_MAX + 1];
     const char *why = NULL, *value;
@@ -220,20 +220,20 @@ out:
     return rc;
 }
 
-static int redis_password_file(struct loader *l, const char *where, void *obj)
+static fm_err redis_password_file(struct loader *l, const char *where, void *obj)
 {
     yaml_mark_t at = l->ev.start_mark;
     char raw[LD_ECHO_BUF];
     const char *v;
     char *path = NULL;
-    int rc;
+    fm_err rc;
 
     (void)obj;
     if (password_once(l) != 0)
-        return -1;
+        return FM_EINVAL;
     v = ld_scalar(l, where, "a path", false);
     if (v == NULL || ld_resolve_path(l, where, v, "", &path) != 0)
-        return -1;
+        return FM_EINVAL;
     ld_echo_value(l, v, raw);
     rc = read_secret(l, &at, where, path, l->from_env ? raw : path);
     free(path);

@@ -33,7 +33,7 @@ struct role_item {
     struct ld_role_src *src;
 };
 
-static int perm_entry(struct loader *l, const char *where, const char *key, void *arg)
+static fm_err perm_entry(struct loader *l, const char *where, const char *key, void *arg)
 {
     struct perm_acc *acc = arg;
     char why[FM_CONFIG_ERR_MAX], sub[LD_WHERE_MAX], shown[LD_ECHO_BUF];
@@ -53,24 +53,24 @@ static int perm_entry(struct loader *l, const char *where, const char *key, void
     (void)snprintf(acc->seen[acc->nseen++], PERM_TEXT_MAX, "%s", key);
     ld_join(sub, sizeof(sub), where, key);
     if (ld_bool(l, sub, &allow) != 0)
-        return -1;
+        return FM_EINVAL;
     if (allow)
         acc->grants |= bits;
     else
         acc->denies |= bits;
-    return 0;
+    return FM_OK;
 }
 
-int perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms *denies)
+fm_err perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms *denies)
 {
     struct perm_acc acc;
 
     memset(&acc, 0, sizeof(acc));
     if (ld_each_entry(l, where, "a mapping of permissions to true or false", perm_entry, &acc) != 0)
-        return -1;
+        return FM_EINVAL;
     *grants = acc.grants;
     *denies = acc.denies;
-    return 0;
+    return FM_OK;
 }
 
 static const char *role_name_item(struct loader *l, const char *item,
@@ -99,8 +99,8 @@ static const char *role_name_item(struct loader *l, const char *item,
  * Role names are resolved once the whole file is read (roles may be defined
  * after use); the reference keeps the file:line:col for that later error.
  */
-static int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
-                          struct ld_ref **refs, size_t nrefs)
+static fm_err push_role_name(struct loader *l, const char *v, char (**names)[FM_NAME_MAX], size_t n,
+                             struct ld_ref **refs, size_t nrefs)
 {
     char(*grown_names)[FM_NAME_MAX] = ld_grow(*names, n, sizeof(**names));
     struct ld_ref *grown_refs;
@@ -114,39 +114,41 @@ static int push_role_name(struct loader *l, const char *v, char (**names)[FM_NAM
     *refs = grown_refs;
     (void)snprintf(grown_names[n], FM_NAME_MAX, "%s", v);
     ld_make_ref(l, &grown_refs[nrefs]);
-    return 0;
+    return FM_OK;
 }
 
 /* A redefined built-in keeps nothing of its built-in grants: the file replaces it whole. */
-static int role_permissions(struct loader *l, const char *where, void *obj)
+static fm_err role_permissions(struct loader *l, const char *where, void *obj)
 {
     struct ld_role_src *src = ((struct role_item *)obj)->src;
 
     return perms_value(l, where, &src->grants, &src->denies);
 }
 
-int role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
-                     struct ld_ref **refs, size_t *nrefs)
+fm_err role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
+                        struct ld_ref **refs, size_t *nrefs)
 {
     char item[LD_WHERE_MAX];
-    int rc;
+    bool end;
+    fm_err rc;
 
     if (ld_list_start(l, where, "a list of role names") != 0)
-        return -1;
-    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item))) == 0; i++) {
+        return FM_EINVAL;
+    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
+         i++) {
         const char *v = role_name_item(l, item, (const char(*)[FM_NAME_MAX])(*names), *n);
 
         if (v == NULL || push_role_name(l, v, names, *n, refs, nrefs != NULL ? *nrefs : *n) != 0)
-            return -1;
+            return FM_EINVAL;
         (*n)++;
         if (nrefs != NULL)
             (*nrefs)++;
     }
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* Names are checked against auth.roles once the whole file is read: roles come in any order. */
-static int role_inherits(struct loader *l, const char *where, void *obj)
+static fm_err role_inherits(struct loader *l, const char *where, void *obj)
 {
     struct ld_role_src *src = ((struct role_item *)obj)->src;
 
@@ -154,7 +156,7 @@ static int role_inherits(struct loader *l, const char *where, void *obj)
 }
 
 /* Fields left out stay 0 and take the global default once the whole file is read. */
-static int role_rate_limit(struct loader *l, const char *where, void *obj)
+static fm_err role_rate_limit(struct loader *l, const char *where, void *obj)
 {
     fm_role *role = ((struct role_item *)obj)->role;
 
@@ -166,7 +168,7 @@ LD_TABLE(static, role_table, LD_HANDLER_ROW("permissions", role_permissions),
          LD_HANDLER_ROW("inherits", role_inherits), LD_HANDLER_ROW("rate_limit", role_rate_limit));
 
 /* Appends an empty role named name to cfg->auth.roles and its source to l->role_src. */
-static int add_role(struct loader *l, const char *name)
+static fm_err add_role(struct loader *l, const char *name)
 {
     fm_config *cfg = l->cfg;
     struct ld_role_src *src = ld_grow(l->role_src, l->nrole_src, sizeof(*src));
@@ -182,20 +184,20 @@ static int add_role(struct loader *l, const char *name)
     memset(&src[l->nrole_src++], 0, sizeof(*src));
     memset(&roles[cfg->auth.nroles], 0, sizeof(*roles));
     (void)snprintf(roles[cfg->auth.nroles++].name, FM_NAME_MAX, "%s", name);
-    return 0;
+    return FM_OK;
 }
 
-int roles_add_builtins(struct loader *l)
+fm_err roles_add_builtins(struct loader *l)
 {
     for (size_t i = 0; i < LD_BUILTIN_ROLES; i++) {
         if (add_role(l, builtin_roles[i]) != 0 ||
             !fm_rbac_builtin_role(builtin_roles[i], &l->role_src[i].grants))
-            return -1;
+            return FM_EINVAL;
     }
-    return 0;
+    return FM_OK;
 }
 
-static int role_entry(struct loader *l, const char *where, const char *key, void *obj)
+static fm_err role_entry(struct loader *l, const char *where, const char *key, void *obj)
 {
     fm_config *cfg = l->cfg;
     char sub[LD_WHERE_MAX], shown[LD_ECHO_BUF];
@@ -216,7 +218,7 @@ static int role_entry(struct loader *l, const char *where, const char *key, void
     } else if (i < cfg->auth.nroles) {
         return ld_fail(l, &l->key_at, "duplicate key \"%s\" in %s", shown, where);
     } else if (add_role(l, key) != 0) {
-        return -1;
+        return FM_EINVAL;
     }
     item.role = &cfg->auth.roles[i];
     item.src = &l->role_src[i];
@@ -226,7 +228,7 @@ static int role_entry(struct loader *l, const char *where, const char *key, void
     return ld_walk(l, sub, &role_table, &item);
 }
 
-int roles_section(struct loader *l, const char *where, void *obj)
+fm_err roles_section(struct loader *l, const char *where, void *obj)
 {
     return ld_each_entry(l, where, "a mapping of role names", role_entry, obj);
 }
@@ -260,7 +262,7 @@ static void cycle_text(const fm_config *cfg, const size_t *path, size_t depth, s
 }
 
 /* Sets role r's effective permissions; path[0..depth-1] inherit r on this search. */
-static int resolve_role(struct loader *l, size_t r, size_t *path, size_t depth)
+static fm_err resolve_role(struct loader *l, size_t r, size_t *path, size_t depth)
 {
     fm_config *cfg = l->cfg;
     struct ld_role_src *src = &l->role_src[r];
@@ -286,7 +288,7 @@ static int resolve_role(struct loader *l, size_t r, size_t *path, size_t depth)
         }
         if (l->role_src[p].state == ROLE_NEW && depth < FM_ROLE_INHERIT_MAX &&
             resolve_role(l, p, path, depth + 1) != 0)
-            return -1;
+            return FM_EINVAL;
         /* Not searched (too deep already) or searched and too high: path[0]'s chain is long. */
         if (l->role_src[p].state != ROLE_DONE || l->role_src[p].height >= FM_ROLE_INHERIT_MAX)
             return ld_fail(l, &ref->at, "role \"%s\": inheritance chain longer than %d links",
@@ -297,10 +299,10 @@ static int resolve_role(struct loader *l, size_t r, size_t *path, size_t depth)
     }
     cfg->auth.roles[r].perms = (inherited | src->grants) & ~src->denies;
     src->state = ROLE_DONE;
-    return 0;
+    return FM_OK;
 }
 
-int roles_resolve(struct loader *l)
+fm_err roles_resolve(struct loader *l)
 {
     fm_config *cfg = l->cfg;
     size_t path[FM_ROLE_INHERIT_MAX + 1];
@@ -308,9 +310,9 @@ int roles_resolve(struct loader *l)
     for (size_t r = 0; r < cfg->auth.nroles; r++) {
         limits_complete_rate(cfg, cfg->auth.roles[r].has_rate, &cfg->auth.roles[r].rate);
         if (l->role_src[r].state == ROLE_NEW && resolve_role(l, r, path, 0) != 0)
-            return -1;
+            return FM_EINVAL;
     }
-    return 0;
+    return FM_OK;
 }
 
 void roles_forget(struct loader *l)

@@ -41,8 +41,8 @@ static void wipe(char *buf, size_t len)
 }
 
 /* Appends piece to the buffer of an expansion, moving (and wiping) it when it grows. */
-static int append(struct loader *l, char **buf, size_t *len, size_t *cap, const char *piece,
-                  size_t plen)
+static fm_err append(struct loader *l, char **buf, size_t *len, size_t *cap, const char *piece,
+                     size_t plen)
 {
     char *bigger;
     size_t want;
@@ -50,7 +50,7 @@ static int append(struct loader *l, char **buf, size_t *len, size_t *cap, const 
     if (*len + plen + 1 <= *cap) {
         memcpy(*buf + *len, piece, plen);
         *len += plen;
-        return 0;
+        return FM_OK;
     }
     want = 2 * (*len + plen + 1);
     bigger = malloc(want);
@@ -63,14 +63,14 @@ static int append(struct loader *l, char **buf, size_t *len, size_t *cap, const 
     *buf = bigger;
     *cap = want;
     *len += plen;
-    return 0;
+    return FM_OK;
 }
 
 /*
  * raw with ${NAME} replaced into l->value. Errors name the variable at most,
  * never a value.
  */
-static int expand(struct loader *l, const char *where, const char *raw)
+static fm_err expand(struct loader *l, const char *where, const char *raw)
 {
     static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                      "0123456789_";
@@ -127,10 +127,10 @@ static int expand(struct loader *l, const char *where, const char *raw)
         goto fail;
     buf[len] = '\0';
     l->value = buf;
-    return 0;
+    return FM_OK;
 fail:
     wipe(buf, cap);
-    return -1;
+    return FM_EINVAL;
 }
 
 const char *ld_scalar(struct loader *l, const char *where, const char *what, bool plain)
@@ -176,7 +176,7 @@ static bool parse_integer(const char *s, long long min, long long max, long long
     return true;
 }
 
-int ld_int(struct loader *l, const char *where, long long min, long long max, long long *out)
+fm_err ld_int(struct loader *l, const char *where, long long min, long long max, long long *out)
 {
     char what[96];
     const char *v;
@@ -184,29 +184,29 @@ int ld_int(struct loader *l, const char *where, long long min, long long max, lo
     (void)snprintf(what, sizeof(what), "an integer between %lld and %lld", min, max);
     v = ld_scalar(l, where, what, true);
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     if (!parse_integer(v, min, max, out))
         return ld_fail(l, &l->ev.start_mark, "%s must be %s", where, what);
-    return 0;
+    return FM_OK;
 }
 
-int ld_bool(struct loader *l, const char *where, bool *out)
+fm_err ld_bool(struct loader *l, const char *where, bool *out)
 {
     const char *v = ld_scalar(l, where, "true or false", true);
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     if (strcmp(v, "true") == 0)
         *out = true;
     else if (strcmp(v, "false") == 0)
         *out = false;
     else
         return ld_fail(l, &l->ev.start_mark, "%s must be true or false", where);
-    return 0;
+    return FM_OK;
 }
 
-int ld_resolve_path(struct loader *l, const char *where, const char *text, const char *prefix,
-                    char **out)
+fm_err ld_resolve_path(struct loader *l, const char *where, const char *text, const char *prefix,
+                       char **out)
 {
     char buf[PATH_MAX + 8];
     int n;
@@ -248,21 +248,21 @@ static bool valid_host(const char *host, size_t len)
 }
 
 /* "unix:<path>" (path resolved like any other) or "host:port" / "[v6]:port". */
-static int endpoint_value(struct loader *l, const char *where, char **out)
+static fm_err endpoint_value(struct loader *l, const char *where, char **out)
 {
     struct sockaddr_un sa;
     const char *v = ld_scalar(l, where, "\"unix:/path\" or \"host:port\"", false);
     const char *colon;
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     if (strncmp(v, "unix:", 5) == 0) {
         if (ld_resolve_path(l, where, v + 5, "unix:", out) != 0)
-            return -1;
+            return FM_EINVAL;
         if (strlen(*out) - 5 >= sizeof(sa.sun_path))
             return ld_fail(l, &l->ev.start_mark, "%s: unix socket path longer than %zu bytes",
                            where, sizeof(sa.sun_path) - 1);
-        return 0;
+        return FM_OK;
     }
     colon = strrchr(v, ':');
     if (colon == NULL || !valid_host(v, (size_t)(colon - v)) || !valid_port(colon + 1))
@@ -272,14 +272,14 @@ static int endpoint_value(struct loader *l, const char *where, char **out)
 }
 
 /* Octal text, plain or quoted: YAML would read a plain 0660 as 432 or 660 depending on version. */
-static int mode_value(struct loader *l, const char *where, long long *out)
+static fm_err mode_value(struct loader *l, const char *where, long long *out)
 {
     const char *v = ld_scalar(l, where, "octal digits like \"0660\"", false);
     size_t len;
     unsigned mode = 0;
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     len = strlen(v);
     if ((len != 3 && len != 4) || strspn(v, "01234567") != len || (len == 4 && v[0] != '0'))
         return ld_fail(l, &l->ev.start_mark, "%s must be octal digits like \"0660\"", where);
@@ -289,23 +289,25 @@ static int mode_value(struct loader *l, const char *where, long long *out)
         return ld_fail(l, &l->ev.start_mark, "%s must not grant any permission to other users",
                        where);
     *out = (long long)mode;
-    return 0;
+    return FM_OK;
 }
 
-int ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl)
+fm_err ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl)
 {
     char item[LD_WHERE_MAX], why[FM_CONFIG_ERR_MAX];
     yaml_mark_t at = l->ev.start_mark;
-    int rc;
+    bool end;
+    fm_err rc;
 
     if (ld_list_start(l, where, "a list of CIDR blocks") != 0)
-        return -1;
-    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item))) == 0; i++) {
+        return FM_EINVAL;
+    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
+         i++) {
         const char *v = ld_scalar(l, item, "a CIDR block", false);
         fm_cidr cidr;
 
         if (v == NULL)
-            return -1;
+            return FM_EINVAL;
         if (fm_ipacl_parse_cidr(v, &cidr, why, sizeof(why)) != FM_OK) {
             char raw[LD_ECHO_BUF];
 
@@ -324,7 +326,7 @@ int ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl)
         return ld_fail(l, &at,
                        "%s is empty; omit it to allow every address, or list the allowed networks",
                        where);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* Integer settings are non-negative and stored by the width of their field. */
@@ -345,48 +347,51 @@ static void store_int(void *field, size_t size, long long v)
     }
 }
 
-static int enum_value(struct loader *l, const char *where, const struct ld_row *row, long long *out)
+static fm_err enum_value(struct loader *l, const char *where, const struct ld_row *row,
+                         long long *out)
 {
     const char *v = ld_scalar(l, where, row->what, false);
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     for (size_t i = 0; i < row->nnames; i++) {
         if (strcmp(v, row->names[i]) == 0) {
             *out = (long long)i;
-            return 0;
+            return FM_OK;
         }
     }
     return ld_fail(l, &l->ev.start_mark, "%s must be %s", where, row->what);
 }
 
 /* LD_STRING, LD_PATH, LD_ENDPOINT: 1 when the value was YAML null and the field is unset. */
-static int string_value(struct loader *l, const char *where, const struct ld_row *row, char **out)
+static fm_err string_value(struct loader *l, const char *where, const struct ld_row *row,
+                           char **out, bool *isnull)
 {
     const char *what = row->kind == LD_STRING ? row->what : "a path";
-    bool isnull = false;
     const char *v;
 
+    *isnull = false;
     if (row->kind == LD_ENDPOINT)
         return endpoint_value(l, where, out);
-    v = row->nullable ? ld_nullable(l, where, what, &isnull) : ld_scalar(l, where, what, false);
+    v = row->nullable ? ld_nullable(l, where, what, isnull) : ld_scalar(l, where, what, false);
     if (v == NULL)
-        return -1;
-    if (isnull) {
+        return FM_EINVAL;
+    if (*isnull) {
         free(*out);
         *out = NULL;
-        return 1;
+        return FM_OK;
     }
     if (row->kind == LD_PATH)
         return ld_resolve_path(l, where, v, "", out);
     return ld_set_string(l, out, v);
 }
 
-int ld_row_value(struct loader *l, const char *where, const struct ld_row *row, void *obj)
+fm_err ld_row_value(struct loader *l, const char *where, const struct ld_row *row, void *obj)
 {
     void *field = (char *)obj + row->offset;
     long long v = 0;
-    int rc;
+    bool isnull;
+    fm_err rc;
 
     switch (row->kind) {
     case LD_INT:
@@ -404,9 +409,9 @@ int ld_row_value(struct loader *l, const char *where, const struct ld_row *row, 
     case LD_STRING:
     case LD_PATH:
     case LD_ENDPOINT:
-        rc = string_value(l, where, row, field);
-        if (rc == 1)
-            return 0;
+        rc = string_value(l, where, row, field, &isnull);
+        if (rc == 0 && isnull)
+            return FM_OK; /* switched off: nothing to check */
         break;
     case LD_CIDRS:
         rc = ld_cidrs(l, where, field);
@@ -415,13 +420,13 @@ int ld_row_value(struct loader *l, const char *where, const struct ld_row *row, 
         return ld_fail(l, &l->ev.start_mark, "%s: no parser for this setting", where);
     }
     if (rc != 0)
-        return -1;
+        return FM_EINVAL;
     if (row->kind == LD_INT || row->kind == LD_ENUM || row->kind == LD_MODE)
         store_int(field, row->size, v);
     return row->check != NULL ? row->check(l, where, field) : 0;
 }
 
-int ld_defaults(struct loader *l, const struct ld_table *t, void *obj)
+fm_err ld_defaults(struct loader *l, const struct ld_table *t, void *obj)
 {
     for (size_t i = 0; i < t->n; i++) {
         const struct ld_row *row = &t->rows[i];
@@ -440,17 +445,17 @@ int ld_defaults(struct loader *l, const struct ld_table *t, void *obj)
         case LD_PATH:
         case LD_ENDPOINT:
             if (row->sdef != NULL && ld_set_string(l, field, row->sdef) != 0)
-                return -1;
+                return FM_EINVAL;
             break;
         case LD_SECTION:
             if (ld_defaults(l, row->sub, obj) != 0)
-                return -1;
+                return FM_EINVAL;
             break;
         default:
             break;
         }
     }
-    return 0;
+    return FM_OK;
 }
 
 void ld_release(const struct ld_table *t, void *obj)

@@ -25,31 +25,31 @@ extern const struct ld_table bucket_table;
 void limits_complete_rate(const fm_config *cfg, bool has_rate, fm_rate *rate);
 
 /* roles.c: appends the built-in roles to cfg->auth.roles (before the document). */
-int roles_add_builtins(struct loader *l);
+fm_err roles_add_builtins(struct loader *l);
 /* roles.c: reads auth.roles. */
-int roles_section(struct loader *l, const char *where, void *obj);
+fm_err roles_section(struct loader *l, const char *where, void *obj);
 /* roles.c: the effective permissions of every role, after the document. */
-int roles_resolve(struct loader *l);
+fm_err roles_resolve(struct loader *l);
 /* roles.c: frees what l keeps about roles. */
 void roles_forget(struct loader *l);
 
 /* roles.c: a permissions mapping {perm: true|false} into grants and denies. */
-int perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms *denies);
+fm_err perms_value(struct loader *l, const char *where, fm_perms *grants, fm_perms *denies);
 /*
  * roles.c: a list of role names at where, appended to (*names)[*n...] with
  * where each was written in (*refs)[...] for the errors of the checks after
  * the document (*nrefs counts refs; NULL: refs run parallel to names). A
  * name listed twice in the list is refused.
  */
-int role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
-                     struct ld_ref **refs, size_t *nrefs);
+fm_err role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
+                        struct ld_ref **refs, size_t *nrefs);
 /* roles.c: the role called name, or NULL. */
 const fm_role *roles_find(const fm_config *cfg, const char *name);
 
 /* users.c: effective permissions and rate of every user, after roles_resolve. */
-int users_resolve(struct loader *l);
+fm_err users_resolve(struct loader *l);
 
 /* keyindex.c: the key index of cfg, refusing a key hash given twice. */
-int keyindex_build(struct loader *l);
+fm_err keyindex_build(struct loader *l);
 
 #endif

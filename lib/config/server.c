@@ -9,17 +9,17 @@
 
 #include "sections.h"
 
-static int check_group(struct loader *l, const char *where, const void *field)
+static fm_err check_group(struct loader *l, const char *where, const void *field)
 {
     const char *group = *(char *const *)field;
 
     if (group != NULL && !ld_valid_name(group))
         return ld_fail(l, &l->ev.start_mark,
                        "%s must be a group name of 1 to 63 characters [A-Za-z0-9_.-]", where);
-    return 0;
+    return FM_OK;
 }
 
-static int check_tls(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
+static fm_err check_tls(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
 {
     const fm_config *cfg = obj;
 
@@ -27,7 +27,7 @@ static int check_tls(struct loader *l, const char *where, const yaml_mark_t *at,
         (cfg->server.tls_cert_file == NULL || cfg->server.tls_key_file == NULL))
         return ld_fail(l, at, "%s.cert_file and %s.key_file are required when %s.enabled is true",
                        where, where, where);
-    return 0;
+    return FM_OK;
 }
 
 LD_TABLE(static, tls_table, LD_BOOL_ROW("enabled", fm_config, server.tls_enabled, false, NULL),

@@ -18,26 +18,26 @@ struct key_item {
     bool has_hash;
 };
 
-static int auth_enabled(struct loader *l, const char *where, void *obj)
+static fm_err auth_enabled(struct loader *l, const char *where, void *obj)
 {
     bool enabled;
 
     (void)obj;
     if (ld_bool(l, where, &enabled) != 0)
-        return -1;
+        return FM_EINVAL;
     if (!enabled)
         return ld_fail(l, &l->ev.start_mark,
                        "%s: false is refused: anonymous access is not supported", where);
-    return 0;
+    return FM_OK;
 }
 
-static int hash_value(struct loader *l, const char *where, unsigned char out[FM_KEY_HASH_BYTES])
+static fm_err hash_value(struct loader *l, const char *where, unsigned char out[FM_KEY_HASH_BYTES])
 {
     const char *v = ld_scalar(l, where, "exactly 64 hex digits (the SHA-256 of the key)", false);
     size_t len = 0;
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     /* Never echo the value: a raw key pasted here by mistake must not reach a log. */
     if (strlen(v) != 2 * FM_KEY_HASH_BYTES ||
         strspn(v, "0123456789abcdefABCDEF") != 2 * FM_KEY_HASH_BYTES ||
@@ -45,12 +45,12 @@ static int hash_value(struct loader *l, const char *where, unsigned char out[FM_
         len != FM_KEY_HASH_BYTES)
         return ld_fail(l, &l->ev.start_mark,
                        "%s must be exactly 64 hex digits (the SHA-256 of the key)", where);
-    return 0;
+    return FM_OK;
 }
 
 /* Appends key (first: in front) to user->keys and its mark to l->user_key_marks. */
-static int add_key(struct loader *l, fm_user *user, const fm_key *key, const yaml_mark_t *at,
-                   bool first)
+static fm_err add_key(struct loader *l, fm_user *user, const fm_key *key, const yaml_mark_t *at,
+                      bool first)
 {
     fm_key *keys = ld_grow(user->keys, user->nkeys, sizeof(*keys));
     yaml_mark_t *marks;
@@ -73,22 +73,22 @@ static int add_key(struct loader *l, fm_user *user, const fm_key *key, const yam
     }
     user->nkeys++;
     l->nuser_key_marks++;
-    return 0;
+    return FM_OK;
 }
 
-static int user_hash(struct loader *l, const char *where, void *obj)
+static fm_err user_hash(struct loader *l, const char *where, void *obj)
 {
     yaml_mark_t at = l->ev.start_mark;
     fm_key key;
 
     memset(&key, 0, sizeof(key));
     if (hash_value(l, where, key.hash) != 0)
-        return -1;
+        return FM_EINVAL;
     /* A user's own hash comes first, whichever order the file gives hash and keys in. */
     return add_key(l, obj, &key, &at, true);
 }
 
-static int key_hash(struct loader *l, const char *where, void *obj)
+static fm_err key_hash(struct loader *l, const char *where, void *obj)
 {
     struct key_item *item = obj;
 
@@ -96,29 +96,29 @@ static int key_hash(struct loader *l, const char *where, void *obj)
     return hash_value(l, where, item->key.hash);
 }
 
-static int key_expires(struct loader *l, const char *where, void *obj)
+static fm_err key_expires(struct loader *l, const char *where, void *obj)
 {
     struct key_item *item = obj;
     const char *v = ld_scalar(l, where, "an RFC 3339 time or a YYYY-MM-DD date", false);
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     if (fm_clock_parse_rfc3339(v, &item->key.expires) != 0 || item->key.expires <= 0)
         return ld_fail(l, &l->ev.start_mark,
                        "%s must be an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31) "
                        "after 1970",
                        where);
-    return 0;
+    return FM_OK;
 }
 
-static int key_label(struct loader *l, const char *where, void *obj)
+static fm_err key_label(struct loader *l, const char *where, void *obj)
 {
     struct key_item *item = obj;
     const char *v = ld_scalar(l, where, "a string", false);
     bool ok;
 
     if (v == NULL)
-        return -1;
+        return FM_EINVAL;
     ok = strlen(v) < sizeof(item->key.label);
     for (size_t i = 0; ok && v[i] != '\0'; i++)
         ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f;
@@ -127,42 +127,44 @@ static int key_label(struct loader *l, const char *where, void *obj)
                        "%s must be at most %zu characters without control characters", where,
                        sizeof(item->key.label) - 1);
     (void)snprintf(item->key.label, sizeof(item->key.label), "%s", v);
-    return 0;
+    return FM_OK;
 }
 
 LD_TABLE(static, key_table, LD_HANDLER_ROW("hash", key_hash),
          LD_HANDLER_ROW("expires", key_expires), LD_HANDLER_ROW("label", key_label));
 
-static int user_keys(struct loader *l, const char *where, void *obj)
+static fm_err user_keys(struct loader *l, const char *where, void *obj)
 {
     char item[LD_WHERE_MAX];
-    int rc;
+    bool end;
+    fm_err rc;
 
     if (ld_list_start(l, where, "a list of keys") != 0)
-        return -1;
-    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item))) == 0; i++) {
+        return FM_EINVAL;
+    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
+         i++) {
         yaml_mark_t at = l->ev.start_mark;
         struct key_item k;
 
         memset(&k, 0, sizeof(k));
         if (ld_walk(l, item, &key_table, &k) != 0)
-            return -1;
+            return FM_EINVAL;
         if (!k.has_hash)
             return ld_fail(l, &at, "%s.hash is required", item);
         if (add_key(l, obj, &k.key, &at, false) != 0)
-            return -1;
+            return FM_EINVAL;
     }
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
-static int user_roles(struct loader *l, const char *where, void *obj)
+static fm_err user_roles(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
 
     return role_names_value(l, where, &user->roles, &user->nroles, &l->role_refs, &l->nrole_refs);
 }
 
-static int user_permissions(struct loader *l, const char *where, void *obj)
+static fm_err user_permissions(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
 
@@ -170,7 +172,7 @@ static int user_permissions(struct loader *l, const char *where, void *obj)
 }
 
 /* Fields left out stay 0 and take the global default once the whole file is read. */
-static int user_rate_limit(struct loader *l, const char *where, void *obj)
+static fm_err user_rate_limit(struct loader *l, const char *where, void *obj)
 {
     fm_user *user = obj;
 
@@ -184,7 +186,7 @@ LD_TABLE(static, user_table, LD_HANDLER_ROW("hash", user_hash), LD_HANDLER_ROW("
          LD_CIDRS_ROW("ip_whitelist", fm_user, ip_whitelist),
          LD_HANDLER_ROW("rate_limit", user_rate_limit));
 
-static int user_entry(struct loader *l, const char *where, const char *key, void *obj)
+static fm_err user_entry(struct loader *l, const char *where, const char *key, void *obj)
 {
     fm_config *cfg = l->cfg;
     yaml_mark_t at = l->key_at;
@@ -212,17 +214,17 @@ static int user_entry(struct loader *l, const char *where, const char *key, void
     l->nuser_key_marks = 0;
     ld_join(sub, sizeof(sub), where, key);
     if (ld_defaults(l, &user_table, user) != 0 || ld_walk(l, sub, &user_table, user) != 0)
-        return -1;
+        return FM_EINVAL;
     if (user->nkeys == 0)
         return ld_fail(l, &at, "user \"%s\" has no key: give hash or keys", shown);
     for (size_t i = 0; i < l->nuser_key_marks; i++) {
         if (ld_push_mark(l, &l->key_marks, &l->nkey_marks, &l->user_key_marks[i]) != 0)
-            return -1;
+            return FM_EINVAL;
     }
-    return 0;
+    return FM_OK;
 }
 
-static int auth_api_keys(struct loader *l, const char *where, void *obj)
+static fm_err auth_api_keys(struct loader *l, const char *where, void *obj)
 {
     yaml_mark_t at = l->ev.start_mark;
 
@@ -231,10 +233,10 @@ static int auth_api_keys(struct loader *l, const char *where, void *obj)
                        "auth.api_keys and auth.apikeys are the same setting: give only one");
     l->api_keys_seen = true;
     if (ld_each_entry(l, where, "a mapping of user names", user_entry, obj) != 0)
-        return -1;
+        return FM_EINVAL;
     if (l->cfg->auth.nusers == 0)
         return ld_fail(l, &at, "%s must define at least one user", where);
-    return 0;
+    return FM_OK;
 }
 
 LD_TABLE(, auth_table, LD_HANDLER_ROW("enabled", auth_enabled),
@@ -249,7 +251,7 @@ static bool better_rate(const fm_rate *a, const fm_rate *b)
            (a->requests_per_minute == b->requests_per_minute && a->burst > b->burst);
 }
 
-int users_resolve(struct loader *l)
+fm_err users_resolve(struct loader *l)
 {
     fm_config *cfg = l->cfg;
     size_t ref = 0;
@@ -277,5 +279,5 @@ int users_resolve(struct loader *l)
         else
             user->rate_eff = best != NULL ? best : &cfg->rate_limit.rate;
     }
-    return 0;
+    return FM_OK;
 }

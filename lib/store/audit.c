@@ -38,6 +38,7 @@
 #include "audit.h"
 
 #include "clock.h"
+#include "log.h"
 #include "jsonstr.h"
 #include "redact.h"
 
@@ -309,7 +310,7 @@ fail:
 
 fm_err fm_audit_reopen(fm_audit *audit)
 {
-    int fd, err;
+    int fd;
 
     if (audit == NULL) {
         errno = EINVAL;
@@ -318,15 +319,7 @@ fm_err fm_audit_reopen(fm_audit *audit)
     fd = open_log(audit->path);
     if (fd < 0)
         return FM_ESYS;
-    /* dup3 swaps the file under the same descriptor number in one step. */
-    if (dup3(fd, audit->fd, O_CLOEXEC) < 0) {
-        err = errno;
-        (void)close(fd);
-        errno = err;
-        return FM_ESYS;
-    }
-    (void)close(fd);
-    return FM_OK;
+    return fm_log_replace_fd(audit->fd, fd);
 }
 
 void fm_audit_close(fm_audit *audit)

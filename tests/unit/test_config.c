@@ -1475,19 +1475,20 @@ START_TEST(test_rows_past_32_keys)
     ck_assert_uint_eq(wide_table.n, WIDE_ROWS);
     memset(&w, 0, sizeof(w));
     wide_yaml(yaml, sizeof(yaml), "");
-    ck_assert_msg(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)) == 0,
+    ck_assert_msg(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)) ==
+                      FM_OK,
                   "%s", err);
     for (int i = 0; i < WIDE_ROWS; i++)
         ck_assert_int_eq(w.v[i], 101 + i);
 
     wide_yaml(yaml, sizeof(yaml), "k40: 7\n");
     ck_assert_int_eq(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)),
-                     -1);
+                     FM_EINVAL);
     ck_assert_str_eq(err, "wide:41:1: duplicate key \"k40\" at top level");
 
     wide_yaml(yaml, sizeof(yaml), "k33: 7\n");
     ck_assert_int_eq(ld_load_text("wide", yaml, strlen(yaml), &wide_table, &w, err, sizeof(err)),
-                     -1);
+                     FM_EINVAL);
     ck_assert_str_eq(err, "wide:41:1: duplicate key \"k33\" at top level");
 }
 END_TEST
@@ -1500,7 +1501,7 @@ START_TEST(test_rows_table_too_wide)
     char err[FM_CONFIG_ERR_MAX];
     struct wide w;
 
-    ck_assert_int_eq(ld_load_text("wide", "k1: 1\n", 6, &t, &w, err, sizeof(err)), -1);
+    ck_assert_int_eq(ld_load_text("wide", "k1: 1\n", 6, &t, &w, err, sizeof(err)), FM_EINVAL);
     ck_assert_str_eq(err, "wide:1:1: top level: more than 64 settings in one table");
 }
 END_TEST
