@@ -292,6 +292,16 @@ echo "${CPU_full:-}"
 echo "redis commands per request (INFO commandstats, $COUNT_REQUESTS requests): ${per_request:-none}"
 echo "redis round trips per request (MONITOR, script-internal commands excluded): $trips"
 echo "$redact"
+# Further measurements, one file each (scripts/bench.d/NN-name.sh, in order): each is
+# sourced here with the stack still running (VAR, RUN, BASE, KEY, BUILD, WRK, rcli, get,
+# wait_for are theirs to use), prints its result lines on stdout, leaves the stack as it
+# found it, and sets INVALID=1 when its numbers are not comparable.
+for part in "$ROOT"/scripts/bench.d/*.sh; do
+    [ -e "$part" ] || continue
+    fm_say "bench part $(basename "$part")"
+    # shellcheck disable=SC1090
+    . "$part"
+done
 if [ -n "$BUSY_MACHINE" ]; then
     echo "warning: processes outside the stack used more than 10% of the process CPU during a run (or it could not be sampled); the numbers are not reliable"
 fi
