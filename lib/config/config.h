@@ -92,7 +92,7 @@ typedef struct fm_config {
     struct {
         fm_rate rate;               /* default per-user bucket */
         bool on_redis_error_allow;  /* false (default): deny with 503 */
-        fm_bf_policy auth_failures; /* brute-force guard, per client address */
+        fm_bf_policy auth_failures; /* brute-force guard, per client address (and anonymous) */
     } rate_limit;
 
     struct {
