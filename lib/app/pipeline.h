@@ -5,9 +5,12 @@
  *
  *   1 global IP allow-list                          -> 403 IP_NOT_ALLOWED
  *   2 brute-force guard: a source address with too many failed
- *     authentications (see bruteforce.h)            -> 429 RATE_LIMITED + Retry-After
+ *     authentications or requests without a key (see bruteforce.h), unless
+ *     the key is a known client of it               -> 429 RATE_LIMITED + Retry-After
  *   3 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
- *   4 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
+ *   4 per-user IP allow-list (counted as a failed
+ *     authentication); past it the key becomes a known client of the address
+ *                                                   -> 403 IP_NOT_ALLOWED
  *   5 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
  *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
  *   7 RBAC permission of the route                  -> 403 FORBIDDEN

@@ -23,7 +23,7 @@
  * and a doubly linked LRU list; when full, the least recently used entry is
  * reused. An address entry holds when Redis last said "clean" and until when
  * the address is known blocked, both on the caller's monotonic clock; a pair
- * entry, when the pair was last written or found known.
+ * entry, when this worker last wrote the pair and when it last found it known.
  */
 #include "bruteforce.h"
 
@@ -65,8 +65,10 @@ typedef struct entry {
     bool clean_known; /* address: Redis said "not blocked" at checked_ms; pair: known then */
     int64_t checked_ms;
     int64_t blocked_until_ms; /* 0: not known blocked */
-    int next;                 /* hash chain */
-    int prev_lru, next_lru;   /* head = most recently used */
+    bool written;             /* pair: this worker wrote it to Redis, at written_ms */
+    int64_t written_ms;
+    int next;               /* hash chain */
+    int prev_lru, next_lru; /* head = most recently used */
 } entry;
 
 typedef struct table {
@@ -356,11 +358,6 @@ static entry *known_pair(const char *prefix, const fm_bf_policy *policy, const c
     return cache_get(&cache.known, id);
 }
 
-static bool known_fresh(const entry *x, int64_t now_ms)
-{
-    return x->clean_known && now_ms - x->checked_ms < FM_BF_KNOWN_REFRESH_MS;
-}
-
 fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
                            const char *addr, const char *key_id, int64_t now_ms, bool *known)
 {
@@ -373,7 +370,8 @@ fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix, const fm_bf_poli
     *known = false;
     if (x == NULL)
         return rc;
-    if (known_fresh(x, now_ms)) {
+    /* A yes is trusted as long as an address's state is: an operator's DEL shows within 1 s. */
+    if (x->clean_known && now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
         *known = true;
         return FM_OK;
     }
@@ -400,7 +398,8 @@ fm_err fm_bruteforce_remember(fm_redis *redis, const char *prefix, const fm_bf_p
     fm_err rc;
     entry *x = known_pair(prefix, policy, addr, key_id, key, &rc);
 
-    if (x == NULL || known_fresh(x, now_ms))
+    /* Learnt from Redis is not enough: the pair's time to live is renewed by a write. */
+    if (x == NULL || (x->written && now_ms - x->written_ms < FM_BF_KNOWN_REFRESH_MS))
         return rc;
     (void)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)policy->known_days * 86400ULL);
     reply = fm_redis_argv(redis, 5, argv, NULL);
@@ -408,6 +407,8 @@ fm_err fm_bruteforce_remember(fm_redis *redis, const char *prefix, const fm_bf_p
         return FM_EREDIS;
     rc = reply->type == REDIS_REPLY_STATUS ? FM_OK : FM_EREDIS;
     if (rc == FM_OK) {
+        x->written = true;
+        x->written_ms = now_ms;
         x->clean_known = true;
         x->checked_ms = now_ms;
     }

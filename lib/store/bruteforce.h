@@ -43,8 +43,10 @@
  * FM_BF_RECHECK_MS (1 s) late; a block this worker sets itself applies from
  * the next request. While Redis is unreachable a block this worker knows of
  * runs its course. Known (address, key) pairs are cached likewise, up to
- * FM_BF_CACHE_ENTRIES of them, for FM_BF_KNOWN_REFRESH_MS; only successes
- * enter that cache, so failed guesses cannot push known clients out. Not
+ * FM_BF_CACHE_ENTRIES of them: a "known" answer for FM_BF_RECHECK_MS (so an
+ * operator's DEL of the authknown key shows within a second), this worker's
+ * own write for FM_BF_KNOWN_REFRESH_MS; only successes enter that cache, so
+ * failed guesses cannot push known clients out. Not
  * thread-safe: one cache per process, for one key prefix (a process serves
  * one configuration).
  */
@@ -107,7 +109,8 @@ FM_MUST_CHECK fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix,
  * fm_bruteforce_known - for a request from a blocked addr: did the key with
  * fingerprint key_id (1..FM_BF_KEY_ID_MAX lowercase hex, auth.h's key_id)
  * authenticate successfully from addr within policy->known_days? Answers
- * from this worker's cache of known pairs when it can, else with one EXISTS.
+ * from this worker's cache when a yes is younger than FM_BF_RECHECK_MS, else
+ * with one EXISTS (only a yes is cached).
  * *known is false when known_days is 0 or addr is not an IP literal. Returns
  * FM_OK; FM_EREDIS when Redis could not answer; FM_EINVAL for a bad key_id
  * or a key that would not fit. On an error *known is false (a blocked
@@ -120,8 +123,8 @@ FM_MUST_CHECK fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix,
 /*
  * fm_bruteforce_remember - the key with fingerprint key_id authenticated
  * successfully from addr: make it a known client of addr for
- * policy->known_days (SET ... EX), unless this worker did so, or learnt it,
- * within FM_BF_KNOWN_REFRESH_MS (then no Redis call). Does nothing when
+ * policy->known_days (SET ... EX), unless this worker did so within
+ * FM_BF_KNOWN_REFRESH_MS (then no Redis call). Does nothing when
  * known_days is 0 or addr is not an IP literal. Returns FM_OK, FM_EREDIS
  * when Redis could not answer, FM_EINVAL as fm_bruteforce_known.
  */

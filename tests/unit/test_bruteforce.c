@@ -460,6 +460,18 @@ START_TEST(known_clients)
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300), BLOCKED);
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 400), BLOCKED);
     ck_assert_int_eq(th_redis_calls("exists"), exists0 + 1);
+    /* ... for FM_BF_RECHECK_MS only: an operator's DEL shows within a second. */
+    const char *forget[] = {"DEL", "bf:authknown:192.0.2.31:00000000000f"};
+    ck_assert_int_eq(th_redis_int(2, forget), 1);
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300 + FM_BF_RECHECK_MS), CLEAN);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    /* Learnt from Redis, not written here: a success here writes it (renewing its life). */
+    freeReplyObject(th_redis_cmd(th_r, 5, other));
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 2000), BLOCKED);
+    set0 = th_redis_calls("set");
+    ck_assert_int_eq(bf_remember("192.0.2.31", "00000000000f", 2000), FM_OK);
+    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_gt(ttl_of("bf:authknown:192.0.2.31:00000000000f"), 60000);
 
     /* IPv6 by its /64; IPv4-mapped as IPv4. */
     ck_assert_int_eq(bf_remember("2001:db8:7::1", "aaaaaaaaaaaa", 0), FM_OK);
