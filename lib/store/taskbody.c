@@ -131,7 +131,14 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
             return fail(err, errlen, FM_EINVAL,
                         "must be an object of at most 64 string, number or boolean values", k);
     } else {
-        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+        /* At most 64 bytes of the name, cut between UTF-8 sequences: the error is served as JSON.
+         */
+        size_t n = strlen(k);
+
+        if (n > 64)
+            for (n = 64; n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80; n--)
+                ;
+        (void)snprintf(err, errlen, "unknown field \"%.*s\"", (int)n, k);
         return FM_EINVAL;
     }
     return 0;

@@ -117,6 +117,7 @@ START_TEST(not_json)
 END_TEST
 
 #define NOT_UTF8 "request body is not valid UTF-8"
+#define STR63 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 /* Every string of the body, keys too, is UTF-8 (RFC 3629), raw or as a \u escape. */
 START_TEST(not_utf8)
@@ -155,6 +156,9 @@ START_TEST(not_utf8)
     expect_refused("{\"job_name\":\"a\",\"metadata\":{\"\\udbff\":1}}", FM_EPARSE, NOT_JSON);
     expect_valid("{\"job_name\":\"a\",\"args\":\"\\ud83d\\ude00 caf\xc3\xa9 \xf0\x9f\x98\x80\"}");
     expect_valid("{\"job_name\":\"a\",\"metadata\":{\"note\":\"\xe2\x82\xac\"}}");
+    /* An unknown field's name is echoed cut to 64 bytes, never inside a UTF-8 sequence. */
+    expect_invalid("{\"job_name\":\"a\",\"" STR63 "\xc3\xa9x\":1}", "unknown field \"" STR63 "\"");
+    expect_invalid("{\"job_name\":\"a\",\"" STR63 "e\xc3\xa9\":1}", "unknown field \"" STR63 "e\"");
 }
 END_TEST
 
