@@ -6,8 +6,9 @@
  * recognised by hashing candidates. A candidate lies in a run of the bytes
  * keys are made of (base64, base64url, hex, UUID, fetchml_: A-Z a-z 0-9
  * _ . ~ + / = -, and '%' for URL escapes) and is delimited by the run's ends
- * or by a separator a URL or a form puts around a value ('/', '=', '+', or a
- * %XX escape): "/v1/tasks/<key>", "?q=<key>", "a+<key>", "<k%2Fey>". So a
+ * or by a separator a URL or a form puts around a value ('/', '=', '+', '.',
+ * '~', or a %XX escape): "/v1/tasks/<key>", "?q=<key>", "a+<key>",
+ * "<key>.json", "<k%2Fey>". So a
  * key a client put whole in a path segment, a query value or a header value
  * is found, also a base64 key whose own '/' or '=' split it, and %XX escapes
  * are decoded before hashing. Each candidate of 16 to 256 bytes is hashed and
@@ -37,11 +38,21 @@ static struct {
     size_t n;
 } keys;
 
-static bool is_key_byte(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c != '\0' && strchr("_.~+/=-%", c) != NULL);
-}
+/* Byte classes, built at compile time: the scan tests every byte of every line. */
+#define KEY_BYTE 1 /* may be part of a key */
+#define KEY_SEP 2  /* and may also delimit one */
+#define KEY_ALNUM(c)                                                                               \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z'))
+#define KEY_CLS(c)                                                                                 \
+    ((c) == '/' || (c) == '=' || (c) == '+' || (c) == '.' || (c) == '~' ? KEY_BYTE | KEY_SEP       \
+     : KEY_ALNUM(c) || (c) == '_' || (c) == '-' || (c) == '%'           ? KEY_BYTE                 \
+                                                                        : 0)
+#define KEY_CLS4(c) KEY_CLS(c), KEY_CLS((c) + 1), KEY_CLS((c) + 2), KEY_CLS((c) + 3)
+#define KEY_CLS16(c) KEY_CLS4(c), KEY_CLS4((c) + 4), KEY_CLS4((c) + 8), KEY_CLS4((c) + 12)
+#define KEY_CLS64(c) KEY_CLS16(c), KEY_CLS16((c) + 16), KEY_CLS16((c) + 32), KEY_CLS16((c) + 48)
+
+static const unsigned char key_class[256] = {KEY_CLS64(0), KEY_CLS64(64), KEY_CLS64(128),
+                                             KEY_CLS64(192)};
 
 static int hexval(unsigned char c)
 {
@@ -103,7 +114,7 @@ static void search_run(const unsigned char *s, size_t a, size_t b, fm_redact_hit
 
     starts[ns++] = a;
     for (size_t p = a; p < b; p++) {
-        size_t w = is_escape(s, b, p) ? 3 : strchr("/=+", s[p]) != NULL ? 1 : 0;
+        size_t w = (key_class[s[p]] & KEY_SEP) != 0 ? 1 : is_escape(s, b, p) ? 3 : 0;
 
         if (w == 0)
             continue;
@@ -139,7 +150,7 @@ void fm_redact_keys_find(const unsigned char *s, size_t len, fm_redact_hits *h)
     for (size_t i = 0; i < len;) {
         size_t a = i;
 
-        while (i < len && is_key_byte(s[i]))
+        while (i < len && key_class[s[i]] != 0)
             i++;
         if (i - a >= TOKEN_MIN)
             search_run(s, a, i, h, &budget);

@@ -467,6 +467,8 @@ static const struct redact_case key_cases[] = {
     {"/v1/tasks?status=" K_B64 "&limit=1", "/v1/tasks?status=" R "&limit=1"},
     {"/v1/tasks?status=" K_B64_PCT, "/v1/tasks?status=" R},
     {"/x/" K_B64 "/y", "/x/" R "/y"},
+    {"/v1/tasks/" K_UUID ".json", "/v1/tasks/" R ".json"},
+    {"GET /files/" K_HEX32 "~1 HTTP/1.1", "GET /files/" R "~1 HTTP/1.1"},
     {"/x/" K_B64_PCT "/y", "/x/" R "/y"},
     {"q=a+" K_URL "+b", "q=a+" R "+b"},
     {"X-Foo: " K_URL "\r\nX-Bar: " K_HEX32, "X-Foo: " R "\r\nX-Bar: " R},
