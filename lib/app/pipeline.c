@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "auth.h"
@@ -451,6 +452,24 @@ static step_rc step_rbac(req_state *st)
 }
 
 /* A handler only ever sees a whole body, within the configured size. */
+/*
+ * "application/json", any letter case, optionally followed by parameters
+ * ("; charset=utf-8"): the media type of RFC 9110 section 8.3.1, where
+ * optional white space may precede the ';'.
+ */
+static bool is_json_type(const char *ct)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1;
+
+    if (ct == NULL || strncasecmp(ct, json, n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 static step_rc step_body(req_state *st)
 {
     const fm_request *req = st->call->req;
@@ -459,6 +478,9 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
+    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && !is_json_type(req->content_type))
+        return refuse(st, "unsupported_media_type", 415, "UNSUPPORTED_MEDIA_TYPE",
+                      "request body must be sent as Content-Type: application/json");
     return STEP_NEXT;
 }
 
@@ -500,7 +522,7 @@ static const step_fn steps[] = {
     step_rate_limit,      /* per-user token bucket */
     step_route,           /* 404 / 405 */
     step_rbac,            /* permission of the route */
-    step_body,            /* 413, 400 */
+    step_body,            /* 413, 400, 415 */
     step_audit_ready,     /* a change needs a writable audit trail */
     step_handler,         /* the route's handler */
 };

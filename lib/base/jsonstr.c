@@ -84,3 +84,17 @@ size_t fm_jsonstr_quote(char *dst, size_t cap, const char *src, size_t n)
     dst[o] = '\0';
     return o;
 }
+
+bool fm_jsonstr_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+
+        if (len == 0)
+            return false;
+        i += len;
+    }
+    return true;
+}

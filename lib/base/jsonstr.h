@@ -5,6 +5,7 @@
 #ifndef FM_JSONSTR_H
 #define FM_JSONSTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -19,5 +20,13 @@
  * NUL (cap < 3: 0, and dst is "" when cap > 0). Never fails.
  */
 size_t fm_jsonstr_quote(char *dst, size_t cap, const char *src, size_t n);
+
+/*
+ * fm_jsonstr_utf8_valid - whether s (n bytes, need not be NUL-terminated;
+ * NUL bytes count as valid) is entirely UTF-8 (RFC 3629): no overlong forms,
+ * surrogates (U+D800-U+DFFF), code points past U+10FFFF, stray continuation
+ * bytes or sequences cut at the end. The same rule fm_jsonstr_quote copies by.
+ */
+bool fm_jsonstr_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -52,6 +53,45 @@ START_TEST(quote_cases)
 }
 END_TEST
 
+typedef struct utf8_case {
+    const char *s;
+    size_t n;
+    bool valid;
+} utf8_case;
+
+static const utf8_case utf8_cases[] = {
+    {"", 0, true},
+    {"plain ascii", 11, true},
+    {"a\0b", 3, true},
+    {"caf\xc3\xa9", 5, true},
+    {"\xe2\x80\xa8", 3, true},              /* U+2028 is valid (escaping is the log's business) */
+    {"\xef\xbf\xbf", 3, true},              /* U+FFFF */
+    {"\xf0\x90\x80\x80", 4, true},          /* U+10000 */
+    {"\xf4\x8f\xbf\xbf", 4, true},          /* U+10FFFF */
+    {"\xc0\x80", 2, false},                 /* overlong NUL */
+    {"\xc1\xbf", 2, false},                 /* overlong */
+    {"\xe0\x9f\xbf", 3, false},             /* overlong, three bytes */
+    {"\xf0\x8f\xbf\xbf", 4, false},         /* overlong, four bytes */
+    {"\xed\xa0\x80", 3, false},             /* U+D800 */
+    {"\xed\xbf\xbf", 3, false},             /* U+DFFF */
+    {"\xed\xa0\xbd\xed\xb8\x80", 6, false}, /* a surrogate pair encoded as CESU-8 */
+    {"\xf4\x90\x80\x80", 4, false},         /* U+110000 */
+    {"\xf5\x80\x80\x80", 4, false},
+    {"\xff", 1, false},
+    {"\x80", 1, false},        /* lone continuation */
+    {"ab\xe2\x82", 4, false},  /* truncated at the end */
+    {"\xe2\x82x", 3, false},   /* truncated before a byte */
+    {"caf\xc3\xa9", 4, false}, /* cut by n */
+};
+
+START_TEST(utf8_valid_cases)
+{
+    const utf8_case *c = &utf8_cases[_i];
+
+    ck_assert_msg(fm_jsonstr_utf8_valid(c->s, c->n) == c->valid, "case %d", _i);
+}
+END_TEST
+
 /* Whatever the bytes, the output parses as one JSON string. */
 START_TEST(always_valid_json)
 {
@@ -76,6 +116,7 @@ static Suite *jsonstr_suite(void)
 
     tcase_add_loop_test(tc, quote_cases, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, always_valid_json);
+    tcase_add_loop_test(tc, utf8_valid_cases, 0, (int)(sizeof utf8_cases / sizeof utf8_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }

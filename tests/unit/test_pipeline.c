@@ -117,17 +117,17 @@ static int h_reason(fm_call *call, fm_response *out)
 }
 
 static const fm_route routes[] = {
-    {"GET", "/v1/whoami", FM_PERM_NONE, h_ok},
-    {"GET", "/v1/tasks", JOBS_READ, h_ok},
-    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok},
-    {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok},
-    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok},
-    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), h_ok},
-    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), h_ok},
-    {"GET", "/v1/broken", FM_PERM_NONE, h_fail},
-    {"GET", "/v1/silent", FM_PERM_NONE, h_no_status},
-    {"GET", "/v1/reason", FM_PERM_NONE, h_reason},
-    {"GET", "/v1/change", FM_PERM_NONE, h_change},
+    {"GET", "/v1/whoami", FM_PERM_NONE, h_ok, 0},
+    {"GET", "/v1/tasks", JOBS_READ, h_ok, 0},
+    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok, FM_ROUTE_JSON_BODY},
+    {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok, 0},
+    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok, 0},
+    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), h_ok, 0},
+    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), h_ok, 0},
+    {"GET", "/v1/broken", FM_PERM_NONE, h_fail, 0},
+    {"GET", "/v1/silent", FM_PERM_NONE, h_no_status, 0},
+    {"GET", "/v1/reason", FM_PERM_NONE, h_reason, 0},
+    {"GET", "/v1/change", FM_PERM_NONE, h_change, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -665,6 +665,46 @@ START_TEST(body_incomplete)
     expect_error(400, "BAD_REQUEST", TRACE);
     ck_assert_int_eq(ran.count, 0);
     expect_audit(400, "body_incomplete", "alice", 1, &req, TRACE);
+}
+END_TEST
+
+/* A route that takes a JSON body needs Content-Type application/json, parameters allowed. */
+START_TEST(content_type)
+{
+    static const char *const accepted[] = {"application/json", "Application/JSON",
+                                           "application/json; charset=utf-8",
+                                           "application/json ;charset=UTF-8"};
+    static const char *const refused[] = {"",
+                                          "text/plain",
+                                          "application/jsonx",
+                                          "application/json-seq",
+                                          "application/x-www-form-urlencoded",
+                                          "json",
+                                          "application/json,text/plain"};
+    fm_request req = request("POST", "/v1/tasks", K_ALICE);
+
+    req.body = "{}";
+    req.body_len = 2;
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        req.content_type = accepted[i];
+        run(&req);
+        ck_assert_msg(resp.status == 200, "%s: %d", accepted[i], resp.status);
+    }
+    ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
+    req.content_type = NULL;
+    run(&req);
+    expect_error(415, "UNSUPPORTED_MEDIA_TYPE", TRACE);
+    expect_audit(415, "unsupported_media_type", "alice", 1, &req, TRACE);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        req.content_type = refused[i];
+        run(&req);
+        ck_assert_msg(resp.status == 415, "%s: %d", refused[i], resp.status);
+    }
+    ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
+    /* A route without a body does not care. */
+    req = request("POST", "/v1/tasks/xyz/cancel", K_ALICE);
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
 }
 END_TEST
 
@@ -1292,6 +1332,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, body_too_large);
     tcase_add_test(tc, body_incomplete);
+    tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
     tcase_add_test(tc, redis_down_allow);
