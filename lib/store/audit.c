@@ -3,9 +3,11 @@
  *
  * A record is one JSON line built by hand: each string field is passed
  * through fm_redact, then JSON-escaped by fm_jsonstr_quote (quote,
- * backslash, control bytes, DEL and bytes that are not valid UTF-8 escaped)
- * and cut to FIELD_MAX escaped bytes, so no field can break out of its
- * string and a whole line always fits in FM_AUDIT_LINE_MAX.
+ * backslash, controls, line separators, bidirectional controls and bytes
+ * that are not valid UTF-8 escaped) and cut to FIELD_MAX escaped bytes, so
+ * no field can break out of its string or its line and a whole line always
+ * fits in FM_AUDIT_LINE_MAX. A field that was cut is named in the record's
+ * "truncated" list.
  *
  * Hash chain: the line is assembled up to and including "prev_hash" (the
  * previous record's hash), that prefix is hashed with SHA-256, and the line
@@ -60,7 +62,7 @@
 #include <unistd.h>
 
 #define HEX_LEN 64
-#define FIELD_MAX 1024            /* escaped bytes per string field, quotes excluded */
+#define FIELD_MAX FM_AUDIT_FIELD_MAX
 #define FIELD_BUF (FIELD_MAX + 3) /* quotes and NUL */
 #define STRING_FIELDS 7
 #define TAIL_MAX (2 * FM_AUDIT_LINE_MAX) /* always holds the last complete line */
@@ -69,7 +71,12 @@
 static const char hash_key[] = ",\"hash\":\"";
 #define HASH_SUFFIX_LEN (sizeof hash_key - 1 + HEX_LEN + 2) /* ,"hash":"<hex>"} */
 
-/* Keys, ts, seq, result, status, both hashes and the newline need well under 512 bytes. */
+/* The longest "truncated" marker: every string field named. */
+#define TRUNCATED_MAX                                                                              \
+    ",\"truncated\":[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","      \
+    "\"reason\"]"
+
+/* Keys, ts, seq, result, status, the marker, both hashes and the newline need under 512 bytes. */
 _Static_assert((FIELD_MAX + 2) * STRING_FIELDS + 512 <= FM_AUDIT_LINE_MAX,
                "audit fields cannot overflow a line");
 
@@ -91,19 +98,34 @@ struct fm_audit {
 static const char zero_hash[HEX_LEN + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/* Redacts, escapes and quotes one record field; NULL becomes JSON null. */
-static void json_field(char dst[FIELD_BUF], const char *value)
+/*
+ * Redacts, escapes and quotes one record field; NULL becomes JSON null.
+ * Returns whether the value had to be cut to FIELD_MAX escaped bytes.
+ */
+static bool json_field(char dst[FIELD_BUF], const char *value)
 {
-    char red[FIELD_MAX + 1]; /* escaping never shrinks, so more raw bytes could not fit */
-    size_t n;
+    /*
+     * The filter sees the whole value (a cut secret would no longer be
+     * recognised) and its output is cut to red: with room for FIELD_MAX + 1
+     * bytes plus a marker, a cut output is longer than FIELD_MAX, and since
+     * escaping never shrinks, "cut" is exactly "the escaped text does not fit".
+     */
+    char red[FIELD_MAX + 2 + sizeof FM_REDACTED];
+    char full[6 * sizeof red + 3]; /* every byte escaped: \u00XX */
+    size_t n, len;
 
     if (value == NULL) {
         (void)snprintf(dst, FIELD_BUF, "null");
-        return;
+        return false;
     }
-    /* Redact the whole value before cutting: a cut secret would no longer be recognised. */
     n = fm_redact(value, strlen(value), red, sizeof red);
+    len = fm_jsonstr_quote(full, sizeof full, red, n);
+    if (len < FIELD_BUF) {
+        memcpy(dst, full, len + 1);
+        return false;
+    }
     (void)fm_jsonstr_quote(dst, FIELD_BUF, red, n);
+    return true;
 }
 
 static void sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
@@ -403,19 +425,29 @@ static int follow_rotation(fm_audit *audit, const fm_audit_shared *s, struct sta
  */
 static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_MAX])
 {
+    static const char *const names[STRING_FIELDS] = {"trace_id", "user",      "key_id", "action",
+                                                     "resource", "source_ip", "reason"};
     const char *const values[STRING_FIELDS] = {rec->trace_id, rec->user,     rec->key_id,
                                                rec->action,   rec->resource, rec->source_ip,
                                                rec->reason};
     char fields[STRING_FIELDS][FIELD_BUF];
+    char cut[sizeof TRUNCATED_MAX] = "";
+    size_t cutlen = 0;
     int n;
 
-    for (size_t i = 0; i < STRING_FIELDS; i++)
-        json_field(fields[i], values[i]);
-    n = snprintf(mid, FM_AUDIT_LINE_MAX,
-                 "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
-                 "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s,\"prev_hash\":\"",
-                 fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                 rec->status < 400 ? "success" : "failure", rec->status, fields[6]);
+    for (size_t i = 0; i < STRING_FIELDS; i++) {
+        if (json_field(fields[i], values[i]))
+            cutlen += (size_t)snprintf(cut + cutlen, sizeof cut - cutlen, "%s\"%s\"",
+                                       cutlen == 0 ? ",\"truncated\":[" : ",", names[i]);
+    }
+    if (cutlen > 0)
+        (void)snprintf(cut + cutlen, sizeof cut - cutlen, "]");
+    n = snprintf(
+        mid, FM_AUDIT_LINE_MAX,
+        "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
+        "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s,\"prev_hash\":\"",
+        fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+        rec->status < 400 ? "success" : "failure", rec->status, fields[6], cut);
     if (n < 0 || (size_t)n >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         return 0;

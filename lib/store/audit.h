@@ -5,7 +5,13 @@
  *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
  *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
  *    "result":"success"|"failure","status":200,"reason":"..."|null,
- *    "prev_hash":"<64 hex>","hash":"<64 hex>"}
+ *    ["truncated":["action","resource"],]"prev_hash":"<64 hex>","hash":"<64 hex>"}
+ * A record is at most FM_AUDIT_LINE_MAX bytes: each string field is redacted
+ * first, then escaped, then cut to FM_AUDIT_FIELD_MAX bytes (never inside an
+ * escape or a UTF-8 sequence, never leaving part of a secret), and the names
+ * of the fields that were cut are listed, in record order, in "truncated",
+ * which is present only when a field was cut (a marker inside the value, such
+ * as a trailing "...", could not be told from text a client sent).
  * hash = SHA-256 of the line's bytes up to and excluding ',"hash":' (that is,
  * the record including prev_hash), hex encoded; prev_hash of the first record
  * ever is 64 zeros. seq counts from 1 and continues across files.
@@ -19,8 +25,9 @@
  * After a rotation, a process that has not reopened yet follows the others
  * to the new file as soon as one of them has written there, so the rotated
  * file always holds a prefix of the chain and the new file the rest.
- * Every field passes fm_redact and is JSON-escaped (control characters as
- * \uXXXX) so that no input can forge a line.
+ * Every field passes fm_redact and is JSON-escaped (control characters,
+ * U+2028/U+2029 and bidirectional controls as \uXXXX; see fm_jsonstr_char)
+ * so that no input can forge a line or reorder one on screen.
  */
 #ifndef FM_AUDIT_H
 #define FM_AUDIT_H
@@ -29,7 +36,8 @@
 
 #include "err.h"
 
-#define FM_AUDIT_LINE_MAX 8192 /* bytes; longer fields are truncated to fit */
+#define FM_AUDIT_LINE_MAX 8192  /* bytes per record, newline included */
+#define FM_AUDIT_FIELD_MAX 1024 /* escaped bytes per string field, quotes excluded */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
 
 typedef struct fm_audit_shared fm_audit_shared;

@@ -429,12 +429,14 @@ START_TEST(test_escaping)
                        "f\x1f\x7fg \xc3\xa9 \xe2\x80\xa8 \xff\xc0\xaf end";
     const char *want = "a\"b\\c\r\nd\te\x01"
                        "f\x1f\x7fg \xc3\xa9 \xe2\x80\xa8 \xc3\xbf\xc3\x80\xc2\xaf end";
+    /* NEL, U+2029, RLO, LRI, PDI, RLM: valid UTF-8 that breaks lines or reorders them. */
+    const char *uni = "x\xc2\x85y\xe2\x80\xa9z\xe2\x80\xae\xe2\x81\xa6\xe2\x81\xa9\xe2\x80\x8f";
     fm_audit_record r = {.trace_id = "tr\"ace",
                          .user = user,
                          .key_id = "k\\1",
                          .action = "GET /v1/tasks\r\nX-Injected: 1",
                          .resource = "/v1/\x1b[31mred",
-                         .source_ip = "10.0.0.7",
+                         .source_ip = uni,
                          .status = 400,
                          .reason = "bad\x01request"};
     size_t len;
@@ -449,6 +451,10 @@ START_TEST(test_escaping)
     ck_assert_str_eq(str_item(obj, "reason"), "bad\x01request");
     ck_assert_str_eq(str_item(obj, "result"), "failure");
     ck_assert_ptr_nonnull(strstr(raw, "\"action\":\"GET /v1/tasks\\u000d\\u000aX-Injected: 1\""));
+    ck_assert_str_eq(str_item(obj, "source_ip"), uni);
+    ck_assert_ptr_nonnull(
+        strstr(raw, "\"source_ip\":\"x\\u0085y\\u2029z\\u202e\\u2066\\u2069\\u200f\""));
+    ck_assert_ptr_nonnull(strstr(raw, "\\u2028"));
     cJSON_Delete(obj);
     free(raw);
 }
@@ -502,6 +508,38 @@ START_TEST(test_null_fields_and_result)
 }
 END_TEST
 
+/* The record's "truncated" list, printed compactly, is want. */
+static void expect_truncated(const cJSON *obj, const char *want)
+{
+    char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    cJSON_free(got);
+}
+
+/* A value is redacted whole and cut afterwards: a key across the cut leaves nothing of itself. */
+START_TEST(test_cut_after_redaction)
+{
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char value[FM_AUDIT_FIELD_MAX + 128], *raw;
+    fm_audit_record r = {.trace_id = "t", .action = value, .resource = "/", .status = 401};
+    size_t len;
+    cJSON *obj;
+
+    memset(value, 'x', FM_AUDIT_FIELD_MAX - 5);
+    (void)snprintf(value + FM_AUDIT_FIELD_MAX - 5, sizeof value - (FM_AUDIT_FIELD_MAX - 5),
+                   "%s tail", key);
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(strstr(raw, "0123456789abcdef"));
+    ck_assert_ptr_null(strstr(raw, "01234567"));
+    expect_truncated(obj, "[\"action\"]");
+    ck_assert_uint_le(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
+    cJSON_Delete(obj);
+    free(raw);
+}
+END_TEST
+
 START_TEST(test_long_fields)
 {
     size_t big = 100000, len;
@@ -525,6 +563,8 @@ START_TEST(test_long_fields)
     r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl, 500, ctl};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "user")), 1024 / 6);
+    expect_truncated(obj, "[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","
+                          "\"reason\"]");
     cJSON_Delete(obj);
     free(raw);
 
@@ -536,6 +576,27 @@ START_TEST(test_long_fields)
     u = str_item(obj, "user");
     ck_assert_uint_eq(strlen(u), 1024);
     ck_assert_int_eq(strncmp(u, utf, 1024), 0);
+    cJSON_Delete(obj);
+    free(raw);
+
+    /* FM_AUDIT_FIELD_MAX bytes fit, one more is cut and marked; short fields are not marked. */
+    (void)unlink(path);
+    plain[FM_AUDIT_FIELD_MAX] = '\0';
+    ctl[FM_AUDIT_FIELD_MAX / 6] = '\0';
+    r = (fm_audit_record){plain, "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
+    cJSON_Delete(obj);
+    free(raw);
+    (void)unlink(path);
+    plain[FM_AUDIT_FIELD_MAX] = 'x';
+    plain[FM_AUDIT_FIELD_MAX + 1] = '\0';
+    ctl[FM_AUDIT_FIELD_MAX / 6] = 0x01;
+    ctl[FM_AUDIT_FIELD_MAX / 6 + 1] = '\0';
+    r = (fm_audit_record){"t", "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    obj = one_record(&r, &raw, &len);
+    ck_assert_uint_eq(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
+    expect_truncated(obj, "[\"action\",\"reason\"]");
     cJSON_Delete(obj);
     free(raw);
     free(ctl);
@@ -935,6 +996,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_forged_line);
     tcase_add_test(tc, test_null_fields_and_result);
     tcase_add_test(tc, test_long_fields);
+    tcase_add_test(tc, test_cut_after_redaction);
     tcase_add_test(tc, test_concurrent_writers);
     tcase_add_test(tc, test_owner_killed_holding_lock);
     tcase_add_test(tc, test_reopen_after_rename);
