@@ -183,6 +183,19 @@ static fm_audit *open_chain(int count, fm_audit_shared **shared)
     return a;
 }
 
+/* A fresh chain at path and two writers on it; returns its region. */
+static fm_audit_shared *open_pair(fm_audit **a, fm_audit **b)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+
+    ck_assert_ptr_nonnull(s);
+    *a = fm_audit_open(path, s);
+    *b = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(*a);
+    ck_assert_ptr_nonnull(*b);
+    return s;
+}
+
 /* Writes records first.. (count) to a fresh chain at p and returns the file's text. */
 static char *fresh_chain(const char *p, int first, int count, size_t *len)
 {
@@ -746,17 +759,13 @@ END_TEST
 START_TEST(test_reopen_after_rename)
 {
     static line_t olines[MAX_LINES], nlines[MAX_LINES], all[MAX_LINES];
-    fm_audit_shared *s = fm_audit_shared_create(path);
     fm_audit *a, *b;
     char old[160], err[256];
     size_t olen, nlen, on, nn;
     char *otext, *ntext;
 
-    ck_assert_ptr_nonnull(s);
-    a = fm_audit_open(path, s);
-    b = fm_audit_open(path, s);
-    ck_assert_ptr_nonnull(a);
-    ck_assert_ptr_nonnull(b);
+    (void)open_pair(&a, &b);
+
     write_n(a, 1, 5);
     (void)snprintf(old, sizeof old, "%s.1", path);
     ck_assert_int_eq(rename(path, old), 0);
@@ -786,6 +795,189 @@ START_TEST(test_reopen_after_rename)
     ck_assert_uint_eq(verify_lines(all, 9, err, sizeof err), 0);
     free(otext);
     free(ntext);
+}
+END_TEST
+
+/* Lines in the file at p. */
+static size_t file_lines(const char *p)
+{
+    static line_t lines[MAX_LINES];
+    size_t len, n;
+    char *text = slurp(p, &len);
+
+    n = split(text, len, lines);
+    free(text);
+    return n;
+}
+
+/* The file at p (np lines) followed by the one at q (nq lines) verify as one chain. */
+static void expect_chain(const char *p, size_t np, const char *q, size_t nq)
+{
+    static line_t lines[MAX_LINES];
+    size_t plen, qlen;
+    char *pt = slurp(p, &plen), *qt = slurp(q, &qlen), *all = malloc(plen + qlen + 1), err[256];
+
+    ck_assert_ptr_nonnull(all);
+    memcpy(all, pt, plen);
+    memcpy(all + plen, qt, qlen + 1);
+    ck_assert_uint_eq(file_lines(p), np);
+    ck_assert_uint_eq(file_lines(q), nq);
+    ck_assert_uint_eq(split(all, plen + qlen, lines), np + nq);
+    ck_assert_msg(verify_lines(lines, np + nq, err, sizeof err) == 0, "%s", err);
+    free(pt);
+    free(qt);
+    free(all);
+}
+
+/* Copies what the open file fd holds to a new file at to. */
+static void copy_out(int fd, const char *to)
+{
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char buf[8192];
+    ssize_t r;
+
+    ck_assert_int_ge(out, 0);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)r), r);
+    (void)close(out);
+}
+
+/*
+ * A deleted audit file is recreated at the path and the chain continues
+ * there; if the path cannot be created, the record is refused. Nothing ever
+ * goes to the deleted file.
+ */
+START_TEST(test_deleted_file)
+{
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(3, &s);
+    char old[160], moved[160], trace[32];
+    fm_audit_record r = record(trace, sizeof trace, 6);
+    struct stat before, after;
+    int fd = open(path, O_RDONLY);
+
+    (void)snprintf(old, sizeof old, "%s.old", path);
+    (void)snprintf(moved, sizeof moved, "%s.moved", dir);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &before), 0);
+    ck_assert_int_eq(unlink(path), 0);
+    write_n(a, 4, 2);
+    ck_assert_int_eq(fstat(fd, &after), 0);
+    ck_assert_int_eq(after.st_size, before.st_size);
+    copy_out(fd, old);
+    expect_chain(old, 3, path, 2);
+    (void)close(fd);
+
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &before), 0);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rename(dir, moved), 0); /* the path's directory is gone */
+    errno = 0;
+    ck_assert_int_eq(fm_audit_write(a, &r), FM_ESYS);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(rename(moved, dir), 0);
+    ck_assert_int_eq(fstat(fd, &after), 0);
+    ck_assert_int_eq(after.st_size, before.st_size);
+    (void)close(fd);
+    fm_audit_close(a);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
+/*
+ * A file at the path that is not the open one (a rotation's new file, or
+ * another file renamed over it) is followed at once, before SIGUSR1. Renamed
+ * away with nothing at the path yet: the renamed file keeps the records and
+ * the path is not created (logrotate creates it).
+ */
+START_TEST(test_replaced_file)
+{
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(2, &s);
+    char other[160], rotated[160];
+    int fd;
+
+    (void)snprintf(other, sizeof other, "%s.other", path);
+    (void)snprintf(rotated, sizeof rotated, "%s.1", path);
+    ck_assert_int_eq(rename(path, rotated), 0);
+    write_n(a, 3, 1);
+    ck_assert_int_eq(access(path, F_OK), -1);
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600); /* logrotate's create */
+    ck_assert_int_ge(fd, 0);
+    (void)close(fd);
+    write_n(a, 4, 2);
+    expect_chain(rotated, 3, path, 2);
+
+    fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    (void)close(fd);
+    ck_assert_int_eq(rename(other, path), 0); /* replaces the file holding 4 and 5 */
+    write_n(a, 6, 1);
+    ck_assert_uint_eq(file_lines(path), 1);
+    fm_audit_close(a);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
+/* fdatasync calls by mode: counted in the shared region, the same for every writer of a chain. */
+START_TEST(test_sync_modes)
+{
+    static const struct {
+        fm_audit_sync mode;
+        int ms;
+        unsigned long long after_writes, after_close;
+    } cases[] = {
+        {FM_AUDIT_SYNC_NONE, 1000, 0, 0},
+        {FM_AUDIT_SYNC_ALWAYS, 1000, 5, 6},
+        {FM_AUDIT_SYNC_INTERVAL, 3600000, 0, 1}, /* not due yet: only the clean exit syncs */
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fm_audit *a, *watch;
+        fm_audit_shared *s;
+
+        (void)unlink(path);
+        s = open_pair(&a, &watch);
+        fm_audit_set_sync(a, cases[i].mode, cases[i].ms);
+        write_n(a, 1, 5);
+        ck_assert_uint_eq(fm_audit_syncs(watch), cases[i].after_writes);
+        fm_audit_close(a);
+        ck_assert_uint_eq(fm_audit_syncs(watch), cases[i].after_close);
+        fm_audit_close(watch);
+        fm_audit_shared_free(s);
+    }
+}
+END_TEST
+
+/*
+ * interval: a record written when the last sync is older than the interval
+ * is synced; the time of the last sync is shared, so a second writer right
+ * after does not sync again.
+ */
+START_TEST(test_sync_interval_shared)
+{
+    const struct timespec pause = {0, 250 * 1000 * 1000};
+    fm_audit *a, *b;
+    fm_audit_shared *s = open_pair(&a, &b);
+
+    fm_audit_set_sync(a, FM_AUDIT_SYNC_INTERVAL, 200);
+    fm_audit_set_sync(b, FM_AUDIT_SYNC_INTERVAL, 200);
+    write_n(a, 1, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 0);
+    ck_assert_int_eq(nanosleep(&pause, NULL), 0);
+    write_n(a, 2, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 1);
+    write_n(b, 3, 2);
+    ck_assert_uint_eq(fm_audit_syncs(b), 1);
+    ck_assert_int_eq(nanosleep(&pause, NULL), 0);
+    write_n(b, 5, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 2);
+    fm_audit_close(a);
+    fm_audit_close(b);
+    fm_audit_shared_free(s);
 }
 END_TEST
 
@@ -1001,6 +1193,10 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_owner_killed_holding_lock);
     tcase_add_test(tc, test_reopen_after_rename);
     tcase_add_test(tc, test_restart_and_foreign_writer);
+    tcase_add_test(tc, test_deleted_file);
+    tcase_add_test(tc, test_replaced_file);
+    tcase_add_test(tc, test_sync_modes);
+    tcase_add_test(tc, test_sync_interval_shared);
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);
