@@ -34,7 +34,10 @@
  * The file at the path: a record never goes to a file that was deleted or
  * replaced. Inside the lock, each writer compares its descriptor's file
  * (statx, which it takes anyway) with the one stat(2) finds at the path
- * (well under a microsecond next to the write) and reopens the path when
+ * (one path lookup: about 2 us on a busy 2-CPU VM, against some 230 us of
+ * CPU per request through the whole stack; checked per record because a
+ * check every N ms would let a writer append to a replaced file for that
+ * long, and the rotation rule below relies on it) and reopens the path when
  * they differ, unless its file was only renamed away and nothing is at the
  * path yet. So the trail is followed at once after a rotation, and SIGUSR1
  * only confirms it.

@@ -123,16 +123,16 @@ FM_MUST_CHECK fm_err fm_audit_ready(const fm_audit *audit);
 fm_err fm_audit_reopen(fm_audit *audit);
 
 /*
- * fm_audit_set_sync - when this writer's records are made durable with
- * fdatasync(2) before fm_audit_write returns: never (FM_AUDIT_SYNC_NONE, the
- * default after fm_audit_open: the kernel writes back, a crash of the host
- * can lose the last seconds), every record (ALWAYS), or (INTERVAL) a record
- * written when no writer of the chain has synced for interval_ms
- * milliseconds (>= 1; the time of the last sync is kept in the shared
- * region, so several workers together still sync once per interval). A
- * record that cannot be synced is cut off again and fm_audit_write fails
- * with the fdatasync error, like a failed write. fm_audit_close syncs once
- * more unless the mode is NONE.
+ * fm_audit_set_sync - when the records of this writer (audit: non-NULL)
+ * are made durable with fdatasync(2) before fm_audit_write returns: never
+ * (FM_AUDIT_SYNC_NONE, the default after fm_audit_open: the kernel writes
+ * back, a crash of the host can lose the last seconds), every record
+ * (ALWAYS), or (INTERVAL) a record written when no writer of the chain has
+ * synced for interval_ms milliseconds (>= 1; the time of the last sync is
+ * kept in the shared region, so several workers together still sync once
+ * per interval). A record that cannot be synced is cut off again and
+ * fm_audit_write fails with the fdatasync error, like a failed write.
+ * fm_audit_close syncs once more unless the mode is NONE.
  */
 void fm_audit_set_sync(fm_audit *audit, fm_audit_sync mode, int interval_ms);
 

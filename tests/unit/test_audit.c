@@ -981,6 +981,40 @@ START_TEST(test_sync_interval_shared)
 }
 END_TEST
 
+/*
+ * A record that cannot be synced fails like a write that failed: the chain
+ * does not advance. A FIFO takes the write but refuses fdatasync (EINVAL).
+ */
+START_TEST(test_sync_failure)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+    char fifo[160], trace[32], err[256];
+    fm_audit_record r = record(trace, sizeof trace, 1);
+    fm_audit *bad, *good;
+    size_t len;
+    char *text;
+
+    (void)snprintf(fifo, sizeof fifo, "%s.fifo", path);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    bad = fm_audit_open(fifo, s);
+    ck_assert_ptr_nonnull(bad);
+    fm_audit_set_sync(bad, FM_AUDIT_SYNC_ALWAYS, 1000);
+    ck_assert_int_eq(fm_audit_write(bad, &r), FM_ESYS);
+    ck_assert_uint_eq(fm_audit_syncs(bad), 0);
+    good = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(good);
+    write_n(good, 1, 1);
+    fm_audit_close(good);
+    text = slurp(path, &len);
+    ck_assert_ptr_nonnull(strstr(text, "\"seq\":1,"));
+    ck_assert_uint_eq(verify_text(text, len, err, sizeof err), 0);
+    free(text);
+    fm_audit_close(bad);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
 START_TEST(test_restart_and_foreign_writer)
 {
     fm_audit_shared *s1 = fm_audit_shared_create(path), *s2;
@@ -1197,6 +1231,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_replaced_file);
     tcase_add_test(tc, test_sync_modes);
     tcase_add_test(tc, test_sync_interval_shared);
+    tcase_add_test(tc, test_sync_failure);
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);
