@@ -434,6 +434,13 @@ static int follow_path(fm_audit *audit, struct stat *st)
         return 0;
     if (fm_audit_reopen(audit) != FM_OK)
         return -1;
+    /* A deleted trail is worth a warning; a rotation's new file is routine. */
+    if (st->st_nlink == 0)
+        fm_log_warn("audit: the open %s was deleted (or replaced); reopened the path, the chain "
+                    "continues there",
+                    audit->path);
+    else
+        fm_log_info("audit: %s is a new file; records continue there", audit->path);
     return file_id(audit->fd, st);
 }
 

@@ -64,6 +64,8 @@ rm "$t75_audit"
 as researcher GET /v1/whoami
 check "after the audit file was deleted, a request is still answered" status_is 200
 check "... and its record is in a new file at the path" t75_lands "$t75_audit"
+check "... and api.log says the audit file was deleted" \
+    grep -qF "audit: the open $t75_audit was deleted (or replaced)" "$FETCHML_VAR/log/api.log"
 check "... which continues the chain of the deleted file (audit-verify --partial old new)" \
     "$t75_adm" audit-verify --partial "$OUT/t75-before.log" "$t75_audit"
 
