@@ -84,8 +84,8 @@
     ",\"truncated\":[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","      \
     "\"reason\"]"
 
-/* Keys, ts, seq, result, status, the marker, both hashes and the newline need under 512 bytes. */
-_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + 512 <= FM_AUDIT_LINE_MAX,
+/* Keys, ts, seq, result, status, both hashes and the newline need well under 512 bytes. */
+_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + sizeof TRUNCATED_MAX + 512 <= FM_AUDIT_LINE_MAX,
                "audit fields cannot overflow a line");
 
 struct fm_audit_shared {
