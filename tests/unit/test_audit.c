@@ -953,18 +953,19 @@ START_TEST(test_sync_modes)
 END_TEST
 
 /*
- * interval: a record written when the last sync is older than the interval
+ * interval (1 s, so that a slow machine cannot stretch the test past it):
+ * a record written when the last sync is older than the interval
  * is synced; the time of the last sync is shared, so a second writer right
  * after does not sync again.
  */
 START_TEST(test_sync_interval_shared)
 {
-    const struct timespec pause = {0, 250 * 1000 * 1000};
+    const struct timespec pause = {1, 50 * 1000 * 1000};
     fm_audit *a, *b;
     fm_audit_shared *s = open_pair(&a, &b);
 
-    fm_audit_set_sync(a, FM_AUDIT_SYNC_INTERVAL, 200);
-    fm_audit_set_sync(b, FM_AUDIT_SYNC_INTERVAL, 200);
+    fm_audit_set_sync(a, FM_AUDIT_SYNC_INTERVAL, 1000);
+    fm_audit_set_sync(b, FM_AUDIT_SYNC_INTERVAL, 1000);
     write_n(a, 1, 1);
     ck_assert_uint_eq(fm_audit_syncs(a), 0);
     ck_assert_int_eq(nanosleep(&pause, NULL), 0);
