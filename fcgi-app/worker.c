@@ -279,6 +279,7 @@ static fm_err init_audit(void)
         fm_log_error("worker %d: cannot start: cannot open the audit log", (int)getpid());
         return FM_ESYS;
     }
+    fm_audit_set_sync(w.env.audit, w.cfg->logging.audit_sync, w.cfg->logging.audit_sync_ms);
     return FM_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "audit.h"
 #include "bruteforce.h"
 #include "err.h"
 #include "ipacl.h"
@@ -109,6 +110,9 @@ typedef struct fm_config {
         bool audit;     /* must be true: the audit trail is not optional */
         char *file;     /* audit log path */
         char *api_file; /* operational log path, NULL = stderr only */
+
+        fm_audit_sync audit_sync; /* when audit records are fdatasync'ed */
+        int audit_sync_ms;        /* interval: at most this often, ms (1..3600000) */
     } logging;
 
     struct {
