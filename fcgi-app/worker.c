@@ -92,6 +92,7 @@ enum {
     P_X_API_KEY,
     P_AUTHORIZATION,
     P_CONTENT_LENGTH,
+    P_PLAIN_HTTP,
     P_COUNT
 };
 
@@ -109,6 +110,8 @@ static const struct {
     [P_X_API_KEY] = {NAME_AND_LEN("HTTP_X_API_KEY")},
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
+    /* Set by nginx's config, never from a header: those all become HTTP_* params. */
+    [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
 };
 #undef NAME_AND_LEN
 
@@ -234,6 +237,7 @@ static void serve(FCGX_Request *r)
     req.x_api_key = p[P_X_API_KEY];
     req.authorization = p[P_AUTHORIZATION];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
+    req.plain_http = p[P_PLAIN_HTTP] != NULL;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
