@@ -52,6 +52,14 @@ check "... recorded with a key id" e_jq '.reason == "credential_in_clear" and (.
 e_http GET /v1/whoami -H "X-API-Key: not-a-key-of-anyone"
 check "an unknown key over plain HTTP gets the same 403 (nothing to learn)" e_json 403 CREDENTIAL_IN_CLEAR
 
+# Plain HTTP sent to the HTTPS port: the same, there.
+BASE=http://127.0.0.1:$FETCHML_HTTPS_PORT req GET /v1/whoami -H "X-API-Key: $FETCHML_ANALYST_KEY"
+check "a credential in plain HTTP to the HTTPS port -> 403 CREDENTIAL_IN_CLEAR" e_json 403 CREDENTIAL_IN_CLEAR
+check "... recorded by key id" e_jq '.reason == "credential_in_clear" and .user == "analyst"' <<<"$(e_audit "$TRACE")"
+BASE=http://127.0.0.1:$FETCHML_HTTPS_PORT req GET /v1/whoami
+forget_trace
+check "... without one -> 400 BAD_REQUEST" e_json 400 BAD_REQUEST
+
 e_http GET /v1/whoami
 forget_trace
 check "without a credential, plain HTTP still redirects to HTTPS (301)" \
@@ -150,3 +158,14 @@ kill "$e_hang_pid" 2>/dev/null
 rm -f "$FETCHML_VAR/nginx/extra/edge-test.conf"
 e_extra_down() { [ "$(curl -sk -o /dev/null -w '%{http_code}' "$BASE/__edge_test/403")" != 403 ]; }
 check "nginx reloads without them" e_reload_until e_extra_down
+
+# The production site carries the same limits, error pages and plain-HTTP
+# handling: it must stay a valid configuration (this checkout's paths).
+e_prod=$OUT/prod-nginx
+mkdir -p "$e_prod"
+sed -e "s|/opt/fetchml|$ROOT|g; s|/secrets/cert.pem|$FETCHML_VAR/dev/tls.crt|; s|/secrets/key.pem|$FETCHML_VAR/dev/tls.key|" \
+    -e "s|/run/fetch_ml/|$e_prod/|g" "$ROOT/nginx/fetchml-site.conf" >"$e_prod/site.conf"
+printf 'pid %s/nginx.pid;\nevents { worker_connections 64; }\nhttp { include %s/site.conf; }\n' \
+    "$e_prod" "$e_prod" >"$e_prod/nginx.conf"
+check "nginx/fetchml-site.conf passes nginx -t" \
+    nginx -q -t -p "$e_prod" -c "$e_prod/nginx.conf" -e "$e_prod/error.log"
