@@ -124,9 +124,11 @@ check "plain HTTP port: a garbage request line -> 400 BAD_REQUEST JSON" \
 
 # Statuses that need a broken upstream or a refusing location: test locations
 # dropped into the HTTPS server (the template's extra include), nginx reloaded.
-e_hang=$OUT/e-hang.sock
-python3 -c 'import socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); time.sleep(30)' "$e_hang" &
+# A FastCGI socket that accepts and never answers, where nginx's workers reach it.
+e_hang=$FETCHML_VAR/run/e-hang.sock
+python3 -c 'import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(8)
+time.sleep(30)' "$e_hang" &
 e_hang_pid=$!
 cat >"$FETCHML_VAR/nginx/extra/edge-test.conf" <<NGINX
 location = /__edge_test/403 { deny all; }
@@ -154,7 +156,10 @@ for s in 403:403:FORBIDDEN 500:503:SERVICE_UNAVAILABLE \
     check "nginx's $e_from -> $e_to $e_code JSON" e_json "$e_to" "$e_code"
     [ "$e_to" = 503 ] && check "... with Retry-After" header_has 'Retry-After: 1'
 done
+check "... the 504 was nginx's upstream timeout (nginx-error.log)" \
+    wait_for 5 grep -q 'upstream timed out.*/__edge_test/504' "$FETCHML_VAR/log/nginx-error.log"
 kill "$e_hang_pid" 2>/dev/null
+rm -f "$e_hang"
 rm -f "$FETCHML_VAR/nginx/extra/edge-test.conf"
 e_extra_down() { [ "$(curl -sk -o /dev/null -w '%{http_code}' "$BASE/__edge_test/403")" != 403 ]; }
 check "nginx reloads without them" e_reload_until e_extra_down

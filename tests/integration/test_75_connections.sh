@@ -2,7 +2,7 @@
 # thousands of idle or slow TLS connections does not starve other clients.
 # The attacker is 127.0.0.2 (not exempt from nginx's per-client limits, and
 # outside the test config's allow-list: it never needs the app); the normal
-# client is 127.0.0.1. Bounded: 4000 connections, 15.5 s, then the attacker
+# client is 127.0.0.1. Bounded: 3650 connections, 20 s, then the attacker
 # closes what is left and exits by itself (slow_clients.py).
 
 # ---- one client = an IPv4 address or an IPv6 /64 ------------------------------------
@@ -69,8 +69,8 @@ cx_log=$OUT/normal_client.txt
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 check "this shell may open 4000 descriptors (ulimit -n $(ulimit -n))" [ "$(ulimit -n)" -ge 4000 ]
 
-timeout 25 python3 "$ROOT/tests/integration/slow_clients.py" 127.0.0.1 "$FETCHML_HTTPS_PORT" 127.0.0.2 15.5 \
-    body=150 header=250 tls=600 slowhello=100 hello=900 tcp=2000 >"$cx_out" 2>"$OUT/slow_clients.err" &
+timeout 30 python3 "$ROOT/tests/integration/slow_clients.py" 127.0.0.1 "$FETCHML_HTTPS_PORT" 127.0.0.2 20 \
+    body=150 header=150 tls=300 slowhello=50 hello=500 tcp=2500 >"$cx_out" 2>"$OUT/slow_clients.err" &
 cx_pid=$!
 # While the attack holds (from 1 s in, after most connections are open, to 12 s):
 # the normal client's requests, each on a new connection, as a user's would be.
@@ -94,17 +94,18 @@ cx() { jq -r "$1" <"$cx_out" 2>/dev/null; }
 echo "  # attacker: $(jq -c 'map_values(del(.sample))' <"$cx_out" 2>/dev/null)"
 cx_opened=$(cx '[.[].opened] | add')
 cx_failed=$(cx '[.[].connect_failed] | add')
-cx_capacity() { [ "${cx_opened:-0}" -ge 3600 ] && [ "$cx_failed" = 0 ]; }
-check "nginx accepted the attacker's connections ($cx_opened of 4000, none refused or reset: $cx_failed)" \
+cx_capacity() { [ "${cx_opened:-0}" -ge 3300 ] && [ "$cx_failed" = 0 ]; }
+check "nginx accepted the attacker's connections ($cx_opened of 3650, none refused or reset: $cx_failed)" \
     cx_capacity
 # client_header_timeout (10 s) bounds a connection from accept to the end of
-# its request header, TLS handshake included; the attacker holds for 15.5 s.
-cx_cut_off() { # cx_cut_off KIND: nginx closed each of them, none held more than 13 s
+# its request header, TLS handshake included; the attacker holds for 20 s
+# (a generous bound: on a loaded machine nginx may accept seconds late).
+cx_cut_off() { # cx_cut_off KIND: nginx closed each of them, none held more than 14 s
     [ "$(cx ".$1.opened")" -gt 0 ] && [ "$(cx ".$1.closed_by_server")" = "$(cx ".$1.opened")" ] &&
-        awk -v t="$(cx ".$1.max_held_s")" 'BEGIN { exit !(t < 13) }'
+        awk -v t="$(cx ".$1.max_held_s")" 'BEGIN { exit !(t < 14) }'
 }
 for k in tcp hello slowhello tls header; do
-    check "nginx closed every idle or slow '$k' connection within 13 s ($(cx ".$k.max_held_s") s at most)" \
+    check "nginx closed every idle or slow '$k' connection within 14 s ($(cx ".$k.max_held_s") s at most)" \
         cx_cut_off "$k"
 done
 # A request trickling its body counts against limit_conn (64 per client):
