@@ -69,6 +69,8 @@ cx_log=$OUT/normal_client.txt
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 check "this shell may open 4000 descriptors (ulimit -n $(ulimit -n))" [ "$(ulimit -n)" -ge 4000 ]
 
+cx_workers() { pgrep -P "$(cat "$FETCHML_VAR/run/nginx.pid")" | sort | tr '\n' ' '; }
+cx_before=$(cx_workers)
 timeout 30 python3 "$ROOT/tests/integration/slow_clients.py" 127.0.0.1 "$FETCHML_HTTPS_PORT" 127.0.0.2 20 \
     body=150 header=150 tls=300 slowhello=50 hello=500 tcp=2500 >"$cx_out" 2>"$OUT/slow_clients.err" &
 cx_pid=$!
@@ -83,6 +85,10 @@ for i in $(seq 40); do
 done
 wait "$cx_pid"
 cx_rc=$?
+# Diagnosis for the checks below: a reload during the attack (nginx -s
+# reload, or a HUP from outside the test) closes every idle connection at once.
+[ "$(cx_workers)" = "$cx_before" ] ||
+    echo "  # nginx's workers changed during the attack ($cx_before-> $(cx_workers)): reloaded?"
 cx_n200=$(grep -c '^200 ' "$cx_log" || true)
 cx_slowest=$(sort -k2 -g "$cx_log" | tail -1 | cut -d' ' -f2)
 check "the normal client got 200 for all 40 requests during the attack ($cx_n200; slowest ${cx_slowest}s)" \
