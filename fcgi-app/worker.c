@@ -93,6 +93,7 @@ enum {
     P_AUTHORIZATION,
     P_CONTENT_LENGTH,
     P_CONTENT_TYPE,
+    P_PLAIN_HTTP,
     P_COUNT
 };
 
@@ -111,6 +112,8 @@ static const struct {
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
     [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
+    /* Set by nginx's config, never from a header: those all become HTTP_* params. */
+    [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
 };
 #undef NAME_AND_LEN
 
@@ -237,6 +240,7 @@ static void serve(FCGX_Request *r)
     req.authorization = p[P_AUTHORIZATION];
     req.content_type = p[P_CONTENT_TYPE];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
+    req.plain_http = p[P_PLAIN_HTTP] != NULL;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);

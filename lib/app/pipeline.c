@@ -194,6 +194,35 @@ static step_rc refuse(req_state *st, const char *reason, int status, const char 
     return STEP_DONE;
 }
 
+/*
+ * nginx's plain-HTTP server passes a request on only when it carries a
+ * credential (it redirects the rest to HTTPS): that key has crossed the
+ * network in clear. It is refused rather than redirected (a client following
+ * the redirect would only send it again), and its key id goes to the audit
+ * trail and api.log so that the operator rotates it. First of all the steps:
+ * the key is exposed whatever the address or the guard say, and every key,
+ * valid or not, gets the same answer, so the sender learns nothing.
+ */
+static step_rc step_plain_http(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_auth_result *auth = &st->auth;
+
+    if (!req->plain_http)
+        return STEP_NEXT;
+    if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
+                             auth) != FM_OK)
+        auth->status = FM_AUTH_MALFORMED;
+    st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
+    st->o.user = auth->status == FM_AUTH_OK ? auth->user->name : NULL;
+    fm_log_warn("credential sent over plain HTTP, rotate it: source=%s key_id=%s user=%s "
+                "trace_id=%s",
+                req->remote_addr, st->o.key_id != NULL ? st->o.key_id : "-",
+                st->o.user != NULL ? st->o.user : "-", st->call->trace_id);
+    return refuse(st, "credential_in_clear", 403, "CREDENTIAL_IN_CLEAR",
+                  "credential sent over plain HTTP: use HTTPS, and rotate this key");
+}
+
 static step_rc step_ip_allow(req_state *st)
 {
     if (ip_allowed(&st->env->cfg->auth.ip_whitelist, st->call->req->remote_addr))
@@ -514,6 +543,7 @@ static step_rc step_handler(req_state *st)
  * after the last step that ran, whatever it answered.
  */
 static const step_fn steps[] = {
+    step_plain_http,      /* a credential sent in clear */
     step_ip_allow,        /* global IP allow-list */
     step_guard,           /* brute-force guard */
     step_authenticate,    /* API key */

@@ -3,6 +3,8 @@
  * client address is REMOTE_ADDR (never X-Forwarded-For / X-Real-IP). Then,
  * in this order (the step table in pipeline.c):
  *
+ *   0 a credential that came over plain HTTP (nginx's HTTP server passes
+ *     only those, flagged plain_http)               -> 403 CREDENTIAL_IN_CLEAR
  *   1 global IP allow-list                          -> 403 IP_NOT_ALLOWED
  *   2 brute-force guard: a source address with too many failed
  *     authentications or requests without a key (see bruteforce.h), unless
@@ -65,6 +67,7 @@ typedef struct fm_request {
     bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes */
     bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
     bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
+    bool plain_http;           /* FETCHML_PLAIN_HTTP: nginx got it without TLS (not a header) */
 } fm_request;
 
 /* What one worker owns: the config snapshot in force and its connections. */

@@ -59,7 +59,7 @@ out=$(printf 'GARBAGE\r\n\r\n' | timeout 5 openssl s_client -quiet -connect "127
 check "a garbage request line -> 400 JSON BAD_REQUEST" bash -c "grep -q '^HTTP/1.1 400' <<<'$out' && grep -q '\"code\":\"BAD_REQUEST\"' <<<'$out'"
 req GET "/v1/$(head -c 9000 /dev/zero | tr '\0' a)"
 forget_trace
-check "a 9 KB path -> JSON error" error_is 414 BAD_REQUEST
+check "a 9 KB path -> JSON error" error_is 414 URI_TOO_LONG
 STATUS=$(curl -s -o "$B" -w '%{http_code}' "http://127.0.0.1:$FETCHML_HTTPS_PORT/v1/whoami")
 check "plain HTTP to the HTTPS port -> 400 JSON" error_is 400 BAD_REQUEST
 req TRACE /v1/whoami

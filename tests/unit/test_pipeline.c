@@ -1250,6 +1250,34 @@ START_TEST(head_is_get_without_body)
 }
 END_TEST
 
+/*
+ * nginx's plain-HTTP server flags what it passes on: refused first of all,
+ * whatever the address, the same answer for any key, and recorded by key id.
+ */
+START_TEST(plain_http_credential)
+{
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+    char *log;
+
+    req.plain_http = true;
+    req.remote_addr = "192.0.2.7"; /* outside the allow-list: refused for the leak all the same */
+    run(&req);
+    expect_error(403, "CREDENTIAL_IN_CLEAR", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(403, "credential_in_clear", "alice", 1, &req, TRACE);
+    log = th_read_file(api_path);
+    ck_assert_ptr_nonnull(strstr(log, "credential sent over plain HTTP"));
+    ck_assert_ptr_null(strstr(log, K_ALICE));
+    free(log);
+
+    req.x_api_key = NULL;
+    req.authorization = "Bearer not-a-configured-key";
+    run(&req);
+    expect_error(403, "CREDENTIAL_IN_CLEAR", TRACE);
+    expect_audit(403, "credential_in_clear", NULL, 1, &req, TRACE);
+}
+END_TEST
+
 START_TEST(repeated_credentials)
 {
     fm_request req = request("GET", "/v1/whoami", K_ALICE);
@@ -1350,6 +1378,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, audit_torn_write_undoes_change);
     tcase_add_test(tc, head_is_get_without_body);
     tcase_add_test(tc, repeated_credentials);
+    tcase_add_test(tc, plain_http_credential);
     tcase_add_test(tc, audit_chain_continues);
     suite_add_tcase(s, tc);
     return s;
