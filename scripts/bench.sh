@@ -151,9 +151,10 @@ BUSY_MACHINE=""
 # found it, and sets INVALID=1 when its numbers are not comparable. With
 # FETCHML_BENCH_ONLY=NAME only NN-NAME.sh runs, and nothing else is measured.
 run_parts() {
-    local part
-    for part in "$ROOT"/scripts/bench.d/[0-9]*-"${ONLY:-*}".sh; do
-        [ -e "$part" ] || fm_die "no bench part scripts/bench.d/NN-$ONLY.sh"
+    local part pattern=${ONLY:-*} # ONLY is [a-z0-9-]*: no glob characters of its own
+    # shellcheck disable=SC2231 # the pattern's * must glob
+    for part in "$ROOT"/scripts/bench.d/[0-9]*-$pattern.sh; do
+        [ -e "$part" ] || { [ -z "$ONLY" ] || fm_die "no bench part scripts/bench.d/NN-$ONLY.sh"; continue; }
         fm_say "bench part $(basename "$part")"
         # shellcheck disable=SC1090
         . "$part"
