@@ -50,8 +50,16 @@ MIX = [
     (4, "create_analyst"),
     (9, "bad_key"),
     (9, "no_key"),
+    (1, "too_long"),
 ]
-BAD_KEY = "0" * 64  # well-formed, never configured
+# Credentials that fail: well-formed but unknown (hex, fetchml_ with a wrong
+# checksum) and malformed ones.
+BAD_KEYS = [
+    {"X-API-Key": "0" * 64},
+    {"X-API-Key": "fetchml_" + "1" * 64 + "_abcdef"},
+    {"Authorization": "Bearer not-a-key"},
+    {"X-API-Key": "x" * 300},
+]
 
 
 class Client(threading.Thread):
@@ -98,7 +106,9 @@ class Client(threading.Thread):
         if name == "create_analyst":  # 403: analysts may not create
             return "POST", "/v1/tasks", dict(j, **{"X-API-Key": k["analyst"]}), '{"job_name":"chaos-no"}'
         if name == "bad_key":
-            return "GET", "/v1/whoami", {"X-API-Key": BAD_KEY}, None
+            return "GET", "/v1/whoami", dict(self.rng.choice(BAD_KEYS)), None
+        if name == "too_long":  # nginx refuses it itself (414), the app never sees it
+            return "GET", "/v1/whoami?q=" + "a" * 9000, {"X-API-Key": k["researcher"]}, None
         return "GET", "/v1/whoami", {}, None  # no_key
 
     def one(self, name):

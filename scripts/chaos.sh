@@ -13,8 +13,9 @@
 #
 # Load: bench/chaos_client.py, FETCHML_CHAOS_CLIENTS (8) threads with kept-alive
 # TLS connections, for FETCHML_CHAOS_SECONDS (60, 10..600) seconds: whoami,
-# create/list/get/cancel/delete tasks, an analyst's forbidden create, an
-# unknown key and no key. Every answer's status and headers are recorded.
+# create/list/get/cancel/delete tasks, an analyst's forbidden create,
+# unknown and malformed keys, no key, and a URI too long for nginx (its own
+# 414). Every answer's status and headers are recorded.
 # Faults, at fixed fractions of the run (the schedule below):
 #   worker  kill -9 of one FastCGI worker (a child of the master in run/fcgi.pid)
 #   restart Redis stopped (TERM), down for a second, started with the same redis.conf
