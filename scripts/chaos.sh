@@ -19,11 +19,11 @@
 # Faults, at fixed fractions of the run (the schedule below):
 #   worker  kill -9 of one FastCGI worker (a child of the master in run/fcgi.pid)
 #   restart Redis stopped (TERM), down for a second, started with the same redis.conf
-#   hang    Redis stopped with kill -STOP for FETCHML_CHAOS_HANG (4) s, then -CONT
+#   hang    Redis stopped with kill -STOP, until "cont" (-CONT) 4 s later at 60 s
 #           (the CONT is also in the EXIT trap: Redis is never left stopped)
 #   reload  config.yaml changed (a user added or removed), scripts/run-local.sh reload
 #   rotate  audit.log, api.log and nginx's logs moved aside as logrotate does
-#           (x.log.1 -> x.log.2, x.log -> x.log.1), then SIGUSR1 to the master and the relay
+#           (x.log.N -> x.log.N+1, x.log -> x.log.1), then SIGUSR1 to the master and the relay
 # Checks, printed as one summary line "chaos (S s): ..." and one detail line:
 # every answer is 2xx, 4xx or 503 with Retry-After (anything else, a
 # connection error included, is listed as a failure with its trace id);
@@ -42,7 +42,6 @@ BUILD=${FETCHML_BUILD:?FETCHML_BUILD: the build tree of that stack}
 HTTPS_PORT=${FETCHML_HTTPS_PORT:?FETCHML_HTTPS_PORT: the HTTPS port of that stack}
 SECONDS_RUN=${FETCHML_CHAOS_SECONDS:-60}
 CLIENTS=${FETCHML_CHAOS_CLIENTS:-8}
-HANG=${FETCHML_CHAOS_HANG:-4}
 RUN=$VAR/run
 LOG=$VAR/log
 CFG=$VAR/dev/config.yaml
@@ -52,7 +51,6 @@ WORK=$(mktemp -d /tmp/fetchml-chaos.XXXXXX)
 [[ $SECONDS_RUN =~ ^[0-9]+$ ]] && [ "$SECONDS_RUN" -ge 10 ] && [ "$SECONDS_RUN" -le 600 ] ||
     fm_die "FETCHML_CHAOS_SECONDS is 10..600 (got '$SECONDS_RUN')"
 [[ $CLIENTS =~ ^[1-9][0-9]?$ ]] || fm_die "FETCHML_CHAOS_CLIENTS is 1..99 (got '$CLIENTS')"
-[[ $HANG =~ ^[1-9]$ ]] || fm_die "FETCHML_CHAOS_HANG is 1..9 seconds (got '$HANG')"
 [[ $("$ROOT/scripts/run-local.sh" status) == *"fcgi: running"* ]] || fm_die "the stack in $VAR is not running"
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
@@ -124,14 +122,16 @@ fault_restart() {
     wait_for 5 redis_up || fm_die "redis does not answer after the restart"
     say "restart: redis $(pid_of redis) answers"
 }
+# A hang lasts until the schedule's "cont"; other faults may run meanwhile.
 fault_hang() {
     STOPPED_REDIS=$(pid_of redis)
     kill -STOP "$STOPPED_REDIS"
-    say "hang: kill -STOP redis $STOPPED_REDIS for $HANG s"
-    sleep "$HANG"
+    say "hang: kill -STOP redis $STOPPED_REDIS"
+}
+fault_cont() {
     kill -CONT "$STOPPED_REDIS"
+    say "cont: kill -CONT redis $STOPPED_REDIS"
     STOPPED_REDIS=""
-    say "hang: kill -CONT"
 }
 RELOADS=0
 fault_reload() {
@@ -147,35 +147,49 @@ fault_reload() {
     fi
 }
 ROTATIONS=0
+# rotated NAME: NAME's files, oldest first (NAME.log.N ... NAME.log.1, NAME.log).
+rotated() {
+    local i
+    for ((i = ROTATIONS; i >= 1; i--)); do [ ! -e "$LOG/$1.log.$i" ] || echo "$LOG/$1.log.$i"; done
+    [ ! -e "$LOG/$1.log" ] || echo "$LOG/$1.log"
+}
 fault_rotate() {
-    local f
-    ROTATIONS=$((ROTATIONS + 1))
+    local f i
     for f in audit api nginx-access nginx-error; do
-        [ ! -e "$LOG/$f.log.1" ] || mv "$LOG/$f.log.1" "$LOG/$f.log.2"
+        for ((i = ROTATIONS; i >= 1; i--)); do
+            [ ! -e "$LOG/$f.log.$i" ] || mv "$LOG/$f.log.$i" "$LOG/$f.log.$((i + 1))"
+        done
         [ ! -e "$LOG/$f.log" ] || mv "$LOG/$f.log" "$LOG/$f.log.1"
     done
+    ROTATIONS=$((ROTATIONS + 1))
     kill -USR1 "$(pid_of fcgi)" "$(pid_of logrelay)"
-    say "rotate: *.log -> *.log.1 -> *.log.2, SIGUSR1 to the master and the relay"
+    say "rotate: *.log.N -> *.log.N+1, *.log -> *.log.1, SIGUSR1 to the master and the relay"
 }
-# The schedule: percent of the run, fault. Two of each, apart, and one hang
-# right after a restart (a fresh connection that hangs).
+# The schedule: percent of the run, fault. Each kind twice or more, apart; the
+# second hang has a reload, a worker kill and a rotation inside it.
 SCHEDULE="5 worker
 10 restart
 18 reload
 25 hang
-33 rotate
-40 worker
+32 cont
+37 rotate
+43 worker
 48 restart
 52 hang
-62 reload
-70 worker
-76 rotate
-84 hang"
+55 reload
+57 worker
+59 rotate
+61 cont
+68 reload
+74 worker
+78 hang
+85 cont
+90 rotate"
 
 # ---- the run ----------------------------------------------------------------------
-# No earlier rotation may be in the way: the run's own go to .1 and .2.
+# No earlier rotation may be in the way: the run's own go to .1, .2, ...
 for f in audit api nginx-access nginx-error; do
-    [ ! -e "$LOG/$f.log.1" ] && [ ! -e "$LOG/$f.log.2" ] || fm_die "$LOG/$f.log.1 or .2 exists; move it away first"
+    [ ! -e "$LOG/$f.log.1" ] || fm_die "$LOG/$f.log.1 exists; move it away first"
 done
 sleep 0.5 # the reload's last requests are written
 AUDIT_BEFORE=$(wc -l <"$LOG/audit.log")
@@ -195,8 +209,7 @@ sleep 0.5 # the last records are written
 
 # ---- checks -----------------------------------------------------------------------
 # The run's lines: those of the oldest file past AUDIT_BEFORE, then the newer files whole.
-files=()
-for f in "$LOG/audit.log.2" "$LOG/audit.log.1" "$LOG/audit.log"; do [ ! -e "$f" ] || files+=("$f"); done
+mapfile -t files < <(rotated audit)
 {
     tail -n +$((AUDIT_BEFORE + 1)) "${files[0]}"
     [ ${#files[@]} -lt 2 ] || cat "${files[@]:1}"
@@ -218,13 +231,12 @@ if [ -n "${FETCHML_CHAOS_KEEP:-}" ]; then
         cp "$LOG/api.log"* "$FETCHML_CHAOS_KEEP"/ && echo "chaos: answers, audit lines, faults and api.log kept in $FETCHML_CHAOS_KEEP"
 fi
 
-# Leave one audit.log, as bench.sh's stack had it: the rotated pieces joined, in seq order.
+# Leave one audit.log, as bench.sh's stack had it: the rotated pieces joined, in order.
 for f in audit api nginx-access nginx-error; do
-    pieces=()
-    for g in "$LOG/$f.log.2" "$LOG/$f.log.1" "$LOG/$f.log"; do [ ! -e "$g" ] || pieces+=("$g"); done
+    mapfile -t pieces < <(rotated "$f")
     [ ${#pieces[@]} -gt 1 ] || continue
     cat "${pieces[@]}" >"$LOG/$f.log.joined"
-    rm -f "$LOG/$f.log.1" "$LOG/$f.log.2"
+    rm -f "${pieces[@]}"
     mv "$LOG/$f.log.joined" "$LOG/$f.log"
 done
 kill -USR1 "$(pid_of fcgi)" "$(pid_of logrelay)"
