@@ -24,6 +24,8 @@
 #   reload  config.yaml changed (a user added or removed), scripts/run-local.sh reload
 #   rotate  audit.log, api.log and nginx's logs moved aside as logrotate does
 #           (x.log.N -> x.log.N+1, x.log -> x.log.1), then SIGUSR1 to the master and the relay
+# FETCHML_CHAOS_SCHEDULE replaces the schedule: lines "PERCENT FAULT", in
+# order, FAULT one of the above or "storm" (24 worker kills 0.3 s apart).
 # Checks, printed as one summary line "chaos (S s): ..." and one detail line:
 # every answer is 2xx, 4xx or 503 with Retry-After (anything else, a
 # connection error included, is listed as a failure with its trace id);
@@ -146,6 +148,17 @@ fault_reload() {
         echo "reload refused" >>"$WORK/fault-errors"
     fi
 }
+# Not in the default schedule: 24 kills 0.3 s apart, each of a worker that may
+# be the replacement of the last one (as an OOM killer would).
+fault_storm() {
+    local i w killed=""
+    for ((i = 0; i < 24; i++)); do
+        w=$(pgrep -P "$(pid_of fcgi)" | shuf -n 1) || true
+        [ -z "$w" ] || { kill -KILL "$w" 2>/dev/null && killed+=" $w"; } || true
+        sleep 0.3
+    done
+    say "storm: kill -9$killed"
+}
 ROTATIONS=0
 # rotated NAME: NAME's files, oldest first (NAME.log.N ... NAME.log.1, NAME.log).
 rotated() {
@@ -167,7 +180,7 @@ fault_rotate() {
 }
 # The schedule: percent of the run, fault. Each kind twice or more, apart; the
 # second hang has a reload, a worker kill and a rotation inside it.
-SCHEDULE="5 worker
+SCHEDULE=${FETCHML_CHAOS_SCHEDULE:-"5 worker
 10 restart
 18 reload
 25 hang
@@ -184,7 +197,11 @@ SCHEDULE="5 worker
 74 worker
 78 hang
 85 cont
-90 rotate"
+90 rotate"}
+while read -r pct what; do
+    [[ $pct =~ ^[0-9]{1,2}$ ]] && declare -F "fault_$what" >/dev/null ||
+        fm_die "FETCHML_CHAOS_SCHEDULE: not 'PERCENT FAULT' (0..99, $(declare -F | sed -n 's/^declare -f fault_//p' | tr '\n' ' ')): $pct $what"
+done <<<"$SCHEDULE"
 
 # ---- the run ----------------------------------------------------------------------
 # No earlier rotation may be in the way: the run's own go to .1, .2, ...
@@ -203,6 +220,7 @@ while read -r -u 3 pct what; do
     sleep "$left"
     "fault_$what"
 done 3<<<"$SCHEDULE"
+[ -z "$STOPPED_REDIS" ] || fault_cont # a schedule that ends inside a hang
 wait "$LOAD_PID" || fm_die "the load client failed"
 LOAD_PID=""
 sleep 0.5 # the last records are written
