@@ -21,7 +21,10 @@
  * password. Then fm_redact runs line by line over the whole buffer, pass
  * after pass, until at least one second has gone by; the result is input
  * bytes per second in MB (10^6 bytes). The printed redaction count is a
- * sanity check: it must be nonzero and the same on every run.
+ * sanity check: it must be nonzero and the same on every run. A second line
+ * times the same lines with 10,000 random key digests registered
+ * (fm_redact_set_key_hashes), as the pool and the relay run with a config of
+ * that many keys: the cost of hashing the tokens keys could hide in.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -36,6 +39,8 @@
 #define LINE_MAX_BYTES 1024
 #define MIN_SECONDS 1.0
 #define MAX_PASSES 1000
+#define BENCH_KEYS 10000
+#define BENCH_KEYS_TEXT "10000"
 
 /* Draws from a fixed-seed stream, refilled in blocks. */
 typedef struct rng {
@@ -200,6 +205,40 @@ static int parse_mb(const char *s, long *out)
     return errno == 0 && *end == '\0' && *out >= 1 && *out <= 256 ? 0 : -1;
 }
 
+/*
+ * Times fm_redact over lines [starts[i], starts[i + 1]) and prints one result
+ * line. 0, or -1 when no marker was written (the filter did nothing).
+ */
+static int measure(const char *what, const char *buf, const size_t *starts, size_t nlines,
+                   char *out, size_t cap)
+{
+    unsigned long long redactions = 0, bytes = 0;
+    size_t used = starts[nlines] - starts[0];
+    double t0, elapsed;
+    int passes = 0;
+
+    /* An untimed pass counts the markers: a fixed number to compare runs by. */
+    for (size_t i = 0; i < nlines; i++) {
+        (void)fm_redact(buf + starts[i], starts[i + 1] - starts[i], out, cap);
+        for (const char *p = out; (p = strstr(p, FM_REDACTED)) != NULL; p++)
+            redactions++;
+    }
+    t0 = now_s();
+    do {
+        for (size_t i = 0; i < nlines; i++)
+            (void)fm_redact(buf + starts[i], starts[i + 1] - starts[i], out, cap);
+        bytes += used;
+        passes++;
+        elapsed = now_s() - t0;
+    } while (elapsed < MIN_SECONDS && passes < MAX_PASSES);
+
+    printf("%s: %.1f MB/s (%zu lines, %.1f MB, %d passes, %.0f ns/line, %llu redactions per "
+           "pass)\n",
+           what, (double)bytes / 1e6 / elapsed, nlines, (double)used / 1e6, passes,
+           elapsed * 1e9 / ((double)nlines * passes), redactions);
+    return redactions > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     static rng g; /* zero seed: fixed data */
@@ -208,9 +247,8 @@ int main(int argc, char **argv)
     size_t want, used = 0, nlines = 0, cap;
     size_t *starts = NULL;
     char *buf = NULL;
-    unsigned long long redactions = 0, bytes = 0;
-    double t0, elapsed;
-    int passes = 0, status = 1;
+    unsigned char *keys = NULL;
+    int status = 1;
 
     if (argc > 2 || (argc == 2 && parse_mb(argv[1], &mb) != 0)) {
         fprintf(stderr, "usage: redact_bench [MEGABYTES 1..256]\n");
@@ -246,27 +284,26 @@ int main(int argc, char **argv)
     }
     starts[nlines] = used;
 
-    /* An untimed pass counts the markers: a fixed number to compare runs by. */
-    for (size_t i = 0; i < nlines; i++) {
-        (void)fm_redact(buf + starts[i], starts[i + 1] - starts[i], out, sizeof out);
-        for (const char *p = out; (p = strstr(p, FM_REDACTED)) != NULL; p++)
-            redactions++;
+    if (measure("redact", buf, starts, nlines, out, sizeof out) != 0)
+        goto done;
+    /* The same lines again with the digests of a 10,000-key config registered (the pool does). */
+    keys = malloc(BENCH_KEYS * FM_REDACT_KEY_HASH_BYTES);
+    if (keys == NULL) {
+        fprintf(stderr, "redact_bench: out of memory\n");
+        goto done;
     }
-    t0 = now_s();
-    do {
-        for (size_t i = 0; i < nlines; i++)
-            (void)fm_redact(buf + starts[i], starts[i + 1] - starts[i], out, sizeof out);
-        bytes += used;
-        passes++;
-        elapsed = now_s() - t0;
-    } while (elapsed < MIN_SECONDS && passes < MAX_PASSES);
-
-    printf("redact: %.1f MB/s (%zu lines, %.1f MB, %d passes, %.0f ns/line, %llu redactions per "
-           "pass)\n",
-           (double)bytes / 1e6 / elapsed, nlines, (double)used / 1e6, passes,
-           elapsed * 1e9 / ((double)nlines * passes), redactions);
-    status = redactions > 0 ? 0 : 1;
+    for (size_t i = 0; i < BENCH_KEYS * FM_REDACT_KEY_HASH_BYTES; i++)
+        keys[i] = (unsigned char)draw(&g);
+    if (fm_redact_set_key_hashes(keys, BENCH_KEYS) != FM_OK) {
+        fprintf(stderr, "redact_bench: fm_redact_set_key_hashes: %s\n", strerror(errno));
+        goto done;
+    }
+    if (measure("redact with " BENCH_KEYS_TEXT " key digests", buf, starts, nlines, out,
+                sizeof out) != 0)
+        goto done;
+    status = 0;
 done:
+    free(keys);
     free(starts);
     free(buf);
     return status;

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 
 #include "log.h"
 #include "pidfile.h"
+#include "redact.h"
 #include "unixsock.h"
 
 #define OPTS_MAX 32
@@ -194,4 +197,34 @@ fm_err fm_daemon_unix_socket(const char *path, int type, const char *group, mode
     }
     *fd = s;
     return FM_OK;
+}
+
+fm_err fm_daemon_secrets(const fm_config *cfg)
+{
+    size_t n = 0, o = 0;
+    unsigned char *digests;
+    fm_err rc = FM_OK;
+
+    for (size_t u = 0; u < cfg->auth.nusers; u++)
+        n += cfg->auth.users[u].nkeys;
+    fm_redact_clear_secrets();
+    if (cfg->redis.password != NULL && fm_redact_add_secret(cfg->redis.password) != FM_OK) {
+        fm_log_error("cannot register the Redis password with the filter: %s", strerror(errno));
+        rc = FM_ESYS;
+    }
+    if (n == 0)
+        return rc;
+    digests =
+        n <= SIZE_MAX / FM_REDACT_KEY_HASH_BYTES ? malloc(n * FM_REDACT_KEY_HASH_BYTES) : NULL;
+    for (size_t u = 0; digests != NULL && u < cfg->auth.nusers; u++)
+        for (size_t k = 0; k < cfg->auth.users[u].nkeys; k++, o++)
+            memcpy(digests + o * FM_REDACT_KEY_HASH_BYTES, cfg->auth.users[u].keys[k].hash,
+                   FM_REDACT_KEY_HASH_BYTES);
+    if (digests == NULL || fm_redact_set_key_hashes(digests, n) != FM_OK) {
+        errno = ENOMEM;
+        fm_log_error("cannot register the %zu key digests with the filter: %s", n, strerror(errno));
+        rc = FM_ESYS;
+    }
+    free(digests);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "err.h"
 
 /*
@@ -92,5 +93,15 @@ FM_MUST_CHECK fm_err fm_daemon_signals(const fm_daemon_signal *sigs, size_t n, s
 FM_MUST_CHECK fm_err fm_daemon_unix_socket(const char *path, int type, const char *group,
                                            mode_t mode, const char *what, int *fd)
     FM_NONNULL(1, 5, 6);
+
+/*
+ * fm_daemon_secrets - register with the redaction filter what of cfg no log
+ * may show, replacing what was registered before: the Redis password (a
+ * literal) and the SHA-256 digest of every configured key, so that a key is
+ * redacted in any format and wherever a client put it. Logs what it could
+ * not register. FM_OK; FM_ESYS (errno ENOMEM or ENOSPC) when some part could
+ * not be registered (the rest is).
+ */
+fm_err fm_daemon_secrets(const fm_config *cfg) FM_NONNULL(1);
 
 #endif

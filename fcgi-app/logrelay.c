@@ -14,12 +14,14 @@
  * and escaped into one line (fm_syslogmsg_line) and appended with a single
  * write(2) on an O_APPEND descriptor, so each message is one whole line even
  * if another process appends to the same file. With -c, the Redis password
- * of that configuration is registered with the filter as a literal secret, as
- * fetchml-fcgi does. Messages with an unknown tag, a malformed header or
+ * of that configuration is registered with the filter as a literal secret,
+ * and every key's digest, so that a key is redacted in any format, as
+ * fetchml-fcgi does; SIGHUP reads them again. Messages with an unknown tag, a malformed header or
  * that were cut by the socket are dropped and counted; the counts are logged
  * on exit.
  *
- *   SIGUSR1, SIGHUP   reopen the output files (logrotate)
+ *   SIGUSR1           reopen the output files (logrotate)
+ *   SIGHUP            the same, and read the secrets of -c CONFIG again
  *   SIGTERM, SIGINT   read what is queued, remove the socket and exit
  *
  * The main loop waits in ppoll with signals unblocked only there, so a
@@ -59,7 +61,7 @@ typedef struct output {
     unsigned long long lost; /* lines the file did not take */
 } output;
 
-static volatile sig_atomic_t got_term, got_reopen;
+static volatile sig_atomic_t got_term, got_reopen, got_reload;
 
 static output outputs[MAX_OUTPUTS];
 static size_t noutputs;
@@ -70,6 +72,8 @@ static void on_signal(int sig)
 {
     if (sig == SIGTERM || sig == SIGINT)
         got_term = 1;
+    else if (sig == SIGHUP)
+        got_reload = 1;
     else
         got_reopen = 1;
 }
@@ -144,21 +148,22 @@ static void reopen_outputs(void)
     }
 }
 
-/* The secrets of the configuration, registered with the filter; nothing else is kept. */
+/*
+ * The secrets of the configuration (the Redis password, every key's digest),
+ * registered with the filter in place of the previous ones; nothing else is
+ * kept. A config that does not load leaves the previous secrets in force.
+ */
 static int load_secrets(const char *path)
 {
     char err[FM_CONFIG_ERR_MAX];
     fm_config *cfg = fm_config_load(path, err, sizeof(err));
-    int rc = 0;
+    int rc;
 
     if (cfg == NULL) {
         fm_log_error("%s", err);
         return -1;
     }
-    if (cfg->redis.password != NULL && fm_redact_add_secret(cfg->redis.password) != 0) {
-        fm_log_error("cannot register the Redis password with the filter: %s", strerror(errno));
-        rc = -1;
-    }
+    rc = fm_daemon_secrets(cfg) == FM_OK ? 0 : -1;
     fm_config_free(cfg);
     return rc;
 }
@@ -309,6 +314,15 @@ static fm_err relay(void)
     while (!got_term) {
         struct pollfd pfd = {r.fd, POLLIN, 0};
 
+        if (got_reload) {
+            /* The keys may have changed with the pool's config: read its secrets again. */
+            got_reload = 0;
+            got_reopen = 1;
+            if (r.config != NULL && load_secrets(r.config) != 0)
+                fm_log_error("reload: keeping the secrets registered before");
+            else if (r.config != NULL)
+                fm_log_info("reload: secrets of %s registered", r.config);
+        }
         if (got_reopen) {
             got_reopen = 0;
             reopen_outputs();

@@ -84,12 +84,13 @@ static const char usage[] = "usage: fetchml-fcgi -c CONFIG [-t] [-p PIDFILE]\n"
                             "  -t          check the configuration and exit (0 = valid)\n"
                             "  -p PIDFILE  write the master's pid here\n";
 
-/* Secrets of the snapshot go to the redaction filter before anything is logged. */
+/*
+ * Secrets of the snapshot (the Redis password, every key's digest) go to the
+ * redaction filter before anything is logged; workers inherit them at fork.
+ */
 static void register_secrets(const fm_config *cfg)
 {
-    fm_redact_clear_secrets();
-    if (cfg->redis.password != NULL && fm_redact_add_secret(cfg->redis.password) != FM_OK)
-        fm_log_error("cannot register the Redis password with the filter: %s", strerror(errno));
+    (void)fm_daemon_secrets(cfg); /* logged; what it did register still protects */
 }
 
 /* What an operator should know about a snapshot; never its secrets. */

@@ -92,6 +92,7 @@ enum {
     P_X_API_KEY,
     P_AUTHORIZATION,
     P_CONTENT_LENGTH,
+    P_CONTENT_TYPE,
     P_COUNT
 };
 
@@ -109,6 +110,7 @@ static const struct {
     [P_X_API_KEY] = {NAME_AND_LEN("HTTP_X_API_KEY")},
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
+    [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
 };
 #undef NAME_AND_LEN
 
@@ -233,6 +235,7 @@ static void serve(FCGX_Request *r)
     req.request_id = p[P_REQUEST_ID];
     req.x_api_key = p[P_X_API_KEY];
     req.authorization = p[P_AUTHORIZATION];
+    req.content_type = p[P_CONTENT_TYPE];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
@@ -276,6 +279,7 @@ static fm_err init_audit(void)
         fm_log_error("worker %d: cannot start: cannot open the audit log", (int)getpid());
         return FM_ESYS;
     }
+    fm_audit_set_sync(w.env.audit, w.cfg->logging.audit_sync, w.cfg->logging.audit_sync_ms);
     return FM_OK;
 }
 

@@ -232,6 +232,8 @@ do_reload() {
         exit 1
     fi
     kill -HUP "$(pid_of fcgi)"
+    # The relay redacts the config's keys in nginx's logs: it reads them again too.
+    ! alive logrelay || kill -HUP "$(pid_of logrelay)"
     fm_say "reload signalled"
 }
 

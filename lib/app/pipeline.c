@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "auth.h"
@@ -177,6 +178,7 @@ typedef struct req_state {
     const fm_route *route; /* set by step_route */
     int64_t now_ms;        /* CLOCK_MONOTONIC, once per request */
     bool redis_failed;     /* a Redis call of this request failed: do not wait on it again */
+    bool auth_done;        /* auth holds the key check's answer (see authenticate) */
 } req_state;
 
 typedef enum step_rc { STEP_NEXT, STEP_DONE } step_rc;
@@ -209,7 +211,7 @@ static fm_err guard_check(const req_state *st, bool *blocked, uint32_t *block_s)
                                st->now_ms, blocked, block_s);
 }
 
-/* Counts one failed authentication; *blocked when the address is blocked now. */
+/* Counts one request without a valid key; *blocked when the address is blocked now. */
 static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *block_s)
 {
     const fm_config *cfg = st->env->cfg;
@@ -217,7 +219,51 @@ static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *
     if (st->redis_failed)
         return FM_EREDIS; /* this request already waited on Redis once */
     return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                              st->call->req->remote_addr, st->now_ms, blocked, block_s);
+                              st->call->req->remote_addr, st->auth.status != FM_AUTH_MISSING,
+                              st->now_ms, blocked, block_s);
+}
+
+/* The key check, once per request: the guard may need the key's fingerprint before its step. */
+static void authenticate(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_auth_result *auth = &st->auth;
+
+    if (st->auth_done)
+        return;
+    st->auth_done = true;
+    if (req->credentials_repeated) {
+        memset(auth, 0, sizeof(*auth));
+        auth->status = FM_AUTH_MALFORMED;
+    } else if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization,
+                                    (int64_t)time(NULL), auth) != FM_OK) {
+        auth->status = FM_AUTH_MALFORMED; /* could not decide: refused, as a bad key */
+    }
+}
+
+/*
+ * From a blocked address, only a known client goes on. Every key that can be
+ * fingerprinted, valid or not, costs the same work here (hash, in-memory
+ * lookup, one EXISTS unless this worker knows the pair), and all but a known
+ * one get the same 429: neither the answer nor its timing says whether a key
+ * is valid. A key_id is public (it is in the audit trail), but matching one
+ * only lets a request reach the key check, where a wrong key still fails.
+ */
+static bool known_client(req_state *st)
+{
+    const fm_config *cfg = st->env->cfg;
+    bool known = false;
+
+    if (cfg->rate_limit.auth_failures.known_days == 0)
+        return false;
+    authenticate(st);
+    if (st->auth.key_id[0] == '\0')
+        return false;
+    if (fm_bruteforce_known(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
+                            st->call->req->remote_addr, st->auth.key_id, st->now_ms,
+                            &known) == FM_EREDIS)
+        st->redis_failed = true;
+    return known;
 }
 
 static step_rc step_guard(req_state *st)
@@ -227,7 +273,7 @@ static step_rc step_guard(req_state *st)
     bool blocked;
 
     if (guard_check(st, &blocked, &block_s) == FM_OK) {
-        if (!blocked)
+        if (!blocked || known_client(st))
             return STEP_NEXT;
         (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
         return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
@@ -254,41 +300,41 @@ static step_rc step_guard(req_state *st)
 }
 
 /*
- * A failed authentication counts against the source address. A request
- * without any key guesses nothing (health probes, a forgotten header): only
- * presented credentials count as attempts.
+ * A request that ends without a valid key counts against its source
+ * address: a presented credential that failed (or a valid key used outside
+ * its own networks) as a failed authentication, a request without any
+ * credential (a health probe, a forgotten header, a flood) against the
+ * looser anonymous limit. The api.log line names the source, for fail2ban.
  */
 static void count_failure(req_state *st)
 {
     const char *addr = st->call->req->remote_addr;
+    bool presented = st->auth.status != FM_AUTH_MISSING;
+    const char *reason =
+        st->auth.status == FM_AUTH_OK ? "user_ip_not_allowed" : fm_auth_reason(st->auth.status);
     uint32_t block_s;
     bool blocked;
 
-    if (st->auth.status == FM_AUTH_MISSING)
-        return;
+    fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s", reason, addr,
+                st->auth.key_id[0] ? st->auth.key_id : "-", st->call->trace_id);
     if (guard_count_failure(st, &blocked, &block_s) != FM_OK)
         warn_throttled(&guard_warn, st->now_ms,
                        "brute-force guard unavailable (%s); failure not counted source=%s "
                        "trace_id=%s",
                        fm_redis_errstr(st->env->redis), addr, st->call->trace_id);
     else if (blocked)
-        fm_log_warn("brute-force guard: source=%s blocked for %u s after repeated failed "
-                    "authentications trace_id=%s",
-                    addr, (unsigned)block_s, st->call->trace_id);
+        fm_log_warn("brute-force guard: source=%s blocked for %u s after %s trace_id=%s", addr,
+                    (unsigned)block_s,
+                    presented ? "repeated failed authentications"
+                              : "too many requests without a key",
+                    st->call->trace_id);
 }
 
 static step_rc step_authenticate(req_state *st)
 {
-    const fm_request *req = st->call->req;
     fm_auth_result *auth = &st->auth;
 
-    if (req->credentials_repeated) {
-        memset(auth, 0, sizeof(*auth));
-        auth->status = FM_AUTH_MALFORMED;
-    } else if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization,
-                                    (int64_t)time(NULL), auth) != FM_OK) {
-        auth->status = FM_AUTH_MALFORMED; /* could not decide: refused, as a bad key */
-    }
+    authenticate(st);
     if (auth->status == FM_AUTH_OK) {
         st->call->user = auth->user;
         st->o.user = auth->user->name;
@@ -296,9 +342,6 @@ static step_rc step_authenticate(req_state *st)
         return STEP_NEXT;
     }
     st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
-    fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s",
-                fm_auth_reason(auth->status), req->remote_addr,
-                auth->key_id[0] ? auth->key_id : "-", st->call->trace_id);
     count_failure(st);
     (void)fm_response_header(st->resp, "WWW-Authenticate: Bearer realm=\"fetchml\"");
     return refuse(st, fm_auth_reason(auth->status), 401, "UNAUTHORIZED",
@@ -306,12 +349,27 @@ static step_rc step_authenticate(req_state *st)
                                                   : "invalid or expired API key");
 }
 
+/* A valid key from outside its own networks is a misuse signal: counted as a failure. */
 static step_rc step_user_ip_allow(req_state *st)
 {
     if (ip_allowed(&st->auth.user->ip_whitelist, st->call->req->remote_addr))
         return STEP_NEXT;
+    count_failure(st);
     return refuse(st, "user_ip_not_allowed", 403, "IP_NOT_ALLOWED",
                   "client address not allowed for this key");
+}
+
+/* The key has authenticated from this address: it is a known client of it from now on. */
+static step_rc step_remember_client(req_state *st)
+{
+    const fm_config *cfg = st->env->cfg;
+
+    if (!st->redis_failed &&
+        fm_bruteforce_remember(st->env->redis, cfg->redis.key_prefix,
+                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
+                               st->auth.key_id, st->now_ms) == FM_EREDIS)
+        st->redis_failed = true;
+    return STEP_NEXT;
 }
 
 /* Redis could not decide: rate_limit.on_redis_error says whether to admit. */
@@ -394,6 +452,24 @@ static step_rc step_rbac(req_state *st)
 }
 
 /* A handler only ever sees a whole body, within the configured size. */
+/*
+ * "application/json", any letter case, optionally followed by parameters
+ * ("; charset=utf-8"): the media type of RFC 9110 section 8.3.1, where
+ * optional white space may precede the ';'.
+ */
+static bool is_json_type(const char *ct)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1;
+
+    if (ct == NULL || strncasecmp(ct, json, n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 static step_rc step_body(req_state *st)
 {
     const fm_request *req = st->call->req;
@@ -402,6 +478,9 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
+    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && !is_json_type(req->content_type))
+        return refuse(st, "unsupported_media_type", 415, "UNSUPPORTED_MEDIA_TYPE",
+                      "request body must be sent as Content-Type: application/json");
     return STEP_NEXT;
 }
 
@@ -435,16 +514,17 @@ static step_rc step_handler(req_state *st)
  * after the last step that ran, whatever it answered.
  */
 static const step_fn steps[] = {
-    step_ip_allow,      /* global IP allow-list */
-    step_guard,         /* brute-force guard */
-    step_authenticate,  /* API key */
-    step_user_ip_allow, /* per-user IP allow-list */
-    step_rate_limit,    /* per-user token bucket */
-    step_route,         /* 404 / 405 */
-    step_rbac,          /* permission of the route */
-    step_body,          /* 413, 400 */
-    step_audit_ready,   /* a change needs a writable audit trail */
-    step_handler,       /* the route's handler */
+    step_ip_allow,        /* global IP allow-list */
+    step_guard,           /* brute-force guard */
+    step_authenticate,    /* API key */
+    step_user_ip_allow,   /* per-user IP allow-list */
+    step_remember_client, /* known client of this address, for the guard */
+    step_rate_limit,      /* per-user token bucket */
+    step_route,           /* 404 / 405 */
+    step_rbac,            /* permission of the route */
+    step_body,            /* 413, 400, 415 */
+    step_audit_ready,     /* a change needs a writable audit trail */
+    step_handler,         /* the route's handler */
 };
 
 /*

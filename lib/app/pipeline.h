@@ -5,14 +5,19 @@
  *
  *   1 global IP allow-list                          -> 403 IP_NOT_ALLOWED
  *   2 brute-force guard: a source address with too many failed
- *     authentications (see bruteforce.h)            -> 429 RATE_LIMITED + Retry-After
+ *     authentications or requests without a key (see bruteforce.h), unless
+ *     the key is a known client of it               -> 429 RATE_LIMITED + Retry-After
  *   3 API key (X-API-Key or Authorization: Bearer)  -> 401 UNAUTHORIZED + WWW-Authenticate
- *   4 per-user IP allow-list                        -> 403 IP_NOT_ALLOWED
+ *   4 per-user IP allow-list (counted as a failed
+ *     authentication); past it the key becomes a known client of the address
+ *                                                   -> 403 IP_NOT_ALLOWED
  *   5 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
  *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
  *   7 RBAC permission of the route                  -> 403 FORBIDDEN
  *   8 body: over server.max_body_bytes              -> 413 PAYLOAD_TOO_LARGE
  *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
+ *     a route that takes a JSON body, without
+ *     Content-Type application/json                 -> 415 UNSUPPORTED_MEDIA_TYPE
  *   9 a request that may change state (not GET or HEAD) needs an audit trail
  *     that can take its record (fm_audit_ready)     -> 503 SERVICE_UNAVAILABLE
  *  10 the route's handler                           -> its answer; 500 INTERNAL on failure
@@ -54,6 +59,7 @@ typedef struct fm_request {
     const char *request_id;    /* REQUEST_ID (nginx $request_id), may be NULL */
     const char *x_api_key;     /* HTTP_X_API_KEY, may be NULL */
     const char *authorization; /* HTTP_AUTHORIZATION, may be NULL */
+    const char *content_type;  /* CONTENT_TYPE, may be NULL */
     const char *body;          /* request body, body_len bytes, not NUL-terminated */
     size_t body_len;
     bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes */
@@ -96,11 +102,15 @@ struct fm_call {
  */
 typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 
+/* fm_route flags */
+#define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type must be application/json */
+
 typedef struct fm_route {
     const char *method;  /* "GET", "POST", ...; a GET route answers HEAD too */
     const char *pattern; /* "/v1/tasks/{id}": a {name} matches one non-empty segment */
     fm_perms required;   /* FM_PERM_NONE = any authenticated user */
     fm_handler handler;
+    unsigned flags; /* FM_ROUTE_* */
 } fm_route;
 
 /*

@@ -4,8 +4,10 @@
  * A message goes through four steps, in this order: format (vsnprintf, to
  * the full length, so that the filter sees every secret whole), redact
  * (fm_redact, which also cuts the text to the line size without splitting a
- * secret), escape (control characters become \r, \n, \t or \xNN, so a
- * message is always exactly one line) and write (one write(2) of the whole
+ * secret), escape (CR, LF, TAB become \r, \n, \t; other controls, NEL,
+ * U+2028/U+2029, bidirectional controls and bytes that are not UTF-8 become
+ * \xNN per byte, so a message is always exactly one line, for splitlines()
+ * readers too, and shows in order) and write (one write(2) of the whole
  * line on an O_APPEND descriptor, so lines of concurrent workers never
  * interleave). A line that cannot be written is counted, and the count is
  * reported in a line of its own once writing works again.
@@ -16,11 +18,14 @@
 #include "log.h"
 
 #include "clock.h"
+#include "jsonstr.h"
 #include "redact.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,30 +138,43 @@ void fm_log_close(void)
 }
 
 /*
- * Builds "<ts> <level> [<pid>] <message>\n" in line (FM_LOG_LINE_MAX bytes)
- * from msg (n bytes, already formatted). Returns the line length.
+ * The escape of one character: CR, LF and TAB as \r \n \t, every other
+ * character fm_jsonstr_char flags (controls, NEL, U+2028/U+2029, the
+ * bidirectional controls, bytes that are not UTF-8) as \xNN per byte, so
+ * the line stays one line, in order, valid UTF-8 and plain to grep. Returns
+ * the escape's length in esc (at most 16 bytes) and the bytes it consumed in
+ * *adv.
  */
+static size_t escape_char(const char *p, size_t n, char esc[16], size_t *adv)
+{
+    uint32_t cp;
+    bool unsafe;
+    size_t len = fm_jsonstr_char(p, n, &unsafe, &cp), o = 0;
+
+    *adv = len > 0 ? len : 1;
+    if (!unsafe) {
+        memcpy(esc, p, len);
+        return len;
+    }
+    if (cp == '\r' || cp == '\n' || cp == '\t') {
+        esc[0] = '\\';
+        esc[1] = cp == '\r' ? 'r' : cp == '\n' ? 'n' : 't';
+        return 2;
+    }
+    for (size_t i = 0; i < *adv; i++, o += 4)
+        (void)snprintf(esc + o, 5, "\\x%02x", (unsigned)(unsigned char)p[i]);
+    return o;
+}
+
 size_t fm_log_sanitize(const char *msg, size_t len, char *out, size_t cap)
 {
     char red[FM_LOG_SANITIZE_MAX];
     size_t rn = fm_redact(msg, len, red, sizeof red), o = 0;
 
-    for (size_t i = 0; i < rn; i++) {
-        unsigned char c = (unsigned char)red[i];
-        char esc[5];
-        size_t elen;
+    for (size_t i = 0, adv; i < rn; i += adv) {
+        char esc[16];
+        size_t elen = escape_char(red + i, rn - i, esc, &adv);
 
-        if (c == '\r' || c == '\n' || c == '\t') {
-            esc[0] = '\\';
-            esc[1] = c == '\r' ? 'r' : c == '\n' ? 'n' : 't';
-            elen = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            (void)snprintf(esc, sizeof esc, "\\x%02x", (unsigned)c);
-            elen = 4;
-        } else {
-            esc[0] = (char)c;
-            elen = 1;
-        }
         if (o + elen > cap - 1) /* the newline always fits */
             break;
         memcpy(out + o, esc, elen);

@@ -3,9 +3,12 @@
  *
  * Each message becomes one line "<RFC 3339 UTC ms> <level> [<pid>] <message>"
  * written with a single write(2) to an O_APPEND file, so lines from several
- * workers never interleave. Every line passes fm_redact first; CR, LF and other
- * control characters in the message are escaped as \r, \n, \xNN so that no
- * input can forge a line.
+ * workers never interleave. Every line passes fm_redact first; CR, LF and TAB
+ * in the message are escaped as \r, \n, \t, and every other character that
+ * a reader may take for a line break or that reorders text on screen (see
+ * fm_jsonstr_char: controls, NEL, U+2028/U+2029, bidirectional controls) and
+ * every byte that is not UTF-8 as \xNN per byte, so that no input can forge
+ * a line, for str.splitlines() readers too. A line is valid UTF-8.
  */
 #ifndef FM_LOG_H
 #define FM_LOG_H
@@ -51,8 +54,9 @@ void fm_log_close(void);
 
 /*
  * fm_log_sanitize - the bytes of one log line's message: msg (len bytes)
- * through fm_redact, then CR, LF and TAB escaped as \r \n \t and other
- * control bytes as \xNN, then a newline. Written to out (cap bytes, cap >= 2);
+ * through fm_redact, then CR, LF and TAB escaped as \r \n \t and the bytes
+ * of every other unsafe character (fm_jsonstr_char) or non-UTF-8 byte as
+ * \xNN, then a newline. Written to out (cap bytes, cap >= 2);
  * at most FM_LOG_SANITIZE_MAX - 1 bytes of msg are read;
  * a message that does not fit is cut (never inside an escape or a secret)
  * and the newline always fits. Returns the bytes written (no NUL is added).

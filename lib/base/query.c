@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonstr.h"
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -17,8 +19,10 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes src[0..n) into dst (cap bytes with NUL). 0, or -1 on a bad escape, control byte or
- * overflow. */
+/*
+ * Decodes src[0..n) into dst (cap bytes with NUL). 0, or -1 on a bad escape, control byte,
+ * overflow, or a result that is not UTF-8 (values are stored and served back as JSON).
+ */
 static int decode(const char *src, size_t n, char *dst, size_t cap)
 {
     size_t o = 0;
@@ -41,7 +45,7 @@ static int decode(const char *src, size_t n, char *dst, size_t cap)
         dst[o++] = (char)c;
     }
     dst[o] = '\0';
-    return 0;
+    return fm_jsonstr_utf8_valid(dst, o) ? 0 : -1;
 }
 
 static void allowed_list(const char *const *allowed, char *out, size_t cap)

@@ -4,7 +4,8 @@
  * '&', name and value on the first '=', "%XX" and '+' decoded.
  *
  * Parsing is strict, since every value feeds a filter or a limit: a malformed
- * escape, a decoded NUL or control character, a name not in the route's
+ * escape, a decoded NUL or control character, a decoded part that is not
+ * UTF-8 (RFC 3629), a name not in the route's
  * allowed list, a name given twice, an empty name or an oversized part are
  * all errors, never silently dropped or overridden.
  */
@@ -30,7 +31,8 @@ typedef struct fm_query {
  * accepting only the names in allowed (a NULL-terminated array). Returns
  * FM_OK with *out filled, or FM_EINVAL with a one-line message for the
  * client in err (errlen bytes), e.g. `unknown query parameter "x" (allowed:
- * status, limit)`: a malformed escape, a control character, an unknown,
+ * status, limit)`: a malformed escape, a control character, bytes that are
+ * not UTF-8, an unknown,
  * repeated or empty name, too many pairs or an oversized part.
  */
 fm_err fm_query_parse(const char *qs, const char *const *allowed, fm_query *out, char *err,

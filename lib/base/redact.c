@@ -6,7 +6,9 @@
  * ever has to take back bytes already written:
  *
  *   - a byte that starts a registered literal (first-byte table, then memcmp;
- *     longest wins) starts a redacted span;
+ *     longest wins), or a token hashing to a configured key (found before the
+ *     scan, redact_keys.c, and then treated like a literal), starts a
+ *     redacted span;
  *   - ':' or '=' looks back at the key before it (bare, quoted, \"-quoted as
  *     in JSON inside a JSON string, or in [brackets]). A header name
  *     (Authorization, Proxy-Authorization, X-API-Key, Cookie, Set-Cookie, also
@@ -35,6 +37,7 @@
  * to the next byte that could trigger it again, so the scan stays linear.
  */
 #include "redact.h"
+#include "redact_keys.h"
 
 #include <stdbool.h>
 
@@ -237,6 +240,16 @@ static size_t literal_len(const unsigned char *s, size_t len, size_t i)
     return best;
 }
 
+/* Length of a registered literal or a key token that starts at s[i] (the longer), or 0. */
+static size_t known_len(const fm_redact_hits *h, const unsigned char *s, size_t len, size_t i)
+{
+    size_t n = secrets.first[s[i]] ? literal_len(s, len, i) : 0, k;
+
+    if (h->n > 0 && (k = fm_redact_keys_at(h, i)) > n)
+        n = k;
+    return n;
+}
+
 /* End of a string whose opening quote q is just before j: at the closing quote, or end of line. */
 static size_t quoted_end(const unsigned char *s, size_t len, size_t j, unsigned char q)
 {
@@ -382,6 +395,12 @@ static bool is_plain_word(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* Between a scheme word and its credential: blanks, or '+' as a URL-encoded form writes a space. */
+static int is_scheme_gap(unsigned char c)
+{
+    return is_blank(c) || c == '+';
+}
+
 /* Word start: "Bearer <credential>" and friends, any letter case. */
 static bool rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs, size_t *ve)
 {
@@ -392,9 +411,9 @@ static bool rule_scheme(const unsigned char *s, size_t len, size_t i, size_t *vs
     for (size_t w = 0; w < NWORDS(scheme_words); w++) {
         size_t m = scheme_words[w].n, v, e;
 
-        if (len - i <= m || !is_blank(s[i + m]) || !fold_eq(s + i, scheme_words[w].s, m))
+        if (len - i <= m || !is_scheme_gap(s[i + m]) || !fold_eq(s + i, scheme_words[w].s, m))
             continue;
-        v = run(s, len, i + m, is_blank);
+        v = run(s, len, i + m, is_scheme_gap);
         e = run(s, len, v, is_token68);
         while (e < len && s[e] == '=')
             e++;
@@ -528,16 +547,17 @@ static bool rule_at(const unsigned char *s, size_t len, size_t i, size_t *vs, si
  * Rules are not retried elsewhere inside a span: a rule's span already covers
  * its whole value, and retrying every byte could make the scan quadratic.
  */
-static size_t span_end(const unsigned char *s, size_t len, size_t start, size_t end)
+static size_t span_end(const fm_redact_hits *h, const unsigned char *s, size_t len, size_t start,
+                       size_t end)
 {
     size_t literal_cover = start;
 
-    if (secrets.count == 0)
+    if (secrets.count == 0 && h->n == 0)
         return end;
     for (size_t j = start; j < end; j++) {
         size_t n, vs, ve;
 
-        if (secrets.first[s[j]] && (n = literal_len(s, len, j)) > 0 && j + n > literal_cover) {
+        if ((n = known_len(h, s, len, j)) > 0 && j + n > literal_cover) {
             literal_cover = j + n;
             if (literal_cover > end)
                 end = literal_cover;
@@ -578,6 +598,7 @@ static int put_marker(struct sink *o)
 size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)src;
+    fm_redact_hits hits;
     struct sink o;
     size_t i = 0, plain = 0, ps = 0, pe = 0;
     int pending = 0; /* a rule's span [ps, pe) lies ahead, after a kept prefix */
@@ -587,6 +608,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
     o = (struct sink){dst, 0, cap - 1};
     if (s == NULL)
         len = 0;
+    fm_redact_keys_find(s, len, &hits);
 
     while (i < len) {
         size_t start = i, end = 0, n, vs, ve;
@@ -594,7 +616,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
         if (pending && i == ps) {
             end = pe;
             pending = 0;
-        } else if (secrets.first[s[i]] && (n = literal_len(s, len, i)) > 0) {
+        } else if ((n = known_len(&hits, s, len, i)) > 0) {
             end = i + n;
         } else if (!pending && rule_at(s, len, i, &vs, &ve)) {
             if (vs == i) {
@@ -613,7 +635,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
         if (put_plain(&o, s + plain, start - plain) != 0)
             goto out;
         for (;;) {
-            end = span_end(s, len, start, end);
+            end = span_end(&hits, s, len, start, end);
             if (!pending || end <= ps)
                 break;
             /* A literal in the kept prefix runs into the pending span: one span. */
@@ -671,4 +693,5 @@ void fm_redact_clear_secrets(void)
     }
     secrets.count = 0;
     memset(secrets.first, 0, sizeof(secrets.first));
+    fm_redact_keys_clear();
 }

@@ -9,11 +9,15 @@
  * quotes) and URL-encoded forms; URL userinfo (scheme://user:pw@host keeps
  * scheme and host); runs of 64 hex digits (API keys and SHA-256 key hashes);
  * well-known token formats (ghp_, github_pat_, glpat-, sk_live_, AKIA..., xox?-, JWTs);
- * and the literal values registered with fm_redact_add_secret. Every occurrence
+ * the literal values registered with fm_redact_add_secret; and every token
+ * that hashes to a key registered with fm_redact_set_key_hashes, whatever
+ * its format (redact_keys.c says which tokens are tried). Every occurrence
  * is replaced, not just the first. UUIDs, 40-hex commit ids, timestamps, IP
  * addresses, user names and ordinary words are kept.
  *
- * The filter is a single left-to-right scan; it never allocates on the heap.
+ * The filter is a single left-to-right scan, after a search for key tokens
+ * when key digests are registered (at most 64 SHA-256 computations per call);
+ * it never allocates on the heap.
  */
 #ifndef FM_REDACT_H
 #define FM_REDACT_H
@@ -24,7 +28,8 @@
 
 #define FM_REDACTED "[REDACTED]"
 #define FM_REDACT_MAX_SECRETS 16
-#define FM_REDACT_MIN_SECRET 4 /* shorter literals are not registered (too many false hits) */
+#define FM_REDACT_MIN_SECRET 4      /* shorter literals are not registered (too many false hits) */
+#define FM_REDACT_KEY_HASH_BYTES 32 /* a SHA-256 digest */
 
 /*
  * fm_redact - copy src (len bytes, need not be NUL-terminated) to dst (cap
@@ -46,7 +51,22 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap);
  */
 FM_MUST_CHECK fm_err fm_redact_add_secret(const char *value);
 
-/* fm_redact_clear_secrets - forget all registered literals (wiped with sodium_memzero). */
+/*
+ * fm_redact_set_key_hashes - the keys that must never appear in output,
+ * known only by digest: hashes is n SHA-256 digests of FM_REDACT_KEY_HASH_BYTES
+ * bytes each, back to back (copied; the caller keeps its array). A token of
+ * 16 to 256 bytes, delimited as a path segment, query or header value, whose
+ * digest (after %XX decoding) is among them is redacted. Replaces the
+ * previous set; n == 0 clears it. Process-wide, like fm_redact_add_secret.
+ * Returns FM_OK; FM_EINVAL for NULL with n > 0; FM_ESYS (ENOMEM), the
+ * previous set then kept.
+ */
+FM_MUST_CHECK fm_err fm_redact_set_key_hashes(const unsigned char *hashes, size_t n);
+
+/*
+ * fm_redact_clear_secrets - forget all registered literals (wiped with
+ * sodium_memzero) and key digests.
+ */
 void fm_redact_clear_secrets(void);
 
 #endif

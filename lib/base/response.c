@@ -106,6 +106,8 @@ const char *fm_response_reason(int status)
         return "Conflict";
     case 413:
         return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
     case 429:

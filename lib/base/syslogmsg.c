@@ -130,7 +130,11 @@ static int hexval(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* One round of "%XX" and '+' decoding from src into dst (never longer). Returns the new length. */
+/*
+ * One round of "%XX" decoding from src into dst (never longer). Returns the
+ * new length. '+' is kept: a base64 key holds '+', and the filter must see
+ * the key as sent to recognise it (it takes "Bearer+token" as a credential).
+ */
 static size_t url_decode(const char *src, size_t len, char *dst)
 {
     size_t o = 0;
@@ -142,7 +146,7 @@ static size_t url_decode(const char *src, size_t len, char *dst)
             dst[o++] = (char)(h * 16 + l);
             i += 2;
         } else {
-            dst[o++] = src[i] == '+' ? ' ' : src[i];
+            dst[o++] = src[i];
         }
     }
     return o;
@@ -155,8 +159,7 @@ size_t fm_syslogmsg_line(const char *msg, size_t len, char line[FM_SYSLOGMSG_LIN
     size_t n = len < sizeof(a) - 1 ? len : sizeof(a) - 1, m, cut;
 
     memcpy(a, msg, n);
-    for (int round = 0; round < 3 && (memchr(cur, '%', n) != NULL || memchr(cur, '+', n) != NULL);
-         round++) {
+    for (int round = 0; round < 3 && memchr(cur, '%', n) != NULL; round++) {
         m = url_decode(cur, n, next);
         tmp = cur;
         cur = next;

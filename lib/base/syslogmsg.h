@@ -42,7 +42,7 @@ fm_err fm_syslogmsg_parse(const char *buf, size_t len, fm_syslogmsg *out);
 /*
  * fm_syslogmsg_line - make msg (len bytes, any bytes) one log line in line.
  * nginx logs request lines raw, so credentials may arrive percent-encoded
- * ("%70assword=", "Bearer%20..."): "%XX" and '+' are decoded first (up to
+ * ("%70assword=", "Bearer%20..."): "%XX" escapes are decoded first (up to
  * three times, for double encoding), so that the filter sees them. A message
  * of FM_SYSLOGMSG_NGINX_CUT to FM_SYSLOGMSG_NGINX_MAX bytes may have been cut
  * by nginx in the middle of a secret the filter can then no longer

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "audit.h"
 #include "bruteforce.h"
 #include "err.h"
 #include "ipacl.h"
@@ -92,7 +93,7 @@ typedef struct fm_config {
     struct {
         fm_rate rate;               /* default per-user bucket */
         bool on_redis_error_allow;  /* false (default): deny with 503 */
-        fm_bf_policy auth_failures; /* brute-force guard, per client address */
+        fm_bf_policy auth_failures; /* brute-force guard, per client address (and anonymous) */
     } rate_limit;
 
     struct {
@@ -109,6 +110,9 @@ typedef struct fm_config {
         bool audit;     /* must be true: the audit trail is not optional */
         char *file;     /* audit log path */
         char *api_file; /* operational log path, NULL = stderr only */
+
+        fm_audit_sync audit_sync; /* when audit records are fdatasync'ed */
+        int audit_sync_ms;        /* interval: at most this often, ms (1..3600000) */
     } logging;
 
     struct {

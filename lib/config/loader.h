@@ -85,6 +85,8 @@ struct loader {
     size_t nrole_refs;
     yaml_mark_t *user_key_marks; /* keys of the user being read, in user->keys order */
     size_t nuser_key_marks;
+    yaml_mark_t log_path_at[2]; /* logging.file, logging.api_file keys, if log_path_seen */
+    bool log_path_seen[2];
 };
 
 /* ---- rows ------------------------------------------------------------------ */

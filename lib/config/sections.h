@@ -19,6 +19,10 @@ extern const struct ld_table redis_table;   /* redis.c */
 extern const struct ld_table logging_table; /* logging.c */
 extern const struct ld_table data_table;    /* data.c */
 
+/* logging.c: after the logging section, logging.file and logging.api_file must differ. */
+fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_t *at,
+                           const void *obj);
+
 /* limits.c: the rows of a user's or role's own rate_limit, into an fm_rate. */
 extern const struct ld_table bucket_table;
 /* limits.c: a bucket field left out of a rate_limit takes the global value. */

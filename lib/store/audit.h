@@ -5,7 +5,13 @@
  *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
  *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
  *    "result":"success"|"failure","status":200,"reason":"..."|null,
- *    "prev_hash":"<64 hex>","hash":"<64 hex>"}
+ *    ["truncated":["action","resource"],]"prev_hash":"<64 hex>","hash":"<64 hex>"}
+ * A record is at most FM_AUDIT_LINE_MAX bytes: each string field is redacted
+ * first, then escaped, then cut to FM_AUDIT_FIELD_MAX bytes (never inside an
+ * escape or a UTF-8 sequence, never leaving part of a secret), and the names
+ * of the fields that were cut are listed, in record order, in "truncated",
+ * which is present only when a field was cut (a marker inside the value, such
+ * as a trailing "...", could not be told from text a client sent).
  * hash = SHA-256 of the line's bytes up to and excluding ',"hash":' (that is,
  * the record including prev_hash), hex encoded; prev_hash of the first record
  * ever is 64 zeros. seq counts from 1 and continues across files.
@@ -16,11 +22,22 @@
  * a worker that dies while holding it cannot wedge the others, and the next
  * holder re-reads the chain head from the file tail. Each record is written
  * with one write(2) on an O_APPEND descriptor, so lines never interleave.
- * After a rotation, a process that has not reopened yet follows the others
- * to the new file as soon as one of them has written there, so the rotated
- * file always holds a prefix of the chain and the new file the rest.
- * Every field passes fm_redact and is JSON-escaped (control characters as
- * \uXXXX) so that no input can forge a line.
+ *
+ * The file at the path: before each record the writer checks that its open
+ * file is still the file at the path (dev and inode), and reopens the path
+ * (created 0600 when missing) when it is not: a deleted audit file is
+ * recreated and a replaced one is followed, and the chain continues there
+ * (the first record in the new file links to the last one written before).
+ * Reopening rather than failing closed keeps the service up when logrotate
+ * or an operator moves the file, and no record is ever written to a deleted
+ * file; if the reopen fails, the record is refused like any write error
+ * (503). A file only renamed away, with nothing at the path yet, keeps
+ * getting records until a file appears there or SIGUSR1 reopens. So after a
+ * rotation every process moves to the new file as soon as it exists, the
+ * rotated file always holds a prefix of the chain and the new file the rest.
+ * Every field passes fm_redact and is JSON-escaped (control characters,
+ * U+2028/U+2029 and bidirectional controls as \uXXXX; see fm_jsonstr_char)
+ * so that no input can forge a line or reorder one on screen.
  */
 #ifndef FM_AUDIT_H
 #define FM_AUDIT_H
@@ -29,8 +46,16 @@
 
 #include "err.h"
 
-#define FM_AUDIT_LINE_MAX 8192 /* bytes; longer fields are truncated to fit */
+#define FM_AUDIT_LINE_MAX 8192  /* bytes per record, newline included */
+#define FM_AUDIT_FIELD_MAX 1024 /* escaped bytes per string field, quotes excluded */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
+
+/* When fm_audit_write makes a record durable (fdatasync(2)); see fm_audit_set_sync. */
+typedef enum {
+    FM_AUDIT_SYNC_NONE,     /* never: the kernel writes back (default) */
+    FM_AUDIT_SYNC_INTERVAL, /* when the last sync, by any writer of the chain, is older than ms */
+    FM_AUDIT_SYNC_ALWAYS    /* every record, before fm_audit_write returns */
+} fm_audit_sync;
 
 typedef struct fm_audit_shared fm_audit_shared;
 typedef struct fm_audit fm_audit;
@@ -71,7 +96,7 @@ fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
 
 /*
  * fm_audit_write - append one record. Returns FM_OK when the whole line
- * reached the file (write(2) completed; no fsync); FM_ESYS with errno
+ * reached the file (write(2) completed; synced as fm_audit_set_sync asks); FM_ESYS with errno
  * otherwise (EIO for a short write, whose fragment is cut off again so that
  * the file holds whole lines only; ENOSPC, EFBIG, EBADF, EOVERFLOW when seq
  * would pass 2^53 ...); FM_EINVAL (errno EINVAL) for a NULL argument. The
@@ -97,7 +122,27 @@ FM_MUST_CHECK fm_err fm_audit_ready(const fm_audit *audit);
  */
 fm_err fm_audit_reopen(fm_audit *audit);
 
-/* fm_audit_close - close and free. NULL is accepted. */
+/*
+ * fm_audit_set_sync - when the records of this writer (audit: non-NULL)
+ * are made durable with fdatasync(2) before fm_audit_write returns: never
+ * (FM_AUDIT_SYNC_NONE, the default after fm_audit_open: the kernel writes
+ * back, a crash of the host can lose the last seconds), every record
+ * (ALWAYS), or (INTERVAL) a record written when no writer of the chain has
+ * synced for interval_ms milliseconds (>= 1; the time of the last sync is
+ * kept in the shared region, so several workers together still sync once
+ * per interval). A record that cannot be synced is cut off again and
+ * fm_audit_write fails with the fdatasync error, like a failed write.
+ * fm_audit_close syncs once more unless the mode is NONE.
+ */
+void fm_audit_set_sync(fm_audit *audit, fm_audit_sync mode, int interval_ms);
+
+/*
+ * fm_audit_syncs - how many fdatasync(2) calls all writers of audit's chain
+ * have made since fm_audit_shared_create (tests and metrics).
+ */
+unsigned long long fm_audit_syncs(const fm_audit *audit);
+
+/* fm_audit_close - sync (see fm_audit_set_sync), close and free. NULL is accepted. */
 void fm_audit_close(fm_audit *audit);
 
 /*

@@ -2,21 +2,28 @@
  * bruteforce.c - failed-authentication counting and address blocks in Redis,
  * with a per-worker cache.
  *
- * Redis side (one script per failure, atomic across workers):
+ * Redis side (one script per counted request, atomic across workers), with
+ * C = authfail:<addr> for a failed authentication, anon:<addr> for a request
+ * without a credential:
  *
- *     n = INCR authfail:<addr>; if it has no TTL yet: EXPIRE window
- *     if n >= max: SET authblock:<addr> 1 EX block NX
+ *     n = INCR C; if it has no TTL yet: EXPIRE window
+ *     if n >= max:
+ *         failure: SET authblock:<addr> 1 EX block, NX unless the block is "anon"
+ *         keyless: SET authblock:<addr> anon PX (PTTL C) NX
  *     return {n, PTTL authblock:<addr>}
  *
  * The window is fixed (its TTL is set once); NX keeps an existing block's
- * end. A check is one PTTL of authblock:<addr>: -2 is clean; -1, a block an
- * operator set by hand, is blocked.
+ * end, except that a failed-authentication block replaces the (usually
+ * shorter) keyless one. A check is one PTTL of authblock:<addr>: -2 is
+ * clean; -1, a block an operator set by hand, is blocked.
  *
- * Cache: FM_BF_CACHE_ENTRIES entries in hash chains (SipHash with a
+ * Cache: two tables (addresses; known "address key_id" pairs) of
+ * FM_BF_CACHE_ENTRIES entries each, in hash chains (SipHash with a
  * per-process random key, so chosen addresses cannot pile into one chain)
  * and a doubly linked LRU list; when full, the least recently used entry is
- * reused. An entry holds when Redis last said "clean" and until when the
- * address is known blocked, both on the caller's monotonic clock.
+ * reused. An address entry holds when Redis last said "clean" and until when
+ * the address is known blocked, both on the caller's monotonic clock; a pair
+ * entry, when this worker last wrote the pair and when it last found it known.
  */
 #include "bruteforce.h"
 
@@ -31,33 +38,57 @@
 #define NBUCKETS 1024 /* power of two */
 #define NONE (-1)
 
+/* KEYS: counter, block. ARGV: max, window s, block s ("0": keyless, until the window ends). */
 static fm_redis_script fail_script = {
     .source = "local n = redis.call('INCR', KEYS[1])\n"
               "if redis.call('TTL', KEYS[1]) < 0 then\n"
               "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
               "end\n"
               "if n >= tonumber(ARGV[1]) then\n"
-              "  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX')\n"
+              "  if ARGV[3] == '0' then\n"
+              "    local left = math.max(redis.call('PTTL', KEYS[1]), 1)\n"
+              "    redis.call('SET', KEYS[2], 'anon', 'PX', left, 'NX')\n"
+              "  elseif redis.call('GET', KEYS[2]) == 'anon' then\n"
+              "    redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])\n"
+              "  else\n"
+              "    redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX')\n"
+              "  end\n"
               "end\n"
               "return {n, redis.call('PTTL', KEYS[2])}\n",
 };
 
+/* An address, or "address key_id" for a known pair. */
+#define ID_MAX (INET6_ADDRSTRLEN + 1 + FM_BF_KEY_ID_MAX + 1)
+
 typedef struct entry {
-    char addr[INET6_ADDRSTRLEN];
-    bool clean_known; /* Redis said "not blocked" at checked_ms */
+    char id[ID_MAX];
+    bool clean_known; /* address: Redis said "not blocked" at checked_ms; pair: known then */
     int64_t checked_ms;
     int64_t blocked_until_ms; /* 0: not known blocked */
-    int next;                 /* hash chain */
-    int prev_lru, next_lru;   /* head = most recently used */
+    bool written;             /* pair: this worker wrote it to Redis, at written_ms */
+    int64_t written_ms;
+    int next;               /* hash chain */
+    int prev_lru, next_lru; /* head = most recently used */
 } entry;
+
+typedef struct table {
+    int buckets[NBUCKETS];
+    entry e[FM_BF_CACHE_ENTRIES];
+    int nused, head, tail;
+} table;
 
 static struct {
     pid_t pid; /* owner; a forked child starts empty */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
-    int buckets[NBUCKETS];
-    entry e[FM_BF_CACHE_ENTRIES];
-    int nused, head, tail;
+    table addrs, known;
 } cache;
+
+static void table_init(table *t)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        t->buckets[i] = NONE;
+    t->head = t->tail = NONE;
+}
 
 static void cache_init(void)
 {
@@ -66,84 +97,83 @@ static void cache_init(void)
     memset(&cache, 0, sizeof(cache));
     cache.pid = getpid();
     crypto_shorthash_keygen(cache.hkey);
-    for (size_t i = 0; i < NBUCKETS; i++)
-        cache.buckets[i] = NONE;
-    cache.head = cache.tail = NONE;
+    table_init(&cache.addrs);
+    table_init(&cache.known);
 }
 
-static size_t bucket_of(const char *addr)
+static size_t bucket_of(const char *id)
 {
     unsigned char h[crypto_shorthash_BYTES];
     uint64_t v = 0;
 
-    (void)crypto_shorthash(h, (const unsigned char *)addr, strlen(addr), cache.hkey);
+    (void)crypto_shorthash(h, (const unsigned char *)id, strlen(id), cache.hkey);
     memcpy(&v, h, sizeof(v));
     return (size_t)(v & (NBUCKETS - 1));
 }
 
-static void lru_unlink(int i)
+static void lru_unlink(table *t, int i)
 {
-    entry *x = &cache.e[i];
+    entry *x = &t->e[i];
 
     if (x->prev_lru != NONE)
-        cache.e[x->prev_lru].next_lru = x->next_lru;
+        t->e[x->prev_lru].next_lru = x->next_lru;
     else
-        cache.head = x->next_lru;
+        t->head = x->next_lru;
     if (x->next_lru != NONE)
-        cache.e[x->next_lru].prev_lru = x->prev_lru;
+        t->e[x->next_lru].prev_lru = x->prev_lru;
     else
-        cache.tail = x->prev_lru;
+        t->tail = x->prev_lru;
 }
 
-static void lru_push(int i)
+static void lru_push(table *t, int i)
 {
-    entry *x = &cache.e[i];
+    entry *x = &t->e[i];
 
     x->prev_lru = NONE;
-    x->next_lru = cache.head;
-    if (cache.head != NONE)
-        cache.e[cache.head].prev_lru = i;
-    cache.head = i;
-    if (cache.tail == NONE)
-        cache.tail = i;
+    x->next_lru = t->head;
+    if (t->head != NONE)
+        t->e[t->head].prev_lru = i;
+    t->head = i;
+    if (t->tail == NONE)
+        t->tail = i;
 }
 
-static void chain_unlink(int i)
+static void chain_unlink(table *t, int i)
 {
-    int *link = &cache.buckets[bucket_of(cache.e[i].addr)];
+    int *link = &t->buckets[bucket_of(t->e[i].id)];
 
     while (*link != NONE && *link != i)
-        link = &cache.e[*link].next;
+        link = &t->e[*link].next;
     if (*link == i)
-        *link = cache.e[i].next;
+        *link = t->e[i].next;
 }
 
-/* The entry for addr, made most recently used; a new (empty) one when absent. */
-static entry *cache_get(const char *addr)
+/* The entry for id in t, made most recently used; a new (empty) one when absent. */
+static entry *cache_get(table *t, const char *id)
 {
-    size_t b = bucket_of(addr);
+    size_t b = bucket_of(id);
     int i;
 
-    for (i = cache.buckets[b]; i != NONE; i = cache.e[i].next)
-        if (strcmp(cache.e[i].addr, addr) == 0)
+    for (i = t->buckets[b]; i != NONE; i = t->e[i].next)
+        if (strcmp(t->e[i].id, id) == 0)
             break;
     if (i == NONE) {
-        if (cache.nused < FM_BF_CACHE_ENTRIES) {
-            i = cache.nused++;
+        if (t->nused < FM_BF_CACHE_ENTRIES) {
+            i = t->nused++;
         } else {
-            i = cache.tail;
-            lru_unlink(i);
-            chain_unlink(i);
+            i = t->tail;
+            lru_unlink(t, i);
+            chain_unlink(t, i);
         }
-        memset(&cache.e[i], 0, sizeof(cache.e[i]));
-        (void)snprintf(cache.e[i].addr, sizeof(cache.e[i].addr), "%s", addr);
-        cache.e[i].next = cache.buckets[b];
-        cache.buckets[b] = i;
+        memset(&t->e[i], 0, sizeof(t->e[i]));
+        (void)snprintf(t->e[i].id, sizeof(t->e[i].id), "%s", id);
+        t->e[i].next = t->buckets[b];
+        t->buckets[b] = i;
     } else {
-        lru_unlink(i);
+        lru_unlink(t, i);
     }
-    lru_push(i);
-    return &cache.e[i];
+    lru_push(t, i);
+    return &t->e[i];
 }
 
 /*
@@ -227,7 +257,7 @@ fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_poli
     if (normalize(addr, ip) != 0)
         return FM_OK;
     cache_init();
-    x = cache_get(ip);
+    x = cache_get(&cache.addrs, ip);
     /* Both answers are trusted for FM_BF_RECHECK_MS only: an operator's unblock shows too. */
     if (now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
         if (x->blocked_until_ms > now_ms) {
@@ -259,10 +289,11 @@ fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_poli
 }
 
 fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                          const char *addr, int64_t now_ms, bool *blocked, uint32_t *block_s)
+                          const char *addr, bool presented, int64_t now_ms, bool *blocked,
+                          uint32_t *block_s)
 {
-    char ip[INET6_ADDRSTRLEN], fail_key[320], blk_key[320], max[16], window[16], block[16];
-    const char *argv[5] = {fail_key, blk_key, max, window, block};
+    char ip[INET6_ADDRSTRLEN], count_key[320], blk_key[320], max[16], window[16], block[16];
+    const char *argv[5] = {count_key, blk_key, max, window, block};
     redisReply *reply;
     fm_err rc = FM_EREDIS;
 
@@ -271,20 +302,115 @@ fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_polic
     if (normalize(addr, ip) != 0)
         return FM_OK;
     cache_init();
-    if (block_key(fail_key, sizeof(fail_key), prefix, "authfail", ip) != 0 ||
+    if (block_key(count_key, sizeof(count_key), prefix, presented ? "authfail" : "anon", ip) != 0 ||
         block_key(blk_key, sizeof(blk_key), prefix, "authblock", ip) != 0)
         return FM_EINVAL;
-    (void)snprintf(max, sizeof(max), "%u", (unsigned)policy->max);
-    (void)snprintf(window, sizeof(window), "%u", (unsigned)policy->window_seconds);
-    (void)snprintf(block, sizeof(block), "%u", (unsigned)policy->block_seconds);
+    (void)snprintf(max, sizeof(max), "%u", (unsigned)(presented ? policy->max : policy->anon_max));
+    (void)snprintf(window, sizeof(window), "%u",
+                   (unsigned)(presented ? policy->window_seconds : policy->anon_window_seconds));
+    (void)snprintf(block, sizeof(block), "%u", presented ? (unsigned)policy->block_seconds : 0u);
     reply = fm_redis_eval(redis, &fail_script, 2, 5, argv);
     if (reply == NULL)
         return FM_EREDIS;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
         reply->element[1]->type == REDIS_REPLY_INTEGER) {
-        *blocked = record_block(cache_get(ip), policy, reply->element[1]->integer, now_ms, block_s);
+        *blocked = record_block(cache_get(&cache.addrs, ip), policy, reply->element[1]->integer,
+                                now_ms, block_s);
         rc = FM_OK;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* key_id is what auth.h calls a key's fingerprint: lowercase hex, never the key or its hash. */
+static bool key_id_ok(const char *key_id)
+{
+    size_t n = key_id != NULL ? strnlen(key_id, FM_BF_KEY_ID_MAX + 1) : 0;
+
+    if (n == 0 || n > FM_BF_KEY_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((key_id[i] >= '0' && key_id[i] <= '9') || (key_id[i] >= 'a' && key_id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * The cache entry and Redis key of the pair (addr, key_id), or NULL: *rc is
+ * FM_OK when there is no pair to speak of (known clients off, addr not an IP
+ * literal), FM_EINVAL for a bad key_id or a key that would not fit.
+ */
+static entry *known_pair(const char *prefix, const fm_bf_policy *policy, const char *addr,
+                         const char *key_id, char key[320], fm_err *rc)
+{
+    char ip[INET6_ADDRSTRLEN], id[ID_MAX];
+
+    *rc = FM_OK;
+    if (policy->known_days == 0 || normalize(addr, ip) != 0)
+        return NULL;
+    *rc = FM_EINVAL;
+    if (!key_id_ok(key_id) || snprintf(key, 320, "%sauthknown:%s:%s", prefix, ip, key_id) >= 320)
+        return NULL;
+    *rc = FM_OK;
+    cache_init();
+    (void)snprintf(id, sizeof(id), "%s %s", ip, key_id);
+    return cache_get(&cache.known, id);
+}
+
+fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                           const char *addr, const char *key_id, int64_t now_ms, bool *known)
+{
+    char key[320];
+    const char *argv[2] = {"EXISTS", key};
+    redisReply *reply;
+    fm_err rc;
+    entry *x = known_pair(prefix, policy, addr, key_id, key, &rc);
+
+    *known = false;
+    if (x == NULL)
+        return rc;
+    /* A yes is trusted as long as an address's state is: an operator's DEL shows within 1 s. */
+    if (x->clean_known && now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
+        *known = true;
+        return FM_OK;
+    }
+    /* Not known here: ask, and remember only a yes (a guess must not fill the cache). */
+    reply = fm_redis_argv(redis, 2, argv, NULL);
+    if (reply == NULL)
+        return FM_EREDIS;
+    rc = reply->type == REDIS_REPLY_INTEGER ? FM_OK : FM_EREDIS;
+    if (rc == FM_OK && reply->integer == 1) {
+        x->clean_known = true;
+        x->checked_ms = now_ms;
+        *known = true;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+fm_err fm_bruteforce_remember(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
+                              const char *addr, const char *key_id, int64_t now_ms)
+{
+    char key[320], ttl[16];
+    const char *argv[5] = {"SET", key, "1", "EX", ttl};
+    redisReply *reply;
+    fm_err rc;
+    entry *x = known_pair(prefix, policy, addr, key_id, key, &rc);
+
+    /* Learnt from Redis is not enough: the pair's time to live is renewed by a write. */
+    if (x == NULL || (x->written && now_ms - x->written_ms < FM_BF_KNOWN_REFRESH_MS))
+        return rc;
+    (void)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)policy->known_days * 86400ULL);
+    reply = fm_redis_argv(redis, 5, argv, NULL);
+    if (reply == NULL)
+        return FM_EREDIS;
+    rc = reply->type == REDIS_REPLY_STATUS ? FM_OK : FM_EREDIS;
+    if (rc == FM_OK) {
+        x->written = true;
+        x->written_ms = now_ms;
+        x->clean_known = true;
+        x->checked_ms = now_ms;
     }
     freeReplyObject(reply);
     return rc;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jsonstr.h"
 
 #define NAME_MAX_LEN 128
 #define ARGS_MAX_LEN 4096
@@ -130,7 +131,14 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
             return fail(err, errlen, FM_EINVAL,
                         "must be an object of at most 64 string, number or boolean values", k);
     } else {
-        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+        /* At most 64 bytes of the name, cut between UTF-8 sequences: the error is served as JSON.
+         */
+        size_t n = strlen(k);
+
+        if (n > 64)
+            for (n = 64; n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80; n--)
+                ;
+        (void)snprintf(err, errlen, "unknown field \"%.*s\"", (int)n, k);
         return FM_EINVAL;
     }
     return 0;
@@ -239,6 +247,13 @@ fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON *
     *task = NULL;
     if (body == NULL || len == 0)
         return fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
+    /*
+     * JSON text is UTF-8 (RFC 8259 section 8.1), so every string, key and
+     * value, is too once the raw body is: cJSON copies raw bytes, and decodes
+     * \u escapes to valid UTF-8 only (it refuses unpaired surrogate escapes).
+     */
+    if (!fm_jsonstr_utf8_valid(body, len))
+        return fail(err, errlen, FM_EPARSE, "request body is not valid UTF-8", NULL);
     in = parse_body(body, len);
     if (in == NULL)
         return fail(err, errlen, FM_EPARSE,

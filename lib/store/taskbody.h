@@ -27,7 +27,8 @@
  * section 5.4), the body's fields (absent ones JSON null), created_at now
  * (RFC 3339 UTC), started_at, ended_at, worker_id and error null. On FM_OK
  * *task is the record (caller owns it, cJSON_Delete). Errors: FM_EPARSE (not
- * one JSON object, or NUL characters), FM_EINVAL (a field refused), each
+ * one JSON object, NUL characters, or any byte that is not UTF-8 as RFC 3629
+ * defines it, raw or as an unpaired surrogate escape), FM_EINVAL (a field refused), each
  * with a message for the client in err (errlen bytes); FM_ESYS (errno
  * ENOMEM) when the record cannot be allocated.
  */

@@ -37,7 +37,7 @@ check "starting the stack leaves the host's net.unix.max_dgram_qlen as it was ($
 # Run the tests under write_config's loose brute-force guard, and forget the
 # failed authentication of run-local.sh's start-up probe.
 write_config && reload_until true
-rcli DEL fetchml:authfail:127.0.0.1 fetchml:authblock:127.0.0.1 >/dev/null
+rcli DEL fetchml:authfail:127.0.0.1 fetchml:authblock:127.0.0.1 fetchml:anon:127.0.0.1 >/dev/null
 for t in "$ROOT"/tests/integration/test_*.sh; do
     [ -n "${FETCHML_TEST_ONLY:-}" ] && [[ $t != *"$FETCHML_TEST_ONLY"* ]] && continue
     name=$(basename "$t")

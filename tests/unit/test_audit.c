@@ -183,6 +183,19 @@ static fm_audit *open_chain(int count, fm_audit_shared **shared)
     return a;
 }
 
+/* A fresh chain at path and two writers on it; returns its region. */
+static fm_audit_shared *open_pair(fm_audit **a, fm_audit **b)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+
+    ck_assert_ptr_nonnull(s);
+    *a = fm_audit_open(path, s);
+    *b = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(*a);
+    ck_assert_ptr_nonnull(*b);
+    return s;
+}
+
 /* Writes records first.. (count) to a fresh chain at p and returns the file's text. */
 static char *fresh_chain(const char *p, int first, int count, size_t *len)
 {
@@ -429,12 +442,14 @@ START_TEST(test_escaping)
                        "f\x1f\x7fg \xc3\xa9 \xe2\x80\xa8 \xff\xc0\xaf end";
     const char *want = "a\"b\\c\r\nd\te\x01"
                        "f\x1f\x7fg \xc3\xa9 \xe2\x80\xa8 \xc3\xbf\xc3\x80\xc2\xaf end";
+    /* NEL, U+2029, RLO, LRI, PDI, RLM: valid UTF-8 that breaks lines or reorders them. */
+    const char *uni = "x\xc2\x85y\xe2\x80\xa9z\xe2\x80\xae\xe2\x81\xa6\xe2\x81\xa9\xe2\x80\x8f";
     fm_audit_record r = {.trace_id = "tr\"ace",
                          .user = user,
                          .key_id = "k\\1",
                          .action = "GET /v1/tasks\r\nX-Injected: 1",
                          .resource = "/v1/\x1b[31mred",
-                         .source_ip = "10.0.0.7",
+                         .source_ip = uni,
                          .status = 400,
                          .reason = "bad\x01request"};
     size_t len;
@@ -449,6 +464,10 @@ START_TEST(test_escaping)
     ck_assert_str_eq(str_item(obj, "reason"), "bad\x01request");
     ck_assert_str_eq(str_item(obj, "result"), "failure");
     ck_assert_ptr_nonnull(strstr(raw, "\"action\":\"GET /v1/tasks\\u000d\\u000aX-Injected: 1\""));
+    ck_assert_str_eq(str_item(obj, "source_ip"), uni);
+    ck_assert_ptr_nonnull(
+        strstr(raw, "\"source_ip\":\"x\\u0085y\\u2029z\\u202e\\u2066\\u2069\\u200f\""));
+    ck_assert_ptr_nonnull(strstr(raw, "\\u2028"));
     cJSON_Delete(obj);
     free(raw);
 }
@@ -502,6 +521,38 @@ START_TEST(test_null_fields_and_result)
 }
 END_TEST
 
+/* The record's "truncated" list, printed compactly, is want. */
+static void expect_truncated(const cJSON *obj, const char *want)
+{
+    char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    cJSON_free(got);
+}
+
+/* A value is redacted whole and cut afterwards: a key across the cut leaves nothing of itself. */
+START_TEST(test_cut_after_redaction)
+{
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char value[FM_AUDIT_FIELD_MAX + 128], *raw;
+    fm_audit_record r = {.trace_id = "t", .action = value, .resource = "/", .status = 401};
+    size_t len;
+    cJSON *obj;
+
+    memset(value, 'x', FM_AUDIT_FIELD_MAX - 5);
+    (void)snprintf(value + FM_AUDIT_FIELD_MAX - 5, sizeof value - (FM_AUDIT_FIELD_MAX - 5),
+                   "%s tail", key);
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(strstr(raw, "0123456789abcdef"));
+    ck_assert_ptr_null(strstr(raw, "01234567"));
+    expect_truncated(obj, "[\"action\"]");
+    ck_assert_uint_le(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
+    cJSON_Delete(obj);
+    free(raw);
+}
+END_TEST
+
 START_TEST(test_long_fields)
 {
     size_t big = 100000, len;
@@ -525,6 +576,8 @@ START_TEST(test_long_fields)
     r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl, 500, ctl};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "user")), 1024 / 6);
+    expect_truncated(obj, "[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","
+                          "\"reason\"]");
     cJSON_Delete(obj);
     free(raw);
 
@@ -536,6 +589,27 @@ START_TEST(test_long_fields)
     u = str_item(obj, "user");
     ck_assert_uint_eq(strlen(u), 1024);
     ck_assert_int_eq(strncmp(u, utf, 1024), 0);
+    cJSON_Delete(obj);
+    free(raw);
+
+    /* FM_AUDIT_FIELD_MAX bytes fit, one more is cut and marked; short fields are not marked. */
+    (void)unlink(path);
+    plain[FM_AUDIT_FIELD_MAX] = '\0';
+    ctl[FM_AUDIT_FIELD_MAX / 6] = '\0';
+    r = (fm_audit_record){plain, "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
+    cJSON_Delete(obj);
+    free(raw);
+    (void)unlink(path);
+    plain[FM_AUDIT_FIELD_MAX] = 'x';
+    plain[FM_AUDIT_FIELD_MAX + 1] = '\0';
+    ctl[FM_AUDIT_FIELD_MAX / 6] = 0x01;
+    ctl[FM_AUDIT_FIELD_MAX / 6 + 1] = '\0';
+    r = (fm_audit_record){"t", "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    obj = one_record(&r, &raw, &len);
+    ck_assert_uint_eq(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
+    expect_truncated(obj, "[\"action\",\"reason\"]");
     cJSON_Delete(obj);
     free(raw);
     free(ctl);
@@ -685,17 +759,13 @@ END_TEST
 START_TEST(test_reopen_after_rename)
 {
     static line_t olines[MAX_LINES], nlines[MAX_LINES], all[MAX_LINES];
-    fm_audit_shared *s = fm_audit_shared_create(path);
     fm_audit *a, *b;
     char old[160], err[256];
     size_t olen, nlen, on, nn;
     char *otext, *ntext;
 
-    ck_assert_ptr_nonnull(s);
-    a = fm_audit_open(path, s);
-    b = fm_audit_open(path, s);
-    ck_assert_ptr_nonnull(a);
-    ck_assert_ptr_nonnull(b);
+    (void)open_pair(&a, &b);
+
     write_n(a, 1, 5);
     (void)snprintf(old, sizeof old, "%s.1", path);
     ck_assert_int_eq(rename(path, old), 0);
@@ -725,6 +795,224 @@ START_TEST(test_reopen_after_rename)
     ck_assert_uint_eq(verify_lines(all, 9, err, sizeof err), 0);
     free(otext);
     free(ntext);
+}
+END_TEST
+
+/* Lines in the file at p. */
+static size_t file_lines(const char *p)
+{
+    static line_t lines[MAX_LINES];
+    size_t len, n;
+    char *text = slurp(p, &len);
+
+    n = split(text, len, lines);
+    free(text);
+    return n;
+}
+
+/* The file at p (np lines) followed by the one at q (nq lines) verify as one chain. */
+static void expect_chain(const char *p, size_t np, const char *q, size_t nq)
+{
+    static line_t lines[MAX_LINES];
+    size_t plen, qlen;
+    char *pt = slurp(p, &plen), *qt = slurp(q, &qlen), *all = malloc(plen + qlen + 1), err[256];
+
+    ck_assert_ptr_nonnull(all);
+    memcpy(all, pt, plen);
+    memcpy(all + plen, qt, qlen + 1);
+    ck_assert_uint_eq(file_lines(p), np);
+    ck_assert_uint_eq(file_lines(q), nq);
+    ck_assert_uint_eq(split(all, plen + qlen, lines), np + nq);
+    ck_assert_msg(verify_lines(lines, np + nq, err, sizeof err) == 0, "%s", err);
+    free(pt);
+    free(qt);
+    free(all);
+}
+
+/* Copies what the open file fd holds to a new file at to. */
+static void copy_out(int fd, const char *to)
+{
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char buf[8192];
+    ssize_t r;
+
+    ck_assert_int_ge(out, 0);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)r), r);
+    (void)close(out);
+}
+
+/*
+ * A deleted audit file is recreated at the path and the chain continues
+ * there; if the path cannot be created, the record is refused. Nothing ever
+ * goes to the deleted file.
+ */
+START_TEST(test_deleted_file)
+{
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(3, &s);
+    char old[160], moved[160], trace[32];
+    fm_audit_record r = record(trace, sizeof trace, 6);
+    struct stat before, after;
+    int fd = open(path, O_RDONLY);
+
+    (void)snprintf(old, sizeof old, "%s.old", path);
+    (void)snprintf(moved, sizeof moved, "%s.moved", dir);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &before), 0);
+    ck_assert_int_eq(unlink(path), 0);
+    write_n(a, 4, 2);
+    ck_assert_int_eq(fstat(fd, &after), 0);
+    ck_assert_int_eq(after.st_size, before.st_size);
+    copy_out(fd, old);
+    expect_chain(old, 3, path, 2);
+    (void)close(fd);
+
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &before), 0);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rename(dir, moved), 0); /* the path's directory is gone */
+    errno = 0;
+    ck_assert_int_eq(fm_audit_write(a, &r), FM_ESYS);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(rename(moved, dir), 0);
+    ck_assert_int_eq(fstat(fd, &after), 0);
+    ck_assert_int_eq(after.st_size, before.st_size);
+    (void)close(fd);
+    fm_audit_close(a);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
+/*
+ * A file at the path that is not the open one (a rotation's new file, or
+ * another file renamed over it) is followed at once, before SIGUSR1. Renamed
+ * away with nothing at the path yet: the renamed file keeps the records and
+ * the path is not created (logrotate creates it).
+ */
+START_TEST(test_replaced_file)
+{
+    fm_audit_shared *s;
+    fm_audit *a = open_chain(2, &s);
+    char other[160], rotated[160];
+    int fd;
+
+    (void)snprintf(other, sizeof other, "%s.other", path);
+    (void)snprintf(rotated, sizeof rotated, "%s.1", path);
+    ck_assert_int_eq(rename(path, rotated), 0);
+    write_n(a, 3, 1);
+    ck_assert_int_eq(access(path, F_OK), -1);
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600); /* logrotate's create */
+    ck_assert_int_ge(fd, 0);
+    (void)close(fd);
+    write_n(a, 4, 2);
+    expect_chain(rotated, 3, path, 2);
+
+    fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    (void)close(fd);
+    ck_assert_int_eq(rename(other, path), 0); /* replaces the file holding 4 and 5 */
+    write_n(a, 6, 1);
+    ck_assert_uint_eq(file_lines(path), 1);
+    fm_audit_close(a);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
+/* fdatasync calls by mode: counted in the shared region, the same for every writer of a chain. */
+START_TEST(test_sync_modes)
+{
+    static const struct {
+        fm_audit_sync mode;
+        int ms;
+        unsigned long long after_writes, after_close;
+    } cases[] = {
+        {FM_AUDIT_SYNC_NONE, 1000, 0, 0},
+        {FM_AUDIT_SYNC_ALWAYS, 1000, 5, 6},
+        {FM_AUDIT_SYNC_INTERVAL, 3600000, 0, 1}, /* not due yet: only the clean exit syncs */
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fm_audit *a, *watch;
+        fm_audit_shared *s;
+
+        (void)unlink(path);
+        s = open_pair(&a, &watch);
+        fm_audit_set_sync(a, cases[i].mode, cases[i].ms);
+        write_n(a, 1, 5);
+        ck_assert_uint_eq(fm_audit_syncs(watch), cases[i].after_writes);
+        fm_audit_close(a);
+        ck_assert_uint_eq(fm_audit_syncs(watch), cases[i].after_close);
+        fm_audit_close(watch);
+        fm_audit_shared_free(s);
+    }
+}
+END_TEST
+
+/*
+ * interval (1 s, so that a slow machine cannot stretch the test past it):
+ * a record written when the last sync is older than the interval
+ * is synced; the time of the last sync is shared, so a second writer right
+ * after does not sync again.
+ */
+START_TEST(test_sync_interval_shared)
+{
+    const struct timespec pause = {1, 50 * 1000 * 1000};
+    fm_audit *a, *b;
+    fm_audit_shared *s = open_pair(&a, &b);
+
+    fm_audit_set_sync(a, FM_AUDIT_SYNC_INTERVAL, 1000);
+    fm_audit_set_sync(b, FM_AUDIT_SYNC_INTERVAL, 1000);
+    write_n(a, 1, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 0);
+    ck_assert_int_eq(nanosleep(&pause, NULL), 0);
+    write_n(a, 2, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 1);
+    write_n(b, 3, 2);
+    ck_assert_uint_eq(fm_audit_syncs(b), 1);
+    ck_assert_int_eq(nanosleep(&pause, NULL), 0);
+    write_n(b, 5, 1);
+    ck_assert_uint_eq(fm_audit_syncs(a), 2);
+    fm_audit_close(a);
+    fm_audit_close(b);
+    fm_audit_shared_free(s);
+}
+END_TEST
+
+/*
+ * A record that cannot be synced fails like a write that failed: the chain
+ * does not advance. A FIFO takes the write but refuses fdatasync (EINVAL).
+ */
+START_TEST(test_sync_failure)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+    char fifo[160], trace[32], err[256];
+    fm_audit_record r = record(trace, sizeof trace, 1);
+    fm_audit *bad, *good;
+    size_t len;
+    char *text;
+
+    (void)snprintf(fifo, sizeof fifo, "%s.fifo", path);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    bad = fm_audit_open(fifo, s);
+    ck_assert_ptr_nonnull(bad);
+    fm_audit_set_sync(bad, FM_AUDIT_SYNC_ALWAYS, 1000);
+    ck_assert_int_eq(fm_audit_write(bad, &r), FM_ESYS);
+    ck_assert_uint_eq(fm_audit_syncs(bad), 0);
+    good = fm_audit_open(path, s);
+    ck_assert_ptr_nonnull(good);
+    write_n(good, 1, 1);
+    fm_audit_close(good);
+    text = slurp(path, &len);
+    ck_assert_ptr_nonnull(strstr(text, "\"seq\":1,"));
+    ck_assert_uint_eq(verify_text(text, len, err, sizeof err), 0);
+    free(text);
+    fm_audit_close(bad);
+    fm_audit_shared_free(s);
 }
 END_TEST
 
@@ -935,10 +1223,16 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_forged_line);
     tcase_add_test(tc, test_null_fields_and_result);
     tcase_add_test(tc, test_long_fields);
+    tcase_add_test(tc, test_cut_after_redaction);
     tcase_add_test(tc, test_concurrent_writers);
     tcase_add_test(tc, test_owner_killed_holding_lock);
     tcase_add_test(tc, test_reopen_after_rename);
     tcase_add_test(tc, test_restart_and_foreign_writer);
+    tcase_add_test(tc, test_deleted_file);
+    tcase_add_test(tc, test_replaced_file);
+    tcase_add_test(tc, test_sync_modes);
+    tcase_add_test(tc, test_sync_interval_shared);
+    tcase_add_test(tc, test_sync_failure);
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);

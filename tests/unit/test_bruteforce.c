@@ -3,9 +3,10 @@
  * redis-server (see helpers.h): counting in a window, the block and its
  * length, expiry of both, the per-worker cache (no Redis call while an answer
  * is fresh; a block set elsewhere seen within FM_BF_RECHECK_MS; LRU bound),
- * address normalisation, NOSCRIPT recovery and FM_EREDIS when Redis cannot
- * answer (every answer's fm_err, blocked and seconds checked together).
- * Time is passed in, so the cache's clock is the test's.
+ * address normalisation, NOSCRIPT recovery, requests without a key counted
+ * apart, known clients (written once per refresh, asked only when told to)
+ * and FM_EREDIS when Redis cannot answer (every answer's fm_err, blocked and seconds checked
+ * together). Time is passed in, so the cache's clock is the test's.
  */
 #include <check.h>
 #include <signal.h>
@@ -34,6 +35,9 @@ static void setup(void)
     cfg.rate_limit.auth_failures.max = 3;
     cfg.rate_limit.auth_failures.window_seconds = 60;
     cfg.rate_limit.auth_failures.block_seconds = 5;
+    cfg.rate_limit.auth_failures.known_days = 2;
+    cfg.rate_limit.auth_failures.anon_max = 4;
+    cfg.rate_limit.auth_failures.anon_window_seconds = 30;
 }
 
 /* Checks the contract of one answer: FM_OK or FM_EREDIS; seconds only with a block. */
@@ -61,13 +65,40 @@ static int bf_check(const char *addr, int64_t t, uint32_t *secs)
     return answer(rc, blocked, *secs);
 }
 
-static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
+/* Counts a failed authentication (presented) or a request without a key (!presented). */
+static int bf_count(const char *addr, bool presented, int64_t t, uint32_t *secs)
 {
     bool blocked = true;
     fm_err rc = fm_bruteforce_fail(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
-                                   t, &blocked, secs);
+                                   presented, t, &blocked, secs);
 
     return answer(rc, blocked, *secs);
+}
+
+static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
+{
+    return bf_count(addr, true, t, secs);
+}
+
+/* Is key_id a known client of addr? CLEAN: no, BLOCKED: yes (known), DOWN: Redis failed. */
+static int bf_known(const char *addr, const char *key_id, int64_t t)
+{
+    bool known = true;
+    fm_err rc = fm_bruteforce_known(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
+                                    key_id, t, &known);
+
+    ck_assert_msg(rc == FM_OK || rc == FM_EREDIS, "unexpected %s", fm_err_name(rc));
+    if (rc != FM_OK) {
+        ck_assert(!known);
+        return DOWN;
+    }
+    return known ? BLOCKED : CLEAN;
+}
+
+static fm_err bf_remember(const char *addr, const char *key_id, int64_t t)
+{
+    return fm_bruteforce_remember(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
+                                  key_id, t);
 }
 
 static long long ttl_of(const char *key)
@@ -346,6 +377,138 @@ START_TEST(fork_starts_empty)
 }
 END_TEST
 
+START_TEST(keyless_counted_apart)
+{
+    const char *get[] = {"GET", "bf:authblock:192.0.2.20"};
+    redisReply *reply;
+    uint32_t secs;
+    long long t;
+
+    /* Requests without a key count in their own window, not as failed authentications. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(bf_count("192.0.2.20", false, 0, &secs), CLEAN);
+    ck_assert_int_eq(count_of("bf:anon:192.0.2.20"), 3);
+    ck_assert_int_eq(count_of("bf:authfail:192.0.2.20"), 0);
+    t = ttl_of("bf:anon:192.0.2.20");
+    ck_assert_int_gt(t, 29000);
+    ck_assert_int_le(t, 30000);
+
+    /* The anon_max-th blocks the address until that window ends, not for block_seconds. */
+    ck_assert_int_eq(bf_count("192.0.2.20", false, 0, &secs), BLOCKED);
+    ck_assert_uint_eq(secs, 30);
+    ck_assert_int_le(ttl_of("bf:authblock:192.0.2.20"), t);
+    ck_assert_int_eq(bf_check("192.0.2.20", 10, &secs), BLOCKED);
+    reply = th_redis_cmd(th_r, 2, get);
+    ck_assert_str_eq(reply->str, "anon");
+    freeReplyObject(reply);
+
+    /* A failed-authentication block replaces it whole. */
+    cfg.rate_limit.auth_failures.block_seconds = 600;
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(bf_fail("192.0.2.20", 20, &secs), BLOCKED);
+    ck_assert_uint_le(secs, 30);
+    ck_assert_int_eq(bf_fail("192.0.2.20", 20, &secs), BLOCKED);
+    ck_assert_uint_eq(secs, 600);
+    ck_assert_int_gt(ttl_of("bf:authblock:192.0.2.20"), 599000);
+
+    /* ... and a keyless one never shortens a failed-authentication block. */
+    ck_assert_int_eq(bf_count("192.0.2.20", false, 30, &secs), BLOCKED);
+    ck_assert_uint_eq(secs, 600);
+
+    /* IPv6 by its /64 here too. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(bf_count(i % 2 ? "2001:db8:5::1" : "2001:db8:5::ab:1", false, 0, &secs),
+                         CLEAN);
+    ck_assert_int_eq(count_of("bf:anon:2001:db8:5::/64"), 3);
+    ck_assert_int_eq(bf_count("2001:db8:5::9", false, 0, &secs), BLOCKED);
+}
+END_TEST
+
+START_TEST(known_clients)
+{
+    long long set0 = th_redis_calls("set"), exists0 = th_redis_calls("exists");
+
+    /* Nothing is known before a success. */
+    ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 0), CLEAN);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 1);
+    /* A no is not cached: a stream of guesses cannot fill the cache. */
+    ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 1), CLEAN);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+
+    /* A success is written once, with known_days to live ... */
+    ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100), FM_OK);
+    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_gt(ttl_of("bf:authknown:192.0.2.30:0123456789ab"), 2LL * 86400 * 1000 - 5000);
+    /* ... and again only after FM_BF_KNOWN_REFRESH_MS: later successes cost no Redis call. */
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100 + i * 1000), FM_OK);
+    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 200), BLOCKED);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100 + FM_BF_KNOWN_REFRESH_MS),
+                     FM_OK);
+    ck_assert_int_eq(th_redis_calls("set"), set0 + 2);
+
+    /* Per (address, key): another key, or another address, is not known. */
+    ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ac", 200), CLEAN);
+    ck_assert_int_eq(bf_known("192.0.2.31", "0123456789ab", 200), CLEAN);
+
+    /* Another worker's success is found in Redis (one EXISTS), then cached. */
+    const char *other[] = {"SET", "bf:authknown:192.0.2.31:00000000000f", "1", "EX", "60"};
+    freeReplyObject(th_redis_cmd(th_r, 5, other));
+    exists0 = th_redis_calls("exists");
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300), BLOCKED);
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 400), BLOCKED);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 1);
+    /* ... for FM_BF_RECHECK_MS only: an operator's DEL shows within a second. */
+    const char *forget[] = {"DEL", "bf:authknown:192.0.2.31:00000000000f"};
+    ck_assert_int_eq(th_redis_int(2, forget), 1);
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300 + FM_BF_RECHECK_MS), CLEAN);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    /* Learnt from Redis, not written here: a success here writes it (renewing its life). */
+    freeReplyObject(th_redis_cmd(th_r, 5, other));
+    ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 2000), BLOCKED);
+    set0 = th_redis_calls("set");
+    ck_assert_int_eq(bf_remember("192.0.2.31", "00000000000f", 2000), FM_OK);
+    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_gt(ttl_of("bf:authknown:192.0.2.31:00000000000f"), 60000);
+
+    /* IPv6 by its /64; IPv4-mapped as IPv4. */
+    ck_assert_int_eq(bf_remember("2001:db8:7::1", "aaaaaaaaaaaa", 0), FM_OK);
+    ck_assert_int_eq(ttl_of("bf:authknown:2001:db8:7::/64:aaaaaaaaaaaa") > 0, 1);
+    ck_assert_int_eq(bf_known("2001:db8:7::ffff:2", "aaaaaaaaaaaa", 0), BLOCKED);
+    ck_assert_int_eq(bf_known("::ffff:192.0.2.30", "0123456789ab", 0), BLOCKED);
+
+    /* Not a fingerprint: refused, nothing asked or written. */
+    set0 = th_redis_calls("set");
+    exists0 = th_redis_calls("exists");
+    const char *bad[] = {"", "0123456789AB", "01234567 9ab", "0123456789abcdef0", "x:y"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bool known = true;
+        ck_assert_int_eq(fm_bruteforce_known(th_r, prefix, &cfg.rate_limit.auth_failures,
+                                             "192.0.2.30", bad[i], 0, &known),
+                         FM_EINVAL);
+        ck_assert(!known);
+        ck_assert_int_eq(bf_remember("192.0.2.30", bad[i], 0), FM_EINVAL);
+    }
+    ck_assert_int_eq(bf_remember("not-an-ip", "0123456789ab", 0), FM_OK);
+    ck_assert_int_eq(bf_known("not-an-ip", "0123456789ab", 0), CLEAN);
+
+    /* known_days 0: no known clients, no Redis call. */
+    cfg.rate_limit.auth_failures.known_days = 0;
+    ck_assert_int_eq(bf_remember("192.0.2.32", "0123456789ab", 0), FM_OK);
+    ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 0), CLEAN);
+    ck_assert_int_eq(th_redis_calls("set"), set0);
+    ck_assert_int_eq(th_redis_calls("exists"), exists0);
+
+    /* Redis down: not known (the block stays), and the error says so. */
+    cfg.rate_limit.auth_failures.known_days = 2;
+    th_redis_kill(&th_srv);
+    ck_assert_int_eq(bf_known("192.0.2.33", "0123456789ab", 0), DOWN);
+    ck_assert_int_eq(bf_remember("192.0.2.33", "0123456789ab", 0), FM_EREDIS);
+}
+END_TEST
+
 static Suite *bruteforce_suite(void)
 {
     Suite *s = suite_create("bruteforce");
@@ -364,6 +527,8 @@ static Suite *bruteforce_suite(void)
     tcase_add_test(tc, survives_script_flush);
     tcase_add_test(tc, redis_down);
     tcase_add_test(tc, fork_starts_empty);
+    tcase_add_test(tc, keyless_counted_apart);
+    tcase_add_test(tc, known_clients);
     suite_add_tcase(s, tc);
     return s;
 }

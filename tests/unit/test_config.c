@@ -463,6 +463,19 @@ static const struct {
      "5:35: rate_limit.requests_per_minute must be an integer between 1 and 1000000"},
     /* logging, rate_limit, data */
     {USERS "logging: {level: verbose}\n", "5:18: logging.level must be debug, info, warn or error"},
+    /* The two logs are two files, after path resolution; the later key is named. */
+    {USERS "logging: {file: /l/x.log, api_file: /l/x.log}\n",
+     "5:27: logging.api_file: the operational log and the audit trail must be different files"},
+    {USERS "logging:\n  api_file: /l/./x.log\n  file: /l/y//../x.log\n",
+     "7:3: logging.file: the operational log and the audit trail must be different files"},
+    {USERS "logging:\n  level: info\n  file: /var/log/fetch_ml/api.log\n",
+     "7:3: logging.file: the operational log and the audit trail must be different files"},
+    {USERS "logging:\n  api_file: /var/log/fetch_ml/audit.log\n",
+     "6:3: logging.api_file: the operational log and the audit trail must be different files"},
+    {USERS "logging: {audit_sync: sometimes}\n",
+     "5:23: logging.audit_sync must be none, interval or always"},
+    {USERS "logging: {audit_sync_ms: 0}\n",
+     "5:26: logging.audit_sync_ms must be an integer between 1 and 3600000"},
     {USERS "rate_limit: {on_redis_error: maybe}\n",
      "5:30: rate_limit.on_redis_error must be deny or allow"},
     {USERS "data:\n  experiments_dir: \"/srv/a\\0b\"\n",
@@ -575,6 +588,8 @@ START_TEST(test_defaults)
     ck_assert(cfg->logging.audit);
     ck_assert_str_eq(cfg->logging.file, "/var/log/fetch_ml/audit.log");
     ck_assert_str_eq(cfg->logging.api_file, "/var/log/fetch_ml/api.log");
+    ck_assert_int_eq(cfg->logging.audit_sync, FM_AUDIT_SYNC_NONE);
+    ck_assert_int_eq(cfg->logging.audit_sync_ms, 1000);
     ck_assert_str_eq(cfg->data.experiments_dir, "/var/lib/fetch_ml/experiments");
 
     ck_assert_uint_eq(cfg->auth.nusers, 1);
@@ -632,7 +647,8 @@ START_TEST(test_every_key)
         "  db: 15\n"
         "  key_prefix: \"fm-test.1:\"\n"
         "  timeout_ms: 60000\n"
-        "logging: {level: \"warn\", audit: true, file: /l/a.log, api_file: /l/api.log}\n"
+        "logging: {level: \"warn\", audit: true, file: /l/a.log, api_file: /l/api.log,\n"
+        "          audit_sync: interval, audit_sync_ms: 250}\n"
         "data: {experiments_dir: /srv/experiments}\n";
     fm_config *cfg;
     const fm_user *alice;
@@ -679,6 +695,8 @@ START_TEST(test_every_key)
     ck_assert_int_eq(cfg->logging.level, FM_LOG_WARN);
     ck_assert_str_eq(cfg->logging.file, "/l/a.log");
     ck_assert_str_eq(cfg->logging.api_file, "/l/api.log");
+    ck_assert_int_eq(cfg->logging.audit_sync, FM_AUDIT_SYNC_INTERVAL);
+    ck_assert_int_eq(cfg->logging.audit_sync_ms, 250);
     ck_assert_str_eq(cfg->data.experiments_dir, "/srv/experiments");
     fm_config_free(cfg);
 }
@@ -694,6 +712,27 @@ START_TEST(test_nullable_settings)
     ck_assert_ptr_null(cfg->redis.password);
     ck_assert_ptr_null(cfg->logging.api_file);
     fm_config_free(cfg);
+}
+END_TEST
+
+/* A relative path and a symbolic link that name the audit trail are the audit trail. */
+START_TEST(test_log_files_same_inode)
+{
+    const char *audit = extra_path("audit.log"), *link_path = extra_path("api-link.log");
+    FILE *f = fopen(audit, "w");
+    char yaml[1024];
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(symlink(audit, link_path), 0);
+    (void)snprintf(yaml, sizeof yaml, USERS "logging:\n  file: audit.log\n  api_file: %s\n",
+                   link_path);
+    expect_error(yaml,
+                 "7:3: logging.api_file: the operational log and the audit trail must be different "
+                 "files");
+    expect_error(USERS "logging:\n  file: audit.log\n  api_file: ./sub/../audit.log\n",
+                 "7:3: logging.api_file: the operational log and the audit trail must be different "
+                 "files");
 }
 END_TEST
 
@@ -1545,6 +1584,7 @@ static Suite *config_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, test_log_files_same_inode);
     tcase_add_test(tc, test_unreadable);
     tcase_add_test(tc, test_error_never_shows_secret);
     tcase_add_test(tc, test_error_truncated_to_errlen);

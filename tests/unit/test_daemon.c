@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "redact.h"
 #include "helpers.h"
 
 static const char *arg_c, *arg_p;
@@ -167,6 +168,37 @@ START_TEST(unix_socket)
 }
 END_TEST
 
+/* Every key of the config is registered by digest, with the Redis password; a new config replaces
+ * them. */
+START_TEST(secrets)
+{
+    th_config c;
+    fm_config *cfg;
+    static const char in[] = "/v1/tasks/" TH_KEY_ALICE "?q=" TH_KEY_BOB " pw r3dis-pw-for-test";
+    char line[256];
+
+    th_config_init(&c, "test_daemon");
+    ck_assert_int_eq(setenv("TH_DAEMON_REDIS_PW", "r3dis-pw-for-test", 1), 0);
+    th_config_set(&c, "redis", "  password_env: TH_DAEMON_REDIS_PW\n");
+    cfg = th_config_load(&c);
+    ck_assert_int_eq(fm_daemon_secrets(cfg), FM_OK);
+    fm_config_free(cfg);
+    (void)fm_redact(in, sizeof(in) - 1, line, sizeof(line));
+    ck_assert_str_eq(line, "/v1/tasks/" FM_REDACTED "?q=" FM_REDACTED " pw " FM_REDACTED);
+
+    th_config_set(&c, "auth", "  api_keys:\n    alice: { hash: \"%s\", roles: [researcher] }\n",
+                  c.hash_alice);
+    th_config_set(&c, "redis", "  timeout_ms: 500\n");
+    cfg = th_config_load(&c);
+    ck_assert_int_eq(fm_daemon_secrets(cfg), FM_OK);
+    fm_config_free(cfg);
+    (void)fm_redact(in, sizeof(in) - 1, line, sizeof(line));
+    ck_assert_str_eq(line, "/v1/tasks/" FM_REDACTED "?q=" TH_KEY_BOB " pw r3dis-pw-for-test");
+    fm_redact_clear_secrets();
+    th_config_free(&c);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
     Suite *s = suite_create("daemon");
@@ -176,6 +208,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, pidfile);
     tcase_add_test(tc, signals);
     tcase_add_test(tc, unix_socket);
+    tcase_add_test(tc, secrets);
     suite_add_tcase(s, tc);
     return s;
 }

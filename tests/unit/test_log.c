@@ -140,6 +140,42 @@ START_TEST(test_escaping)
 }
 END_TEST
 
+/*
+ * Every class of character a reader may take for a line break or that
+ * reorders text on screen, and bytes that are not UTF-8, leave as \xNN
+ * escapes; plain UTF-8 stays. fm_log_sanitize is also the relay's filter.
+ */
+START_TEST(test_escaping_unicode)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"a\x0b\x0c\x1c\x1d\x1e"
+         "b",
+         "a\\x0b\\x0c\\x1c\\x1d\\x1e"
+         "b\n"},
+        {"\xc2\x80|\xc2\x85|\xc2\x9f", "\\xc2\\x80|\\xc2\\x85|\\xc2\\x9f\n"},
+        {"\xe2\x80\xa8\xe2\x80\xa9", "\\xe2\\x80\\xa8\\xe2\\x80\\xa9\n"},
+        {"\xe2\x80\xaa\xe2\x80\xae", "\\xe2\\x80\\xaa\\xe2\\x80\\xae\n"},
+        {"\xe2\x81\xa6\xe2\x81\xa9", "\\xe2\\x81\\xa6\\xe2\\x81\\xa9\n"},
+        {"\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c", "\\xe2\\x80\\x8e\\xe2\\x80\\x8f\\xd8\\x9c\n"},
+        {"lone \x85 and \xe2\x80 cut", "lone \\x85 and \\xe2\\x80 cut\n"},
+        {"caf\xc3\xa9 \xc2\xa0 \xe2\x80\xa7 \xf0\x9f\x98\x80",
+         "caf\xc3\xa9 \xc2\xa0 \xe2\x80\xa7 \xf0\x9f\x98\x80\n"},
+    };
+    char out[256];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = fm_log_sanitize(cases[i].in, strlen(cases[i].in), out, sizeof out);
+        ck_assert_msg(n == strlen(cases[i].want) && memcmp(out, cases[i].want, n) == 0,
+                      "case %zu: got \"%.*s\"", i, (int)n, out);
+    }
+    /* A cut never splits an escape: 4 bytes of room take "a" and no half of \xc2\x85. */
+    ck_assert_uint_eq(fm_log_sanitize("a\xc2\x85", 3, out, 6), 2);
+    ck_assert(memcmp(out, "a\n", 2) == 0);
+}
+END_TEST
+
 START_TEST(test_redaction)
 {
     const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -296,6 +332,7 @@ static Suite *log_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_format_and_levels);
     tcase_add_test(tc, test_escaping);
+    tcase_add_test(tc, test_escaping_unicode);
     tcase_add_test(tc, test_redaction);
     tcase_add_test(tc, test_truncation);
     tcase_add_test(tc, test_reopen_after_rename);

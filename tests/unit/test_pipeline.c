@@ -117,17 +117,17 @@ static int h_reason(fm_call *call, fm_response *out)
 }
 
 static const fm_route routes[] = {
-    {"GET", "/v1/whoami", FM_PERM_NONE, h_ok},
-    {"GET", "/v1/tasks", JOBS_READ, h_ok},
-    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok},
-    {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok},
-    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok},
-    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), h_ok},
-    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), h_ok},
-    {"GET", "/v1/broken", FM_PERM_NONE, h_fail},
-    {"GET", "/v1/silent", FM_PERM_NONE, h_no_status},
-    {"GET", "/v1/reason", FM_PERM_NONE, h_reason},
-    {"GET", "/v1/change", FM_PERM_NONE, h_change},
+    {"GET", "/v1/whoami", FM_PERM_NONE, h_ok, 0},
+    {"GET", "/v1/tasks", JOBS_READ, h_ok, 0},
+    {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok, FM_ROUTE_JSON_BODY},
+    {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok, 0},
+    {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok, 0},
+    {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), h_ok, 0},
+    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), h_ok, 0},
+    {"GET", "/v1/broken", FM_PERM_NONE, h_fail, 0},
+    {"GET", "/v1/silent", FM_PERM_NONE, h_no_status, 0},
+    {"GET", "/v1/reason", FM_PERM_NONE, h_reason, 0},
+    {"GET", "/v1/change", FM_PERM_NONE, h_change, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -392,6 +392,49 @@ static long long bucket_keys(void)
     return n;
 }
 
+/* Calls of Redis command name so far (INFO commandstats on the pipeline's server). */
+static long long calls(const char *name)
+{
+    const char *info[] = {"INFO", "commandstats"};
+    redisReply *reply = fm_redis_argv(redis, 2, info, NULL);
+    long long n;
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+    n = th_cmdstat_calls(reply->str, name);
+    freeReplyObject(reply);
+    return n;
+}
+
+/* The whole answer (status, headers, body) as text, to compare two answers byte for byte. */
+static void answer_text(char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%d\n", resp.status);
+
+    for (size_t i = 0; i < resp.nheaders; i++)
+        n += snprintf(out + n, cap - (size_t)n, "%s\n", resp.headers[i]);
+    ck_assert_uint_lt((size_t)n + resp.body_len, cap);
+    memcpy(out + n, resp.body, resp.body_len);
+    out[(size_t)n + resp.body_len] = '\0';
+}
+
+/* The last audit line without its chain fields and time (which differ from line to line). */
+static void audit_text(char *out, size_t cap)
+{
+    cJSON *j = last_audit();
+    char *text;
+
+    cJSON_DeleteItemFromObject(j, "ts");
+    cJSON_DeleteItemFromObject(j, "seq");
+    cJSON_DeleteItemFromObject(j, "prev_hash");
+    cJSON_DeleteItemFromObject(j, "hash");
+    text = cJSON_PrintUnformatted(j);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_lt(snprintf(out, cap, "%s", text), (int)cap);
+    free(text);
+    cJSON_Delete(j);
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 START_TEST(success)
@@ -625,6 +668,46 @@ START_TEST(body_incomplete)
 }
 END_TEST
 
+/* A route that takes a JSON body needs Content-Type application/json, parameters allowed. */
+START_TEST(content_type)
+{
+    static const char *const accepted[] = {"application/json", "Application/JSON",
+                                           "application/json; charset=utf-8",
+                                           "application/json ;charset=UTF-8"};
+    static const char *const refused[] = {"",
+                                          "text/plain",
+                                          "application/jsonx",
+                                          "application/json-seq",
+                                          "application/x-www-form-urlencoded",
+                                          "json",
+                                          "application/json,text/plain"};
+    fm_request req = request("POST", "/v1/tasks", K_ALICE);
+
+    req.body = "{}";
+    req.body_len = 2;
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        req.content_type = accepted[i];
+        run(&req);
+        ck_assert_msg(resp.status == 200, "%s: %d", accepted[i], resp.status);
+    }
+    ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
+    req.content_type = NULL;
+    run(&req);
+    expect_error(415, "UNSUPPORTED_MEDIA_TYPE", TRACE);
+    expect_audit(415, "unsupported_media_type", "alice", 1, &req, TRACE);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        req.content_type = refused[i];
+        run(&req);
+        ck_assert_msg(resp.status == 415, "%s: %d", refused[i], resp.status);
+    }
+    ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
+    /* A route without a body does not care. */
+    req = request("POST", "/v1/tasks/xyz/cancel", K_ALICE);
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+}
+END_TEST
+
 START_TEST(rate_limited)
 {
     fm_request req = request("GET", "/v1/tasks", K_ERIN);
@@ -823,6 +906,189 @@ START_TEST(failures_block_address)
     run_in(&e, &req);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_int_eq(ran.count, 2);
+    fm_config_free(strict);
+}
+END_TEST
+
+/* The known-client rule: a blocked address stays open to the keys that worked from it. */
+START_TEST(known_client_passes_block)
+{
+    fm_config *strict =
+        load_config_guard("deny", "{ max: 3, window_seconds: 60, block_seconds: 30 }");
+    fm_config *off = load_config_guard(
+        "deny", "{ max: 3, window_seconds: 60, block_seconds: 30, known_days: 0 }");
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+    char valid[4096], invalid[4096], valid_audit[4096], invalid_audit[4096];
+    long long exists;
+
+    ck_assert_uint_eq(strict->rate_limit.auth_failures.known_days, 30);
+    e.cfg = strict;
+    req.remote_addr = "10.5.5.5";
+    run_in(&e, &req);
+    expect_handled("alice");
+    req.x_api_key = "no-such-key-at-all";
+    for (int i = 0; i < 3; i++) {
+        run_in(&e, &req);
+        expect_error(401, "UNAUTHORIZED", TRACE);
+    }
+    ck_assert_int_eq(log_count("brute-force guard: source=10.5.5.5 blocked for 30 s"), 1);
+
+    /* alice worked from here before the block: she goes on, as herself. */
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 2);
+    expect_audit(200, NULL, "alice", 1, &req, TRACE);
+    req.remote_addr = "::ffff:10.5.5.5";
+    run_in(&e, &req);
+    ck_assert_int_eq(ran.count, 3);
+    req.remote_addr = "10.5.5.5";
+
+    /* A valid key never used from here and a wrong one: the same answer, the same record, the same
+     * work. */
+    req.x_api_key = K_ROOT;
+    exists = calls("exists");
+    run_in(&e, &req);
+    ck_assert_int_eq(calls("exists"), exists + 1);
+    answer_text(valid, sizeof(valid));
+    audit_text(valid_audit, sizeof(valid_audit));
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    req.x_api_key = "no-such-key-at-all";
+    run_in(&e, &req);
+    ck_assert_int_eq(calls("exists"), exists + 2);
+    answer_text(invalid, sizeof(invalid));
+    audit_text(invalid_audit, sizeof(invalid_audit));
+    ck_assert_str_eq(valid, invalid);
+    ck_assert_str_eq(valid_audit, invalid_audit);
+    ck_assert_int_eq(ran.count, 3);
+    /* Neither is logged or counted as a failed authentication. */
+    ck_assert_int_eq(log_count("authentication failed"), 3);
+
+    /* No key at all: refused too. */
+    req.x_api_key = NULL;
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+
+    /* known_days: 0 switches the rule off: everyone from the address is refused. */
+    e.cfg = off;
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    ck_assert_int_eq(ran.count, 3);
+    fm_config_free(off);
+    fm_config_free(strict);
+}
+END_TEST
+
+/* An unblocked address costs what it did: one SET per key and address per hour on top. */
+START_TEST(unblocked_redis_cost)
+{
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+    long long pttl = calls("pttl"), set = calls("set"), exists = calls("exists");
+
+    req.remote_addr = "10.8.8.8";
+    for (int i = 0; i < 20; i++) {
+        run(&req);
+        ck_assert_int_eq(resp.status, 200);
+    }
+    req.x_api_key = K_ROOT;
+    for (int i = 0; i < 20; i++) {
+        run(&req);
+        ck_assert_int_eq(resp.status, 200);
+    }
+    ck_assert_int_le(calls("pttl"), pttl + 2); /* once per FM_BF_RECHECK_MS, as before */
+    ck_assert_int_eq(calls("set"), set + 2);   /* alice and root became known, once each */
+    ck_assert_int_eq(calls("exists"), exists); /* known-ness is asked only while blocked */
+}
+END_TEST
+
+/* A valid key from outside its own networks is a failed authentication for the guard. */
+START_TEST(user_ip_refusal_counts)
+{
+    fm_config *strict =
+        load_config_guard("deny", "{ max: 3, window_seconds: 60, block_seconds: 30 }");
+    const char *get[] = {"GET", "pt:authfail:127.0.0.1"};
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/tasks", K_BOB);
+    redisReply *reply;
+
+    e.cfg = strict;
+    for (int i = 0; i < 3; i++) {
+        run_in(&e, &req);
+        expect_error(403, "IP_NOT_ALLOWED", TRACE);
+        expect_audit(403, "user_ip_not_allowed", "bob", 1, &req, TRACE);
+    }
+    reply = fm_redis_argv(redis, 2, get, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_str_eq(reply->str, "3");
+    freeReplyObject(reply);
+    ck_assert_int_eq(
+        log_count("authentication failed: reason=user_ip_not_allowed source=127.0.0.1 key_id="), 3);
+    ck_assert_int_eq(log_count("brute-force guard: source=127.0.0.1 blocked for 30 s"), 1);
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    /* bob never worked from here, and a refused request never makes a key known. */
+    const char *known[] = {"KEYS", "pt:authknown:*"};
+    reply = fm_redis_argv(redis, 2, known, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_uint_eq(reply->elements, 0);
+    freeReplyObject(reply);
+    fm_config_free(strict);
+}
+END_TEST
+
+/* Requests without a key are bounded per address: over rate_limit.anonymous.max, 429 at the guard.
+ */
+START_TEST(anonymous_flood_throttled)
+{
+    fm_config *strict =
+        load_config_guard("deny", "{ max: 3, window_seconds: 60, block_seconds: 30 }\n"
+                                  "  anonymous: { max: 4, window_seconds: 60 }");
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+    long long evalsha, pttl;
+
+    e.cfg = strict;
+    req.remote_addr = "10.5.5.5";
+    run_in(&e, &req);
+    expect_handled("alice");
+    req.x_api_key = NULL;
+    for (int i = 0; i < 4; i++) {
+        run_in(&e, &req);
+        expect_error(401, "UNAUTHORIZED", TRACE);
+    }
+    ck_assert_int_eq(log_count("brute-force guard: source=10.5.5.5 blocked for 60 s after too "
+                               "many requests without a key"),
+                     1);
+    /* Past the bound: 429 at the guard, no key check, no log line, no Redis call (cached). */
+    evalsha = calls("evalsha");
+    pttl = calls("pttl");
+    for (int i = 0; i < 5; i++) {
+        run_in(&e, &req);
+        expect_error(429, "RATE_LIMITED", TRACE);
+        ck_assert_ptr_nonnull(header("Retry-After"));
+        ck_assert_int_ge(atoi(header("Retry-After")), 59);
+        expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    }
+    ck_assert_int_eq(calls("evalsha"), evalsha);
+    ck_assert_int_eq(calls("pttl"), pttl);
+    ck_assert_int_eq(log_count("authentication failed: reason=missing_key"), 4);
+    /* Wrong keys are refused the same way; a known client still gets in. */
+    req.x_api_key = "no-such-key-at-all";
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 2);
+    /* Another address is not affected. */
+    req.x_api_key = NULL;
+    req.remote_addr = "10.6.6.6";
+    run_in(&e, &req);
+    expect_error(401, "UNAUTHORIZED", TRACE);
     fm_config_free(strict);
 }
 END_TEST
@@ -1066,11 +1332,16 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, body_too_large);
     tcase_add_test(tc, body_incomplete);
+    tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
     tcase_add_test(tc, redis_down_allow);
     tcase_add_test(tc, ip_blocked_before_auth);
     tcase_add_test(tc, failures_block_address);
+    tcase_add_test(tc, known_client_passes_block);
+    tcase_add_test(tc, unblocked_redis_cost);
+    tcase_add_test(tc, user_ip_refusal_counts);
+    tcase_add_test(tc, anonymous_flood_throttled);
     tcase_add_test(tc, stalled_redis_one_timeout);
     tcase_add_test(tc, handler_failures);
     tcase_add_test(tc, trace_ids);

@@ -2,6 +2,7 @@
  * test_query.c - strict query string parsing.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,35 @@ START_TEST(decodes)
     expect_ok("limit=1&&offset=2", "offset", "2");
     expect_ok("limit=1&", "limit", "1");
     expect_ok("status=x=y", "status", "x=y");
+    expect_ok("status=caf%C3%A9", "status", "caf\xc3\xa9");
+    expect_ok("status=caf\xc3\xa9", "status", "caf\xc3\xa9");
+    expect_ok("status=%F0%9F%98%80", "status", "\xf0\x9f\x98\x80");
+}
+END_TEST
+
+/* Values are served back in JSON: what is not UTF-8 (RFC 3629) is refused, escaped or raw. */
+START_TEST(refuses_invalid_utf8)
+{
+    static const char *const values[] = {
+        "%C0%AF",       /* overlong '/' */
+        "%E0%80%AF",    /* overlong, three bytes */
+        "%ED%A0%80",    /* surrogate U+D800 */
+        "%ED%BF%BF",    /* surrogate U+DFFF */
+        "%F4%90%80%80", /* past U+10FFFF */
+        "%F8%88%80%80%80",
+        "a%E2%82",      /* truncated */
+        "%80",          /* lone continuation byte */
+        "%FF",          /* never in UTF-8 */
+        "\xc3",         /* raw, truncated */
+        "\xed\xa0\x80", /* raw surrogate */
+    };
+    char qs[64];
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        (void)snprintf(qs, sizeof(qs), "status=%s", values[i]);
+        expect_err(qs, "malformed value for query parameter \"status\"");
+    }
+    expect_err("st%C3atus=1", "malformed query parameter name");
 }
 END_TEST
 
@@ -97,6 +127,7 @@ static Suite *query_suite(void)
 
     tcase_add_test(tc, decodes);
     tcase_add_test(tc, refuses);
+    tcase_add_test(tc, refuses_invalid_utf8);
     tcase_add_test(tc, bounds);
     suite_add_tcase(s, tc);
     return s;

@@ -6,6 +6,7 @@
 #include "redact.h"
 
 #include <check.h>
+#include <sodium.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ static const struct redact_case {
 
     /* Scheme credentials anywhere, any case; the scheme word is kept. */
     {"sent Bearer abc123xyz upstream", "sent Bearer " R " upstream"},
+    {"q=Bearer+abc123xyz&x=1", "q=Bearer+" R "&x=1"},
+    {"q=Basic+auth&x=1", "q=Basic+auth&x=1"},
     {"BEARER AbCdEf", "BEARER " R},
     {"bearer\teyJ0eXAi.x", "bearer\t" R},
     {"basic dXNlcjpwYXNz ok", "basic " R " ok"},
@@ -438,11 +441,134 @@ START_TEST(test_random)
 }
 END_TEST
 
+/* ---- configured keys, known by digest ------------------------------------------------ */
+
+#define K_UUID "3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2c"
+#define K_B64 "q5Jz+u/Wk3bXy9A2mR7tLw=="
+#define K_B64_PCT "q5Jz%2Bu%2FWk3bXy9A2mR7tLw%3D%3D"
+#define K_URL "Zq3_kP-9xWm2LrT8vBn4Hc"
+#define K_HEX32 "0123456789abcdef0123456789abcdef"
+
+static void set_keys(void)
+{
+    static const char *const keys[] = {K_UUID, K_B64, K_URL, K_HEX32};
+    unsigned char d[4 * FM_REDACT_KEY_HASH_BYTES];
+
+    for (size_t i = 0; i < 4; i++)
+        crypto_hash_sha256(d + i * FM_REDACT_KEY_HASH_BYTES, (const unsigned char *)keys[i],
+                           strlen(keys[i]));
+    ck_assert_int_eq(fm_redact_set_key_hashes(d, 4), FM_OK);
+}
+
+static const struct redact_case key_cases[] = {
+    /* A path segment, a query value, a header value, a JSON field; any format. */
+    {"GET /v1/tasks/" K_UUID " HTTP/1.1", "GET /v1/tasks/" R " HTTP/1.1"},
+    {"GET /v1/tasks/" K_UUID "/cancel", "GET /v1/tasks/" R "/cancel"},
+    {"/v1/tasks?status=" K_B64 "&limit=1", "/v1/tasks?status=" R "&limit=1"},
+    {"/v1/tasks?status=" K_B64_PCT, "/v1/tasks?status=" R},
+    {"/x/" K_B64 "/y", "/x/" R "/y"},
+    {"/v1/tasks/" K_UUID ".json", "/v1/tasks/" R ".json"},
+    {"GET /files/" K_HEX32 "~1 HTTP/1.1", "GET /files/" R "~1 HTTP/1.1"},
+    {"/x/" K_B64_PCT "/y", "/x/" R "/y"},
+    {"q=a+" K_URL "+b", "q=a+" R "+b"},
+    {"X-Foo: " K_URL "\r\nX-Bar: " K_HEX32, "X-Foo: " R "\r\nX-Bar: " R},
+    {"{\"resource\":\"/v1/" K_HEX32 "\",\"user\":null}",
+     "{\"resource\":\"/v1/" R "\",\"user\":null}"},
+    {"request: \"GET /" K_UUID "?k=" K_URL " HTTP/1.1\"",
+     "request: \"GET /" R "?k=" R " HTTP/1.1\""},
+    {K_UUID, R},
+    /* Anything else is kept: other UUIDs, tokens the key is only a part of. */
+    {"/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d",
+     "/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d"},
+    {"x" K_URL, "x" K_URL},
+    {"trace_id=" K_HEX32 "00", "trace_id=" K_HEX32 "00"},
+};
+
+START_TEST(test_key_cases)
+{
+    const struct redact_case *c = &key_cases[_i];
+    char out[512], full[512];
+    size_t n;
+
+    set_keys();
+    n = redact_str(c->in, full, sizeof(full));
+    ck_assert_msg(strcmp(full, c->out) == 0, "in: %s\nwant: %s\ngot:  %s", c->in, c->out, full);
+    /* Cut anywhere, the output is a prefix of the whole one: never a piece of a key. */
+    for (size_t cap = 1; cap <= n + 1; cap++) {
+        (void)redact_str(c->in, out, cap);
+        ck_assert_msg(strncmp(out, full, strlen(out)) == 0, "cap %zu: %s", cap, out);
+    }
+}
+END_TEST
+
+/* The work per line is bounded; past the bound, long tokens are dropped, never a key shown. */
+START_TEST(test_key_budget)
+{
+    char in[8192], out[8192];
+    size_t o = 0;
+
+    set_keys();
+    for (int i = 0; i < 100; i++)
+        o += (size_t)snprintf(in + o, sizeof(in) - o, "tok%02d-abcdefghijklmnop ", i);
+    (void)snprintf(in + o, sizeof(in) - o, "/" K_UUID);
+    (void)redact_str(in, out, sizeof(out));
+    ck_assert_ptr_null(strstr(out, K_UUID));
+    ck_assert_ptr_nonnull(strstr(out, "tok00-abcdefghijklmnop")); /* within the budget: kept */
+
+    /* More separators in one run than are tried: the run goes whole. */
+    o = 0;
+    for (int i = 0; i < 30; i++)
+        o += (size_t)snprintf(in + o, sizeof(in) - o, "/a");
+    (void)snprintf(in + o, sizeof(in) - o, "/" K_B64 " end");
+    (void)redact_str(in, out, sizeof(out));
+    ck_assert_str_eq(out, R " end");
+}
+END_TEST
+
+START_TEST(test_key_set_and_clear)
+{
+    unsigned char d[FM_REDACT_KEY_HASH_BYTES] = {0};
+    char out[256];
+
+    ck_assert_int_eq(fm_redact_set_key_hashes(NULL, 1), FM_EINVAL);
+    (void)redact_str("/v1/" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/" K_UUID);
+    set_keys();
+    (void)redact_str("/v1/" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/" R);
+    /* A new set replaces the old one. */
+    ck_assert_int_eq(fm_redact_set_key_hashes(d, 1), FM_OK);
+    (void)redact_str("/v1/" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/" K_UUID);
+    set_keys();
+    fm_redact_clear_secrets();
+    (void)redact_str("/v1/" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/" K_UUID);
+    set_keys();
+    ck_assert_int_eq(fm_redact_set_key_hashes(NULL, 0), FM_OK);
+    (void)redact_str("/v1/" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/" K_UUID);
+}
+END_TEST
+
+/* A registered literal and a key in one line: both go, and spans that touch merge. */
+START_TEST(test_key_and_literal)
+{
+    char out[256];
+
+    set_keys();
+    ck_assert_int_eq(fm_redact_add_secret("Sup3rS3cret"), 0);
+    (void)redact_str("a Sup3rS3cret /" K_URL " password=" K_UUID, out, sizeof(out));
+    ck_assert_str_eq(out, "a " R " /" R " password=" R);
+}
+END_TEST
+
 static Suite *redact_suite(void)
 {
     Suite *s = suite_create("redact");
     TCase *tc = tcase_create("core");
     TCase *lit = tcase_create("literals");
+    TCase *keys = tcase_create("keys");
 
     tcase_add_loop_test(tc, test_corpus, 0, NCASES);
     tcase_add_loop_test(tc, test_corpus_truncation, 0, NCASES);
@@ -460,6 +586,13 @@ static Suite *redact_suite(void)
     tcase_add_test(lit, test_random);
     tcase_set_timeout(lit, 60);
     suite_add_tcase(s, lit);
+
+    tcase_add_checked_fixture(keys, NULL, teardown_secrets);
+    tcase_add_loop_test(keys, test_key_cases, 0, (int)(sizeof(key_cases) / sizeof(key_cases[0])));
+    tcase_add_test(keys, test_key_budget);
+    tcase_add_test(keys, test_key_set_and_clear);
+    tcase_add_test(keys, test_key_and_literal);
+    suite_add_tcase(s, keys);
     return s;
 }
 

@@ -116,6 +116,52 @@ START_TEST(not_json)
 }
 END_TEST
 
+#define NOT_UTF8 "request body is not valid UTF-8"
+#define STR63 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* Every string of the body, keys too, is UTF-8 (RFC 3629), raw or as a \u escape. */
+START_TEST(not_utf8)
+{
+    static const char *const bad[] = {
+        "\xc0\xaf",         /* overlong */
+        "\xe0\x80\xaf",     /* overlong, three bytes */
+        "\xed\xa0\x80",     /* surrogate */
+        "\xf4\x90\x80\x80", /* past U+10FFFF */
+        "\xe2\x82",         /* truncated */
+        "\x80",             /* lone continuation */
+        "\xfe",
+    };
+    static const struct {
+        const char *pre, *post;
+    } shapes[] = {
+        {"{\"job_name\":\"a\",\"args\":\"x", "\"}"},
+        {"{\"job_name\":\"a\",\"args\":[\"ok\",\"x", "\"]}"},
+        {"{\"job_name\":\"a\",\"metadata\":{\"note\":\"", "\"}}"},
+        {"{\"job_name\":\"a\",\"metadata\":{\"k", "\":1}}"},
+        {"{\"job_name\":\"a\",\"x", "\":1}"},
+        {"{\"job_name\":\"a\"} ", ""},
+    };
+    char body[128];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+            (void)snprintf(body, sizeof(body), "%s%s%s", shapes[k].pre, bad[i], shapes[k].post);
+            expect_refused(body, FM_EPARSE, NOT_UTF8);
+        }
+    /* cJSON decodes \u escapes: unpaired surrogates must not become bytes. */
+    expect_refused("{\"job_name\":\"a\",\"args\":\"\\ud800\"}", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\",\"args\":\"\\udc00\"}", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\",\"args\":\"\\ud800\\u0041\"}", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\",\"args\":\"\\ud800x\"}", FM_EPARSE, NOT_JSON);
+    expect_refused("{\"job_name\":\"a\",\"metadata\":{\"\\udbff\":1}}", FM_EPARSE, NOT_JSON);
+    expect_valid("{\"job_name\":\"a\",\"args\":\"\\ud83d\\ude00 caf\xc3\xa9 \xf0\x9f\x98\x80\"}");
+    expect_valid("{\"job_name\":\"a\",\"metadata\":{\"note\":\"\xe2\x82\xac\"}}");
+    /* An unknown field's name is echoed cut to 64 bytes, never inside a UTF-8 sequence. */
+    expect_invalid("{\"job_name\":\"a\",\"" STR63 "\xc3\xa9x\":1}", "unknown field \"" STR63 "\"");
+    expect_invalid("{\"job_name\":\"a\",\"" STR63 "e\xc3\xa9\":1}", "unknown field \"" STR63 "e\"");
+}
+END_TEST
+
 START_TEST(not_an_object)
 {
     expect_invalid("[]", "request body must be a JSON object");
@@ -927,6 +973,7 @@ static Suite *tasks_suite(void)
 
     tcase_add_checked_fixture(v, setup_down, teardown_down);
     tcase_add_test(v, not_json);
+    tcase_add_test(v, not_utf8);
     tcase_add_test(v, not_an_object);
     tcase_add_test(v, job_name);
     tcase_add_test(v, priority);

@@ -1,0 +1,83 @@
+# A configured key never reaches a log, whatever its format and wherever a
+# client puts it (README "Audit trail and logs"): the filter hashes the
+# tokens of each line and redacts those that are configured keys. Keys in
+# four formats (the analyst's fetchml_ key, a UUID, base64 with + / and =
+# padding, 32 hex digits) are sent in a path segment, a query value
+# (raw and %-encoded), odd headers, and a request line that only nginx logs
+# (a 413 it refuses itself, which reaches nginx-error.log through
+# fetchml-logrelay); then no file under var/log may hold any of them.
+
+t82_log=$FETCHML_VAR/log
+t82_id=$(openssl rand -hex 4)
+t82_uuid=$(cat /proc/sys/kernel/random/uuid)
+t82_b64=
+for _ in $(seq 500); do
+    t82_b64=$(openssl rand -base64 16) # 24 characters, "==" at the end
+    [[ $t82_b64 == *+* && $t82_b64 == */* ]] && break
+done
+t82_hex=$(openssl rand -hex 16)
+t82_pct() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+check "a base64 key with + and / in it ($t82_b64)" bash -c '[[ $1 == *+* && $1 == */* && $1 == *== ]]' _ "$t82_b64"
+
+t82_user() { # t82_user NAME KEY: a researcher with that key, YAML lines for extra_users
+    printf '    %s:\n      hash: "%s"\n      roles: ["researcher"]' "$1" "$(printf '%s' "$2" | sha256sum | cut -d' ' -f1)"
+}
+write_config 'rate_limit={ requests_per_minute: 100000, burst: 100000, auth_failures: { max: 100000, window_seconds: 60, block_seconds: 1 } }' \
+    extra_users="$(t82_user t82uuid "$t82_uuid")"$'\n'"$(t82_user t82b64 "$t82_b64")"$'\n'"$(t82_user t82hex "$t82_hex")"
+t82_relay_at=$(wc -l <"$t82_log/logrelay.stderr")
+t82_known() {
+    as "$t82_uuid" GET /v1/whoami && json_is .user t82uuid &&
+        as "$t82_b64" GET /v1/whoami && json_is .user t82b64 &&
+        as "$t82_hex" GET /v1/whoami && json_is .user t82hex
+}
+check "reload with users whose keys are a UUID, base64 and 32 hex" reload_until t82_known
+t82_relay_reloaded() { tail -n +"$((t82_relay_at + 1))" "$t82_log/logrelay.stderr" | grep -q 'secrets of .* registered'; }
+check "the relay read the config's secrets again on reload" wait_for 5 t82_relay_reloaded
+
+t82_keys=("$FETCHML_ANALYST_KEY" "$t82_uuid" "$t82_b64" "$t82_hex")
+t82_names=(fetchml uuid base64 hex32)
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$OUT/t82-big"
+for i in "${!t82_keys[@]}"; do
+    k=${t82_keys[$i]} n=${t82_names[$i]} p=$(t82_pct "${t82_keys[$i]}")
+    as researcher GET "/v1/tasks/$k"
+    check "$n key as a path segment -> 404" status_is 404
+    as researcher GET "/v1/tasks/$p/cancel" -X POST
+    check "$n key %-encoded in a path segment -> 404" status_is 404
+    as researcher GET "/v1/tasks?status=$p"
+    check "$n key as a query value -> 400" status_is 400
+    as researcher GET "/v1/tasks?limit=1&$p=1"
+    check "$n key as a query name -> 400" status_is 400
+    as researcher GET /v1/whoami -H "X-Foo: $k" -H "User-Agent: $k" -H "Referer: https://x/$k"
+    check "$n key in X-Foo, User-Agent and Referer -> 200" status_is 200
+    req GET /v1/whoami -H "X-API-Key: $k"
+    check "$n key used as a key -> 200" status_is 200
+    req POST "/v1/t82ctl$t82_id$n/$k?q=$p" -H 'Content-Type: application/json' \
+        -H "X-API-Key: $FETCHML_RESEARCHER_KEY" --data-binary @"$OUT/t82-big"
+    forget_trace # refused by nginx: only nginx's logs have it
+    check "$n key in the request line of a 413 nginx refuses itself" status_is 413
+done
+
+# The lines that would have held the keys are there, with the marker.
+t82_in_error_log() {
+    local n
+    for n in "${t82_names[@]}"; do
+        grep -qF "request: \"POST /v1/t82ctl$t82_id$n/[REDACTED]?q=[REDACTED] HTTP/1.1\"" "$t82_log/nginx-error.log" || return 1
+    done
+}
+check "nginx-error.log has each 413's request line, keys redacted (through the relay)" wait_for 3 t82_in_error_log
+check "the audit trail has the path-segment requests, keys redacted" \
+    bash -c "[ \$(grep -cF '\"resource\":\"/v1/tasks/[REDACTED]\"' '$t82_log/audit.log') -ge 4 ]"
+
+# ---- the search: every form, every file -------------------------------------------------
+t82_forms=$OUT/t82-forms
+: >"$t82_forms"
+for k in "${t82_keys[@]}"; do
+    printf '%s\n%s\n' "$k" "$(t82_pct "$k")" >>"$t82_forms"
+done
+t82_found=$(grep -rlaF -f "$t82_forms" "$t82_log" || true)
+check "no key, raw or %-encoded, in any file under var/log ($(find "$t82_log" -type f | wc -l) files)" [ -z "$t82_found" ]
+[ -z "$t82_found" ] || grep -raoF -f "$t82_forms" "$t82_log" | sed 's/^/    /' | head -20
+
+write_config
+t82_default() { as researcher GET /v1/whoami && json_is .rate_limit.requests_per_minute 120; }
+check "reload with the default test config" reload_until t82_default
