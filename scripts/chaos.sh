@@ -8,8 +8,10 @@
 # the stack it started (FETCHML_VAR, FETCHML_HTTPS_PORT, FETCHML_BUILD, which
 # bench.sh exports); it is not part of scripts/test.sh and nothing in it is a
 # timing assertion. It replaces the stack's config.yaml for the run (three
-# chaos users with limits a load does not trip, the brute-force guard loose,
-# rate_limit.on_redis_error: deny) and puts the old one back afterwards.
+# chaos users with limits a load does not trip, auth_failures.max 1000000,
+# rate_limit.anonymous at its default, so the no-key traffic blocks 127.0.0.1
+# and the chaos users go on as its known clients; rate_limit.on_redis_error:
+# deny) and puts the old one back afterwards.
 #
 # Load: bench/chaos_client.py, FETCHML_CHAOS_CLIENTS (8) threads with kept-alive
 # TLS connections, for FETCHML_CHAOS_SECONDS (60, 10..600) seconds: whoami,
