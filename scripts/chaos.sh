@@ -50,7 +50,6 @@ RUN=$VAR/run
 LOG=$VAR/log
 CFG=$VAR/dev/config.yaml
 BASE="https://127.0.0.1:$HTTPS_PORT"
-WORK=$(mktemp -d /tmp/fetchml-chaos.XXXXXX)
 
 [[ $SECONDS_RUN =~ ^[0-9]+$ ]] && [ "$SECONDS_RUN" -ge 10 ] && [ "$SECONDS_RUN" -le 600 ] ||
     fm_die "FETCHML_CHAOS_SECONDS is 10..600 (got '$SECONDS_RUN')"
@@ -61,6 +60,7 @@ pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
 STOPPED_REDIS="" # the pid a hang stopped, until it is continued
 LOAD_PID=""
+WORK=$(mktemp -d /tmp/fetchml-chaos.XXXXXX) # after the checks above: the trap below removes it
 cleanup() {
     [ -z "$STOPPED_REDIS" ] || kill -CONT "$STOPPED_REDIS" 2>/dev/null || true
     [ -z "$LOAD_PID" ] || kill -TERM "$LOAD_PID" 2>/dev/null || true
