@@ -25,9 +25,18 @@
 # generated log lines. Output, one result per line; the last is
 # "ratio full/hello: X.XX" (requests per second, full over hello).
 #
+# Then the parts in scripts/bench.d/ run on the same stack, last the chaos run
+# (90-chaos.sh, scripts/chaos.sh: 60 s of mixed load while Redis is restarted
+# and hung, workers are killed, the config is reloaded and the logs rotated;
+# every answer must be 2xx, 4xx or 503 with Retry-After and the audit trail
+# must match the answers; its summary line starts with "chaos (").
+#
 # Environment (defaults): FETCHML_BENCH_HTTPS_PORT (9301), FETCHML_BENCH_HTTP_PORT
 # (9300), FETCHML_BENCH_WORKERS (4), FETCHML_BENCH_CONNECTIONS (32),
-# FETCHML_BENCH_DURATION (10, seconds), FETCHML_BUILD (build-bench/).
+# FETCHML_BENCH_DURATION (10, seconds), FETCHML_BUILD (build-bench/),
+# FETCHML_BENCH_ONLY (unset: everything; NAME: set up the stack, then run only
+# the part scripts/bench.d/NN-NAME.sh, e.g. FETCHML_BENCH_ONLY=chaos), and the
+# chaos run's FETCHML_CHAOS_SECONDS (60), FETCHML_CHAOS_CLIENTS (8).
 # Exit status 1 when a run saw errors or non-2xx answers (the numbers are then
 # not comparable). Only 127.0.0.1 is used; every step has a time bound.
 set -euo pipefail
@@ -39,6 +48,7 @@ WORKERS=${FETCHML_BENCH_WORKERS:-4}
 CONNS=${FETCHML_BENCH_CONNECTIONS:-32}
 DURATION=${FETCHML_BENCH_DURATION:-10}
 BUILD=${FETCHML_BUILD:-$ROOT/build-bench}
+ONLY=${FETCHML_BENCH_ONLY:-}
 THREADS=2
 WARMUP=2
 COUNT_REQUESTS=1000
@@ -48,6 +58,7 @@ RATE_MAX=1000000 # the largest requests_per_minute and burst conf/README.md allo
 for v in HTTPS_PORT HTTP_PORT WORKERS CONNS DURATION; do
     [[ ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || fm_die "$v must be a positive integer (got '${!v}')"
 done
+[[ $ONLY =~ ^[a-z0-9-]*$ ]] || fm_die "FETCHML_BENCH_ONLY is the NAME of a part scripts/bench.d/NN-NAME.sh"
 if [ "$DURATION" -lt 4 ] || [ "$DURATION" -gt 60 ]; then
     fm_die "FETCHML_BENCH_DURATION is 4..60 seconds"
 fi
@@ -120,6 +131,10 @@ HELLO_URL="$BASE/__bench/hello"
 FULL_URL="$BASE/v1/whoami"
 get() { curl -sk --max-time 5 -H "X-API-Key: $KEY" -o "$VAR/body" -w '%{http_code}' "$1" || true; }
 full_ok() { [ "$(get "$FULL_URL")" = 200 ]; }
+rcli() {
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
+        timeout 10 redis-cli --no-auth-warning -s "$RUN/redis.sock" "$@"
+}
 # The reload replaces workers gracefully; wait for the new snapshot.
 wait_for 5 full_ok || fm_die "GET /v1/whoami as the bench user does not answer 200"
 if [ "$(get "$HELLO_URL")" != 200 ] || [ "$(cat "$VAR/body")" != '{"status":"ok"}' ]; then
@@ -129,6 +144,27 @@ fi
 WRK=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $KEY")
 INVALID=""
 BUSY_MACHINE=""
+
+# Further measurements, one file each (scripts/bench.d/NN-name.sh, in order): each is
+# sourced here with the stack still running (VAR, RUN, BASE, KEY, BUILD, WRK, rcli, get,
+# wait_for are theirs to use), prints its result lines on stdout, leaves the stack as it
+# found it, and sets INVALID=1 when its numbers are not comparable. With
+# FETCHML_BENCH_ONLY=NAME only NN-NAME.sh runs, and nothing else is measured.
+run_parts() {
+    local part pattern=${ONLY:-*} # ONLY is [a-z0-9-]*: no glob characters of its own
+    # shellcheck disable=SC2231 # the pattern's * must glob
+    for part in "$ROOT"/scripts/bench.d/[0-9]*-$pattern.sh; do
+        [ -e "$part" ] || { [ -z "$ONLY" ] || fm_die "no bench part scripts/bench.d/NN-$ONLY.sh"; continue; }
+        fm_say "bench part $(basename "$part")"
+        # shellcheck disable=SC1090
+        . "$part"
+    done
+}
+if [ -n "$ONLY" ]; then
+    run_parts
+    [ -z "$INVALID" ]
+    exit
+fi
 
 HZ=$(getconf CLK_TCK)
 
@@ -243,10 +279,6 @@ run full "$FULL_URL"
 RPS_FULL=$RPS P99_FULL=$P99
 
 # Redis work per request, over a fixed number of concurrent requests.
-rcli() {
-    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
-        timeout 10 redis-cli --no-auth-warning -s "$RUN/redis.sock" "$@"
-}
 cmdstats() { rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
 fm_say "counting Redis commands over $COUNT_REQUESTS requests"
 for _ in $(seq "$COUNT_REQUESTS"); do printf 'url = "%s"\noutput = /dev/null\n' "$FULL_URL"; done \
@@ -292,16 +324,7 @@ echo "${CPU_full:-}"
 echo "redis commands per request (INFO commandstats, $COUNT_REQUESTS requests): ${per_request:-none}"
 echo "redis round trips per request (MONITOR, script-internal commands excluded): $trips"
 echo "$redact"
-# Further measurements, one file each (scripts/bench.d/NN-name.sh, in order): each is
-# sourced here with the stack still running (VAR, RUN, BASE, KEY, BUILD, WRK, rcli, get,
-# wait_for are theirs to use), prints its result lines on stdout, leaves the stack as it
-# found it, and sets INVALID=1 when its numbers are not comparable.
-for part in "$ROOT"/scripts/bench.d/*.sh; do
-    [ -e "$part" ] || continue
-    fm_say "bench part $(basename "$part")"
-    # shellcheck disable=SC1090
-    . "$part"
-done
+run_parts
 if [ -n "$BUSY_MACHINE" ]; then
     echo "warning: processes outside the stack used more than 10% of the process CPU during a run (or it could not be sampled); the numbers are not reliable"
 fi
