@@ -7,11 +7,31 @@
  * hiredis 0.14 does not keep timeouts across redisReconnect, so it is never
  * used. Scripts are run with EVALSHA and reloaded on NOSCRIPT (after SCRIPT
  * FLUSH or a Redis restart).
+ *
+ * Redis restarted (a dead connection): before a command is sent on a kept
+ * connection, the socket is checked without blocking; one the peer has
+ * closed is replaced by a fresh one first, so nothing is lost. When a command
+ * still fails once connected, it is sent once more on a fresh connection if
+ * that is safe: nothing of it was written (the write failed at once), or it
+ * is idempotent (the read-only commands listed at fm_redis_argv, scripts
+ * marked idempotent). A command that may have run (INCR, the token bucket)
+ * is never sent twice; its call fails instead.
+ *
+ * Redis hung (stopped, stalled, unreachable): a circuit breaker, per handle
+ * and so per worker process. One timeout (timeout_ms without an answer, on
+ * connect, AUTH or a command) opens it: from then on every call fails at once
+ * with no reply and fm_redis_errstr "circuit open: ...", without waiting.
+ * While open, one call at most every FM_REDIS_PROBE_MS (counted from the end
+ * of the last failed attempt) is a real attempt, the probe; its success closes
+ * the breaker, so it closes within about FM_REDIS_PROBE_MS of Redis answering
+ * again (when calls keep coming). Only timeouts open it: a refused connection
+ * or an error reply already fails fast, and such an answer closes it.
  */
 #ifndef FM_REDISCONN_H
 #define FM_REDISCONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -30,10 +50,20 @@
 
 typedef struct fm_redis fm_redis;
 
-/* A Lua script; sha is filled by SCRIPT LOAD on first use (41 bytes with NUL). */
+/* While the breaker is open, one call at most this often (ms) is a real attempt. */
+#define FM_REDIS_PROBE_MS 250
+
+/*
+ * A Lua script; sha is filled by SCRIPT LOAD on first use (41 bytes with NUL).
+ * idempotent: running it twice leaves the same data and gives the same reply
+ * as running it once, so a call whose reply was lost may be sent again.
+ * Leave it false (the default) for anything that counts, spends or
+ * check-and-sets.
+ */
 typedef struct fm_redis_script {
     const char *source;
     char sha[41];
+    bool idempotent;
 } fm_redis_script;
 
 /*
@@ -52,15 +82,21 @@ void fm_redis_free(fm_redis *r);
  * argvlen[i] bytes, binary safe). Returns the reply, owned by the caller
  * (freeReplyObject), which may be a REDIS_REPLY_ERROR; or NULL when the
  * command could not be sent or answered (connect failure, timeout, I/O error,
- * AUTH refused), in which case the context has been dropped. The reason is
- * available from fm_redis_errstr.
+ * AUTH refused, circuit open), in which case the context has been dropped.
+ * The reason is available from fm_redis_errstr. Retried once on a fresh
+ * connection when the exchange fails (not the connect, not by a timeout) and
+ * either nothing was written or the command is read-only: GET MGET EXISTS TYPE STRLEN TTL PTTL HGET HMGET
+ * HGETALL HLEN ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE
+ * ZRANK SCARD SISMEMBER SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE
+ * (argv[0], any case). A timeout is never retried (it opens the breaker).
  */
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen);
 
 /*
  * fm_redis_eval - EVALSHA script with numkeys keys then arguments, all in
  * argv (argc entries, NUL-terminated strings). Loads the script on first use
- * and again on NOSCRIPT, retrying once. Returns as fm_redis_argv.
+ * and again on NOSCRIPT, retrying once. Returns as fm_redis_argv; the
+ * EVALSHA is retried after a lost reply only when script->idempotent.
  */
 redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int argc,
                           const char **argv);
