@@ -3,14 +3,17 @@
  * timeouts on every operation, drop-and-reconnect on error.
  *
  * One call (call()):
- *   breaker open and now < probe_ms        -> fail at once
+ *   breaker open, no probe answer yet      -> fail at once (probe())
  *   kept context whose socket shows EOF    -> drop it, connect fresh
  *   append the command, write it out, read the reply
  *   failed after connecting, no timeout,
  *     and (nothing written or idempotent)  -> once more on a fresh context
  *   reply                                  -> breaker closed
- *   timeout                                -> breaker open, probe_ms = now + FM_REDIS_PROBE_MS
- *   other failure (refused, EOF)           -> breaker closed: Redis is not hung
+ *   timeout                                -> breaker open, first probe FM_REDIS_PROBE_MS later
+ *   other failure (refused, EOF)           -> breaker stays closed: Redis is not hung
+ * The probe is a separate non-blocking connection that sends PING without
+ * AUTH and is only looked at by later calls, so that no call waits on a hung
+ * server: while open every call returns at once, whatever the traffic.
  * "Nothing written" is read from hiredis's output buffer: it still holds the
  * whole command when the first write() failed (EPIPE: the peer is gone).
  */
@@ -37,9 +40,11 @@ struct fm_redis {
     char *password;
     int db;
     struct timeval timeout;
-    bool timed_out;   /* the last drop was a timeout */
-    bool open;        /* circuit breaker tripped */
-    int64_t probe_ms; /* while open: monotonic ms of the next real attempt */
+    bool timed_out;      /* the last drop was a timeout */
+    bool open;           /* circuit breaker tripped */
+    int64_t probe_ms;    /* while open and no probe in flight: when the next may start */
+    redisContext *probe; /* non-blocking, unauthenticated: PING sent, reply awaited */
+    int64_t probe_sent_ms;
     char err[192];
 };
 
@@ -125,6 +130,8 @@ void fm_redis_free(fm_redis *r)
         return;
     if (r->ctx != NULL)
         redisFree(r->ctx);
+    if (r->probe != NULL)
+        redisFree(r->probe);
     if (r->password != NULL) {
         sodium_memzero(r->password, strlen(r->password));
         free(r->password);
@@ -244,6 +251,52 @@ static redisReply *attempt(fm_redis *r, int argc, const char **argv, const size_
     return exchange(r, argc, argv, argvlen, how);
 }
 
+static void probe_end(fm_redis *r, int64_t next_ms)
+{
+    redisFree(r->probe);
+    r->probe = NULL;
+    r->probe_ms = next_ms;
+}
+
+/*
+ * While the breaker is open: starts a probe when it is time, or looks (never
+ * waits) for the answer of the one in flight. Any reply, even NOAUTH, shows
+ * that Redis answers again; a probe whose connection fails (Redis down or
+ * restarting) shows that it is not hung: either closes the breaker, and
+ * real attempts say the rest. No answer within timeout_ms: the probe failed,
+ * the next starts FM_REDIS_PROBE_MS later. Returns true when closed.
+ */
+static bool probe(fm_redis *r, int64_t now)
+{
+    void *reply = NULL;
+    int done;
+
+    if (r->probe == NULL) {
+        if (now < r->probe_ms)
+            return false;
+        r->probe = r->unix_path != NULL ? redisConnectUnixNonBlock(r->unix_path)
+                                        : redisConnectNonBlock(r->host, r->port);
+        if (r->probe == NULL)
+            return false;
+        r->probe_sent_ms = now;
+        if (r->probe->err == 0 && redisAppendCommand(r->probe, "PING") != REDIS_OK) {
+            probe_end(r, now + FM_REDIS_PROBE_MS);
+            return false;
+        }
+    }
+    if (r->probe->err != 0 || redisBufferWrite(r->probe, &done) != REDIS_OK ||
+        redisBufferRead(r->probe) != REDIS_OK ||
+        redisGetReplyFromReader(r->probe, &reply) != REDIS_OK || reply != NULL) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        probe_end(r, now);
+        return true;
+    }
+    if (now - r->probe_sent_ms >= (int64_t)r->timeout.tv_sec * 1000 + r->timeout.tv_usec / 1000)
+        probe_end(r, now + FM_REDIS_PROBE_MS);
+    return false;
+}
+
 /*
  * A failed connect is not repeated (the server is down: a second try gains
  * nothing), nor a timeout (the server is hung: it would wait again).
@@ -253,20 +306,20 @@ static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *
 {
     redisReply *reply;
     fail_kind how;
-    int64_t now = mono_ms();
 
-    if (r->open && now < r->probe_ms) {
+    if (r->open && !probe(r, mono_ms())) {
         (void)snprintf(r->err, sizeof(r->err),
-                       "circuit open: Redis timed out, next attempt in %lld ms",
-                       (long long)(r->probe_ms - now));
+                       "circuit open: Redis timed out, waiting for it to answer a probe");
         return NULL;
     }
+    r->open = false;
     reply = attempt(r, argc, argv, argvlen, &how);
     if (reply == NULL && !r->timed_out && (how == FAIL_UNSENT || (how == FAIL_LOST && idempotent)))
         reply = attempt(r, argc, argv, argvlen, &how);
-    r->open = reply == NULL && r->timed_out;
-    if (r->open)
+    if (reply == NULL && r->timed_out) {
+        r->open = true;
         r->probe_ms = mono_ms() + FM_REDIS_PROBE_MS;
+    }
     return reply;
 }
 

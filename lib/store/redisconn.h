@@ -20,12 +20,16 @@
  * Redis hung (stopped, stalled, unreachable): a circuit breaker, per handle
  * and so per worker process. One timeout (timeout_ms without an answer, on
  * connect, AUTH or a command) opens it: from then on every call fails at once
- * with no reply and fm_redis_errstr "circuit open: ...", without waiting.
- * While open, one call at most every FM_REDIS_PROBE_MS (counted from the end
- * of the last failed attempt) is a real attempt, the probe; its success closes
- * the breaker, so it closes within about FM_REDIS_PROBE_MS of Redis answering
- * again (when calls keep coming). Only timeouts open it: a refused connection
- * or an error reply already fails fast, and such an answer closes it.
+ * with no reply and fm_redis_errstr "circuit open: ...", without waiting and
+ * without sending anything. While open, a probe runs beside the calls: a
+ * non-blocking connection that sends PING (no AUTH, so no secret) and that
+ * later calls only look at. The first probe starts FM_REDIS_PROBE_MS after
+ * the timeout, and again FM_REDIS_PROBE_MS after a probe got no answer within
+ * timeout_ms. The first call that finds an answer (any reply, even NOAUTH) or
+ * a failed probe connection (Redis down: not hung) closes the breaker and is
+ * itself a real attempt; so the breaker closes with the first call after
+ * Redis answers, at most about FM_REDIS_PROBE_MS later. Only timeouts open
+ * it: a refused connection or an error reply already fails fast.
  */
 #ifndef FM_REDISCONN_H
 #define FM_REDISCONN_H
@@ -50,7 +54,7 @@
 
 typedef struct fm_redis fm_redis;
 
-/* While the breaker is open, one call at most this often (ms) is a real attempt. */
+/* While the breaker is open, a probe starts at most this often (ms). */
 #define FM_REDIS_PROBE_MS 250
 
 /*
@@ -85,10 +89,10 @@ void fm_redis_free(fm_redis *r);
  * AUTH refused, circuit open), in which case the context has been dropped.
  * The reason is available from fm_redis_errstr. Retried once on a fresh
  * connection when the exchange fails (not the connect, not by a timeout) and
- * either nothing was written or the command is read-only: GET MGET EXISTS TYPE STRLEN TTL PTTL HGET HMGET
- * HGETALL HLEN ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE
- * ZRANK SCARD SISMEMBER SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE
- * (argv[0], any case). A timeout is never retried (it opens the breaker).
+ * either nothing was written or the command is read-only: GET MGET EXISTS TYPE STRLEN TTL PTTL HGET
+ * HMGET HGETALL HLEN ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE ZRANK SCARD
+ * SISMEMBER SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE (argv[0], any case). A timeout is never
+ * retried (it opens the breaker).
  */
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen);
 
