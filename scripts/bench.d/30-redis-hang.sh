@@ -7,6 +7,7 @@
 # afterwards whatever happened.
 #   redis hang (10 s, 32 clients): p50 X ms, p99 Y ms, N answers, statuses 503: A, 200: B[, other: C]
 #   redis recovered in Z ms after CONT
+# shellcheck disable=SC2034 # INVALID is bench.sh's: set when the numbers are not comparable
 HANG_S=10
 HANG_CONNS=32
 cat >"$VAR/hang.lua" <<'LUA'

@@ -31,6 +31,8 @@ rt_load() {
     wait
     cat "$3".* >"$3"
 }
+# rt_median OUT: the median time of rt_load's answers, in seconds.
+rt_median() { awk '{ print $2 }' "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] + 0 }'; }
 # rt_serves: ten requests in a row are answered 200.
 rt_serves() {
     local i
@@ -56,7 +58,7 @@ rt_n=$(wc -l <"$OUT/rt_hang")
 rt_not503=$(awk '$1 != 503' "$OUT/rt_hang" | wc -l)
 rt_noretry=$(awk '$1 == 503 && $3 !~ /^[1-9][0-9]*$/' "$OUT/rt_hang" | wc -l)
 rt_max=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$OUT/rt_hang")
-rt_median=$(awk '{ print $2 }' "$OUT/rt_hang" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] + 0 }')
+rt_median=$(rt_median "$OUT/rt_hang")
 rt_slow=$(awk '$2 >= 0.15' "$OUT/rt_hang" | wc -l)
 check "Redis stopped: many answers in 3 s from 8 clients (got $rt_n)" [ "$rt_n" -ge 100 ]
 check "Redis stopped: every answer is 503 ($rt_not503 others)" [ "$rt_not503" -eq 0 ]
@@ -75,6 +77,21 @@ check "Redis answering again: 200 within about a second of CONT" wait_for 3 rt_o
 rt_took=$(($(rt_ms) - rt_cont_at))
 check "... the first 200 came $rt_took ms after CONT" [ "$rt_took" -le 1000 ]
 check "... and then every worker serves: ten 200s in a row" wait_for 1 rt_serves
+
+# Hung under on_redis_error: allow: requests are admitted, and just as fast.
+write_config 'rate_limit={ requests_per_minute: 1000000, burst: 1000000, on_redis_error: allow, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }'
+check "reload with on_redis_error: allow" reload_until rt_serves
+rt_pid=$(cat "$rt_pidfile")
+kill -STOP "$rt_pid"
+rt_load 2 8 "$OUT/rt_allow"
+kill -CONT "$rt_pid"
+rt_n=$(wc -l <"$OUT/rt_allow")
+rt_not200=$(awk '$1 != 200' "$OUT/rt_allow" | wc -l)
+rt_median=$(rt_median "$OUT/rt_allow")
+check "Redis stopped, allow: every answer is 200 ($rt_not200 of $rt_n others)" [ "$rt_not200" -eq 0 ]
+check "Redis stopped, allow: answers are immediate, median ${rt_median} s (timeout 0.2 s)" \
+    awk -v m="$rt_median" 'BEGIN { exit !(m < 0.1) }'
+check "Redis answering again under allow" wait_for 3 rt_serves
 
 # Restarted: every worker holds a connection to the old server; the first
 # requests after the restart must not fail on them. SAVE keeps the data
