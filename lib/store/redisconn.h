@@ -29,7 +29,11 @@
  * a failed probe connection (Redis down: not hung) closes the breaker and is
  * itself a real attempt; so the breaker closes with the first call after
  * Redis answers, at most about FM_REDIS_PROBE_MS later. Only timeouts open
- * it: a refused connection or an error reply already fails fast.
+ * it: a refused connection or an error reply already fails fast. Why one
+ * timeout and not several: a request makes several calls, and under
+ * on_redis_error: allow each would wait in turn; a false trip (one slow
+ * reply) costs one worker about FM_REDIS_PROBE_MS of fast failures (the
+ * first probe is answered at once).
  */
 #ifndef FM_REDISCONN_H
 #define FM_REDISCONN_H
@@ -89,10 +93,11 @@ void fm_redis_free(fm_redis *r);
  * AUTH refused, circuit open), in which case the context has been dropped.
  * The reason is available from fm_redis_errstr. Retried once on a fresh
  * connection when the exchange fails (not the connect, not by a timeout) and
- * either nothing was written or the command is read-only: GET MGET EXISTS TYPE STRLEN TTL PTTL HGET
- * HMGET HGETALL HLEN ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE ZRANK SCARD
- * SISMEMBER SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE (argv[0], any case). A timeout is never
- * retried (it opens the breaker).
+ * either nothing was written or the command is read-only (argv[0], any case):
+ * GET MGET EXISTS TYPE STRLEN TTL PTTL HGET HMGET HGETALL HLEN ZRANGE
+ * ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE ZRANK SCARD SISMEMBER
+ * SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE. A timeout is never retried
+ * (it opens the breaker).
  */
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen);
 
