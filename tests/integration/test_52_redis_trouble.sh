@@ -45,7 +45,10 @@ rt_serves() {
 }
 
 # A bucket no test here can empty: only Redis decides the answers below.
-write_config 'rate_limit={ requests_per_minute: 1000000, burst: 1000000, on_redis_error: deny, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }'
+rt_config() { # rt_config deny|allow
+    write_config "rate_limit={ requests_per_minute: 1000000, burst: 1000000, on_redis_error: $1, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }"
+}
+rt_config deny
 check "the stack serves with a large bucket" reload_until rt_serves
 
 # Hung: 8 clients for 3 s while Redis is stopped. First the tokens a worker
@@ -82,7 +85,7 @@ check "... the first 200 came $rt_took ms after CONT" [ "$rt_took" -le 1500 ]
 check "... and then every worker serves: ten 200s in a row" wait_for 1 rt_serves
 
 # Hung under on_redis_error: allow: requests are admitted, and just as fast.
-write_config 'rate_limit={ requests_per_minute: 1000000, burst: 1000000, on_redis_error: allow, auth_failures: { max: 1000, window_seconds: 60, block_seconds: 1 } }'
+rt_config allow
 check "reload with on_redis_error: allow" reload_until rt_serves
 rt_pid=$(cat "$rt_pidfile")
 kill -STOP "$rt_pid"
@@ -96,8 +99,11 @@ check "Redis stopped, allow: answers are immediate, median ${rt_median} s (timeo
     awk -v m="$rt_median" 'BEGIN { exit !(m < 0.1) }'
 check "Redis answering again under allow" wait_for 3 rt_serves
 
-# Restarted: every worker holds a connection to the old server; the first
-# requests after the restart must not fail on them. SAVE keeps the data
+# Restarted (under deny again, where a failed call is a 503): every worker
+# holds a connection to the old server; the first requests after the restart
+# must not fail on them.
+rt_config deny
+check "reload with on_redis_error: deny" reload_until rt_serves SAVE keeps the data
 # across the restart (the dev Redis has no persistence of its own).
 rt_load 1 8 "$OUT/rt_warm"
 check "before the restart: all 200" bash -c "! awk '\$1 != 200' '$OUT/rt_warm' | grep -q ."
