@@ -1,18 +1,36 @@
 /*
  * redisconn.c - a worker's Redis connection: lazy connect, AUTH, SELECT,
  * timeouts on every operation, drop-and-reconnect on error.
+ *
+ * One call (call()):
+ *   breaker open, no probe answer yet      -> fail at once (probe())
+ *   kept context whose socket shows EOF    -> drop it, connect fresh
+ *   append the command, write it out, read the reply
+ *   failed after connecting, no timeout,
+ *     and (nothing written or idempotent)  -> once more on a fresh context
+ *   reply                                  -> breaker closed
+ *   timeout                                -> breaker open, first probe FM_REDIS_PROBE_MS later
+ *   other failure (refused, EOF)           -> breaker stays closed: Redis is not hung
+ * The probe is a separate non-blocking connection that sends PING without
+ * AUTH and is only looked at by later calls, so that no call waits on a hung
+ * server: while open every call returns at once, whatever the traffic.
+ * "Nothing written" is read from hiredis's output buffer: it still holds the
+ * whole command when the first write() failed (EPIPE: the peer is gone).
  */
 #include "redisconn.h"
 
 #include <errno.h>
+#include <hiredis/sds.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct fm_redis {
     redisContext *ctx;
@@ -22,8 +40,21 @@ struct fm_redis {
     char *password;
     int db;
     struct timeval timeout;
+    bool timed_out;      /* the last drop was a timeout */
+    bool open;           /* circuit breaker tripped */
+    int64_t probe_ms;    /* while open and no probe in flight: when the next may start */
+    redisContext *probe; /* non-blocking, unauthenticated: PING sent, reply awaited */
+    int64_t probe_sent_ms;
     char err[192];
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int parse_addr(fm_redis *r, const char *addr)
 {
@@ -76,6 +107,12 @@ fail:
 
 static void drop(fm_redis *r, const char *why)
 {
+    int saved = errno;
+
+    /* hiredis reports a socket timeout (SO_RCVTIMEO, poll on connect) as an I/O error with errno.
+     */
+    r->timed_out = r->ctx != NULL && r->ctx->err == REDIS_ERR_IO &&
+                   (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
     if (r->ctx != NULL) {
         /* hiredis's errstr carries socket errors only, never command arguments. */
         (void)snprintf(r->err, sizeof(r->err), "%s: %s", why,
@@ -93,6 +130,8 @@ void fm_redis_free(fm_redis *r)
         return;
     if (r->ctx != NULL)
         redisFree(r->ctx);
+    if (r->probe != NULL)
+        redisFree(r->probe);
     if (r->password != NULL) {
         sodium_memzero(r->password, strlen(r->password));
         free(r->password);
@@ -150,24 +189,171 @@ static int connect_now(fm_redis *r)
     return 0;
 }
 
-redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen)
+/*
+ * Is the kept connection still open? A peer that closed it (Redis exited)
+ * shows as EOF; pending bytes nobody asked for mean the stream is out of step.
+ * Either way it is dropped before anything is sent on it.
+ */
+static bool still_open(const fm_redis *r)
 {
-    redisReply *reply;
+    char c;
+    ssize_t n = recv(r->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 
-    if (r->ctx == NULL && connect_now(r) != 0)
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* How an attempt failed: what a second one could gain. */
+typedef enum { FAIL_CONNECT, FAIL_UNSENT, FAIL_LOST } fail_kind;
+
+/* Sends one command and reads its reply; on failure *how says whether any of it left. */
+static redisReply *exchange(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
+                            fail_kind *how)
+{
+    void *reply = NULL;
+    size_t len;
+    int done = 0;
+
+    *how = FAIL_UNSENT;
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
+        drop(r, "command");
         return NULL;
-    reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
-    if (reply == NULL) {
+    }
+    len = sdslen(r->ctx->obuf);
+    errno = 0;
+    while (!done) {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
+            *how = sdslen(r->ctx->obuf) == len ? FAIL_UNSENT : FAIL_LOST;
+            drop(r, "command");
+            return NULL;
+        }
+    }
+    *how = FAIL_LOST;
+    errno = 0;
+    if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
         drop(r, "command");
         return NULL;
     }
     return reply;
 }
 
+/* One attempt, on the kept connection if it is still open, else on a fresh one. */
+static redisReply *attempt(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
+                           fail_kind *how)
+{
+    *how = FAIL_CONNECT;
+    r->timed_out = false;
+    if (r->ctx != NULL && !still_open(r)) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    if (r->ctx == NULL && connect_now(r) != 0)
+        return NULL;
+    return exchange(r, argc, argv, argvlen, how);
+}
+
+static void probe_end(fm_redis *r, int64_t next_ms)
+{
+    redisFree(r->probe);
+    r->probe = NULL;
+    r->probe_ms = next_ms;
+}
+
+/*
+ * While the breaker is open: starts a probe when it is time, or looks (never
+ * waits) for the answer of the one in flight. Any reply, even NOAUTH, shows
+ * that Redis answers again; a probe whose connection fails (Redis down or
+ * restarting) shows that it is not hung: either closes the breaker, and
+ * real attempts say the rest. No answer within timeout_ms: the probe failed,
+ * the next starts FM_REDIS_PROBE_MS later. Returns true when closed.
+ */
+static bool probe(fm_redis *r, int64_t now)
+{
+    void *reply = NULL;
+    int done;
+
+    if (r->probe == NULL) {
+        if (now < r->probe_ms)
+            return false;
+        r->probe = r->unix_path != NULL ? redisConnectUnixNonBlock(r->unix_path)
+                                        : redisConnectNonBlock(r->host, r->port);
+        if (r->probe == NULL)
+            return false;
+        r->probe_sent_ms = now;
+        if (r->probe->err == 0 && redisAppendCommand(r->probe, "PING") != REDIS_OK) {
+            probe_end(r, now + FM_REDIS_PROBE_MS);
+            return false;
+        }
+    }
+    if (r->probe->err != 0 || redisBufferWrite(r->probe, &done) != REDIS_OK ||
+        redisBufferRead(r->probe) != REDIS_OK ||
+        redisGetReplyFromReader(r->probe, &reply) != REDIS_OK || reply != NULL) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        probe_end(r, now);
+        return true;
+    }
+    if (now - r->probe_sent_ms >= (int64_t)r->timeout.tv_sec * 1000 + r->timeout.tv_usec / 1000)
+        probe_end(r, now + FM_REDIS_PROBE_MS);
+    return false;
+}
+
+/*
+ * A failed connect is not repeated (the server is down: a second try gains
+ * nothing), nor a timeout (the server is hung: it would wait again).
+ */
+static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
+                        bool idempotent)
+{
+    redisReply *reply;
+    fail_kind how;
+
+    if (r->open && !probe(r, mono_ms())) {
+        (void)snprintf(r->err, sizeof(r->err),
+                       "circuit open: Redis timed out, waiting for it to answer a probe");
+        return NULL;
+    }
+    r->open = false;
+    reply = attempt(r, argc, argv, argvlen, &how);
+    if (reply == NULL && !r->timed_out && (how == FAIL_UNSENT || (how == FAIL_LOST && idempotent)))
+        reply = attempt(r, argc, argv, argvlen, &how);
+    if (reply == NULL && r->timed_out) {
+        r->open = true;
+        r->probe_ms = mono_ms() + FM_REDIS_PROBE_MS;
+    }
+    return reply;
+}
+
+/* Commands that only read: sending one twice changes nothing. */
+static bool read_only(int argc, const char **argv, const size_t *argvlen)
+{
+    static const char *const names[] = {
+        "GET",      "MGET",   "EXISTS",    "TYPE",          "STRLEN",
+        "TTL",      "PTTL",   "HGET",      "HMGET",         "HGETALL",
+        "HLEN",     "ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+        "ZCARD",    "ZSCORE", "ZRANK",     "SCARD",         "SISMEMBER",
+        "SMEMBERS", "LRANGE", "LLEN",      "PING",          "TIME",
+        "INFO",     "DBSIZE", "ROLE",
+    };
+    size_t len;
+
+    if (argc < 1)
+        return false;
+    len = argvlen != NULL ? argvlen[0] : strlen(argv[0]);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(argv[0], names[i], len) == 0)
+            return true;
+    return false;
+}
+
+redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen)
+{
+    return call(r, argc, argv, argvlen, read_only(argc, argv, argvlen));
+}
+
 static int load_script(fm_redis *r, fm_redis_script *script)
 {
     const char *argv[] = {"SCRIPT", "LOAD", script->source};
-    redisReply *reply = fm_redis_argv(r, 3, argv, NULL);
+    redisReply *reply = call(r, 3, argv, NULL, true);
     int rc = -1;
 
     if (reply == NULL)
@@ -203,7 +389,7 @@ redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int
         args[2] = nk;
         for (int i = 0; i < argc; i++)
             args[3 + i] = argv[i];
-        reply = fm_redis_argv(r, argc + 3, args, NULL);
+        reply = call(r, argc + 3, args, NULL, script->idempotent);
         if (reply == NULL || reply->type != REDIS_REPLY_ERROR ||
             strncmp(reply->str, "NOSCRIPT", 8) != 0)
             return reply;

@@ -7,11 +7,39 @@
  * hiredis 0.14 does not keep timeouts across redisReconnect, so it is never
  * used. Scripts are run with EVALSHA and reloaded on NOSCRIPT (after SCRIPT
  * FLUSH or a Redis restart).
+ *
+ * Redis restarted (a dead connection): before a command is sent on a kept
+ * connection, the socket is checked without blocking; one the peer has
+ * closed is replaced by a fresh one first, so nothing is lost. When a command
+ * still fails once connected, it is sent once more on a fresh connection if
+ * that is safe: nothing of it was written (the write failed at once), or it
+ * is idempotent (the read-only commands listed at fm_redis_argv, scripts
+ * marked idempotent). A command that may have run (INCR, the token bucket)
+ * is never sent twice; its call fails instead.
+ *
+ * Redis hung (stopped, stalled, unreachable): a circuit breaker, per handle
+ * and so per worker process. One timeout (timeout_ms without an answer, on
+ * connect, AUTH or a command) opens it: from then on every call fails at once
+ * with no reply and fm_redis_errstr "circuit open: ...", without waiting and
+ * without sending anything. While open, a probe runs beside the calls: a
+ * non-blocking connection that sends PING (no AUTH, so no secret) and that
+ * later calls only look at. The first probe starts FM_REDIS_PROBE_MS after
+ * the timeout, and again FM_REDIS_PROBE_MS after a probe got no answer within
+ * timeout_ms. The first call that finds an answer (any reply, even NOAUTH) or
+ * a failed probe connection (Redis down: not hung) closes the breaker and is
+ * itself a real attempt; so the breaker closes with the first call after
+ * Redis answers, at most about FM_REDIS_PROBE_MS later. Only timeouts open
+ * it: a refused connection or an error reply already fails fast. Why one
+ * timeout and not several: a request makes several calls, and under
+ * on_redis_error: allow each would wait in turn; a false trip (one slow
+ * reply) costs one worker about FM_REDIS_PROBE_MS of fast failures (the
+ * first probe is answered at once).
  */
 #ifndef FM_REDISCONN_H
 #define FM_REDISCONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -30,10 +58,20 @@
 
 typedef struct fm_redis fm_redis;
 
-/* A Lua script; sha is filled by SCRIPT LOAD on first use (41 bytes with NUL). */
+/* While the breaker is open, a probe starts at most this often (ms). */
+#define FM_REDIS_PROBE_MS 250
+
+/*
+ * A Lua script; sha is filled by SCRIPT LOAD on first use (41 bytes with NUL).
+ * idempotent: running it twice leaves the same data and gives the same reply
+ * as running it once, so a call whose reply was lost may be sent again.
+ * Leave it false (the default) for anything that counts, spends or
+ * check-and-sets.
+ */
 typedef struct fm_redis_script {
     const char *source;
     char sha[41];
+    bool idempotent;
 } fm_redis_script;
 
 /*
@@ -52,15 +90,22 @@ void fm_redis_free(fm_redis *r);
  * argvlen[i] bytes, binary safe). Returns the reply, owned by the caller
  * (freeReplyObject), which may be a REDIS_REPLY_ERROR; or NULL when the
  * command could not be sent or answered (connect failure, timeout, I/O error,
- * AUTH refused), in which case the context has been dropped. The reason is
- * available from fm_redis_errstr.
+ * AUTH refused, circuit open), in which case the context has been dropped.
+ * The reason is available from fm_redis_errstr. Retried once on a fresh
+ * connection when the exchange fails (not the connect, not by a timeout) and
+ * either nothing was written or the command is read-only (argv[0], any case):
+ * GET MGET EXISTS TYPE STRLEN TTL PTTL HGET HMGET HGETALL HLEN ZRANGE
+ * ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCARD ZSCORE ZRANK SCARD SISMEMBER
+ * SMEMBERS LRANGE LLEN PING TIME INFO DBSIZE ROLE. A timeout is never retried
+ * (it opens the breaker).
  */
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen);
 
 /*
  * fm_redis_eval - EVALSHA script with numkeys keys then arguments, all in
  * argv (argc entries, NUL-terminated strings). Loads the script on first use
- * and again on NOSCRIPT, retrying once. Returns as fm_redis_argv.
+ * and again on NOSCRIPT, retrying once. Returns as fm_redis_argv; the
+ * EVALSHA is retried after a lost reply only when script->idempotent.
  */
 redisReply *fm_redis_eval(fm_redis *r, fm_redis_script *script, int numkeys, int argc,
                           const char **argv);

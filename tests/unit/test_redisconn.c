@@ -2,11 +2,17 @@
  * test_redisconn.c - unit tests for lib/store/redisconn.c against a private
  * redis-server (see helpers.h): address parsing, AUTH (wrong password refused
  * without echoing it), SELECT, a fresh context after the server dies and
- * comes back, EVALSHA reload after SCRIPT FLUSH, and the command timeout
- * while the server is stopped.
+ * comes back (the first call after a restart succeeds), EVALSHA reload after
+ * SCRIPT FLUSH, the command timeout while the server is stopped and the
+ * circuit breaker it opens. The retry rules (what is sent twice and what
+ * never is) are checked against a scripted stand-in server that drops
+ * connections at chosen moments.
  */
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +71,18 @@ static void expect_string(fm_redis *h, const char *key, const char *want)
         ck_assert_str_eq(reply->str, want);
     }
     freeReplyObject(reply);
+}
+
+/* Pings h every 10 ms until it answers (at most 2 s); returns the seconds that took. */
+static double until_ok(fm_redis *h)
+{
+    double t0 = th_now();
+
+    while (fm_redis_ping(h) != FM_OK) {
+        ck_assert_msg(th_now() - t0 < 2.0, "no answer within 2 s: %s", fm_redis_errstr(h));
+        th_sleep_ms(10);
+    }
+    return th_now() - t0;
 }
 
 static long long expect_integer(fm_redis *h, int argc, const char **argv)
@@ -253,15 +271,25 @@ START_TEST(server_restart_fresh_context)
 }
 END_TEST
 
+/* Redis restarted while the handle was idle: the first call finds the dead socket and works. */
 START_TEST(restart_without_failed_call_in_between)
 {
+    const char *incr[] = {"INCR", "n"};
+    const char *set[] = {"SET", "k", "v"};
+
     ck_assert_int_eq(fm_redis_ping(r), FM_OK);
     th_redis_kill(&srv);
     th_redis_start(&srv);
-    /* The first call may find the old socket dead (and drop it); the next one must work. */
-    (void)fm_redis_ping(r);
-    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    /* Not idempotent, and it runs exactly once. */
+    ck_assert_int_eq(expect_integer(r, 2, incr), 1);
     ck_assert_str_eq(fm_redis_errstr(r), "");
+
+    th_redis_kill(&srv);
+    th_redis_start(&srv);
+    expect_status(r, 3, set, "OK");
+    th_redis_kill(&srv);
+    th_redis_start(&srv);
+    expect_string(r, "k", NULL);
 }
 END_TEST
 
@@ -369,9 +397,355 @@ START_TEST(timeout_while_stopped)
     ck_assert_msg(elapsed < 2.0, "connect+AUTH took %.3f s (timeout 0.3 s)", elapsed);
 
     ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
-    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
-    ck_assert_int_eq(fm_redis_ping(fresh), FM_OK);
+    /* Both handles' breakers are open now: each closes at its next probe. */
+    ck_assert_double_lt(until_ok(r), 1.0);
+    ck_assert_double_lt(until_ok(fresh), 1.0);
     fm_redis_free(fresh);
+}
+END_TEST
+
+/* Hung Redis: the first timeout opens the breaker, later calls fail at once without waiting. */
+START_TEST(breaker_fails_fast_while_open)
+{
+    const char *incr[] = {"INCR", "n"};
+    double t0, elapsed;
+
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    t0 = th_now();
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
+    ck_assert_double_ge(th_now() - t0, 0.25);
+    t0 = th_now();
+    for (int i = 0; i < 50; i++) {
+        ck_assert_ptr_null(fm_redis_argv(r, 2, incr, NULL));
+        ck_assert_msg(strncmp(fm_redis_errstr(r), "circuit open", 12) == 0, "errstr \"%s\"",
+                      fm_redis_errstr(r));
+    }
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
+    elapsed = th_now() - t0;
+    ck_assert_msg(elapsed < 0.1, "51 calls while open took %.3f s (timeout 0.3 s)", elapsed);
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    /* Nothing was sent while open: the INCRs never ran. */
+    ck_assert_double_lt(until_ok(r), 1.0);
+    expect_string(r, "n", NULL);
+}
+END_TEST
+
+/* A number from INFO's "name:value" lines, read through h. */
+static long long info_number(fm_redis *h, const char *name)
+{
+    const char *info[] = {"INFO", "stats"};
+    redisReply *reply = cmd(h, 2, info);
+    char needle[64];
+    const char *at;
+    long long v;
+
+    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+    (void)snprintf(needle, sizeof(needle), "\n%s:", name);
+    at = strstr(reply->str, needle);
+    ck_assert_ptr_nonnull(at);
+    v = strtoll(at + strlen(needle), NULL, 10);
+    freeReplyObject(reply);
+    return v;
+}
+
+/*
+ * While open, calls keep coming and none waits: only the first timeout did.
+ * The probes beside them are few (one connection at most every
+ * FM_REDIS_PROBE_MS), and the breaker closes with the first call after
+ * SIGCONT that finds the probe answered.
+ */
+START_TEST(breaker_probes_then_closes)
+{
+    double t0, t, took;
+    int slow = 0, calls = 0;
+    long long conns;
+
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    conns = info_number(r, "total_connections_received");
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    t0 = th_now();
+    while ((t = th_now()) < t0 + 1.5) {
+        ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
+        calls++;
+        if (th_now() - t >= 0.25) /* waited for the timeout (0.3 s) */
+            slow++;
+        th_sleep_ms(5);
+    }
+    ck_assert_msg(slow == 1, "%d of %d calls waited (only the first should)", slow, calls);
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    took = until_ok(r);
+    ck_assert_msg(took < 0.5, "closed %.3f s after SIGCONT", took);
+    ck_assert_str_eq(fm_redis_errstr(r), "");
+    /*
+     * Probes: open from 0.3 s, a probe waits 300 ms and the next starts
+     * 250 ms after that: at 0.55 s, 1.1 s and (after SIGCONT) 1.65 s. Back to
+     * back they would be 5. The -1 is the real connection made on closing.
+     */
+    conns = info_number(r, "total_connections_received") - conns - 1;
+    ck_assert_msg(conns >= 1 && conns <= 3, "%lld probe connections", conns);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+}
+END_TEST
+
+/* A server that is down (connection refused) fails fast anyway and does not open the breaker. */
+START_TEST(refused_does_not_open)
+{
+    th_redis_kill(&srv);
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
+    ck_assert_msg(strncmp(fm_redis_errstr(r), "connect", 7) == 0, "errstr \"%s\"",
+                  fm_redis_errstr(r));
+    th_redis_start(&srv);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+}
+END_TEST
+
+/* ---- retry rules, against a scripted stand-in server --------------------------- */
+
+/*
+ * A stand-in for Redis on a unix socket (a forked child, no AUTH): the i-th
+ * connection reads one command, appends it to a log file, then does acts[i]:
+ * "" closes without answering (the reply is lost after the command arrived),
+ * "shut" answers +PONG and stops reading while keeping the socket open (the
+ * client's next write fails with EPIPE and delivers nothing), anything else is
+ * sent as the reply. Then the next connection.
+ */
+typedef struct fake {
+    char dir[TH_PATH_MAX], sock[TH_PATH_MAX], log[TH_PATH_MAX], addr[TH_PATH_MAX + 8];
+    pid_t pid;
+} fake;
+
+static fake fk;
+
+static void fake_serve(int lfd, int logfd, const char *const *acts, int nacts)
+{
+    for (int i = 0; i < nacts; i++) {
+        char buf[4096];
+        int fd = accept(lfd, NULL, NULL);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+
+        if (n <= 0 || write(logfd, buf, (size_t)n) != n)
+            _exit(1);
+        if (strcmp(acts[i], "shut") == 0) {
+            if (write(fd, "+PONG\r\n", 7) != 7 || shutdown(fd, SHUT_RD) != 0)
+                _exit(1);
+            continue; /* fd stays open: the client sees no EOF */
+        }
+        if (acts[i][0] != '\0' && write(fd, acts[i], strlen(acts[i])) != (ssize_t)strlen(acts[i]))
+            _exit(1);
+        (void)close(fd);
+    }
+    pause();
+    _exit(0);
+}
+
+/* A listening socket for the stand-in: on fk.sock, or with tcp on 127.0.0.1 (any port). */
+static int fake_listen(bool tcp)
+{
+    struct sockaddr_un sa;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int lfd = socket(tcp ? AF_INET : AF_UNIX, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(lfd, 0);
+    if (tcp) {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+        (void)snprintf(fk.addr, sizeof(fk.addr), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    } else {
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, fk.sock, strlen(fk.sock) + 1);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_lt(snprintf(fk.addr, sizeof(fk.addr), "unix:%s", fk.sock),
+                         (int)sizeof(fk.addr));
+    }
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    return lfd;
+}
+
+static void fake_start_on(bool tcp, const char *const *acts, int nacts)
+{
+    int lfd, logfd;
+
+    memset(&fk, 0, sizeof(fk));
+    th_mkdtemp(fk.dir, "fm-fake");
+    th_path(fk.sock, fk.dir, "f.sock");
+    th_path(fk.log, fk.dir, "commands");
+    lfd = fake_listen(tcp);
+    logfd = open(fk.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ck_assert_int_ge(logfd, 0);
+    fk.pid = fork();
+    ck_assert_int_ge(fk.pid, 0);
+    if (fk.pid == 0)
+        fake_serve(lfd, logfd, acts, nacts);
+    (void)close(lfd);
+    (void)close(logfd);
+}
+
+static void fake_start(const char *const *acts, int nacts)
+{
+    fake_start_on(false, acts, nacts);
+}
+
+/* How many times the stand-in received word (a command name or argument). */
+static int fake_count(const char *word)
+{
+    char buf[8192], needle[64];
+    int fd = open(fk.log, O_RDONLY), count = 0;
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    n = read(fd, buf, sizeof(buf) - 1);
+    ck_assert_int_ge(n, 0);
+    buf[n] = '\0';
+    (void)close(fd);
+    (void)snprintf(needle, sizeof(needle), "\r\n%s\r\n", word);
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+        count++;
+    return count;
+}
+
+static void fake_stop(void)
+{
+    if (fk.pid > 0) {
+        (void)kill(fk.pid, SIGKILL);
+        (void)waitpid(fk.pid, NULL, 0);
+    }
+    th_rmtree(fk.dir);
+    memset(&fk, 0, sizeof(fk));
+}
+
+static fm_redis *fake_handle(void)
+{
+    fm_redis *h = fm_redis_new(fk.addr, NULL, 0, 300);
+
+    ck_assert_ptr_nonnull(h);
+    return h;
+}
+
+/*
+ * PING answered on the first connection, which then goes bad (acts[0]); a
+ * pause lets that reach this side; the INCR that follows is answered want
+ * by the second connection, and the stand-in received it exactly once.
+ */
+static void ping_then_incr_once(bool tcp, const char *const acts[2], long long want)
+{
+    const char *ping[] = {"PING"};
+    const char *incr[] = {"INCR", "n"};
+    fm_redis *h;
+
+    fake_start_on(tcp, acts, 2);
+    h = fake_handle();
+    expect_status(h, 1, ping, "PONG");
+    th_sleep_ms(50);
+    ck_assert_int_eq(expect_integer(h, 2, incr), want);
+    ck_assert_int_eq(fake_count("INCR"), 1);
+    fm_redis_free(h);
+    fake_stop();
+}
+
+/* The write failed before a byte left (EPIPE): even INCR is sent again, and runs once. */
+START_TEST(unsent_command_retried)
+{
+    static const char *const acts[] = {"shut", ":7\r\n"};
+
+    ping_then_incr_once(false, acts, 7);
+}
+END_TEST
+
+/*
+ * Over TCP a write to a connection the peer has closed succeeds (the data is
+ * discarded), so only the check before sending can tell: the closed
+ * connection is replaced and the command sent once, on the fresh one.
+ */
+START_TEST(closed_tcp_connection_replaced_before_sending)
+{
+    static const char *const acts[] = {"+PONG\r\n", ":3\r\n"};
+
+    ping_then_incr_once(true, acts, 3);
+}
+END_TEST
+
+/* The command arrived and the reply was lost: INCR may have run, so it is not sent again. */
+START_TEST(lost_reply_not_retried)
+{
+    static const char *const acts[] = {"+PONG\r\n", "", ":1\r\n"};
+    const char *ping[] = {"PING"};
+    const char *incr[] = {"INCR", "n"};
+    fm_redis *h;
+
+    fake_start(acts, 3);
+    h = fake_handle();
+    /* One connection per command here (the stand-in closes after each). */
+    expect_status(h, 1, ping, "PONG");
+    th_sleep_ms(50); /* until the stand-in's close has arrived */
+    ck_assert_ptr_null(fm_redis_argv(h, 2, incr, NULL));
+    ck_assert_str_ne(fm_redis_errstr(h), "");
+    ck_assert_int_eq(fake_count("INCR"), 1);
+    /* The next call makes a fresh connection. */
+    ck_assert_int_eq(expect_integer(h, 2, incr), 1);
+    ck_assert_int_eq(fake_count("INCR"), 2);
+    fm_redis_free(h);
+    fake_stop();
+}
+END_TEST
+
+/* A read-only command whose reply was lost is sent once more, on a fresh connection. */
+START_TEST(lost_reply_read_only_retried)
+{
+    static const char *const acts[] = {"+PONG\r\n", "", "$2\r\nv1\r\n"};
+    const char *ping[] = {"ping"};
+
+    fake_start(acts, 3);
+    fm_redis *h = fake_handle();
+    expect_status(h, 1, ping, "PONG");
+    th_sleep_ms(50); /* until the stand-in's close has arrived */
+    expect_string(h, "k", "v1");
+    ck_assert_int_eq(fake_count("GET"), 2);
+    fm_redis_free(h);
+    fake_stop();
+}
+END_TEST
+
+/* Scripts: retried after a lost reply only when marked idempotent. */
+START_TEST(lost_reply_script_retried_only_if_idempotent)
+{
+    static const char *const acts[] = {"+PONG\r\n", "", ":5\r\n", "+PONG\r\n", "", ":6\r\n"};
+    fm_redis_script counts = {.source = "return redis.call('INCR', KEYS[1])"};
+    fm_redis_script reads = {.source = "return redis.call('GET', KEYS[1])", .idempotent = true};
+    const char *ping[] = {"PING"};
+    const char *argv[] = {"k"};
+    redisReply *reply;
+    fm_redis *h;
+
+    /* Known shas: no SCRIPT LOAD goes to the stand-in. */
+    memset(counts.sha, 'a', 40);
+    memset(reads.sha, 'b', 40);
+    fake_start(acts, 6);
+    h = fake_handle();
+    expect_status(h, 1, ping, "PONG");
+    th_sleep_ms(50); /* until the stand-in's close has arrived */
+    ck_assert_ptr_null(fm_redis_eval(h, &counts, 1, 1, argv));
+    ck_assert_int_eq(fake_count(counts.sha), 1);
+    reply = fm_redis_eval(h, &counts, 1, 1, argv);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->integer, 5);
+    freeReplyObject(reply);
+
+    expect_status(h, 1, ping, "PONG");
+    th_sleep_ms(50); /* until the stand-in's close has arrived */
+    reply = fm_redis_eval(h, &reads, 1, 1, argv);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->integer, 6);
+    freeReplyObject(reply);
+    ck_assert_int_eq(fake_count(reads.sha), 2);
+    fm_redis_free(h);
+    fake_stop();
 }
 END_TEST
 
@@ -420,6 +794,14 @@ static Suite *redisconn_suite(void)
     tcase_add_test(tc, eval_stale_sha_reloads);
     tcase_add_test(tc, eval_errors);
     tcase_add_test(tc, timeout_while_stopped);
+    tcase_add_test(tc, breaker_fails_fast_while_open);
+    tcase_add_test(tc, breaker_probes_then_closes);
+    tcase_add_test(tc, refused_does_not_open);
+    tcase_add_test(tc, unsent_command_retried);
+    tcase_add_test(tc, closed_tcp_connection_replaced_before_sending);
+    tcase_add_test(tc, lost_reply_not_retried);
+    tcase_add_test(tc, lost_reply_read_only_retried);
+    tcase_add_test(tc, lost_reply_script_retried_only_if_idempotent);
     tcase_add_test(tc, unreachable_socket);
     tcase_add_test(tc, counter_across_calls);
     suite_add_tcase(s, tc);
