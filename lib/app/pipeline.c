@@ -304,9 +304,17 @@ static step_rc step_guard(req_state *st)
     if (guard_check(st, &blocked, &block_s) == FM_OK) {
         if (!blocked || known_client(st))
             return STEP_NEXT;
-        (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
-        return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
-                      "too many failed authentications from this address");
+        /*
+         * A block this worker knows of while Redis cannot say whether the key
+         * is a known client: under "deny" that is Redis being unavailable (503,
+         * retry soon), not the client's fault; under "allow" the block holds.
+         * Either way the answer does not depend on the key.
+         */
+        if (!st->redis_failed || env->cfg->rate_limit.on_redis_error_allow) {
+            (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
+            return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
+                          "too many failed authentications from this address");
+        }
     }
     st->redis_failed = true;
     /*

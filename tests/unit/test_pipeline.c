@@ -977,6 +977,22 @@ START_TEST(known_client_passes_block)
     run_in(&e, &req);
     expect_error(429, "RATE_LIMITED", TRACE);
     ck_assert_int_eq(ran.count, 3);
+
+    /*
+     * Redis gone while this worker still knows the block: whether a key is
+     * known cannot be asked, so under deny it is a 503 for every key (retry
+     * soon), not a 429 that tells a known client to wait out the block.
+     */
+    e.cfg = strict;
+    th_redis_kill(&srv);
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    expect_header("Retry-After", "1");
+    req.x_api_key = "no-such-key-at-all";
+    run_in(&e, &req);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_int_eq(ran.count, 3);
     fm_config_free(off);
     fm_config_free(strict);
 }
