@@ -45,6 +45,14 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
+bool fm_jsonstr_utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = utf8_len((const unsigned char *)s + i, n - i)) == 0)
+            return false;
+    return true;
+}
+
 size_t fm_jsonstr_quote(char *dst, size_t cap, const char *src, size_t n)
 {
     size_t o = 0, room;

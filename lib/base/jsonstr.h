@@ -5,6 +5,7 @@
 #ifndef FM_JSONSTR_H
 #define FM_JSONSTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -19,5 +20,12 @@
  * NUL (cap < 3: 0, and dst is "" when cap > 0). Never fails.
  */
 size_t fm_jsonstr_quote(char *dst, size_t cap, const char *src, size_t n);
+
+/*
+ * fm_jsonstr_utf8_valid - true when s (n bytes) is valid UTF-8 (RFC 3629, as
+ * above: no overlong forms, surrogates or code points past U+10FFFF), as
+ * JSON text must be (RFC 8259 section 8.1).
+ */
+bool fm_jsonstr_utf8_valid(const char *s, size_t n);
 
 #endif

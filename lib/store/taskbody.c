@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jsonstr.h"
 
 #define NAME_MAX_LEN 128
 #define ARGS_MAX_LEN 4096
@@ -130,7 +131,12 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
             return fail(err, errlen, FM_EINVAL,
                         "must be an object of at most 64 string, number or boolean values", k);
     } else {
-        (void)snprintf(err, errlen, "unknown field \"%.64s\"", k);
+        /* At most 64 bytes of the name, never cut inside a UTF-8 sequence. */
+        int n = (int)strnlen(k, 64);
+
+        while (n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80)
+            n--;
+        (void)snprintf(err, errlen, "unknown field \"%.*s\"", n, k);
         return FM_EINVAL;
     }
     return 0;
@@ -157,23 +163,44 @@ static int validate(const cJSON *body, char *err, size_t errlen)
 }
 
 /*
- * The whole body must be one JSON value: cJSON stops at the end of the first
- * value and at a NUL, so trailing bytes and NULs (raw or as \u0000, which
- * cJSON would silently cut a string at) are checked here.
+ * What cJSON lets through but RFC 8259 does not, refused before parsing:
+ * bytes that are not UTF-8 (section 8.1), a control character raw inside a
+ * string (section 7) or between tokens other than the four white-space
+ * characters (section 2; cJSON skips any byte up to 0x20 there), and NUL,
+ * raw or as \u0000, at which cJSON would silently cut a string. Such a body
+ * could otherwise be stored, and would make the answers that return it (and
+ * the error that echoes a field name) invalid JSON.
  */
+static bool json_text_ok(const char *body, size_t len)
+{
+    bool in_string = false;
+
+    if (!fm_jsonstr_utf8_valid(body, len))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+
+        if (c == '"') {
+            in_string = !in_string;
+        } else if (c < 0x20 && (in_string || (c != '\t' && c != '\n' && c != '\r'))) {
+            return false;
+        } else if (in_string && c == '\\') {
+            if (len - i >= 6 && memcmp(body + i + 1, "u0000", 5) == 0)
+                return false;
+            i++; /* the escaped byte: a quote there does not end the string */
+        }
+    }
+    return true;
+}
+
+/* The whole body must be one JSON value: cJSON stops at the end of the first one. */
 static cJSON *parse_body(const char *body, size_t len)
 {
     const char *end = NULL;
     cJSON *v;
 
-    if (memchr(body, '\0', len) != NULL)
+    if (!json_text_ok(body, len))
         return NULL;
-    for (const char *p = body; (p = memchr(p, '\\', len - (size_t)(p - body))) != NULL; p += 2) {
-        if ((size_t)(body + len - p) >= 6 && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
-            return NULL;
-        if (p + 1 >= body + len)
-            break;
-    }
     v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (v == NULL)
         return NULL;
