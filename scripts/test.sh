@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the Check unit
 # tests through CTest (a normal build and an AddressSanitizer + UBSan build),
-# then the integration tests against a real nginx + Redis stack on loopback,
+# every libFuzzer target for a bounded time (scripts/fuzz.sh), then the
+# integration tests against a real nginx + Redis stack on loopback,
 # which they start and stop themselves. Exits non-zero on any failure.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"

@@ -85,8 +85,10 @@ static bool metadata_ok(const cJSON *m)
         return false;
     cJSON_ArrayForEach(it, m)
     {
+        /* 1e999 parses as infinity, which no JSON can hold: it would be stored as null. */
         if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
-            !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
+            !(cJSON_IsString(it) || (cJSON_IsNumber(it) && isfinite(it->valuedouble)) ||
+              cJSON_IsBool(it)) ||
             (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
             return false;
     }

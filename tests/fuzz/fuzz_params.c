@@ -79,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *first = NULL;
         int c = 0;
 
+        if (names[i] == NULL)
+            fuzz_fail("params: param %zu of params.h has no name in fuzz_params.c's names[]", i);
         for (size_t k = 0; k < n; k++) {
             const char *v = value_of(envp[k], names[i]);
 

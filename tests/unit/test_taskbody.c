@@ -1,7 +1,8 @@
 /*
  * test_taskbody.c - the body of POST /v1/tasks as JSON text (RFC 8259):
  * what cJSON would let through is refused before it could be stored, and
- * the error that echoes a field name stays valid UTF-8. (Field validation
+ * the error that echoes a field name stays valid UTF-8; a metadata number
+ * must be one JSON can hold. (Field validation
  * and the stored record are tested with Redis in test_tasks.c.)
  */
 #include <check.h>
@@ -85,6 +86,22 @@ START_TEST(unknown_field_echo_is_utf8)
 }
 END_TEST
 
+/* A number too large for a double would be stored, and answered, as null. */
+START_TEST(metadata_number_finite)
+{
+    char err[256];
+
+    ck_assert_int_eq(
+        build(BODY("{\"job_name\":\"x\",\"metadata\":{\"seed\":1e999}}"), err, sizeof(err)),
+        FM_EINVAL);
+    ck_assert_int_eq(
+        build(BODY("{\"job_name\":\"x\",\"metadata\":{\"seed\":-1e999}}"), err, sizeof(err)),
+        FM_EINVAL);
+    ck_assert_int_eq(
+        build(BODY("{\"job_name\":\"x\",\"metadata\":{\"seed\":1e308}}"), err, sizeof(err)), FM_OK);
+}
+END_TEST
+
 START_TEST(utf8_valid)
 {
     ck_assert(fm_jsonstr_utf8_valid("", 0));
@@ -102,6 +119,7 @@ static Suite *taskbody_suite(void)
     tcase_add_test(tc, not_json_text);
     tcase_add_test(tc, json_text);
     tcase_add_test(tc, unknown_field_echo_is_utf8);
+    tcase_add_test(tc, metadata_number_finite);
     tcase_add_test(tc, utf8_valid);
     suite_add_tcase(s, tc);
     return s;
