@@ -76,6 +76,15 @@ static bool string_array_ok(const cJSON *a, size_t item_max, const char *extra)
     return true;
 }
 
+/* True when a member before f in obj has f's name. */
+static bool named_before(const cJSON *obj, const cJSON *f)
+{
+    for (const cJSON *g = obj->child; g != f; g = g->next)
+        if (strcmp(g->string, f->string) == 0)
+            return true;
+    return false;
+}
+
 static bool metadata_ok(const cJSON *m)
 {
     const cJSON *it;
@@ -86,7 +95,7 @@ static bool metadata_ok(const cJSON *m)
     cJSON_ArrayForEach(it, m)
     {
         /* 1e999 parses as infinity, which no JSON can hold: it would be stored as null. */
-        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
+        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") || named_before(m, it) ||
             !(cJSON_IsString(it) || (cJSON_IsNumber(it) && isfinite(it->valuedouble)) ||
               cJSON_IsBool(it)) ||
             (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
@@ -146,15 +155,14 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
 
 static int validate(const cJSON *body, char *err, size_t errlen)
 {
-    const cJSON *f, *g;
+    const cJSON *f;
 
     if (!cJSON_IsObject(body))
         return fail(err, errlen, FM_EINVAL, "request body must be a JSON object", NULL);
     cJSON_ArrayForEach(f, body)
     {
-        for (g = body->child; g != f; g = g->next)
-            if (strcmp(g->string, f->string) == 0)
-                return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
+        if (named_before(body, f))
+            return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
         int rc = check_field(f, err, errlen);
         if (rc != 0)
             return rc;

@@ -12,7 +12,8 @@
  *   datasets    an array of at most 64 names (also : and /), 256 bytes each
  *   metadata    an object of at most 64 string (<= 4096 bytes), number
  *               (finite: not 1e999) or boolean values under names of at most
- *               64 characters
+ *               64 characters, each name once (JSON readers differ on which
+ *               of two values they take)
  * and the text must be JSON text as RFC 8259 has it, which cJSON alone does
  * not check: UTF-8, no raw control character in a string.
  */

@@ -2,7 +2,7 @@
  * test_taskbody.c - the body of POST /v1/tasks as JSON text (RFC 8259):
  * what cJSON would let through is refused before it could be stored, and
  * the error that echoes a field name stays valid UTF-8; a metadata number
- * must be one JSON can hold. (Field validation
+ * must be one JSON can hold, and a metadata name is given once. (Field validation
  * and the stored record are tested with Redis in test_tasks.c.)
  */
 #include <check.h>
@@ -102,6 +102,23 @@ START_TEST(metadata_number_finite)
 }
 END_TEST
 
+/* Readers differ on which of two values of one name they take: refused, as at the top level. */
+START_TEST(metadata_name_once)
+{
+    char err[256];
+
+    ck_assert_int_eq(
+        build(BODY("{\"job_name\":\"x\",\"metadata\":{\"e\":\"a\",\"f\":1,\"e\":\"b\"}}"), err,
+              sizeof(err)),
+        FM_EINVAL);
+    ck_assert_str_eq(err,
+                     "metadata: must be an object of at most 64 string, number or boolean values");
+    ck_assert_int_eq(
+        build(BODY("{\"job_name\":\"x\",\"metadata\":{\"e\":\"a\",\"E\":1}}"), err, sizeof(err)),
+        FM_OK);
+}
+END_TEST
+
 START_TEST(utf8_valid)
 {
     ck_assert(fm_jsonstr_utf8_valid("", 0));
@@ -120,6 +137,7 @@ static Suite *taskbody_suite(void)
     tcase_add_test(tc, json_text);
     tcase_add_test(tc, unknown_field_echo_is_utf8);
     tcase_add_test(tc, metadata_number_finite);
+    tcase_add_test(tc, metadata_name_once);
     tcase_add_test(tc, utf8_valid);
     suite_add_tcase(s, tc);
     return s;
