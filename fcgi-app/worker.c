@@ -28,6 +28,7 @@
 #include "audit.h"
 #include "daemon.h"
 #include "log.h"
+#include "params.h"
 #include "redact.h"
 
 #define DRAIN_MAX_S 5
@@ -54,91 +55,6 @@ static void on_usr1(int sig)
 {
     (void)sig;
     reopen_logs = 1;
-}
-
-/* Strict CONTENT_LENGTH: absent or empty = 0; anything but digits is refused. */
-static int content_length(const char *s, size_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    *out = 0;
-    if (s == NULL || *s == '\0')
-        return 0;
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v > (unsigned long long)SIZE_MAX / 2)
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-/*
- * The params serve reads, found in one pass over envp (FCGX_GetParam scans
- * the whole array for each name it is asked for). As with FCGX_GetParam, the
- * first occurrence of a name wins; the credential headers are also counted,
- * since nginx passes a repeated header as repeated params and two credentials
- * are ambiguous.
- */
-enum {
-    P_METHOD,
-    P_DOCUMENT_URI,
-    P_SCRIPT_NAME,
-    P_QUERY,
-    P_REMOTE_ADDR,
-    P_REQUEST_ID,
-    P_X_API_KEY,
-    P_AUTHORIZATION,
-    P_CONTENT_LENGTH,
-    P_CONTENT_TYPE,
-    P_PLAIN_HTTP,
-    P_COUNT
-};
-
-#define NAME_AND_LEN(s) s, sizeof(s) - 1
-static const struct {
-    const char *name;
-    size_t len;
-} param_names[P_COUNT] = {
-    [P_METHOD] = {NAME_AND_LEN("REQUEST_METHOD")},
-    [P_DOCUMENT_URI] = {NAME_AND_LEN("DOCUMENT_URI")},
-    [P_SCRIPT_NAME] = {NAME_AND_LEN("SCRIPT_NAME")},
-    [P_QUERY] = {NAME_AND_LEN("QUERY_STRING")},
-    [P_REMOTE_ADDR] = {NAME_AND_LEN("REMOTE_ADDR")},
-    [P_REQUEST_ID] = {NAME_AND_LEN("REQUEST_ID")},
-    [P_X_API_KEY] = {NAME_AND_LEN("HTTP_X_API_KEY")},
-    [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
-    [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
-    [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
-    /* Set by nginx's config, never from a header: those all become HTTP_* params. */
-    [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
-};
-#undef NAME_AND_LEN
-
-/* Fills value[] (NULL when absent) and count[] (occurrences) for the names above. */
-static void scan_params(char **envp, const char *value[P_COUNT], int count[P_COUNT])
-{
-    for (size_t i = 0; i < P_COUNT; i++) {
-        value[i] = NULL;
-        count[i] = 0;
-    }
-    for (; envp != NULL && *envp != NULL; envp++) {
-        const char *eq = strchr(*envp, '=');
-        size_t n;
-
-        if (eq == NULL)
-            continue;
-        n = (size_t)(eq - *envp);
-        for (size_t i = 0; i < P_COUNT; i++) {
-            if (n == param_names[i].len && memcmp(*envp, param_names[i].name, n) == 0) {
-                if (count[i]++ == 0)
-                    value[i] = eq + 1;
-                break;
-            }
-        }
-    }
 }
 
 #define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
@@ -203,7 +119,7 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
     size_t clen;
 
     *body = NULL;
-    if (content_length(length, &clen) != 0 || clen > w.cfg->server.max_body_bytes) {
+    if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->server.max_body_bytes) {
         req->body_too_large = 1;
     } else if (clen > 0) {
         *body = malloc(clen);
@@ -226,7 +142,7 @@ static void serve(FCGX_Request *r)
     fm_response resp;
     char *body;
 
-    scan_params(r->envp, p, count);
+    fm_params_scan(r->envp, p, count);
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
     req.method = p[P_METHOD] != NULL ? p[P_METHOD] : "GET";

@@ -111,12 +111,8 @@ static void make_trace_id(const fm_request *req, char out[FM_TRACE_ID_MAX + 1])
     sodium_bin2hex(out, FM_TRACE_ID_MAX + 1, rnd, sizeof(rnd));
 }
 
-/*
- * Match path against pattern; {name} captures one non-empty segment into
- * params. True on a match.
- */
-static bool route_match(const char *pattern, const char *path,
-                        char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX])
+bool fm_pipeline_route_match(const char *pattern, const char *path,
+                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX])
 {
     size_t np = 0;
 
@@ -464,7 +460,7 @@ static step_rc step_route(req_state *st)
     for (size_t i = 0; i < st->nroutes; i++) {
         const fm_route *r = &st->routes[i];
 
-        if (!route_match(r->pattern, req->path, st->call->params))
+        if (!fm_pipeline_route_match(r->pattern, req->path, st->call->params))
             continue;
         path_matched = true;
         if (method_matches(r->method, req->method)) {

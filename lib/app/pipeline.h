@@ -117,6 +117,16 @@ typedef struct fm_route {
 } fm_route;
 
 /*
+ * fm_pipeline_route_match - true when path matches pattern (fm_route.pattern:
+ * literal bytes, and {name} for one non-empty segment of fewer than
+ * FM_PATH_PARAM_MAX bytes, at most FM_ROUTE_MAX_PARAMS of them); the segments
+ * are copied, NUL-terminated, into params in order. params may be partly
+ * written when false is returned. Step 6 uses it; public for the fuzz target.
+ */
+bool fm_pipeline_route_match(const char *pattern, const char *path,
+                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]);
+
+/*
  * fm_pipeline_run - run every step above for req and leave the answer in
  * resp (which must be zeroed or reset; the caller frees it with
  * fm_response_reset). Never fails: every outcome is a response.

@@ -76,6 +76,15 @@ static bool string_array_ok(const cJSON *a, size_t item_max, const char *extra)
     return true;
 }
 
+/* True when a member before f in obj has f's name. */
+static bool named_before(const cJSON *obj, const cJSON *f)
+{
+    for (const cJSON *g = obj->child; g != f; g = g->next)
+        if (strcmp(g->string, f->string) == 0)
+            return true;
+    return false;
+}
+
 static bool metadata_ok(const cJSON *m)
 {
     const cJSON *it;
@@ -85,8 +94,10 @@ static bool metadata_ok(const cJSON *m)
         return false;
     cJSON_ArrayForEach(it, m)
     {
-        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") ||
-            !(cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it)) ||
+        /* 1e999 parses as infinity, which no JSON can hold: it would be stored as null. */
+        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") || named_before(m, it) ||
+            !(cJSON_IsString(it) || (cJSON_IsNumber(it) && isfinite(it->valuedouble)) ||
+              cJSON_IsBool(it)) ||
             (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
             return false;
     }
@@ -146,15 +157,14 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
 
 static int validate(const cJSON *body, char *err, size_t errlen)
 {
-    const cJSON *f, *g;
+    const cJSON *f;
 
     if (!cJSON_IsObject(body))
         return fail(err, errlen, FM_EINVAL, "request body must be a JSON object", NULL);
     cJSON_ArrayForEach(f, body)
     {
-        for (g = body->child; g != f; g = g->next)
-            if (strcmp(g->string, f->string) == 0)
-                return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
+        if (named_before(body, f))
+            return fail(err, errlen, FM_EINVAL, "duplicate field", NULL);
         int rc = check_field(f, err, errlen);
         if (rc != 0)
             return rc;
@@ -165,23 +175,43 @@ static int validate(const cJSON *body, char *err, size_t errlen)
 }
 
 /*
- * The whole body must be one JSON value: cJSON stops at the end of the first
- * value and at a NUL, so trailing bytes and NULs (raw or as \u0000, which
- * cJSON would silently cut a string at) are checked here.
+ * What cJSON lets through but RFC 8259 does not, refused before parsing:
+ * bytes that are not UTF-8 (section 8.1), a control character raw inside a
+ * string (section 7) or between tokens other than the four white-space
+ * characters (section 2; cJSON skips any byte up to 0x20 there), and NUL,
+ * raw or as \u0000, at which cJSON would silently cut a string. Such a body
+ * could otherwise be stored, and would make the answers that return it (and
+ * the error that echoes a field name) invalid JSON.
  */
+static bool json_text_ok(const char *body, size_t len)
+{
+    bool in_string = false;
+
+    /* UTF-8 is checked before (fm_taskbody_build), with a message of its own. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+
+        if (c == '"') {
+            in_string = !in_string;
+        } else if (c < 0x20 && (in_string || (c != '\t' && c != '\n' && c != '\r'))) {
+            return false;
+        } else if (in_string && c == '\\') {
+            if (len - i >= 6 && memcmp(body + i + 1, "u0000", 5) == 0)
+                return false;
+            i++; /* the escaped byte: a quote there does not end the string */
+        }
+    }
+    return true;
+}
+
+/* The whole body must be one JSON value: cJSON stops at the end of the first one. */
 static cJSON *parse_body(const char *body, size_t len)
 {
     const char *end = NULL;
     cJSON *v;
 
-    if (memchr(body, '\0', len) != NULL)
+    if (!json_text_ok(body, len))
         return NULL;
-    for (const char *p = body; (p = memchr(p, '\\', len - (size_t)(p - body))) != NULL; p += 2) {
-        if ((size_t)(body + len - p) >= 6 && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
-            return NULL;
-        if (p + 1 >= body + len)
-            break;
-    }
     v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (v == NULL)
         return NULL;

@@ -10,8 +10,12 @@
  *   commit_id   40 hex digits
  *   experiment  1-128 of A-Z a-z 0-9 _ . - (not starting with .)
  *   datasets    an array of at most 64 names (also : and /), 256 bytes each
- *   metadata    an object of at most 64 string (<= 4096 bytes), number or
- *               boolean values under names of at most 64 characters
+ *   metadata    an object of at most 64 string (<= 4096 bytes), number
+ *               (finite: not 1e999) or boolean values under names of at most
+ *               64 characters, each name once (JSON readers differ on which
+ *               of two values they take)
+ * and the text must be JSON text as RFC 8259 has it, which cJSON alone does
+ * not check: UTF-8, no raw control character in a string.
  */
 #ifndef FM_TASKBODY_H
 #define FM_TASKBODY_H
