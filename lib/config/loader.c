@@ -134,12 +134,23 @@ fm_err ld_set_string(struct loader *l, char **slot, const char *value)
     return FM_OK;
 }
 
+/* Called for every key of the file, so without the cost of snprintf; truncates as it would. */
 void ld_join(char *out, size_t outlen, const char *where, const char *key)
 {
-    if (where[0] == '\0')
-        (void)snprintf(out, outlen, "%s", key);
-    else
-        (void)snprintf(out, outlen, "%s.%s", where, key);
+    size_t wlen = strlen(where), klen = strlen(key), used = 0;
+
+    if (outlen == 0)
+        return;
+    if (wlen > 0) {
+        used = wlen < outlen - 1 ? wlen : outlen - 1;
+        memcpy(out, where, used);
+        if (used < outlen - 1)
+            out[used++] = '.';
+    }
+    if (klen > outlen - 1 - used)
+        klen = outlen - 1 - used;
+    memcpy(out + used, key, klen);
+    out[used + klen] = '\0';
 }
 
 bool ld_valid_name(const char *s)
@@ -390,12 +401,12 @@ static fm_err row_entry(struct loader *l, const char *where, const char *key, vo
 
     for (i = 0; i < w->t->n && strcmp(w->t->rows[i].name, key) != 0; i++)
         ;
-    fm_log_echo(key, shown);
-    if (i == w->t->n)
-        return ld_fail(l, &l->key_at, "unknown key \"%s\" %s%s", shown, in(where), where);
     bit = (unsigned char)(1u << (i % CHAR_BIT));
-    if (w->seen[i / CHAR_BIT] & bit)
-        return ld_fail(l, &l->key_at, "duplicate key \"%s\" %s%s", shown, in(where), where);
+    if (i == w->t->n || (w->seen[i / CHAR_BIT] & bit)) {
+        fm_log_echo(key, shown);
+        return ld_fail(l, &l->key_at, "%s key \"%s\" %s%s", i == w->t->n ? "unknown" : "duplicate",
+                       shown, in(where), where);
+    }
     w->seen[i / CHAR_BIT] |= bit;
     ld_join(sub, sizeof(sub), where, key);
     row = &w->t->rows[i];

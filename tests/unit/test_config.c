@@ -252,6 +252,9 @@ static const struct {
     {"auth:\n  api_keys:\n    alice:\n      hash: "
      "g8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323\n",
      "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      hash: "
+     "\"f8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d32:\"\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
     {"auth:\n  api_keys:\n    alice:\n      hash: \"\"\n",
      "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
     {"auth:\n  api_keys:\n    alice:\n      keys:\n        - hash: 1234\n",
