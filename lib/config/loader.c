@@ -70,7 +70,11 @@ void ld_make_ref(const struct loader *l, struct ld_ref *ref)
 {
     ref->at = l->ev.start_mark;
     ref->from_env = l->from_env;
-    fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
+    /* Only a name from the environment is echoed as written: the others are valid names. */
+    if (l->from_env)
+        fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
+    else
+        ref->raw[0] = '\0';
 }
 
 /*
@@ -134,32 +138,45 @@ fm_err ld_set_string(struct loader *l, char **slot, const char *value)
     return FM_OK;
 }
 
-/* Called for every key of the file, so without the cost of snprintf; truncates as it would. */
-void ld_join(char *out, size_t outlen, const char *where, const char *key)
+/*
+ * a, then sep (unless it is '\0') and b into out, truncated to outlen - 1
+ * bytes as snprintf would; without snprintf's cost, since the loader names
+ * every key and list item of the file so.
+ */
+static void concat(char *out, size_t outlen, const char *a, char sep, const char *b)
 {
-    size_t wlen = strlen(where), klen = strlen(key), used = 0;
+    size_t alen = strlen(a), blen = strlen(b), used;
 
     if (outlen == 0)
         return;
-    if (wlen > 0) {
-        used = wlen < outlen - 1 ? wlen : outlen - 1;
-        memcpy(out, where, used);
-        if (used < outlen - 1)
-            out[used++] = '.';
-    }
-    if (klen > outlen - 1 - used)
-        klen = outlen - 1 - used;
-    memcpy(out + used, key, klen);
-    out[used + klen] = '\0';
+    used = alen < outlen - 1 ? alen : outlen - 1;
+    memcpy(out, a, used);
+    if (sep != '\0' && used < outlen - 1)
+        out[used++] = sep;
+    if (blen > outlen - 1 - used)
+        blen = outlen - 1 - used;
+    memcpy(out + used, b, blen);
+    out[used + blen] = '\0';
+}
+
+void ld_join(char *out, size_t outlen, const char *where, const char *key)
+{
+    concat(out, outlen, where, where[0] != '\0' ? '.' : '\0', key);
 }
 
 bool ld_valid_name(const char *s)
 {
-    size_t len = strlen(s);
+    size_t len;
 
-    if (len == 0 || len >= FM_NAME_MAX ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                  "0123456789_.-") != len)
+    /* Not strspn: this runs for every user and role name, and the loop is several times faster. */
+    for (len = 0; s[len] != '\0' && len < FM_NAME_MAX; len++) {
+        char c = s[len];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    if (len == 0 || len >= FM_NAME_MAX)
         return false;
     return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
@@ -369,6 +386,20 @@ fm_err ld_list_start(struct loader *l, const char *where, const char *what)
     return FM_OK;
 }
 
+/* "<where>[i]" into item. */
+static void list_item_name(char *item, size_t itemlen, const char *where, size_t i)
+{
+    char index[24], *p = index + sizeof(index);
+
+    *--p = '\0';
+    *--p = ']';
+    do
+        *--p = (char)('0' + i % 10);
+    while ((i /= 10) != 0);
+    *--p = '[';
+    concat(item, itemlen, where, '\0', p);
+}
+
 fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen,
                     bool *end)
 {
@@ -379,7 +410,7 @@ fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, s
         *end = true;
         return FM_OK;
     }
-    (void)snprintf(item, itemlen, "%s[%zu]", where, i);
+    list_item_name(item, itemlen, where, i);
     return FM_OK;
 }
 

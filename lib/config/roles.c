@@ -114,7 +114,8 @@ static fm_err push_role_name(struct loader *l, const char *v, char (**names)[FM_
     if (grown_refs == NULL)
         return ld_oom(l);
     *refs = grown_refs;
-    (void)snprintf(grown_names[n], FM_NAME_MAX, "%s", v);
+    /* v is a valid name (ld_valid_name): shorter than FM_NAME_MAX. */
+    memcpy(grown_names[n], v, strlen(v) + 1);
     ld_make_ref(l, &grown_refs[nrefs]);
     return FM_OK;
 }
