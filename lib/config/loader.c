@@ -295,17 +295,20 @@ static fm_err read_to_end(struct loader *l)
  */
 static fm_err structure_first(struct loader *l, fm_err rc)
 {
-    char schema_err[FM_CONFIG_ERR_MAX];
+    char *schema_err;
 
-    if (rc == FM_ESYS || l->structure_failed)
+    if (rc == FM_ESYS || l->structure_failed || l->err == NULL || l->errlen == 0)
         return rc;
-    (void)snprintf(schema_err, sizeof(schema_err), "%s", l->err != NULL ? l->err : "");
+    /* Out of memory here, the schema's error stands. */
+    schema_err = strdup(l->err);
+    if (schema_err == NULL)
+        return rc;
     l->failed = false;
     if (read_to_end(l) == 0) {
         l->failed = true;
-        if (l->err != NULL && l->errlen > 0)
-            (void)snprintf(l->err, l->errlen, "%s", schema_err);
+        (void)snprintf(l->err, l->errlen, "%s", schema_err);
     }
+    free(schema_err);
     return FM_EINVAL;
 }
 
