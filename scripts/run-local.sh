@@ -16,7 +16,7 @@
 # Generated state lives in var/ (git-ignored). Environment overrides, used by
 # the integration tests to run a second stack beside yours:
 #   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
-#   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (20, seconds 'reload' waits)
+#   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (60, seconds 'reload' waits)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -25,7 +25,7 @@ HTTPS_PORT=${FETCHML_HTTPS_PORT:-9101}
 HTTP_PORT=${FETCHML_HTTP_PORT:-9100}
 BUILD=${FETCHML_BUILD:-$ROOT/build}
 # How long 'reload' waits for the new configuration to serve, seconds.
-RELOAD_WAIT_S=${FETCHML_RELOAD_WAIT:-20}
+RELOAD_WAIT_S=${FETCHML_RELOAD_WAIT:-60}
 DEV=$VAR/dev
 RUN=$VAR/run
 
@@ -192,6 +192,11 @@ answers() {
     code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
     [ "$code" = 401 ]
 }
+# serves: a worker answers GET /health, whatever the new configuration makes of
+# this client (401, or 403 when its allow-list leaves 127.0.0.1 out); sets code.
+serves() {
+    answers || [[ $code =~ ^4 ]]
+}
 
 do_start() {
     fm_install_deps
@@ -264,7 +269,7 @@ do_reload() {
         fm_say "the running configuration stays in force"
         exit 1
     fi
-    wait_for "$RELOAD_WAIT_S" answers ||
+    wait_for "$RELOAD_WAIT_S" serves ||
         fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT after the reload (got $code)"
     fm_say "reloaded: the new configuration serves"
 }

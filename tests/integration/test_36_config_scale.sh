@@ -50,10 +50,11 @@ check "... (leaver)" status_is 200
 # twice the work on the same file (run-local.sh checks the file with -t, then
 # the master loads it), so it measures this build on this machine as it is
 # now: under the sanitizers every allocation costs several times more, and a
-# machine shared with other jobs stretches everything. The bound is that
-# time, but at least one second and at most ten (a load that scanned the
-# users per user took half a minute here).
-t36_bound_ms=$((t36_first_ms < 1000 ? 1000 : t36_first_ms > 10000 ? 10000 : t36_first_ms))
+# machine shared with other jobs stretches everything (an ASan build among
+# five other test runs on this machine took 10 s). The bound is that time, but
+# at least one second and at most twenty (a load that scanned the users per
+# user took half a minute here, alone and without the sanitizers).
+t36_bound_ms=$((t36_first_ms < 1000 ? 1000 : t36_first_ms > 20000 ? 20000 : t36_first_ms))
 t36_config
 t36_master=$(cat "$FETCHML_VAR/run/fcgi.pid")
 t36_start=${EPOCHREALTIME/./}
