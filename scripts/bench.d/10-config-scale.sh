@@ -45,9 +45,17 @@ cs_worker_rss() {
 for cs_n in 1000 10000 100000; do
     cs_file=$VAR/dev/config-$cs_n.yaml
     cs_users "$cs_n" >"$VAR/cs-users.yaml"
-    (umask 077 && awk -v users="$VAR/cs-users.yaml" \
-        '{ print } /^  api_keys:$/ { while ((getline l < users) > 0) print l }' \
+    # bench.sh gives auth.api_keys as one flow mapping ({ bench: {...} }): it
+    # becomes a block with the bench user first, then the generated users.
+    (umask 077 && awk -v users="$VAR/cs-users.yaml" '
+        /^  api_keys: *\{.*\} *$/ {
+            sub(/^  api_keys: *\{ */, ""); sub(/ *\} *$/, "")
+            print "  api_keys:"; print "    " $0; $0 = "  api_keys:"; flow = 1
+        }
+        !flow { print }
+        /^  api_keys:$/ { while ((getline l < users) > 0) print l; flow = 0 }' \
         "$VAR/dev/config.bench.yaml" >"$cs_file")
+    grep -q '^    s000000:$' "$cs_file" || fm_die "config scale: no auth.api_keys block to add users to"
     cs_ms=$(cs_load_ms "$cs_file") || cs_ms=""
     cp "$cs_file" "$cs_bench_cfg"
     cs_rss=""
