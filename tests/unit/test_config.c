@@ -1644,6 +1644,47 @@ START_TEST(test_scale_duplicates_at_end)
 }
 END_TEST
 
+/* The name sets behind those checks: found by name only, emptied in O(1), across growth. */
+START_TEST(test_name_sets)
+{
+    enum { N = 1000 };
+    static char names[N][FM_NAME_MAX];
+    struct ld_names set;
+    struct loader l;
+    size_t at, wrong = 0;
+
+    memset(&set, 0, sizeof(set));
+    memset(&l, 0, sizeof(l));
+    ck_assert(!ld_names_find(&set, "n0", names[0], sizeof(names[0]), &at));
+    for (size_t i = 0; i < N; i++) {
+        (void)snprintf(names[i], sizeof(names[i]), "n%zu", i);
+        wrong += ld_names_add(&l, &set, names[i], i) != FM_OK;
+    }
+    for (size_t i = 0; i < N; i++)
+        wrong += !ld_names_find(&set, names[i], names[0], sizeof(names[0]), &at) || at != i;
+    ck_assert_uint_eq(wrong, 0);
+    ck_assert(!ld_names_find(&set, "n1000", names[0], sizeof(names[0]), &at));
+    ck_assert(!ld_names_find(&set, "n", names[0], sizeof(names[0]), &at));
+
+    ld_names_clear(&set);
+    ck_assert(!ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_int_eq(ld_names_add(&l, &set, names[7], 7), FM_OK);
+    ck_assert(ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_uint_eq(at, 7);
+    ck_assert(!ld_names_find(&set, "n8", names[0], sizeof(names[0]), &at));
+
+    /* The last generation before the counter wraps: the clear wipes the table instead. */
+    set.gen = UINT32_MAX;
+    ld_names_clear(&set);
+    ck_assert(!ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_int_eq(ld_names_add(&l, &set, names[3], 3), FM_OK);
+    ck_assert(ld_names_find(&set, "n3", names[0], sizeof(names[0]), &at));
+    ck_assert_uint_eq(at, 3);
+    ld_names_free(&set);
+    ck_assert_ptr_null(set.slots);
+}
+END_TEST
+
 /* ---- the rows engine past 32 keys ------------------------------------------------ */
 
 #define WIDE_ROWS 40
@@ -1779,6 +1820,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_builder_overrides);
     tcase_add_test(tc, test_scale_load);
     tcase_add_test(tc, test_scale_duplicates_at_end);
+    tcase_add_test(tc, test_name_sets);
     suite_add_tcase(s, tc);
     return s;
 }
