@@ -5,7 +5,8 @@
 #
 #   scripts/run-local.sh          install what is missing, build, start
 #   scripts/run-local.sh stop     stop everything
-#   scripts/run-local.sh reload   re-read var/dev/config.yaml (a bad file is refused)
+#   scripts/run-local.sh reload   re-read var/dev/config.yaml (a bad file is refused) and
+#                                 wait until the new configuration serves
 #   scripts/run-local.sh status   show what runs
 #
 # It changes no host setting: fetchml-logrelay, which must queue nginx's log
@@ -15,7 +16,7 @@
 # Generated state lives in var/ (git-ignored). Environment overrides, used by
 # the integration tests to run a second stack beside yours:
 #   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
-#   FETCHML_BUILD (build/)
+#   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (60, seconds 'reload' waits)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -23,6 +24,8 @@ VAR=${FETCHML_VAR:-$ROOT/var}
 HTTPS_PORT=${FETCHML_HTTPS_PORT:-9101}
 HTTP_PORT=${FETCHML_HTTP_PORT:-9100}
 BUILD=${FETCHML_BUILD:-$ROOT/build}
+# How long 'reload' waits for the new configuration to serve, seconds.
+RELOAD_WAIT_S=${FETCHML_RELOAD_WAIT:-60}
 DEV=$VAR/dev
 RUN=$VAR/run
 
@@ -189,6 +192,11 @@ answers() {
     code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
     [ "$code" = 401 ]
 }
+# serves: a worker answers GET /health, whatever the new configuration makes of
+# this client (401, or 403 when its allow-list leaves 127.0.0.1 out); sets code.
+serves() {
+    answers || [[ $code =~ ^4 ]]
+}
 
 do_start() {
     fm_install_deps
@@ -222,6 +230,21 @@ Logs: $VAR/log/ (api.log, audit.log, nginx-*.log, redis.log). Stop with '$0 stop
 MSG
 }
 
+# new_generation MASTER "OLD_PIDS" LOG MARK: the reload is over. Either the
+# master refused it (a "reload refused" line in LOG after line MARK; sets
+# REFUSED), or every worker from before the signal has exited and a new one
+# runs: from then on every request meets the new snapshot.
+REFUSED=""
+new_generation() {
+    local p
+    REFUSED=$(tail -n +"$(($4 + 1))" "$3" 2>/dev/null | grep -m1 'reload refused' || true)
+    [ -z "$REFUSED" ] || return 0
+    for p in $2; do
+        [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" != "$1" ] || return 1
+    done
+    [ -n "$(pgrep -P "$1" || true)" ]
+}
+
 do_reload() {
     alive fcgi || fm_die "fetchml-fcgi is not running"
     set -a
@@ -231,10 +254,26 @@ do_reload() {
         fm_say "the running configuration stays in force"
         exit 1
     fi
-    kill -HUP "$(pid_of fcgi)"
+    local master log=$VAR/log/fcgi.stderr old mark code=000
+    master=$(pid_of fcgi)
+    old=$(pgrep -P "$master" | tr '\n' ' ' || true)
+    # The master logs to its stderr (this file) whatever logging.level says about info lines.
+    mark=$(wc -l <"$log" 2>/dev/null || echo 0)
+    kill -HUP "$master"
     # The relay redacts the config's keys in nginx's logs: it reads them again too.
     ! alive logrelay || kill -HUP "$(pid_of logrelay)"
-    fm_say "reload signalled"
+    if ! wait_for "$RELOAD_WAIT_S" new_generation "$master" "$old" "$log" "$mark"; then
+        fm_die "the new configuration did not take over within ${RELOAD_WAIT_S} s" \
+            "(FETCHML_RELOAD_WAIT); see $VAR/log/api.log and $log"
+    fi
+    if [ -n "$REFUSED" ]; then
+        fm_say "$REFUSED"
+        fm_say "the running configuration stays in force"
+        exit 1
+    fi
+    wait_for "$RELOAD_WAIT_S" serves ||
+        fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT after the reload (got $code)"
+    fm_say "reloaded: the new configuration serves"
 }
 
 do_status() {

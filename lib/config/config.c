@@ -39,7 +39,7 @@ static fm_config *new_config(struct loader *l)
 
 static fm_err parse_document(struct loader *l, const unsigned char *text, size_t len)
 {
-    if (ld_begin_document(l, text, len) != 0 || ld_walk(l, "", &root_table, l->cfg) != 0)
+    if (ld_read_document(l, text, len, &root_table, l->cfg) != 0)
         return FM_EINVAL;
     if (!l->api_keys_seen)
         return ld_fail(l, NULL, "auth.api_keys is required: define at least one user");
@@ -63,6 +63,11 @@ fm_config *fm_config_load(const char *path, char *err, size_t errlen)
         (void)ld_fail(&l, NULL, "no configuration file given");
         goto out;
     }
+    /* The name sets and the key index draw their SipHash keys from libsodium. */
+    if (sodium_init() < 0) {
+        (void)ld_fail(&l, NULL, "cannot initialise libsodium");
+        goto out;
+    }
     if (new_config(&l) == NULL) {
         (void)ld_oom(&l);
         goto out;
@@ -81,6 +86,7 @@ out:
     free(l.key_marks);
     free(l.role_refs);
     free(l.user_key_marks);
+    ld_names_free(&l.user_names);
     roles_forget(&l);
     return cfg;
 }

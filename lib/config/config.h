@@ -121,6 +121,7 @@ typedef struct fm_config {
 
     fm_key_slot *key_index; /* power-of-two sized, see fm_config_find_key */
     size_t key_index_size;
+    unsigned char key_index_key[16]; /* the index's SipHash key, drawn at load */
 } fm_config;
 
 /*
@@ -144,8 +145,9 @@ void fm_config_free(fm_config *cfg);
 
 /*
  * fm_config_find_key - O(1) lookup of a SHA-256 key hash (32 bytes).
- * The index is keyed by the leading bytes of the digest (uniformly random);
- * the final comparison of the full digest is constant-time (sodium_memcmp).
+ * The index is keyed by a keyed SipHash of the digest, so O(1) holds for any
+ * hashes a file gives; the final comparison of the full digest is
+ * constant-time (sodium_memcmp).
  * Returns true and sets *user and *key when found, false otherwise. Expiry
  * is not checked here: see fm_auth_authenticate.
  */

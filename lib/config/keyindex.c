@@ -1,10 +1,15 @@
 /*
  * keyindex.c - the index from key hash to (user, key), and its lookup.
  *
- * Open addressing with linear probing, at least twice as many slots as keys,
- * each key placed at its digest's first 8 bytes modulo the size. Digests are
- * uniformly random, so probes stay short; a probe ends at an empty slot,
- * which the load factor guarantees to exist.
+ * Open addressing with linear probing, at least twice as many slots as keys.
+ * A key goes to the slot that the SipHash (crypto_shorthash) of its whole
+ * digest, under a key drawn for each snapshot, names. The digests of real
+ * keys are uniformly random already, but a file may give any 64 hex digits
+ * (hashes typed by hand, generated in sequence): placed by their leading
+ * bytes, such hashes would all share one run of slots, and building the index
+ * would cost a scan per key. Under the keyed hash no choice of hashes makes
+ * the probes long; a probe ends at an empty slot, which the load factor
+ * guarantees to exist.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +18,17 @@
 
 #include "sections.h"
 
-static size_t slot_of(const unsigned char hash[FM_KEY_HASH_BYTES], size_t size)
-{
-    uint64_t lead;
+_Static_assert(sizeof(((fm_config *)0)->key_index_key) == crypto_shorthash_KEYBYTES,
+               "fm_config.key_index_key holds a crypto_shorthash key");
 
-    memcpy(&lead, hash, sizeof(lead));
-    return (size_t)(lead & (uint64_t)(size - 1));
+static size_t slot_of(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES])
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    uint64_t h;
+
+    (void)crypto_shorthash(out, hash, FM_KEY_HASH_BYTES, cfg->key_index_key);
+    memcpy(&h, out, sizeof(h));
+    return (size_t)(h & (uint64_t)(cfg->key_index_size - 1));
 }
 
 fm_err keyindex_build(struct loader *l)
@@ -37,12 +47,13 @@ fm_err keyindex_build(struct loader *l)
     if (cfg->key_index == NULL)
         return ld_oom(l);
     cfg->key_index_size = size;
+    crypto_shorthash_keygen(cfg->key_index_key);
     for (size_t u = 0; u < cfg->auth.nusers; u++) {
         const fm_user *user = &cfg->auth.users[u];
 
         for (size_t k = 0; k < user->nkeys; k++, g++) {
             const fm_key *key = &user->keys[k];
-            size_t i = slot_of(key->hash, size);
+            size_t i = slot_of(cfg, key->hash);
 
             while (cfg->key_index[i].user != NULL) {
                 if (sodium_memcmp(cfg->key_index[i].key->hash, key->hash, FM_KEY_HASH_BYTES) == 0)
@@ -65,7 +76,7 @@ bool fm_config_find_key(const fm_config *cfg, const unsigned char hash[FM_KEY_HA
 
     if (cfg == NULL || hash == NULL || cfg->key_index == NULL)
         return false;
-    i = slot_of(hash, cfg->key_index_size);
+    i = slot_of(cfg, hash);
     for (size_t probes = 0; probes < cfg->key_index_size; probes++) {
         const fm_key_slot *slot = &cfg->key_index[i];
 

@@ -2,14 +2,18 @@
  * loader.c - the generic part of the YAML loader: errors, the event stream,
  * the structure check, collections and the rows engine.
  *
- * The file is read into memory and walked twice with libyaml's event parser.
+ * The file is read into memory and walked once with libyaml's event parser
+ * (a second walk for the structure alone cost as much as the whole load).
  *
- * Pass 1 checks structure only: YAML syntax, exactly one document, no anchors,
- * aliases or tags, and nesting of at most FM_CONFIG_MAX_DEPTH collections. It
- * stops at the first offending event, so a hostile file never makes libyaml
- * build deep state, and these errors are reported the same wherever they are.
+ * Every event passes the structure rules as it arrives (ld_next): YAML
+ * syntax, exactly one document, no anchors, aliases or tags, and nesting of
+ * at most FM_CONFIG_MAX_DEPTH collections. The first offending event stops
+ * the load, so a hostile file never makes libyaml build deep state. These
+ * errors are reported the same wherever they are: when the schema refuses
+ * something first, the rest of the stream is still read for a structure
+ * error, which then takes the schema error's place.
  *
- * Pass 2 is a recursive descent over the events of the one document. Each
+ * The schema is a recursive descent over the events of the one document. Each
  * mapping of the schema has a table of rows; a bitmap with a bit per row
  * (LD_ROWS_MAX, checked when the table is compiled) catches duplicates, names
  * missing from the table are unknown keys. Values are type-checked as they
@@ -66,17 +70,27 @@ void ld_make_ref(const struct loader *l, struct ld_ref *ref)
 {
     ref->at = l->ev.start_mark;
     ref->from_env = l->from_env;
-    fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
+    /* Only a name from the environment is echoed as written: the others are valid names. */
+    if (l->from_env)
+        fm_log_echo((const char *)l->ev.data.scalar.value, ref->raw);
+    else
+        ref->raw[0] = '\0';
 }
 
-/* The capacity is the next power of two >= max(n, 4), so it need not be stored. */
+/*
+ * The capacity is the next power of two >= n (1 for n = 0), so it need not be
+ * stored; most arrays of a user (keys, roles) hold one element, and a larger
+ * first step would multiply the memory of a config with many users.
+ */
 void *ld_grow(void *arr, size_t n, size_t size)
 {
     size_t cap;
 
-    if (arr != NULL && (n < 4 || (n & (n - 1)) != 0))
+    if (arr != NULL && (n == 0 || (n & (n - 1)) != 0))
         return arr;
-    cap = n < 4 ? 4 : n * 2;
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    cap = n == 0 ? 1 : n * 2;
     if (cap > SIZE_MAX / size)
         return NULL;
     return realloc(arr, cap * size);
@@ -124,21 +138,45 @@ fm_err ld_set_string(struct loader *l, char **slot, const char *value)
     return FM_OK;
 }
 
+/*
+ * a, then sep (unless it is '\0') and b into out, truncated to outlen - 1
+ * bytes as snprintf would; without snprintf's cost, since the loader names
+ * every key and list item of the file so.
+ */
+static void concat(char *out, size_t outlen, const char *a, char sep, const char *b)
+{
+    size_t alen = strlen(a), blen = strlen(b), used;
+
+    if (outlen == 0)
+        return;
+    used = alen < outlen - 1 ? alen : outlen - 1;
+    memcpy(out, a, used);
+    if (sep != '\0' && used < outlen - 1)
+        out[used++] = sep;
+    if (blen > outlen - 1 - used)
+        blen = outlen - 1 - used;
+    memcpy(out + used, b, blen);
+    out[used + blen] = '\0';
+}
+
 void ld_join(char *out, size_t outlen, const char *where, const char *key)
 {
-    if (where[0] == '\0')
-        (void)snprintf(out, outlen, "%s", key);
-    else
-        (void)snprintf(out, outlen, "%s.%s", where, key);
+    concat(out, outlen, where, where[0] != '\0' ? '.' : '\0', key);
 }
 
 bool ld_valid_name(const char *s)
 {
-    size_t len = strlen(s);
+    size_t len;
 
-    if (len == 0 || len >= FM_NAME_MAX ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                  "0123456789_.-") != len)
+    /* Not strspn: this runs for every user and role name, and the loop is several times faster. */
+    for (len = 0; s[len] != '\0' && len < FM_NAME_MAX; len++) {
+        char c = s[len];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    if (len == 0 || len >= FM_NAME_MAX)
         return false;
     return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
@@ -150,6 +188,7 @@ static fm_err syntax_error(struct loader *l)
     const yaml_parser_t *p = &l->parser;
     const char *problem = p->problem != NULL ? p->problem : "invalid YAML";
 
+    l->structure_failed = true;
     if (p->error == YAML_MEMORY_ERROR)
         return ld_oom(l);
     if (p->error == YAML_READER_ERROR)
@@ -158,6 +197,60 @@ static fm_err syntax_error(struct loader *l)
         return ld_fail(l, &p->problem_mark, "YAML syntax error: %s (%s at line %zu)", problem,
                        p->context, p->context_mark.line + 1);
     return ld_fail(l, &p->problem_mark, "YAML syntax error: %s", problem);
+}
+
+static fm_err structure_error(struct loader *l, const char *msg)
+{
+    l->structure_failed = true;
+    return ld_fail(l, &l->ev.start_mark, "%s", msg);
+}
+
+static fm_err check_node(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag)
+{
+    if (anchor != NULL)
+        return structure_error(l, "YAML anchors and aliases are not allowed");
+    if (tag != NULL)
+        return structure_error(l, "YAML tags are not allowed");
+    return FM_OK;
+}
+
+static fm_err enter(struct loader *l)
+{
+    char msg[64];
+
+    if (++l->depth <= FM_CONFIG_MAX_DEPTH)
+        return FM_OK;
+    (void)snprintf(msg, sizeof(msg), "nesting deeper than %d levels", FM_CONFIG_MAX_DEPTH);
+    return structure_error(l, msg);
+}
+
+/* The structure rules, on each event as it arrives (see the top of this file). */
+static fm_err check_event(struct loader *l)
+{
+    const yaml_event_t *e = &l->ev;
+
+    switch (e->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        return ++l->docs > 1 ? structure_error(l, "more than one YAML document") : 0;
+    case YAML_ALIAS_EVENT:
+        return structure_error(l, "YAML anchors and aliases are not allowed");
+    case YAML_SCALAR_EVENT:
+        return check_node(l, e->data.scalar.anchor, e->data.scalar.tag);
+    case YAML_SEQUENCE_START_EVENT:
+        if (check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag) != 0)
+            return FM_EINVAL;
+        return enter(l);
+    case YAML_MAPPING_START_EVENT:
+        if (check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag) != 0)
+            return FM_EINVAL;
+        return enter(l);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        l->depth--;
+        return FM_OK;
+    default:
+        return FM_OK;
+    }
 }
 
 fm_err ld_next(struct loader *l)
@@ -169,7 +262,7 @@ fm_err ld_next(struct loader *l)
     if (!yaml_parser_parse(&l->parser, &l->ev))
         return syntax_error(l);
     l->ev_live = true;
-    return FM_OK;
+    return check_event(l);
 }
 
 void ld_stop_parser(struct loader *l)
@@ -184,84 +277,64 @@ void ld_stop_parser(struct loader *l)
     }
 }
 
-static fm_err start_parser(struct loader *l, const unsigned char *text, size_t len)
+/* Reads the rest of the stream through ld_next, so that its structure is checked too. */
+static fm_err read_to_end(struct loader *l)
 {
+    while (l->ev.type != YAML_STREAM_END_EVENT) {
+        if (ld_next(l) != 0)
+            return FM_EINVAL;
+    }
+    return FM_OK;
+}
+
+/*
+ * The schema reports its first error as soon as it sees it; a structure error
+ * further on must still win, as if the whole file had been checked first, so
+ * the rest of the stream is read for one. The schema's message is kept when
+ * there is none.
+ */
+static fm_err structure_first(struct loader *l, fm_err rc)
+{
+    char *schema_err;
+
+    if (rc == FM_ESYS || l->structure_failed || l->err == NULL || l->errlen == 0)
+        return rc;
+    /* Out of memory here, the schema's error stands. */
+    schema_err = strdup(l->err);
+    if (schema_err == NULL)
+        return rc;
+    l->failed = false;
+    if (read_to_end(l) == 0) {
+        l->failed = true;
+        (void)snprintf(l->err, l->errlen, "%s", schema_err);
+    }
+    free(schema_err);
+    return FM_EINVAL;
+}
+
+fm_err ld_read_document(struct loader *l, const unsigned char *text, size_t len,
+                        const struct ld_table *t, void *obj)
+{
+    fm_err rc;
+
     ld_stop_parser(l);
     if (!yaml_parser_initialize(&l->parser))
         return ld_oom(l);
     l->parser_live = true;
     yaml_parser_set_input_string(&l->parser, text, len);
-    return FM_OK;
-}
-
-static fm_err check_node(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag)
-{
-    if (anchor != NULL)
-        return ld_fail(l, &l->ev.start_mark, "YAML anchors and aliases are not allowed");
-    if (tag != NULL)
-        return ld_fail(l, &l->ev.start_mark, "YAML tags are not allowed");
-    return FM_OK;
-}
-
-static fm_err enter(struct loader *l, int *depth)
-{
-    if (++*depth > FM_CONFIG_MAX_DEPTH)
-        return ld_fail(l, &l->ev.start_mark, "nesting deeper than %d levels", FM_CONFIG_MAX_DEPTH);
-    return FM_OK;
-}
-
-static fm_err check_structure(struct loader *l, const unsigned char *text, size_t len)
-{
-    int depth = 0, docs = 0;
-
-    if (start_parser(l, text, len) != 0)
+    l->depth = 0;
+    l->docs = 0;
+    /* The stream's start, then the first document's start and its root node. */
+    if (ld_next(l) != 0 || ld_next(l) != 0)
         return FM_EINVAL;
-    for (;;) {
-        const yaml_event_t *e = &l->ev;
-
-        if (ld_next(l) != 0)
-            return FM_EINVAL;
-        switch (e->type) {
-        case YAML_STREAM_END_EVENT:
-            return docs == 0 ? ld_fail(l, NULL, "configuration file is empty") : 0;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1)
-                return ld_fail(l, &e->start_mark, "more than one YAML document");
-            break;
-        case YAML_ALIAS_EVENT:
-            return ld_fail(l, &e->start_mark, "YAML anchors and aliases are not allowed");
-        case YAML_SCALAR_EVENT:
-            if (check_node(l, e->data.scalar.anchor, e->data.scalar.tag) != 0)
-                return FM_EINVAL;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            if (check_node(l, e->data.sequence_start.anchor, e->data.sequence_start.tag) != 0 ||
-                enter(l, &depth) != 0)
-                return FM_EINVAL;
-            break;
-        case YAML_MAPPING_START_EVENT:
-            if (check_node(l, e->data.mapping_start.anchor, e->data.mapping_start.tag) != 0 ||
-                enter(l, &depth) != 0)
-                return FM_EINVAL;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-fm_err ld_begin_document(struct loader *l, const unsigned char *text, size_t len)
-{
-    if (check_structure(l, text, len) != 0 || start_parser(l, text, len) != 0)
+    if (l->ev.type == YAML_STREAM_END_EVENT)
+        return ld_fail(l, NULL, "configuration file is empty");
+    if (ld_next(l) != 0)
         return FM_EINVAL;
-    /* Pass 1 guarantees the stream starts with exactly one document. */
-    if (ld_next(l) != 0 || ld_next(l) != 0 || ld_next(l) != 0)
-        return FM_EINVAL;
-    return FM_OK;
+    rc = ld_walk(l, "", t, obj);
+    if (rc != 0)
+        return structure_first(l, rc);
+    return read_to_end(l);
 }
 
 /* ---- collections ------------------------------------------------------------ */
@@ -316,6 +389,20 @@ fm_err ld_list_start(struct loader *l, const char *where, const char *what)
     return FM_OK;
 }
 
+/* "<where>[i]" into item. */
+static void list_item_name(char *item, size_t itemlen, const char *where, size_t i)
+{
+    char index[24], *p = index + sizeof(index);
+
+    *--p = '\0';
+    *--p = ']';
+    do
+        *--p = (char)('0' + i % 10);
+    while ((i /= 10) != 0);
+    *--p = '[';
+    concat(item, itemlen, where, '\0', p);
+}
+
 fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, size_t itemlen,
                     bool *end)
 {
@@ -326,7 +413,7 @@ fm_err ld_list_next(struct loader *l, const char *where, size_t i, char *item, s
         *end = true;
         return FM_OK;
     }
-    (void)snprintf(item, itemlen, "%s[%zu]", where, i);
+    list_item_name(item, itemlen, where, i);
     return FM_OK;
 }
 
@@ -348,12 +435,12 @@ static fm_err row_entry(struct loader *l, const char *where, const char *key, vo
 
     for (i = 0; i < w->t->n && strcmp(w->t->rows[i].name, key) != 0; i++)
         ;
-    fm_log_echo(key, shown);
-    if (i == w->t->n)
-        return ld_fail(l, &l->key_at, "unknown key \"%s\" %s%s", shown, in(where), where);
     bit = (unsigned char)(1u << (i % CHAR_BIT));
-    if (w->seen[i / CHAR_BIT] & bit)
-        return ld_fail(l, &l->key_at, "duplicate key \"%s\" %s%s", shown, in(where), where);
+    if (i == w->t->n || (w->seen[i / CHAR_BIT] & bit)) {
+        fm_log_echo(key, shown);
+        return ld_fail(l, &l->key_at, "%s key \"%s\" %s%s", i == w->t->n ? "unknown" : "duplicate",
+                       shown, in(where), where);
+    }
     w->seen[i / CHAR_BIT] |= bit;
     ld_join(sub, sizeof(sub), where, key);
     row = &w->t->rows[i];
@@ -466,8 +553,8 @@ fm_err ld_load_text(const char *file, const char *text, size_t len, const struct
     l.basedir = strdup("/");
     if (l.basedir == NULL)
         (void)ld_oom(&l);
-    else if (ld_begin_document(&l, (const unsigned char *)text, len) == 0)
-        rc = ld_walk(&l, "", t, obj);
+    else
+        rc = ld_read_document(&l, (const unsigned char *)text, len, t, obj);
     ld_stop_parser(&l);
     ld_forget_value(&l);
     free(l.basedir);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -58,6 +59,43 @@ struct ld_role_src {
     unsigned height; /* longest inherits chain below the role, once resolved */
 };
 
+/* ---- names.c: name sets ------------------------------------------------------- */
+
+struct ld_name_slot {
+    uint64_t hash;  /* SipHash of the name under the set's key */
+    uint32_t gen;   /* the slot is in the set while this is the set's gen (0: never used) */
+    uint32_t index; /* the entry's index in the caller's array */
+};
+
+/*
+ * A set of names, each mapped to the index of its entry in an array the
+ * caller owns (names.c explains the table). All zero is the empty set.
+ */
+struct ld_names {
+    struct ld_name_slot *slots;
+    size_t size; /* power of two, or 0 */
+    size_t n;    /* live slots */
+    uint32_t gen;
+    unsigned char key[crypto_shorthash_KEYBYTES]; /* drawn with the first table */
+};
+
+struct loader;
+/*
+ * ld_names_find - the index that s maps name to, in *index: true when name is
+ * in s. base is the caller's array of entries, stride bytes apart, each
+ * starting with its NUL-terminated name (name i is at base + i * stride).
+ */
+bool ld_names_find(const struct ld_names *s, const char *name, const char *base, size_t stride,
+                   size_t *index);
+/* ld_names_add - maps name, which must not be in s, to index (< UINT32_MAX). */
+fm_err ld_names_add(struct loader *l, struct ld_names *s, const char *name, size_t index);
+/* ld_names_clear - empties s in O(1), keeping its table for the next names. */
+void ld_names_clear(struct ld_names *s);
+/* ld_names_free - frees the table of s and leaves s the empty set. */
+void ld_names_free(struct ld_names *s);
+
+/* ---- the loader --------------------------------------------------------------- */
+
 struct loader {
     const char *file;
     char *err;
@@ -68,10 +106,12 @@ struct loader {
     yaml_event_t ev;
     bool ev_live;
     fm_config *cfg;
-    char *basedir;      /* absolute directory of the file, for relative paths */
-    yaml_mark_t key_at; /* mark of the key whose value is being read */
-    char *value;        /* the current string scalar after expansion, or NULL */
-    bool from_env;      /* the current string scalar took text from the environment */
+    char *basedir;         /* absolute directory of the file, for relative paths */
+    yaml_mark_t key_at;    /* mark of the key whose value is being read */
+    char *value;           /* the current string scalar after expansion, or NULL */
+    bool from_env;         /* the current string scalar took text from the environment */
+    int depth, docs;       /* open collections and documents seen, for the structure rules */
+    bool structure_failed; /* the error recorded is a YAML syntax or structure error */
 
     /* State of the auth and redis sections, kept for the checks after the document. */
     struct ld_role_src *role_src; /* parallel to cfg->auth.roles */
@@ -87,6 +127,9 @@ struct loader {
     size_t nuser_key_marks;
     yaml_mark_t log_path_at[2]; /* logging.file, logging.api_file keys, if log_path_seen */
     bool log_path_seen[2];
+    struct ld_names user_names; /* cfg->auth.users by name */
+    struct ld_names role_names; /* cfg->auth.roles by name */
+    struct ld_names list_names; /* the names of the role list being read */
 };
 
 /* ---- rows ------------------------------------------------------------------ */
@@ -200,9 +243,8 @@ void ld_release(const struct ld_table *t, void *obj);
 
 /*
  * ld_load_text - the whole loader over text (len bytes) named file in messages:
- * pass 1 (structure) then ld_walk of the one document's root mapping with t
- * into obj. Relative paths resolve against "/". For tests of the rows engine;
- * returns 0, or -1 with "file:line:col: message" in err.
+ * ld_read_document with t into obj. Relative paths resolve against "/". For tests of the rows
+ * engine; returns 0, or -1 with "file:line:col: message" in err.
  */
 fm_err ld_load_text(const char *file, const char *text, size_t len, const struct ld_table *t,
                     void *obj, char *err, size_t errlen);
@@ -229,8 +271,14 @@ bool ld_is_null(const yaml_event_t *e);
 void ld_stop_parser(struct loader *l);
 /* Reads the file at l->file into *text (*len bytes, caller frees) and finds l->basedir. */
 fm_err ld_read_file(struct loader *l, unsigned char **text, size_t *len);
-/* Pass 1 over text, then positions l->ev at the root mapping of the one document. */
-fm_err ld_begin_document(struct loader *l, const unsigned char *text, size_t len);
+/*
+ * ld_read_document - reads the one document of text (len bytes) with table t
+ * into obj, checking the structure of every event (loader.c) and reading the
+ * stream to its end. A structure error anywhere in the file wins over a
+ * schema error before it.
+ */
+fm_err ld_read_document(struct loader *l, const unsigned char *text, size_t len,
+                        const struct ld_table *t, void *obj);
 
 typedef fm_err (*ld_entry_fn)(struct loader *l, const char *where, const char *key, void *obj);
 /* The current event must start a mapping ("<where> must be <what>"); fn gets each key. */

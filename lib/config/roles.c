@@ -20,6 +20,9 @@ static const char *const builtin_roles[] = {"admin", "researcher", "analyst"};
 _Static_assert(sizeof(builtin_roles) / sizeof(builtin_roles[0]) == LD_BUILTIN_ROLES,
                "LD_BUILTIN_ROLES counts builtin_roles");
 
+/* The role name set finds names at the start of each fm_role. */
+_Static_assert(offsetof(fm_role, name) == 0, "fm_role starts with its name");
+
 enum { ROLE_NEW, ROLE_ACTIVE, ROLE_DONE };
 
 struct perm_acc {
@@ -78,6 +81,7 @@ static const char *role_name_item(struct loader *l, const char *item,
 {
     const char *v = ld_scalar(l, item, "a role name", false);
     char raw[LD_ECHO_BUF];
+    size_t dup;
 
     if (v == NULL)
         return NULL;
@@ -86,13 +90,11 @@ static const char *role_name_item(struct loader *l, const char *item,
         (void)ld_fail(l, &l->ev.start_mark, "%s: invalid role name \"%s\"", item, raw);
         return NULL;
     }
-    for (size_t j = 0; j < nseen; j++) {
-        if (strcmp(seen[j], v) == 0) {
-            (void)ld_fail(l, &l->ev.start_mark, "%s: role \"%s\" is listed twice", item, raw);
-            return NULL;
-        }
+    if (ld_names_find(&l->list_names, v, (const char *)seen, sizeof(*seen), &dup)) {
+        (void)ld_fail(l, &l->ev.start_mark, "%s: role \"%s\" is listed twice", item, raw);
+        return NULL;
     }
-    return v;
+    return ld_names_add(l, &l->list_names, v, nseen) == 0 ? v : NULL;
 }
 
 /*
@@ -112,7 +114,8 @@ static fm_err push_role_name(struct loader *l, const char *v, char (**names)[FM_
     if (grown_refs == NULL)
         return ld_oom(l);
     *refs = grown_refs;
-    (void)snprintf(grown_names[n], FM_NAME_MAX, "%s", v);
+    /* v is a valid name (ld_valid_name): shorter than FM_NAME_MAX. */
+    memcpy(grown_names[n], v, strlen(v) + 1);
     ld_make_ref(l, &grown_refs[nrefs]);
     return FM_OK;
 }
@@ -134,6 +137,7 @@ fm_err role_names_value(struct loader *l, const char *where, char (**names)[FM_N
 
     if (ld_list_start(l, where, "a list of role names") != 0)
         return FM_EINVAL;
+    ld_names_clear(&l->list_names);
     for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
          i++) {
         const char *v = role_name_item(l, item, (const char(*)[FM_NAME_MAX])(*names), *n);
@@ -167,6 +171,13 @@ static fm_err role_rate_limit(struct loader *l, const char *where, void *obj)
 LD_TABLE(static, role_table, LD_HANDLER_ROW("permissions", role_permissions),
          LD_HANDLER_ROW("inherits", role_inherits), LD_HANDLER_ROW("rate_limit", role_rate_limit));
 
+/* The index in cfg->auth.roles of the role called name, in *i: false when there is none. */
+static bool find_role(const struct loader *l, const char *name, size_t *i)
+{
+    return ld_names_find(&l->role_names, name, (const char *)l->cfg->auth.roles, sizeof(fm_role),
+                         i);
+}
+
 /* Appends an empty role named name to cfg->auth.roles and its source to l->role_src. */
 static fm_err add_role(struct loader *l, const char *name)
 {
@@ -181,6 +192,8 @@ static fm_err add_role(struct loader *l, const char *name)
     if (roles == NULL)
         return ld_oom(l);
     cfg->auth.roles = roles;
+    if (ld_names_add(l, &l->role_names, name, cfg->auth.nroles) != 0)
+        return FM_EINVAL;
     memset(&src[l->nrole_src++], 0, sizeof(*src));
     memset(&roles[cfg->auth.nroles], 0, sizeof(*roles));
     (void)snprintf(roles[cfg->auth.nroles++].name, FM_NAME_MAX, "%s", name);
@@ -211,8 +224,8 @@ static fm_err role_entry(struct loader *l, const char *where, const char *key, v
                        "invalid role name \"%s\" in %s: use 1 to 63 characters [A-Za-z0-9_.-], "
                        "not \".\" or \"..\"",
                        shown, where);
-    for (i = 0; i < cfg->auth.nroles && strcmp(cfg->auth.roles[i].name, key) != 0; i++)
-        ;
+    if (!find_role(l, key, &i))
+        i = cfg->auth.nroles;
     if (i < LD_BUILTIN_ROLES && !l->builtin_redefined[i]) {
         l->builtin_redefined[i] = true;
     } else if (i < cfg->auth.nroles) {
@@ -233,13 +246,11 @@ fm_err roles_section(struct loader *l, const char *where, void *obj)
     return ld_each_entry(l, where, "a mapping of role names", role_entry, obj);
 }
 
-const fm_role *roles_find(const fm_config *cfg, const char *name)
+const fm_role *roles_find(const struct loader *l, const char *name)
 {
-    for (size_t i = 0; i < cfg->auth.nroles; i++) {
-        if (strcmp(cfg->auth.roles[i].name, name) == 0)
-            return &cfg->auth.roles[i];
-    }
-    return NULL;
+    size_t i;
+
+    return find_role(l, name, &i) ? &l->cfg->auth.roles[i] : NULL;
 }
 
 /* "a -> b -> a": the search path from the role that was met again, and that role. */
@@ -275,9 +286,7 @@ static fm_err resolve_role(struct loader *l, size_t r, size_t *path, size_t dept
         const char *name = src->inherits[i];
         size_t p;
 
-        for (p = 0; p < cfg->auth.nroles && strcmp(cfg->auth.roles[p].name, name) != 0; p++)
-            ;
-        if (p == cfg->auth.nroles)
+        if (!find_role(l, name, &p))
             return ld_fail(l, &ref->at, "role \"%s\" inherits from unknown role \"%s\"",
                            cfg->auth.roles[r].name, ref->from_env ? ref->raw : name);
         if (l->role_src[p].state == ROLE_ACTIVE) {
@@ -324,4 +333,6 @@ void roles_forget(struct loader *l)
     free(l->role_src);
     l->role_src = NULL;
     l->nrole_src = 0;
+    ld_names_free(&l->role_names);
+    ld_names_free(&l->list_names);
 }

@@ -34,7 +34,7 @@ fm_err roles_add_builtins(struct loader *l);
 fm_err roles_section(struct loader *l, const char *where, void *obj);
 /* roles.c: the effective permissions of every role, after the document. */
 fm_err roles_resolve(struct loader *l);
-/* roles.c: frees what l keeps about roles. */
+/* roles.c: frees what l keeps about roles and role names. */
 void roles_forget(struct loader *l);
 
 /* roles.c: a permissions mapping {perm: true|false} into grants and denies. */
@@ -47,8 +47,8 @@ fm_err perms_value(struct loader *l, const char *where, fm_perms *grants, fm_per
  */
 fm_err role_names_value(struct loader *l, const char *where, char (**names)[FM_NAME_MAX], size_t *n,
                         struct ld_ref **refs, size_t *nrefs);
-/* roles.c: the role called name, or NULL. */
-const fm_role *roles_find(const fm_config *cfg, const char *name);
+/* roles.c: the role of l->cfg called name, or NULL; O(1). */
+const fm_role *roles_find(const struct loader *l, const char *name);
 
 /* users.c: effective permissions and rate of every user, after roles_resolve. */
 fm_err users_resolve(struct loader *l);

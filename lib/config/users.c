@@ -13,6 +13,9 @@
 #include "clock.h"
 #include "sections.h"
 
+/* The user name set finds names at the start of each fm_user. */
+_Static_assert(offsetof(fm_user, name) == 0, "fm_user starts with its name");
+
 struct key_item {
     fm_key key;
     bool has_hash;
@@ -38,9 +41,11 @@ static fm_err hash_value(struct loader *l, const char *where, unsigned char out[
 
     if (v == NULL)
         return FM_EINVAL;
-    /* Never echo the value: a raw key pasted here by mistake must not reach a log. */
+    /*
+     * Never echo the value: a raw key pasted here by mistake must not reach a
+     * log. Without hex_end, sodium_hex2bin refuses any character but a hex digit.
+     */
     if (strlen(v) != 2 * FM_KEY_HASH_BYTES ||
-        strspn(v, "0123456789abcdefABCDEF") != 2 * FM_KEY_HASH_BYTES ||
         sodium_hex2bin(out, FM_KEY_HASH_BYTES, v, 2 * FM_KEY_HASH_BYTES, NULL, &len, NULL) != 0 ||
         len != FM_KEY_HASH_BYTES)
         return ld_fail(l, &l->ev.start_mark,
@@ -192,6 +197,7 @@ static fm_err user_entry(struct loader *l, const char *where, const char *key, v
     yaml_mark_t at = l->key_at;
     char sub[LD_WHERE_MAX], shown[LD_ECHO_BUF];
     fm_user *users, *user;
+    size_t dup;
 
     (void)obj;
     fm_log_echo(key, shown);
@@ -200,14 +206,14 @@ static fm_err user_entry(struct loader *l, const char *where, const char *key, v
                        "invalid user name \"%s\" in %s: use 1 to 63 characters [A-Za-z0-9_.-], "
                        "not \".\" or \"..\"",
                        shown, where);
-    for (size_t i = 0; i < cfg->auth.nusers; i++) {
-        if (strcmp(cfg->auth.users[i].name, key) == 0)
-            return ld_fail(l, &at, "duplicate key \"%s\" in %s", shown, where);
-    }
+    if (ld_names_find(&l->user_names, key, (const char *)cfg->auth.users, sizeof(*users), &dup))
+        return ld_fail(l, &at, "duplicate key \"%s\" in %s", shown, where);
     users = ld_grow(cfg->auth.users, cfg->auth.nusers, sizeof(*users));
     if (users == NULL)
         return ld_oom(l);
     cfg->auth.users = users;
+    if (ld_names_add(l, &l->user_names, key, cfg->auth.nusers) != 0)
+        return FM_EINVAL;
     user = &users[cfg->auth.nusers++];
     memset(user, 0, sizeof(*user));
     (void)snprintf(user->name, sizeof(user->name), "%s", key);
@@ -262,7 +268,7 @@ fm_err users_resolve(struct loader *l)
         const fm_rate *best = NULL;
 
         for (size_t r = 0; r < user->nroles; r++, ref++) {
-            const fm_role *role = roles_find(cfg, user->roles[r]);
+            const fm_role *role = roles_find(l, user->roles[r]);
             const struct ld_ref *at = &l->role_refs[ref];
 
             if (role == NULL)

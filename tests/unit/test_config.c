@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,13 @@ static const struct {
     {"server: *s\n" USERS, "1:9: YAML anchors and aliases are not allowed"},
     {USERS "data:\n  experiments_dir: &d /x\n", "6:20: YAML anchors and aliases are not allowed"},
     {"server: !!map {}\n" USERS, "1:9: YAML tags are not allowed"},
+    /* a structure error anywhere wins over a schema error before it */
+    {"raet_limit: {}\n" USERS "data: {experiments_dir: &d /x}\n",
+     "6:25: YAML anchors and aliases are not allowed"},
+    {"server: 5\n" USERS "data:\n  a: [[[[[[[[1]]]]]]]]\n", "7:12: nesting deeper than 8 levels"},
+    {"server: 5\n" USERS "---\nserver: {}\n", "6:1: more than one YAML document"},
+    {"server: 5\n" USERS "data: [1, 2\n", "7:1: YAML syntax error: did not find expected ',' or "
+                                          "']' (while parsing a flow sequence at line 6)"},
     /* nesting */
     {"server: [[[[[[[[1]]]]]]]]\n", "1:16: nesting deeper than 8 levels"},
     {"a:\n b:\n  c:\n   d:\n    e:\n     f:\n      g:\n       h:\n        i: 1\n",
@@ -243,6 +251,9 @@ static const struct {
      "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
     {"auth:\n  api_keys:\n    alice:\n      hash: "
      "g8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d323\n",
+     "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
+    {"auth:\n  api_keys:\n    alice:\n      hash: "
+     "\"f8aa459c8007d5231291de7576da156bd02eccc6810c8ec1e66170c8c617d32:\"\n",
      "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
     {"auth:\n  api_keys:\n    alice:\n      hash: \"\"\n",
      "4:13: auth.api_keys.alice.hash must be exactly 64 hex digits (the SHA-256 of the key)"},
@@ -1479,6 +1490,240 @@ START_TEST(test_example_prod)
 }
 END_TEST
 
+/* ---- at scale -------------------------------------------------------------------- */
+
+/*
+ * A load is O(n) in the size of the file: a check that scanned every user
+ * per user (or every role per role reference) took minutes here. These
+ * tests assert what loads, never how fast; a return to a scan per entry
+ * shows as the test case's timeout (CK_DEFAULT_TIMEOUT).
+ */
+enum { SCALE_USERS = 100000, SCALE_ROLES = 10000 };
+
+/*
+ * Loops over the generated users count what went wrong and assert once at the
+ * end: Check records every assertion that passes, and a million of those cost
+ * more than the load itself.
+ */
+static size_t scale_lines; /* lines written by emit so far */
+static size_t scale_bad;   /* emit calls that failed */
+
+__attribute__((format(printf, 2, 3))) static void emit(FILE *f, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n <= 0 || (size_t)n >= sizeof(line) || fputs(line, f) < 0)
+        scale_bad++;
+    for (const char *c = line; *c != '\0'; c++)
+        scale_lines += *c == '\n';
+}
+
+/*
+ * The hash of key k of the generated users: SHA-256 of a known key for odd
+ * k; for even k, k + 1 in 64 hex digits, hashes that share all their leading
+ * bytes (an index placed by leading bytes put them all in one run of slots).
+ */
+static void scale_hash(size_t k, char hex[2 * FM_KEY_HASH_BYTES + 1])
+{
+    unsigned char h[FM_KEY_HASH_BYTES];
+    char key[32];
+
+    if (k % 2 == 0) {
+        (void)snprintf(hex, 2 * FM_KEY_HASH_BYTES + 1, "%064zx", k + 1);
+        return;
+    }
+    (void)snprintf(key, sizeof(key), "scale-key-%zu", k);
+    crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+    (void)sodium_bin2hex(hex, 2 * FM_KEY_HASH_BYTES + 1, h, sizeof(h));
+}
+
+/* The digest of key k; false when its hex does not decode. */
+static bool scale_digest(size_t k, unsigned char h[FM_KEY_HASH_BYTES])
+{
+    char hex[2 * FM_KEY_HASH_BYTES + 1];
+    size_t len = 0;
+
+    scale_hash(k, hex);
+    return sodium_hex2bin(h, FM_KEY_HASH_BYTES, hex, strlen(hex), NULL, &len, NULL) == 0 &&
+           len == FM_KEY_HASH_BYTES;
+}
+
+/*
+ * cfgpath gets SCALE_ROLES roles r<j> (each inherits r<j-1>, every eighth
+ * analyst) and n (even) users u<i> with roles r<i % SCALE_ROLES> and
+ * researcher and key i; every tenth user gives a keys: list with key n + i as
+ * well. tail ends auth.api_keys; scale_lines counts the lines before it.
+ */
+static void write_scale_config(size_t n, const char *tail)
+{
+    FILE *f = fopen(cfgpath, "w");
+    char hex[2 * FM_KEY_HASH_BYTES + 1], hex2[2 * FM_KEY_HASH_BYTES + 1];
+
+    ck_assert_ptr_nonnull(f);
+    scale_lines = 0;
+    scale_bad = 0;
+    emit(f, "auth:\n  roles:\n");
+    for (size_t j = 0; j < SCALE_ROLES; j++) {
+        if (j % 8 == 0)
+            emit(f, "    r%zu: {inherits: [analyst], permissions: {\"jobs:delete\": true}}\n", j);
+        else
+            emit(f, "    r%zu: {inherits: [r%zu]}\n", j, j - 1);
+    }
+    emit(f, "  api_keys:\n");
+    for (size_t i = 0; i < n; i++) {
+        scale_hash(i, hex);
+        emit(f, "    u%06zu:\n      roles: [r%zu, researcher]\n", i, i % SCALE_ROLES);
+        if (i % 10 != 0) {
+            emit(f, "      hash: \"%s\"\n", hex);
+            continue;
+        }
+        scale_hash(n + i, hex2);
+        emit(f, "      keys:\n        - {hash: \"%s\", label: main}\n        - {hash: \"%s\"}\n",
+             hex, hex2);
+    }
+    ck_assert_uint_eq(scale_bad, 0);
+    ck_assert_int_ge(fputs(tail, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(cfgpath, 0600), 0);
+}
+
+/* Whether key k finds the user called name (NULL: finds none). */
+static bool scale_finds(const fm_config *cfg, size_t k, const char *name)
+{
+    unsigned char h[FM_KEY_HASH_BYTES];
+    const fm_user *u = NULL;
+
+    if (!scale_digest(k, h))
+        return false;
+    if (!fm_config_find_key(cfg, h, &u, NULL))
+        return name == NULL;
+    return name != NULL && strcmp(u->name, name) == 0;
+}
+
+/* Every key of the n generated users finds its user; a key not in the file finds none. */
+static void check_scale_keys(const fm_config *cfg, size_t n)
+{
+    size_t wrong = 0;
+    char name[32];
+
+    for (size_t i = 0; i < n; i++) {
+        (void)snprintf(name, sizeof(name), "u%06zu", i);
+        wrong += !scale_finds(cfg, i, name);
+        if (i % 10 == 0)
+            wrong += !scale_finds(cfg, n + i, name);
+    }
+    ck_assert_uint_eq(wrong, 0);
+    ck_assert(scale_finds(cfg, 2 * n, NULL));
+    ck_assert(scale_finds(cfg, 2 * n + 1, NULL));
+}
+
+START_TEST(test_scale_load)
+{
+    char err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg;
+    const fm_user *u;
+    size_t keys = 0;
+
+    write_scale_config(SCALE_USERS, "");
+    cfg = fm_config_load(cfgpath, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "load failed: %s", err);
+    ck_assert_uint_eq(cfg->auth.nusers, SCALE_USERS);
+    ck_assert_uint_eq(cfg->auth.nroles, 3 + SCALE_ROLES);
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        keys += cfg->auth.users[i].nkeys;
+    ck_assert_uint_eq(keys, SCALE_USERS + SCALE_USERS / 10);
+    check_scale_keys(cfg, SCALE_USERS);
+    /* Roles resolve through their chains: u000009 has r9, which inherits r8. */
+    u = &cfg->auth.users[9];
+    ck_assert_str_eq(u->name, "u000009");
+    ck_assert(u->effective & perm("jobs:delete"));
+    ck_assert(u->effective & perm("jobs:create"));
+    ck_assert_str_eq(cfg->auth.users[SCALE_USERS - 1].name, "u099999");
+    fm_config_free(cfg);
+}
+END_TEST
+
+/*
+ * The last entry of a big file repeats the first user, the first key, or a
+ * role of its own list: refused at its line.
+ */
+START_TEST(test_scale_duplicates_at_end)
+{
+    char err[FM_CONFIG_ERR_MAX], tail[256], hex[2 * FM_KEY_HASH_BYTES + 1], want[FM_CONFIG_ERR_MAX];
+
+    (void)snprintf(tail, sizeof(tail), "    u000000:\n      hash: \"%s\"\n", H_ONE);
+    write_scale_config(SCALE_USERS, tail);
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+    (void)snprintf(want, sizeof(want), "%s:%zu:5: duplicate key \"u000000\" in auth.api_keys",
+                   cfgpath, scale_lines + 1);
+    ck_assert_str_eq(err, want);
+
+    scale_hash(0, hex);
+    (void)snprintf(tail, sizeof(tail), "    late:\n      hash: \"%s\"\n", hex);
+    write_scale_config(SCALE_USERS / 10, tail);
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+    (void)snprintf(want, sizeof(want),
+                   "%s:%zu:13: key hash of user \"late\" is already used by user \"u000000\"",
+                   cfgpath, scale_lines + 2);
+    ck_assert_str_eq(err, want);
+
+    (void)snprintf(tail, sizeof(tail), "    late:\n      hash: \"%s\"\n      roles: [r%d, r%d]\n",
+                   H_ONE, SCALE_ROLES - 1, SCALE_ROLES - 1);
+    write_scale_config(SCALE_USERS / 10, tail);
+    ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+    (void)snprintf(want, sizeof(want),
+                   "%s:%zu:22: auth.api_keys.late.roles[1]: role \"r%d\" is listed twice", cfgpath,
+                   scale_lines + 3, SCALE_ROLES - 1);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* The name sets behind those checks: found by name only, emptied in O(1), across growth. */
+START_TEST(test_name_sets)
+{
+    enum { N = 1000 };
+    static char names[N][FM_NAME_MAX];
+    struct ld_names set;
+    struct loader l;
+    size_t at, wrong = 0;
+
+    memset(&set, 0, sizeof(set));
+    memset(&l, 0, sizeof(l));
+    ck_assert(!ld_names_find(&set, "n0", names[0], sizeof(names[0]), &at));
+    for (size_t i = 0; i < N; i++) {
+        (void)snprintf(names[i], sizeof(names[i]), "n%zu", i);
+        wrong += ld_names_add(&l, &set, names[i], i) != FM_OK;
+    }
+    for (size_t i = 0; i < N; i++)
+        wrong += !ld_names_find(&set, names[i], names[0], sizeof(names[0]), &at) || at != i;
+    ck_assert_uint_eq(wrong, 0);
+    ck_assert(!ld_names_find(&set, "n1000", names[0], sizeof(names[0]), &at));
+    ck_assert(!ld_names_find(&set, "n", names[0], sizeof(names[0]), &at));
+
+    ld_names_clear(&set);
+    ck_assert(!ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_int_eq(ld_names_add(&l, &set, names[7], 7), FM_OK);
+    ck_assert(ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_uint_eq(at, 7);
+    ck_assert(!ld_names_find(&set, "n8", names[0], sizeof(names[0]), &at));
+
+    /* The last generation before the counter wraps: the clear wipes the table instead. */
+    set.gen = UINT32_MAX;
+    ld_names_clear(&set);
+    ck_assert(!ld_names_find(&set, "n7", names[0], sizeof(names[0]), &at));
+    ck_assert_int_eq(ld_names_add(&l, &set, names[3], 3), FM_OK);
+    ck_assert(ld_names_find(&set, "n3", names[0], sizeof(names[0]), &at));
+    ck_assert_uint_eq(at, 3);
+    ld_names_free(&set);
+    ck_assert_ptr_null(set.slots);
+}
+END_TEST
+
 /* ---- the rows engine past 32 keys ------------------------------------------------ */
 
 #define WIDE_ROWS 40
@@ -1613,6 +1858,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_rows_past_32_keys);
     tcase_add_test(tc, test_rows_table_too_wide);
     tcase_add_test(tc, test_builder_overrides);
+    tcase_add_test(tc, test_scale_load);
+    tcase_add_test(tc, test_scale_duplicates_at_end);
+    tcase_add_test(tc, test_name_sets);
     suite_add_tcase(s, tc);
     return s;
 }
