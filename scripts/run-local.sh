@@ -193,9 +193,14 @@ answers() {
     [ "$code" = 401 ]
 }
 # serves: a worker answers GET /health, whatever the new configuration makes of
-# this client (401, or 403 when its allow-list leaves 127.0.0.1 out); sets code.
+# this client (401; 403 when its allow-list leaves 127.0.0.1 out; 503 while Redis
+# is down): a worker's answer carries Cache-Control: no-store, nginx's own error
+# pages do not; sets code.
 serves() {
-    answers || [[ $code =~ ^4 ]]
+    local headers
+    headers=$(curl -sk -o /dev/null -D - "https://127.0.0.1:$HTTPS_PORT/health" || true)
+    code=$(printf '%s\n' "$headers" | awk 'NR == 1 { print $2 }')
+    printf '%s\n' "$headers" | tr -d '\r' | grep -qi '^cache-control: no-store$'
 }
 
 do_start() {
