@@ -11,7 +11,8 @@
  *            already queued on the socket, then wait (KILL after a grace period).
  *   SIGUSR1  reopen log files in the master and every worker.
  *   SIGCHLD  a worker of the current generation that dies is respawned;
- *            workers that die young back off exponentially (crash loop).
+ *            workers that crash young (a failed start, a crash signal; not
+ *            a kill from outside) back off exponentially (crash loop).
  *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
@@ -124,7 +125,32 @@ static void fill_pool(void)
         m.next_spawn = time(NULL) + RETRY_S;
 }
 
-/* Reaps children; returns how many of the current generation died young. */
+/*
+ * Whether a worker ended by its own doing: a failed start-up (it exits
+ * non-zero) or a crash signal (SEGV, ABRT, BUS...). SIGKILL, TERM, INT, QUIT
+ * and HUP come from outside (an operator, a supervisor, the OOM killer): a
+ * worker killed young that way is no sign of a crash loop, and backing off
+ * would only leave the pool short.
+ */
+static bool died_of_itself(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) != 0;
+    if (!WIFSIGNALED(status))
+        return false;
+    switch (WTERMSIG(status)) {
+    case SIGKILL:
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+    case SIGHUP:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Reaps children; returns how many of the current generation crashed young. */
 static int reap(void)
 {
     int status, young = 0;
@@ -138,7 +164,7 @@ static int reap(void)
             fm_log_error("worker %d exited unexpectedly (%s %d); respawning", (int)pid,
                          WIFSIGNALED(status) ? "signal" : "status",
                          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (time(NULL) - w.started < 2)
+        if (time(NULL) - w.started < 2 && died_of_itself(status))
             young++;
     }
     /* The chain state of a file no live worker writes any more is not needed again. */

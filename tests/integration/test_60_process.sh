@@ -12,6 +12,18 @@ check "a worker killed with SIGKILL is respawned" wait_for 5 respawned
 check "api.log records the crash" grep -q "worker $victim exited unexpectedly" "$FETCHML_VAR/log/api.log"
 as researcher GET /v1/whoami
 check "the pool still serves after the crash" status_is 200
+
+# Kills from outside are no crash loop: three young workers killed in a row
+# are each replaced at once, without the start-up backoff (1, 2, 4 s).
+backoffs=$(grep -c "workers are crashing at start" "$FETCHML_VAR/log/api.log" || true)
+for _ in 1 2 3; do
+    wait_for 5 four_workers || break
+    kill -KILL "$(pgrep -P "$master" | tail -1)"
+    sleep 0.2
+done
+check "three young workers killed from outside are replaced within 1 s" wait_for 1 four_workers
+check "... with no crash-loop backoff" \
+    [ "$(grep -c "workers are crashing at start" "$FETCHML_VAR/log/api.log" || true)" = "$backoffs" ]
 check "the socket is mode 0660" [ "$(stat -c %a "$FETCHML_VAR/run/fcgi.sock")" = 660 ]
 
 set -a
