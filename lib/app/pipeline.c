@@ -190,35 +190,6 @@ static step_rc refuse(req_state *st, const char *reason, int status, const char 
     return STEP_DONE;
 }
 
-/*
- * nginx's plain-HTTP server passes a request on only when it carries a
- * credential (it redirects the rest to HTTPS): that key has crossed the
- * network in clear. It is refused rather than redirected (a client following
- * the redirect would only send it again), and its key id goes to the audit
- * trail and api.log so that the operator rotates it. First of all the steps:
- * the key is exposed whatever the address or the guard say, and every key,
- * valid or not, gets the same answer, so the sender learns nothing.
- */
-static step_rc step_plain_http(req_state *st)
-{
-    const fm_request *req = st->call->req;
-    fm_auth_result *auth = &st->auth;
-
-    if (!req->plain_http)
-        return STEP_NEXT;
-    if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
-                             auth) != FM_OK)
-        auth->status = FM_AUTH_MALFORMED;
-    st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
-    st->o.user = auth->status == FM_AUTH_OK ? auth->user->name : NULL;
-    fm_log_warn("credential sent over plain HTTP, rotate it: source=%s key_id=%s user=%s "
-                "trace_id=%s",
-                req->remote_addr, st->o.key_id != NULL ? st->o.key_id : "-",
-                st->o.user != NULL ? st->o.user : "-", st->call->trace_id);
-    return refuse(st, "credential_in_clear", 403, "CREDENTIAL_IN_CLEAR",
-                  "credential sent over plain HTTP: use HTTPS, and rotate this key");
-}
-
 static step_rc step_ip_allow(req_state *st)
 {
     if (ip_allowed(&st->env->cfg->auth.ip_whitelist, st->call->req->remote_addr))
@@ -246,6 +217,51 @@ static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *
     return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
                               st->call->req->remote_addr, st->auth.status != FM_AUTH_MISSING,
                               st->now_ms, blocked, block_s);
+}
+
+/*
+ * nginx's plain-HTTP server passes a request on only when it carries a
+ * credential (it redirects the rest to HTTPS): that key has crossed the
+ * network in clear. It is refused rather than redirected (a client following
+ * the redirect would only send it again), and its key id goes to the audit
+ * trail and api.log so that the operator rotates it. First of all the steps:
+ * the key is exposed whatever the address says, and every key, valid or not,
+ * gets the same answer, so the sender learns nothing. It counts as a failed
+ * authentication, and an address the guard blocks gets the guard's 429
+ * instead, so that a flood of keys in clear cannot grow the logs without
+ * bound (the request never goes on to the later steps either way).
+ */
+static step_rc step_plain_http(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_auth_result *auth = &st->auth;
+    uint32_t block_s;
+    bool blocked;
+
+    if (!req->plain_http)
+        return STEP_NEXT;
+    if (guard_check(st, &blocked, &block_s) != FM_OK) {
+        st->redis_failed = true; /* recorded all the same, not counted */
+    } else if (blocked) {
+        (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
+        return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
+                      "too many failed authentications from this address");
+    }
+    if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
+                             auth) != FM_OK)
+        auth->status = FM_AUTH_MALFORMED;
+    st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
+    st->o.user = auth->status == FM_AUTH_OK ? auth->user->name : NULL;
+    fm_log_warn("credential sent over plain HTTP, rotate it: source=%s key_id=%s user=%s "
+                "trace_id=%s",
+                req->remote_addr, st->o.key_id != NULL ? st->o.key_id : "-",
+                st->o.user != NULL ? st->o.user : "-", st->call->trace_id);
+    if (guard_count_failure(st, &blocked, &block_s) == FM_OK && blocked)
+        fm_log_warn("brute-force guard: source=%s blocked for %u s after credentials sent in clear "
+                    "trace_id=%s",
+                    req->remote_addr, (unsigned)block_s, st->call->trace_id);
+    return refuse(st, "credential_in_clear", 403, "CREDENTIAL_IN_CLEAR",
+                  "credential sent over plain HTTP: use HTTPS, and rotate this key");
 }
 
 /* The key check, once per request: the guard may need the key's fingerprint before its step. */

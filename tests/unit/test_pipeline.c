@@ -1294,6 +1294,46 @@ START_TEST(plain_http_credential)
 }
 END_TEST
 
+/*
+ * Keys in clear count as failed authentications: a flood of them is blocked
+ * like any guesser, with the guard's 429 (no more api.log lines), also on
+ * the HTTPS side, and a known key in clear never gets further than that.
+ */
+START_TEST(plain_http_flood_blocked)
+{
+    fm_config *strict =
+        load_config_guard("deny", "{ max: 3, window_seconds: 60, block_seconds: 30 }");
+    fm_env e = env;
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+
+    e.cfg = strict;
+    req.remote_addr = "10.6.6.6";
+    run_in(&e, &req); /* alice is a known client of 10.6.6.6 */
+    expect_handled("alice");
+    req.plain_http = true;
+    for (int i = 0; i < 3; i++) {
+        run_in(&e, &req);
+        expect_error(403, "CREDENTIAL_IN_CLEAR", TRACE);
+    }
+    ck_assert_int_eq(log_count("blocked for 30 s after credentials sent in clear"), 1);
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
+    ck_assert_int_eq(log_count("credential sent over plain HTTP"), 3);
+    ck_assert_int_eq(ran.count, 1);
+    /* Over HTTPS the address is blocked too; alice, known here, goes on. */
+    req.plain_http = false;
+    req.x_api_key = "no-such-key-at-all";
+    run_in(&e, &req);
+    expect_error(429, "RATE_LIMITED", TRACE);
+    req.x_api_key = K_ALICE;
+    run_in(&e, &req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(ran.count, 2);
+    fm_config_free(strict);
+}
+END_TEST
+
 START_TEST(repeated_credentials)
 {
     fm_request req = request("GET", "/v1/whoami", K_ALICE);
@@ -1395,6 +1435,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, head_is_get_without_body);
     tcase_add_test(tc, repeated_credentials);
     tcase_add_test(tc, plain_http_credential);
+    tcase_add_test(tc, plain_http_flood_blocked);
     tcase_add_test(tc, audit_chain_continues);
     suite_add_tcase(s, tc);
     return s;
