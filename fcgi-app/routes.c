@@ -1,7 +1,8 @@
 /*
  * routes.c - the HTTP API as a table: method, path pattern, the permission
  * the pipeline checks, the handler (routes.h), flags (FM_ROUTE_JSON_BODY:
- * the route reads a JSON body). A new route is one row here;
+ * the route reads a JSON body; FM_ROUTE_QUERY: it reads a query string, which
+ * every other route refuses). A new route is one row here;
  * a new resource is one routes_<resource>.c.
  */
 #include "app.h"
@@ -12,7 +13,7 @@ const fm_route fm_app_routes[] = {
     {"GET", "/v1/whoami", FM_PERM_NONE, fm_route_whoami, 0},
     {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), fm_route_task_create,
      FM_ROUTE_JSON_BODY},
-    {"GET", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_task_list, 0},
+    {"GET", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_task_list, FM_ROUTE_QUERY},
     {"GET", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_task_get, 0},
     {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), fm_route_task_cancel, 0},
     {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), fm_route_task_delete, 0},

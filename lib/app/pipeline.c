@@ -523,6 +523,9 @@ static step_rc step_body(req_state *st)
 {
     const fm_request *req = st->call->req;
 
+    /* A route that reads no query refuses one, as the ones that read it refuse unknown names. */
+    if (req->query != NULL && req->query[0] != '\0' && (st->route->flags & FM_ROUTE_QUERY) == 0)
+        return refuse(st, "bad_query", 400, "BAD_REQUEST", "this route takes no query parameters");
     if (req->body_too_large)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)

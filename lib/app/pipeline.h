@@ -16,7 +16,8 @@
  *   5 per-user token bucket in Redis                -> 429 RATE_LIMITED + Retry-After
  *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
  *   7 RBAC permission of the route                  -> 403 FORBIDDEN
- *   8 body: over server.max_body_bytes              -> 413 PAYLOAD_TOO_LARGE
+ *   8 input: a query on a route that reads none     -> 400 BAD_REQUEST
+ *     body over server.max_body_bytes               -> 413 PAYLOAD_TOO_LARGE
  *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
  *     a route that takes a JSON body, without
  *     Content-Type application/json                 -> 415 UNSUPPORTED_MEDIA_TYPE
@@ -107,6 +108,9 @@ typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 
 /* fm_route flags */
 #define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type must be application/json */
+#define FM_ROUTE_QUERY                                                                             \
+    2u /* reads a query string (strictly, lib/base/query.h); any other                             \
+          route refuses one: 400 */
 
 typedef struct fm_route {
     const char *method;  /* "GET", "POST", ...; a GET route answers HEAD too */

@@ -118,7 +118,7 @@ static int h_reason(fm_call *call, fm_response *out)
 
 static const fm_route routes[] = {
     {"GET", "/v1/whoami", FM_PERM_NONE, h_ok, 0},
-    {"GET", "/v1/tasks", JOBS_READ, h_ok, 0},
+    {"GET", "/v1/tasks", JOBS_READ, h_ok, FM_ROUTE_QUERY},
     {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), h_ok, FM_ROUTE_JSON_BODY},
     {"GET", "/v1/tasks/{id}", JOBS_READ, h_ok, 0},
     {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), h_ok, 0},
@@ -703,6 +703,27 @@ START_TEST(content_type)
     ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
     /* A route without a body does not care. */
     req = request("POST", "/v1/tasks/xyz/cancel", K_ALICE);
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+}
+END_TEST
+
+/* Only a route that reads a query accepts one (it checks the names); any other refuses it. */
+START_TEST(query_only_where_read)
+{
+    fm_request req = request("GET", "/v1/whoami", K_ALICE);
+
+    req.query = "x=%C0%AF";
+    run(&req);
+    expect_error(400, "BAD_REQUEST", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(400, "bad_query", "alice", 1, &req, TRACE);
+    req = request("GET", "/v1/tasks", K_ALICE);
+    req.query = "status=queued";
+    run(&req);
+    expect_handled("alice");
+    req = request("GET", "/v1/whoami", K_ALICE);
+    req.query = "";
     run(&req);
     ck_assert_int_eq(resp.status, 200);
 }
@@ -1416,6 +1437,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, body_too_large);
     tcase_add_test(tc, body_incomplete);
+    tcase_add_test(tc, query_only_where_read);
     tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
