@@ -114,6 +114,15 @@ check "an unknown Transfer-Encoding -> 501 NOT_IMPLEMENTED" e_json 501 NOT_IMPLE
 req TRACE /v1/whoami
 forget_trace
 check "TRACE -> 405 METHOD_NOT_ALLOWED" e_json 405 METHOD_NOT_ALLOWED
+# A request line with an HTTP version nginx does not speak (curl cannot send one).
+t15_505=$(printf 'GET /v1/whoami HTTP/9.9\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+    timeout 5 openssl s_client -quiet -connect "127.0.0.1:$FETCHML_HTTPS_PORT" 2>/dev/null || true)
+t15_505_json() {
+    head -1 <<<"$t15_505" | grep -q ' 505 ' &&
+        tr -d '\r' <<<"$t15_505" | awk 'body; /^$/ { body = 1 }' |
+        jq -e '.code == "HTTP_VERSION_NOT_SUPPORTED" and (.trace_id | length) > 0' >/dev/null
+}
+check "HTTP/9.9 -> 505 HTTP_VERSION_NOT_SUPPORTED, the JSON body" t15_505_json
 e_http GET "/v1/$(head -c 9000 /dev/zero | tr '\0' a)"
 forget_trace
 check "plain HTTP port: a 9 KB path -> 414 URI_TOO_LONG" e_json 414 URI_TOO_LONG
