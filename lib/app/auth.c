@@ -49,7 +49,7 @@ bool fm_auth_key_checksum_ok(const char *key, size_t n)
 {
     char want[SUM_HEX + 1];
 
-    if (n < PREFIX_LEN || memcmp(key, FM_AUTH_KEY_PREFIX, PREFIX_LEN) != 0)
+    if (n < PREFIX_LEN || sodium_memcmp(key, FM_AUTH_KEY_PREFIX, PREFIX_LEN) != 0)
         return true;
     if (n != FM_AUTH_KEY_GEN_LEN)
         return false;

@@ -234,7 +234,7 @@ static size_t literal_len(const unsigned char *s, size_t len, size_t i)
     for (size_t k = 0; k < secrets.count; k++) {
         size_t n = secrets.len[k];
 
-        if (n > best && n <= len - i && memcmp(s + i, secrets.value[k], n) == 0)
+        if (n > best && n <= len - i && sodium_memcmp(s + i, secrets.value[k], n) == 0)
             best = n;
     }
     return best;
@@ -666,7 +666,7 @@ fm_err fm_redact_add_secret(const char *value)
     if (n < FM_REDACT_MIN_SECRET)
         return FM_OK;
     for (size_t k = 0; k < secrets.count; k++)
-        if (secrets.len[k] == n && memcmp(secrets.value[k], value, n) == 0)
+        if (secrets.len[k] == n && sodium_memcmp(secrets.value[k], value, n) == 0)
             return FM_OK;
     if (secrets.count == FM_REDACT_MAX_SECRETS) {
         errno = ENOSPC;

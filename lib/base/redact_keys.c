@@ -67,9 +67,10 @@ static bool is_escape(const unsigned char *s, size_t end, size_t p)
     return s[p] == '%' && p + 2 < end && hexval(s[p + 1]) >= 0 && hexval(s[p + 2]) >= 0;
 }
 
+/* Digests of secrets: ordered in constant time (sodium_compare), for qsort and bsearch alike. */
 static int cmp_digest(const void *a, const void *b)
 {
-    return memcmp(a, b, FM_REDACT_KEY_HASH_BYTES);
+    return sodium_compare(a, b, FM_REDACT_KEY_HASH_BYTES);
 }
 
 /* Whether s[a, b), %XX-decoded, hashes to a configured key. */

@@ -136,12 +136,12 @@ fm_err fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], lon
     if (!cJSON_IsObject(obj) || parse_end != line + len) {
         rc = verify_fail(FM_EPARSE, err, errlen, "line after seq %lld: malformed JSON", after);
     } else if (json_seq(obj, &rseq) != 0 || json_hex(obj, "prev_hash", prev) != 0 ||
-               json_hex(obj, "hash", hash) != 0 || memcmp(hash, stored, HEX_LEN) != 0) {
+               json_hex(obj, "hash", hash) != 0 || sodium_memcmp(hash, stored, HEX_LEN) != 0) {
         rc = verify_fail(FM_EPARSE, err, errlen,
                          "line after seq %lld: missing or invalid seq/prev_hash/hash", after);
     } else {
         audit_sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
-        if (memcmp(computed, hash, HEX_LEN) != 0)
+        if (sodium_memcmp(computed, hash, HEX_LEN) != 0)
             rc = verify_fail(FM_EINVAL, err, errlen, "seq %lld: hash mismatch (line edited)", rseq);
         else
             rc = verify_link(rseq, prev, after, prev_hex, err, errlen);
