@@ -219,6 +219,24 @@ static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *
                               st->now_ms, blocked, block_s);
 }
 
+/* The key check, once per request: the guard may need the key's fingerprint before its step. */
+static void authenticate(req_state *st)
+{
+    const fm_request *req = st->call->req;
+    fm_auth_result *auth = &st->auth;
+
+    if (st->auth_done)
+        return;
+    st->auth_done = true;
+    if (req->credentials_repeated) {
+        memset(auth, 0, sizeof(*auth));
+        auth->status = FM_AUTH_MALFORMED;
+    } else if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization,
+                                    (int64_t)time(NULL), auth) != FM_OK) {
+        auth->status = FM_AUTH_MALFORMED; /* could not decide: refused, as a bad key */
+    }
+}
+
 /*
  * nginx's plain-HTTP server passes a request on only when it carries a
  * credential (it redirects the rest to HTTPS): that key has crossed the
@@ -247,9 +265,7 @@ static step_rc step_plain_http(req_state *st)
         return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
                       "too many failed authentications from this address");
     }
-    if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization, (int64_t)time(NULL),
-                             auth) != FM_OK)
-        auth->status = FM_AUTH_MALFORMED;
+    authenticate(st);
     st->o.key_id = auth->key_id[0] != '\0' ? auth->key_id : NULL;
     st->o.user = auth->status == FM_AUTH_OK ? auth->user->name : NULL;
     fm_log_warn("credential sent over plain HTTP, rotate it: source=%s key_id=%s user=%s "
@@ -262,24 +278,6 @@ static step_rc step_plain_http(req_state *st)
                     req->remote_addr, (unsigned)block_s, st->call->trace_id);
     return refuse(st, "credential_in_clear", 403, "CREDENTIAL_IN_CLEAR",
                   "credential sent over plain HTTP: use HTTPS, and rotate this key");
-}
-
-/* The key check, once per request: the guard may need the key's fingerprint before its step. */
-static void authenticate(req_state *st)
-{
-    const fm_request *req = st->call->req;
-    fm_auth_result *auth = &st->auth;
-
-    if (st->auth_done)
-        return;
-    st->auth_done = true;
-    if (req->credentials_repeated) {
-        memset(auth, 0, sizeof(*auth));
-        auth->status = FM_AUTH_MALFORMED;
-    } else if (fm_auth_authenticate(st->env->cfg, req->x_api_key, req->authorization,
-                                    (int64_t)time(NULL), auth) != FM_OK) {
-        auth->status = FM_AUTH_MALFORMED; /* could not decide: refused, as a bad key */
-    }
 }
 
 /*
