@@ -41,6 +41,7 @@
 #ifndef FM_PIPELINE_H
 #define FM_PIPELINE_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -98,6 +99,16 @@ struct fm_call {
     fm_undo_fn undo;                 /* set by a handler that changed state, with: */
     char undo_id[FM_PATH_PARAM_MAX]; /* what it changed */
     char *undo_data;                 /* heap, freed by the pipeline; meaning is the handler's */
+    /* What the audit record names besides the request (empty = not named). */
+    char audit_task_id[FM_PATH_PARAM_MAX]; /* the task the request acted on */
+    char audit_worker[FM_PATH_PARAM_MAX];  /* the worker_id of a job worker's request */
+    /*
+     * An event the handler's change makes (a task.* type, static string) and
+     * its task (heap, owned by the call): published once the audit record is
+     * written, never for a change that was undone.
+     */
+    const char *event;
+    cJSON *event_task;
 };
 
 /*

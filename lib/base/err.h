@@ -13,7 +13,13 @@
  *   FM_ENOTFOUND  what was asked for does not exist, or is not visible to
  *                 the caller (no existence leak).
  *   FM_ECONFLICT  it exists, but its state forbids the change.
- *   FM_EREDIS     Redis could not answer: connection, timeout, error reply.
+ *   FM_EREDIS     Redis could not answer: connection, timeout, error reply
+ *                 (also Redis refusing a write because it is full: maxmemory
+ *                 with noeviction).
+ *   FM_ETOOBIG    a size limit refused it (a task record over
+ *                 limits.max_task_bytes, ...); message as for FM_EINVAL.
+ *   FM_EQUOTA     a quota refused it (limits.max_open_tasks, ...); message
+ *                 as for FM_EINVAL.
  *
  * Answers that are not failures (a key is unknown, an address is blocked, a
  * request is over its limit) are never error codes: they come back in an out
@@ -37,13 +43,18 @@ typedef enum fm_err {
     FM_EPARSE = -3,
     FM_ENOTFOUND = -4,
     FM_ECONFLICT = -5,
-    FM_EREDIS = -6
+    FM_EREDIS = -6,
+    FM_ETOOBIG = -7,
+    FM_EQUOTA = -8
 } fm_err;
 
 #define FM_MUST_CHECK __attribute__((warn_unused_result))
 #define FM_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
 
-/* fm_err_name - "ok", "system", "invalid", "parse", "not_found", "conflict", "redis". */
+/*
+ * fm_err_name - "ok", "system", "invalid", "parse", "not_found", "conflict",
+ * "redis", "too_big", "quota".
+ */
 static inline const char *fm_err_name(fm_err e)
 {
     switch (e) {
@@ -61,6 +72,10 @@ static inline const char *fm_err_name(fm_err e)
         return "conflict";
     case FM_EREDIS:
         return "redis";
+    case FM_ETOOBIG:
+        return "too_big";
+    case FM_EQUOTA:
+        return "quota";
     }
     return "unknown";
 }

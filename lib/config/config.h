@@ -118,6 +118,17 @@ typedef struct fm_config {
     struct {
         char *experiments_dir;
     } data;
+    struct {
+        int lease_seconds;     /* a claim's lease, extended by each heartbeat (1..86400, 60) */
+        int max_attempts;      /* claims before an expired lease fails the task (1..100, 3) */
+        int sweep_interval_ms; /* how often the sweeper looks for expired leases (100..60000, 1000)
+                                */
+    } jobs;
+    struct {
+        size_t max_task_bytes;     /* largest task record, bytes (65536) */
+        long max_open_tasks;       /* queued + running tasks per user (1000) */
+        size_t max_response_bytes; /* largest response body, bytes (4194304) */
+    } limits;
 
     fm_key_slot *key_index; /* power-of-two sized, see fm_config_find_key */
     size_t key_index_size;
