@@ -5,7 +5,11 @@
  * listens on, so an invalid body must be refused before any Redis call (the
  * handle's errstr stays empty), and a valid one ends in FM_EREDIS.
  * "redis" runs against a private redis-server (see helpers.h): the stored
- * record and index keys, queue order, visibility and listing.
+ * hash and index keys, queue order, visibility and listing (status pages,
+ * next_offset, max_bytes, O(limit) by Redis' own command counts), quotas and
+ * size limits, claim order and exactly-once claims by concurrent processes,
+ * holder-only heartbeat and complete, lease expiry by the sweep, cancel of a
+ * running task, the undo of every transition, one round trip for each.
  */
 #include <check.h>
 #include <cjson/cJSON.h>
