@@ -56,4 +56,12 @@ FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *a
                                         const char *who, fm_env *env);
 void fm_worker_env_close(fm_env *env);
 
+/*
+ * fm_sweeper_main - the sweeper (sweeper.c): end expired leases every
+ * cfg->jobs.sweep_interval_ms with the snapshot cfg, auditing each
+ * transition on audit_shared's chain, until SIGTERM/SIGINT/SIGQUIT (the pass
+ * in progress finishes), then exit the process. Never returns.
+ */
+void fm_sweeper_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+
 #endif
