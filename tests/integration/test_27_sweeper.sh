@@ -99,6 +99,26 @@ mv "$audit.t27" "$audit"
 check "once it is back, the next pass requeues it" wait_for 2.5 status_in_redis "$T6" queued
 check "... audited once" sweep_is "$T6" '.reason=="requeued"'
 
+# Redis hung (SIGSTOP) for 3 s: the sweeper waits for the interval between
+# passes (its breaker fails them at once), warns in api.log, and sweeps again
+# once Redis answers.
+t27_redis=$(cat "$FETCHML_VAR/run/redis.pid")
+t27_sweeper=$(sweeper_pid)
+t27_cpu() { awk '{ print $14 + $15 }' "/proc/$t27_sweeper/stat"; }
+t27_cpu0=$(t27_cpu)
+kill -STOP "$t27_redis"
+trap 'kill -CONT "$t27_redis" 2>/dev/null' EXIT
+sleep 3
+kill -CONT "$t27_redis"
+t27_ticks=$(($(t27_cpu) - t27_cpu0))
+check "with Redis hung for 3 s the sweeper does not spin ($t27_ticks ticks of CPU, < 50)" \
+    [ "$t27_ticks" -lt 50 ]
+check "... and api.log says it cannot sweep" grep -q "sweeper: cannot sweep expired leases" \
+    "$FETCHML_VAR/log/api.log"
+T7=$(new_task sweep-after-hang)
+expire "$T7" 1
+check "once Redis answers again it sweeps" wait_for 2.5 status_in_redis "$T7" queued
+
 # Supervision: a killed sweeper is respawned (not a crash loop: no backoff).
 kill -KILL "$first"
 respawned() { one_sweeper && [ "$(sweeper_pid)" != "$first" ]; }
@@ -115,4 +135,4 @@ check "a reload replaces the sweeper" reload_until replaced
 T5=$(new_task sweep-after-reload)
 expire "$T5" 1
 check "the new generation's sweeper sweeps" wait_for 2.5 status_in_redis "$T5" queued
-for t in "$T1" "$T2" "$T3" "$T4" "$T5" "$T6"; do as admin DELETE "/v1/tasks/$t"; done
+for t in "$T1" "$T2" "$T3" "$T4" "$T5" "$T6" "$T7"; do as admin DELETE "/v1/tasks/$t"; done
