@@ -40,11 +40,25 @@ static int bad_query(fm_call *call, fm_response *resp, const char *msg)
     return fm_route_refuse(call, resp, 400, "BAD_REQUEST", msg, "bad_query");
 }
 
+/* The task store as this request's config generation sets it up. */
+static fm_tasks_store store_of(const fm_call *call)
+{
+    const fm_config *cfg = call->env->cfg;
+
+    return (fm_tasks_store){.redis = call->env->redis,
+                            .prefix = cfg->redis.key_prefix,
+                            .max_task_bytes = cfg->limits.max_task_bytes,
+                            .max_open_tasks = cfg->limits.max_open_tasks,
+                            .lease_seconds = cfg->jobs.lease_seconds,
+                            .max_attempts = cfg->jobs.max_attempts};
+}
+
 /* Undo of a change whose audit record could not be written (see pipeline.h). */
 static void undo_task_change(fm_call *call)
 {
-    if (fm_tasks_restore(call->env->redis, call->env->cfg->redis.key_prefix, call->undo_id,
-                         call->undo_data) != FM_OK)
+    fm_tasks_store st = store_of(call);
+
+    if (fm_tasks_restore(&st, call->undo_id, call->undo_data) != FM_OK)
         fm_log_error("could not undo the change to task %s after an audit failure trace_id=%s",
                      call->undo_id, call->trace_id);
 }
@@ -68,9 +82,9 @@ int fm_route_task_create(fm_call *call, fm_response *resp)
     char err[256], id[FM_TASKS_ID_SIZE];
     cJSON *task;
     const fm_request *req = call->req;
-    fm_err rc =
-        fm_tasks_create(call->env->redis, call->env->cfg->redis.key_prefix, call->user->name,
-                        req->body, req->body_len, &task, id, err, sizeof(err));
+    fm_tasks_store st = store_of(call);
+    fm_err rc = fm_tasks_create(&st, call->user->name, req->body, req->body_len, &task, id, err,
+                                sizeof(err));
 
     switch (rc) {
     case FM_OK:
@@ -88,8 +102,8 @@ int fm_route_task_create(fm_call *call, fm_response *resp)
 int fm_route_task_get(fm_call *call, fm_response *resp)
 {
     cJSON *task;
-    fm_err rc = fm_tasks_get(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                             call->params[0], &task);
+    fm_tasks_store st = store_of(call);
+    fm_err rc = fm_tasks_get(&st, visible_user(call), call->params[0], &task);
 
     if (rc == FM_OK)
         return fm_route_json(resp, 200, task);
@@ -102,8 +116,8 @@ int fm_route_task_cancel(fm_call *call, fm_response *resp)
 {
     cJSON *task = NULL;
     char *before = NULL;
-    fm_err rc = fm_tasks_cancel(call->env->redis, call->env->cfg->redis.key_prefix,
-                                visible_user(call), call->params[0], &task, &before);
+    fm_tasks_store st = store_of(call);
+    fm_err rc = fm_tasks_cancel(&st, visible_user(call), call->params[0], &task, &before);
 
     switch (rc) {
     case FM_OK:
@@ -123,8 +137,8 @@ int fm_route_task_cancel(fm_call *call, fm_response *resp)
 int fm_route_task_delete(fm_call *call, fm_response *resp)
 {
     char *before = NULL;
-    fm_err rc = fm_tasks_delete(call->env->redis, call->env->cfg->redis.key_prefix,
-                                visible_user(call), call->params[0], &before);
+    fm_tasks_store st = store_of(call);
+    fm_err rc = fm_tasks_delete(&st, visible_user(call), call->params[0], &before);
 
     switch (rc) {
     case FM_OK:
@@ -183,14 +197,16 @@ int fm_route_task_list(fm_call *call, fm_response *resp)
 {
     const char *status, *refused;
     char err[160];
-    long limit = FM_TASKS_LIST_DEFAULT, offset = 0, total;
+    long limit = FM_TASKS_LIST_DEFAULT, offset = 0, total, next_offset;
     cJSON *tasks, *o;
+    fm_tasks_store st = store_of(call);
 
     refused = list_query(call->req, &status, &limit, &offset, err, sizeof(err));
     if (refused != NULL)
         return bad_query(call, resp, refused);
-    if (fm_tasks_list(call->env->redis, call->env->cfg->redis.key_prefix, visible_user(call),
-                      status, offset, limit, &tasks, &total) != FM_OK)
+    if (fm_tasks_list(&st, visible_user(call), status, offset, limit,
+                      call->env->cfg->limits.max_response_bytes, &tasks, &total,
+                      &next_offset) != FM_OK)
         return unavailable(call, resp);
     o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {

@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "bruteforce.h"
+#include "events.h"
 #include "log.h"
 #include <sodium.h>
 
@@ -612,6 +613,8 @@ static void audit_request(req_state *st)
         .source_ip = req->remote_addr,
         .status = resp->status,
         .reason = st->o.reason,
+        .task_id = call->audit_task_id,
+        .worker = call->audit_worker,
     };
     if (fm_audit_write(st->env->audit, &rec) != FM_OK) {
         fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",
@@ -621,6 +624,10 @@ static void audit_request(req_state *st)
             call->undo(call);
         fm_response_reset(resp);
         unavailable(resp, "audit trail unavailable", call->trace_id);
+    } else if (call->event != NULL) {
+        /* Only a change that stands is announced: after its record, never once undone. */
+        fm_events_publish(st->env->redis, st->env->cfg->redis.key_prefix, call->event,
+                          call->event_task);
     }
     if (action != stack_action && action != req->method)
         free(action);
@@ -649,4 +656,5 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
             break;
     audit_request(&st);
     free(call.undo_data);
+    cJSON_Delete(call.event_task);
 }

@@ -28,7 +28,9 @@
  * and after the last step that ran, one audit record, for refused requests
  * too; if it cannot be written the response becomes 503 SERVICE_UNAVAILABLE
  * and the handler's change is undone (fail closed: such a request changes
- * nothing).
+ * nothing). Once the record is written, the event the handler armed
+ * (call->event) is published (fm_events_publish; its failure changes no
+ * answer); an undone change publishes nothing.
  *
  * Redis trouble: the guard (2) then blocks nobody; the limiter (5) applies
  * rate_limit.on_redis_error (deny: 503 + Retry-After; allow: admitted, a

@@ -161,7 +161,7 @@ fm_config_apply() {
     done
 }
 
-# fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH [OVERRIDE...]:
+# fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH WORKER_HASH [OVERRIDE...]:
 # writes OUT (mode 0600) from conf/dev/config.yaml.in, the one template of
 # run-local.sh's config and the integration tests' (tests/integration/lib.sh
 # write_config), with the var dir, the demo users' key hashes and the
@@ -173,6 +173,6 @@ fm_dev_config() {
     (
         umask 077
         fm_subst "$ROOT/conf/dev/config.yaml.in" "VAR=$2" "ADMIN_HASH=$3" "RESEARCHER_HASH=$4" \
-            "ANALYST_HASH=$5" | fm_config_apply "${group[@]}" "${@:6}" >"$out.new"
+            "ANALYST_HASH=$5" "WORKER_HASH=$6" | fm_config_apply "${group[@]}" "${@:7}" >"$out.new"
     ) && mv "$out.new" "$out"
 }

@@ -35,6 +35,9 @@ static th_redis srv;
 static char tmpdir[TH_PATH_MAX];
 static char down_addr[TH_PATH_MAX + 32];
 static fm_redis *r;
+static fm_tasks_store st;
+static long next_off;
+#define STORE(p) (&(fm_tasks_store){.redis = r, .prefix = (p)})
 
 /* ---- validation, Redis unreachable ---------------------------------------------- */
 
@@ -46,6 +49,7 @@ static void setup_down(void)
                      (int)sizeof(down_addr));
     r = fm_redis_new(down_addr, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 static void teardown_down(void)
@@ -60,8 +64,7 @@ static void expect_refused_len(const char *body, size_t len, int want_rc, const 
     char err[256] = "unset", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
 
-    ck_assert_msg(fm_tasks_create(r, PREFIX, "alice", body, len, &task, id, err, sizeof(err)) ==
-                      want_rc,
+    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, err, sizeof(err)) == want_rc,
                   "body %s: wrong code (err \"%s\")", body != NULL ? body : "(null)", err);
     ck_assert_ptr_null(task);
     ck_assert_str_eq(err, want_err);
@@ -84,7 +87,7 @@ static void expect_valid(const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
-    int rc = fm_tasks_create(r, PREFIX, "alice", body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, "alice", body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
     ck_assert_ptr_null(task);
@@ -93,6 +96,7 @@ static void expect_valid(const char *body)
     fm_redis_free(r);
     r = fm_redis_new(down_addr, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 #define NOT_JSON "request body is not valid JSON (one object, no NUL characters)"
@@ -306,7 +310,7 @@ START_TEST(err_buffer_bounded)
     char err[8], id[FM_TASKS_ID_SIZE];
     cJSON *task;
 
-    ck_assert_int_eq(fm_tasks_create(r, PREFIX, "alice", "{}", 2, &task, id, err, sizeof(err)),
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", "{}", 2, &task, id, err, sizeof(err)),
                      FM_EINVAL);
     ck_assert_str_eq(err, "job_nam");
 }
@@ -318,16 +322,16 @@ START_TEST(get_and_list_without_redis)
     long total = -1;
 
     /* Not a UUID: not found, without asking Redis. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "not-a-uuid", &t), FM_ENOTFOUND);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(fm_redis_errstr(r), "");
     /* A UUID has to be looked up. */
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "0b8a3f5e-3c1d-4e2a-9f00-123456789abc", &t),
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "0b8a3f5e-3c1d-4e2a-9f00-123456789abc", &t),
                      FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(&st, "alice", NULL, 0, 50, 0, &t, &total, &next_off), FM_EREDIS);
     ck_assert_ptr_null(t);
     ck_assert_int_eq(total, 0);
 }
@@ -357,6 +361,7 @@ static void setup_up(void)
     th_redis_start(&srv);
     r = fm_redis_new(srv.addr, srv.password, 0, 500);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 static void teardown_up(void)
@@ -370,7 +375,7 @@ static cJSON *create(const char *user, const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE] = "";
     cJSON *task = NULL;
-    int rc = fm_tasks_create(r, PREFIX, user, body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, user, body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
                   fm_redis_errstr(r));
@@ -459,7 +464,7 @@ START_TEST(create_full_record)
     int64_t created;
     time_t now = time(NULL);
 
-    ck_assert_int_eq(cJSON_GetArraySize(t), 15);
+    ck_assert_int_eq(cJSON_GetArraySize(t), 20);
     ck_assert_msg(is_uuid_v4(str_field(t, "id")), "id \"%s\"", str_field(t, "id"));
     ck_assert_str_eq(str_field(t, "job_name"), "train:resnet");
     ck_assert(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(t, "args"), want_args, 1));
@@ -490,7 +495,7 @@ START_TEST(create_defaults)
 {
     cJSON *t = create("bob", "{\"job_name\":\"x\"}");
 
-    ck_assert_int_eq(cJSON_GetArraySize(t), 15);
+    ck_assert_int_eq(cJSON_GetArraySize(t), 20);
     ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "priority")), 5);
     ck_assert_str_eq(str_field(t, "user"), "bob");
     expect_null_field(t, "args");
@@ -571,9 +576,9 @@ START_TEST(cancel_delete_and_undo)
     create_id("bob", "{\"job_name\":\"c\"}", c);
 
     /* Others' tasks are not found; admins (NULL) see all. */
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "bob", a, &t, &before), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "bob", a, &t, &before), FM_ENOTFOUND);
     ck_assert_ptr_null(before);
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", a, &t, &before), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "cancelled");
     ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(t, "datasets")));
     ck_assert_ptr_nonnull(before);
@@ -582,40 +587,40 @@ START_TEST(cancel_delete_and_undo)
     queue_is(want);
     /* Cancelled already: a conflict, and no undo token. */
     char *again = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, a, &t, &again), FM_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &again), FM_ECONFLICT);
     ck_assert_ptr_null(again);
     cJSON_Delete(t);
 
     /* Undo of the cancel: queued again, in its original place (before b). */
     char *undo = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, b, &t, &undo), FM_OK);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, b, &t, &undo), FM_OK);
     cJSON_Delete(t);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, undo), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, undo), FM_OK);
     free(undo);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, a, before), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", a, &t), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", a, &t), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "queued");
     cJSON_Delete(t);
 
     /* Delete, then undo: the record and its index entries come back. */
-    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, b, &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", b, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, b, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, before), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
 
     /* Undo of a create (NULL): gone from the record and every index. */
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, c, &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(&st, c, NULL), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, c, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, b);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, "not-a-uuid", NULL), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(&st, "not-a-uuid", NULL), FM_ENOTFOUND);
 }
 END_TEST
 
@@ -670,12 +675,12 @@ START_TEST(changes_are_one_script)
     evalsha = command_calls("evalsha");
     get = command_calls("get");
 
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", a, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
-    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", b, &before), FM_OK);
     free(before);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, c, NULL), FM_OK);
 
     /* Three changes: three scripts (the script's own GET counts too), no transaction. */
     ck_assert_int_eq(command_calls("evalsha") - evalsha, 3);
@@ -698,11 +703,11 @@ START_TEST(keys_too_long)
     memset(user, 'u', 63);
     user[63] = '\0';
     ck_assert_int_eq(
-        fm_tasks_create(r, longest, user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
+        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
     ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
     ck_assert_int_eq(key_count(), 5);
-    ck_assert_int_eq(fm_tasks_delete(r, longest, user, id, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(STORE(longest), user, id, &before), FM_OK);
     free(before);
     before = NULL;
     ck_assert_int_eq(key_count(), 1); /* task_seq */
@@ -711,23 +716,24 @@ START_TEST(keys_too_long)
     prefix[240] = '\0';
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(r, prefix, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+        fm_tasks_create(STORE(prefix), "alice", body, strlen(body), &t, id, err, sizeof(err)),
         FM_EINVAL);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
     memset(huge_user, 'u', 150);
     huge_user[150] = '\0';
-    ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
-        FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EINVAL);
     ck_assert_int_eq(key_count(), 1); /* nothing written under a cut name */
 
-    ck_assert_int_eq(fm_tasks_get(r, prefix, NULL, id, &t), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_list(r, prefix, NULL, NULL, 0, 50, &t, &total), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, huge_user, NULL, 0, 50, &t, &total), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_cancel(r, prefix, NULL, id, &t, &before), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_delete(r, prefix, NULL, id, &before), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_restore(r, prefix, id, NULL), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_get(STORE(prefix), NULL, id, &t), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(STORE(prefix), NULL, NULL, 0, 50, 0, &t, &total, &next_off),
+                     FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(&st, huge_user, NULL, 0, 50, 0, &t, &total, &next_off),
+                     FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_cancel(STORE(prefix), NULL, id, &t, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_delete(STORE(prefix), NULL, id, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_restore(STORE(prefix), id, NULL), FM_EINVAL);
     ck_assert_ptr_null(before);
 }
 END_TEST
@@ -767,43 +773,43 @@ START_TEST(get_visibility)
     cJSON *got = NULL;
 
     memcpy(id, str_field(t, "id"), 37);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &got), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Admin view. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, id, &got), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Someone else's task does not exist for bob. */
     got = (cJSON *)&got;
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "bob", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "bob", id, &got), FM_ENOTFOUND);
     ck_assert_ptr_null(got);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alicex", id, &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "ALICE", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alicex", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "ALICE", id, &got), FM_ENOTFOUND);
 
     /* Other prefixes are other stores. */
-    ck_assert_int_eq(fm_tasks_get(r, "other:", "alice", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(STORE("other:"), "alice", id, &got), FM_ENOTFOUND);
 
     /* Not UUIDs. */
     for (size_t i = 0; i < 36; i++)
         upper[i] = (id[i] >= 'a' && id[i] <= 'f') ? (char)(id[i] - 'a' + 'A') : id[i];
     upper[36] = '\0';
     if (strcmp(upper, id) != 0)
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", upper, &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "", &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "*", &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", upper, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "not-a-uuid", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "*", &got), FM_ENOTFOUND);
     {
         char longer[40];
         (void)snprintf(longer, sizeof(longer), "%s0", id);
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", longer, &got), FM_ENOTFOUND);
         longer[35] = '\0';
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", longer, &got), FM_ENOTFOUND);
     }
     /* A UUID that was never created. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "00000000-0000-4000-8000-000000000000", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "00000000-0000-4000-8000-000000000000", &got),
                      FM_ENOTFOUND);
     ck_assert_ptr_null(got);
     cJSON_Delete(t);
@@ -823,10 +829,10 @@ START_TEST(get_corrupt_record)
     reply = fm_redis_argv(r, 3, set2, NULL);
     ck_assert_ptr_nonnull(reply);
     freeReplyObject(reply);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-555555555555", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-555555555555", &got),
                      FM_ENOTFOUND);
     ck_assert_ptr_null(got);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-666666666666", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-666666666666", &got),
                      FM_ENOTFOUND);
 }
 END_TEST
@@ -837,7 +843,7 @@ static void expect_list(const char *user, const char *status, long offset, long 
 {
     cJSON *tasks = NULL;
     long total = -1;
-    int rc = fm_tasks_list(r, PREFIX, user, status, offset, limit, &tasks, &total);
+    int rc = fm_tasks_list(&st, user, status, offset, limit, 0, &tasks, &total, &next_off);
 
     ck_assert_msg(rc == FM_OK, "list rc %d: %s", rc, fm_redis_errstr(r));
     ck_assert(cJSON_IsArray(tasks));
@@ -952,14 +958,14 @@ START_TEST(redis_goes_down)
 
     create_id("alice", "{\"job_name\":\"a\"}", id);
     th_redis_kill(&srv);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &t), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &t), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(&st, "alice", NULL, 0, 50, 0, &t, &total, &next_off), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
+        fm_tasks_create(&st, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
         FM_EREDIS);
     ck_assert_ptr_null(t);
 }
