@@ -49,8 +49,9 @@
  * into a key is bounded by the config: redis.key_prefix is 1 to 64 bytes,
  * user names are shorter than FM_NAME_MAX (at most 63 bytes), task ids are
  * 36-character UUIDs and client addresses at most 45 characters
- * (INET6_ADDRSTRLEN - 1). The longest key, "<prefix>user:<name>:tasks",
- * takes 64 + 5 + 63 + 6 = 138 bytes; the rest is room for a new key kind.
+ * (INET6_ADDRSTRLEN - 1). The longest key,
+ * "<prefix>user:<name>:status:cancelled", takes 64 + 5 + 63 + 17 = 149
+ * bytes; the rest is room for a new key kind.
  * fm_redis_key refuses a key that would not fit, so a value past these
  * bounds is an error, never a cut (and so wrong, or shared) key.
  */

@@ -46,7 +46,8 @@ FM_MUST_CHECK fm_err fm_taskbody_build(const char *body, size_t len, const char 
 
 /*
  * fm_taskbody_claim - the body of POST /v1/worker/claim: empty, or an object
- * with an optional "worker": 1-63 of A-Z a-z 0-9 _ . : -. name is the worker
+ * with an optional "worker": 1-63 of A-Z a-z 0-9 _ . : - (not starting with
+ * .). name is the worker
  * name, "" when none was given.
  */
 FM_MUST_CHECK fm_err fm_taskbody_claim(const char *body, size_t len,
@@ -56,9 +57,9 @@ FM_MUST_CHECK fm_err fm_taskbody_claim(const char *body, size_t len,
  * fm_taskbody_heartbeat - the body of POST /v1/tasks/{id}/heartbeat: empty,
  * or an object with an optional "progress" (a number 0-100; *progress is -1
  * when absent) and an optional "metrics" (an object of at most 32 names of
- * 1-64 of A-Z a-z 0-9 _ . : / - to finite numbers, at most 4096 bytes as
- * rendered). *metrics is the rendered object (heap, the caller frees with
- * free()), or NULL when absent.
+ * 1-64 of A-Z a-z 0-9 _ . : / - (not starting with .) to finite numbers;
+ * rendered, that is at most 4096 bytes). *metrics is the rendered object (heap, the caller frees
+ * with free()), or NULL when absent.
  */
 FM_MUST_CHECK fm_err fm_taskbody_heartbeat(const char *body, size_t len, double *progress,
                                            char **metrics, char *err, size_t errlen);

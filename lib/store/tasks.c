@@ -2,17 +2,19 @@
  * tasks.c - task records, queue, leases and indexes in Redis (layout: tasks.h).
  *
  * Each transition is one Lua script made of PRELUDE and its own body. The
- * prelude's reindex() puts a task's entries in P queue, P leases, P tasks,
- * P status:<st> and the owner's two kinds of index exactly where its hash
- * says (or takes them all away when the hash is gone), so every script only
- * changes the hash and calls it. A script checks owner, holder and status
+ * prelude's reindex(id, user, old) puts a task's entries in P queue,
+ * P leases, P tasks, P status:<st> and the owner's two kinds of index
+ * exactly where its hash says, given the status it had (old; nil for a task
+ * not indexed yet), or takes them all away when the hash is gone: every
+ * script only changes the hash and calls it. Knowing old, a transition
+ * touches only the indexes of the two statuses involved. A script checks owner, holder and status
  * itself and answers {code, before, after[, id]}: before and after are the
  * hash as HGETALL gives it, before for the undo token, after for the answer,
  * so each change is one round trip.
  *
- * Claim pops P queue's lowest score (ZPOPMIN) and skips an id whose hash is
- * not queued (an entry left by an operator's edit), so two claimers never
- * get one task: the script runs alone. An expired lease requeues the task
+ * Claim pops P queue's lowest score (ZPOPMIN) and drops an id whose hash is
+ * not queued (an entry left by an operator's edit); two claimers never get
+ * one task because a script runs alone. An expired lease requeues the task
  * with the same hash fields priority and seq, hence the same score: its old
  * place.
  *
@@ -47,27 +49,29 @@
     "  local t = redis.call('TIME')\n"                                                             \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
     "end\n"                                                                                        \
-    "local function reindex(id, user)\n"                                                           \
+    "local function reindex(id, user, old)\n"                                                      \
     "  local f = redis.call('HMGET', P .. 'task:' .. id, 'status', 'priority', 'seq', "            \
     "'lease_ms')\n"                                                                                \
     "  local u = P .. 'user:' .. user .. ':'\n"                                                    \
     "  redis.call('ZREM', P .. 'queue', id)\n"                                                     \
     "  redis.call('ZREM', P .. 'leases', id)\n"                                                    \
-    "  for _, s in ipairs(STATUSES) do\n"                                                          \
-    "    if s ~= f[1] then\n"                                                                      \
-    "      redis.call('ZREM', P .. 'status:' .. s, id)\n"                                          \
-    "      redis.call('ZREM', u .. 'status:' .. s, id)\n"                                          \
-    "    end\n"                                                                                    \
+    "  if old and old ~= f[1] then\n"                                                              \
+    "    redis.call('ZREM', P .. 'status:' .. old, id)\n"                                          \
+    "    redis.call('ZREM', u .. 'status:' .. old, id)\n"                                          \
     "  end\n"                                                                                      \
     "  if not f[1] then\n"                                                                         \
     "    redis.call('ZREM', P .. 'tasks', id)\n"                                                   \
     "    redis.call('ZREM', u .. 'tasks', id)\n"                                                   \
     "    return\n"                                                                                 \
     "  end\n"                                                                                      \
-    "  redis.call('ZADD', P .. 'tasks', f[3], id)\n"                                               \
-    "  redis.call('ZADD', u .. 'tasks', f[3], id)\n"                                               \
-    "  redis.call('ZADD', P .. 'status:' .. f[1], f[3], id)\n"                                     \
-    "  redis.call('ZADD', u .. 'status:' .. f[1], f[3], id)\n"                                     \
+    "  if not old then\n"                                                                          \
+    "    redis.call('ZADD', P .. 'tasks', f[3], id)\n"                                             \
+    "    redis.call('ZADD', u .. 'tasks', f[3], id)\n"                                             \
+    "  end\n"                                                                                      \
+    "  if old ~= f[1] then\n"                                                                      \
+    "    redis.call('ZADD', P .. 'status:' .. f[1], f[3], id)\n"                                   \
+    "    redis.call('ZADD', u .. 'status:' .. f[1], f[3], id)\n"                                   \
+    "  end\n"                                                                                      \
     "  if f[1] == 'queued' then\n"                                                                 \
     "    redis.call('ZADD', P .. 'queue', num((10 - tonumber(f[2])) * 1e12 + tonumber(f[3])), "    \
     "id)\n"                                                                                        \
@@ -101,7 +105,7 @@ static fm_redis_script create_script = {
     "local seq = redis.call('INCR', P .. 'task_seq')\n"
     "redis.call('HSET', KEYS[1], 'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', "
     "seq, 'status', 'queued', 'attempts', '0')\n"
-    "reindex(ARGV[2], ARGV[3])\n"
+    "reindex(ARGV[2], ARGV[3], nil)\n"
     "return {'ok', {}, redis.call('HGETALL', KEYS[1])}\n",
 };
 
@@ -119,7 +123,7 @@ static fm_redis_script claim_script = {
                 "    redis.call('HSET', k, 'status', 'running', 'worker_id', ARGV[2], 'attempts', "
                 "num(tonumber(f[3] or 0) + 1), 'lease_ms', num(now + tonumber(ARGV[3]) * 1000))\n"
                 "    if not f[4] then redis.call('HSET', k, 'started_ms', num(now)) end\n"
-                "    reindex(e[1], f[2])\n"
+                "    reindex(e[1], f[2], 'queued')\n"
                 "    return {'ok', before, redis.call('HGETALL', k), e[1]}\n"
                 "  end\n"
                 "end\n",
@@ -134,7 +138,7 @@ static fm_redis_script heartbeat_script = {
                 "redis.call('HSET', KEYS[1], 'lease_ms', num(now + tonumber(ARGV[4]) * 1000))\n"
                 "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end\n"
                 "if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[6]) end\n"
-                "reindex(ARGV[2], f[4])\n"
+                "reindex(ARGV[2], f[4], 'running')\n"
                 "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
@@ -147,7 +151,7 @@ static fm_redis_script complete_script = {
                       "redis.call('HSET', KEYS[1], 'status', ARGV[4], 'ended_ms', num(now))\n"
                       "redis.call('HDEL', KEYS[1], 'lease_ms')\n"
                       "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end\n"
-                      "reindex(ARGV[2], f[4])\n"
+                      "reindex(ARGV[2], f[4], 'running')\n"
                       "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
@@ -167,7 +171,7 @@ static fm_redis_script cancel_script = {
                             "else\n"
                             "  return {'conflict', {}, before}\n"
                             "end\n"
-                            "reindex(ARGV[2], f[2])\n"
+                            "reindex(ARGV[2], f[2], f[1])\n"
                             "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
@@ -175,7 +179,7 @@ static fm_redis_script cancel_script = {
 static fm_redis_script delete_script = {
     .source = PRELUDE OWNED "if f[1] == 'running' then return {'conflict'} end\n"
                             "redis.call('DEL', KEYS[1])\n"
-                            "reindex(ARGV[2], f[2])\n"
+                            "reindex(ARGV[2], f[2], f[1])\n"
                             "return {'ok', before, {}}\n",
 };
 
@@ -186,14 +190,12 @@ static fm_redis_script delete_script = {
  */
 static fm_redis_script restore_script = {
     .source =
-        PRELUDE "local user = redis.call('HGET', KEYS[1], 'user')\n"
-                "if ARGV[3] == '' then\n"
-                "  if user then\n"
-                "    redis.call('DEL', KEYS[1])\n"
-                "    reindex(ARGV[2], user)\n"
-                "  end\n"
-                "  return 'ok'\n"
+        PRELUDE "local was = redis.call('HMGET', KEYS[1], 'user', 'status')\n"
+                "if was[1] then\n"
+                "  redis.call('DEL', KEYS[1])\n"
+                "  reindex(ARGV[2], was[1], was[2])\n"
                 "end\n"
+                "if ARGV[3] == '' then return 'ok' end\n"
                 "local h, i, s, owner = {}, 1, ARGV[3], nil\n"
                 "while i <= #s do\n"
                 "  local c = string.find(s, ':', i, true)\n"
@@ -206,10 +208,8 @@ static fm_redis_script restore_script = {
                 "end\n"
                 "for j = 1, #h - 1, 2 do if h[j] == 'user' then owner = h[j + 1] end end\n"
                 "if #h % 2 == 1 or not owner then return redis.error_reply('bad undo token') end\n"
-                "redis.call('DEL', KEYS[1])\n"
-                "if user and user ~= owner then reindex(ARGV[2], user) end\n"
                 "redis.call('HSET', KEYS[1], unpack(h))\n"
-                "reindex(ARGV[2], owner)\n"
+                "reindex(ARGV[2], owner, nil)\n"
                 "return 'ok'\n",
 };
 
@@ -228,7 +228,7 @@ static fm_redis_script sweep_script = {
     "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'cancel_requested')\n"
     "  if f[1] ~= 'running' then\n"
     "    redis.call('ZREM', P .. 'leases', id)\n"
-    "    if f[1] then reindex(id, f[2]) end\n"
+    "    if f[1] then reindex(id, f[2], f[1]) end\n"
     "  else\n"
     "    local before, ev = redis.call('HGETALL', k), 'task.failed'\n"
     "    if f[4] == '1' then\n"
@@ -244,7 +244,7 @@ static fm_redis_script sweep_script = {
     "num(now))\n"
     "      redis.call('HDEL', k, 'lease_ms')\n"
     "    end\n"
-    "    reindex(id, f[2])\n"
+    "    reindex(id, f[2], 'running')\n"
     "    out[#out + 1] = {ev, before, redis.call('HGETALL', k), id}\n"
     "  end\n"
     "end\n"
