@@ -72,7 +72,7 @@ typedef struct fm_audit_record {
     const char *key_id;    /* short fingerprint, see fm_auth_key_id; NULL = none */
     const char *action;    /* "METHOD /path" */
     const char *resource;  /* request path without query */
-    const char *source_ip; /* REMOTE_ADDR */
+    const char *source_ip; /* REMOTE_ADDR; NULL = no client (the sweeper) */
     int status;            /* HTTP status sent */
     const char *reason;    /* why refused or failed, NULL on plain success */
     const char *task_id;   /* the task acted on; NULL or "" = not named (field absent) */
