@@ -49,6 +49,13 @@ const char *fm_route_task_param(fm_call *call);
 void fm_route_task_changed(fm_call *call, const char *id, char *before, const char *event,
                            cJSON *task);
 
+/*
+ * fm_route_task_answer - answer status with task, then fm_route_task_changed.
+ * 0, or -1 when the task cannot be rendered (the change stays armed).
+ */
+int fm_route_task_answer(fm_call *call, fm_response *resp, int status, const char *id, char *before,
+                         const char *event, cJSON *task);
+
 /* 503 SERVICE_UNAVAILABLE: Redis could not answer (or is full). Returns 0. */
 int fm_route_task_unavailable(fm_call *call, fm_response *resp);
 

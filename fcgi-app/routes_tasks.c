@@ -23,8 +23,7 @@
 
 #define OFFSET_MAX 1000000000L
 
-/* The byte budget of a list's envelope around its tasks: {"tasks":[],"total":..,"next_offset":..}.
- */
+/* Bytes a list's body holds besides its tasks: {"tasks":[...],"total":N,...,"next_offset":N}. */
 #define LIST_ENVELOPE_BYTES 128
 
 fm_tasks_store fm_route_tasks_store(const fm_call *call)
@@ -93,9 +92,8 @@ void fm_route_task_changed(fm_call *call, const char *id, char *before, const ch
     call->event_task = task;
 }
 
-/* Answers status with task, then hands it to fm_route_task_changed. */
-static int changed(fm_call *call, fm_response *resp, int status, const char *id, char *before,
-                   const char *event, cJSON *task)
+int fm_route_task_answer(fm_call *call, fm_response *resp, int status, const char *id, char *before,
+                         const char *event, cJSON *task)
 {
     fm_err rc = fm_response_json(resp, status, task);
 
@@ -126,7 +124,7 @@ int fm_route_task_create(fm_call *call, fm_response *resp)
 
     switch (rc) {
     case FM_OK:
-        return changed(call, resp, 201, id, NULL, "task.created", task);
+        return fm_route_task_answer(call, resp, 201, id, NULL, "task.created", task);
     case FM_EPARSE:
         return fm_route_refuse(call, resp, 400, "BAD_REQUEST", err, "bad_json");
     case FM_EINVAL:
@@ -169,9 +167,9 @@ int fm_route_task_cancel(fm_call *call, fm_response *resp)
     switch (rc) {
     case FM_OK:
         status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "status"));
-        return changed(call, resp, 200, call->params[0], before,
-                       status != NULL && strcmp(status, "cancelled") == 0 ? "task.cancelled" : NULL,
-                       task);
+        return fm_route_task_answer(
+            call, resp, 200, call->params[0], before,
+            status != NULL && strcmp(status, "cancelled") == 0 ? "task.cancelled" : NULL, task);
     case FM_ENOTFOUND:
         return fm_route_task_not_found(call, resp);
     case FM_ECONFLICT:
@@ -262,9 +260,8 @@ int fm_route_task_list(fm_call *call, fm_response *resp)
     refused = list_query(call->req, &status, &limit, &offset, err, sizeof(err));
     if (refused != NULL)
         return bad_query(call, resp, refused);
-    if (fm_tasks_list(&st, readable_user(call), status, offset, limit,
-                      max > LIST_ENVELOPE_BYTES ? max - LIST_ENVELOPE_BYTES : 1, &tasks, &total,
-                      &next_offset) != FM_OK)
+    if (fm_tasks_list(&st, readable_user(call), status, offset, limit, max - LIST_ENVELOPE_BYTES,
+                      &tasks, &total, &next_offset) != FM_OK)
         return fm_route_task_unavailable(call, resp);
     o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToObject(o, "tasks", tasks)) {

@@ -56,9 +56,11 @@ static const char *holder_id(fm_call *call, char *err, size_t errlen)
     return NULL;
 }
 
-/* A refused body: FM_EPARSE is not JSON (400), anything else a field refused (422). */
+/* A refused body: FM_EPARSE is not JSON (400), FM_EINVAL a field refused (422). */
 static int bad_body(fm_call *call, fm_response *resp, fm_err rc, const char *err)
 {
+    if (rc == FM_ESYS)
+        return -1;
     if (rc == FM_EPARSE)
         return fm_route_refuse(call, resp, 400, "BAD_REQUEST", err, "bad_json");
     return fm_route_refuse(call, resp, 422, "VALIDATION_ERROR", err, "validation_error");
@@ -91,12 +93,8 @@ int fm_route_worker_claim(fm_call *call, fm_response *resp)
     switch (rc) {
     case FM_OK:
         id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "id"));
-        if (id == NULL || fm_response_json(resp, 200, task) != FM_OK) {
-            fm_route_task_changed(call, id != NULL ? id : "", before, NULL, task);
-            return -1;
-        }
-        fm_route_task_changed(call, id, before, "task.started", task);
-        return 0;
+        return fm_route_task_answer(call, resp, 200, id != NULL ? id : "", before, "task.started",
+                                    task);
     case FM_ENOTFOUND:
         (void)snprintf(call->reason, sizeof(call->reason), "queue_empty");
         resp->status = 204;
@@ -194,9 +192,7 @@ int fm_route_task_complete(fm_call *call, fm_response *resp)
     free(error);
     switch (rc) {
     case FM_OK:
-        rc = fm_response_json(resp, 200, task);
-        fm_route_task_changed(call, id, before, ended_event(status), task);
-        return rc == FM_OK ? 0 : -1;
+        return fm_route_task_answer(call, resp, 200, id, before, ended_event(status), task);
     case FM_ENOTFOUND:
         return fm_route_task_not_found(call, resp);
     case FM_ECONFLICT:

@@ -4,7 +4,8 @@
 # processes over 500 tasks claim each exactly once; a worker killed mid-task
 # loses its task to the sweeper and another worker finishes it; attempts run
 # out -> failed "lease expired"; only the lease holder heartbeats or
-# completes (a 409 shows nothing of the task); cancel while running; quota,
+# completes (a 409 shows nothing of the task); cancel while running; SIGTERM
+# lets the example worker finish its task and exit; quota,
 # size and response limits; a full Redis refuses a new task with a clean 503
 # and evicts nothing; RBAC of the worker role.
 
@@ -162,6 +163,20 @@ check "the worker learns it from a heartbeat and completes it as cancelled" \
 check "the worker exits" wait_for 10 t26_gone "$T26_PID"
 check "it stopped its program (sleep) first" bash -c "[ -n '$t26_child' ] && ! kill -0 '$t26_child' 2>/dev/null"
 check "its log says why" grep -q 'cancel requested' "$OUT/t26-cancel.log"
+
+# --- SIGTERM: the worker finishes the task in hand, claims nothing more, exits ---------------
+t26_new '{"job_name":"t26-term","args":["1.5"]}'
+t26_term=$T26_ID
+t26_run "$t26_wa" "$OUT/t26-term.log" --name t1 --heartbeat 0.3 --poll 0.1 -- sleep
+check "the example worker runs the task (sleep 1.5)" wait_for 10 t26_task_is "$t26_term" '.status=="running"'
+kill -TERM "$T26_PID"
+t26_new '{"job_name":"t26-after-term"}'
+t26_after_term=$T26_ID
+check "after SIGTERM it completes the task in hand and exits" \
+    wait_for 10 t26_gone "$T26_PID"
+check "... the task is completed" t26_task_is "$t26_term" '.status=="completed"'
+check "... and it claimed nothing more" t26_task_is "$t26_after_term" '.status=="queued"'
+as "$t26_r" POST "/v1/tasks/$t26_after_term/cancel"
 
 # --- a worker killed mid-task; attempts exhausted (lease 2 s, 2 attempts, sweep every 200 ms) --
 t26_new '{"job_name":"t26-killed","args":["30"],"priority":10}'
