@@ -1,8 +1,8 @@
 /*
- * jobs.c - the jobs and limits sections (SPEC 4.1): how long a worker's claim
- * lasts, how often an expired lease is retried, how often the sweeper looks,
- * and the limits that keep one user from hurting others (a task record's
- * size, a user's open tasks, a response body's size).
+ * jobs.c - the jobs and limits sections (SPEC 4.1): how long a worker's
+ * claim lasts, how many claims a task gets, how often the sweeper looks for
+ * expired leases, and the limits that keep one user from hurting others (a
+ * task record's size, a user's open tasks, a response body's size).
  */
 #include "sections.h"
 
