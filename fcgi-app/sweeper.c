@@ -123,7 +123,7 @@ static void warn_failed(fm_err rc)
         return;
     s.warned_ms = now;
     fm_log_warn("sweeper: cannot sweep expired leases (%s); retrying every %d ms",
-                rc == FM_EREDIS ? fm_redis_errstr(s.env.redis) : "error",
+                rc == FM_EREDIS ? fm_redis_errstr(s.env.redis) : fm_err_name(rc),
                 s.cfg->jobs.sweep_interval_ms);
 }
 
