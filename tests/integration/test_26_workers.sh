@@ -71,6 +71,13 @@ check "a worker drains what earlier files queued and exits when idle" wait_for 3
 check "the example worker never prints its key" bash -c "! grep -qF '$t26_wa' '$OUT/t26-drain.log'"
 
 # --- the whole lifecycle, by hand ----------------------------------------------------------
+# A subscriber to the events channel (line-buffered; stopped after the lifecycle).
+REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
+    timeout 30 stdbuf -oL redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" \
+    SUBSCRIBE fetchml:events >"$OUT/t26-events" 2>&1 &
+t26_sub=$!
+t26_pids_all+=("$t26_sub")
+wait_for 3 grep -qs '^subscribe' "$OUT/t26-events"
 t26_new '{"job_name":"t26-life","args":["--lr","0.1"],"priority":7}'
 check "r26 queues a task -> 201 queued, attempts 0" \
     bash -c "[ $STATUS = 201 ] && jq -e '.status==\"queued\" and .attempts==0 and .cancel_requested==false and .worker_id==null' '$B' >/dev/null"
@@ -102,6 +109,12 @@ check "audited: the create names its task" \
     t26_audited 1 "$t26_life" '.action=="POST /v1/tasks" and .status==201 and .user=="r26"'
 as "$t26_wa" POST "/v1/tasks/$t26_life/complete" -H "$t26_json" -d '{"status":"completed"}'
 check "completing it again -> 409" error_is 409 CONFLICT
+# The event types of task $1 on the channel so far, in order, one line.
+t26_events() { grep '^{' "$OUT/t26-events" | jq -r --arg id "$1" 'select(.task.id==$id) | .type' | paste -sd' '; }
+t26_events_are() { [ "$(t26_events "$1")" = "$2" ]; }
+check "each transition was published once, in order; the refused ones not at all" \
+    wait_for 3 t26_events_are "$t26_life" "task.created task.started task.progress task.progress task.completed"
+kill "$t26_sub" 2>/dev/null && wait "$t26_sub" 2>/dev/null
 
 # --- only the holder -----------------------------------------------------------------------
 t26_new '{"job_name":"t26-held"}'
