@@ -5,7 +5,7 @@
 # loses its task to the sweeper and another worker finishes it; attempts run
 # out -> failed "lease expired"; only the lease holder heartbeats or
 # completes (a 409 shows nothing of the task); cancel while running; SIGTERM
-# lets the example worker finish its task and exit; quota,
+# lets the example worker finish its task and exit, an idle one back off; quota,
 # size and response limits; a full Redis refuses a new task with a clean 503
 # and evicts nothing; RBAC of the worker role.
 
@@ -257,6 +257,15 @@ check "every one of the 500 ends completed, at its first attempt" \
     bash -c "jq -r '.tasks[] | select(.attempts==1) | .id' '$B' | sort | comm -12 - '$OUT/t26-ids' | wc -l | grep -qx 500"
 check "the work was shared (more than one worker claimed)" \
     bash -c "[ \$(grep -l 'claimed' '$OUT'/t26-many-*.log | wc -l) -gt 1 ]"
+
+# --- an idle worker backs off, and stops at once on SIGTERM ---------------------------------
+t26_run "$t26_wa" "$OUT/t26-idle.log" --name idle --poll 0.2 -- true
+sleep 3
+kill -TERM "$T26_PID"
+check "an idle worker exits promptly on SIGTERM" wait_for 2 t26_gone "$T26_PID"
+t26_idle_claims=$(jq -c 'select(.action=="POST /v1/worker/claim" and .worker=="w26a/idle")' "$t26_audit" | wc -l)
+check "an empty queue (204) makes it wait longer each time: $t26_idle_claims claims in 3 s, not 15" \
+    bash -c "[ $t26_idle_claims -ge 2 ] && [ $t26_idle_claims -le 7 ]"
 
 # --- limits ----------------------------------------------------------------------------------
 check "reload with limits.max_open_tasks 3, max_task_bytes 12000, max_response_bytes 80000" \
