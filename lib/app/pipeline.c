@@ -529,7 +529,9 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
-    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && !is_json_type(req->content_type))
+    /* No body has no media type: a worker's bare POST /v1/worker/claim needs none. */
+    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && req->body_len > 0 &&
+        !is_json_type(req->content_type))
         return refuse(st, "unsupported_media_type", 415, "UNSUPPORTED_MEDIA_TYPE",
                       "request body must be sent as Content-Type: application/json");
     return STEP_NEXT;

@@ -19,8 +19,9 @@
  *   8 input: a query on a route that reads none     -> 400 BAD_REQUEST
  *     body over server.max_body_bytes               -> 413 PAYLOAD_TOO_LARGE
  *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
- *     a route that takes a JSON body, without
- *     Content-Type application/json                 -> 415 UNSUPPORTED_MEDIA_TYPE
+ *     a route that takes a JSON body, sent one without
+ *     Content-Type application/json (an empty body
+ *     needs none)                                   -> 415 UNSUPPORTED_MEDIA_TYPE
  *   9 a request that may change state (not GET or HEAD) needs an audit trail
  *     that can take its record (fm_audit_ready)     -> 503 SERVICE_UNAVAILABLE
  *  10 the route's handler                           -> its answer; 500 INTERNAL on failure
@@ -120,7 +121,7 @@ struct fm_call {
 typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 
 /* fm_route flags */
-#define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type must be application/json */
+#define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type application/json, if not empty */
 #define FM_ROUTE_QUERY                                                                             \
     2u /* reads a query string (strictly, lib/base/query.h); any other                             \
           route refuses one: 400 */
