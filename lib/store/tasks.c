@@ -38,6 +38,16 @@
 #include "taskbody.h"
 
 /*
+ * The first line of a script: whether it may run while Redis is over
+ * maxmemory (noeviction). Only a create adds a record; every other
+ * transition changes, moves or removes what is there, so that when Redis is
+ * full, new tasks are refused while workers can still finish theirs and
+ * users can still cancel and delete (which frees memory).
+ */
+#define GROWS "#!lua\n"
+#define SHRINKS "#!lua flags=allow-oom\n"
+
+/*
  * ARGV[1] is the prefix P in every script (keys under it are computed here
  * from ids and the owner in the hash); KEYS[1], when given, the task's hash.
  */
@@ -64,6 +74,7 @@
     "    redis.call('ZREM', u .. 'tasks', id)\n"                                                   \
     "    return\n"                                                                                 \
     "  end\n"                                                                                      \
+    "  redis.call('HINCRBY', P .. 'task:' .. id, 'rev', 1)\n"                                      \
     "  if not old then\n"                                                                          \
     "    redis.call('ZADD', P .. 'tasks', f[3], id)\n"                                             \
     "    redis.call('ZADD', u .. 'tasks', f[3], id)\n"                                             \
@@ -92,7 +103,7 @@
 
 /* KEYS: task. ARGV: P, id, user, priority, spec, max_open_tasks (0 = none). */
 static fm_redis_script create_script = {
-    .source = PRELUDE
+    .source = GROWS PRELUDE
     "local max_open = tonumber(ARGV[6])\n"
     "if max_open > 0 then\n"
     "  local u = P .. 'user:' .. ARGV[3] .. ':status:'\n"
@@ -111,48 +122,49 @@ static fm_redis_script create_script = {
 
 /* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id} or {'empty'}. */
 static fm_redis_script claim_script = {
-    .source =
-        PRELUDE "while true do\n"
-                "  local e = redis.call('ZPOPMIN', P .. 'queue')\n"
-                "  if #e == 0 then return {'empty'} end\n"
-                "  local k = P .. 'task:' .. e[1]\n"
-                "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'started_ms')\n"
-                "  if f[1] == 'queued' then\n"
-                "    local before = redis.call('HGETALL', k)\n"
-                "    local now = now_ms()\n"
-                "    redis.call('HSET', k, 'status', 'running', 'worker_id', ARGV[2], 'attempts', "
-                "num(tonumber(f[3] or 0) + 1), 'lease_ms', num(now + tonumber(ARGV[3]) * 1000))\n"
-                "    if not f[4] then redis.call('HSET', k, 'started_ms', num(now)) end\n"
-                "    reindex(e[1], f[2], 'queued')\n"
-                "    return {'ok', before, redis.call('HGETALL', k), e[1]}\n"
-                "  end\n"
-                "end\n",
+    .source = SHRINKS PRELUDE
+    "while true do\n"
+    "  local e = redis.call('ZPOPMIN', P .. 'queue')\n"
+    "  if #e == 0 then return {'empty'} end\n"
+    "  local k = P .. 'task:' .. e[1]\n"
+    "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'started_ms')\n"
+    "  if f[1] == 'queued' then\n"
+    "    local before = redis.call('HGETALL', k)\n"
+    "    local now = now_ms()\n"
+    "    redis.call('HSET', k, 'status', 'running', 'worker_id', ARGV[2], 'attempts', "
+    "num(tonumber(f[3] or 0) + 1), 'lease_ms', num(now + tonumber(ARGV[3]) * 1000))\n"
+    "    if not f[4] then redis.call('HSET', k, 'started_ms', num(now)) end\n"
+    "    reindex(e[1], f[2], 'queued')\n"
+    "    return {'ok', before, redis.call('HGETALL', k), e[1]}\n"
+    "  end\n"
+    "end\n",
 };
 
 /* KEYS: task. ARGV: P, id, worker_id, lease_seconds, progress ('' = keep), metrics ('' = keep). */
 static fm_redis_script heartbeat_script = {
-    .source =
-        PRELUDE "local f, now = hold(ARGV[3])\n"
-                "if not f then return {now} end\n"
-                "local before = redis.call('HGETALL', KEYS[1])\n"
-                "redis.call('HSET', KEYS[1], 'lease_ms', num(now + tonumber(ARGV[4]) * 1000))\n"
-                "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end\n"
-                "if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[6]) end\n"
-                "reindex(ARGV[2], f[4], 'running')\n"
-                "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+    .source = SHRINKS PRELUDE
+    "local f, now = hold(ARGV[3])\n"
+    "if not f then return {now} end\n"
+    "local before = redis.call('HGETALL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'lease_ms', num(now + tonumber(ARGV[4]) * 1000))\n"
+    "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end\n"
+    "if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[6]) end\n"
+    "reindex(ARGV[2], f[4], 'running')\n"
+    "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
 /* KEYS: task. ARGV: P, id, worker_id, status, error ('' = none). */
 static fm_redis_script complete_script = {
-    .source = PRELUDE "local f, now = hold(ARGV[3])\n"
-                      "if not f then return {now} end\n"
-                      "if ARGV[4] == 'cancelled' and f[5] ~= '1' then return {'conflict'} end\n"
-                      "local before = redis.call('HGETALL', KEYS[1])\n"
-                      "redis.call('HSET', KEYS[1], 'status', ARGV[4], 'ended_ms', num(now))\n"
-                      "redis.call('HDEL', KEYS[1], 'lease_ms')\n"
-                      "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end\n"
-                      "reindex(ARGV[2], f[4], 'running')\n"
-                      "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+    .source =
+        SHRINKS PRELUDE "local f, now = hold(ARGV[3])\n"
+                        "if not f then return {now} end\n"
+                        "if ARGV[4] == 'cancelled' and f[5] ~= '1' then return {'conflict'} end\n"
+                        "local before = redis.call('HGETALL', KEYS[1])\n"
+                        "redis.call('HSET', KEYS[1], 'status', ARGV[4], 'ended_ms', num(now))\n"
+                        "redis.call('HDEL', KEYS[1], 'lease_ms')\n"
+                        "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end\n"
+                        "reindex(ARGV[2], f[4], 'running')\n"
+                        "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
 /* The owner check of cancel and delete: ARGV[3] is the owner, '' for anyone's task. */
@@ -163,54 +175,73 @@ static fm_redis_script complete_script = {
 
 /* KEYS: task. ARGV: P, id, owner. An ended task: {'conflict', {}, the task}. */
 static fm_redis_script cancel_script = {
-    .source = PRELUDE OWNED "if f[1] == 'queued' then\n"
-                            "  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'ended_ms', "
-                            "num(now_ms()))\n"
-                            "elseif f[1] == 'running' then\n"
-                            "  redis.call('HSET', KEYS[1], 'cancel_requested', '1')\n"
-                            "else\n"
-                            "  return {'conflict', {}, before}\n"
-                            "end\n"
-                            "reindex(ARGV[2], f[2], f[1])\n"
-                            "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+    .source =
+        SHRINKS PRELUDE OWNED "if f[1] == 'queued' then\n"
+                              "  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'ended_ms', "
+                              "num(now_ms()))\n"
+                              "elseif f[1] == 'running' then\n"
+                              "  redis.call('HSET', KEYS[1], 'cancel_requested', '1')\n"
+                              "else\n"
+                              "  return {'conflict', {}, before}\n"
+                              "end\n"
+                              "reindex(ARGV[2], f[2], f[1])\n"
+                              "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
 };
 
 /* KEYS: task. ARGV: P, id, owner. */
 static fm_redis_script delete_script = {
-    .source = PRELUDE OWNED "if f[1] == 'running' then return {'conflict'} end\n"
-                            "redis.call('DEL', KEYS[1])\n"
-                            "reindex(ARGV[2], f[2], f[1])\n"
-                            "return {'ok', before, {}}\n",
+    .source = SHRINKS PRELUDE OWNED "if f[1] == 'running' then return {'conflict'} end\n"
+                                    "redis.call('DEL', KEYS[1])\n"
+                                    "reindex(ARGV[2], f[2], f[1])\n"
+                                    "return {'ok', before, {}}\n",
 };
 
 /*
- * KEYS: task. ARGV: P, id, token ('' = remove the task). The token is
- * netstrings ("<len>:<bytes>,") of field, value pairs; the hash becomes
- * exactly those.
+ * KEYS: task. ARGV: P, id, token ('' = remove the task a create made). The
+ * token is "<rev>;" then netstrings ("<len>:<bytes>,") of field, value
+ * pairs: the hash becomes exactly those, but only while the task's rev is
+ * still <rev>, the one the change being undone left (1 for a create, 0 for a
+ * delete: gone). A task changed since (a worker claimed it, its owner
+ * cancelled it) is left as it is: 'changed'. Every change raises rev (in
+ * reindex), a restore too, so a rev is never seen twice.
  */
 static fm_redis_script restore_script = {
-    .source =
-        PRELUDE "local was = redis.call('HMGET', KEYS[1], 'user', 'status')\n"
-                "if was[1] then\n"
-                "  redis.call('DEL', KEYS[1])\n"
-                "  reindex(ARGV[2], was[1], was[2])\n"
-                "end\n"
-                "if ARGV[3] == '' then return 'ok' end\n"
-                "local h, i, s, owner = {}, 1, ARGV[3], nil\n"
-                "while i <= #s do\n"
-                "  local c = string.find(s, ':', i, true)\n"
-                "  local n = c and tonumber(string.sub(s, i, c - 1))\n"
-                "  if not n or string.sub(s, c + n + 1, c + n + 1) ~= ',' then\n"
-                "    return redis.error_reply('bad undo token')\n"
-                "  end\n"
-                "  h[#h + 1] = string.sub(s, c + 1, c + n)\n"
-                "  i = c + n + 2\n"
-                "end\n"
-                "for j = 1, #h - 1, 2 do if h[j] == 'user' then owner = h[j + 1] end end\n"
-                "if #h % 2 == 1 or not owner then return redis.error_reply('bad undo token') end\n"
-                "redis.call('HSET', KEYS[1], unpack(h))\n"
-                "reindex(ARGV[2], owner, nil)\n"
-                "return 'ok'\n",
+    .source = SHRINKS PRELUDE
+    "local s, want = ARGV[3], 1\n"
+    "if s ~= '' then\n"
+    "  local semi = string.find(s, ';', 1, true)\n"
+    "  want = semi and tonumber(string.sub(s, 1, semi - 1))\n"
+    "  if not want then return redis.error_reply('bad undo token') end\n"
+    "  s = string.sub(s, semi + 1)\n"
+    "end\n"
+    "local was = redis.call('HMGET', KEYS[1], 'user', 'status', 'rev')\n"
+    "if ARGV[3] == '' and not was[1] then return 'ok' end\n"
+    "if tonumber(was[3] or '0') ~= want then return 'changed' end\n"
+    "if was[1] then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  reindex(ARGV[2], was[1], was[2])\n"
+    "end\n"
+    "if s == '' then return 'ok' end\n"
+    "local h, i, owner = {}, 1, nil\n"
+    "while i <= #s do\n"
+    "  local c = string.find(s, ':', i, true)\n"
+    "  local n = c and tonumber(string.sub(s, i, c - 1))\n"
+    "  if not n or string.sub(s, c + n + 1, c + n + 1) ~= ',' then\n"
+    "    return redis.error_reply('bad undo token')\n"
+    "  end\n"
+    "  h[#h + 1] = string.sub(s, c + 1, c + n)\n"
+    "  i = c + n + 2\n"
+    "end\n"
+    "local rev = want\n"
+    "for j = 1, #h - 1, 2 do\n"
+    "  if h[j] == 'user' then owner = h[j + 1] end\n"
+    "  if h[j] == 'rev' then rev = math.max(rev, tonumber(h[j + 1]) or 0) end\n"
+    "end\n"
+    "if #h % 2 == 1 or not owner then return redis.error_reply('bad undo token') end\n"
+    "redis.call('HSET', KEYS[1], unpack(h))\n"
+    "redis.call('HSET', KEYS[1], 'rev', num(rev))\n"
+    "reindex(ARGV[2], owner, nil)\n"
+    "return 'ok'\n",
 };
 
 /*
@@ -218,7 +249,7 @@ static fm_redis_script restore_script = {
  * per expired lease (lease_ms before now), oldest first.
  */
 static fm_redis_script sweep_script = {
-    .source = PRELUDE
+    .source = SHRINKS PRELUDE
     "local now = now_ms()\n"
     "local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. num(now), 'LIMIT', 0, "
     "tonumber(ARGV[2]))\n"
@@ -259,7 +290,9 @@ static fm_redis_script list_script = {
               "tonumber(ARGV[3]) - 1)\n"
               "local out = {total}\n"
               "for i, id in ipairs(ids) do\n"
-              "  out[i + 1] = redis.call('HGETALL', ARGV[1] .. 'task:' .. id)\n"
+              "  local h = redis.pcall('HGETALL', ARGV[1] .. 'task:' .. id)\n"
+              "  if h.err then h = {} end\n" /* not a hash (an old string record): skipped */
+              "  out[i + 1] = h\n"
               "end\n"
               "return out\n",
     .idempotent = true,
@@ -444,18 +477,39 @@ static cJSON *compose(const redisReply *flat)
     return t;
 }
 
-/* The undo token of a flat HGETALL reply: netstrings of its elements. Heap, or NULL. */
-static char *token_of(const redisReply *flat)
+/* The value of field name in a flat HGETALL reply, or NULL. */
+static const redisReply *field(const redisReply *flat, const char *name)
 {
-    size_t cap = 1, used = 0;
+    for (size_t i = 0; i + 1 < flat->elements; i += 2)
+        if (flat->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(flat->element[i]->str, name) == 0 &&
+            flat->element[i + 1]->type == REDIS_REPLY_STRING)
+            return flat->element[i + 1];
+    return NULL;
+}
+
+/*
+ * The undo token of a change from the hash before it and after it (flat
+ * HGETALL replies; after empty for a delete): "<rev after>;" and netstrings
+ * of before's elements (restore_script). Heap, or NULL.
+ */
+static char *token_of(const redisReply *flat, const redisReply *after)
+{
+    size_t cap = 24, used;
+    const redisReply *rev;
     char *out;
 
-    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || flat->elements == 0)
+    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || flat->elements == 0 || after == NULL ||
+        after->type != REDIS_REPLY_ARRAY)
         return NULL;
+    rev = field(after, "rev");
+    if (after->elements > 0 && (rev == NULL || rev->len > 20))
+        return NULL; /* every change leaves a rev (reindex) */
     for (size_t i = 0; i < flat->elements; i++)
         cap += flat->element[i]->len + 22; /* 20 digits, ':' and ',' */
     if ((out = malloc(cap)) == NULL)
         return NULL;
+    used = (size_t)snprintf(out, cap, "%s;", rev != NULL ? rev->str : "0");
     for (size_t i = 0; i < flat->elements; i++) {
         const redisReply *e = flat->element[i];
 
@@ -527,7 +581,7 @@ static fm_err finish(const fm_tasks_store *st, const char *id, redisReply *r, cJ
     if (rc != FM_OK)
         goto done;
     if (before != NULL)
-        *before = token_of(r->element[1]);
+        *before = token_of(r->element[1], r->element[2]);
     if ((task != NULL && *task == NULL) || (before != NULL && *before == NULL)) {
         /* Without before (a create) the undo removes the task. */
         undo(st, id, before != NULL ? *before : NULL, before == NULL);
@@ -601,17 +655,6 @@ done:
     cJSON_free(json);
     cJSON_Delete(spec);
     return rc;
-}
-
-/* The value of field name in a flat HGETALL reply, or NULL. */
-static const redisReply *field(const redisReply *flat, const char *name)
-{
-    for (size_t i = 0; i + 1 < flat->elements; i += 2)
-        if (flat->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(flat->element[i]->str, name) == 0 &&
-            flat->element[i + 1]->type == REDIS_REPLY_STRING)
-            return flat->element[i + 1];
-    return NULL;
 }
 
 fm_err fm_tasks_get(const fm_tasks_store *st, const char *user, const char *id, cJSON **task)
@@ -844,7 +887,7 @@ static bool swept_of(const redisReply *e, fm_tasks_swept *s)
     if ((w = field(e->element[1], "worker_id")) != NULL)
         (void)snprintf(s->worker_id, sizeof(s->worker_id), "%s", w->str);
     s->task = compose(e->element[2]);
-    s->before = token_of(e->element[1]);
+    s->before = token_of(e->element[1], e->element[2]);
     return s->event != NULL && s->task != NULL && s->before != NULL;
 }
 
@@ -902,7 +945,7 @@ fm_err fm_tasks_restore(const fm_tasks_store *st, const char *id, const char *be
     if (reply == NULL)
         return FM_EREDIS;
     if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
-        rc = FM_OK;
+        rc = strcmp(reply->str, "changed") == 0 ? FM_ECONFLICT : FM_OK;
     else if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "bad undo token") != NULL)
         rc = FM_EINVAL;
     else

@@ -202,7 +202,11 @@ FM_MUST_CHECK fm_err fm_tasks_sweep(const fm_tasks_store *st, size_t max, fm_tas
  * before == NULL removes task id and its index entries (undo of a create);
  * otherwise before (a token from any function above) puts the hash back
  * exactly and recomputes its index entries (a queued task is queued again at
- * its old place). Returns FM_OK (also when a task to remove is already gone),
+ * its old place). Only a task unchanged since the change being undone is
+ * put back (each change raises the hash's rev; the token holds the rev it
+ * left): one changed since, by a worker or its owner, is left as it is and
+ * FM_ECONFLICT returned (the later change was audited by its own request).
+ * Returns FM_OK (also when a task to remove is already gone), FM_ECONFLICT,
  * FM_ENOTFOUND for a malformed id, FM_EINVAL (prefix too long, or a token
  * that is not one), FM_EREDIS.
  */

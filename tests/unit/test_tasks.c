@@ -541,7 +541,10 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The task's hash as "field=value ..." sorted by field, spec shown as "*" ("" when gone). */
+/*
+ * The task's hash as "field=value ..." sorted by field, spec shown as "*" ("" when gone),
+ * without rev (every change and every restore raises it: see rev_of).
+ */
 static void hash_text(const char *id, char out[HASH_TEXT_MAX])
 {
     char key[128], *pairs[32];
@@ -555,6 +558,8 @@ static void hash_text(const char *id, char out[HASH_TEXT_MAX])
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         const char *v = reply->element[i + 1]->str;
 
+        if (strcmp(reply->element[i]->str, "rev") == 0)
+            continue;
         ck_assert_uint_lt(n, 32);
         ck_assert_int_ge(asprintf(&pairs[n++], "%s=%s", reply->element[i]->str,
                                   strcmp(reply->element[i]->str, "spec") == 0 ? "*" : v),
@@ -1189,7 +1194,7 @@ START_TEST(one_round_trip_each)
     ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, &before), FM_OK);
     free(before);
     ck_assert_int_eq(round_trips(), 1);
-    ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_ECONFLICT); /* b changed since */
     ck_assert_int_eq(round_trips(), 1);
     for (size_t i = 0; i < sizeof(tx) / sizeof(tx[0]); i++)
         ck_assert_msg(command_calls(tx[i]) == 0, "%s was called", tx[i]);
@@ -1284,6 +1289,37 @@ START_TEST(redis_full)
     ck_assert_int_eq(key_count(), keys);
     expect_string_command(2, seq, "1");
     create_id("alice", body, id);
+
+    /*
+     * Only a create is refused: what changes, moves or removes tasks runs
+     * (allow-oom), so workers finish theirs and users free memory by deleting.
+     */
+    {
+        char other[37], *before;
+
+        create_id("alice", body, other);
+        freeReplyObject(th_redis_cmd(r, 4, full));
+        ck_assert_int_eq(fm_tasks_claim(&st, "w", &t, &before), FM_OK);
+        (void)snprintf(id, sizeof(id), "%s", str_field(t, "id"));
+        cJSON_Delete(t);
+        free(before);
+        ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", id, 10, NULL, &t, &before), FM_OK);
+        cJSON_Delete(t);
+        free(before);
+        ck_assert_int_eq(fm_tasks_complete(&st, "w", id, "completed", NULL, &t, &before), FM_OK);
+        cJSON_Delete(t);
+        free(before);
+        ck_assert_int_eq(fm_tasks_cancel(&st, "alice", other, &t, &before), FM_OK);
+        cJSON_Delete(t);
+        ck_assert_int_eq(fm_tasks_restore(&st, other, before), FM_OK);
+        free(before);
+        ck_assert_int_eq(fm_tasks_delete(&st, "alice", other, &before), FM_OK);
+        free(before);
+        ck_assert_int_eq(
+            fm_tasks_create(&st, "alice", body, strlen(body), &t, other, err, sizeof(err)),
+            FM_EREDIS);
+        freeReplyObject(th_redis_cmd(r, 4, room));
+    }
 }
 END_TEST
 
@@ -1716,6 +1752,73 @@ START_TEST(restore_every_transition)
 }
 END_TEST
 
+/* The task's rev (0 when gone). */
+static long rev_of(const char *id)
+{
+    char key[128];
+    const char *argv[] = {"HGET", key, "rev"};
+    redisReply *reply;
+    long rev;
+
+    (void)snprintf(key, sizeof(key), PREFIX "task:%s", id);
+    reply = th_redis_cmd(r, 3, argv);
+    rev = reply->type == REDIS_REPLY_STRING ? strtol(reply->str, NULL, 10) : 0;
+    freeReplyObject(reply);
+    return rev;
+}
+
+/*
+ * An undo puts a task back only if nothing changed it since the change it
+ * undoes: a worker's claim or heartbeat in between stands (it was audited by
+ * its own request). Each change and each restore raises rev.
+ */
+START_TEST(restore_leaves_a_later_change)
+{
+    char a[37], b[37], c[37], was[STATE_TEXT_MAX], is[STATE_TEXT_MAX], *undo1, *undo2;
+    cJSON *t;
+    long rev;
+
+    /* A create's undo after a worker claimed the task: the claim stands. */
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    ck_assert_int_eq(rev_of(a), 1);
+    claim_id("w", a);
+    task_state(a, was);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, NULL), FM_ECONFLICT);
+    task_state(a, is);
+    ck_assert_str_eq(is, was);
+
+    /* A cancel undone once, never twice; a claim's undo after a heartbeat: the heartbeat stands. */
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", b, &t, &undo1), FM_OK);
+    cJSON_Delete(t);
+    rev = rev_of(b);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, undo1), FM_OK); /* queued again */
+    ck_assert_int_gt(rev_of(b), rev);                         /* a restore raises rev */
+    ck_assert_int_eq(fm_tasks_restore(&st, b, undo1), FM_ECONFLICT);
+    free(undo1);
+    ck_assert_int_eq(fm_tasks_claim(&st, "w", &t, &undo1), FM_OK);
+    ck_assert_str_eq(str_field(t, "id"), b);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", b, 50, NULL, &t, &undo2), FM_OK);
+    cJSON_Delete(t);
+    free(undo2);
+    task_state(b, was);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, undo1), FM_ECONFLICT);
+    free(undo1);
+    task_state(b, is);
+    ck_assert_str_eq(is, was);
+
+    /* A delete's undo while the task is still gone puts it back, once. */
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, &undo1), FM_OK);
+    ck_assert_int_eq(rev_of(c), 0);
+    ck_assert_int_eq(fm_tasks_restore(&st, c, undo1), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, c, undo1), FM_ECONFLICT);
+    free(undo1);
+    ck_assert_int_gt(rev_of(c), 1);
+}
+END_TEST
+
 /* Lists one page; returns the number of tasks and checks total and next_offset. */
 static int list_page(const char *user, const char *status, long offset, long limit,
                      size_t max_bytes, long want_total, long want_next)
@@ -1838,6 +1941,7 @@ static Suite *tasks_suite(void)
     tcase_add_test(db, sweep_requeues_at_old_place);
     tcase_add_test(db, sweep_fails_cancels_and_bounds);
     tcase_add_test(db, restore_every_transition);
+    tcase_add_test(db, restore_leaves_a_later_change);
     tcase_add_test(db, list_next_offset_and_max_bytes);
     tcase_add_test(db, status_page_is_o_limit);
     tcase_add_test(db, get_visibility);
