@@ -130,8 +130,12 @@ static fm_err spawn_sweeper(void *ctx, pid_t *pid)
     *pid = fork();
     if (*pid < 0)
         return FM_ESYS;
-    if (*pid == 0)
+    if (*pid == 0) {
+        /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
+        if (m.listen_fd >= 0)
+            (void)close(m.listen_fd);
         fm_sweeper_main(m.cfg, m.chain);
+    }
     fm_log_info("sweeper %d started (generation %d)", (int)*pid, m.generation);
     return FM_OK;
 }

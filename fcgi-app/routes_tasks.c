@@ -188,10 +188,8 @@ int fm_route_task_delete(fm_call *call, fm_response *resp)
     cJSON *gone = NULL;
     const char *id = fm_route_task_param(call);
     fm_tasks_store st = fm_route_tasks_store(call);
-    fm_err rc = fm_tasks_get(&st, writable_user(call), id, &gone);
+    fm_err rc = fm_tasks_delete(&st, writable_user(call), id, &gone, &before);
 
-    if (rc == FM_OK)
-        rc = fm_tasks_delete(&st, writable_user(call), id, &before);
     switch (rc) {
     case FM_OK:
         fm_route_task_changed(call, id, before, "task.deleted", gone);

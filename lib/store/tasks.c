@@ -576,8 +576,9 @@ static fm_err finish(const fm_tasks_store *st, const char *id, redisReply *r, cJ
         rc = FM_EREDIS;
         goto done;
     }
-    if (task != NULL && r->element[2]->elements > 0)
-        *task = compose(r->element[2]);
+    /* The task as changed; for a removal (after is empty), as it was. */
+    if (task != NULL)
+        *task = compose(r->element[2]->elements > 0 ? r->element[2] : r->element[1]);
     if (rc != FM_OK)
         goto done;
     if (before != NULL)
@@ -793,9 +794,10 @@ fm_err fm_tasks_cancel(const fm_tasks_store *st, const char *user, const char *i
     return owner_change(st, &cancel_script, user, id, task, before);
 }
 
-fm_err fm_tasks_delete(const fm_tasks_store *st, const char *user, const char *id, char **before)
+fm_err fm_tasks_delete(const fm_tasks_store *st, const char *user, const char *id, cJSON **task,
+                       char **before)
 {
-    return owner_change(st, &delete_script, user, id, NULL, before);
+    return owner_change(st, &delete_script, user, id, task, before);
 }
 
 static bool worker_ok(const char *worker_id)

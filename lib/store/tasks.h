@@ -131,11 +131,12 @@ FM_MUST_CHECK fm_err fm_tasks_cancel(const fm_tasks_store *st, const char *user,
 
 /*
  * fm_tasks_delete - remove a task and every index entry; user as in
- * fm_tasks_get. On FM_OK *before is the undo token (caller frees). Errors:
+ * fm_tasks_get. On FM_OK *task (when task is non-NULL) is the task as it was
+ * and *before the undo token (caller owns both); one round trip. Errors:
  * FM_ENOTFOUND, FM_ECONFLICT (running: cancel it first), FM_EINVAL, FM_EREDIS.
  */
 FM_MUST_CHECK fm_err fm_tasks_delete(const fm_tasks_store *st, const char *user, const char *id,
-                                     char **before);
+                                     cJSON **task, char **before);
 
 /*
  * fm_tasks_claim - atomically take the highest-priority queued task (FIFO

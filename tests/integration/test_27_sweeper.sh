@@ -11,6 +11,13 @@ sweeper_pid() { pgrep -x -P "$master" fetchml-sweeper; }
 one_sweeper() { [ "$(sweeper_pid | wc -l)" -eq 1 ]; }
 check "the master runs one sweeper (pgrep -x fetchml-sweeper)" wait_for 5 one_sweeper
 first=$(sweeper_pid)
+# It serves no requests, so it does not hold the FastCGI socket: only the
+# master and the workers do (ss -xlp lists every process holding it).
+t27_holders() { ss -xlpn 2>/dev/null | grep -F "$FETCHML_VAR/run/fcgi.sock"; }
+check "the master holds the FastCGI socket (ss -xlp sees its holders)" \
+    bash -c "$(declare -f t27_holders); t27_holders | grep -q 'pid=$master,'"
+check "the sweeper does not hold the FastCGI socket" \
+    bash -c "$(declare -f t27_holders); ! t27_holders | grep -q 'pid=$first,'"
 
 # expire ID ATTEMPTS [CANCEL]: the task is running, held by researcher/gpu0,
 # its lease ended a second ago (Redis clock).

@@ -802,8 +802,12 @@ START_TEST(cancel_delete_and_undo)
     ck_assert_str_eq(str_field(t, "status"), "queued");
     cJSON_Delete(t);
 
-    /* Delete, then undo: the record and its index entries come back. */
-    ck_assert_int_eq(fm_tasks_delete(&st, "alice", b, &before), FM_OK);
+    /* Delete (answering the task as it was), then undo: the record and its index entries come back.
+     */
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", b, &t, &before), FM_OK);
+    ck_assert_str_eq(str_field(t, "id"), b);
+    ck_assert_str_eq(str_field(t, "status"), "queued");
+    cJSON_Delete(t);
     ck_assert_int_eq(fm_tasks_get(&st, NULL, b, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, c);
     queue_is(want);
@@ -871,7 +875,7 @@ START_TEST(keys_too_long)
     ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
     ck_assert_int_eq(key_count(), 7);
-    ck_assert_int_eq(fm_tasks_delete(STORE(longest), user, id, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(STORE(longest), user, id, NULL, &before), FM_OK);
     free(before);
     before = NULL;
     ck_assert_int_eq(key_count(), 1); /* task_seq */
@@ -896,7 +900,7 @@ START_TEST(keys_too_long)
     ck_assert_int_eq(fm_tasks_list(&st, huge_user, NULL, 0, 50, 0, &t, &total, &next_off),
                      FM_EINVAL);
     ck_assert_int_eq(fm_tasks_cancel(STORE(prefix), NULL, id, &t, &before), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_delete(STORE(prefix), NULL, id, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_delete(STORE(prefix), NULL, id, NULL, &before), FM_EINVAL);
     ck_assert_int_eq(fm_tasks_restore(STORE(prefix), id, NULL), FM_EINVAL);
     ck_assert_ptr_null(before);
 }
@@ -1165,7 +1169,7 @@ START_TEST(one_round_trip_each)
     free(before);
     ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &before), FM_ECONFLICT);
     cJSON_Delete(t);
-    ck_assert_int_eq(fm_tasks_delete(&st, NULL, a, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(&st, NULL, a, NULL, &before), FM_OK);
     ck_assert_int_eq(fm_tasks_restore(&st, a, before), FM_OK);
     free(before);
 
@@ -1191,7 +1195,7 @@ START_TEST(one_round_trip_each)
     ck_assert_int_eq(fm_tasks_restore(&st, b, before), FM_OK);
     free(before);
     ck_assert_int_eq(round_trips(), 1);
-    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, NULL, &before), FM_OK);
     free(before);
     ck_assert_int_eq(round_trips(), 1);
     ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_ECONFLICT); /* b changed since */
@@ -1313,7 +1317,7 @@ START_TEST(redis_full)
         cJSON_Delete(t);
         ck_assert_int_eq(fm_tasks_restore(&st, other, before), FM_OK);
         free(before);
-        ck_assert_int_eq(fm_tasks_delete(&st, "alice", other, &before), FM_OK);
+        ck_assert_int_eq(fm_tasks_delete(&st, "alice", other, NULL, &before), FM_OK);
         free(before);
         ck_assert_int_eq(
             fm_tasks_create(&st, "alice", body, strlen(body), &t, other, err, sizeof(err)),
@@ -1537,7 +1541,7 @@ START_TEST(complete_and_cancel_running)
     ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
-    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, &before), FM_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, NULL, &before), FM_ECONFLICT);
     ck_assert_ptr_null(before);
     /* The worker learns it from its heartbeat and ends the task. */
     ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", a, -1, NULL, &t, &before), FM_OK);
@@ -1574,7 +1578,7 @@ START_TEST(complete_and_cancel_running)
     cJSON_Delete(t);
     ck_assert_int_eq(fm_tasks_complete(&st, "w", c, "done", NULL, &t, &before), FM_EINVAL);
     /* Ended tasks can be deleted. */
-    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, NULL, &before), FM_OK);
     free(before);
     ck_assert_int_eq(fm_tasks_get(&st, NULL, c, &t), FM_ENOTFOUND);
     expect_zscore("status:completed", c, NULL);
@@ -1728,7 +1732,7 @@ START_TEST(restore_every_transition)
     create_id("alice", "{\"job_name\":\"b\"}", b);
     EXPECT_RESTORED(a, fm_tasks_cancel(&st, "alice", a, &t, &before)); /* queued -> cancelled */
     cJSON_Delete(t);
-    EXPECT_RESTORED(a, fm_tasks_delete(&st, "alice", a, &before));
+    EXPECT_RESTORED(a, fm_tasks_delete(&st, "alice", a, NULL, &before));
     EXPECT_RESTORED(a, fm_tasks_claim(&st, "w", &t, &before));
     cJSON_Delete(t);
     claim_id("w", a);
@@ -1810,7 +1814,7 @@ START_TEST(restore_leaves_a_later_change)
 
     /* A delete's undo while the task is still gone puts it back, once. */
     create_id("alice", "{\"job_name\":\"c\"}", c);
-    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, &undo1), FM_OK);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, NULL, &undo1), FM_OK);
     ck_assert_int_eq(rev_of(c), 0);
     ck_assert_int_eq(fm_tasks_restore(&st, c, undo1), FM_OK);
     ck_assert_int_eq(fm_tasks_restore(&st, c, undo1), FM_ECONFLICT);
