@@ -29,11 +29,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define NBUCKETS 1024 /* power of two */
 #define NONE (-1)
@@ -78,7 +78,7 @@ typedef struct table {
 } table;
 
 static struct {
-    pid_t pid; /* owner; a forked child starts empty */
+    bool ready; /* cleared in a forked child: it starts empty */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     table addrs, known;
 } cache;
@@ -90,12 +90,22 @@ static void table_init(table *t)
     t->head = t->tail = NONE;
 }
 
+/* Runs in the child of every fork(2) (pthread_atfork): no getpid(2) per request to notice one. */
+static void cache_forget(void)
+{
+    cache.ready = false;
+}
+
 static void cache_init(void)
 {
-    if (cache.pid == getpid())
+    static bool registered;
+
+    if (cache.ready)
         return;
+    if (!registered)
+        registered = pthread_atfork(NULL, NULL, cache_forget) == 0;
     memset(&cache, 0, sizeof(cache));
-    cache.pid = getpid();
+    cache.ready = registered; /* without the hook, nothing is kept from one call to the next */
     crypto_shorthash_keygen(cache.hkey);
     table_init(&cache.addrs);
     table_init(&cache.known);
