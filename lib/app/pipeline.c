@@ -146,15 +146,6 @@ static void unavailable(fm_response *resp, const char *message, const char *trac
     fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", message, trace_id);
 }
 
-static void add_rate_headers(fm_response *resp, const fm_rl_result *rl)
-{
-    char policy[FM_RESPONSE_HEADER_MAX], state[FM_RESPONSE_HEADER_MAX];
-
-    fm_ratelimit_headers(rl, policy, state, sizeof(policy));
-    (void)fm_response_header(resp, "%s", policy);
-    (void)fm_response_header(resp, "%s", state);
-}
-
 /* ---- the steps ---------------------------------------------------------------------- */
 
 /*
@@ -449,7 +440,7 @@ static step_rc step_rate_limit(req_state *st)
                                               fm_config_user_rate(cfg, user), cfg->server.workers,
                                               st->now_ms, &st->rl) != FM_OK)
         return rate_unknown(st);
-    add_rate_headers(st->resp, &st->rl);
+    fm_ratelimit_headers(&st->rl, st->resp);
     if (!st->rl.allowed) {
         (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)st->rl.retry_after_s);
         return refuse(st, "rate_limited", 429, "RATE_LIMITED", "rate limit exceeded");

@@ -286,9 +286,9 @@ fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, 
     return rc;
 }
 
-void fm_ratelimit_headers(const fm_rl_result *res, char *policy, char *state, size_t cap)
+void fm_ratelimit_headers(const fm_rl_result *res, fm_response *resp)
 {
-    (void)snprintf(policy, cap, "RateLimit-Policy: \"user\";q=%u;w=60", (unsigned)res->limit);
-    (void)snprintf(state, cap, "RateLimit: \"user\";r=%u;t=%u", (unsigned)res->remaining,
-                   (unsigned)res->reset_s);
+    (void)fm_response_header(resp, "RateLimit-Policy: \"user\";q=%u;w=60", (unsigned)res->limit);
+    (void)fm_response_header(resp, "RateLimit: \"user\";r=%u;t=%u", (unsigned)res->remaining,
+                             (unsigned)res->reset_s);
 }
