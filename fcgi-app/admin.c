@@ -3,6 +3,9 @@
  *
  *   keygen [USER [ROLE]]   new 256-bit key from libsodium, printed once, with
  *                          its SHA-256 and a YAML snippet for auth.api_keys
+ *                          (ROLE default researcher; worker for a job worker;
+ *                          a role that is not built in is noted on stderr: the
+ *                          config must define it in auth.roles)
  *   hash                   SHA-256 of a key read from standard input (never argv,
  *                          which other users can read in /proc)
  *   check-config FILE      validate a config like `nginx -t`: exit 0 or 1
@@ -35,13 +38,14 @@
 
 static int usage(void)
 {
-    (void)fprintf(stderr,
-                  "usage: fetchml-admin keygen [USER [ROLE]]\n"
-                  "       fetchml-admin hash            (reads the key from standard input)\n"
-                  "       fetchml-admin check-config FILE\n"
-                  "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
-                  "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] FILE...   "
-                  "(oldest file first)\n");
+    (void)fprintf(
+        stderr, "usage: fetchml-admin keygen [USER [ROLE]]   (ROLE: researcher by default, worker "
+                "for a job worker)\n"
+                "       fetchml-admin hash            (reads the key from standard input)\n"
+                "       fetchml-admin check-config FILE\n"
+                "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
+                "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] FILE...   "
+                "(oldest file first)\n");
     return 2;
 }
 
@@ -66,11 +70,18 @@ static void hash_hex(const char *key, size_t len, char out[2 * FM_KEY_HASH_BYTES
 static int keygen(const char *user, const char *role)
 {
     char key[FM_AUTH_KEY_GEN_LEN + 1], hex[2 * FM_KEY_HASH_BYTES + 1];
+    fm_perms perms;
 
     if (!valid_name(user) || !valid_name(role)) {
         (void)fprintf(stderr, "fetchml-admin: user and role names are [A-Za-z0-9_.-]{1,63}\n");
         return 2;
     }
+    /* A custom role is legitimate, but a typo would load as "unknown role": say so now. */
+    if (!fm_rbac_builtin_role(role, &perms))
+        (void)fprintf(stderr,
+                      "fetchml-admin: note: \"%s\" is not a built-in role (admin, researcher, "
+                      "analyst, worker): the config must define it in auth.roles\n",
+                      role);
     fm_auth_key_generate(key);
     hash_hex(key, strlen(key), hex);
     (void)printf("# API key for %s: shown once, store it now; only its hash goes in the config.\n"

@@ -10,7 +10,10 @@
 
 #include <stddef.h>
 
+#include <signal.h>
+
 #include "config.h"
+#include "daemon.h"
 #include "err.h"
 #include "pipeline.h"
 
@@ -35,5 +38,30 @@ FM_MUST_CHECK fm_err fm_listener_open(const fm_config *cfg, int *fd, char *unix_
  */
 void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
     __attribute__((noreturn));
+
+/*
+ * What every child of the master (pool worker, sweeper) sets up after fork,
+ * in worker.c:
+ * fm_worker_signals - fm_daemon_signals with the n rows of sigs (delivered
+ * only where the child waits with *waitmask), and SIGTERM when the master
+ * dies. FM_ESYS (logged) on failure or when the master is already gone.
+ * fm_worker_env_open - the child's own Redis handle (connected on first use)
+ * and audit writer on audit_shared's chain (cfg->logging.file, cfg's sync
+ * mode), into env with env->cfg = cfg. FM_OK, or FM_ESYS after logging why
+ * as "<who> <pid>: cannot start: ...". fm_worker_env_close frees what was
+ * opened, after either outcome.
+ */
+FM_MUST_CHECK fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask);
+FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared,
+                                        const char *who, fm_env *env);
+void fm_worker_env_close(fm_env *env);
+
+/*
+ * fm_sweeper_main - the sweeper (sweeper.c): end expired leases every
+ * cfg->jobs.sweep_interval_ms with the snapshot cfg, auditing each
+ * transition on audit_shared's chain, until SIGTERM/SIGINT/SIGQUIT (the pass
+ * in progress finishes), then exit the process. Never returns.
+ */
+void fm_sweeper_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
 
 #endif

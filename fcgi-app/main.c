@@ -14,6 +14,11 @@
  *            workers that crash young (a failed start, a crash signal; not
  *            a kill from outside) back off exponentially (crash loop).
  *
+ * Beside the pool, each generation has one sweeper (sweeper.c), which ends
+ * expired job leases; it is kept in a table of its own and treated like a
+ * worker in every respect above: respawned, backed off, replaced on reload,
+ * stopped, told to reopen its logs.
+ *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
  * refused connection. Start-up is a table of steps run in order; the first
@@ -52,6 +57,7 @@ static struct {
     bool test_only;
     fm_config *cfg;
     fm_pool *pool;
+    fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
     fm_chains chains;
     fm_audit_shared *chain; /* the current generation's */
     int generation;
@@ -117,12 +123,49 @@ static fm_err spawn(void *ctx, pid_t *pid)
     return FM_OK;
 }
 
-/* Brings the current generation up to its count; a fill cut short is retried after RETRY_S. */
+/* fm_pool_spawn_fn: the current generation's sweeper. */
+static fm_err spawn_sweeper(void *ctx, pid_t *pid)
+{
+    (void)ctx;
+    *pid = fork();
+    if (*pid < 0)
+        return FM_ESYS;
+    if (*pid == 0)
+        fm_sweeper_main(m.cfg, m.chain);
+    fm_log_info("sweeper %d started (generation %d)", (int)*pid, m.generation);
+    return FM_OK;
+}
+
+/*
+ * Brings the current generation up to its count of workers and its one
+ * sweeper; a fill cut short is retried after RETRY_S.
+ */
 static void fill_pool(void)
 {
-    if (fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK &&
+    if ((fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
+         fm_pool_fill(m.sweepers, m.generation, 1, spawn_sweeper, NULL) != FM_OK) &&
         m.next_spawn < time(NULL) + RETRY_S)
         m.next_spawn = time(NULL) + RETRY_S;
+}
+
+/* Every child of generations below below gets sig: workers and sweepers. */
+static void kill_children(int sig, int below)
+{
+    fm_pool_kill(m.pool, sig, below);
+    fm_pool_kill(m.sweepers, sig, below);
+}
+
+/* Live children of every generation. */
+static size_t children(void)
+{
+    return fm_pool_count(m.pool, FM_POOL_ALL) + fm_pool_count(m.sweepers, FM_POOL_ALL);
+}
+
+/* Whether the current generation lacks a worker or its sweeper. */
+static bool short_of_children(void)
+{
+    return fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers ||
+           fm_pool_count(m.sweepers, m.generation) < 1;
 }
 
 /*
@@ -153,22 +196,32 @@ static bool died_of_itself(int status)
 /* Reaps children; returns how many of the current generation crashed young. */
 static int reap(void)
 {
-    int status, young = 0;
+    int status, young = 0, oldest;
     fm_pool_worker w;
+    const char *what;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (!fm_pool_remove(m.pool, pid, &w) || w.generation != m.generation || got_term)
+        if (fm_pool_remove(m.pool, pid, &w))
+            what = "worker";
+        else if (fm_pool_remove(m.sweepers, pid, &w))
+            what = "sweeper";
+        else
+            continue;
+        if (w.generation != m.generation || got_term)
             continue;
         if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
-            fm_log_error("worker %d exited unexpectedly (%s %d); respawning", (int)pid,
+            fm_log_error("%s %d exited unexpectedly (%s %d); respawning", what, (int)pid,
                          WIFSIGNALED(status) ? "signal" : "status",
                          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         if (time(NULL) - w.started < 2 && died_of_itself(status))
             young++;
     }
-    /* The chain state of a file no live worker writes any more is not needed again. */
-    fm_chains_release(&m.chains, fm_pool_oldest(m.pool, m.generation));
+    /* The chain state of a file no live child writes any more is not needed again. */
+    oldest = fm_pool_oldest(m.pool, m.generation);
+    if (fm_pool_oldest(m.sweepers, m.generation) < oldest)
+        oldest = fm_pool_oldest(m.sweepers, m.generation);
+    fm_chains_release(&m.chains, oldest);
     return young;
 }
 
@@ -247,19 +300,19 @@ static void reload(void)
     m.chain = chain;
     m.generation++;
     fill_pool();
-    fm_pool_kill(m.pool, SIGTERM, m.generation);
+    kill_children(SIGTERM, m.generation);
     fm_log_info("configuration reloaded from %s (generation %d)", next->path, m.generation);
 }
 
-/* Waits for every worker, up to deadline; true when none is left. */
+/* Waits for every child, up to deadline; true when none is left. */
 static bool wait_all(time_t deadline, useconds_t poll_us)
 {
-    while (fm_pool_count(m.pool, FM_POOL_ALL) > 0 && (deadline == 0 || time(NULL) < deadline)) {
+    while (children() > 0 && (deadline == 0 || time(NULL) < deadline)) {
         (void)reap();
-        if (fm_pool_count(m.pool, FM_POOL_ALL) > 0)
+        if (children() > 0)
             (void)usleep(poll_us);
     }
-    return fm_pool_count(m.pool, FM_POOL_ALL) == 0;
+    return children() == 0;
 }
 
 static void stop_all(void)
@@ -267,10 +320,10 @@ static void stop_all(void)
     /* No new connections from here on; workers drain what is queued (SIGQUIT). */
     if (m.unix_path[0] != '\0')
         (void)unlink(m.unix_path);
-    fm_pool_kill(m.pool, SIGQUIT, m.generation + 1);
+    kill_children(SIGQUIT, m.generation + 1);
     if (!wait_all(time(NULL) + STOP_GRACE_S, 50 * 1000)) {
         fm_log_warn("workers did not stop within %d s; killing them", STOP_GRACE_S);
-        fm_pool_kill(m.pool, SIGKILL, m.generation + 1);
+        kill_children(SIGKILL, m.generation + 1);
         (void)wait_all(0, 10 * 1000);
     }
 }
@@ -297,7 +350,8 @@ static fm_err check_files(void)
 static fm_err make_tables(void)
 {
     m.pool = fm_pool_new();
-    if (m.pool == NULL) {
+    m.sweepers = fm_pool_new();
+    if (m.pool == NULL || m.sweepers == NULL) {
         fm_log_error("out of memory");
         return FM_ESYS;
     }
@@ -363,7 +417,7 @@ static void reopen_logs(void)
 {
     if (fm_log_reopen() != 0)
         fm_log_error("reopening api log failed: %s", strerror(errno));
-    fm_pool_kill(m.pool, SIGUSR1, m.generation + 1);
+    kill_children(SIGUSR1, m.generation + 1);
 }
 
 /* Until SIGTERM or SIGINT: handle the flags the signals set, then wait for the next. */
@@ -390,8 +444,7 @@ static void supervise(void)
             continue;
         /* Wait for a signal, or for the end of a backoff or a retry. */
         struct timespec ts = {m.next_spawn > now ? m.next_spawn - now : 0, 0};
-        bool waiting = m.next_spawn > now &&
-                       fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers;
+        bool waiting = m.next_spawn > now && short_of_children();
         (void)pselect(0, NULL, NULL, NULL, waiting ? &ts : NULL, &m.waitmask);
     }
 }
@@ -411,6 +464,7 @@ static void cleanup(void)
 {
     fm_daemon_pidfile_remove();
     fm_pool_free(m.pool);
+    fm_pool_free(m.sweepers);
     fm_chains_clear(&m.chains);
     fm_config_free(m.cfg);
 }

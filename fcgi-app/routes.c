@@ -17,5 +17,11 @@ const fm_route fm_app_routes[] = {
     {"GET", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_task_get, 0},
     {"POST", "/v1/tasks/{id}/cancel", FM_PERM(FM_RES_JOBS, FM_ACT_UPDATE), fm_route_task_cancel, 0},
     {"DELETE", "/v1/tasks/{id}", FM_PERM(FM_RES_JOBS, FM_ACT_DELETE), fm_route_task_delete, 0},
+    {"POST", "/v1/worker/claim", FM_PERM(FM_RES_JOBS, FM_ACT_RUN), fm_route_worker_claim,
+     FM_ROUTE_JSON_BODY},
+    {"POST", "/v1/tasks/{id}/heartbeat", FM_PERM(FM_RES_JOBS, FM_ACT_RUN), fm_route_task_heartbeat,
+     FM_ROUTE_JSON_BODY | FM_ROUTE_QUERY},
+    {"POST", "/v1/tasks/{id}/complete", FM_PERM(FM_RES_JOBS, FM_ACT_RUN), fm_route_task_complete,
+     FM_ROUTE_JSON_BODY | FM_ROUTE_QUERY},
 };
 const size_t fm_app_nroutes = sizeof(fm_app_routes) / sizeof(fm_app_routes[0]);

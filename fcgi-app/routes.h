@@ -1,12 +1,11 @@
 /*
  * routes.h - the handlers of the HTTP API, one file per resource
- * (routes_meta.c: health and whoami; routes_tasks.c: tasks), and what they
- * share. The table that maps each method and path to a handler and its
- * permission is routes.c. Each handler runs after the pipeline has
- * authenticated, rate-limited and authorized the caller (see pipeline.h); it
- * only validates its own input and talks to the store. Handlers follow
- * fm_handler: 0 with resp filled, or -1 for a failure the pipeline answers
- * with 500.
+ * (routes_meta.c: health and whoami; routes_tasks.c: tasks; routes_worker.c:
+ * the job workers' claim, heartbeat and complete), and what they share. The table that maps each
+ * method and path to a handler and its permission is routes.c. Each handler runs after the pipeline
+ * has authenticated, rate-limited and authorized the caller (see pipeline.h); it only validates its
+ * own input and talks to the store. Handlers follow fm_handler: 0 with resp filled, or -1 for a
+ * failure the pipeline answers with 500.
  */
 #ifndef FM_ROUTES_H
 #define FM_ROUTES_H
@@ -15,6 +14,7 @@
 #include <stdio.h>
 
 #include "pipeline.h"
+#include "tasks.h"
 
 /* routes_meta.c */
 int fm_route_health(fm_call *call, fm_response *resp);
@@ -26,6 +26,41 @@ int fm_route_task_list(fm_call *call, fm_response *resp);
 int fm_route_task_get(fm_call *call, fm_response *resp);
 int fm_route_task_cancel(fm_call *call, fm_response *resp);
 int fm_route_task_delete(fm_call *call, fm_response *resp);
+
+/* routes_worker.c */
+int fm_route_worker_claim(fm_call *call, fm_response *resp);
+int fm_route_task_heartbeat(fm_call *call, fm_response *resp);
+int fm_route_task_complete(fm_call *call, fm_response *resp);
+
+/* routes_tasks.c, shared with routes_worker.c */
+
+/* fm_route_tasks_store - the task store as the config in force sets it, over the worker's Redis. */
+fm_tasks_store fm_route_tasks_store(const fm_call *call);
+
+/* fm_route_task_param - the path's {id}, also named as the task of the request's audit record. */
+const char *fm_route_task_param(fm_call *call);
+
+/*
+ * fm_route_task_changed - after a change to task id: arms its undo
+ * (fm_tasks_restore with before, NULL after a create; the call owns before
+ * from now on), names the task in the audit record, and hands task (the call
+ * owns it from now on) to event (a task.* type; NULL: no event, task is freed).
+ */
+void fm_route_task_changed(fm_call *call, const char *id, char *before, const char *event,
+                           cJSON *task);
+
+/*
+ * fm_route_task_answer - answer status with task, then fm_route_task_changed.
+ * 0, or -1 when the task cannot be rendered (the change stays armed).
+ */
+int fm_route_task_answer(fm_call *call, fm_response *resp, int status, const char *id, char *before,
+                         const char *event, cJSON *task);
+
+/* 503 SERVICE_UNAVAILABLE: Redis could not answer (or is full). Returns 0. */
+int fm_route_task_unavailable(fm_call *call, fm_response *resp);
+
+/* 404 NOT_FOUND: no such task, or not one the caller may see. Returns 0. */
+int fm_route_task_not_found(fm_call *call, fm_response *resp);
 
 /*
  * fm_route_json - answer status with json (rendered unformatted; the

@@ -170,6 +170,44 @@ static void serve(FCGX_Request *r)
     free(body);
 }
 
+/* ---- what every child of the master sets up after fork (app.h) ------------------- */
+
+fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask)
+{
+    if (fm_daemon_signals(sigs, n, waitmask) != FM_OK)
+        return FM_ESYS;
+    /* A child whose master is gone must not go on: it would never be replaced. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    return getppid() == 1 ? FM_ESYS : FM_OK;
+}
+
+fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared, const char *who,
+                          fm_env *env)
+{
+    env->cfg = cfg;
+    env->redis =
+        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
+    if (env->redis == NULL) {
+        fm_log_error("%s %d: cannot start: bad redis.addr", who, (int)getpid());
+        return FM_ESYS;
+    }
+    env->audit = fm_audit_open(cfg->logging.file, audit_shared);
+    if (env->audit == NULL) {
+        fm_log_error("%s %d: cannot start: cannot open the audit log", who, (int)getpid());
+        return FM_ESYS;
+    }
+    fm_audit_set_sync(env->audit, cfg->logging.audit_sync, cfg->logging.audit_sync_ms);
+    return FM_OK;
+}
+
+void fm_worker_env_close(fm_env *env)
+{
+    fm_audit_close(env->audit);
+    fm_redis_free(env->redis);
+    env->audit = NULL;
+    env->redis = NULL;
+}
+
 /* ---- start-up steps, in order; each logs its own failure ------------------------- */
 
 /* TERM, INT, QUIT and USR1 are delivered only inside ppoll (see the top of the file). */
@@ -180,33 +218,12 @@ static fm_err init_signals(void)
         {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL},
     };
 
-    if (fm_daemon_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask) != FM_OK)
-        return FM_ESYS;
-    /* A worker whose master is gone must not serve on: it would never be replaced. */
-    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-    return getppid() == 1 ? FM_ESYS : FM_OK;
+    return fm_worker_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask);
 }
 
-static fm_err init_redis(void)
+static fm_err init_env(void)
 {
-    w.env.redis = fm_redis_new(w.cfg->redis.addr, w.cfg->redis.password, w.cfg->redis.db,
-                               w.cfg->redis.timeout_ms);
-    if (w.env.redis == NULL) {
-        fm_log_error("worker %d: cannot start: bad redis.addr", (int)getpid());
-        return FM_ESYS;
-    }
-    return FM_OK;
-}
-
-static fm_err init_audit(void)
-{
-    w.env.audit = fm_audit_open(w.cfg->logging.file, w.audit_shared);
-    if (w.env.audit == NULL) {
-        fm_log_error("worker %d: cannot start: cannot open the audit log", (int)getpid());
-        return FM_ESYS;
-    }
-    fm_audit_set_sync(w.env.audit, w.cfg->logging.audit_sync, w.cfg->logging.audit_sync_ms);
-    return FM_OK;
+    return fm_worker_env_open(w.cfg, w.audit_shared, "worker", &w.env);
 }
 
 static fm_err init_fastcgi(void)
@@ -220,8 +237,7 @@ static fm_err init_fastcgi(void)
 
 static fm_err (*const init_steps[])(void) = {
     init_signals,
-    init_redis,
-    init_audit,
+    init_env,
     init_fastcgi,
 };
 
@@ -283,7 +299,6 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
     w.cfg = cfg;
     w.listen_fd = listen_fd;
     w.audit_shared = audit_shared;
-    w.env.cfg = cfg;
     while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
         i++;
     if (i == sizeof(init_steps) / sizeof(init_steps[0])) {
@@ -291,7 +306,6 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
         drain();
         status = 0;
     }
-    fm_audit_close(w.env.audit);
-    fm_redis_free(w.env.redis);
+    fm_worker_env_close(&w.env);
     exit(status); /* exit, not _exit: LeakSanitizer checks at exit in sanitizer builds */
 }

@@ -119,7 +119,7 @@ timeout 60 "$ROOT/scripts/run-local.sh" >"$VAR/run-local.out" 2>&1 || {
 # logging.level info, audit on).
 KEY=$(openssl rand -hex 32)
 HASH=$(printf '%s' "$KEY" | "$BUILD/fetchml-admin" hash)
-fm_dev_config "$VAR/dev/config.yaml" "$VAR" "" "" "" "server.workers=$WORKERS" \
+fm_dev_config "$VAR/dev/config.yaml" "$VAR" "" "" "" "" "server.workers=$WORKERS" \
     "auth.api_keys={ bench: { hash: \"$HASH\", roles: [\"researcher\"], rate_limit: { requests_per_minute: $RATE_MAX, burst: $RATE_MAX } } }" ||
     fm_die "cannot write the bench config"
 timeout 20 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 || fm_die "reload with the bench config failed"

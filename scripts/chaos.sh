@@ -87,7 +87,7 @@ cp "$CFG" "$WORK/config.saved"
 chaos_config() {
     local extra=""
     [ -z "${1:-}" ] || extra=", $1: { hash: \"$(hash "$(key)")\", roles: [\"analyst\"] }"
-    fm_dev_config "$CFG" "$VAR" "" "" "" "server.workers=${FETCHML_BENCH_WORKERS:-4}" \
+    fm_dev_config "$CFG" "$VAR" "" "" "" "" "server.workers=${FETCHML_BENCH_WORKERS:-4}" \
         "auth.api_keys={ $USERS$extra }" \
         'rate_limit={ requests_per_minute: 1000000, burst: 1000000, on_redis_error: deny, auth_failures: { max: 1000000, window_seconds: 60, block_seconds: 1 } }'
 }

@@ -16,7 +16,8 @@
 # Generated state lives in var/ (git-ignored). Environment overrides, used by
 # the integration tests to run a second stack beside yours:
 #   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
-#   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (60, seconds 'reload' waits)
+#   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (60, seconds 'reload' waits),
+#   FETCHML_REDIS_MAXMEMORY (256mb, Redis's maxmemory; it never evicts)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -87,19 +88,27 @@ first_run() {
             fm_die "openssl could not create the dev certificate"
     fi
     if [ ! -f "$DEV/keys.env" ]; then
-        local a r n
-        a=$(gen_key) r=$(gen_key) n=$(gen_key)
-        printf 'FETCHML_ADMIN_KEY=%s\nFETCHML_RESEARCHER_KEY=%s\nFETCHML_ANALYST_KEY=%s\n' \
-            "$a" "$r" "$n" >"$DEV/keys.env"
+        local a r n w
+        a=$(gen_key) r=$(gen_key) n=$(gen_key) w=$(gen_key)
+        printf 'FETCHML_%s_KEY=%s\n' ADMIN "$a" RESEARCHER "$r" ANALYST "$n" WORKER "$w" \
+            >"$DEV/keys.env"
         fm_dev_config "$DEV/config.yaml" "$VAR" "$(hash_key "$a")" "$(hash_key "$r")" \
-            "$(hash_key "$n")" || fm_die "cannot write $DEV/config.yaml"
+            "$(hash_key "$n")" "$(hash_key "$w")" || fm_die "cannot write $DEV/config.yaml"
+    elif ! grep -q '^FETCHML_WORKER_KEY=' "$DEV/keys.env"; then
+        # A var/ from before the worker role: add its key, not the user (the config is the operator's).
+        local w
+        w=$(gen_key)
+        printf 'FETCHML_WORKER_KEY=%s\n' "$w" >>"$DEV/keys.env"
+        fm_say "added FETCHML_WORKER_KEY to $DEV/keys.env; to use it, add to auth.api_keys in $DEV/config.yaml:"
+        printf '    worker:\n      hash: "%s"\n      roles: ["worker"]\n' "$(hash_key "$w")" >&2
     fi
     umask 022
 }
 
 start_redis() {
     alive redis && return 0
-    subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR"
+    subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR" \
+        "MAXMEMORY=${FETCHML_REDIS_MAXMEMORY:-256mb}"
     redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
     wait_for 5 test -S "$RUN/redis.sock" ||
         fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"

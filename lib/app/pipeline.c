@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "bruteforce.h"
+#include "events.h"
 #include "log.h"
 #include <sodium.h>
 
@@ -520,7 +521,9 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
-    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && !is_json_type(req->content_type))
+    /* No body has no media type: a worker's bare POST /v1/worker/claim needs none. */
+    if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && req->body_len > 0 &&
+        !is_json_type(req->content_type))
         return refuse(st, "unsupported_media_type", 415, "UNSUPPORTED_MEDIA_TYPE",
                       "request body must be sent as Content-Type: application/json");
     return STEP_NEXT;
@@ -602,6 +605,8 @@ static void audit_request(req_state *st)
         .source_ip = req->remote_addr,
         .status = resp->status,
         .reason = st->o.reason,
+        .task_id = call->audit_task_id,
+        .worker = call->audit_worker,
     };
     if (fm_audit_write(st->env->audit, &rec) != FM_OK) {
         fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",
@@ -611,6 +616,10 @@ static void audit_request(req_state *st)
             call->undo(call);
         fm_response_reset(resp);
         unavailable(resp, "audit trail unavailable", call->trace_id);
+    } else if (call->event != NULL) {
+        /* Only a change that stands is announced: after its record, never once undone. */
+        fm_events_publish(st->env->redis, st->env->cfg->redis.key_prefix, call->event,
+                          call->event_task);
     }
     if (action != stack_action && action != req->method)
         free(action);
@@ -642,4 +651,5 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
             break;
     audit_request(&st);
     free(call.undo_data);
+    cJSON_Delete(call.event_task);
 }

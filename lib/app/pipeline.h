@@ -19,15 +19,18 @@
  *   8 input: a query on a route that reads none     -> 400 BAD_REQUEST
  *     body over server.max_body_bytes               -> 413 PAYLOAD_TOO_LARGE
  *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
- *     a route that takes a JSON body, without
- *     Content-Type application/json                 -> 415 UNSUPPORTED_MEDIA_TYPE
+ *     a route that takes a JSON body, sent one without
+ *     Content-Type application/json (an empty body
+ *     needs none)                                   -> 415 UNSUPPORTED_MEDIA_TYPE
  *   9 a request that may change state (not GET or HEAD) needs an audit trail
  *     that can take its record (fm_audit_ready)     -> 503 SERVICE_UNAVAILABLE
  *  10 the route's handler                           -> its answer; 500 INTERNAL on failure
  * and after the last step that ran, one audit record, for refused requests
  * too; if it cannot be written the response becomes 503 SERVICE_UNAVAILABLE
  * and the handler's change is undone (fail closed: such a request changes
- * nothing).
+ * nothing). Once the record is written, the event the handler armed
+ * (call->event) is published (fm_events_publish; its failure changes no
+ * answer); an undone change publishes nothing.
  *
  * Redis trouble: the guard (2) then blocks nobody; the limiter (5) applies
  * rate_limit.on_redis_error (deny: 503 + Retry-After; allow: admitted, a
@@ -118,7 +121,7 @@ struct fm_call {
 typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 
 /* fm_route flags */
-#define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type must be application/json */
+#define FM_ROUTE_JSON_BODY 1u /* takes a JSON body: Content-Type application/json, if not empty */
 #define FM_ROUTE_QUERY                                                                             \
     2u /* reads a query string (strictly, lib/base/query.h); any other                             \
           route refuses one: 400 */

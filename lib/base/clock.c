@@ -16,23 +16,39 @@ int64_t fm_clock_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-char *fm_clock_rfc3339(char buf[FM_RFC3339_MAX], int with_ms)
+/* Formats Unix ms as RFC 3339 UTC, with or without the milliseconds. */
+static char *format_ms(char buf[FM_RFC3339_MAX], int64_t ms, int with_ms)
 {
-    int64_t ms = fm_clock_now_ms();
-    time_t secs = (time_t)(ms / 1000);
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    time_t t;
     struct tm tm;
 
-    if (gmtime_r(&secs, &tm) == NULL) {
+    if (frac < 0) { /* before 1970: floor, so that the fraction counts forward */
+        secs--;
+        frac += 1000;
+    }
+    t = (time_t)secs;
+    if (gmtime_r(&t, &tm) == NULL) {
         (void)snprintf(buf, FM_RFC3339_MAX, "1970-01-01T00:00:00Z");
         return buf;
     }
     size_t n = strftime(buf, FM_RFC3339_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
 
     if (with_ms)
-        (void)snprintf(buf + n, FM_RFC3339_MAX - n, ".%03uZ", (unsigned)(ms % 1000));
+        (void)snprintf(buf + n, FM_RFC3339_MAX - n, ".%03uZ", (unsigned)frac);
     else
         (void)snprintf(buf + n, FM_RFC3339_MAX - n, "Z");
     return buf;
+}
+
+char *fm_clock_rfc3339(char buf[FM_RFC3339_MAX], int with_ms)
+{
+    return format_ms(buf, fm_clock_now_ms(), with_ms);
+}
+
+char *fm_clock_rfc3339_ms(char buf[FM_RFC3339_MAX], int64_t ms)
+{
+    return format_ms(buf, ms, 1);
 }
 
 /* Reads exactly n decimal digits; strict, unlike strtol, which takes signs and spaces. */

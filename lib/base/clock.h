@@ -17,6 +17,12 @@
  */
 char *fm_clock_rfc3339(char buf[FM_RFC3339_MAX], int with_ms);
 
+/*
+ * fm_clock_rfc3339_ms - format ms (milliseconds since the Unix epoch, e.g. a
+ * Redis TIME) as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf. Returns buf.
+ */
+char *fm_clock_rfc3339_ms(char buf[FM_RFC3339_MAX], int64_t ms);
+
 /* fm_clock_now_ms - milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t fm_clock_now_ms(void);
 

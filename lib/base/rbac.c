@@ -4,8 +4,10 @@
  * Bit (res * FM_ACT_COUNT + act) stands for "<res>:<act>". Parsing splits the
  * string at its first ':' (or takes the lone "*"), turns each side into a set
  * of resources and a set of actions ("*" = all, "write" = create|update), and
- * ORs the bit of every pair. Checking a request is then one AND against the
- * effective mask computed at config load.
+ * ORs the bit of every pair that is a permission (run only goes with jobs, so
+ * a wildcard drops the other pairs; run named for another resource is
+ * refused). Checking a request is then one AND against the effective mask
+ * computed at config load.
  */
 #include "rbac.h"
 
@@ -14,15 +16,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How much of a refused permission is echoed back in the error. */
-
 static const char *const resource_names[FM_RES_COUNT] = {"jobs", "experiments", "metrics"};
-static const char *const action_names[FM_ACT_COUNT] = {"read", "create", "update", "delete"};
+static const char *const action_names[FM_ACT_COUNT] = {"read", "create", "update", "delete", "run"};
 
+/* NULL: not a permission (run for anything but jobs). */
 static const char *const perm_names[FM_RES_COUNT * FM_ACT_COUNT] = {
-    "jobs:read",        "jobs:create",        "jobs:update",        "jobs:delete",
-    "experiments:read", "experiments:create", "experiments:update", "experiments:delete",
-    "metrics:read",     "metrics:create",     "metrics:update",     "metrics:delete",
+    "jobs:read",
+    "jobs:create",
+    "jobs:update",
+    "jobs:delete",
+    "jobs:run",
+    "experiments:read",
+    "experiments:create",
+    "experiments:update",
+    "experiments:delete",
+    NULL,
+    "metrics:read",
+    "metrics:create",
+    "metrics:update",
+    "metrics:delete",
+    NULL,
 };
 
 /* Bit sets of resources and of actions, as indexes into the tables above. */
@@ -58,7 +71,9 @@ static unsigned parse_actions(const char *s, size_t len)
 fm_err fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
 {
     char shown[FM_LOG_ECHO_BUF];
-    const char *colon;
+    const char *colon, *what = "unknown permission",
+                       *why = "(expected <resource>:<action>, resources jobs|experiments|metrics, "
+                              "actions read|create|update|delete|write|run|*)";
     unsigned resources, actions;
     fm_perms mask = FM_PERM_NONE;
 
@@ -75,22 +90,24 @@ fm_err fm_rbac_parse(const char *perm, fm_perms *out, char *err, size_t errlen)
     actions = parse_actions(colon + 1, strlen(colon + 1));
     if (resources == 0 || actions == 0)
         goto fail;
+    if (actions == 1u << FM_ACT_RUN && (resources & (1u << FM_RES_JOBS)) == 0) {
+        what = "permission";
+        why = "is refused: the action run exists for jobs only (jobs:run)";
+        goto fail;
+    }
     for (int r = 0; r < FM_RES_COUNT; r++) {
         for (int a = 0; a < FM_ACT_COUNT; a++) {
             if ((resources & (1u << r)) && (actions & (1u << a)))
                 mask |= FM_PERM(r, a);
         }
     }
-    *out = mask;
+    *out = mask & FM_PERM_ALL;
     return FM_OK;
 
 fail:
     if (err != NULL && errlen > 0) {
         fm_log_echo(perm, shown);
-        (void)snprintf(err, errlen,
-                       "unknown permission \"%s\" (expected <resource>:<action>, resources "
-                       "jobs|experiments|metrics, actions read|create|update|delete|write|*)",
-                       shown);
+        (void)snprintf(err, errlen, "%s \"%s\" %s", what, shown, why);
     }
     return FM_EINVAL;
 }
@@ -109,6 +126,7 @@ bool fm_rbac_builtin_role(const char *name, fm_perms *out)
                            FM_PERM(FM_RES_EXPERIMENTS, FM_ACT_UPDATE)},
         {"analyst", FM_PERM(FM_RES_JOBS, FM_ACT_READ) | FM_PERM(FM_RES_EXPERIMENTS, FM_ACT_READ) |
                         FM_PERM(FM_RES_METRICS, FM_ACT_READ)},
+        {"worker", FM_PERM(FM_RES_JOBS, FM_ACT_RUN) | FM_PERM(FM_RES_JOBS, FM_ACT_READ)},
     };
 
     if (name == NULL)
@@ -125,6 +143,11 @@ bool fm_rbac_builtin_role(const char *name, fm_perms *out)
 bool fm_rbac_allows(fm_perms effective, fm_perms required)
 {
     return (effective & required) == required;
+}
+
+bool fm_rbac_reads_all(bool admin, fm_perms effective)
+{
+    return admin || fm_rbac_allows(effective, FM_PERM(FM_RES_JOBS, FM_ACT_RUN));
 }
 
 const char *fm_rbac_name(fm_perms bit)

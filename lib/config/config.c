@@ -22,7 +22,8 @@ LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, NULL),
          LD_SECTION_ROW("auth", auth_table, NULL), LD_SECTION_ROW("rate_limit", limits_table, NULL),
          LD_SECTION_ROW("redis", redis_table, NULL),
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
-         LD_SECTION_ROW("data", data_table, NULL));
+         LD_SECTION_ROW("data", data_table, NULL), LD_SECTION_ROW("jobs", jobs_table, NULL),
+         LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits));
 
 static fm_config *new_config(struct loader *l)
 {

@@ -40,7 +40,7 @@
 #define LD_ECHO_BUF FM_LOG_ECHO_BUF /* an offending name echoed back: fm_log_echo */
 #define LD_ENV_NAME_MAX 128
 #define LD_ROWS_MAX 64     /* rows in one table: sizes the duplicate-key bitmap */
-#define LD_BUILTIN_ROLES 3 /* admin, researcher, analyst: see roles.c */
+#define LD_BUILTIN_ROLES 4 /* admin, researcher, analyst, worker: see roles.c */
 
 /* A name that refers to a role, as read: where it was and what may be echoed of it. */
 struct ld_ref {

@@ -16,7 +16,7 @@
 #define PERM_TEXT_MAX 32 /* longest valid permission string is "experiments:create" */
 #define PERMS_MAX 32     /* more distinct valid permission strings than the grammar allows */
 
-static const char *const builtin_roles[] = {"admin", "researcher", "analyst"};
+static const char *const builtin_roles[] = {"admin", "researcher", "analyst", "worker"};
 _Static_assert(sizeof(builtin_roles) / sizeof(builtin_roles[0]) == LD_BUILTIN_ROLES,
                "LD_BUILTIN_ROLES counts builtin_roles");
 

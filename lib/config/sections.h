@@ -12,16 +12,22 @@
 
 #include "loader.h"
 
-extern const struct ld_table server_table;  /* server.c */
-extern const struct ld_table auth_table;    /* users.c */
-extern const struct ld_table limits_table;  /* limits.c: rate_limit */
-extern const struct ld_table redis_table;   /* redis.c */
-extern const struct ld_table logging_table; /* logging.c */
-extern const struct ld_table data_table;    /* data.c */
+extern const struct ld_table server_table;      /* server.c */
+extern const struct ld_table auth_table;        /* users.c */
+extern const struct ld_table limits_table;      /* limits.c: rate_limit */
+extern const struct ld_table redis_table;       /* redis.c */
+extern const struct ld_table logging_table;     /* logging.c */
+extern const struct ld_table data_table;        /* data.c */
+extern const struct ld_table jobs_table;        /* jobs.c */
+extern const struct ld_table task_limits_table; /* jobs.c: limits */
 
 /* logging.c: after the logging section, logging.file and logging.api_file must differ. */
 fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_t *at,
                            const void *obj);
+
+/* jobs.c: after the limits section, a response page must hold the largest task. */
+fm_err jobs_check_limits(struct loader *l, const char *where, const yaml_mark_t *at,
+                         const void *obj);
 
 /* limits.c: the rows of a user's or role's own rate_limit, into an fm_rate. */
 extern const struct ld_table bucket_table;

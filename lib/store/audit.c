@@ -79,13 +79,22 @@
 #define STRING_FIELDS 7
 #define TAIL_MAX (2 * FM_AUDIT_LINE_MAX) /* always holds the last complete line */
 
+#define ID_FIELD_MAX FM_AUDIT_ID_FIELD_MAX
+#define ID_FIELD_BUF (ID_FIELD_MAX + 3)
+#define ID_FIELDS 2 /* task_id, worker: present only when set */
+
 /* The longest "truncated" marker: every string field named. */
 #define TRUNCATED_MAX                                                                              \
     ",\"truncated\":[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","      \
-    "\"reason\"]"
+    "\"reason\",\"task_id\",\"worker\"]"
 
-/* Keys, ts, seq, result, status, both hashes and the newline need well under 512 bytes. */
-_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + sizeof TRUNCATED_MAX + 512 <= FM_AUDIT_LINE_MAX,
+/*
+ * Keys, ts, seq, result, status, both hashes and the newline need well under
+ * 512 bytes; the optional fields bring their keys (under 32 bytes).
+ */
+_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + (ID_FIELD_MAX + 2) * ID_FIELDS +
+                       sizeof TRUNCATED_MAX + 512 + 32 <=
+                   FM_AUDIT_LINE_MAX,
                "audit fields cannot overflow a line");
 
 struct fm_audit_shared {
@@ -111,10 +120,11 @@ static const char zero_hash[HEX_LEN + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 /*
- * Redacts, escapes and quotes one record field; NULL becomes JSON null.
- * Returns whether the value had to be cut to FIELD_MAX escaped bytes.
+ * Redacts, escapes and quotes one record field into dst (cap bytes: the
+ * field's maximum escaped length plus quotes and NUL, at most FIELD_BUF);
+ * NULL becomes JSON null. Returns whether the value had to be cut.
  */
-static bool json_field(char dst[FIELD_BUF], const char *value)
+static bool json_field(char *dst, size_t cap, const char *value)
 {
     /*
      * The filter sees the whole value (a cut secret would no longer be
@@ -127,17 +137,35 @@ static bool json_field(char dst[FIELD_BUF], const char *value)
     size_t n, len;
 
     if (value == NULL) {
-        (void)snprintf(dst, FIELD_BUF, "null");
+        (void)snprintf(dst, cap, "null");
         return false;
     }
     n = fm_redact(value, strlen(value), red, sizeof red);
     len = fm_jsonstr_quote(full, sizeof full, red, n);
-    if (len < FIELD_BUF) {
+    if (len < cap) {
         memcpy(dst, full, len + 1);
         return false;
     }
-    (void)fm_jsonstr_quote(dst, FIELD_BUF, red, n);
+    (void)fm_jsonstr_quote(dst, cap, red, n);
     return true;
+}
+
+/*
+ * An optional field (task_id, worker) as ,"name":"value" into out (cap
+ * bytes), or "" when value is NULL or empty: records that do not name one
+ * stay as they were before the field existed. Returns whether it was cut.
+ */
+static bool id_field(char *out, size_t cap, const char *name, const char *value)
+{
+    char quoted[ID_FIELD_BUF];
+    bool cut;
+
+    out[0] = '\0';
+    if (value == NULL || value[0] == '\0')
+        return false;
+    cut = json_field(quoted, sizeof quoted, value);
+    (void)snprintf(out, cap, ",\"%s\":%s", name, quoted);
+    return cut;
 }
 
 static long long mono_ms(void)
@@ -452,29 +480,35 @@ static int follow_path(fm_audit *audit, struct stat *st)
  */
 static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_MAX])
 {
-    static const char *const names[STRING_FIELDS] = {"trace_id", "user",      "key_id", "action",
-                                                     "resource", "source_ip", "reason"};
-    const char *const values[STRING_FIELDS] = {rec->trace_id, rec->user,     rec->key_id,
-                                               rec->action,   rec->resource, rec->source_ip,
-                                               rec->reason};
+    static const char *const names[STRING_FIELDS + ID_FIELDS] = {
+        "trace_id",  "user",   "key_id",  "action", "resource",
+        "source_ip", "reason", "task_id", "worker"};
+    const char *const values[STRING_FIELDS + ID_FIELDS] = {
+        rec->trace_id,  rec->user,   rec->key_id,  rec->action, rec->resource,
+        rec->source_ip, rec->reason, rec->task_id, rec->worker};
     char fields[STRING_FIELDS][FIELD_BUF];
+    char ids[ID_FIELDS][sizeof ",\"task_id\":" + ID_FIELD_BUF];
     char cut[sizeof TRUNCATED_MAX] = "";
     size_t cutlen = 0;
     int n;
 
-    for (size_t i = 0; i < STRING_FIELDS; i++) {
-        if (json_field(fields[i], values[i]))
+    for (size_t i = 0; i < STRING_FIELDS + ID_FIELDS; i++) {
+        bool was_cut = i < STRING_FIELDS
+                           ? json_field(fields[i], FIELD_BUF, values[i])
+                           : id_field(ids[i - STRING_FIELDS], sizeof ids[0], names[i], values[i]);
+        if (was_cut)
             cutlen += (size_t)snprintf(cut + cutlen, sizeof cut - cutlen, "%s\"%s\"",
                                        cutlen == 0 ? ",\"truncated\":[" : ",", names[i]);
     }
     if (cutlen > 0)
         (void)snprintf(cut + cutlen, sizeof cut - cutlen, "]");
-    n = snprintf(
-        mid, FM_AUDIT_LINE_MAX,
-        "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
-        "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s,\"prev_hash\":\"",
-        fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-        rec->status < 400 ? "success" : "failure", rec->status, fields[6], cut);
+    n = snprintf(mid, FM_AUDIT_LINE_MAX,
+                 "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
+                 "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s%s%s,"
+                 "\"prev_hash\":\"",
+                 fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+                 rec->status < 400 ? "success" : "failure", rec->status, fields[6], ids[0], ids[1],
+                 cut);
     if (n < 0 || (size_t)n >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         return 0;

@@ -5,7 +5,12 @@
  *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
  *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
  *    "result":"success"|"failure","status":200,"reason":"..."|null,
+ *    ["task_id":"...",]["worker":"...",]
  *    ["truncated":["action","resource"],]"prev_hash":"<64 hex>","hash":"<64 hex>"}
+ * task_id and worker are present only when the record names them (a request
+ * on a task, a job worker's request, a sweep), so a record without them is
+ * byte for byte what it was before they existed; they are redacted, escaped,
+ * cut (to FM_AUDIT_ID_FIELD_MAX) and hashed like every field.
  * A record is at most FM_AUDIT_LINE_MAX bytes: each string field is redacted
  * first, then escaped, then cut to FM_AUDIT_FIELD_MAX bytes (never inside an
  * escape or a UTF-8 sequence, never leaving part of a secret), and the names
@@ -46,8 +51,9 @@
 
 #include "err.h"
 
-#define FM_AUDIT_LINE_MAX 8192  /* bytes per record, newline included */
-#define FM_AUDIT_FIELD_MAX 1024 /* escaped bytes per string field, quotes excluded */
+#define FM_AUDIT_LINE_MAX 8192    /* bytes per record, newline included */
+#define FM_AUDIT_FIELD_MAX 1024   /* escaped bytes per string field, quotes excluded */
+#define FM_AUDIT_ID_FIELD_MAX 128 /* escaped bytes of task_id and of worker, quotes excluded */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
 
 /* When fm_audit_write makes a record durable (fdatasync(2)); see fm_audit_set_sync. */
@@ -66,9 +72,11 @@ typedef struct fm_audit_record {
     const char *key_id;    /* short fingerprint, see fm_config_key_id; NULL = none */
     const char *action;    /* "METHOD /path" */
     const char *resource;  /* request path without query */
-    const char *source_ip; /* REMOTE_ADDR */
+    const char *source_ip; /* REMOTE_ADDR; NULL = no client (the sweeper) */
     int status;            /* HTTP status sent */
     const char *reason;    /* why refused or failed, NULL on plain success */
+    const char *task_id;   /* the task acted on; NULL or "" = not named (field absent) */
+    const char *worker;    /* a job worker's worker_id; NULL or "" = not named (field absent) */
 } fm_audit_record;         /* result is derived: status < 400 -> "success" */
 
 /*

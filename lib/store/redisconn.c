@@ -16,12 +16,19 @@
  * server: while open every call returns at once, whatever the traffic.
  * "Nothing written" is read from hiredis's output buffer: it still holds the
  * whole command when the first write() failed (EPIPE: the peer is gone).
+ *
+ * Fire and forget (fm_redis_send): the command is written and its reply is
+ * counted as owed (pending). Redis answers in order, so the owed replies come
+ * before any later one: a send reads those already received without waiting,
+ * and the next command waits for and discards the rest before it writes, so
+ * it always reads its own reply. A dropped connection drops the debt with it.
  */
 #include "redisconn.h"
 
 #include <errno.h>
 #include <hiredis/sds.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -45,6 +52,7 @@ struct fm_redis {
     int64_t probe_ms;    /* while open and no probe in flight: when the next may start */
     redisContext *probe; /* non-blocking, unauthenticated: PING sent, reply awaited */
     int64_t probe_sent_ms;
+    unsigned long pending; /* replies to fm_redis_send still owed on ctx */
     char err[192];
 };
 
@@ -122,6 +130,7 @@ static void drop(fm_redis *r, const char *why)
     } else {
         (void)snprintf(r->err, sizeof(r->err), "%s", why);
     }
+    r->pending = 0;
 }
 
 void fm_redis_free(fm_redis *r)
@@ -236,12 +245,45 @@ static redisReply *exchange(fm_redis *r, int argc, const char **argv, const size
     return reply;
 }
 
+/*
+ * Reads and discards the replies owed to fm_redis_send on the kept connection:
+ * with wait, all of them (each read bounded by timeout_ms); without, only those
+ * already received. Returns 0, or -1 when the connection failed and was
+ * dropped (r->timed_out tells whether by a timeout).
+ */
+static int drain(fm_redis *r, bool wait)
+{
+    while (r->pending > 0) {
+        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
+        void *reply = NULL;
+
+        if (redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK)
+            goto fail;
+        if (reply != NULL) {
+            freeReplyObject(reply);
+            r->pending--;
+            continue;
+        }
+        if (!wait && poll(&pfd, 1, 0) <= 0)
+            return 0;
+        errno = 0;
+        if (redisBufferRead(r->ctx) != REDIS_OK)
+            goto fail;
+    }
+    return 0;
+fail:
+    drop(r, "reading a sent command's reply");
+    return -1;
+}
+
 /* One attempt, on the kept connection if it is still open, else on a fresh one. */
 static redisReply *attempt(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
                            fail_kind *how)
 {
     *how = FAIL_CONNECT;
     r->timed_out = false;
+    if (r->ctx != NULL && drain(r, true) != 0 && r->timed_out)
+        return NULL;
     if (r->ctx != NULL && !still_open(r)) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -297,6 +339,27 @@ static bool probe(fm_redis *r, int64_t now)
     return false;
 }
 
+/* Whether a call may go ahead: the breaker is closed, or a probe just closed it. */
+static bool breaker_allows(fm_redis *r)
+{
+    if (r->open && !probe(r, mono_ms())) {
+        (void)snprintf(r->err, sizeof(r->err),
+                       "circuit open: Redis timed out, waiting for it to answer a probe");
+        return false;
+    }
+    r->open = false;
+    return true;
+}
+
+/* After a failed call: a timeout opens the breaker, the first probe FM_REDIS_PROBE_MS later. */
+static void breaker_note(fm_redis *r)
+{
+    if (r->timed_out) {
+        r->open = true;
+        r->probe_ms = mono_ms() + FM_REDIS_PROBE_MS;
+    }
+}
+
 /*
  * A failed connect is not repeated (the server is down: a second try gains
  * nothing), nor a timeout (the server is hung: it would wait again).
@@ -307,19 +370,13 @@ static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *
     redisReply *reply;
     fail_kind how;
 
-    if (r->open && !probe(r, mono_ms())) {
-        (void)snprintf(r->err, sizeof(r->err),
-                       "circuit open: Redis timed out, waiting for it to answer a probe");
+    if (!breaker_allows(r))
         return NULL;
-    }
-    r->open = false;
     reply = attempt(r, argc, argv, argvlen, &how);
     if (reply == NULL && !r->timed_out && (how == FAIL_UNSENT || (how == FAIL_LOST && idempotent)))
         reply = attempt(r, argc, argv, argvlen, &how);
-    if (reply == NULL && r->timed_out) {
-        r->open = true;
-        r->probe_ms = mono_ms() + FM_REDIS_PROBE_MS;
-    }
+    if (reply == NULL)
+        breaker_note(r);
     return reply;
 }
 
@@ -348,6 +405,44 @@ static bool read_only(int argc, const char **argv, const size_t *argvlen)
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen)
 {
     return call(r, argc, argv, argvlen, read_only(argc, argv, argvlen));
+}
+
+fm_err fm_redis_send(fm_redis *r, int argc, const char **argv)
+{
+    int done = 0;
+
+    if (argc < 1 || argv == NULL) {
+        (void)snprintf(r->err, sizeof(r->err), "send: no command");
+        return FM_EINVAL;
+    }
+    if (!breaker_allows(r))
+        return FM_EREDIS;
+    r->timed_out = false;
+    /* Owed replies that already came are read so they do not pile up; a closed peer shows here. */
+    if (r->ctx != NULL && r->pending > 0)
+        (void)drain(r, false);
+    if (r->ctx != NULL && r->pending == 0 && !still_open(r)) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    if (r->ctx == NULL && connect_now(r) != 0)
+        goto fail;
+    if (redisAppendCommandArgv(r->ctx, argc, argv, NULL) != REDIS_OK) {
+        drop(r, "send");
+        goto fail;
+    }
+    errno = 0;
+    while (!done) {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
+            drop(r, "send");
+            goto fail;
+        }
+    }
+    r->pending++;
+    return FM_OK;
+fail:
+    breaker_note(r);
+    return FM_EREDIS;
 }
 
 static int load_script(fm_redis *r, fm_redis_script *script)

@@ -49,8 +49,9 @@
  * into a key is bounded by the config: redis.key_prefix is 1 to 64 bytes,
  * user names are shorter than FM_NAME_MAX (at most 63 bytes), task ids are
  * 36-character UUIDs and client addresses at most 45 characters
- * (INET6_ADDRSTRLEN - 1). The longest key, "<prefix>user:<name>:tasks",
- * takes 64 + 5 + 63 + 6 = 138 bytes; the rest is room for a new key kind.
+ * (INET6_ADDRSTRLEN - 1). The longest key,
+ * "<prefix>user:<name>:status:cancelled", takes 64 + 5 + 63 + 17 = 149
+ * bytes; the rest is room for a new key kind.
  * fm_redis_key refuses a key that would not fit, so a value past these
  * bounds is an error, never a cut (and so wrong, or shared) key.
  */
@@ -100,6 +101,24 @@ void fm_redis_free(fm_redis *r);
  * (it opens the breaker).
  */
 redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * fm_redis_send - fire and forget: write one command (argc NUL-terminated
+ * arguments, argc >= 1) without waiting for its reply, for commands whose
+ * answer nobody needs (PUBLISH). The reply is read and discarded later: by
+ * the next fm_redis_send, as far as it has arrived, and in full before the
+ * next command on the handle is written, so that command still gets its own
+ * reply (it waits, within timeout_ms per read, for the owed ones first; a
+ * timeout there fails it like any timeout). Dropping the connection drops
+ * the owed replies with it. Connects first when there is no connection, as
+ * any call does (connect, AUTH and SELECT each bounded by timeout_ms); the
+ * write itself is bounded by timeout_ms (send timeout) and a timeout opens
+ * the breaker. While the breaker is open nothing is sent.
+ * Returns FM_OK when the whole command was handed to the kernel (not proof
+ * that Redis ran it); FM_EREDIS when it was not sent (breaker open, connect
+ * or write failure; reason in fm_redis_errstr); FM_EINVAL for argc < 1.
+ */
+FM_MUST_CHECK fm_err fm_redis_send(fm_redis *r, int argc, const char **argv);
 
 /*
  * fm_redis_eval - EVALSHA script with numkeys keys then arguments, all in

@@ -1,6 +1,6 @@
 /*
- * taskbody.c - validation of a new task's body and the record built from it
- * (see taskbody.h).
+ * taskbody.c - validation of the task routes' bodies and the spec of a new
+ * task (see taskbody.h).
  *
  * Validation is strict and whole-body: cJSON stops at the end of the first
  * value and at a NUL, so trailing bytes and NULs are checked separately, and
@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -85,7 +86,11 @@ static bool named_before(const cJSON *obj, const cJSON *f)
     return false;
 }
 
-static bool metadata_ok(const cJSON *m)
+/*
+ * An object of at most max members, each named by name_ok(name, 64, extra)
+ * once, with values value_ok accepts.
+ */
+static bool map_ok(const cJSON *m, int max, const char *extra, bool (*value_ok)(const cJSON *))
 {
     const cJSON *it;
     int n = 0;
@@ -94,14 +99,40 @@ static bool metadata_ok(const cJSON *m)
         return false;
     cJSON_ArrayForEach(it, m)
     {
-        /* 1e999 parses as infinity, which no JSON can hold: it would be stored as null. */
-        if (++n > LIST_ITEMS_MAX || !name_ok(it->string, 64, "") || named_before(m, it) ||
-            !(cJSON_IsString(it) || (cJSON_IsNumber(it) && isfinite(it->valuedouble)) ||
-              cJSON_IsBool(it)) ||
-            (cJSON_IsString(it) && strlen(it->valuestring) > ARGS_MAX_LEN))
+        if (++n > max || !name_ok(it->string, 64, extra) || named_before(m, it) || !value_ok(it))
             return false;
     }
     return true;
+}
+
+/* 1e999 parses as infinity, which no JSON can hold: it would be stored as null. */
+static bool finite_number(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble);
+}
+
+static bool metadata_value(const cJSON *v)
+{
+    return (cJSON_IsString(v) && strlen(v->valuestring) <= ARGS_MAX_LEN) || finite_number(v) ||
+           cJSON_IsBool(v);
+}
+
+static bool metadata_ok(const cJSON *m)
+{
+    return map_ok(m, LIST_ITEMS_MAX, "", metadata_value);
+}
+
+/* FM_EINVAL naming field k: at most 64 bytes of it, cut between UTF-8 sequences (served as JSON).
+ */
+static int unknown_field(const char *k, char *err, size_t errlen)
+{
+    size_t n = strlen(k);
+
+    if (n > 64)
+        for (n = 64; n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80; n--)
+            ;
+    (void)snprintf(err, errlen, "unknown field \"%.*s\"", (int)n, k);
+    return FM_EINVAL;
 }
 
 /* Checks one field of the request body; returns 0 or an FM_EINVAL with err set. */
@@ -142,15 +173,7 @@ static int check_field(const cJSON *f, char *err, size_t errlen)
             return fail(err, errlen, FM_EINVAL,
                         "must be an object of at most 64 string, number or boolean values", k);
     } else {
-        /* At most 64 bytes of the name, cut between UTF-8 sequences: the error is served as JSON.
-         */
-        size_t n = strlen(k);
-
-        if (n > 64)
-            for (n = 64; n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80; n--)
-                ;
-        (void)snprintf(err, errlen, "unknown field \"%.*s\"", (int)n, k);
-        return FM_EINVAL;
+        return unknown_field(k, err, errlen);
     }
     return 0;
 }
@@ -239,7 +262,7 @@ static int copy_or_null(cJSON *task, const cJSON *body, const char *name)
     return 0;
 }
 
-static cJSON *build_task(const cJSON *body, const char *user, const char *id, int priority)
+static cJSON *build_spec(const cJSON *body, const char *user, const char *id, int priority)
 {
     cJSON *t = cJSON_CreateObject();
     char now[FM_RFC3339_MAX];
@@ -247,18 +270,14 @@ static cJSON *build_task(const cJSON *body, const char *user, const char *id, in
 
     if (t == NULL)
         return NULL;
-    fm_clock_rfc3339(now, 0);
+    fm_clock_rfc3339(now, 1);
     ok = cJSON_AddStringToObject(t, "id", id) != NULL && copy_or_null(t, body, "job_name") == 0 &&
          copy_or_null(t, body, "args") == 0 &&
-         cJSON_AddStringToObject(t, "status", "queued") != NULL &&
          cJSON_AddNumberToObject(t, "priority", priority) != NULL &&
          cJSON_AddStringToObject(t, "user", user) != NULL &&
          copy_or_null(t, body, "commit_id") == 0 && copy_or_null(t, body, "experiment") == 0 &&
          copy_or_null(t, body, "datasets") == 0 && copy_or_null(t, body, "metadata") == 0 &&
-         cJSON_AddStringToObject(t, "created_at", now) != NULL &&
-         cJSON_AddNullToObject(t, "started_at") != NULL &&
-         cJSON_AddNullToObject(t, "ended_at") != NULL &&
-         cJSON_AddNullToObject(t, "worker_id") != NULL && cJSON_AddNullToObject(t, "error") != NULL;
+         cJSON_AddStringToObject(t, "created_at", now) != NULL;
     if (!ok) {
         cJSON_Delete(t);
         return NULL;
@@ -266,17 +285,16 @@ static cJSON *build_task(const cJSON *body, const char *user, const char *id, in
     return t;
 }
 
-fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON **task, char *err,
-                         size_t errlen)
+/*
+ * The body as one JSON object into *out: FM_OK, or FM_EPARSE with err set.
+ * An empty body (len 0) is *out NULL and FM_OK when empty_ok.
+ */
+static fm_err parse_object(const char *body, size_t len, bool empty_ok, cJSON **out, char *err,
+                           size_t errlen)
 {
-    cJSON *in, *t;
-    const cJSON *p;
-    char id[37];
-    int priority = 5, rc;
-
-    *task = NULL;
+    *out = NULL;
     if (body == NULL || len == 0)
-        return fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
+        return empty_ok ? FM_OK : fail(err, errlen, FM_EPARSE, "request body is empty", NULL);
     /*
      * JSON text is UTF-8 (RFC 8259 section 8.1), so every string, key and
      * value, is too once the raw body is: cJSON copies raw bytes, and decodes
@@ -284,10 +302,23 @@ fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON *
      */
     if (!fm_jsonstr_utf8_valid(body, len))
         return fail(err, errlen, FM_EPARSE, "request body is not valid UTF-8", NULL);
-    in = parse_body(body, len);
-    if (in == NULL)
+    if ((*out = parse_body(body, len)) == NULL)
         return fail(err, errlen, FM_EPARSE,
                     "request body is not valid JSON (one object, no NUL characters)", NULL);
+    return FM_OK;
+}
+
+fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON **spec, char *err,
+                         size_t errlen)
+{
+    cJSON *in, *t;
+    const cJSON *p;
+    char id[37];
+    int priority = 5, rc;
+
+    *spec = NULL;
+    if ((rc = parse_object(body, len, false, &in, err, errlen)) != FM_OK)
+        return rc;
     if ((rc = validate(in, err, errlen)) != 0) {
         cJSON_Delete(in);
         return rc;
@@ -296,12 +327,173 @@ fm_err fm_taskbody_build(const char *body, size_t len, const char *user, cJSON *
     if (p != NULL)
         priority = (int)p->valuedouble;
     uuid_v4(id);
-    t = build_task(in, user, id, priority);
+    t = build_spec(in, user, id, priority);
     cJSON_Delete(in);
     if (t == NULL) {
         errno = ENOMEM;
         return FM_ESYS;
     }
-    *task = t;
+    *spec = t;
     return FM_OK;
+}
+
+/*
+ * A worker body: parsed as one object whose every field is one of names
+ * (NULL-terminated), each once. *out is NULL for an empty body when empty_ok.
+ */
+static fm_err worker_body(const char *body, size_t len, bool empty_ok, const char *const *names,
+                          cJSON **out, char *err, size_t errlen)
+{
+    const cJSON *f;
+    fm_err rc = parse_object(body, len, empty_ok, out, err, errlen);
+
+    if (rc != FM_OK || *out == NULL)
+        return rc;
+    rc = FM_EINVAL;
+    if (!cJSON_IsObject(*out)) {
+        (void)fail(err, errlen, rc, "request body must be a JSON object", NULL);
+        goto refused;
+    }
+    cJSON_ArrayForEach(f, *out)
+    {
+        size_t i = 0;
+
+        while (names[i] != NULL && strcmp(names[i], f->string) != 0)
+            i++;
+        if (named_before(*out, f)) {
+            (void)fail(err, errlen, rc, "duplicate field", NULL);
+            goto refused;
+        }
+        if (names[i] == NULL) {
+            (void)unknown_field(f->string, err, errlen);
+            goto refused;
+        }
+    }
+    return FM_OK;
+refused:
+    cJSON_Delete(*out);
+    *out = NULL;
+    return rc;
+}
+
+fm_err fm_taskbody_claim(const char *body, size_t len, char name[FM_TASKBODY_WORKER_MAX], char *err,
+                         size_t errlen)
+{
+    static const char *const names[] = {"worker", NULL};
+    const cJSON *w;
+    cJSON *in;
+    fm_err rc = worker_body(body, len, true, names, &in, err, errlen);
+
+    name[0] = '\0';
+    if (rc != FM_OK)
+        return rc;
+    w = cJSON_GetObjectItemCaseSensitive(in, "worker");
+    if (w != NULL &&
+        (!cJSON_IsString(w) || !name_ok(w->valuestring, FM_TASKBODY_WORKER_MAX - 1, ":"))) {
+        cJSON_Delete(in);
+        return fail(err, errlen, FM_EINVAL, "must be 1-63 characters of A-Z a-z 0-9 _ . : -",
+                    "worker");
+    }
+    if (w != NULL)
+        (void)snprintf(name, FM_TASKBODY_WORKER_MAX, "%s", w->valuestring);
+    cJSON_Delete(in);
+    return FM_OK;
+}
+
+#define METRICS_MAX 32
+/*
+ * Rendered, metrics fit in 4096 bytes by their bounds alone: a name needs no
+ * escape (64 bytes, quotes, colon), cJSON prints a finite number in at most
+ * 24 characters ("-2.2250738585072014e-308"), a comma, and the braces.
+ */
+_Static_assert(METRICS_MAX *(64 + 3 + 24 + 1) + 2 <= 4096, "metrics fit in 4096 bytes");
+
+static bool metrics_ok(const cJSON *m)
+{
+    return map_ok(m, METRICS_MAX, ":/", finite_number);
+}
+
+fm_err fm_taskbody_heartbeat(const char *body, size_t len, double *progress, char **metrics,
+                             char *err, size_t errlen)
+{
+    static const char *const names[] = {"progress", "metrics", NULL};
+    const cJSON *p, *m;
+    cJSON *in;
+    fm_err rc = worker_body(body, len, true, names, &in, err, errlen);
+
+    *progress = -1;
+    *metrics = NULL;
+    if (rc != FM_OK || in == NULL)
+        return rc;
+    p = cJSON_GetObjectItemCaseSensitive(in, "progress");
+    m = cJSON_GetObjectItemCaseSensitive(in, "metrics");
+    rc = FM_EINVAL;
+    if (p != NULL && (!cJSON_IsNumber(p) || !(p->valuedouble >= 0 && p->valuedouble <= 100))) {
+        (void)fail(err, errlen, rc, "must be a number from 0 to 100", "progress");
+        goto done;
+    }
+    if (m != NULL && !metrics_ok(m)) {
+        (void)fail(err, errlen, rc,
+                   "must be an object of at most 32 names (A-Z a-z 0-9 _ . : / -) to numbers",
+                   "metrics");
+        goto done;
+    }
+    if (m != NULL) {
+        char *text = cJSON_PrintUnformatted(m);
+
+        if (text == NULL) {
+            errno = ENOMEM;
+            rc = FM_ESYS;
+            goto done;
+        }
+        *metrics = text;
+    }
+    if (p != NULL)
+        *progress = p->valuedouble;
+    rc = FM_OK;
+done:
+    cJSON_Delete(in);
+    return rc;
+}
+
+fm_err fm_taskbody_complete(const char *body, size_t len, const char **status, char **error,
+                            char *err, size_t errlen)
+{
+    static const char *const names[] = {"status", "error", NULL};
+    static const char *const ends[] = {"completed", "failed", "cancelled"};
+    const cJSON *s, *e;
+    cJSON *in;
+    fm_err rc = worker_body(body, len, false, names, &in, err, errlen);
+
+    *status = NULL;
+    *error = NULL;
+    if (rc != FM_OK)
+        return rc;
+    s = cJSON_GetObjectItemCaseSensitive(in, "status");
+    e = cJSON_GetObjectItemCaseSensitive(in, "error");
+    rc = FM_EINVAL;
+    for (size_t i = 0; cJSON_IsString(s) && i < sizeof(ends) / sizeof(ends[0]); i++)
+        if (strcmp(s->valuestring, ends[i]) == 0)
+            *status = ends[i];
+    if (*status == NULL) {
+        (void)fail(err, errlen, rc, "must be completed, failed or cancelled", "status");
+        goto done;
+    }
+    if (e != NULL &&
+        (!cJSON_IsString(e) || strlen(e->valuestring) > ARGS_MAX_LEN || *status == ends[0])) {
+        *status = NULL;
+        (void)fail(err, errlen, rc,
+                   "must be a string of at most 4096 bytes, with failed or cancelled", "error");
+        goto done;
+    }
+    if (e != NULL && (*error = strdup(e->valuestring)) == NULL) {
+        *status = NULL;
+        errno = ENOMEM;
+        rc = FM_ESYS;
+        goto done;
+    }
+    rc = FM_OK;
+done:
+    cJSON_Delete(in);
+    return rc;
 }

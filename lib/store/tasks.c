@@ -1,51 +1,268 @@
 /*
- * tasks.c - task records and queue in Redis (layout: tasks.h).
+ * tasks.c - task records, queue, leases and indexes in Redis (layout: tasks.h).
  *
- * A new task is validated and built by taskbody.c and stored by one script.
- * Listing reads the per-user (or global) index newest first and fetches
- * records with MGET in bounded chunks. Changes are check-and-set: see
- * change_script.
+ * Each transition is one Lua script made of PRELUDE and its own body. The
+ * prelude's reindex(id, user, old) puts a task's entries in P queue,
+ * P leases, P tasks, P status:<st> and the owner's two kinds of index
+ * exactly where its hash says, given the status it had (old; nil for a task
+ * not indexed yet), or takes them all away when the hash is gone: every
+ * script only changes the hash and calls it. Knowing old, a transition
+ * touches only the indexes of the two statuses involved. A script checks owner, holder and status
+ * itself and answers {code, before, after[, id]}: before and after are the
+ * hash as HGETALL gives it, before for the undo token, after for the answer,
+ * so each change is one round trip.
+ *
+ * Claim pops P queue's lowest score (ZPOPMIN) and drops an id whose hash is
+ * not queued (an entry left by an operator's edit); two claimers never get
+ * one task because a script runs alone. An expired lease requeues the task
+ * with the same hash fields priority and seq, hence the same score: its old
+ * place.
+ *
+ * Listing is one read-only script per page (ZCARD, ZREVRANGE of the page,
+ * HGETALL of each id): one round trip, which pipelined HGETALLs after a
+ * ZREVRANGE would not give (two), and retried after a lost reply because
+ * it only reads. The page stops before its rendered size would pass
+ * max_bytes.
  */
 #include "tasks.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "taskbody.h"
 
-#define MGET_CHUNK 256
-#define CAS_RETRY 1    /* not an fm_err: the record changed under a check-and-set, read again */
-#define CAS_ATTEMPTS 5 /* reads before giving up on a task that keeps changing */
+/*
+ * ARGV[1] is the prefix P in every script (keys under it are computed here
+ * from ids and the owner in the hash); KEYS[1], when given, the task's hash.
+ */
+#define PRELUDE                                                                                    \
+    "local P = ARGV[1]\n"                                                                          \
+    "local STATUSES = {'queued', 'running', 'completed', 'failed', 'cancelled'}\n"                 \
+    "local function num(x) return string.format('%.0f', x) end\n"                                  \
+    "local function now_ms()\n"                                                                    \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
+    "end\n"                                                                                        \
+    "local function reindex(id, user, old)\n"                                                      \
+    "  local f = redis.call('HMGET', P .. 'task:' .. id, 'status', 'priority', 'seq', "            \
+    "'lease_ms')\n"                                                                                \
+    "  local u = P .. 'user:' .. user .. ':'\n"                                                    \
+    "  redis.call('ZREM', P .. 'queue', id)\n"                                                     \
+    "  redis.call('ZREM', P .. 'leases', id)\n"                                                    \
+    "  if old and old ~= f[1] then\n"                                                              \
+    "    redis.call('ZREM', P .. 'status:' .. old, id)\n"                                          \
+    "    redis.call('ZREM', u .. 'status:' .. old, id)\n"                                          \
+    "  end\n"                                                                                      \
+    "  if not f[1] then\n"                                                                         \
+    "    redis.call('ZREM', P .. 'tasks', id)\n"                                                   \
+    "    redis.call('ZREM', u .. 'tasks', id)\n"                                                   \
+    "    return\n"                                                                                 \
+    "  end\n"                                                                                      \
+    "  if not old then\n"                                                                          \
+    "    redis.call('ZADD', P .. 'tasks', f[3], id)\n"                                             \
+    "    redis.call('ZADD', u .. 'tasks', f[3], id)\n"                                             \
+    "  end\n"                                                                                      \
+    "  if old ~= f[1] then\n"                                                                      \
+    "    redis.call('ZADD', P .. 'status:' .. f[1], f[3], id)\n"                                   \
+    "    redis.call('ZADD', u .. 'status:' .. f[1], f[3], id)\n"                                   \
+    "  end\n"                                                                                      \
+    "  if f[1] == 'queued' then\n"                                                                 \
+    "    redis.call('ZADD', P .. 'queue', num((10 - tonumber(f[2])) * 1e12 + tonumber(f[3])), "    \
+    "id)\n"                                                                                        \
+    "  elseif f[1] == 'running' then\n"                                                            \
+    "    redis.call('ZADD', P .. 'leases', f[4], id)\n"                                            \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function hold(worker)\n"                                                                \
+    "  local f = redis.call('HMGET', KEYS[1], 'status', 'worker_id', 'lease_ms', 'user', "         \
+    "'cancel_requested')\n"                                                                        \
+    "  if not f[1] then return nil, 'notfound' end\n"                                              \
+    "  local now = now_ms()\n"                                                                     \
+    "  if f[1] ~= 'running' or f[2] ~= worker or tonumber(f[3] or 0) < now then\n"                 \
+    "    return nil, 'conflict'\n"                                                                 \
+    "  end\n"                                                                                      \
+    "  return f, now\n"                                                                            \
+    "end\n"
 
+/* KEYS: task. ARGV: P, id, user, priority, spec, max_open_tasks (0 = none). */
 static fm_redis_script create_script = {
-    .source = "local seq = redis.call('INCR', KEYS[1])\n"
-              "if redis.call('SET', KEYS[2], ARGV[1], 'NX') == false then\n"
-              "  return redis.error_reply('task id exists')\n"
-              "end\n"
-              "redis.call('ZADD', KEYS[3], (10 - tonumber(ARGV[2])) * 1e12 + seq, ARGV[3])\n"
-              "redis.call('ZADD', KEYS[4], seq, ARGV[3])\n"
-              "redis.call('ZADD', KEYS[5], seq, ARGV[3])\n"
-              "return seq\n",
+    .source = PRELUDE
+    "local max_open = tonumber(ARGV[6])\n"
+    "if max_open > 0 then\n"
+    "  local u = P .. 'user:' .. ARGV[3] .. ':status:'\n"
+    "  if redis.call('ZCARD', u .. 'queued') + redis.call('ZCARD', u .. 'running') >= max_open "
+    "then\n"
+    "    return {'quota'}\n"
+    "  end\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('task id exists') end\n"
+    "local seq = redis.call('INCR', P .. 'task_seq')\n"
+    "redis.call('HSET', KEYS[1], 'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', "
+    "seq, 'status', 'queued', 'attempts', '0')\n"
+    "reindex(ARGV[2], ARGV[3], nil)\n"
+    "return {'ok', {}, redis.call('HGETALL', KEYS[1])}\n",
+};
+
+/* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id} or {'empty'}. */
+static fm_redis_script claim_script = {
+    .source =
+        PRELUDE "while true do\n"
+                "  local e = redis.call('ZPOPMIN', P .. 'queue')\n"
+                "  if #e == 0 then return {'empty'} end\n"
+                "  local k = P .. 'task:' .. e[1]\n"
+                "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'started_ms')\n"
+                "  if f[1] == 'queued' then\n"
+                "    local before = redis.call('HGETALL', k)\n"
+                "    local now = now_ms()\n"
+                "    redis.call('HSET', k, 'status', 'running', 'worker_id', ARGV[2], 'attempts', "
+                "num(tonumber(f[3] or 0) + 1), 'lease_ms', num(now + tonumber(ARGV[3]) * 1000))\n"
+                "    if not f[4] then redis.call('HSET', k, 'started_ms', num(now)) end\n"
+                "    reindex(e[1], f[2], 'queued')\n"
+                "    return {'ok', before, redis.call('HGETALL', k), e[1]}\n"
+                "  end\n"
+                "end\n",
+};
+
+/* KEYS: task. ARGV: P, id, worker_id, lease_seconds, progress ('' = keep), metrics ('' = keep). */
+static fm_redis_script heartbeat_script = {
+    .source =
+        PRELUDE "local f, now = hold(ARGV[3])\n"
+                "if not f then return {now} end\n"
+                "local before = redis.call('HGETALL', KEYS[1])\n"
+                "redis.call('HSET', KEYS[1], 'lease_ms', num(now + tonumber(ARGV[4]) * 1000))\n"
+                "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end\n"
+                "if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[6]) end\n"
+                "reindex(ARGV[2], f[4], 'running')\n"
+                "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+};
+
+/* KEYS: task. ARGV: P, id, worker_id, status, error ('' = none). */
+static fm_redis_script complete_script = {
+    .source = PRELUDE "local f, now = hold(ARGV[3])\n"
+                      "if not f then return {now} end\n"
+                      "if ARGV[4] == 'cancelled' and f[5] ~= '1' then return {'conflict'} end\n"
+                      "local before = redis.call('HGETALL', KEYS[1])\n"
+                      "redis.call('HSET', KEYS[1], 'status', ARGV[4], 'ended_ms', num(now))\n"
+                      "redis.call('HDEL', KEYS[1], 'lease_ms')\n"
+                      "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end\n"
+                      "reindex(ARGV[2], f[4], 'running')\n"
+                      "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+};
+
+/* The owner check of cancel and delete: ARGV[3] is the owner, '' for anyone's task. */
+#define OWNED                                                                                      \
+    "local f = redis.call('HMGET', KEYS[1], 'status', 'user')\n"                                   \
+    "if not f[1] or (ARGV[3] ~= '' and f[2] ~= ARGV[3]) then return {'notfound'} end\n"            \
+    "local before = redis.call('HGETALL', KEYS[1])\n"
+
+/* KEYS: task. ARGV: P, id, owner. An ended task: {'conflict', {}, the task}. */
+static fm_redis_script cancel_script = {
+    .source = PRELUDE OWNED "if f[1] == 'queued' then\n"
+                            "  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'ended_ms', "
+                            "num(now_ms()))\n"
+                            "elseif f[1] == 'running' then\n"
+                            "  redis.call('HSET', KEYS[1], 'cancel_requested', '1')\n"
+                            "else\n"
+                            "  return {'conflict', {}, before}\n"
+                            "end\n"
+                            "reindex(ARGV[2], f[2], f[1])\n"
+                            "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+};
+
+/* KEYS: task. ARGV: P, id, owner. */
+static fm_redis_script delete_script = {
+    .source = PRELUDE OWNED "if f[1] == 'running' then return {'conflict'} end\n"
+                            "redis.call('DEL', KEYS[1])\n"
+                            "reindex(ARGV[2], f[2], f[1])\n"
+                            "return {'ok', before, {}}\n",
 };
 
 /*
- * Puts a record back (undo of a cancel or delete): like create, but
- * overwrites, and with the task's original seq (ARGV[5]) when known, so that
- * it keeps its place in the queue and in listings.
+ * KEYS: task. ARGV: P, id, token ('' = remove the task). The token is
+ * netstrings ("<len>:<bytes>,") of field, value pairs; the hash becomes
+ * exactly those.
  */
 static fm_redis_script restore_script = {
-    .source = "local seq = tonumber(ARGV[5])\n"
-              "if seq == nil or seq < 1 then seq = redis.call('INCR', KEYS[1]) end\n"
-              "redis.call('SET', KEYS[2], ARGV[1])\n"
-              "if ARGV[4] == 'queued' then\n"
-              "  redis.call('ZADD', KEYS[3], (10 - tonumber(ARGV[2])) * 1e12 + seq, ARGV[3])\n"
+    .source =
+        PRELUDE "local was = redis.call('HMGET', KEYS[1], 'user', 'status')\n"
+                "if was[1] then\n"
+                "  redis.call('DEL', KEYS[1])\n"
+                "  reindex(ARGV[2], was[1], was[2])\n"
+                "end\n"
+                "if ARGV[3] == '' then return 'ok' end\n"
+                "local h, i, s, owner = {}, 1, ARGV[3], nil\n"
+                "while i <= #s do\n"
+                "  local c = string.find(s, ':', i, true)\n"
+                "  local n = c and tonumber(string.sub(s, i, c - 1))\n"
+                "  if not n or string.sub(s, c + n + 1, c + n + 1) ~= ',' then\n"
+                "    return redis.error_reply('bad undo token')\n"
+                "  end\n"
+                "  h[#h + 1] = string.sub(s, c + 1, c + n)\n"
+                "  i = c + n + 2\n"
+                "end\n"
+                "for j = 1, #h - 1, 2 do if h[j] == 'user' then owner = h[j + 1] end end\n"
+                "if #h % 2 == 1 or not owner then return redis.error_reply('bad undo token') end\n"
+                "redis.call('HSET', KEYS[1], unpack(h))\n"
+                "reindex(ARGV[2], owner, nil)\n"
+                "return 'ok'\n",
+};
+
+/*
+ * ARGV: P, max, max_attempts. Answers {{event, before, after, id}, ...}, one
+ * per expired lease (lease_ms before now), oldest first.
+ */
+static fm_redis_script sweep_script = {
+    .source = PRELUDE
+    "local now = now_ms()\n"
+    "local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. num(now), 'LIMIT', 0, "
+    "tonumber(ARGV[2]))\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local k = P .. 'task:' .. id\n"
+    "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'cancel_requested')\n"
+    "  if f[1] ~= 'running' then\n"
+    "    redis.call('ZREM', P .. 'leases', id)\n"
+    "    if f[1] then reindex(id, f[2], f[1]) end\n"
+    "  else\n"
+    "    local before, ev = redis.call('HGETALL', k), 'task.failed'\n"
+    "    if f[4] == '1' then\n"
+    "      ev = 'task.cancelled'\n"
+    "      redis.call('HSET', k, 'status', 'cancelled', 'ended_ms', num(now))\n"
+    "      redis.call('HDEL', k, 'lease_ms')\n"
+    "    elseif tonumber(f[3] or 0) < tonumber(ARGV[3]) then\n"
+    "      ev = 'task.requeued'\n"
+    "      redis.call('HSET', k, 'status', 'queued')\n"
+    "      redis.call('HDEL', k, 'worker_id', 'lease_ms')\n"
+    "    else\n"
+    "      redis.call('HSET', k, 'status', 'failed', 'error', 'lease expired', 'ended_ms', "
+    "num(now))\n"
+    "      redis.call('HDEL', k, 'lease_ms')\n"
+    "    end\n"
+    "    reindex(id, f[2], 'running')\n"
+    "    out[#out + 1] = {ev, before, redis.call('HGETALL', k), id}\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+};
+
+/* KEYS: the index. ARGV: P, offset, limit. Answers {total, hash, hash, ...}; reads only. */
+static fm_redis_script list_script = {
+    .source = "#!lua flags=no-writes\n"
+              "local total = redis.call('ZCARD', KEYS[1])\n"
+              "local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[2], tonumber(ARGV[2]) + "
+              "tonumber(ARGV[3]) - 1)\n"
+              "local out = {total}\n"
+              "for i, id in ipairs(ids) do\n"
+              "  out[i + 1] = redis.call('HGETALL', ARGV[1] .. 'task:' .. id)\n"
               "end\n"
-              "redis.call('ZADD', KEYS[4], seq, ARGV[3])\n"
-              "redis.call('ZADD', KEYS[5], seq, ARGV[3])\n"
-              "return seq\n",
+              "return out\n",
+    .idempotent = true,
 };
 
 static const char *const statuses[] = {"queued", "running", "completed", "failed", "cancelled"};
@@ -72,480 +289,624 @@ static bool is_uuid(const char *s)
     return true;
 }
 
-/* The five keys of one task (layout: tasks.h), each checked to fit. */
-typedef struct task_keys {
-    char seq[FM_REDIS_KEY_MAX], task[FM_REDIS_KEY_MAX], queue[FM_REDIS_KEY_MAX];
-    char user[FM_REDIS_KEY_MAX], all[FM_REDIS_KEY_MAX];
-} task_keys;
-
-/* Returns FM_OK, or FM_EINVAL when prefix, id or owner make a key too long. */
-static fm_err task_keys_make(task_keys *k, const char *prefix, const char *id, const char *owner)
+/*
+ * FM_OK when every key of task id (NULL: none) and of owner (NULL: none) fits
+ * FM_REDIS_KEY_MAX; the task's key then in key. The longest ones:
+ * "P user:<owner>:status:cancelled" and "P status:cancelled".
+ */
+static fm_err keys_fit(const char *prefix, const char *id, const char *owner,
+                       char key[FM_REDIS_KEY_MAX])
 {
-    if (fm_redis_key(k->seq, "%stask_seq", prefix) != FM_OK ||
-        fm_redis_key(k->task, "%stask:%s", prefix, id) != FM_OK ||
-        fm_redis_key(k->queue, "%squeue", prefix) != FM_OK ||
-        fm_redis_key(k->user, "%suser:%s:tasks", prefix, owner) != FM_OK ||
-        fm_redis_key(k->all, "%stasks", prefix) != FM_OK)
+    char k[FM_REDIS_KEY_MAX];
+
+    if (fm_redis_key(k, "%sstatus:cancelled", prefix) != FM_OK ||
+        (owner != NULL && fm_redis_key(k, "%suser:%s:status:cancelled", prefix, owner) != FM_OK))
         return FM_EINVAL;
-    return FM_OK;
+    if (id == NULL)
+        return FM_OK;
+    return fm_redis_key(key, "%stask:%s", prefix, id);
 }
 
-fm_err fm_tasks_create(fm_redis *redis, const char *prefix, const char *user, const char *body,
-                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char *err,
-                       size_t errlen)
-{
-    cJSON *t = NULL;
-    const char *id;
-    char prio[16];
-    task_keys k;
-    char *json = NULL;
-    redisReply *reply = NULL;
-    fm_err rc;
+/* ---- the hash as the API's task -------------------------------------------------- */
 
-    *task = NULL;
-    if ((rc = fm_taskbody_build(body, body_len, user, &t, err, errlen)) != FM_OK)
-        return rc;
-    id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id"));
-    if (id == NULL || strlen(id) != FM_TASKS_ID_SIZE - 1) {
-        errno = EINVAL; /* fm_taskbody_build always sets one: a broken invariant */
-        rc = FM_ESYS;
-        goto done;
+enum field {
+    F_SPEC,
+    F_USER,
+    F_STATUS,
+    F_ATTEMPTS,
+    F_WORKER,
+    F_LEASE,
+    F_STARTED,
+    F_ENDED,
+    F_PROGRESS,
+    F_METRICS,
+    F_ERROR,
+    F_CANCEL,
+    F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "spec",       "user",     "status",   "attempts", "worker_id", "lease_ms",
+    "started_ms", "ended_ms", "progress", "metrics",  "error",     "cancel_requested"};
+
+/* The values of a flat HGETALL reply by field (NULL: absent). False when it is not one. */
+static bool fields_of(const redisReply *flat, const redisReply *v[F_COUNT])
+{
+    memset(v, 0, sizeof(*v) * F_COUNT);
+    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || flat->elements % 2 != 0)
+        return false;
+    for (size_t i = 0; i + 1 < flat->elements; i += 2) {
+        const redisReply *name = flat->element[i], *value = flat->element[i + 1];
+
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+            return false;
+        for (size_t f = 0; f < F_COUNT; f++)
+            if (strcmp(name->str, field_names[f]) == 0)
+                v[f] = value;
     }
-    if (task_keys_make(&k, prefix, id, user) != FM_OK) {
-        (void)snprintf(err, errlen, "key prefix or user name too long for a Redis key");
-        rc = FM_EINVAL;
-        goto done;
-    }
-    rc = FM_EREDIS;
-    if ((json = cJSON_PrintUnformatted(t)) == NULL)
-        goto done;
-    /* 1..10 (validated): fits. */
-    (void)snprintf(prio, sizeof(prio), "%d",
-                   (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "priority")));
-    {
-        const char *argv[] = {k.seq, k.task, k.queue, k.user, k.all, json, prio, id};
-        reply = fm_redis_eval(redis, &create_script, 5, 8, argv);
-    }
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
-        goto done;
-    *task = t;
-    t = NULL;
-    memcpy(id_out, id, FM_TASKS_ID_SIZE);
-    rc = FM_OK;
-done:
-    if (reply != NULL)
-        freeReplyObject(reply);
-    cJSON_free(json);
-    cJSON_Delete(t);
-    return rc;
+    return true;
 }
 
-/* Parses a stored record; a record that is not an object is treated as missing. */
-static cJSON *parse_record(const redisReply *r)
+static bool is(const redisReply *v, const char *s)
 {
-    cJSON *t;
+    return v != NULL && strcmp(v->str, s) == 0;
+}
 
-    if (r->type != REDIS_REPLY_STRING)
+/* Adds item to t under name, or null when item is NULL. */
+static bool add_item(cJSON *t, const char *name, cJSON *item)
+{
+    if (item == NULL && (item = cJSON_CreateNull()) == NULL)
+        return false;
+    if (!cJSON_AddItemToObject(t, name, item)) {
+        cJSON_Delete(item);
+        return false;
+    }
+    return true;
+}
+
+/* Moves member name of spec into t (null when spec lacks it). */
+static bool move(cJSON *t, cJSON *spec, const char *name)
+{
+    return add_item(t, name, cJSON_DetachItemFromObjectCaseSensitive(spec, name));
+}
+
+static bool add_string(cJSON *t, const char *name, const redisReply *v)
+{
+    return (v != NULL ? cJSON_AddStringToObject(t, name, v->str)
+                      : cJSON_AddNullToObject(t, name)) != NULL;
+}
+
+/* A Unix-ms field as RFC 3339 (null when absent or not a number). */
+static bool add_time(cJSON *t, const char *name, const redisReply *v)
+{
+    char buf[FM_RFC3339_MAX], *end;
+    long long ms;
+
+    if (v == NULL)
+        return cJSON_AddNullToObject(t, name) != NULL;
+    errno = 0;
+    ms = strtoll(v->str, &end, 10);
+    if (errno != 0 || end == v->str || *end != '\0')
+        return cJSON_AddNullToObject(t, name) != NULL;
+    return cJSON_AddStringToObject(t, name, fm_clock_rfc3339_ms(buf, ms)) != NULL;
+}
+
+/* A number field; absent (or not a number): dflt, or null when dflt is NaN. */
+static bool add_number(cJSON *t, const char *name, const redisReply *v, double dflt)
+{
+    char *end;
+    double d = v != NULL ? strtod(v->str, &end) : dflt;
+
+    if (v != NULL && (end == v->str || *end != '\0' || !isfinite(d)))
+        d = dflt;
+    return (isnan(d) ? cJSON_AddNullToObject(t, name) : cJSON_AddNumberToObject(t, name, d)) !=
+           NULL;
+}
+
+/* JSON text (null when absent or not JSON). */
+static bool add_json(cJSON *t, const char *name, const redisReply *v)
+{
+    return add_item(t, name, v != NULL ? cJSON_ParseWithLength(v->str, v->len) : NULL);
+}
+
+/*
+ * The API's task (field order: tasks.h) from a flat HGETALL reply; NULL when
+ * it is not a task (missing, no spec, spec not a JSON object) or on ENOMEM.
+ */
+static cJSON *compose(const redisReply *flat)
+{
+    const redisReply *v[F_COUNT];
+    cJSON *spec, *t;
+    bool ok;
+
+    if (!fields_of(flat, v) || v[F_SPEC] == NULL)
         return NULL;
-    t = cJSON_ParseWithLength(r->str, r->len);
-    if (t != NULL && !cJSON_IsObject(t)) {
+    spec = cJSON_ParseWithLength(v[F_SPEC]->str, v[F_SPEC]->len);
+    if (!cJSON_IsObject(spec) || (t = cJSON_CreateObject()) == NULL) {
+        cJSON_Delete(spec);
+        return NULL;
+    }
+    ok = move(t, spec, "id") && move(t, spec, "job_name") && move(t, spec, "args") &&
+         add_string(t, "status", v[F_STATUS]) && move(t, spec, "priority") &&
+         move(t, spec, "user") && move(t, spec, "commit_id") && move(t, spec, "experiment") &&
+         move(t, spec, "datasets") && move(t, spec, "metadata") && move(t, spec, "created_at") &&
+         add_time(t, "started_at", v[F_STARTED]) && add_time(t, "ended_at", v[F_ENDED]) &&
+         add_string(t, "worker_id", v[F_WORKER]) && add_string(t, "error", v[F_ERROR]) &&
+         add_number(t, "attempts", v[F_ATTEMPTS], 0) &&
+         add_time(t, "lease_expires_at", v[F_LEASE]) &&
+         add_number(t, "progress", v[F_PROGRESS], NAN) && add_json(t, "metrics", v[F_METRICS]) &&
+         cJSON_AddBoolToObject(t, "cancel_requested", is(v[F_CANCEL], "1")) != NULL;
+    cJSON_Delete(spec);
+    if (!ok) {
         cJSON_Delete(t);
-        t = NULL;
+        return NULL;
     }
     return t;
 }
 
-static bool owned_by(const cJSON *t, const char *user)
+/* The undo token of a flat HGETALL reply: netstrings of its elements. Heap, or NULL. */
+static char *token_of(const redisReply *flat)
 {
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(t, "user");
+    size_t cap = 1, used = 0;
+    char *out;
 
-    return user == NULL || (cJSON_IsString(u) && strcmp(u->valuestring, user) == 0);
-}
-
-fm_err fm_tasks_get(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    cJSON **task)
-{
-    char key[FM_REDIS_KEY_MAX];
-    const char *argv[2] = {"GET", key};
-    redisReply *reply;
-    cJSON *t;
-
-    *task = NULL;
-    if (!is_uuid(id))
-        return FM_ENOTFOUND;
-    if (fm_redis_key(key, "%stask:%s", prefix, id) != FM_OK)
-        return FM_EINVAL;
-    reply = fm_redis_argv(redis, 2, argv, NULL);
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        if (reply != NULL)
-            freeReplyObject(reply);
-        return FM_EREDIS;
-    }
-    t = parse_record(reply);
-    freeReplyObject(reply);
-    if (t == NULL || !owned_by(t, user)) {
-        cJSON_Delete(t);
-        return FM_ENOTFOUND;
-    }
-    *task = t;
-    return FM_OK;
-}
-
-static bool status_is(const cJSON *t, const char *status)
-{
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "status");
-
-    return status == NULL || (cJSON_IsString(s) && strcmp(s->valuestring, status) == 0);
-}
-
-/*
- * MGETs ids[0..n) and appends the records that pass the status filter,
- * counting matches in *matched and keeping those at positions
- * [offset, offset + limit).
- */
-static int fetch_chunk(fm_redis *redis, const char *prefix, const char *status, redisReply **ids,
-                       size_t n, long offset, long limit, long *matched, cJSON *out)
-{
-    const char *argv[MGET_CHUNK + 1];
-    char keys[MGET_CHUNK][FM_REDIS_KEY_MAX];
-    redisReply *reply;
-
-    argv[0] = "MGET";
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i]->len > FM_REDIS_KEY_MAX ||
-            fm_redis_key(keys[i], "%stask:%.*s", prefix, (int)ids[i]->len, ids[i]->str) != FM_OK)
-            return FM_EINVAL;
-        argv[i + 1] = keys[i];
-    }
-    reply = fm_redis_argv(redis, (int)n + 1, argv, NULL);
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-        if (reply != NULL)
-            freeReplyObject(reply);
-        return FM_EREDIS;
-    }
-    for (size_t i = 0; i < n; i++) {
-        cJSON *t = parse_record(reply->element[i]);
-        if (t == NULL || !status_is(t, status)) {
-            cJSON_Delete(t);
-            continue;
-        }
-        if (*matched >= offset && *matched < offset + limit)
-            cJSON_AddItemToArray(out, t);
-        else
-            cJSON_Delete(t);
-        (*matched)++;
-    }
-    freeReplyObject(reply);
-    return FM_OK;
-}
-
-fm_err fm_tasks_list(fm_redis *redis, const char *prefix, const char *user, const char *status,
-                     long offset, long limit, cJSON **tasks, long *total)
-{
-    char key[FM_REDIS_KEY_MAX], start[24], stop[24];
-    redisReply *ids = NULL;
-    cJSON *out;
-    long matched = 0;
-    int rc = FM_EREDIS;
-
-    *tasks = NULL;
-    *total = 0;
-    if ((user != NULL ? fm_redis_key(key, "%suser:%s:tasks", prefix, user)
-                      : fm_redis_key(key, "%stasks", prefix)) != FM_OK)
-        return FM_EINVAL;
-    if ((out = cJSON_CreateArray()) == NULL)
-        return FM_EREDIS;
-
-    /* Without a status filter only the page is fetched; with one, every id is scanned. */
-    (void)snprintf(start, sizeof(start), "%ld", status == NULL ? offset : 0);
-    (void)snprintf(stop, sizeof(stop), "%ld", status == NULL ? offset + limit - 1 : -1);
-    {
-        const char *argv[] = {"ZREVRANGE", key, start, stop};
-        ids = fm_redis_argv(redis, 4, argv, NULL);
-    }
-    if (ids == NULL || ids->type != REDIS_REPLY_ARRAY)
-        goto done;
-    for (size_t i = 0; i < ids->elements; i++)
-        if (ids->element[i]->type != REDIS_REPLY_STRING)
-            goto done;
-    for (size_t i = 0; i < ids->elements; i += MGET_CHUNK) {
-        size_t n = ids->elements - i < MGET_CHUNK ? ids->elements - i : MGET_CHUNK;
-        rc = fetch_chunk(redis, prefix, status, ids->element + i, n, status == NULL ? 0 : offset,
-                         limit, &matched, out);
-        if (rc != FM_OK)
-            goto done;
-        rc = FM_EREDIS;
-    }
-    if (status == NULL) {
-        const char *argv[] = {"ZCARD", key};
-        redisReply *card = fm_redis_argv(redis, 2, argv, NULL);
-        int ok = card != NULL && card->type == REDIS_REPLY_INTEGER;
-        if (ok)
-            matched = card->integer;
-        if (card != NULL)
-            freeReplyObject(card);
-        if (!ok)
-            goto done;
-    }
-    *tasks = out;
-    out = NULL;
-    *total = matched;
-    rc = FM_OK;
-done:
-    if (ids != NULL)
-        freeReplyObject(ids);
-    cJSON_Delete(out);
-    return rc;
-}
-
-/*
- * Changes a task only if its record is still the one read before (so a
- * worker's update in between is never overwritten): SET the new record
- * (ARGV[2]), or DEL it and its index entries when ARGV[2] is empty, and take
- * it off the queue. Returns the task's seq (its score in P tasks, "0" when
- * unknown) for the undo token, or nil when the record changed (read again).
- * KEYS: task, queue, tasks, user's tasks; ARGV: record read, new record, id.
- */
-static fm_redis_script change_script = {
-    .source = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end\n"
-              "local seq = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
-              "if ARGV[2] == '' then\n"
-              "  redis.call('DEL', KEYS[1])\n"
-              "  redis.call('ZREM', KEYS[3], ARGV[3])\n"
-              "  redis.call('ZREM', KEYS[4], ARGV[3])\n"
-              "else\n"
-              "  redis.call('SET', KEYS[1], ARGV[2])\n"
-              "end\n"
-              "redis.call('ZREM', KEYS[2], ARGV[3])\n"
-              "return seq or '0'\n",
-};
-
-/*
- * The undo token of a change: "<seq> <record JSON>", seq being the task's
- * creation order (0 when unknown), so that fm_tasks_restore can put it back
- * in its place. Heap, or NULL.
- */
-static char *undo_token(const char *seq_text, const char *json, size_t len)
-{
-    long long seq = strtoll(seq_text, NULL, 10);
-    char *out = malloc(len + 24);
-    int n;
-
-    if (out == NULL)
+    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || flat->elements == 0)
         return NULL;
-    n = snprintf(out, 24, "%lld ", seq > 0 ? seq : 0); /* at most 20 digits, a space, NUL */
-    memcpy(out + n, json, len);
-    out[n + len] = '\0';
+    for (size_t i = 0; i < flat->elements; i++)
+        cap += flat->element[i]->len + 22; /* 20 digits, ':' and ',' */
+    if ((out = malloc(cap)) == NULL)
+        return NULL;
+    for (size_t i = 0; i < flat->elements; i++) {
+        const redisReply *e = flat->element[i];
+
+        used += (size_t)snprintf(out + used, cap - used, "%zu:", e->len);
+        memcpy(out + used, e->str, e->len);
+        used += e->len;
+        out[used++] = ',';
+    }
+    out[used] = '\0';
     return out;
 }
 
-/* The change a decide function picks; NULL new_json deletes. */
-typedef struct change {
-    const char *new_json;
-    const char *owner;
-} change;
+/* ---- transitions ----------------------------------------------------------------- */
+
+static fm_err code_of(const redisReply *c)
+{
+    static const struct {
+        const char *code;
+        fm_err rc;
+    } codes[] = {{"ok", FM_OK},
+                 {"notfound", FM_ENOTFOUND},
+                 {"empty", FM_ENOTFOUND},
+                 {"conflict", FM_ECONFLICT},
+                 {"quota", FM_EQUOTA}};
+
+    if (c->type != REDIS_REPLY_STRING)
+        return FM_EREDIS;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strcmp(c->str, codes[i].code) == 0)
+            return codes[i].rc;
+    return FM_EREDIS;
+}
 
 /*
- * Checks the task and picks the change: FM_OK, or FM_ECONFLICT when the
- * task's status forbids it. *buf is freed by the caller (cJSON_free).
+ * Undoes a change the caller cannot report (out of memory after the script
+ * ran): the token, or removal when token is NULL and remove is set.
  */
-typedef int (*decide_fn)(cJSON *task, change *c, char **buf);
-
-/* Runs change_script for the record read (old, len bytes): FM_OK, CAS_RETRY or an error. */
-static int apply_change(fm_redis *redis, const char *prefix, const char *id, const char *old,
-                        size_t len, const change *c, char **before)
+static void undo(const fm_tasks_store *st, const char *id, const char *token, bool remove)
 {
-    task_keys k;
-    redisReply *r;
-    int rc = FM_EREDIS;
+    if ((token != NULL || remove) && fm_tasks_restore(st, id, token) != FM_OK)
+        fm_log_error("could not undo the change to task %s after running out of memory", id);
+}
 
-    if (task_keys_make(&k, prefix, id, c->owner) != FM_OK)
-        return FM_EINVAL;
-    {
-        const char *argv[] = {
-            k.task, k.queue, k.all, k.user, old, c->new_json != NULL ? c->new_json : "", id};
-        r = fm_redis_eval(redis, &change_script, 4, 7, argv);
+/*
+ * A transition's answer {code[, before, after[, id]]} into the results: *task
+ * (when task is non-NULL) from after, for FM_OK and FM_ECONFLICT when given;
+ * *before (when before is non-NULL) the token of before. id NULL: the id is
+ * the answer's fourth element. The reply is freed.
+ */
+static fm_err finish(const fm_tasks_store *st, const char *id, redisReply *r, cJSON **task,
+                     char **before)
+{
+    fm_err rc = FM_EREDIS;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        goto done;
+    rc = code_of(r->element[0]);
+    if (rc == FM_OK && r->elements < 3)
+        rc = FM_EREDIS;
+    if ((rc != FM_OK && rc != FM_ECONFLICT) || r->elements < 3)
+        goto done;
+    if (id == NULL && (r->elements < 4 || r->element[3]->type != REDIS_REPLY_STRING ||
+                       !is_uuid(id = r->element[3]->str))) {
+        rc = FM_EREDIS;
+        goto done;
     }
-    if (r != NULL && r->type == REDIS_REPLY_NIL)
-        rc = CAS_RETRY;
-    else if (r != NULL && r->type == REDIS_REPLY_STRING)
-        rc = (*before = undo_token(r->str, old, len)) != NULL ? FM_OK : FM_EREDIS;
+    if (task != NULL && r->element[2]->elements > 0)
+        *task = compose(r->element[2]);
+    if (rc != FM_OK)
+        goto done;
+    if (before != NULL)
+        *before = token_of(r->element[1]);
+    if ((task != NULL && *task == NULL) || (before != NULL && *before == NULL)) {
+        /* Without before (a create) the undo removes the task. */
+        undo(st, id, before != NULL ? *before : NULL, before == NULL);
+        if (task != NULL) {
+            cJSON_Delete(*task);
+            *task = NULL;
+        }
+        if (before != NULL) {
+            free(*before);
+            *before = NULL;
+        }
+        errno = ENOMEM;
+        rc = FM_ESYS;
+    }
+done:
     if (r != NULL)
         freeReplyObject(r);
     return rc;
 }
 
-/*
- * One check-and-set attempt: GET the record, let decide() check it and pick
- * the change, then apply it with change_script, which refuses it if the
- * record changed since the GET. Two round trips. Returns FM_OK, an error,
- * or CAS_RETRY when the task changed meanwhile.
- */
-static int cas_once(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                    decide_fn decide, cJSON **task, char **before)
+fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *body,
+                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char *err,
+                       size_t errlen)
 {
-    char key[FM_REDIS_KEY_MAX];
-    const char *get[] = {"GET", key};
-    redisReply *r;
-    cJSON *t;
-    change c = {NULL, NULL};
-    char *buf = NULL;
-    int rc;
+    cJSON *spec = NULL;
+    const char *id;
+    char key[FM_REDIS_KEY_MAX], prio[16], max_open[24];
+    char *json = NULL;
+    redisReply *reply;
+    fm_err rc;
 
-    if (fm_redis_key(key, "%stask:%s", prefix, id) != FM_OK)
-        return FM_EINVAL;
-    r = fm_redis_argv(redis, 2, get, NULL);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        if (r != NULL)
-            freeReplyObject(r);
-        return FM_EREDIS;
+    *task = NULL;
+    if ((rc = fm_taskbody_build(body, body_len, user, &spec, err, errlen)) != FM_OK)
+        return rc;
+    id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "id"));
+    if (keys_fit(st->prefix, id, user, key) != FM_OK) {
+        (void)snprintf(err, errlen, "key prefix or user name too long for a Redis key");
+        rc = FM_EINVAL;
+        goto done;
     }
-    t = parse_record(r);
-    if (t == NULL || !owned_by(t, user))
-        rc = FM_ENOTFOUND;
-    else if ((rc = decide(t, &c, &buf)) == FM_OK)
-        rc = apply_change(redis, prefix, id, r->str, r->len, &c, before);
-    freeReplyObject(r);
-    cJSON_free(buf);
-    /* The task as changed, or as it stands when its status forbade the change. */
-    if (rc == FM_OK || rc == FM_ECONFLICT)
-        *task = t;
-    else
-        cJSON_Delete(t);
+    if ((json = cJSON_PrintUnformatted(spec)) == NULL) {
+        errno = ENOMEM;
+        rc = FM_ESYS;
+        goto done;
+    }
+    if (st->max_task_bytes > 0 &&
+        strlen(json) + strlen(user) + FM_TASKS_LIFECYCLE_BYTES > st->max_task_bytes) {
+        (void)snprintf(err, errlen, "task record over %zu bytes (limits.max_task_bytes)",
+                       st->max_task_bytes);
+        rc = FM_ETOOBIG;
+        goto done;
+    }
+    /* Both fit: priority is 1..10 (validated), a long at most 20 characters. */
+    (void)snprintf(prio, sizeof(prio), "%d",
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(spec, "priority")));
+    (void)snprintf(max_open, sizeof(max_open), "%ld",
+                   st->max_open_tasks > 0 ? st->max_open_tasks : 0);
+    {
+        const char *argv[] = {key, st->prefix, id, user, prio, json, max_open};
+        reply = fm_redis_eval(st->redis, &create_script, 1, 7, argv);
+    }
+    rc = finish(st, id, reply, task, NULL);
+    if (rc == FM_OK)
+        memcpy(id_out, id, FM_TASKS_ID_SIZE);
+    else if (rc == FM_EQUOTA)
+        (void)snprintf(err, errlen, "%ld queued or running tasks already (limits.max_open_tasks)",
+                       st->max_open_tasks);
+    else if (rc == FM_ECONFLICT || rc == FM_ENOTFOUND)
+        rc = FM_EREDIS; /* not answers of create */
+done:
+    cJSON_free(json);
+    cJSON_Delete(spec);
     return rc;
 }
 
-static int cas(fm_redis *redis, const char *prefix, const char *user, const char *id,
-               decide_fn decide, cJSON **task, char **before)
+/* The value of field name in a flat HGETALL reply, or NULL. */
+static const redisReply *field(const redisReply *flat, const char *name)
 {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2)
+        if (flat->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(flat->element[i]->str, name) == 0 &&
+            flat->element[i + 1]->type == REDIS_REPLY_STRING)
+            return flat->element[i + 1];
+    return NULL;
+}
+
+fm_err fm_tasks_get(const fm_tasks_store *st, const char *user, const char *id, cJSON **task)
+{
+    char key[FM_REDIS_KEY_MAX];
+    const char *argv[2] = {"HGETALL", key};
+    redisReply *reply;
+    fm_err rc = FM_ENOTFOUND;
+
+    *task = NULL;
+    if (!is_uuid(id))
+        return FM_ENOTFOUND;
+    if (fm_redis_key(key, "%stask:%s", st->prefix, id) != FM_OK)
+        return FM_EINVAL;
+    reply = fm_redis_argv(st->redis, 2, argv, NULL);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "WRONGTYPE", 9) == 0) {
+        rc = FM_ENOTFOUND; /* not a hash: not a task (see below) */
+    } else if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        rc = FM_EREDIS;
+    } else if (user == NULL || is(field(reply, "user"), user)) {
+        /* A record that is not a task (an operator's edit) is treated as missing. */
+        if ((*task = compose(reply)) != NULL)
+            rc = FM_OK;
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return rc;
+}
+
+/*
+ * Appends the page's tasks (reply elements 1..) to out while the rendered
+ * array stays within max_bytes (0 = no limit). Returns how many index entries
+ * were consumed (an entry whose record is gone counts, and is skipped), or
+ * -1 on ENOMEM.
+ */
+static long fill_page(const redisReply *reply, size_t max_bytes, cJSON *out)
+{
+    size_t used = 2; /* "[]" */
+    long n = 0;
+
+    for (size_t i = 1; i < reply->elements; i++, n++) {
+        cJSON *t = compose(reply->element[i]);
+
+        if (t == NULL) {
+            if (reply->element[i]->elements > 0 && field(reply->element[i], "spec") != NULL)
+                return -1; /* a task, not composed: out of memory */
+            continue;
+        }
+        if (max_bytes > 0) {
+            char *text = cJSON_PrintUnformatted(t);
+            size_t need = text != NULL ? used + strlen(text) + (cJSON_GetArraySize(out) > 0) : 0;
+
+            cJSON_free(text);
+            if (text == NULL || need > max_bytes) {
+                cJSON_Delete(t);
+                return text == NULL ? -1 : n;
+            }
+            used = need;
+        }
+        cJSON_AddItemToArray(out, t);
+    }
+    return n;
+}
+
+fm_err fm_tasks_list(const fm_tasks_store *st, const char *user, const char *status, long offset,
+                     long limit, size_t max_bytes, cJSON **tasks, long *total, long *next_offset)
+{
+    char key[FM_REDIS_KEY_MAX], off[24], lim[24];
+    redisReply *reply;
+    cJSON *out;
+    long n;
+    fm_err rc = FM_EREDIS, k;
+
+    *tasks = NULL;
+    *total = 0;
+    *next_offset = -1;
+    if (offset < 0 || limit < 1 || limit > FM_TASKS_LIST_MAX ||
+        (status != NULL && !fm_tasks_status_valid(status)))
+        return FM_EINVAL;
+    if (user != NULL)
+        k = status != NULL ? fm_redis_key(key, "%suser:%s:status:%s", st->prefix, user, status)
+                           : fm_redis_key(key, "%suser:%s:tasks", st->prefix, user);
+    else
+        k = status != NULL ? fm_redis_key(key, "%sstatus:%s", st->prefix, status)
+                           : fm_redis_key(key, "%stasks", st->prefix);
+    if (k != FM_OK || keys_fit(st->prefix, NULL, user, NULL) != FM_OK)
+        return FM_EINVAL;
+    (void)snprintf(off, sizeof(off), "%ld", offset);
+    (void)snprintf(lim, sizeof(lim), "%ld", limit);
+    {
+        const char *argv[] = {key, st->prefix, off, lim};
+        reply = fm_redis_eval(st->redis, &list_script, 1, 4, argv);
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER)
+        goto done;
+    rc = FM_ESYS;
+    errno = ENOMEM;
+    if ((out = cJSON_CreateArray()) == NULL)
+        goto done;
+    if ((n = fill_page(reply, max_bytes, out)) < 0) {
+        cJSON_Delete(out);
+        goto done;
+    }
+    *tasks = out;
+    *total = (long)reply->element[0]->integer;
+    *next_offset = offset + n < *total ? offset + n : -1;
+    rc = FM_OK;
+done:
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return rc;
+}
+
+/* Cancel and delete: one script on KEYS task, ARGV P, id, owner ('' = anyone's). */
+static fm_err owner_change(const fm_tasks_store *st, fm_redis_script *script, const char *user,
+                           const char *id, cJSON **task, char **before)
+{
+    char key[FM_REDIS_KEY_MAX];
+
+    if (task != NULL)
+        *task = NULL;
+    *before = NULL;
+    if (!is_uuid(id) || (user != NULL && user[0] == '\0'))
+        return FM_ENOTFOUND;
+    if (keys_fit(st->prefix, id, user, key) != FM_OK)
+        return FM_EINVAL;
+    const char *argv[] = {key, st->prefix, id, user != NULL ? user : ""};
+    return finish(st, id, fm_redis_eval(st->redis, script, 1, 4, argv), task, before);
+}
+
+fm_err fm_tasks_cancel(const fm_tasks_store *st, const char *user, const char *id, cJSON **task,
+                       char **before)
+{
+    return owner_change(st, &cancel_script, user, id, task, before);
+}
+
+fm_err fm_tasks_delete(const fm_tasks_store *st, const char *user, const char *id, char **before)
+{
+    return owner_change(st, &delete_script, user, id, NULL, before);
+}
+
+static bool worker_ok(const char *worker_id)
+{
+    size_t n = strlen(worker_id);
+
+    return n > 0 && n < FM_WORKER_ID_MAX;
+}
+
+fm_err fm_tasks_claim(const fm_tasks_store *st, const char *worker_id, cJSON **task, char **before)
+{
+    char lease[16];
+
+    *task = NULL;
+    *before = NULL;
+    if (!worker_ok(worker_id) || st->lease_seconds < 1 ||
+        keys_fit(st->prefix, NULL, NULL, NULL) != FM_OK)
+        return FM_EINVAL;
+    (void)snprintf(lease, sizeof(lease), "%d", st->lease_seconds);
+    const char *argv[] = {st->prefix, worker_id, lease};
+    return finish(st, NULL, fm_redis_eval(st->redis, &claim_script, 0, 3, argv), task, before);
+}
+
+fm_err fm_tasks_heartbeat(const fm_tasks_store *st, const char *worker_id, const char *id,
+                          double progress, const char *metrics, cJSON **task, char **before)
+{
+    char key[FM_REDIS_KEY_MAX], lease[16], prog[32] = "";
+
     *task = NULL;
     *before = NULL;
     if (!is_uuid(id))
         return FM_ENOTFOUND;
-    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-        int rc = cas_once(redis, prefix, user, id, decide, task, before);
-        if (rc != CAS_RETRY)
-            return rc;
-    }
-    return FM_EREDIS;
+    if (!worker_ok(worker_id) || st->lease_seconds < 1 || progress > 100 ||
+        (metrics != NULL && (metrics[0] == '\0' || strlen(metrics) > FM_TASKS_METRICS_MAX)) ||
+        keys_fit(st->prefix, id, NULL, key) != FM_OK)
+        return FM_EINVAL;
+    (void)snprintf(lease, sizeof(lease), "%d", st->lease_seconds);
+    if (progress >= 0)
+        (void)snprintf(prog, sizeof(prog), "%.17g", progress);
+    const char *argv[] = {key, st->prefix, id, worker_id, lease, prog, metrics ? metrics : ""};
+    return finish(st, id, fm_redis_eval(st->redis, &heartbeat_script, 1, 7, argv), task, before);
 }
 
-static const char *status_of(const cJSON *t)
+fm_err fm_tasks_complete(const fm_tasks_store *st, const char *worker_id, const char *id,
+                         const char *status, const char *error, cJSON **task, char **before)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "status");
+    char key[FM_REDIS_KEY_MAX];
 
-    return cJSON_IsString(s) ? s->valuestring : "";
-}
-
-static const char *owner_of(const cJSON *t)
-{
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(t, "user");
-
-    return cJSON_IsString(u) ? u->valuestring : "";
-}
-
-static int decide_cancel(cJSON *t, change *c, char **buf)
-{
-    char now[FM_RFC3339_MAX];
-    const char *st = status_of(t);
-
-    if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-        return FM_ECONFLICT;
-    fm_clock_rfc3339(now, 0);
-    if (!cJSON_ReplaceItemInObjectCaseSensitive(t, "status", cJSON_CreateString("cancelled")) ||
-        !cJSON_ReplaceItemInObjectCaseSensitive(t, "ended_at", cJSON_CreateString(now)) ||
-        (*buf = cJSON_PrintUnformatted(t)) == NULL)
-        return FM_EREDIS;
-    c->new_json = *buf;
-    c->owner = owner_of(t);
-    return FM_OK;
-}
-
-static int decide_delete(cJSON *t, change *c, char **buf)
-{
-    (void)buf;
-    if (strcmp(status_of(t), "running") == 0)
-        return FM_ECONFLICT;
-    c->new_json = NULL;
-    c->owner = owner_of(t);
-    return FM_OK;
-}
-
-static int decide_purge(cJSON *t, change *c, char **buf)
-{
-    (void)buf;
-    c->new_json = NULL;
-    c->owner = owner_of(t);
-    return FM_OK;
-}
-
-fm_err fm_tasks_cancel(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                       cJSON **task, char **before)
-{
-    return cas(redis, prefix, user, id, decide_cancel, task, before);
-}
-
-fm_err fm_tasks_delete(fm_redis *redis, const char *prefix, const char *user, const char *id,
-                       char **before)
-{
-    cJSON *t = NULL;
-    int rc = cas(redis, prefix, user, id, decide_delete, &t, before);
-
-    cJSON_Delete(t);
-    return rc;
-}
-
-/* Puts a record and its index entries back, as after a fresh create (new seq). */
-static int put_back(fm_redis *redis, const char *prefix, const char *id, const char *token)
-{
-    char seq[24], *end;
-    long long n = strtoll(token, &end, 10);
-    const char *json = *end == ' ' ? end + 1 : token;
-    cJSON *t = cJSON_Parse(json);
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "priority");
-    char prio[16];
-    task_keys k;
-    redisReply *reply;
-    int rc = FM_EREDIS;
-
-    if (t == NULL || !cJSON_IsNumber(p))
-        goto done;
-    if (task_keys_make(&k, prefix, id, owner_of(t)) != FM_OK) {
-        rc = FM_EINVAL;
-        goto done;
-    }
-    /* Both fit: an int has at most 11 characters, a long long 20. */
-    (void)snprintf(prio, sizeof(prio), "%d", p->valueint);
-    (void)snprintf(seq, sizeof(seq), "%lld", *end == ' ' && n > 0 ? n : 0);
-    {
-        const char *argv[] = {k.seq, k.task, k.queue, k.user,       k.all,
-                              json,  prio,   id,      status_of(t), seq};
-        reply = fm_redis_eval(redis, &restore_script, 5, 10, argv);
-    }
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-        rc = FM_OK;
-    if (reply != NULL)
-        freeReplyObject(reply);
-done:
-    cJSON_Delete(t);
-    return rc;
-}
-
-/* Removes a record and every index entry, whatever its status. */
-static int purge(fm_redis *redis, const char *prefix, const char *id)
-{
-    cJSON *t = NULL;
-    char *before = NULL;
-    int rc = cas(redis, prefix, NULL, id, decide_purge, &t, &before);
-
-    cJSON_Delete(t);
-    free(before);
-    return rc == FM_ENOTFOUND ? FM_OK : rc;
-}
-
-fm_err fm_tasks_restore(fm_redis *redis, const char *prefix, const char *id, const char *before)
-{
+    *task = NULL;
+    *before = NULL;
     if (!is_uuid(id))
         return FM_ENOTFOUND;
-    return before == NULL ? purge(redis, prefix, id) : put_back(redis, prefix, id, before);
+    if (!worker_ok(worker_id) ||
+        (strcmp(status, "completed") != 0 && strcmp(status, "failed") != 0 &&
+         strcmp(status, "cancelled") != 0) ||
+        (error != NULL && (error[0] == '\0' || strlen(error) > FM_TASKS_ERROR_MAX)) ||
+        keys_fit(st->prefix, id, NULL, key) != FM_OK)
+        return FM_EINVAL;
+    const char *argv[] = {key, st->prefix, id, worker_id, status, error != NULL ? error : ""};
+    return finish(st, id, fm_redis_eval(st->redis, &complete_script, 1, 6, argv), task, before);
+}
+
+/* Frees what out[0..n) hold. */
+static void swept_free(fm_tasks_swept *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(out[i].task);
+        free(out[i].before);
+        out[i].task = NULL;
+        out[i].before = NULL;
+    }
+}
+
+/* One sweep answer {event, before, after, id} into *s; false when it is not one, or ENOMEM. */
+static bool swept_of(const redisReply *e, fm_tasks_swept *s)
+{
+    static const char *const events[] = {"task.requeued", "task.failed", "task.cancelled"};
+    const redisReply *w;
+
+    memset(s, 0, sizeof(*s));
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 4 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[3]->type != REDIS_REPLY_STRING ||
+        !is_uuid(e->element[3]->str))
+        return false;
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        if (strcmp(e->element[0]->str, events[i]) == 0)
+            s->event = events[i];
+    memcpy(s->id, e->element[3]->str, FM_TASKS_ID_SIZE);
+    if ((w = field(e->element[1], "worker_id")) != NULL)
+        (void)snprintf(s->worker_id, sizeof(s->worker_id), "%s", w->str);
+    s->task = compose(e->element[2]);
+    s->before = token_of(e->element[1]);
+    return s->event != NULL && s->task != NULL && s->before != NULL;
+}
+
+fm_err fm_tasks_sweep(const fm_tasks_store *st, size_t max, fm_tasks_swept *out, size_t *n)
+{
+    char maxs[24], attempts[16];
+    redisReply *reply;
+    fm_err rc = FM_EREDIS;
+
+    *n = 0;
+    if (max == 0 || st->max_attempts < 1 || keys_fit(st->prefix, NULL, NULL, NULL) != FM_OK)
+        return FM_EINVAL;
+    (void)snprintf(maxs, sizeof(maxs), "%zu", max);
+    (void)snprintf(attempts, sizeof(attempts), "%d", st->max_attempts);
+    {
+        const char *argv[] = {st->prefix, maxs, attempts};
+        reply = fm_redis_eval(st->redis, &sweep_script, 0, 3, argv);
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements > max)
+        goto done;
+    rc = FM_OK;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (!swept_of(reply->element[i], &out[i]))
+            rc = FM_ESYS;
+    if (rc == FM_OK) {
+        *n = reply->elements;
+        goto done;
+    }
+    /* Not all can be reported: undo those that can, so none goes unaudited. */
+    for (size_t i = 0; i < reply->elements; i++)
+        if (out[i].before != NULL)
+            undo(st, out[i].id, out[i].before, false);
+    swept_free(out, reply->elements);
+    errno = ENOMEM;
+done:
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return rc;
+}
+
+fm_err fm_tasks_restore(const fm_tasks_store *st, const char *id, const char *before)
+{
+    char key[FM_REDIS_KEY_MAX];
+    redisReply *reply;
+    fm_err rc;
+
+    if (!is_uuid(id))
+        return FM_ENOTFOUND;
+    if (keys_fit(st->prefix, id, NULL, key) != FM_OK || (before != NULL && before[0] == '\0'))
+        return FM_EINVAL;
+    {
+        const char *argv[] = {key, st->prefix, id, before != NULL ? before : ""};
+        reply = fm_redis_eval(st->redis, &restore_script, 1, 4, argv);
+    }
+    if (reply == NULL)
+        return FM_EREDIS;
+    if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
+        rc = FM_OK;
+    else if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "bad undo token") != NULL)
+        rc = FM_EINVAL;
+    else
+        rc = FM_EREDIS;
+    freeReplyObject(reply);
+    return rc;
 }

@@ -3,10 +3,11 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Debian packages the build, the local stack and the tests need.
-# (fail2ban for its filter test, clang + libclang-rt for the fuzzer, wrk for the benchmark.)
+# (fail2ban for its filter test, clang + libclang-rt for the fuzzer, wrk for the benchmark,
+# python3-requests for scripts/example-worker.py.)
 FM_PACKAGES="build-essential cmake pkg-config libfcgi-dev libhiredis-dev libyaml-dev
 libcjson-dev libsodium-dev check nginx-light redis-server redis-tools openssl curl jq
-fail2ban clang libclang-rt-14-dev wrk"
+fail2ban clang libclang-rt-14-dev wrk python3-requests"
 
 fm_say() { printf '==> %s\n' "$*" >&2; }
 fm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -161,7 +162,7 @@ fm_config_apply() {
     done
 }
 
-# fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH [OVERRIDE...]:
+# fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH WORKER_HASH [OVERRIDE...]:
 # writes OUT (mode 0600) from conf/dev/config.yaml.in, the one template of
 # run-local.sh's config and the integration tests' (tests/integration/lib.sh
 # write_config), with the var dir, the demo users' key hashes and the
@@ -173,6 +174,6 @@ fm_dev_config() {
     (
         umask 077
         fm_subst "$ROOT/conf/dev/config.yaml.in" "VAR=$2" "ADMIN_HASH=$3" "RESEARCHER_HASH=$4" \
-            "ANALYST_HASH=$5" | fm_config_apply "${group[@]}" "${@:6}" >"$out.new"
+            "ANALYST_HASH=$5" "WORKER_HASH=$6" | fm_config_apply "${group[@]}" "${@:7}" >"$out.new"
     ) && mv "$out.new" "$out"
 }

@@ -15,6 +15,9 @@
  *   - neither a refusal nor a warning of a loaded config ever shows text that
  *     came from the environment or the secret file (unless the input holds
  *     it too: libFuzzer learns strings from the comparisons it sees);
+ *   - what loads grants no bit outside FM_PERM_ALL (experiments:run and
+ *     metrics:run are not permissions) to any role or user, and its response
+ *     limit holds the largest task (limits.max_response_bytes);
  *   - what loads also frees (LeakSanitizer checks every run).
  */
 #include "config.h"
@@ -90,6 +93,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_secret_free("the error message", err, data, size);
         return 0;
     }
+    for (size_t i = 0; i < cfg->auth.nroles; i++)
+        if ((cfg->auth.roles[i].perms & ~FM_PERM_ALL) != 0)
+            fuzz_fail("config: role %s has a bit that is no permission", cfg->auth.roles[i].name);
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        if ((cfg->auth.users[i].effective & ~FM_PERM_ALL) != 0)
+            fuzz_fail("config: user %s has a bit that is no permission", cfg->auth.users[i].name);
+    if (cfg->limits.max_response_bytes < cfg->limits.max_task_bytes + 65536)
+        fuzz_fail("config: max_response_bytes %zu cannot hold a task of %zu bytes",
+                  cfg->limits.max_response_bytes, cfg->limits.max_task_bytes);
     for (size_t i = 0; i < cfg->nwarnings; i++) {
         fuzz_check_message("config warning", cfg->warnings[i], strlen(cfg->warnings[i]) + 1);
         check_secret_free("a warning", cfg->warnings[i], data, size);

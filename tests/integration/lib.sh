@@ -42,6 +42,7 @@ as() { # as USER METHOD PATH [curl args...]
     admin) k=$FETCHML_ADMIN_KEY ;;
     researcher) k=$FETCHML_RESEARCHER_KEY ;;
     analyst) k=$FETCHML_ANALYST_KEY ;;
+    worker) k=$FETCHML_WORKER_KEY ;;
     *) k=$u ;;
     esac
     req "$@" -H "X-API-Key: $k"
@@ -93,7 +94,7 @@ write_config() {
     done
     fm_dev_config "$FETCHML_VAR/dev/config.yaml" "$FETCHML_VAR" "$(hash_of "$FETCHML_ADMIN_KEY")" \
         "$(hash_of "$FETCHML_RESEARCHER_KEY")" "$(hash_of "$FETCHML_ANALYST_KEY")" \
-        "${TEST_CONFIG[@]}" "${ov[@]}"
+        "$(hash_of "$FETCHML_WORKER_KEY")" "${TEST_CONFIG[@]}" "${ov[@]}"
 }
 
 # reload_until CHECK...: reload, then wait (<= 5 s) until the check passes.

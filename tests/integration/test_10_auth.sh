@@ -6,6 +6,14 @@ check "whoami names researcher" json_is .user researcher
 check "whoami lists jobs:create" json '.permissions | index("jobs:create")'
 check "whoami is not admin" json_is .admin false
 
+# The demo job worker (built-in role worker): jobs:run and jobs:read, nothing else.
+as worker GET /v1/whoami
+check "worker whoami lists exactly jobs:read and jobs:run" \
+    json_is '[.user, .admin, (.roles | join(",")), (.permissions | join(","))] | join(" ")' \
+    "worker false worker jobs:read,jobs:run"
+as worker POST /v1/tasks -H 'Content-Type: application/json' -d '{"job_name": "w"}'
+check "a worker cannot create tasks (403)" status_is 403
+
 req GET /v1/whoami -H "Authorization: Bearer $FETCHML_RESEARCHER_KEY"
 check "Authorization: Bearer works" status_is 200
 req GET /v1/whoami -H "Authorization: bearer $FETCHML_RESEARCHER_KEY"

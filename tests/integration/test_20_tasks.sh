@@ -11,9 +11,9 @@ TASK_ID=$(json .id)
 check "the task has a UUID v4 id" bash -c "[[ '$TASK_ID' =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]"
 check "the task is queued, owned by researcher, priority 7" \
     bash -c "jq -e '.status==\"queued\" and .user==\"researcher\" and .priority==7' '$B' >/dev/null"
-check "created_at is RFC 3339 UTC" bash -c "jq -er .created_at '$B' | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'"
+check "created_at is RFC 3339 UTC with ms" bash -c "jq -er .created_at '$B' | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$'"
 
-check "the task record is in Redis" bash -c "[ \"\$(rcli GET 'fetchml:task:$TASK_ID' | jq -r .id)\" = '$TASK_ID' ]"
+check "the task record is in Redis" bash -c "[ \"\$(rcli HGET 'fetchml:task:$TASK_ID' spec | jq -r .id)\" = '$TASK_ID' ]"
 check "the task is in the priority queue" bash -c "rcli ZSCORE fetchml:queue '$TASK_ID' | grep -q ."
 check "the task is in the researcher's index" bash -c "rcli ZSCORE fetchml:user:researcher:tasks '$TASK_ID' | grep -q ."
 

@@ -1,11 +1,12 @@
 # Process model: a crashed worker is replaced; the pool keeps serving; one master per socket.
 
 master=$(cat "$FETCHML_VAR/run/fcgi.pid")
-workers_now() { pgrep -P "$master" | wc -l; }
+# Workers only: the sweeper, the master's other child, is named fetchml-sweeper (test_27).
+workers_now() { pgrep -x -P "$master" fetchml-fcgi | wc -l; }
 # Right after a reload, retired workers may still be finishing their last request.
 four_workers() { [ "$(workers_now)" -eq 4 ]; }
 check "the master runs 4 workers" wait_for 5 four_workers
-victim=$(pgrep -P "$master" | head -1)
+victim=$(pgrep -x -P "$master" fetchml-fcgi | head -1)
 kill -KILL "$victim"
 respawned() { [ "$(workers_now)" -eq 4 ] && ! kill -0 "$victim" 2>/dev/null; }
 check "a worker killed with SIGKILL is respawned" wait_for 5 respawned
@@ -18,7 +19,7 @@ check "the pool still serves after the crash" status_is 200
 backoffs=$(grep -c "workers are crashing at start" "$FETCHML_VAR/log/api.log" || true)
 for _ in 1 2 3; do
     wait_for 5 four_workers || break
-    kill -KILL "$(pgrep -P "$master" | tail -1)"
+    kill -KILL "$(pgrep -x -P "$master" fetchml-fcgi | tail -1)"
     sleep 0.2
 done
 check "three young workers killed from outside are replaced within 1 s" wait_for 1 four_workers

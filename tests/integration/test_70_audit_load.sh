@@ -122,7 +122,7 @@ mv "$t70_audit" "$t70_audit.1"
 # hold the old one (the master's USR1 reaches them all at almost the same
 # time, which hides that window): they must follow, not split the chain.
 t70_master=$(cat "$FETCHML_VAR/run/fcgi.pid")
-kill -USR1 "$(pgrep -P "$t70_master" | head -1)"
+kill -USR1 "$(pgrep -x -P "$t70_master" fetchml-fcgi | head -1)"
 sleep 0.3
 kill -USR1 "$t70_master"
 wait "$t70_pid"

@@ -76,11 +76,11 @@ t80_canary t80_relay_pw word
 printf '%s\n' "$t80_rpw" >>"$t80_list"
 # The SHA-256 of each key presented, and the demo keys with theirs.
 for t80_k in "$t80_key_hex" "$t80_key_fm" "$t80_bearer_hex" "$t80_bearer_fm" "$t80_out_key" "$t80_rpw" \
-    "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY"; do
+    "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" "$FETCHML_WORKER_KEY"; do
     # sha256sum, not fetchml-admin hash: that refuses keys the server would refuse too.
     printf '%s' "$t80_k" | sha256sum | cut -d' ' -f1 >>"$t80_list"
 done
-printf '%s\n' "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" >>"$t80_list"
+printf '%s\n' "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" "$FETCHML_WORKER_KEY" >>"$t80_list"
 check "$(wc -l <"$t80_list") canaries, all distinct, 8+ bytes each" \
     [ "$(sort -u "$t80_list" | awk 'length($0) >= 8' | wc -l)" -eq "$(wc -l <"$t80_list")" ]
 

@@ -25,7 +25,7 @@ check "failed authentications are in api.log with the source address" \
     grep -q 'authentication failed: reason=unknown_key source=127.0.0.1' "$FETCHML_VAR/log/api.log"
 
 leaks=0
-for k in "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY"; do
+for k in "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" "$FETCHML_WORKER_KEY"; do
     for s in "$k" "$(hash_of "$k")"; do
         if grep -rqiF -- "$s" "$FETCHML_VAR/log"; then leaks=$((leaks + 1)); fi
     done
@@ -98,3 +98,16 @@ check "a generated key that is not configured -> 401" status_is 401
 if [ "${key: -1}" = 0 ]; then badkey=${key%?}1; else badkey=${key%?}0; fi
 as "$badkey" GET /v1/whoami
 check "a generated key with a broken checksum -> 401" status_is 401
+# keygen NAME worker: a job worker's key; once configured it has jobs:run (and jobs:read).
+kg=$("$adm" keygen gpu-1 worker 2>"$OUT/keygen.err")
+wkey=$(sed -n 's/^key: //p' <<<"$kg")
+check "keygen NAME worker prints the snippet with roles: [\"worker\"] and no note" \
+    bash -c "grep -qxF '      roles: [\"worker\"]' <<<'$kg' && [ ! -s '$OUT/keygen.err' ]"
+out=$("$adm" keygen gpu-2 workers 2>&1 >/dev/null)
+check "keygen with a role that is not built in notes it on stderr (exit 0)" \
+    bash -c "'$adm' keygen gpu-2 workers >/dev/null 2>&1 && grep -qF '\"workers\" is not a built-in role' <<<'$out'"
+write_config extra_users="$(sed -n '/^    gpu-1:/,$p' <<<"$kg")"
+reload_until bash -c "[ \"\$(curl -sk -o /dev/null -w '%{http_code}' -H 'X-API-Key: $wkey' '$BASE/v1/whoami')\" = 200 ]"
+as "$wkey" GET /v1/whoami
+check "the configured worker key's whoami lists jobs:run" json '.permissions | index("jobs:run")'
+write_config && reload_until true

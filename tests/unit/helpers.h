@@ -455,6 +455,53 @@ static inline long long th_redis_calls(const char *cmd)
     return n;
 }
 
+/*
+ * th_redis_subscribe - a raw hiredis connection to server r, authenticated
+ * and SUBSCRIBEd to channel, whose reads wait at most timeout_ms (the
+ * caller frees it, redisFree). th_redis_message - the payload of the next
+ * message on it (the caller frees it), or NULL when none came in time (the
+ * connection is of no further use then).
+ */
+static inline redisContext *th_redis_subscribe(const th_redis *r, const char *channel,
+                                               int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectUnixWithTimeout(r->sock, tv);
+    redisReply *reply;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->err, 0);
+    ck_assert_int_eq(redisSetTimeout(c, tv), REDIS_OK);
+    reply = redisCommand(c, "AUTH %s", r->password);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    reply = redisCommand(c, "SUBSCRIBE %s", channel);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(reply);
+    return c;
+}
+
+static inline char *th_redis_message(redisContext *c, const char *channel)
+{
+    void *got = NULL;
+    redisReply *reply;
+    char *payload;
+
+    if (redisGetReply(c, &got) != REDIS_OK)
+        return NULL;
+    reply = got;
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(reply->elements, 3);
+    ck_assert_str_eq(reply->element[0]->str, "message");
+    ck_assert_str_eq(reply->element[1]->str, channel);
+    payload = strdup(reply->element[2]->str);
+    ck_assert_ptr_nonnull(payload);
+    freeReplyObject(reply);
+    return payload;
+}
+
 /* ---- config builder: a YAML config from per-section overrides -------------------- */
 
 /*

@@ -573,16 +573,16 @@ START_TEST(test_long_fields)
     ctl[big] = plain[big] = utf[big] = '\0';
 
     /* Worst case: every field expands sixfold. */
-    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl, 500, ctl};
+    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl, 500, ctl, ctl, ctl};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "user")), 1024 / 6);
     expect_truncated(obj, "[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","
-                          "\"reason\"]");
+                          "\"reason\",\"task_id\",\"worker\"]");
     cJSON_Delete(obj);
     free(raw);
 
     (void)unlink(path);
-    r = (fm_audit_record){plain, utf, plain, plain, plain, plain, 200, plain};
+    r = (fm_audit_record){plain, utf, plain, plain, plain, plain, 200, plain, NULL, NULL};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "trace_id")), 1024);
     ck_assert_int_eq(strncmp(str_item(obj, "trace_id"), plain, 1024), 0);
@@ -596,7 +596,7 @@ START_TEST(test_long_fields)
     (void)unlink(path);
     plain[FM_AUDIT_FIELD_MAX] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = '\0';
-    r = (fm_audit_record){plain, "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    r = (fm_audit_record){plain, "alice", NULL, plain, "/", "10.0.0.7", 200, ctl, NULL, NULL};
     obj = one_record(&r, &raw, &len);
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
     cJSON_Delete(obj);
@@ -606,7 +606,7 @@ START_TEST(test_long_fields)
     plain[FM_AUDIT_FIELD_MAX + 1] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = 0x01;
     ctl[FM_AUDIT_FIELD_MAX / 6 + 1] = '\0';
-    r = (fm_audit_record){"t", "alice", NULL, plain, "/", "10.0.0.7", 200, ctl};
+    r = (fm_audit_record){"t", "alice", NULL, plain, "/", "10.0.0.7", 200, ctl, NULL, NULL};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
     expect_truncated(obj, "[\"action\",\"reason\"]");
@@ -1182,6 +1182,118 @@ START_TEST(test_torn_write)
 }
 END_TEST
 
+/* The bytes of a record from "trace_id" to the opening quote of prev_hash. */
+static void expect_mid(const char *raw, const char *want)
+{
+    const char *from = strstr(raw, "\"trace_id\":"), *to = strstr(raw, "\"prev_hash\":\"");
+
+    ck_assert_ptr_nonnull(from);
+    ck_assert_ptr_nonnull(to);
+    ck_assert_msg(strlen(want) == (size_t)(to - from) && strncmp(from, want, strlen(want)) == 0,
+                  "record is %.*s", (int)(to - from), from);
+}
+
+/*
+ * task_id and worker: absent (NULL or "") leaves the record exactly as it was
+ * before they existed; present, they follow reason, are escaped, redacted,
+ * cut to FM_AUDIT_ID_FIELD_MAX (and named in truncated) and hashed.
+ */
+START_TEST(test_task_fields)
+{
+    static const char *keys[] = {
+        "ts",     "seq",    "trace_id", "user",    "key_id", "action",    "resource",  "source_ip",
+        "result", "status", "reason",   "task_id", "worker", "truncated", "prev_hash", "hash"};
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char worker[300], task_id[200];
+    fm_audit_record r = {.trace_id = "t",
+                         .user = "alice",
+                         .action = "GET /",
+                         .resource = "/",
+                         .source_ip = "10.0.0.7",
+                         .status = 200};
+    size_t len, k = 0;
+    char *raw;
+    cJSON *obj, *item;
+
+    obj = one_record(&r, &raw, &len);
+    expect_mid(raw, "\"trace_id\":\"t\",\"user\":\"alice\",\"key_id\":null,\"action\":\"GET /\","
+                    "\"resource\":\"/\",\"source_ip\":\"10.0.0.7\",\"result\":\"success\","
+                    "\"status\":200,\"reason\":null,");
+    cJSON_Delete(obj);
+    free(raw);
+    (void)unlink(path);
+    r.task_id = "";
+    r.worker = "";
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(strstr(raw, "task_id"));
+    ck_assert_ptr_null(strstr(raw, "worker"));
+    cJSON_Delete(obj);
+    free(raw);
+
+    (void)unlink(path);
+    r.task_id = "0b9d2c52-8c3e-4c1e-9a7f-2f0f6c1d9e11";
+    r.worker = "gpu\n\"box\"";
+    obj = one_record(&r, &raw, &len);
+    expect_mid(raw, "\"trace_id\":\"t\",\"user\":\"alice\",\"key_id\":null,\"action\":\"GET /\","
+                    "\"resource\":\"/\",\"source_ip\":\"10.0.0.7\",\"result\":\"success\","
+                    "\"status\":200,\"reason\":null,\"task_id\":\"0b9d2c52-8c3e-4c1e-9a7f-"
+                    "2f0f6c1d9e11\",\"worker\":\"gpu\\u000a\\\"box\\\"\",");
+    ck_assert_str_eq(str_item(obj, "worker"), "gpu\n\"box\"");
+    cJSON_Delete(obj);
+    free(raw);
+
+    /* Only worker; a secret in task_id is redacted; a long worker is cut and marked. */
+    (void)unlink(path);
+    memset(worker, 'w', sizeof worker - 1);
+    worker[sizeof worker - 1] = '\0';
+    (void)snprintf(task_id, sizeof task_id, "id-%s", key);
+    r.task_id = task_id;
+    r.worker = worker;
+    obj = one_record(&r, &raw, &len);
+    ck_assert_ptr_null(strstr(raw, key));
+    ck_assert_ptr_nonnull(strstr(str_item(obj, "task_id"), "[REDACTED]"));
+    ck_assert_uint_eq(strlen(str_item(obj, "worker")), FM_AUDIT_ID_FIELD_MAX);
+    expect_truncated(obj, "[\"worker\"]");
+    cJSON_ArrayForEach(item, obj)
+    {
+        ck_assert_uint_lt(k, sizeof keys / sizeof keys[0]);
+        ck_assert_str_eq(item->string, keys[k]);
+        k++;
+    }
+    ck_assert_uint_eq(k, sizeof keys / sizeof keys[0]);
+    cJSON_Delete(obj);
+    free(raw);
+}
+END_TEST
+
+/* A chain mixing records with and without the task fields verifies; an edited worker does not. */
+START_TEST(test_task_fields_chain)
+{
+    fm_audit_shared *s = fm_audit_shared_create(path);
+    fm_audit *a = fm_audit_open(path, s);
+    fm_audit_record r = {.action = "SWEEP /v1/tasks/x", .resource = "/v1/tasks/x", .status = 200};
+    char err[256], *text, *at;
+    size_t len;
+
+    ck_assert_ptr_nonnull(a);
+    write_n(a, 1, 2);
+    r.task_id = "x";
+    r.worker = "bob/gpu1";
+    r.reason = "requeued";
+    ck_assert_int_eq(fm_audit_write(a, &r), FM_OK);
+    write_n(a, 3, 2);
+    fm_audit_close(a);
+    text = slurp(path, &len);
+    ck_assert_uint_eq(verify_text(text, len, err, sizeof err), 0);
+    at = strstr(text, "\"worker\":\"bob/gpu1\"");
+    ck_assert_ptr_nonnull(at);
+    at[strlen("\"worker\":\"bob/gpu")] = '2';
+    ck_assert_uint_eq(verify_text(text, len, err, sizeof err), 3);
+    ck_assert_ptr_nonnull(strstr(err, "hash mismatch"));
+    free(text);
+}
+END_TEST
+
 START_TEST(test_fields_redacted)
 {
     const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -1236,6 +1348,8 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);
+    tcase_add_test(tc, test_task_fields);
+    tcase_add_test(tc, test_task_fields_chain);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -90,6 +90,18 @@ START_TEST(now_ms)
 }
 END_TEST
 
+/* A given Unix-ms time (a Redis TIME), milliseconds kept, before 1970 too. */
+START_TEST(format_given_ms)
+{
+    char buf[FM_RFC3339_MAX];
+
+    ck_assert_str_eq(fm_clock_rfc3339_ms(buf, 0), "1970-01-01T00:00:00.000Z");
+    ck_assert_str_eq(fm_clock_rfc3339_ms(buf, 1700000000123), "2023-11-14T22:13:20.123Z");
+    ck_assert_str_eq(fm_clock_rfc3339_ms(buf, 951825600999), "2000-02-29T12:00:00.999Z");
+    ck_assert_str_eq(fm_clock_rfc3339_ms(buf, -1), "1969-12-31T23:59:59.999Z");
+}
+END_TEST
+
 START_TEST(parse_utc)
 {
     expect_time("1970-01-01T00:00:00Z", 0);
@@ -204,6 +216,7 @@ static Suite *clock_suite(void)
 
     tcase_add_test(tc, format_shapes);
     tcase_add_test(tc, now_ms);
+    tcase_add_test(tc, format_given_ms);
     tcase_add_test(tc, parse_utc);
     tcase_add_test(tc, parse_offsets);
     tcase_add_test(tc, parse_bare_date);

@@ -299,11 +299,11 @@ static const struct {
     {USERS "      permissions: {\"jobs:fly\": true}\n",
      "5:21: auth.api_keys.alice.permissions: unknown permission \"jobs:fly\" (expected "
      "<resource>:<action>, resources jobs|experiments|metrics, actions "
-     "read|create|update|delete|write|*)"},
+     "read|create|update|delete|write|run|*)"},
     {USERS "  roles:\n    ops: {permissions: {\"metrics\": true}}\n",
      "6:25: auth.roles.ops.permissions: unknown permission \"metrics\" (expected "
      "<resource>:<action>, resources jobs|experiments|metrics, actions "
-     "read|create|update|delete|write|*)"},
+     "read|create|update|delete|write|run|*)"},
     {USERS "      permissions: {\"jobs:read\": yes}\n",
      "5:34: auth.api_keys.alice.permissions.jobs:read must be true or false"},
     /* keys */
@@ -472,6 +472,53 @@ static const struct {
     {USERS "rate_limit: {auth_failures: 10}\n", "5:29: rate_limit.auth_failures must be a mapping"},
     {USERS "rate_limit: {requests_per_minute: 1000001}\n",
      "5:35: rate_limit.requests_per_minute must be an integer between 1 and 1000000"},
+    /* jobs and limits */
+    {USERS "jobs: {lease_seconds: 0}\n",
+     "5:23: jobs.lease_seconds must be an integer between 1 and 86400"},
+    {USERS "jobs: {lease_seconds: 86401}\n",
+     "5:23: jobs.lease_seconds must be an integer between 1 and 86400"},
+    {USERS "jobs: {max_attempts: 0}\n",
+     "5:22: jobs.max_attempts must be an integer between 1 and 100"},
+    {USERS "jobs: {max_attempts: 101}\n",
+     "5:22: jobs.max_attempts must be an integer between 1 and 100"},
+    {USERS "jobs: {sweep_interval_ms: 99}\n",
+     "5:27: jobs.sweep_interval_ms must be an integer between 100 and 60000"},
+    {USERS "jobs: {sweep_interval_ms: 60001}\n",
+     "5:27: jobs.sweep_interval_ms must be an integer between 100 and 60000"},
+    {USERS "jobs: {lease_second: 60}\n", "5:8: unknown key \"lease_second\" in jobs"},
+    {USERS "jobs: 60\n", "5:7: jobs must be a mapping"},
+    {USERS "limits: {max_task_bytes: 1023}\n",
+     "5:26: limits.max_task_bytes must be an integer between 1024 and 16777216"},
+    {USERS "limits: {max_task_bytes: 16777217}\n",
+     "5:26: limits.max_task_bytes must be an integer between 1024 and 16777216"},
+    {USERS "limits: {max_open_tasks: 0}\n",
+     "5:26: limits.max_open_tasks must be an integer between 1 and 10000000"},
+    {USERS "limits: {max_open_tasks: 10000001}\n",
+     "5:26: limits.max_open_tasks must be an integer between 1 and 10000000"},
+    {USERS "limits: {max_response_bytes: 65535}\n",
+     "5:30: limits.max_response_bytes must be an integer between 65536 and 268435456"},
+    {USERS "limits: {max_response_bytes: 268435457}\n",
+     "5:30: limits.max_response_bytes must be an integer between 65536 and 268435456"},
+    {USERS "limits: {max_tasks: 5}\n", "5:10: unknown key \"max_tasks\" in limits"},
+    {USERS "limits: {max_task_bytes: 1024, max_task_bytes: 2048}\n",
+     "5:32: duplicate key \"max_task_bytes\" in limits"},
+    /* A page of GET /v1/tasks must hold the largest task: checked once the section is read. */
+    {USERS "limits: {max_task_bytes: 1048576, max_response_bytes: 1048576}\n",
+     "5:9: limits.max_response_bytes (1048576) must be at least limits.max_task_bytes + 65536 "
+     "(1114112): a page of tasks must hold at least one task"},
+    {USERS "limits: {max_task_bytes: 131073, max_response_bytes: 196608}\n",
+     "5:9: limits.max_response_bytes (196608) must be at least limits.max_task_bytes + 65536 "
+     "(196609): a page of tasks must hold at least one task"},
+    {USERS "limits:\n  max_task_bytes: 16777216\n",
+     "6:3: limits.max_response_bytes (4194304) must be at least limits.max_task_bytes + 65536 "
+     "(16842752): a page of tasks must hold at least one task"},
+    /* run is an action of jobs only */
+    {USERS "      permissions: {\"experiments:run\": true}\n",
+     "5:21: auth.api_keys.alice.permissions: permission \"experiments:run\" is refused: the action "
+     "run exists for jobs only (jobs:run)"},
+    {USERS "  roles:\n    ops: {permissions: {\"metrics:run\": false}}\n",
+     "6:25: auth.roles.ops.permissions: permission \"metrics:run\" is refused: the action run "
+     "exists for jobs only (jobs:run)"},
     /* logging, rate_limit, data */
     {USERS "logging: {level: verbose}\n", "5:18: logging.level must be debug, info, warn or error"},
     /* The two logs are two files, after path resolution; the later key is named. */
@@ -553,6 +600,17 @@ END_TEST
 
 /* ---- what loads ----------------------------------------------------------------- */
 
+/* jobs: lease_seconds, max_attempts, sweep_interval_ms; limits: task, open tasks, response. */
+static void expect_jobs_limits(const fm_config *cfg, const int jobs[3], const long limits[3])
+{
+    ck_assert_int_eq(cfg->jobs.lease_seconds, jobs[0]);
+    ck_assert_int_eq(cfg->jobs.max_attempts, jobs[1]);
+    ck_assert_int_eq(cfg->jobs.sweep_interval_ms, jobs[2]);
+    ck_assert_uint_eq(cfg->limits.max_task_bytes, (size_t)limits[0]);
+    ck_assert_int_eq(cfg->limits.max_open_tasks, limits[1]);
+    ck_assert_uint_eq(cfg->limits.max_response_bytes, (size_t)limits[2]);
+}
+
 START_TEST(test_defaults)
 {
     fm_config *cfg = load_ok(USERS);
@@ -568,7 +626,7 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(cfg->server.tls_cert_file);
     ck_assert_ptr_null(cfg->server.tls_key_file);
     ck_assert_uint_eq(cfg->auth.ip_whitelist.count, 0);
-    ck_assert_uint_eq(cfg->auth.nroles, 3);
+    ck_assert_uint_eq(cfg->auth.nroles, 4);
     ck_assert_str_eq(cfg->auth.roles[0].name, "admin");
     ck_assert_uint_eq(cfg->auth.roles[0].perms, FM_PERM_ALL);
     ck_assert_str_eq(cfg->auth.roles[1].name, "researcher");
@@ -579,6 +637,8 @@ START_TEST(test_defaults)
     ck_assert_str_eq(cfg->auth.roles[2].name, "analyst");
     ck_assert_uint_eq(cfg->auth.roles[2].perms,
                       perm("jobs:read") | perm("experiments:read") | perm("metrics:read"));
+    ck_assert_str_eq(cfg->auth.roles[3].name, "worker");
+    ck_assert_uint_eq(cfg->auth.roles[3].perms, perm("jobs:run") | perm("jobs:read"));
     ck_assert_uint_eq(cfg->rate_limit.rate.requests_per_minute, 30);
     ck_assert_uint_eq(cfg->rate_limit.rate.burst, 10);
     ck_assert(!cfg->rate_limit.on_redis_error_allow);
@@ -590,7 +650,7 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(cfg->redis.password_source);
     ck_assert_uint_eq(cfg->nwarnings, 0);
     ck_assert_ptr_null(cfg->warnings);
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < LD_BUILTIN_ROLES; i++)
         ck_assert(!cfg->auth.roles[i].has_rate);
     ck_assert_int_eq(cfg->redis.db, 0);
     ck_assert_str_eq(cfg->redis.key_prefix, "fetchml:");
@@ -602,6 +662,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg->logging.audit_sync, FM_AUDIT_SYNC_NONE);
     ck_assert_int_eq(cfg->logging.audit_sync_ms, 1000);
     ck_assert_str_eq(cfg->data.experiments_dir, "/var/lib/fetch_ml/experiments");
+    expect_jobs_limits(cfg, (const int[3]){60, 3, 1000}, (const long[3]){65536, 1000, 4194304});
 
     ck_assert_uint_eq(cfg->auth.nusers, 1);
     alice = &cfg->auth.users[0];
@@ -660,7 +721,10 @@ START_TEST(test_every_key)
         "  timeout_ms: 60000\n"
         "logging: {level: \"warn\", audit: true, file: /l/a.log, api_file: /l/api.log,\n"
         "          audit_sync: interval, audit_sync_ms: 250}\n"
-        "data: {experiments_dir: /srv/experiments}\n";
+        "data: {experiments_dir: /srv/experiments}\n"
+        "jobs: {lease_seconds: 86400, max_attempts: 100, sweep_interval_ms: 100}\n"
+        "limits: {max_task_bytes: 16777216, max_open_tasks: 10000000, max_response_bytes: "
+        "268435456}\n";
     fm_config *cfg;
     const fm_user *alice;
 
@@ -709,6 +773,45 @@ START_TEST(test_every_key)
     ck_assert_int_eq(cfg->logging.audit_sync, FM_AUDIT_SYNC_INTERVAL);
     ck_assert_int_eq(cfg->logging.audit_sync_ms, 250);
     ck_assert_str_eq(cfg->data.experiments_dir, "/srv/experiments");
+    expect_jobs_limits(cfg, (const int[3]){86400, 100, 100},
+                       (const long[3]){16777216, 10000000, 268435456});
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* The lower bounds load, and a page exactly one largest task plus 65536 bytes is enough. */
+START_TEST(test_jobs_limits_low)
+{
+    fm_config *cfg =
+        load_ok(USERS "jobs: {lease_seconds: 1, max_attempts: 1, sweep_interval_ms: 100}\n"
+                      "limits:\n  max_task_bytes: 1024\n  max_open_tasks: 1\n"
+                      "  max_response_bytes: 66560\n");
+
+    expect_jobs_limits(cfg, (const int[3]){1, 1, 100}, (const long[3]){1024, 1, 66560});
+    fm_config_free(cfg);
+    cfg = load_ok(USERS "limits: {max_task_bytes: 131072, max_response_bytes: 196608}\n");
+    ck_assert_uint_eq(cfg->limits.max_response_bytes, 196608);
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* The built-in worker role is jobs:run and jobs:read, nothing else; "*:run" is jobs:run. */
+START_TEST(test_worker_role)
+{
+    fm_config *cfg = load_ok(USERS "      roles: [worker]\n"
+                                   "    bob:\n      hash: \"" H_BOB "\"\n"
+                                   "      permissions: {\"*:run\": true}\n"
+                                   "    carol:\n      hash: \"" H_ZERO "\"\n"
+                                   "      roles: [researcher]\n"
+                                   "      permissions: {\"jobs:*\": true}\n");
+
+    ck_assert_uint_eq(user_named(cfg, "alice")->effective, perm("jobs:run") | perm("jobs:read"));
+    ck_assert_uint_eq(perm("jobs:run") | perm("jobs:read"),
+                      FM_PERM(FM_RES_JOBS, FM_ACT_RUN) | FM_PERM(FM_RES_JOBS, FM_ACT_READ));
+    ck_assert(fm_rbac_reads_all(false, user_named(cfg, "alice")->effective));
+    ck_assert_uint_eq(user_named(cfg, "bob")->effective, FM_PERM(FM_RES_JOBS, FM_ACT_RUN));
+    ck_assert(fm_rbac_allows(user_named(cfg, "carol")->effective, perm("jobs:run")));
+    ck_assert_uint_eq(role_named(cfg, "worker")->perms, perm("jobs:run") | perm("jobs:read"));
     fm_config_free(cfg);
 }
 END_TEST
@@ -803,9 +906,11 @@ START_TEST(test_permissions)
     const fm_user *alice = user_named(cfg, "alice"), *bob = user_named(cfg, "bob");
     const fm_user *carol = user_named(cfg, "carol");
 
-    ck_assert_uint_eq(cfg->auth.nroles, 5);
+    ck_assert_uint_eq(cfg->auth.nroles, 6);
+    /* jobs:* includes jobs:run. */
     ck_assert_uint_eq(role_named(cfg, "researcher")->perms,
-                      perm("jobs:read") | perm("jobs:create") | perm("jobs:update"));
+                      perm("jobs:read") | perm("jobs:create") | perm("jobs:update") |
+                          perm("jobs:run"));
     ck_assert_uint_eq(role_named(cfg, "ops")->perms,
                       perm("*:read") | perm("experiments:create") | perm("experiments:update"));
     ck_assert_uint_eq(role_named(cfg, "empty")->perms, FM_PERM_NONE);
@@ -986,7 +1091,7 @@ START_TEST(test_role_inheritance)
     const fm_perms base = perm("jobs:read") | perm("experiments:read");
     const fm_perms senior = base | perm("jobs:create") | perm("jobs:delete");
 
-    ck_assert_uint_eq(cfg->auth.nroles, 7);
+    ck_assert_uint_eq(cfg->auth.nroles, 8);
     ck_assert_uint_eq(role_named(cfg, "base")->perms, base);
     ck_assert_uint_eq(role_named(cfg, "junior")->perms, base | perm("jobs:create"));
     ck_assert_uint_eq(role_named(cfg, "analyst")->perms, base | perm("metrics:read"));
@@ -1441,6 +1546,7 @@ START_TEST(test_example_local)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 60);
     ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
     ck_assert_int_eq(cfg->logging.level, FM_LOG_DEBUG);
+    expect_jobs_limits(cfg, (const int[3]){30, 3, 1000}, (const long[3]){65536, 1000, 4194304});
     fm_config_free(cfg);
 }
 END_TEST
@@ -1486,6 +1592,9 @@ START_TEST(test_example_prod)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
     ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
+    ck_assert_uint_eq(user_named(cfg, "gpu-node-1")->effective,
+                      perm("jobs:run") | perm("jobs:read"));
+    expect_jobs_limits(cfg, (const int[3]){60, 3, 1000}, (const long[3]){65536, 1000, 4194304});
     fm_config_free(cfg);
 }
 END_TEST
@@ -1633,7 +1742,7 @@ START_TEST(test_scale_load)
     cfg = fm_config_load(cfgpath, err, sizeof(err));
     ck_assert_msg(cfg != NULL, "load failed: %s", err);
     ck_assert_uint_eq(cfg->auth.nusers, SCALE_USERS);
-    ck_assert_uint_eq(cfg->auth.nroles, 3 + SCALE_ROLES);
+    ck_assert_uint_eq(cfg->auth.nroles, 4 + SCALE_ROLES);
     for (size_t i = 0; i < cfg->auth.nusers; i++)
         keys += cfg->auth.users[i].nkeys;
     ck_assert_uint_eq(keys, SCALE_USERS + SCALE_USERS / 10);
@@ -1835,6 +1944,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_error_truncated_to_errlen);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_every_key);
+    tcase_add_test(tc, test_jobs_limits_low);
+    tcase_add_test(tc, test_worker_role);
     tcase_add_test(tc, test_nullable_settings);
     tcase_add_test(tc, test_relative_paths);
     tcase_add_test(tc, test_permissions);

@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "events.h"
 #include "helpers.h"
 #include "log.h"
 #include "pipeline.h"
@@ -110,6 +111,17 @@ static int h_change(fm_call *call, fm_response *out)
     return h_ok(call, out);
 }
 
+/* A handler that changed a task: names it and its worker for the audit record, arms an event. */
+static int h_event(fm_call *call, fm_response *out)
+{
+    (void)snprintf(call->audit_task_id, sizeof(call->audit_task_id), "task-1");
+    (void)snprintf(call->audit_worker, sizeof(call->audit_worker), "alice/gpu0");
+    call->event = "task.started";
+    call->event_task = cJSON_CreateObject();
+    ck_assert_ptr_nonnull(cJSON_AddStringToObject(call->event_task, "id", "task-1"));
+    return h_change(call, out);
+}
+
 static int h_reason(fm_call *call, fm_response *out)
 {
     (void)snprintf(call->reason, sizeof(call->reason), "custom_reason");
@@ -128,6 +140,7 @@ static const fm_route routes[] = {
     {"GET", "/v1/silent", FM_PERM_NONE, h_no_status, 0},
     {"GET", "/v1/reason", FM_PERM_NONE, h_reason, 0},
     {"GET", "/v1/change", FM_PERM_NONE, h_change, 0},
+    {"POST", "/v1/event", FM_PERM_NONE, h_event, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -701,6 +714,12 @@ START_TEST(content_type)
         ck_assert_msg(resp.status == 415, "%s: %d", refused[i], resp.status);
     }
     ck_assert_int_eq(ran.count, (int)(sizeof(accepted) / sizeof(accepted[0])));
+    /* An empty body has no media type to declare (a worker's bare claim). */
+    req.body = NULL;
+    req.body_len = 0;
+    req.content_type = NULL;
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
     /* A route without a body does not care. */
     req = request("POST", "/v1/tasks/xyz/cancel", K_ALICE);
     run(&req);
@@ -1233,6 +1252,62 @@ START_TEST(audit_failure_undoes_change)
 END_TEST
 
 /*
+ * The audit record names the task and worker the handler gave; the armed
+ * event is published after it, and not at all when the audit write fails
+ * and the change is undone. The event's task is freed either way (LSan).
+ */
+START_TEST(event_published_only_after_audit)
+{
+    redisContext *sub = th_redis_subscribe(&srv, "pt:events", 500);
+    fm_audit *full = fm_audit_open("/dev/full", shared);
+    fm_request req = request("POST", "/v1/event", K_ALICE);
+    unsigned long long published = fm_events_published();
+    fm_env e = env;
+    cJSON *line, *event;
+    char *text;
+
+    ck_assert_ptr_nonnull(full);
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    line = last_audit();
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(line, "task_id")), "task-1");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(line, "worker")), "alice/gpu0");
+    cJSON_Delete(line);
+    text = th_redis_message(sub, "pt:events");
+    ck_assert_ptr_nonnull(text);
+    event = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(event);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(event, "type")), "task.started");
+    ck_assert_str_eq(
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(event, "task"), "id")),
+        "task-1");
+    cJSON_Delete(event);
+    free(text);
+    ck_assert_uint_eq(fm_events_published(), published + 1);
+
+    /* Other requests name no task: their records have neither field. */
+    req = request("GET", "/v1/whoami", K_ALICE);
+    run(&req);
+    text = th_last_line(audit_path);
+    ck_assert_ptr_null(strstr(text, "task_id"));
+    ck_assert_ptr_null(strstr(text, "\"worker\""));
+    free(text);
+
+    undone = 0;
+    e.audit = full;
+    req = request("POST", "/v1/event", K_ALICE);
+    fm_response_reset(&resp);
+    fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert_int_eq(undone, 1);
+    ck_assert_uint_eq(fm_events_published(), published + 1);
+    ck_assert_ptr_null(th_redis_message(sub, "pt:events"));
+    fm_audit_close(full);
+    redisFree(sub);
+}
+END_TEST
+
+/*
  * A torn audit write (write(2) cut short by RLIMIT_FSIZE in a child, SIGXFSZ
  * ignored) fails the request like any other audit failure: 503, and the
  * handler's change undone.
@@ -1454,6 +1529,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, audit_unwritable);
     tcase_add_test(tc, audit_failure_undoes_change);
     tcase_add_test(tc, audit_torn_write_undoes_change);
+    tcase_add_test(tc, event_published_only_after_audit);
     tcase_add_test(tc, head_is_get_without_body);
     tcase_add_test(tc, repeated_credentials);
     tcase_add_test(tc, plain_http_credential);

@@ -488,6 +488,122 @@ START_TEST(breaker_probes_then_closes)
 }
 END_TEST
 
+/* Sends INCR n count times without reading a reply. */
+static void send_incrs(fm_redis *h, int count)
+{
+    const char *incr[] = {"INCR", "n"};
+
+    for (int i = 0; i < count; i++)
+        ck_assert_msg(fm_redis_send(h, 2, incr) == FM_OK, "send %d: %s", i, fm_redis_errstr(h));
+}
+
+/*
+ * Fire and forget: after N sends a command gets its own reply (the string n,
+ * not one of the INCRs' integers), on the same connection (the owed replies
+ * were read, not thrown away with a dropped connection), again and again.
+ */
+START_TEST(send_then_command_gets_own_reply)
+{
+    const char *ping[] = {"PING"};
+    long long conns;
+
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    conns = info_number(r, "total_connections_received");
+    send_incrs(r, 200);
+    expect_string(r, "n", "200");
+    for (int i = 1; i <= 20; i++) {
+        char want[16];
+
+        send_incrs(r, i);
+        (void)snprintf(want, sizeof(want), "%d", 200 + i * (i + 1) / 2);
+        expect_string(r, "n", want);
+    }
+    send_incrs(r, 3);
+    expect_status(r, 1, ping, "PONG");
+    ck_assert_int_eq(info_number(r, "total_connections_received"), conns);
+    ck_assert_int_eq(fm_redis_send(r, 0, ping), FM_EINVAL);
+}
+END_TEST
+
+/* With the breaker open nothing is sent and the send fails at once. */
+START_TEST(send_respects_breaker)
+{
+    double t0;
+
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS); /* the timeout opens it */
+    t0 = th_now();
+    for (int i = 0; i < 50; i++) {
+        const char *incr[] = {"INCR", "n"};
+        ck_assert_int_eq(fm_redis_send(r, 2, incr), FM_EREDIS);
+        ck_assert_msg(strncmp(fm_redis_errstr(r), "circuit open", 12) == 0, "errstr \"%s\"",
+                      fm_redis_errstr(r));
+    }
+    ck_assert_double_lt(th_now() - t0, 0.1);
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    ck_assert_double_lt(until_ok(r), 1.0);
+    expect_string(r, "n", NULL);
+}
+END_TEST
+
+/*
+ * Hung Redis: a send returns at once (the kernel takes it); the next command
+ * waits for the owed reply no longer than timeout_ms and opens the breaker;
+ * a send that fills the socket buffer gives up after timeout_ms too. After
+ * SIGCONT the handle works and reads its own replies.
+ */
+START_TEST(send_to_hung_server_bounded)
+{
+    const char *ping[] = {"PING"};
+    size_t big = 8u << 20;
+    char *value = malloc(big + 1);
+    const char *set[] = {"SET", "big", value};
+    double t0, took;
+
+    ck_assert_ptr_nonnull(value);
+    memset(value, 'v', big);
+    value[big] = '\0';
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    t0 = th_now();
+    send_incrs(r, 1);
+    ck_assert_double_lt(th_now() - t0, 0.1);
+    t0 = th_now();
+    ck_assert_ptr_null(fm_redis_argv(r, 1, ping, NULL));
+    took = th_now() - t0;
+    ck_assert_msg(took >= 0.25 && took < 1.0, "command after send took %.3f s", took);
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    ck_assert_double_lt(until_ok(r), 1.0);
+    expect_string(r, "n", "1");
+
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    t0 = th_now();
+    ck_assert_int_eq(fm_redis_send(r, 3, set), FM_EREDIS);
+    took = th_now() - t0;
+    ck_assert_msg(took >= 0.25 && took < 1.0, "send of 8 MB to a stopped server took %.3f s", took);
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    ck_assert_double_lt(until_ok(r), 1.0);
+    expect_string(r, "n", "1");
+    free(value);
+}
+END_TEST
+
+/* Redis restarted with replies owed: they are dropped with the dead connection. */
+START_TEST(send_then_restart)
+{
+    send_incrs(r, 5);
+    th_redis_kill(&srv);
+    th_redis_start(&srv);
+    expect_string(r, "n", NULL);
+    send_incrs(r, 2);
+    th_redis_kill(&srv);
+    th_redis_start(&srv);
+    send_incrs(r, 1); /* finds the dead connection before sending */
+    expect_string(r, "n", "1");
+}
+END_TEST
+
 /* A server that is down (connection refused) fails fast anyway and does not open the breaker. */
 START_TEST(refused_does_not_open)
 {
@@ -804,6 +920,10 @@ static Suite *redisconn_suite(void)
     tcase_add_test(tc, lost_reply_script_retried_only_if_idempotent);
     tcase_add_test(tc, unreachable_socket);
     tcase_add_test(tc, counter_across_calls);
+    tcase_add_test(tc, send_then_command_gets_own_reply);
+    tcase_add_test(tc, send_respects_breaker);
+    tcase_add_test(tc, send_to_hung_server_bounded);
+    tcase_add_test(tc, send_then_restart);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,8 +5,10 @@
  * lets the user through. Users come from a real YAML file through
  * fm_config_load, so the table checks the whole chain config -> rbac -> route.
  * Then, against a private Redis, which tasks each user may see (their own; an
- * admin every one; another user's task is 404 on get, cancel and delete) and
- * the bounds of GET /v1/tasks's limit.
+ * admin and a job worker every one; another user's task is 404 on get, cancel
+ * and delete, except to an admin), the bounds of GET /v1/tasks's limit, the
+ * worker routes (only the lease holder; a 409 leaks nothing), and that every
+ * transition names its task, worker and event and arms an undo that works.
  */
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -18,71 +20,67 @@
 #include "app.h"
 #include "helpers.h"
 
-#define H(c)                                                                                       \
-    "\"" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
-        c c c c c c c c c c c c c c c c c c c "\""
-
-static const char yaml[] =
+/* The users, one a line; "#c" stands for a key hash of 64 c's (expanded by users_yaml). */
+static const char yaml_lines[] =
     "auth:\n"
     "  roles:\n"
     "    operator: { inherits: [analyst], permissions: { \"jobs:update\": true } }\n"
-    "    janitor: { inherits: [operator], permissions: { \"jobs:delete\": true, \"metrics:read\": "
-    "false } }\n"
+    "    janitor: { inherits: [operator],\n"
+    "               permissions: { \"jobs:delete\": true, \"metrics:read\": false } }\n"
     "    writer: { permissions: { \"jobs:write\": true } }\n"
     "  api_keys:\n"
-    "    root: { hash: " H(
-        "0") ", admin: true }\n"
-             "    res: { hash: " H(
-                 "1") ", roles: [researcher] }\n"
-                      "    ana: { hash: " H(
-                          "2") ", roles: [analyst] }\n"
-                               "    nobody: { hash: " H(
-                                   "3") " }\n"
-                                        "    res_del: { hash: " H(
-                                            "4") ", roles: [researcher], permissions: { "
-                                                 "\"jobs:delete\": true } }\n"
-                                                 "    res_nocreate: { hash: " H(
-                                                     "5") ", roles: [researcher], permissions: { "
-                                                          "\"jobs:create\": false } }\n"
-                                                          "    jobs_all: { hash: " H(
-                                                              "6") ", permissions: { \"jobs:*\": "
-                                                                   "true } }\n"
-                                                                   "    readall: { hash: " H(
-                                                                       "7") ", permissions: { "
-                                                                            "\"*:read\": true } }\n"
-                                                                            "    writer: { "
-                                                                            "hash: " H(
-                                                                                "8") ", roles: "
-                                                                                     "[writer] }\n"
-                                                                                     "    janitor: "
-                                                                                     "{ hash: " H(
-                                                                                         "9") ", "
-                                                                                              "role"
-                                                                                              "s: "
-                                                                                              "[jan"
-                                                                                              "itor"
-                                                                                              "] "
-                                                                                              "}\n"
-                                                                                              "    "
-                                                                                              "admi"
-                                                                                              "n_"
-                                                                                              "deni"
-                                                                                              "ed: "
-                                                                                              "{ "
-                                                                                              "hash"
-                                                                                              ":"
-                                                                                              " " H(
-                                                                                                  "a") ", admin: true, permissions: { \"jobs:create\": false } }\n"
-                                                                                                       "    all_but_delete: { hash: " H(
-                                                                                                           "b") ", permissions: { \"*\": true, \"*:delete\": false } }\n";
+    "    root: { hash: #0, admin: true }\n"
+    "    res: { hash: #1, roles: [researcher] }\n"
+    "    ana: { hash: #2, roles: [analyst] }\n"
+    "    nobody: { hash: #3 }\n"
+    "    res_del: { hash: #4, roles: [researcher], permissions: { \"jobs:delete\": true } }\n"
+    "    res_nocreate: { hash: #5, roles: [researcher], permissions: { \"jobs:create\": false } }\n"
+    "    jobs_all: { hash: #6, permissions: { \"jobs:*\": true } }\n"
+    "    readall: { hash: #7, permissions: { \"*:read\": true } }\n"
+    "    writer: { hash: #8, roles: [writer] }\n"
+    "    janitor: { hash: #9, roles: [janitor] }\n"
+    "    admin_denied: { hash: #a, admin: true, permissions: { \"jobs:create\": false } }\n"
+    "    all_but_delete: { hash: #b, permissions: { \"*\": true, \"*:delete\": false } }\n"
+    "    worker: { hash: #c, roles: [worker] }\n"
+    "    worker2: { hash: #d, roles: [worker] }\n"
+    "    runner: { hash: #e, permissions: { \"*:run\": true } }\n";
 
-/* Columns: health, whoami, create, list, get, cancel, delete. */
+/* yaml_lines with each "#c" expanded; static storage. */
+static const char *users_yaml(void)
+{
+    static char out[sizeof(yaml_lines) * 2 + 64 * 32];
+    size_t n = 0;
+
+    for (const char *p = yaml_lines; *p != '\0'; p++) {
+        ck_assert_uint_lt(n + 67, sizeof(out));
+        if (*p != '#') {
+            out[n++] = *p;
+            continue;
+        }
+        p++;
+        out[n++] = '"';
+        memset(out + n, *p, 64);
+        n += 64;
+        out[n++] = '"';
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete. */
 static const struct {
     const char *method, *pattern;
 } cols[] = {
-    {"GET", "/health"},           {"GET", "/v1/whoami"},     {"POST", "/v1/tasks"},
-    {"GET", "/v1/tasks"},         {"GET", "/v1/tasks/{id}"}, {"POST", "/v1/tasks/{id}/cancel"},
+    {"GET", "/health"},
+    {"GET", "/v1/whoami"},
+    {"POST", "/v1/tasks"},
+    {"GET", "/v1/tasks"},
+    {"GET", "/v1/tasks/{id}"},
+    {"POST", "/v1/tasks/{id}/cancel"},
     {"DELETE", "/v1/tasks/{id}"},
+    {"POST", "/v1/worker/claim"},
+    {"POST", "/v1/tasks/{id}/heartbeat"},
+    {"POST", "/v1/tasks/{id}/complete"},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -90,18 +88,20 @@ static const struct {
     const char *user;
     const char *allowed; /* one character per column: Y allowed, . denied */
 } rows[] = {
-    {"root", "YYYYYYY"},         /* admin: everything */
-    {"res", "YYYYYY."},          /* researcher: create/read/update own jobs */
-    {"ana", "YY.YY.."},          /* analyst: read only */
-    {"nobody", "YY....."},       /* least privilege: only whoami (and health) */
-    {"res_del", "YYYYYYY"},      /* a per-user grant on top of the role */
-    {"res_nocreate", "YY.YYY."}, /* a per-user deny wins over the role */
-    {"jobs_all", "YYYYYYY"},     /* jobs:* */
-    {"readall", "YY.YY.."},      /* *:read */
-    {"writer", "YYY..Y."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY"},      /* inherits analyst via operator, adds update and delete */
-    {"admin_denied", "YYYYYYY"}, /* admin: true ignores denies */
-    {"all_but_delete", "YYYYYY."},
+    {"root", "YYYYYYYYYY"},         /* admin: everything */
+    {"res", "YYYYYY...."},          /* researcher: create/read/update own jobs */
+    {"ana", "YY.YY....."},          /* analyst: read only, cannot claim */
+    {"nobody", "YY........"},       /* least privilege: only whoami (and health) */
+    {"res_del", "YYYYYYY..."},      /* a per-user grant on top of the role */
+    {"res_nocreate", "YY.YYY...."}, /* a per-user deny wins over the role */
+    {"jobs_all", "YYYYYYYYYY"},     /* jobs:* includes jobs:run */
+    {"readall", "YY.YY....."},      /* *:read */
+    {"writer", "YYY..Y...."},       /* jobs:write = create + update, no read */
+    {"janitor", "YY.YYYY..."},      /* inherits analyst via operator, adds update and delete */
+    {"admin_denied", "YYYYYYYYYY"}, /* admin: true ignores denies */
+    {"all_but_delete", "YYYYYY.YYY"},
+    {"worker", "YY.YY..YYY"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
+    {"runner", "YY.....YYY"}, /* *:run is jobs:run alone */
 };
 
 static const fm_route *route_for(const char *method, const char *pattern)
@@ -141,7 +141,7 @@ START_TEST(users_by_routes)
 
     th_mkdtemp(dir, "routes");
     th_path(path, dir, "config.yaml");
-    th_write_file(path, yaml);
+    th_write_file(path, users_yaml());
     cfg = fm_config_load(path, err, sizeof(err));
     ck_assert_msg(cfg != NULL, "%s", err);
     for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
@@ -293,14 +293,14 @@ typedef struct route_run {
 static route_run rr;
 static char rr_dir[TH_PATH_MAX];
 
-/* The users of yaml above, a private Redis, and a connection to it. */
+/* The users of yaml_lines above, a private Redis, and a connection to it. */
 static void visibility_setup(void)
 {
     char path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
 
     th_mkdtemp(rr_dir, "visible");
     th_path(path, rr_dir, "config.yaml");
-    th_write_file(path, yaml);
+    th_write_file(path, users_yaml());
     memset(&rr, 0, sizeof(rr));
     rr.cfg = fm_config_load(path, err, sizeof(err));
     ck_assert_msg(rr.cfg != NULL, "%s", err);
@@ -317,6 +317,17 @@ static void visibility_teardown(void)
     fm_config_free((fm_config *)rr.cfg);
     th_rmtree(rr_dir);
 }
+
+/* What the last run_route's handler left for the audit record and the event. */
+static struct {
+    char task_id[FM_PATH_PARAM_MAX];
+    char worker[FM_PATH_PARAM_MAX];
+    const char *event;
+    bool undo;
+} last;
+
+/* Set: the next run_route runs the undo its handler armed, as after a failed audit write. */
+static bool undo_next;
 
 /*
  * Runs the handler of method pattern for user directly (the pipeline's
@@ -348,6 +359,16 @@ static int run_route(const char *user, const char *method, const char *pattern, 
     ck_assert_int_eq(route->handler(&call, &resp), 0);
     status = resp.status;
     *json = resp.body != NULL ? cJSON_ParseWithLength(resp.body, resp.body_len) : NULL;
+    memcpy(last.task_id, call.audit_task_id, sizeof(last.task_id));
+    memcpy(last.worker, call.audit_worker, sizeof(last.worker));
+    last.event = call.event;
+    last.undo = call.undo != NULL;
+    if (call.event != NULL)
+        ck_assert_ptr_nonnull(call.event_task);
+    if (undo_next && call.undo != NULL)
+        call.undo(&call);
+    undo_next = false;
+    cJSON_Delete(call.event_task);
     free(call.undo_data);
     fm_response_reset(&resp);
     return status;
@@ -399,26 +420,61 @@ static int status_of(const char *user, const char *method, const char *pattern, 
     return status;
 }
 
+/* POST pattern with body as user: the status (the body is dropped). */
+static int posted(const char *user, const char *pattern, const char *id, const char *body)
+{
+    cJSON *o;
+    int status = run_route(user, "POST", pattern, id, NULL, body, &o);
+
+    cJSON_Delete(o);
+    return status;
+}
+
+/* worker heartbeats task id: 200, and whether the answer asks it to stop. */
+static bool heartbeat_says_cancel(const char *id)
+{
+    cJSON *o;
+    bool cancel;
+
+    ck_assert_int_eq(run_route("worker", "POST", "/v1/tasks/{id}/heartbeat", id, NULL, NULL, &o),
+                     200);
+    cancel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cancel_requested"));
+    ck_assert(cancel || cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "cancel_requested")));
+    cJSON_Delete(o);
+    return cancel;
+}
+
 START_TEST(tasks_visible_to_their_owner_and_admins_only)
 {
     char a1[FM_PATH_PARAM_MAX], a2[FM_PATH_PARAM_MAX], b1[FM_PATH_PARAM_MAX];
 
-    /* res_del and jobs_all may both create, read, cancel and delete; root is an admin. */
+    /* res_del may create, read, cancel and delete; res all but delete; root is an admin. */
     create_task("res_del", a1);
     create_task("res_del", a2);
-    create_task("jobs_all", b1);
+    create_task("res", b1);
     ck_assert_int_eq(list_count("res_del", NULL, "res_del"), 2);
-    ck_assert_int_eq(list_count("jobs_all", NULL, "jobs_all"), 1);
+    ck_assert_int_eq(list_count("res", NULL, "res"), 1);
     ck_assert_int_eq(list_count("root", NULL, NULL), 3);
-    ck_assert_int_eq(list_count("res", NULL, NULL), 0);
+    ck_assert_int_eq(list_count("ana", NULL, NULL), 0);
 
     /* Another user's task does not exist for the caller, whatever the verb. */
     ck_assert_int_eq(status_of("res_del", "GET", "/v1/tasks/{id}", b1, NULL), 404);
     ck_assert_int_eq(status_of("res_del", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 404);
     ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", b1, NULL), 404);
-    ck_assert_int_eq(status_of("jobs_all", "GET", "/v1/tasks/{id}", a1, NULL), 404);
-    ck_assert_int_eq(list_count("jobs_all", "status=queued", "jobs_all"), 1);
+    ck_assert_int_eq(status_of("res", "GET", "/v1/tasks/{id}", a1, NULL), 404);
+    ck_assert_int_eq(list_count("res", "status=queued", "res"), 1);
     /* ... and is untouched by those attempts. */
+    ck_assert_int_eq(list_count("root", "status=queued", NULL), 3);
+
+    /* A job worker (jobs:run) reads every user's tasks; only an admin changes another's. */
+    ck_assert_int_eq(list_count("worker", NULL, NULL), 3);
+    ck_assert_int_eq(list_count("worker", "status=queued", NULL), 3);
+    ck_assert_int_eq(status_of("worker", "GET", "/v1/tasks/{id}", a1, NULL), 200);
+    ck_assert_int_eq(status_of("worker", "GET", "/v1/tasks/{id}", b1, NULL), 200);
+    ck_assert_int_eq(list_count("jobs_all", NULL, NULL), 3);
+    ck_assert_int_eq(status_of("jobs_all", "GET", "/v1/tasks/{id}", b1, NULL), 200);
+    ck_assert_int_eq(status_of("jobs_all", "POST", "/v1/tasks/{id}/cancel", b1, NULL), 404);
+    ck_assert_int_eq(status_of("jobs_all", "DELETE", "/v1/tasks/{id}", a1, NULL), 404);
     ck_assert_int_eq(list_count("root", "status=queued", NULL), 3);
 
     /* The owner and an admin may. */
@@ -430,6 +486,154 @@ START_TEST(tasks_visible_to_their_owner_and_admins_only)
     ck_assert_int_eq(status_of("res_del", "DELETE", "/v1/tasks/{id}", a2, NULL), 204);
     ck_assert_int_eq(list_count("res_del", NULL, NULL), 0);
     ck_assert_int_eq(list_count("root", NULL, NULL), 1);
+}
+END_TEST
+
+static const char *str_of(const cJSON *o, const char *name)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* user claims (body may be NULL): 200 and the task's id is want_id. */
+static void claim(const char *user, const char *body, const char *want_id, const char *want_worker)
+{
+    cJSON *t;
+
+    ck_assert_int_eq(run_route(user, "POST", "/v1/worker/claim", NULL, NULL, body, &t), 200);
+    ck_assert_str_eq(str_of(t, "id"), want_id);
+    ck_assert_str_eq(str_of(t, "status"), "running");
+    ck_assert_str_eq(str_of(t, "worker_id"), want_worker);
+    ck_assert_ptr_nonnull(str_of(t, "lease_expires_at"));
+    ck_assert_str_eq(last.task_id, want_id);
+    ck_assert_str_eq(last.worker, want_worker);
+    ck_assert_str_eq(last.event, "task.started");
+    cJSON_Delete(t);
+}
+
+/* A 409 names no task: nothing of a task the caller does not hold leaks. */
+static void refused_as_not_held(const char *user, const char *pattern, const char *id,
+                                const char *query, const char *body)
+{
+    cJSON *o;
+
+    ck_assert_int_eq(run_route(user, "POST", pattern, id, query, body, &o), 409);
+    ck_assert_str_eq(str_of(o, "code"), "CONFLICT");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(o, "task"));
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(o, "id"));
+    ck_assert_ptr_null(last.event);
+    ck_assert(!last.undo);
+    cJSON_Delete(o);
+}
+
+START_TEST(worker_claims_heartbeats_completes)
+{
+    char id[FM_PATH_PARAM_MAX], id2[FM_PATH_PARAM_MAX];
+    cJSON *o;
+
+    create_task("res", id);
+    ck_assert_str_eq(last.event, "task.created");
+    claim("worker", NULL, id, "worker");
+    ck_assert_int_eq(run_route("worker", "POST", "/v1/worker/claim", NULL, NULL, NULL, &o), 204);
+    ck_assert_ptr_null(o);
+    ck_assert_str_eq(last.worker, "worker");
+
+    /* Only the holder. */
+    refused_as_not_held("worker2", "/v1/tasks/{id}/heartbeat", id, NULL, NULL);
+    refused_as_not_held("worker2", "/v1/tasks/{id}/complete", id, NULL,
+                        "{\"status\":\"completed\"}");
+    ck_assert_str_eq(last.task_id, id);
+    ck_assert_str_eq(last.worker, "worker2");
+
+    ck_assert_int_eq(run_route("worker", "POST", "/v1/tasks/{id}/heartbeat", id, NULL,
+                               "{\"progress\":50,\"metrics\":{\"loss\":0.25}}", &o),
+                     200);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "cancel_requested")));
+    ck_assert_ptr_nonnull(str_of(o, "lease_expires_at"));
+    ck_assert_str_eq(str_of(cJSON_GetObjectItemCaseSensitive(o, "task"), "id"), id);
+    ck_assert_str_eq(last.event, "task.progress");
+    cJSON_Delete(o);
+
+    /* Cancel of a running task: the next heartbeat says so; the worker ends it cancelled. */
+    ck_assert_int_eq(run_route("res", "POST", "/v1/tasks/{id}/cancel", id, NULL, NULL, &o), 200);
+    ck_assert_str_eq(str_of(o, "status"), "running");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cancel_requested")));
+    ck_assert_ptr_null(last.event);
+    cJSON_Delete(o);
+    ck_assert(heartbeat_says_cancel(id));
+    ck_assert_int_eq(posted("worker", "/v1/tasks/{id}/complete", id, "{\"status\":\"bogus\"}"),
+                     422);
+    ck_assert_int_eq(run_route("worker", "POST", "/v1/tasks/{id}/complete", id, NULL,
+                               "{\"status\":\"cancelled\"}", &o),
+                     200);
+    ck_assert_str_eq(str_of(o, "status"), "cancelled");
+    ck_assert_str_eq(last.event, "task.cancelled");
+    cJSON_Delete(o);
+
+    /* A named worker names itself on its heartbeats and completion too. */
+    create_task("res", id2);
+    claim("worker", "{\"worker\":\"gpu-1\"}", id2, "worker/gpu-1");
+    refused_as_not_held("worker", "/v1/tasks/{id}/heartbeat", id2, NULL, NULL);
+    ck_assert_int_eq(
+        run_route("worker", "POST", "/v1/tasks/{id}/heartbeat", id2, "worker=gpu 1", NULL, &o),
+        400);
+    cJSON_Delete(o);
+    ck_assert_int_eq(
+        run_route("worker", "POST", "/v1/tasks/{id}/heartbeat", id2, "worker=gpu-1", NULL, &o),
+        200);
+    cJSON_Delete(o);
+    ck_assert_int_eq(run_route("worker", "POST", "/v1/tasks/{id}/complete", id2, "worker=gpu-1",
+                               "{\"status\":\"failed\",\"error\":\"exit status 3\"}", &o),
+                     200);
+    ck_assert_str_eq(str_of(o, "error"), "exit status 3");
+    ck_assert_str_eq(last.event, "task.failed");
+    ck_assert_str_eq(last.worker, "worker/gpu-1");
+    cJSON_Delete(o);
+    ck_assert_int_eq(status_of("worker", "POST", "/v1/tasks/{id}/heartbeat",
+                               "00000000-0000-4000-8000-000000000000", NULL),
+                     404);
+}
+END_TEST
+
+/* The task's status as an admin sees it now. */
+static const char *status_now(const char *id)
+{
+    static char st[32];
+    cJSON *t;
+
+    ck_assert_int_eq(run_route("root", "GET", "/v1/tasks/{id}", id, NULL, NULL, &t), 200);
+    (void)snprintf(st, sizeof(st), "%s", str_of(t, "status"));
+    cJSON_Delete(t);
+    return st;
+}
+
+/* Every transition arms an undo that puts the task back as it was (a failed audit write). */
+START_TEST(every_transition_is_undone)
+{
+    char id[FM_PATH_PARAM_MAX];
+    cJSON *o;
+
+    create_task("res", id);
+    undo_next = true;
+    claim("worker", NULL, id, "worker");
+    ck_assert_str_eq(status_now(id), "queued");
+    claim("worker", NULL, id, "worker");
+    undo_next = true;
+    ck_assert_int_eq(posted("worker", "/v1/tasks/{id}/complete", id, "{\"status\":\"completed\"}"),
+                     200);
+    ck_assert_str_eq(status_now(id), "running");
+    undo_next = true;
+    ck_assert_int_eq(run_route("res", "POST", "/v1/tasks/{id}/cancel", id, NULL, NULL, &o), 200);
+    cJSON_Delete(o);
+    ck_assert(!heartbeat_says_cancel(id));
+    ck_assert_int_eq(posted("worker", "/v1/tasks/{id}/complete", id, "{\"status\":\"completed\"}"),
+                     200);
+    undo_next = true;
+    ck_assert_int_eq(status_of("root", "DELETE", "/v1/tasks/{id}", id, NULL), 204);
+    ck_assert_str_eq(last.event, "task.deleted");
+    ck_assert_str_eq(status_now(id), "completed");
+    undo_next = true;
+    create_task("res", id);
+    ck_assert_int_eq(status_of("root", "GET", "/v1/tasks/{id}", id, NULL), 404);
 }
 END_TEST
 
@@ -473,6 +677,8 @@ static Suite *routes_suite(void)
     tcase_add_checked_fixture(tc, visibility_setup, visibility_teardown);
     tcase_add_test(tc, tasks_visible_to_their_owner_and_admins_only);
     tcase_add_test(tc, list_limit_bounds);
+    tcase_add_test(tc, worker_claims_heartbeats_completes);
+    tcase_add_test(tc, every_transition_is_undone);
     suite_add_tcase(s, tc);
     return s;
 }

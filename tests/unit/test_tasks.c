@@ -5,7 +5,11 @@
  * listens on, so an invalid body must be refused before any Redis call (the
  * handle's errstr stays empty), and a valid one ends in FM_EREDIS.
  * "redis" runs against a private redis-server (see helpers.h): the stored
- * record and index keys, queue order, visibility and listing.
+ * hash and index keys, queue order, visibility and listing (status pages,
+ * next_offset, max_bytes, O(limit) by Redis' own command counts), quotas and
+ * size limits, claim order and exactly-once claims by concurrent processes,
+ * holder-only heartbeat and complete, lease expiry by the sweep, cancel of a
+ * running task, the undo of every transition, one round trip for each.
  */
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -21,6 +25,8 @@
 #include "tasks.h"
 
 #define PREFIX "tt:"
+#define HASH_TEXT_MAX 1024
+#define STATE_TEXT_MAX 2048
 #define HEX40 "0123456789abcdef0123456789abcdef01234567"
 #define ERR_JOB_NAME "job_name: must be 1-128 characters of A-Z a-z 0-9 _ . : -"
 #define ERR_PRIORITY "priority: must be an integer from 1 to 10"
@@ -35,6 +41,9 @@ static th_redis srv;
 static char tmpdir[TH_PATH_MAX];
 static char down_addr[TH_PATH_MAX + 32];
 static fm_redis *r;
+static fm_tasks_store st;
+static long next_off;
+#define STORE(p) (&(fm_tasks_store){.redis = r, .prefix = (p)})
 
 /* ---- validation, Redis unreachable ---------------------------------------------- */
 
@@ -46,6 +55,7 @@ static void setup_down(void)
                      (int)sizeof(down_addr));
     r = fm_redis_new(down_addr, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 static void teardown_down(void)
@@ -60,8 +70,7 @@ static void expect_refused_len(const char *body, size_t len, int want_rc, const 
     char err[256] = "unset", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
 
-    ck_assert_msg(fm_tasks_create(r, PREFIX, "alice", body, len, &task, id, err, sizeof(err)) ==
-                      want_rc,
+    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, err, sizeof(err)) == want_rc,
                   "body %s: wrong code (err \"%s\")", body != NULL ? body : "(null)", err);
     ck_assert_ptr_null(task);
     ck_assert_str_eq(err, want_err);
@@ -84,7 +93,7 @@ static void expect_valid(const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
-    int rc = fm_tasks_create(r, PREFIX, "alice", body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, "alice", body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
     ck_assert_ptr_null(task);
@@ -93,6 +102,7 @@ static void expect_valid(const char *body)
     fm_redis_free(r);
     r = fm_redis_new(down_addr, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 #define NOT_JSON "request body is not valid JSON (one object, no NUL characters)"
@@ -306,7 +316,7 @@ START_TEST(err_buffer_bounded)
     char err[8], id[FM_TASKS_ID_SIZE];
     cJSON *task;
 
-    ck_assert_int_eq(fm_tasks_create(r, PREFIX, "alice", "{}", 2, &task, id, err, sizeof(err)),
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", "{}", 2, &task, id, err, sizeof(err)),
                      FM_EINVAL);
     ck_assert_str_eq(err, "job_nam");
 }
@@ -318,16 +328,16 @@ START_TEST(get_and_list_without_redis)
     long total = -1;
 
     /* Not a UUID: not found, without asking Redis. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "not-a-uuid", &t), FM_ENOTFOUND);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(fm_redis_errstr(r), "");
     /* A UUID has to be looked up. */
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "0b8a3f5e-3c1d-4e2a-9f00-123456789abc", &t),
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "0b8a3f5e-3c1d-4e2a-9f00-123456789abc", &t),
                      FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(&st, "alice", NULL, 0, 50, 0, &t, &total, &next_off), FM_EREDIS);
     ck_assert_ptr_null(t);
     ck_assert_int_eq(total, 0);
 }
@@ -357,6 +367,7 @@ static void setup_up(void)
     th_redis_start(&srv);
     r = fm_redis_new(srv.addr, srv.password, 0, 500);
     ck_assert_ptr_nonnull(r);
+    st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
 
 static void teardown_up(void)
@@ -370,7 +381,7 @@ static cJSON *create(const char *user, const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE] = "";
     cJSON *task = NULL;
-    int rc = fm_tasks_create(r, PREFIX, user, body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, user, body, strlen(body), &task, id, err, sizeof(err));
 
     ck_assert_msg(rc == FM_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
                   fm_redis_errstr(r));
@@ -448,6 +459,24 @@ static int is_uuid_v4(const char *s)
     return 1;
 }
 
+/* The API's task: these fields, in this order (tasks.h). */
+static const char *const task_fields[] = {
+    "id",         "job_name",         "args",       "status",    "priority",
+    "user",       "commit_id",        "experiment", "datasets",  "metadata",
+    "created_at", "started_at",       "ended_at",   "worker_id", "error",
+    "attempts",   "lease_expires_at", "progress",   "metrics",   "cancel_requested"};
+
+static void expect_task_shape(const cJSON *t)
+{
+    const cJSON *f = t->child;
+
+    for (size_t i = 0; i < sizeof(task_fields) / sizeof(task_fields[0]); i++, f = f->next) {
+        ck_assert_msg(f != NULL, "task ends before %s", task_fields[i]);
+        ck_assert_str_eq(f->string, task_fields[i]);
+    }
+    ck_assert_ptr_null(f);
+}
+
 START_TEST(create_full_record)
 {
     cJSON *t = create("alice", "{\"job_name\":\"train:resnet\",\"args\":[\"--lr\",\"0.1\"],"
@@ -459,7 +488,7 @@ START_TEST(create_full_record)
     int64_t created;
     time_t now = time(NULL);
 
-    ck_assert_int_eq(cJSON_GetArraySize(t), 15);
+    expect_task_shape(t);
     ck_assert_msg(is_uuid_v4(str_field(t, "id")), "id \"%s\"", str_field(t, "id"));
     ck_assert_str_eq(str_field(t, "job_name"), "train:resnet");
     ck_assert(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(t, "args"), want_args, 1));
@@ -473,13 +502,18 @@ START_TEST(create_full_record)
                      "imagenet");
     ck_assert(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(t, "metadata"), want_meta, 1));
     ck_assert_int_eq(fm_clock_parse_rfc3339(str_field(t, "created_at"), &created), 0);
-    ck_assert_uint_eq(strlen(str_field(t, "created_at")), 20);
+    ck_assert_uint_eq(strlen(str_field(t, "created_at")), 24); /* with ms */
     ck_assert_int_ge(created, (int64_t)now - 5);
     ck_assert_int_le(created, (int64_t)now + 5);
     expect_null_field(t, "started_at");
     expect_null_field(t, "ended_at");
     expect_null_field(t, "worker_id");
     expect_null_field(t, "error");
+    ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "attempts")), 0);
+    expect_null_field(t, "lease_expires_at");
+    expect_null_field(t, "progress");
+    expect_null_field(t, "metrics");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(t, "cancel_requested")));
     cJSON_Delete(want_args);
     cJSON_Delete(want_meta);
     cJSON_Delete(t);
@@ -490,7 +524,7 @@ START_TEST(create_defaults)
 {
     cJSON *t = create("bob", "{\"job_name\":\"x\"}");
 
-    ck_assert_int_eq(cJSON_GetArraySize(t), 15);
+    ck_assert_int_eq(cJSON_GetArraySize(t), 20);
     ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "priority")), 5);
     ck_assert_str_eq(str_field(t, "user"), "bob");
     expect_null_field(t, "args");
@@ -502,41 +536,204 @@ START_TEST(create_defaults)
 }
 END_TEST
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The task's hash as "field=value ..." sorted by field, spec shown as "*" ("" when gone). */
+static void hash_text(const char *id, char out[HASH_TEXT_MAX])
+{
+    char key[128], *pairs[32];
+    const char *argv[] = {"HGETALL", key};
+    redisReply *reply;
+    size_t n = 0;
+
+    (void)snprintf(key, sizeof(key), PREFIX "task:%s", id);
+    reply = th_redis_cmd(r, 2, argv);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const char *v = reply->element[i + 1]->str;
+
+        ck_assert_uint_lt(n, 32);
+        ck_assert_int_ge(asprintf(&pairs[n++], "%s=%s", reply->element[i]->str,
+                                  strcmp(reply->element[i]->str, "spec") == 0 ? "*" : v),
+                         0);
+    }
+    freeReplyObject(reply);
+    qsort(pairs, n, sizeof(pairs[0]), cmp_str);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(out);
+
+        ck_assert_int_lt(snprintf(out + used, HASH_TEXT_MAX - used, "%s%s", i ? " " : "", pairs[i]),
+                         (int)(HASH_TEXT_MAX - used));
+        free(pairs[i]);
+    }
+}
+
+static void expect_hash(const char *id, const char *want)
+{
+    char got[HASH_TEXT_MAX];
+
+    hash_text(id, got);
+    ck_assert_str_eq(got, want);
+}
+
+/* The score of id in P<key> as text, or NULL. */
+static char *zscore(const char *key, const char *id)
+{
+    char k[128];
+    const char *argv[] = {"ZSCORE", k, id};
+
+    (void)snprintf(k, sizeof(k), PREFIX "%s", key);
+    return string_command(3, argv);
+}
+
+static void expect_zscore(const char *key, const char *id, const char *want)
+{
+    char *got = zscore(key, id);
+
+    if (want == NULL)
+        ck_assert_msg(got == NULL, "%s holds %s (score %s)", key, id, got);
+    else
+        ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s: score of %s is %s, not %s", key,
+                      id, got != NULL ? got : "(none)", want);
+    free(got);
+}
+
+/*
+ * Every trace of a task, as text: its hash and its score in every index of
+ * the layout (alice's and bob's), so that a restore can be compared with the
+ * state before.
+ */
+static void task_state(const char *id, char out[STATE_TEXT_MAX])
+{
+    static const char *const indexes[] = {"queue",
+                                          "leases",
+                                          "tasks",
+                                          "user:alice:tasks",
+                                          "user:bob:tasks",
+                                          "status:queued",
+                                          "status:running",
+                                          "status:completed",
+                                          "status:failed",
+                                          "status:cancelled",
+                                          "user:alice:status:queued",
+                                          "user:alice:status:running",
+                                          "user:alice:status:completed",
+                                          "user:alice:status:failed",
+                                          "user:alice:status:cancelled",
+                                          "user:bob:status:queued",
+                                          "user:bob:status:running"};
+    size_t used;
+
+    hash_text(id, out);
+    for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]); i++) {
+        char *s = zscore(indexes[i], id);
+
+        used = strlen(out);
+        if (s != NULL)
+            ck_assert_int_lt(snprintf(out + used, STATE_TEXT_MAX - used, " %s:%s", indexes[i], s),
+                             (int)(STATE_TEXT_MAX - used));
+        free(s);
+    }
+}
+
+/* Claims as worker and checks that the task claimed is want (an id), or that none is (NULL). */
+static cJSON *claim_expect(const char *worker, const char *want)
+{
+    cJSON *t = (cJSON *)&t;
+    char *before = (char *)&before;
+    fm_err rc = fm_tasks_claim(&st, worker, &t, &before);
+
+    if (want == NULL) {
+        ck_assert_int_eq(rc, FM_ENOTFOUND);
+        ck_assert_ptr_null(t);
+        ck_assert_ptr_null(before);
+        return NULL;
+    }
+    ck_assert_msg(rc == FM_OK, "claim: rc %d %s", rc, fm_redis_errstr(r));
+    ck_assert_str_eq(str_field(t, "id"), want);
+    ck_assert_ptr_nonnull(before);
+    free(before);
+    return t;
+}
+
+static void claim_id(const char *worker, const char *want)
+{
+    cJSON_Delete(claim_expect(worker, want));
+}
+
+/* Sets the lease of running task id to have expired a second ago (hash and P leases). */
+static void expire_lease(const char *id)
+{
+    char key[128];
+    const char *t[] = {"TIME"};
+    redisReply *now = th_redis_cmd(r, 1, t);
+    char ms[32];
+
+    (void)snprintf(ms, sizeof(ms), "%lld", strtoll(now->element[0]->str, NULL, 10) * 1000 - 1000);
+    freeReplyObject(now);
+    (void)snprintf(key, sizeof(key), PREFIX "task:%s", id);
+    {
+        const char *hset[] = {"HSET", key, "lease_ms", ms};
+        const char *zadd[] = {"ZADD", PREFIX "leases", ms, id};
+        freeReplyObject(th_redis_cmd(r, 4, hset));
+        freeReplyObject(th_redis_cmd(r, 4, zadd));
+    }
+}
+
+static double num_field(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    ck_assert_msg(cJSON_IsNumber(v), "field %s is not a number", name);
+    return v->valuedouble;
+}
+
+/* Milliseconds of an RFC 3339 time with ms ("...T12:00:00.123Z"). */
+static int64_t time_ms(const char *s)
+{
+    int64_t secs;
+
+    ck_assert_uint_eq(strlen(s), 24);
+    ck_assert_int_eq(fm_clock_parse_rfc3339(s, &secs), 0);
+    return secs * 1000 + strtol(s + 20, NULL, 10);
+}
+
 START_TEST(stored_under_prefix)
 {
-    cJSON *t = create("alice", "{\"job_name\":\"a\",\"priority\":7}");
+    cJSON *t = create("alice", "{\"job_name\":\"a\",\"priority\":7,\"datasets\":[]}");
     const char *id = str_field(t, "id");
-    char k_task[128];
-    const char *get[] = {"GET", k_task};
+    char k_task[128], *spec;
     const char *seq[] = {"GET", PREFIX "task_seq"};
-    const char *zq[] = {"ZSCORE", PREFIX "queue", id};
-    const char *zall[] = {"ZSCORE", PREFIX "tasks", id};
-    const char *zuser[] = {"ZSCORE", PREFIX "user:alice:tasks", id};
+    const char *spec_get[] = {"HGET", k_task, "spec"};
     const char *keys[] = {"KEYS", "*"};
     redisReply *reply;
-    char *raw;
-    cJSON *stored;
 
     (void)snprintf(k_task, sizeof(k_task), PREFIX "task:%s", id);
-    raw = string_command(2, get);
-    ck_assert_ptr_nonnull(raw);
-    stored = cJSON_Parse(raw);
-    ck_assert_ptr_nonnull(stored);
-    ck_assert(cJSON_Compare(stored, t, 1));
-    cJSON_Delete(stored);
-    free(raw);
+    /* The spec is the immutable fields as JSON text, an empty array kept as one. */
+    spec = string_command(3, spec_get);
+    ck_assert_ptr_nonnull(spec);
+    ck_assert_ptr_nonnull(strstr(spec, "\"datasets\":[]"));
+    ck_assert_ptr_null(strstr(spec, "\"status\""));
+    free(spec);
+    expect_hash(id, "attempts=0 priority=7 seq=1 spec=* status=queued user=alice");
 
     expect_string_command(2, seq, "1");
     /* (10 - 7) * 1e12 + seq 1 */
-    expect_string_command(3, zq, "3000000000001");
-    expect_string_command(3, zall, "1");
-    expect_string_command(3, zuser, "1");
+    expect_zscore("queue", id, "3000000000001");
+    expect_zscore("tasks", id, "1");
+    expect_zscore("user:alice:tasks", id, "1");
+    expect_zscore("status:queued", id, "1");
+    expect_zscore("user:alice:status:queued", id, "1");
 
-    /* Nothing outside the prefix, and exactly these five keys. */
+    /* Nothing outside the prefix, and exactly these seven keys. */
     reply = fm_redis_argv(r, 2, keys, NULL);
     ck_assert_ptr_nonnull(reply);
     ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(reply->elements, 5);
+    ck_assert_uint_eq(reply->elements, 7);
     for (size_t i = 0; i < reply->elements; i++)
         ck_assert_msg(strncmp(reply->element[i]->str, PREFIX, strlen(PREFIX)) == 0, "key %s",
                       reply->element[i]->str);
@@ -571,9 +768,9 @@ START_TEST(cancel_delete_and_undo)
     create_id("bob", "{\"job_name\":\"c\"}", c);
 
     /* Others' tasks are not found; admins (NULL) see all. */
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "bob", a, &t, &before), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "bob", a, &t, &before), FM_ENOTFOUND);
     ck_assert_ptr_null(before);
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", a, &t, &before), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "cancelled");
     ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(t, "datasets")));
     ck_assert_ptr_nonnull(before);
@@ -582,40 +779,40 @@ START_TEST(cancel_delete_and_undo)
     queue_is(want);
     /* Cancelled already: a conflict, and no undo token. */
     char *again = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, a, &t, &again), FM_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &again), FM_ECONFLICT);
     ck_assert_ptr_null(again);
     cJSON_Delete(t);
 
     /* Undo of the cancel: queued again, in its original place (before b). */
     char *undo = NULL;
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, NULL, b, &t, &undo), FM_OK);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, b, &t, &undo), FM_OK);
     cJSON_Delete(t);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, undo), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, undo), FM_OK);
     free(undo);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, a, before), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", a, &t), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", a, &t), FM_OK);
     ck_assert_str_eq(str_field(t, "status"), "queued");
     cJSON_Delete(t);
 
     /* Delete, then undo: the record and its index entries come back. */
-    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, b, &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", b, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, b, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, c);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, b, before), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, before), FM_OK);
     free(before);
     (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
     queue_is(want);
 
     /* Undo of a create (NULL): gone from the record and every index. */
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, c, &t), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(&st, c, NULL), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, c, &t), FM_ENOTFOUND);
     (void)snprintf(want, sizeof(want), "%s %s", a, b);
     queue_is(want);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, "not-a-uuid", NULL), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_restore(&st, "not-a-uuid", NULL), FM_ENOTFOUND);
 }
 END_TEST
 
@@ -652,39 +849,6 @@ static long long command_calls(const char *name)
     return calls;
 }
 
-/*
- * Cancel, delete and the undo of a create each run one script after one GET:
- * no WATCH/MULTI/EXEC transaction, whose retries cost 7-9 round trips.
- */
-START_TEST(changes_are_one_script)
-{
-    static const char *const tx[] = {"watch", "multi", "exec", "discard"};
-    char a[37], b[37], c[37];
-    char *before = NULL;
-    cJSON *t = NULL;
-    long long evalsha, get;
-
-    create_id("alice", "{\"job_name\":\"a\"}", a);
-    create_id("alice", "{\"job_name\":\"b\"}", b);
-    create_id("alice", "{\"job_name\":\"c\"}", c);
-    evalsha = command_calls("evalsha");
-    get = command_calls("get");
-
-    ck_assert_int_eq(fm_tasks_cancel(r, PREFIX, "alice", a, &t, &before), FM_OK);
-    cJSON_Delete(t);
-    free(before);
-    ck_assert_int_eq(fm_tasks_delete(r, PREFIX, "alice", b, &before), FM_OK);
-    free(before);
-    ck_assert_int_eq(fm_tasks_restore(r, PREFIX, c, NULL), FM_OK);
-
-    /* Three changes: three scripts (the script's own GET counts too), no transaction. */
-    ck_assert_int_eq(command_calls("evalsha") - evalsha, 3);
-    ck_assert_int_eq(command_calls("get") - get, 3 + 3);
-    for (size_t i = 0; i < sizeof(tx) / sizeof(tx[0]); i++)
-        ck_assert_msg(command_calls(tx[i]) == 0, "%s was called", tx[i]);
-}
-END_TEST
-
 START_TEST(keys_too_long)
 {
     char prefix[241], longest[65], user[64], huge_user[151], err[256] = "", id[37];
@@ -698,11 +862,11 @@ START_TEST(keys_too_long)
     memset(user, 'u', 63);
     user[63] = '\0';
     ck_assert_int_eq(
-        fm_tasks_create(r, longest, user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
+        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
     ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
-    ck_assert_int_eq(key_count(), 5);
-    ck_assert_int_eq(fm_tasks_delete(r, longest, user, id, &before), FM_OK);
+    ck_assert_int_eq(key_count(), 7);
+    ck_assert_int_eq(fm_tasks_delete(STORE(longest), user, id, &before), FM_OK);
     free(before);
     before = NULL;
     ck_assert_int_eq(key_count(), 1); /* task_seq */
@@ -711,23 +875,24 @@ START_TEST(keys_too_long)
     prefix[240] = '\0';
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(r, prefix, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+        fm_tasks_create(STORE(prefix), "alice", body, strlen(body), &t, id, err, sizeof(err)),
         FM_EINVAL);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
     memset(huge_user, 'u', 150);
     huge_user[150] = '\0';
-    ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
-        FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EINVAL);
     ck_assert_int_eq(key_count(), 1); /* nothing written under a cut name */
 
-    ck_assert_int_eq(fm_tasks_get(r, prefix, NULL, id, &t), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_list(r, prefix, NULL, NULL, 0, 50, &t, &total), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, huge_user, NULL, 0, 50, &t, &total), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_cancel(r, prefix, NULL, id, &t, &before), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_delete(r, prefix, NULL, id, &before), FM_EINVAL);
-    ck_assert_int_eq(fm_tasks_restore(r, prefix, id, NULL), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_get(STORE(prefix), NULL, id, &t), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(STORE(prefix), NULL, NULL, 0, 50, 0, &t, &total, &next_off),
+                     FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_list(&st, huge_user, NULL, 0, 50, 0, &t, &total, &next_off),
+                     FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_cancel(STORE(prefix), NULL, id, &t, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_delete(STORE(prefix), NULL, id, &before), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_restore(STORE(prefix), id, NULL), FM_EINVAL);
     ck_assert_ptr_null(before);
 }
 END_TEST
@@ -767,43 +932,43 @@ START_TEST(get_visibility)
     cJSON *got = NULL;
 
     memcpy(id, str_field(t, "id"), 37);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &got), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Admin view. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, id, &got), FM_OK);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, id, &got), FM_OK);
     ck_assert(cJSON_Compare(got, t, 1));
     cJSON_Delete(got);
 
     /* Someone else's task does not exist for bob. */
     got = (cJSON *)&got;
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "bob", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "bob", id, &got), FM_ENOTFOUND);
     ck_assert_ptr_null(got);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alicex", id, &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "ALICE", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alicex", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "ALICE", id, &got), FM_ENOTFOUND);
 
     /* Other prefixes are other stores. */
-    ck_assert_int_eq(fm_tasks_get(r, "other:", "alice", id, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(STORE("other:"), "alice", id, &got), FM_ENOTFOUND);
 
     /* Not UUIDs. */
     for (size_t i = 0; i < 36; i++)
         upper[i] = (id[i] >= 'a' && id[i] <= 'f') ? (char)(id[i] - 'a' + 'A') : id[i];
     upper[36] = '\0';
     if (strcmp(upper, id) != 0)
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", upper, &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "", &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "not-a-uuid", &got), FM_ENOTFOUND);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "*", &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", upper, &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "not-a-uuid", &got), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "*", &got), FM_ENOTFOUND);
     {
         char longer[40];
         (void)snprintf(longer, sizeof(longer), "%s0", id);
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", longer, &got), FM_ENOTFOUND);
         longer[35] = '\0';
-        ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", longer, &got), FM_ENOTFOUND);
+        ck_assert_int_eq(fm_tasks_get(&st, "alice", longer, &got), FM_ENOTFOUND);
     }
     /* A UUID that was never created. */
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", "00000000-0000-4000-8000-000000000000", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", "00000000-0000-4000-8000-000000000000", &got),
                      FM_ENOTFOUND);
     ck_assert_ptr_null(got);
     cJSON_Delete(t);
@@ -823,11 +988,25 @@ START_TEST(get_corrupt_record)
     reply = fm_redis_argv(r, 3, set2, NULL);
     ck_assert_ptr_nonnull(reply);
     freeReplyObject(reply);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-555555555555", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-555555555555", &got),
                      FM_ENOTFOUND);
     ck_assert_ptr_null(got);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, NULL, "11111111-2222-4333-8444-666666666666", &got),
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-666666666666", &got),
                      FM_ENOTFOUND);
+    /* A hash without a spec, or whose spec is not a JSON object. */
+    {
+        const char *h1[] = {"HSET", PREFIX "task:11111111-2222-4333-8444-777777777777", "status",
+                            "queued"};
+        const char *h2[] = {"HSET", PREFIX "task:11111111-2222-4333-8444-888888888888", "spec",
+                            "[1]"};
+        freeReplyObject(th_redis_cmd(r, 4, h1));
+        freeReplyObject(th_redis_cmd(r, 4, h2));
+    }
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-777777777777", &got),
+                     FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, "11111111-2222-4333-8444-888888888888", &got),
+                     FM_ENOTFOUND);
+    ck_assert_ptr_null(got);
 }
 END_TEST
 
@@ -837,7 +1016,7 @@ static void expect_list(const char *user, const char *status, long offset, long 
 {
     cJSON *tasks = NULL;
     long total = -1;
-    int rc = fm_tasks_list(r, PREFIX, user, status, offset, limit, &tasks, &total);
+    int rc = fm_tasks_list(&st, user, status, offset, limit, 0, &tasks, &total, &next_off);
 
     ck_assert_msg(rc == FM_OK, "list rc %d: %s", rc, fm_redis_errstr(r));
     ck_assert(cJSON_IsArray(tasks));
@@ -854,47 +1033,18 @@ static void expect_list(const char *user, const char *status, long offset, long 
     cJSON_Delete(tasks);
 }
 
-/* Rewrites a stored record's status, as a worker would. */
-static void set_status(const char *id, const char *status)
-{
-    char key[128];
-    const char *get[] = {"GET", key};
-    char *raw, *json;
-    cJSON *t;
-    redisReply *reply;
-
-    (void)snprintf(key, sizeof(key), PREFIX "task:%s", id);
-    raw = string_command(2, get);
-    ck_assert_ptr_nonnull(raw);
-    t = cJSON_Parse(raw);
-    ck_assert_ptr_nonnull(t);
-    ck_assert(cJSON_ReplaceItemInObjectCaseSensitive(t, "status", cJSON_CreateString(status)));
-    json = cJSON_PrintUnformatted(t);
-    ck_assert_ptr_nonnull(json);
-    {
-        const char *set[] = {"SET", key, json};
-        reply = fm_redis_argv(r, 3, set, NULL);
-    }
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_eq(reply->type, REDIS_REPLY_STATUS);
-    freeReplyObject(reply);
-    cJSON_free(json);
-    cJSON_Delete(t);
-    free(raw);
-}
-
 START_TEST(list_filters_and_pages)
 {
     char a0[37], a1[37], a2[37], a3[37], a4[37], b0[37], b1[37];
 
     create_id("alice", "{\"job_name\":\"a0\"}", a0);
     create_id("bob", "{\"job_name\":\"b0\"}", b0);
-    create_id("alice", "{\"job_name\":\"a1\"}", a1);
+    create_id("alice", "{\"job_name\":\"a1\",\"priority\":9}", a1);
     create_id("alice", "{\"job_name\":\"a2\"}", a2);
     create_id("bob", "{\"job_name\":\"b1\"}", b1);
     create_id("alice", "{\"job_name\":\"a3\"}", a3);
     create_id("alice", "{\"job_name\":\"a4\"}", a4);
-    set_status(a1, "running");
+    claim_id("w", a1);
 
     {
         const char *want[] = {a4, a3, a2, a1, a0};
@@ -952,16 +1102,698 @@ START_TEST(redis_goes_down)
 
     create_id("alice", "{\"job_name\":\"a\"}", id);
     th_redis_kill(&srv);
-    ck_assert_int_eq(fm_tasks_get(r, PREFIX, "alice", id, &t), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &t), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
-    ck_assert_int_eq(fm_tasks_list(r, PREFIX, "alice", NULL, 0, 50, &t, &total), FM_EREDIS);
+    ck_assert_int_eq(fm_tasks_list(&st, "alice", NULL, 0, 50, 0, &t, &total, &next_off), FM_EREDIS);
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(r, PREFIX, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
+        fm_tasks_create(&st, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
         FM_EREDIS);
     ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* INFO stats total_reads_processed: each request read from a client, so each round trip. */
+static long long reads_processed(void)
+{
+    const char *info[] = {"INFO", "stats"};
+    redisReply *reply = th_redis_cmd(r, 2, info);
+    const char *at = strstr(reply->str, "total_reads_processed:");
+    long long n;
+
+    ck_assert_ptr_nonnull(at);
+    n = strtoll(at + strlen("total_reads_processed:"), NULL, 10);
+    freeReplyObject(reply);
+    return n;
+}
+
+/* Round trips since the last call (the INFO that counts them is not one). */
+static long long round_trips(void)
+{
+    static long long last;
+    long long now = reads_processed(), n = now - last - 1;
+
+    last = now;
+    return n;
+}
+
+/*
+ * Get, create, claim, heartbeat, complete, cancel, delete and restore: one
+ * round trip each (scripts loaded already), and never a transaction.
+ */
+START_TEST(one_round_trip_each)
+{
+    static const char *const tx[] = {"watch", "multi", "exec", "discard"};
+    char a[37], b[37], *before;
+    cJSON *t;
+
+    /* Load every script once. */
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    claim_id("w", a);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", a, -1, NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "completed", NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &before), FM_ECONFLICT);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_delete(&st, NULL, a, &before), FM_OK);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, before), FM_OK);
+    free(before);
+
+    (void)round_trips();
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", b, &t), FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(round_trips(), 1);
+    claim_id("w", b);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", b, 50, "{\"loss\":0.5}", &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", b, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", b, "cancelled", NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, before), FM_OK);
+    free(before);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, &before), FM_OK);
+    free(before);
+    ck_assert_int_eq(round_trips(), 1);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_OK);
+    ck_assert_int_eq(round_trips(), 1);
+    for (size_t i = 0; i < sizeof(tx) / sizeof(tx[0]); i++)
+        ck_assert_msg(command_calls(tx[i]) == 0, "%s was called", tx[i]);
+}
+END_TEST
+
+START_TEST(quota)
+{
+    char a[37], b[37], c[37], err[256] = "", id[37];
+    const char *body = "{\"job_name\":\"x\"}";
+    cJSON *t = (cJSON *)&t;
+    char *before;
+
+    st.max_open_tasks = 2;
+    create_id("alice", body, a);
+    create_id("alice", body, b);
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EQUOTA);
+    ck_assert_ptr_null(t);
+    ck_assert_str_eq(err, "2 queued or running tasks already (limits.max_open_tasks)");
+    /* Per user. */
+    create_id("bob", body, c);
+    /* Running counts too; an ended task frees its place. */
+    claim_id("w", a);
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EQUOTA);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "completed", NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    create_id("alice", body, c);
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EQUOTA);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", b, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    create_id("alice", body, b);
+    /* 0: no limit. */
+    st.max_open_tasks = 0;
+    create_id("alice", body, a);
+}
+END_TEST
+
+START_TEST(too_big)
+{
+    char body[4096], err[256] = "", id[37];
+    cJSON *t = (cJSON *)&t;
+    long long keys;
+    int n;
+
+    /* Room for the lifecycle fields, the owner and about 1000 bytes of spec. */
+    st.max_task_bytes = FM_TASKS_LIFECYCLE_BYTES + 5 + 1000;
+    create_id("alice", "{\"job_name\":\"small\"}", id);
+    keys = key_count();
+    n = snprintf(body, sizeof(body), "{\"job_name\":\"big\",\"args\":\"%01000d\"}", 0);
+    ck_assert_int_lt(n, (int)sizeof(body));
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, (size_t)n, &t, id, err, sizeof(err)),
+                     FM_ETOOBIG);
+    ck_assert_ptr_null(t);
+    {
+        char want[128];
+        (void)snprintf(want, sizeof(want), "task record over %zu bytes (limits.max_task_bytes)",
+                       st.max_task_bytes);
+        ck_assert_str_eq(err, want);
+    }
+    ck_assert_int_eq(key_count(), keys);
+    st.max_task_bytes = 0;
+    create_id("alice", body, id);
+}
+END_TEST
+
+/* Redis full (maxmemory, noeviction): a clean FM_EREDIS, and nothing written, not even seq. */
+START_TEST(redis_full)
+{
+    char id[37], err[256] = "";
+    const char *full[] = {"CONFIG", "SET", "maxmemory", "1"};
+    const char *room[] = {"CONFIG", "SET", "maxmemory", "0"};
+    const char *seq[] = {"GET", PREFIX "task_seq"};
+    const char *body = "{\"job_name\":\"x\"}";
+    cJSON *t = (cJSON *)&t;
+    long long keys;
+
+    create_id("alice", body, id);
+    keys = key_count();
+    freeReplyObject(th_redis_cmd(r, 4, full));
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
+                     FM_EREDIS);
+    ck_assert_ptr_null(t);
+    /* Reads still work. */
+    ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &t), FM_OK);
+    cJSON_Delete(t);
+    freeReplyObject(th_redis_cmd(r, 4, room));
+    ck_assert_int_eq(key_count(), keys);
+    expect_string_command(2, seq, "1");
+    create_id("alice", body, id);
+}
+END_TEST
+
+START_TEST(claim_order_and_fields)
+{
+    char a[37], b[37], c[37], d[37], e[37];
+    const char *stale[] = {"ZADD", PREFIX "queue", "0", "00000000-0000-4000-8000-000000000000"};
+    cJSON *t;
+    int64_t now = fm_clock_now_ms(), lease;
+
+    create_id("alice", "{\"job_name\":\"a\",\"priority\":1}", a);
+    create_id("bob", "{\"job_name\":\"b\",\"priority\":9}", b);
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    create_id("alice", "{\"job_name\":\"d\",\"priority\":9}", d);
+    create_id("bob", "{\"job_name\":\"e\"}", e);
+    /* An entry whose record is gone (an operator's DEL) is skipped, and dropped. */
+    freeReplyObject(th_redis_cmd(r, 4, stale));
+
+    t = claim_expect("bob/gpu-1", b);
+    expect_task_shape(t);
+    ck_assert_str_eq(str_field(t, "status"), "running");
+    ck_assert_str_eq(str_field(t, "worker_id"), "bob/gpu-1");
+    ck_assert_int_eq(num_field(t, "attempts"), 1);
+    ck_assert_int_ge(time_ms(str_field(t, "started_at")), now - 2000);
+    lease = time_ms(str_field(t, "lease_expires_at"));
+    ck_assert_int_ge(lease, now + 60000 - 2000);
+    ck_assert_int_le(lease, now + 60000 + 2000);
+    expect_null_field(t, "ended_at");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(t, "cancel_requested")));
+    cJSON_Delete(t);
+    expect_zscore("queue", "00000000-0000-4000-8000-000000000000", NULL);
+    expect_zscore("queue", b, NULL);
+    expect_zscore("status:queued", b, NULL);
+    expect_zscore("status:running", b, "2");
+    expect_zscore("user:bob:status:running", b, "2");
+    {
+        char ms[32];
+        (void)snprintf(ms, sizeof(ms), "%lld", (long long)lease);
+        expect_zscore("leases", b, ms);
+    }
+
+    claim_id("w", d);
+    claim_id("w", c);
+    claim_id("w", e);
+    claim_id("w", a);
+    (void)claim_expect("w", NULL);
+    {
+        cJSON *x = (cJSON *)&x;
+        char *before = (char *)&before;
+        char worker[FM_WORKER_ID_MAX + 1];
+
+        memset(worker, 'w', FM_WORKER_ID_MAX);
+        worker[FM_WORKER_ID_MAX] = '\0';
+        ck_assert_int_eq(fm_tasks_claim(&st, worker, &x, &before), FM_EINVAL);
+        ck_assert_int_eq(fm_tasks_claim(&st, "", &x, &before), FM_EINVAL);
+        ck_assert_ptr_null(x);
+        ck_assert_ptr_null(before);
+    }
+}
+END_TEST
+
+#define CLAIMERS 4
+#define CLAIM_TASKS 200
+
+/* A claimer process: its own connection; writes each id it claims to fd. */
+__attribute__((noreturn)) static void claimer(int fd)
+{
+    fm_redis *mine = fm_redis_new(srv.addr, srv.password, 0, 5000);
+    fm_tasks_store s = st;
+    fm_err rc;
+
+    if (mine == NULL)
+        _exit(2);
+    s.redis = mine;
+    for (;;) {
+        cJSON *t = NULL;
+        char *before = NULL;
+
+        rc = fm_tasks_claim(&s, "w", &t, &before);
+        if (rc != FM_OK)
+            break;
+        if (write(fd, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")), 36) != 36)
+            _exit(3);
+        cJSON_Delete(t);
+        free(before);
+    }
+    fm_redis_free(mine);
+    _exit(rc == FM_ENOTFOUND ? 0 : 4);
+}
+
+START_TEST(concurrent_claim_exactly_once)
+{
+    static char ids[CLAIM_TASKS][37];
+    int claimed[CLAIM_TASKS] = {0}, fds[2], total = 0;
+    pid_t pids[CLAIMERS];
+    char got[37];
+
+    for (int i = 0; i < CLAIM_TASKS; i++)
+        create_id(i % 2 ? "alice" : "bob", "{\"job_name\":\"x\"}", ids[i]);
+    ck_assert_int_eq(pipe(fds), 0);
+    for (int i = 0; i < CLAIMERS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            (void)close(fds[0]);
+            claimer(fds[1]);
+        }
+    }
+    (void)close(fds[1]);
+    got[36] = '\0';
+    while (read(fds[0], got, 36) == 36) {
+        int i = 0;
+
+        while (i < CLAIM_TASKS && strcmp(ids[i], got) != 0)
+            i++;
+        ck_assert_msg(i < CLAIM_TASKS, "claimed an unknown id %s", got);
+        ck_assert_msg(++claimed[i] == 1, "task %s claimed twice", got);
+        total++;
+    }
+    (void)close(fds[0]);
+    for (int i = 0; i < CLAIMERS; i++) {
+        int status;
+
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "claimer %d: status %d", i,
+                      status);
+    }
+    ck_assert_int_eq(total, CLAIM_TASKS);
+}
+END_TEST
+
+START_TEST(heartbeat_holder_only)
+{
+    char a[37], b[37], *before = NULL;
+    cJSON *t = NULL;
+    int64_t lease1, lease2;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    t = claim_expect("w1", a);
+    lease1 = time_ms(str_field(t, "lease_expires_at"));
+    cJSON_Delete(t);
+
+    st.lease_seconds = 600;
+    ck_assert_int_eq(
+        fm_tasks_heartbeat(&st, "w1", a, 42.5, "{\"loss\":0.25,\"acc\":1}", &t, &before), FM_OK);
+    ck_assert_ptr_nonnull(before);
+    free(before);
+    lease2 = time_ms(str_field(t, "lease_expires_at"));
+    ck_assert_int_ge(lease2, lease1 + 540000);
+    ck_assert(num_field(t, "progress") == 42.5);
+    ck_assert(num_field(cJSON_GetObjectItemCaseSensitive(t, "metrics"), "loss") == 0.25);
+    ck_assert_str_eq(str_field(t, "status"), "running");
+    cJSON_Delete(t);
+    {
+        char ms[32];
+        (void)snprintf(ms, sizeof(ms), "%lld", (long long)lease2);
+        expect_zscore("leases", a, ms);
+    }
+    /* Nothing given: progress and metrics stay. */
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w1", a, -1, NULL, &t, &before), FM_OK);
+    ck_assert(num_field(t, "progress") == 42.5);
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, "metrics")));
+    cJSON_Delete(t);
+    free(before);
+
+    /* Not the holder, not running, no such task: nothing of the task comes back. */
+    t = (cJSON *)&t;
+    before = (char *)&before;
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w2", a, 1, NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(t);
+    ck_assert_ptr_null(before);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w2", a, "completed", NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w1", b, 1, NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(
+        fm_tasks_heartbeat(&st, "w1", "00000000-0000-4000-8000-000000000000", 1, NULL, &t, &before),
+        FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w1", "nope", 1, NULL, &t, &before), FM_ENOTFOUND);
+    ck_assert_ptr_null(t);
+    /* The refused calls changed nothing. */
+    expect_zscore("status:running", a, "1");
+    /* An expired lease, not yet swept, is no longer held. */
+    expire_lease(a);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w1", a, 1, NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w1", a, "completed", NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
+START_TEST(complete_and_cancel_running)
+{
+    char a[37], b[37], c[37], *before = NULL;
+    cJSON *t = NULL;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    claim_id("w", a);
+    claim_id("w", b);
+    claim_id("w", c);
+
+    /* cancelled only when asked for. */
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "cancelled", NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(t);
+    /* A running task: cancel_requested, still running; asking again is fine. */
+    ck_assert_int_eq(fm_tasks_cancel(&st, "bob", a, &t, &before), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", a, &t, &before), FM_OK);
+    ck_assert_str_eq(str_field(t, "status"), "running");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "cancel_requested")));
+    expect_null_field(t, "ended_at");
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_cancel(&st, NULL, a, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", a, &before), FM_ECONFLICT);
+    ck_assert_ptr_null(before);
+    /* The worker learns it from its heartbeat and ends the task. */
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", a, -1, NULL, &t, &before), FM_OK);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "cancel_requested")));
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "cancelled", "stopped", &t, &before), FM_OK);
+    ck_assert_str_eq(str_field(t, "status"), "cancelled");
+    ck_assert_str_eq(str_field(t, "error"), "stopped");
+    ck_assert_str_eq(str_field(t, "worker_id"), "w");
+    ck_assert_int_ge(time_ms(str_field(t, "ended_at")), time_ms(str_field(t, "started_at")));
+    expect_null_field(t, "lease_expires_at");
+    cJSON_Delete(t);
+    free(before);
+    expect_zscore("leases", a, NULL);
+    expect_zscore("status:running", a, NULL);
+    expect_zscore("user:alice:status:cancelled", a, "1");
+
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", b, "failed", "exit status 2", &t, &before), FM_OK);
+    ck_assert_str_eq(str_field(t, "status"), "failed");
+    ck_assert_str_eq(str_field(t, "error"), "exit status 2");
+    cJSON_Delete(t);
+    free(before);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", c, "completed", NULL, &t, &before), FM_OK);
+    expect_null_field(t, "error");
+    cJSON_Delete(t);
+    free(before);
+    expect_zscore("status:completed", c, "3");
+    /* Ended: no second completion, no cancel (the unchanged task comes back). */
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", c, "failed", NULL, &t, &before), FM_ECONFLICT);
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", c, &t, &before), FM_ECONFLICT);
+    ck_assert_str_eq(str_field(t, "status"), "completed");
+    ck_assert_ptr_null(before);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_complete(&st, "w", c, "done", NULL, &t, &before), FM_EINVAL);
+    /* Ended tasks can be deleted. */
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", c, &before), FM_OK);
+    free(before);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, c, &t), FM_ENOTFOUND);
+    expect_zscore("status:completed", c, NULL);
+    expect_zscore("tasks", c, NULL);
+}
+END_TEST
+
+/* Sweeps and checks the number of transitions; the caller frees out[]. */
+static size_t sweep(fm_tasks_swept *out, size_t max)
+{
+    size_t n = 99;
+    fm_err rc = fm_tasks_sweep(&st, max, out, &n);
+
+    ck_assert_msg(rc == FM_OK, "sweep: rc %d %s", rc, fm_redis_errstr(r));
+    return n;
+}
+
+static void swept_free(fm_tasks_swept *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(out[i].task);
+        free(out[i].before);
+    }
+}
+
+/* Real leases of 1 s: the task goes back to its old place with attempts counted. */
+START_TEST(sweep_requeues_at_old_place)
+{
+    char a[37], b[37], c[37], want[200], started[32];
+    fm_tasks_swept out[4];
+    cJSON *t;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    st.lease_seconds = 1;
+    t = claim_expect("alice/w1", a);
+    (void)snprintf(started, sizeof(started), "%s", str_field(t, "started_at"));
+    cJSON_Delete(t);
+    ck_assert_uint_eq(sweep(out, 4), 0); /* not expired yet */
+    th_sleep_ms(1100);
+    ck_assert_uint_eq(sweep(out, 4), 1);
+    ck_assert_str_eq(out[0].id, a);
+    ck_assert_str_eq(out[0].worker_id, "alice/w1");
+    ck_assert_str_eq(out[0].event, "task.requeued");
+    ck_assert_str_eq(str_field(out[0].task, "status"), "queued");
+    ck_assert_int_eq(num_field(out[0].task, "attempts"), 1);
+    expect_null_field(out[0].task, "worker_id");
+    expect_null_field(out[0].task, "lease_expires_at");
+    ck_assert_ptr_nonnull(out[0].before);
+    swept_free(out, 1);
+    (void)snprintf(want, sizeof(want), "%s %s %s", a, b, c);
+    queue_is(want);
+    expect_zscore("queue", a, "5000000000001");
+    expect_zscore("leases", a, NULL);
+    /* Claimed again: the second attempt; started_at is the first claim's. */
+    t = claim_expect("alice/w2", a);
+    ck_assert_int_eq(num_field(t, "attempts"), 2);
+    ck_assert_str_eq(str_field(t, "started_at"), started);
+    cJSON_Delete(t);
+    ck_assert_uint_eq(sweep(out, 4), 0);
+}
+END_TEST
+
+START_TEST(sweep_fails_cancels_and_bounds)
+{
+    char a[37], b[37], c[37], d[37];
+    fm_tasks_swept out[4];
+    size_t n;
+
+    st.max_attempts = 2;
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    create_id("alice", "{\"job_name\":\"c\"}", c);
+    create_id("alice", "{\"job_name\":\"d\"}", d);
+    /* a: second attempt expires -> failed. */
+    claim_id("w", a);
+    expire_lease(a);
+    ck_assert_uint_eq(sweep(out, 4), 1);
+    ck_assert_str_eq(out[0].event, "task.requeued");
+    swept_free(out, 1);
+    claim_id("w", a);
+    expire_lease(a);
+    ck_assert_uint_eq(sweep(out, 4), 1);
+    ck_assert_str_eq(out[0].event, "task.failed");
+    ck_assert_str_eq(str_field(out[0].task, "status"), "failed");
+    ck_assert_str_eq(str_field(out[0].task, "error"), "lease expired");
+    ck_assert_str_eq(str_field(out[0].task, "worker_id"), "w");
+    ck_assert_int_eq(num_field(out[0].task, "attempts"), 2);
+    ck_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(out[0].task, "ended_at")));
+    swept_free(out, 1);
+    expect_zscore("queue", a, NULL);
+    expect_zscore("leases", a, NULL);
+    expect_zscore("status:failed", a, "1");
+
+    /* b: cancel requested, then the worker died -> cancelled. */
+    {
+        cJSON *t;
+        char *before;
+
+        claim_id("w", b);
+        ck_assert_int_eq(fm_tasks_cancel(&st, NULL, b, &t, &before), FM_OK);
+        cJSON_Delete(t);
+        free(before);
+    }
+    expire_lease(b);
+    ck_assert_uint_eq(sweep(out, 4), 1);
+    ck_assert_str_eq(out[0].event, "task.cancelled");
+    ck_assert_str_eq(str_field(out[0].task, "status"), "cancelled");
+    swept_free(out, 1);
+
+    /* At most max per call. */
+    claim_id("w", c);
+    claim_id("w", d);
+    expire_lease(c);
+    expire_lease(d);
+    n = sweep(out, 1);
+    ck_assert_uint_eq(n, 1);
+    swept_free(out, n);
+    ck_assert_uint_eq(sweep(out, 4), 1);
+    swept_free(out, 1);
+    ck_assert_uint_eq(sweep(out, 4), 0);
+    ck_assert_int_eq(fm_tasks_sweep(&st, 0, out, &n), FM_EINVAL);
+}
+END_TEST
+
+/* Runs a transition, checks the state changed, restores before and checks the state is back. */
+#define EXPECT_RESTORED(id, call)                                                                  \
+    do {                                                                                           \
+        char was[STATE_TEXT_MAX], is[STATE_TEXT_MAX];                                              \
+        task_state(id, was);                                                                       \
+        before = NULL;                                                                             \
+        ck_assert_int_eq(call, FM_OK);                                                             \
+        task_state(id, is);                                                                        \
+        ck_assert_str_ne(is, was);                                                                 \
+        ck_assert_int_eq(fm_tasks_restore(&st, id, before), FM_OK);                                \
+        free(before);                                                                              \
+        task_state(id, is);                                                                        \
+        ck_assert_str_eq(is, was);                                                                 \
+    } while (0)
+
+START_TEST(restore_every_transition)
+{
+    char a[37], b[37], *before;
+    char gone[STATE_TEXT_MAX], now[STATE_TEXT_MAX];
+    cJSON *t = NULL;
+    fm_tasks_swept out[2];
+    size_t n;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    EXPECT_RESTORED(a, fm_tasks_cancel(&st, "alice", a, &t, &before)); /* queued -> cancelled */
+    cJSON_Delete(t);
+    EXPECT_RESTORED(a, fm_tasks_delete(&st, "alice", a, &before));
+    EXPECT_RESTORED(a, fm_tasks_claim(&st, "w", &t, &before));
+    cJSON_Delete(t);
+    claim_id("w", a);
+    EXPECT_RESTORED(a, fm_tasks_heartbeat(&st, "w", a, 10, "{\"x\":1}", &t, &before));
+    cJSON_Delete(t);
+    EXPECT_RESTORED(a, fm_tasks_cancel(&st, "alice", a, &t, &before)); /* cancel_requested */
+    cJSON_Delete(t);
+    EXPECT_RESTORED(a, fm_tasks_complete(&st, "w", a, "failed", "boom", &t, &before));
+    cJSON_Delete(t);
+    expire_lease(a);
+    EXPECT_RESTORED(a, (n = sweep(out, 2)) == 1 ? ((before = out[0].before), FM_OK) : FM_EREDIS);
+    cJSON_Delete(out[0].task);
+    /* The undo of a create: gone, from every index. */
+    task_state("00000000-0000-4000-8000-000000000000", gone);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_OK);
+    task_state(b, now);
+    ck_assert_str_eq(now, gone);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_OK); /* already gone: fine */
+    ck_assert_int_eq(fm_tasks_restore(&st, b, "garbage"), FM_EINVAL);
+    ck_assert_int_eq(fm_tasks_restore(&st, "not-a-uuid", NULL), FM_ENOTFOUND);
+}
+END_TEST
+
+/* Lists one page; returns the number of tasks and checks total and next_offset. */
+static int list_page(const char *user, const char *status, long offset, long limit,
+                     size_t max_bytes, long want_total, long want_next)
+{
+    cJSON *tasks = NULL;
+    long total = -1, next = -2;
+    int n;
+
+    ck_assert_int_eq(
+        fm_tasks_list(&st, user, status, offset, limit, max_bytes, &tasks, &total, &next), FM_OK);
+    ck_assert_int_eq(total, want_total);
+    ck_assert_int_eq(next, want_next);
+    n = cJSON_GetArraySize(tasks);
+    if (max_bytes > 0) {
+        char *text = cJSON_PrintUnformatted(tasks);
+        ck_assert_uint_le(strlen(text), max_bytes);
+        cJSON_free(text);
+    }
+    cJSON_Delete(tasks);
+    return n;
+}
+
+START_TEST(list_next_offset_and_max_bytes)
+{
+    char id[37];
+    cJSON *t;
+    char *text;
+    size_t one;
+
+    for (int i = 0; i < 5; i++)
+        create_id("alice", "{\"job_name\":\"same-size\"}", id);
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, id, &t), FM_OK);
+    text = cJSON_PrintUnformatted(t);
+    one = strlen(text);
+    cJSON_free(text);
+    cJSON_Delete(t);
+
+    ck_assert_int_eq(list_page("alice", NULL, 0, 2, 0, 5, 2), 2);
+    ck_assert_int_eq(list_page("alice", "queued", 2, 2, 0, 5, 4), 2);
+    ck_assert_int_eq(list_page("alice", "queued", 3, 2, 0, 5, -1), 2);
+    ck_assert_int_eq(list_page("alice", NULL, 4, 50, 0, 5, -1), 1);
+    ck_assert_int_eq(list_page("alice", NULL, 9, 50, 0, 5, -1), 0);
+    /* "[" two tasks, a comma, "]": exactly two fit; one byte less, one. */
+    ck_assert_int_eq(list_page("alice", NULL, 0, 50, 2 + 2 * one + 1, 5, 2), 2);
+    ck_assert_int_eq(list_page("alice", NULL, 0, 50, 2 + 2 * one, 5, 1), 1);
+    ck_assert_int_eq(list_page(NULL, "queued", 1, 50, 2 + one, 5, 2), 1);
+    ck_assert_int_eq(list_page(NULL, "queued", 1, 50, 1 + one, 5, 1), 0);
+}
+END_TEST
+
+/*
+ * A page of ?status= reads the status index, not the history: with 5000
+ * cancelled tasks and 3 queued, listing queued reads 3 records, and a page
+ * of the cancelled ones reads that page only (Redis' own command counts).
+ */
+START_TEST(status_page_is_o_limit)
+{
+    char id[37], q[3][37], *before;
+    long long hgetall, zrevrange;
+    cJSON *t;
+
+    for (int i = 0; i < 5000; i++) {
+        create_id("alice", "{\"job_name\":\"old\"}", id);
+        ck_assert_int_eq(fm_tasks_cancel(&st, "alice", id, &t, &before), FM_OK);
+        cJSON_Delete(t);
+        free(before);
+    }
+    for (int i = 0; i < 3; i++)
+        create_id("alice", "{\"job_name\":\"new\"}", q[i]);
+    hgetall = command_calls("hgetall");
+    zrevrange = command_calls("zrevrange");
+    ck_assert_int_eq(list_page("alice", "queued", 0, 50, 0, 3, -1), 3);
+    ck_assert_int_eq(command_calls("hgetall") - hgetall, 3);
+    ck_assert_int_eq(command_calls("zrevrange") - zrevrange, 1);
+    hgetall = command_calls("hgetall");
+    ck_assert_int_eq(list_page("alice", "cancelled", 100, 50, 0, 5000, 150), 50);
+    ck_assert_int_eq(list_page(NULL, "cancelled", 4990, 50, 0, 5000, -1), 10);
+    ck_assert_int_eq(command_calls("hgetall") - hgetall, 60);
 }
 END_TEST
 
@@ -988,13 +1820,26 @@ static Suite *tasks_suite(void)
     suite_add_tcase(s, v);
 
     tcase_add_checked_fixture(db, setup_up, teardown_up);
+    tcase_set_timeout(db, 120);
     tcase_add_test(db, create_full_record);
     tcase_add_test(db, create_defaults);
     tcase_add_test(db, stored_under_prefix);
     tcase_add_test(db, queue_order);
     tcase_add_test(db, cancel_delete_and_undo);
     tcase_add_test(db, keys_too_long);
-    tcase_add_test(db, changes_are_one_script);
+    tcase_add_test(db, one_round_trip_each);
+    tcase_add_test(db, quota);
+    tcase_add_test(db, too_big);
+    tcase_add_test(db, redis_full);
+    tcase_add_test(db, claim_order_and_fields);
+    tcase_add_test(db, concurrent_claim_exactly_once);
+    tcase_add_test(db, heartbeat_holder_only);
+    tcase_add_test(db, complete_and_cancel_running);
+    tcase_add_test(db, sweep_requeues_at_old_place);
+    tcase_add_test(db, sweep_fails_cancels_and_bounds);
+    tcase_add_test(db, restore_every_transition);
+    tcase_add_test(db, list_next_offset_and_max_bytes);
+    tcase_add_test(db, status_page_is_o_limit);
     tcase_add_test(db, get_visibility);
     tcase_add_test(db, get_corrupt_record);
     tcase_add_test(db, list_filters_and_pages);
