@@ -5,7 +5,7 @@
 # loses its task to the sweeper and another worker finishes it; attempts run
 # out -> failed "lease expired"; only the lease holder heartbeats or
 # completes (a 409 shows nothing of the task); cancel while running; SIGTERM
-# lets the example worker finish its task and exit; quota,
+# lets the example worker finish its task and exit, an idle one back off; quota,
 # size and response limits; a full Redis refuses a new task with a clean 503
 # and evicts nothing; RBAC of the worker role.
 
@@ -71,6 +71,13 @@ check "a worker drains what earlier files queued and exits when idle" wait_for 3
 check "the example worker never prints its key" bash -c "! grep -qF '$t26_wa' '$OUT/t26-drain.log'"
 
 # --- the whole lifecycle, by hand ----------------------------------------------------------
+# A subscriber to the events channel (line-buffered; stopped after the lifecycle).
+REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
+    timeout 30 stdbuf -oL redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" \
+    SUBSCRIBE fetchml:events >"$OUT/t26-events" 2>&1 &
+t26_sub=$!
+t26_pids_all+=("$t26_sub")
+wait_for 3 grep -qs '^subscribe' "$OUT/t26-events"
 t26_new '{"job_name":"t26-life","args":["--lr","0.1"],"priority":7}'
 check "r26 queues a task -> 201 queued, attempts 0" \
     bash -c "[ $STATUS = 201 ] && jq -e '.status==\"queued\" and .attempts==0 and .cancel_requested==false and .worker_id==null' '$B' >/dev/null"
@@ -102,6 +109,12 @@ check "audited: the create names its task" \
     t26_audited 1 "$t26_life" '.action=="POST /v1/tasks" and .status==201 and .user=="r26"'
 as "$t26_wa" POST "/v1/tasks/$t26_life/complete" -H "$t26_json" -d '{"status":"completed"}'
 check "completing it again -> 409" error_is 409 CONFLICT
+# The event types of task $1 on the channel so far, in order, one line.
+t26_events() { grep '^{' "$OUT/t26-events" | jq -r --arg id "$1" 'select(.task.id==$id) | .type' | paste -sd' '; }
+t26_events_are() { [ "$(t26_events "$1")" = "$2" ]; }
+check "each transition was published once, in order; the refused ones not at all" \
+    wait_for 3 t26_events_are "$t26_life" "task.created task.started task.progress task.progress task.completed"
+kill "$t26_sub" 2>/dev/null && wait "$t26_sub" 2>/dev/null
 
 # --- only the holder -----------------------------------------------------------------------
 t26_new '{"job_name":"t26-held"}'
@@ -244,6 +257,15 @@ check "every one of the 500 ends completed, at its first attempt" \
     bash -c "jq -r '.tasks[] | select(.attempts==1) | .id' '$B' | sort | comm -12 - '$OUT/t26-ids' | wc -l | grep -qx 500"
 check "the work was shared (more than one worker claimed)" \
     bash -c "[ \$(grep -l 'claimed' '$OUT'/t26-many-*.log | wc -l) -gt 1 ]"
+
+# --- an idle worker backs off, and stops at once on SIGTERM ---------------------------------
+t26_run "$t26_wa" "$OUT/t26-idle.log" --name idle --poll 0.2 -- true
+sleep 3
+kill -TERM "$T26_PID"
+check "an idle worker exits promptly on SIGTERM" wait_for 2 t26_gone "$T26_PID"
+t26_idle_claims=$(jq -c 'select(.action=="POST /v1/worker/claim" and .worker=="w26a/idle")' "$t26_audit" | wc -l)
+check "an empty queue (204) makes it wait longer each time: $t26_idle_claims claims in 3 s, not 15" \
+    bash -c "[ $t26_idle_claims -ge 2 ] && [ $t26_idle_claims -le 7 ]"
 
 # --- limits ----------------------------------------------------------------------------------
 check "reload with limits.max_open_tasks 3, max_task_bytes 12000, max_response_bytes 80000" \
