@@ -4,11 +4,16 @@
  *
  * A worker serves the config snapshot it was forked with; a reload replaces
  * workers, so no worker ever mixes two configs. Signals are blocked except
- * inside ppoll(2) on the (non-blocking) listen socket: SIGTERM can only land
- * while the worker is idle, so the request in flight always finishes and a
- * TERM that arrives just before the wait is never lost (the classic race of
- * checking a flag and then blocking in accept). When several workers wake for
- * one connection, the losers' accept fails with EAGAIN and they wait again.
+ * inside ppoll(2): SIGTERM can only land between requests, so the request in
+ * flight always finishes and a TERM that arrives just before the wait is never
+ * lost (the classic race of checking a flag and then blocking in accept). The
+ * (non-blocking) listen socket is tried first and waited on only when it has
+ * nothing: under load a connection is already there, and the wait would be
+ * one more system call per request. After BUSY_RUN_MAX requests in a row a
+ * ppoll on no descriptor with a zero timeout lets pending signals in, so a
+ * busy worker still stops or reopens its logs within that many requests.
+ * When several workers wake for one connection, the losers' accept fails with
+ * EAGAIN and they wait again.
  * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
  * that fails ends the worker with status 1 and the master backs off.
  */
@@ -32,6 +37,7 @@
 #include "redact.h"
 
 #define DRAIN_MAX_S 5
+#define BUSY_RUN_MAX 32 /* requests served in a row before pending signals are let in */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t draining;
@@ -238,7 +244,9 @@ static fm_err (*const init_steps[])(void) = {
 /* Serves until told to stop, or until waiting on the socket fails (logged). */
 static void serve_loop(void)
 {
+    static const struct timespec now = {0, 0};
     struct pollfd pfd = {.fd = w.listen_fd, .events = POLLIN};
+    unsigned busy = 0;
 
     while (!stopping) {
         if (reopen_logs) {
@@ -247,14 +255,22 @@ static void serve_loop(void)
                 fm_log_error("worker %d: reopening logs failed: %s", (int)getpid(),
                              strerror(errno));
         }
-        if (ppoll(&pfd, 1, NULL, &w.waitmask) < 0) {
-            if (errno == EINTR)
-                continue;
-            fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
-            return;
+        if (busy >= BUSY_RUN_MAX) {
+            busy = 0;
+            /* No descriptor to be ready: EINTR exactly when a pending signal's handler ran. */
+            (void)ppoll(NULL, 0, &now, &w.waitmask);
+            continue;
         }
-        if (FCGX_Accept_r(&w.r) < 0)
-            continue; /* EAGAIN: another worker took it; or a broken connection */
+        if (FCGX_Accept_r(&w.r) < 0) {
+            /* EAGAIN: nothing waiting, or another worker took it; or a broken connection. */
+            busy = 0;
+            if (ppoll(&pfd, 1, NULL, &w.waitmask) < 0 && errno != EINTR) {
+                fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
+                return;
+            }
+            continue;
+        }
+        busy++;
         serve(&w.r);
         FCGX_Finish_r(&w.r);
     }

@@ -25,7 +25,11 @@
 # generated log lines. Output, one result per line; the last is
 # "ratio full/hello: X.XX" (requests per second, full over hello).
 #
-# Then the parts in scripts/bench.d/ run on the same stack, last the chaos run
+# Then the parts in scripts/bench.d/ run on the same stack: among them the job
+# API against the same hello (15-jobs.sh: GET /v1/tasks/{id}, POST /v1/tasks, a
+# worker's claim + complete, "ratio task/hello", "ratio post/hello", "ratio
+# claim/hello", and a page of ?status= over 100 against 100,000 tasks of
+# history, "ratio list_100k/list_100"), last the chaos run
 # (90-chaos.sh, scripts/chaos.sh: 60 s of mixed load while Redis is restarted
 # and hung, workers are killed, the config is reloaded and the logs rotated;
 # every answer must be 2xx, 4xx or 503 with Retry-After and the audit trail
@@ -80,6 +84,8 @@ HELLO_PID=""
 BG_PIDS=() # wrk and MONITOR, while they run in the background
 export FETCHML_VAR=$VAR FETCHML_HTTPS_PORT=$HTTPS_PORT FETCHML_HTTP_PORT=$HTTP_PORT
 export FETCHML_BUILD=$BUILD
+# Room for the job parts' tasks (15-jobs.sh keeps some 250,000 at most); never evicted.
+export FETCHML_REDIS_MAXMEMORY=${FETCHML_REDIS_MAXMEMORY:-2gb}
 
 cleanup() {
     local p
@@ -144,27 +150,6 @@ fi
 WRK=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $KEY")
 INVALID=""
 BUSY_MACHINE=""
-
-# Further measurements, one file each (scripts/bench.d/NN-name.sh, in order): each is
-# sourced here with the stack still running (VAR, RUN, BASE, KEY, BUILD, WRK, rcli, get,
-# wait_for are theirs to use), prints its result lines on stdout, leaves the stack as it
-# found it, and sets INVALID=1 when its numbers are not comparable. With
-# FETCHML_BENCH_ONLY=NAME only NN-NAME.sh runs, and nothing else is measured.
-run_parts() {
-    local part pattern=${ONLY:-*} # ONLY is [a-z0-9-]*: no glob characters of its own
-    # shellcheck disable=SC2231 # the pattern's * must glob
-    for part in "$ROOT"/scripts/bench.d/[0-9]*-$pattern.sh; do
-        [ -e "$part" ] || { [ -z "$ONLY" ] || fm_die "no bench part scripts/bench.d/NN-$ONLY.sh"; continue; }
-        fm_say "bench part $(basename "$part")"
-        # shellcheck disable=SC1090
-        . "$part"
-    done
-}
-if [ -n "$ONLY" ]; then
-    run_parts
-    [ -z "$INVALID" ]
-    exit
-fi
 
 HZ=$(getconf CLK_TCK)
 
@@ -273,43 +258,76 @@ run() {
     printf -v "CPU_$name" '%s' "$report"
 }
 
+# cmdstats: "command calls" per line, from INFO commandstats.
+cmdstats() { rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
+
+# count_redis N CMD...: the Redis work of the N requests that CMD makes (with
+# the stack otherwise idle). Sets REDIS_CMDS ("cmd X.XX, ..." per request, from
+# INFO commandstats, which includes commands run inside Lua scripts) and
+# REDIS_TRIPS (client round trips per request, from MONITOR, which marks
+# script-internal commands with "lua"; a fire-and-forget PUBLISH counts as one).
+count_redis() {
+    local n=$1 mon
+    shift
+    cmdstats >"$VAR/stats-before"
+    # Not through rcli: $! must be timeout's pid, which passes the TERM on to redis-cli.
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
+        timeout 120 redis-cli --no-auth-warning -s "$RUN/redis.sock" MONITOR >"$VAR/monitor" 2>/dev/null &
+    mon=$!
+    BG_PIDS=("$mon")
+    wait_for 5 grep -q '^OK' "$VAR/monitor" 2>/dev/null || true
+    "$@" || true
+    sleep 0.3 # let MONITOR print the last commands
+    kill -TERM "$mon" 2>/dev/null || true
+    wait "$mon" 2>/dev/null || true
+    BG_PIDS=()
+    cmdstats >"$VAR/stats-after"
+    REDIS_CMDS=$(awk -v n="$n" '
+        NR == FNR { before[$1] = $2; next }
+        $1 != "info" && $1 != "auth" && $1 != "monitor" && $2 > before[$1] {
+            printf "%s%s %.2f", sep, $1, ($2 - before[$1]) / n; sep = ", " }' \
+        "$VAR/stats-before" "$VAR/stats-after")
+    REDIS_TRIPS=$(awk -v n="$n" '/^[0-9]+\.[0-9]+ \[/ && !/ lua\] / { t++ }
+        END { printf "%.2f", t / n }' "$VAR/monitor")
+}
+
+# Further measurements, one file each (scripts/bench.d/NN-name.sh, in order): each is
+# sourced here with the stack still running (VAR, RUN, BASE, KEY, BUILD, WRK, rcli, get,
+# wait_for, run, count_redis are theirs to use; RPS_HELLO is hello's req/s, unset with
+# FETCHML_BENCH_ONLY), prints its result lines on stdout, leaves the stack as it found it,
+# and sets INVALID=1 when its numbers are not comparable. With FETCHML_BENCH_ONLY=NAME
+# only NN-NAME.sh runs, and nothing else is measured.
+run_parts() {
+    local part pattern=${ONLY:-*} # ONLY is [a-z0-9-]*: no glob characters of its own
+    # shellcheck disable=SC2231 # the pattern's * must glob
+    for part in "$ROOT"/scripts/bench.d/[0-9]*-$pattern.sh; do
+        [ -e "$part" ] || { [ -z "$ONLY" ] || fm_die "no bench part scripts/bench.d/NN-$ONLY.sh"; continue; }
+        fm_say "bench part $(basename "$part")"
+        # shellcheck disable=SC1090
+        . "$part"
+    done
+}
+if [ -n "$ONLY" ]; then
+    run_parts
+    [ -z "$INVALID" ]
+    exit
+fi
+
 run hello "$HELLO_URL"
 RPS_HELLO=$RPS P99_HELLO=$P99
 run full "$FULL_URL"
 RPS_FULL=$RPS P99_FULL=$P99
 
-# Redis work per request, over a fixed number of concurrent requests.
-cmdstats() { rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
 fm_say "counting Redis commands over $COUNT_REQUESTS requests"
 for _ in $(seq "$COUNT_REQUESTS"); do printf 'url = "%s"\noutput = /dev/null\n' "$FULL_URL"; done \
     >"$VAR/curl-urls"
-cmdstats >"$VAR/stats-before"
-# Not through rcli: $! must be timeout's pid, which passes the TERM on to redis-cli.
-REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
-    timeout 30 redis-cli --no-auth-warning -s "$RUN/redis.sock" MONITOR >"$VAR/monitor" 2>/dev/null &
-MON_PID=$!
-BG_PIDS=("$MON_PID")
-wait_for 5 grep -q '^OK' "$VAR/monitor" 2>/dev/null || true
-timeout 60 curl -sk --parallel --parallel-max 8 -H "X-API-Key: $KEY" -w '%{http_code}\n' \
-    -K "$VAR/curl-urls" >"$VAR/codes" 2>/dev/null || true
-sleep 0.3 # let MONITOR print the last commands
-kill -TERM "$MON_PID" 2>/dev/null || true
-wait "$MON_PID" 2>/dev/null || true
-BG_PIDS=()
-cmdstats >"$VAR/stats-after"
+count_redis "$COUNT_REQUESTS" timeout 60 curl -sk --parallel --parallel-max 8 -H "X-API-Key: $KEY" \
+    -w '%{http_code}\n' -K "$VAR/curl-urls" >"$VAR/codes" 2>/dev/null
 n200=$(grep -c '^200$' "$VAR/codes" || true)
 if [ "$n200" != "$COUNT_REQUESTS" ]; then
     fm_say "counting run: $n200 of $COUNT_REQUESTS answered 200"
     INVALID=1
 fi
-per_request=$(awk -v n="$COUNT_REQUESTS" '
-    NR == FNR { before[$1] = $2; next }
-    $1 != "info" && $1 != "auth" && $1 != "monitor" && $2 > before[$1] {
-        printf "%s%s %.2f", sep, $1, ($2 - before[$1]) / n; sep = ", " }' \
-    "$VAR/stats-before" "$VAR/stats-after")
-# MONITOR marks commands run by a script with "[db lua]"; the rest came over the socket.
-trips=$(awk -v n="$COUNT_REQUESTS" '/^[0-9]+\.[0-9]+ \[/ && !/ lua\] / { t++ }
-    END { printf "%.2f", t / n }' "$VAR/monitor")
 
 fm_say "redaction filter on ${REDACT_MB} MB of generated log lines"
 redact=$(timeout 60 "$BUILD/redact_bench" "$REDACT_MB") || fm_die "redact_bench failed"
@@ -321,8 +339,8 @@ echo "hello (bare libfcgi responder): $RPS_HELLO req/s, p99 $P99_HELLO ms"
 echo "full (GET /v1/whoami, whole pipeline): $RPS_FULL req/s, p99 $P99_FULL ms"
 echo "${CPU_hello:-}"
 echo "${CPU_full:-}"
-echo "redis commands per request (INFO commandstats, $COUNT_REQUESTS requests): ${per_request:-none}"
-echo "redis round trips per request (MONITOR, script-internal commands excluded): $trips"
+echo "redis commands per request (INFO commandstats, $COUNT_REQUESTS requests): ${REDIS_CMDS:-none}"
+echo "redis round trips per request (MONITOR, script-internal commands excluded): $REDIS_TRIPS"
 echo "$redact"
 run_parts
 if [ -n "$BUSY_MACHINE" ]; then

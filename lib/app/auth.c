@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char key_id_domain[] = "fetchml-key-id:";
 static const char checksum_domain[] = "fetchml-key-checksum:";
 
 #define PREFIX_LEN (sizeof(FM_AUTH_KEY_PREFIX) - 1)
@@ -64,21 +63,6 @@ bool fm_auth_key_checksum_ok(const char *key, size_t n)
 fm_err fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
 {
     return crypto_hash_sha256(out, (const unsigned char *)key, len) == 0 ? FM_OK : FM_ESYS;
-}
-
-void fm_auth_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1])
-{
-    crypto_hash_sha256_state st;
-    unsigned char d[crypto_hash_sha256_BYTES];
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)key_id_domain, sizeof(key_id_domain) - 1);
-    crypto_hash_sha256_update(&st, hash, FM_KEY_HASH_BYTES);
-    crypto_hash_sha256_final(&st, d);
-    sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
-    memcpy(out, hex, FM_KEY_ID_LEN);
-    out[FM_KEY_ID_LEN] = '\0';
 }
 
 const char *fm_auth_reason(fm_auth_status status)
@@ -190,7 +174,6 @@ fm_err fm_auth_authenticate(const fm_config *cfg, const char *x_api_key, const c
         return FM_OK;
     if (fm_auth_hash_key(key, n, digest) != FM_OK)
         return FM_ESYS;
-    fm_auth_key_id(digest, out->key_id);
     if (!fm_auth_key_checksum_ok(key, n)) {
         out->status = FM_AUTH_MALFORMED;
     } else if (!fm_config_find_key(cfg, digest, &out->user, &out->key)) {
@@ -202,6 +185,11 @@ fm_err fm_auth_authenticate(const fm_config *cfg, const char *x_api_key, const c
     } else {
         out->status = FM_AUTH_OK;
     }
+    /* A configured key's fingerprint was made at load; any other's is made here. */
+    if (out->key != NULL)
+        memcpy(out->key_id, out->key->id, sizeof(out->key_id));
+    else
+        fm_config_key_id(digest, out->key_id);
     sodium_memzero(digest, sizeof(digest));
     return FM_OK;
 }

@@ -5,7 +5,7 @@
  * 6750 section 2.1), never in the query string. It is hashed with SHA-256
  * (FIPS 180-4, libsodium) and looked up in the config's key index; the key
  * itself is never stored, logged or compared. Only a short fingerprint of the
- * hash (fm_auth_key_id) may appear in logs.
+ * hash (fm_config_key_id) may appear in logs.
  */
 #ifndef FM_AUTH_H
 #define FM_AUTH_H
@@ -28,7 +28,6 @@
  */
 #define FM_AUTH_KEY_PREFIX "fetchml_"
 #define FM_AUTH_KEY_GEN_LEN (sizeof(FM_AUTH_KEY_PREFIX) - 1 + 64 + 8)
-#define FM_KEY_ID_LEN 12 /* hex characters of a key fingerprint */
 
 typedef enum {
     FM_AUTH_OK,
@@ -65,14 +64,6 @@ FM_MUST_CHECK fm_err fm_auth_authenticate(const fm_config *cfg, const char *x_ap
  * bytes). Returns FM_OK, or FM_ESYS if libsodium fails.
  */
 fm_err fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES]);
-
-/*
- * fm_auth_key_id - non-secret fingerprint of a key hash for logs and the audit
- * trail: the first FM_KEY_ID_LEN hex digits of SHA-256("fetchml-key-id:" ||
- * hash). Knowing it reveals neither the key nor its hash. out gets
- * FM_KEY_ID_LEN + 1 bytes, NUL-terminated.
- */
-void fm_auth_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1]);
 
 /*
  * fm_auth_key_generate - a new key in the format above from libsodium's

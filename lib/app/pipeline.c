@@ -135,9 +135,10 @@ bool fm_pipeline_route_match(const char *pattern, const char *path,
     return *pattern == '\0' && *path == '\0';
 }
 
-static bool ip_allowed(const fm_ipacl *acl, const char *addr)
+/* host: the client address, parsed once (NULL when it is not an IP literal). */
+static bool ip_allowed(const fm_ipacl *acl, const fm_cidr *host)
 {
-    return acl->count == 0 || fm_ipacl_match(acl, addr);
+    return acl->count == 0 || fm_ipacl_match_host(acl, host);
 }
 
 /* 503 with a short Retry-After: the causes (Redis, the audit disk) are usually brief. */
@@ -145,15 +146,6 @@ static void unavailable(fm_response *resp, const char *message, const char *trac
 {
     (void)fm_response_header(resp, "Retry-After: 1");
     fm_response_error(resp, 503, "SERVICE_UNAVAILABLE", message, trace_id);
-}
-
-static void add_rate_headers(fm_response *resp, const fm_rl_result *rl)
-{
-    char policy[FM_RESPONSE_HEADER_MAX], state[FM_RESPONSE_HEADER_MAX];
-
-    fm_ratelimit_headers(rl, policy, state, sizeof(policy));
-    (void)fm_response_header(resp, "%s", policy);
-    (void)fm_response_header(resp, "%s", state);
 }
 
 /* ---- the steps ---------------------------------------------------------------------- */
@@ -172,6 +164,8 @@ typedef struct req_state {
     outcome o;
     fm_rl_result rl;
     fm_auth_result auth;
+    const fm_cidr *host;   /* the client address, parsed once; NULL: not an IP literal */
+    fm_bf_addr guard_addr; /* the same, as the brute-force guard keys it */
     const fm_route *route; /* set by step_route */
     int64_t now_ms;        /* CLOCK_MONOTONIC, once per request */
     bool redis_failed;     /* a Redis call of this request failed: do not wait on it again */
@@ -193,7 +187,7 @@ static step_rc refuse(req_state *st, const char *reason, int status, const char 
 
 static step_rc step_ip_allow(req_state *st)
 {
-    if (ip_allowed(&st->env->cfg->auth.ip_whitelist, st->call->req->remote_addr))
+    if (ip_allowed(&st->env->cfg->auth.ip_whitelist, st->host))
         return STEP_NEXT;
     return refuse(st, "ip_not_allowed", 403, "IP_NOT_ALLOWED", "client address not allowed");
 }
@@ -204,8 +198,8 @@ static fm_err guard_check(const req_state *st, bool *blocked, uint32_t *block_s)
     const fm_config *cfg = st->env->cfg;
 
     return fm_bruteforce_check(st->env->redis, cfg->redis.key_prefix,
-                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
-                               st->now_ms, blocked, block_s);
+                               &cfg->rate_limit.auth_failures, &st->guard_addr, st->now_ms, blocked,
+                               block_s);
 }
 
 /* Counts one request without a valid key; *blocked when the address is blocked now. */
@@ -216,8 +210,8 @@ static fm_err guard_count_failure(const req_state *st, bool *blocked, uint32_t *
     if (st->redis_failed)
         return FM_EREDIS; /* this request already waited on Redis once */
     return fm_bruteforce_fail(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                              st->call->req->remote_addr, st->auth.status != FM_AUTH_MISSING,
-                              st->now_ms, blocked, block_s);
+                              &st->guard_addr, st->auth.status != FM_AUTH_MISSING, st->now_ms,
+                              blocked, block_s);
 }
 
 /* The key check, once per request: the guard may need the key's fingerprint before its step. */
@@ -300,8 +294,7 @@ static bool known_client(req_state *st)
     if (st->auth.key_id[0] == '\0')
         return false;
     if (fm_bruteforce_known(st->env->redis, cfg->redis.key_prefix, &cfg->rate_limit.auth_failures,
-                            st->call->req->remote_addr, st->auth.key_id, st->now_ms,
-                            &known) == FM_EREDIS)
+                            &st->guard_addr, st->auth.key_id, st->now_ms, &known) == FM_EREDIS)
         st->redis_failed = true;
     return known;
 }
@@ -400,7 +393,7 @@ static step_rc step_authenticate(req_state *st)
 /* A valid key from outside its own networks is a misuse signal: counted as a failure. */
 static step_rc step_user_ip_allow(req_state *st)
 {
-    if (ip_allowed(&st->auth.user->ip_whitelist, st->call->req->remote_addr))
+    if (ip_allowed(&st->auth.user->ip_whitelist, st->host))
         return STEP_NEXT;
     count_failure(st);
     return refuse(st, "user_ip_not_allowed", 403, "IP_NOT_ALLOWED",
@@ -412,10 +405,9 @@ static step_rc step_remember_client(req_state *st)
 {
     const fm_config *cfg = st->env->cfg;
 
-    if (!st->redis_failed &&
-        fm_bruteforce_remember(st->env->redis, cfg->redis.key_prefix,
-                               &cfg->rate_limit.auth_failures, st->call->req->remote_addr,
-                               st->auth.key_id, st->now_ms) == FM_EREDIS)
+    if (!st->redis_failed && fm_bruteforce_remember(st->env->redis, cfg->redis.key_prefix,
+                                                    &cfg->rate_limit.auth_failures, &st->guard_addr,
+                                                    st->auth.key_id, st->now_ms) == FM_EREDIS)
         st->redis_failed = true;
     return STEP_NEXT;
 }
@@ -450,7 +442,7 @@ static step_rc step_rate_limit(req_state *st)
                                               fm_config_user_rate(cfg, user), cfg->server.workers,
                                               st->now_ms, &st->rl) != FM_OK)
         return rate_unknown(st);
-    add_rate_headers(st->resp, &st->rl);
+    fm_ratelimit_headers(&st->rl, st->resp);
     if (!st->rl.allowed) {
         (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)st->rl.retry_after_s);
         return refuse(st, "rate_limited", 429, "RATE_LIMITED", "rate limit exceeded");
@@ -637,6 +629,7 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp)
 {
     fm_call call;
+    fm_cidr host;
     req_state st;
 
     memset(&call, 0, sizeof(call));
@@ -649,8 +642,10 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
         .nroutes = nroutes,
         .call = &call,
         .resp = resp,
+        .host = fm_ipacl_parse_host(req->remote_addr, &host) == FM_OK ? &host : NULL,
         .now_ms = mono_ms(),
     };
+    fm_bruteforce_addr(req->remote_addr, st.host, &st.guard_addr);
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if (steps[i](&st) == STEP_DONE)
             break;

@@ -249,23 +249,38 @@ static bool in_block(const fm_cidr *block, const fm_cidr *host)
     return true;
 }
 
-bool fm_ipacl_match(const fm_ipacl *list, const char *addr)
+fm_err fm_ipacl_parse_host(const char *addr, fm_cidr *host)
 {
     const char *why;
-    fm_cidr host;
+    fm_cidr c;
 
-    if (list == NULL || list->count == 0 || addr == NULL)
+    if (addr == NULL)
+        return FM_EINVAL;
+    memset(&c, 0, sizeof(c));
+    if (parse_addr(addr, &c, &why) != 0)
+        return FM_EINVAL;
+    c.prefix = c.family == AF_INET ? 32 : 128;
+    unmap(&c);
+    *host = c;
+    return FM_OK;
+}
+
+bool fm_ipacl_match_host(const fm_ipacl *list, const fm_cidr *host)
+{
+    if (list == NULL || host == NULL)
         return false;
-    memset(&host, 0, sizeof(host));
-    if (parse_addr(addr, &host, &why) != 0)
-        return false;
-    host.prefix = host.family == AF_INET ? 32 : 128;
-    unmap(&host);
     for (size_t i = 0; i < list->count; i++) {
-        if (in_block(&list->entries[i], &host))
+        if (in_block(&list->entries[i], host))
             return true;
     }
     return false;
+}
+
+bool fm_ipacl_match(const fm_ipacl *list, const char *addr)
+{
+    fm_cidr host;
+
+    return fm_ipacl_parse_host(addr, &host) == FM_OK && fm_ipacl_match_host(list, &host);
 }
 
 void fm_ipacl_free(fm_ipacl *list)

@@ -49,11 +49,24 @@ FM_MUST_CHECK fm_err fm_ipacl_parse_cidr(const char *text, fm_cidr *out, char *e
 FM_MUST_CHECK fm_err fm_ipacl_add(fm_ipacl *list, const fm_cidr *cidr);
 
 /*
- * fm_ipacl_match - true when the textual client address addr (as nginx gives
- * it in REMOTE_ADDR: dotted IPv4 or IPv6 without brackets or zone) is inside
- * any block of list. An unparsable address never matches. An empty list
- * matches nothing; callers decide what "no list configured" means.
+ * fm_ipacl_parse_host - parse the textual client address addr (as nginx gives
+ * it in REMOTE_ADDR: dotted IPv4 or IPv6 without brackets or zone), as
+ * strictly as a list entry, into host: a /32 or /128 block, an IPv4-mapped
+ * IPv6 address as the IPv4 address it carries. Parsed once per request, host
+ * serves every list and the brute-force guard. Returns FM_OK, or FM_EINVAL
+ * (addr NULL too) when addr is not an IP literal, *host untouched.
  */
+FM_MUST_CHECK fm_err fm_ipacl_parse_host(const char *addr, fm_cidr *host);
+
+/*
+ * fm_ipacl_match_host - true when host (from fm_ipacl_parse_host; NULL for an
+ * address that is not an IP literal, which never matches) is inside any block
+ * of list. An empty list matches nothing; callers decide what "no list
+ * configured" means.
+ */
+bool fm_ipacl_match_host(const fm_ipacl *list, const fm_cidr *host);
+
+/* fm_ipacl_match - fm_ipacl_match_host of the textual address addr, parsed here. */
 bool fm_ipacl_match(const fm_ipacl *list, const char *addr);
 
 /* fm_ipacl_free - release the entries; list itself is not freed. NULL is accepted. */

@@ -28,12 +28,14 @@
 #define FM_CONFIG_MAX_DEPTH 8
 #define FM_NAME_MAX 64          /* user and role names: [A-Za-z0-9_.-]{1,63} */
 #define FM_KEY_HASH_BYTES 32    /* SHA-256 digest */
+#define FM_KEY_ID_LEN 12        /* hex characters of a key fingerprint (fm_config_key_id) */
 #define FM_CONFIG_ERR_MAX 512   /* enough for any "file:line:col: message" */
 #define FM_ROLE_INHERIT_MAX 16  /* longest chain of auth.roles.<r>.inherits links */
 #define FM_SECRET_FILE_MAX 4096 /* largest redis.password_file, bytes */
 
 typedef struct fm_key {
     unsigned char hash[FM_KEY_HASH_BYTES]; /* SHA-256 of the API key */
+    char id[FM_KEY_ID_LEN + 1];            /* fm_config_key_id of hash, made once at load */
     int64_t expires;                       /* Unix seconds; 0 = never */
     char label[FM_NAME_MAX];               /* operator's note, may be empty */
 } fm_key;
@@ -165,6 +167,14 @@ void fm_config_free(fm_config *cfg);
 FM_MUST_CHECK bool fm_config_find_key(const fm_config *cfg,
                                       const unsigned char hash[FM_KEY_HASH_BYTES],
                                       const fm_user **user, const fm_key **key);
+
+/*
+ * fm_config_key_id - non-secret fingerprint of a key hash for logs and the
+ * audit trail: the first FM_KEY_ID_LEN hex digits of SHA-256("fetchml-key-id:"
+ * || hash). Knowing it reveals neither the key nor its hash. out gets
+ * FM_KEY_ID_LEN + 1 bytes, NUL-terminated. A loaded key has its own in id.
+ */
+void fm_config_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1]);
 
 /*
  * fm_config_user_rate - the bucket for user, in O(1) (chosen at load): its own

@@ -9,7 +9,8 @@
  * bytes, such hashes would all share one run of slots, and building the index
  * would cost a scan per key. Under the keyed hash no choice of hashes makes
  * the probes long; a probe ends at an empty slot, which the load factor
- * guarantees to exist.
+ * guarantees to exist. Each key's fingerprint is derived here too, once,
+ * rather than hashed again on every request that presents it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,21 @@
 
 _Static_assert(sizeof(((fm_config *)0)->key_index_key) == crypto_shorthash_KEYBYTES,
                "fm_config.key_index_key holds a crypto_shorthash key");
+
+static const char key_id_domain[] = "fetchml-key-id:";
+
+void fm_config_key_id(const unsigned char hash[FM_KEY_HASH_BYTES], char out[FM_KEY_ID_LEN + 1])
+{
+    crypto_hash_sha256_state st;
+    unsigned char d[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)key_id_domain, sizeof(key_id_domain) - 1);
+    crypto_hash_sha256_update(&st, hash, FM_KEY_HASH_BYTES);
+    crypto_hash_sha256_final(&st, d);
+    /* The leading FM_KEY_ID_LEN hex digits: those of the digest's first bytes. */
+    sodium_bin2hex(out, FM_KEY_ID_LEN + 1, d, FM_KEY_ID_LEN / 2);
+}
 
 static size_t slot_of(const fm_config *cfg, const unsigned char hash[FM_KEY_HASH_BYTES])
 {
@@ -52,8 +68,10 @@ fm_err keyindex_build(struct loader *l)
         const fm_user *user = &cfg->auth.users[u];
 
         for (size_t k = 0; k < user->nkeys; k++, g++) {
-            const fm_key *key = &user->keys[k];
+            fm_key *key = &user->keys[k];
             size_t i = slot_of(cfg, key->hash);
+
+            fm_config_key_id(key->hash, key->id);
 
             while (cfg->key_index[i].user != NULL) {
                 if (sodium_memcmp(cfg->key_index[i].key->hash, key->hash, FM_KEY_HASH_BYTES) == 0)

@@ -25,11 +25,12 @@
  * ahead of the shared head, so the global seq never goes backwards. An empty
  * file (fresh after rotation) continues the shared chain. The line is then
  * appended with one write(2) on an O_APPEND descriptor and the head is
- * advanced only when the whole line was written. Only ts, seq, prev_hash and
- * the hash are produced under the lock; the fields are escaped and formatted
- * before it is taken. A record that must be durable (audit_sync always, or
- * interval when due) is synced under the lock too, so that one that cannot
- * be synced can still be cut off before anyone appends after it.
+ * advanced only when the whole line was written. Only seq, prev_hash and the
+ * hash are produced under the lock; the fields are escaped and formatted, and
+ * the record stamped with its ts, before it is taken (a stamp older than the
+ * last record's is made again under the lock, so ts order is seq order). A record that must be
+ * durable (audit_sync always, or interval when due) is synced under the lock too, so that one that
+ * cannot be synced can still be cut off before anyone appends after it.
  *
  * The file at the path: a record never goes to a file that was deleted or
  * replaced. Inside the lock, each writer compares its descriptor's file
@@ -106,6 +107,7 @@ struct fm_audit_shared {
     ino_t ino;
     long long last_sync_ms;   /* CLOCK_MONOTONIC of the last fdatasync by any writer */
     unsigned long long syncs; /* fdatasync calls by all writers, atomic */
+    int64_t last_ts_ms;       /* ts of the record last written (0: none yet) */
 };
 
 struct fm_audit {
@@ -239,6 +241,7 @@ fm_audit_shared *fm_audit_shared_create(const char *path)
     s->ino = 0;
     s->last_sync_ms = mono_ms(); /* an interval starts with the chain, not at boot */
     s->syncs = 0;
+    s->last_ts_ms = 0;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT)
@@ -551,26 +554,50 @@ fail:
     return FM_ESYS;
 }
 
-/*
- * Completes the record (lock held): ts and seq in front of mid (midlen
- * bytes), the head's hash as prev_hash, then the hash of all that. out has
- * FM_AUDIT_LINE_MAX bytes. Returns the line's length with its newline, or 0
- * with errno EOVERFLOW; *hex gets the record's hash.
- */
-static size_t finish_line(const fm_audit_shared *s, long long seq, const char *mid, size_t midlen,
-                          char out[FM_AUDIT_LINE_MAX], char hex[HEX_LEN + 1])
+/* A line's start up to its seq, {"ts":"<RFC 3339, ms>","seq":, and the time it names. */
+typedef struct stamp {
+    int64_t ms;
+    char text[FM_RFC3339_MAX + 16];
+    size_t len; /* 0: could not be formatted (cannot happen) */
+} stamp;
+
+static void stamp_at(stamp *t, int64_t ms)
 {
     char ts[FM_RFC3339_MAX];
-    /* The timestamp is taken under the lock so that ts order matches seq order. */
-    int n = snprintf(out, FM_AUDIT_LINE_MAX, "{\"ts\":\"%s\",\"seq\":%lld,",
-                     fm_clock_rfc3339(ts, 1), seq);
-    size_t len;
+    int n =
+        snprintf(t->text, sizeof t->text, "{\"ts\":\"%s\",\"seq\":", fm_clock_rfc3339_ms(ts, ms));
 
-    if (n < 0 || (size_t)n + midlen + HEX_LEN + 1 + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
+    t->ms = ms;
+    t->len = n > 0 && (size_t)n < sizeof t->text ? (size_t)n : 0;
+}
+
+/*
+ * Completes the record (lock held): the stamp t and seq (> 0) in front of mid
+ * (midlen bytes), the head's hash as prev_hash, then the hash of all that.
+ * out has FM_AUDIT_LINE_MAX bytes. Returns the line's length with its newline,
+ * or 0 with errno EOVERFLOW; *hex gets the record's hash.
+ */
+static size_t finish_line(const fm_audit_shared *s, const stamp *t, long long seq, const char *mid,
+                          size_t midlen, char out[FM_AUDIT_LINE_MAX], char hex[HEX_LEN + 1])
+{
+    char digits[24];
+    size_t nd = 0, len;
+
+    /* seq is the one thing formatted under the lock: by hand, it is a few digits. */
+    do {
+        digits[nd++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq > 0 && nd < sizeof digits);
+    if (t->len == 0 ||
+        t->len + nd + 1 + midlen + HEX_LEN + 1 + HASH_SUFFIX_LEN + 1 >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         return 0;
     }
-    len = (size_t)n;
+    memcpy(out, t->text, t->len);
+    len = t->len;
+    while (nd > 0)
+        out[len++] = digits[--nd];
+    out[len++] = ',';
     memcpy(out + len, mid, midlen);
     len += midlen;
     memcpy(out + len, s->hash, HEX_LEN);
@@ -591,16 +618,24 @@ static size_t finish_line(const fm_audit_shared *s, long long seq, const char *m
  * A torn line is cut off again. Returns FM_OK or FM_ESYS with errno (EIO
  * for a short write).
  */
-static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, const char *mid,
-                          size_t midlen)
+static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, stamp *t,
+                          const char *mid, size_t midlen)
 {
     fm_audit_shared *s = audit->shared;
     char line[1 + FM_AUDIT_LINE_MAX]; /* line[0] holds a newline that ends a torn line */
     char hex[HEX_LEN + 1];
     const char *from = need_nl ? line : line + 1;
-    size_t len = finish_line(s, s->seq + 1, mid, midlen, line + 1, hex);
+    size_t len;
     ssize_t w;
 
+    /*
+     * Stamped before the lock; a stamp older than the record before this one
+     * (whose writer came later but waited less) is made again now, under the
+     * lock, so that ts order stays seq order.
+     */
+    if (t->ms < s->last_ts_ms)
+        stamp_at(t, fm_clock_now_ms());
+    len = finish_line(s, t, s->seq + 1, mid, midlen, line + 1, hex);
     if (len == 0)
         return FM_ESYS;
     line[0] = '\n';
@@ -632,6 +667,7 @@ static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, c
     s->ino = st->st_ino;
     memcpy(s->hash, hex, sizeof s->hash);
     s->seq++;
+    s->last_ts_ms = t->ms;
     return FM_OK;
 }
 
@@ -639,6 +675,7 @@ fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
 {
     char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
     struct stat st;
+    stamp t;
     size_t midlen;
     int need_nl, err;
     fm_err rc;
@@ -649,9 +686,10 @@ fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
     }
     if ((midlen = format_fields(rec, mid)) == 0)
         return FM_ESYS;
+    stamp_at(&t, fm_clock_now_ms());
     if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
         return rc;
-    rc = append_line(audit, &st, need_nl, mid, midlen);
+    rc = append_line(audit, &st, need_nl, &t, mid, midlen);
     err = errno;
     (void)pthread_mutex_unlock(&audit->shared->mu);
     errno = err;

@@ -69,7 +69,7 @@ typedef struct fm_audit fm_audit;
 typedef struct fm_audit_record {
     const char *trace_id;  /* nginx $request_id, may be NULL */
     const char *user;      /* NULL = unauthenticated (JSON null) */
-    const char *key_id;    /* short fingerprint, see fm_auth_key_id; NULL = none */
+    const char *key_id;    /* short fingerprint, see fm_config_key_id; NULL = none */
     const char *action;    /* "METHOD /path" */
     const char *resource;  /* request path without query */
     const char *source_ip; /* REMOTE_ADDR; NULL = no client (the sweeper) */

@@ -29,11 +29,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define NBUCKETS 1024 /* power of two */
 #define NONE (-1)
@@ -78,7 +78,7 @@ typedef struct table {
 } table;
 
 static struct {
-    pid_t pid; /* owner; a forked child starts empty */
+    bool ready; /* cleared in a forked child: it starts empty */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     table addrs, known;
 } cache;
@@ -90,12 +90,22 @@ static void table_init(table *t)
     t->head = t->tail = NONE;
 }
 
+/* Runs in the child of every fork(2) (pthread_atfork): no getpid(2) per request to notice one. */
+static void cache_forget(void)
+{
+    cache.ready = false;
+}
+
 static void cache_init(void)
 {
-    if (cache.pid == getpid())
+    static bool registered;
+
+    if (cache.ready)
         return;
+    if (!registered)
+        registered = pthread_atfork(NULL, NULL, cache_forget) == 0;
     memset(&cache, 0, sizeof(cache));
-    cache.pid = getpid();
+    cache.ready = registered; /* without the hook, nothing is kept from one call to the next */
     crypto_shorthash_keygen(cache.hkey);
     table_init(&cache.addrs);
     table_init(&cache.known);
@@ -177,33 +187,35 @@ static entry *cache_get(table *t, const char *id)
 }
 
 /*
- * addr as the guard keys it; -1 when it is not an IP literal. An IPv4-mapped
- * IPv6 address is its IPv4 address. Other IPv6 addresses are keyed by their
- * /64: one end site usually holds a whole /64, so per-/128 counting would let
- * a guesser rotate through addresses it owns anyway.
+ * An IPv4 address is keyed as itself: text, which parsed as one, is already
+ * what inet_ntop would make of it (fm_ipacl_parse_host takes no leading zeros),
+ * so it is copied rather than formatted again. An IPv4-mapped IPv6 address
+ * arrives as its IPv4 address, which is formatted. Other IPv6 addresses are
+ * keyed by their /64: one end site usually holds a whole /64, so per-/128
+ * counting would let a guesser rotate through addresses it owns anyway.
  */
-static int normalize(const char *addr, char out[INET6_ADDRSTRLEN])
+void fm_bruteforce_addr(const char *text, const fm_cidr *host, fm_bf_addr *out)
 {
-    struct in_addr a4;
-    struct in6_addr a6;
+    unsigned char a6[16];
+    size_t n;
 
-    if (addr == NULL || strlen(addr) >= INET6_ADDRSTRLEN)
-        return -1;
-    if (inet_pton(AF_INET, addr, &a4) == 1) {
-        (void)snprintf(out, INET6_ADDRSTRLEN, "%s", addr);
-        return 0;
+    out->key[0] = '\0';
+    if (host == NULL)
+        return;
+    if (host->family == AF_INET) {
+        n = strnlen(text, sizeof(out->key));
+        if (strchr(text, ':') == NULL && n < sizeof(out->key))
+            memcpy(out->key, text, n + 1);
+        else if (inet_ntop(AF_INET, host->addr, out->key, sizeof(out->key)) == NULL)
+            out->key[0] = '\0';
+        return;
     }
-    if (inet_pton(AF_INET6, addr, &a6) != 1)
-        return -1;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-        memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
-        return inet_ntop(AF_INET, &a4, out, INET6_ADDRSTRLEN) != NULL ? 0 : -1;
-    }
-    memset(&a6.s6_addr[8], 0, 8);
-    if (inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN - 3) == NULL)
-        return -1;
-    (void)snprintf(out + strlen(out), INET6_ADDRSTRLEN - strlen(out), "/64");
-    return 0;
+    memcpy(a6, host->addr, 8);
+    memset(a6 + 8, 0, 8);
+    if (inet_ntop(AF_INET6, a6, out->key, sizeof(out->key) - 3) == NULL)
+        out->key[0] = '\0';
+    else
+        (void)snprintf(out->key + strlen(out->key), sizeof(out->key) - strlen(out->key), "/64");
 }
 
 static uint32_t ms_to_s_min1(int64_t ms)
@@ -244,9 +256,10 @@ static int block_key(char *key, size_t cap, const char *prefix, const char *what
 }
 
 fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                           const char *addr, int64_t now_ms, bool *blocked, uint32_t *retry_after_s)
+                           const fm_bf_addr *addr, int64_t now_ms, bool *blocked,
+                           uint32_t *retry_after_s)
 {
-    char ip[INET6_ADDRSTRLEN], key[320];
+    char key[320];
     const char *argv[2] = {"PTTL", key};
     redisReply *reply;
     entry *x;
@@ -254,10 +267,10 @@ fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_poli
 
     *blocked = false;
     *retry_after_s = 0;
-    if (normalize(addr, ip) != 0)
+    if (addr->key[0] == '\0')
         return FM_OK;
     cache_init();
-    x = cache_get(&cache.addrs, ip);
+    x = cache_get(&cache.addrs, addr->key);
     /* Both answers are trusted for FM_BF_RECHECK_MS only: an operator's unblock shows too. */
     if (now_ms - x->checked_ms < FM_BF_RECHECK_MS) {
         if (x->blocked_until_ms > now_ms) {
@@ -268,7 +281,7 @@ fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_poli
         if (x->clean_known)
             return FM_OK;
     }
-    if (block_key(key, sizeof(key), prefix, "authblock", ip) != 0)
+    if (block_key(key, sizeof(key), prefix, "authblock", addr->key) != 0)
         return FM_EINVAL;
     reply = fm_redis_argv(redis, 2, argv, NULL);
     if (reply == NULL) {
@@ -289,21 +302,22 @@ fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix, const fm_bf_poli
 }
 
 fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                          const char *addr, bool presented, int64_t now_ms, bool *blocked,
+                          const fm_bf_addr *addr, bool presented, int64_t now_ms, bool *blocked,
                           uint32_t *block_s)
 {
-    char ip[INET6_ADDRSTRLEN], count_key[320], blk_key[320], max[16], window[16], block[16];
+    char count_key[320], blk_key[320], max[16], window[16], block[16];
     const char *argv[5] = {count_key, blk_key, max, window, block};
     redisReply *reply;
     fm_err rc = FM_EREDIS;
 
     *blocked = false;
     *block_s = 0;
-    if (normalize(addr, ip) != 0)
+    if (addr->key[0] == '\0')
         return FM_OK;
     cache_init();
-    if (block_key(count_key, sizeof(count_key), prefix, presented ? "authfail" : "anon", ip) != 0 ||
-        block_key(blk_key, sizeof(blk_key), prefix, "authblock", ip) != 0)
+    if (block_key(count_key, sizeof(count_key), prefix, presented ? "authfail" : "anon",
+                  addr->key) != 0 ||
+        block_key(blk_key, sizeof(blk_key), prefix, "authblock", addr->key) != 0)
         return FM_EINVAL;
     (void)snprintf(max, sizeof(max), "%u", (unsigned)(presented ? policy->max : policy->anon_max));
     (void)snprintf(window, sizeof(window), "%u",
@@ -315,8 +329,8 @@ fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_polic
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
         reply->element[1]->type == REDIS_REPLY_INTEGER) {
-        *blocked = record_block(cache_get(&cache.addrs, ip), policy, reply->element[1]->integer,
-                                now_ms, block_s);
+        *blocked = record_block(cache_get(&cache.addrs, addr->key), policy,
+                                reply->element[1]->integer, now_ms, block_s);
         rc = FM_OK;
     }
     freeReplyObject(reply);
@@ -341,25 +355,26 @@ static bool key_id_ok(const char *key_id)
  * FM_OK when there is no pair to speak of (known clients off, addr not an IP
  * literal), FM_EINVAL for a bad key_id or a key that would not fit.
  */
-static entry *known_pair(const char *prefix, const fm_bf_policy *policy, const char *addr,
+static entry *known_pair(const char *prefix, const fm_bf_policy *policy, const fm_bf_addr *addr,
                          const char *key_id, char key[320], fm_err *rc)
 {
-    char ip[INET6_ADDRSTRLEN], id[ID_MAX];
+    char id[ID_MAX];
 
     *rc = FM_OK;
-    if (policy->known_days == 0 || normalize(addr, ip) != 0)
+    if (policy->known_days == 0 || addr->key[0] == '\0')
         return NULL;
     *rc = FM_EINVAL;
-    if (!key_id_ok(key_id) || snprintf(key, 320, "%sauthknown:%s:%s", prefix, ip, key_id) >= 320)
+    if (!key_id_ok(key_id) ||
+        snprintf(key, 320, "%sauthknown:%s:%s", prefix, addr->key, key_id) >= 320)
         return NULL;
     *rc = FM_OK;
     cache_init();
-    (void)snprintf(id, sizeof(id), "%s %s", ip, key_id);
+    (void)snprintf(id, sizeof(id), "%s %s", addr->key, key_id);
     return cache_get(&cache.known, id);
 }
 
 fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                           const char *addr, const char *key_id, int64_t now_ms, bool *known)
+                           const fm_bf_addr *addr, const char *key_id, int64_t now_ms, bool *known)
 {
     char key[320];
     const char *argv[2] = {"EXISTS", key};
@@ -390,7 +405,7 @@ fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix, const fm_bf_poli
 }
 
 fm_err fm_bruteforce_remember(fm_redis *redis, const char *prefix, const fm_bf_policy *policy,
-                              const char *addr, const char *key_id, int64_t now_ms)
+                              const fm_bf_addr *addr, const char *key_id, int64_t now_ms)
 {
     char key[320], ttl[16];
     const char *argv[5] = {"SET", key, "1", "EX", ttl};

@@ -53,10 +53,12 @@
 #ifndef FM_BRUTEFORCE_H
 #define FM_BRUTEFORCE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
+#include "ipacl.h"
 #include "redisconn.h"
 
 /* The guard's settings (rate_limit.auth_failures in the config). */
@@ -74,6 +76,18 @@ typedef struct fm_bf_policy {
 #define FM_BF_KNOWN_REFRESH_MS 3600000 /* a known client is written again after this, ms */
 #define FM_BF_KEY_ID_MAX 16            /* longest key fingerprint accepted, hex digits */
 
+/* A client address as the guard keys it (see above); key "" when it is not an IP literal. */
+typedef struct fm_bf_addr {
+    char key[INET6_ADDRSTRLEN];
+} fm_bf_addr;
+
+/*
+ * fm_bruteforce_addr - the client address text, which fm_ipacl_parse_host
+ * parsed into host (NULL when it is not an IP literal), as the guard keys it,
+ * into *out: made once per request, and what every call below takes as addr.
+ */
+void fm_bruteforce_addr(const char *text, const fm_cidr *host, fm_bf_addr *out);
+
 /*
  * fm_bruteforce_check - is addr blocked? now_ms is the caller's
  * CLOCK_MONOTONIC time in milliseconds. Answers from the cache when it can,
@@ -86,7 +100,7 @@ typedef struct fm_bf_policy {
  * guard fails open; the rate limiter's own policy still applies).
  */
 FM_MUST_CHECK fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix,
-                                         const fm_bf_policy *policy, const char *addr,
+                                         const fm_bf_policy *policy, const fm_bf_addr *addr,
                                          int64_t now_ms, bool *blocked, uint32_t *retry_after_s);
 
 /*
@@ -101,7 +115,7 @@ FM_MUST_CHECK fm_err fm_bruteforce_check(fm_redis *redis, const char *prefix,
  * would not fit: nothing counted, *blocked false.
  */
 FM_MUST_CHECK fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix,
-                                        const fm_bf_policy *policy, const char *addr,
+                                        const fm_bf_policy *policy, const fm_bf_addr *addr,
                                         bool presented, int64_t now_ms, bool *blocked,
                                         uint32_t *block_s);
 
@@ -117,7 +131,7 @@ FM_MUST_CHECK fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix,
  * address stays blocked).
  */
 FM_MUST_CHECK fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix,
-                                         const fm_bf_policy *policy, const char *addr,
+                                         const fm_bf_policy *policy, const fm_bf_addr *addr,
                                          const char *key_id, int64_t now_ms, bool *known);
 
 /*
@@ -129,7 +143,7 @@ FM_MUST_CHECK fm_err fm_bruteforce_known(fm_redis *redis, const char *prefix,
  * when Redis could not answer, FM_EINVAL as fm_bruteforce_known.
  */
 FM_MUST_CHECK fm_err fm_bruteforce_remember(fm_redis *redis, const char *prefix,
-                                            const fm_bf_policy *policy, const char *addr,
+                                            const fm_bf_policy *policy, const fm_bf_addr *addr,
                                             const char *key_id, int64_t now_ms);
 
 #endif

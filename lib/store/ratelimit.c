@@ -36,10 +36,11 @@
  */
 #include "ratelimit.h"
 
+#include <pthread.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Redis keeps a reservation recorded this much longer than the worker spends it. */
 #define HOLD_MARGIN_MS 50
@@ -110,20 +111,30 @@ typedef struct local_slot {
 } local_slot;
 
 static struct {
-    pid_t pid; /* owner; a forked child starts empty rather than spend its parent's tokens */
+    bool ready; /* cleared in a forked child: it starts empty rather than spend its parent's tokens
+                 */
     char worker_id[33];
     uint64_t tick;
     local_slot slots[FM_RL_LOCAL_SLOTS];
 } local;
 
+/* Runs in the child of every fork(2) (pthread_atfork): no getpid(2) per request to notice one. */
+static void local_forget(void)
+{
+    local.ready = false;
+}
+
 static void local_init(void)
 {
+    static bool registered;
     unsigned char rnd[16];
 
-    if (local.pid == getpid())
+    if (local.ready)
         return;
+    if (!registered)
+        registered = pthread_atfork(NULL, NULL, local_forget) == 0;
     memset(&local, 0, sizeof(local));
-    local.pid = getpid();
+    local.ready = registered; /* without the hook, nothing is kept from one call to the next */
     randombytes_buf(rnd, sizeof(rnd));
     (void)sodium_bin2hex(local.worker_id, sizeof(local.worker_id), rnd, sizeof(rnd));
 }
@@ -275,9 +286,9 @@ fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, 
     return rc;
 }
 
-void fm_ratelimit_headers(const fm_rl_result *res, char *policy, char *state, size_t cap)
+void fm_ratelimit_headers(const fm_rl_result *res, fm_response *resp)
 {
-    (void)snprintf(policy, cap, "RateLimit-Policy: \"user\";q=%u;w=60", (unsigned)res->limit);
-    (void)snprintf(state, cap, "RateLimit: \"user\";r=%u;t=%u", (unsigned)res->remaining,
-                   (unsigned)res->reset_s);
+    (void)fm_response_header(resp, "RateLimit-Policy: \"user\";q=%u;w=60", (unsigned)res->limit);
+    (void)fm_response_header(resp, "RateLimit: \"user\";r=%u;t=%u", (unsigned)res->remaining,
+                             (unsigned)res->reset_s);
 }

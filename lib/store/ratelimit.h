@@ -31,6 +31,7 @@
 
 #include "err.h"
 #include "redisconn.h"
+#include "response.h"
 
 /* One bucket's policy. */
 typedef struct fm_rate {
@@ -84,11 +85,12 @@ FM_MUST_CHECK fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, cons
                                        fm_rl_result *out);
 
 /*
- * fm_ratelimit_headers - write the RateLimit-Policy and RateLimit header lines
- * (without CRLF) for res into policy and state (each cap bytes), e.g.
+ * fm_ratelimit_headers - add the RateLimit-Policy and RateLimit header lines
+ * for res to resp, each formatted once, straight into its header table, e.g.
  *   RateLimit-Policy: "user";q=30;w=60
  *   RateLimit: "user";r=9;t=20
+ * A line that does not fit the table (fm_response_header) is left out.
  */
-void fm_ratelimit_headers(const fm_rl_result *res, char *policy, char *state, size_t cap);
+void fm_ratelimit_headers(const fm_rl_result *res, fm_response *resp);
 
 #endif

@@ -4,6 +4,7 @@
  * writers, a writer killed while holding the lock, rotation and write errors.
  */
 #include "audit.h"
+#include "clock.h"
 
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -625,7 +626,7 @@ START_TEST(test_concurrent_writers)
     fm_audit_shared *s = fm_audit_shared_create(path);
     pid_t pids[CHILDREN];
     int next[CHILDREN] = {0};
-    char err[256];
+    char err[256], last_ts[FM_RFC3339_MAX] = "";
     size_t len, n;
     char *text;
 
@@ -662,6 +663,9 @@ START_TEST(test_concurrent_writers)
         int c, k;
 
         ck_assert(num_item(obj, "seq") == (double)(i + 1));
+        /* Stamped before the lock, yet never older than the record before (fixed width: strcmp). */
+        ck_assert_str_ge(str_item(obj, "ts"), last_ts);
+        (void)snprintf(last_ts, sizeof last_ts, "%s", str_item(obj, "ts"));
         /* Each child's records appear in the order it wrote them. */
         ck_assert_int_eq(sscanf(str_item(obj, "trace_id"), "c%d-%d", &c, &k), 2);
         ck_assert_int_ge(c, 0);

@@ -192,7 +192,7 @@ START_TEST(unknown)
     ck_assert_ptr_null(r.user);
     /* The fingerprint of what was presented is still reported, for the audit trail. */
     ck_assert_int_eq(fm_auth_hash_key("no-such-key-anywhere", 20, h), 0);
-    fm_auth_key_id(h, id);
+    fm_config_key_id(h, id);
     ck_assert_str_eq(r.key_id, id);
 
     r = auth(NULL, "Bearer " K_BOB "X", FM_AUTH_UNKNOWN);
@@ -245,9 +245,9 @@ START_TEST(key_id_properties)
 
     ck_assert_int_eq(fm_auth_hash_key(K_ALICE1, strlen(K_ALICE1), h1), 0);
     ck_assert_int_eq(fm_auth_hash_key(K_ALICE2, strlen(K_ALICE2), h2), 0);
-    fm_auth_key_id(h1, id1);
-    fm_auth_key_id(h1, id1b);
-    fm_auth_key_id(h2, id2);
+    fm_config_key_id(h1, id1);
+    fm_config_key_id(h1, id1b);
+    fm_config_key_id(h2, id2);
 
     ck_assert_msg(th_is_lower_hex(id1, FM_KEY_ID_LEN), "key_id \"%s\"", id1);
     ck_assert_str_eq(id1, id1b);

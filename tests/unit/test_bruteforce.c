@@ -56,11 +56,21 @@ static int answer(fm_err rc, bool blocked, uint32_t secs)
     return blocked ? BLOCKED : CLEAN;
 }
 
+/* The textual address as the pipeline hands it to the guard (parsed once, keyed). */
+static const fm_bf_addr *guard_addr(const char *text)
+{
+    static fm_bf_addr a;
+    fm_cidr host;
+
+    fm_bruteforce_addr(text, fm_ipacl_parse_host(text, &host) == FM_OK ? &host : NULL, &a);
+    return &a;
+}
+
 static int bf_check(const char *addr, int64_t t, uint32_t *secs)
 {
     bool blocked = true;
-    fm_err rc = fm_bruteforce_check(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
-                                    t, &blocked, secs);
+    fm_err rc = fm_bruteforce_check(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
+                                    guard_addr(addr), t, &blocked, secs);
 
     return answer(rc, blocked, *secs);
 }
@@ -69,8 +79,8 @@ static int bf_check(const char *addr, int64_t t, uint32_t *secs)
 static int bf_count(const char *addr, bool presented, int64_t t, uint32_t *secs)
 {
     bool blocked = true;
-    fm_err rc = fm_bruteforce_fail(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
-                                   presented, t, &blocked, secs);
+    fm_err rc = fm_bruteforce_fail(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
+                                   guard_addr(addr), presented, t, &blocked, secs);
 
     return answer(rc, blocked, *secs);
 }
@@ -84,8 +94,8 @@ static int bf_fail(const char *addr, int64_t t, uint32_t *secs)
 static int bf_known(const char *addr, const char *key_id, int64_t t)
 {
     bool known = true;
-    fm_err rc = fm_bruteforce_known(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
-                                    key_id, t, &known);
+    fm_err rc = fm_bruteforce_known(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
+                                    guard_addr(addr), key_id, t, &known);
 
     ck_assert_msg(rc == FM_OK || rc == FM_EREDIS, "unexpected %s", fm_err_name(rc));
     if (rc != FM_OK) {
@@ -97,8 +107,8 @@ static int bf_known(const char *addr, const char *key_id, int64_t t)
 
 static fm_err bf_remember(const char *addr, const char *key_id, int64_t t)
 {
-    return fm_bruteforce_remember(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures, addr,
-                                  key_id, t);
+    return fm_bruteforce_remember(th_r, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
+                                  guard_addr(addr), key_id, t);
 }
 
 static long long ttl_of(const char *key)
@@ -365,7 +375,7 @@ START_TEST(fork_starts_empty)
         bool blocked = true;
         int ok = reply != NULL &&
                  fm_bruteforce_check(c, cfg.redis.key_prefix, &cfg.rate_limit.auth_failures,
-                                     "192.0.2.11", 0, &blocked, &secs) == FM_OK &&
+                                     guard_addr("192.0.2.11"), 0, &blocked, &secs) == FM_OK &&
                  !blocked;
 
         if (reply != NULL)
@@ -486,7 +496,7 @@ START_TEST(known_clients)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bool known = true;
         ck_assert_int_eq(fm_bruteforce_known(th_r, prefix, &cfg.rate_limit.auth_failures,
-                                             "192.0.2.30", bad[i], 0, &known),
+                                             guard_addr("192.0.2.30"), bad[i], 0, &known),
                          FM_EINVAL);
         ck_assert(!known);
         ck_assert_int_eq(bf_remember("192.0.2.30", bad[i], 0), FM_EINVAL);

@@ -18,7 +18,6 @@
 #include "redisconn.h"
 
 #define PREFIX "rltest:"
-#define HDR_MAX 128
 #define WORKERS 4
 
 static int64_t now_ms(void)
@@ -163,33 +162,37 @@ END_TEST
 START_TEST(headers_exact)
 {
     fm_rl_result res = {.allowed = true, .limit = 30, .burst = 10, .remaining = 9, .reset_s = 20};
-    char policy[HDR_MAX], state[HDR_MAX];
+    fm_response resp = {0};
 
-    fm_ratelimit_headers(&res, policy, state, sizeof(policy));
-    ck_assert_str_eq(policy, "RateLimit-Policy: \"user\";q=30;w=60");
-    ck_assert_str_eq(state, "RateLimit: \"user\";r=9;t=20");
+    fm_ratelimit_headers(&res, &resp);
+    ck_assert_uint_eq(resp.nheaders, 2);
+    ck_assert_str_eq(resp.headers[0], "RateLimit-Policy: \"user\";q=30;w=60");
+    ck_assert_str_eq(resp.headers[1], "RateLimit: \"user\";r=9;t=20");
 
     res = (fm_rl_result){.limit = 4294967295u, .remaining = 0, .reset_s = 4294967295u};
-    fm_ratelimit_headers(&res, policy, state, sizeof(policy));
-    ck_assert_str_eq(policy, "RateLimit-Policy: \"user\";q=4294967295;w=60");
-    ck_assert_str_eq(state, "RateLimit: \"user\";r=0;t=4294967295");
+    fm_response_reset(&resp);
+    fm_ratelimit_headers(&res, &resp);
+    ck_assert_str_eq(resp.headers[0], "RateLimit-Policy: \"user\";q=4294967295;w=60");
+    ck_assert_str_eq(resp.headers[1], "RateLimit: \"user\";r=0;t=4294967295");
 
-    /* Bounded by cap and always terminated. */
-    fm_ratelimit_headers(&res, policy, state, 10);
-    ck_assert_str_eq(policy, "RateLimit");
-    ck_assert_str_eq(state, "RateLimit");
+    /* A full header table takes neither line. */
+    resp.nheaders = FM_RESPONSE_MAX_HEADERS;
+    fm_ratelimit_headers(&res, &resp);
+    ck_assert_uint_eq(resp.nheaders, FM_RESPONSE_MAX_HEADERS);
+    fm_response_reset(&resp);
 }
 END_TEST
 
 START_TEST(headers_from_take)
 {
-    char policy[HDR_MAX], state[HDR_MAX];
+    fm_response resp = {0};
     fm_rl_result res = take(PREFIX, "dave", 120, 20);
 
-    fm_ratelimit_headers(&res, policy, state, sizeof(policy));
-    ck_assert_str_eq(policy, "RateLimit-Policy: \"user\";q=120;w=60");
+    fm_ratelimit_headers(&res, &resp);
+    ck_assert_str_eq(resp.headers[0], "RateLimit-Policy: \"user\";q=120;w=60");
     /* One of 20 tokens used, back in 0.5 s: t rounds up to 1. */
-    ck_assert_str_eq(state, "RateLimit: \"user\";r=19;t=1");
+    ck_assert_str_eq(resp.headers[1], "RateLimit: \"user\";r=19;t=1");
+    fm_response_reset(&resp);
 }
 END_TEST
 
