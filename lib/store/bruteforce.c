@@ -38,9 +38,14 @@
 #define NBUCKETS 1024 /* power of two */
 #define NONE (-1)
 
-/* KEYS: counter, block. ARGV: max, window s, block s ("0": keyless, until the window ends). */
+/*
+ * KEYS: counter, block. ARGV: max, window s, block s ("0": keyless, until the window ends).
+ * allow-oom: a counter and a block are small and expire; a full Redis must
+ * not let a guesser past the guard.
+ */
 static fm_redis_script fail_script = {
-    .source = "local n = redis.call('INCR', KEYS[1])\n"
+    .source = "#!lua flags=allow-oom\n"
+              "local n = redis.call('INCR', KEYS[1])\n"
               "if redis.call('TTL', KEYS[1]) < 0 then\n"
               "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
               "end\n"

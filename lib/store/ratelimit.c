@@ -46,8 +46,14 @@
 #define HOLD_MARGIN_MS 50
 #define KEY_MAX 256
 
+/*
+ * allow-oom: a bucket is one small hash per user that expires, so the
+ * limiter keeps deciding when Redis is over maxmemory (only new task records
+ * are refused then, see tasks.c).
+ */
 static fm_redis_script bucket_script = {
     .source =
+        "#!lua flags=allow-oom\n"
         "local rate = tonumber(ARGV[1]) / 60000000\n"
         "local burst = tonumber(ARGV[2])\n"
         "local want = tonumber(ARGV[3])\n"

@@ -171,6 +171,23 @@ START_TEST(counts_then_blocks)
 }
 END_TEST
 
+/* A full Redis (maxmemory, noeviction) does not let a guesser past the guard: failures still count.
+ */
+START_TEST(counts_when_redis_full)
+{
+    const char *full[] = {"CONFIG", "SET", "maxmemory", "1"};
+    const char *room[] = {"CONFIG", "SET", "maxmemory", "0"};
+    uint32_t secs = 0;
+
+    freeReplyObject(th_redis_cmd(th_r, 4, full));
+    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), CLEAN);
+    ck_assert_int_eq(bf_fail("192.0.2.9", 0, &secs), BLOCKED);
+    freeReplyObject(th_redis_cmd(th_r, 4, room));
+    ck_assert_int_eq(count_of("bf:authfail:192.0.2.9"), 3);
+}
+END_TEST
+
 START_TEST(block_ends)
 {
     const char *shorten[] = {"PEXPIRE", "bf:authblock:192.0.2.3", "20"};
@@ -526,6 +543,7 @@ static Suite *bruteforce_suite(void)
 
     tcase_add_checked_fixture(tc, setup, th_redis_teardown);
     tcase_add_test(tc, counts_then_blocks);
+    tcase_add_test(tc, counts_when_redis_full);
     tcase_add_test(tc, block_ends);
     tcase_add_test(tc, window_ends);
     tcase_add_test(tc, existing_block_keeps_its_end);

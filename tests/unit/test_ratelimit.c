@@ -76,6 +76,25 @@ START_TEST(burst_then_refused)
 }
 END_TEST
 
+/* A full Redis (maxmemory, noeviction) still decides: buckets are small and expire (allow-oom). */
+START_TEST(decides_when_redis_full)
+{
+    const char *full[] = {"CONFIG", "SET", "maxmemory", "1"};
+    const char *room[] = {"CONFIG", "SET", "maxmemory", "0"};
+    fm_rl_result res;
+
+    freeReplyObject(th_redis_cmd(th_r, 4, full));
+    res = take(PREFIX, "full", 60, 2);
+    ck_assert(res.allowed);
+    ck_assert(!res.local);
+    res = take(PREFIX, "full", 60, 2);
+    ck_assert(res.allowed);
+    res = take(PREFIX, "full", 60, 2);
+    ck_assert(!res.allowed);
+    freeReplyObject(th_redis_cmd(th_r, 4, room));
+}
+END_TEST
+
 START_TEST(slow_rate_retry_after)
 {
     fm_rl_result res = take(PREFIX, "slow", 6, 1);
@@ -628,6 +647,7 @@ static Suite *ratelimit_suite(void)
 
     tcase_add_checked_fixture(tc, th_redis_setup, th_redis_teardown);
     tcase_add_test(tc, burst_then_refused);
+    tcase_add_test(tc, decides_when_redis_full);
     tcase_add_test(tc, slow_rate_retry_after);
     tcase_add_test(tc, refill);
     tcase_add_test(tc, bucket_key_and_ttl);
