@@ -63,8 +63,8 @@
     "  local f = redis.call('HMGET', P .. 'task:' .. id, 'status', 'priority', 'seq', "            \
     "'lease_ms')\n"                                                                                \
     "  local u = P .. 'user:' .. user .. ':'\n"                                                    \
-    "  redis.call('ZREM', P .. 'queue', id)\n"                                                     \
-    "  redis.call('ZREM', P .. 'leases', id)\n"                                                    \
+    "  if old == 'queued' and f[1] ~= 'queued' then redis.call('ZREM', P .. 'queue', id) end\n"    \
+    "  if old == 'running' and f[1] ~= 'running' then redis.call('ZREM', P .. 'leases', id) end\n" \
     "  if old and old ~= f[1] then\n"                                                              \
     "    redis.call('ZREM', P .. 'status:' .. old, id)\n"                                          \
     "    redis.call('ZREM', u .. 'status:' .. old, id)\n"                                          \
@@ -83,7 +83,7 @@
     "    redis.call('ZADD', P .. 'status:' .. f[1], f[3], id)\n"                                   \
     "    redis.call('ZADD', u .. 'status:' .. f[1], f[3], id)\n"                                   \
     "  end\n"                                                                                      \
-    "  if f[1] == 'queued' then\n"                                                                 \
+    "  if f[1] == 'queued' and old ~= 'queued' then\n"                                             \
     "    redis.call('ZADD', P .. 'queue', num((10 - tonumber(f[2])) * 1e12 + tonumber(f[3])), "    \
     "id)\n"                                                                                        \
     "  elseif f[1] == 'running' then\n"                                                            \
