@@ -16,6 +16,7 @@
 enum {
     P_METHOD,
     P_DOCUMENT_URI,
+    P_REQUEST_URI,
     P_SCRIPT_NAME,
     P_QUERY,
     P_REMOTE_ADDR,

@@ -140,6 +140,26 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
     }
 }
 
+/*
+ * nginx routes and hands over the normalised path (%XX decoded, "//" merged),
+ * in which a key a client put in the path may no longer be the key ("//k"
+ * arrives as "/k"). When the raw path differs, the redaction filter holds the
+ * normalised forms of the keys it finds in it for this request's log lines.
+ * If it cannot, a key is in the path: the request goes on under a path that
+ * names nothing, and that is what gets logged.
+ */
+static void hold_raw_path(const char *request_uri, fm_request *req)
+{
+    size_t n;
+
+    if (request_uri == NULL)
+        return;
+    n = strcspn(request_uri, "?");
+    if ((strlen(req->path) != n || memcmp(request_uri, req->path, n) != 0) &&
+        fm_redact_hold_path(request_uri, n) != FM_OK)
+        req->path = "/" FM_REDACTED;
+}
+
 static void serve(FCGX_Request *r)
 {
     const char *p[P_COUNT];
@@ -155,6 +175,7 @@ static void serve(FCGX_Request *r)
     req.path = p[P_DOCUMENT_URI] != NULL  ? p[P_DOCUMENT_URI]
                : p[P_SCRIPT_NAME] != NULL ? p[P_SCRIPT_NAME]
                                           : "/";
+    hold_raw_path(p[P_REQUEST_URI], &req);
     req.query = p[P_QUERY];
     req.remote_addr = p[P_REMOTE_ADDR] != NULL ? p[P_REMOTE_ADDR] : "";
     req.request_id = p[P_REQUEST_ID];
@@ -166,6 +187,7 @@ static void serve(FCGX_Request *r)
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
+    fm_redact_release();
     fm_response_reset(&resp);
     free(body);
 }

@@ -9,9 +9,11 @@
  * quotes) and URL-encoded forms; URL userinfo (scheme://user:pw@host keeps
  * scheme and host); runs of 64 hex digits (API keys and SHA-256 key hashes);
  * well-known token formats (ghp_, github_pat_, glpat-, sk_live_, AKIA..., xox?-, JWTs);
- * the literal values registered with fm_redact_add_secret; and every token
+ * the literal values registered with fm_redact_add_secret; every token
  * that hashes to a key registered with fm_redact_set_key_hashes, whatever
- * its format (redact_keys.c says which tokens are tried). Every occurrence
+ * its format (redact_keys.c says which tokens are tried); and the
+ * normalised forms of the keys the current request's raw path holds
+ * (fm_redact_hold_path). Every occurrence
  * is replaced, not just the first. UUIDs, 40-hex commit ids, timestamps, IP
  * addresses, user names and ordinary words are kept.
  *
@@ -64,8 +66,28 @@ FM_MUST_CHECK fm_err fm_redact_add_secret(const char *value);
 FM_MUST_CHECK fm_err fm_redact_set_key_hashes(const unsigned char *hashes, size_t n);
 
 /*
+ * fm_redact_hold_path - for the request being served: raw is its path as the
+ * client sent it (nginx's REQUEST_URI up to the '?', len bytes, need not be
+ * NUL-terminated). Every configured key (fm_redact_set_key_hashes) found in
+ * it is held as a literal, in the form nginx's path normalisation gives it
+ * (%XX decoded, runs of '/' merged, as with merge_slashes on; without a
+ * '/' at either end, which may be the path's separator as well), until
+ * fm_redact_release. The normalised path (DOCUMENT_URI) the app routes and
+ * logs can carry a key in a form no longer hashing to its digest ("//k"
+ * arrives as "/k", "a//b" as "a/b"); only the raw path shows the key whole.
+ * Call it when the two differ, before anything about the request is logged.
+ * Replaces what was held. Returns FM_OK (also when nothing is held);
+ * FM_EINVAL for NULL; FM_ESYS (ENOMEM), nothing then held: the caller must
+ * not log the normalised path.
+ */
+FM_MUST_CHECK fm_err fm_redact_hold_path(const char *raw, size_t len);
+
+/* fm_redact_release - forget the forms fm_redact_hold_path holds (wiped). */
+void fm_redact_release(void);
+
+/*
  * fm_redact_clear_secrets - forget all registered literals (wiped with
- * sodium_memzero) and key digests.
+ * sodium_memzero), key digests and held forms.
  */
 void fm_redact_clear_secrets(void);
 

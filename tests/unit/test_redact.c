@@ -448,16 +448,25 @@ END_TEST
 #define K_B64_PCT "q5Jz%2Bu%2FWk3bXy9A2mR7tLw%3D%3D"
 #define K_URL "Zq3_kP-9xWm2LrT8vBn4Hc"
 #define K_HEX32 "0123456789abcdef0123456789abcdef"
+/* Base64 keys whose '/' nginx's merge_slashes can swallow, and one ending in "/=". */
+#define K_LEAD "/lCz8xq3Vv+0aTQe2n7W9g=="
+#define K_LEAD_REST "lCz8xq3Vv+0aTQe2n7W9g=="
+#define K_DOUBLE "Xk4r+Tz1//q8WmYc2Pa0Lw=="
+#define K_DOUBLE_MERGED "Xk4r+Tz1/q8WmYc2Pa0Lw=="
+#define K_TRAIL "Rb7n+Qe3Kd0Zs1Vx5Hc2Mf/"
+#define K_SLASH_EQ "Hq9d+Ws2Lp4Ny7Tb0Ke3Gc/="
 
 static void set_keys(void)
 {
-    static const char *const keys[] = {K_UUID, K_B64, K_URL, K_HEX32};
-    unsigned char d[4 * FM_REDACT_KEY_HASH_BYTES];
+    static const char *const keys[] = {K_UUID, K_B64,    K_URL,   K_HEX32,
+                                       K_LEAD, K_DOUBLE, K_TRAIL, K_SLASH_EQ};
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    unsigned char d[NKEYS * FM_REDACT_KEY_HASH_BYTES];
 
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < NKEYS; i++)
         crypto_hash_sha256(d + i * FM_REDACT_KEY_HASH_BYTES, (const unsigned char *)keys[i],
                            strlen(keys[i]));
-    ck_assert_int_eq(fm_redact_set_key_hashes(d, 4), FM_OK);
+    ck_assert_int_eq(fm_redact_set_key_hashes(d, NKEYS), FM_OK);
 }
 
 static const struct redact_case key_cases[] = {
@@ -477,6 +486,11 @@ static const struct redact_case key_cases[] = {
     {"request: \"GET /" K_UUID "?k=" K_URL " HTTP/1.1\"",
      "request: \"GET /" R "?k=" R " HTTP/1.1\""},
     {K_UUID, R},
+    /* Raw request lines (nginx logs them as sent): a '/' of the key next to the path's. */
+    {"request: \"GET /v1/tasks/" K_LEAD " HTTP/1.1\"", "request: \"GET /v1/tasks/" R " HTTP/1.1\""},
+    {"GET /v1/tasks/" K_DOUBLE "/cancel HTTP/1.1", "GET /v1/tasks/" R "/cancel HTTP/1.1"},
+    {"GET /v1/tasks/" K_TRAIL "/cancel", "GET /v1/tasks/" R "/cancel"},
+    {"POST /v1/x/" K_SLASH_EQ "?q=" K_SLASH_EQ, "POST /v1/x/" R "?q=" R},
     /* Anything else is kept: other UUIDs, tokens the key is only a part of. */
     {"/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d",
      "/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d"},
@@ -551,6 +565,77 @@ START_TEST(test_key_set_and_clear)
 }
 END_TEST
 
+/*
+ * A key in the raw path, and the normalised path nginx hands the app (%XX
+ * decoded, "//" merged) in the line the app logs: the key's form there no
+ * longer hashes to its digest, so only the held form redacts it.
+ */
+static const struct norm_case {
+    const char *raw, *line, *out;
+} norm_cases[] = {
+    /* Leading '/': "//k" arrives as "/k", the key all but its first byte, which the app may
+       also log as a path parameter on its own (the task id). */
+    {"/v1/tasks//" K_LEAD_REST,
+     "{\"action\":\"GET /v1/tasks/" K_LEAD_REST "\",\"resource\":\"/v1/tasks/" K_LEAD_REST
+     "\",\"task_id\":\"" K_LEAD_REST "\"}",
+     "{\"action\":\"GET /v1/tasks/" R "\",\"resource\":\"/v1/tasks/" R "\",\"task_id\":\"" R "\"}"},
+    /* "//" inside. */
+    {"/v1/tasks/" K_DOUBLE "/cancel", "POST /v1/tasks/" K_DOUBLE_MERGED "/cancel",
+     "POST /v1/tasks/" R "/cancel"},
+    /* Trailing '/', merged with the path's next one. */
+    {"/v1/tasks/" K_TRAIL "/cancel", "/v1/tasks/Rb7n+Qe3Kd0Zs1Vx5Hc2Mf/cancel",
+     "/v1/tasks/" R "/cancel"},
+    /* %-encoded, decoded and merged by nginx. */
+    {"/v1/tasks/Xk4r%2BTz1%2F%2Fq8WmYc2Pa0Lw%3D%3D", "/v1/tasks/" K_DOUBLE_MERGED, "/v1/tasks/" R},
+    {"/v1/tasks/%2flCz8xq3Vv%2B0aTQe2n7W9g%3D%3D", "/v1/tasks/" K_LEAD_REST, "/v1/tasks/" R},
+    /* "/=" at the end, other slashes merged before it; two keys in one path. */
+    {"/v1//tasks/" K_SLASH_EQ "/" K_DOUBLE, "/v1/tasks/" K_SLASH_EQ "/" K_DOUBLE_MERGED,
+     "/v1/tasks/" R "/" R},
+};
+
+START_TEST(test_key_normalised_path)
+{
+    const struct norm_case *c = &norm_cases[_i];
+    char before[512], out[512];
+
+    set_keys();
+    (void)redact_str(c->line, before, sizeof(before));
+    ck_assert_int_eq(fm_redact_hold_path(c->raw, strlen(c->raw)), FM_OK);
+    (void)redact_str(c->line, out, sizeof(out));
+    ck_assert_msg(strcmp(out, c->out) == 0, "raw: %s\nline: %s\nwant: %s\ngot:  %s", c->raw,
+                  c->line, c->out, out);
+    /* Held for one request only. */
+    fm_redact_release();
+    (void)redact_str(c->line, out, sizeof(out));
+    ck_assert_str_eq(out, before);
+}
+END_TEST
+
+START_TEST(test_key_hold_path_edges)
+{
+    char out[256];
+
+    set_keys();
+    ck_assert_int_eq(fm_redact_hold_path(NULL, 0), FM_EINVAL);
+    /* No key in the raw path: nothing held, the line kept. */
+    ck_assert_int_eq(fm_redact_hold_path("/v1//tasks", 10), FM_OK);
+    (void)redact_str("/v1/tasks/" K_DOUBLE_MERGED, out, sizeof(out));
+    ck_assert_str_eq(out, "/v1/tasks/" K_DOUBLE_MERGED);
+    /* Only len bytes are read; a new raw path replaces what was held. */
+    ck_assert_int_eq(fm_redact_hold_path("/a/" K_DOUBLE "?q", 3 + strlen(K_DOUBLE)), FM_OK);
+    (void)redact_str("/a/" K_DOUBLE_MERGED, out, sizeof(out));
+    ck_assert_str_eq(out, "/a/" R);
+    ck_assert_int_eq(fm_redact_hold_path("/b", 2), FM_OK);
+    (void)redact_str("/a/" K_DOUBLE_MERGED, out, sizeof(out));
+    ck_assert_str_eq(out, "/a/" K_DOUBLE_MERGED);
+    /* Clearing the secrets forgets held forms too. */
+    ck_assert_int_eq(fm_redact_hold_path("/a//" K_LEAD_REST, 4 + strlen(K_LEAD_REST)), FM_OK);
+    fm_redact_clear_secrets();
+    (void)redact_str("/a/" K_LEAD_REST, out, sizeof(out));
+    ck_assert_str_eq(out, "/a/" K_LEAD_REST);
+}
+END_TEST
+
 /* A registered literal and a key in one line: both go, and spans that touch merge. */
 START_TEST(test_key_and_literal)
 {
@@ -592,6 +677,9 @@ static Suite *redact_suite(void)
     tcase_add_test(keys, test_key_budget);
     tcase_add_test(keys, test_key_set_and_clear);
     tcase_add_test(keys, test_key_and_literal);
+    tcase_add_loop_test(keys, test_key_normalised_path, 0,
+                        (int)(sizeof(norm_cases) / sizeof(norm_cases[0])));
+    tcase_add_test(keys, test_key_hold_path_edges);
     suite_add_tcase(s, keys);
     return s;
 }
