@@ -67,6 +67,25 @@ static bool is_escape(const unsigned char *s, size_t end, size_t p)
     return s[p] == '%' && p + 2 < end && hexval(s[p + 1]) >= 0 && hexval(s[p + 2]) >= 0;
 }
 
+/*
+ * Whether a run of key bytes ends at s[i]: a byte no key has, or a %XX
+ * escape of one (no key holds a control character, a non-ASCII byte or a
+ * '%'), so that an escaped path such as "x%C2%85a%E2%80%A8b..." is many
+ * short runs, not one long run whose separators exceed BOUNDS_MAX and which
+ * would then be dropped whole.
+ */
+static bool ends_run(const unsigned char *s, size_t len, size_t i)
+{
+    unsigned char c;
+
+    if (key_class[s[i]] == 0)
+        return true;
+    if (!is_escape(s, len, i))
+        return false;
+    c = (unsigned char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+    return key_class[c] == 0 || c == '%';
+}
+
 /* Digests of secrets: ordered in constant time (sodium_compare), for qsort and bsearch alike. */
 static int cmp_digest(const void *a, const void *b)
 {
@@ -151,12 +170,12 @@ void fm_redact_keys_find(const unsigned char *s, size_t len, fm_redact_hits *h)
     for (size_t i = 0; i < len;) {
         size_t a = i;
 
-        while (i < len && key_class[s[i]] != 0)
+        while (i < len && !ends_run(s, len, i))
             i++;
         if (i - a >= TOKEN_MIN)
             search_run(s, a, i, h, &budget);
-        if (i == a)
-            i++;
+        if (i < len)
+            i += key_class[s[i]] == 0 ? 1 : 3; /* the byte, or the escape, that ended it */
     }
 }
 

@@ -491,6 +491,12 @@ static const struct redact_case key_cases[] = {
     {"GET /v1/tasks/" K_DOUBLE "/cancel HTTP/1.1", "GET /v1/tasks/" R "/cancel HTTP/1.1"},
     {"GET /v1/tasks/" K_TRAIL "/cancel", "GET /v1/tasks/" R "/cancel"},
     {"POST /v1/x/" K_SLASH_EQ "?q=" K_SLASH_EQ, "POST /v1/x/" R "?q=" R},
+    /* An escape of a byte no key holds ends a run: a key beside many of them is found. */
+    {"/v1/tasks/x%C2%85a%E2%80%A8b%E2%80%A9c%E2%80%AEd%E2%81%A6e%0Bh%7F" K_B64 "%1Cj",
+     "/v1/tasks/x%C2%85a%E2%80%A8b%E2%80%A9c%E2%80%AEd%E2%81%A6e%0Bh%7F" R "%1Cj"},
+    /* ... and those escapes alone are kept, not dropped as one expensive run. */
+    {"/v1/tasks/x%C2%85a%E2%80%A8b%E2%80%A9c%E2%80%AEd%E2%81%A6e%E2%81%A9f%E2%80%8Fg%0Bh%0Ci",
+     "/v1/tasks/x%C2%85a%E2%80%A8b%E2%80%A9c%E2%80%AEd%E2%81%A6e%E2%81%A9f%E2%80%8Fg%0Bh%0Ci"},
     /* Anything else is kept: other UUIDs, tokens the key is only a part of. */
     {"/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d",
      "/v1/tasks/3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2d"},
