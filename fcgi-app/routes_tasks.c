@@ -134,8 +134,7 @@ int fm_route_task_create(fm_call *call, fm_response *resp)
     const fm_request *req = call->req;
     fm_tasks_store st = fm_route_tasks_store(call);
     fm_err rc = fm_tasks_create(&st, call->user->name, req->body, req->body_len, &task, id, &before,
-                                err,
-                                sizeof(err));
+                                err, sizeof(err));
 
     switch (rc) {
     case FM_OK:

@@ -141,8 +141,8 @@ static bool settle(const fm_tasks_swept *t)
 static const char *event_of(const char *event)
 {
     static const char *const events[] = {
-        "task.created",   "task.started", "task.progress", "task.completed", "task.failed",
-        "task.cancelled", "task.deleted", "task.requeued",
+        "task.created", "task.started",   "task.progress", "task.completed",
+        "task.failed",  "task.cancelled", "task.deleted",  "task.requeued",
     };
 
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
@@ -154,8 +154,7 @@ static const char *event_of(const char *event)
 /* Records one unacknowledged transition, announces it, then forgets it. */
 static void reconcile(const fm_tasks_pending *u)
 {
-    char path[sizeof("/v1/tasks/") + FM_TASKS_ID_SIZE],
-        action[sizeof("RECONCILE ") + sizeof(path)],
+    char path[sizeof("/v1/tasks/") + FM_TASKS_ID_SIZE], action[sizeof("RECONCILE ") + sizeof(path)],
         reason[sizeof("unacknowledged ") + FM_TASKS_EVENT_MAX];
     const char *event;
     fm_audit_record rec;

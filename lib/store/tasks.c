@@ -95,9 +95,9 @@
     "end\n"                                                                                        \
     "local function journal(id, ev, actor)\n"                                                      \
     "  local ms = now_ms()\n"                                                                      \
-    "  local who = string.gsub(actor or ARGV[#ARGV], '[^!-~]', '_')\n"                              \
+    "  local who = string.gsub(actor or ARGV[#ARGV], '[^!-~]', '_')\n"                             \
     "  if who == '' then who = '-' end\n"                                                          \
-    "  local m = num(ms) .. ' ' .. id .. ' ' .. ev .. ' ' .. ARGV[#ARGV - 1] .. ' ' .. who\n"       \
+    "  local m = num(ms) .. ' ' .. id .. ' ' .. ev .. ' ' .. ARGV[#ARGV - 1] .. ' ' .. who\n"      \
     "  redis.call('ZADD', P .. 'journal', ms, m)\n"                                                \
     "  return m\n"                                                                                 \
     "end\n"                                                                                        \
@@ -128,7 +128,8 @@ static fm_redis_script create_script = {
     "redis.call('HSET', KEYS[1], 'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', "
     "seq, 'status', 'queued', 'attempts', '0')\n"
     "reindex(ARGV[2], ARGV[3], nil)\n"
-    "return {'ok', {}, redis.call('HGETALL', KEYS[1]), ARGV[2], journal(ARGV[2], 'task.created')}\n",
+    "return {'ok', {}, redis.call('HGETALL', KEYS[1]), ARGV[2], journal(ARGV[2], "
+    "'task.created')}\n",
 };
 
 /* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id, member} or {'empty'}. */
@@ -687,8 +688,8 @@ done:
 }
 
 fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *body,
-                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE],
-                       char **before, char *err, size_t errlen)
+                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char **before,
+                       char *err, size_t errlen)
 {
     cJSON *spec = NULL;
     const char *id;
@@ -926,8 +927,8 @@ fm_err fm_tasks_heartbeat(const fm_tasks_store *st, const char *worker_id, const
     if (progress >= 0)
         (void)snprintf(prog, sizeof(prog), "%.17g", progress);
     note n = note_of(st, worker_id);
-    const char *argv[] = {key,  st->prefix,           id,      worker_id, lease,
-                          prog, metrics ? metrics : "", n.trace, n.actor};
+    const char *argv[] = {key,     st->prefix, id, worker_id, lease, prog, metrics ? metrics : "",
+                          n.trace, n.actor};
     return finish(st, fm_redis_eval(st->redis, &heartbeat_script, 1, 9, argv), task, before);
 }
 
@@ -947,7 +948,7 @@ fm_err fm_tasks_complete(const fm_tasks_store *st, const char *worker_id, const 
         keys_fit(st->prefix, id, NULL, key) != FM_OK)
         return FM_EINVAL;
     note n = note_of(st, worker_id);
-    const char *argv[] = {key,    st->prefix, id, worker_id, status, error != NULL ? error : "",
+    const char *argv[] = {key,     st->prefix, id, worker_id, status, error != NULL ? error : "",
                           n.trace, n.actor};
     return finish(st, fm_redis_eval(st->redis, &complete_script, 1, 8, argv), task, before);
 }
@@ -963,7 +964,7 @@ static void swept_free(fm_tasks_swept *out, size_t n)
     }
 }
 
-/* One sweep answer {event, before, after, id, member} into *s; false when it is not one, or ENOMEM. */
+/* A sweep answer {event, before, after, id, member} into *s; false if it is not one, or ENOMEM. */
 static bool swept_of(const redisReply *e, fm_tasks_swept *s)
 {
     static const char *const events[] = {"task.requeued", "task.failed", "task.cancelled"};
@@ -1104,7 +1105,7 @@ static bool next_word(const char **s, char *out, size_t size)
     return true;
 }
 
-/* Reads member "<ms> <id> <event> <trace_id> <actor>" (journal()) into u; false when it is not one. */
+/* Reads member "<ms> <id> <event> <trace_id> <actor>" (journal()) into u; false if not one. */
 static bool unacked_of(const char *member, fm_tasks_pending *u)
 {
     char ms[24];

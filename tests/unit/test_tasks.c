@@ -71,7 +71,8 @@ static void expect_refused_len(const char *body, size_t len, int want_rc, const 
     char err[256] = "unset", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
 
-    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, NULL, err, sizeof(err)) == want_rc,
+    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, NULL, err, sizeof(err)) ==
+                      want_rc,
                   "body %s: wrong code (err \"%s\")", body != NULL ? body : "(null)", err);
     ck_assert_ptr_null(task);
     ck_assert_str_eq(err, want_err);
@@ -872,7 +873,8 @@ START_TEST(keys_too_long)
     memset(user, 'u', 63);
     user[63] = '\0';
     ck_assert_int_eq(
-        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, NULL, err, sizeof(err)), FM_OK);
+        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_OK);
     ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
     ck_assert_int_eq(key_count(), 8);
@@ -891,8 +893,9 @@ START_TEST(keys_too_long)
     ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
     memset(huge_user, 'u', 150);
     huge_user[150] = '\0';
-    ck_assert_int_eq(fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, NULL, err, sizeof(err)),
-                     FM_EINVAL);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EINVAL);
     ck_assert_int_eq(key_count(), 2); /* nothing written under a cut name */
 
     ck_assert_int_eq(fm_tasks_get(STORE(prefix), NULL, id, &t), FM_EINVAL);
@@ -1216,22 +1219,25 @@ START_TEST(quota)
     st.max_open_tasks = 2;
     create_id("alice", body, a);
     create_id("alice", body, b);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "2 queued or running tasks already (limits.max_open_tasks)");
     /* Per user. */
     create_id("bob", body, c);
     /* Running counts too; an ended task frees its place. */
     claim_id("w", a);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "completed", NULL, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
     create_id("alice", body, c);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_int_eq(fm_tasks_cancel(&st, "alice", b, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
@@ -1284,8 +1290,9 @@ START_TEST(redis_full)
     create_id("alice", body, id);
     keys = key_count();
     freeReplyObject(th_redis_cmd(r, 4, full));
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
-                     FM_EREDIS);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EREDIS);
     ck_assert_ptr_null(t);
     /* Reads still work. */
     ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &t), FM_OK);
@@ -1962,9 +1969,9 @@ START_TEST(journal_every_transition)
 
     st.trace_id = "trace-1";
     st.actor = "alice";
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, &before, err,
-                                     sizeof(err)),
-                     FM_OK);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, &before, err, sizeof(err)),
+        FM_OK);
     cJSON_Delete(t);
     (void)snprintf(want, sizeof(want), "%s task.created trace-1 alice", id);
     expect_journal_settled(want, before);
@@ -1984,8 +1991,7 @@ START_TEST(journal_every_transition)
     (void)snprintf(want, sizeof(want), "%s task.cancel_requested trace-1 alice", id);
     expect_journal_settled(want, before);
 
-    ck_assert_int_eq(fm_tasks_complete(&st, "alice/w1", id, "cancelled", NULL, &t, &before),
-                     FM_OK);
+    ck_assert_int_eq(fm_tasks_complete(&st, "alice/w1", id, "cancelled", NULL, &t, &before), FM_OK);
     cJSON_Delete(t);
     (void)snprintf(want, sizeof(want), "%s task.cancelled trace-1 alice/w1", id);
     expect_journal_settled(want, before);
