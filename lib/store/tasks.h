@@ -29,7 +29,8 @@
  * cancel_requested (times RFC 3339 UTC with ms; absent values null).
  *
  * Round trips: get, create, claim, heartbeat, complete, cancel, delete and
- * restore one each; list one per page; sweep one per call.
+ * restore one each; list one per page; sweep and unacked one per call;
+ * settle and forget none waited for.
  *
  * Undo tokens (*before): the rev the change left, the change's journal
  * member and the task's hash as it was, as text ("<rev>;" then netstrings of
