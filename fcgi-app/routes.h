@@ -42,9 +42,10 @@ const char *fm_route_task_param(fm_call *call);
 
 /*
  * fm_route_task_changed - after a change to task id: arms its undo
- * (fm_tasks_restore with before, NULL after a create; the call owns before
- * from now on), names the task in the audit record, and hands task (the call
- * owns it from now on) to event (a task.* type; NULL: no event, task is freed).
+ * (fm_tasks_restore with before; the call owns before from now on) and its
+ * settle (fm_tasks_settle with before, once the audit record is written), names the task in the
+ * audit record, and hands task (the call owns it from now on) to event (a task.* type; NULL: no
+ * event, task is freed).
  */
 void fm_route_task_changed(fm_call *call, const char *id, char *before, const char *event,
                            cJSON *task);

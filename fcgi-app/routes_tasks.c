@@ -37,6 +37,8 @@ fm_tasks_store fm_route_tasks_store(const fm_call *call)
         .max_open_tasks = cfg->limits.max_open_tasks,
         .lease_seconds = cfg->jobs.lease_seconds,
         .max_attempts = cfg->jobs.max_attempts,
+        .trace_id = call->trace_id,
+        .actor = call->user != NULL ? call->user->name : NULL,
     };
 }
 
@@ -77,6 +79,17 @@ static void undo_task_change(fm_call *call)
                      call->undo_id, call->trace_id);
 }
 
+/* Acknowledges the change once its audit record is written (its journal member, tasks.h). */
+static void settle_task_change(fm_call *call)
+{
+    fm_tasks_store st = fm_route_tasks_store(call);
+
+    if (fm_tasks_settle(&st, call->undo_data) != FM_OK)
+        fm_log_warn("could not acknowledge the change to task %s (%s): the sweeper records it "
+                    "again trace_id=%s",
+                    call->undo_id, fm_redis_errstr(call->env->redis), call->trace_id);
+}
+
 void fm_route_task_changed(fm_call *call, const char *id, char *before, const char *event,
                            cJSON *task)
 {
@@ -84,6 +97,7 @@ void fm_route_task_changed(fm_call *call, const char *id, char *before, const ch
     (void)snprintf(call->audit_task_id, sizeof(call->audit_task_id), "%s", id);
     call->undo_data = before;
     call->undo = undo_task_change;
+    call->settle = settle_task_change;
     if (event == NULL) {
         cJSON_Delete(task);
         return;
@@ -115,16 +129,16 @@ static const char *writable_user(const fm_call *call)
 
 int fm_route_task_create(fm_call *call, fm_response *resp)
 {
-    char err[256], id[FM_TASKS_ID_SIZE];
+    char err[256], id[FM_TASKS_ID_SIZE], *before;
     cJSON *task;
     const fm_request *req = call->req;
     fm_tasks_store st = fm_route_tasks_store(call);
-    fm_err rc = fm_tasks_create(&st, call->user->name, req->body, req->body_len, &task, id, err,
-                                sizeof(err));
+    fm_err rc = fm_tasks_create(&st, call->user->name, req->body, req->body_len, &task, id, &before,
+                                err, sizeof(err));
 
     switch (rc) {
     case FM_OK:
-        return fm_route_task_answer(call, resp, 201, id, NULL, "task.created", task);
+        return fm_route_task_answer(call, resp, 201, id, before, "task.created", task);
     case FM_EPARSE:
         return fm_route_refuse(call, resp, 400, "BAD_REQUEST", err, "bad_json");
     case FM_EINVAL:

@@ -13,7 +13,23 @@
  * written is undone (fm_tasks_restore): fail closed as for a request; its
  * lease is still expired, so a later pass tries again. A full batch that was
  * all recorded is followed at once by the next, so a backlog drains at
- * SWEEP_BATCH per round trip, not per interval.
+ * SWEEP_BATCH per round trip, not per interval. A recorded transition is
+ * acknowledged (fm_tasks_settle: its journal member goes).
+ *
+ * The reconciler, in the same pass: a journal member older than
+ * JOURNAL_GRACE_MS (Redis's clock) is a transition nobody acknowledged: its
+ * request's worker or a sweeper died between the script and the record, or
+ * its command timed out (Redis hung) and Redis ran it later. For each (at
+ * most RECONCILE_BATCH a pass) it writes one audit record (action
+ * "RECONCILE /v1/tasks/<id>", the original trace id and actor as trace_id
+ * and worker, user null, status 200, reason "unacknowledged <event>"),
+ * publishes the event with the task as it is now (null when gone), then
+ * removes the member. Killed between the record and the removal, it
+ * records the transition again next time: at-least-once; the original
+ * trace id makes such a duplicate recognisable. The grace is far longer
+ * than a request's write of its record (redis.timeout_ms and one audit
+ * write), so a transition is reconciled only when its own record is not
+ * coming.
  *
  * Redis down or hung: the pass fails (at once while the connection's breaker
  * is open), a warning is logged at most every WARN_INTERVAL_MS, and the next
@@ -45,6 +61,8 @@
 #include "tasks.h"
 
 #define SWEEP_BATCH 64
+#define RECONCILE_BATCH 64
+#define JOURNAL_GRACE_MS 10000
 #define WARN_INTERVAL_MS 10000
 
 static volatile sig_atomic_t stopping;
@@ -103,6 +121,10 @@ static bool settle(const fm_tasks_swept *t)
         .worker = t->worker_id,
     };
     if (fm_audit_write(s.env.audit, &rec) == FM_OK) {
+        if (fm_tasks_settle(&s.store, t->before) != FM_OK)
+            fm_log_warn("sweeper: could not acknowledge the %s of task %s (%s): it is recorded "
+                        "again",
+                        t->event, t->id, fm_redis_errstr(s.env.redis));
         fm_events_publish(s.env.redis, s.store.prefix, t->event, t->task);
         return true;
     }
@@ -113,6 +135,72 @@ static bool settle(const fm_tasks_swept *t)
         fm_log_error("sweeper: could not undo the %s of task %s (%s): it stands unaudited",
                      t->event, t->id, fm_redis_errstr(s.env.redis));
     return false;
+}
+
+/* The static event type of a journal member's event (fm_events_publish keeps none); NULL: none. */
+static const char *event_of(const char *event)
+{
+    static const char *const events[] = {
+        "task.created", "task.started",   "task.progress", "task.completed",
+        "task.failed",  "task.cancelled", "task.deleted",  "task.requeued",
+    };
+
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        if (strcmp(event, events[i]) == 0)
+            return events[i];
+    return NULL; /* task.cancel_requested: no event, as for its request */
+}
+
+/* Records one unacknowledged transition, announces it, then forgets it. */
+static void reconcile(const fm_tasks_pending *u)
+{
+    char path[sizeof("/v1/tasks/") + FM_TASKS_ID_SIZE], action[sizeof("RECONCILE ") + sizeof(path)],
+        reason[sizeof("unacknowledged ") + FM_TASKS_EVENT_MAX];
+    const char *event;
+    fm_audit_record rec;
+
+    if (!u->valid) {
+        fm_log_error("sweeper: journal member \"%.64s\" is not a transition; removing it",
+                     u->member);
+    } else {
+        (void)snprintf(path, sizeof(path), "/v1/tasks/%s", u->id);
+        (void)snprintf(action, sizeof(action), "RECONCILE %s", path);
+        (void)snprintf(reason, sizeof(reason), "unacknowledged %s", u->event);
+        rec = (fm_audit_record){
+            .trace_id = strcmp(u->trace_id, "-") != 0 ? u->trace_id : NULL,
+            .action = action,
+            .resource = path,
+            .status = 200,
+            .reason = reason,
+            .task_id = u->id,
+            .worker = strcmp(u->actor, "-") != 0 ? u->actor : NULL,
+        };
+        if (fm_audit_write(s.env.audit, &rec) != FM_OK) {
+            fm_log_error("sweeper: audit record of the unacknowledged %s of task %s could not be "
+                         "written (%s); retrying later",
+                         u->event, u->id, strerror(errno));
+            return;
+        }
+        if ((event = event_of(u->event)) != NULL)
+            fm_events_publish(s.env.redis, s.store.prefix, event, u->task);
+    }
+    if (fm_tasks_forget(&s.store, u->member) != FM_OK)
+        fm_log_warn("sweeper: could not remove a reconciled journal member (%s): it is recorded "
+                    "again",
+                    fm_redis_errstr(s.env.redis));
+}
+
+/* The reconciler's part of a pass: at most RECONCILE_BATCH transitions. */
+static void reconcile_pass(void)
+{
+    fm_tasks_pending out[RECONCILE_BATCH];
+    size_t n = 0;
+
+    if (fm_tasks_unacked(&s.store, JOURNAL_GRACE_MS, RECONCILE_BATCH, out, &n) != FM_OK)
+        return; /* Redis trouble: the sweep's own warning says so */
+    for (size_t i = 0; i < n && !stopping; i++)
+        reconcile(&out[i]);
+    fm_tasks_unacked_free(out, n);
 }
 
 static void warn_failed(fm_err rc)
@@ -155,6 +243,8 @@ static void sweep_pass(void)
             free(out[i].before);
         }
     } while (n == SWEEP_BATCH && all_stand && !stopping);
+    if (!stopping)
+        reconcile_pass();
 }
 
 /* ---- start-up steps, in order; each logs its own failure ------------------------- */

@@ -616,10 +616,13 @@ static void audit_request(req_state *st)
             call->undo(call);
         fm_response_reset(resp);
         unavailable(resp, "audit trail unavailable", call->trace_id);
-    } else if (call->event != NULL) {
+    } else {
+        if (call->settle != NULL)
+            call->settle(call);
         /* Only a change that stands is announced: after its record, never once undone. */
-        fm_events_publish(st->env->redis, st->env->cfg->redis.key_prefix, call->event,
-                          call->event_task);
+        if (call->event != NULL)
+            fm_events_publish(st->env->redis, st->env->cfg->redis.key_prefix, call->event,
+                              call->event_task);
     }
     if (action != stack_action && action != req->method)
         free(action);

@@ -28,7 +28,8 @@
  * and after the last step that ran, one audit record, for refused requests
  * too; if it cannot be written the response becomes 503 SERVICE_UNAVAILABLE
  * and the handler's change is undone (fail closed: such a request changes
- * nothing). Once the record is written, the event the handler armed
+ * nothing). Once the record is written, the change is acknowledged
+ * (call->settle: its journal member, tasks.h) and the event the handler armed
  * (call->event) is published (fm_events_publish; its failure changes no
  * answer); an undone change publishes nothing.
  *
@@ -90,6 +91,12 @@ typedef struct fm_call fm_call;
  */
 typedef void (*fm_undo_fn)(fm_call *call);
 
+/*
+ * Acknowledges what a handler changed once the request's audit record is
+ * written (never after an undo); logs what it could not acknowledge.
+ */
+typedef void (*fm_settle_fn)(fm_call *call);
+
 /* One request's state as handlers see it. */
 struct fm_call {
     const fm_env *env;
@@ -100,6 +107,7 @@ struct fm_call {
     char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]; /* {name} captures in order */
     char reason[128];                                    /* audit reason a handler may set */
     fm_undo_fn undo;                 /* set by a handler that changed state, with: */
+    fm_settle_fn settle;             /* its acknowledgement (NULL: none) */
     char undo_id[FM_PATH_PARAM_MAX]; /* what it changed */
     char *undo_data;                 /* heap, freed by the pipeline; meaning is the handler's */
     /* What the audit record names besides the request (empty = not named). */

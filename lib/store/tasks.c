@@ -50,6 +50,9 @@
 /*
  * ARGV[1] is the prefix P in every script (keys under it are computed here
  * from ids and the owner in the hash); KEYS[1], when given, the task's hash.
+ * A transition's last two ARGV are its journal note, trace id and actor
+ * (note_of): journal(id, event[, actor]) adds the change's member to
+ * P journal and returns it, the last element of every answer.
  */
 #define PRELUDE                                                                                    \
     "local P = ARGV[1]\n"                                                                          \
@@ -90,6 +93,14 @@
     "    redis.call('ZADD', P .. 'leases', f[4], id)\n"                                            \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
+    "local function journal(id, ev, actor)\n"                                                      \
+    "  local ms = now_ms()\n"                                                                      \
+    "  local who = string.gsub(actor or ARGV[#ARGV], '[^!-~]', '_')\n"                             \
+    "  if who == '' then who = '-' end\n"                                                          \
+    "  local m = num(ms) .. ' ' .. id .. ' ' .. ev .. ' ' .. ARGV[#ARGV - 1] .. ' ' .. who\n"      \
+    "  redis.call('ZADD', P .. 'journal', ms, m)\n"                                                \
+    "  return m\n"                                                                                 \
+    "end\n"                                                                                        \
     "local function hold(worker)\n"                                                                \
     "  local f = redis.call('HMGET', KEYS[1], 'status', 'worker_id', 'lease_ms', 'user', "         \
     "'cancel_requested')\n"                                                                        \
@@ -117,10 +128,11 @@ static fm_redis_script create_script = {
     "redis.call('HSET', KEYS[1], 'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', "
     "seq, 'status', 'queued', 'attempts', '0')\n"
     "reindex(ARGV[2], ARGV[3], nil)\n"
-    "return {'ok', {}, redis.call('HGETALL', KEYS[1])}\n",
+    "return {'ok', {}, redis.call('HGETALL', KEYS[1]), ARGV[2], journal(ARGV[2], "
+    "'task.created')}\n",
 };
 
-/* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id} or {'empty'}. */
+/* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id, member} or {'empty'}. */
 static fm_redis_script claim_script = {
     .source = SHRINKS PRELUDE
     "while true do\n"
@@ -135,7 +147,7 @@ static fm_redis_script claim_script = {
     "num(tonumber(f[3] or 0) + 1), 'lease_ms', num(now + tonumber(ARGV[3]) * 1000))\n"
     "    if not f[4] then redis.call('HSET', k, 'started_ms', num(now)) end\n"
     "    reindex(e[1], f[2], 'queued')\n"
-    "    return {'ok', before, redis.call('HGETALL', k), e[1]}\n"
+    "    return {'ok', before, redis.call('HGETALL', k), e[1], journal(e[1], 'task.started')}\n"
     "  end\n"
     "end\n",
 };
@@ -150,7 +162,8 @@ static fm_redis_script heartbeat_script = {
     "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[5]) end\n"
     "if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[6]) end\n"
     "reindex(ARGV[2], f[4], 'running')\n"
-    "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+    "return {'ok', before, redis.call('HGETALL', KEYS[1]), ARGV[2], journal(ARGV[2], "
+    "'task.progress')}\n",
 };
 
 /* KEYS: task. ARGV: P, id, worker_id, status, error ('' = none). */
@@ -164,7 +177,8 @@ static fm_redis_script complete_script = {
                         "redis.call('HDEL', KEYS[1], 'lease_ms')\n"
                         "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end\n"
                         "reindex(ARGV[2], f[4], 'running')\n"
-                        "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+                        "return {'ok', before, redis.call('HGETALL', KEYS[1]), ARGV[2], "
+                        "journal(ARGV[2], 'task.' .. ARGV[4])}\n",
 };
 
 /* The owner check of cancel and delete: ARGV[3] is the owner, '' for anyone's task. */
@@ -176,16 +190,19 @@ static fm_redis_script complete_script = {
 /* KEYS: task. ARGV: P, id, owner. An ended task: {'conflict', {}, the task}. */
 static fm_redis_script cancel_script = {
     .source =
-        SHRINKS PRELUDE OWNED "if f[1] == 'queued' then\n"
+        SHRINKS PRELUDE OWNED "local ev = 'task.cancelled'\n"
+                              "if f[1] == 'queued' then\n"
                               "  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'ended_ms', "
                               "num(now_ms()))\n"
                               "elseif f[1] == 'running' then\n"
+                              "  ev = 'task.cancel_requested'\n"
                               "  redis.call('HSET', KEYS[1], 'cancel_requested', '1')\n"
                               "else\n"
                               "  return {'conflict', {}, before}\n"
                               "end\n"
                               "reindex(ARGV[2], f[2], f[1])\n"
-                              "return {'ok', before, redis.call('HGETALL', KEYS[1])}\n",
+                              "return {'ok', before, redis.call('HGETALL', KEYS[1]), ARGV[2], "
+                              "journal(ARGV[2], ev)}\n",
 };
 
 /* KEYS: task. ARGV: P, id, owner. */
@@ -193,13 +210,16 @@ static fm_redis_script delete_script = {
     .source = SHRINKS PRELUDE OWNED "if f[1] == 'running' then return {'conflict'} end\n"
                                     "redis.call('DEL', KEYS[1])\n"
                                     "reindex(ARGV[2], f[2], f[1])\n"
-                                    "return {'ok', before, {}}\n",
+                                    "return {'ok', before, {}, ARGV[2], journal(ARGV[2], "
+                                    "'task.deleted')}\n",
 };
 
 /*
  * KEYS: task. ARGV: P, id, token ('' = remove the task a create made). The
- * token is "<rev>;" then netstrings ("<len>:<bytes>,") of field, value
- * pairs: the hash becomes exactly those, but only while the task's rev is
+ * token is "<rev>;" then netstrings ("<len>:<bytes>,") of the change's
+ * journal member (removed with the change) and of field, value pairs (none
+ * for a create: remove the task): the hash becomes exactly those, but only
+ * while the task's rev is
  * still <rev>, the one the change being undone left (1 for a create, 0 for a
  * delete: gone). A task changed since (a worker claimed it, its owner
  * cancelled it) is left as it is: 'changed'. Every change raises rev (in
@@ -207,16 +227,22 @@ static fm_redis_script delete_script = {
  */
 static fm_redis_script restore_script = {
     .source = SHRINKS PRELUDE
-    "local s, want = ARGV[3], 1\n"
+    "local s, want, member = ARGV[3], 1, nil\n"
     "if s ~= '' then\n"
     "  local semi = string.find(s, ';', 1, true)\n"
     "  want = semi and tonumber(string.sub(s, 1, semi - 1))\n"
-    "  if not want then return redis.error_reply('bad undo token') end\n"
-    "  s = string.sub(s, semi + 1)\n"
+    "  local c = want and string.find(s, ':', semi + 1, true)\n"
+    "  local n = c and tonumber(string.sub(s, semi + 1, c - 1))\n"
+    "  if not n or string.sub(s, c + n + 1, c + n + 1) ~= ',' then\n"
+    "    return redis.error_reply('bad undo token')\n"
+    "  end\n"
+    "  member = string.sub(s, c + 1, c + n)\n"
+    "  s = string.sub(s, c + n + 2)\n"
     "end\n"
     "local was = redis.call('HMGET', KEYS[1], 'user', 'status', 'rev')\n"
     "if ARGV[3] == '' and not was[1] then return 'ok' end\n"
     "if tonumber(was[3] or '0') ~= want then return 'changed' end\n"
+    "if member then redis.call('ZREM', P .. 'journal', member) end\n"
     "if was[1] then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  reindex(ARGV[2], was[1], was[2])\n"
@@ -245,8 +271,9 @@ static fm_redis_script restore_script = {
 };
 
 /*
- * ARGV: P, max, max_attempts. Answers {{event, before, after, id}, ...}, one
- * per expired lease (lease_ms before now), oldest first.
+ * ARGV: P, max, max_attempts, trace, actor. Answers {{event, before, after,
+ * id, member}, ...}, one per expired lease (lease_ms before now), oldest
+ * first; each member names the worker whose lease expired.
  */
 static fm_redis_script sweep_script = {
     .source = SHRINKS PRELUDE
@@ -256,7 +283,8 @@ static fm_redis_script sweep_script = {
     "local out = {}\n"
     "for _, id in ipairs(ids) do\n"
     "  local k = P .. 'task:' .. id\n"
-    "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'cancel_requested')\n"
+    "  local f = redis.call('HMGET', k, 'status', 'user', 'attempts', 'cancel_requested', "
+    "'worker_id')\n"
     "  if f[1] ~= 'running' then\n"
     "    redis.call('ZREM', P .. 'leases', id)\n"
     "    if f[1] then reindex(id, f[2], f[1]) end\n"
@@ -276,10 +304,32 @@ static fm_redis_script sweep_script = {
     "      redis.call('HDEL', k, 'lease_ms')\n"
     "    end\n"
     "    reindex(id, f[2], 'running')\n"
-    "    out[#out + 1] = {ev, before, redis.call('HGETALL', k), id}\n"
+    "    out[#out + 1] = {ev, before, redis.call('HGETALL', k), id, journal(id, ev, f[5] or '-')}\n"
     "  end\n"
     "end\n"
     "return out\n",
+};
+
+/*
+ * ARGV: P, grace_ms, max. Answers {{member, hash}, ...}: the journal's members
+ * older than grace_ms by Redis's clock, oldest first, each with its task's
+ * hash now ({} when gone); reads only.
+ */
+static fm_redis_script unacked_script = {
+    .source = "#!lua flags=no-writes\n"
+              "local t = redis.call('TIME')\n"
+              "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+              "local ms = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'journal', '-inf', "
+              "string.format('%.0f', now - tonumber(ARGV[2])), 'LIMIT', 0, tonumber(ARGV[3]))\n"
+              "local out = {}\n"
+              "for i, m in ipairs(ms) do\n"
+              "  local id, h = string.match(m, '^%d+ ([0-9a-f-]+) '), {}\n"
+              "  if id then h = redis.pcall('HGETALL', ARGV[1] .. 'task:' .. id) end\n"
+              "  if h.err then h = {} end\n"
+              "  out[i] = {m, h}\n"
+              "end\n"
+              "return out\n",
+    .idempotent = true,
 };
 
 /* KEYS: the index. ARGV: P, offset, limit. Answers {total, hash, hash, ...}; reads only. */
@@ -488,38 +538,74 @@ static const redisReply *field(const redisReply *flat, const char *name)
     return NULL;
 }
 
+/* Appends netstring "<len>:<bytes>," of e to out (room checked by the caller). */
+static size_t netstring(char *out, size_t used, size_t cap, const redisReply *e)
+{
+    used += (size_t)snprintf(out + used, cap - used, "%zu:", e->len);
+    memcpy(out + used, e->str, e->len);
+    used += e->len;
+    out[used++] = ',';
+    return used;
+}
+
 /*
  * The undo token of a change from the hash before it and after it (flat
- * HGETALL replies; after empty for a delete): "<rev after>;" and netstrings
- * of before's elements (restore_script). Heap, or NULL.
+ * HGETALL replies; before empty for a create, after empty for a delete) and
+ * its journal member: "<rev after>;" and netstrings of member and of before's
+ * elements (restore_script). Heap, or NULL.
  */
-static char *token_of(const redisReply *flat, const redisReply *after)
+static char *token_of(const redisReply *flat, const redisReply *after, const redisReply *member)
 {
-    size_t cap = 24, used;
+    size_t cap = 24 + 22, used;
     const redisReply *rev;
     char *out;
 
-    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || flat->elements == 0 || after == NULL ||
-        after->type != REDIS_REPLY_ARRAY)
+    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY || after == NULL ||
+        after->type != REDIS_REPLY_ARRAY || (flat->elements == 0 && after->elements == 0) ||
+        member == NULL || member->type != REDIS_REPLY_STRING || member->len == 0 ||
+        member->len >= FM_TASKS_JOURNAL_MAX)
         return NULL;
     rev = field(after, "rev");
     if (after->elements > 0 && (rev == NULL || rev->len > 20))
         return NULL; /* every change leaves a rev (reindex) */
+    cap += member->len;
     for (size_t i = 0; i < flat->elements; i++)
         cap += flat->element[i]->len + 22; /* 20 digits, ':' and ',' */
     if ((out = malloc(cap)) == NULL)
         return NULL;
     used = (size_t)snprintf(out, cap, "%s;", rev != NULL ? rev->str : "0");
-    for (size_t i = 0; i < flat->elements; i++) {
-        const redisReply *e = flat->element[i];
-
-        used += (size_t)snprintf(out + used, cap - used, "%zu:", e->len);
-        memcpy(out + used, e->str, e->len);
-        used += e->len;
-        out[used++] = ',';
-    }
+    used = netstring(out, used, cap, member);
+    for (size_t i = 0; i < flat->elements; i++)
+        used = netstring(out, used, cap, flat->element[i]);
     out[used] = '\0';
     return out;
+}
+
+/* A note's word: printable ASCII but space ('_' instead), at most size - 1 bytes, "-" when none. */
+static void note_word(char *out, size_t size, const char *in)
+{
+    size_t i = 0;
+
+    for (; in != NULL && in[i] != '\0' && i + 1 < size; i++)
+        out[i] = in[i] > ' ' && in[i] < 0x7f ? in[i] : '_';
+    out[i] = '\0';
+    if (i == 0)
+        (void)snprintf(out, size, "-");
+}
+
+/* The journal note of a change: st's trace id and actor (or the given one). */
+typedef struct note {
+    char trace[FM_TASKS_TRACE_MAX];
+    char actor[FM_WORKER_ID_MAX];
+} note;
+
+static note note_of(const fm_tasks_store *st, const char *actor)
+{
+    note n;
+
+    note_word(n.trace, sizeof(n.trace), st->trace_id);
+    note_word(n.actor, sizeof(n.actor), actor != NULL ? actor : st->actor);
+    return n;
 }
 
 /* ---- transitions ----------------------------------------------------------------- */
@@ -554,48 +640,46 @@ static void undo(const fm_tasks_store *st, const char *id, const char *token, bo
 }
 
 /*
- * A transition's answer {code[, before, after[, id]]} into the results: *task
- * (when task is non-NULL) from after, for FM_OK and FM_ECONFLICT when given;
- * *before (when before is non-NULL) the token of before. id NULL: the id is
- * the answer's fourth element. The reply is freed.
+ * A transition's answer {code[, before, after[, id, member]]} into the
+ * results: *task (when task is non-NULL) from after, for FM_OK and
+ * FM_ECONFLICT when given; *before (when before is non-NULL; else the token
+ * is dropped) the token of before and member. The reply is freed.
  */
-static fm_err finish(const fm_tasks_store *st, const char *id, redisReply *r, cJSON **task,
-                     char **before)
+static fm_err finish(const fm_tasks_store *st, redisReply *r, cJSON **task, char **before)
 {
     fm_err rc = FM_EREDIS;
+    const char *id;
+    char *token;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
         goto done;
     rc = code_of(r->element[0]);
-    if (rc == FM_OK && r->elements < 3)
+    if (rc == FM_OK && (r->elements < 5 || r->element[3]->type != REDIS_REPLY_STRING ||
+                        !is_uuid(r->element[3]->str)))
         rc = FM_EREDIS;
     if ((rc != FM_OK && rc != FM_ECONFLICT) || r->elements < 3)
         goto done;
-    if (id == NULL && (r->elements < 4 || r->element[3]->type != REDIS_REPLY_STRING ||
-                       !is_uuid(id = r->element[3]->str))) {
-        rc = FM_EREDIS;
-        goto done;
-    }
     /* The task as changed; for a removal (after is empty), as it was. */
     if (task != NULL)
         *task = compose(r->element[2]->elements > 0 ? r->element[2] : r->element[1]);
     if (rc != FM_OK)
         goto done;
-    if (before != NULL)
-        *before = token_of(r->element[1], r->element[2]);
-    if ((task != NULL && *task == NULL) || (before != NULL && *before == NULL)) {
-        /* Without before (a create) the undo removes the task. */
-        undo(st, id, before != NULL ? *before : NULL, before == NULL);
+    id = r->element[3]->str;
+    token = token_of(r->element[1], r->element[2], r->element[4]);
+    if ((task != NULL && *task == NULL) || token == NULL) {
+        /* Without a token the undo of a create (before is empty) removes the task. */
+        undo(st, id, token, r->element[1]->elements == 0);
         if (task != NULL) {
             cJSON_Delete(*task);
             *task = NULL;
         }
-        if (before != NULL) {
-            free(*before);
-            *before = NULL;
-        }
+        free(token);
         errno = ENOMEM;
         rc = FM_ESYS;
+    } else if (before != NULL) {
+        *before = token;
+    } else {
+        free(token);
     }
 done:
     if (r != NULL)
@@ -604,8 +688,8 @@ done:
 }
 
 fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *body,
-                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char *err,
-                       size_t errlen)
+                       size_t body_len, cJSON **task, char id_out[FM_TASKS_ID_SIZE], char **before,
+                       char *err, size_t errlen)
 {
     cJSON *spec = NULL;
     const char *id;
@@ -615,6 +699,8 @@ fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *b
     fm_err rc;
 
     *task = NULL;
+    if (before != NULL)
+        *before = NULL;
     if ((rc = fm_taskbody_build(body, body_len, user, &spec, err, errlen)) != FM_OK)
         return rc;
     id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "id"));
@@ -641,10 +727,11 @@ fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *b
     (void)snprintf(max_open, sizeof(max_open), "%ld",
                    st->max_open_tasks > 0 ? st->max_open_tasks : 0);
     {
-        const char *argv[] = {key, st->prefix, id, user, prio, json, max_open};
-        reply = fm_redis_eval(st->redis, &create_script, 1, 7, argv);
+        note n = note_of(st, NULL);
+        const char *argv[] = {key, st->prefix, id, user, prio, json, max_open, n.trace, n.actor};
+        reply = fm_redis_eval(st->redis, &create_script, 1, 9, argv);
     }
-    rc = finish(st, id, reply, task, NULL);
+    rc = finish(st, reply, task, before);
     if (rc == FM_OK)
         memcpy(id_out, id, FM_TASKS_ID_SIZE);
     else if (rc == FM_EQUOTA)
@@ -784,8 +871,9 @@ static fm_err owner_change(const fm_tasks_store *st, fm_redis_script *script, co
         return FM_ENOTFOUND;
     if (keys_fit(st->prefix, id, user, key) != FM_OK)
         return FM_EINVAL;
-    const char *argv[] = {key, st->prefix, id, user != NULL ? user : ""};
-    return finish(st, id, fm_redis_eval(st->redis, script, 1, 4, argv), task, before);
+    note n = note_of(st, NULL);
+    const char *argv[] = {key, st->prefix, id, user != NULL ? user : "", n.trace, n.actor};
+    return finish(st, fm_redis_eval(st->redis, script, 1, 6, argv), task, before);
 }
 
 fm_err fm_tasks_cancel(const fm_tasks_store *st, const char *user, const char *id, cJSON **task,
@@ -817,8 +905,9 @@ fm_err fm_tasks_claim(const fm_tasks_store *st, const char *worker_id, cJSON **t
         keys_fit(st->prefix, NULL, NULL, NULL) != FM_OK)
         return FM_EINVAL;
     (void)snprintf(lease, sizeof(lease), "%d", st->lease_seconds);
-    const char *argv[] = {st->prefix, worker_id, lease};
-    return finish(st, NULL, fm_redis_eval(st->redis, &claim_script, 0, 3, argv), task, before);
+    note n = note_of(st, worker_id);
+    const char *argv[] = {st->prefix, worker_id, lease, n.trace, n.actor};
+    return finish(st, fm_redis_eval(st->redis, &claim_script, 0, 5, argv), task, before);
 }
 
 fm_err fm_tasks_heartbeat(const fm_tasks_store *st, const char *worker_id, const char *id,
@@ -837,8 +926,10 @@ fm_err fm_tasks_heartbeat(const fm_tasks_store *st, const char *worker_id, const
     (void)snprintf(lease, sizeof(lease), "%d", st->lease_seconds);
     if (progress >= 0)
         (void)snprintf(prog, sizeof(prog), "%.17g", progress);
-    const char *argv[] = {key, st->prefix, id, worker_id, lease, prog, metrics ? metrics : ""};
-    return finish(st, id, fm_redis_eval(st->redis, &heartbeat_script, 1, 7, argv), task, before);
+    note n = note_of(st, worker_id);
+    const char *argv[] = {key,     st->prefix, id, worker_id, lease, prog, metrics ? metrics : "",
+                          n.trace, n.actor};
+    return finish(st, fm_redis_eval(st->redis, &heartbeat_script, 1, 9, argv), task, before);
 }
 
 fm_err fm_tasks_complete(const fm_tasks_store *st, const char *worker_id, const char *id,
@@ -856,8 +947,10 @@ fm_err fm_tasks_complete(const fm_tasks_store *st, const char *worker_id, const 
         (error != NULL && (error[0] == '\0' || strlen(error) > FM_TASKS_ERROR_MAX)) ||
         keys_fit(st->prefix, id, NULL, key) != FM_OK)
         return FM_EINVAL;
-    const char *argv[] = {key, st->prefix, id, worker_id, status, error != NULL ? error : ""};
-    return finish(st, id, fm_redis_eval(st->redis, &complete_script, 1, 6, argv), task, before);
+    note n = note_of(st, worker_id);
+    const char *argv[] = {key,     st->prefix, id, worker_id, status, error != NULL ? error : "",
+                          n.trace, n.actor};
+    return finish(st, fm_redis_eval(st->redis, &complete_script, 1, 8, argv), task, before);
 }
 
 /* Frees what out[0..n) hold. */
@@ -871,14 +964,14 @@ static void swept_free(fm_tasks_swept *out, size_t n)
     }
 }
 
-/* One sweep answer {event, before, after, id} into *s; false when it is not one, or ENOMEM. */
+/* A sweep answer {event, before, after, id, member} into *s; false if it is not one, or ENOMEM. */
 static bool swept_of(const redisReply *e, fm_tasks_swept *s)
 {
     static const char *const events[] = {"task.requeued", "task.failed", "task.cancelled"};
     const redisReply *w;
 
     memset(s, 0, sizeof(*s));
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 4 ||
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
         e->element[0]->type != REDIS_REPLY_STRING || e->element[3]->type != REDIS_REPLY_STRING ||
         !is_uuid(e->element[3]->str))
         return false;
@@ -889,7 +982,7 @@ static bool swept_of(const redisReply *e, fm_tasks_swept *s)
     if ((w = field(e->element[1], "worker_id")) != NULL)
         (void)snprintf(s->worker_id, sizeof(s->worker_id), "%s", w->str);
     s->task = compose(e->element[2]);
-    s->before = token_of(e->element[1], e->element[2]);
+    s->before = token_of(e->element[1], e->element[2], e->element[4]);
     return s->event != NULL && s->task != NULL && s->before != NULL;
 }
 
@@ -905,8 +998,9 @@ fm_err fm_tasks_sweep(const fm_tasks_store *st, size_t max, fm_tasks_swept *out,
     (void)snprintf(maxs, sizeof(maxs), "%zu", max);
     (void)snprintf(attempts, sizeof(attempts), "%d", st->max_attempts);
     {
-        const char *argv[] = {st->prefix, maxs, attempts};
-        reply = fm_redis_eval(st->redis, &sweep_script, 0, 3, argv);
+        note nt = note_of(st, NULL);
+        const char *argv[] = {st->prefix, maxs, attempts, nt.trace, nt.actor};
+        reply = fm_redis_eval(st->redis, &sweep_script, 0, 5, argv);
     }
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements > max)
         goto done;
@@ -953,5 +1047,125 @@ fm_err fm_tasks_restore(const fm_tasks_store *st, const char *id, const char *be
     else
         rc = FM_EREDIS;
     freeReplyObject(reply);
+    return rc;
+}
+
+fm_err fm_tasks_forget(const fm_tasks_store *st, const char *member)
+{
+    char key[FM_REDIS_KEY_MAX];
+
+    if (fm_redis_key(key, "%sjournal", st->prefix) != FM_OK)
+        return FM_EINVAL;
+    const char *argv[] = {"ZREM", key, member};
+    return fm_redis_send(st->redis, 3, argv);
+}
+
+fm_err fm_tasks_settle(const fm_tasks_store *st, const char *token)
+{
+    char member[FM_TASKS_JOURNAL_MAX], *end;
+    const char *semi, *m;
+    unsigned long n;
+
+    if (token == NULL)
+        return FM_OK;
+    /* "<rev>;<len>:<member>," (token_of) */
+    if ((semi = strchr(token, ';')) == NULL)
+        return FM_EINVAL;
+    errno = 0;
+    n = strtoul(semi + 1, &end, 10);
+    if (errno != 0 || end == semi + 1 || *end != ':' || n == 0 || n >= sizeof(member) ||
+        strnlen(end + 1, n + 1) < n + 1 || end[1 + n] != ',')
+        return FM_EINVAL;
+    m = end + 1;
+    memcpy(member, m, n);
+    member[n] = '\0';
+    return fm_tasks_forget(st, member);
+}
+
+void fm_tasks_unacked_free(fm_tasks_pending *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(out[i].member);
+        cJSON_Delete(out[i].task);
+        out[i].member = NULL;
+        out[i].task = NULL;
+    }
+}
+
+/* Copies the next space-separated word of *s (at most size - 1 bytes) into out; false if none. */
+static bool next_word(const char **s, char *out, size_t size)
+{
+    size_t n = strcspn(*s, " ");
+
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, *s, n);
+    out[n] = '\0';
+    *s += n + ((*s)[n] == ' ');
+    return true;
+}
+
+/* Reads member "<ms> <id> <event> <trace_id> <actor>" (journal()) into u; false if not one. */
+static bool unacked_of(const char *member, fm_tasks_pending *u)
+{
+    char ms[24];
+    const char *s = member;
+
+    return next_word(&s, ms, sizeof(ms)) && strspn(ms, "0123456789") == strlen(ms) &&
+           next_word(&s, u->id, sizeof(u->id)) && is_uuid(u->id) &&
+           next_word(&s, u->event, sizeof(u->event)) && strncmp(u->event, "task.", 5) == 0 &&
+           next_word(&s, u->trace_id, sizeof(u->trace_id)) &&
+           next_word(&s, u->actor, sizeof(u->actor)) && *s == '\0';
+}
+
+fm_err fm_tasks_unacked(const fm_tasks_store *st, long grace_ms, size_t max, fm_tasks_pending *out,
+                        size_t *n)
+{
+    char graces[24], maxs[24];
+    redisReply *reply;
+    fm_err rc = FM_EREDIS;
+
+    *n = 0;
+    if (max == 0 || grace_ms < 0 || keys_fit(st->prefix, NULL, NULL, NULL) != FM_OK)
+        return FM_EINVAL;
+    (void)snprintf(graces, sizeof(graces), "%ld", grace_ms);
+    (void)snprintf(maxs, sizeof(maxs), "%zu", max);
+    {
+        const char *argv[] = {st->prefix, graces, maxs};
+        reply = fm_redis_eval(st->redis, &unacked_script, 0, 3, argv);
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements > max)
+        goto done;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            goto done;
+    }
+    rc = FM_OK;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        fm_tasks_pending *u = &out[i];
+
+        memset(u, 0, sizeof(*u));
+        if ((u->member = strdup(e->element[0]->str)) == NULL)
+            rc = FM_ESYS;
+        u->valid = unacked_of(e->element[0]->str, u);
+        if (!u->valid)
+            u->id[0] = u->event[0] = u->trace_id[0] = u->actor[0] = '\0';
+        else if (e->element[1]->elements > 0 && (u->task = compose(e->element[1])) == NULL &&
+                 field(e->element[1], "spec") != NULL)
+            rc = FM_ESYS; /* a task, not composed: out of memory */
+    }
+    if (rc == FM_OK) {
+        *n = reply->elements;
+    } else {
+        fm_tasks_unacked_free(out, reply->elements);
+        errno = ENOMEM;
+    }
+done:
+    if (reply != NULL)
+        freeReplyObject(reply);
     return rc;
 }

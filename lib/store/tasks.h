@@ -14,6 +14,9 @@
  *   P user:<u>:tasks,
  *   P user:<u>:status:<st>      the same for one user's tasks
  *   P task_seq                  counter
+ *   P journal                   zset of unacknowledged transitions (the outbox),
+ *                               score the Redis time (ms) it was made, member
+ *                               "<ms> <id> <event> <trace_id> <actor>"
  * Every transition is one Lua script; all of them share one prelude that
  * recomputes a task's index entries from its hash, so an index never
  * disagrees with a record. Times in the scripts (lease_ms, started_ms,
@@ -26,10 +29,25 @@
  * cancel_requested (times RFC 3339 UTC with ms; absent values null).
  *
  * Round trips: get, create, claim, heartbeat, complete, cancel, delete and
- * restore one each; list one per page; sweep one per call.
+ * restore one each; list one per page; sweep and unacked one per call;
+ * settle and forget none waited for.
  *
- * Undo tokens (*before): the task's hash as it was, as text (netstrings of
- * field, value pairs), for fm_tasks_restore; heap, the caller frees.
+ * Undo tokens (*before): the rev the change left, the change's journal
+ * member and the task's hash as it was, as text ("<rev>;" then netstrings of
+ * the member and of field, value pairs), for fm_tasks_restore and
+ * fm_tasks_settle; heap, the caller frees.
+ *
+ * The journal (an outbox; at-least-once auditing): every transition script
+ * (create, claim, heartbeat, complete, cancel, delete, sweep) also adds, in
+ * the same script and so atomically with the change, one member to
+ * P journal naming it: "<ms> <task id> <event> <trace_id> <actor>", with
+ * trace_id and actor from the store (fm_tasks_store; "-" when none) and the
+ * event the change's ("task.created" ... "task.cancel_requested" for a running
+ * task's cancel). Whoever writes the change's audit record then acknowledges
+ * it (fm_tasks_settle); an undo (fm_tasks_restore) removes it with the change.
+ * A member left (the caller died, or its command timed out while Redis ran
+ * it later) is a transition nobody audited: the sweeper's reconciler
+ * (fm_tasks_unacked) records it after a grace.
  *
  * Keys are built in FM_REDIS_KEY_MAX bytes: a prefix or user name too long
  * for the longest key ("P user:<u>:status:cancelled") is FM_EINVAL from every
@@ -51,6 +69,11 @@
 #define FM_WORKER_ID_MAX 128      /* "<user>" or "<user>/<worker name>" and NUL */
 #define FM_TASKS_ERROR_MAX 4096   /* bytes of a task's error text */
 #define FM_TASKS_METRICS_MAX 4096 /* bytes of a task's metrics (JSON text) */
+#define FM_TASKS_TRACE_MAX 65     /* a journal member's trace id and its NUL */
+#define FM_TASKS_EVENT_MAX 32     /* a journal member's event and its NUL */
+/* A journal member: ms, id, event, trace id and actor, four spaces and the NUL. */
+#define FM_TASKS_JOURNAL_MAX                                                                       \
+    (20 + FM_TASKS_ID_SIZE + FM_TASKS_EVENT_MAX + FM_TASKS_TRACE_MAX + FM_WORKER_ID_MAX + 4)
 /*
  * Room max_task_bytes keeps for the lifecycle fields beside the spec and the
  * owner's name: error and metrics at their maximum, a worker id, the field
@@ -65,7 +88,13 @@
  * max_task_bytes: a task record (spec, owner name and FM_TASKS_LIFECYCLE_BYTES)
  * is at most this many bytes, 0 = no limit. max_open_tasks: queued + running
  * tasks per user, 0 = no limit. lease_seconds (>= 1) and max_attempts (>= 1):
- * see fm_tasks_claim and fm_tasks_sweep.
+ * see fm_tasks_claim and fm_tasks_sweep. trace_id and actor (NULL or "" =
+ * "-") name the request in the journal member of its changes: trace_id the
+ * request's, actor who asked (a user name; claim, heartbeat and complete use
+ * their worker_id instead, a sweep the expired lease's worker). Bytes other
+ * than printable ASCII (spaces too) become '_', and they are cut at
+ * FM_TASKS_TRACE_MAX - 1 and FM_WORKER_ID_MAX - 1 bytes, so a member is one
+ * line of at most FM_TASKS_JOURNAL_MAX bytes.
  */
 typedef struct fm_tasks_store {
     fm_redis *redis;
@@ -74,13 +103,17 @@ typedef struct fm_tasks_store {
     long max_open_tasks;
     int lease_seconds;
     int max_attempts;
+    const char *trace_id;
+    const char *actor;
 } fm_tasks_store;
 
 /*
  * fm_tasks_create - validate body (body_len bytes of JSON; the fields and
  * their bounds: taskbody.h) and store a new queued task owned by user. On
  * success *task is the stored task (caller owns it, cJSON_Delete) and id
- * holds its id. Errors: FM_EPARSE, FM_EINVAL (reason in err, errlen bytes,
+ * holds its id; *before (when before is non-NULL) its undo token, caller
+ * frees (with before NULL nobody can settle the journal member: the
+ * reconciler records the create later). Errors: FM_EPARSE, FM_EINVAL (reason in err, errlen bytes,
  * safe to return to the client; also for a prefix or user too long for a
  * key), FM_ETOOBIG (the record would pass max_task_bytes; message in err),
  * FM_EQUOTA (user already has max_open_tasks queued or running; message in
@@ -89,7 +122,7 @@ typedef struct fm_tasks_store {
  */
 FM_MUST_CHECK fm_err fm_tasks_create(const fm_tasks_store *st, const char *user, const char *body,
                                      size_t body_len, cJSON **task, char id[FM_TASKS_ID_SIZE],
-                                     char *err, size_t errlen);
+                                     char **before, char *err, size_t errlen);
 
 /*
  * fm_tasks_get - load task id. When user is non-NULL, a task owned by someone
@@ -182,7 +215,7 @@ typedef struct fm_tasks_swept {
     char worker_id[FM_WORKER_ID_MAX]; /* the worker whose lease expired */
     const char *event;                /* "task.requeued", "task.failed" or "task.cancelled" */
     cJSON *task;                      /* the task after the transition */
-    char *before;                     /* undo token for fm_tasks_restore */
+    char *before;                     /* undo token for fm_tasks_restore and fm_tasks_settle */
 } fm_tasks_swept;
 
 /*
@@ -209,9 +242,48 @@ FM_MUST_CHECK fm_err fm_tasks_sweep(const fm_tasks_store *st, size_t max, fm_tas
  * FM_ECONFLICT returned (the later change was audited by its own request).
  * Returns FM_OK (also when a task to remove is already gone), FM_ECONFLICT,
  * FM_ENOTFOUND for a malformed id, FM_EINVAL (prefix too long, or a token
- * that is not one), FM_EREDIS.
+ * that is not one), FM_EREDIS. A restore that puts the task back removes the
+ * change's journal member with it (the change is gone); one refused
+ * (FM_ECONFLICT) leaves it, so that the reconciler records the change that
+ * stands. A NULL before names no member.
  */
 FM_MUST_CHECK fm_err fm_tasks_restore(const fm_tasks_store *st, const char *id, const char *before);
+
+/*
+ * fm_tasks_settle - acknowledge the change of token (its *before) once its
+ * audit record is written: ZREM of its journal member, fire and forget
+ * (fm_redis_send: no round trip waited for). NULL token: nothing, FM_OK.
+ * Errors: FM_EINVAL (not a token, prefix too long), FM_EREDIS (not sent:
+ * the reconciler records the change again later, a duplicate record).
+ */
+FM_MUST_CHECK fm_err fm_tasks_settle(const fm_tasks_store *st, const char *token);
+
+/* fm_tasks_forget - fm_tasks_settle by the journal member itself (the reconciler's). */
+FM_MUST_CHECK fm_err fm_tasks_forget(const fm_tasks_store *st, const char *member);
+
+/* One unacknowledged transition, as fm_tasks_unacked reads it. */
+typedef struct fm_tasks_pending {
+    char *member; /* heap: the journal member, for fm_tasks_forget */
+    bool valid;   /* false: not a member this code writes (the fields below are empty) */
+    char id[FM_TASKS_ID_SIZE];
+    char event[FM_TASKS_EVENT_MAX];
+    char trace_id[FM_TASKS_TRACE_MAX];
+    char actor[FM_WORKER_ID_MAX];
+    cJSON *task; /* the task now, NULL when it is gone */
+} fm_tasks_pending;
+
+/*
+ * fm_tasks_unacked - at most max (>= 1) journal members older than grace_ms
+ * (by Redis's clock), oldest first, each with its task as it is now; one
+ * read-only script. out[0..*n); free with fm_tasks_unacked_free. Errors:
+ * FM_EINVAL (max 0, prefix too long), FM_ESYS (out of memory), FM_EREDIS;
+ * *n is 0 then.
+ */
+FM_MUST_CHECK fm_err fm_tasks_unacked(const fm_tasks_store *st, long grace_ms, size_t max,
+                                      fm_tasks_pending *out, size_t *n);
+
+/* fm_tasks_unacked_free - frees what out[0..n) hold. */
+void fm_tasks_unacked_free(fm_tasks_pending *out, size_t n);
 
 /* fm_tasks_status_valid - true for queued, running, completed, failed, cancelled. */
 bool fm_tasks_status_valid(const char *status);

@@ -93,8 +93,11 @@ static int h_no_status(fm_call *call, fm_response *out)
     return 0;
 }
 
-/* A handler that "changed state": the pipeline must call its undo if the audit fails. */
-static int undone;
+/*
+ * A handler that "changed state": the pipeline must call its undo if the
+ * audit fails, and its settle once the record is written (never both).
+ */
+static int undone, settled;
 
 static void undo_change(fm_call *call)
 {
@@ -103,11 +106,18 @@ static void undo_change(fm_call *call)
     undone++;
 }
 
+static void settle_change(fm_call *call)
+{
+    ck_assert_str_eq(call->undo_data, "before");
+    settled++;
+}
+
 static int h_change(fm_call *call, fm_response *out)
 {
     (void)snprintf(call->undo_id, sizeof(call->undo_id), "changed");
     call->undo_data = strdup("before");
     call->undo = undo_change;
+    call->settle = settle_change;
     return h_ok(call, out);
 }
 
@@ -1237,16 +1247,18 @@ START_TEST(audit_failure_undoes_change)
     fm_request req = request("GET", "/v1/change", K_ALICE);
 
     ck_assert_ptr_nonnull(full);
-    undone = 0;
+    undone = settled = 0;
     fm_pipeline_run(&env, routes, NROUTES, &req, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_int_eq(undone, 0);
+    ck_assert_int_eq(settled, 1);
 
     fm_response_reset(&resp);
     e.audit = full;
     fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
     expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
     ck_assert_int_eq(undone, 1);
+    ck_assert_int_eq(settled, 1); /* not after an undo */
     fm_audit_close(full);
 }
 END_TEST

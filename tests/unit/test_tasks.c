@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "helpers.h"
@@ -70,7 +71,8 @@ static void expect_refused_len(const char *body, size_t len, int want_rc, const 
     char err[256] = "unset", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
 
-    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, err, sizeof(err)) == want_rc,
+    ck_assert_msg(fm_tasks_create(&st, "alice", body, len, &task, id, NULL, err, sizeof(err)) ==
+                      want_rc,
                   "body %s: wrong code (err \"%s\")", body != NULL ? body : "(null)", err);
     ck_assert_ptr_null(task);
     ck_assert_str_eq(err, want_err);
@@ -93,7 +95,7 @@ static void expect_valid(const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE];
     cJSON *task = (cJSON *)&task;
-    int rc = fm_tasks_create(&st, "alice", body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, "alice", body, strlen(body), &task, id, NULL, err, sizeof(err));
 
     ck_assert_msg(rc == FM_EREDIS, "body %s: rc %d (err \"%s\")", body, rc, err);
     ck_assert_ptr_null(task);
@@ -316,7 +318,7 @@ START_TEST(err_buffer_bounded)
     char err[8], id[FM_TASKS_ID_SIZE];
     cJSON *task;
 
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", "{}", 2, &task, id, err, sizeof(err)),
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", "{}", 2, &task, id, NULL, err, sizeof(err)),
                      FM_EINVAL);
     ck_assert_str_eq(err, "job_nam");
 }
@@ -381,7 +383,7 @@ static cJSON *create(const char *user, const char *body)
 {
     char err[256] = "", id[FM_TASKS_ID_SIZE] = "";
     cJSON *task = NULL;
-    int rc = fm_tasks_create(&st, user, body, strlen(body), &task, id, err, sizeof(err));
+    int rc = fm_tasks_create(&st, user, body, strlen(body), &task, id, NULL, err, sizeof(err));
 
     ck_assert_msg(rc == FM_OK, "create %s: rc %d err \"%s\" redis \"%s\"", body, rc, err,
                   fm_redis_errstr(r));
@@ -734,11 +736,11 @@ START_TEST(stored_under_prefix)
     expect_zscore("status:queued", id, "1");
     expect_zscore("user:alice:status:queued", id, "1");
 
-    /* Nothing outside the prefix, and exactly these seven keys. */
+    /* Nothing outside the prefix, and exactly these seven keys and the journal. */
     reply = fm_redis_argv(r, 2, keys, NULL);
     ck_assert_ptr_nonnull(reply);
     ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(reply->elements, 7);
+    ck_assert_uint_eq(reply->elements, 8);
     for (size_t i = 0; i < reply->elements; i++)
         ck_assert_msg(strncmp(reply->element[i]->str, PREFIX, strlen(PREFIX)) == 0, "key %s",
                       reply->element[i]->str);
@@ -871,28 +873,30 @@ START_TEST(keys_too_long)
     memset(user, 'u', 63);
     user[63] = '\0';
     ck_assert_int_eq(
-        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, err, sizeof(err)), FM_OK);
+        fm_tasks_create(STORE(longest), user, body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_OK);
     ck_assert_str_eq(id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")));
     cJSON_Delete(t);
-    ck_assert_int_eq(key_count(), 7);
+    ck_assert_int_eq(key_count(), 8);
     ck_assert_int_eq(fm_tasks_delete(STORE(longest), user, id, NULL, &before), FM_OK);
     free(before);
     before = NULL;
-    ck_assert_int_eq(key_count(), 1); /* task_seq */
+    ck_assert_int_eq(key_count(), 2); /* task_seq, journal (nothing settled here) */
 
     memset(prefix, 'p', 240);
     prefix[240] = '\0';
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(STORE(prefix), "alice", body, strlen(body), &t, id, err, sizeof(err)),
+        fm_tasks_create(STORE(prefix), "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
         FM_EINVAL);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "key prefix or user name too long for a Redis key");
     memset(huge_user, 'u', 150);
     huge_user[150] = '\0';
-    ck_assert_int_eq(fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, err, sizeof(err)),
-                     FM_EINVAL);
-    ck_assert_int_eq(key_count(), 1); /* nothing written under a cut name */
+    ck_assert_int_eq(
+        fm_tasks_create(&st, huge_user, body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EINVAL);
+    ck_assert_int_eq(key_count(), 2); /* nothing written under a cut name */
 
     ck_assert_int_eq(fm_tasks_get(STORE(prefix), NULL, id, &t), FM_EINVAL);
     ck_assert_int_eq(fm_tasks_list(STORE(prefix), NULL, NULL, 0, 50, 0, &t, &total, &next_off),
@@ -1118,7 +1122,7 @@ START_TEST(redis_goes_down)
     ck_assert_ptr_null(t);
     t = (cJSON *)&t;
     ck_assert_int_eq(
-        fm_tasks_create(&st, "alice", "{\"job_name\":\"a\"}", 16, &t, id, err, sizeof(err)),
+        fm_tasks_create(&st, "alice", "{\"job_name\":\"a\"}", 16, &t, id, NULL, err, sizeof(err)),
         FM_EREDIS);
     ck_assert_ptr_null(t);
 }
@@ -1215,22 +1219,25 @@ START_TEST(quota)
     st.max_open_tasks = 2;
     create_id("alice", body, a);
     create_id("alice", body, b);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_ptr_null(t);
     ck_assert_str_eq(err, "2 queued or running tasks already (limits.max_open_tasks)");
     /* Per user. */
     create_id("bob", body, c);
     /* Running counts too; an ended task frees its place. */
     claim_id("w", a);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_int_eq(fm_tasks_complete(&st, "w", a, "completed", NULL, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
     create_id("alice", body, c);
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
-                     FM_EQUOTA);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EQUOTA);
     ck_assert_int_eq(fm_tasks_cancel(&st, "alice", b, &t, &before), FM_OK);
     cJSON_Delete(t);
     free(before);
@@ -1254,7 +1261,7 @@ START_TEST(too_big)
     keys = key_count();
     n = snprintf(body, sizeof(body), "{\"job_name\":\"big\",\"args\":\"%01000d\"}", 0);
     ck_assert_int_lt(n, (int)sizeof(body));
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, (size_t)n, &t, id, err, sizeof(err)),
+    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, (size_t)n, &t, id, NULL, err, sizeof(err)),
                      FM_ETOOBIG);
     ck_assert_ptr_null(t);
     {
@@ -1283,8 +1290,9 @@ START_TEST(redis_full)
     create_id("alice", body, id);
     keys = key_count();
     freeReplyObject(th_redis_cmd(r, 4, full));
-    ck_assert_int_eq(fm_tasks_create(&st, "alice", body, strlen(body), &t, id, err, sizeof(err)),
-                     FM_EREDIS);
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, NULL, err, sizeof(err)),
+        FM_EREDIS);
     ck_assert_ptr_null(t);
     /* Reads still work. */
     ck_assert_int_eq(fm_tasks_get(&st, "alice", id, &t), FM_OK);
@@ -1320,7 +1328,7 @@ START_TEST(redis_full)
         ck_assert_int_eq(fm_tasks_delete(&st, "alice", other, NULL, &before), FM_OK);
         free(before);
         ck_assert_int_eq(
-            fm_tasks_create(&st, "alice", body, strlen(body), &t, other, err, sizeof(err)),
+            fm_tasks_create(&st, "alice", body, strlen(body), &t, other, NULL, err, sizeof(err)),
             FM_EREDIS);
         freeReplyObject(th_redis_cmd(r, 4, room));
     }
@@ -1904,6 +1912,240 @@ START_TEST(status_page_is_o_limit)
 }
 END_TEST
 
+/* ---- the journal (outbox) ------------------------------------------------------- */
+
+/* The journal's members, oldest first, as one "|"-separated string (ms stripped). */
+static void journal_text(char out[STATE_TEXT_MAX])
+{
+    const char *zr[] = {"ZRANGE", PREFIX "journal", "0", "-1"};
+    redisReply *reply = fm_redis_argv(r, 4, zr, NULL);
+
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    out[0] = '\0';
+    for (size_t i = 0; i < reply->elements; i++) {
+        const char *m = strchr(reply->element[i]->str, ' ');
+
+        ck_assert_ptr_nonnull(m);
+        (void)snprintf(out + strlen(out), STATE_TEXT_MAX - strlen(out), "%s%s", i ? "|" : "",
+                       m + 1);
+    }
+    freeReplyObject(reply);
+}
+
+static long long journal_size(void)
+{
+    const char *zc[] = {"ZCARD", PREFIX "journal"};
+    redisReply *reply = fm_redis_argv(r, 2, zc, NULL);
+    long long n;
+
+    ck_assert_ptr_nonnull(reply);
+    n = reply->integer;
+    freeReplyObject(reply);
+    return n;
+}
+
+/* The journal holds exactly want (journal_text), then settling token empties it. */
+static void expect_journal_settled(const char *want, char *token)
+{
+    char got[STATE_TEXT_MAX];
+
+    journal_text(got);
+    ck_assert_str_eq(got, want);
+    ck_assert_int_eq(fm_tasks_settle(&st, token), FM_OK);
+    free(token);
+    ck_assert_int_eq(journal_size(), 0);
+}
+
+/*
+ * Every transition journals itself in its own script (one member: id, event,
+ * trace id and actor), and fm_tasks_settle with its token removes it.
+ */
+START_TEST(journal_every_transition)
+{
+    char id[FM_TASKS_ID_SIZE], err[256], want[STATE_TEXT_MAX], *before = NULL;
+    const char *body = "{\"job_name\":\"a\"}";
+    cJSON *t = NULL;
+
+    st.trace_id = "trace-1";
+    st.actor = "alice";
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, id, &before, err, sizeof(err)),
+        FM_OK);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s task.created trace-1 alice", id);
+    expect_journal_settled(want, before);
+
+    ck_assert_int_eq(fm_tasks_claim(&st, "alice/w1", &t, &before), FM_OK);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s task.started trace-1 alice/w1", id);
+    expect_journal_settled(want, before);
+
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "alice/w1", id, 5, NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s task.progress trace-1 alice/w1", id);
+    expect_journal_settled(want, before);
+
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", id, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s task.cancel_requested trace-1 alice", id);
+    expect_journal_settled(want, before);
+
+    ck_assert_int_eq(fm_tasks_complete(&st, "alice/w1", id, "cancelled", NULL, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    (void)snprintf(want, sizeof(want), "%s task.cancelled trace-1 alice/w1", id);
+    expect_journal_settled(want, before);
+
+    ck_assert_int_eq(fm_tasks_delete(&st, "alice", id, NULL, &before), FM_OK);
+    (void)snprintf(want, sizeof(want), "%s task.deleted trace-1 alice", id);
+    expect_journal_settled(want, before);
+
+    /* A queued task's cancel; a trace id and actor outside printable ASCII, or none. */
+    create_id("alice", body, id);
+    ck_assert_int_eq(fm_tasks_settle(&st, NULL), FM_OK);
+    ck_assert_int_eq(journal_size(), 1); /* create() kept no token: nobody settles it */
+    st.trace_id = "a b\nc";
+    st.actor = NULL;
+    ck_assert_int_eq(fm_tasks_cancel(&st, "alice", id, &t, &before), FM_OK);
+    cJSON_Delete(t);
+    journal_text(want);
+    ck_assert_ptr_nonnull(strstr(want, " task.cancelled a_b_c -"));
+    ck_assert_int_eq(fm_tasks_settle(&st, before), FM_OK);
+    free(before);
+    ck_assert_int_eq(journal_size(), 1);
+    ck_assert_int_eq(fm_tasks_settle(&st, "garbage"), FM_EINVAL);
+}
+END_TEST
+
+/* An undo removes its change's member; one refused (changed since) keeps it for the reconciler. */
+START_TEST(journal_restore)
+{
+    char a[FM_TASKS_ID_SIZE], err[256], *created, *claimed, *later;
+    const char *body = "{\"job_name\":\"a\"}";
+    cJSON *t = NULL;
+
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, a, &created, err, sizeof(err)),
+        FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(journal_size(), 1);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, created), FM_OK); /* the create undone */
+    free(created);
+    ck_assert_int_eq(journal_size(), 0);
+    ck_assert_int_eq(rev_of(a), 0);
+
+    ck_assert_int_eq(
+        fm_tasks_create(&st, "alice", body, strlen(body), &t, a, &created, err, sizeof(err)),
+        FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_claim(&st, "w", &t, &claimed), FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(journal_size(), 2);
+    /* The create's undo is refused (claimed since): both members stay. */
+    ck_assert_int_eq(fm_tasks_restore(&st, a, created), FM_ECONFLICT);
+    ck_assert_int_eq(journal_size(), 2);
+    ck_assert_int_eq(fm_tasks_heartbeat(&st, "w", a, -1, NULL, &t, &later), FM_OK);
+    cJSON_Delete(t);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, claimed), FM_ECONFLICT);
+    ck_assert_int_eq(journal_size(), 3);
+    ck_assert_int_eq(fm_tasks_restore(&st, a, later), FM_OK); /* the heartbeat undone */
+    ck_assert_int_eq(journal_size(), 2);
+    ck_assert_int_eq(fm_tasks_settle(&st, created), FM_OK);
+    ck_assert_int_eq(fm_tasks_settle(&st, claimed), FM_OK);
+    ck_assert_int_eq(journal_size(), 0);
+    free(created);
+    free(claimed);
+    free(later);
+}
+END_TEST
+
+/* A sweep journals each transition (actor: the expired lease's worker); settle removes each. */
+START_TEST(journal_sweep)
+{
+    char a[FM_TASKS_ID_SIZE], b[FM_TASKS_ID_SIZE], want[512], got[STATE_TEXT_MAX];
+    fm_tasks_swept out[4];
+    size_t n;
+
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    create_id("alice", "{\"job_name\":\"b\"}", b);
+    claim_id("w1", a);
+    claim_id("w2", b);
+    expire_lease(a);
+    expire_lease(b);
+    {
+        const char *del[] = {"DEL", PREFIX "journal"};
+        freeReplyObject(fm_redis_argv(r, 2, del, NULL));
+    }
+    n = sweep(out, 4);
+    ck_assert_uint_eq(n, 2);
+    journal_text(got);
+    (void)snprintf(want, sizeof(want), "%s %s - w1", a, out[0].event);
+    ck_assert_ptr_nonnull(strstr(got, want));
+    (void)snprintf(want, sizeof(want), "%s %s - w2", b, out[1].event);
+    ck_assert_ptr_nonnull(strstr(got, want));
+    ck_assert_int_eq(journal_size(), 2);
+    ck_assert_int_eq(fm_tasks_settle(&st, out[0].before), FM_OK);
+    ck_assert_int_eq(journal_size(), 1);
+    ck_assert_int_eq(fm_tasks_restore(&st, b, out[1].before), FM_OK);
+    ck_assert_int_eq(journal_size(), 0);
+    swept_free(out, n);
+}
+END_TEST
+
+/*
+ * The reconciler's read: members older than the grace, with their tasks
+ * (NULL when gone); a member this code does not write is not valid.
+ */
+START_TEST(journal_unacked)
+{
+    char a[FM_TASKS_ID_SIZE], old[256];
+    const char *gone = "00000000-0000-4000-8000-000000000000";
+    fm_tasks_pending out[8];
+    size_t n = 99;
+
+    st.trace_id = "t-9";
+    st.actor = "alice";
+    create_id("alice", "{\"job_name\":\"a\"}", a);
+    ck_assert_int_eq(fm_tasks_unacked(&st, 10000, 8, out, &n), FM_OK);
+    ck_assert_uint_eq(n, 0); /* fresh: within the grace */
+    ck_assert_int_eq(fm_tasks_unacked(&st, 10000, 0, out, &n), FM_EINVAL);
+    (void)snprintf(old, sizeof(old), "1000 %s task.deleted t-1 bob", gone);
+    {
+        const char *za[] = {"ZADD", PREFIX "journal", "1000", old};
+        const char *zb[] = {"ZADD", PREFIX "journal", "1001", "1001 nonsense"};
+        freeReplyObject(fm_redis_argv(r, 4, za, NULL));
+        freeReplyObject(fm_redis_argv(r, 4, zb, NULL));
+    }
+    ck_assert_int_eq(fm_tasks_unacked(&st, 10000, 8, out, &n), FM_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert(out[0].valid);
+    ck_assert_str_eq(out[0].member, old);
+    ck_assert_str_eq(out[0].id, gone);
+    ck_assert_str_eq(out[0].event, "task.deleted");
+    ck_assert_str_eq(out[0].trace_id, "t-1");
+    ck_assert_str_eq(out[0].actor, "bob");
+    ck_assert_ptr_null(out[0].task);
+    ck_assert(!out[1].valid);
+    ck_assert_str_eq(out[1].member, "1001 nonsense");
+    fm_tasks_unacked_free(out, n);
+    ck_assert_int_eq(fm_tasks_unacked(&st, 0, 1, out, &n), FM_OK);
+    ck_assert_uint_eq(n, 1); /* oldest first, at most max */
+    fm_tasks_unacked_free(out, n);
+    ck_assert_int_eq(fm_tasks_unacked(&st, -10000, 8, out, &n), FM_EINVAL);
+    /* Grace 0: the create too, with its task. */
+    usleep(2000);
+    ck_assert_int_eq(fm_tasks_unacked(&st, 0, 8, out, &n), FM_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(out[2].id, a);
+    ck_assert_str_eq(out[2].event, "task.created");
+    ck_assert_str_eq(out[2].trace_id, "t-9");
+    ck_assert_str_eq(str_field(out[2].task, "id"), a);
+    ck_assert_int_eq(fm_tasks_forget(&st, out[0].member), FM_OK);
+    fm_tasks_unacked_free(out, n);
+    ck_assert_int_eq(journal_size(), 2);
+}
+END_TEST
+
 static Suite *tasks_suite(void)
 {
     Suite *s = suite_create("tasks");
@@ -1946,6 +2188,10 @@ static Suite *tasks_suite(void)
     tcase_add_test(db, sweep_fails_cancels_and_bounds);
     tcase_add_test(db, restore_every_transition);
     tcase_add_test(db, restore_leaves_a_later_change);
+    tcase_add_test(db, journal_every_transition);
+    tcase_add_test(db, journal_restore);
+    tcase_add_test(db, journal_sweep);
+    tcase_add_test(db, journal_unacked);
     tcase_add_test(db, list_next_offset_and_max_bytes);
     tcase_add_test(db, status_page_is_o_limit);
     tcase_add_test(db, get_visibility);
