@@ -166,8 +166,14 @@ ws_listen() {
 ws_is_open() { grep -q '^open' "$OUT/ws-$1.ready" 2>/dev/null && ! grep -q '"closed"' "$OUT/ws-$1.out"; }
 ws_closed() { grep -q '"closed"' "$OUT/ws-$1.out"; }
 # ws_got NAME TYPE TASK_ID: the socket received that event about that task.
-ws_got() { jq -e --arg t "$2" --arg i "$3" 'select(.event.type == $t and .event.task.id == $i)' \
-    "$OUT/ws-$1.out" >/dev/null 2>&1; }
+ws_got() { ws_any "$1" --arg t "$2" --arg i "$3" '.event.type == $t and .event.task.id == $i'; }
+# ws_any NAME [jq args...] COND: one of the socket's lines meets COND (jq -s: jq 1.6's -e
+# looks only at the last input).
+ws_any() {
+    local n=$1
+    shift
+    jq -e -s "${@:1:$#-1}" "any(.[]; ${*: -1})" "$OUT/ws-$n.out" >/dev/null 2>&1
+}
 # ws_count NAME: events received.
 ws_count() { jq -s '[.[] | select(.event)] | length' "$OUT/ws-$1.out"; }
 ws_stop_all() {
