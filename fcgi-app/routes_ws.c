@@ -97,13 +97,30 @@ int fm_route_ws(fm_call *call, fm_response *resp)
     return 0;
 }
 
+/* The key offered as subprotocol, as the request's credential. */
+static void take_offered_key(const char *protocols, fm_request *req, fm_wsauth_offer *offer)
+{
+    fm_wsauth_subprotocols(protocols, offer);
+    if (offer->key[0] == '\0' && !offer->repeated)
+        return;
+    /* One credential only: a key offered as subprotocol and in a header is ambiguous. */
+    if (offer->repeated || req->x_api_key != NULL || req->authorization != NULL)
+        req->credentials_repeated = true;
+    else
+        req->x_api_key = offer->key;
+}
+
 void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsauth_offer *offer)
 {
     const char *q;
 
     req->origin = p[P_ORIGIN];
-    if (p[P_WS_AUTH] == NULL)
+    if (p[P_WS_AUTH] == NULL) {
+        /* A handshake sent in clear: its subprotocol key is refused and recorded like a header's. */
+        if (req->plain_http && strcmp(req->path, "/ws") == 0)
+            take_offered_key(p[P_WS_PROTOCOL], req, offer);
         return;
+    }
     /*
      * auth_request's subrequest has its own URI and no query: the client's
      * are in REQUEST_URI, and the query is refused there as on any route
@@ -115,14 +132,7 @@ void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsaut
     q = p[P_REQUEST_URI] != NULL ? strchr(p[P_REQUEST_URI], '?') : NULL;
     req->query = q != NULL ? q + 1 : NULL;
     req->ws_protocol = p[P_WS_PROTOCOL];
-    fm_wsauth_subprotocols(req->ws_protocol, offer);
-    if (offer->key[0] == '\0' && !offer->repeated)
-        return;
-    /* One credential only: a key offered as subprotocol and in a header is ambiguous. */
-    if (offer->repeated || req->x_api_key != NULL || req->authorization != NULL)
-        req->credentials_repeated = true;
-    else
-        req->x_api_key = offer->key;
+    take_offered_key(req->ws_protocol, req, offer);
 }
 
 /* A word nginx passed on (from the auth answer), or NULL when absent or odd. */

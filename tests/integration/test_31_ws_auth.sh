@@ -93,6 +93,16 @@ sleep 0.5
 t31_leak=$(grep -rlF -- "$t31_qkey" "$FETCHML_VAR/log" || true)
 check "the query key is in no log file" [ -z "$t31_leak" ]
 
+# ---- a handshake in clear ------------------------------------------------------------------
+t31_clear=$(curl -s -o "$B" -D "$H" -w '%{http_code}' --max-time 5 "$HTTP_BASE/ws" -H 'Connection: Upgrade' \
+    -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+    -H "Sec-WebSocket-Protocol: ws+meta.nchan, fetchml.bearer.$FETCHML_ANALYST_KEY" || true)
+check "a handshake on the plain-HTTP port with a subprotocol key -> 403 CREDENTIAL_IN_CLEAR, not a redirect" \
+    bash -c "[ '$t31_clear' = 403 ] && jq -e '.code == \"CREDENTIAL_IN_CLEAR\"' '$B' >/dev/null"
+t31_clear_trace=$(tr -d '\r' <"$H" | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')
+t31_clear_audit() { grep -F "\"trace_id\":\"$t31_clear_trace\"" "$t31_audit" | grep -F '"user":"analyst"' | grep -qF '"reason":"credential_in_clear"'; }
+check "... audited with the key's user (rotate it)" wait_for 2 t31_clear_audit
+
 # ---- accepted -----------------------------------------------------------------------------
 ws_open --key "$FETCHML_RESEARCHER_KEY"
 check "X-API-Key -> 101" status_is 101

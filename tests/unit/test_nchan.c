@@ -82,7 +82,8 @@ static void serve_once(const char *answer)
         }
         if (answer == NULL)
             pause();
-        (void)write(c, answer, strlen(answer));
+        if (write(c, answer, strlen(answer)) < 0)
+            _exit(1);
         (void)close(c);
         _exit(0);
     }
