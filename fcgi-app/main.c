@@ -166,7 +166,8 @@ static void fill_pool(void)
 {
     if ((fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
          fm_pool_fill(m.sweepers, m.generation, 1, spawn_side, (void *)&sweeper_child) != FM_OK ||
-         fm_pool_fill(m.relays, m.generation, relays_wanted(), spawn_side, (void *)&relay_child) != FM_OK) &&
+         fm_pool_fill(m.relays, m.generation, relays_wanted(), spawn_side, (void *)&relay_child) !=
+             FM_OK) &&
         m.next_spawn < time(NULL) + RETRY_S)
         m.next_spawn = time(NULL) + RETRY_S;
 }

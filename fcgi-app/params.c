@@ -33,7 +33,8 @@ static const struct {
     [P_UPGRADE] = {NAME_AND_LEN("HTTP_UPGRADE")},
     /* Set by nginx's config, never from a header: those all become HTTP_* params. */
     [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
-    /* GET /ws's auth_request, and nchan's open and close callbacks (nginx/snippets/fetchml-websocket.conf). */
+    /* GET /ws's auth_request, and nchan's open and close callbacks
+       (nginx/snippets/fetchml-websocket.conf). */
     [P_WS_AUTH] = {NAME_AND_LEN("FETCHML_WS_AUTH")},
     [P_WS_EVENT] = {NAME_AND_LEN("FETCHML_WS_EVENT")},
     [P_WS_CONN] = {NAME_AND_LEN("FETCHML_WS_CONN")},

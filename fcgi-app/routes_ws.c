@@ -40,8 +40,8 @@ fm_wsconn_store fm_route_ws_store(const fm_env *env)
 {
     if (host[0] == '\0')
         fm_wsconn_host(host);
-    return (fm_wsconn_store){.redis = env->redis, .prefix = env->cfg->redis.key_prefix,
-                             .host = host};
+    return (fm_wsconn_store){
+        .redis = env->redis, .prefix = env->cfg->redis.key_prefix, .host = host};
 }
 
 static int refuse(fm_call *call, fm_response *resp, int status, const char *code,
@@ -116,7 +116,8 @@ void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsaut
 
     req->origin = p[P_ORIGIN];
     if (p[P_WS_AUTH] == NULL) {
-        /* A handshake sent in clear: its subprotocol key is refused and recorded like a header's. */
+        /* A handshake sent in clear: its subprotocol key is refused and recorded like a header's.
+         */
         if (req->plain_http && strcmp(req->path, "/ws") == 0)
             take_offered_key(p[P_WS_PROTOCOL], req, offer);
         return;

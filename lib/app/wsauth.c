@@ -67,8 +67,7 @@ bool fm_wsauth_origin_allowed(const fm_config *cfg, const char *origin)
     return false;
 }
 
-void fm_wsauth_channel(const fm_user *user, char channel[FM_WSAUTH_CHANNEL_MAX],
-                       const char **kind)
+void fm_wsauth_channel(const fm_user *user, char channel[FM_WSAUTH_CHANNEL_MAX], const char **kind)
 {
     if (user->admin) {
         *kind = "all";
@@ -92,7 +91,8 @@ void fm_wsauth_answer(fm_response *resp)
     while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r'))
         len--;
     if (fm_response_header(resp, "X-FetchML-Status: %d", resp->status) != FM_OK ||
-        (body != NULL && fm_response_header(resp, "X-FetchML-Error: %.*s", (int)len, body) != FM_OK)) {
+        (body != NULL &&
+         fm_response_header(resp, "X-FetchML-Error: %.*s", (int)len, body) != FM_OK)) {
         resp->nheaders = saved; /* nginx answers its own 503 without them */
     } else if (resp->status != 401) {
         resp->status = 403;

@@ -56,8 +56,7 @@ bool fm_wsauth_origin_allowed(const fm_config *cfg, const char *origin);
  * admin, "queue"/"queue" for a user with jobs:run, "u.<name>"/"user" for the
  * rest. channel gets FM_WSAUTH_CHANNEL_MAX bytes; *kind is static.
  */
-void fm_wsauth_channel(const fm_user *user, char channel[FM_WSAUTH_CHANNEL_MAX],
-                       const char **kind);
+void fm_wsauth_channel(const fm_user *user, char channel[FM_WSAUTH_CHANNEL_MAX], const char **kind);
 
 /*
  * fm_wsauth_answer - turn the pipeline's answer to GET /ws into one for

@@ -156,8 +156,8 @@ static fm_err exchange(const char *socket_path, const char *method, const char *
     for (size_t i = 0; i < n; i++) {
         if (!fm_nchan_channel_ok(channels[i]))
             return FM_EINVAL;
-        off += (size_t)snprintf(head + off, sizeof(head) - off, "%s%s", i > 0 ? "," : "",
-                                channels[i]);
+        off +=
+            (size_t)snprintf(head + off, sizeof(head) - off, "%s%s", i > 0 ? "," : "", channels[i]);
     }
     hn = snprintf(head + off, sizeof(head) - off,
                   " HTTP/1.1\r\nHost: nchan\r\nConnection: close\r\n"

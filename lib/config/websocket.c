@@ -42,7 +42,7 @@ static fm_err allowed_origins(struct loader *l, const char *where, void *obj)
     for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
          i++) {
         const char *v = ld_scalar(l, item, "an origin (\"https://host[:port]\")", false);
-        char (*grown)[FM_ORIGIN_MAX];
+        char(*grown)[FM_ORIGIN_MAX];
 
         if (v == NULL)
             return FM_EINVAL;

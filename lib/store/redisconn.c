@@ -572,7 +572,8 @@ fm_err fm_redis_message(fm_redis *r, redisReply **msg)
         p = (struct pollfd){.fd = r->ctx->fd, .events = POLLIN};
         if (poll(&p, 1, 0) <= 0)
             return FM_OK;
-        if (redisBufferRead(r->ctx) != REDIS_OK || redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK)
+        if (redisBufferRead(r->ctx) != REDIS_OK ||
+            redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK)
             goto lost;
     }
     *msg = reply;

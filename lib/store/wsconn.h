@@ -28,20 +28,20 @@
 #include "err.h"
 #include "redisconn.h"
 
-#define FM_WSCONN_ID_SIZE 33     /* 32 hex and NUL */
-#define FM_WSCONN_USER_MAX 64    /* a user name (config.h FM_NAME_MAX) */
-#define FM_WSCONN_KEY_ID_MAX 16  /* a key id (config.h FM_KEY_ID_LEN + 1) */
-#define FM_WSCONN_KIND_MAX 8     /* "user", "all", "queue" */
-#define FM_WSCONN_REASON_MAX 32  /* a close reason: [a-z_]+ */
-#define FM_WSCONN_HOST_MAX 64    /* the host part of the keys */
+#define FM_WSCONN_ID_SIZE 33    /* 32 hex and NUL */
+#define FM_WSCONN_USER_MAX 64   /* a user name (config.h FM_NAME_MAX) */
+#define FM_WSCONN_KEY_ID_MAX 16 /* a key id (config.h FM_KEY_ID_LEN + 1) */
+#define FM_WSCONN_KIND_MAX 8    /* "user", "all", "queue" */
+#define FM_WSCONN_REASON_MAX 32 /* a close reason: [a-z_]+ */
+#define FM_WSCONN_HOST_MAX 64   /* the host part of the keys */
 
 typedef struct fm_wsconn {
     char id[FM_WSCONN_ID_SIZE];
     char user[FM_WSCONN_USER_MAX];
     char key_id[FM_WSCONN_KEY_ID_MAX];
     char kind[FM_WSCONN_KIND_MAX];
-    int64_t opened_ms;                   /* Unix time, ms */
-    char reason[FM_WSCONN_REASON_MAX];   /* close reason given by fm_wsconn_mark; "" = none */
+    int64_t opened_ms;                 /* Unix time, ms */
+    char reason[FM_WSCONN_REASON_MAX]; /* close reason given by fm_wsconn_mark; "" = none */
 } fm_wsconn;
 
 /* Where the registry lives: one handle, the key prefix and this host's name. */

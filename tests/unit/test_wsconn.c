@@ -151,8 +151,8 @@ START_TEST(host_name_is_a_key_word)
 
     fm_wsconn_host(h);
     ck_assert_uint_gt(strlen(h), 0);
-    ck_assert_uint_eq(strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_"),
-                      strlen(h));
+    ck_assert_uint_eq(
+        strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_"), strlen(h));
 }
 END_TEST
 
