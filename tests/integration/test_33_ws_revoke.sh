@@ -69,6 +69,19 @@ check "... also as subprotocol (401)" status_is 401
 t33_revoked_audit() { [ "$(grep -F '"action":"WS_CLOSE /ws"' "$t33_audit" | grep -F '"user":"t33a"' | grep -cF '"reason":"key_revoked channel=user')" -ge 4 ]; }
 check "the 4 closes are audited with reason key_revoked" wait_for 3 t33_revoked_audit
 
+# A registered socket of the revoked key that nginx does not hold (its client went away
+# before subscribing, or nginx restarted): the relay's deletes find no channel, and after
+# GONE_MS it ends the entry itself and audits the close.
+t33_hostkey=$(rcli --scan --pattern 'fetchml:ws:*' | grep -v ':closing$' | head -1)
+t33_kid=$(grep -F '"user":"t33a"' "$t33_audit" | jq -r 'select(.key_id) | .key_id' | tail -1)
+t33_ghost=$(openssl rand -hex 16)
+rcli HSET "$t33_hostkey" "$t33_ghost" "t33a $t33_kid user $(date +%s%3N)" >/dev/null
+t33_ghost_gone() { [ "$(rcli HEXISTS "$t33_hostkey" "$t33_ghost")" = 0 ]; }
+check "a registered socket of the revoked key that nginx does not hold is ended by the relay" \
+    wait_for 6 t33_ghost_gone
+t33_ghost_audit() { grep -F '"action":"WS_CLOSE /ws"' "$t33_audit" | grep -F '"trace_id":null' | grep -F '"user":"t33a"' | grep -qF '"reason":"key_revoked channel=user'; }
+check "... and its close audited (key_revoked, no trace id: no request)" wait_for 2 t33_ghost_audit
+
 # ---- repeated open / revoke / reopen ------------------------------------------------------
 t33_cycles_ok=1
 t33_worst=0
