@@ -1,22 +1,26 @@
 #!/usr/bin/python3
 """WebSocket benchmark client (scripts/bench.d/50-ws.sh).
 
-  ws_bench.py URL KEY SOCKETS MESSAGES PUBLISH_CMD...
+  ws_bench.py URL KEY SOCKETS MESSAGES REDIS_SOCKET CHANNEL   (REDISCLI_AUTH: the password)
 
 Opens SOCKETS sockets to URL with the key in X-API-Key (in batches, each
 handshake the real one: TLS, nginx's auth_request into the pool), then, once
 every socket is open, prints "open N" and reads a line from stdin (the caller
 measures nginx's memory meanwhile). Then it publishes MESSAGES events, one
-every 100 ms, by running PUBLISH_CMD with the event text appended (a
-redis-cli PUBLISH on <prefix>events: the workers' own publish), each event
-holding the time just before it was published, and records each socket's
-receive time. Prints "latency_ms p50 P p99 P max M samples N missing K" and
+every 100 ms, with PUBLISH on CHANNEL (<prefix>events) straight to Redis's
+unix socket (RESP, as the workers' fm_events_publish sends it), each event
+holding the time just before it was published, and records when each
+socket's client got it: Redis -> fetchml-wsrelay -> nchan -> the socket, and
+this one Python process taking the message off every socket (with thousands
+of TLS sockets on the same CPUs, most of the time). Prints
+"latency_ms p50 P p99 P max M samples N missing K" and
 exits; every step has a deadline.
 """
 import asyncio
 import json
+import os
+import socket
 import ssl
-import subprocess
 import sys
 import time
 
@@ -27,9 +31,36 @@ OPEN_DEADLINE_S = 240
 RECV_DEADLINE_S = 10
 
 
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def redis_call(sock, *args):
+    """One command, one single-line reply (+OK, :N); an error reply raises."""
+    sock.sendall(resp(*args))
+    line = b""
+    while not line.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise RuntimeError("redis closed the connection")
+        line += chunk
+    if line.startswith(b"-"):
+        raise RuntimeError("redis: %r" % line)
+    return line
+
+
 async def main():
     url, key, n, msgs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    publish = sys.argv[5:]
+    rsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    rsock.settimeout(5)
+    rsock.connect(sys.argv[5])
+    channel = sys.argv[6]
+    if os.environ.get("REDISCLI_AUTH"):
+        redis_call(rsock, "AUTH", os.environ["REDISCLI_AUTH"])
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -61,7 +92,7 @@ async def main():
         sent = time.time()
         ev = json.dumps({"id": "bench%d" % i, "type": "task.progress", "ts": "",
                          "task": {"id": "bench", "user": "bench", "sent": sent}})
-        pub = subprocess.Popen(publish + [ev], stdout=subprocess.DEVNULL)
+        redis_call(rsock, "PUBLISH", channel, ev)
 
         async def recv(ws):
             while True:
@@ -71,7 +102,6 @@ async def main():
 
         got = await asyncio.gather(*[asyncio.wait_for(recv(s), RECV_DEADLINE_S) for s in socks],
                                    return_exceptions=True)
-        pub.wait()
         for g in got:
             if isinstance(g, Exception):
                 missing += 1

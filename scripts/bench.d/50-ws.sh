@@ -4,7 +4,9 @@
 # registered, subscribed to u.bench), nginx's memory is read before and with
 # them open, then WS_MESSAGES events are PUBLISHed on Redis (the workers' own
 # publish) and each socket's receive time is taken: the path events take, Redis
-# -> fetchml-wsrelay -> nchan over its unix socket -> every socket. Prints
+# -> fetchml-wsrelay -> nchan over its unix socket -> every socket, plus the one
+# Python client taking each message off 2,000 TLS sockets on the same CPUs
+# (FETCHML_BENCH_WS_SOCKETS=10 shows the path alone). Prints
 #   ws: 2000 sockets, publish-to-receive p50 X ms p99 Y ms (N samples), nginx Z KiB per socket
 # nginx's memory is the Pss of its worker processes (their private memory and
 # their share of what they share, /proc/PID/smaps_rollup) plus the nchan
@@ -31,7 +33,7 @@ mkfifo "$ws_fifo"
     ulimit -n 16384
     REDISCLI_AUTH=$ws_pw timeout 600 /usr/bin/python3 "$ROOT/bench/ws_bench.py" \
         "wss://127.0.0.1:$HTTPS_PORT/ws" "$KEY" "$WS_SOCKETS" "$WS_MESSAGES" \
-        redis-cli --no-auth-warning -s "$RUN/redis.sock" PUBLISH fetchml:events \
+        "$RUN/redis.sock" fetchml:events \
         <"$ws_fifo" >"$VAR/ws-bench.out" 2>"$VAR/ws-bench.err"
 ) &
 ws_pid=$!
