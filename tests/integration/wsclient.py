@@ -14,7 +14,7 @@ a query), --key K (X-API-Key), --bearer K (Authorization: Bearer), --proto K
 (subprotocols ws+meta.nchan, fetchml.bearer.K), --proto-only K (just
 fetchml.bearer.K), --no-meta (no subprotocol), --origin O, --header "N: V"
 (repeatable), --last-id ID (Last-Event-ID), --seconds S (listen at most S,
-default 60).
+default 600; the tests stop theirs sooner).
 """
 import argparse
 import asyncio
@@ -40,7 +40,7 @@ def parse_args():
     p.add_argument("--origin")
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--last-id")
-    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--out")
     p.add_argument("--ready")
     return p.parse_args()
