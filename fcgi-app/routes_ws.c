@@ -16,7 +16,8 @@
  *             audit record (action "WS_CLOSE /ws", status 101, reason
  *             "<why> channel=<kind> duration_ms=<n>"; why is the relay's
  *             mark, key_revoked or key_expired, or "closed": the client or
- *             nginx ended it).
+ *             nginx ended it). A socket nginx's reload or stop ended gets no
+ *             callback: the relay notices it is gone (reason "gone").
  * open and close come only from nginx's own locations: FETCHML_WS_EVENT is
  * a param of its config, which no client header can set (headers arrive as
  * HTTP_*), and the values they carry are those auth_request_set took from

@@ -32,7 +32,8 @@
  * itself reports the socket closed. A channel nchan does not know (404) for
  * GONE_MS after the first delete has no socket on this host (the client
  * went away before subscribing, or nginx restarted): the relay ends the entry
- * itself and writes the close's audit record. A reload starts a new relay
+ * itself and writes the close's audit record. Every GC_MS it also looks for
+ * the accepted sockets nginx no longer holds (see collect). A reload starts a new relay
  * with the new snapshot, whose first scan runs at once; so a revoked key's
  * sockets close within about SCAN_MS of the new generation, well inside the
  * 2 s the spec allows.
@@ -62,6 +63,8 @@
 
 #define SCAN_MS 250
 #define GONE_MS 2000
+#define GC_MS 5000     /* how often open sockets are looked for in nchan */
+#define GC_AGE_MS 5000 /* ... once registered this long (the upgrade is long done) */
 #define PUBLISH_TIMEOUT_MS 1000
 #define RESUBSCRIBE_MS 1000
 #define WARN_INTERVAL_MS 10000
@@ -113,7 +116,7 @@ static struct {
     size_t nkeys;
     closing *closing;
     size_t nclosing;
-    int64_t next_subscribe_ms, next_scan_ms;
+    int64_t next_subscribe_ms, next_scan_ms, next_gc_ms;
     unsigned long long delivered, failed;
     throttle publish_warn, scan_warn, subscribe_warn;
 } s;
@@ -290,12 +293,34 @@ static int64_t close_socket(const fm_wsconn *c, const char *why, int64_t now_ms)
     return 0;
 }
 
+/*
+ * An accepted socket whose control channel nchan does not hold is gone from
+ * this nginx without a close callback: nginx's workers do not make one when a
+ * reload or a stop ends their sockets. Its entry ends here, with the close's
+ * audit record (reason "gone"; the duration runs to when it was noticed).
+ */
+static void collect(const fm_wsconn *c, int64_t now_ms)
+{
+    char channel[FM_NCHAN_CHANNEL_MAX];
+    fm_wsconn ended;
+    bool exists = true, found;
+
+    if (now_ms - c->opened_ms < GC_AGE_MS)
+        return;
+    (void)snprintf(channel, sizeof(channel), "c.%s", c->id);
+    if (fm_nchan_exists(s.publisher, channel, PUBLISH_TIMEOUT_MS, &exists) != FM_OK || exists)
+        return;
+    if (fm_wsconn_end(&s.store, c->id, &ended, &found) == FM_OK && found)
+        (void)fm_route_ws_audit_close(&s.env, NULL, NULL, &ended, "gone", now_ms);
+}
+
 static void scan(void)
 {
     int64_t now_ms = fm_clock_now_ms(), now_s = (int64_t)time(NULL);
     closing *next = NULL;
     size_t n = 0, nnext = 0;
     fm_wsconn *list;
+    bool gc = now_ms >= s.next_gc_ms;
 
     if (fm_wsconn_list(&s.store, &list, &n) != FM_OK) {
         warn_throttled(&s.scan_warn, "cannot read the socket registry (%s)",
@@ -306,8 +331,11 @@ static void scan(void)
         const char *why = list[i].reason[0] != '\0' ? list[i].reason : refusal(&list[i], now_s);
         int64_t first;
 
-        if (why == NULL)
+        if (why == NULL) {
+            if (gc)
+                collect(&list[i], now_ms);
             continue;
+        }
         first = close_socket(&list[i], why, now_ms);
         if (first == 0)
             continue;
@@ -317,6 +345,8 @@ static void scan(void)
         next[nnext++].first_ms = first;
     }
     free(list);
+    if (gc)
+        s.next_gc_ms = now_ms + GC_MS;
     free(s.closing);
     s.closing = next;
     s.nclosing = nnext;

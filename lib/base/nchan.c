@@ -201,3 +201,15 @@ fm_err fm_nchan_delete(const char *socket_path, const char *channel, int timeout
         return rc;
     return *status == 200 || *status == 404 ? FM_OK : FM_ECONFLICT;
 }
+
+fm_err fm_nchan_exists(const char *socket_path, const char *channel, int timeout_ms, bool *exists)
+{
+    int status;
+    fm_err rc = exchange(socket_path, "GET", &channel, 1, NULL, 0, timeout_ms, &status);
+
+    *exists = false;
+    if (rc != FM_OK)
+        return rc;
+    *exists = status == 200;
+    return status == 200 || status == 404 ? FM_OK : FM_ECONFLICT;
+}

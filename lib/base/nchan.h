@@ -8,7 +8,8 @@
  * publisher location is expected at "/<channel>[,<channel>...]" with
  * nchan_channel_id_split_delimiter ","; nchan's answer codes are those of its
  * documentation: a publish answers 201 (or 202: queued, nobody subscribed),
- * a DELETE 200 (deleted) or 404 (no such channel).
+ * a DELETE 200 (deleted) or 404 (no such channel), a GET 200 (the channel's
+ * info) or 404.
  */
 #ifndef FM_NCHAN_H
 #define FM_NCHAN_H
@@ -50,5 +51,15 @@ FM_MUST_CHECK fm_err fm_nchan_publish(const char *socket_path, const char *const
  */
 FM_MUST_CHECK fm_err fm_nchan_delete(const char *socket_path, const char *channel, int timeout_ms,
                                      int *status);
+
+/*
+ * fm_nchan_exists - GET channel's info from the publisher: *exists true for
+ * 200 (nchan holds the channel), false for 404 (it does not: no subscriber
+ * on this nginx holds it). nchan's subscriber counts are not used: they stay
+ * stale after a deletion and miss multiplexed subscribers. Errors as
+ * fm_nchan_publish; FM_OK only for 200 and 404.
+ */
+FM_MUST_CHECK fm_err fm_nchan_exists(const char *socket_path, const char *channel, int timeout_ms,
+                                     bool *exists);
 
 #endif

@@ -89,6 +89,9 @@ check "an nginx reload closes the socket" wait_for 10 ws_closed r1
 # While the old workers hand their channels over, a publish can be lost (README).
 t32_old_gone() { local p; for p in $t32_old; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
 check "the old nginx workers are gone" wait_for 15 t32_old_gone
+# nginx makes no close callback for the sockets a reload ends: the relay notices.
+t32_gone_audit() { grep -F '"action":"WS_CLOSE /ws"' "$FETCHML_VAR/log/audit.log" | grep -F '"user":"researcher"' | grep -qE '"reason":"gone channel=user duration_ms=[0-9]+"'; }
+check "the socket the reload closed gets its close record all the same (reason gone)" wait_for 15 t32_gone_audit
 t32_new '{"job_name":"t32-missed-1"}'
 t32_m1=$T32_ID
 t32_new '{"job_name":"t32-missed-2"}'

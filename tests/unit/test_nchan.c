@@ -2,7 +2,7 @@
  * test_nchan.c - lib/base/nchan.c against a fake publisher on a unix socket
  * (a forked child that takes one connection, keeps the request it got and
  * answers what the test says): the request sent (method, channels, headers,
- * body), each answer's outcome, a bad channel refused before any connection,
+ * body), each answer's outcome (publish, delete, exists), a bad channel refused before any connection,
  * no server, a server that never answers (the deadline holds), and an answer
  * that is not HTTP.
  */
@@ -155,6 +155,32 @@ START_TEST(delete_deleted_or_unknown)
 }
 END_TEST
 
+START_TEST(exists_by_info)
+{
+    char *req;
+    bool exists = false;
+
+    serve_once("HTTP/1.1 200 OK\r\n\r\n{\"messages\": 0, \"subscribers\": 0}");
+    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_OK);
+    ck_assert(exists);
+    reap();
+    req = th_read_file(seen);
+    ck_assert_ptr_nonnull(strstr(req, "GET /c.0a HTTP/1.1\r\n"));
+    free(req);
+    ck_assert_int_eq(unlink(sock), 0);
+    serve_once("HTTP/1.1 404 Not Found\r\n\r\n");
+    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_OK);
+    ck_assert(!exists);
+    reap();
+    ck_assert_int_eq(unlink(sock), 0);
+    serve_once("HTTP/1.1 403 Forbidden\r\n\r\n");
+    exists = true;
+    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_ECONFLICT);
+    ck_assert(!exists);
+    reap();
+}
+END_TEST
+
 START_TEST(bad_channels_refused_before_connecting)
 {
     const char *comma[] = {"u.a,all"}, *slash[] = {"u/../x"}, *empty[] = {""}, *ok[] = {"all"};
@@ -231,6 +257,7 @@ static Suite *nchan_suite(void)
     tcase_add_test(tc, publish_sends_the_channels_and_body);
     tcase_add_test(tc, publish_answers);
     tcase_add_test(tc, delete_deleted_or_unknown);
+    tcase_add_test(tc, exists_by_info);
     tcase_add_test(tc, bad_channels_refused_before_connecting);
     tcase_add_test(tc, no_server_fails_at_once);
     tcase_add_test(tc, silent_server_bounded_by_the_deadline);
