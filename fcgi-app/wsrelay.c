@@ -32,8 +32,10 @@
  * itself reports the socket closed. A channel nchan does not know (404) for
  * GONE_MS after the first delete has no socket on this host (the client
  * went away before subscribing, or nginx restarted): the relay ends the entry
- * itself and writes the close's audit record. Every GC_MS it also looks for
- * the accepted sockets nginx no longer holds (see collect). A reload starts a new relay
+ * itself and writes the close's audit record. It also looks for
+ * the accepted sockets nginx no longer holds (see collect), GC_BATCH of them a
+ * scan in turn, so that the event relay is never held up long by it (2,000
+ * sockets are all looked at every 10 s). A reload starts a new relay
  * with the new snapshot, whose first scan runs at once; so a revoked key's
  * sockets close within about SCAN_MS of the new generation, well inside the
  * 2 s the spec allows.
@@ -63,7 +65,7 @@
 
 #define SCAN_MS 250
 #define GONE_MS 2000
-#define GC_MS 5000     /* how often open sockets are looked for in nchan */
+#define GC_BATCH 50    /* accepted sockets looked for in nchan per scan, in turn */
 #define GC_AGE_MS 5000 /* ... once registered this long (the upgrade is long done) */
 #define PUBLISH_TIMEOUT_MS 1000
 #define RESUBSCRIBE_MS 1000
@@ -116,7 +118,8 @@ static struct {
     size_t nkeys;
     closing *closing;
     size_t nclosing;
-    int64_t next_subscribe_ms, next_scan_ms, next_gc_ms;
+    int64_t next_subscribe_ms, next_scan_ms;
+    size_t gc_cursor; /* where the next scan's GC_BATCH starts among the accepted sockets */
     unsigned long long delivered, failed;
     throttle publish_warn, scan_warn, subscribe_warn;
 } s;
@@ -305,8 +308,6 @@ static void collect(const fm_wsconn *c, int64_t now_ms)
     fm_wsconn ended;
     bool exists = true, found;
 
-    if (now_ms - c->opened_ms < GC_AGE_MS)
-        return;
     (void)snprintf(channel, sizeof(channel), "c.%s", c->id);
     if (fm_nchan_exists(s.publisher, channel, PUBLISH_TIMEOUT_MS, &exists) != FM_OK || exists)
         return;
@@ -320,7 +321,7 @@ static void scan(void)
     closing *next = NULL;
     size_t n = 0, nnext = 0;
     fm_wsconn *list;
-    bool gc = now_ms >= s.next_gc_ms;
+    size_t old = 0; /* accepted sockets old enough to be looked for */
 
     if (fm_wsconn_list(&s.store, &list, &n) != FM_OK) {
         warn_throttled(&s.scan_warn, "cannot read the socket registry (%s)",
@@ -332,8 +333,12 @@ static void scan(void)
         int64_t first;
 
         if (why == NULL) {
-            if (gc)
-                collect(&list[i], now_ms);
+            if (now_ms - list[i].opened_ms >= GC_AGE_MS) {
+                size_t turn = old++;
+
+                if (turn >= s.gc_cursor && turn < s.gc_cursor + GC_BATCH)
+                    collect(&list[i], now_ms);
+            }
             continue;
         }
         first = close_socket(&list[i], why, now_ms);
@@ -345,8 +350,7 @@ static void scan(void)
         next[nnext++].first_ms = first;
     }
     free(list);
-    if (gc)
-        s.next_gc_ms = now_ms + GC_MS;
+    s.gc_cursor = s.gc_cursor + GC_BATCH < old ? s.gc_cursor + GC_BATCH : 0;
     free(s.closing);
     s.closing = next;
     s.nclosing = nnext;
