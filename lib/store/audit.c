@@ -616,7 +616,8 @@ static void stamp_at(stamp *t, int64_t ms)
  * Completes the record (lock held): the stamp t and seq (> 0) in front of mid
  * (midlen bytes), the head's hash as prev_hash, then the hash of all that.
  * out has FM_AUDIT_LINE_MAX bytes. Returns the line's length with its newline,
- * or 0 with errno EOVERFLOW; *hex gets the record's hash.
+ * or 0 with errno (EOVERFLOW, or ENOMEM when the hash cannot be made); *hex
+ * gets the record's hash.
  */
 static size_t finish_line(const fm_audit_shared *s, const stamp *t, long long seq, const char *mid,
                           size_t midlen, char out[FM_AUDIT_LINE_MAX], char hex[HEX_LEN + 1])
@@ -644,7 +645,8 @@ static size_t finish_line(const fm_audit_shared *s, const stamp *t, long long se
     memcpy(out + len, s->hash, HEX_LEN);
     len += HEX_LEN;
     out[len++] = '"';
-    audit_sha256_hex(out, len, hex);
+    if (audit_sha256_hex(out, len, hex) != 0)
+        return 0; /* errno set */
     memcpy(out + len, audit_hash_key, AUDIT_HASH_KEY_LEN);
     len += AUDIT_HASH_KEY_LEN;
     memcpy(out + len, hex, HEX_LEN);
