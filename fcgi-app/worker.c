@@ -180,10 +180,11 @@ static bool serve(FCGX_Request *r)
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
     if (p[P_WS_EVENT] != NULL) {
+        /* nginx sends these without a body (fastcgi_pass_request_body off). */
         fm_route_ws_event(&w.env, p, &resp);
         write_response(r, &resp, 0);
         fm_response_reset(&resp);
-        return;
+        return true;
     }
     req.method = p[P_METHOD] != NULL ? p[P_METHOD] : "GET";
     req.path = p[P_DOCUMENT_URI] != NULL  ? p[P_DOCUMENT_URI]
