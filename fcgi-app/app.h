@@ -64,4 +64,13 @@ void fm_worker_env_close(fm_env *env);
  */
 void fm_sweeper_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
 
+/*
+ * fm_wsrelay_main - the WebSocket relay (wsrelay.c): deliver the task events
+ * published on Redis to nchan's publisher at cfg->websocket.publisher, and
+ * close the sockets of keys that cfg no longer accepts, with the snapshot
+ * cfg, auditing on audit_shared's chain, until SIGTERM/SIGINT/SIGQUIT; then
+ * exit the process. Never returns.
+ */
+void fm_wsrelay_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+
 #endif

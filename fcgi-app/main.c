@@ -17,7 +17,8 @@
  * Beside the pool, each generation has one sweeper (sweeper.c), which ends
  * expired job leases; it is kept in a table of its own and treated like a
  * worker in every respect above: respawned, backed off, replaced on reload,
- * stopped, told to reopen its logs.
+ * stopped, told to reopen its logs. So is the WebSocket relay (wsrelay.c),
+ * one per generation when websocket.publisher is set, in a third table.
  *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
@@ -58,6 +59,7 @@ static struct {
     fm_config *cfg;
     fm_pool *pool;
     fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
+    fm_pool *relays;   /* one per generation with websocket.publisher, a third */
     fm_chains chains;
     fm_audit_shared *chain; /* the current generation's */
     int generation;
@@ -123,10 +125,20 @@ static fm_err spawn(void *ctx, pid_t *pid)
     return FM_OK;
 }
 
-/* fm_pool_spawn_fn: the current generation's sweeper. */
-static fm_err spawn_sweeper(void *ctx, pid_t *pid)
+/* A child of the generation beside its workers: its name for the log, and its main. */
+typedef struct side_child {
+    const char *what;
+    void (*main)(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+} side_child;
+
+static const side_child sweeper_child = {"sweeper", fm_sweeper_main};
+static const side_child relay_child = {"websocket relay", fm_wsrelay_main};
+
+/* fm_pool_spawn_fn: the current generation's sweeper or relay (ctx: its side_child). */
+static fm_err spawn_side(void *ctx, pid_t *pid)
 {
-    (void)ctx;
+    const side_child *c = ctx;
+
     *pid = fork();
     if (*pid < 0)
         return FM_ESYS;
@@ -134,20 +146,28 @@ static fm_err spawn_sweeper(void *ctx, pid_t *pid)
         /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
         if (m.listen_fd >= 0)
             (void)close(m.listen_fd);
-        fm_sweeper_main(m.cfg, m.chain);
+        c->main(m.cfg, m.chain);
     }
-    fm_log_info("sweeper %d started (generation %d)", (int)*pid, m.generation);
+    fm_log_info("%s %d started (generation %d)", c->what, (int)*pid, m.generation);
     return FM_OK;
 }
 
+/* Relays the current generation runs: one when nchan's publisher is configured. */
+static size_t relays_wanted(void)
+{
+    return m.cfg->websocket.publisher != NULL ? 1 : 0;
+}
+
 /*
- * Brings the current generation up to its count of workers and its one
- * sweeper; a fill cut short is retried after RETRY_S.
+ * Brings the current generation up to its count of workers, its one
+ * sweeper and its relay; a fill cut short is retried after RETRY_S.
  */
 static void fill_pool(void)
 {
     if ((fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
-         fm_pool_fill(m.sweepers, m.generation, 1, spawn_sweeper, NULL) != FM_OK) &&
+         fm_pool_fill(m.sweepers, m.generation, 1, spawn_side, (void *)&sweeper_child) != FM_OK ||
+         fm_pool_fill(m.relays, m.generation, relays_wanted(), spawn_side, (void *)&relay_child) !=
+             FM_OK) &&
         m.next_spawn < time(NULL) + RETRY_S)
         m.next_spawn = time(NULL) + RETRY_S;
 }
@@ -157,19 +177,22 @@ static void kill_children(int sig, int below)
 {
     fm_pool_kill(m.pool, sig, below);
     fm_pool_kill(m.sweepers, sig, below);
+    fm_pool_kill(m.relays, sig, below);
 }
 
 /* Live children of every generation. */
 static size_t children(void)
 {
-    return fm_pool_count(m.pool, FM_POOL_ALL) + fm_pool_count(m.sweepers, FM_POOL_ALL);
+    return fm_pool_count(m.pool, FM_POOL_ALL) + fm_pool_count(m.sweepers, FM_POOL_ALL) +
+           fm_pool_count(m.relays, FM_POOL_ALL);
 }
 
 /* Whether the current generation lacks a worker or its sweeper. */
 static bool short_of_children(void)
 {
     return fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers ||
-           fm_pool_count(m.sweepers, m.generation) < 1;
+           fm_pool_count(m.sweepers, m.generation) < 1 ||
+           fm_pool_count(m.relays, m.generation) < relays_wanted();
 }
 
 /*
@@ -210,6 +233,8 @@ static int reap(void)
             what = "worker";
         else if (fm_pool_remove(m.sweepers, pid, &w))
             what = "sweeper";
+        else if (fm_pool_remove(m.relays, pid, &w))
+            what = "websocket relay";
         else
             continue;
         if (w.generation != m.generation || got_term)
@@ -225,6 +250,8 @@ static int reap(void)
     oldest = fm_pool_oldest(m.pool, m.generation);
     if (fm_pool_oldest(m.sweepers, m.generation) < oldest)
         oldest = fm_pool_oldest(m.sweepers, m.generation);
+    if (fm_pool_oldest(m.relays, m.generation) < oldest)
+        oldest = fm_pool_oldest(m.relays, m.generation);
     fm_chains_release(&m.chains, oldest);
     return young;
 }
@@ -355,7 +382,8 @@ static fm_err make_tables(void)
 {
     m.pool = fm_pool_new();
     m.sweepers = fm_pool_new();
-    if (m.pool == NULL || m.sweepers == NULL) {
+    m.relays = fm_pool_new();
+    if (m.pool == NULL || m.sweepers == NULL || m.relays == NULL) {
         fm_log_error("out of memory");
         return FM_ESYS;
     }
@@ -469,6 +497,7 @@ static void cleanup(void)
     fm_daemon_pidfile_remove();
     fm_pool_free(m.pool);
     fm_pool_free(m.sweepers);
+    fm_pool_free(m.relays);
     fm_chains_clear(&m.chains);
     fm_config_free(m.cfg);
 }

@@ -28,8 +28,19 @@ static const struct {
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
     [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
+    [P_ORIGIN] = {NAME_AND_LEN("HTTP_ORIGIN")},
+    [P_WS_PROTOCOL] = {NAME_AND_LEN("HTTP_SEC_WEBSOCKET_PROTOCOL")},
+    [P_UPGRADE] = {NAME_AND_LEN("HTTP_UPGRADE")},
     /* Set by nginx's config, never from a header: those all become HTTP_* params. */
     [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
+    /* GET /ws's auth_request, and nchan's open and close callbacks
+       (nginx/snippets/fetchml-websocket.conf). */
+    [P_WS_AUTH] = {NAME_AND_LEN("FETCHML_WS_AUTH")},
+    [P_WS_EVENT] = {NAME_AND_LEN("FETCHML_WS_EVENT")},
+    [P_WS_CONN] = {NAME_AND_LEN("FETCHML_WS_CONN")},
+    [P_WS_USER] = {NAME_AND_LEN("FETCHML_WS_USER")},
+    [P_WS_KEY_ID] = {NAME_AND_LEN("FETCHML_WS_KEY_ID")},
+    [P_WS_KIND] = {NAME_AND_LEN("FETCHML_WS_KIND")},
 };
 #undef NAME_AND_LEN
 

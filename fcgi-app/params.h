@@ -26,6 +26,15 @@ enum {
     P_CONTENT_LENGTH,
     P_CONTENT_TYPE,
     P_PLAIN_HTTP,
+    P_ORIGIN,
+    P_WS_PROTOCOL,
+    P_UPGRADE,
+    P_WS_AUTH,
+    P_WS_EVENT,
+    P_WS_CONN,
+    P_WS_USER,
+    P_WS_KEY_ID,
+    P_WS_KIND,
     P_COUNT
 };
 

@@ -23,5 +23,6 @@ const fm_route fm_app_routes[] = {
      FM_ROUTE_JSON_BODY | FM_ROUTE_QUERY},
     {"POST", "/v1/tasks/{id}/complete", FM_PERM(FM_RES_JOBS, FM_ACT_RUN), fm_route_task_complete,
      FM_ROUTE_JSON_BODY | FM_ROUTE_QUERY},
+    {"GET", "/ws", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_ws, 0},
 };
 const size_t fm_app_nroutes = sizeof(fm_app_routes) / sizeof(fm_app_routes[0]);

@@ -13,8 +13,11 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
+#include "params.h"
 #include "pipeline.h"
 #include "tasks.h"
+#include "wsauth.h"
+#include "wsconn.h"
 
 /* routes_meta.c */
 int fm_route_health(fm_call *call, fm_response *resp);
@@ -31,6 +34,37 @@ int fm_route_task_delete(fm_call *call, fm_response *resp);
 int fm_route_worker_claim(fm_call *call, fm_response *resp);
 int fm_route_task_heartbeat(fm_call *call, fm_response *resp);
 int fm_route_task_complete(fm_call *call, fm_response *resp);
+
+/* routes_ws.c: GET /ws (see the top of routes_ws.c) */
+int fm_route_ws(fm_call *call, fm_response *resp);
+
+/*
+ * fm_route_ws_prepare - the /ws parts of req from the params p: Origin, and
+ * for nginx's auth_request (FETCHML_WS_AUTH) the client's path and query and
+ * the key offered as subprotocol (offer, which must outlive req: req points
+ * into it). A key there and in a header, or two there, make the request's
+ * credentials ambiguous (refused as a repeated credential).
+ */
+void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsauth_offer *offer);
+
+/*
+ * fm_route_ws_event - nchan's open or close callback (FETCHML_WS_EVENT set;
+ * see routes_ws.c), answered 204 into resp. Outside the pipeline: no key is
+ * sent, and the request is nginx's own.
+ */
+void fm_route_ws_event(const fm_env *env, const char *const p[P_COUNT], fm_response *resp);
+
+/* fm_route_ws_store - the WebSocket registry of this host over env's Redis (wsconn.h). */
+fm_wsconn_store fm_route_ws_store(const fm_env *env);
+
+/*
+ * fm_route_ws_audit_close - the audit record of the close of c (user, key id,
+ * kind, opened_ms; fields may be empty) for why ("closed", "key_revoked", ...)
+ * at now_ms (Unix ms). trace_id and source_ip may be NULL. Returns whether it
+ * was written (a failure is logged).
+ */
+bool fm_route_ws_audit_close(const fm_env *env, const char *trace_id, const char *source_ip,
+                             const fm_wsconn *c, const char *why, int64_t now_ms);
 
 /* routes_tasks.c, shared with routes_worker.c */
 

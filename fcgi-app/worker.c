@@ -39,6 +39,7 @@
 #include "log.h"
 #include "params.h"
 #include "redact.h"
+#include "routes.h"
 
 #define DRAIN_MAX_S 5
 #define BUSY_RUN_MAX 32 /* requests served in a row before pending signals are let in */
@@ -170,6 +171,7 @@ static bool serve(FCGX_Request *r)
 {
     const char *p[P_COUNT];
     int count[P_COUNT];
+    fm_wsauth_offer offer;
     fm_request req;
     fm_response resp;
     char *body;
@@ -177,6 +179,13 @@ static bool serve(FCGX_Request *r)
     fm_params_scan(r->envp, p, count);
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
+    if (p[P_WS_EVENT] != NULL) {
+        /* nginx sends these without a body (fastcgi_pass_request_body off). */
+        fm_route_ws_event(&w.env, p, &resp);
+        write_response(r, &resp, 0);
+        fm_response_reset(&resp);
+        return true;
+    }
     req.method = p[P_METHOD] != NULL ? p[P_METHOD] : "GET";
     req.path = p[P_DOCUMENT_URI] != NULL  ? p[P_DOCUMENT_URI]
                : p[P_SCRIPT_NAME] != NULL ? p[P_SCRIPT_NAME]
@@ -190,8 +199,11 @@ static bool serve(FCGX_Request *r)
     req.content_type = p[P_CONTENT_TYPE];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     req.plain_http = p[P_PLAIN_HTTP] != NULL;
+    fm_route_ws_prepare(p, &req, &offer);
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
+    if (req.ws_auth)
+        fm_wsauth_answer(&resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
     fm_redact_release();
     fm_response_reset(&resp);

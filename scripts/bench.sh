@@ -32,7 +32,8 @@
 # API against the same hello (15-jobs.sh: GET /v1/tasks/{id}, POST /v1/tasks, a
 # worker's claim + complete, "ratio task/hello", "ratio post/hello", "ratio
 # claim/hello", and a page of ?status= over 100 against 100,000 tasks of
-# history, "ratio list_100k/list_100"), last the chaos run
+# history, "ratio list_100k/list_100"), WebSockets (50-ws.sh: 2,000 sockets on /ws,
+# publish-to-receive p50/p99 and nginx memory per socket, "ws: ..."), last the chaos run
 # (90-chaos.sh, scripts/chaos.sh: 60 s of mixed load while Redis is restarted
 # and hung, workers are killed, the config is reloaded and the logs rotated;
 # every answer must be 2xx, 4xx or 503 with Retry-After and the audit trail

@@ -187,6 +187,10 @@ start_nginx() {
     alive nginx && return 0
     local user_line=""
     [ "$(id -u)" -eq 0 ] && user_line="user www-data;"
+    # A socket left by an nginx that did not stop cleanly would fail the bind (nginx is not running).
+    rm -f "$RUN/nchan.sock"
+    # The snippets include each other relative to nginx.conf's directory (fetchml-websocket.conf).
+    ln -sfn "$ROOT/nginx" "$VAR/nginx/fetchml"
     subst "$ROOT/nginx/local/nginx.conf.in" "$VAR/nginx/nginx.conf" "VAR=$VAR" "ROOT=$ROOT" \
         "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "NGINX_USER=$user_line"
     # -e: the few lines nginx writes before it has read its configuration.

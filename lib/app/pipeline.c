@@ -378,6 +378,7 @@ static step_rc step_authenticate(req_state *st)
     authenticate(st);
     if (auth->status == FM_AUTH_OK) {
         st->call->user = auth->user;
+        st->call->key_id = auth->key_id;
         st->o.user = auth->user->name;
         st->o.key_id = auth->key_id;
         return STEP_NEXT;

@@ -74,6 +74,11 @@ typedef struct fm_request {
     bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
     bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
     bool plain_http;           /* FETCHML_PLAIN_HTTP: nginx got it without TLS (not a header) */
+    /* GET /ws (wsauth.h): nginx's auth_request for a WebSocket (FETCHML_WS_AUTH, not a header). */
+    bool ws_auth;
+    bool ws_upgrade;         /* ... asking for the WebSocket upgrade (Upgrade: websocket) */
+    const char *origin;      /* HTTP_ORIGIN, may be NULL */
+    const char *ws_protocol; /* HTTP_SEC_WEBSOCKET_PROTOCOL, may be NULL */
 } fm_request;
 
 /* What one worker owns: the config snapshot in force and its connections. */
@@ -102,6 +107,7 @@ struct fm_call {
     const fm_env *env;
     const fm_request *req;
     const fm_user *user;      /* authenticated user */
+    const char *key_id;       /* its key's fingerprint (fm_config_key_id) */
     const fm_rl_result *rate; /* rate-limit decision, for whoami */
     char trace_id[FM_TRACE_ID_MAX + 1];
     char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]; /* {name} captures in order */

@@ -23,7 +23,8 @@ LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, NULL),
          LD_SECTION_ROW("redis", redis_table, NULL),
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
          LD_SECTION_ROW("data", data_table, NULL), LD_SECTION_ROW("jobs", jobs_table, NULL),
-         LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits));
+         LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits),
+         LD_SECTION_ROW("websocket", websocket_table, NULL));
 
 static fm_config *new_config(struct loader *l)
 {
@@ -109,6 +110,7 @@ void fm_config_free(fm_config *cfg)
     }
     free(cfg->auth.users);
     free(cfg->auth.roles);
+    free(cfg->websocket.origins);
     for (size_t i = 0; i < cfg->nwarnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);

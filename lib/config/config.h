@@ -32,6 +32,7 @@
 #define FM_CONFIG_ERR_MAX 512   /* enough for any "file:line:col: message" */
 #define FM_ROLE_INHERIT_MAX 16  /* longest chain of auth.roles.<r>.inherits links */
 #define FM_SECRET_FILE_MAX 4096 /* largest redis.password_file, bytes */
+#define FM_ORIGIN_MAX 272       /* websocket.allowed_origins entry: "https://" + host + ":port" */
 
 typedef struct fm_key {
     unsigned char hash[FM_KEY_HASH_BYTES]; /* SHA-256 of the API key */
@@ -131,6 +132,12 @@ typedef struct fm_config {
         long max_open_tasks;       /* queued + running tasks per user (1000) */
         size_t max_response_bytes; /* largest response body, bytes (4194304) */
     } limits;
+
+    struct {
+        char (*origins)[FM_ORIGIN_MAX]; /* allowed_origins, norigins of them, lower case */
+        size_t norigins;
+        char *publisher; /* "unix:<path>" of nchan's publisher location; NULL = no relay */
+    } websocket;
 
     fm_key_slot *key_index; /* power-of-two sized, see fm_config_find_key */
     size_t key_index_size;

@@ -20,6 +20,7 @@ extern const struct ld_table logging_table;     /* logging.c */
 extern const struct ld_table data_table;        /* data.c */
 extern const struct ld_table jobs_table;        /* jobs.c */
 extern const struct ld_table task_limits_table; /* jobs.c: limits */
+extern const struct ld_table websocket_table;   /* websocket.c */
 
 /* logging.c: after the logging section, logging.file and logging.api_file must differ. */
 fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_t *at,

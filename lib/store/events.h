@@ -9,9 +9,10 @@
  * UTC, ms). type: task.created|started|progress|completed|failed|cancelled|
  * deleted|requeued. task: the task as the API shows it.
  *
- * Today the event is PUBLISHed on the Redis Pub/Sub channel "<prefix>events"
- * with fm_redis_send (fire and forget: no round trip is waited for). The
- * WebSocket issue connects this function to nchan; callers do not change.
+ * The event is PUBLISHed on the Redis Pub/Sub channel "<prefix>events" with
+ * fm_redis_send (fire and forget: no round trip is waited for). The
+ * WebSocket relay (fcgi-app/wsrelay.c) subscribes to it and delivers each
+ * event to nchan, so /ws subscribers on any host get it.
  *
  * A publish never fails its caller: one that cannot be sent (Redis down, the
  * breaker open, out of memory) is counted (fm_events_failed) and logged at

@@ -554,3 +554,59 @@ const char *fm_redis_errstr(const fm_redis *r)
 {
     return r->err;
 }
+
+/* ---- Pub/Sub: a handle given over to one subscription ------------------------------ */
+
+fm_err fm_redis_subscribe(fm_redis *r, const char *channel)
+{
+    const char *argv[] = {"SUBSCRIBE", channel};
+    redisReply *reply;
+    bool ok;
+
+    if (r->ctx != NULL)
+        drop(r, "resubscribe");
+    if (connect_now(r) != 0)
+        return FM_EREDIS;
+    reply = redisCommandArgv(r->ctx, 2, argv, NULL);
+    ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+         reply->element[0]->type == REDIS_REPLY_STRING &&
+         strcasecmp(reply->element[0]->str, "subscribe") == 0;
+    if (reply != NULL)
+        freeReplyObject(reply);
+    if (!ok) {
+        drop(r, "SUBSCRIBE refused");
+        return FM_EREDIS;
+    }
+    return FM_OK;
+}
+
+int fm_redis_fd(const fm_redis *r)
+{
+    return r->ctx != NULL ? r->ctx->fd : -1;
+}
+
+fm_err fm_redis_message(fm_redis *r, redisReply **msg)
+{
+    struct pollfd p;
+    void *reply = NULL;
+
+    *msg = NULL;
+    if (r->ctx == NULL)
+        return FM_EREDIS;
+    /* One read may have brought several messages: take those first, never block. */
+    if (redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK)
+        goto lost;
+    if (reply == NULL) {
+        p = (struct pollfd){.fd = r->ctx->fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            return FM_OK;
+        if (redisBufferRead(r->ctx) != REDIS_OK ||
+            redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK)
+            goto lost;
+    }
+    *msg = reply;
+    return FM_OK;
+lost:
+    drop(r, "subscription");
+    return FM_EREDIS;
+}

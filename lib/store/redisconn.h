@@ -161,6 +161,24 @@ FM_MUST_CHECK fm_err fm_redis_key(char key[FM_REDIS_KEY_MAX], const char *fmt, .
  */
 fm_err fm_redis_ping(fm_redis *r);
 
+/*
+ * Pub/Sub (Redis's SUBSCRIBE): a handle given over to one subscription, for
+ * nothing else afterwards.
+ * fm_redis_subscribe - connect (AUTH as any call; an existing connection is
+ * dropped first), SUBSCRIBE to channel and wait (timeout_ms) for Redis's
+ * confirmation. FM_OK, or FM_EREDIS (fm_redis_errstr).
+ * fm_redis_fd - the subscribed connection's descriptor, to poll(2) for
+ * POLLIN; -1 when there is none.
+ * fm_redis_message - the next complete reply on the subscription without
+ * blocking: FM_OK with *msg a reply the caller frees (freeReplyObject); for a
+ * message ["message", channel, payload]), or *msg NULL when none is complete
+ * yet. FM_EREDIS when the connection was lost or sent garbage: it is dropped,
+ * subscribe again.
+ */
+FM_MUST_CHECK fm_err fm_redis_subscribe(fm_redis *r, const char *channel);
+int fm_redis_fd(const fm_redis *r);
+FM_MUST_CHECK fm_err fm_redis_message(fm_redis *r, redisReply **msg);
+
 /* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in
  * r. */
 const char *fm_redis_errstr(const fm_redis *r);

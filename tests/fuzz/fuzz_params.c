@@ -31,6 +31,15 @@ static const char *const names[P_COUNT] = {
     [P_CONTENT_LENGTH] = "CONTENT_LENGTH",
     [P_CONTENT_TYPE] = "CONTENT_TYPE",
     [P_PLAIN_HTTP] = "FETCHML_PLAIN_HTTP",
+    [P_ORIGIN] = "HTTP_ORIGIN",
+    [P_WS_PROTOCOL] = "HTTP_SEC_WEBSOCKET_PROTOCOL",
+    [P_UPGRADE] = "HTTP_UPGRADE",
+    [P_WS_AUTH] = "FETCHML_WS_AUTH",
+    [P_WS_EVENT] = "FETCHML_WS_EVENT",
+    [P_WS_CONN] = "FETCHML_WS_CONN",
+    [P_WS_USER] = "FETCHML_WS_USER",
+    [P_WS_KEY_ID] = "FETCHML_WS_KEY_ID",
+    [P_WS_KIND] = "FETCHML_WS_KIND",
 };
 
 /* The value of "NAME=value" when NAME is name, else NULL. */

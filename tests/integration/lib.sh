@@ -134,3 +134,51 @@ PY
     [ -n "$n" ] && echo "$n"
 }
 export -f rcli hash_of
+
+# ---- WebSocket /ws (tests/integration/wsclient.py, python3-websockets) ----------------
+# Debian's python3, which has python3-websockets (a python3 earlier on PATH may not).
+WS_PY=/usr/bin/python3
+WS_CLIENT=$ROOT/tests/integration/wsclient.py
+# ws_req [curl args...]: GET /ws as a WebSocket handshake that nginx refuses before the
+# upgrade (a 101 would leave curl waiting: --max-time); sets STATUS, TRACE as req.
+ws_req() {
+    req GET "${WS_PATH:-/ws}" --max-time 5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$@"
+}
+# ws_open [wsclient options]: one handshake; sets WS (its JSON line) and STATUS.
+ws_open() {
+    WS=$("$WS_PY" "$WS_CLIENT" open "$@" 2>/dev/null || true)
+    STATUS=$(jq -r .status <<<"$WS" 2>/dev/null || echo 000)
+}
+# ws_listen NAME [wsclient options]: a socket in the background, its messages in
+# $OUT/ws-NAME.out (one JSON line each, then {"closed": code}); returns once it is
+# open (or refused: $OUT/ws-NAME.ready says which). ws_stop_all ends them all.
+ws_listen() {
+    local n=$1
+    shift
+    rm -f "$OUT/ws-$n.ready" "$OUT/ws-$n.out"
+    : >"$OUT/ws-$n.out"
+    "$WS_PY" "$WS_CLIENT" listen --out "$OUT/ws-$n.out" --ready "$OUT/ws-$n.ready" "$@" \
+        2>>"$OUT/ws-$n.err" &
+    echo $! >>"$OUT/ws-pids"
+    wait_for 10 test -s "$OUT/ws-$n.ready"
+}
+ws_is_open() { grep -q '^open' "$OUT/ws-$1.ready" 2>/dev/null && ! grep -q '"closed"' "$OUT/ws-$1.out"; }
+ws_closed() { grep -q '"closed"' "$OUT/ws-$1.out"; }
+# ws_got NAME TYPE TASK_ID: the socket received that event about that task.
+ws_got() { ws_any "$1" --arg t "$2" --arg i "$3" '.event.type == $t and .event.task.id == $i'; }
+# ws_any NAME [jq args...] COND: one of the socket's lines meets COND (jq -s: jq 1.6's -e
+# looks only at the last input).
+ws_any() {
+    local n=$1
+    shift
+    jq -e -s "${@:1:$#-1}" "any(.[]; ${*: -1})" "$OUT/ws-$n.out" >/dev/null 2>&1
+}
+# ws_count NAME: events received.
+ws_count() { jq -s '[.[] | select(.event)] | length' "$OUT/ws-$1.out"; }
+ws_stop_all() {
+    local p
+    [ -f "$OUT/ws-pids" ] || return 0
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$OUT/ws-pids"
+    : >"$OUT/ws-pids"
+}

@@ -180,7 +180,9 @@ e_prod=$OUT/prod-nginx
 mkdir -p "$e_prod"
 sed -e "s|/opt/fetchml|$ROOT|g; s|/secrets/cert.pem|$FETCHML_VAR/dev/tls.crt|; s|/secrets/key.pem|$FETCHML_VAR/dev/tls.key|" \
     -e "s|/run/fetch_ml/|$e_prod/|g" "$ROOT/nginx/fetchml-site.conf" >"$e_prod/site.conf"
-printf 'pid %s/nginx.pid;\nevents { worker_connections 64; }\nhttp { include %s/site.conf; }\n' \
+# As the site's comments say: nchan loaded, this repository's nginx/ beside nginx.conf.
+ln -sfn "$ROOT/nginx" "$e_prod/fetchml"
+printf 'load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\npid %s/nginx.pid;\nevents { worker_connections 64; }\nhttp { variables_hash_max_size 2048; include %s/site.conf; }\n' \
     "$e_prod" "$e_prod" >"$e_prod/nginx.conf"
 check "nginx/fetchml-site.conf passes nginx -t" \
     nginx -q -t -p "$e_prod" -c "$e_prod/nginx.conf" -e "$e_prod/error.log"

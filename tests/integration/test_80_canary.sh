@@ -73,9 +73,15 @@ t80_canary t80_out_key hex64
 t80_canary t80_502_pw word
 t80_canary t80_502_path hex64
 t80_canary t80_relay_pw word
+t80_canary t80_ws_proto fetchml
+t80_canary t80_ws_key hex64
+t80_canary t80_ws_q hex64
+t80_canary t80_ws_qtok word
+t80_canary t80_ws_502 hex64
 printf '%s\n' "$t80_rpw" >>"$t80_list"
 # The SHA-256 of each key presented, and the demo keys with theirs.
 for t80_k in "$t80_key_hex" "$t80_key_fm" "$t80_bearer_hex" "$t80_bearer_fm" "$t80_out_key" "$t80_rpw" \
+    "$t80_ws_proto" "$t80_ws_key" "$t80_ws_q" \
     "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" "$FETCHML_WORKER_KEY"; do
     # sha256sum, not fetchml-admin hash: that refuses keys the server would refuse too.
     printf '%s' "$t80_k" | sha256sum | cut -d' ' -f1 >>"$t80_list"
@@ -120,6 +126,28 @@ t80_req GET "/v1/whoami?api_key=$t80_q_apikey"
 check "?api_key= without a header -> 401" status_is 401
 t80_as researcher GET "/v1/tasks?q=$t80_q_ghp"
 check "?q=<ghp_ token> -> 400" status_is 400
+
+# ---- WebSocket /ws: keys as subprotocol, in headers, in the query; a socket opened -------
+ws_req -H "Sec-WebSocket-Protocol: ws+meta.nchan, fetchml.bearer.$t80_ws_proto"
+t80_sent
+check "/ws with an unknown key as subprotocol -> 401" status_is 401
+ws_req -H "X-API-Key: $t80_ws_key"
+t80_sent
+check "/ws with an unknown X-API-Key -> 401" status_is 401
+WS_PATH="/ws?api_key=$t80_ws_q&token=$t80_ws_qtok" ws_req
+t80_sent
+check "/ws with keys in the query -> 401" status_is 401
+WS_PATH="/ws?api_key=$FETCHML_ANALYST_KEY" ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
+t80_sent
+check "/ws with a valid key in the query (and one in the header) -> 400" status_is 400
+ws_open --proto "$FETCHML_RESEARCHER_KEY"
+TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
+t80_sent
+check "/ws with the researcher's key as subprotocol -> 101" status_is 101
+ws_open --bearer "$FETCHML_ADMIN_KEY"
+TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
+t80_sent
+check "/ws with the admin's key as Bearer -> 101" status_is 101
 
 # ---- JSON bodies, URLs in bodies ------------------------------------------------------
 t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":\"t80-$t80_id\",\"args\":\"--db redis://:$t80_b_urlpw@db.internal:6379/0 --gh $t80_b_ghp --redis-password $t80_rpw\",\"metadata\":{\"password\":\"$t80_b_pw\",\"token\":\"$t80_b_token\",\"jwt\":\"$t80_b_jwt\",\"note\":\"login with secret: $t80_b_secret\",\"escaped\":\"{\\\"api_key\\\":\\\"$t80_b_esc\\\"}\"}}"
@@ -181,6 +209,9 @@ check "the pool is stopped" wait_for 15 t80_gone "$t80_fcgi_pid"
 t80_req GET "/v1/t80ctl502$t80_id/$t80_502_path?password=$t80_502_pw" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
 forget_trace
 check "a request with the pool down -> 503 from nginx" status_is 503
+WS_PATH="/ws?t80ctlws$t80_id=1&api_key=$t80_ws_502" ws_req
+forget_trace
+check "a /ws handshake with a query key and the pool down -> 503 JSON from nginx" error_is 503 SERVICE_UNAVAILABLE
 set -a
 . "$FETCHML_VAR/dev/redis.env"
 set +a
@@ -207,6 +238,8 @@ check "nginx-error.log has the 413's request line, path key and token redacted" 
     grep -qF "request: \"POST /v1/t80ctl413$t80_id/[REDACTED]?token=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
 check "nginx-error.log has the failed upstream connect's request line, redacted" \
     grep -qF "request: \"GET /v1/t80ctl502$t80_id/[REDACTED]?password=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+check "nginx-error.log has the failed /ws auth subrequest's request line, key redacted" \
+    grep -qF "request: \"GET /ws?t80ctlws$t80_id=1&api_key=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
 check "api.log has the failed authentications (from 127.0.0.1)" \
     grep -q "authentication failed: .*source=127.0.0.1" "$t80_log/api.log"
 

@@ -8,7 +8,7 @@ while read -r t; do
     [ -n "$t" ] || continue
     n=$(grep -c "\"trace_id\":\"$t\"" "$audit" || true)
     [ "$n" -eq 0 ] && missing=$((missing + 1))
-    [ "$n" -gt 1 ] && dup=$((dup + 1))
+    [ "$n" -gt 1 ] && dup=$((dup + 1)) && grep "\"trace_id\":\"$t\"" "$audit" | jq -c '[.action, .status, .reason]' | sed 's/^/    two lines: /' | head -4
     line=$(grep -m1 "\"trace_id\":\"$t\"" "$audit" || true)
     [ -n "$line" ] && ! jq -e 'has("ts") and has("user") and has("key_id") and has("action") and
         has("source_ip") and has("result") and has("status") and has("trace_id") and has("seq")
