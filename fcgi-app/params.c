@@ -28,6 +28,8 @@ static const struct {
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
     [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
+    [P_IF_MATCH] = {NAME_AND_LEN("HTTP_IF_MATCH")},
+    [P_IF_NONE_MATCH] = {NAME_AND_LEN("HTTP_IF_NONE_MATCH")},
     /* Set by nginx's config, never from a header: those all become HTTP_* params. */
     [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
 };

@@ -25,6 +25,8 @@ enum {
     P_AUTHORIZATION,
     P_CONTENT_LENGTH,
     P_CONTENT_TYPE,
+    P_IF_MATCH,
+    P_IF_NONE_MATCH,
     P_PLAIN_HTTP,
     P_COUNT
 };

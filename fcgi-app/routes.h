@@ -1,7 +1,8 @@
 /*
  * routes.h - the handlers of the HTTP API, one file per resource
  * (routes_meta.c: health and whoami; routes_tasks.c: tasks; routes_worker.c:
- * the job workers' claim, heartbeat and complete), and what they share. The table that maps each
+ * the job workers' claim, heartbeat and complete; routes_experiments.c: the
+ * experiment files), and what they share. The table that maps each
  * method and path to a handler and its permission is routes.c. Each handler runs after the pipeline
  * has authenticated, rate-limited and authorized the caller (see pipeline.h); it only validates its
  * own input and talks to the store. Handlers follow fm_handler: 0 with resp filled, or -1 for a
@@ -31,6 +32,13 @@ int fm_route_task_delete(fm_call *call, fm_response *resp);
 int fm_route_worker_claim(fm_call *call, fm_response *resp);
 int fm_route_task_heartbeat(fm_call *call, fm_response *resp);
 int fm_route_task_complete(fm_call *call, fm_response *resp);
+
+/* routes_experiments.c */
+int fm_route_exp_list(fm_call *call, fm_response *resp);
+int fm_route_exp_files(fm_call *call, fm_response *resp);
+int fm_route_exp_get(fm_call *call, fm_response *resp);
+int fm_route_exp_put(fm_call *call, fm_response *resp);
+int fm_route_exp_delete(fm_call *call, fm_response *resp);
 
 /* routes_tasks.c, shared with routes_worker.c */
 

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -37,7 +38,8 @@
 #include "redact.h"
 
 #define DRAIN_MAX_S 5
-#define BUSY_RUN_MAX 32 /* requests served in a row before pending signals are let in */
+#define BUSY_RUN_MAX 32    /* requests served in a row before pending signals are let in */
+#define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t draining;
@@ -72,6 +74,26 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
     return off + n;
 }
 
+/* A download, in chunks: a worker's memory does not grow with the file. */
+static void send_file(FCGX_Request *r, const fm_response *resp)
+{
+    static char chunk[STREAM_CHUNK];
+    uint64_t left = resp->file_len;
+    off_t off = 0;
+
+    while (left > 0) {
+        ssize_t n =
+            pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk), off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* A file cut short meanwhile (only a shell user can): the length was sent, stop here. */
+        if (n <= 0 || FCGX_PutStr(chunk, (int)n, r->out) != (int)n)
+            return;
+        off += n;
+        left -= (uint64_t)n;
+    }
+}
+
 /*
  * The status line and headers are assembled in one buffer and handed to
  * libfcgi in one call rather than formatted line by line.
@@ -102,6 +124,8 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     (void)FCGX_PutStr(block, (int)off, r->out);
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
+    if (resp->has_file && !head)
+        send_file(r, resp);
 }
 
 /* What one worker holds from start to exit. */
@@ -125,7 +149,14 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
     size_t clen;
 
     *body = NULL;
-    if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->server.max_body_bytes) {
+    if (req->stream != NULL) {
+        /* The handler reads it (FM_ROUTE_STREAM_BODY), up to data.max_file_bytes. */
+        if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->data.max_file_bytes)
+            req->body_too_large = 1;
+        else
+            req->content_length = clen;
+    } else if (fm_params_content_length(length, &clen) != FM_OK ||
+               clen > w.cfg->server.max_body_bytes) {
         req->body_too_large = 1;
     } else if (clen > 0) {
         *body = malloc(clen);
@@ -160,8 +191,31 @@ static void hold_raw_path(const char *request_uri, fm_request *req)
         req->path = "/" FM_REDACTED;
 }
 
+static long stream_read(void *ctx, char *buf, size_t n)
+{
+    int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, ((FCGX_Request *)ctx)->in);
+
+    return got < 0 || FCGX_GetError(((FCGX_Request *)ctx)->in) != 0 ? -1 : got;
+}
+
+/*
+ * What a streaming route left unread (it refused the upload before its
+ * end): read and dropped after the answer is out, so that nginx, which may
+ * still be sending it, sees the answer rather than a reset connection. nginx's
+ * client_max_body_size bounds it.
+ */
+static void drain_body(FCGX_Request *r)
+{
+    static char chunk[STREAM_CHUNK];
+
+    (void)FCGX_FFlush(r->out);
+    while (FCGX_GetStr(chunk, sizeof(chunk), r->in) > 0)
+        ;
+}
+
 static void serve(FCGX_Request *r)
 {
+    const fm_body_stream stream = {stream_read, r};
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_request req;
@@ -184,9 +238,15 @@ static void serve(FCGX_Request *r)
     req.content_type = p[P_CONTENT_TYPE];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     req.plain_http = p[P_PLAIN_HTTP] != NULL;
+    req.if_match = p[P_IF_MATCH];
+    req.if_none_match = p[P_IF_NONE_MATCH];
+    if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path))
+        req.stream = &stream;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
+    if (req.stream != NULL)
+        drain_body(r);
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);

@@ -67,7 +67,10 @@ static const char *users_yaml(void)
     return out;
 }
 
-/* Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete. */
+/*
+ * Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete;
+ * experiments: list, files, get, put, delete.
+ */
 static const struct {
     const char *method, *pattern;
 } cols[] = {
@@ -81,6 +84,11 @@ static const struct {
     {"POST", "/v1/worker/claim"},
     {"POST", "/v1/tasks/{id}/heartbeat"},
     {"POST", "/v1/tasks/{id}/complete"},
+    {"GET", "/v1/experiments"},
+    {"GET", "/v1/experiments/{name}/files"},
+    {"GET", "/v1/experiments/{name}/files/{path*}"},
+    {"PUT", "/v1/experiments/{name}/files/{path*}"},
+    {"DELETE", "/v1/experiments/{name}/files/{path*}"},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -88,20 +96,20 @@ static const struct {
     const char *user;
     const char *allowed; /* one character per column: Y allowed, . denied */
 } rows[] = {
-    {"root", "YYYYYYYYYY"},         /* admin: everything */
-    {"res", "YYYYYY...."},          /* researcher: create/read/update own jobs */
-    {"ana", "YY.YY....."},          /* analyst: read only, cannot claim */
-    {"nobody", "YY........"},       /* least privilege: only whoami (and health) */
-    {"res_del", "YYYYYYY..."},      /* a per-user grant on top of the role */
-    {"res_nocreate", "YY.YYY...."}, /* a per-user deny wins over the role */
-    {"jobs_all", "YYYYYYYYYY"},     /* jobs:* includes jobs:run */
-    {"readall", "YY.YY....."},      /* *:read */
-    {"writer", "YYY..Y...."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY..."},      /* inherits analyst via operator, adds update and delete */
-    {"admin_denied", "YYYYYYYYYY"}, /* admin: true ignores denies */
-    {"all_but_delete", "YYYYYY.YYY"},
-    {"worker", "YY.YY..YYY"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
-    {"runner", "YY.....YYY"}, /* *:run is jobs:run alone */
+    {"root", "YYYYYYYYYYYYYYY"},         /* admin: everything */
+    {"res", "YYYYYY....YYYY."},          /* researcher: create/read/update own jobs */
+    {"ana", "YY.YY.....YYY.."},          /* analyst: read only, cannot claim */
+    {"nobody", "YY............."},       /* least privilege: only whoami (and health) */
+    {"res_del", "YYYYYYY...YYYY."},      /* a per-user grant on top of the role */
+    {"res_nocreate", "YY.YYY....YYYY."}, /* a per-user deny wins over the role */
+    {"jobs_all", "YYYYYYYYYY....."},     /* jobs:* includes jobs:run */
+    {"readall", "YY.YY.....YYY.."},      /* *:read */
+    {"writer", "YYY..Y........."},       /* jobs:write = create + update, no read */
+    {"janitor", "YY.YYYY...YYY.."},      /* inherits analyst via operator, adds update and delete */
+    {"admin_denied", "YYYYYYYYYYYYYYY"}, /* admin: true ignores denies */
+    {"all_but_delete", "YYYYYY.YYYYYYY."},
+    {"worker", "YY.YY..YYY....."}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
+    {"runner", "YY.....YYY....."}, /* *:run is jobs:run alone */
 };
 
 static const fm_route *route_for(const char *method, const char *pattern)
