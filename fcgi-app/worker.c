@@ -198,21 +198,6 @@ static long stream_read(void *ctx, char *buf, size_t n)
     return got < 0 || FCGX_GetError(((FCGX_Request *)ctx)->in) != 0 ? -1 : got;
 }
 
-/*
- * What a streaming route left unread (it refused the upload before its
- * end): read and dropped after the answer is out, so that nginx, which may
- * still be sending it, sees the answer rather than a reset connection. nginx's
- * client_max_body_size bounds it.
- */
-static void drain_body(FCGX_Request *r)
-{
-    static char chunk[STREAM_CHUNK];
-
-    (void)FCGX_FFlush(r->out);
-    while (FCGX_GetStr(chunk, sizeof(chunk), r->in) > 0)
-        ;
-}
-
 static void serve(FCGX_Request *r)
 {
     const fm_body_stream stream = {stream_read, r};
@@ -245,8 +230,6 @@ static void serve(FCGX_Request *r)
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
-    if (req.stream != NULL)
-        drain_body(r);
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);

@@ -35,7 +35,7 @@ ex_best() {
         "$@" || EX_OK=0
         t1=$(date +%s%N)
         EX_BEST=$(awk -v b="$EX_BEST" -v d=$((t1 - t0)) -v mb=$ex_mb \
-            'BEGIN { r = d > 0 ? mb * 1e9 / d : 0; printf "%.0f", r > b ? r : b }')
+            'BEGIN { r = d > 0 ? mb * 1e9 / d : 0; printf "%.0f", (r > b ? r : b) }')
     done
 }
 

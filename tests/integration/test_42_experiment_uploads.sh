@@ -88,6 +88,22 @@ curl -sk -o /dev/null -H "X-API-Key: $t42_k" --limit-rate 2M --max-time 2 -T "$O
 as "$t42_k" GET /v1/experiments/gone/files
 check "a client that went away mid-upload left no file and no temporary file" \
     bash -c "[ -z \"\$(find '$t42_dir/gone' -type f 2>/dev/null)\" ] && { [ $STATUS = 404 ] || jq -e '.total == 0' '$B' >/dev/null; }"
+# Refused before the body is read (no key, no permission, over data.max_file_bytes):
+# the JSON answer reaches the client at once, nginx is not left waiting for the
+# rest, and the worker is free for the next request.
+t42_refused() { # t42_refused WANT KEY: a 50 MB PUT as KEY; passes when WANT came back within 5 s
+    local out
+    out=$(curl -sk -o "$B" -w '%{http_code} %{time_total}' -H "X-API-Key: $2" -T "$OUT/t42-50m" \
+        "$(t42_url refused x.bin)")
+    [ "${out% *}" = "$1" ] && jq -e .code "$B" >/dev/null &&
+        awk -v t="${out#* }" 'BEGIN { exit !(t < 5) }'
+}
+check "a 50 MB upload with an unknown key: 401 at once" t42_refused 401 "not-a-key-$t42_k"
+check "a 50 MB upload without experiments:create: 403 at once" t42_refused 403 "$FETCHML_ANALYST_KEY"
+t42_config data.max_file_bytes=1000000
+check "a 50 MB upload over data.max_file_bytes: 413 at once" t42_refused 413 "$t42_k"
+t42_config
+check "nothing was stored by the refused uploads" test ! -e "$t42_dir/refused"
 rm -f "$OUT/t42-50m" "$OUT/t42-big" "$t42_dir/big/model.bin"
 
 # ---- concurrency: If-Match loses no update; quotas hold ----------------------------------
