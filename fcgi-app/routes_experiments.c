@@ -444,6 +444,11 @@ int fm_route_exp_put(fm_call *call, fm_response *resp)
         return put_refused(call, resp, FM_EQUOTA, "quota_bytes");
     if ((p = pending_open(call, resp, owner, true, &answered)) == NULL)
         return answered;
+    rc = fm_exptree_put_check(&p->tree, call->params[0], call->tail, &cond);
+    if (rc != FM_OK) {
+        pending_free(p);
+        return put_refused(call, resp, rc, NULL);
+    }
     rc = fm_exptree_put_begin(&p->tree, call->params[0], call->tail, &p->change);
     if (rc != FM_OK) {
         pending_free(p);

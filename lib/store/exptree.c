@@ -102,16 +102,16 @@ static int open_regular(int dirfd, const char *rel, struct stat *st, bool *other
     int fd = fm_beneath_open(dirfd, rel, O_PATH, 0), e;
 
     *other = false;
+    if (fd >= 0 && (fstat(fd, st) != 0 || !fm_beneath_regular(st)))
+        goto other;
+    if (fd >= 0) {
+        (void)close(fd);
+        fd = fm_beneath_open(dirfd, rel, O_RDONLY, 0);
+    }
     if (fd < 0) {
         *other = errno == ELOOP || errno == EXDEV || errno == ENOTDIR;
         return -1;
     }
-    if (fstat(fd, st) != 0 || !fm_beneath_regular(st))
-        goto other;
-    (void)close(fd);
-    fd = fm_beneath_open(dirfd, rel, O_RDONLY, 0);
-    if (fd < 0)
-        return -1;
     if (fstat(fd, st) == 0 && fm_beneath_regular(st))
         return fd;
 other:
@@ -655,15 +655,16 @@ static fm_err link_hidden(fm_exp_change *c)
 }
 
 /*
- * What the upload would replace: FM_OK with *exists and its stat; FM_EINVAL
- * when it is not a regular, singly linked file. The ETag is computed only
- * when a precondition needs it.
+ * What is at rel beneath dirfd, which an upload would replace: FM_OK with
+ * *exists and its stat; FM_EINVAL when it is not a regular, singly linked
+ * file. The ETag is computed only when a precondition needs it (and cached
+ * on the file when note).
  */
-static fm_err current(fm_exp_change *c, const fm_exp_cond *cond, bool *exists, struct stat *st,
-                      char etag[FM_EXP_ETAG_LEN + 1])
+static fm_err current(int dirfd, const char *rel, const fm_exp_cond *cond, bool note, bool *exists,
+                      struct stat *st, char etag[FM_EXP_ETAG_LEN + 1])
 {
     bool other;
-    int fd = open_regular(c->dirfd, c->leaf, st, &other);
+    int fd = open_regular(dirfd, rel, st, &other);
     fm_err rc = FM_OK;
 
     *exists = false;
@@ -673,7 +674,7 @@ static fm_err current(fm_exp_change *c, const fm_exp_cond *cond, bool *exists, s
     *exists = true;
     if ((cond->if_match != NULL && !is_star(cond->if_match)) ||
         (cond->if_none_match != NULL && !is_star(cond->if_none_match)))
-        rc = etag_of(fd, st, false, etag);
+        rc = etag_of(fd, st, note, etag);
     (void)close(fd);
     return rc;
 }
@@ -688,6 +689,24 @@ static bool preconditions_hold(const fm_exp_cond *cond, bool exists, const char 
         (is_star(cond->if_none_match) || etag_listed(cond->if_none_match, etag, true)))
         return false;
     return true;
+}
+
+fm_err fm_exptree_put_check(const fm_exptree *t, const char *exp, const char *path,
+                            const fm_exp_cond *cond)
+{
+    char rel[FM_BENEATH_PATH_MAX + 1], etag[FM_EXP_ETAG_LEN + 1];
+    struct stat st;
+    bool exists;
+    fm_err rc;
+
+    if (cond->if_match == NULL && cond->if_none_match == NULL)
+        return FM_OK;
+    if (!join(rel, exp, path))
+        return FM_EINVAL;
+    rc = current(t->fd, rel, cond, true, &exists, &st, etag);
+    if (rc == FM_OK && !preconditions_hold(cond, exists, etag))
+        rc = FM_ECONFLICT;
+    return rc;
 }
 
 fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *cond,
@@ -705,7 +724,7 @@ fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp
     if (lock_tree(t) != FM_OK)
         return FM_ESYS;
     c->locked = true;
-    rc = current(c, cond, &exists, &st, old_etag);
+    rc = current(c->dirfd, c->leaf, cond, false, &exists, &st, old_etag);
     if (rc == FM_OK && !preconditions_hold(cond, exists, old_etag))
         rc = FM_ECONFLICT;
     if (rc == FM_OK)

@@ -157,6 +157,17 @@ typedef struct fm_exp_limits {
 } fm_exp_limits;
 
 /*
+ * fm_exptree_put_check - the preconditions against exp/path as it is now,
+ * before an upload streams (a client told 412 at once need not send a large
+ * body for nothing); commit checks them again under the lock, which is what
+ * counts. FM_OK (also when cond names none); FM_ECONFLICT (a precondition
+ * fails); FM_EINVAL (invalid names, or what is there is not a regular,
+ * singly linked file); FM_ESYS with errno.
+ */
+fm_err fm_exptree_put_check(const fm_exptree *t, const char *exp, const char *path,
+                            const fm_exp_cond *cond);
+
+/*
  * fm_exptree_put_commit - put the upload in place (see the protocol above).
  * FM_OK: the file is there, c->kind says whether it is new or replaced one,
  * c->etag is its ETag; the lock is held until fm_exptree_settle or

@@ -56,6 +56,7 @@ rm -f "$OUT/t42-down"
 
 # ---- a worker killed mid-upload, a client that goes away ----------------------------------
 head -c 50000000 /dev/zero >"$OUT/t42-50m"
+printf '0' >"$OUT/t42-zero"
 # t42_uploader: the worker holding an upload's unnamed temporary file open.
 t42_uploader() {
     local p
@@ -100,6 +101,15 @@ t42_refused() { # t42_refused WANT KEY: a 50 MB PUT as KEY; passes when WANT cam
 }
 check "a 50 MB upload with an unknown key: 401 at once" t42_refused 401 "not-a-key-$t42_k"
 check "a 50 MB upload without experiments:create: 403 at once" t42_refused 403 "$FETCHML_ANALYST_KEY"
+curl -sk -o /dev/null -H "X-API-Key: $t42_k" -T "$OUT/t42-zero" "$(t42_url exists f)"
+t42_exists() { # a 50 MB PUT with If-None-Match: * over an existing file: 412 within 5 s
+    local out
+    out=$(curl -sk -o "$B" -w '%{http_code} %{time_total}' -H "X-API-Key: $t42_k" \
+        -H 'If-None-Match: *' -T "$OUT/t42-50m" "$(t42_url exists f)")
+    [ "${out% *}" = 412 ] && awk -v t="${out#* }" 'BEGIN { exit !(t < 5) }' &&
+        [ "$(cat "$t42_dir/exists/f")" = 0 ]
+}
+check "a 50 MB upload whose If-None-Match: * fails: 412 before the body is read" t42_exists
 t42_config data.max_file_bytes=1000000
 check "a 50 MB upload over data.max_file_bytes: 413 at once" t42_refused 413 "$t42_k"
 t42_config
@@ -108,7 +118,6 @@ rm -f "$OUT/t42-50m" "$OUT/t42-big" "$t42_dir/big/model.bin"
 
 # ---- concurrency: If-Match loses no update; quotas hold ----------------------------------
 t42_config server.workers=8
-printf '0' >"$OUT/t42-zero"
 curl -sk -o /dev/null -H "X-API-Key: $t42_k" -T "$OUT/t42-zero" "$(t42_url cas counter)"
 # 8 clients, each adding 1 to the counter 5 times: GET it (value and ETag),
 # PUT value+1 with If-Match, and on 412 start over.

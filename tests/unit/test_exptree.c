@@ -149,6 +149,15 @@ START_TEST(preconditions)
     ck_assert_int_eq(put("e", "f", "two", &m, &roomy, e2), FM_OK);
     ck_assert_str_ne(e1, e2);
     ck_assert_int_eq(put("e", "f", "three", &m, &roomy, NULL), FM_ECONFLICT); /* e1 is gone */
+    /* The same answers before the upload streams. */
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "f", &m), FM_ECONFLICT);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "f", &star_none), FM_ECONFLICT);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "f", &star_match), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "new/g", &star_none), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "new/g", &star_match), FM_ECONFLICT);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "f/g", &star_none), FM_EINVAL);
+    (void)snprintf(hdr, sizeof(hdr), "\"%s\"", e2);
+    ck_assert_int_eq(fm_exptree_put_check(&tree, "e", "f", &m), FM_OK);
 }
 END_TEST
 
