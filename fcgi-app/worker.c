@@ -4,16 +4,19 @@
  *
  * A worker serves the config snapshot it was forked with; a reload replaces
  * workers, so no worker ever mixes two configs. Signals are blocked except
- * inside ppoll(2): SIGTERM can only land between requests, so the request in
- * flight always finishes and a TERM that arrives just before the wait is never
+ * inside the waits (ppoll(2), epoll_pwait(2)): SIGTERM can only land between
+ * requests, so the request in flight always finishes and a TERM that arrives just before the wait is never
  * lost (the classic race of checking a flag and then blocking in accept). The
  * (non-blocking) listen socket is tried first and waited on only when it has
  * nothing: under load a connection is already there, and the wait would be
  * one more system call per request. After BUSY_RUN_MAX requests in a row a
  * ppoll on no descriptor with a zero timeout lets pending signals in, so a
  * busy worker still stops or reopens its logs within that many requests.
- * When several workers wake for one connection, the losers' accept fails with
- * EAGAIN and they wait again.
+ * The wait is epoll_pwait(2) on the worker's own epoll instance with
+ * EPOLLEXCLUSIVE (Linux 4.5), so that one connection wakes one idle worker,
+ * not all of them (the thundering herd: each woken loser costs two context
+ * switches and an accept that fails with EAGAIN, as it still may when two
+ * are woken).
  * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
  * that fails ends the worker with status 1 and the master backs off.
  */
@@ -23,9 +26,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +137,7 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 static struct {
     const fm_config *cfg;
     int listen_fd;
+    int epfd; /* init_wait */
     fm_audit_shared *audit_shared;
     fm_env env;
     FCGX_Request r;
@@ -191,16 +197,32 @@ static void hold_raw_path(const char *request_uri, fm_request *req)
         req->path = "/" FM_REDACTED;
 }
 
+/* A streaming route's body (FM_ROUTE_STREAM_BODY): FastCGI stdin, counted. */
+typedef struct body_stream {
+    FCGX_Request *r;
+    uint64_t got; /* bytes the handler has read */
+} body_stream;
+
 static long stream_read(void *ctx, char *buf, size_t n)
 {
-    int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, ((FCGX_Request *)ctx)->in);
+    body_stream *b = ctx;
+    int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, b->r->in);
 
-    return got < 0 || FCGX_GetError(((FCGX_Request *)ctx)->in) != 0 ? -1 : got;
+    if (got < 0 || FCGX_GetError(b->r->in) != 0)
+        return -1;
+    b->got += (uint64_t)got;
+    return got;
 }
 
-static void serve(FCGX_Request *r)
+/*
+ * Serves one request; returns whether its body (if any) was read whole (see
+ * finish): for a streaming route, whether the handler read all of it (an
+ * upload refused before its end was not).
+ */
+static bool serve(FCGX_Request *r)
 {
-    const fm_body_stream stream = {stream_read, r};
+    body_stream bs = {r, 0};
+    const fm_body_stream stream = {stream_read, &bs};
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_request req;
@@ -233,6 +255,9 @@ static void serve(FCGX_Request *r)
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);
+    if (req.stream != NULL)
+        return !req.body_too_large && bs.got == req.content_length;
+    return !req.body_too_large && !req.body_incomplete;
 }
 
 /* ---- what every child of the master sets up after fork (app.h) ------------------- */
@@ -275,7 +300,7 @@ void fm_worker_env_close(fm_env *env)
 
 /* ---- start-up steps, in order; each logs its own failure ------------------------- */
 
-/* TERM, INT, QUIT and USR1 are delivered only inside ppoll (see the top of the file). */
+/* TERM, INT, QUIT and USR1 are delivered only inside the waits (see the top of the file). */
 static fm_err init_signals(void)
 {
     static const fm_daemon_signal sigs[] = {
@@ -300,17 +325,52 @@ static fm_err init_fastcgi(void)
     return FM_OK;
 }
 
+/* The worker's own epoll instance (made after the fork: an inherited one would be shared). */
+static fm_err init_wait(void)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = w.listen_fd};
+
+    if ((w.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.listen_fd, &ev) != 0) {
+        fm_log_error("worker %d: cannot wait on the FastCGI socket: %s", (int)getpid(),
+                     strerror(errno));
+        return FM_ESYS;
+    }
+    return FM_OK;
+}
+
 static fm_err (*const init_steps[])(void) = {
     init_signals,
     init_env,
     init_fastcgi,
+    init_wait,
 };
+
+/*
+ * Ends a request. libfcgi closes a connection with a lingering close:
+ * shutdown(SHUT_WR), then a wait (up to 2 s) reading until the web server
+ * closes its end, so that input the application never read cannot make the
+ * peer lose the answer (the TCP reset the comment in libfcgi's os_unix.c
+ * describes). When the request's input has been read to its end (the empty
+ * FCGI_STDIN record that ends it, which nginx and Apache send right behind
+ * the body, or at once for a request without one) nothing is left to read:
+ * the connection is detached from libfcgi's linger and simply closed, which
+ * saves a wait, a wake-up and three system calls per request. A request whose
+ * input was not read to the end (a body refused unread: body_read false)
+ * keeps the linger, and is not read here (it may be long, or slow to come).
+ */
+static void finish(FCGX_Request *r, bool body_read)
+{
+    if (body_read && FCGX_GetChar(r->in) == EOF && FCGX_HasSeenEOF(r->in) && FCGX_GetError(r->in) == 0)
+        (void)FCGX_Detach(r);
+    FCGX_Finish_r(r);
+}
 
 /* Serves until told to stop, or until waiting on the socket fails (logged). */
 static void serve_loop(void)
 {
     static const struct timespec now = {0, 0};
-    struct pollfd pfd = {.fd = w.listen_fd, .events = POLLIN};
+    struct epoll_event ev;
     unsigned busy = 0;
 
     while (!stopping) {
@@ -329,15 +389,14 @@ static void serve_loop(void)
         if (FCGX_Accept_r(&w.r) < 0) {
             /* EAGAIN: nothing waiting, or another worker took it; or a broken connection. */
             busy = 0;
-            if (ppoll(&pfd, 1, NULL, &w.waitmask) < 0 && errno != EINTR) {
+            if (epoll_pwait(w.epfd, &ev, 1, -1, &w.waitmask) < 0 && errno != EINTR) {
                 fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
                 return;
             }
             continue;
         }
         busy++;
-        serve(&w.r);
-        FCGX_Finish_r(&w.r);
+        finish(&w.r, serve(&w.r));
     }
 }
 
@@ -351,8 +410,7 @@ static void drain(void)
     for (time_t until = time(NULL) + DRAIN_MAX_S; draining && time(NULL) < until;) {
         if (FCGX_Accept_r(&w.r) < 0)
             break; /* EAGAIN: the backlog is empty */
-        serve(&w.r);
-        FCGX_Finish_r(&w.r);
+        finish(&w.r, serve(&w.r));
     }
 }
 

@@ -13,7 +13,10 @@
 # server, FastCGI parameters, request headers, worker count and wrk settings:
 #   hello  GET /__bench/hello   hello's workers: fixed 200 {"status":"ok"}
 #   full   GET /v1/whoami       IP ACL, auth, rate limit (Redis), RBAC, handler, audit
-# Each gets a warm-up, then a measured wrk run with --latency, during which
+# They run interleaved: FETCHML_BENCH_ROUNDS rounds of hello then full, and hello once more
+# (the machine's speed drifts between runs; each round is compared with the hello runs around
+# it and the median ratio is reported). Each run is a warm-up, then a measured wrk run with
+# --latency, during which
 # the CPU time of every process group of the stack (from /proc) is sampled:
 # it gives CPU microseconds per request for each (on a small machine where
 # everything shares the CPUs, throughput is the inverse of their sum) and the
@@ -37,7 +40,7 @@
 #
 # Environment (defaults): FETCHML_BENCH_HTTPS_PORT (9301), FETCHML_BENCH_HTTP_PORT
 # (9300), FETCHML_BENCH_WORKERS (4), FETCHML_BENCH_CONNECTIONS (32),
-# FETCHML_BENCH_DURATION (10, seconds), FETCHML_BUILD (build-bench/),
+# FETCHML_BENCH_DURATION (10, seconds, of each measured run), FETCHML_BENCH_ROUNDS (3), FETCHML_BUILD (build-bench/),
 # FETCHML_BENCH_ONLY (unset: everything; NAME: set up the stack, then run only
 # the part scripts/bench.d/NN-NAME.sh, e.g. FETCHML_BENCH_ONLY=chaos), and the
 # chaos run's FETCHML_CHAOS_SECONDS (60), FETCHML_CHAOS_CLIENTS (8).
@@ -52,6 +55,7 @@ WORKERS=${FETCHML_BENCH_WORKERS:-4}
 CONNS=${FETCHML_BENCH_CONNECTIONS:-32}
 DURATION=${FETCHML_BENCH_DURATION:-10}
 BUILD=${FETCHML_BUILD:-$ROOT/build-bench}
+ROUNDS=${FETCHML_BENCH_ROUNDS:-3}
 ONLY=${FETCHML_BENCH_ONLY:-}
 THREADS=2
 WARMUP=2
@@ -59,13 +63,14 @@ COUNT_REQUESTS=1000
 REDACT_MB=4
 RATE_MAX=1000000 # the largest requests_per_minute and burst conf/README.md allows
 
-for v in HTTPS_PORT HTTP_PORT WORKERS CONNS DURATION; do
+for v in HTTPS_PORT HTTP_PORT WORKERS CONNS DURATION ROUNDS; do
     [[ ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || fm_die "$v must be a positive integer (got '${!v}')"
 done
 [[ $ONLY =~ ^[a-z0-9-]*$ ]] || fm_die "FETCHML_BENCH_ONLY is the NAME of a part scripts/bench.d/NN-NAME.sh"
 if [ "$DURATION" -lt 4 ] || [ "$DURATION" -gt 60 ]; then
     fm_die "FETCHML_BENCH_DURATION is 4..60 seconds"
 fi
+[ "$ROUNDS" -le 9 ] || fm_die "FETCHML_BENCH_ROUNDS is 1..9"
 
 FM_PACKAGES="$FM_PACKAGES wrk"
 fm_install_deps
@@ -147,7 +152,8 @@ if [ "$(get "$HELLO_URL")" != 200 ] || [ "$(cat "$VAR/body")" != '{"status":"ok"
     fm_die "GET /__bench/hello does not answer 200 {\"status\":\"ok\"}"
 fi
 
-WRK=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $KEY")
+WRK_BASE=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $KEY")
+WRK=("${WRK_BASE[@]}")
 INVALID=""
 BUSY_MACHINE=""
 
@@ -258,6 +264,48 @@ run() {
     printf -v "CPU_$name" '%s' "$report"
 }
 
+# interleaved NAME...: FETCHML_BENCH_ROUNDS rounds of "hello, then each NAME", then hello once
+# more, each a run (above). The speed of this machine drifts between runs (hello alone has moved
+# by a factor of two from one minute to the next), so each NAME's round is compared with the
+# mean of the hello runs just before and after it, and the median over the rounds is reported.
+# The caller's function setup_run NAME sets URL and WRK for NAME (hello's are HELLO_URL and
+# WRK_BASE). Sets, for each NAME: RATIO_<NAME> (the median ratio), RATIOS_<NAME> (each round's,
+# space-separated), RPS_<NAME> and P99_<NAME> (of the round with the median ratio), and
+# RPS_HELLO (the median of hello's runs).
+interleaved() {
+    local r name i hellos=() ratio best
+    declare -A rps=() p99=()
+    for ((r = 0; r < ROUNDS; r++)); do
+        WRK=("${WRK_BASE[@]}")
+        run hello "$HELLO_URL"
+        hellos+=("$RPS")
+        for name in "$@"; do
+            setup_run "$name"
+            run "$name" "$URL"
+            rps[$name.$r]=$RPS p99[$name.$r]=$P99
+        done
+    done
+    WRK=("${WRK_BASE[@]}")
+    run hello "$HELLO_URL"
+    hellos+=("$RPS")
+    RPS_HELLO=$(printf '%s\n' "${hellos[@]}" | sort -n | sed -n "$(((${#hellos[@]} + 1) / 2))p")
+    for name in "$@"; do
+        local ratios=()
+        for ((r = 0; r < ROUNDS; r++)); do
+            ratios+=("$(awk -v x="${rps[$name.$r]}" -v a="${hellos[r]}" -v b="${hellos[r + 1]}" \
+                'BEGIN { printf "%.2f", x / ((a + b) / 2) }')")
+        done
+        printf -v "RATIOS_$name" '%s' "${ratios[*]}"
+        # The round whose ratio is the median (the lower middle one for an even count).
+        best=$(for i in "${!ratios[@]}"; do echo "${ratios[i]} $i"; done | sort -n |
+            sed -n "$(((ROUNDS + 1) / 2))p")
+        ratio=${best% *} i=${best#* }
+        printf -v "RATIO_$name" '%s' "$ratio"
+        printf -v "RPS_$name" '%s' "${rps[$name.$i]}"
+        printf -v "P99_$name" '%s' "${p99[$name.$i]}"
+    done
+}
+
 # cmdstats: "command calls" per line, from INFO commandstats.
 cmdstats() { rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
 
@@ -313,10 +361,10 @@ if [ -n "$ONLY" ]; then
     exit
 fi
 
-run hello "$HELLO_URL"
-RPS_HELLO=$RPS P99_HELLO=$P99
-run full "$FULL_URL"
-RPS_FULL=$RPS P99_FULL=$P99
+# shellcheck disable=SC2034 # URL and WRK are read by interleaved
+setup_run() { URL=$FULL_URL WRK=("${WRK_BASE[@]}"); }
+interleaved full
+P99_HELLO=$(awk '$1 == "99%" { print $2 }' "$VAR/wrk-hello.txt")
 
 fm_say "counting Redis commands over $COUNT_REQUESTS requests"
 for _ in $(seq "$COUNT_REQUESTS"); do printf 'url = "%s"\noutput = /dev/null\n' "$FULL_URL"; done \
@@ -335,8 +383,9 @@ redact=$(timeout 60 "$BUILD/redact_bench" "$REDACT_MB") || fm_die "redact_bench 
 cpus=$(nproc)
 echo "setup: wrk -t$THREADS -c$CONNS -d${DURATION}s (after a ${WARMUP}s warm-up), HTTPS keep-alive to nginx" \
     "on 127.0.0.1, $WORKERS FastCGI workers each, $cpus CPUs shared by everything"
-echo "hello (bare libfcgi responder): $RPS_HELLO req/s, p99 $P99_HELLO ms"
-echo "full (GET /v1/whoami, whole pipeline): $RPS_FULL req/s, p99 $P99_FULL ms"
+echo "hello (bare libfcgi responder): $RPS_HELLO req/s (median of $((ROUNDS + 1)) runs), p99 $P99_HELLO (last run)"
+# shellcheck disable=SC2154 # set by interleaved
+echo "full (GET /v1/whoami, whole pipeline): $RPS_full req/s, p99 $P99_full ms (the median round); ratio to the hello runs around each round: $RATIOS_full"
 echo "${CPU_hello:-}"
 echo "${CPU_full:-}"
 echo "redis commands per request (INFO commandstats, $COUNT_REQUESTS requests): ${REDIS_CMDS:-none}"
@@ -346,5 +395,6 @@ run_parts
 if [ -n "$BUSY_MACHINE" ]; then
     echo "warning: processes outside the stack used more than 10% of the process CPU during a run (or it could not be sampled); the numbers are not reliable"
 fi
-echo "ratio full/hello: $(awk -v f="$RPS_FULL" -v h="$RPS_HELLO" 'BEGIN { printf "%.2f", f / h }')"
+# shellcheck disable=SC2154 # set by interleaved
+echo "ratio full/hello: $RATIO_full"
 [ -z "$INVALID" ]

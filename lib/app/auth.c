@@ -8,6 +8,7 @@
  * key lives only on the stack of fm_auth_authenticate and is wiped on return.
  */
 #include "auth.h"
+#include "sha256.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -62,7 +63,7 @@ bool fm_auth_key_checksum_ok(const char *key, size_t n)
 
 fm_err fm_auth_hash_key(const char *key, size_t len, unsigned char out[FM_KEY_HASH_BYTES])
 {
-    return crypto_hash_sha256(out, (const unsigned char *)key, len) == 0 ? FM_OK : FM_ESYS;
+    return fm_sha256(out, key, len);
 }
 
 const char *fm_auth_reason(fm_auth_status status)

@@ -640,12 +640,17 @@ static void audit_request(req_state *st)
         fm_response_reset(resp);
         unavailable(resp, "audit trail unavailable", call->trace_id);
     } else {
+        /* The acknowledgement and the event leave in one write (fm_redis_cork). */
+        fm_redis_cork(st->env->redis);
         if (call->settle != NULL)
             call->settle(call);
         /* Only a change that stands is announced: after its record, never once undone. */
         if (call->event != NULL)
             fm_events_publish(st->env->redis, st->env->cfg->redis.key_prefix, call->event,
                               call->event_task);
+        if (fm_redis_uncork(st->env->redis) != FM_OK)
+            fm_log_warn("redis: journal acknowledgement or event not sent (%s) trace_id=%s",
+                        fm_redis_errstr(st->env->redis), call->trace_id);
     }
     if (action != stack_action && action != req->method)
         free(action);

@@ -159,6 +159,40 @@ static bool json_field(char *dst, size_t cap, const char *value)
 }
 
 /*
+ * The action field into dst (FIELD_BUF bytes) when action is "<METHOD>
+ * <resource>", as every request's is: the redacted method, a space and the
+ * resource's field (res_field, already made), so the path is redacted once,
+ * not twice. The result is what json_field(action) gives: no key, secret or
+ * rule the filter knows can straddle the space (it is no key byte, and a
+ * method is one short token). Returns false, dst untouched, when action is not
+ * of that form or the field would not fit uncut (the caller then makes it
+ * from action).
+ */
+static bool action_field(char *dst, const char *action, const char *resource,
+                         const char *res_field)
+{
+    char method[16], mfield[sizeof method + 2];
+    size_t ml, rl;
+
+    if (action == NULL || resource == NULL)
+        return false;
+    ml = strspn(action, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    if (ml == 0 || ml >= sizeof method || action[ml] != ' ' || strcmp(action + ml + 1, resource) != 0)
+        return false;
+    memcpy(method, action, ml);
+    method[ml] = '\0';
+    (void)json_field(mfield, sizeof mfield, method);
+    ml = strlen(mfield) - 1; /* without its closing quote */
+    rl = strlen(res_field);
+    if (rl < 2 || ml + 1 + rl - 1 >= FIELD_BUF || ml + 1 + rl - 1 > FIELD_MAX + 2)
+        return false;
+    memcpy(dst, mfield, ml);
+    dst[ml] = ' ';
+    memcpy(dst + ml + 1, res_field + 1, rl); /* after its opening quote, with the NUL */
+    return true;
+}
+
+/*
  * An optional field (task_id, worker) as ,"name":"value" into out (cap
  * bytes), or "" when value is NULL or empty: records that do not name one
  * stay as they were before the field existed. Returns whether it was cut.
@@ -502,12 +536,20 @@ static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_M
     size_t cutlen = 0;
     int n;
 
+    bool was_cut[STRING_FIELDS + ID_FIELDS];
+
+    /* resource (4) first: action (3) is made from it when it can be (action_field). */
+    was_cut[4] = json_field(fields[4], FIELD_BUF, values[4]);
     for (size_t i = 0; i < STRING_FIELDS + ID_FIELDS; i++) {
         size_t buf = i >= STRING_FIELDS + ID_FIELDS - SHORT_FIELDS ? SHORT_FIELD_BUF : ID_FIELD_BUF;
-        bool was_cut = i < STRING_FIELDS ? json_field(fields[i], FIELD_BUF, values[i])
-                                         : id_field(ids[i - STRING_FIELDS], sizeof ids[0], names[i],
-                                                    values[i], buf);
-        if (was_cut)
+
+        if (i == 4 || (i == 3 && action_field(fields[3], values[3], values[4], fields[4])))
+            was_cut[i] = i == 4 && was_cut[4];
+        else
+            was_cut[i] = i < STRING_FIELDS ? json_field(fields[i], FIELD_BUF, values[i])
+                                           : id_field(ids[i - STRING_FIELDS], sizeof ids[0],
+                                                      names[i], values[i], buf);
+        if (was_cut[i])
             cutlen += (size_t)snprintf(cut + cutlen, sizeof cut - cutlen, "%s\"%s\"",
                                        cutlen == 0 ? ",\"truncated\":[" : ",", names[i]);
     }
@@ -585,7 +627,8 @@ static void stamp_at(stamp *t, int64_t ms)
  * Completes the record (lock held): the stamp t and seq (> 0) in front of mid
  * (midlen bytes), the head's hash as prev_hash, then the hash of all that.
  * out has FM_AUDIT_LINE_MAX bytes. Returns the line's length with its newline,
- * or 0 with errno EOVERFLOW; *hex gets the record's hash.
+ * or 0 with errno (EOVERFLOW, or ENOMEM when the hash cannot be made); *hex
+ * gets the record's hash.
  */
 static size_t finish_line(const fm_audit_shared *s, const stamp *t, long long seq, const char *mid,
                           size_t midlen, char out[FM_AUDIT_LINE_MAX], char hex[HEX_LEN + 1])
@@ -613,7 +656,8 @@ static size_t finish_line(const fm_audit_shared *s, const stamp *t, long long se
     memcpy(out + len, s->hash, HEX_LEN);
     len += HEX_LEN;
     out[len++] = '"';
-    audit_sha256_hex(out, len, hex);
+    if (audit_sha256_hex(out, len, hex) != 0)
+        return 0; /* errno set */
     memcpy(out + len, audit_hash_key, AUDIT_HASH_KEY_LEN);
     len += AUDIT_HASH_KEY_LEN;
     memcpy(out + len, hex, HEX_LEN);

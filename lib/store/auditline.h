@@ -15,8 +15,12 @@ extern const char audit_hash_key[];
 #define AUDIT_HASH_KEY_LEN 9
 #define HASH_SUFFIX_LEN (AUDIT_HASH_KEY_LEN + HEX_LEN + 2) /* ,"hash":"<hex>"} */
 
-/* SHA-256 of data (len bytes) as lower-case hex into hex (HEX_LEN + 1 bytes, NUL-terminated). */
-void audit_sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1]);
+/*
+ * SHA-256 of data (len bytes) as lower-case hex into hex (HEX_LEN + 1 bytes,
+ * NUL-terminated). Returns 0, or -1 with errno when it could not be made
+ * (fm_sha256: out of memory); hex is then not a hash and must not be used.
+ */
+int audit_sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1]);
 
 /*
  * audit_parse_head - seq and hash of one record line (len bytes, no newline)

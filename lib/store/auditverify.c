@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
+#include "sha256.h"
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,12 +19,14 @@
 const char audit_hash_key[] = ",\"hash\":\"";
 _Static_assert(sizeof audit_hash_key - 1 == AUDIT_HASH_KEY_LEN, "AUDIT_HASH_KEY_LEN");
 
-void audit_sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
+int audit_sha256_hex(const char *data, size_t len, char hex[HEX_LEN + 1])
 {
-    unsigned char digest[crypto_hash_sha256_BYTES];
+    unsigned char digest[FM_SHA256_BYTES];
 
-    (void)crypto_hash_sha256(digest, (const unsigned char *)data, len);
+    if (fm_sha256(digest, data, len) != FM_OK)
+        return -1;
     (void)sodium_bin2hex(hex, HEX_LEN + 1, digest, sizeof digest);
+    return 0;
 }
 
 static bool is_hex64(const char *s)
@@ -140,8 +143,9 @@ fm_err fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], lon
         rc = verify_fail(FM_EPARSE, err, errlen,
                          "line after seq %lld: missing or invalid seq/prev_hash/hash", after);
     } else {
-        audit_sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
-        if (sodium_memcmp(computed, hash, HEX_LEN) != 0)
+        if (audit_sha256_hex(line, len - HASH_SUFFIX_LEN, computed) != 0)
+            rc = verify_fail(FM_ESYS, err, errlen, "seq %lld: cannot hash the line", rseq);
+        else if (sodium_memcmp(computed, hash, HEX_LEN) != 0)
             rc = verify_fail(FM_EINVAL, err, errlen, "seq %lld: hash mismatch (line edited)", rseq);
         else
             rc = verify_link(rseq, prev, after, prev_hex, err, errlen);

@@ -53,6 +53,7 @@ struct fm_redis {
     redisContext *probe; /* non-blocking, unauthenticated: PING sent, reply awaited */
     int64_t probe_sent_ms;
     unsigned long pending; /* replies to fm_redis_send still owed on ctx */
+    unsigned corked;       /* fm_redis_cork depth: sends are held in ctx's output buffer */
     char err[192];
 };
 
@@ -251,8 +252,26 @@ static redisReply *exchange(fm_redis *r, int argc, const char **argv, const size
  * already received. Returns 0, or -1 when the connection failed and was
  * dropped (r->timed_out tells whether by a timeout).
  */
+/* Writes what sends left in the output buffer (see fm_redis_cork); -1 when the write fails (dropped). */
+static int write_held(fm_redis *r)
+{
+    int done = 0;
+
+    errno = 0;
+    while (!done) {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
+            drop(r, "send");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int drain(fm_redis *r, bool wait)
 {
+    /* A reply is only waited for once its command is on the wire. */
+    if (wait && write_held(r) != 0)
+        return -1;
     while (r->pending > 0) {
         struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
         void *reply = NULL;
@@ -409,8 +428,6 @@ redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t
 
 fm_err fm_redis_send(fm_redis *r, int argc, const char **argv)
 {
-    int done = 0;
-
     if (argc < 1 || argv == NULL) {
         (void)snprintf(r->err, sizeof(r->err), "send: no command");
         return FM_EINVAL;
@@ -431,16 +448,27 @@ fm_err fm_redis_send(fm_redis *r, int argc, const char **argv)
         drop(r, "send");
         goto fail;
     }
-    errno = 0;
-    while (!done) {
-        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
-            drop(r, "send");
-            goto fail;
-        }
-    }
     r->pending++;
+    if (r->corked == 0 && write_held(r) != 0)
+        goto fail;
     return FM_OK;
 fail:
+    breaker_note(r);
+    return FM_EREDIS;
+}
+
+void fm_redis_cork(fm_redis *r)
+{
+    if (r != NULL)
+        r->corked++;
+}
+
+fm_err fm_redis_uncork(fm_redis *r)
+{
+    if (r == NULL || r->corked == 0 || --r->corked > 0 || r->ctx == NULL)
+        return FM_OK;
+    if (write_held(r) == 0)
+        return FM_OK;
     breaker_note(r);
     return FM_EREDIS;
 }

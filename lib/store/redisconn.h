@@ -121,6 +121,24 @@ redisReply *fm_redis_argv(fm_redis *r, int argc, const char **argv, const size_t
 FM_MUST_CHECK fm_err fm_redis_send(fm_redis *r, int argc, const char **argv);
 
 /*
+ * fm_redis_cork / fm_redis_uncork - hold fm_redis_send's writes, as TCP_CORK
+ * holds a socket's: between a cork and its uncork (they nest; r may be NULL)
+ * a send appends its command to the handle's output buffer instead of
+ * writing it, and the last uncork writes everything held at once, so that
+ * the fire-and-forget commands of one request (a journal acknowledgement and
+ * an event, say) cost one write(2) here and one read in Redis. Order is kept:
+ * a command that waits for its reply writes what is held before it. While
+ * corked, fm_redis_send's FM_OK means "queued"; a failure to write shows at
+ * the uncork.
+ * fm_redis_uncork returns FM_OK when the held commands were handed to the
+ * kernel (or nothing was held, or an outer cork still holds them);
+ * FM_EREDIS when the write failed: the connection is dropped with what it
+ * held (reason in fm_redis_errstr; a timeout opens the breaker).
+ */
+void fm_redis_cork(fm_redis *r);
+FM_MUST_CHECK fm_err fm_redis_uncork(fm_redis *r);
+
+/*
  * fm_redis_eval - EVALSHA script with numkeys keys then arguments, all in
  * argv (argc entries, NUL-terminated strings). Loads the script on first use
  * and again on NOSCRIPT, retrying once. Returns as fm_redis_argv; the

@@ -3,14 +3,17 @@
  * layout: tasks.h, docs/redis-layout.md).
  *
  * Each transition is one script made of PRELUDE and its own body. The
- * prelude's reindex(id, user, old) puts a task's entries in P queue,
+ * prelude's reindex(id, user, old[, known]) puts a task's entries in P queue,
  * P leases, P tasks, P status:<st> and the owner's two kinds of index
  * exactly where its hash says, given the status it had (old; nil for a task
  * not indexed yet), or takes them all away when the hash is gone: every
- * script only changes the hash and calls it. A script checks owner, holder
- * and status itself and answers {code, before, after, id, journal member}:
- * before and after are the hash as HGETALL gives it, so each change is one
- * round trip.
+ * script only changes the hash and calls it (known: the hash's status,
+ * priority, seq and lease_ms when the script has just written them, which
+ * saves reading them back); it raises the hash's rev and returns it. A
+ * script checks owner, holder and status itself and answers {code, before,
+ * after, id, journal member}: before and after are the hash as HGETALL gives
+ * it (create builds after from what it wrote), so each change is one round
+ * trip.
  */
 #include "taskscripts.h"
 
@@ -39,8 +42,8 @@
     "  local t = redis.call('TIME')\n"                                                             \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
     "end\n"                                                                                        \
-    "local function reindex(id, user, old)\n"                                                      \
-    "  local f = redis.call('HMGET', P .. 'task:' .. id, 'status', 'priority', 'seq', "            \
+    "local function reindex(id, user, old, known)\n"                                               \
+    "  local f = known or redis.call('HMGET', P .. 'task:' .. id, 'status', 'priority', 'seq', "   \
     "'lease_ms')\n"                                                                                \
     "  local u = P .. 'user:' .. user .. ':'\n"                                                    \
     "  if old == 'queued' and f[1] ~= 'queued' then redis.call('ZREM', P .. 'queue', id) end\n"    \
@@ -54,7 +57,7 @@
     "    redis.call('ZREM', u .. 'tasks', id)\n"                                                   \
     "    return\n"                                                                                 \
     "  end\n"                                                                                      \
-    "  redis.call('HINCRBY', P .. 'task:' .. id, 'rev', 1)\n"                                      \
+    "  local rev = redis.call('HINCRBY', P .. 'task:' .. id, 'rev', 1)\n"                          \
     "  if not old then\n"                                                                          \
     "    redis.call('ZADD', P .. 'tasks', f[3], id)\n"                                             \
     "    redis.call('ZADD', u .. 'tasks', f[3], id)\n"                                             \
@@ -69,6 +72,7 @@
     "  elseif f[1] == 'running' then\n"                                                            \
     "    redis.call('ZADD', P .. 'leases', f[4], id)\n"                                            \
     "  end\n"                                                                                      \
+    "  return rev\n"                                                                               \
     "end\n"                                                                                        \
     "local function journal(id, ev, actor)\n"                                                      \
     "  local ms = now_ms()\n"                                                                      \
@@ -101,12 +105,14 @@ fm_redis_script fm_taskscript_create = {
     "  end\n"
     "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('task id exists') end\n"
-    "local seq = redis.call('INCR', P .. 'task_seq')\n"
-    "redis.call('HSET', KEYS[1], 'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', "
-    "seq, 'status', 'queued', 'attempts', '0')\n"
-    "reindex(ARGV[2], ARGV[3], nil)\n"
-    "return {'ok', {}, redis.call('HGETALL', KEYS[1]), ARGV[2], journal(ARGV[2], "
-    "'task.created')}\n",
+    "local seq = tostring(redis.call('INCR', P .. 'task_seq'))\n"
+    "local h = {'spec', ARGV[5], 'user', ARGV[3], 'priority', ARGV[4], 'seq', seq, 'status', "
+    "'queued', 'attempts', '0'}\n"
+    "redis.call('HSET', KEYS[1], unpack(h))\n"
+    /* What was just written is known: no read back (the hash is h plus rev). */
+    "h[#h + 1] = 'rev'\n"
+    "h[#h + 1] = tostring(reindex(ARGV[2], ARGV[3], nil, {'queued', ARGV[4], seq, false}))\n"
+    "return {'ok', {}, h, ARGV[2], journal(ARGV[2], 'task.created')}\n",
 };
 
 /* ARGV: P, worker_id, lease_seconds. Answers {'ok', before, after, id, member} or {'empty'}. */

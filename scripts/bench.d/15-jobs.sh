@@ -1,7 +1,9 @@
 # Part of scripts/bench.sh (sourced; see the comment above its loop): the job API
-# against the bare FastCGI hello of the same run (measured here first when the part
-# runs alone, FETCHML_BENCH_ONLY=jobs), each with bench.sh's run (warm-up, measured
-# wrk run, CPU per request) and count_redis (Redis work per request):
+# against the bare FastCGI hello, in bench.sh's interleaved rounds (hello, task, post,
+# claim; FETCHML_BENCH_ROUNDS of them, then hello again; runs of 5 s; each ratio against
+# the hello runs around its round, the median over the rounds reported), each with
+# bench.sh's run (warm-up, measured wrk run, CPU per request) and count_redis (Redis work
+# per request):
 #   task   GET /v1/tasks/{id} of one of the bench user's tasks
 #   post   POST /v1/tasks (a small task; the user's quota raised out of the way)
 #   claim  a worker's cycle: POST /v1/worker/claim, then POST /v1/tasks/{id}/complete
@@ -127,43 +129,20 @@ jb_urls() {
     for _ in $(seq "$COUNT_REQUESTS"); do printf 'url = "%s"\noutput = /dev/null\n' "$2"; done >"$1"
 }
 
-# jb_report NAME WHAT: the result lines of a run and its counting run.
-jb_report() {
-    local cpu="CPU_$1"
-    echo "$1 ($2): $RPS req/s, p99 $P99 ms; redis per request: ${REDIS_CMDS:-none}; round trips $REDIS_TRIPS"
-    echo "${!cpu:-}"
-}
 jb_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-if [ -z "${RPS_HELLO:-}" ]; then
-    run hello "$HELLO_URL"
-    RPS_HELLO=$RPS
-fi
 jb_lines=()
+jb_names=()
 
-# ---- task: GET /v1/tasks/{id} ----
+# ---- task: GET /v1/tasks/{id}; post: POST /v1/tasks ----
 jb_id=$(jb_post "$KEY")
 if [ -z "$jb_id" ]; then
     fm_say "jobs: POST /v1/tasks as the bench user gave no task"
     INVALID=1
-    jb_lines+=("ratio task/hello: skipped: POST /v1/tasks gave no task id" "ratio post/hello: skipped: POST /v1/tasks gave no task id")
 else
-    run task "$BASE/v1/tasks/$jb_id"
-    jb_urls "$VAR/curl-jobs" "$BASE/v1/tasks/$jb_id"
-    count_redis "$COUNT_REQUESTS" timeout 60 curl -sk --no-progress-meter --parallel --parallel-max 8 -H "X-API-Key: $KEY" \
-        -K "$VAR/curl-jobs"
-    jb_lines+=("$(jb_report task "GET /v1/tasks/{id}")" "ratio task/hello: $(jb_ratio "$RPS" "$RPS_HELLO")")
-
-    # ---- post: POST /v1/tasks ----
+    jb_names+=(task post)
     printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
         "'$jb_body'" >"$VAR/jobs-post.lua"
-    WRK=("${jb_wrk[@]}" -s "$VAR/jobs-post.lua")
-    run post "$BASE/v1/tasks"
-    WRK=("${jb_wrk[@]}")
-    jb_urls "$VAR/curl-jobs" "$BASE/v1/tasks"
-    count_redis "$COUNT_REQUESTS" timeout 60 curl -sk --no-progress-meter --parallel --parallel-max 8 -H "X-API-Key: $KEY" \
-        -H 'Content-Type: application/json' -d "$jb_body" -K "$VAR/curl-jobs"
-    jb_lines+=("$(jb_report post "POST /v1/tasks")" "ratio post/hello: $(jb_ratio "$RPS" "$RPS_HELLO")")
 fi
 
 # ---- claim: POST /v1/worker/claim + POST /v1/tasks/{id}/complete ----
@@ -174,9 +153,10 @@ if [ -z "$jb_claim_skip" ] &&
     jb_claim_skip="POST /v1/worker/claim does not answer 200 with tasks queued"
 fi
 if [ -z "$jb_claim_skip" ]; then
-    # At least 120,000 queued: more than a claim run of this length has ever taken.
+    # At least 60,000 queued per round: more than a claim run of this length has ever taken.
+    jb_want=$((60000 * ROUNDS))
     jb_queued=$(rcli ZCARD "${jb_prefix}queue")
-    [ "${jb_queued:-0}" -ge 120000 ] || jb_fill bench queued $((120000 - ${jb_queued:-0})) "$jb_id" ||
+    [ "${jb_queued:-0}" -ge "$jb_want" ] || jb_fill bench queued $((jb_want - ${jb_queued:-0})) "$jb_id" ||
         fm_die "cannot fill the queue for the claim run"
     cat >"$VAR/jobs-claim.lua" <<'LUA'
 -- Each claimed task's id is completed by this thread's next request; a 204 is counted.
@@ -209,9 +189,51 @@ function done()
     io.write(string.format("claims that found the queue empty: %d\n", n))
 end
 LUA
-    WRK=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $jb_wkey" -s "$VAR/jobs-claim.lua")
-    run claim "$BASE/v1/worker/claim"
-    WRK=("${jb_wrk[@]}")
+    jb_names+=(claim)
+fi
+
+# The runs: hello and the routes, interleaved (bench.sh's interleaved), each jb_secs long.
+# shellcheck disable=SC2034 # URL and WRK are read by interleaved
+setup_run() {
+    case $1 in
+    task) URL=$BASE/v1/tasks/$jb_id WRK=("${jb_wrk[@]}") ;;
+    post) URL=$BASE/v1/tasks WRK=("${jb_wrk[@]}" -s "$VAR/jobs-post.lua") ;;
+    claim) URL=$BASE/v1/worker/claim
+        WRK=(wrk -t"$THREADS" -c"$CONNS" -H "X-API-Key: $jb_wkey" -s "$VAR/jobs-claim.lua") ;;
+    esac
+}
+if [ ${#jb_names[@]} -gt 0 ]; then
+    jb_duration=$DURATION
+    DURATION=$jb_secs
+    interleaved "${jb_names[@]}"
+    DURATION=$jb_duration
+fi
+WRK=("${jb_wrk[@]}")
+# jb_ratio_line NAME: "ratio NAME/hello: X.XX (the rounds' ratios)".
+jb_ratio_line() {
+    local r="RATIO_$1" rs="RATIOS_$1"
+    echo "ratio $1/hello: ${!r} (median of $ROUNDS rounds: ${!rs}; hello ${RPS_HELLO} req/s, median)"
+}
+# jb_report NAME WHAT: the result lines of a run and its counting run.
+jb_report() {
+    local cpu="CPU_$1" rps="RPS_$1" p99="P99_$1"
+    echo "$1 ($2): ${!rps} req/s, p99 ${!p99} ms (the median round); redis per request: ${REDIS_CMDS:-none}; round trips $REDIS_TRIPS"
+    echo "${!cpu:-} (last round)"
+}
+
+if [ -n "$jb_id" ]; then
+    jb_urls "$VAR/curl-jobs" "$BASE/v1/tasks/$jb_id"
+    count_redis "$COUNT_REQUESTS" timeout 60 curl -sk --no-progress-meter --parallel --parallel-max 8 -H "X-API-Key: $KEY" \
+        -K "$VAR/curl-jobs"
+    jb_lines+=("$(jb_report task "GET /v1/tasks/{id}")" "$(jb_ratio_line task)")
+    jb_urls "$VAR/curl-jobs" "$BASE/v1/tasks"
+    count_redis "$COUNT_REQUESTS" timeout 60 curl -sk --no-progress-meter --parallel --parallel-max 8 -H "X-API-Key: $KEY" \
+        -H 'Content-Type: application/json' -d "$jb_body" -K "$VAR/curl-jobs"
+    jb_lines+=("$(jb_report post "POST /v1/tasks")" "$(jb_ratio_line post)")
+else
+    jb_lines+=("ratio task/hello: skipped: POST /v1/tasks gave no task id" "ratio post/hello: skipped: POST /v1/tasks gave no task id")
+fi
+if [ -z "$jb_claim_skip" ]; then
     jb_empty=$(sed -n 's/^claims that found the queue empty: //p' "$VAR/wrk-claim.txt")
     if [ "${jb_empty:-0}" != 0 ]; then
         fm_say "claim: $jb_empty claims found the queue empty"
@@ -228,8 +250,8 @@ LUA
         done
     }
     count_redis $((COUNT_REQUESTS / 2 * 2)) jb_cycles
-    jb_lines+=("$(jb_report claim "POST /v1/worker/claim + POST /v1/tasks/{id}/complete, $(jb_ratio "$RPS" 2) cycles/s")"
-        "ratio claim/hello: $(jb_ratio "$RPS" "$RPS_HELLO")")
+    jb_lines+=("$(jb_report claim "POST /v1/worker/claim + POST /v1/tasks/{id}/complete, $(jb_ratio "$RPS_claim" 2) cycles/s")"
+        "$(jb_ratio_line claim)")
 else
     jb_lines+=("ratio claim/hello: skipped: $jb_claim_skip")
 fi

@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (fail2ban for its filter test, clang + libclang-rt for the fuzzer, wrk for the benchmark,
 # python3-requests for scripts/example-worker.py.)
 FM_PACKAGES="build-essential cmake pkg-config libfcgi-dev libhiredis-dev libyaml-dev
-libcjson-dev libsodium-dev check nginx-light redis-server redis-tools openssl curl jq
+libcjson-dev libsodium-dev libssl-dev check nginx-light redis-server redis-tools openssl curl jq
 fail2ban clang libclang-rt-14-dev wrk python3-requests"
 
 fm_say() { printf '==> %s\n' "$*" >&2; }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "redact.h"
 
 #define MAX_LINES 4096
 
@@ -1331,6 +1332,65 @@ START_TEST(test_fields_redacted)
 }
 END_TEST
 
+/*
+ * action is made from the redacted resource when it is "<METHOD> <resource>"
+ * (the path is redacted once): it is still exactly the whole action redacted,
+ * for paths with a configured key (whole, %-escaped, base64 split by '/'), a
+ * registered secret, bytes that need escaping, and a path too long to fit.
+ */
+START_TEST(test_action_made_from_resource)
+{
+    static const char *key = "Zm9vYmFyYmF6cXV4/nicekey1234567890+/abcdefghijk";
+    static const char *secret = "hunter2-very-secret";
+    unsigned char d[FM_REDACT_KEY_HASH_BYTES];
+    char longpath[FM_AUDIT_FIELD_MAX + 64];
+    const char *methods[] = {"GET", "POST", "DELETE", "PATCH"};
+    char paths[6][FM_AUDIT_FIELD_MAX + 64];
+
+    crypto_hash_sha256(d, (const unsigned char *)key, strlen(key));
+    ck_assert_int_eq(fm_redact_set_key_hashes(d, 1), FM_OK);
+    ck_assert_int_eq(fm_redact_add_secret(secret), FM_OK);
+    /* Short words: no run the filter would hash or drop whole (see redact_keys.c). */
+    for (size_t i = 0; i + 1 < sizeof longpath; i++)
+        longpath[i] = i % 4 == 0 ? '/' : i % 4 == 3 ? ' ' : 'a';
+    longpath[sizeof longpath - 1] = '\0';
+    (void)snprintf(paths[0], sizeof paths[0], "/v1/tasks/%s", key);
+    (void)snprintf(paths[1], sizeof paths[1], "/v1/tasks/Zm9vYmFyYmF6cXV4%%2Fnicekey1234567890+/abcdefghijk");
+    (void)snprintf(paths[2], sizeof paths[2], "/v1/x/%s/y", secret);
+    (void)snprintf(paths[3], sizeof paths[3], "/v1/\"q\\\x01\x7f/\xc3\xa9");
+    (void)snprintf(paths[4], sizeof paths[4], "/v1/tasks/0b8a3f5e-3c1d-4e2a-9f00-123456789abc");
+    (void)snprintf(paths[5], sizeof paths[5], "%s", longpath);
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            char action[sizeof paths[0] + 16], want[FM_AUDIT_FIELD_MAX + 64], got[FM_AUDIT_FIELD_MAX + 64];
+            fm_audit_record r = {.trace_id = "t", .action = action, .resource = paths[i],
+                                 .status = 200};
+            size_t len;
+            char *raw;
+            cJSON *obj;
+
+            (void)snprintf(action, sizeof action, "%.8s %.*s", methods[m], (int)sizeof paths[0] - 1, paths[i]);
+            (void)fm_redact(action, strlen(action), want, sizeof want);
+            (void)unlink(path);
+            obj = one_record(&r, &raw, &len);
+            ck_assert_ptr_null(strstr(raw, key));
+            ck_assert_ptr_null(strstr(raw, secret));
+            (void)snprintf(got, sizeof got, "%s", str_item(obj, "action"));
+            if (i == 5) {
+                /* Cut: a prefix of the whole action redacted, and marked. */
+                ck_assert_uint_eq(strncmp(got, want, strlen(got)), 0);
+                ck_assert_ptr_nonnull(strstr(raw, "\"truncated\":[\"action\",\"resource\"]"));
+            } else {
+                ck_assert_str_eq(got, want);
+            }
+            cJSON_Delete(obj);
+            free(raw);
+        }
+    }
+    ck_assert_int_eq(fm_redact_set_key_hashes(NULL, 0), FM_OK);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -1359,6 +1419,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_torn_write);
     tcase_add_test(tc, test_fields_redacted);
+    tcase_add_test(tc, test_action_made_from_resource);
     tcase_add_test(tc, test_task_fields);
     tcase_add_test(tc, test_task_fields_chain);
     suite_add_tcase(s, tc);

@@ -525,6 +525,49 @@ START_TEST(send_then_command_gets_own_reply)
 }
 END_TEST
 
+/*
+ * Corked sends are held: another connection sees none of them until the
+ * last (nested) uncork, then all of them, in order; a command that waits for
+ * its reply while corked writes the held ones before itself, so it sees them
+ * too and still gets its own reply; an uncork with nothing held is FM_OK.
+ */
+START_TEST(cork_holds_sends_until_uncork)
+{
+    fm_redis *other = fm_redis_new(srv.addr, srv.password, 0, 300);
+    const char *set_a[] = {"SET", "a", "1"}, *append_a[] = {"APPEND", "a", "2"};
+    const char *set_b[] = {"SET", "b", "x"};
+
+    ck_assert_ptr_nonnull(other);
+    ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    fm_redis_cork(r);
+    fm_redis_cork(r);
+    ck_assert_int_eq(fm_redis_send(r, 3, set_a), FM_OK);
+    ck_assert_int_eq(fm_redis_send(r, 3, append_a), FM_OK);
+    ck_assert_int_eq(fm_redis_uncork(r), FM_OK); /* the outer cork still holds them */
+    usleep(50 * 1000);
+    expect_string(other, "a", NULL);
+    ck_assert_int_eq(fm_redis_uncork(r), FM_OK);
+    for (int i = 0; i < 100; i++) {
+        redisReply *v = cmd(other, 2, (const char *[]){"GET", "a"});
+        bool there = v->type == REDIS_REPLY_STRING;
+        freeReplyObject(v);
+        if (there)
+            break;
+        usleep(10 * 1000);
+    }
+    expect_string(other, "a", "12");
+    /* Corked again: a waiting command on the same handle pushes the held send out first. */
+    fm_redis_cork(r);
+    ck_assert_int_eq(fm_redis_send(r, 3, set_b), FM_OK);
+    expect_string(r, "b", "x");
+    ck_assert_int_eq(fm_redis_uncork(r), FM_OK);
+    ck_assert_int_eq(fm_redis_uncork(r), FM_OK); /* not corked: nothing to do */
+    fm_redis_cork(NULL);
+    ck_assert_int_eq(fm_redis_uncork(NULL), FM_OK);
+    fm_redis_free(other);
+}
+END_TEST
+
 /* With the breaker open nothing is sent and the send fails at once. */
 START_TEST(send_respects_breaker)
 {
@@ -921,6 +964,7 @@ static Suite *redisconn_suite(void)
     tcase_add_test(tc, unreachable_socket);
     tcase_add_test(tc, counter_across_calls);
     tcase_add_test(tc, send_then_command_gets_own_reply);
+    tcase_add_test(tc, cork_holds_sends_until_uncork);
     tcase_add_test(tc, send_respects_breaker);
     tcase_add_test(tc, send_to_hung_server_bounded);
     tcase_add_test(tc, send_then_restart);

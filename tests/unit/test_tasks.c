@@ -393,6 +393,19 @@ static cJSON *create(const char *user, const char *body)
     return task;
 }
 
+/* Creates, and checks that the answer is the task as stored (GET reads it back). */
+static void create_matches_stored(const char *user, const char *body)
+{
+    cJSON *task = create(user, body), *stored = NULL;
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "id"));
+
+    ck_assert_int_eq(fm_tasks_get(&st, NULL, id, &stored), FM_OK);
+    ck_assert_msg(cJSON_Compare(task, stored, 1), "create answered %s, stored is %s",
+                  cJSON_PrintUnformatted(task), cJSON_PrintUnformatted(stored));
+    cJSON_Delete(stored);
+    cJSON_Delete(task);
+}
+
 /* Creates and returns the new id (copied into id, 37 bytes). */
 static void create_id(const char *user, const char *body, char id[37])
 {
@@ -519,6 +532,17 @@ START_TEST(create_full_record)
     cJSON_Delete(want_args);
     cJSON_Delete(want_meta);
     cJSON_Delete(t);
+}
+END_TEST
+
+/* The create script builds its answer from what it wrote; it is exactly what a GET reads back. */
+START_TEST(create_answer_is_the_stored_task)
+{
+    create_matches_stored("alice", "{\"job_name\":\"x\"}");
+    create_matches_stored("bob", "{\"job_name\":\"train:resnet\",\"args\":[\"--lr\",\"0.1\"],"
+                                 "\"priority\":9,\"experiment\":\"e\",\"datasets\":[\"d\"],"
+                                 "\"metadata\":{\"seed\":42}}");
+    create_matches_stored("alice", "{\"job_name\":\"y\",\"priority\":1}");
 }
 END_TEST
 
@@ -2172,6 +2196,7 @@ static Suite *tasks_suite(void)
     tcase_set_timeout(db, 120);
     tcase_add_test(db, create_full_record);
     tcase_add_test(db, create_defaults);
+    tcase_add_test(db, create_answer_is_the_stored_task);
     tcase_add_test(db, stored_under_prefix);
     tcase_add_test(db, queue_order);
     tcase_add_test(db, cancel_delete_and_undo);
