@@ -37,7 +37,17 @@
  * lock, no hidden name belongs to a change in flight).
  *
  * Quotas count the regular, singly linked files of the user's whole tree
- * (what listings show), by their size in bytes.
+ * (what listings show), by their size in bytes, walked at each commit under
+ * the lock: the disk is the only record, so files removed or added with shell
+ * access count at once, at a cost of O(files of the user) per upload (bounded
+ * by data.quota_files). The lock is flock(2): it holds across the worker
+ * processes of one host, and across hosts only on a shared file system whose
+ * flock works between clients.
+ *
+ * ETag cache: the user.fetchml.etag extended attribute holds the digest with
+ * the size and mtime it was made for; a change of the same size within the
+ * file system's timestamp granularity (made with shell access) would keep the
+ * old ETag.
  */
 #ifndef FM_EXPTREE_H
 #define FM_EXPTREE_H
