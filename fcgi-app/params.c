@@ -31,6 +31,8 @@ static const struct {
     [P_ORIGIN] = {NAME_AND_LEN("HTTP_ORIGIN")},
     [P_WS_PROTOCOL] = {NAME_AND_LEN("HTTP_SEC_WEBSOCKET_PROTOCOL")},
     [P_UPGRADE] = {NAME_AND_LEN("HTTP_UPGRADE")},
+    [P_IF_MATCH] = {NAME_AND_LEN("HTTP_IF_MATCH")},
+    [P_IF_NONE_MATCH] = {NAME_AND_LEN("HTTP_IF_NONE_MATCH")},
     /* Set by nginx's config, never from a header: those all become HTTP_* params. */
     [P_PLAIN_HTTP] = {NAME_AND_LEN("FETCHML_PLAIN_HTTP")},
     /* GET /ws's auth_request, and nchan's open and close callbacks

@@ -1,7 +1,8 @@
 /*
  * routes.h - the handlers of the HTTP API, one file per resource
  * (routes_meta.c: health and whoami; routes_tasks.c: tasks; routes_worker.c:
- * the job workers' claim, heartbeat and complete), and what they share. The table that maps each
+ * the job workers' claim, heartbeat and complete; routes_experiments.c: the
+ * experiment files), and what they share. The table that maps each
  * method and path to a handler and its permission is routes.c. Each handler runs after the pipeline
  * has authenticated, rate-limited and authorized the caller (see pipeline.h); it only validates its
  * own input and talks to the store. Handlers follow fm_handler: 0 with resp filled, or -1 for a
@@ -65,6 +66,12 @@ fm_wsconn_store fm_route_ws_store(const fm_env *env);
  */
 bool fm_route_ws_audit_close(const fm_env *env, const char *trace_id, const char *source_ip,
                              const fm_wsconn *c, const char *why, int64_t now_ms);
+/* routes_experiments.c */
+int fm_route_exp_list(fm_call *call, fm_response *resp);
+int fm_route_exp_files(fm_call *call, fm_response *resp);
+int fm_route_exp_get(fm_call *call, fm_response *resp);
+int fm_route_exp_put(fm_call *call, fm_response *resp);
+int fm_route_exp_delete(fm_call *call, fm_response *resp);
 
 /* routes_tasks.c, shared with routes_worker.c */
 

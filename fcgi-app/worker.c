@@ -22,9 +22,11 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,8 @@
 #include "routes.h"
 
 #define DRAIN_MAX_S 5
-#define BUSY_RUN_MAX 32 /* requests served in a row before pending signals are let in */
+#define BUSY_RUN_MAX 32    /* requests served in a row before pending signals are let in */
+#define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t draining;
@@ -77,6 +80,26 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
     return off + n;
 }
 
+/* A download, in chunks: a worker's memory does not grow with the file. */
+static void send_file(FCGX_Request *r, const fm_response *resp)
+{
+    static char chunk[STREAM_CHUNK];
+    uint64_t left = resp->file_len;
+    off_t off = 0;
+
+    while (left > 0) {
+        ssize_t n =
+            pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk), off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* A file cut short meanwhile (only a shell user can): the length was sent, stop here. */
+        if (n <= 0 || FCGX_PutStr(chunk, (int)n, r->out) != (int)n)
+            return;
+        off += n;
+        left -= (uint64_t)n;
+    }
+}
+
 /*
  * The status line and headers are assembled in one buffer and handed to
  * libfcgi in one call rather than formatted line by line.
@@ -107,6 +130,8 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     (void)FCGX_PutStr(block, (int)off, r->out);
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
+    if (resp->has_file && !head)
+        send_file(r, resp);
 }
 
 /* What one worker holds from start to exit. */
@@ -131,7 +156,14 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
     size_t clen;
 
     *body = NULL;
-    if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->server.max_body_bytes) {
+    if (req->stream != NULL) {
+        /* The handler reads it (FM_ROUTE_STREAM_BODY), up to data.max_file_bytes. */
+        if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->data.max_file_bytes)
+            req->body_too_large = 1;
+        else
+            req->content_length = clen;
+    } else if (fm_params_content_length(length, &clen) != FM_OK ||
+               clen > w.cfg->server.max_body_bytes) {
         req->body_too_large = 1;
     } else if (clen > 0) {
         *body = malloc(clen);
@@ -166,9 +198,32 @@ static void hold_raw_path(const char *request_uri, fm_request *req)
         req->path = "/" FM_REDACTED;
 }
 
-/* Serves one request; returns whether its body (if any) was read whole (see finish). */
+/* A streaming route's body (FM_ROUTE_STREAM_BODY): FastCGI stdin, counted. */
+typedef struct body_stream {
+    FCGX_Request *r;
+    uint64_t got; /* bytes the handler has read */
+} body_stream;
+
+static long stream_read(void *ctx, char *buf, size_t n)
+{
+    body_stream *b = ctx;
+    int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, b->r->in);
+
+    if (got < 0 || FCGX_GetError(b->r->in) != 0)
+        return -1;
+    b->got += (uint64_t)got;
+    return got;
+}
+
+/*
+ * Serves one request; returns whether its body (if any) was read whole (see
+ * finish): for a streaming route, whether the handler read all of it (an
+ * upload refused before its end was not).
+ */
 static bool serve(FCGX_Request *r)
 {
+    body_stream bs = {r, 0};
+    const fm_body_stream stream = {stream_read, &bs};
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_wsauth_offer offer;
@@ -200,6 +255,10 @@ static bool serve(FCGX_Request *r)
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     req.plain_http = p[P_PLAIN_HTTP] != NULL;
     fm_route_ws_prepare(p, &req, &offer);
+    req.if_match = p[P_IF_MATCH];
+    req.if_none_match = p[P_IF_NONE_MATCH];
+    if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path))
+        req.stream = &stream;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
@@ -208,6 +267,8 @@ static bool serve(FCGX_Request *r)
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);
+    if (req.stream != NULL)
+        return !req.body_too_large && bs.got == req.content_length;
     return !req.body_too_large && !req.body_incomplete;
 }
 

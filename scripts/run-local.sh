@@ -183,6 +183,14 @@ relay_netns() {
             "nginx's log lines may be lost under load"
 }
 
+# max_file_bytes: data.max_file_bytes of the config (its default when the
+# file leaves it out), for nginx's body limit on experiment uploads.
+max_file_bytes() {
+    awk '/^[^ #]/ { data = ($1 == "data:") }
+         data && $1 == "max_file_bytes:" { v = $2 }
+         END { print (v != "" ? v : 1073741824) }' "$DEV/config.yaml"
+}
+
 start_nginx() {
     alive nginx && return 0
     local user_line=""
@@ -192,7 +200,8 @@ start_nginx() {
     # The snippets include each other relative to nginx.conf's directory (fetchml-websocket.conf).
     ln -sfn "$ROOT/nginx" "$VAR/nginx/fetchml"
     subst "$ROOT/nginx/local/nginx.conf.in" "$VAR/nginx/nginx.conf" "VAR=$VAR" "ROOT=$ROOT" \
-        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "NGINX_USER=$user_line"
+        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "NGINX_USER=$user_line" \
+        "MAX_FILE_BYTES=$(max_file_bytes)"
     # -e: the few lines nginx writes before it has read its configuration.
     nginx -q -t -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -e "$VAR/log/nginx-startup.log" ||
         fm_die "nginx configuration test failed"

@@ -113,7 +113,7 @@ static void make_trace_id(const fm_request *req, char out[FM_TRACE_ID_MAX + 1])
 }
 
 bool fm_pipeline_route_match(const char *pattern, const char *path,
-                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX])
+                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX], const char **tail)
 {
     size_t np = 0;
 
@@ -121,6 +121,11 @@ bool fm_pipeline_route_match(const char *pattern, const char *path,
         if (*pattern == '{') {
             const char *close = strchr(pattern, '}');
             size_t n = strcspn(path, "/");
+            if (close != NULL && close[-1] == '*' && close[1] == '\0') {
+                if (tail != NULL)
+                    *tail = path;
+                return true; /* *path != '\0': the rest is not empty */
+            }
             if (close == NULL || n == 0 || n >= FM_PATH_PARAM_MAX || np >= FM_ROUTE_MAX_PARAMS)
                 return false;
             memcpy(params[np], path, n);
@@ -133,6 +138,19 @@ bool fm_pipeline_route_match(const char *pattern, const char *path,
             return false;
     }
     return *pattern == '\0' && *path == '\0';
+}
+
+bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *method,
+                         const char *path)
+{
+    char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
+
+    for (size_t i = 0; i < nroutes; i++)
+        if ((routes[i].flags & FM_ROUTE_STREAM_BODY) != 0 &&
+            strcmp(routes[i].method, method) == 0 &&
+            fm_pipeline_route_match(routes[i].pattern, path, params, NULL))
+            return true;
+    return false;
 }
 
 /* host: the client address, parsed once (NULL when it is not an IP literal). */
@@ -468,7 +486,8 @@ static step_rc step_route(req_state *st)
     for (size_t i = 0; i < st->nroutes; i++) {
         const fm_route *r = &st->routes[i];
 
-        if (!fm_pipeline_route_match(r->pattern, req->path, st->call->params))
+        st->call->tail = NULL;
+        if (!fm_pipeline_route_match(r->pattern, req->path, st->call->params, &st->call->tail))
             continue;
         path_matched = true;
         if (method_matches(r->method, req->method)) {
@@ -608,6 +627,10 @@ static void audit_request(req_state *st)
         .reason = st->o.reason,
         .task_id = call->audit_task_id,
         .worker = call->audit_worker,
+        .permission = call->audit_permission,
+        .owner = call->audit_owner,
+        .has_bytes = call->audit_has_bytes,
+        .bytes = call->audit_bytes,
     };
     if (fm_audit_write(st->env->audit, &rec) != FM_OK) {
         fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",

@@ -17,7 +17,8 @@
  *   6 route                                         -> 404 NOT_FOUND / 405 + Allow
  *   7 RBAC permission of the route                  -> 403 FORBIDDEN
  *   8 input: a query on a route that reads none     -> 400 BAD_REQUEST
- *     body over server.max_body_bytes               -> 413 PAYLOAD_TOO_LARGE
+ *     body over server.max_body_bytes (a route that
+ *     streams its body: data.max_file_bytes)        -> 413 PAYLOAD_TOO_LARGE
  *     shorter than its CONTENT_LENGTH               -> 400 BAD_REQUEST
  *     a route that takes a JSON body, sent one without
  *     Content-Type application/json (an empty body
@@ -48,6 +49,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "audit.h"
 #include "config.h"
@@ -57,7 +59,17 @@
 
 #define FM_TRACE_ID_MAX 64    /* characters of a trace id */
 #define FM_ROUTE_MAX_PARAMS 2 /* {name} captures per route */
-#define FM_PATH_PARAM_MAX 128 /* bytes per captured path segment */
+#define FM_PATH_PARAM_MAX 256 /* bytes per captured path segment, NUL included */
+
+/*
+ * The body of a request whose route streams it (FM_ROUTE_STREAM_BODY): read
+ * reads up to n bytes into buf and returns how many (> 0), 0 at the end of
+ * the stream, or -1 when it broke. ctx is the reader's.
+ */
+typedef struct fm_body_stream {
+    long (*read)(void *ctx, char *buf, size_t n);
+    void *ctx;
+} fm_body_stream;
 
 typedef struct fm_request {
     const char *method;        /* REQUEST_METHOD */
@@ -68,9 +80,15 @@ typedef struct fm_request {
     const char *x_api_key;     /* HTTP_X_API_KEY, may be NULL */
     const char *authorization; /* HTTP_AUTHORIZATION, may be NULL */
     const char *content_type;  /* CONTENT_TYPE, may be NULL */
+    const char *if_match;      /* HTTP_IF_MATCH, may be NULL */
+    const char *if_none_match; /* HTTP_IF_NONE_MATCH, may be NULL */
     const char *body;          /* request body, body_len bytes, not NUL-terminated */
     size_t body_len;
-    bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes */
+    /* A streaming route's body instead (body is NULL): content_length bytes to read from stream. */
+    const fm_body_stream *stream;
+    uint64_t content_length;
+    bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes (a streaming
+                                  route: data.max_file_bytes) */
     bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
     bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
     bool plain_http;           /* FETCHML_PLAIN_HTTP: nginx got it without TLS (not a header) */
@@ -111,14 +129,19 @@ struct fm_call {
     const fm_rl_result *rate; /* rate-limit decision, for whoami */
     char trace_id[FM_TRACE_ID_MAX + 1];
     char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]; /* {name} captures in order */
-    char reason[128];                                    /* audit reason a handler may set */
-    fm_undo_fn undo;                 /* set by a handler that changed state, with: */
-    fm_settle_fn settle;             /* its acknowledgement (NULL: none) */
+    const char *tail;    /* a {name*} capture: the rest of req->path; NULL if the route has none */
+    char reason[128];    /* audit reason a handler may set */
+    fm_undo_fn undo;     /* set by a handler that changed state, with: */
+    fm_settle_fn settle; /* its acknowledgement (NULL: none) */
     char undo_id[FM_PATH_PARAM_MAX]; /* what it changed */
     char *undo_data;                 /* heap, freed by the pipeline; meaning is the handler's */
     /* What the audit record names besides the request (empty = not named). */
     char audit_task_id[FM_PATH_PARAM_MAX]; /* the task the request acted on */
     char audit_worker[FM_PATH_PARAM_MAX];  /* the worker_id of a job worker's request */
+    const char *audit_permission;          /* a file operation's permission (static string) */
+    char audit_owner[FM_PATH_PARAM_MAX];   /* the tree it acted on, when not the caller's */
+    bool audit_has_bytes;                  /* audit_bytes is named */
+    uint64_t audit_bytes;                  /* bytes it read, wrote or removed */
     /*
      * An event the handler's change makes (a task.* type, static string) and
      * its task (heap, owned by the call): published once the audit record is
@@ -139,6 +162,9 @@ typedef int (*fm_handler)(fm_call *call, fm_response *resp);
 #define FM_ROUTE_QUERY                                                                             \
     2u /* reads a query string (strictly, lib/base/query.h); any other                             \
           route refuses one: 400 */
+#define FM_ROUTE_STREAM_BODY                                                                       \
+    4u /* reads its body itself, in chunks (fm_request.stream), up to                              \
+          data.max_file_bytes: the worker does not read it first */
 
 typedef struct fm_route {
     const char *method;  /* "GET", "POST", ...; a GET route answers HEAD too */
@@ -151,12 +177,23 @@ typedef struct fm_route {
 /*
  * fm_pipeline_route_match - true when path matches pattern (fm_route.pattern:
  * literal bytes, and {name} for one non-empty segment of fewer than
- * FM_PATH_PARAM_MAX bytes, at most FM_ROUTE_MAX_PARAMS of them); the segments
+ * FM_PATH_PARAM_MAX bytes, at most FM_ROUTE_MAX_PARAMS of them; a last
+ * {name*} matches the non-empty rest of the path, '/' included, and is not
+ * copied: *tail points to it in path, when tail is not NULL); the segments
  * are copied, NUL-terminated, into params in order. params may be partly
  * written when false is returned. Step 6 uses it; public for the fuzz target.
  */
 bool fm_pipeline_route_match(const char *pattern, const char *path,
-                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX]);
+                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX],
+                             const char **tail);
+
+/*
+ * fm_pipeline_streams - whether the route of method and path (as step 6
+ * would find it in routes) is flagged FM_ROUTE_STREAM_BODY: the worker then
+ * leaves the body to the handler instead of reading it first.
+ */
+bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *method,
+                         const char *path);
 
 /*
  * fm_pipeline_run - run every step above for req and leave the answer in

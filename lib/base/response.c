@@ -9,11 +9,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+static void drop_file(fm_response *resp)
+{
+    if (resp->has_file)
+        (void)close(resp->file_fd);
+    resp->has_file = false;
+    resp->file_len = 0;
+}
 
 void fm_response_reset(fm_response *resp)
 {
+    drop_file(resp);
     free(resp->body);
     memset(resp, 0, sizeof(*resp));
+}
+
+void fm_response_file(fm_response *resp, int status, int fd, uint64_t len)
+{
+    drop_file(resp);
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = status;
+    resp->has_file = true;
+    resp->file_fd = fd;
+    resp->file_len = len;
 }
 
 fm_err fm_response_header(fm_response *resp, const char *fmt, ...)
@@ -38,6 +60,7 @@ fm_err fm_response_header(fm_response *resp, const char *fmt, ...)
 
 static void set_body(fm_response *resp, char *body)
 {
+    drop_file(resp);
     free(resp->body);
     resp->body = body;
     resp->body_len = body != NULL ? strlen(body) : 0;
@@ -60,6 +83,7 @@ fm_err fm_response_json(fm_response *resp, int status, const cJSON *json)
 
 void fm_response_json_take(fm_response *resp, int status, char *body, size_t len)
 {
+    drop_file(resp);
     free(resp->body);
     resp->body = body;
     resp->body_len = len;

@@ -7,7 +7,9 @@
 #define FM_RESPONSE_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -20,6 +22,9 @@ typedef struct fm_response {
     size_t nheaders;
     char *body;      /* heap, owned; NULL = empty */
     size_t body_len; /* bytes */
+    bool has_file;   /* the body is instead file_len bytes of file_fd, from its offset 0 */
+    int file_fd;     /* owned while has_file: closed by fm_response_reset or a later body */
+    uint64_t file_len;
 } fm_response;
 
 /* fm_response_reset - free the body and clear everything, ready for reuse. */
@@ -60,6 +65,16 @@ void fm_response_json_take(fm_response *resp, int status, char *body, size_t len
  */
 void fm_response_error(fm_response *resp, int status, const char *code, const char *message,
                        const char *trace_id);
+
+/*
+ * fm_response_file - set status and a body streamed from fd (len bytes read
+ * from its offset 0, a download; the writer sends them in chunks, never
+ * whole in memory). The response owns fd from now on and closes it when it
+ * is reset or given another body (fm_response_json, _json_take, _error).
+ * No Content-Type is added: the handler names one with fm_response_header.
+ * Never fails.
+ */
+void fm_response_file(fm_response *resp, int status, int fd, uint64_t len);
 
 /* fm_response_reason - RFC 9110 reason phrase for status ("Not Found"), "Unknown" otherwise. */
 const char *fm_response_reason(int status);

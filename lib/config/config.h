@@ -119,7 +119,11 @@ typedef struct fm_config {
     } logging;
 
     struct {
-        char *experiments_dir;
+        char *experiments_dir;   /* <dir>/<user>/<experiment>/<path>, see exptree.h */
+        uint64_t max_file_bytes; /* largest uploaded file, bytes (1..2^40, 1 GiB) */
+        uint64_t quota_bytes;    /* bytes of files per user (1..2^50, 10 GiB) */
+        long quota_files;        /* files per user (1..10000000, 10000) */
+        int uploads_per_minute;  /* PUTs per user per minute, token bucket (1..100000, 10) */
     } data;
     struct {
         int lease_seconds;     /* a claim's lease, extended by each heartbeat (1..86400, 60) */

@@ -1,6 +1,14 @@
-/* data.c - the data section: where experiment directories live. */
+/*
+ * data.c - the data section: where experiment directories live, the largest
+ * file an upload may bring, and each user's quotas and upload rate (SPEC
+ * section 6; the defaults are FetchML's: 10 uploads a minute).
+ */
 #include "sections.h"
 
 LD_TABLE(, data_table,
          LD_STR_ROW("experiments_dir", LD_PATH, fm_config, data.experiments_dir, NULL,
-                    "/var/lib/fetch_ml/experiments", false, NULL));
+                    "/var/lib/fetch_ml/experiments", false, NULL),
+         LD_INT_ROW("max_file_bytes", fm_config, data.max_file_bytes, 1, 1LL << 40, 1LL << 30),
+         LD_INT_ROW("quota_bytes", fm_config, data.quota_bytes, 1, 1LL << 50, 10LL << 30),
+         LD_INT_ROW("quota_files", fm_config, data.quota_files, 1, 10000000, 10000),
+         LD_INT_ROW("uploads_per_minute", fm_config, data.uploads_per_minute, 1, 100000, 10));

@@ -82,19 +82,25 @@
 
 #define ID_FIELD_MAX FM_AUDIT_ID_FIELD_MAX
 #define ID_FIELD_BUF (ID_FIELD_MAX + 3)
-#define ID_FIELDS 2 /* task_id, worker: present only when set */
+#define ID_FIELDS 4    /* task_id, worker, permission, owner: present only when set */
+#define SHORT_FIELDS 2 /* the last two of them are cut shorter */
+#define SHORT_FIELD_BUF (FM_AUDIT_SHORT_FIELD_MAX + 3)
 
 /* The longest "truncated" marker: every string field named. */
 #define TRUNCATED_MAX                                                                              \
     ",\"truncated\":[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","      \
-    "\"reason\",\"task_id\",\"worker\"]"
+    "\"reason\",\"task_id\",\"worker\",\"permission\",\"owner\"]"
+
+/* The longest optional bytes field. */
+#define BYTES_MAX ",\"bytes\":18446744073709551615"
 
 /*
  * Keys, ts, seq, result, status, both hashes and the newline need well under
- * 512 bytes; the optional fields bring their keys (under 32 bytes).
+ * 400 bytes (325 at most); the optional fields bring their keys (under 64 bytes).
  */
-_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + (ID_FIELD_MAX + 2) * ID_FIELDS +
-                       sizeof TRUNCATED_MAX + 512 + 32 <=
+_Static_assert((FIELD_MAX + 2) * STRING_FIELDS + (ID_FIELD_MAX + 2) * (ID_FIELDS - SHORT_FIELDS) +
+                       (FM_AUDIT_SHORT_FIELD_MAX + 2) * SHORT_FIELDS + sizeof TRUNCATED_MAX +
+                       sizeof BYTES_MAX + 400 + 64 <=
                    FM_AUDIT_LINE_MAX,
                "audit fields cannot overflow a line");
 
@@ -191,7 +197,7 @@ static bool action_field(char *dst, const char *action, const char *resource,
  * bytes), or "" when value is NULL or empty: records that do not name one
  * stay as they were before the field existed. Returns whether it was cut.
  */
-static bool id_field(char *out, size_t cap, const char *name, const char *value)
+static bool id_field(char *out, size_t cap, const char *name, const char *value, size_t buf)
 {
     char quoted[ID_FIELD_BUF];
     bool cut;
@@ -199,7 +205,7 @@ static bool id_field(char *out, size_t cap, const char *name, const char *value)
     out[0] = '\0';
     if (value == NULL || value[0] == '\0')
         return false;
-    cut = json_field(quoted, sizeof quoted, value);
+    cut = json_field(quoted, buf < sizeof quoted ? buf : sizeof quoted, value);
     (void)snprintf(out, cap, ",\"%s\":%s", name, quoted);
     return cut;
 }
@@ -518,13 +524,14 @@ static int follow_path(fm_audit *audit, struct stat *st)
 static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_MAX])
 {
     static const char *const names[STRING_FIELDS + ID_FIELDS] = {
-        "trace_id",  "user",   "key_id",  "action", "resource",
-        "source_ip", "reason", "task_id", "worker"};
+        "trace_id", "user",    "key_id", "action",     "resource", "source_ip",
+        "reason",   "task_id", "worker", "permission", "owner"};
     const char *const values[STRING_FIELDS + ID_FIELDS] = {
-        rec->trace_id,  rec->user,   rec->key_id,  rec->action, rec->resource,
-        rec->source_ip, rec->reason, rec->task_id, rec->worker};
+        rec->trace_id, rec->user,    rec->key_id, rec->action,     rec->resource, rec->source_ip,
+        rec->reason,   rec->task_id, rec->worker, rec->permission, rec->owner};
     char fields[STRING_FIELDS][FIELD_BUF];
-    char ids[ID_FIELDS][sizeof ",\"task_id\":" + ID_FIELD_BUF];
+    char ids[ID_FIELDS][sizeof ",\"permission\":" + ID_FIELD_BUF];
+    char bytes[sizeof BYTES_MAX] = "";
     char cut[sizeof TRUNCATED_MAX] = "";
     size_t cutlen = 0;
     int n;
@@ -534,25 +541,29 @@ static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_M
     /* resource (4) first: action (3) is made from it when it can be (action_field). */
     was_cut[4] = json_field(fields[4], FIELD_BUF, values[4]);
     for (size_t i = 0; i < STRING_FIELDS + ID_FIELDS; i++) {
+        size_t buf = i >= STRING_FIELDS + ID_FIELDS - SHORT_FIELDS ? SHORT_FIELD_BUF : ID_FIELD_BUF;
+
         if (i == 4 || (i == 3 && action_field(fields[3], values[3], values[4], fields[4])))
             was_cut[i] = i == 4 && was_cut[4];
         else
-            was_cut[i] = i < STRING_FIELDS
-                             ? json_field(fields[i], FIELD_BUF, values[i])
-                             : id_field(ids[i - STRING_FIELDS], sizeof ids[0], names[i], values[i]);
+            was_cut[i] = i < STRING_FIELDS ? json_field(fields[i], FIELD_BUF, values[i])
+                                           : id_field(ids[i - STRING_FIELDS], sizeof ids[0],
+                                                      names[i], values[i], buf);
         if (was_cut[i])
             cutlen += (size_t)snprintf(cut + cutlen, sizeof cut - cutlen, "%s\"%s\"",
                                        cutlen == 0 ? ",\"truncated\":[" : ",", names[i]);
     }
     if (cutlen > 0)
         (void)snprintf(cut + cutlen, sizeof cut - cutlen, "]");
+    if (rec->has_bytes)
+        (void)snprintf(bytes, sizeof bytes, ",\"bytes\":%llu", (unsigned long long)rec->bytes);
     n = snprintf(mid, FM_AUDIT_LINE_MAX,
                  "\"trace_id\":%s,\"user\":%s,\"key_id\":%s,\"action\":%s,\"resource\":%s,"
-                 "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s%s%s,"
+                 "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s%s%s%s%s%s,"
                  "\"prev_hash\":\"",
                  fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
                  rec->status < 400 ? "success" : "failure", rec->status, fields[6], ids[0], ids[1],
-                 cut);
+                 ids[2], ids[3], bytes, cut);
     if (n < 0 || (size_t)n >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         return 0;

@@ -5,12 +5,17 @@
  *   {"ts":"2026-11-29T06:40:00.123Z","seq":42,"trace_id":"...","user":"alice"|null,
  *    "key_id":"..."|null,"action":"GET /v1/tasks","resource":"/v1/tasks","source_ip":"...",
  *    "result":"success"|"failure","status":200,"reason":"..."|null,
- *    ["task_id":"...",]["worker":"...",]
+ *    ["task_id":"...",]["worker":"...",]["permission":"experiments:create",]
+ *    ["owner":"alice",]["bytes":123,]
  *    ["truncated":["action","resource"],]"prev_hash":"<64 hex>","hash":"<64 hex>"}
  * task_id and worker are present only when the record names them (a request
  * on a task, a job worker's request, a sweep), so a record without them is
  * byte for byte what it was before they existed; they are redacted, escaped,
- * cut (to FM_AUDIT_ID_FIELD_MAX) and hashed like every field.
+ * cut (to FM_AUDIT_ID_FIELD_MAX) and hashed like every field. permission,
+ * owner and bytes likewise (cut to FM_AUDIT_SHORT_FIELD_MAX): a file
+ * operation on experiments names the permission it used, the user whose tree
+ * it acted on when that is not the caller's own (an admin's ?user=), and the
+ * bytes read, written or removed.
  * A record is at most FM_AUDIT_LINE_MAX bytes: each string field is redacted
  * first, then escaped, then cut to FM_AUDIT_FIELD_MAX bytes (never inside an
  * escape or a UTF-8 sequence, never leaving part of a secret), and the names
@@ -47,13 +52,17 @@
 #ifndef FM_AUDIT_H
 #define FM_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
-#define FM_AUDIT_LINE_MAX 8192    /* bytes per record, newline included */
-#define FM_AUDIT_FIELD_MAX 1024   /* escaped bytes per string field, quotes excluded */
-#define FM_AUDIT_ID_FIELD_MAX 128 /* escaped bytes of task_id and of worker, quotes excluded */
+#define FM_AUDIT_LINE_MAX 8192      /* bytes per record, newline included */
+#define FM_AUDIT_FIELD_MAX 1024     /* escaped bytes per string field, quotes excluded */
+#define FM_AUDIT_ID_FIELD_MAX 128   /* escaped bytes of task_id and of worker, quotes excluded */
+#define FM_AUDIT_SHORT_FIELD_MAX 64 /* escaped bytes of permission and of owner, quotes excluded   \
+                                     */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
 
 /* When fm_audit_write makes a record durable (fdatasync(2)); see fm_audit_set_sync. */
@@ -67,17 +76,21 @@ typedef struct fm_audit_shared fm_audit_shared;
 typedef struct fm_audit fm_audit;
 
 typedef struct fm_audit_record {
-    const char *trace_id;  /* nginx $request_id, may be NULL */
-    const char *user;      /* NULL = unauthenticated (JSON null) */
-    const char *key_id;    /* short fingerprint, see fm_config_key_id; NULL = none */
-    const char *action;    /* "METHOD /path" */
-    const char *resource;  /* request path without query */
-    const char *source_ip; /* REMOTE_ADDR; NULL = no client (the sweeper) */
-    int status;            /* HTTP status sent */
-    const char *reason;    /* why refused or failed, NULL on plain success */
-    const char *task_id;   /* the task acted on; NULL or "" = not named (field absent) */
-    const char *worker;    /* a job worker's worker_id; NULL or "" = not named (field absent) */
-} fm_audit_record;         /* result is derived: status < 400 -> "success" */
+    const char *trace_id;   /* nginx $request_id, may be NULL */
+    const char *user;       /* NULL = unauthenticated (JSON null) */
+    const char *key_id;     /* short fingerprint, see fm_config_key_id; NULL = none */
+    const char *action;     /* "METHOD /path" */
+    const char *resource;   /* request path without query */
+    const char *source_ip;  /* REMOTE_ADDR; NULL = no client (the sweeper) */
+    int status;             /* HTTP status sent */
+    const char *reason;     /* why refused or failed, NULL on plain success */
+    const char *task_id;    /* the task acted on; NULL or "" = not named (field absent) */
+    const char *worker;     /* a job worker's worker_id; NULL or "" = not named (field absent) */
+    const char *permission; /* the permission a file operation used; NULL or "" = absent */
+    const char *owner;      /* the user whose tree it acted on; NULL or "" = absent */
+    bool has_bytes;         /* bytes is present */
+    uint64_t bytes;         /* bytes a file operation read, wrote or removed */
+} fm_audit_record;          /* result is derived: status < 400 -> "success" */
 
 /*
  * fm_audit_shared_create - map the shared chain state (MAP_SHARED|MAP_ANONYMOUS)

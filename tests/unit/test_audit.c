@@ -575,16 +575,21 @@ START_TEST(test_long_fields)
     ctl[big] = plain[big] = utf[big] = '\0';
 
     /* Worst case: every field expands sixfold. */
-    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl, 500, ctl, ctl, ctl};
+    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl,  500,
+                          ctl, ctl, ctl, ctl, ctl, true, UINT64_MAX};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "user")), 1024 / 6);
+    ck_assert_uint_eq(strlen(str_item(obj, "owner")), FM_AUDIT_SHORT_FIELD_MAX / 6);
+    ck_assert_double_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(obj, "bytes")),
+                        (double)UINT64_MAX);
     expect_truncated(obj, "[\"trace_id\",\"user\",\"key_id\",\"action\",\"resource\",\"source_ip\","
-                          "\"reason\",\"task_id\",\"worker\"]");
+                          "\"reason\",\"task_id\",\"worker\",\"permission\",\"owner\"]");
     cJSON_Delete(obj);
     free(raw);
 
     (void)unlink(path);
-    r = (fm_audit_record){plain, utf, plain, plain, plain, plain, 200, plain, NULL, NULL};
+    r = (fm_audit_record){plain, utf,  plain, plain, plain, plain, 200,
+                          plain, NULL, NULL,  NULL,  NULL,  false, 0};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "trace_id")), 1024);
     ck_assert_int_eq(strncmp(str_item(obj, "trace_id"), plain, 1024), 0);
@@ -598,7 +603,8 @@ START_TEST(test_long_fields)
     (void)unlink(path);
     plain[FM_AUDIT_FIELD_MAX] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = '\0';
-    r = (fm_audit_record){plain, "alice", NULL, plain, "/", "10.0.0.7", 200, ctl, NULL, NULL};
+    r = (fm_audit_record){plain, "alice", NULL, plain, "/",  "10.0.0.7", 200,
+                          ctl,   NULL,    NULL, NULL,  NULL, false,      0};
     obj = one_record(&r, &raw, &len);
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
     cJSON_Delete(obj);
@@ -608,7 +614,8 @@ START_TEST(test_long_fields)
     plain[FM_AUDIT_FIELD_MAX + 1] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = 0x01;
     ctl[FM_AUDIT_FIELD_MAX / 6 + 1] = '\0';
-    r = (fm_audit_record){"t", "alice", NULL, plain, "/", "10.0.0.7", 200, ctl, NULL, NULL};
+    r = (fm_audit_record){"t", "alice", NULL, plain, "/",  "10.0.0.7", 200,
+                          ctl, NULL,    NULL, NULL,  NULL, false,      0};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
     expect_truncated(obj, "[\"action\",\"reason\"]");

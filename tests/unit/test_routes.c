@@ -67,7 +67,10 @@ static const char *users_yaml(void)
     return out;
 }
 
-/* Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete, ws. */
+/*
+ * Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete, ws;
+ * experiments: list, files, get, put, delete.
+ */
 static const struct {
     const char *method, *pattern;
 } cols[] = {
@@ -82,6 +85,11 @@ static const struct {
     {"POST", "/v1/tasks/{id}/heartbeat"},
     {"POST", "/v1/tasks/{id}/complete"},
     {"GET", "/ws"},
+    {"GET", "/v1/experiments"},
+    {"GET", "/v1/experiments/{name}/files"},
+    {"GET", "/v1/experiments/{name}/files/{path*}"},
+    {"PUT", "/v1/experiments/{name}/files/{path*}"},
+    {"DELETE", "/v1/experiments/{name}/files/{path*}"},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -89,20 +97,20 @@ static const struct {
     const char *user;
     const char *allowed; /* one character per column: Y allowed, . denied */
 } rows[] = {
-    {"root", "YYYYYYYYYYY"},         /* admin: everything */
-    {"res", "YYYYYY....Y"},          /* researcher: create/read/update own jobs */
-    {"ana", "YY.YY.....Y"},          /* analyst: read only, cannot claim */
-    {"nobody", "YY........."},       /* least privilege: only whoami (and health) */
-    {"res_del", "YYYYYYY...Y"},      /* a per-user grant on top of the role */
-    {"res_nocreate", "YY.YYY....Y"}, /* a per-user deny wins over the role */
-    {"jobs_all", "YYYYYYYYYYY"},     /* jobs:* includes jobs:run */
-    {"readall", "YY.YY.....Y"},      /* *:read */
-    {"writer", "YYY..Y....."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY...Y"},      /* inherits analyst via operator, adds update and delete */
-    {"admin_denied", "YYYYYYYYYYY"}, /* admin: true ignores denies */
-    {"all_but_delete", "YYYYYY.YYYY"},
-    {"worker", "YY.YY..YYYY"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
-    {"runner", "YY.....YYY."}, /* *:run is jobs:run alone */
+    {"root", "YYYYYYYYYYYYYYYY"},         /* admin: everything */
+    {"res", "YYYYYY....YYYYY."},          /* researcher: create/read/update own jobs */
+    {"ana", "YY.YY.....YYYY.."},          /* analyst: read only, cannot claim */
+    {"nobody", "YY.............."},       /* least privilege: only whoami (and health) */
+    {"res_del", "YYYYYYY...YYYYY."},      /* a per-user grant on top of the role */
+    {"res_nocreate", "YY.YYY....YYYYY."}, /* a per-user deny wins over the role */
+    {"jobs_all", "YYYYYYYYYYY....."},     /* jobs:* includes jobs:run */
+    {"readall", "YY.YY.....YYYY.."},      /* *:read */
+    {"writer", "YYY..Y.........."},       /* jobs:write = create + update, no read */
+    {"janitor", "YY.YYYY...YYYY.."},      /* inherits analyst via operator, adds update and delete */
+    {"admin_denied", "YYYYYYYYYYYYYYYY"}, /* admin: true ignores denies */
+    {"all_but_delete", "YYYYYY.YYYYYYYY."},
+    {"worker", "YY.YY..YYYY....."}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
+    {"runner", "YY.....YYY......"}, /* *:run is jobs:run alone */
 };
 
 static const fm_route *route_for(const char *method, const char *pattern)

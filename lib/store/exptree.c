@@ -1,0 +1,844 @@
+/*
+ * exptree.c - one user's experiment files (the rules and the write protocol: exptree.h).
+ *
+ * Resolution: a request's experiment and path are checked as text
+ * (fm_beneath_path_valid) and then looked up in one openat2 call from the
+ * user's directory (fm_beneath_open), so the kernel refuses links and
+ * escapes atomically with the lookup; whatever it finds is fstat'ed through
+ * the descriptor it returned, never by name again. Only the directories an
+ * upload creates are walked one name at a time (mkdirat, then a beneath open
+ * of that one name).
+ *
+ * Walks (listings, quotas) read directories through descriptors opened the
+ * same way and look at entries with fstatat(AT_SYMLINK_NOFOLLOW): a symbolic
+ * link, a special file, a hard link or a name no client could have chosen is
+ * skipped, never followed.
+ */
+#include "exptree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define DIR_MODE 0700
+#define FILE_MODE 0600
+#define HASH_CHUNK 65536
+#define ETAG_XATTR "user.fetchml.etag"
+/* "<64 hex> <size> <mtime s> <mtime ns>" */
+#define ETAG_XATTR_MAX (FM_EXP_ETAG_LEN + 3 * 21 + 4)
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        (void)close(*fd);
+    *fd = -1;
+}
+
+/* Mode and owner of an entry just made, whatever the umask was. */
+static fm_err own(const fm_exptree *t, int fd, mode_t mode)
+{
+    if (fchmod(fd, mode) != 0)
+        return FM_ESYS;
+    if (t->chown && fchown(fd, t->uid, t->gid) != 0)
+        return FM_ESYS;
+    return FM_OK;
+}
+
+/* Opens directory name beneath dirfd, making it (0700) when missing. -1 with errno otherwise. */
+static int open_dir(const fm_exptree *t, int dirfd, const char *name, bool create)
+{
+    int fd = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd;
+    if (mkdirat(dirfd, name, DIR_MODE) != 0 && errno != EEXIST)
+        return -1;
+    fd = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+    if (fd >= 0 && own(t, fd, DIR_MODE) != FM_OK) {
+        int e = errno;
+        (void)close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* "exp/path" into buf; false when the two do not form a valid path. */
+static bool join(char buf[FM_BENEATH_PATH_MAX + 1], const char *exp, const char *path)
+{
+    int n;
+
+    if (!fm_beneath_name_valid(exp, strlen(exp)))
+        return false;
+    if (path == NULL)
+        n = snprintf(buf, FM_BENEATH_PATH_MAX + 1, "%s", exp);
+    else
+        n = snprintf(buf, FM_BENEATH_PATH_MAX + 1, "%s/%s", exp, path);
+    return n > 0 && n <= FM_BENEATH_PATH_MAX && fm_beneath_path_valid(buf, NULL);
+}
+
+/*
+ * Opens rel beneath dirfd for reading when it is a regular, singly linked
+ * file. The first lookup is O_PATH, which opens nothing (a device or a FIFO
+ * is only looked at); the real open is checked again through its own
+ * descriptor, in case the entry was swapped in between. -1 with errno, and
+ * *other set when something else is there.
+ */
+static int open_regular(int dirfd, const char *rel, struct stat *st, bool *other)
+{
+    int fd = fm_beneath_open(dirfd, rel, O_PATH, 0), e;
+
+    *other = false;
+    if (fd >= 0 && (fstat(fd, st) != 0 || !fm_beneath_regular(st)))
+        goto other;
+    if (fd >= 0) {
+        (void)close(fd);
+        fd = fm_beneath_open(dirfd, rel, O_RDONLY, 0);
+    }
+    if (fd < 0) {
+        *other = errno == ELOOP || errno == EXDEV || errno == ENOTDIR;
+        return -1;
+    }
+    if (fstat(fd, st) == 0 && fm_beneath_regular(st))
+        return fd;
+other:
+    e = errno;
+    (void)close(fd);
+    *other = true;
+    errno = e;
+    return -1;
+}
+
+/* ---- the tree ----------------------------------------------------------------------- */
+
+fm_err fm_exptree_open(const char *experiments_dir, const char *user, bool create, fm_exptree *t)
+{
+    struct stat st;
+    int root, e;
+
+    t->fd = -1;
+    t->chown = false;
+    if (!fm_beneath_name_valid(user, strlen(user)))
+        return FM_EINVAL;
+    root = open(experiments_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 && errno == ENOENT && create) {
+        if (mkdir(experiments_dir, DIR_MODE) != 0 && errno != EEXIST)
+            return FM_ESYS;
+        root = open(experiments_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (root < 0)
+        return errno == ENOENT && !create ? FM_ENOTFOUND : FM_ESYS;
+    if (fstat(root, &st) != 0) {
+        e = errno;
+        (void)close(root);
+        errno = e;
+        return FM_ESYS;
+    }
+    t->chown = geteuid() == 0 && st.st_uid != 0;
+    t->uid = st.st_uid;
+    t->gid = st.st_gid;
+    t->fd = open_dir(t, root, user, create);
+    e = errno;
+    (void)close(root);
+    if (t->fd >= 0)
+        return FM_OK;
+    errno = e;
+    return e == ENOENT || e == ENOTDIR || e == ELOOP || e == EXDEV ? FM_ENOTFOUND : FM_ESYS;
+}
+
+void fm_exptree_close(fm_exptree *t)
+{
+    close_fd(&t->fd);
+}
+
+static fm_err lock_tree(const fm_exptree *t)
+{
+    while (flock(t->fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return FM_ESYS;
+    return FM_OK;
+}
+
+static void unlock_tree(const fm_exptree *t, fm_exp_change *c)
+{
+    if (c->locked)
+        (void)flock(t->fd, LOCK_UN);
+    c->locked = false;
+}
+
+/* ---- walks -------------------------------------------------------------------------- */
+
+typedef struct file_item {
+    char *path;
+    uint64_t bytes;
+    int64_t mtime_ms;
+} file_item;
+
+typedef struct walk {
+    fm_exp_usage use;
+    bool collect;     /* keep the files (a listing) */
+    bool sweep;       /* remove hidden names (the lock is held: none is in flight) */
+    file_item *items; /* collect: use.files of them */
+    size_t cap;
+    char path[FM_BENEATH_PATH_MAX + 1]; /* of the directory walked, relative to the start */
+} walk;
+
+static fm_err keep_item(walk *w, size_t plen, const char *name, const struct stat *st)
+{
+    file_item *it;
+
+    if (w->use.files >= w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 64;
+        file_item *n = realloc(w->items, cap * sizeof(*n));
+        if (n == NULL)
+            return FM_ESYS;
+        w->items = n;
+        w->cap = cap;
+    }
+    it = &w->items[w->use.files];
+    if (asprintf(&it->path, "%.*s%s%s", (int)plen, w->path, plen ? "/" : "", name) < 0)
+        return FM_ESYS;
+    it->bytes = (uint64_t)st->st_size;
+    it->mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+    return FM_OK;
+}
+
+static fm_err walk_dir(walk *w, int fd, size_t plen, size_t depth);
+
+static fm_err walk_entry(walk *w, int dirfd, size_t plen, size_t depth, const char *name)
+{
+    static const char reserved[] = FM_BENEATH_RESERVED;
+    size_t n = strlen(name);
+    struct stat st;
+    fm_err rc;
+    int sub;
+
+    if (strncmp(name, reserved, sizeof(reserved) - 1) == 0) {
+        if (w->sweep && unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+            fm_log_warn("experiments: cannot remove a leftover temporary file: %s",
+                        strerror(errno));
+        return FM_OK;
+    }
+    if (!fm_beneath_name_valid(name, n) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return FM_OK; /* a name no client can use, or gone meanwhile */
+    if (fm_beneath_regular(&st)) {
+        if (w->collect && (rc = keep_item(w, plen, name, &st)) != FM_OK)
+            return rc;
+        w->use.files++;
+        w->use.bytes += (uint64_t)st.st_size;
+        return FM_OK;
+    }
+    if (!S_ISDIR(st.st_mode) || depth + 1 >= FM_BENEATH_DEPTH_MAX ||
+        plen + 1 + n > FM_BENEATH_PATH_MAX)
+        return FM_OK;
+    sub = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+    if (sub < 0)
+        return FM_OK; /* replaced by a link or removed since the fstatat */
+    if (plen > 0)
+        w->path[plen++] = '/';
+    memcpy(w->path + plen, name, n + 1);
+    return walk_dir(w, sub, plen + n, depth + 1);
+}
+
+/* Walks the directory fd (consumed) whose path is w->path[0 .. plen). */
+static fm_err walk_dir(walk *w, int fd, size_t plen, size_t depth)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+    fm_err rc = FM_OK;
+
+    if (d == NULL) {
+        (void)close(fd);
+        return FM_ESYS;
+    }
+    errno = 0;
+    while (rc == FM_OK && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            rc = walk_entry(w, dirfd(d), plen, depth, de->d_name);
+        w->path[plen] = '\0';
+        errno = 0;
+    }
+    if (rc == FM_OK && errno != 0)
+        rc = FM_ESYS;
+    (void)closedir(d);
+    return rc;
+}
+
+/* Walks the directory at rel beneath t ("." = the whole tree). */
+static fm_err walk_from(const fm_exptree *t, const char *rel, walk *w)
+{
+    int fd = fm_beneath_open(t->fd, rel, O_RDONLY | O_DIRECTORY, 0);
+
+    w->path[0] = '\0';
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV
+                   ? FM_ENOTFOUND
+                   : FM_ESYS;
+    return walk_dir(w, fd, 0, 0);
+}
+
+static void free_items(walk *w)
+{
+    for (size_t i = 0; i < w->use.files && w->items != NULL; i++)
+        free(w->items[i].path);
+    free(w->items);
+    w->items = NULL;
+}
+
+fm_err fm_exptree_usage(const fm_exptree *t, fm_exp_usage *use)
+{
+    walk w = {0};
+    fm_err rc = walk_from(t, ".", &w);
+
+    *use = w.use;
+    return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+fm_err fm_exptree_experiments(const fm_exptree *t, cJSON **out, fm_exp_usage *total)
+{
+    DIR *d;
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    fm_err rc = FM_OK;
+    int fd = fm_beneath_open(t->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+
+    *out = NULL;
+    *total = (fm_exp_usage){0};
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0)
+            (void)close(fd);
+        return FM_ESYS;
+    }
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (!fm_beneath_name_valid(de->d_name, strlen(de->d_name)) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (n == cap) {
+            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*g));
+            if (g == NULL) {
+                rc = FM_ESYS;
+                break;
+            }
+            names = g;
+        }
+        if ((names[n] = strdup(de->d_name)) == NULL) {
+            rc = FM_ESYS;
+            break;
+        }
+        n++;
+    }
+    (void)closedir(d);
+    if (rc == FM_OK && (*out = cJSON_CreateArray()) == NULL)
+        rc = FM_ESYS;
+    if (n > 0)
+        qsort(names, n, sizeof(*names), by_name);
+    for (size_t i = 0; i < n && rc == FM_OK; i++) {
+        walk w = {0};
+        cJSON *o;
+
+        rc = walk_from(t, names[i], &w);
+        if (rc == FM_ENOTFOUND) { /* removed or replaced since it was listed */
+            rc = FM_OK;
+            continue;
+        }
+        if (rc != FM_OK)
+            break;
+        total->bytes += w.use.bytes;
+        total->files += w.use.files;
+        if ((o = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(*out, o) ||
+            cJSON_AddStringToObject(o, "name", names[i]) == NULL ||
+            cJSON_AddNumberToObject(o, "files", (double)w.use.files) == NULL ||
+            cJSON_AddNumberToObject(o, "bytes", (double)w.use.bytes) == NULL)
+            rc = FM_ESYS;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (rc != FM_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int by_path(const void *a, const void *b)
+{
+    return strcmp(((const file_item *)a)->path, ((const file_item *)b)->path);
+}
+
+fm_err fm_exptree_files(const fm_exptree *t, const char *exp, size_t offset, size_t limit,
+                        cJSON **out, size_t *total)
+{
+    walk w = {.collect = true};
+    fm_err rc;
+
+    *out = NULL;
+    *total = 0;
+    if (!fm_beneath_name_valid(exp, strlen(exp)))
+        return FM_EINVAL;
+    rc = walk_from(t, exp, &w);
+    if (rc == FM_OK && (*out = cJSON_CreateArray()) == NULL)
+        rc = FM_ESYS;
+    if (rc == FM_OK && w.use.files > 0)
+        qsort(w.items, w.use.files, sizeof(*w.items), by_path);
+    for (size_t i = offset; rc == FM_OK && i < w.use.files && i - offset < limit; i++) {
+        char ts[FM_RFC3339_MAX];
+        cJSON *o;
+
+        if ((o = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(*out, o) ||
+            cJSON_AddStringToObject(o, "path", w.items[i].path) == NULL ||
+            cJSON_AddNumberToObject(o, "bytes", (double)w.items[i].bytes) == NULL ||
+            cJSON_AddStringToObject(o, "modified_at",
+                                    fm_clock_rfc3339_ms(ts, w.items[i].mtime_ms)) == NULL)
+            rc = FM_ESYS;
+    }
+    *total = (size_t)w.use.files;
+    free_items(&w);
+    if (rc != FM_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* ---- ETags -------------------------------------------------------------------------- */
+
+static void etag_hex(crypto_hash_sha256_state *sha, char out[FM_EXP_ETAG_LEN + 1])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+
+    (void)crypto_hash_sha256_final(sha, digest);
+    (void)sodium_bin2hex(out, FM_EXP_ETAG_LEN + 1, digest, sizeof(digest));
+}
+
+static void etag_note(int fd, const char etag[FM_EXP_ETAG_LEN + 1], const struct stat *st)
+{
+    char v[ETAG_XATTR_MAX];
+    int n = snprintf(v, sizeof(v), "%s %lld %lld %ld", etag, (long long)st->st_size,
+                     (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+
+    /* Only a cache: a file system without user xattrs makes reads hash the file. */
+    if (n > 0 && (size_t)n < sizeof(v))
+        (void)fsetxattr(fd, ETAG_XATTR, v, (size_t)n, 0);
+}
+
+/* The ETag of the open file fd (st: its fstat), from the cache or by reading it. */
+static fm_err etag_of(int fd, const struct stat *st, bool note, char out[FM_EXP_ETAG_LEN + 1])
+{
+    char v[ETAG_XATTR_MAX + 1], want[ETAG_XATTR_MAX];
+    crypto_hash_sha256_state sha;
+    ssize_t n = fgetxattr(fd, ETAG_XATTR, v, sizeof(v) - 1);
+    unsigned char *buf;
+    off_t off = 0;
+
+    if (n > FM_EXP_ETAG_LEN) {
+        v[n] = '\0';
+        (void)snprintf(want, sizeof(want), " %lld %lld %ld", (long long)st->st_size,
+                       (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+        if (strcmp(v + FM_EXP_ETAG_LEN, want) == 0) {
+            memcpy(out, v, FM_EXP_ETAG_LEN);
+            out[FM_EXP_ETAG_LEN] = '\0';
+            return FM_OK;
+        }
+    }
+    if ((buf = malloc(HASH_CHUNK)) == NULL)
+        return FM_ESYS;
+    (void)crypto_hash_sha256_init(&sha);
+    for (;;) {
+        ssize_t r = pread(fd, buf, HASH_CHUNK, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            return FM_ESYS;
+        }
+        if (r == 0)
+            break;
+        (void)crypto_hash_sha256_update(&sha, buf, (unsigned long long)r);
+        off += r;
+    }
+    free(buf);
+    etag_hex(&sha, out);
+    if (note)
+        etag_note(fd, out, st);
+    return FM_OK;
+}
+
+/* Whether the header's list (RFC 9110 section 8.8.3: [W/]"opaque", comma separated) names etag. */
+static bool etag_listed(const char *list, const char etag[FM_EXP_ETAG_LEN + 1], bool weak_ok)
+{
+    const char *p = list;
+
+    for (;;) {
+        bool weak = false;
+        const char *end;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return false;
+        if (p[0] == 'W' && p[1] == '/') {
+            weak = true;
+            p += 2;
+        }
+        if (*p != '"' || (end = strchr(p + 1, '"')) == NULL)
+            return false; /* malformed: matches nothing */
+        if ((!weak || weak_ok) && (size_t)(end - p - 1) == FM_EXP_ETAG_LEN &&
+            memcmp(p + 1, etag, FM_EXP_ETAG_LEN) == 0)
+            return true;
+        p = end + 1;
+    }
+}
+
+static bool is_star(const char *h)
+{
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return h[0] == '*' && strspn(h + 1, " \t") == strlen(h + 1);
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+fm_err fm_exptree_read(const fm_exptree *t, const char *exp, const char *path, fm_exp_file *f)
+{
+    char rel[FM_BENEATH_PATH_MAX + 1];
+    struct stat st;
+    bool other;
+    int e;
+
+    f->fd = -1;
+    if (!join(rel, exp, path))
+        return FM_EINVAL;
+    f->fd = open_regular(t->fd, rel, &st, &other);
+    if (f->fd < 0)
+        return other || errno == ENOENT ? FM_ENOTFOUND : FM_ESYS;
+    f->size = (uint64_t)st.st_size;
+    if (etag_of(f->fd, &st, true, f->etag) != FM_OK) {
+        e = errno;
+        close_fd(&f->fd);
+        errno = e;
+        return FM_ESYS;
+    }
+    return FM_OK;
+}
+
+/* ---- changes ------------------------------------------------------------------------ */
+
+static void change_init(fm_exp_change *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->dirfd = -1;
+    c->fd = -1;
+}
+
+/*
+ * Opens (creating as needed) the directories of exp/path and sets c->leaf.
+ * FM_EINVAL (invalid), FM_ECONFLICT (a component is not a directory), FM_ESYS.
+ */
+static fm_err open_parent(const fm_exptree *t, const char *exp, const char *path, bool create,
+                          fm_exp_change *c)
+{
+    char rel[FM_BENEATH_PATH_MAX + 1];
+    const char *p = rel, *slash;
+    int fd;
+
+    if (!join(rel, exp, path))
+        return FM_EINVAL;
+    fd = fm_beneath_open(t->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+    while (fd >= 0 && (slash = strchr(p, '/')) != NULL) {
+        char name[FM_BENEATH_NAME_MAX + 1];
+        int next;
+
+        memcpy(name, p, (size_t)(slash - p));
+        name[slash - p] = '\0';
+        next = open_dir(t, fd, name, create);
+        (void)close(fd);
+        fd = next;
+        p = slash + 1;
+    }
+    if (fd < 0)
+        return errno == ENOTDIR || errno == ELOOP || errno == EXDEV || errno == EEXIST
+                   ? FM_ECONFLICT
+               : errno == ENOENT ? FM_ENOTFOUND
+                                 : FM_ESYS;
+    memcpy(c->leaf, p, strlen(p) + 1); /* a valid name: at most FM_BENEATH_NAME_MAX bytes */
+    c->dirfd = fd;
+    return FM_OK;
+}
+
+fm_err fm_exptree_put_begin(const fm_exptree *t, const char *exp, const char *path,
+                            fm_exp_change *c)
+{
+    fm_err rc;
+
+    change_init(c);
+    rc = open_parent(t, exp, path, true, c);
+    if (rc != FM_OK)
+        return rc == FM_ENOTFOUND ? FM_ECONFLICT : rc;
+    c->fd = fm_beneath_open(c->dirfd, ".", O_TMPFILE | O_WRONLY, FILE_MODE);
+    if (c->fd < 0 || own(t, c->fd, FILE_MODE) != FM_OK) {
+        int e = errno;
+        fm_exptree_abort(c);
+        errno = e;
+        return FM_ESYS;
+    }
+    (void)crypto_hash_sha256_init(&c->sha);
+    return FM_OK;
+}
+
+fm_err fm_exptree_put_write(fm_exp_change *c, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    (void)crypto_hash_sha256_update(&c->sha, buf, (unsigned long long)n);
+    while (n > 0) {
+        ssize_t w = write(c->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return FM_ESYS;
+        }
+        p += w;
+        n -= (size_t)w;
+        c->bytes += (uint64_t)w;
+    }
+    return FM_OK;
+}
+
+/* A hidden name for c in its directory. */
+static void hidden_name(fm_exp_change *c)
+{
+    unsigned char rnd[8];
+    char hex[2 * sizeof(rnd) + 1];
+
+    randombytes_buf(rnd, sizeof(rnd));
+    (void)sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+    (void)snprintf(c->hidden, sizeof(c->hidden), "%s%s", FM_BENEATH_RESERVED, hex);
+}
+
+/* Gives the unnamed file a (hidden) name: linkat, with /proc when AT_EMPTY_PATH needs a capability.
+ */
+static fm_err link_hidden(fm_exp_change *c)
+{
+    char proc[64];
+
+    hidden_name(c);
+    if (linkat(c->fd, "", c->dirfd, c->hidden, AT_EMPTY_PATH) == 0)
+        return FM_OK;
+    (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->fd);
+    if (linkat(AT_FDCWD, proc, c->dirfd, c->hidden, AT_SYMLINK_FOLLOW) == 0)
+        return FM_OK;
+    return FM_ESYS;
+}
+
+/*
+ * What is at rel beneath dirfd, which an upload would replace: FM_OK with
+ * *exists and its stat; FM_EINVAL when it is not a regular, singly linked
+ * file. The ETag is computed only when a precondition needs it (and cached
+ * on the file when note).
+ */
+static fm_err current(int dirfd, const char *rel, const fm_exp_cond *cond, bool note, bool *exists,
+                      struct stat *st, char etag[FM_EXP_ETAG_LEN + 1])
+{
+    bool other;
+    int fd = open_regular(dirfd, rel, st, &other);
+    fm_err rc = FM_OK;
+
+    *exists = false;
+    etag[0] = '\0';
+    if (fd < 0)
+        return other ? FM_EINVAL : errno == ENOENT ? FM_OK : FM_ESYS;
+    *exists = true;
+    if ((cond->if_match != NULL && !is_star(cond->if_match)) ||
+        (cond->if_none_match != NULL && !is_star(cond->if_none_match)))
+        rc = etag_of(fd, st, note, etag);
+    (void)close(fd);
+    return rc;
+}
+
+/* RFC 9110 section 13.2.2's order: If-Match, then If-None-Match. */
+static bool preconditions_hold(const fm_exp_cond *cond, bool exists, const char *etag)
+{
+    if (cond->if_match != NULL &&
+        (!exists || (!is_star(cond->if_match) && !etag_listed(cond->if_match, etag, false))))
+        return false;
+    if (cond->if_none_match != NULL && exists &&
+        (is_star(cond->if_none_match) || etag_listed(cond->if_none_match, etag, true)))
+        return false;
+    return true;
+}
+
+fm_err fm_exptree_put_check(const fm_exptree *t, const char *exp, const char *path,
+                            const fm_exp_cond *cond)
+{
+    char rel[FM_BENEATH_PATH_MAX + 1], etag[FM_EXP_ETAG_LEN + 1];
+    struct stat st;
+    bool exists;
+    fm_err rc;
+
+    if (cond->if_match == NULL && cond->if_none_match == NULL)
+        return FM_OK;
+    if (!join(rel, exp, path))
+        return FM_EINVAL;
+    rc = current(t->fd, rel, cond, true, &exists, &st, etag);
+    if (rc == FM_OK && !preconditions_hold(cond, exists, etag))
+        rc = FM_ECONFLICT;
+    return rc;
+}
+
+fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *cond,
+                             const fm_exp_limits *lim, const char **quota_what)
+{
+    char old_etag[FM_EXP_ETAG_LEN + 1];
+    struct stat st, now;
+    walk w = {.sweep = true};
+    bool exists;
+    fm_err rc;
+    int e;
+
+    *quota_what = NULL;
+    etag_hex(&c->sha, c->etag);
+    if (lock_tree(t) != FM_OK)
+        return FM_ESYS;
+    c->locked = true;
+    rc = current(c->dirfd, c->leaf, cond, false, &exists, &st, old_etag);
+    if (rc == FM_OK && !preconditions_hold(cond, exists, old_etag))
+        rc = FM_ECONFLICT;
+    if (rc == FM_OK)
+        rc = walk_from(t, ".", &w);
+    if (rc == FM_OK) {
+        uint64_t old = exists ? (uint64_t)st.st_size : 0;
+        if (w.use.bytes - (old <= w.use.bytes ? old : w.use.bytes) + c->bytes > lim->quota_bytes)
+            *quota_what = "quota_bytes";
+        else if (!exists && w.use.files + 1 > lim->quota_files)
+            *quota_what = "quota_files";
+        if (*quota_what != NULL)
+            rc = FM_EQUOTA;
+        c->old_bytes = old;
+    }
+    /* Durable before it has a name: after a crash the path holds the old file or the whole new one.
+     */
+    if (rc == FM_OK && (fdatasync(c->fd) != 0 || fstat(c->fd, &now) != 0))
+        rc = FM_ESYS;
+    if (rc == FM_OK) {
+        etag_note(c->fd, c->etag, &now);
+        rc = link_hidden(c);
+    }
+    if (rc == FM_OK) {
+        c->kind = exists ? FM_EXP_REPLACE : FM_EXP_NEW;
+        if (renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf,
+                      exists ? RENAME_EXCHANGE : RENAME_NOREPLACE) != 0) {
+            e = errno;
+            (void)unlinkat(c->dirfd, c->hidden, 0);
+            errno = e;
+            /* A name appeared or vanished since it was looked at: only a shell user does that. */
+            rc = e == EEXIST || e == ENOENT ? FM_ECONFLICT : FM_ESYS;
+        }
+    }
+    if (rc == FM_OK) {
+        if (!exists)
+            c->hidden[0] = '\0';
+        return FM_OK;
+    }
+    e = errno;
+    unlock_tree(t, c);
+    errno = e;
+    return rc;
+}
+
+fm_err fm_exptree_delete(const fm_exptree *t, const char *exp, const char *path, fm_exp_change *c)
+{
+    struct stat st;
+    fm_err rc;
+    int e;
+
+    change_init(c);
+    rc = open_parent(t, exp, path, false, c);
+    if (rc != FM_OK) {
+        fm_exptree_abort(c);
+        return rc == FM_ECONFLICT ? FM_ENOTFOUND : rc;
+    }
+    if (lock_tree(t) != FM_OK) {
+        e = errno;
+        fm_exptree_abort(c);
+        errno = e;
+        return FM_ESYS;
+    }
+    c->locked = true;
+    c->kind = FM_EXP_DELETE;
+    if (fstatat(c->dirfd, c->leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !fm_beneath_regular(&st)) {
+        rc = FM_ENOTFOUND;
+    } else {
+        c->bytes = (uint64_t)st.st_size;
+        hidden_name(c);
+        /* Whatever is at the name now is only renamed, never followed. */
+        if (renameat2(c->dirfd, c->leaf, c->dirfd, c->hidden, RENAME_NOREPLACE) != 0)
+            rc = errno == ENOENT ? FM_ENOTFOUND : FM_ESYS;
+    }
+    if (rc == FM_OK)
+        return FM_OK;
+    e = errno;
+    unlock_tree(t, c);
+    fm_exptree_abort(c);
+    errno = e;
+    return rc;
+}
+
+void fm_exptree_settle(const fm_exptree *t, fm_exp_change *c)
+{
+    if (c->hidden[0] != '\0' && unlinkat(c->dirfd, c->hidden, 0) != 0)
+        fm_log_warn("experiments: cannot remove a replaced file's old content: %s",
+                    strerror(errno));
+    c->hidden[0] = '\0';
+    unlock_tree(t, c);
+    fm_exptree_abort(c);
+}
+
+void fm_exptree_undo(const fm_exptree *t, fm_exp_change *c)
+{
+    int rc = 0;
+
+    if (c->kind == FM_EXP_NEW)
+        rc = unlinkat(c->dirfd, c->leaf, 0);
+    else if (c->kind == FM_EXP_REPLACE)
+        rc = renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf, RENAME_EXCHANGE) == 0
+                 ? unlinkat(c->dirfd, c->hidden, 0)
+                 : -1;
+    else
+        rc = renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf, RENAME_NOREPLACE);
+    if (rc != 0)
+        fm_log_error("experiments: could not undo a change whose audit record failed: %s",
+                     strerror(errno));
+    c->hidden[0] = '\0';
+    unlock_tree(t, c);
+    fm_exptree_abort(c);
+}
+
+void fm_exptree_abort(fm_exp_change *c)
+{
+    close_fd(&c->fd);
+    close_fd(&c->dirfd);
+}
