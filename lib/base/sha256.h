@@ -39,4 +39,30 @@ FM_MUST_CHECK fm_err fm_sha256_parts(unsigned char out[FM_SHA256_BYTES], const f
 /* fm_sha256 - out = SHA-256 of len bytes at in. Errors as fm_sha256_parts. */
 FM_MUST_CHECK fm_err fm_sha256(unsigned char out[FM_SHA256_BYTES], const void *in, size_t len);
 
+/*
+ * An incremental digest, for a message that comes in pieces (a streamed
+ * upload): fm_sha256_begin, any number of fm_sha256_add, then fm_sha256_end.
+ * A zeroed stream ({0}) is "not begun". Each stream has its own context (a
+ * heap allocation of libcrypto's) until it is ended or dropped.
+ */
+typedef struct fm_sha256_stream {
+    void *ctx; /* libcrypto's EVP_MD_CTX, or NULL */
+} fm_sha256_stream;
+
+/* fm_sha256_begin - start s (not begun, or ended). FM_OK; FM_ESYS (ENOMEM): s stays not begun. */
+FM_MUST_CHECK fm_err fm_sha256_begin(fm_sha256_stream *s);
+
+/* fm_sha256_add - hash len more bytes at p into a begun s. FM_OK; FM_ESYS (EINVAL: not begun). */
+FM_MUST_CHECK fm_err fm_sha256_add(fm_sha256_stream *s, const void *p, size_t len);
+
+/*
+ * fm_sha256_end - out = the digest of all that was added, and s is no longer
+ * begun (its context freed), also on failure. FM_OK; FM_ESYS (EINVAL: not
+ * begun; ENOMEM): out zeroed.
+ */
+FM_MUST_CHECK fm_err fm_sha256_end(fm_sha256_stream *s, unsigned char out[FM_SHA256_BYTES]);
+
+/* fm_sha256_drop - forget s without a digest (frees its context); a no-op when not begun. */
+void fm_sha256_drop(fm_sha256_stream *s);
+
 #endif

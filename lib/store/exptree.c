@@ -15,6 +15,7 @@
  * skipped, never followed.
  */
 #include "exptree.h"
+#include "sha256.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -424,12 +425,15 @@ fm_err fm_exptree_files(const fm_exptree *t, const char *exp, size_t offset, siz
 
 /* ---- ETags -------------------------------------------------------------------------- */
 
-static void etag_hex(crypto_hash_sha256_state *sha, char out[FM_EXP_ETAG_LEN + 1])
+/* Ends sha into its hex form out; FM_ESYS (errno) when the digest cannot be made. */
+static fm_err etag_hex(fm_sha256_stream *sha, char out[FM_EXP_ETAG_LEN + 1])
 {
-    unsigned char digest[crypto_hash_sha256_BYTES];
+    unsigned char digest[FM_SHA256_BYTES];
 
-    (void)crypto_hash_sha256_final(sha, digest);
+    if (fm_sha256_end(sha, digest) != FM_OK)
+        return FM_ESYS;
     (void)sodium_bin2hex(out, FM_EXP_ETAG_LEN + 1, digest, sizeof(digest));
+    return FM_OK;
 }
 
 static void etag_note(int fd, const char etag[FM_EXP_ETAG_LEN + 1], const struct stat *st)
@@ -447,7 +451,7 @@ static void etag_note(int fd, const char etag[FM_EXP_ETAG_LEN + 1], const struct
 static fm_err etag_of(int fd, const struct stat *st, bool note, char out[FM_EXP_ETAG_LEN + 1])
 {
     char v[ETAG_XATTR_MAX + 1], want[ETAG_XATTR_MAX];
-    crypto_hash_sha256_state sha;
+    fm_sha256_stream sha = {0};
     ssize_t n = fgetxattr(fd, ETAG_XATTR, v, sizeof(v) - 1);
     unsigned char *buf;
     off_t off = 0;
@@ -464,22 +468,28 @@ static fm_err etag_of(int fd, const struct stat *st, bool note, char out[FM_EXP_
     }
     if ((buf = malloc(HASH_CHUNK)) == NULL)
         return FM_ESYS;
-    (void)crypto_hash_sha256_init(&sha);
+    if (fm_sha256_begin(&sha) != FM_OK) {
+        free(buf);
+        return FM_ESYS;
+    }
     for (;;) {
         ssize_t r = pread(fd, buf, HASH_CHUNK, off);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
+        if (r < 0 || (r > 0 && fm_sha256_add(&sha, buf, (size_t)r) != FM_OK)) {
+            int e = errno;
             free(buf);
+            fm_sha256_drop(&sha);
+            errno = e;
             return FM_ESYS;
         }
         if (r == 0)
             break;
-        (void)crypto_hash_sha256_update(&sha, buf, (unsigned long long)r);
         off += r;
     }
     free(buf);
-    etag_hex(&sha, out);
+    if (etag_hex(&sha, out) != FM_OK)
+        return FM_ESYS;
     if (note)
         etag_note(fd, out, st);
     return FM_OK;
@@ -603,7 +613,11 @@ fm_err fm_exptree_put_begin(const fm_exptree *t, const char *exp, const char *pa
         errno = e;
         return FM_ESYS;
     }
-    (void)crypto_hash_sha256_init(&c->sha);
+    if (fm_sha256_begin(&c->sha) != FM_OK) {
+        fm_exptree_abort(c);
+        errno = ENOMEM;
+        return FM_ESYS;
+    }
     return FM_OK;
 }
 
@@ -611,7 +625,8 @@ fm_err fm_exptree_put_write(fm_exp_change *c, const void *buf, size_t n)
 {
     const char *p = buf;
 
-    (void)crypto_hash_sha256_update(&c->sha, buf, (unsigned long long)n);
+    if (fm_sha256_add(&c->sha, buf, n) != FM_OK)
+        return FM_ESYS;
     while (n > 0) {
         ssize_t w = write(c->fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -720,8 +735,7 @@ fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp
     int e;
 
     *quota_what = NULL;
-    etag_hex(&c->sha, c->etag);
-    if (lock_tree(t) != FM_OK)
+    if (etag_hex(&c->sha, c->etag) != FM_OK || lock_tree(t) != FM_OK)
         return FM_ESYS;
     c->locked = true;
     rc = current(c->dirfd, c->leaf, cond, false, &exists, &st, old_etag);
@@ -841,4 +855,5 @@ void fm_exptree_abort(fm_exp_change *c)
 {
     close_fd(&c->fd);
     close_fd(&c->dirfd);
+    fm_sha256_drop(&c->sha);
 }

@@ -61,6 +61,7 @@
 
 #include "beneath.h"
 #include "err.h"
+#include "sha256.h"
 
 #define FM_EXP_ETAG_LEN 64 /* hex digits of an ETag (SHA-256), without the quotes */
 
@@ -136,7 +137,7 @@ typedef struct fm_exp_change {
     char hidden[sizeof FM_BENEATH_RESERVED + 16]; /* the hidden name commit made */
     uint64_t bytes;                               /* written so far; a deleted file's size */
     uint64_t old_bytes;                           /* a replaced file's size */
-    crypto_hash_sha256_state sha;
+    fm_sha256_stream sha;           /* the content's, as it is written */
     char etag[FM_EXP_ETAG_LEN + 1]; /* after commit: the new content's */
 } fm_exp_change;
 

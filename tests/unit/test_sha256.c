@@ -65,6 +65,39 @@ START_TEST(parts_are_the_concatenation)
 }
 END_TEST
 
+/* A stream gives the one-shot digest however the message comes; misuse is an error, not a crash. */
+START_TEST(stream_is_the_one_shot)
+{
+    unsigned char buf[5000], whole[FM_SHA256_BYTES], d[FM_SHA256_BYTES];
+    fm_sha256_stream s = {0};
+
+    randombytes_buf(buf, sizeof buf);
+    ck_assert_int_eq(fm_sha256(whole, buf, sizeof buf), FM_OK);
+    for (size_t step = 1; step <= 4097; step = step * 3 + 1) {
+        ck_assert_int_eq(fm_sha256_begin(&s), FM_OK);
+        for (size_t at = 0; at < sizeof buf; at += step)
+            ck_assert_int_eq(fm_sha256_add(&s, buf + at, at + step <= sizeof buf ? step : sizeof buf - at), FM_OK);
+        ck_assert_int_eq(fm_sha256_end(&s, d), FM_OK);
+        ck_assert_mem_eq(d, whole, FM_SHA256_BYTES);
+        ck_assert_ptr_null(s.ctx);
+    }
+    /* Not begun (or ended): add and end fail; drop is a no-op; begin again restarts. */
+    ck_assert_int_eq(fm_sha256_add(&s, buf, 1), FM_ESYS);
+    ck_assert_int_eq(fm_sha256_end(&s, d), FM_ESYS);
+    fm_sha256_drop(&s);
+    ck_assert_int_eq(fm_sha256_begin(&s), FM_OK);
+    ck_assert_int_eq(fm_sha256_add(&s, "x", 1), FM_OK);
+    ck_assert_int_eq(fm_sha256_begin(&s), FM_OK); /* drops the first */
+    ck_assert_int_eq(fm_sha256_add(&s, "abc", 3), FM_OK);
+    ck_assert_int_eq(fm_sha256_end(&s, d), FM_OK);
+    ck_assert_int_eq(fm_sha256(whole, "abc", 3), FM_OK);
+    ck_assert_mem_eq(d, whole, FM_SHA256_BYTES);
+    ck_assert_int_eq(fm_sha256_begin(&s), FM_OK);
+    fm_sha256_drop(&s);
+    ck_assert_ptr_null(s.ctx);
+}
+END_TEST
+
 static void agree_with_libsodium(void)
 {
     unsigned char buf[1100], d[FM_SHA256_BYTES], want[crypto_hash_sha256_BYTES];
@@ -102,6 +135,7 @@ static Suite *sha256_suite(void)
 
     tcase_add_test(tc, fips_examples);
     tcase_add_test(tc, parts_are_the_concatenation);
+    tcase_add_test(tc, stream_is_the_one_shot);
     tcase_add_test(tc, agrees_with_libsodium_and_after_fork);
     suite_add_tcase(s, tc);
     return s;
