@@ -13,6 +13,7 @@
 
 #define FM_RESPONSE_MAX_HEADERS 12
 #define FM_RESPONSE_HEADER_MAX 256 /* bytes per header line, without CRLF */
+#define FM_RESPONSE_TYPE_MAX 64     /* bytes of a content_type */
 
 typedef struct fm_response {
     int status; /* 0 until set */
@@ -20,6 +21,7 @@ typedef struct fm_response {
     size_t nheaders;
     char *body;      /* heap, owned; NULL = empty */
     size_t body_len; /* bytes */
+    const char *content_type; /* static, < FM_RESPONSE_TYPE_MAX bytes; NULL: application/json */
 } fm_response;
 
 /* fm_response_reset - free the body and clear everything, ready for reuse. */
@@ -52,6 +54,14 @@ fm_err fm_response_json(fm_response *resp, int status, const cJSON *json);
  * set; headers already added stay. Never fails.
  */
 void fm_response_json_take(fm_response *resp, int status, char *body, size_t len);
+
+/*
+ * fm_response_text_take - as fm_response_json_take, for a body of another
+ * media type: content_type (a static string under FM_RESPONSE_TYPE_MAX bytes, e.g. "text/plain; version=0.0.4;
+ * charset=utf-8") is the Content-Type sent. Never fails.
+ */
+void fm_response_text_take(fm_response *resp, int status, const char *content_type, char *body,
+                           size_t len);
 
 /*
  * fm_response_error - set status and the JSON error body with code (e.g.

@@ -67,7 +67,10 @@ static const char *users_yaml(void)
     return out;
 }
 
-/* Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete. */
+/*
+ * Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete,
+ * metrics.
+ */
 static const struct {
     const char *method, *pattern;
 } cols[] = {
@@ -81,6 +84,7 @@ static const struct {
     {"POST", "/v1/worker/claim"},
     {"POST", "/v1/tasks/{id}/heartbeat"},
     {"POST", "/v1/tasks/{id}/complete"},
+    {"GET", "/metrics"},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -88,20 +92,20 @@ static const struct {
     const char *user;
     const char *allowed; /* one character per column: Y allowed, . denied */
 } rows[] = {
-    {"root", "YYYYYYYYYY"},         /* admin: everything */
-    {"res", "YYYYYY...."},          /* researcher: create/read/update own jobs */
-    {"ana", "YY.YY....."},          /* analyst: read only, cannot claim */
-    {"nobody", "YY........"},       /* least privilege: only whoami (and health) */
-    {"res_del", "YYYYYYY..."},      /* a per-user grant on top of the role */
-    {"res_nocreate", "YY.YYY...."}, /* a per-user deny wins over the role */
-    {"jobs_all", "YYYYYYYYYY"},     /* jobs:* includes jobs:run */
-    {"readall", "YY.YY....."},      /* *:read */
-    {"writer", "YYY..Y...."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY..."},      /* inherits analyst via operator, adds update and delete */
-    {"admin_denied", "YYYYYYYYYY"}, /* admin: true ignores denies */
-    {"all_but_delete", "YYYYYY.YYY"},
-    {"worker", "YY.YY..YYY"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
-    {"runner", "YY.....YYY"}, /* *:run is jobs:run alone */
+    {"root", "YYYYYYYYYYY"},         /* admin: everything */
+    {"res", "YYYYYY....."},          /* researcher: create/read/update own jobs */
+    {"ana", "YY.YY.....Y"},          /* analyst: read only, cannot claim */
+    {"nobody", "YY........."},       /* least privilege: only whoami (and health) */
+    {"res_del", "YYYYYYY...."},      /* a per-user grant on top of the role */
+    {"res_nocreate", "YY.YYY....."}, /* a per-user deny wins over the role */
+    {"jobs_all", "YYYYYYYYYY."},     /* jobs:* includes jobs:run */
+    {"readall", "YY.YY.....Y"},      /* *:read */
+    {"writer", "YYY..Y....."},       /* jobs:write = create + update, no read */
+    {"janitor", "YY.YYYY...."},      /* via operator from analyst, + update/delete, - metrics */
+    {"admin_denied", "YYYYYYYYYYY"}, /* admin: true ignores denies */
+    {"all_but_delete", "YYYYYY.YYYY"},
+    {"worker", "YY.YY..YYY."}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
+    {"runner", "YY.....YYY."}, /* *:run is jobs:run alone */
 };
 
 static const fm_route *route_for(const char *method, const char *pattern)
@@ -194,7 +198,7 @@ static char *whoami_reference(const fm_config *cfg, const fm_user *u, const fm_r
 static void expect_whoami(const fm_config *cfg, const fm_user *u, const fm_rl_result *rl)
 {
     const fm_route *route = route_for("GET", "/v1/whoami");
-    fm_env env = {cfg, NULL, NULL};
+    fm_env env = {.cfg = cfg};
     fm_call call;
     fm_response resp;
     char *want = whoami_reference(cfg, u, rl);
