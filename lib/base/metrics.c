@@ -376,26 +376,62 @@ static const char *route_name(const fm_metrics_view *v, size_t i)
     return i < v->nroutes ? v->routes[i] : "unmatched";
 }
 
-static void put_requests(out *o, fm_metrics *m, const fm_metrics_view *v)
+/*
+ * Several rows of the route table share a pattern (GET and POST /v1/tasks);
+ * each pattern is one route label, so its rows are summed: first[r] is the
+ * first row with r's pattern.
+ */
+static size_t *pattern_groups(const fm_metrics *m, const fm_metrics_view *v)
+{
+    size_t *first = malloc((m->nroutes + 1) * sizeof(*first));
+
+    if (first == NULL)
+        return NULL;
+    for (size_t r = 0; r <= m->nroutes; r++) {
+        first[r] = r;
+        for (size_t q = 0; q < r && r < v->nroutes; q++)
+            if (first[q] == q && strcmp(v->routes[q], v->routes[r]) == 0) {
+                first[r] = q;
+                break;
+            }
+    }
+    return first;
+}
+
+static void put_requests(out *o, fm_metrics *m, const fm_metrics_view *v, const size_t *first)
 {
     put_family(o, "fetchml_http_requests_total", "counter",
                "HTTP requests answered, by route pattern, method and status.");
-    for (size_t r = 0; r <= m->nroutes; r++)
-        for (size_t k = 0; k < NMETHODS; k++)
+    for (size_t c = 0; c <= m->nroutes; c++)
+        for (size_t k = 0; first[c] == c && k < NMETHODS; k++)
             for (size_t s = 0; s < NSTATUS; s++) {
-                uint64_t n = atomic_load_explicit(request_slot(m, r, k, s), memory_order_relaxed);
+                uint64_t n = 0;
+                for (size_t r = c; r <= m->nroutes; r++)
+                    if (first[r] == c)
+                        n += atomic_load_explicit(request_slot(m, r, k, s), memory_order_relaxed);
                 if (n == 0)
                     continue;
                 put(o, "fetchml_http_requests_total{route=");
-                put_value(o, route_name(v, r));
+                put_value(o, route_name(v, c));
                 put(o, ",method=");
                 put_value(o, k < NMETHODS - 1 ? method_names[k] : "other");
                 put(o, ",status=\"%zu\"} %llu\n", s + STATUS_MIN, (unsigned long long)n);
             }
     put_family(o, "fetchml_http_request_duration_seconds", "histogram",
                "Time the request pipeline took, by route pattern.");
-    for (size_t r = 0; r <= m->nroutes; r++)
-        put_hist(o, "fetchml_http_request_duration_seconds", route_name(v, r), &m->route[r]);
+    for (size_t c = 0; c <= m->nroutes; c++) {
+        hist sum = {0};
+        if (first[c] != c)
+            continue;
+        for (size_t r = c; r <= m->nroutes; r++) {
+            if (first[r] != c)
+                continue;
+            for (size_t i = 0; i <= FM_METRICS_NBUCKETS; i++)
+                sum.bucket[i] += atomic_load_explicit(&m->route[r].bucket[i], memory_order_relaxed);
+            sum.sum_ns += atomic_load_explicit(&m->route[r].sum_ns, memory_order_relaxed);
+        }
+        put_hist(o, "fetchml_http_request_duration_seconds", route_name(v, c), &sum);
+    }
 }
 
 static void put_series(out *o, fm_metrics *m)
@@ -454,15 +490,21 @@ static void put_pool(out *o, fm_metrics *m, const fm_metrics_view *v)
 fm_err fm_metrics_render(const fm_metrics_view *view, char **text, size_t *len)
 {
     out o = {.cap = 16384};
+    size_t *first;
 
-    if (cur == NULL || view == NULL) {
+    if (cur == NULL || view == NULL || view->nroutes != cur->nroutes) {
         errno = EINVAL;
         return FM_EINVAL;
     }
     if ((o.buf = malloc(o.cap)) == NULL)
         return FM_ESYS;
     o.buf[0] = '\0';
-    put_requests(&o, cur, view);
+    if ((first = pattern_groups(cur, view)) == NULL) {
+        free(o.buf);
+        return FM_ESYS;
+    }
+    put_requests(&o, cur, view, first);
+    free(first);
     put_series(&o, cur);
     put_family(&o, "fetchml_redis_command_duration_seconds", "histogram",
                "Redis command round trips (connect included when one was made).");

@@ -157,8 +157,10 @@ void fm_metrics_worker_gone(pid_t pid);
  * fm_metrics_render - the exposition of every family, text format 0.0.4,
  * into *out (heap, NUL-terminated, *len bytes; the caller frees it). Label
  * values are escaped (backslash, double quote, line feed). Histograms are
- * cumulative, end in le="+Inf" and their _count equals that bucket.
- * FM_OK; FM_EINVAL without a region; FM_ESYS (ENOMEM).
+ * cumulative, end in le="+Inf" and their _count equals that bucket. Rows of
+ * the route table that share a pattern (one per method) are summed into one
+ * route label. FM_OK; FM_EINVAL without a region or when view->nroutes is
+ * not the region's; FM_ESYS (ENOMEM).
  */
 FM_MUST_CHECK fm_err fm_metrics_render(const fm_metrics_view *view, char **out, size_t *len);
 

@@ -26,7 +26,7 @@ static fm_metrics *m;
 
 static void setup(void)
 {
-    m = fm_metrics_create(2);
+    m = fm_metrics_create(3);
     ck_assert_ptr_nonnull(m);
     fm_metrics_attach(m);
 }
@@ -39,8 +39,8 @@ static void teardown(void)
 
 static char *render(void)
 {
-    static const char *const routes[] = {"/a", "/b/{id}"};
-    fm_metrics_view v = {.routes = routes, .nroutes = 2, .version = "v\"1\\x\ny"};
+    static const char *const routes[] = {"/a", "/b/{id}", "/a"}; /* GET and POST /a, say */
+    fm_metrics_view v = {.routes = routes, .nroutes = 3, .version = "v\"1\\x\ny"};
     char *text = NULL;
     size_t len = 0;
 
@@ -94,6 +94,12 @@ END_TEST
 
 START_TEST(without_a_region_counting_is_off)
 {
+    static const char *const two[] = {"/a", "/b"};
+    fm_metrics_view v = {.routes = two, .nroutes = 2};
+    char *text;
+    size_t len;
+
+    ck_assert_int_eq(fm_metrics_render(&v, &text, &len), FM_EINVAL); /* not the region's table */
     fm_metrics_attach(NULL);
     fm_metrics_inc(FM_MET_RATE_LIMITED);
     fm_metrics_request(0, "GET", 200, 0.1);
@@ -109,7 +115,7 @@ END_TEST
 START_TEST(odd_methods_routes_and_statuses_stay_bounded)
 {
     fm_metrics_request(99, "BREW", 999, -1);
-    ck_assert_uint_eq(fm_metrics_request_count(2, "other", 500), 1);
+    ck_assert_uint_eq(fm_metrics_request_count(3, "other", 500), 1);
     fm_metrics_request(0, NULL, 200, 0);
     ck_assert_uint_eq(fm_metrics_request_count(0, "FOO", 200), 1);
 }
@@ -152,7 +158,7 @@ START_TEST(exposition_is_well_formed)
 
     fm_metrics_request(0, "GET", 200, 0.0001);
     fm_metrics_request(0, "GET", 200, 0.003);
-    fm_metrics_request(0, "GET", 404, 100);
+    fm_metrics_request(2, "GET", 404, 100); /* the pattern's other row: the same label */
     fm_metrics_redis_latency(0.02);
     fm_metrics_inc(FM_MET_AUTH_UNKNOWN_KEY);
     text = render();
@@ -186,6 +192,8 @@ START_TEST(exposition_is_well_formed)
     ck_assert_ptr_null(strstr(strstr(text, "# TYPE fetchml_auth_failures_total") + 1,
                               "# TYPE fetchml_auth_failures_total"));
     ck_assert_ptr_null(strstr(text, "fetchml_pool_listen_queue_length")); /* have_queue false */
+    /* One route label per pattern: "/a" appears in one histogram only. */
+    ck_assert_ptr_null(strstr(strstr(text, "_count{route=\"/a\"}") + 1, "_count{route=\"/a\"}"));
     free(text);
 }
 END_TEST
