@@ -13,7 +13,11 @@ export FETCHML_HTTP_PORT=${FETCHML_TEST_HTTP_PORT:-9200}
 export FETCHML_BUILD=${FETCHML_BUILD:-$ROOT/build}
 chmod 755 "$FETCHML_VAR"
 
-cleanup() { "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true; }
+cleanup() {
+    # A monitoring test's Prometheus (lib.sh prometheus_start), if a test stopped before stopping it.
+    [ -f "$FETCHML_VAR/run/prometheus.pid" ] && kill "$(cat "$FETCHML_VAR/run/prometheus.pid")" 2>/dev/null
+    "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 # A development script must not change host settings; run-local.sh once raised

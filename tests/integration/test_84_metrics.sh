@@ -4,12 +4,6 @@
 # kill of every worker and across reloads (the counters live in shared memory
 # the master keeps).
 
-PROM_KEY=prometheus-scrape-key-00000000000000000000
-metrics_user() {
-    printf '    prometheus:\n      hash: "%s"\n' "$(hash_of "$PROM_KEY")"
-    printf '      permissions: { "metrics:read": true }\n'
-    printf '      rate_limit: { requests_per_minute: 1000000, burst: 1000000 }\n'
-}
 write_config extra_users="$(metrics_user)"
 prom_ok() { req GET /metrics -H "Authorization: Bearer $PROM_KEY"; status_is 200; }
 check "a reload adds a user holding only metrics:read" reload_until prom_ok
