@@ -24,12 +24,20 @@ check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
 }
 
 # req METHOD PATH [curl args...]: sets STATUS, TRACE; body in $B, headers in $H.
+# Each answer is also kept in $CONTRACT for run.sh's contract check against
+# docs/openapi.yaml (check_contract.py): N.r "METHOD PATH STATUS", N.h, N.b.
+CONTRACT=$FETCHML_VAR/contract
+mkdir -p "$CONTRACT"
 req() {
-    local m=$1 p=$2
+    local m=$1 p=$2 n
     shift 2
+    : >"$B" # curl writes no file for an empty body: no earlier body may stay in its place
     STATUS=$(curl -sk -X "$m" -D "$H" -o "$B" -w '%{http_code}' "$@" "$BASE$p") || STATUS=000
     TRACE=$(tr -d '\r' <"$H" | awk -F': ' 'tolower($1)=="x-request-id"{print $2}' | tail -1)
     printf '%s\n' "$TRACE" >>"$OUT/traces"
+    n=$CONTRACT/${EPOCHREALTIME/./}.$BASHPID.$RANDOM
+    cp "$H" "$n.h" 2>/dev/null && { cp "$B" "$n.b" 2>/dev/null || : >"$n.b"; } &&
+        printf '%s %s %s\n' "$m" "${p// /%20}" "$STATUS" >"$n.r"
 }
 # For requests nginx refuses itself (malformed ones never reach the app, so
 # only nginx's access log records them): drop the last trace from the audit check.

@@ -55,6 +55,15 @@ for t in "$ROOT"/tests/integration/test_*.sh; do
     [ -e "$OUT/finished" ] || not_ok "$name stopped before its end (exit status $rc); its later checks did not run"
 done
 
+# Every answer the tests got through req, against docs/openapi.yaml.
+if python3 "$ROOT/tests/integration/check_contract.py" "$ROOT/docs/openapi.yaml" "$CONTRACT" \
+    >"$FETCHML_VAR/contract.out" 2>&1; then
+    ok "every response the suite received matches docs/openapi.yaml ($(tail -1 "$FETCHML_VAR/contract.out"))"
+else
+    not_ok "responses that do not match docs/openapi.yaml:"
+    cat "$FETCHML_VAR/contract.out"
+fi
+
 # The FastCGI pool's and the log relay's stderr must hold no sanitizer report.
 "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1
 for f in fcgi.stderr logrelay.stderr; do
