@@ -217,8 +217,7 @@ static int reap(void)
         if (fm_pool_remove(m.pool, pid, &w)) {
             what = "worker";
             fm_metrics_worker_gone(pid); /* it may have died mid-request, marked busy */
-        }
-        else if (fm_pool_remove(m.sweepers, pid, &w))
+        } else if (fm_pool_remove(m.sweepers, pid, &w))
             what = "sweeper";
         else
             continue;

@@ -97,8 +97,8 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     off = put(block, (size_t)n, reason, rlen);
     off = put(block, off, "\r\n", 2);
     if (resp->body != NULL && resp->content_type != NULL) {
-        int m = snprintf(block + off, sizeof(block) - off, "Content-Type: %s\r\n",
-                         resp->content_type);
+        int m =
+            snprintf(block + off, sizeof(block) - off, "Content-Type: %s\r\n", resp->content_type);
         if (m > 0 && (size_t)m < sizeof(block) - off)
             off += (size_t)m;
     } else if (resp->body != NULL) {

@@ -65,8 +65,7 @@ static fm_err unix_queue(int fd, unsigned *queued, unsigned *backlog)
             msg->udiag_ino != st.st_ino)
             continue;
         len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
-        for (struct rtattr *a = (struct rtattr *)(msg + 1); RTA_OK(a, len);
-             a = RTA_NEXT(a, len)) {
+        for (struct rtattr *a = (struct rtattr *)(msg + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
             if (a->rta_type == UNIX_DIAG_RQLEN &&
                 RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
                 struct unix_diag_rqlen q;

@@ -80,8 +80,7 @@ static const series_row rows[FM_MET_COUNT] = {
     [FM_MET_REDIS_ERR_CONNECTION] = {"fetchml_redis_errors_total", "counter",
                                      "Redis commands that failed, by kind.", "kind", "connection"},
     [FM_MET_REDIS_ERR_TIMEOUT] = {"fetchml_redis_errors_total", NULL, NULL, "kind", "timeout"},
-    [FM_MET_REDIS_ERR_CIRCUIT] = {"fetchml_redis_errors_total", NULL, NULL, "kind",
-                                  "circuit_open"},
+    [FM_MET_REDIS_ERR_CIRCUIT] = {"fetchml_redis_errors_total", NULL, NULL, "kind", "circuit_open"},
     [FM_MET_REDIS_ERR_REPLY] = {"fetchml_redis_errors_total", NULL, NULL, "kind", "reply"},
     [FM_MET_AUDIT_WRITE_FAILURES] = {"fetchml_audit_write_failures_total", "counter",
                                      "Audit records that could not be written (the request got "
@@ -108,8 +107,8 @@ static const series_row rows[FM_MET_COUNT] = {
                                  "Unix time the configuration in force was loaded.", NULL, NULL},
 };
 
-static fm_metrics *cur;  /* this process's region */
-static slot *own_slot;   /* this worker's pool slot */
+static fm_metrics *cur; /* this process's region */
+static slot *own_slot;  /* this worker's pool slot */
 
 static size_t region_size(size_t nroutes)
 {

@@ -59,8 +59,10 @@
 
 /* Workers (of every live generation together) the pool gauges can follow. */
 #define FM_METRICS_WORKER_SLOTS 1024
-/* Histogram bucket bounds, seconds: the defaults of the Prometheus client libraries, finer at 1 ms. */
-#define FM_METRICS_BUCKETS 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+/* Histogram bucket bounds, seconds: the defaults of the Prometheus client libraries, finer at 1 ms.
+ */
+#define FM_METRICS_BUCKETS                                                                         \
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 #define FM_METRICS_NBUCKETS 14
 /* Methods counted by name; any other is "other". */
 #define FM_METRICS_METHODS "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
@@ -97,9 +99,9 @@ typedef struct fm_metrics fm_metrics;
 typedef struct fm_metrics_view {
     const char *const *routes; /* nroutes patterns, the order the counts were made in */
     size_t nroutes;
-    bool have_queue;   /* false: the listen queue could not be measured (not shown) */
-    unsigned queue_len; /* connections waiting to be accepted */
-    unsigned queue_max; /* the listen backlog */
+    bool have_queue;     /* false: the listen queue could not be measured (not shown) */
+    unsigned queue_len;  /* connections waiting to be accepted */
+    unsigned queue_max;  /* the listen backlog */
     const char *version; /* build version label */
 } fm_metrics_view;
 

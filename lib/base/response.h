@@ -13,7 +13,7 @@
 
 #define FM_RESPONSE_MAX_HEADERS 12
 #define FM_RESPONSE_HEADER_MAX 256 /* bytes per header line, without CRLF */
-#define FM_RESPONSE_TYPE_MAX 64     /* bytes of a content_type */
+#define FM_RESPONSE_TYPE_MAX 64    /* bytes of a content_type */
 
 typedef struct fm_response {
     int status; /* 0 until set */
@@ -57,8 +57,8 @@ void fm_response_json_take(fm_response *resp, int status, char *body, size_t len
 
 /*
  * fm_response_text_take - as fm_response_json_take, for a body of another
- * media type: content_type (a static string under FM_RESPONSE_TYPE_MAX bytes, e.g. "text/plain; version=0.0.4;
- * charset=utf-8") is the Content-Type sent. Never fails.
+ * media type: content_type (a static string under FM_RESPONSE_TYPE_MAX bytes, e.g. "text/plain;
+ * version=0.0.4; charset=utf-8") is the Content-Type sent. Never fails.
  */
 void fm_response_text_take(fm_response *resp, int status, const char *content_type, char *body,
                            size_t len);

@@ -85,7 +85,8 @@ START_TEST(published_event_reaches_subscriber)
     static const char *keys[] = {"id", "type", "ts", "task"};
     redisContext *sub = subscriber();
     cJSON *task = sample_task("0b9d2c52-8c3e-4c1e-9a7f-2f0f6c1d9e11"), *ev, *item;
-    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
+    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED),
+                       bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     char first_id[FM_EVENTS_ID_SIZE];
     int64_t when;
     size_t k = 0;
@@ -128,7 +129,8 @@ END_TEST
 START_TEST(redis_down_counted_no_hang)
 {
     cJSON *task = sample_task("0b9d2c52-8c3e-4c1e-9a7f-2f0f6c1d9e12");
-    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
+    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED),
+                       bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     double t0;
 
     ck_assert_int_eq(fm_redis_ping(th_r), FM_OK);

@@ -3,13 +3,15 @@
  * (each counting concurrently), a child that dies keeps its counts, pool slots
  * taken and freed, and the exposition: families once, escaped label values,
  * cumulative buckets ending in +Inf with _count equal to it. Also listenq:
- * the accept queue of a unix listening socket with connections waiting.
+ * the accept queue of a unix or TCP listening socket with connections waiting.
  */
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -163,23 +165,28 @@ START_TEST(exposition_is_well_formed)
     fm_metrics_inc(FM_MET_AUTH_UNKNOWN_KEY);
     text = render();
     ck_assert_double_eq(
-        value_of(text, "fetchml_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"}"), 2);
+        value_of(text, "fetchml_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"}"),
+        2);
     ck_assert_double_eq(
-        value_of(text, "fetchml_http_requests_total{route=\"/a\",method=\"GET\",status=\"404\"}"), 1);
+        value_of(text, "fetchml_http_requests_total{route=\"/a\",method=\"GET\",status=\"404\"}"),
+        1);
     /* Cumulative: 1 at 0.5 ms, 2 from 5 ms on, 3 only at +Inf, which _count equals. */
     ck_assert_double_eq(
         value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0005\"}"),
         1);
     ck_assert_double_eq(
-        value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"}"), 2);
+        value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"}"),
+        2);
     ck_assert_double_eq(
         value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"10\"}"), 2);
     ck_assert_double_eq(
-        value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"}"), 3);
+        value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"}"),
+        3);
     ck_assert_double_eq(value_of(text, "fetchml_http_request_duration_seconds_count{route=\"/a\"}"),
                         3);
     ck_assert_double_eq(
-        value_of(text, "fetchml_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"+Inf\"}"),
+        value_of(text,
+                 "fetchml_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"+Inf\"}"),
         0);
     ck_assert_double_eq(value_of(text, "fetchml_redis_command_duration_seconds_count"), 1);
     ck_assert_double_eq(value_of(text, "fetchml_auth_failures_total{reason=\"unknown_key\"}"), 1);
@@ -231,6 +238,30 @@ START_TEST(listen_queue_of_a_unix_socket)
 }
 END_TEST
 
+START_TEST(listen_queue_of_a_tcp_socket)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    unsigned queued = 99, backlog = 0;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), c[2];
+
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    ck_assert_int_eq(listen(lfd, 9), 0);
+    for (int i = 0; i < 2; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_eq(connect(c[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    }
+    ck_assert_int_eq(fm_listenq_read(lfd, &queued, &backlog), FM_OK);
+    ck_assert_uint_eq(queued, 2);
+    ck_assert_uint_eq(backlog, 9);
+    for (int i = 0; i < 2; i++)
+        (void)close(c[i]);
+    (void)close(lfd);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -245,6 +276,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, pool_slots_follow_workers);
     tcase_add_test(tc, exposition_is_well_formed);
     tcase_add_test(tc, listen_queue_of_a_unix_socket);
+    tcase_add_test(tc, listen_queue_of_a_tcp_socket);
     suite_add_tcase(s, tc);
     return s;
 }
