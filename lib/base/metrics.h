@@ -42,6 +42,13 @@
  *   fetchml_config_loaded_timestamp_seconds                gauge
  *   fetchml_config_age_seconds                             gauge
  *   fetchml_build_info{version}                            gauge, always 1
+ * A new series is one fm_metric value below and one row of metrics.c's
+ * rows[] (family name, type and help on the family's first row, label name
+ * and value); a new label value of a family is a row next to its siblings.
+ * FM_MET_WEBSOCKETS_OPEN is for the /ws code: fm_metrics_add(+1 / -1) where
+ * a socket opens and closes, or fm_metrics_set with a count it reads (from
+ * nchan); the events counters are already counted by fm_events_publish.
+ *
  * route is the route table's pattern ("/v1/tasks/{id}"), never the path a
  * client sent; a request no route's pattern matches is route="unmatched".
  * method is one of FM_METRICS_METHODS or "other"; status the HTTP status
