@@ -4,7 +4,13 @@
 # kill of every worker and across reloads (the counters live in shared memory
 # the master keeps).
 
-write_config extra_users="$(metrics_user)"
+LIMITED_KEY=metrics-limited-key-000000000000000000000
+t84_users() { # the scraper, and a user with a tiny bucket
+    metrics_user
+    printf '    limited:\n      hash: "%s"\n      roles: ["analyst"]\n' "$(hash_of "$LIMITED_KEY")"
+    printf '      rate_limit: { requests_per_minute: 1, burst: 2 }\n'
+}
+write_config extra_users="$(t84_users)"
 prom_ok() { req GET /metrics -H "Authorization: Bearer $PROM_KEY"; status_is 200; }
 check "a reload adds a user holding only metrics:read" reload_until prom_ok
 
@@ -19,6 +25,9 @@ HCOUNT='fetchml_http_request_duration_seconds_count{route="/v1/whoami"}'
 scrape
 check "GET /metrics with a Bearer key holding metrics:read: 200" status_is 200
 check "... Content-Type is the text format 0.0.4" header_has 'Content-Type: text/plain; version=0\.0\.4'
+check "... audited like any request (user prometheus, GET /metrics, 200)" \
+    grep -q "\"trace_id\":\"$TRACE\",\"user\":\"prometheus\".*\"action\":\"GET /metrics\".*\"status\":200" \
+    "$FETCHML_VAR/log/audit.log"
 check "promtool check metrics finds nothing" \
     bash -c '[ -z "$(promtool check metrics <"$1" 2>&1)" ]' _ "$SCRAPE"
 check "no duplicate series; histograms cumulative, ending in +Inf, _count == +Inf bucket" \
@@ -73,6 +82,20 @@ scrape
 check "a path no route matches is route=\"unmatched\"" \
     grep -q '^fetchml_http_requests_total{route="unmatched",method="GET",status="404"} ' "$SCRAPE"
 
+# The other counters move by exactly what happened: 2 admitted then 3 refused by a
+# bucket of 2; one task created, one event published.
+scrape
+l0=$(val fetchml_rate_limited_total) e0=$(val fetchml_events_published_total)
+for _ in 1 2 3 4 5; do as "$LIMITED_KEY" GET /v1/whoami; done
+check "a bucket of 2, 5 requests: the last one refused (429)" error_is 429 RATE_LIMITED
+as researcher POST /v1/tasks -H 'Content-Type: application/json' -d '{"job_name": "metrics-probe"}'
+check "a task is created (201)" status_is 201
+scrape
+check "... fetchml_rate_limited_total grows by exactly 3" [ $(($(val fetchml_rate_limited_total) - l0)) -eq 3 ]
+check "... fetchml_events_published_total by exactly 1 (task.created)" \
+    [ $(($(val fetchml_events_published_total) - e0)) -eq 1 ]
+check "... and Redis commands were timed" [ "$(val fetchml_redis_command_duration_seconds_count)" -gt 0 ]
+
 # Across a kill of every worker: nothing counted is lost.
 master=$(cat "$FETCHML_VAR/run/fcgi.pid")
 workers_now() { pgrep -x -P "$master" fetchml-fcgi | wc -l; }
@@ -98,7 +121,7 @@ check "... the pool gauges follow the new workers" \
 ok0=$(val 'fetchml_config_reloads_total{result="ok"}') ref0=$(val 'fetchml_config_reloads_total{result="refused"}')
 r0=$(val "$REQ") t0=$(val fetchml_config_loaded_timestamp_seconds)
 sleep 1.1
-write_config extra_users="$(metrics_user)"
+write_config extra_users="$(t84_users)"
 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1
 reloaded() { scrape && [ "$(val 'fetchml_config_reloads_total{result="ok"}')" -eq $((ok0 + 1)) ]; }
 check "a reload is counted as ok" wait_for 5 reloaded
@@ -110,6 +133,6 @@ kill -HUP "$master"
 refused() { scrape && [ "$(val 'fetchml_config_reloads_total{result="refused"}')" -eq $((ref0 + 1)) ]; }
 check "a broken config's reload is counted as refused" wait_for 5 refused
 check "... and fetchml_config_last_reload_successful is 0" [ "$(val fetchml_config_last_reload_successful)" = 0 ]
-write_config extra_users="$(metrics_user)"
+write_config extra_users="$(t84_users)"
 reload_ok_again() { scrape && [ "$(val fetchml_config_last_reload_successful)" = 1 ]; }
 check "the next good reload sets it back to 1" reload_until reload_ok_again
