@@ -17,7 +17,8 @@
 #include "err.h"
 #include "pipeline.h"
 
-/* The route table, in match order. */
+/* The route table, in match order; at most FM_APP_MAX_ROUTES rows. */
+#define FM_APP_MAX_ROUTES 64
 extern const fm_route fm_app_routes[];
 extern const size_t fm_app_nroutes;
 

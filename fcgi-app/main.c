@@ -14,6 +14,12 @@
  *            workers that crash young (a failed start, a crash signal; not
  *            a kill from outside) back off exponentially (crash loop).
  *
+ * Counters live in one shared region (metrics.h) mapped here before the
+ * first fork and kept for the master's life: workers, sweepers and every
+ * generation count into it, so GET /metrics is exact across restarts and
+ * reloads; the master counts restarts and reloads and frees reaped workers'
+ * pool slots.
+ *
  * Beside the pool, each generation has one sweeper (sweeper.c), which ends
  * expired job leases; it is kept in a table of its own and treated like a
  * worker in every respect above: respawned, backed off, replaced on reload,
@@ -43,6 +49,7 @@
 #include "chains.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "redact.h"
 
@@ -62,6 +69,7 @@ static struct {
     fm_pool *relays;   /* one per generation with websocket.publisher, a third */
     fm_chains chains;
     fm_audit_shared *chain; /* the current generation's */
+    fm_metrics *metrics;    /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -229,9 +237,10 @@ static int reap(void)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (fm_pool_remove(m.pool, pid, &w))
+        if (fm_pool_remove(m.pool, pid, &w)) {
             what = "worker";
-        else if (fm_pool_remove(m.sweepers, pid, &w))
+            fm_metrics_worker_gone(pid); /* it may have died mid-request, marked busy */
+        } else if (fm_pool_remove(m.sweepers, pid, &w))
             what = "sweeper";
         else if (fm_pool_remove(m.relays, pid, &w))
             what = "websocket relay";
@@ -239,10 +248,12 @@ static int reap(void)
             continue;
         if (w.generation != m.generation || got_term)
             continue;
-        if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+        if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+            fm_metrics_inc(FM_MET_WORKER_RESTARTS);
             fm_log_error("%s %d exited unexpectedly (%s %d); respawning", what, (int)pid,
                          WIFSIGNALED(status) ? "signal" : "status",
                          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        }
         if (time(NULL) - w.started < 2 && died_of_itself(status))
             young++;
     }
@@ -294,6 +305,13 @@ static fm_audit_shared *chain_for(const fm_config *cfg, int generation)
     return chain;
 }
 
+/* A reload that keeps the running configuration, for /metrics. */
+static void reload_refused(void)
+{
+    fm_metrics_inc(FM_MET_RELOADS_REFUSED);
+    fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 0);
+}
+
 static void reload(void)
 {
     char err[FM_CONFIG_ERR_MAX];
@@ -302,6 +320,7 @@ static void reload(void)
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
+        reload_refused();
         return;
     }
     if (!usable(next) || (chain = chain_for(next, m.generation + 1)) == NULL) {
@@ -309,6 +328,7 @@ static void reload(void)
                      "workers cannot open",
                      next->path);
         fm_config_free(next);
+        reload_refused();
         return;
     }
     if (strcmp(next->server.listen, m.cfg->server.listen) != 0)
@@ -330,6 +350,9 @@ static void reload(void)
     m.cfg = next;
     m.chain = chain;
     m.generation++;
+    fm_metrics_inc(FM_MET_RELOADS_OK);
+    fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 1);
+    fm_metrics_set(FM_MET_CONFIG_LOADED_AT, (int64_t)time(NULL));
     fill_pool();
     kill_children(SIGTERM, m.generation);
     fm_log_info("configuration reloaded from %s (generation %d)", next->path, m.generation);
@@ -387,6 +410,14 @@ static fm_err make_tables(void)
         fm_log_error("out of memory");
         return FM_ESYS;
     }
+    /* Before any fork: every child inherits the mapping and counts into it. */
+    m.metrics = fm_metrics_create(fm_app_nroutes);
+    if (m.metrics == NULL) {
+        fm_log_error("cannot map the metrics region: %s", strerror(errno));
+        return FM_ESYS;
+    }
+    fm_metrics_attach(m.metrics);
+    fm_metrics_set(FM_MET_CONFIG_LOADED_AT, (int64_t)time(NULL));
     m.chain = chain_for(m.cfg, m.generation);
     return m.chain != NULL ? FM_OK : FM_ESYS;
 }
@@ -499,6 +530,7 @@ static void cleanup(void)
     fm_pool_free(m.sweepers);
     fm_pool_free(m.relays);
     fm_chains_clear(&m.chains);
+    fm_metrics_free(m.metrics);
     fm_config_free(m.cfg);
 }
 

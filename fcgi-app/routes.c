@@ -12,6 +12,7 @@
 const fm_route fm_app_routes[] = {
     {"GET", "/health", FM_PERM_NONE, fm_route_health, 0},
     {"GET", "/v1/whoami", FM_PERM_NONE, fm_route_whoami, 0},
+    {"GET", "/metrics", FM_PERM(FM_RES_METRICS, FM_ACT_READ), fm_route_metrics, 0},
     {"POST", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_CREATE), fm_route_task_create,
      FM_ROUTE_JSON_BODY},
     {"GET", "/v1/tasks", FM_PERM(FM_RES_JOBS, FM_ACT_READ), fm_route_task_list, FM_ROUTE_QUERY},
@@ -37,3 +38,5 @@ const fm_route fm_app_routes[] = {
      fm_route_exp_delete, FM_ROUTE_QUERY},
 };
 const size_t fm_app_nroutes = sizeof(fm_app_routes) / sizeof(fm_app_routes[0]);
+_Static_assert(sizeof(fm_app_routes) / sizeof(fm_app_routes[0]) <= FM_APP_MAX_ROUTES,
+               "FM_APP_MAX_ROUTES (app.h) is too small for the route table");

@@ -24,6 +24,9 @@
 int fm_route_health(fm_call *call, fm_response *resp);
 int fm_route_whoami(fm_call *call, fm_response *resp);
 
+/* routes_metrics.c */
+int fm_route_metrics(fm_call *call, fm_response *resp);
+
 /* routes_tasks.c */
 int fm_route_task_create(fm_call *call, fm_response *resp);
 int fm_route_task_list(fm_call *call, fm_response *resp);

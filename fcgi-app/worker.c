@@ -39,6 +39,7 @@
 #include "audit.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "params.h"
 #include "redact.h"
 #include "routes.h"
@@ -108,7 +109,7 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
     static const char no_store[] = "Cache-Control: no-store\r\n";
-    char block[STATUS_LINE_MAX + sizeof(json_type) + sizeof(no_store) +
+    char block[STATUS_LINE_MAX + sizeof(json_type) + FM_RESPONSE_TYPE_MAX + sizeof(no_store) +
                FM_RESPONSE_MAX_HEADERS * (FM_RESPONSE_HEADER_MAX + 2) + 2];
     const char *reason = fm_response_reason(resp->status);
     int n = snprintf(block, sizeof(block), "Status: %d ", resp->status);
@@ -119,8 +120,14 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
         return;
     off = put(block, (size_t)n, reason, rlen);
     off = put(block, off, "\r\n", 2);
-    if (resp->body != NULL)
+    if (resp->body != NULL && resp->content_type != NULL) {
+        int m =
+            snprintf(block + off, sizeof(block) - off, "Content-Type: %s\r\n", resp->content_type);
+        if (m > 0 && (size_t)m < sizeof(block) - off)
+            off += (size_t)m;
+    } else if (resp->body != NULL) {
         off = put(block, off, json_type, sizeof(json_type) - 1);
+    }
     off = put(block, off, no_store, sizeof(no_store) - 1);
     for (size_t i = 0; i < resp->nheaders; i++) {
         off = put(block, off, resp->headers[i], strnlen(resp->headers[i], FM_RESPONSE_HEADER_MAX));
@@ -260,6 +267,7 @@ static bool serve(FCGX_Request *r)
     if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path))
         req.stream = &stream;
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
+    fm_metrics_worker_busy(true);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
         fm_wsauth_answer(&resp);
@@ -267,6 +275,7 @@ static bool serve(FCGX_Request *r)
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);
+    fm_metrics_worker_busy(false);
     if (req.stream != NULL)
         return !req.body_too_large && bs.got == req.content_length;
     return !req.body_too_large && !req.body_incomplete;
@@ -325,6 +334,7 @@ static fm_err init_signals(void)
 
 static fm_err init_env(void)
 {
+    w.env.listen_fd = w.listen_fd;
     return fm_worker_env_open(w.cfg, w.audit_shared, "worker", &w.env);
 }
 
@@ -351,8 +361,18 @@ static fm_err init_wait(void)
     return FM_OK;
 }
 
+/* A pool slot in the shared metrics, for the busy/idle gauges (a full table is no failure). */
+static fm_err init_metrics(void)
+{
+    if (!fm_metrics_worker_start(getpid()))
+        fm_log_warn("worker %d: no pool slot in the metrics; the pool gauges miss it",
+                    (int)getpid());
+    return FM_OK;
+}
+
 static fm_err (*const init_steps[])(void) = {
     init_signals,
+    init_metrics,
     init_env,
     init_fastcgi,
     init_wait,

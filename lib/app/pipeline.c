@@ -20,6 +20,7 @@
 #include "bruteforce.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include <sodium.h>
 
 /* Who and why, carried from the steps to the audit record. */
@@ -40,19 +41,13 @@ typedef struct throttle {
 
 /* Per worker process (each is forked before it serves anything). */
 static throttle allow_warn, guard_warn;
-static unsigned long long admitted_unlimited;
 
-unsigned long long fm_pipeline_unlimited_admits(void)
-{
-    return admitted_unlimited;
-}
-
-static int64_t mono_ms(void)
+static double mono_s(void)
 {
     struct timespec ts;
 
     (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Logs unless one went out within WARN_INTERVAL_MS; the next says how many were dropped. */
@@ -334,6 +329,7 @@ static step_rc step_guard(req_state *st)
          */
         if (!st->redis_failed || env->cfg->rate_limit.on_redis_error_allow) {
             (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)block_s);
+            fm_metrics_inc(FM_MET_GUARD_BLOCKS);
             return refuse(st, "ip_blocked", 429, "RATE_LIMITED",
                           "too many failed authentications from this address");
         }
@@ -365,6 +361,23 @@ static step_rc step_guard(req_state *st)
  * credential (a health probe, a forgotten header, a flood) against the
  * looser anonymous limit. The api.log line names the source, for fail2ban.
  */
+static fm_metric failure_metric(fm_auth_status status)
+{
+    switch (status) {
+    case FM_AUTH_OK:
+        return FM_MET_AUTH_USER_IP; /* a valid key, outside its networks */
+    case FM_AUTH_MISSING:
+        return FM_MET_AUTH_MISSING_KEY;
+    case FM_AUTH_MALFORMED:
+        return FM_MET_AUTH_MALFORMED_KEY;
+    case FM_AUTH_EXPIRED:
+        return FM_MET_AUTH_EXPIRED;
+    case FM_AUTH_UNKNOWN:
+        break;
+    }
+    return FM_MET_AUTH_UNKNOWN_KEY;
+}
+
 static void count_failure(req_state *st)
 {
     const char *addr = st->call->req->remote_addr;
@@ -374,6 +387,7 @@ static void count_failure(req_state *st)
     uint32_t block_s;
     bool blocked;
 
+    fm_metrics_inc(failure_metric(st->auth.status));
     fm_log_warn("authentication failed: reason=%s source=%s key_id=%s trace_id=%s", reason, addr,
                 st->auth.key_id[0] ? st->auth.key_id : "-", st->call->trace_id);
     if (guard_count_failure(st, &blocked, &block_s) != FM_OK)
@@ -444,7 +458,7 @@ static step_rc rate_unknown(req_state *st)
         unavailable(st->resp, "service temporarily unavailable", st->call->trace_id);
         return STEP_DONE;
     }
-    admitted_unlimited++;
+    fm_metrics_inc(FM_MET_RATE_UNCHECKED);
     warn_throttled(&allow_warn, st->now_ms,
                    "rate limiter unavailable (%s); admitting (on_redis_error: allow) "
                    "trace_id=%s",
@@ -464,6 +478,7 @@ static step_rc step_rate_limit(req_state *st)
     fm_ratelimit_headers(&st->rl, st->resp);
     if (!st->rl.allowed) {
         (void)fm_response_header(st->resp, "Retry-After: %u", (unsigned)st->rl.retry_after_s);
+        fm_metrics_inc(FM_MET_RATE_LIMITED);
         return refuse(st, "rate_limited", 429, "RATE_LIMITED", "rate limit exceeded");
     }
     st->call->rate = &st->rl;
@@ -657,9 +672,27 @@ static void audit_request(req_state *st)
         free(action);
 }
 
+/*
+ * The route the request is counted under: the one it was routed to, or for a
+ * request refused before routing (or a 405) the first pattern its path
+ * matches; nroutes ("unmatched") when none does. Never the path itself.
+ */
+static size_t metrics_route(const req_state *st)
+{
+    char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
+
+    if (st->route != NULL)
+        return (size_t)(st->route - st->routes);
+    for (size_t i = 0; i < st->nroutes; i++)
+        if (fm_pipeline_route_match(st->routes[i].pattern, st->call->req->path, params))
+            return i;
+    return st->nroutes;
+}
+
 void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp)
 {
+    double t0 = mono_s();
     fm_call call;
     fm_cidr host;
     req_state st;
@@ -675,13 +708,14 @@ void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
         .call = &call,
         .resp = resp,
         .host = fm_ipacl_parse_host(req->remote_addr, &host) == FM_OK ? &host : NULL,
-        .now_ms = mono_ms(),
+        .now_ms = (int64_t)(t0 * 1000.0),
     };
     fm_bruteforce_addr(req->remote_addr, st.host, &st.guard_addr);
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if (steps[i](&st) == STEP_DONE)
             break;
     audit_request(&st);
+    fm_metrics_request(metrics_route(&st), req->method, resp->status, mono_s() - t0);
     free(call.undo_data);
     cJSON_Delete(call.event_task);
 }

@@ -40,6 +40,11 @@
  * one Redis attempt that fails: once the guard's call failed, step 5 does not
  * wait for Redis a second time.
  *
+ * Every request is counted in the shared metrics (metrics.h) once its answer
+ * is final: its route pattern, method, status and how long the pipeline took;
+ * authentication failures by reason, guard blocks, rate-limit refusals and
+ * admissions without a decision too.
+ *
  * The pipeline is independent of FastCGI: fcgi-app fills an fm_request from
  * FastCGI params and writes out the fm_response; tests can drive it directly.
  */
@@ -104,6 +109,7 @@ typedef struct fm_env {
     const fm_config *cfg;
     fm_redis *redis;
     fm_audit *audit;
+    int listen_fd; /* the FastCGI socket it accepts on (for /metrics); -1 or 0: none */
 } fm_env;
 
 typedef struct fm_call fm_call;
@@ -202,12 +208,5 @@ bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *met
  */
 void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp);
-
-/*
- * fm_pipeline_unlimited_admits - requests this process let through step 5
- * without a rate-limit decision (Redis could not decide and
- * rate_limit.on_redis_error is allow), since it started. For /metrics.
- */
-unsigned long long fm_pipeline_unlimited_admits(void);
 
 #endif

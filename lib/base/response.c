@@ -62,6 +62,7 @@ static void set_body(fm_response *resp, char *body)
 {
     drop_file(resp);
     free(resp->body);
+    resp->content_type = NULL;
     resp->body = body;
     resp->body_len = body != NULL ? strlen(body) : 0;
 }
@@ -88,6 +89,14 @@ void fm_response_json_take(fm_response *resp, int status, char *body, size_t len
     resp->body = body;
     resp->body_len = len;
     resp->status = status;
+    resp->content_type = NULL;
+}
+
+void fm_response_text_take(fm_response *resp, int status, const char *content_type, char *body,
+                           size_t len)
+{
+    fm_response_json_take(resp, status, body, len);
+    resp->content_type = content_type;
 }
 
 void fm_response_error(fm_response *resp, int status, const char *code, const char *message,

@@ -15,6 +15,7 @@
 
 #define FM_RESPONSE_MAX_HEADERS 12
 #define FM_RESPONSE_HEADER_MAX 256 /* bytes per header line, without CRLF */
+#define FM_RESPONSE_TYPE_MAX 64    /* bytes of a content_type */
 
 typedef struct fm_response {
     int status; /* 0 until set */
@@ -25,6 +26,7 @@ typedef struct fm_response {
     bool has_file;   /* the body is instead file_len bytes of file_fd, from its offset 0 */
     int file_fd;     /* owned while has_file: closed by fm_response_reset or a later body */
     uint64_t file_len;
+    const char *content_type; /* static, < FM_RESPONSE_TYPE_MAX bytes; NULL: application/json */
 } fm_response;
 
 /* fm_response_reset - free the body and clear everything, ready for reuse. */
@@ -57,6 +59,14 @@ fm_err fm_response_json(fm_response *resp, int status, const cJSON *json);
  * set; headers already added stay. Never fails.
  */
 void fm_response_json_take(fm_response *resp, int status, char *body, size_t len);
+
+/*
+ * fm_response_text_take - as fm_response_json_take, for a body of another
+ * media type: content_type (a static string under FM_RESPONSE_TYPE_MAX bytes, e.g. "text/plain;
+ * version=0.0.4; charset=utf-8") is the Content-Type sent. Never fails.
+ */
+void fm_response_text_take(fm_response *resp, int status, const char *content_type, char *body,
+                           size_t len);
 
 /*
  * fm_response_error - set status and the JSON error body with code (e.g.

@@ -56,6 +56,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "jsonstr.h"
 #include "redact.h"
 
@@ -725,7 +726,7 @@ static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, s
     return FM_OK;
 }
 
-fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
+static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
 {
     char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
     struct stat st;
@@ -746,6 +747,18 @@ fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
     rc = append_line(audit, &st, need_nl, &t, mid, midlen);
     err = errno;
     (void)pthread_mutex_unlock(&audit->shared->mu);
+    errno = err;
+    return rc;
+}
+
+/* Every failure is counted for /metrics, whoever writes (a worker, the sweeper). */
+fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec)
+{
+    fm_err rc = write_record(audit, rec);
+    int err = errno;
+
+    if (rc != FM_OK)
+        fm_metrics_inc(FM_MET_AUDIT_WRITE_FAILURES);
     errno = err;
     return rc;
 }

@@ -2,8 +2,8 @@
  * events.c - build a task event and publish it, fire and forget (events.h).
  *
  * The task is put into the event by reference (cJSON_CreateObjectReference),
- * so a large task is printed once and never copied. Counters are plain
- * per-process integers: each process publishes from one thread.
+ * so a large task is printed once and never copied. The outcomes are counted
+ * in the shared metrics (FM_MET_EVENTS_PUBLISHED, FM_MET_EVENTS_FAILED).
  */
 #include "events.h"
 
@@ -14,19 +14,10 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
-static unsigned long long published, failed;
 static int64_t last_log_ms; /* 0: never logged */
-
-unsigned long long fm_events_published(void)
-{
-    return published;
-}
-
-unsigned long long fm_events_failed(void)
-{
-    return failed;
-}
+static unsigned long long failed; /* by this process, for its log line */
 
 /* The event's text, or NULL when out of memory; the caller frees it (cJSON_free). */
 static char *render(const char *type, const cJSON *task)
@@ -67,7 +58,7 @@ void fm_events_publish(fm_redis *r, const char *prefix, const char *type, const 
     else if ((text = render(type, task)) != NULL) {
         const char *argv[] = {"PUBLISH", channel, text};
         if (fm_redis_send(r, 3, argv) == FM_OK) {
-            published++;
+            fm_metrics_inc(FM_MET_EVENTS_PUBLISHED);
             cJSON_free(text);
             return;
         }
@@ -75,6 +66,7 @@ void fm_events_publish(fm_redis *r, const char *prefix, const char *type, const 
     }
     cJSON_free(text);
     failed++;
+    fm_metrics_inc(FM_MET_EVENTS_FAILED);
     now = fm_clock_now_ms();
     if (last_log_ms == 0 || now - last_log_ms >= FM_EVENTS_LOG_INTERVAL_MS || now < last_log_ms) {
         last_log_ms = now;

@@ -15,7 +15,8 @@
  * event to nchan, so /ws subscribers on any host get it.
  *
  * A publish never fails its caller: one that cannot be sent (Redis down, the
- * breaker open, out of memory) is counted (fm_events_failed) and logged at
+ * breaker open, out of memory) is counted (metrics.h: FM_MET_EVENTS_FAILED,
+ * as a sent one is in FM_MET_EVENTS_PUBLISHED) and logged at
  * most once every FM_EVENTS_LOG_INTERVAL_MS per process. Publishing is for
  * subscribers that are listening: Pub/Sub keeps nothing, so an event sent
  * while nobody subscribes is gone (the task's state in Redis is the record).
@@ -38,11 +39,5 @@
  * (timeout_ms). Counts the outcome; nothing to check.
  */
 void fm_events_publish(fm_redis *r, const char *prefix, const char *type, const cJSON *task);
-
-/* fm_events_published - events handed to Redis by this process since it started (for /metrics). */
-unsigned long long fm_events_published(void);
-
-/* fm_events_failed - events this process could not publish since it started (for /metrics). */
-unsigned long long fm_events_failed(void);
 
 #endif

@@ -25,6 +25,8 @@
  */
 #include "redisconn.h"
 
+#include "metrics.h"
+
 #include <errno.h>
 #include <hiredis/sds.h>
 #include <limits.h>
@@ -383,19 +385,44 @@ static void breaker_note(fm_redis *r)
  * A failed connect is not repeated (the server is down: a second try gains
  * nothing), nor a timeout (the server is hung: it would wait again).
  */
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A command that got no reply, for /metrics: why. */
+static void count_failure(const fm_redis *r)
+{
+    fm_metrics_inc(r->timed_out ? FM_MET_REDIS_ERR_TIMEOUT : FM_MET_REDIS_ERR_CONNECTION);
+}
+
 static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
                         bool idempotent)
 {
     redisReply *reply;
     fail_kind how;
+    double t0;
 
-    if (!breaker_allows(r))
+    if (!breaker_allows(r)) {
+        fm_metrics_inc(FM_MET_REDIS_ERR_CIRCUIT);
         return NULL;
+    }
+    t0 = mono_s();
     reply = attempt(r, argc, argv, argvlen, &how);
     if (reply == NULL && !r->timed_out && (how == FAIL_UNSENT || (how == FAIL_LOST && idempotent)))
         reply = attempt(r, argc, argv, argvlen, &how);
-    if (reply == NULL)
+    fm_metrics_redis_latency(mono_s() - t0);
+    if (reply == NULL) {
+        count_failure(r);
         breaker_note(r);
+    } else if (reply->type == REDIS_REPLY_ERROR &&
+               (reply->str == NULL || strncmp(reply->str, "NOSCRIPT", 8) != 0)) {
+        /* NOSCRIPT is expected after a Redis restart: fm_redis_eval loads the script again. */
+        fm_metrics_inc(FM_MET_REDIS_ERR_REPLY);
+    }
     return reply;
 }
 
@@ -432,8 +459,10 @@ fm_err fm_redis_send(fm_redis *r, int argc, const char **argv)
         (void)snprintf(r->err, sizeof(r->err), "send: no command");
         return FM_EINVAL;
     }
-    if (!breaker_allows(r))
+    if (!breaker_allows(r)) {
+        fm_metrics_inc(FM_MET_REDIS_ERR_CIRCUIT);
         return FM_EREDIS;
+    }
     r->timed_out = false;
     /* Owed replies that already came are read so they do not pile up; a closed peer shows here. */
     if (r->ctx != NULL && r->pending > 0)
@@ -453,6 +482,7 @@ fm_err fm_redis_send(fm_redis *r, int argc, const char **argv)
         goto fail;
     return FM_OK;
 fail:
+    count_failure(r);
     breaker_note(r);
     return FM_EREDIS;
 }
@@ -469,6 +499,7 @@ fm_err fm_redis_uncork(fm_redis *r)
         return FM_OK;
     if (write_held(r) == 0)
         return FM_OK;
+    count_failure(r);
     breaker_note(r);
     return FM_EREDIS;
 }

@@ -5,10 +5,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Debian packages the build, the local stack and the tests need.
 # (fail2ban for its filter test, clang + libclang-rt for the fuzzer, wrk for the benchmark,
 # python3-requests for scripts/example-worker.py, libnginx-mod-nchan for /ws,
-# python3-websockets for its tests and the README example.)
+# python3-websockets for its tests and the README example, prometheus for promtool and the
+# scrape test, python3-jsonschema for the OpenAPI contract test.)
 FM_PACKAGES="build-essential cmake pkg-config libfcgi-dev libhiredis-dev libyaml-dev
 libcjson-dev libsodium-dev libssl-dev check nginx-light redis-server redis-tools openssl curl jq
-fail2ban clang libclang-rt-14-dev wrk python3-requests libnginx-mod-nchan python3-websockets"
+fail2ban clang libclang-rt-14-dev wrk python3-requests libnginx-mod-nchan python3-websockets
+prometheus python3-jsonschema"
 
 fm_say() { printf '==> %s\n' "$*" >&2; }
 fm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -24,12 +24,20 @@ check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
 }
 
 # req METHOD PATH [curl args...]: sets STATUS, TRACE; body in $B, headers in $H.
+# Each answer is also kept in $CONTRACT for run.sh's contract check against
+# docs/openapi.yaml (check_contract.py): N.r "METHOD PATH STATUS", N.h, N.b.
+CONTRACT=$FETCHML_VAR/contract
+mkdir -p "$CONTRACT"
 req() {
-    local m=$1 p=$2
+    local m=$1 p=$2 n
     shift 2
+    : >"$B" # curl writes no file for an empty body: no earlier body may stay in its place
     STATUS=$(curl -sk -X "$m" -D "$H" -o "$B" -w '%{http_code}' "$@" "$BASE$p") || STATUS=000
     TRACE=$(tr -d '\r' <"$H" | awk -F': ' 'tolower($1)=="x-request-id"{print $2}' | tail -1)
     printf '%s\n' "$TRACE" >>"$OUT/traces"
+    n=$CONTRACT/${EPOCHREALTIME/./}.$BASHPID.$RANDOM
+    cp "$H" "$n.h" 2>/dev/null && { cp "$B" "$n.b" 2>/dev/null || : >"$n.b"; } &&
+        printf '%s %s %s\n' "$m" "${p// /%20}" "$STATUS" >"$n.r"
 }
 # For requests nginx refuses itself (malformed ones never reach the app, so
 # only nginx's access log records them): drop the last trace from the audit check.
@@ -182,3 +190,39 @@ ws_stop_all() {
     while read -r p; do kill "$p" 2>/dev/null || true; done <"$OUT/ws-pids"
     : >"$OUT/ws-pids"
 }
+
+# The scraper of the monitoring tests: a user holding metrics:read only (as
+# conf/README.md recommends for Prometheus), without a practical rate limit.
+# write_config extra_users="$(metrics_user)" adds it.
+PROM_KEY=prometheus-scrape-key-00000000000000000000
+metrics_user() {
+    printf '    prometheus:\n      hash: "%s"\n' "$(hash_of "$PROM_KEY")"
+    printf '      permissions: { "metrics:read": true }\n'
+    printf '      rate_limit: { requests_per_minute: 1000000, burst: 1000000 }\n'
+}
+
+# A real Prometheus (Debian's) for the monitoring tests, on loopback only, at
+# FETCHML_TEST_PROMETHEUS_PORT (default 9595). prometheus_start CONFIG: start it
+# on CONFIG with its data in $OUT, bounded by `timeout` (it stops by itself
+# after PROMETHEUS_MAX_S even if nothing stops it), and wait until it is ready.
+# prometheus_stop: stop it (run.sh's cleanup does too). prom_query EXPR: an
+# instant query, the answer in $OUT/query.json; prom_targets: /api/v1/targets.
+PROM_PORT=${FETCHML_TEST_PROMETHEUS_PORT:-9595}
+PROM_BASE="http://127.0.0.1:$PROM_PORT"
+PROMETHEUS_MAX_S=300
+prometheus_start() {
+    timeout "$PROMETHEUS_MAX_S" prometheus --config.file="$1" --storage.tsdb.path="$OUT/prometheus" \
+        --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1h \
+        >"$OUT/prometheus.log" 2>&1 &
+    echo $! >"$FETCHML_VAR/run/prometheus.pid"
+    wait_for 30 curl -sf -o /dev/null "$PROM_BASE/-/ready"
+}
+prometheus_stop() {
+    local p
+    p=$(cat "$FETCHML_VAR/run/prometheus.pid" 2>/dev/null) || return 0
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    rm -f "$FETCHML_VAR/run/prometheus.pid"
+}
+prom_query() { curl -sf -o "$OUT/query.json" --data-urlencode "query=$1" "$PROM_BASE/api/v1/query"; }
+prom_targets() { curl -sf "$PROM_BASE/api/v1/targets"; }

@@ -13,7 +13,11 @@ export FETCHML_HTTP_PORT=${FETCHML_TEST_HTTP_PORT:-9200}
 export FETCHML_BUILD=${FETCHML_BUILD:-$ROOT/build}
 chmod 755 "$FETCHML_VAR"
 
-cleanup() { "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true; }
+cleanup() {
+    # A monitoring test's Prometheus (lib.sh prometheus_start), if a test stopped before stopping it.
+    [ -f "$FETCHML_VAR/run/prometheus.pid" ] && kill "$(cat "$FETCHML_VAR/run/prometheus.pid")" 2>/dev/null
+    "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 # A development script must not change host settings; run-local.sh once raised
@@ -50,6 +54,15 @@ for t in "$ROOT"/tests/integration/test_*.sh; do
     rc=$?
     [ -e "$OUT/finished" ] || not_ok "$name stopped before its end (exit status $rc); its later checks did not run"
 done
+
+# Every answer the tests got through req, against docs/openapi.yaml.
+if python3 "$ROOT/tests/integration/check_contract.py" "$ROOT/docs/openapi.yaml" "$CONTRACT" \
+    >"$FETCHML_VAR/contract.out" 2>&1; then
+    ok "every response the suite received matches docs/openapi.yaml ($(tail -1 "$FETCHML_VAR/contract.out"))"
+else
+    not_ok "responses that do not match docs/openapi.yaml:"
+    cat "$FETCHML_VAR/contract.out"
+fi
 
 # The FastCGI pool's and the log relay's stderr must hold no sanitizer report.
 "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1

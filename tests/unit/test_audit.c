@@ -4,6 +4,7 @@
  * writers, a writer killed while holding the lock, rotation and write errors.
  */
 #include "audit.h"
+#include "metrics.h"
 #include "clock.h"
 
 #include <check.h>
@@ -35,6 +36,7 @@ static const char zeros[65] = "0000000000000000000000000000000000000000000000000
 
 static void setup(void)
 {
+    fm_metrics_attach(fm_metrics_create(1)); /* write failures are counted there */
     (void)snprintf(dir, sizeof dir, "/tmp/test_audit.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     (void)snprintf(path, sizeof path, "%s/audit.log", dir);
@@ -1014,6 +1016,7 @@ START_TEST(test_sync_failure)
     ck_assert_ptr_nonnull(bad);
     fm_audit_set_sync(bad, FM_AUDIT_SYNC_ALWAYS, 1000);
     ck_assert_int_eq(fm_audit_write(bad, &r), FM_ESYS);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_AUDIT_WRITE_FAILURES), 1);
     ck_assert_uint_eq(fm_audit_syncs(bad), 0);
     good = fm_audit_open(path, s);
     ck_assert_ptr_nonnull(good);

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "events.h"
+#include "metrics.h"
 #include "helpers.h"
 #include "log.h"
 
@@ -23,6 +24,8 @@ static char tmpdir[TH_PATH_MAX], log_path[TH_PATH_MAX];
 
 static void setup(void)
 {
+    /* The counters are the shared metrics (metrics.h): a region as the master maps one. */
+    fm_metrics_attach(fm_metrics_create(1));
     th_redis_setup();
     th_mkdtemp(tmpdir, "test_events");
     th_path(log_path, tmpdir, "api.log");
@@ -82,7 +85,8 @@ START_TEST(published_event_reaches_subscriber)
     static const char *keys[] = {"id", "type", "ts", "task"};
     redisContext *sub = subscriber();
     cJSON *task = sample_task("0b9d2c52-8c3e-4c1e-9a7f-2f0f6c1d9e11"), *ev, *item;
-    unsigned long long ok0 = fm_events_published(), bad0 = fm_events_failed();
+    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED),
+                       bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     char first_id[FM_EVENTS_ID_SIZE];
     int64_t when;
     size_t k = 0;
@@ -112,8 +116,8 @@ START_TEST(published_event_reaches_subscriber)
     ck_assert_str_ne(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "id")), first_id);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(ev, "task")));
     cJSON_Delete(ev);
-    ck_assert_uint_eq(fm_events_published(), ok0 + 2);
-    ck_assert_uint_eq(fm_events_failed(), bad0);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), ok0 + 2);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED), bad0);
 
     /* Fire and forget leaves the handle in step: the next command reads its own reply. */
     ck_assert_int_eq(fm_redis_ping(th_r), FM_OK);
@@ -125,7 +129,8 @@ END_TEST
 START_TEST(redis_down_counted_no_hang)
 {
     cJSON *task = sample_task("0b9d2c52-8c3e-4c1e-9a7f-2f0f6c1d9e12");
-    unsigned long long ok0 = fm_events_published(), bad0 = fm_events_failed();
+    unsigned long long ok0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED),
+                       bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     double t0;
 
     ck_assert_int_eq(fm_redis_ping(th_r), FM_OK);
@@ -134,13 +139,13 @@ START_TEST(redis_down_counted_no_hang)
     for (int i = 0; i < 20; i++)
         fm_events_publish(th_r, PREFIX, "task.started", task);
     ck_assert_msg(th_now() - t0 < 1.0, "20 publishes to a dead Redis took %.3f s", th_now() - t0);
-    ck_assert_uint_eq(fm_events_failed(), bad0 + 20);
-    ck_assert_uint_eq(fm_events_published(), ok0);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED), bad0 + 20);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), ok0);
     /* Logged once per interval, not once per event. */
     ck_assert_uint_eq(log_lines_with("not published"), 1);
     th_redis_start(&th_srv);
     fm_events_publish(th_r, PREFIX, "task.started", task);
-    ck_assert_uint_eq(fm_events_published(), ok0 + 1);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), ok0 + 1);
     cJSON_Delete(task);
 }
 END_TEST
@@ -154,26 +159,26 @@ START_TEST(redis_hung_counted_no_hang)
     ck_assert_int_eq(fm_redis_ping(th_r), FM_OK);
     ck_assert_int_eq(kill(th_srv.pid, SIGSTOP), 0);
     ck_assert_int_eq(fm_redis_ping(th_r), FM_EREDIS);
-    bad0 = fm_events_failed();
+    bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     t0 = th_now();
     for (int i = 0; i < 20; i++)
         fm_events_publish(th_r, PREFIX, "task.progress", NULL);
     ck_assert_double_lt(th_now() - t0, 0.1);
-    ck_assert_uint_eq(fm_events_failed(), bad0 + 20);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED), bad0 + 20);
     ck_assert_int_eq(kill(th_srv.pid, SIGCONT), 0);
 }
 END_TEST
 
 START_TEST(bad_arguments_counted)
 {
-    unsigned long long bad0 = fm_events_failed();
+    unsigned long long bad0 = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED);
     char prefix[FM_REDIS_KEY_MAX + 1];
 
     memset(prefix, 'p', FM_REDIS_KEY_MAX);
     prefix[FM_REDIS_KEY_MAX] = '\0';
     fm_events_publish(NULL, PREFIX, "task.created", NULL);
     fm_events_publish(th_r, prefix, "task.created", NULL);
-    ck_assert_uint_eq(fm_events_failed(), bad0 + 2);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_FAILED), bad0 + 2);
 }
 END_TEST
 

@@ -22,6 +22,7 @@
 #include "events.h"
 #include "helpers.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "rbac.h"
 #include "redisconn.h"
@@ -224,6 +225,7 @@ static fm_config *load_config(const char *on_redis_error)
 static void setup(void)
 {
     ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    fm_metrics_attach(fm_metrics_create(NROUTES)); /* as the master maps it; freed at exit */
     memset(&srv, 0, sizeof(srv));
     memset(&ran, 0, sizeof(ran));
     memset(&resp, 0, sizeof(resp));
@@ -775,6 +777,7 @@ START_TEST(rate_limited)
     expect_header("RateLimit", "\"user\";r=0;t=2");
     ck_assert_int_eq(ran.count, 2);
     expect_audit(429, "rate_limited", "erin", 1, &req, TRACE);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_RATE_LIMITED), 1);
 
     /* Another user's bucket is untouched. */
     req.x_api_key = K_ALICE;
@@ -822,12 +825,37 @@ START_TEST(redis_down_deny)
 }
 END_TEST
 
+/* Every request is counted under its route's pattern, also one refused before routing. */
+START_TEST(requests_are_counted_by_route_pattern)
+{
+    fm_request req = request("GET", "/v1/tasks/abc", K_ALICE);
+    int64_t missing = fm_metrics_get(FM_MET_AUTH_MISSING_KEY);
+
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_uint_eq(fm_metrics_request_count(3, "GET", 200), 1);
+    req = request("DELETE", "/v1/tasks/abc", NULL);
+    run(&req);
+    ck_assert_int_eq(resp.status, 401);
+    ck_assert_uint_eq(fm_metrics_request_count(3, "DELETE", 401), 1); /* the path's first pattern */
+    ck_assert_int_eq(fm_metrics_get(FM_MET_AUTH_MISSING_KEY), missing + 1);
+    req = request("PUT", "/v1/whoami", K_ALICE);
+    run(&req);
+    ck_assert_int_eq(resp.status, 405);
+    ck_assert_uint_eq(fm_metrics_request_count(0, "PUT", 405), 1);
+    req = request("GET", "/v1/nowhere", K_ALICE);
+    run(&req);
+    ck_assert_int_eq(resp.status, 404);
+    ck_assert_uint_eq(fm_metrics_request_count(NROUTES, "GET", 404), 1); /* "unmatched" */
+}
+END_TEST
+
 START_TEST(redis_down_allow)
 {
     fm_config *allow = load_config("allow");
     fm_env e = env;
     fm_request req = request("GET", "/v1/tasks", K_ALICE);
-    unsigned long long before = fm_pipeline_unlimited_admits();
+    unsigned long long before = (unsigned long long)fm_metrics_get(FM_MET_RATE_UNCHECKED);
 
     ck_assert(allow->rate_limit.on_redis_error_allow);
     e.cfg = allow;
@@ -845,7 +873,7 @@ START_TEST(redis_down_allow)
         ck_assert_int_eq(resp.status, 200);
     }
     ck_assert_int_eq(ran.count, 5);
-    ck_assert_uint_eq(fm_pipeline_unlimited_admits(), before + 5);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_RATE_UNCHECKED), before + 5);
     ck_assert_int_eq(log_count("rate limiter unavailable"), 1);
     ck_assert_int_eq(log_count("admitting (on_redis_error: allow)"), 1);
     /* The guard could not ask Redis either: it blocked nobody, and said so once. */
@@ -855,7 +883,7 @@ START_TEST(redis_down_allow)
     req.x_api_key = "no-such-key-at-all";
     run_in(&e, &req);
     expect_error(401, "UNAUTHORIZED", TRACE);
-    ck_assert_uint_eq(fm_pipeline_unlimited_admits(), before + 5);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_RATE_UNCHECKED), before + 5);
     fm_config_free(allow);
 }
 END_TEST
@@ -885,6 +913,8 @@ START_TEST(ip_blocked_before_auth)
     expect_error(429, "RATE_LIMITED", TRACE);
     expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
     ck_assert_int_eq(log_count("authentication failed"), 0);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_GUARD_BLOCKS), 2);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_AUTH_UNKNOWN_KEY), 0); /* not looked at */
     reply = fm_redis_argv(redis, 2, exists, NULL);
     ck_assert_ptr_nonnull(reply);
     ck_assert_int_eq(reply->integer, 0);
@@ -1273,7 +1303,7 @@ START_TEST(event_published_only_after_audit)
     redisContext *sub = th_redis_subscribe(&srv, "pt:events", 500);
     fm_audit *full = fm_audit_open("/dev/full", shared);
     fm_request req = request("POST", "/v1/event", K_ALICE);
-    unsigned long long published = fm_events_published();
+    unsigned long long published = (unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED);
     fm_env e = env;
     cJSON *line, *event;
     char *text;
@@ -1295,7 +1325,7 @@ START_TEST(event_published_only_after_audit)
         "task-1");
     cJSON_Delete(event);
     free(text);
-    ck_assert_uint_eq(fm_events_published(), published + 1);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), published + 1);
 
     /* Other requests name no task: their records have neither field. */
     req = request("GET", "/v1/whoami", K_ALICE);
@@ -1312,7 +1342,7 @@ START_TEST(event_published_only_after_audit)
     fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
     expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
     ck_assert_int_eq(undone, 1);
-    ck_assert_uint_eq(fm_events_published(), published + 1);
+    ck_assert_uint_eq((unsigned long long)fm_metrics_get(FM_MET_EVENTS_PUBLISHED), published + 1);
     ck_assert_ptr_null(th_redis_message(sub, "pt:events"));
     fm_audit_close(full);
     redisFree(sub);
@@ -1528,6 +1558,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, redis_down_deny);
+    tcase_add_test(tc, requests_are_counted_by_route_pattern);
     tcase_add_test(tc, redis_down_allow);
     tcase_add_test(tc, ip_blocked_before_auth);
     tcase_add_test(tc, failures_block_address);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "metrics.h"
 #include "redisconn.h"
 
 static th_redis srv;
@@ -29,6 +30,7 @@ static void setup(void)
     ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
     memset(&srv, 0, sizeof(srv));
     srv.databases = 4;
+    fm_metrics_attach(fm_metrics_create(1)); /* Redis errors and latency are counted there */
     th_redis_start(&srv);
     r = fm_redis_new(srv.addr, srv.password, 0, 300);
     ck_assert_ptr_nonnull(r);
@@ -186,6 +188,8 @@ START_TEST(error_reply_is_returned)
     freeReplyObject(reply);
     /* An error reply is an answer: the connection stays usable. */
     ck_assert_int_eq(fm_redis_ping(r), FM_OK);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_REPLY), 1);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_CONNECTION), 0);
 }
 END_TEST
 
@@ -387,6 +391,7 @@ START_TEST(timeout_while_stopped)
     elapsed = th_now() - t0;
     ck_assert_msg(elapsed >= 0.25 && elapsed < 2.0, "command took %.3f s (timeout 0.3 s)", elapsed);
     ck_assert_str_ne(fm_redis_errstr(r), "");
+    ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_TIMEOUT), 1);
 
     /* Connecting works (the kernel accepts), but AUTH times out the same way. */
     fresh = fm_redis_new(srv.addr, srv.password, 0, 300);
@@ -424,6 +429,7 @@ START_TEST(breaker_fails_fast_while_open)
     ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
     elapsed = th_now() - t0;
     ck_assert_msg(elapsed < 0.1, "51 calls while open took %.3f s (timeout 0.3 s)", elapsed);
+    ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_CIRCUIT), 51);
     ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
     /* Nothing was sent while open: the INCRs never ran. */
     ck_assert_double_lt(until_ok(r), 1.0);
@@ -655,6 +661,7 @@ START_TEST(refused_does_not_open)
     ck_assert_int_eq(fm_redis_ping(r), FM_EREDIS);
     ck_assert_msg(strncmp(fm_redis_errstr(r), "connect", 7) == 0, "errstr \"%s\"",
                   fm_redis_errstr(r));
+    ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_CONNECTION), 2);
     th_redis_start(&srv);
     ck_assert_int_eq(fm_redis_ping(r), FM_OK);
 }

@@ -69,7 +69,7 @@ static const char *users_yaml(void)
 
 /*
  * Columns: health, whoami, create, list, get, cancel, delete, claim, heartbeat, complete, ws;
- * experiments: list, files, get, put, delete.
+ * experiments: list, files, get, put, delete; metrics.
  */
 static const struct {
     const char *method, *pattern;
@@ -90,6 +90,7 @@ static const struct {
     {"GET", "/v1/experiments/{name}/files/{path*}"},
     {"PUT", "/v1/experiments/{name}/files/{path*}"},
     {"DELETE", "/v1/experiments/{name}/files/{path*}"},
+    {"GET", "/metrics"},
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -97,20 +98,20 @@ static const struct {
     const char *user;
     const char *allowed; /* one character per column: Y allowed, . denied */
 } rows[] = {
-    {"root", "YYYYYYYYYYYYYYYY"},         /* admin: everything */
-    {"res", "YYYYYY....YYYYY."},          /* researcher: create/read/update own jobs */
-    {"ana", "YY.YY.....YYYY.."},          /* analyst: read only, cannot claim */
-    {"nobody", "YY.............."},       /* least privilege: only whoami (and health) */
-    {"res_del", "YYYYYYY...YYYYY."},      /* a per-user grant on top of the role */
-    {"res_nocreate", "YY.YYY....YYYYY."}, /* a per-user deny wins over the role */
-    {"jobs_all", "YYYYYYYYYYY....."},     /* jobs:* includes jobs:run */
-    {"readall", "YY.YY.....YYYY.."},      /* *:read */
-    {"writer", "YYY..Y.........."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY...YYYY.."},      /* inherits analyst via operator, adds update and delete */
-    {"admin_denied", "YYYYYYYYYYYYYYYY"}, /* admin: true ignores denies */
-    {"all_but_delete", "YYYYYY.YYYYYYYY."},
-    {"worker", "YY.YY..YYYY....."}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
-    {"runner", "YY.....YYY......"}, /* *:run is jobs:run alone */
+    {"root", "YYYYYYYYYYYYYYYYY"},         /* admin: everything */
+    {"res", "YYYYYY....YYYYY.."},          /* researcher: create/read/update own jobs */
+    {"ana", "YY.YY.....YYYY..Y"},          /* analyst: read only, cannot claim */
+    {"nobody", "YY..............."},       /* least privilege: only whoami (and health) */
+    {"res_del", "YYYYYYY...YYYYY.."},      /* a per-user grant on top of the role */
+    {"res_nocreate", "YY.YYY....YYYYY.."}, /* a per-user deny wins over the role */
+    {"jobs_all", "YYYYYYYYYYY......"},     /* jobs:* includes jobs:run */
+    {"readall", "YY.YY.....YYYY..Y"},      /* *:read */
+    {"writer", "YYY..Y..........."},       /* jobs:write = create + update, no read */
+    {"janitor", "YY.YYYY...YYYY..."},      /* via operator from analyst, + update/delete, - metrics */
+    {"admin_denied", "YYYYYYYYYYYYYYYYY"}, /* admin: true ignores denies */
+    {"all_but_delete", "YYYYYY.YYYYYYYY.Y"},
+    {"worker", "YY.YY..YYYY......"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
+    {"runner", "YY.....YYY......."}, /* *:run is jobs:run alone */
 };
 
 static const fm_route *route_for(const char *method, const char *pattern)
@@ -203,7 +204,7 @@ static char *whoami_reference(const fm_config *cfg, const fm_user *u, const fm_r
 static void expect_whoami(const fm_config *cfg, const fm_user *u, const fm_rl_result *rl)
 {
     const fm_route *route = route_for("GET", "/v1/whoami");
-    fm_env env = {cfg, NULL, NULL};
+    fm_env env = {.cfg = cfg};
     fm_call call;
     fm_response resp;
     char *want = whoami_reference(cfg, u, rl);
