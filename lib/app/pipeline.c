@@ -684,7 +684,7 @@ static size_t metrics_route(const req_state *st)
     if (st->route != NULL)
         return (size_t)(st->route - st->routes);
     for (size_t i = 0; i < st->nroutes; i++)
-        if (fm_pipeline_route_match(st->routes[i].pattern, st->call->req->path, params))
+        if (fm_pipeline_route_match(st->routes[i].pattern, st->call->req->path, params, NULL))
             return i;
     return st->nroutes;
 }
