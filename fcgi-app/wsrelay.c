@@ -59,6 +59,7 @@
 #include "app.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "nchan.h"
 #include "routes.h"
 #include "wsauth.h"
@@ -321,7 +322,8 @@ static void scan(void)
     closing *next = NULL;
     size_t n = 0, nnext = 0;
     fm_wsconn *list;
-    size_t old = 0; /* accepted sockets old enough to be looked for */
+    size_t old = 0;  /* accepted sockets old enough to be looked for */
+    size_t open = 0; /* registered and not being closed: the open-WebSockets gauge */
 
     if (fm_wsconn_list(&s.store, &list, &n) != FM_OK) {
         warn_throttled(&s.scan_warn, "cannot read the socket registry (%s)",
@@ -333,6 +335,7 @@ static void scan(void)
         int64_t first;
 
         if (why == NULL) {
+            open++;
             if (now_ms - list[i].opened_ms >= GC_AGE_MS) {
                 size_t turn = old++;
 
@@ -350,6 +353,8 @@ static void scan(void)
         next[nnext++].first_ms = first;
     }
     free(list);
+    if (!stopping)
+        fm_metrics_set(FM_MET_WEBSOCKETS_OPEN, (int64_t)open);
     s.gc_cursor = s.gc_cursor + GC_BATCH < old ? s.gc_cursor + GC_BATCH : 0;
     free(s.closing);
     s.closing = next;

@@ -12,6 +12,13 @@ write_config extra_users="    t32other:
 t32_ready() { as "$t32_r2" GET /v1/whoami && status_is 200; }
 check "reload with a second researcher" reload_until t32_ready
 trap ws_stop_all EXIT
+# The open-WebSockets gauge of GET /metrics (set by fetchml-wsrelay from the registry).
+t32_open() {
+    as admin GET /metrics >/dev/null 2>&1 || true
+    awk '$1 == "fetchml_websockets_open" { v = $2 } END { print v + 0 }' "$B"
+}
+t32_open_is() { [ "$(t32_open)" = "$1" ]; }
+t32_before=$(t32_open)
 
 ws_listen r1 --key "$FETCHML_RESEARCHER_KEY"
 check "the researcher's socket is open" ws_is_open r1
@@ -25,6 +32,7 @@ ws_listen adm --bearer "$FETCHML_ADMIN_KEY"
 check "the admin's socket is open" ws_is_open adm
 ws_listen wrk --proto "$FETCHML_WORKER_KEY"
 check "the worker's socket is open" ws_is_open wrk
+check "fetchml_websockets_open counts the four sockets" wait_for 3 t32_open_is $((${t32_before:-0} + 4))
 WS_PATH="/ws/u.researcher" ws_req -H "X-API-Key: $t32_r2"
 check "/ws/<channel> is no WebSocket location (404)" status_is 404
 
@@ -106,6 +114,7 @@ sleep 0.5
 check "a new socket without a last id starts with new events only" [ "$(ws_count r1c)" = 0 ]
 
 ws_stop_all
+check "fetchml_websockets_open goes back down when they close" wait_for 10 t32_open_is "${t32_before:-0}"
 write_config
 t32_back() { as researcher GET /v1/whoami && status_is 200; }
 check "reload with the default test config" reload_until t32_back
