@@ -5,13 +5,14 @@
  * A worker serves the config snapshot it was forked with; a reload replaces
  * workers, so no worker ever mixes two configs. Signals are blocked except
  * inside the waits (ppoll(2), epoll_pwait(2)): SIGTERM can only land between
- * requests, so the request in flight always finishes and a TERM that arrives just before the wait is never
- * lost (the classic race of checking a flag and then blocking in accept). The
+ * requests, so the request in flight always finishes and a TERM that arrives
+ * just before the wait is never lost (the classic race of checking a flag and then blocking in accept). The
  * (non-blocking) listen socket is tried first and waited on only when it has
  * nothing: under load a connection is already there, and the wait would be
- * one more system call per request. After BUSY_RUN_MAX requests in a row a
- * ppoll on no descriptor with a zero timeout lets pending signals in, so a
- * busy worker still stops or reopens its logs within that many requests.
+ * one more system call per request. Before each accept, sigpending(2) says
+ * whether a signal is waiting; if one is, a ppoll on no descriptor with a
+ * zero timeout lets it in, so a busy worker stops or reopens its logs before
+ * its next request (signal_waiting).
  * The wait is epoll_pwait(2) on the worker's own epoll instance with
  * EPOLLEXCLUSIVE (Linux 4.5), so that one connection wakes one idle worker,
  * not all of them (the thundering herd: each woken loser costs two context
@@ -45,7 +46,6 @@
 #include "routes.h"
 
 #define DRAIN_MAX_S 5
-#define BUSY_RUN_MAX 32    /* requests served in a row before pending signals are let in */
 #define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
 
 static volatile sig_atomic_t stopping;
@@ -398,12 +398,32 @@ static void finish(FCGX_Request *r, bool body_read)
     FCGX_Finish_r(r);
 }
 
+/*
+ * Whether a signal the worker handles is pending (blocked outside the waits).
+ * A wait that returns with a connection ready does not deliver a signal that
+ * came at the same moment, and under load a worker may not wait for a long
+ * time: the check before each accept is what makes a worker of a replaced
+ * generation (SIGTERM on reload) take no request after the signal, so that a
+ * revoked key is never served by an old worker once the new ones are up.
+ */
+static bool signal_waiting(void)
+{
+    static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+    sigset_t set;
+
+    if (sigpending(&set) != 0)
+        return true; /* cannot tell: let them in (a wait with no descriptor costs little) */
+    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+        if (sigismember(&set, handled[i]) == 1)
+            return true;
+    return false;
+}
+
 /* Serves until told to stop, or until waiting on the socket fails (logged). */
 static void serve_loop(void)
 {
     static const struct timespec now = {0, 0};
     struct epoll_event ev;
-    unsigned busy = 0;
 
     while (!stopping) {
         if (reopen_logs) {
@@ -412,22 +432,19 @@ static void serve_loop(void)
                 fm_log_error("worker %d: reopening logs failed: %s", (int)getpid(),
                              strerror(errno));
         }
-        if (busy >= BUSY_RUN_MAX) {
-            busy = 0;
+        if (signal_waiting()) {
             /* No descriptor to be ready: EINTR exactly when a pending signal's handler ran. */
             (void)ppoll(NULL, 0, &now, &w.waitmask);
             continue;
         }
         if (FCGX_Accept_r(&w.r) < 0) {
             /* EAGAIN: nothing waiting, or another worker took it; or a broken connection. */
-            busy = 0;
             if (epoll_pwait(w.epfd, &ev, 1, -1, &w.waitmask) < 0 && errno != EINTR) {
                 fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
                 return;
             }
             continue;
         }
-        busy++;
         finish(&w.r, serve(&w.r));
     }
 }

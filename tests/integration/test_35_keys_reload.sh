@@ -75,6 +75,31 @@ check "zero 5xx and zero connection errors across 10 reloads ($bad bad of $total
 check "all 10 reloads took effect ($reloads logged)" [ "$reloads" -eq 10 ]
 grep -vE '^(200|429)$' "$codes" | sort | uniq -c | head -5
 
+# Revocation under load: once a worker of the new generation has refused the
+# removed key, no worker of the old one answers for it again, although busy
+# old workers find a connection waiting at every accept (they stop before
+# their next request, not after a run of them). The load keeps more requests
+# in flight than there are workers (wrk, 32 connections), so that the listen
+# queue is never empty. Bounded: 12 s.
+write_config extra_users="$(users "$temp_user")"
+check "reload brings the temporary user back" reload_until temp_ok
+timeout 20 wrk -t2 -c32 -d12s -H "X-API-Key: $LOADKEY" "$BASE/v1/whoami" >"$OUT/t35-wrk" 2>&1 &
+t35_wrk=$!
+sleep 2
+write_config extra_users="$(users)"
+"$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 &
+temp_refused() { as "$TEMPKEY" GET /v1/whoami; status_is 401; }
+wait_for 10 temp_refused
+after=$OUT/t35-after-revoke
+for _ in $(seq 40); do
+    curl -sk -o /dev/null -w '%{http_code}\n' -H "X-API-Key: $TEMPKEY" "$BASE/v1/whoami" >>"$after"
+done
+kill "$t35_wrk" 2>/dev/null || true
+wait "$t35_wrk" 2>/dev/null || true
+wait
+check "under load, after the first refusal the removed key is refused every time ($(sort "$after" | uniq -c | tr -s ' \n' ' '))" \
+    [ "$(grep -c '^401$' "$after")" -eq 40 ]
+
 # After the grace period, the old key is refused as expired; the new one still works.
 grace_over() { [ "$(date -u +%s)" -gt "$(date -u -d "$grace_end" +%s)" ]; }
 wait_for 60 grace_over
