@@ -9,7 +9,8 @@ that drifts from its description fails:
   operations; a request to a path the spec does not have may only be refused
   (an Error body with one of REFUSALS' statuses, or nginx's 301 to HTTPS),
   as nginx and the pipeline refuse before routing; so may one with a method
-  the path lacks (405, or an earlier refusal);
+  the path lacks (405, or an earlier refusal); a path parameter marked
+  x-multi-segment: true matches the rest of the path, slashes and all;
 - the status is one the operation documents;
 - every header the response documents as required is there, and every
   documented header present matches its schema;
@@ -55,8 +56,20 @@ def normalise(path):
     return '/'.join(out) or '/'
 
 
-def template_re(t):
-    return re.compile('^' + re.sub(r'\\\{[^}]+\\\}', '[^/]+', re.escape(t)) + '$')
+def template_re(t, multi=()):
+    # A parameter marked x-multi-segment (the rest of the path) may hold '/'.
+    return re.compile('^' + re.sub(r'\\\{([^}]+)\\\}',
+                                   lambda m: '.+' if m.group(1) in multi else '[^/]+',
+                                   re.escape(t)) + '$')
+
+
+def multi_segment(spec, item):
+    """The path parameters of a path item marked x-multi-segment (at the path or an operation)."""
+    params = list(item.get('parameters') or [])
+    for m in ('get', 'put', 'post', 'delete', 'patch', 'options', 'head'):
+        params += (item.get(m) or {}).get('parameters') or []
+    return {p.get('name') for p in (resolve(spec, p) for p in params)
+            if p.get('in') == 'path' and p.get('x-multi-segment') is True}
 
 
 def headers_of(text):
@@ -73,7 +86,8 @@ def headers_of(text):
 def main(spec_path, d):
     with open(spec_path, encoding='utf-8') as f:
         spec = yaml.safe_load(f)
-    paths = [(template_re(t), t, item) for t, item in spec['paths'].items()]
+    paths = [(template_re(t, multi_segment(spec, item)), t, item)
+             for t, item in spec['paths'].items()]
     # RefResolver: what Debian 12's jsonschema (4.10) has; newer ones only deprecate it.
     warnings.filterwarnings('ignore', category=DeprecationWarning)
     resolver = jsonschema.RefResolver('', spec)

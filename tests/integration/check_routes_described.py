@@ -3,8 +3,12 @@
 (fcgi-app/routes.c: {"METHOD", "/pattern", ...}) has an operation in
 docs/openapi.yaml under the same path and method, and every operation there
 is a row of the table (or says x-served-by: nginx, for what nginx serves
-itself). Prints each route without a description and each description
-without a route; exit 1 when there is one."""
+itself). A row's multi-segment parameter, {name*} (the rest of the path,
+slashes and all), is {name} in the spec, a path parameter marked
+x-multi-segment: true (OpenAPI has no template syntax for one); a HEAD
+operation is the GET row of its path (the pipeline serves HEAD with it).
+Prints each route without a description and each description without a
+route; exit 1 when there is one."""
 import re
 import sys
 
@@ -13,17 +17,45 @@ import yaml
 METHODS = ('get', 'put', 'post', 'delete', 'patch', 'options', 'head')
 
 
+def resolve(spec, node):
+    while isinstance(node, dict) and '$ref' in node:
+        ref = node['$ref']
+        assert ref.startswith('#/'), ref
+        node = spec
+        for part in ref[2:].split('/'):
+            node = node[part.replace('~1', '/').replace('~0', '~')]
+    return node
+
+
+def multi_segment(spec, item, op):
+    """The path parameters of the operation marked x-multi-segment."""
+    names = set()
+    for p in (item.get('parameters') or []) + (op.get('parameters') or []):
+        p = resolve(spec, p)
+        if p.get('in') == 'path' and p.get('x-multi-segment') is True:
+            names.add(p.get('name'))
+    return names
+
+
 def main(routes_c, spec_path):
     with open(routes_c, encoding='utf-8') as f:
-        rows = set(re.findall(r'\{\s*"([A-Z]+)",\s*"(/[^"]*)"', f.read()))
+        raw = set(re.findall(r'\{\s*"([A-Z]+)",\s*"(/[^"]*)"', f.read()))
+    # {name*} in a row is {name} in the spec; what each row wants marked multi-segment.
+    rows = {(m, re.sub(r'\{([^}*]+)\*\}', r'{\1}', p)) for m, p in raw}
+    want_multi = {(m, re.sub(r'\{([^}*]+)\*\}', r'{\1}', p)): set(re.findall(r'\{([^}*]+)\*\}', p))
+                  for m, p in raw}
     with open(spec_path, encoding='utf-8') as f:
         spec = yaml.safe_load(f)
     ops = set()
     nginx = set()
+    multi = {}
     for path, item in spec.get('paths', {}).items():
         for m in METHODS:
             if m in item:
                 (nginx if item[m].get('x-served-by') == 'nginx' else ops).add((m.upper(), path))
+                multi[(m.upper(), path)] = multi_segment(spec, item, item[m])
+    # HEAD is served by the path's GET row.
+    ops -= {('HEAD', p) for m, p in ops if m == 'HEAD' and ('GET', p) in rows}
     bad = 0
     if not rows:
         print('%s: no route rows found' % routes_c)
@@ -35,6 +67,13 @@ def main(routes_c, spec_path):
     for m, p in sorted(ops - rows):
         print('%s describes %s %s, which no row of fcgi-app/routes.c serves' % (spec_path, m, p))
         bad += 1
+    for key in sorted(rows & ops):
+        got = multi.get(key, set())
+        if got != want_multi.get(key, set()):
+            print('%s %s: path parameters marked x-multi-segment in %s: %s; routes.c wants: %s'
+                  % (key[0], key[1], spec_path, sorted(got) or 'none',
+                     sorted(want_multi.get(key, set())) or 'none'))
+            bad += 1
     return 1 if bad else 0
 
 
