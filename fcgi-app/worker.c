@@ -165,7 +165,10 @@ static void read_body(FCGX_Request *r, const char *length, fm_request *req, char
     *body = NULL;
     if (req->stream != NULL) {
         /* The handler reads it (FM_ROUTE_STREAM_BODY), up to data.max_file_bytes. */
-        if (fm_params_content_length(length, &clen) != FM_OK || clen > w.cfg->data.max_file_bytes)
+        if (length == NULL || length[0] == '\0')
+            req->length_unknown = 1;
+        else if (fm_params_content_length(length, &clen) != FM_OK ||
+                 clen > w.cfg->data.max_file_bytes)
             req->body_too_large = 1;
         else
             req->content_length = clen;
@@ -277,7 +280,7 @@ static bool serve(FCGX_Request *r)
     free(body);
     fm_metrics_worker_busy(false);
     if (req.stream != NULL)
-        return !req.body_too_large && bs.got == req.content_length;
+        return !req.body_too_large && !req.length_unknown && bs.got == req.content_length;
     return !req.body_too_large && !req.body_incomplete;
 }
 

@@ -556,6 +556,11 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
+    /* A streamed body is read to its announced length: without one it would be cut to nothing. */
+    if (req->stream != NULL && req->length_unknown)
+        return refuse(st, "length_required", 411, "LENGTH_REQUIRED",
+                      "Content-Length required (a body of unknown length, such as a chunked one, "
+                      "is not taken here)");
     /* No body has no media type: a worker's bare POST /v1/worker/claim needs none. */
     if ((st->route->flags & FM_ROUTE_JSON_BODY) != 0 && req->body_len > 0 &&
         !is_json_type(req->content_type))

@@ -64,6 +64,11 @@ check "the GET is audited: experiments:read and the bytes sent" \
     t41_audit_has '.permission == "experiments:read" and .bytes == 6 and .status == 200'
 as "$t41_a" HEAD "$(t41_url run1 ckpt/epoch-1/model.bin)" -I
 check "HEAD: 200 with the ETag and no body" bash -c "[ $STATUS = 200 ] && [ '$(t41_etag)' = '$t41_e1' ] && ! grep -q hello '$B'"
+# A body of unknown length (chunked: curl -T - from a pipe) is refused, and the file stays.
+as "$t41_a" PUT "$(t41_url run1 ckpt/epoch-1/model.bin)" -T - <"$OUT/t41-v2"
+check "PUT without Content-Length (chunked): 411 LENGTH_REQUIRED" error_is 411 LENGTH_REQUIRED
+as "$t41_a" GET "$(t41_url run1 ckpt/epoch-1/model.bin)"
+check "... and the file is unchanged" bash -c "[ $STATUS = 200 ] && cmp -s '$B' '$OUT/t41-hello'"
 t41_put "$t41_a" run1 "notes.txt" "$OUT/t41-v2"
 as "$t41_a" GET /v1/experiments
 check "GET /v1/experiments: the experiment with its file count and bytes" \
