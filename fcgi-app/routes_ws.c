@@ -23,6 +23,7 @@
  * HTTP_*), and the values they carry are those auth_request_set took from
  * the auth answer.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -98,6 +99,27 @@ int fm_route_ws(fm_call *call, fm_response *resp)
     return 0;
 }
 
+/*
+ * Whether the rest of the handshake is one nchan will answer with a 101
+ * (RFC 6455 section 4.1): HTTP/1.1 or later, Sec-WebSocket-Version 13, and a
+ * Sec-WebSocket-Key that is the base64 of 16 bytes (24 characters ending
+ * "=="). Otherwise the pool refuses it (400) before anything is registered
+ * or audited as opened: nchan would refuse it after the auth answer.
+ */
+static bool handshake_ok(const char *protocol, const char *version, const char *key)
+{
+    size_t n = key != NULL ? strlen(key) : 0;
+
+    if (protocol == NULL || strcmp(protocol, "HTTP/1.0") == 0 ||
+        strncmp(protocol, "HTTP/", 5) != 0 || version == NULL || strcmp(version, "13") != 0 ||
+        n != 24 || key[22] != '=' || key[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++)
+        if (!isalnum((unsigned char)key[i]) && key[i] != '+' && key[i] != '/')
+            return false;
+    return true;
+}
+
 /* The key offered as subprotocol, as the request's credential. */
 static void take_offered_key(const char *protocols, fm_request *req, fm_wsauth_offer *offer)
 {
@@ -129,7 +151,8 @@ void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsaut
      * that reads none (a key in it is not accepted).
      */
     req->ws_auth = true;
-    req->ws_upgrade = p[P_UPGRADE] != NULL && strcasecmp(p[P_UPGRADE], "websocket") == 0;
+    req->ws_upgrade = p[P_UPGRADE] != NULL && strcasecmp(p[P_UPGRADE], "websocket") == 0 &&
+                      handshake_ok(p[P_SERVER_PROTOCOL], p[P_WS_VERSION], p[P_WS_KEY]);
     req->path = "/ws";
     q = p[P_REQUEST_URI] != NULL ? strchr(p[P_REQUEST_URI], '?') : NULL;
     req->query = q != NULL ? q + 1 : NULL;

@@ -130,6 +130,23 @@ ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -X POST
 check "POST /ws -> 405" status_is 405
 req GET /ws -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
 check "GET /ws without the upgrade -> 400 BAD_REQUEST, JSON" error_is 400 BAD_REQUEST
+# A handshake nchan would refuse after the auth answer is refused by the pool
+# first: nothing is registered or audited as an opened socket (RFC 6455 4.1).
+t31_bad_handshake() { # t31_bad_handshake WHAT [curl args...]: 400 and no WS_OPEN for its trace
+    local what=$1
+    shift
+    req GET /ws --max-time 5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+        -H "X-API-Key: $FETCHML_WORKER_KEY" "$@"
+    check "a handshake $what -> 400 BAD_REQUEST" error_is 400 BAD_REQUEST
+    sleep 0.3
+    check "... and no WS_OPEN record for it" bash -c "! grep -F '\"trace_id\":\"$TRACE\"' '$t31_audit' | grep -qF WS_OPEN"
+}
+t31_bad_handshake "without Sec-WebSocket-Key" -H 'Sec-WebSocket-Version: 13'
+t31_bad_handshake "of version 8" -H 'Sec-WebSocket-Version: 8' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
+t31_bad_handshake "with a key that is not 16 bytes of base64" -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: c2hvcnQ='
+t31_bad_handshake "over HTTP/1.0" --http1.0 -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
 
 # ---- opened and closed sockets are audited ------------------------------------------------
 # A socket that lives a moment (one closed at once, before nginx's open callback is done,
