@@ -29,6 +29,7 @@
 #include "log.h"
 #include "query.h"
 #include "ratelimit.h"
+#include "metrics.h"
 #include "routes.h"
 
 #define STREAM_CHUNK 65536
@@ -449,8 +450,21 @@ int fm_route_exp_put(fm_call *call, fm_response *resp)
         pending_free(p);
         return put_refused(call, resp, rc, NULL);
     }
+    /* Slow uploads hold their workers: at most data.concurrent_uploads at once (by default
+       half the pool), so that everyone else is still served (fm_metrics_upload_begin). */
+    if (!fm_metrics_upload_begin(cfg->data.concurrent_uploads > 0
+                                     ? (unsigned)cfg->data.concurrent_uploads
+                                 : cfg->server.workers > 1 ? (unsigned)cfg->server.workers / 2
+                                                           : 1)) {
+        pending_free(p);
+        (void)fm_response_header(resp, "Retry-After: 1");
+        return fm_route_refuse(call, resp, 503, "SERVICE_UNAVAILABLE",
+                               "too many uploads in progress on this server; try again shortly",
+                               "uploads_busy");
+    }
     rc = fm_exptree_put_begin(&p->tree, call->params[0], call->tail, &p->change);
     if (rc != FM_OK) {
+        fm_metrics_upload_end();
         pending_free(p);
         if (rc == FM_ECONFLICT)
             return fm_route_refuse(call, resp, 409, "CONFLICT",
@@ -459,6 +473,7 @@ int fm_route_exp_put(fm_call *call, fm_response *resp)
                                : internal(call, resp, "starting an upload");
     }
     rc = receive(call->req, &p->change);
+    fm_metrics_upload_end();
     if (rc == FM_OK)
         rc = fm_exptree_put_commit(&p->tree, &p->change, &cond, &lim, &quota_what);
     if (rc == FM_OK)

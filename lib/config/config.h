@@ -124,6 +124,8 @@ typedef struct fm_config {
         uint64_t quota_bytes;    /* bytes of files per user (1..2^50, 10 GiB) */
         long quota_files;        /* files per user (1..10000000, 10000) */
         int uploads_per_minute;  /* PUTs per user per minute, token bucket (1..100000, 10) */
+        int concurrent_uploads;  /* uploads the pool receives at once (0..256; 0, the default:
+                                    half of server.workers, at least 1) */
     } data;
     struct {
         int lease_seconds;     /* a claim's lease, extended by each heartbeat (1..86400, 60) */

@@ -11,4 +11,5 @@ LD_TABLE(, data_table,
          LD_INT_ROW("max_file_bytes", fm_config, data.max_file_bytes, 1, 1LL << 40, 1LL << 30),
          LD_INT_ROW("quota_bytes", fm_config, data.quota_bytes, 1, 1LL << 50, 10LL << 30),
          LD_INT_ROW("quota_files", fm_config, data.quota_files, 1, 10000000, 10000),
-         LD_INT_ROW("uploads_per_minute", fm_config, data.uploads_per_minute, 1, 100000, 10));
+         LD_INT_ROW("uploads_per_minute", fm_config, data.uploads_per_minute, 1, 100000, 10),
+         LD_INT_ROW("concurrent_uploads", fm_config, data.concurrent_uploads, 0, 256, 0));

@@ -116,8 +116,42 @@ t42_config
 check "nothing was stored by the refused uploads" test ! -e "$t42_dir/refused"
 rm -f "$OUT/t42-50m" "$OUT/t42-big" "$t42_dir/big/model.bin"
 
+# ---- slow uploads hold at most data.concurrent_uploads workers -------------------------
+# Two uploads trickle (20 bytes, one every 0.3 s) on a pool of 4 that receives 2 at once: a
+# third upload is refused at once (503, Retry-After), and other requests are served meanwhile.
+t42_config server.workers=4 data.concurrent_uploads=2
+printf 'x' >"$OUT/t42-one"
+t42_slow() { # t42_slow NAME: one trickling upload in the background, its status in $OUT/t42-slow-NAME
+    /usr/bin/python3 - "$BASE" "$t42_k" "$1" >"$OUT/t42-slow-$1" 2>&1 <<'PY' &
+import socket, ssl, sys, time, urllib.parse
+base, key, name = sys.argv[1], sys.argv[2], sys.argv[3]
+u = urllib.parse.urlparse(base)
+ctx = ssl._create_unverified_context()
+s = ctx.wrap_socket(socket.create_connection((u.hostname, u.port), timeout=30), server_hostname=u.hostname)
+s.sendall(("PUT /v1/experiments/slow/files/%s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+           "Content-Length: 20\r\nConnection: close\r\n\r\n" % (name, key)).encode())
+for _ in range(20):
+    time.sleep(0.3)
+    s.sendall(b"y")
+print(s.recv(64).split(b" ")[1].decode())
+PY
+}
+t42_slow s1
+t42_slow s2
+sleep 1.5
+as "$t42_k" PUT /v1/experiments/slow/files/third -T "$OUT/t42-one"
+check "a third upload while two trickle on a pool that takes 2: 503 at once, with Retry-After (got $STATUS)" \
+    bash -c "[ $STATUS = 503 ] && jq -e '.code == \"SERVICE_UNAVAILABLE\"' '$B' >/dev/null && tr -d '\r' <'$H' | grep -qi '^retry-after: 1$'"
+t42_fast() { local i t; for i in 1 2 3 4 5; do t=$(curl -sk -o /dev/null -w '%{time_total}' -H "X-API-Key: $t42_k" "$BASE/v1/whoami"); awk -v t="$t" 'BEGIN { exit !(t < 1) }' || return 1; done; }
+check "... while the other workers answer at once (5 requests under 1 s each)" t42_fast
+wait
+check "the two trickling uploads end 201" bash -c "[ \"\$(cat '$OUT/t42-slow-s1')\" = 201 ] && [ \"\$(cat '$OUT/t42-slow-s2')\" = 201 ]"
+as "$t42_k" PUT /v1/experiments/slow/files/third -T "$OUT/t42-one"
+check "... after which an upload is taken again (201)" status_is 201
+rm -rf "$t42_dir/slow" "$OUT/t42-one"
+
 # ---- concurrency: If-Match loses no update; quotas hold ----------------------------------
-t42_config server.workers=8
+t42_config server.workers=8 data.concurrent_uploads=8
 curl -sk -o /dev/null -H "X-API-Key: $t42_k" -T "$OUT/t42-zero" "$(t42_url cas counter)"
 # 8 clients, each adding 1 to the counter 5 times: GET it (value and ETag),
 # PUT value+1 with If-Match, and on 412 start over.
@@ -170,12 +204,12 @@ t42_burst() {
 }
 t42_count() { grep -c "^$1\$" "$OUT/t42-burst" || true; }
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.quota_files=5
+t42_config server.workers=8 data.concurrent_uploads=8 data.quota_files=5
 t42_burst qf
 check "quota_files=5 under 8 concurrent uploaders: 5 created, 3 refused 429, 5 files on disk" \
     bash -c "[ $(t42_count 201) = 5 ] && [ $(t42_count 429) = 3 ] && [ \$(find '$t42_dir' -type f | wc -l) = 5 ]"
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.quota_bytes=3500000
+t42_config server.workers=8 data.concurrent_uploads=8 data.quota_bytes=3500000
 t42_burst qb
 check "quota_bytes=3.5 MB under 8 concurrent 1 MB uploaders: 3 created, 5 refused, 3 MB on disk" \
     bash -c "[ $(t42_count 201) = 3 ] && [ $(t42_count 429) = 5 ] && [ \$(du -sb --apparent-size '$t42_dir' | awk '{print \$1}') -lt 3500000 ] && [ \$(find '$t42_dir' -type f | wc -l) = 3 ]"

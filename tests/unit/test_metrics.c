@@ -142,6 +142,56 @@ START_TEST(pool_slots_follow_workers)
 }
 END_TEST
 
+/*
+ * The pool's share for uploads: slots marked by begin count against max, in
+ * any process of the pool; a refused begin leaves no mark; end and a reaped
+ * worker's slot free the share; without a slot begin allows.
+ */
+START_TEST(uploads_share_of_the_pool)
+{
+    pid_t pid;
+    int status;
+
+    ck_assert(fm_metrics_upload_begin(1)); /* no slot yet in this process: allowed */
+    fm_metrics_upload_end();
+    ck_assert(fm_metrics_worker_start(5151));
+    ck_assert(fm_metrics_upload_begin(1)); /* this slot is the one upload */
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        bool ok = fm_metrics_worker_start(5252) && !fm_metrics_upload_begin(1) &&
+                  fm_metrics_upload_begin(2);
+        fm_metrics_upload_end();
+        _exit(ok ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fm_metrics_worker_gone(5252);
+    ck_assert(fm_metrics_upload_begin(1)); /* still the only one: the child's mark is gone */
+    fm_metrics_upload_end();
+    /* A worker killed mid-upload: its mark goes with its slot. */
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (fm_metrics_worker_start(5353) && fm_metrics_upload_begin(1))
+            pause();
+        _exit(1);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (!fm_metrics_upload_begin(1)) /* the child holds the share */
+            break;
+        fm_metrics_upload_end();
+        usleep(10 * 1000);
+    }
+    ck_assert(!fm_metrics_upload_begin(1));
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    fm_metrics_worker_gone(5353);
+    ck_assert(fm_metrics_upload_begin(1));
+    fm_metrics_upload_end();
+}
+END_TEST
+
 /* The value of the line that starts with prefix, or -1. */
 static double value_of(const char *text, const char *prefix)
 {
@@ -274,6 +324,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, without_a_region_counting_is_off);
     tcase_add_test(tc, odd_methods_routes_and_statuses_stay_bounded);
     tcase_add_test(tc, pool_slots_follow_workers);
+    tcase_add_test(tc, uploads_share_of_the_pool);
     tcase_add_test(tc, exposition_is_well_formed);
     tcase_add_test(tc, listen_queue_of_a_unix_socket);
     tcase_add_test(tc, listen_queue_of_a_tcp_socket);
