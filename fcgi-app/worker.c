@@ -73,6 +73,7 @@ static void on_usr1(int sig)
 }
 
 #define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
+#define LENGTH_LINE_MAX 40 /* "Content-Length: " + 20 digits + CRLF */
 
 /* Appends n bytes to the header block; the block was sized for the largest response. */
 static size_t put(char *buf, size_t off, const char *s, size_t n)
@@ -109,7 +110,8 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
     static const char no_store[] = "Cache-Control: no-store\r\n";
-    char block[STATUS_LINE_MAX + sizeof(json_type) + FM_RESPONSE_TYPE_MAX + sizeof(no_store) +
+    char block[STATUS_LINE_MAX + sizeof(json_type) + FM_RESPONSE_TYPE_MAX + LENGTH_LINE_MAX +
+               sizeof(no_store) +
                FM_RESPONSE_MAX_HEADERS * (FM_RESPONSE_HEADER_MAX + 2) + 2];
     const char *reason = fm_response_reason(resp->status);
     int n = snprintf(block, sizeof(block), "Status: %d ", resp->status);
@@ -127,6 +129,13 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
             off += (size_t)m;
     } else if (resp->body != NULL) {
         off = put(block, off, json_type, sizeof(json_type) - 1);
+    }
+    /* A buffered body's length, so that nginx need not chunk it (RFC 9112 section 6.3). */
+    if (resp->body != NULL) {
+        int m = snprintf(block + off, sizeof(block) - off, "Content-Length: %zu\r\n",
+                         resp->body_len);
+        if (m > 0 && (size_t)m < sizeof(block) - off)
+            off += (size_t)m;
     }
     off = put(block, off, no_store, sizeof(no_store) - 1);
     for (size_t i = 0; i < resp->nheaders; i++) {

@@ -5,7 +5,7 @@
  * Events. The workers already PUBLISH every task event on Redis
  * ("<prefix>events", fire and forget: events.h). The relay SUBSCRIBEs to it
  * and POSTs each event to nchan's publisher location over its unix socket
- * (websocket.publisher; nchan.h), to the channels of the task's owner
+ * (websocket.publisher; nchan.h; one connection kept open), to the channels of the task's owner
  * ("u.<user>"), the admins ("all") and, for task.created and task.requeued,
  * the workers ("queue"). Why a relay rather than a publish from each worker:
  * the request path keeps the one non-blocking write it has (no second
@@ -112,7 +112,7 @@ static struct {
     fm_env env;
     fm_wsconn_store store;
     fm_redis *sub;
-    const char *publisher; /* socket path, without "unix:" */
+    fm_nchan *publisher; /* the publisher's socket (without "unix:"), its connection kept */
     char channel[FM_REDIS_KEY_MAX];
     sigset_t waitmask;
     key_ref *keys;
@@ -191,8 +191,8 @@ static void deliver(const char *payload, size_t len)
     warn_throttled(&s.publish_warn,
                    "could not deliver an event to nchan at %s (%s, status %d); %llu failed, %llu "
                    "delivered so far",
-                   s.publisher, status != 0 ? "unexpected answer" : strerror(errno), status,
-                   s.failed, s.delivered);
+                   fm_nchan_path(s.publisher), status != 0 ? "unexpected answer" : strerror(errno),
+                   status, s.failed, s.delivered);
 }
 
 /* Takes every complete message the subscription holds. */
@@ -226,7 +226,7 @@ static void subscribe(void)
         return;
     if (fm_redis_subscribe(s.sub, s.channel) == FM_OK) {
         fm_log_info("websocket relay %d: relaying %s to nchan at %s", (int)getpid(), s.channel,
-                    s.publisher);
+                    fm_nchan_path(s.publisher));
         return;
     }
     s.next_subscribe_ms = now + RESUBSCRIBE_MS;
@@ -283,7 +283,8 @@ static int64_t close_socket(const fm_wsconn *c, const char *why, int64_t now_ms)
     (void)snprintf(channel, sizeof(channel), "c.%s", c->id);
     if (fm_nchan_delete(s.publisher, channel, PUBLISH_TIMEOUT_MS, &status) != FM_OK) {
         warn_throttled(&s.scan_warn, "cannot ask nchan at %s to close a socket (%s, status %d)",
-                       s.publisher, status != 0 ? "unexpected answer" : strerror(errno), status);
+                       fm_nchan_path(s.publisher),
+                       status != 0 ? "unexpected answer" : strerror(errno), status);
         return first != 0 ? first : now_ms;
     }
     if (first == 0)
@@ -381,10 +382,11 @@ static fm_err init_env(void)
     if (fm_worker_env_open(cfg, s.audit_shared, "websocket relay", &s.env) != FM_OK)
         return FM_ESYS;
     s.store = fm_route_ws_store(&s.env);
-    s.publisher = cfg->websocket.publisher + 5; /* after "unix:", checked at load */
+    s.publisher = fm_nchan_open(cfg->websocket.publisher + 5); /* after "unix:", checked at load */
     s.sub =
         fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
-    if (s.sub == NULL || fm_redis_key(s.channel, "%sevents", cfg->redis.key_prefix) != FM_OK) {
+    if (s.publisher == NULL || s.sub == NULL ||
+        fm_redis_key(s.channel, "%sevents", cfg->redis.key_prefix) != FM_OK) {
         fm_log_error("websocket relay %d: cannot start: out of memory", (int)getpid());
         return FM_ESYS;
     }
@@ -465,6 +467,7 @@ void fm_wsrelay_main(const fm_config *cfg, fm_audit_shared *audit_shared)
         status = 0;
     }
     fm_redis_free(s.sub);
+    fm_nchan_close(s.publisher);
     free(s.keys);
     free(s.closing);
     fm_worker_env_close(&s.env);

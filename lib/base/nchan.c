@@ -1,11 +1,14 @@
 /*
- * nchan.c - one HTTP/1.1 exchange with nchan's publisher location over a
- * unix socket (nchan.h).
+ * nchan.c - HTTP/1.1 exchanges with nchan's publisher location over a unix
+ * socket, on a kept connection (nchan.h).
  *
- * The request is written whole, then the answer read until the server
- * closes (Connection: close); only its status line is looked at. Every wait
- * is a poll(2) bounded by what is left of the one deadline, so a stalled
- * nginx costs the caller at most timeout_ms.
+ * The request is written whole, then the answer's head read and its body
+ * (Content-Length bytes) read and dropped; only the status line and the
+ * framing headers (Content-Length, Connection, Transfer-Encoding) are looked
+ * at: the peer is this product's own nginx, and anything unexpected ends the
+ * connection rather than being interpreted. Every wait is a poll(2) bounded
+ * by what is left of the one deadline, so a stalled nginx costs the caller
+ * at most timeout_ms.
  */
 #include "nchan.h"
 
@@ -14,14 +17,18 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX 512   /* the request line and headers */
-#define ANSWER_MAX 512 /* what is kept of the answer: the status line is in it */
+#define HEAD_MAX 512    /* the request line and headers */
+#define ANSWER_MAX 4096 /* the answer's head, at most */
+#define BODY_MAX                                                                                   \
+    65536 /* an answer's body read and dropped to keep the connection; longer: closed */
 
 bool fm_nchan_channel_ok(const char *s)
 {
@@ -106,51 +113,200 @@ static int write_all(int fd, const char *p, size_t n, long long deadline)
     return 0;
 }
 
-/* Reads the answer to its end; *status from "HTTP/1.x NNN ". -1 with errno on failure. */
-static int read_status(int fd, long long deadline, int *status)
+/* Whether the header line [p, e) is "name:" (any letter case) followed by a value. */
+static const char *header_value(const char *p, const char *e, const char *name)
 {
-    char buf[ANSWER_MAX + 1];
+    size_t n = strlen(name);
+
+    if ((size_t)(e - p) <= n || strncasecmp(p, name, n) != 0 || p[n] != ':')
+        return NULL;
+    p += n + 1;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* Whether the comma-separated list [v, e) holds token (any letter case; RFC 9110 section 5.6.1). */
+static bool has_token(const char *v, const char *e, const char *token)
+{
+    size_t n = strlen(token);
+
+    while (v < e) {
+        const char *t;
+
+        while (v < e && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        t = v;
+        while (v < e && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        if ((size_t)(v - t) == n && strncasecmp(t, token, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A Content-Length value: digits only, at most BODY_MAX. -1 when it is not one. */
+static long long content_length(const char *v, const char *e)
+{
+    long long n = 0;
+
+    if (v == e)
+        return -1;
+    for (; v < e && *v != ' ' && *v != '\t'; v++) {
+        if (*v < '0' || *v > '9' || n > BODY_MAX)
+            return -1;
+        n = n * 10 + (*v - '0');
+    }
+    return n <= BODY_MAX ? n : -1;
+}
+
+/*
+ * Reads one answer: its head, then as much body as its Content-Length says
+ * (discarded). *status from "HTTP/1.x NNN "; *keep whether the connection
+ * may carry the next request; *got the bytes read. -1 with errno on failure.
+ */
+static int read_answer(int fd, long long deadline, int *status, bool *keep, size_t *got)
+{
+    char buf[ANSWER_MAX + 1], *head_end = NULL;
     size_t have = 0;
+    long long length = -1, left;
     unsigned a, b, code;
     char sp;
 
-    for (;;) {
-        char sink[1024];
-        char *dst = have < ANSWER_MAX ? buf + have : sink;
-        size_t room = have < ANSWER_MAX ? ANSWER_MAX - have : sizeof(sink);
-        ssize_t r = recv(fd, dst, room, 0);
+    *keep = false;
+    *got = 0;
+    while (head_end == NULL) {
+        ssize_t r;
 
-        if (r == 0)
-            break;
-        if (r > 0) {
-            if (dst != sink)
-                have += (size_t)r;
+        if (have == ANSWER_MAX) {
+            errno = EPROTO;
+            return -1;
+        }
+        r = recv(fd, buf + have, ANSWER_MAX - have, 0);
+        if (r == 0) {
+            errno = have == 0 ? ECONNRESET : EPROTO; /* closed before (or inside) a head */
+            return -1;
+        }
+        if (r < 0) {
+            if ((errno != EAGAIN && errno != EINTR) || wait_fd(fd, POLLIN, deadline) != 0)
+                return -1;
             continue;
         }
-        if ((errno != EAGAIN && errno != EINTR) || wait_fd(fd, POLLIN, deadline) != 0)
-            return -1;
+        have += (size_t)r;
+        *got = have;
+        buf[have] = '\0';
+        head_end = strstr(buf, "\r\n\r\n");
     }
-    buf[have] = '\0';
     if (sscanf(buf, "HTTP/%1u.%1u %3u%c", &a, &b, &code, &sp) != 4 || sp != ' ' || code < 100 ||
         code > 599) {
         errno = EPROTO;
         return -1;
     }
     *status = (int)code;
+    *keep = a == 1 && b == 1;
+    for (char *p = strstr(buf, "\r\n") + 2; p < head_end + 2;) {
+        char *e = strstr(p, "\r\n");
+        const char *v;
+
+        if ((v = header_value(p, e, "content-length")) != NULL) {
+            if (length >= 0 || (length = content_length(v, e)) < 0)
+                *keep = false; /* repeated or not a length: the connection ends here */
+        } else if ((v = header_value(p, e, "connection")) != NULL) {
+            if (has_token(v, e, "close"))
+                *keep = false;
+        } else if (header_value(p, e, "transfer-encoding") != NULL) {
+            *keep = false;
+        }
+        p = e + 2;
+    }
+    if (length < 0 && code != 204 && code != 304 && code >= 200)
+        *keep = false; /* the body runs to the close: only the head was wanted */
+    if (!*keep)
+        return 0;
+    /* The body, read and dropped, so that the next answer starts where it should. */
+    left = length - (long long)(have - (size_t)(head_end + 4 - buf));
+    if (left < 0) {
+        *keep = false; /* more than one answer's bytes: out of step */
+        return 0;
+    }
+    while (left > 0) {
+        char sink[1024];
+        ssize_t r = recv(fd, sink, left < (long long)sizeof(sink) ? (size_t)left : sizeof(sink), 0);
+
+        if (r == 0) {
+            errno = EPROTO;
+            return -1;
+        }
+        if (r < 0) {
+            if ((errno != EAGAIN && errno != EINTR) || wait_fd(fd, POLLIN, deadline) != 0)
+                return -1;
+            continue;
+        }
+        left -= r;
+    }
     return 0;
 }
 
+struct fm_nchan {
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int fd; /* the kept connection, or -1 */
+};
+
+fm_nchan *fm_nchan_open(const char *socket_path)
+{
+    fm_nchan *c;
+
+    if (socket_path == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (strlen(socket_path) >= sizeof(c->path)) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    memcpy(c->path, socket_path, strlen(socket_path) + 1);
+    c->fd = -1;
+    return c;
+}
+
+static void hang_up(fm_nchan *c)
+{
+    int err = errno;
+
+    if (c->fd >= 0)
+        (void)close(c->fd);
+    c->fd = -1;
+    errno = err;
+}
+
+void fm_nchan_close(fm_nchan *c)
+{
+    if (c == NULL)
+        return;
+    hang_up(c);
+    free(c);
+}
+
+const char *fm_nchan_path(const fm_nchan *c)
+{
+    return c->path;
+}
+
 /* One exchange: method on "/" + the channels joined by ','. */
-static fm_err exchange(const char *socket_path, const char *method, const char *const *channels,
-                       size_t n, const char *body, size_t len, int timeout_ms, int *status)
+static fm_err exchange(fm_nchan *c, const char *method, const char *const *channels, size_t n,
+                       const char *body, size_t len, int timeout_ms, int *status)
 {
     char head[HEAD_MAX + FM_NCHAN_CHANNELS_MAX * FM_NCHAN_CHANNEL_MAX];
-    size_t off;
+    size_t off, got;
     long long deadline;
-    int fd, hn, err;
+    bool keep;
+    int hn;
 
     *status = 0;
-    if (socket_path == NULL || n == 0 || n > FM_NCHAN_CHANNELS_MAX || timeout_ms <= 0)
+    if (c == NULL || n == 0 || n > FM_NCHAN_CHANNELS_MAX || timeout_ms <= 0)
         return FM_EINVAL;
     off = (size_t)snprintf(head, sizeof(head), "%s /", method);
     for (size_t i = 0; i < n; i++) {
@@ -160,7 +316,7 @@ static fm_err exchange(const char *socket_path, const char *method, const char *
             (size_t)snprintf(head + off, sizeof(head) - off, "%s%s", i > 0 ? "," : "", channels[i]);
     }
     hn = snprintf(head + off, sizeof(head) - off,
-                  " HTTP/1.1\r\nHost: nchan\r\nConnection: close\r\n"
+                  " HTTP/1.1\r\nHost: nchan\r\n"
                   "Accept: text/json\r\nContent-Type: application/json\r\n"
                   "Content-Length: %zu\r\n\r\n",
                   len);
@@ -168,44 +324,50 @@ static fm_err exchange(const char *socket_path, const char *method, const char *
         return FM_EINVAL;
     off += (size_t)hn;
     deadline = now_ms() + timeout_ms;
-    fd = connect_unix(socket_path, deadline);
-    if (fd < 0)
-        return FM_ESYS;
-    if (write_all(fd, head, off, deadline) != 0 ||
-        (len > 0 && write_all(fd, body, len, deadline) != 0) ||
-        read_status(fd, deadline, status) != 0) {
-        err = errno;
-        (void)close(fd);
-        errno = err;
-        return FM_ESYS;
+    for (int round = 0;; round++) {
+        bool reused = c->fd >= 0;
+
+        if (!reused && (c->fd = connect_unix(c->path, deadline)) < 0)
+            return FM_ESYS;
+        got = 0;
+        if (write_all(c->fd, head, off, deadline) == 0 &&
+            (len == 0 || write_all(c->fd, body, len, deadline) == 0) &&
+            read_answer(c->fd, deadline, status, &keep, &got) == 0) {
+            if (!keep)
+                hang_up(c);
+            return FM_OK;
+        }
+        hang_up(c);
+        /* A kept connection the server had closed while idle: once more, on a new one. */
+        if (!reused || got > 0 || round > 0 || errno == ETIMEDOUT ||
+            (errno != EPIPE && errno != ECONNRESET))
+            return FM_ESYS;
     }
-    (void)close(fd);
-    return FM_OK;
 }
 
-fm_err fm_nchan_publish(const char *socket_path, const char *const *channels, size_t n,
-                        const char *body, size_t len, int timeout_ms, int *status)
+fm_err fm_nchan_publish(fm_nchan *c, const char *const *channels, size_t n, const char *body,
+                        size_t len, int timeout_ms, int *status)
 {
-    fm_err rc = exchange(socket_path, "POST", channels, n, body, len, timeout_ms, status);
+    fm_err rc = exchange(c, "POST", channels, n, body, len, timeout_ms, status);
 
     if (rc != FM_OK)
         return rc;
     return *status == 201 || *status == 202 ? FM_OK : FM_ECONFLICT;
 }
 
-fm_err fm_nchan_delete(const char *socket_path, const char *channel, int timeout_ms, int *status)
+fm_err fm_nchan_delete(fm_nchan *c, const char *channel, int timeout_ms, int *status)
 {
-    fm_err rc = exchange(socket_path, "DELETE", &channel, 1, NULL, 0, timeout_ms, status);
+    fm_err rc = exchange(c, "DELETE", &channel, 1, NULL, 0, timeout_ms, status);
 
     if (rc != FM_OK)
         return rc;
     return *status == 200 || *status == 404 ? FM_OK : FM_ECONFLICT;
 }
 
-fm_err fm_nchan_exists(const char *socket_path, const char *channel, int timeout_ms, bool *exists)
+fm_err fm_nchan_exists(fm_nchan *c, const char *channel, int timeout_ms, bool *exists)
 {
     int status;
-    fm_err rc = exchange(socket_path, "GET", &channel, 1, NULL, 0, timeout_ms, &status);
+    fm_err rc = exchange(c, "GET", &channel, 1, NULL, 0, timeout_ms, &status);
 
     *exists = false;
     if (rc != FM_OK)

@@ -3,13 +3,22 @@
  * 4.2): publish a message to channels, delete a channel (which closes its
  * subscribers' WebSockets).
  *
- * One HTTP/1.1 exchange per call (RFC 9112), "Connection: close", bounded by
- * a deadline: connect, write and read together take at most timeout_ms. The
- * publisher location is expected at "/<channel>[,<channel>...]" with
- * nchan_channel_id_split_delimiter ","; nchan's answer codes are those of its
- * documentation: a publish answers 201 (or 202: queued, nobody subscribed),
- * a DELETE 200 (deleted) or 404 (no such channel), a GET 200 (the channel's
- * info) or 404.
+ * A handle (fm_nchan_open) keeps one HTTP/1.1 connection open between calls
+ * (RFC 9112 section 9.3, persistent connections): a busy relay does not pay
+ * a connect, an accept and a close in nginx per event. Each call is one
+ * exchange bounded by a deadline: connect (when needed), write and read
+ * together take at most timeout_ms. The answer is framed by its
+ * Content-Length; an answer without one, with "Connection: close", a
+ * Transfer-Encoding, or from HTTP/1.0, ends the connection after its head
+ * (only the status is used), and the next call opens a new one. A kept
+ * connection the server closed while it was idle (nginx's keepalive_timeout,
+ * a reload) fails before any byte of an answer: the call is then made once
+ * more on a new connection, which cannot repeat a request nginx took (nginx
+ * only closes an idle connection between requests). The publisher location is expected at
+ * "/<channel>[,<channel>...]" with nchan_channel_id_split_delimiter ",";
+ * nchan's answer codes are those of its documentation: a publish answers 201
+ * (or 202: queued, nobody subscribed), a DELETE 200 (deleted) or 404 (no such
+ * channel), a GET 200 (the channel's info) or 404.
  */
 #ifndef FM_NCHAN_H
 #define FM_NCHAN_H
@@ -22,6 +31,22 @@
 #define FM_NCHAN_CHANNEL_MAX 80 /* bytes of one channel id, NUL included */
 #define FM_NCHAN_CHANNELS_MAX 4 /* channels one publish names */
 
+typedef struct fm_nchan fm_nchan;
+
+/*
+ * fm_nchan_open - a handle for the publisher at socket_path (a unix socket
+ * path, without "unix:", shorter than sun_path). Nothing is connected yet.
+ * Returns the handle, owned by the caller (fm_nchan_close), or NULL with
+ * errno (EINVAL: NULL path; ENAMETOOLONG; ENOMEM).
+ */
+fm_nchan *fm_nchan_open(const char *socket_path);
+
+/* fm_nchan_close - close the kept connection, if any, and free c. NULL is accepted. */
+void fm_nchan_close(fm_nchan *c);
+
+/* fm_nchan_path - the socket path c was opened with (owned by c). */
+const char *fm_nchan_path(const fm_nchan *c);
+
 /*
  * fm_nchan_channel_ok - whether s is a channel id this product makes: 1 to
  * FM_NCHAN_CHANNEL_MAX - 1 bytes of [A-Za-z0-9_.-] (no ',' or '/', which
@@ -32,16 +57,15 @@ bool fm_nchan_channel_ok(const char *s);
 /*
  * fm_nchan_publish - POST body (len bytes, Content-Type application/json) to
  * the n channels (1..FM_NCHAN_CHANNELS_MAX, each fm_nchan_channel_ok) of the
- * publisher at socket_path (a unix socket path, without "unix:"), within
- * timeout_ms (> 0, milliseconds). *status gets the HTTP status (0 when none
- * was read). Returns FM_OK when nchan took the message (201 or 202); FM_EINVAL
- * for a bad channel, count or path; FM_ESYS (errno; ETIMEDOUT past the
- * deadline, EPROTO for an answer that is not HTTP) when the exchange failed;
- * FM_ECONFLICT when nchan answered another status.
+ * publisher of c, within timeout_ms (> 0, milliseconds). *status gets the
+ * HTTP status (0 when none was read). Returns FM_OK when nchan took the
+ * message (201 or 202); FM_EINVAL for a bad channel, count or handle; FM_ESYS
+ * (errno; ETIMEDOUT past the deadline, EPROTO for an answer that is not HTTP
+ * or whose head passes 4 KiB) when the exchange failed, and the connection is
+ * then closed; FM_ECONFLICT when nchan answered another status.
  */
-FM_MUST_CHECK fm_err fm_nchan_publish(const char *socket_path, const char *const *channels,
-                                      size_t n, const char *body, size_t len, int timeout_ms,
-                                      int *status);
+FM_MUST_CHECK fm_err fm_nchan_publish(fm_nchan *c, const char *const *channels, size_t n,
+                                      const char *body, size_t len, int timeout_ms, int *status);
 
 /*
  * fm_nchan_delete - DELETE channel (fm_nchan_channel_ok) at the publisher:
@@ -49,8 +73,7 @@ FM_MUST_CHECK fm_err fm_nchan_publish(const char *socket_path, const char *const
  * 1001) and drops its messages. Errors as fm_nchan_publish; FM_OK for 200
  * (deleted) and 404 (no such channel: nothing to close), *status telling which.
  */
-FM_MUST_CHECK fm_err fm_nchan_delete(const char *socket_path, const char *channel, int timeout_ms,
-                                     int *status);
+FM_MUST_CHECK fm_err fm_nchan_delete(fm_nchan *c, const char *channel, int timeout_ms, int *status);
 
 /*
  * fm_nchan_exists - GET channel's info from the publisher: *exists true for
@@ -59,7 +82,7 @@ FM_MUST_CHECK fm_err fm_nchan_delete(const char *socket_path, const char *channe
  * stale after a deletion and miss multiplexed subscribers. Errors as
  * fm_nchan_publish; FM_OK only for 200 and 404.
  */
-FM_MUST_CHECK fm_err fm_nchan_exists(const char *socket_path, const char *channel, int timeout_ms,
+FM_MUST_CHECK fm_err fm_nchan_exists(fm_nchan *c, const char *channel, int timeout_ms,
                                      bool *exists);
 
 #endif

@@ -56,8 +56,12 @@ struct fm_redis {
     int64_t probe_sent_ms;
     unsigned long pending; /* replies to fm_redis_send still owed on ctx */
     unsigned corked;       /* fm_redis_cork depth: sends are held in ctx's output buffer */
+    int64_t heard_ms;      /* when ctx last gave a reply (monotonic); 0 = not since connect */
     char err[192];
 };
+
+/* A connection that gave a reply this recently is not looked at before the next command. */
+#define FRESH_MS 50
 
 static int64_t mono_ms(void)
 {
@@ -170,6 +174,7 @@ static int connect_now(fm_redis *r)
 {
     char dbs[16];
 
+    r->heard_ms = 0;
     if (r->unix_path != NULL)
         r->ctx = redisConnectUnixWithTimeout(r->unix_path, r->timeout);
     else
@@ -209,8 +214,17 @@ static int connect_now(fm_redis *r)
 static bool still_open(const fm_redis *r)
 {
     char c;
-    ssize_t n = recv(r->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n;
 
+    /*
+     * A connection that answered a moment ago is taken as open without a look: a busy
+     * worker saves a system call per command. Redis closing it within that moment (a
+     * restart) shows on the next exchange instead, which fails as a lost connection
+     * would a moment later (on a unix socket the write fails, so it is retried).
+     */
+    if (r->heard_ms != 0 && mono_ms() - r->heard_ms < FRESH_MS)
+        return true;
+    n = recv(r->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -245,6 +259,7 @@ static redisReply *exchange(fm_redis *r, int argc, const char **argv, const size
         drop(r, "command");
         return NULL;
     }
+    r->heard_ms = mono_ms();
     return reply;
 }
 

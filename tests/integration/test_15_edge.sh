@@ -186,3 +186,21 @@ printf 'load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\npid %s/nginx.pi
     "$e_prod" "$e_prod" >"$e_prod/nginx.conf"
 check "nginx/fetchml-site.conf passes nginx -t" \
     nginx -q -t -p "$e_prod" -c "$e_prod/nginx.conf" -e "$e_prod/error.log"
+
+# ---- framing --------------------------------------------------------------------------
+
+# The app sends a buffered body's length, so nginx passes it on rather than chunking.
+# e_framed: the last answer has Content-Length equal to its body, no Transfer-Encoding.
+e_framed() {
+    local cl
+    cl=$(tr -d '\r' <"$H" | awk -F': ' 'tolower($1)=="content-length"{print $2}' | tail -1)
+    [ -n "$cl" ] && [ "$cl" = "$(wc -c <"$B")" ] && ! header_has 'Transfer-Encoding:'
+}
+as researcher GET /v1/whoami
+check "a JSON answer carries its Content-Length, not chunked" e_framed
+req GET /v1/whoami
+check "... an error answer too (401)" e_framed
+as researcher HEAD /v1/whoami
+e_head_cl=$(tr -d '\r' <"$H" | awk -F': ' 'tolower($1)=="content-length"{print $2}' | tail -1)
+as researcher GET /v1/whoami
+check "... HEAD gives the length GET sends ($e_head_cl)" [ "$e_head_cl" = "$(wc -c <"$B")" ]

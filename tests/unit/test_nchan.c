@@ -1,8 +1,10 @@
 /*
  * test_nchan.c - lib/base/nchan.c against a fake publisher on a unix socket
- * (a forked child that takes one connection, keeps the request it got and
- * answers what the test says): the request sent (method, channels, headers,
- * body), each answer's outcome (publish, delete, exists), a bad channel refused before any connection,
+ * (a forked child that answers what the test says, keeps the last request it
+ * got and counts connections): the request sent (method, channels, headers,
+ * body), each answer's outcome (publish, delete, exists), the connection kept
+ * between calls and ended when an answer says so, one retry when the server
+ * closed an idle connection, a bad channel refused before any connection,
  * no server, a server that never answers (the deadline holds), and an answer
  * that is not HTTP.
  */
@@ -20,12 +22,15 @@
 
 static char dir[TH_PATH_MAX], sock[TH_PATH_MAX], seen[TH_PATH_MAX];
 static pid_t server = -1;
+static fm_nchan *nc;
 
 static void setup(void)
 {
     th_mkdtemp(dir, "test_nchan");
     th_path(sock, dir, "nchan.sock");
     th_path(seen, dir, "request");
+    nc = fm_nchan_open(sock);
+    ck_assert_ptr_nonnull(nc);
 }
 
 static void teardown(void)
@@ -35,11 +40,43 @@ static void teardown(void)
         (void)waitpid(server, NULL, 0);
         server = -1;
     }
+    fm_nchan_close(nc);
+    nc = NULL;
     th_rmtree(dir);
 }
 
-/* A server that accepts one connection, stores what it reads, then answers (NULL: never). */
-static void serve_once(const char *answer)
+/* Reads one request (head, and a body as long as its Content-Length) into buf; its length, 0 at
+ * EOF. */
+static size_t read_request(int c, char *buf, size_t cap)
+{
+    size_t have = 0;
+
+    for (;;) {
+        ssize_t r = read(c, buf + have, cap - 1 - have);
+        char *end;
+        if (r <= 0)
+            return 0;
+        have += (size_t)r;
+        buf[have] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        if (end != NULL) {
+            const char *cl = strstr(buf, "Content-Length: ");
+            size_t want = cl != NULL ? strtoul(cl + 16, NULL, 10) : 0;
+            if (have >= (size_t)(end + 4 - buf) + want)
+                return have;
+        }
+    }
+}
+
+/*
+ * A server that answers n requests in turn with answers[] (a NULL answer: it
+ * never answers), all on one connection except that after answering the one
+ * at close_after (-1: none) it closes that connection, as nginx does with an
+ * idle one, and takes the rest on a new one; the connection is also closed
+ * after the last answer. It stores the last request it read in seen, and
+ * "<connections> <requests>" in seen.count.
+ */
+static void serve(const char *const *answers, size_t n, int close_after)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -52,42 +89,61 @@ static void serve_once(const char *answer)
     server = fork();
     ck_assert_int_ge(server, 0);
     if (server == 0) {
-        char buf[8192];
-        size_t have = 0;
-        int c = accept(fd, NULL, NULL);
+        char buf[8192], count_path[TH_PATH_MAX + 8];
+        int conns = 0, reqs = 0, c = -1;
         FILE *f;
 
-        if (c < 0)
-            _exit(1);
-        /* Reads the head and a body as long as the test's (they are small). */
-        for (;;) {
-            ssize_t r = read(c, buf + have, sizeof(buf) - 1 - have);
-            char *end;
-            if (r <= 0)
-                break;
-            have += (size_t)r;
-            buf[have] = '\0';
-            end = strstr(buf, "\r\n\r\n");
-            if (end != NULL) {
-                const char *cl = strstr(buf, "Content-Length: ");
-                size_t want = cl != NULL ? strtoul(cl + 16, NULL, 10) : 0;
-                if (have >= (size_t)(end + 4 - buf) + want)
-                    break;
+        (void)snprintf(count_path, sizeof(count_path), "%s.count", seen);
+        for (size_t i = 0; i < n; i++) {
+            size_t have;
+
+            if (c < 0) {
+                if ((c = accept(fd, NULL, NULL)) < 0)
+                    _exit(1);
+                conns++;
+            }
+            if ((have = read_request(c, buf, sizeof(buf))) == 0)
+                _exit(1);
+            reqs++;
+            f = fopen(seen, "w");
+            if (f != NULL) {
+                (void)fwrite(buf, 1, have, f);
+                (void)fclose(f);
+            }
+            f = fopen(count_path, "w");
+            if (f != NULL) {
+                (void)fprintf(f, "%d %d", conns, reqs);
+                (void)fclose(f);
+            }
+            if (answers[i] == NULL)
+                pause();
+            if (write(c, answers[i], strlen(answers[i])) < 0)
+                _exit(1);
+            if ((int)i == close_after) {
+                (void)close(c);
+                c = -1;
             }
         }
-        f = fopen(seen, "w");
-        if (f != NULL) {
-            (void)fwrite(buf, 1, have, f);
-            (void)fclose(f);
-        }
-        if (answer == NULL)
-            pause();
-        if (write(c, answer, strlen(answer)) < 0)
-            _exit(1);
-        (void)close(c);
+        if (c >= 0)
+            (void)close(c);
         _exit(0);
     }
     (void)close(fd);
+}
+
+/* A server that takes one connection, stores the request it got, then answers (NULL: never). */
+static void serve_once(const char *answer)
+{
+    serve(&answer, 1, -1);
+}
+
+/* What serve counted: "<connections> <requests>". */
+static char *served(void)
+{
+    char path[TH_PATH_MAX + 8];
+
+    (void)snprintf(path, sizeof(path), "%s.count", seen);
+    return th_read_file(path);
 }
 
 static void reap(void)
@@ -104,13 +160,13 @@ START_TEST(publish_sends_the_channels_and_body)
     int status;
 
     serve_once("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}");
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 3, body, strlen(body), 2000, &status), FM_OK);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 3, body, strlen(body), 2000, &status), FM_OK);
     ck_assert_int_eq(status, 201);
     reap();
     req = th_read_file(seen);
     ck_assert_ptr_nonnull(strstr(req, "POST /u.alice,all,queue HTTP/1.1\r\n"));
     ck_assert_ptr_nonnull(strstr(req, "\r\nContent-Type: application/json\r\n"));
-    ck_assert_ptr_nonnull(strstr(req, "\r\nConnection: close\r\n"));
+    ck_assert_ptr_null(strstr(req, "Connection: close"));
     ck_assert_ptr_nonnull(strstr(req, "\r\nContent-Length: 23\r\n"));
     ck_assert_str_eq(strstr(req, "\r\n\r\n") + 4, body);
     free(req);
@@ -123,12 +179,12 @@ START_TEST(publish_answers)
     int status;
 
     serve_once("HTTP/1.1 202 Accepted\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 1, "{}", 2, 2000, &status), FM_OK);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_OK);
     ck_assert_int_eq(status, 202);
     reap();
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.1 500 Internal Server Error\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 1, "{}", 2, 2000, &status), FM_ECONFLICT);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_ECONFLICT);
     ck_assert_int_eq(status, 500);
     reap();
 }
@@ -140,7 +196,7 @@ START_TEST(delete_deleted_or_unknown)
     int status;
 
     serve_once("HTTP/1.1 404 Not Found\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_delete(sock, "c.0123abcd", 2000, &status), FM_OK);
+    ck_assert_int_eq(fm_nchan_delete(nc, "c.0123abcd", 2000, &status), FM_OK);
     ck_assert_int_eq(status, 404);
     reap();
     req = th_read_file(seen);
@@ -149,7 +205,7 @@ START_TEST(delete_deleted_or_unknown)
     free(req);
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.0 200 OK\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_delete(sock, "c.0123abcd", 2000, &status), FM_OK);
+    ck_assert_int_eq(fm_nchan_delete(nc, "c.0123abcd", 2000, &status), FM_OK);
     ck_assert_int_eq(status, 200);
     reap();
 }
@@ -161,7 +217,7 @@ START_TEST(exists_by_info)
     bool exists = false;
 
     serve_once("HTTP/1.1 200 OK\r\n\r\n{\"messages\": 0, \"subscribers\": 0}");
-    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_OK);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_OK);
     ck_assert(exists);
     reap();
     req = th_read_file(seen);
@@ -169,13 +225,13 @@ START_TEST(exists_by_info)
     free(req);
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.1 404 Not Found\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_OK);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_OK);
     ck_assert(!exists);
     reap();
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.1 403 Forbidden\r\n\r\n");
     exists = true;
-    ck_assert_int_eq(fm_nchan_exists(sock, "c.0a", 2000, &exists), FM_ECONFLICT);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_ECONFLICT);
     ck_assert(!exists);
     reap();
 }
@@ -194,16 +250,16 @@ START_TEST(bad_channels_refused_before_connecting)
     ck_assert(!fm_nchan_channel_ok("a b"));
     ck_assert(fm_nchan_channel_ok("u.alice-1_x"));
     /* No server: a refusal here is not a failed connection. */
-    ck_assert_int_eq(fm_nchan_publish(sock, comma, 1, "{}", 2, 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, comma, 1, "{}", 2, 500, &status), FM_EINVAL);
     ck_assert_int_eq(status, 0);
-    ck_assert_int_eq(fm_nchan_publish(sock, slash, 1, "{}", 2, 500, &status), FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_publish(sock, empty, 1, "{}", 2, 500, &status), FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_publish(sock, too_long, 1, "{}", 2, 500, &status), FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_publish(sock, ok, 0, "{}", 2, 500, &status), FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_publish(sock, ok, FM_NCHAN_CHANNELS_MAX + 1, "{}", 2, 500, &status),
+    ck_assert_int_eq(fm_nchan_publish(nc, slash, 1, "{}", 2, 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, empty, 1, "{}", 2, 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, too_long, 1, "{}", 2, 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, ok, 0, "{}", 2, 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, ok, FM_NCHAN_CHANNELS_MAX + 1, "{}", 2, 500, &status),
                      FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_delete(sock, "c.a,all", 500, &status), FM_EINVAL);
-    ck_assert_int_eq(fm_nchan_publish(sock, ok, 1, "{}", 2, 0, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_delete(nc, "c.a,all", 500, &status), FM_EINVAL);
+    ck_assert_int_eq(fm_nchan_publish(nc, ok, 1, "{}", 2, 0, &status), FM_EINVAL);
 }
 END_TEST
 
@@ -213,7 +269,7 @@ START_TEST(no_server_fails_at_once)
     double t0 = th_now();
     int status = 7;
 
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 1, "{}", 2, 2000, &status), FM_ESYS);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_ESYS);
     ck_assert_int_eq(errno, ENOENT);
     ck_assert_int_eq(status, 0);
     ck_assert(th_now() - t0 < 0.5);
@@ -228,7 +284,7 @@ START_TEST(silent_server_bounded_by_the_deadline)
 
     serve_once(NULL);
     t0 = th_now();
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 1, "{}", 2, 300, &status), FM_ESYS);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 300, &status), FM_ESYS);
     ck_assert_int_eq(errno, ETIMEDOUT);
     ck_assert(th_now() - t0 >= 0.29);
     ck_assert(th_now() - t0 < 1.5);
@@ -241,7 +297,106 @@ START_TEST(answer_that_is_not_http)
     int status;
 
     serve_once("SSH-2.0-OpenSSH\r\n");
-    ck_assert_int_eq(fm_nchan_publish(sock, ch, 1, "{}", 2, 2000, &status), FM_ESYS);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_ESYS);
+    ck_assert_int_eq(errno, EPROTO);
+    reap();
+}
+END_TEST
+
+/* Answers with a Content-Length keep the connection: three exchanges, one connection. */
+START_TEST(connection_kept_between_calls)
+{
+    const char *ch[] = {"all"};
+    const char *answers[] = {
+        "HTTP/1.1 202 Accepted\r\nContent-Type: text/json\r\nContent-Length: "
+        "14\r\n\r\n{\"messages\":1}",
+        "HTTP/1.1 404 Not Found\r\ncontent-length:  0\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"};
+    char *count;
+    int status;
+
+    serve(answers, 3, -1);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_OK);
+    ck_assert_int_eq(status, 202);
+    ck_assert_int_eq(fm_nchan_delete(nc, "c.0a", 2000, &status), FM_OK);
+    ck_assert_int_eq(status, 404);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_OK);
+    ck_assert_int_eq(status, 201);
+    reap();
+    count = served();
+    ck_assert_str_eq(count, "1 3");
+    free(count);
+}
+END_TEST
+
+/* The server closed the kept connection while idle: the call is made once more, on a new one. */
+START_TEST(idle_close_retried_once_on_a_new_connection)
+{
+    const char *ch[] = {"all"};
+    const char *answers[] = {"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+                             "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"};
+    char *count, *req;
+    int status;
+
+    serve(answers, 2, 0);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{\"n\":1}", 7, 2000, &status), FM_OK);
+    usleep(100 * 1000); /* the server has closed the first connection */
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{\"n\":2}", 7, 2000, &status), FM_OK);
+    ck_assert_int_eq(status, 202);
+    reap();
+    count = served();
+    ck_assert_str_eq(count, "2 2"); /* the second request reached the server once */
+    free(count);
+    req = th_read_file(seen);
+    ck_assert_str_eq(strstr(req, "\r\n\r\n") + 4, "{\"n\":2}");
+    free(req);
+}
+END_TEST
+
+/* Connection: close, HTTP/1.0, no length, a Transfer-Encoding: the next call connects again. */
+START_TEST(connection_ends_when_the_answer_says_so)
+{
+    const char *ch[] = {"all"};
+    const char *ends[] = {
+        "HTTP/1.1 201 Created\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.0 201 Created\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 201 Created\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        "HTTP/1.1 201 Created\r\nContent-Length: 1x\r\n\r\n{}",
+        "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n{}"};
+
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        const char *answers[] = {ends[i], "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"};
+        char *count;
+        int status;
+
+        /* A server that would keep both on one connection: the client must not. */
+        serve(answers, 2, -1);
+        ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_OK);
+        ck_assert_int_eq(status, 201);
+        ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 500, &status), FM_ESYS);
+        (void)kill(server, SIGKILL);
+        reap();
+        count = served();
+        ck_assert_msg(strcmp(count, "1 1") == 0, "answer %zu: served %s", i, count);
+        free(count);
+        ck_assert_int_eq(unlink(sock), 0);
+    }
+}
+END_TEST
+
+/* An answer whose body is longer than its Content-Length says, or a head over 4 KiB: EPROTO or
+ * closed. */
+START_TEST(oversized_head_refused)
+{
+    const char *ch[] = {"all"};
+    char big[6000];
+    int status;
+
+    (void)snprintf(big, sizeof(big), "HTTP/1.1 201 Created\r\nX-Pad: %05000d\r\n\r\n", 0);
+    serve_once(big);
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_ESYS);
     ck_assert_int_eq(errno, EPROTO);
     reap();
 }
@@ -255,6 +410,10 @@ static Suite *nchan_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, publish_sends_the_channels_and_body);
+    tcase_add_test(tc, connection_kept_between_calls);
+    tcase_add_test(tc, idle_close_retried_once_on_a_new_connection);
+    tcase_add_test(tc, connection_ends_when_the_answer_says_so);
+    tcase_add_test(tc, oversized_head_refused);
     tcase_add_test(tc, publish_answers);
     tcase_add_test(tc, delete_deleted_or_unknown);
     tcase_add_test(tc, exists_by_info);
