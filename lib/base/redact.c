@@ -35,6 +35,9 @@
  * copied while they fit, and the marker is written whole or the output stops
  * before it. Every rule scans forward only over bytes it then consumes, or up
  * to the next byte that could trigger it again, so the scan stays linear.
+ * Between triggers the scan steps over bytes with two table lookups each
+ * (next_start): most bytes of a line start nothing, and the rules are only
+ * called where one of them, or a literal, could start.
  */
 #include "redact.h"
 #include "redact_keys.h"
@@ -88,11 +91,25 @@ static const struct word scheme_words[] = {WORD("bearer"), WORD("basic"), WORD("
 #define ALNUM_BYTE(c)                                                                              \
     (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z'))
 #define CLS(c) (ALNUM_BYTE(c) ? CLS_ALNUM : ((c) == ':' || (c) == '=') ? CLS_SEP : 0)
-#define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
-#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
-#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+/* A 256-entry table of F(byte), written out at compile time. */
+#define TABLE4(F, c) F(c), F((c) + 1), F((c) + 2), F((c) + 3)
+#define TABLE16(F, c) TABLE4(F, c), TABLE4(F, (c) + 4), TABLE4(F, (c) + 8), TABLE4(F, (c) + 12)
+#define TABLE64(F, c)                                                                              \
+    TABLE16(F, c), TABLE16(F, (c) + 16), TABLE16(F, (c) + 32), TABLE16(F, (c) + 48)
+#define TABLE256(F)                                                                                \
+    {                                                                                              \
+        TABLE64(F, 0), TABLE64(F, 64), TABLE64(F, 128), TABLE64(F, 192)                            \
+    }
 
-static const unsigned char byte_class[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
+static const unsigned char byte_class[256] = TABLE256(CLS);
+
+/* The same with hex digits marked, for the skip over bytes where nothing can start (next_start). */
+#define SCAN_HEX 4
+#define HEX_BYTE(c)                                                                                \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+#define SCLS(c) (CLS(c) | (HEX_BYTE(c) ? SCAN_HEX : 0))
+
+static const unsigned char scan_class[256] = TABLE256(SCLS);
 
 static int is_alpha(unsigned char c)
 {
@@ -549,6 +566,38 @@ static size_t span_end(const fm_redact_hits *h, const unsigned char *s, size_t l
     return end;
 }
 
+/*
+ * The first position from j on (j > 0) where the main loop could find
+ * something, or stop when none comes first: a literal or a key token may
+ * start there (known_len), or, unless a rule's span is pending, rule_at may
+ * trigger (may_trigger, or a hex digit glued to a word: the first test of
+ * rule_at). Every other byte the loop would only step over.
+ */
+static size_t next_start(const unsigned char *s, size_t j, size_t stop, const unsigned char *lit,
+                         const fm_redact_hits *h, bool rules)
+{
+    for (size_t k = 0; k < h->n; k++)
+        if (h->start[k] >= j) {
+            if (h->start[k] < stop)
+                stop = h->start[k];
+            break;
+        }
+    for (; j < stop; j++) {
+        unsigned char c = scan_class[s[j]], p;
+
+        if (lit[s[j]])
+            return j;
+        if (!rules || c == 0)
+            continue;
+        if ((c & CLS_SEP) != 0)
+            return j;
+        p = scan_class[s[j - 1]];
+        if ((p & CLS_ALNUM) == 0 || ((c & SCAN_HEX) != 0 && (p & SCAN_HEX) == 0))
+            return j;
+    }
+    return stop;
+}
+
 struct sink {
     char *dst;
     size_t n;
@@ -578,7 +627,7 @@ static int put_marker(struct sink *o)
 
 size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
 {
-    const unsigned char *s = (const unsigned char *)src;
+    const unsigned char *s = (const unsigned char *)src, *lit;
     fm_redact_hits hits;
     struct sink o;
     size_t i = 0, plain = 0, ps = 0, pe = 0;
@@ -590,6 +639,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
     if (s == NULL)
         len = 0;
     fm_redact_keys_find(s, len, &hits);
+    lit = fm_redact_literals_starts();
 
     while (i < len) {
         size_t start = i, end = 0, n, vs, ve;
@@ -609,7 +659,7 @@ size_t fm_redact(const char *src, size_t len, char *dst, size_t cap)
             }
         }
         if (end == 0) {
-            i++;
+            i = next_start(s, i + 1, pending ? ps : len, lit, &hits, !pending);
             continue;
         }
 

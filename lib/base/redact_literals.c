@@ -36,6 +36,14 @@ static struct {
     unsigned char first[256];
 } held;
 
+/* secrets.first | held.first: the one table the scan looks at for every byte. */
+static unsigned char starts[256];
+
+const unsigned char *fm_redact_literals_starts(void)
+{
+    return starts;
+}
+
 size_t fm_redact_literals_at(const unsigned char *s, size_t len, size_t i)
 {
     size_t best = 0;
@@ -89,6 +97,7 @@ fm_err fm_redact_add_secret(const char *value)
     secrets.len[secrets.count] = n;
     secrets.count++;
     secrets.first[(unsigned char)value[0]] = 1;
+    starts[(unsigned char)value[0]] = 1;
     return FM_OK;
 }
 
@@ -159,6 +168,7 @@ fm_err fm_redact_hold_path(const char *raw, size_t len)
         held.start[held.count] = a;
         held.len[held.count] = n;
         held.first[(unsigned char)held.buf[a]] = 1;
+        starts[(unsigned char)held.buf[a]] = 1;
         held.count++;
         o = a + n;
     }
@@ -175,6 +185,7 @@ void fm_redact_release(void)
     held.size = 0;
     held.count = 0;
     memset(held.first, 0, sizeof(held.first));
+    memcpy(starts, secrets.first, sizeof(starts));
 }
 
 void fm_redact_clear_secrets(void)
@@ -188,5 +199,6 @@ void fm_redact_clear_secrets(void)
     }
     secrets.count = 0;
     memset(secrets.first, 0, sizeof(secrets.first));
+    memset(starts, 0, sizeof(starts));
     fm_redact_keys_clear();
 }

@@ -20,4 +20,11 @@ size_t fm_redact_literals_at(const unsigned char *s, size_t len, size_t i);
 /* fm_redact_literals_none - true when no literal is registered and none is held. */
 bool fm_redact_literals_none(void);
 
+/*
+ * fm_redact_literals_starts - 256 bytes, nonzero for a byte that starts a
+ * registered secret or a held form: where fm_redact_literals_at can be
+ * nonzero. Owned by the module; changes with the secrets and held forms.
+ */
+const unsigned char *fm_redact_literals_starts(void);
+
 #endif
