@@ -27,20 +27,10 @@ import urllib.parse
 import warnings
 
 import jsonschema
-import yaml
+from openapi_spec import load, multi_segment, resolve
 
 # What nginx or the pipeline answers before (or without) routing, whatever the path.
 REFUSALS = {301, 400, 401, 403, 404, 405, 413, 414, 429, 431, 501, 503, 505}
-
-
-def resolve(spec, node):
-    while isinstance(node, dict) and '$ref' in node:
-        ref = node['$ref']
-        assert ref.startswith('#/'), ref
-        node = spec
-        for part in ref[2:].split('/'):
-            node = node[part.replace('~1', '/').replace('~0', '~')]
-    return node
 
 
 def normalise(path):
@@ -63,15 +53,6 @@ def template_re(t, multi=()):
                                    re.escape(t)) + '$')
 
 
-def multi_segment(spec, item):
-    """The path parameters of a path item marked x-multi-segment (at the path or an operation)."""
-    params = list(item.get('parameters') or [])
-    for m in ('get', 'put', 'post', 'delete', 'patch', 'options', 'head'):
-        params += (item.get(m) or {}).get('parameters') or []
-    return {p.get('name') for p in (resolve(spec, p) for p in params)
-            if p.get('in') == 'path' and p.get('x-multi-segment') is True}
-
-
 def headers_of(text):
     # The last response of the file (curl -D writes each of a redirect chain).
     blocks = [b for b in re.split(r'\r?\n\r?\n', text) if b.strip()]
@@ -84,8 +65,7 @@ def headers_of(text):
 
 
 def main(spec_path, d):
-    with open(spec_path, encoding='utf-8') as f:
-        spec = yaml.safe_load(f)
+    spec = load(spec_path)
     paths = [(template_re(t, multi_segment(spec, item)), t, item)
              for t, item in spec['paths'].items()]
     # RefResolver: what Debian 12's jsonschema (4.10) has; newer ones only deprecate it.

@@ -12,30 +12,7 @@ route; exit 1 when there is one."""
 import re
 import sys
 
-import yaml
-
-METHODS = ('get', 'put', 'post', 'delete', 'patch', 'options', 'head')
-
-
-def resolve(spec, node):
-    while isinstance(node, dict) and '$ref' in node:
-        ref = node['$ref']
-        assert ref.startswith('#/'), ref
-        node = spec
-        for part in ref[2:].split('/'):
-            node = node[part.replace('~1', '/').replace('~0', '~')]
-    return node
-
-
-def multi_segment(spec, item, op):
-    """The path parameters of the operation marked x-multi-segment."""
-    names = set()
-    for p in (item.get('parameters') or []) + (op.get('parameters') or []):
-        p = resolve(spec, p)
-        if p.get('in') == 'path' and p.get('x-multi-segment') is True:
-            names.add(p.get('name'))
-    return names
-
+from openapi_spec import METHODS, load, multi_segment
 
 def main(routes_c, spec_path):
     with open(routes_c, encoding='utf-8') as f:
@@ -44,8 +21,7 @@ def main(routes_c, spec_path):
     rows = {(m, re.sub(r'\{([^}*]+)\*\}', r'{\1}', p)) for m, p in raw}
     want_multi = {(m, re.sub(r'\{([^}*]+)\*\}', r'{\1}', p)): set(re.findall(r'\{([^}*]+)\*\}', p))
                   for m, p in raw}
-    with open(spec_path, encoding='utf-8') as f:
-        spec = yaml.safe_load(f)
+    spec = load(spec_path)
     ops = set()
     nginx = set()
     multi = {}
@@ -53,7 +29,7 @@ def main(routes_c, spec_path):
         for m in METHODS:
             if m in item:
                 (nginx if item[m].get('x-served-by') == 'nginx' else ops).add((m.upper(), path))
-                multi[(m.upper(), path)] = multi_segment(spec, item, item[m])
+                multi[(m.upper(), path)] = multi_segment(spec, item, (m,))
     # HEAD is served by the path's GET row.
     ops -= {('HEAD', p) for m, p in ops if m == 'HEAD' and ('GET', p) in rows}
     bad = 0
