@@ -47,9 +47,13 @@ int fm_route_ws(fm_call *call, fm_response *resp);
  * for nginx's auth_request (FETCHML_WS_AUTH) the client's path and query and
  * the key offered as subprotocol (offer, which must outlive req: req points
  * into it). A key there and in a header, or two there, make the request's
- * credentials ambiguous (refused as a repeated credential).
+ * credentials ambiguous (refused as a repeated credential); count (how
+ * often each param came, fm_params_scan) marks a repeated Origin or
+ * Sec-WebSocket-Protocol (req->ws_repeated, refused by GET /ws: which one
+ * nchan or a browser's check would read is not this product's to guess).
  */
-void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsauth_offer *offer);
+void fm_route_ws_prepare(const char *const p[P_COUNT], const int count[P_COUNT], fm_request *req,
+                         fm_wsauth_offer *offer);
 
 /*
  * fm_route_ws_event - nchan's open or close callback (FETCHML_WS_EVENT set;

@@ -66,13 +66,18 @@ int fm_route_ws(fm_call *call, fm_response *resp)
     if (!req->ws_auth || !req->ws_upgrade)
         return refuse(call, resp, 400, "BAD_REQUEST", "not_websocket",
                       "GET /ws is a WebSocket: open it with a WebSocket client");
+    if (req->ws_repeated)
+        return refuse(call, resp, 400, "BAD_REQUEST", "repeated_header",
+                      "send Origin and Sec-WebSocket-Protocol at most once each");
     if (!fm_wsauth_origin_allowed(call->env->cfg, req->origin))
         return refuse(call, resp, 403, "FORBIDDEN", "origin_not_allowed",
                       "origin not allowed (websocket.allowed_origins)");
     fm_wsauth_subprotocols(req->ws_protocol, &offer);
-    if (offer.key[0] != '\0' && !offer.meta_first)
+    /* nchan answers only ws+meta.nchan, and only when it comes first (wsauth.h). */
+    if (req->ws_protocol != NULL && !offer.meta_first)
         return refuse(call, resp, 400, "BAD_REQUEST", "bad_subprotocol",
-                      "offer the subprotocol ws+meta.nchan before fetchml.bearer.<key>");
+                      "offer the subprotocol ws+meta.nchan first (then fetchml.bearer.<key>, if "
+                      "the key is not in a header)");
     fm_wsauth_channel(call->user, channel, &kind);
     memset(&c, 0, sizeof(c));
     fm_wsconn_new_id(c.id);
@@ -133,11 +138,13 @@ static void take_offered_key(const char *protocols, fm_request *req, fm_wsauth_o
         req->x_api_key = offer->key;
 }
 
-void fm_route_ws_prepare(const char *const p[P_COUNT], fm_request *req, fm_wsauth_offer *offer)
+void fm_route_ws_prepare(const char *const p[P_COUNT], const int count[P_COUNT], fm_request *req,
+                         fm_wsauth_offer *offer)
 {
     const char *q;
 
     req->origin = p[P_ORIGIN];
+    req->ws_repeated = count[P_ORIGIN] > 1 || count[P_WS_PROTOCOL] > 1;
     if (p[P_WS_AUTH] == NULL) {
         /* A handshake sent in clear: its subprotocol key is refused and recorded like a header's.
          */

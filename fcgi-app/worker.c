@@ -273,7 +273,7 @@ static bool serve(FCGX_Request *r)
     req.content_type = p[P_CONTENT_TYPE];
     req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     req.plain_http = p[P_PLAIN_HTTP] != NULL;
-    fm_route_ws_prepare(p, &req, &offer);
+    fm_route_ws_prepare(p, count, &req, &offer);
     req.if_match = p[P_IF_MATCH];
     req.if_none_match = p[P_IF_NONE_MATCH];
     if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path))

@@ -104,6 +104,7 @@ typedef struct fm_request {
     bool ws_upgrade;         /* ... asking for the WebSocket upgrade (Upgrade: websocket) */
     const char *origin;      /* HTTP_ORIGIN, may be NULL */
     const char *ws_protocol; /* HTTP_SEC_WEBSOCKET_PROTOCOL, may be NULL */
+    bool ws_repeated;        /* Origin or Sec-WebSocket-Protocol sent more than once */
 } fm_request;
 
 /* What one worker owns: the config snapshot in force and its connections. */

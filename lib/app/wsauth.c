@@ -22,7 +22,7 @@ void fm_wsauth_subprotocols(const char *header, fm_wsauth_offer *out)
     size_t blen = sizeof(FM_WSAUTH_BEARER) - 1;
 
     memset(out, 0, sizeof(*out));
-    while (p != NULL && *p != '\0') {
+    for (bool first = true; p != NULL && *p != '\0'; first = false) {
         const char *comma = strchr(p, ','), *end = comma != NULL ? comma : p + strlen(p);
         const char *s = skip_ows(p, end), *e = end;
         size_t n;
@@ -31,8 +31,7 @@ void fm_wsauth_subprotocols(const char *header, fm_wsauth_offer *out)
             e--;
         n = (size_t)(e - s);
         if (n == sizeof(FM_WSAUTH_META) - 1 && memcmp(s, FM_WSAUTH_META, n) == 0) {
-            if (!out->meta)
-                out->meta_first = out->key[0] == '\0' && !out->repeated;
+            out->meta_first = out->meta_first || first;
             out->meta = true;
         } else if (n > blen && memcmp(s, FM_WSAUTH_BEARER, blen) == 0) {
             if (out->key[0] != '\0' || n - blen > FM_AUTH_KEY_MAX) {
@@ -45,8 +44,6 @@ void fm_wsauth_subprotocols(const char *header, fm_wsauth_offer *out)
         }
         p = comma != NULL ? comma + 1 : NULL;
     }
-    if (out->key[0] == '\0' && !out->repeated)
-        out->meta_first = out->meta;
 }
 
 bool fm_wsauth_origin_allowed(const fm_config *cfg, const char *origin)

@@ -6,7 +6,10 @@
  * Subprotocols (RFC 6455 section 4.1, Sec-WebSocket-Protocol): a browser
  * cannot set headers on a WebSocket, so it offers "ws+meta.nchan" (answered
  * by nchan, which then sends each message with its id) followed by
- * "fetchml.bearer.<key>" (never answered: the key is not echoed).
+ * "fetchml.bearer.<key>" (never answered: the key is not echoed). A list
+ * whose first token is not "ws+meta.nchan" is refused: nchan 1.3.6 answers
+ * any other list with an empty Sec-WebSocket-Protocol, which RFC 6455
+ * clients (browsers, Python's websockets) take as a failed handshake.
  *
  * Channels: admins get "all", workers (jobs:run) "queue", everyone else
  * "u.<user>"; the choice reads only the authenticated user, never the
@@ -30,7 +33,7 @@
 typedef struct fm_wsauth_offer {
     char key[FM_AUTH_KEY_MAX + 1]; /* the fetchml.bearer.<key> key, "" = none offered */
     bool meta;                     /* ws+meta.nchan offered */
-    bool meta_first;               /* ... before the bearer (or no bearer at all) */
+    bool meta_first;               /* ... as the first token of the list */
     bool repeated;                 /* more than one bearer offered */
 } fm_wsauth_offer;
 

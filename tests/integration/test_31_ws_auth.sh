@@ -62,6 +62,21 @@ check "... with Retry-After and RateLimit headers" bash -c "grep -qi '^retry-aft
 check "... audited (rate_limited)" t31_audited 429 rate_limited
 ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H 'Sec-WebSocket-Protocol: fetchml.bearer.x, ws+meta.nchan'
 check "a key in X-API-Key and one as subprotocol -> 401 (ambiguous)" error_is 401 UNAUTHORIZED
+# nchan answers only ws+meta.nchan, and only first: any other list gets an empty
+# Sec-WebSocket-Protocol, which a client takes as a failed handshake.
+ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H 'Sec-WebSocket-Protocol: chat, ws+meta.nchan'
+check "subprotocols without ws+meta.nchan first -> 400 BAD_REQUEST, no upgrade" error_is 400 BAD_REQUEST
+check "... the error says to offer ws+meta.nchan first" bash -c "jq -r .error <'$B' | grep -q 'ws+meta.nchan first'"
+check "... audited (bad_subprotocol)" t31_audited 400 bad_subprotocol
+ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H 'Sec-WebSocket-Protocol: chat'
+check "a subprotocol nchan does not know -> 400" error_is 400 BAD_REQUEST
+# Which of two Origins (or two subprotocol lists) nchan or a browser would read is not ours to guess.
+ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H "Origin: $t31_origin" -H 'Origin: https://evil.example'
+check "Origin sent twice -> 400 BAD_REQUEST" error_is 400 BAD_REQUEST
+check "... audited (repeated_header)" t31_audited 400 repeated_header
+ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY" -H 'Sec-WebSocket-Protocol: ws+meta.nchan' \
+    -H 'Sec-WebSocket-Protocol: chat'
+check "Sec-WebSocket-Protocol sent twice -> 400 BAD_REQUEST" error_is 400 BAD_REQUEST
 
 # The global allow-list and the guard: the address itself.
 write_config "websocket.allowed_origins=[\"$t31_origin\"]" ip_whitelist='["10.0.0.0/8"]' extra_users="    t31fresh:

@@ -34,6 +34,15 @@ START_TEST(subprotocol_offers)
     fm_wsauth_subprotocols("ws+meta.nchan", &o);
     ck_assert(o.meta && o.meta_first);
     ck_assert_str_eq(o.key, "");
+    /* First means the list's first token: nchan answers nothing else (wsauth.h). */
+    fm_wsauth_subprotocols("chat, ws+meta.nchan", &o);
+    ck_assert(o.meta && !o.meta_first);
+    fm_wsauth_subprotocols("ws+meta.nchan, chat, ws+meta.nchan", &o);
+    ck_assert(o.meta && o.meta_first);
+    fm_wsauth_subprotocols("", &o);
+    ck_assert(!o.meta && !o.meta_first);
+    fm_wsauth_subprotocols(" , ws+meta.nchan", &o);
+    ck_assert(o.meta && !o.meta_first);
     fm_wsauth_subprotocols("ws+meta.nchan, fetchml.bearer.a, fetchml.bearer.b", &o);
     ck_assert(o.repeated);
     ck_assert_str_eq(o.key, "");
