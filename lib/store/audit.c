@@ -53,6 +53,7 @@
  */
 #include "audit.h"
 #include "auditline.h"
+#include "auditsign.h"
 
 #include "clock.h"
 #include "log.h"
@@ -60,6 +61,7 @@
 #include "jsonstr.h"
 #include "redact.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -115,14 +117,7 @@ struct fm_audit_shared {
     long long last_sync_ms;   /* CLOCK_MONOTONIC of the last fdatasync by any writer */
     unsigned long long syncs; /* fdatasync calls by all writers, atomic */
     int64_t last_ts_ms;       /* ts of the record last written (0: none yet) */
-};
-
-struct fm_audit {
-    int fd;
-    char *path;
-    fm_audit_shared *shared;
-    fm_audit_sync sync;
-    long long sync_ms;
+    long long signed_seq;     /* seq of the last checkpoint written (0: none yet) */
 };
 
 static const char zero_hash[HEX_LEN + 1] =
@@ -169,8 +164,7 @@ static bool json_field(char *dst, size_t cap, const char *value)
  * of that form or the field would not fit uncut (the caller then makes it
  * from action).
  */
-static bool action_field(char *dst, const char *action, const char *resource,
-                         const char *res_field)
+static bool action_field(char *dst, const char *action, const char *resource, const char *res_field)
 {
     char method[16], mfield[sizeof method + 2];
     size_t ml, rl;
@@ -178,7 +172,8 @@ static bool action_field(char *dst, const char *action, const char *resource,
     if (action == NULL || resource == NULL)
         return false;
     ml = strspn(action, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (ml == 0 || ml >= sizeof method || action[ml] != ' ' || strcmp(action + ml + 1, resource) != 0)
+    if (ml == 0 || ml >= sizeof method || action[ml] != ' ' ||
+        strcmp(action + ml + 1, resource) != 0)
         return false;
     memcpy(method, action, ml);
     method[ml] = '\0';
@@ -211,7 +206,7 @@ static bool id_field(char *out, size_t cap, const char *name, const char *value,
     return cut;
 }
 
-static long long mono_ms(void)
+long long audit_mono_ms(void)
 {
     struct timespec ts;
 
@@ -280,9 +275,10 @@ fm_audit_shared *fm_audit_shared_create(const char *path)
     s->size = 0;
     s->dev = 0;
     s->ino = 0;
-    s->last_sync_ms = mono_ms(); /* an interval starts with the chain, not at boot */
+    s->last_sync_ms = audit_mono_ms(); /* an interval starts with the chain, not at boot */
     s->syncs = 0;
     s->last_ts_ms = 0;
+    s->signed_seq = 0;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT)
@@ -352,6 +348,7 @@ fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared)
     if (a == NULL)
         return NULL;
     a->fd = -1;
+    a->dirfd = -1;
     a->shared = shared;
     a->path = strdup(path);
     if (a->path == NULL)
@@ -377,6 +374,8 @@ fm_err fm_audit_reopen(fm_audit *audit)
         errno = EINVAL;
         return FM_EINVAL;
     }
+    if (audit->remote)
+        return FM_OK; /* the logger reopens the file on its own SIGUSR1 */
     fd = open_log(audit->path);
     if (fd < 0)
         return FM_ESYS;
@@ -391,6 +390,8 @@ void fm_audit_set_sync(fm_audit *audit, fm_audit_sync mode, int interval_ms)
 
 unsigned long long fm_audit_syncs(const fm_audit *audit)
 {
+    if (audit->shared == NULL)
+        return 0;
     return __atomic_load_n(&audit->shared->syncs, __ATOMIC_RELAXED);
 }
 
@@ -417,7 +418,7 @@ static bool sync_due(fm_audit *audit)
         return true;
     if (audit->sync != FM_AUDIT_SYNC_INTERVAL)
         return false;
-    now = mono_ms();
+    now = audit_mono_ms();
     if (now - s->last_sync_ms < audit->sync_ms)
         return false;
     s->last_sync_ms = now;
@@ -429,9 +430,12 @@ void fm_audit_close(fm_audit *audit)
     if (audit == NULL)
         return;
     /* A clean exit leaves nothing of this writer's unsynced behind (interval, always). */
-    if (audit->sync != FM_AUDIT_SYNC_NONE)
+    if (!audit->remote && audit->sync != FM_AUDIT_SYNC_NONE)
         (void)sync_file(audit);
-    (void)close(audit->fd);
+    if (audit->fd >= 0)
+        (void)close(audit->fd);
+    if (audit->dirfd >= 0)
+        (void)close(audit->dirfd);
     free(audit->path);
     free(audit);
 }
@@ -726,21 +730,14 @@ static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, s
     return FM_OK;
 }
 
-static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
+/* Stamps, chains and appends formatted fields (a handle from fm_audit_open). */
+static fm_err write_fields(fm_audit *audit, const char *mid, size_t midlen)
 {
-    char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
     struct stat st;
     stamp t;
-    size_t midlen;
     int need_nl, err;
     fm_err rc;
 
-    if (audit == NULL || rec == NULL) {
-        errno = EINVAL;
-        return FM_EINVAL;
-    }
-    if ((midlen = format_fields(rec, mid)) == 0)
-        return FM_ESYS;
     stamp_at(&t, fm_clock_now_ms());
     if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
         return rc;
@@ -749,6 +746,22 @@ static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
     (void)pthread_mutex_unlock(&audit->shared->mu);
     errno = err;
     return rc;
+}
+
+static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
+{
+    char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
+    size_t midlen;
+
+    if (audit == NULL || rec == NULL) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    if ((midlen = format_fields(rec, mid)) == 0)
+        return FM_ESYS;
+    if (audit->remote)
+        return audit_remote_write(audit, mid, midlen);
+    return write_fields(audit, mid, midlen);
 }
 
 /* Every failure is counted for /metrics, whoever writes (a worker, the sweeper). */
@@ -767,11 +780,11 @@ fm_err fm_audit_ready(const fm_audit *audit)
 {
     struct statvfs vfs;
 
-    if (audit == NULL || audit->fd < 0) {
+    if (audit == NULL || (audit->remote ? audit->dirfd : audit->fd) < 0) {
         errno = EBADF;
         return FM_ESYS;
     }
-    if (fstatvfs(audit->fd, &vfs) != 0)
+    if (fstatvfs(audit->remote ? audit->dirfd : audit->fd, &vfs) != 0)
         return FM_ESYS;
     if (vfs.f_flag & ST_RDONLY) {
         errno = EROFS;
@@ -782,4 +795,102 @@ fm_err fm_audit_ready(const fm_audit *audit)
         return FM_ESYS;
     }
     return FM_OK;
+}
+
+/* ---- the logger's side: records formatted elsewhere, checkpoints ------------------ */
+
+/* What the logger adds itself: a client's fields may not carry these keys. */
+static bool reserved_key(const char *key)
+{
+    static const char *const keys[] = {"ts", "seq", "prev_hash", "hash", "signature"};
+
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Whether fields (len bytes) are what format_fields makes: one line's worth
+ * of printable bytes (escaping leaves no control byte or DEL), the record's
+ * fields as JSON, and prev_hash last and only there. A sender that was taken
+ * over could otherwise write a line that breaks the file's JSON or the chain
+ * for every reader; it can still write a false record, as it could before.
+ */
+static bool fields_ok(const char *fields, size_t len)
+{
+    static const char head[] = "\"trace_id\":", tail[] = ",\"prev_hash\":\"";
+    char line[FM_AUDIT_LINE_MAX + 8];
+    const cJSON *item;
+    cJSON *obj;
+    bool ok;
+
+    if (len < sizeof head + sizeof tail || len + 400 > FM_AUDIT_LINE_MAX ||
+        memcmp(fields, head, sizeof head - 1) != 0 ||
+        memcmp(fields + len - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)fields[i] < 0x20 || fields[i] == 0x7f)
+            return false;
+    line[0] = '{';
+    memcpy(line + 1, fields, len);
+    memcpy(line + 1 + len, "0\"}", 3);
+    obj = cJSON_ParseWithLength(line, len + 4);
+    ok = cJSON_IsObject(obj);
+    for (item = ok ? obj->child : NULL; ok && item != NULL; item = item->next)
+        ok = item->next == NULL ? strcmp(item->string, "prev_hash") == 0
+                                : !reserved_key(item->string);
+    cJSON_Delete(obj);
+    return ok;
+}
+
+fm_err fm_audit_append(fm_audit *audit, const char *fields, size_t len)
+{
+    if (audit->remote || !fields_ok(fields, len)) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    return write_fields(audit, fields, len);
+}
+
+fm_err fm_audit_checkpoint(fm_audit *audit, const fm_audit_key *key, bool *written)
+{
+    fm_audit_shared *s = audit->shared;
+    char mid[512], sig[129], id[17];
+    struct stat st;
+    stamp t;
+    int need_nl, n, err;
+    fm_err rc;
+
+    if (written != NULL)
+        *written = false;
+    if (audit->remote) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    stamp_at(&t, fm_clock_now_ms());
+    if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
+        return rc;
+    /* Signed under the lock: the head signed is the one the checkpoint follows. */
+    if (s->seq == 0 || s->seq == s->signed_seq) {
+        rc = FM_OK;
+    } else if (audit_sign_head(key, s->seq, s->hash, sig, id) != 0 ||
+               (n = snprintf(mid, sizeof mid,
+                             "\"trace_id\":null,\"user\":null,\"key_id\":\"%s\",\"action\":"
+                             "\"CHECKPOINT\",\"resource\":\"audit\",\"source_ip\":null,"
+                             "\"result\":\"success\",\"status\":200,\"reason\":null,"
+                             "\"signature\":\"%s\",\"prev_hash\":\"",
+                             id, sig)) < 0 ||
+               (size_t)n >= sizeof mid) {
+        errno = EOVERFLOW;
+        rc = FM_ESYS;
+    } else if ((rc = append_line(audit, &st, need_nl, &t, mid, (size_t)n)) == FM_OK) {
+        s->signed_seq = s->seq;
+        if (written != NULL)
+            *written = true;
+    }
+    err = errno;
+    (void)pthread_mutex_unlock(&s->mu);
+    errno = err;
+    return rc;
 }
