@@ -101,7 +101,7 @@ static fm_err init_signals(void)
         {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL},
     };
 
-    (void)prctl(PR_SET_NAME, "fetchml-auditlog");
+    (void)prctl(PR_SET_NAME, "fetchml-audit");
     if (prctl(PR_SET_DUMPABLE, 0) != 0) {
         fm_log_error("audit logger %d: cannot start: PR_SET_DUMPABLE: %s", (int)getpid(),
                      strerror(errno));

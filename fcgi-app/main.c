@@ -453,18 +453,21 @@ static void reload(void)
         reload_refused();
         return;
     }
-    if (!usable(next) || (chain = chain_for(next, m.generation + 1)) == NULL) {
+    if (!usable(next) || !open_audit_channel(next, &sock, &ep, &key)) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
-                     "workers cannot open",
+                     "workers or the audit logger cannot open",
                      next->path);
         fm_config_free(next);
         reload_refused();
         return;
     }
-    if (!open_audit_channel(next, &sock, &ep, &key)) {
-        fm_log_error("reload refused, keeping the running configuration: %s: no audit logger "
-                     "can be started for it",
+    if ((chain = chain_for(next, m.generation + 1)) == NULL) {
+        fm_log_error("reload refused, keeping the running configuration: %s names an audit "
+                     "trail whose chain cannot be read",
                      next->path);
+        (void)close(sock);
+        if (key >= 0)
+            (void)close(key);
         fm_config_free(next);
         reload_refused();
         return;
