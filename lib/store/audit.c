@@ -14,23 +14,27 @@
  * is finished with ,"hash":"<hex>"}. prev_hash and hash are added after
  * redaction and never pass the filter (which would eat 64-hex runs).
  *
+ * Writers: only the audit logger process opens the file (fm_audit_open);
+ * the others format here and send (audit_remote_write, auditwire.c), and the
+ * logger checks what they sent (fields_ok) before it chains it, so a sender
+ * that was taken over can add a record but not break a line or the chain.
+ *
  * Concurrency: the chain head (seq, last hash) lives in a MAP_SHARED region
- * guarded by a process-shared robust mutex. Inside the lock a writer checks
- * whether the file it is about to append to agrees with the head: if the
- * previous holder died, if someone outside the region appended to the same
- * file, or if this descriptor points at a different non-empty file, the head
- * is re-read from the file's last complete line. For the same file the tail
- * wins (it is what a verifier will see); for a different file (a worker that
- * has not reopened yet after rotation) the tail is only taken when it is
- * ahead of the shared head, so the global seq never goes backwards. An empty
- * file (fresh after rotation) continues the shared chain. The line is then
- * appended with one write(2) on an O_APPEND descriptor and the head is
- * advanced only when the whole line was written. Only seq, prev_hash and the
- * hash are produced under the lock; the fields are escaped and formatted, and
- * the record stamped with its ts, before it is taken (a stamp older than the
- * last record's is made again under the lock, so ts order is seq order). A record that must be
- * durable (audit_sync always, or interval when due) is synced under the lock too, so that one that
- * cannot be synced can still be cut off before anyone appends after it.
+ * guarded by a process-shared robust mutex (one logger per configuration
+ * generation, and two generations may write one file during a reload). Inside the lock a writer
+ * checks whether the file it is about to append to agrees with the head: if the previous holder
+ * died, if someone outside the region appended to the same file, or if this descriptor points at a
+ * different non-empty file, the head is re-read from the file's last complete line. For the same
+ * file the tail wins (it is what a verifier will see); for a different file (a worker that has not
+ * reopened yet after rotation) the tail is only taken when it is ahead of the shared head, so the
+ * global seq never goes backwards. An empty file (fresh after rotation) continues the shared chain.
+ * The line is then appended with one write(2) on an O_APPEND descriptor and the head is advanced
+ * only when the whole line was written. Only seq, prev_hash and the hash are produced under the
+ * lock; the fields are escaped and formatted, and the record stamped with its ts, before it is
+ * taken (a stamp older than the last record's is made again under the lock, so ts order is seq
+ * order). A record that must be durable (audit_sync always, or interval when due) is synced under
+ * the lock too, so that one that cannot be synced can still be cut off before anyone appends after
+ * it.
  *
  * The file at the path: a record never goes to a file that was deleted or
  * replaced. Inside the lock, each writer compares its descriptor's file
@@ -335,35 +339,50 @@ static int open_log(const char *path)
     return open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 }
 
+fm_audit *audit_handle_new(const char *path)
+{
+    fm_audit *a = calloc(1, sizeof *a);
+
+    if (a == NULL)
+        return NULL;
+    a->fd = -1;
+    a->dirfd = -1;
+    a->path = strdup(path);
+    if (a->path == NULL) {
+        free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return a;
+}
+
+fm_audit *audit_handle_drop(fm_audit *a)
+{
+    int err = errno;
+
+    if (a->fd >= 0)
+        (void)close(a->fd);
+    if (a->dirfd >= 0)
+        (void)close(a->dirfd);
+    free(a->path);
+    free(a);
+    errno = err;
+    return NULL;
+}
+
 fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared)
 {
     fm_audit *a;
-    int err;
 
     if (path == NULL || shared == NULL) {
         errno = EINVAL;
         return NULL;
     }
-    a = calloc(1, sizeof *a);
-    if (a == NULL)
+    if ((a = audit_handle_new(path)) == NULL)
         return NULL;
-    a->fd = -1;
-    a->dirfd = -1;
     a->shared = shared;
-    a->path = strdup(path);
-    if (a->path == NULL)
-        goto fail;
     a->fd = open_log(path);
-    if (a->fd < 0)
-        goto fail;
-    return a;
-
-fail:
-    err = errno;
-    free(a->path);
-    free(a);
-    errno = err;
-    return NULL;
+    return a->fd >= 0 ? a : audit_handle_drop(a);
 }
 
 fm_err fm_audit_reopen(fm_audit *audit)
@@ -432,12 +451,7 @@ void fm_audit_close(fm_audit *audit)
     /* A clean exit leaves nothing of this writer's unsynced behind (interval, always). */
     if (!audit->remote && audit->sync != FM_AUDIT_SYNC_NONE)
         (void)sync_file(audit);
-    if (audit->fd >= 0)
-        (void)close(audit->fd);
-    if (audit->dirfd >= 0)
-        (void)close(audit->dirfd);
-    free(audit->path);
-    free(audit);
+    (void)audit_handle_drop(audit);
 }
 
 /*

@@ -48,6 +48,14 @@ struct fm_audit {
     fm_audit_endpoint ep;
 };
 
+/*
+ * audit_handle_new - a handle for path with no descriptor yet (fd and dirfd
+ * -1), or NULL with errno ENOMEM. audit_handle_drop closes what it holds and
+ * frees it, keeping errno; returns NULL, for a constructor's failure exit.
+ */
+fm_audit *audit_handle_new(const char *path);
+fm_audit *audit_handle_drop(fm_audit *audit);
+
 /* CLOCK_MONOTONIC in milliseconds (the same clock in every process of the host). */
 long long audit_mono_ms(void);
 

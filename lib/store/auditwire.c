@@ -130,26 +130,16 @@ static int open_dir(const char *path)
 
 fm_audit *fm_audit_connect(const char *path, const fm_audit_endpoint *ep)
 {
-    fm_audit *a = calloc(1, sizeof *a);
-    int err;
+    fm_audit *a = audit_handle_new(path);
 
     if (a == NULL)
         return NULL;
     a->remote = true;
     a->ep = *ep;
-    a->fd = -1;
-    a->path = strdup(path);
-    if (a->path == NULL || (a->dirfd = open_dir(path)) < 0)
-        goto fail;
+    if ((a->dirfd = open_dir(path)) < 0)
+        return audit_handle_drop(a);
     a->fd = dial(a); /* else at the first record */
     return a;
-
-fail:
-    err = errno;
-    free(a->path);
-    free(a);
-    errno = err;
-    return NULL;
 }
 
 /* Whether a send failed because the connection's logger is gone (it read nothing). */
