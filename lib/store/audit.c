@@ -825,11 +825,10 @@ static bool reserved_key(const char *key)
 }
 
 /*
- * Whether fields (len bytes) are what format_fields makes: one line's worth
- * of printable bytes (escaping leaves no control byte or DEL), the record's
- * fields as JSON, and prev_hash last and only there. A sender that was taken
- * over could otherwise write a line that breaks the file's JSON or the chain
- * for every reader; it can still write a false record, as it could before.
+ * Whether fields (len bytes) are what format_fields makes: printable bytes (escaping leaves no
+ * control byte or DEL), the record's fields as JSON, and prev_hash last and only there. A sender
+ * that was taken over could otherwise write a line that breaks the file's JSON or the chain for
+ * every reader; it can still write a false record, as it could before.
  */
 static bool fields_ok(const char *fields, size_t len)
 {
@@ -839,7 +838,8 @@ static bool fields_ok(const char *fields, size_t len)
     cJSON *obj;
     bool ok;
 
-    if (len < sizeof head + sizeof tail || len + 400 > FM_AUDIT_LINE_MAX ||
+    /* Too long for a line with ts, seq and hashes: finish_line refuses it (EOVERFLOW). */
+    if (len < sizeof head + sizeof tail || len >= FM_AUDIT_LINE_MAX ||
         memcmp(fields, head, sizeof head - 1) != 0 ||
         memcmp(fields + len - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
         return false;

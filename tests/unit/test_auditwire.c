@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,31 @@ START_TEST(test_records_acknowledged)
     reap(pid);
     (void)snprintf(cmd, sizeof cmd, "grep -c '\"user\":\"alice\"' %s >/dev/null", path);
     ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* The largest record a sender makes (every field cut) passes the logger's check. */
+START_TEST(test_largest_record)
+{
+    static char big[5000];
+    pid_t pid = logger(1);
+    fm_audit *a = fm_audit_connect(path, &ep);
+    fm_audit_record r;
+    char prev[65] = "", err[256], line[FM_AUDIT_LINE_MAX + 2];
+    long long seq = 0;
+    FILE *f;
+
+    memset(big, '\x01', sizeof big - 1); /* escaped six-fold: cut in every field */
+    r = (fm_audit_record){big, big, big, big, big, big,  500,
+                          big, big, big, big, big, true, UINT64_MAX};
+    ck_assert_int_eq(fm_audit_write(a, &r), FM_OK);
+    reap(pid);
+    ck_assert_ptr_nonnull(f = fopen(path, "r"));
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    (void)fclose(f);
+    ck_assert_uint_gt(strlen(line), FM_AUDIT_LINE_MAX - 600);
+    ck_assert_int_eq(fm_audit_verify_line(line, strlen(line), prev, &seq, err, sizeof err), FM_OK);
+    fm_audit_close(a);
 }
 END_TEST
 
@@ -251,6 +277,7 @@ static Suite *auditwire_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_records_acknowledged);
+    tcase_add_test(tc, test_largest_record);
     tcase_add_test(tc, test_sender_holds_no_file);
     tcase_add_test(tc, test_fields_refused);
     tcase_add_test(tc, test_not_a_message);
