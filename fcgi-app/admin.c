@@ -12,10 +12,14 @@
  *   rotate -c CONFIG USER [--grace DURATION]
  *                          a new key for USER plus the keys: list that keeps
  *                          the old keys valid for the grace period (default 7d)
- *   audit-verify [--partial] [--head SEQ:HASH] FILE...
+ *   audit-verify [--partial] [--head SEQ:HASH] [--public-key FILE] FILE...
  *                          check the audit trail's hash chain across files in
- *                          order (oldest first): exit 0 intact, 1 with the first
+ *                          order (oldest first), and with --public-key every
+ *                          signed checkpoint: exit 0 intact, 1 with the first
  *                          bad line named
+ *   audit-keygen SECRET PUBLIC
+ *                          a new Ed25519 key pair for the audit logger's
+ *                          checkpoints (auditsign.h): SECRET mode 0600
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +35,7 @@
 #include <cjson/cJSON.h>
 
 #include "audit.h"
+#include "auditsign.h"
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
@@ -44,8 +49,9 @@ static int usage(void)
                 "       fetchml-admin hash            (reads the key from standard input)\n"
                 "       fetchml-admin check-config FILE\n"
                 "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
-                "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] FILE...   "
-                "(oldest file first)\n");
+                "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] "
+                "[--public-key FILE] FILE...   (oldest file first)\n"
+                "       fetchml-admin audit-keygen SECRET_FILE PUBLIC_FILE\n");
     return 2;
 }
 
@@ -307,8 +313,35 @@ typedef struct anchor {
     char hash[65];
 } anchor;
 
-static int verify_file(const char *path, int partial, const anchor *head, char prev[65],
-                       long long *seq, long long *records)
+/* What audit-verify found about checkpoints, across files. */
+typedef struct signing {
+    const unsigned char *pk; /* --public-key, NULL = none given */
+    long long signed_seq;    /* the last seq a good checkpoint covers, 0 = none */
+    long long checkpoints;   /* checkpoints seen (checked when pk is set) */
+} signing;
+
+/* A line the chain accepted, as a checkpoint: 0, or 1 with the reason in err. */
+static int check_signature(const char *line, size_t len, signing *sg, char *err, size_t errlen)
+{
+    long long covered;
+    fm_err rc;
+
+    if (sg->pk == NULL) {
+        sg->checkpoints += fm_audit_is_checkpoint(line, len);
+        return 0;
+    }
+    rc = fm_audit_checkpoint_check(line, len, sg->pk, &covered, err, errlen);
+    if (rc == FM_ENOTFOUND)
+        return 0;
+    if (rc != FM_OK)
+        return 1;
+    sg->checkpoints++;
+    sg->signed_seq = covered;
+    return 0;
+}
+
+static int verify_file(const char *path, int partial, const anchor *head, signing *sg,
+                       char prev[65], long long *seq, long long *records)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
@@ -347,6 +380,8 @@ static int verify_file(const char *path, int partial, const anchor *head, char p
                            "use --partial for a trail whose first files were rotated away)");
             rc = 1;
         } else if (fm_audit_verify_line(line, (size_t)n - 1, prev, seq, err, sizeof(err)) != 0) {
+            rc = 1;
+        } else if (check_signature(line, (size_t)n - 1, sg, err, sizeof(err)) != 0) {
             rc = 1;
         } else if (head != NULL && *seq == head->seq && sodium_memcmp(prev, head->hash, 64) != 0) {
             (void)snprintf(err, sizeof(err),
@@ -389,12 +424,44 @@ static int parse_anchor(const char *text, anchor *out)
  * head this command prints somewhere else (another host, a ticket) and
  * passing it back with --head closes both gaps up to that record.
  */
+/* The signing part of audit-verify's report; its exit status. */
+static int report_signing(const signing *sg, long long seq)
+{
+    if (sg->pk == NULL) {
+        if (sg->checkpoints > 0)
+            (void)printf("note: %lld signed checkpoints not checked (pass --public-key FILE to "
+                         "prove the trail was not recomputed)\n",
+                         sg->checkpoints);
+        else
+            (void)printf("note: no signed checkpoints: the hash chain alone cannot show that the "
+                         "trail was not recomputed\n");
+        return 0;
+    }
+    if (sg->checkpoints == 0) {
+        (void)fprintf(stderr, "audit trail has no checkpoint signed by this key: nothing in it is "
+                              "proven (recomputed, or written without logging.audit_sign_key)\n");
+        return 1;
+    }
+    (void)printf("signatures good: %lld checkpoints, signed through seq %lld; unsigned tail: %lld "
+                 "records after it\n",
+                 sg->checkpoints, sg->signed_seq, seq - sg->signed_seq);
+    return 0;
+}
+
+/*
+ * A signed checkpoint closes the same gaps without a head kept elsewhere:
+ * with --public-key, a trail recomputed by someone who could write the file
+ * but not read the logger's key fails at its first checkpoint, and the
+ * records after the last one are reported as the unsigned tail.
+ */
 static int audit_verify(int argc, char **argv)
 {
-    char prev[65] = "";
+    char prev[65] = "", err[256];
+    unsigned char pk[FM_AUDIT_PK_BYTES];
     long long seq = 0, records = 0;
     int partial = 0, i = 0;
     anchor head, *hp = NULL;
+    signing sg = {0};
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--partial") == 0) {
@@ -403,16 +470,23 @@ static int audit_verify(int argc, char **argv)
                    parse_anchor(argv[i + 1], &head) == 0) {
             hp = &head;
             i++;
+        } else if (strcmp(argv[i], "--public-key") == 0 && i + 1 < argc) {
+            if (fm_audit_pubkey_load(argv[++i], pk, err, sizeof(err)) != FM_OK) {
+                (void)fprintf(stderr, "fetchml-admin: %s\n", err);
+                return 2;
+            }
+            sg.pk = pk;
         } else {
             (void)fprintf(stderr, "fetchml-admin: audit-verify takes [--partial] [--head "
-                                  "SEQ:HASH] FILE... (--head as printed by audit-verify)\n");
+                                  "SEQ:HASH] [--public-key FILE] FILE... (--head as printed by "
+                                  "audit-verify)\n");
             return 2;
         }
     }
     if (i >= argc)
         return usage();
     for (; i < argc; i++)
-        if (verify_file(argv[i], partial, hp, prev, &seq, &records) != 0)
+        if (verify_file(argv[i], partial, hp, &sg, prev, &seq, &records) != 0)
             return 1;
     if (hp != NULL && seq < hp->seq) {
         (void)fprintf(stderr,
@@ -423,7 +497,24 @@ static int audit_verify(int argc, char **argv)
     }
     (void)printf("audit trail intact: %lld records, seq %lld..%lld, head %lld:%s\n", records,
                  records > 0 ? seq - records + 1 : 0, seq, seq, records > 0 ? prev : "-");
-    return 0;
+    return report_signing(&sg, seq);
+}
+
+/* audit-keygen: the logger's signing key pair, each file created new. */
+static int audit_keygen(const char *secret_path, const char *public_path)
+{
+    char err[512];
+
+    if (fm_audit_keygen(secret_path, public_path, err, sizeof(err)) != FM_OK) {
+        (void)fprintf(stderr, "fetchml-admin: audit-keygen: %s\n", err);
+        return 1;
+    }
+    (void)printf("# audit signing key in %s (mode 0600: only the audit logger may read it), "
+                 "public key in %s\n"
+                 "# config:  logging:\n#             audit_sign_key: \"%s\"\n"
+                 "# verify:  fetchml-admin audit-verify --public-key %s AUDIT_FILE...\n",
+                 secret_path, public_path, secret_path, public_path);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -440,5 +531,7 @@ int main(int argc, char **argv)
         return rotate(argc - 2, argv + 2);
     if (argc >= 3 && strcmp(argv[1], "audit-verify") == 0)
         return audit_verify(argc - 2, argv + 2);
+    if (argc == 4 && strcmp(argv[1], "audit-keygen") == 0)
+        return audit_keygen(argv[2], argv[3]);
     return usage();
 }

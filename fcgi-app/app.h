@@ -12,6 +12,7 @@
 
 #include <signal.h>
 
+#include "audit.h"
 #include "config.h"
 #include "daemon.h"
 #include "err.h"
@@ -35,9 +36,9 @@ FM_MUST_CHECK fm_err fm_listener_open(const fm_config *cfg, int *fd, char *unix_
 /*
  * fm_worker_main - serve FastCGI requests on listen_fd with the snapshot cfg
  * until SIGTERM (finishing the request in flight) and exit the process.
- * audit_shared is the chain state of cfg->logging.file. Never returns.
+ * audit_ep is where the generation's audit logger listens. Never returns.
  */
-void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
+void fm_worker_main(const fm_config *cfg, int listen_fd, const fm_audit_endpoint *audit_ep)
     __attribute__((noreturn));
 
 /*
@@ -47,31 +48,44 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
  * only where the child waits with *waitmask), and SIGTERM when the master
  * dies. FM_ESYS (logged) on failure or when the master is already gone.
  * fm_worker_env_open - the child's own Redis handle (connected on first use)
- * and audit writer on audit_shared's chain (cfg->logging.file, cfg's sync
- * mode), into env with env->cfg = cfg. FM_OK, or FM_ESYS after logging why
+ * and audit sender to the logger at audit_ep (fm_audit_connect on
+ * cfg->logging.file), into env with env->cfg = cfg. FM_OK, or FM_ESYS after logging why
  * as "<who> <pid>: cannot start: ...". fm_worker_env_close frees what was
  * opened, after either outcome.
  */
 FM_MUST_CHECK fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask);
-FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared,
+FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, const fm_audit_endpoint *audit_ep,
                                         const char *who, fm_env *env);
 void fm_worker_env_close(fm_env *env);
 
 /*
  * fm_sweeper_main - the sweeper (sweeper.c): end expired leases every
  * cfg->jobs.sweep_interval_ms with the snapshot cfg, auditing each
- * transition on audit_shared's chain, until SIGTERM/SIGINT/SIGQUIT (the pass
- * in progress finishes), then exit the process. Never returns.
+ * transition through the audit logger at audit_ep, until SIGTERM/SIGINT/SIGQUIT
+ * (the pass in progress finishes), then exit the process. Never returns.
  */
-void fm_sweeper_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+void fm_sweeper_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+    __attribute__((noreturn));
 
 /*
  * fm_wsrelay_main - the WebSocket relay (wsrelay.c): deliver the task events
  * published on Redis to nchan's publisher at cfg->websocket.publisher, and
  * close the sockets of keys that cfg no longer accepts, with the snapshot
- * cfg, auditing on audit_shared's chain, until SIGTERM/SIGINT/SIGQUIT; then
- * exit the process. Never returns.
+ * cfg, auditing through the audit logger at audit_ep, until
+ * SIGTERM/SIGINT/SIGQUIT; then exit the process. Never returns.
  */
-void fm_wsrelay_main(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+    __attribute__((noreturn));
+
+/*
+ * fm_auditlog_main - the audit logger (auditlog.c): the only process that
+ * writes cfg->logging.file, on chain's chain state; it accepts senders on
+ * listen_fd (fm_audit_endpoint_open), and signs checkpoints with the secret
+ * key read from key_fd (-1: no signing key), which it closes. Until
+ * SIGTERM/SIGINT/SIGQUIT and every sender gone; then it exits the process.
+ * Never returns.
+ */
+void fm_auditlog_main(const fm_config *cfg, fm_audit_shared *chain, int listen_fd, int key_fd)
+    __attribute__((noreturn));
 
 #endif

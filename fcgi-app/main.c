@@ -24,7 +24,13 @@
  * expired job leases; it is kept in a table of its own and treated like a
  * worker in every respect above: respawned, backed off, replaced on reload,
  * stopped, told to reopen its logs. So is the WebSocket relay (wsrelay.c),
- * one per generation when websocket.publisher is set, in a third table.
+ * one per generation when websocket.publisher is set, in a third table, and
+ * so is the audit logger (auditlog.c), one per generation in a fourth: the
+ * only process that opens the audit trail for writing. The master makes its
+ * listening socket (fm_audit_endpoint_open) and opens its signing key before
+ * forking any child of the generation; the logger inherits both, every other
+ * child closes them and unmaps the chain state right after fork, so a worker
+ * holds nothing through which it could rewrite the trail or read the key.
  *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +53,7 @@
 
 #include "app.h"
 #include "audit.h"
+#include "auditsign.h"
 #include "chains.h"
 #include "daemon.h"
 #include "log.h"
@@ -67,16 +75,20 @@ static struct {
     fm_pool *pool;
     fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
     fm_pool *relays;   /* one per generation with websocket.publisher, a third */
+    fm_pool *loggers;  /* one audit logger per generation, a fourth */
     fm_chains chains;
     fm_audit_shared *chain; /* the current generation's */
-    fm_metrics *metrics;    /* the counters every child adds to; kept across reloads */
+    int audit_sock;         /* the current generation's logger listens here */
+    fm_audit_endpoint audit_ep;
+    int key_fd;          /* its signing key, -1 = none (logging.audit_sign_key) */
+    fm_metrics *metrics; /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
     time_t next_spawn; /* no respawn before this */
     sigset_t waitmask;
-} m = {.listen_fd = -1};
+} m = {.listen_fd = -1, .audit_sock = -1, .key_fd = -1};
 
 static void on_signal(int sig)
 {
@@ -121,6 +133,21 @@ static void log_config(const fm_config *cfg)
                 cfg->redis.password_source != NULL ? cfg->redis.password_source : "nowhere (none)");
 }
 
+/*
+ * In a child that sends audit records (all but the logger), right after
+ * fork: what only the logger may hold goes (the logger's socket, the key,
+ * every chain region), before the child runs any code that reads input.
+ */
+static void drop_audit_privileges(void)
+{
+    if (m.audit_sock >= 0)
+        (void)close(m.audit_sock);
+    if (m.key_fd >= 0)
+        (void)close(m.key_fd);
+    fm_chains_clear(&m.chains);
+    m.chain = NULL;
+}
+
 /* fm_pool_spawn_fn: a worker of the current generation, with the current snapshot. */
 static fm_err spawn(void *ctx, pid_t *pid)
 {
@@ -128,19 +155,32 @@ static fm_err spawn(void *ctx, pid_t *pid)
     *pid = fork();
     if (*pid < 0)
         return FM_ESYS;
-    if (*pid == 0)
-        fm_worker_main(m.cfg, m.listen_fd, m.chain);
+    if (*pid == 0) {
+        drop_audit_privileges();
+        fm_worker_main(m.cfg, m.listen_fd, &m.audit_ep);
+    }
     return FM_OK;
 }
 
 /* A child of the generation beside its workers: its name for the log, and its main. */
 typedef struct side_child {
     const char *what;
-    void (*main)(const fm_config *cfg, fm_audit_shared *audit_shared) __attribute__((noreturn));
+    void (*main)(const fm_config *cfg, const fm_audit_endpoint *audit_ep) __attribute__((noreturn));
+    bool is_logger; /* keeps the logger's socket, key and chain */
 } side_child;
 
-static const side_child sweeper_child = {"sweeper", fm_sweeper_main};
-static const side_child relay_child = {"websocket relay", fm_wsrelay_main};
+static void logger_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+    __attribute__((noreturn));
+
+static void logger_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+{
+    (void)audit_ep;
+    fm_auditlog_main(cfg, m.chain, m.audit_sock, m.key_fd);
+}
+
+static const side_child sweeper_child = {"sweeper", fm_sweeper_main, false};
+static const side_child relay_child = {"websocket relay", fm_wsrelay_main, false};
+static const side_child logger_child = {"audit logger", logger_main, true};
 
 /* fm_pool_spawn_fn: the current generation's sweeper or relay (ctx: its side_child). */
 static fm_err spawn_side(void *ctx, pid_t *pid)
@@ -154,7 +194,9 @@ static fm_err spawn_side(void *ctx, pid_t *pid)
         /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
         if (m.listen_fd >= 0)
             (void)close(m.listen_fd);
-        c->main(m.cfg, m.chain);
+        if (!c->is_logger)
+            drop_audit_privileges();
+        c->main(m.cfg, &m.audit_ep);
     }
     fm_log_info("%s %d started (generation %d)", c->what, (int)*pid, m.generation);
     return FM_OK;
@@ -167,12 +209,14 @@ static size_t relays_wanted(void)
 }
 
 /*
- * Brings the current generation up to its count of workers, its one
- * sweeper and its relay; a fill cut short is retried after RETRY_S.
+ * Brings the current generation up to its audit logger (first: the others
+ * send it records), its count of workers, its one sweeper and its relay; a
+ * fill cut short is retried after RETRY_S.
  */
 static void fill_pool(void)
 {
-    if ((fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
+    if ((fm_pool_fill(m.loggers, m.generation, 1, spawn_side, (void *)&logger_child) != FM_OK ||
+         fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
          fm_pool_fill(m.sweepers, m.generation, 1, spawn_side, (void *)&sweeper_child) != FM_OK ||
          fm_pool_fill(m.relays, m.generation, relays_wanted(), spawn_side, (void *)&relay_child) !=
              FM_OK) &&
@@ -186,13 +230,14 @@ static void kill_children(int sig, int below)
     fm_pool_kill(m.pool, sig, below);
     fm_pool_kill(m.sweepers, sig, below);
     fm_pool_kill(m.relays, sig, below);
+    fm_pool_kill(m.loggers, sig, below);
 }
 
 /* Live children of every generation. */
 static size_t children(void)
 {
     return fm_pool_count(m.pool, FM_POOL_ALL) + fm_pool_count(m.sweepers, FM_POOL_ALL) +
-           fm_pool_count(m.relays, FM_POOL_ALL);
+           fm_pool_count(m.relays, FM_POOL_ALL) + fm_pool_count(m.loggers, FM_POOL_ALL);
 }
 
 /* Whether the current generation lacks a worker or its sweeper. */
@@ -200,7 +245,8 @@ static bool short_of_children(void)
 {
     return fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers ||
            fm_pool_count(m.sweepers, m.generation) < 1 ||
-           fm_pool_count(m.relays, m.generation) < relays_wanted();
+           fm_pool_count(m.relays, m.generation) < relays_wanted() ||
+           fm_pool_count(m.loggers, m.generation) < 1;
 }
 
 /*
@@ -244,6 +290,8 @@ static int reap(void)
             what = "sweeper";
         else if (fm_pool_remove(m.relays, pid, &w))
             what = "websocket relay";
+        else if (fm_pool_remove(m.loggers, pid, &w))
+            what = "audit logger";
         else
             continue;
         if (w.generation != m.generation || got_term)
@@ -263,6 +311,8 @@ static int reap(void)
         oldest = fm_pool_oldest(m.sweepers, m.generation);
     if (fm_pool_oldest(m.relays, m.generation) < oldest)
         oldest = fm_pool_oldest(m.relays, m.generation);
+    if (fm_pool_oldest(m.loggers, m.generation) < oldest)
+        oldest = fm_pool_oldest(m.loggers, m.generation);
     fm_chains_release(&m.chains, oldest);
     return young;
 }
@@ -305,6 +355,84 @@ static fm_audit_shared *chain_for(const fm_config *cfg, int generation)
     return chain;
 }
 
+/*
+ * The signing key of cfg (logging.audit_sign_key) opened for the logger and
+ * checked here (read, then wiped), so that a bad key refuses a start or a
+ * reload instead of a logger that cannot start. A key that group or others
+ * may read is refused (like ssh's private keys). *fd is -1 when none is set.
+ * A reload naming the key in force keeps its descriptor when the file can no
+ * longer be opened (the master may have given up the rights that opened
+ * it). Returns false after logging why.
+ */
+static bool open_key(const fm_config *cfg, int *fd)
+{
+    const char *path = cfg->logging.audit_sign_key;
+    char err[256];
+    fm_audit_key *key;
+    struct stat st;
+
+    *fd = -1;
+    if (path == NULL)
+        return true;
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (*fd < 0 && m.key_fd >= 0 && m.cfg != cfg && m.cfg->logging.audit_sign_key != NULL &&
+        strcmp(m.cfg->logging.audit_sign_key, path) == 0) {
+        fm_log_warn("%s: cannot open %s again (%s); the logger keeps the key in force", cfg->path,
+                    path, strerror(errno));
+        *fd = dup(m.key_fd);
+    }
+    if (*fd < 0 || fstat(*fd, &st) != 0) {
+        fm_log_error("%s: logging.audit_sign_key: cannot open %s: %s", cfg->path, path,
+                     strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        fm_log_error("%s: logging.audit_sign_key: %s must be a regular file that only its owner "
+                     "may read (mode 0600 or 0400)",
+                     cfg->path, path);
+        goto fail;
+    }
+    if ((key = fm_audit_key_load(*fd, err, sizeof(err))) == NULL) {
+        fm_log_error("%s: logging.audit_sign_key: %s: %s", cfg->path, path, err);
+        goto fail;
+    }
+    fm_audit_key_free(key);
+    return true;
+
+fail:
+    if (*fd >= 0)
+        (void)close(*fd);
+    *fd = -1;
+    return false;
+}
+
+/* The logger's socket and key for a new generation of cfg; false after logging why. */
+static bool open_audit_channel(const fm_config *cfg, int *sock, fm_audit_endpoint *ep, int *key)
+{
+    if (!open_key(cfg, key))
+        return false;
+    if (fm_audit_endpoint_open(sock, ep) != FM_OK) {
+        fm_log_error("cannot make the audit logger's socket: %s", strerror(errno));
+        if (*key >= 0)
+            (void)close(*key);
+        *key = -1;
+        return false;
+    }
+    return true;
+}
+
+/* Puts the new generation's logger socket and key in force; the old ones' logger has its own. */
+static void use_audit_channel(int sock, const fm_audit_endpoint *ep, int key)
+{
+    if (m.audit_sock >= 0)
+        (void)close(m.audit_sock);
+    if (m.key_fd >= 0)
+        (void)close(m.key_fd);
+    m.audit_sock = sock;
+    m.audit_ep = *ep;
+    m.key_fd = key;
+}
+
 /* A reload that keeps the running configuration, for /metrics. */
 static void reload_refused(void)
 {
@@ -317,16 +445,29 @@ static void reload(void)
     char err[FM_CONFIG_ERR_MAX];
     fm_config *next = fm_config_load(m.cfg->path, err, sizeof(err));
     fm_audit_shared *chain;
+    fm_audit_endpoint ep;
+    int sock, key;
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
         reload_refused();
         return;
     }
-    if (!usable(next) || (chain = chain_for(next, m.generation + 1)) == NULL) {
+    if (!usable(next) || !open_audit_channel(next, &sock, &ep, &key)) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
-                     "workers cannot open",
+                     "workers or the audit logger cannot open",
                      next->path);
+        fm_config_free(next);
+        reload_refused();
+        return;
+    }
+    if ((chain = chain_for(next, m.generation + 1)) == NULL) {
+        fm_log_error("reload refused, keeping the running configuration: %s names an audit "
+                     "trail whose chain cannot be read",
+                     next->path);
+        (void)close(sock);
+        if (key >= 0)
+            (void)close(key);
         fm_config_free(next);
         reload_refused();
         return;
@@ -349,6 +490,7 @@ static void reload(void)
     (void)malloc_trim(0);
     m.cfg = next;
     m.chain = chain;
+    use_audit_channel(sock, &ep, key);
     m.generation++;
     fm_metrics_inc(FM_MET_RELOADS_OK);
     fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 1);
@@ -406,7 +548,8 @@ static fm_err make_tables(void)
     m.pool = fm_pool_new();
     m.sweepers = fm_pool_new();
     m.relays = fm_pool_new();
-    if (m.pool == NULL || m.sweepers == NULL || m.relays == NULL) {
+    m.loggers = fm_pool_new();
+    if (m.pool == NULL || m.sweepers == NULL || m.relays == NULL || m.loggers == NULL) {
         fm_log_error("out of memory");
         return FM_ESYS;
     }
@@ -420,6 +563,11 @@ static fm_err make_tables(void)
     fm_metrics_set(FM_MET_CONFIG_LOADED_AT, (int64_t)time(NULL));
     m.chain = chain_for(m.cfg, m.generation);
     return m.chain != NULL ? FM_OK : FM_ESYS;
+}
+
+static fm_err open_audit_logger(void)
+{
+    return open_audit_channel(m.cfg, &m.audit_sock, &m.audit_ep, &m.key_fd) ? FM_OK : FM_ESYS;
 }
 
 static fm_err check_pidfile(void)
@@ -456,8 +604,8 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log, check_files,   make_tables,     check_pidfile,
-    open_socket,  write_pidfile, install_signals, start_pool,
+    open_api_log,      check_files,   make_tables,     check_pidfile, open_socket,
+    open_audit_logger, write_pidfile, install_signals, start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
@@ -529,6 +677,8 @@ static void cleanup(void)
     fm_pool_free(m.pool);
     fm_pool_free(m.sweepers);
     fm_pool_free(m.relays);
+    fm_pool_free(m.loggers);
+    use_audit_channel(-1, &m.audit_ep, -1);
     fm_chains_clear(&m.chains);
     fm_metrics_free(m.metrics);
     fm_config_free(m.cfg);

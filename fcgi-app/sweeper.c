@@ -83,7 +83,7 @@ static void on_usr1(int sig)
 /* What the sweeper holds from start to exit. */
 static struct {
     const fm_config *cfg;
-    fm_audit_shared *audit_shared;
+    const fm_audit_endpoint *audit_ep;
     fm_env env;
     fm_tasks_store store;
     sigset_t waitmask;
@@ -265,7 +265,7 @@ static fm_err init_env(void)
 {
     const fm_config *cfg = s.cfg;
 
-    if (fm_worker_env_open(cfg, s.audit_shared, "sweeper", &s.env) != FM_OK)
+    if (fm_worker_env_open(cfg, s.audit_ep, "sweeper", &s.env) != FM_OK)
         return FM_ESYS;
     s.store = (fm_tasks_store){
         .redis = s.env.redis,
@@ -303,13 +303,13 @@ static void sweep_loop(void)
     }
 }
 
-void fm_sweeper_main(const fm_config *cfg, fm_audit_shared *audit_shared)
+void fm_sweeper_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
 {
     int status = 1;
     size_t i = 0;
 
     s.cfg = cfg;
-    s.audit_shared = audit_shared;
+    s.audit_ep = audit_ep;
     while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
         i++;
     if (i == sizeof(init_steps) / sizeof(init_steps[0])) {

@@ -155,7 +155,7 @@ static struct {
     const fm_config *cfg;
     int listen_fd;
     int epfd; /* init_wait */
-    fm_audit_shared *audit_shared;
+    const fm_audit_endpoint *audit_ep;
     fm_env env;
     FCGX_Request r;
     sigset_t waitmask;
@@ -304,7 +304,7 @@ fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitm
     return getppid() == 1 ? FM_ESYS : FM_OK;
 }
 
-fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared, const char *who,
+fm_err fm_worker_env_open(const fm_config *cfg, const fm_audit_endpoint *audit_ep, const char *who,
                           fm_env *env)
 {
     env->cfg = cfg;
@@ -314,12 +314,12 @@ fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared, c
         fm_log_error("%s %d: cannot start: bad redis.addr", who, (int)getpid());
         return FM_ESYS;
     }
-    env->audit = fm_audit_open(cfg->logging.file, audit_shared);
+    env->audit = fm_audit_connect(cfg->logging.file, audit_ep);
     if (env->audit == NULL) {
-        fm_log_error("%s %d: cannot start: cannot open the audit log", who, (int)getpid());
+        fm_log_error("%s %d: cannot start: cannot reach the audit trail's directory: %s", who,
+                     (int)getpid(), strerror(errno));
         return FM_ESYS;
     }
-    fm_audit_set_sync(env->audit, cfg->logging.audit_sync, cfg->logging.audit_sync_ms);
     return FM_OK;
 }
 
@@ -347,7 +347,7 @@ static fm_err init_signals(void)
 static fm_err init_env(void)
 {
     w.env.listen_fd = w.listen_fd;
-    return fm_worker_env_open(w.cfg, w.audit_shared, "worker", &w.env);
+    return fm_worker_env_open(w.cfg, w.audit_ep, "worker", &w.env);
 }
 
 static fm_err init_fastcgi(void)
@@ -475,14 +475,14 @@ static void drain(void)
     }
 }
 
-void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_shared)
+void fm_worker_main(const fm_config *cfg, int listen_fd, const fm_audit_endpoint *audit_ep)
 {
     int status = 1;
     size_t i = 0;
 
     w.cfg = cfg;
     w.listen_fd = listen_fd;
-    w.audit_shared = audit_shared;
+    w.audit_ep = audit_ep;
     while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
         i++;
     if (i == sizeof(init_steps) / sizeof(init_steps[0])) {

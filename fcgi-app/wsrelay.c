@@ -108,7 +108,7 @@ typedef struct throttle {
 
 static struct {
     const fm_config *cfg;
-    fm_audit_shared *audit_shared;
+    const fm_audit_endpoint *audit_ep;
     fm_env env;
     fm_wsconn_store store;
     fm_redis *sub;
@@ -379,7 +379,7 @@ static fm_err init_env(void)
 {
     const fm_config *cfg = s.cfg;
 
-    if (fm_worker_env_open(cfg, s.audit_shared, "websocket relay", &s.env) != FM_OK)
+    if (fm_worker_env_open(cfg, s.audit_ep, "websocket relay", &s.env) != FM_OK)
         return FM_ESYS;
     s.store = fm_route_ws_store(&s.env);
     s.publisher = fm_nchan_open(cfg->websocket.publisher + 5); /* after "unix:", checked at load */
@@ -453,13 +453,13 @@ static void relay_loop(void)
     }
 }
 
-void fm_wsrelay_main(const fm_config *cfg, fm_audit_shared *audit_shared)
+void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
 {
     int status = 1;
     size_t i = 0;
 
     s.cfg = cfg;
-    s.audit_shared = audit_shared;
+    s.audit_ep = audit_ep;
     while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
         i++;
     if (i == sizeof(init_steps) / sizeof(init_steps[0])) {

@@ -13,6 +13,7 @@
 # server, FastCGI parameters, request headers, worker count and wrk settings:
 #   hello  GET /__bench/hello   hello's workers: fixed 200 {"status":"ok"}
 #   full   GET /v1/whoami       IP ACL, auth, rate limit (Redis), RBAC, handler, audit
+#                               (the record sent to the audit logger process and acknowledged)
 # They run interleaved: FETCHML_BENCH_ROUNDS rounds of hello then full, and hello once more
 # (the machine's speed drifts between runs; each round is compared with the hello runs around
 # it and the median ratio is reported). Each run is a warm-up, then a measured wrk run with

@@ -87,6 +87,12 @@ first_run() {
             -keyout "$DEV/tls.key" -out "$DEV/tls.crt" >/dev/null 2>&1 ||
             fm_die "openssl could not create the dev certificate"
     fi
+    if [ ! -f "$DEV/audit-sign.key" ]; then
+        # The audit logger's checkpoint key; verify with --public-key $DEV/audit-sign.pub.
+        rm -f "$DEV/audit-sign.pub"
+        "$BUILD/fetchml-admin" audit-keygen "$DEV/audit-sign.key" "$DEV/audit-sign.pub" >/dev/null ||
+            fm_die "fetchml-admin audit-keygen failed"
+    fi
     if [ ! -f "$DEV/keys.env" ]; then
         local a r n w
         a=$(gen_key) r=$(gen_key) n=$(gen_key) w=$(gen_key)

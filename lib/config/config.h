@@ -114,8 +114,10 @@ typedef struct fm_config {
         char *file;     /* audit log path */
         char *api_file; /* operational log path, NULL = stderr only */
 
-        fm_audit_sync audit_sync; /* when audit records are fdatasync'ed */
-        int audit_sync_ms;        /* interval: at most this often, ms (1..3600000) */
+        fm_audit_sync audit_sync;   /* when audit records are fdatasync'ed */
+        int audit_sync_ms;          /* interval: at most this often, ms (1..3600000) */
+        char *audit_sign_key;       /* Ed25519 secret key file of the audit logger, NULL = none */
+        int audit_sign_interval_ms; /* checkpoint at most this often, ms (100..86400000) */
     } logging;
 
     struct {

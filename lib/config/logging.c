@@ -1,7 +1,7 @@
 /*
  * logging.c - the logging section: the operational log's level and file and
- * the audit log's file and durability. The audit trail cannot be switched
- * off, and it cannot share its file with the operational log (its lines
+ * the audit log's file, durability and signing key. The audit trail cannot be
+ * switched off, and it cannot share its file with the operational log (its lines
  * would break the hash chain, and a reader could not tell them apart).
  */
 #include "sections.h"
@@ -105,7 +105,11 @@ LD_TABLE(, logging_table,
                     "/var/log/fetch_ml/api.log", true, note_path),
          LD_ENUM_ROW("audit_sync", fm_config, logging.audit_sync, sync_names,
                      "none, interval or always", FM_AUDIT_SYNC_NONE),
-         LD_INT_ROW("audit_sync_ms", fm_config, logging.audit_sync_ms, 1, 3600000, 1000));
+         LD_INT_ROW("audit_sync_ms", fm_config, logging.audit_sync_ms, 1, 3600000, 1000),
+         LD_STR_ROW("audit_sign_key", LD_PATH, fm_config, logging.audit_sign_key, NULL, NULL, true,
+                    NULL),
+         LD_INT_ROW("audit_sign_interval_ms", fm_config, logging.audit_sign_interval_ms, 100,
+                    86400000, 60000));
 
 const char *fm_config_level_name(fm_log_level level)
 {

@@ -14,23 +14,27 @@
  * is finished with ,"hash":"<hex>"}. prev_hash and hash are added after
  * redaction and never pass the filter (which would eat 64-hex runs).
  *
+ * Writers: only the audit logger process opens the file (fm_audit_open);
+ * the others format here and send (audit_remote_write, auditwire.c), and the
+ * logger checks what they sent (fields_ok) before it chains it, so a sender
+ * that was taken over can add a record but not break a line or the chain.
+ *
  * Concurrency: the chain head (seq, last hash) lives in a MAP_SHARED region
- * guarded by a process-shared robust mutex. Inside the lock a writer checks
- * whether the file it is about to append to agrees with the head: if the
- * previous holder died, if someone outside the region appended to the same
- * file, or if this descriptor points at a different non-empty file, the head
- * is re-read from the file's last complete line. For the same file the tail
- * wins (it is what a verifier will see); for a different file (a worker that
- * has not reopened yet after rotation) the tail is only taken when it is
- * ahead of the shared head, so the global seq never goes backwards. An empty
- * file (fresh after rotation) continues the shared chain. The line is then
- * appended with one write(2) on an O_APPEND descriptor and the head is
- * advanced only when the whole line was written. Only seq, prev_hash and the
- * hash are produced under the lock; the fields are escaped and formatted, and
- * the record stamped with its ts, before it is taken (a stamp older than the
- * last record's is made again under the lock, so ts order is seq order). A record that must be
- * durable (audit_sync always, or interval when due) is synced under the lock too, so that one that
- * cannot be synced can still be cut off before anyone appends after it.
+ * guarded by a process-shared robust mutex (one logger per configuration
+ * generation, and two generations may write one file during a reload). Inside the lock a writer
+ * checks whether the file it is about to append to agrees with the head: if the previous holder
+ * died, if someone outside the region appended to the same file, or if this descriptor points at a
+ * different non-empty file, the head is re-read from the file's last complete line. For the same
+ * file the tail wins (it is what a verifier will see); for a different file (a worker that has not
+ * reopened yet after rotation) the tail is only taken when it is ahead of the shared head, so the
+ * global seq never goes backwards. An empty file (fresh after rotation) continues the shared chain.
+ * The line is then appended with one write(2) on an O_APPEND descriptor and the head is advanced
+ * only when the whole line was written. Only seq, prev_hash and the hash are produced under the
+ * lock; the fields are escaped and formatted, and the record stamped with its ts, before it is
+ * taken (a stamp older than the last record's is made again under the lock, so ts order is seq
+ * order). A record that must be durable (audit_sync always, or interval when due) is synced under
+ * the lock too, so that one that cannot be synced can still be cut off before anyone appends after
+ * it.
  *
  * The file at the path: a record never goes to a file that was deleted or
  * replaced. Inside the lock, each writer compares its descriptor's file
@@ -53,6 +57,7 @@
  */
 #include "audit.h"
 #include "auditline.h"
+#include "auditsign.h"
 
 #include "clock.h"
 #include "log.h"
@@ -60,6 +65,7 @@
 #include "jsonstr.h"
 #include "redact.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -115,14 +121,7 @@ struct fm_audit_shared {
     long long last_sync_ms;   /* CLOCK_MONOTONIC of the last fdatasync by any writer */
     unsigned long long syncs; /* fdatasync calls by all writers, atomic */
     int64_t last_ts_ms;       /* ts of the record last written (0: none yet) */
-};
-
-struct fm_audit {
-    int fd;
-    char *path;
-    fm_audit_shared *shared;
-    fm_audit_sync sync;
-    long long sync_ms;
+    long long signed_seq;     /* seq of the last checkpoint written (0: none yet) */
 };
 
 static const char zero_hash[HEX_LEN + 1] =
@@ -169,8 +168,7 @@ static bool json_field(char *dst, size_t cap, const char *value)
  * of that form or the field would not fit uncut (the caller then makes it
  * from action).
  */
-static bool action_field(char *dst, const char *action, const char *resource,
-                         const char *res_field)
+static bool action_field(char *dst, const char *action, const char *resource, const char *res_field)
 {
     char method[16], mfield[sizeof method + 2];
     size_t ml, rl;
@@ -178,7 +176,8 @@ static bool action_field(char *dst, const char *action, const char *resource,
     if (action == NULL || resource == NULL)
         return false;
     ml = strspn(action, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (ml == 0 || ml >= sizeof method || action[ml] != ' ' || strcmp(action + ml + 1, resource) != 0)
+    if (ml == 0 || ml >= sizeof method || action[ml] != ' ' ||
+        strcmp(action + ml + 1, resource) != 0)
         return false;
     memcpy(method, action, ml);
     method[ml] = '\0';
@@ -211,7 +210,7 @@ static bool id_field(char *out, size_t cap, const char *name, const char *value,
     return cut;
 }
 
-static long long mono_ms(void)
+long long audit_mono_ms(void)
 {
     struct timespec ts;
 
@@ -280,9 +279,10 @@ fm_audit_shared *fm_audit_shared_create(const char *path)
     s->size = 0;
     s->dev = 0;
     s->ino = 0;
-    s->last_sync_ms = mono_ms(); /* an interval starts with the chain, not at boot */
+    s->last_sync_ms = audit_mono_ms(); /* an interval starts with the chain, not at boot */
     s->syncs = 0;
     s->last_ts_ms = 0;
+    s->signed_seq = 0;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT)
@@ -339,34 +339,50 @@ static int open_log(const char *path)
     return open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 }
 
+fm_audit *audit_handle_new(const char *path)
+{
+    fm_audit *a = calloc(1, sizeof *a);
+
+    if (a == NULL)
+        return NULL;
+    a->fd = -1;
+    a->dirfd = -1;
+    a->path = strdup(path);
+    if (a->path == NULL) {
+        free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return a;
+}
+
+fm_audit *audit_handle_drop(fm_audit *a)
+{
+    int err = errno;
+
+    if (a->fd >= 0)
+        (void)close(a->fd);
+    if (a->dirfd >= 0)
+        (void)close(a->dirfd);
+    free(a->path);
+    free(a);
+    errno = err;
+    return NULL;
+}
+
 fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared)
 {
     fm_audit *a;
-    int err;
 
     if (path == NULL || shared == NULL) {
         errno = EINVAL;
         return NULL;
     }
-    a = calloc(1, sizeof *a);
-    if (a == NULL)
+    if ((a = audit_handle_new(path)) == NULL)
         return NULL;
-    a->fd = -1;
     a->shared = shared;
-    a->path = strdup(path);
-    if (a->path == NULL)
-        goto fail;
     a->fd = open_log(path);
-    if (a->fd < 0)
-        goto fail;
-    return a;
-
-fail:
-    err = errno;
-    free(a->path);
-    free(a);
-    errno = err;
-    return NULL;
+    return a->fd >= 0 ? a : audit_handle_drop(a);
 }
 
 fm_err fm_audit_reopen(fm_audit *audit)
@@ -377,6 +393,8 @@ fm_err fm_audit_reopen(fm_audit *audit)
         errno = EINVAL;
         return FM_EINVAL;
     }
+    if (audit->remote)
+        return FM_OK; /* the logger reopens the file on its own SIGUSR1 */
     fd = open_log(audit->path);
     if (fd < 0)
         return FM_ESYS;
@@ -391,6 +409,8 @@ void fm_audit_set_sync(fm_audit *audit, fm_audit_sync mode, int interval_ms)
 
 unsigned long long fm_audit_syncs(const fm_audit *audit)
 {
+    if (audit->shared == NULL)
+        return 0;
     return __atomic_load_n(&audit->shared->syncs, __ATOMIC_RELAXED);
 }
 
@@ -417,7 +437,7 @@ static bool sync_due(fm_audit *audit)
         return true;
     if (audit->sync != FM_AUDIT_SYNC_INTERVAL)
         return false;
-    now = mono_ms();
+    now = audit_mono_ms();
     if (now - s->last_sync_ms < audit->sync_ms)
         return false;
     s->last_sync_ms = now;
@@ -429,11 +449,9 @@ void fm_audit_close(fm_audit *audit)
     if (audit == NULL)
         return;
     /* A clean exit leaves nothing of this writer's unsynced behind (interval, always). */
-    if (audit->sync != FM_AUDIT_SYNC_NONE)
+    if (!audit->remote && audit->sync != FM_AUDIT_SYNC_NONE)
         (void)sync_file(audit);
-    (void)close(audit->fd);
-    free(audit->path);
-    free(audit);
+    (void)audit_handle_drop(audit);
 }
 
 /*
@@ -726,21 +744,14 @@ static fm_err append_line(fm_audit *audit, const struct stat *st, int need_nl, s
     return FM_OK;
 }
 
-static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
+/* Stamps, chains and appends formatted fields (a handle from fm_audit_open). */
+static fm_err write_fields(fm_audit *audit, const char *mid, size_t midlen)
 {
-    char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
     struct stat st;
     stamp t;
-    size_t midlen;
     int need_nl, err;
     fm_err rc;
 
-    if (audit == NULL || rec == NULL) {
-        errno = EINVAL;
-        return FM_EINVAL;
-    }
-    if ((midlen = format_fields(rec, mid)) == 0)
-        return FM_ESYS;
     stamp_at(&t, fm_clock_now_ms());
     if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
         return rc;
@@ -749,6 +760,22 @@ static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
     (void)pthread_mutex_unlock(&audit->shared->mu);
     errno = err;
     return rc;
+}
+
+static fm_err write_record(fm_audit *audit, const fm_audit_record *rec)
+{
+    char mid[FM_AUDIT_LINE_MAX]; /* "trace_id" ... "prev_hash":" (no chain state) */
+    size_t midlen;
+
+    if (audit == NULL || rec == NULL) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    if ((midlen = format_fields(rec, mid)) == 0)
+        return FM_ESYS;
+    if (audit->remote)
+        return audit_remote_write(audit, mid, midlen);
+    return write_fields(audit, mid, midlen);
 }
 
 /* Every failure is counted for /metrics, whoever writes (a worker, the sweeper). */
@@ -767,11 +794,11 @@ fm_err fm_audit_ready(const fm_audit *audit)
 {
     struct statvfs vfs;
 
-    if (audit == NULL || audit->fd < 0) {
+    if (audit == NULL || (audit->remote ? audit->dirfd : audit->fd) < 0) {
         errno = EBADF;
         return FM_ESYS;
     }
-    if (fstatvfs(audit->fd, &vfs) != 0)
+    if (fstatvfs(audit->remote ? audit->dirfd : audit->fd, &vfs) != 0)
         return FM_ESYS;
     if (vfs.f_flag & ST_RDONLY) {
         errno = EROFS;
@@ -782,4 +809,102 @@ fm_err fm_audit_ready(const fm_audit *audit)
         return FM_ESYS;
     }
     return FM_OK;
+}
+
+/* ---- the logger's side: records formatted elsewhere, checkpoints ------------------ */
+
+/* What the logger adds itself: a client's fields may not carry these keys. */
+static bool reserved_key(const char *key)
+{
+    static const char *const keys[] = {"ts", "seq", "prev_hash", "hash", "signature"};
+
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Whether fields (len bytes) are what format_fields makes: printable bytes (escaping leaves no
+ * control byte or DEL), the record's fields as JSON, and prev_hash last and only there. A sender
+ * that was taken over could otherwise write a line that breaks the file's JSON or the chain for
+ * every reader; it can still write a false record, as it could before.
+ */
+static bool fields_ok(const char *fields, size_t len)
+{
+    static const char head[] = "\"trace_id\":", tail[] = ",\"prev_hash\":\"";
+    char line[FM_AUDIT_LINE_MAX + 8];
+    const cJSON *item;
+    cJSON *obj;
+    bool ok;
+
+    /* Too long for a line with ts, seq and hashes: finish_line refuses it (EOVERFLOW). */
+    if (len < sizeof head + sizeof tail || len >= FM_AUDIT_LINE_MAX ||
+        memcmp(fields, head, sizeof head - 1) != 0 ||
+        memcmp(fields + len - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)fields[i] < 0x20 || fields[i] == 0x7f)
+            return false;
+    line[0] = '{';
+    memcpy(line + 1, fields, len);
+    memcpy(line + 1 + len, "0\"}", 3);
+    obj = cJSON_ParseWithLength(line, len + 4);
+    ok = cJSON_IsObject(obj);
+    for (item = ok ? obj->child : NULL; ok && item != NULL; item = item->next)
+        ok = item->next == NULL ? strcmp(item->string, "prev_hash") == 0
+                                : !reserved_key(item->string);
+    cJSON_Delete(obj);
+    return ok;
+}
+
+fm_err fm_audit_append(fm_audit *audit, const char *fields, size_t len)
+{
+    if (audit->remote || !fields_ok(fields, len)) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    return write_fields(audit, fields, len);
+}
+
+fm_err fm_audit_checkpoint(fm_audit *audit, const fm_audit_key *key, bool *written)
+{
+    fm_audit_shared *s = audit->shared;
+    char mid[512], sig[129], id[17];
+    struct stat st;
+    stamp t;
+    int need_nl, n, err;
+    fm_err rc;
+
+    if (written != NULL)
+        *written = false;
+    if (audit->remote) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    stamp_at(&t, fm_clock_now_ms());
+    if ((rc = lock_and_sync(audit, &st, &need_nl)) != FM_OK)
+        return rc;
+    /* Signed under the lock: the head signed is the one the checkpoint follows. */
+    if (s->seq == 0 || s->seq == s->signed_seq) {
+        rc = FM_OK;
+    } else if (audit_sign_head(key, s->seq, s->hash, sig, id) != 0 ||
+               (n = snprintf(mid, sizeof mid,
+                             "\"trace_id\":null,\"user\":null,\"key_id\":\"%s\",\"action\":"
+                             "\"CHECKPOINT\",\"resource\":\"audit\",\"source_ip\":null,"
+                             "\"result\":\"success\",\"status\":200,\"reason\":null,"
+                             "\"signature\":\"%s\",\"prev_hash\":\"",
+                             id, sig)) < 0 ||
+               (size_t)n >= sizeof mid) {
+        errno = EOVERFLOW;
+        rc = FM_ESYS;
+    } else if ((rc = append_line(audit, &st, need_nl, &t, mid, (size_t)n)) == FM_OK) {
+        s->signed_seq = s->seq;
+        if (written != NULL)
+            *written = true;
+    }
+    err = errno;
+    (void)pthread_mutex_unlock(&s->mu);
+    errno = err;
+    return rc;
 }

@@ -26,12 +26,26 @@
  * the record including prev_hash), hex encoded; prev_hash of the first record
  * ever is 64 zeros. seq counts from 1 and continues across files.
  *
- * Several worker processes append to one file. The chain state (seq, last
- * hash) lives in a shared memory region created by the master before fork
- * (fm_audit_shared_create) and is guarded by a process-shared robust mutex:
- * a worker that dies while holding it cannot wedge the others, and the next
- * holder re-reads the chain head from the file tail. Each record is written
- * with one write(2) on an O_APPEND descriptor, so lines never interleave.
+ * Who writes the file (OpenBSD httpd's logger model): only the audit logger
+ * process (fcgi-app/auditlog.c) opens it for writing (fm_audit_open). The
+ * processes that make records (workers, sweeper, relay) hold a handle from
+ * fm_audit_connect: fm_audit_write formats and redacts the record there and
+ * sends the fields to the logger over a SOCK_SEQPACKET connection, one send
+ * and one acknowledgement received per record; the logger validates them
+ * (fm_audit_append), adds ts, seq, prev_hash and hash, writes, syncs as its
+ * fm_audit_set_sync says and answers. So a compromised worker holds no
+ * descriptor through which it could rewrite or truncate the trail; it can
+ * only add records. The logger also signs the chain head now and then
+ * (auditsign.h, a checkpoint record in the trail).
+ *
+ * Several writers (the loggers of two configuration generations during a
+ * reload, or a logger and its restarted successor) may append to one file.
+ * The chain state (seq, last hash) lives in a shared memory region created
+ * by the master before fork (fm_audit_shared_create) and is guarded by a
+ * process-shared robust mutex: a writer that dies while holding it cannot
+ * wedge the others, and the next holder re-reads the chain head from the
+ * file tail. Each record is written with one write(2) on an O_APPEND
+ * descriptor, so lines never interleave.
  *
  * The file at the path: before each record the writer checks that its open
  * file is still the file at the path (dev and inode), and reopens the path
@@ -55,15 +69,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "err.h"
 
-#define FM_AUDIT_LINE_MAX 8192      /* bytes per record, newline included */
-#define FM_AUDIT_FIELD_MAX 1024     /* escaped bytes per string field, quotes excluded */
-#define FM_AUDIT_ID_FIELD_MAX 128   /* escaped bytes of task_id and of worker, quotes excluded */
-#define FM_AUDIT_SHORT_FIELD_MAX 64 /* escaped bytes of permission and of owner, quotes excluded   \
-                                     */
+#define FM_AUDIT_LINE_MAX 8192    /* bytes per record, newline included */
+#define FM_AUDIT_FIELD_MAX 1024   /* escaped bytes per string field, quotes excluded */
+#define FM_AUDIT_ID_FIELD_MAX 128 /* escaped bytes of task_id and of worker, quotes excluded */
+#define FM_AUDIT_SHORT_FIELD_MAX                                                                   \
+    64 /* escaped bytes of permission and of owner, quotes excluded                                \
+        */
 #define FM_AUDIT_RESERVE_BYTES (4 * FM_AUDIT_LINE_MAX) /* free space fm_audit_ready demands */
+#define FM_AUDIT_ACK_MS 2000 /* how long a sender waits for the logger's answer, ms */
 
 /* When fm_audit_write makes a record durable (fdatasync(2)); see fm_audit_set_sync. */
 typedef enum {
@@ -116,6 +134,38 @@ void fm_audit_shared_free(fm_audit_shared *shared);
 fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
 
 /*
+ * Where the audit logger listens: an abstract-namespace unix address
+ * (autobound, so nothing in the file system names it), copied by value.
+ */
+typedef struct fm_audit_endpoint {
+    struct sockaddr_un addr;
+    socklen_t len;
+} fm_audit_endpoint;
+
+/*
+ * fm_audit_endpoint_open - a listening SOCK_SEQPACKET socket for one audit
+ * logger, made by the master before forking the logger and its clients: its
+ * descriptor in *fd (the logger accepts on it; a restarted logger inherits it
+ * again from the master, and connections queued meanwhile wait for it) and
+ * the address clients connect to in *ep. Anyone on the host may connect to an
+ * abstract address: the logger checks each peer's uid (SO_PEERCRED).
+ * FM_OK, or FM_ESYS with errno (socket(2), bind(2), listen(2)).
+ */
+FM_MUST_CHECK fm_err fm_audit_endpoint_open(int *fd, fm_audit_endpoint *ep) FM_NONNULL(1, 2);
+
+/*
+ * fm_audit_connect - a sending handle: records written with fm_audit_write
+ * go to the logger at ep, which writes them to path (the logger's
+ * logging.file; the sender only checks its file system, fm_audit_ready).
+ * The connection is made now if it can be, else at the next write, and made
+ * again after the logger went away. Returns a handle owned by the caller
+ * (fm_audit_close), or NULL with errno (ENOMEM, or open(2) of path's
+ * directory). fm_audit_reopen and fm_audit_set_sync do nothing on it (the
+ * logger reopens and syncs).
+ */
+fm_audit *fm_audit_connect(const char *path, const fm_audit_endpoint *ep) FM_NONNULL(1, 2);
+
+/*
  * fm_audit_write - append one record. Returns FM_OK when the whole line
  * reached the file (write(2) completed; synced as fm_audit_set_sync asks); FM_ESYS with errno
  * otherwise (EIO for a short write, whose fragment is cut off again so that
@@ -123,8 +173,40 @@ fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
  * would pass 2^53 ...); FM_EINVAL (errno EINVAL) for a NULL argument. The
  * chain does not advance on failure. The caller must treat any failure as
  * "fail closed": answer 503 and undo any change.
+ * On a handle from fm_audit_connect, FM_OK means the logger acknowledged the
+ * record as written (and synced as its policy says); FM_ESYS carries the
+ * logger's errno, or ETIMEDOUT when no answer came within FM_AUDIT_ACK_MS
+ * (the record carries that deadline, and a logger that reads it later does
+ * not write it), EPIPE/ECONNREFUSED when no logger could be reached, or EIO
+ * when the logger went away after the record was sent (it may then be in
+ * the trail although the caller fails closed: a record too many, never one
+ * too few).
  */
 FM_MUST_CHECK fm_err fm_audit_write(fm_audit *audit, const fm_audit_record *rec);
+
+/*
+ * fm_audit_append - the logger's write of a record a client formatted:
+ * fields (len bytes) is what fm_audit_write sends, from "trace_id" to the
+ * opening quote of prev_hash's value. It is refused with FM_EINVAL (errno
+ * EINVAL), nothing written, unless it is exactly that: no control byte or
+ * newline, the fields of a record in JSON with none that the logger adds
+ * itself (ts, seq, hash, signature) and prev_hash last, short enough for a
+ * line. Otherwise as fm_audit_write on a handle from fm_audit_open.
+ */
+FM_MUST_CHECK fm_err fm_audit_append(fm_audit *audit, const char *fields, size_t len)
+    FM_NONNULL(1, 2);
+
+/*
+ * fm_audit_serve - the logger's answer to one message waiting on conn (a
+ * connection accepted on fm_audit_endpoint_open's socket): the record is
+ * appended with fm_audit_append unless its deadline has passed, and the
+ * outcome is sent back. FM_OK when the connection stays usable (also after a
+ * record that was refused, and when nothing was waiting); FM_ENOTFOUND when
+ * the peer closed it; FM_EPARSE for a message that is not a record
+ * (answered EINVAL); FM_ESYS with errno for a socket error. The caller
+ * closes conn on anything but FM_OK.
+ */
+FM_MUST_CHECK fm_err fm_audit_serve(fm_audit *audit, int conn) FM_NONNULL(1);
 
 /*
  * fm_audit_ready - cheap check, before a request changes anything, that its

@@ -13,9 +13,13 @@
  *   - an acceptance sets seq to the line's "seq", one more than before (or
  *     anything at the start), prev_hex to its "hash", which is the SHA-256 of
  *     the line up to ,"hash":", and the line's "prev_hash" was the previous
- *     line's hash (unless the chain started here).
+ *     line's hash (unless the chain started here);
+ *   - an accepted line read as a checkpoint (fm_audit_checkpoint_check, with
+ *     a fixed public key) is one, or is refused with a one-line reason; one
+ *     whose signature verifies covers exactly the seq before it.
  */
 #include "audit.h"
+#include "auditsign.h"
 #include "fuzz.h"
 
 #include <cjson/cJSON.h>
@@ -25,12 +29,19 @@ static const char hash_key[] = ",\"hash\":\"";
 #define HEX_LEN 64
 #define SUFFIX_LEN (sizeof(hash_key) - 1 + HEX_LEN + 2)
 
+static unsigned char pk[crypto_sign_PUBLICKEYBYTES]; /* of the all-zero seed */
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     if (sodium_init() < 0)
         abort();
+    {
+        unsigned char seed[crypto_sign_SEEDBYTES] = {0}, sk[crypto_sign_SECRETKEYBYTES];
+        if (crypto_sign_seed_keypair(pk, sk, seed) != 0)
+            abort();
+    }
     return 0;
 }
 
@@ -81,6 +92,21 @@ static void check_accepted(const char *line, size_t len, const char *prev_before
     cJSON_Delete(o);
 }
 
+/* An accepted line as a checkpoint: none, a refused one with its reason, or a good one. */
+static void check_checkpoint(const char *line, size_t len, long long seq)
+{
+    char err[256] = "";
+    long long covered = -1;
+    fm_err rc = fm_audit_checkpoint_check(line, len, pk, &covered, err, sizeof(err));
+
+    if (rc == FM_OK && covered != seq - 1)
+        fuzz_fail("audit: a checkpoint at seq %lld covers seq %lld", seq, covered);
+    if (rc == FM_EINVAL || rc == FM_EPARSE)
+        fuzz_check_message("audit checkpoint", err, sizeof(err));
+    else if (rc != FM_OK && rc != FM_ENOTFOUND)
+        fuzz_fail("audit: checkpoint check returned %d", (int)rc);
+}
+
 /* Verifies one line against the chain state; false when it is refused. */
 static bool verify(const char *line, size_t len, char prev_hex[HEX_LEN + 1], long long *seq)
 {
@@ -96,6 +122,7 @@ static bool verify(const char *line, size_t len, char prev_hex[HEX_LEN + 1], lon
         return false;
     }
     check_accepted(line, len, before, seq_before, prev_hex, *seq);
+    check_checkpoint(line, len, *seq);
     return true;
 }
 

@@ -66,13 +66,15 @@ check "--head: records removed from the end are caught" bash -c "! '$adm' audit-
 forged=$OUT/forged.log
 python3 - "$audit" "$forged" <<'PY'
 import hashlib, json, sys
-prev = "0" * 64
+prev, done = "0" * 64, False
 with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
     for n, line in enumerate(f, 1):
         line = line.rstrip("\n")
         body = line[: line.index(',"hash":"')]
-        if n == 4:  # rewrite a record, then recompute the whole chain after it
+        # rewrite a request's record (line 4 or the next, not a checkpoint), then recompute the chain
+        if n >= 4 and not done and '"source_ip":"127.0.0.1"' in body:
             body = body.replace('"source_ip":"127.0.0.1"', '"source_ip":"10.6.6.6"')
+            done = True
         rec = json.loads(body + "}")
         body = body[: body.index(',"prev_hash":"')] + ',"prev_hash":"%s"' % prev
         prev = hashlib.sha256(body.encode()).hexdigest()
