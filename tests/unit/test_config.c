@@ -392,6 +392,10 @@ static const struct {
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
     {USERS "redis: {key_prefix: \"\"}\n",
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
+    {USERS "redis: {username: \"fetch ml\", password_env: FM_TEST_ROLE}\n",
+     "5:19: redis.username must be 1 to 64 characters [A-Za-z0-9_.-]"},
+    {USERS "redis: {username: fetchml}\n",
+     "5:8: redis.username needs redis.password_env or redis.password_file"},
     /* role inheritance */
     {USERS "  roles:\n    ops: {inherits: [nope]}\n",
      "6:22: role \"ops\" inherits from unknown role \"nope\""},
@@ -646,6 +650,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
     ck_assert_str_eq(cfg->redis.addr, "unix:/run/fetch_ml/redis.sock");
+    ck_assert_ptr_null(cfg->redis.username);
     ck_assert_ptr_null(cfg->redis.password);
     ck_assert_ptr_null(cfg->redis.password_source);
     ck_assert_uint_eq(cfg->nwarnings, 0);
@@ -715,6 +720,7 @@ START_TEST(test_every_key)
         "  auth_failures: {max: 1000000, window_seconds: 86400, block_seconds: 604800}\n"
         "redis:\n"
         "  addr: \"[::1]:6379\"\n"
+        "  username: fetchml-app.1\n"
         "  password_env: FM_TEST_PASSWORD\n"
         "  db: 15\n"
         "  key_prefix: \"fm-test.1:\"\n"
@@ -762,6 +768,7 @@ START_TEST(test_every_key)
     ck_assert_uint_eq(role_named(cfg, "ops")->rate.requests_per_minute, 1000000);
     ck_assert_uint_eq(role_named(cfg, "ops")->rate.burst, 1000000);
     ck_assert_str_eq(cfg->redis.addr, "[::1]:6379");
+    ck_assert_str_eq(cfg->redis.username, "fetchml-app.1");
     ck_assert_str_eq(cfg->redis.password, "pw-for-test");
     ck_assert_str_eq(cfg->redis.password_source, "env FM_TEST_PASSWORD");
     ck_assert_int_eq(cfg->redis.db, 15);
