@@ -1560,15 +1560,24 @@ END_TEST
 
 START_TEST(test_example_prod)
 {
-    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX], creds[TH_PATH_MAX], secret[TH_PATH_MAX];
     fm_config *cfg;
     const fm_user *carol, *dave, *erin;
     const fm_role *senior;
 
-    ck_assert_int_eq(setenv("REDIS_PASSWORD", "example-redis-password", 1), 0);
+    /* The password as systemd's LoadCredential= hands it over (conf/systemd/). */
+    th_mkdtemp(creds, "fm-creds");
+    th_path(secret, creds, "redis-password");
+    th_write_file(secret, "example-redis-password\n");
+    ck_assert_int_eq(chmod(secret, 0400), 0);
+    ck_assert_int_eq(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
     source_file(path, sizeof(path), "conf/config-prod.yaml");
     cfg = fm_config_load(path, err, sizeof(err));
+    th_rmtree(creds);
+    ck_assert_int_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
     ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->redis.username, "fetchml");
+    ck_assert_str_eq(cfg->redis.password, "example-redis-password");
     ck_assert(cfg->server.tls_enabled);
     ck_assert_str_eq(cfg->server.tls_cert_file, "/secrets/cert.pem");
     ck_assert_str_eq(cfg->server.tls_key_file, "/secrets/key.pem");
@@ -1598,7 +1607,8 @@ START_TEST(test_example_prod)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 10);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
-    ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
+    ck_assert_int_eq(strncmp(cfg->redis.password_source, "file ", 5), 0);
+    ck_assert_str_eq(cfg->redis.password_source + 5, secret);
     ck_assert_uint_eq(user_named(cfg, "gpu-node-1")->effective,
                       perm("jobs:run") | perm("jobs:read"));
     expect_jobs_limits(cfg, (const int[3]){60, 3, 1000}, (const long[3]){65536, 1000, 4194304});
