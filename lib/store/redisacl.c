@@ -17,11 +17,11 @@
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define PREFIX_MAX 64   /* redis.key_prefix's bound, bytes */
 #define NAME_MAX_LEN 32 /* longest command name read from a script, bytes */
 #define NAMES_MAX 64    /* distinct commands at most */
 
@@ -168,7 +168,7 @@ fm_err fm_redisacl_rules(const char *prefix, int db, char *out, size_t len)
     if (out == NULL || len == 0)
         return FM_ETOOBIG;
     out[0] = '\0';
-    if (plen == 0 || plen > 64 ||
+    if (plen == 0 || plen > PREFIX_MAX ||
         strspn(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") !=
             plen ||
         db < 0 || db > 15)
