@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """WebSocket benchmark client (scripts/bench.d/50-ws.sh).
 
-  ws_bench.py URL KEY SOCKETS MESSAGES REDIS_SOCKET CHANNEL   (REDISCLI_AUTH: the password)
+  ws_bench.py URL KEY SOCKETS MESSAGES REDIS_SOCKET CHANNEL
+  (REDISCLI_AUTH: the password of the Redis user REDISCLI_USER, default "default")
 
 Opens SOCKETS sockets to URL with the key in X-API-Key (in batches, each
 handshake the real one: TLS, nginx's auth_request into the pool), then, once
@@ -60,7 +61,8 @@ async def main():
     rsock.connect(sys.argv[5])
     channel = sys.argv[6]
     if os.environ.get("REDISCLI_AUTH"):
-        redis_call(rsock, "AUTH", os.environ["REDISCLI_AUTH"])
+        redis_call(rsock, "AUTH", os.environ.get("REDISCLI_USER", "default"),
+                   os.environ["REDISCLI_AUTH"])
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -12,6 +12,10 @@
  *   rotate -c CONFIG USER [--grace DURATION]
  *                          a new key for USER plus the keys: list that keeps
  *                          the old keys valid for the grace period (default 7d)
+ *   redis-acl CONFIG       the Redis ACL file for CONFIG's redis section: the
+ *                          default user off, redis.username allowed exactly
+ *                          what the product sends (redisacl.h), its password
+ *                          as a SHA-256 (conf/README.md, "Redis")
  *   audit-verify [--partial] [--head SEQ:HASH] [--public-key FILE] FILE...
  *                          check the audit trail's hash chain across files in
  *                          order (oldest first), and with --public-key every
@@ -40,6 +44,8 @@
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
+#include "redisacl.h"
+#include "sha256.h"
 
 static int usage(void)
 {
@@ -49,6 +55,7 @@ static int usage(void)
                 "       fetchml-admin hash            (reads the key from standard input)\n"
                 "       fetchml-admin check-config FILE\n"
                 "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
+                "       fetchml-admin redis-acl CONFIG\n"
                 "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] "
                 "[--public-key FILE] FILE...   (oldest file first)\n"
                 "       fetchml-admin audit-keygen SECRET_FILE PUBLIC_FILE\n");
@@ -287,6 +294,51 @@ static int check_config(const char *path)
                  "fetchml-admin: configuration file %s test is successful\n",
                  path, path);
     return 0;
+}
+
+/*
+ * The default user is off and has no password: no client can log in as it,
+ * even if someone turns it on. It keeps the write commands on the product's
+ * keys for one reader only: Redis replays the AOF as the default user, and
+ * Redis 7.0 re-checks the ACL of each command of a MULTI/EXEC there (script
+ * effects are written as MULTI/EXEC); without them a restart silently drops
+ * every task a script wrote (redis/redis#14541, fixed by #14545 after 7.0).
+ * The product's password is given as its SHA-256 (Redis's "#<hash>"), never
+ * in the clear.
+ */
+static int redis_acl(const char *path)
+{
+    char err[FM_CONFIG_ERR_MAX], rules[4096], hex[2 * FM_SHA256_BYTES + 1];
+    unsigned char d[FM_SHA256_BYTES];
+    fm_config *cfg = fm_config_load(path, err, sizeof(err));
+    int rc = 1;
+
+    if (cfg == NULL) {
+        (void)fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (cfg->redis.username == NULL) {
+        (void)fprintf(stderr,
+                      "fetchml-admin: %s: redis.username is not set: the product would "
+                      "log in as Redis's default user\n",
+                      path);
+        goto out;
+    }
+    if (fm_redisacl_rules(cfg->redis.key_prefix, cfg->redis.db, rules, sizeof(rules)) != FM_OK ||
+        fm_sha256(d, cfg->redis.password, strlen(cfg->redis.password)) != FM_OK) {
+        (void)fprintf(stderr, "fetchml-admin: cannot make the ACL rules\n");
+        goto out;
+    }
+    sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+    (void)printf("user default off resetpass resetkeys ~%s* resetchannels -@all +@write "
+                 "-@dangerous\n"
+                 "user %s on resetpass #%s %s\n",
+                 cfg->redis.key_prefix, cfg->redis.username, hex, rules);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+    sodium_memzero(d, sizeof(d));
+    fm_config_free(cfg);
+    return rc;
 }
 
 /* The genesis rule of a whole trail: seq 1, prev_hash of 64 zeros. */
@@ -529,6 +581,8 @@ int main(int argc, char **argv)
         return check_config(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "rotate") == 0)
         return rotate(argc - 2, argv + 2);
+    if (argc == 3 && strcmp(argv[1], "redis-acl") == 0)
+        return redis_acl(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "audit-verify") == 0)
         return audit_verify(argc - 2, argv + 2);
     if (argc == 4 && strcmp(argv[1], "audit-keygen") == 0)

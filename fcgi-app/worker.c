@@ -308,8 +308,8 @@ fm_err fm_worker_env_open(const fm_config *cfg, const fm_audit_endpoint *audit_e
                           fm_env *env)
 {
     env->cfg = cfg;
-    env->redis =
-        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
+    env->redis = fm_redis_new(cfg->redis.addr, cfg->redis.username, cfg->redis.password,
+                              cfg->redis.db, cfg->redis.timeout_ms);
     if (env->redis == NULL) {
         fm_log_error("%s %d: cannot start: bad redis.addr", who, (int)getpid());
         return FM_ESYS;

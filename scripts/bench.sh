@@ -145,8 +145,8 @@ FULL_URL="$BASE/v1/whoami"
 get() { curl -sk --max-time 5 -H "X-API-Key: $KEY" -o "$VAR/body" -w '%{http_code}' "$1" || true; }
 full_ok() { [ "$(get "$FULL_URL")" = 200 ]; }
 rcli() {
-    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
-        timeout 10 redis-cli --no-auth-warning -s "$RUN/redis.sock" "$@"
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$VAR/dev/redis-ops.env") \
+        timeout 10 redis-cli --no-auth-warning --user ops -s "$RUN/redis.sock" "$@"
 }
 # The reload replaces workers gracefully; wait for the new snapshot.
 wait_for 5 full_ok || fm_die "GET /v1/whoami as the bench user does not answer 200"
@@ -321,8 +321,8 @@ count_redis() {
     shift
     cmdstats >"$VAR/stats-before"
     # Not through rcli: $! must be timeout's pid, which passes the TERM on to redis-cli.
-    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
-        timeout 120 redis-cli --no-auth-warning -s "$RUN/redis.sock" MONITOR >"$VAR/monitor" 2>/dev/null &
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$VAR/dev/redis-ops.env") \
+        timeout 120 redis-cli --no-auth-warning --user ops -s "$RUN/redis.sock" MONITOR >"$VAR/monitor" 2>/dev/null &
     mon=$!
     BG_PIDS=("$mon")
     wait_for 5 grep -q '^OK' "$VAR/monitor" 2>/dev/null || true

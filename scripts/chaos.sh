@@ -102,8 +102,8 @@ wait_for 10 whoami_ok || fm_die "the chaos users do not authenticate after the r
 # ---- faults ---------------------------------------------------------------------
 say() { printf '  %6.1f s  %s\n' "$(awk -v t0="$T0" -v t="${EPOCHREALTIME}" 'BEGIN { print t - t0 }')" "$*" >>"$WORK/faults"; }
 rcli() {
-    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env") \
-        timeout 5 redis-cli --no-auth-warning -s "$RUN/redis.sock" "$@"
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$VAR/dev/redis-ops.env") \
+        timeout 5 redis-cli --no-auth-warning --user ops -s "$RUN/redis.sock" "$@"
 }
 redis_up() { [ "$(rcli PING 2>/dev/null)" = PONG ]; }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole fetchml-fcgi stack locally: Redis (password, unix socket),
+# Runs the whole fetchml-fcgi stack locally: Redis (ACL users, unix socket, AOF),
 # the FastCGI pool, fetchml-logrelay (nginx's logs through the redaction
 # filter) and nginx with TLS on https://127.0.0.1:9101.
 #
@@ -76,11 +76,11 @@ first_run() {
     chmod 700 "$DEV"
     if [ ! -f "$DEV/redis.env" ]; then
         fm_say "generating dev secrets in $DEV"
-        local pw
-        pw=$(openssl rand -hex 24)
-        printf 'REDIS_PASSWORD=%s\n' "$pw" >"$DEV/redis.env"
-        printf 'requirepass %s\n' "$pw" >"$DEV/redis-secret.conf"
+        printf 'REDIS_PASSWORD=%s\n' "$(openssl rand -hex 24)" >"$DEV/redis.env"
     fi
+    # The operator's Redis user (redis-cli, the tests' rcli): separate from the product's.
+    [ -f "$DEV/redis-ops.env" ] ||
+        printf 'REDIS_OPS_PASSWORD=%s\n' "$(openssl rand -hex 24)" >"$DEV/redis-ops.env"
     if [ ! -f "$DEV/tls.crt" ]; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
             -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
@@ -111,8 +111,27 @@ first_run() {
     umask 022
 }
 
+# dev/users.acl: the product's user as production has it (fetchml-admin redis-acl, from the
+# config's redis section and password), and "ops" with every right for redis-cli.
+write_acl() {
+    local ops
+    ops=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$DEV/redis-ops.env")
+    (
+        umask 077
+        set -a
+        . "$DEV/redis.env"
+        set +a
+        "$BUILD/fetchml-admin" redis-acl "$DEV/config.yaml" >"$DEV/users.acl.new" ||
+            fm_die "fetchml-admin redis-acl $DEV/config.yaml failed (a config from before" \
+                "redis.username: add 'username: fetchml' to its redis section)"
+        printf 'user ops on resetpass #%s ~* &* +@all\n' \
+            "$(printf '%s' "$ops" | sha256sum | cut -d' ' -f1)" >>"$DEV/users.acl.new"
+    ) && mv "$DEV/users.acl.new" "$DEV/users.acl"
+}
+
 start_redis() {
     alive redis && return 0
+    write_acl
     subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR" \
         "MAXMEMORY=${FETCHML_REDIS_MAXMEMORY:-256mb}"
     redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"

@@ -20,7 +20,7 @@
 /* Adding a section: one file with its table, one row here. */
 LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, NULL),
          LD_SECTION_ROW("auth", auth_table, NULL), LD_SECTION_ROW("rate_limit", limits_table, NULL),
-         LD_SECTION_ROW("redis", redis_table, NULL),
+         LD_SECTION_ROW("redis", redis_table, redis_check_user),
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
          LD_SECTION_ROW("data", data_table, NULL), LD_SECTION_ROW("jobs", jobs_table, NULL),
          LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits),

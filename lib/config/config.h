@@ -101,6 +101,7 @@ typedef struct fm_config {
 
     struct {
         char *addr;            /* "unix:/path" or "host:port" */
+        char *username;        /* ACL user (AUTH username password), NULL = AUTH password */
         char *password;        /* resolved secret, NULL = none */
         char *password_source; /* "env NAME" or "file /path", NULL = none */
         int db;                /* 0..15 */

@@ -1,9 +1,11 @@
 /*
  * redis.c - the redis section: the server's address, database, key prefix and
- * timeout, and its password, resolved at load time so that a missing secret
- * stops the load, not the first request: redis.password_env names an
- * environment variable, redis.password_file a file only its owner may read
- * (a bare password, or the REDIS_PASSWORD= line of an environment file).
+ * timeout, the ACL user (redis.username: Redis 6+'s AUTH user password) and
+ * its password, resolved at load time so that a missing secret stops the
+ * load, not the first request: redis.password_env names an environment
+ * variable, redis.password_file a file only its owner may read (a bare
+ * password, or the REDIS_PASSWORD= line of an environment file; under
+ * systemd, "${CREDENTIALS_DIRECTORY}/redis-password" of LoadCredential=).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,19 +19,36 @@
 
 #include "sections.h"
 
-#define KEY_PREFIX_MAX 64
+#define KEY_PREFIX_MAX 64 /* bytes */
+#define USERNAME_MAX 64   /* bytes */
 #define SECRET_NAME "REDIS_PASSWORD"
+
+#define WORD_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
+/* field holds 1 to max characters of WORD_CHARS plus extra; shown as [A-Za-z0-9<extra>_.-]. */
+static fm_err check_word(struct loader *l, const char *where, const void *field, size_t max,
+                         const char *extra)
+{
+    const char *v = *(char *const *)field;
+    size_t len = strlen(v), n = 0;
+
+    while (n < len && (strchr(WORD_CHARS, v[n]) != NULL || strchr(extra, v[n]) != NULL))
+        n++;
+    if (len == 0 || len > max || n != len)
+        return ld_fail(l, &l->ev.start_mark, "%s must be 1 to %zu characters [A-Za-z0-9%s_.-]",
+                       where, max, extra);
+    return FM_OK;
+}
 
 static fm_err check_key_prefix(struct loader *l, const char *where, const void *field)
 {
-    const char *v = *(char *const *)field;
-    size_t len = strlen(v);
+    return check_word(l, where, field, KEY_PREFIX_MAX, ":");
+}
 
-    if (len == 0 || len > KEY_PREFIX_MAX ||
-        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") != len)
-        return ld_fail(l, &l->ev.start_mark, "%s must be 1 to %d characters [A-Za-z0-9:_.-]", where,
-                       KEY_PREFIX_MAX);
-    return FM_OK;
+/* An ACL user name that needs no quoting in an ACL file or a redis-cli line. */
+static fm_err check_username(struct loader *l, const char *where, const void *field)
+{
+    return check_word(l, where, field, USERNAME_MAX, "");
 }
 
 /* The two ways of giving the password exclude each other, whichever comes first. */
@@ -240,9 +259,21 @@ static fm_err redis_password_file(struct loader *l, const char *where, void *obj
     return rc;
 }
 
+/* AUTH user password needs both: a user without a password could never log in. */
+fm_err redis_check_user(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
+{
+    const fm_config *cfg = obj;
+
+    if (cfg->redis.username != NULL && cfg->redis.password == NULL)
+        return ld_fail(l, at, "%s.username needs redis.password_env or redis.password_file", where);
+    return FM_OK;
+}
+
 LD_TABLE(, redis_table,
          LD_STR_ROW("addr", LD_ENDPOINT, fm_config, redis.addr, NULL,
                     "unix:/run/fetch_ml/redis.sock", false, NULL),
+         LD_STR_ROW("username", LD_STRING, fm_config, redis.username, "a string", NULL, true,
+                    check_username),
          LD_HANDLER_ROW("password_env", redis_password_env),
          LD_HANDLER_ROW("password_file", redis_password_file),
          LD_INT_ROW("db", fm_config, redis.db, 0, 15, 0),

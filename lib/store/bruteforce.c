@@ -26,6 +26,7 @@
  * entry, when this worker last wrote the pair and when it last found it known.
  */
 #include "bruteforce.h"
+#include "scripts.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,7 +44,7 @@
  * allow-oom: a counter and a block are small and expire; a full Redis must
  * not let a guesser past the guard.
  */
-static fm_redis_script fail_script = {
+fm_redis_script fm_bruteforce_fail_script = {
     .source = "#!lua flags=allow-oom\n"
               "local n = redis.call('INCR', KEYS[1])\n"
               "if redis.call('TTL', KEYS[1]) < 0 then\n"
@@ -328,7 +329,7 @@ fm_err fm_bruteforce_fail(fm_redis *redis, const char *prefix, const fm_bf_polic
     (void)snprintf(window, sizeof(window), "%u",
                    (unsigned)(presented ? policy->window_seconds : policy->anon_window_seconds));
     (void)snprintf(block, sizeof(block), "%u", presented ? (unsigned)policy->block_seconds : 0u);
-    reply = fm_redis_eval(redis, &fail_script, 2, 5, argv);
+    reply = fm_redis_eval(redis, &fm_bruteforce_fail_script, 2, 5, argv);
     if (reply == NULL)
         return FM_EREDIS;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&

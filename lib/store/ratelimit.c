@@ -35,6 +35,7 @@
  * lost to expiry stay few when a client's requests are spread thin.
  */
 #include "ratelimit.h"
+#include "scripts.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -51,7 +52,7 @@
  * limiter keeps deciding when Redis is over maxmemory (only new task records
  * are refused then, see tasks.c).
  */
-static fm_redis_script bucket_script = {
+fm_redis_script fm_ratelimit_bucket_script = {
     .source =
         "#!lua flags=allow-oom\n"
         "local rate = tonumber(ARGV[1]) / 60000000\n"
@@ -267,7 +268,7 @@ fm_err fm_ratelimit_take(fm_redis *redis, const char *prefix, const char *user, 
     (void)snprintf(hold, sizeof(hold), "%d", (FM_RL_RESERVE_MS + HOLD_MARGIN_MS) * 1000);
     /* Whatever is left of the old reservation is dropped now; Redis forgets it too. */
     slot->tokens = 0;
-    reply = fm_redis_eval(redis, &bucket_script, 1, 7, argv);
+    reply = fm_redis_eval(redis, &fm_ratelimit_bucket_script, 1, 7, argv);
     if (reply == NULL)
         return FM_EREDIS;
     if (parse_reply(reply, v) == 0 && v[0] <= (long long)asked) {

@@ -46,6 +46,7 @@ struct fm_redis {
     char *unix_path; /* set for unix: addresses */
     char *host;      /* set for host:port */
     int port;
+    char *username; /* ACL user, NULL = AUTH password alone (the default user) */
     char *password;
     int db;
     struct timeval timeout;
@@ -95,11 +96,12 @@ static int parse_addr(fm_redis *r, const char *addr)
     return r->host != NULL ? 0 : -1;
 }
 
-fm_redis *fm_redis_new(const char *addr, const char *password, int db, int timeout_ms)
+fm_redis *fm_redis_new(const char *addr, const char *username, const char *password, int db,
+                       int timeout_ms)
 {
     fm_redis *r;
 
-    if (addr == NULL || timeout_ms <= 0 || db < 0) {
+    if (addr == NULL || timeout_ms <= 0 || db < 0 || (username != NULL && password == NULL)) {
         errno = EINVAL;
         return NULL;
     }
@@ -109,6 +111,8 @@ fm_redis *fm_redis_new(const char *addr, const char *password, int db, int timeo
     if (parse_addr(r, addr) != 0)
         goto fail;
     if (password != NULL && (r->password = strdup(password)) == NULL)
+        goto fail;
+    if (username != NULL && (r->username = strdup(username)) == NULL)
         goto fail;
     r->db = db;
     r->timeout.tv_sec = timeout_ms / 1000;
@@ -152,6 +156,7 @@ void fm_redis_free(fm_redis *r)
         sodium_memzero(r->password, strlen(r->password));
         free(r->password);
     }
+    free(r->username);
     free(r->unix_path);
     free(r->host);
     free(r);
@@ -191,7 +196,11 @@ static int connect_now(fm_redis *r)
         drop(r, "set timeout");
         return -1;
     }
-    if (r->password != NULL) {
+    if (r->username != NULL) {
+        const char *argv[] = {"AUTH", r->username, r->password};
+        if (setup_command(r, "AUTH refused", 3, argv) != 0)
+            return -1;
+    } else if (r->password != NULL) {
         const char *argv[] = {"AUTH", r->password};
         if (setup_command(r, "AUTH refused", 2, argv) != 0)
             return -1;

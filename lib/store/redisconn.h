@@ -2,8 +2,10 @@
  * redisconn.h - one worker's Redis connection (hiredis), made after fork.
  *
  * The connection is opened lazily on first use with redis.timeout_ms bounding
- * connect and every command, then AUTH and SELECT. On any I/O or protocol
- * error the context is dropped and the next call makes a fresh one: Debian's
+ * connect and every command, then AUTH (with redis.username, "AUTH user
+ * password", which Debian's hiredis 0.14 sends as any command) and SELECT.
+ * On any I/O or protocol error the context is dropped and the next call
+ * makes a fresh one: Debian's
  * hiredis 0.14 does not keep timeouts across redisReconnect, so it is never
  * used. Scripts are run with EVALSHA and reloaded on NOSCRIPT (after SCRIPT
  * FLUSH or a Redis restart).
@@ -76,12 +78,15 @@ typedef struct fm_redis_script {
 } fm_redis_script;
 
 /*
- * fm_redis_new - a handle for addr ("unix:/path" or "host:port"), password
- * (NULL = no AUTH; copied), db (0..15) and timeout_ms (> 0, milliseconds).
- * Does not connect. Returns a handle owned by the caller (fm_redis_free), or
- * NULL with errno EINVAL (bad addr) or ENOMEM.
+ * fm_redis_new - a handle for addr ("unix:/path" or "host:port"), username
+ * (an ACL user: "AUTH username password", Redis 6+; NULL = "AUTH password",
+ * the default user; copied), password (NULL = no AUTH, only with a NULL
+ * username; copied), db (0..15) and timeout_ms (> 0, milliseconds). Does not
+ * connect. Returns a handle owned by the caller (fm_redis_free), or NULL with
+ * errno EINVAL (bad addr, a username without a password) or ENOMEM.
  */
-fm_redis *fm_redis_new(const char *addr, const char *password, int db, int timeout_ms);
+fm_redis *fm_redis_new(const char *addr, const char *username, const char *password, int db,
+                       int timeout_ms);
 
 /* fm_redis_free - close, wipe the password copy, free. NULL is accepted. */
 void fm_redis_free(fm_redis *r);

@@ -8,6 +8,7 @@
  * (worker_connections).
  */
 #include "wsconn.h"
+#include "scripts.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,7 +22,7 @@ static const char id_chars[] = "0123456789abcdef";
 static const char word_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
 
-static fm_redis_script end_script = {
+fm_redis_script fm_wsconn_end_script = {
     .source = "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
               "local why = redis.call('HGET', KEYS[2], ARGV[1])\n"
               "redis.call('HDEL', KEYS[1], ARGV[1])\n"
@@ -30,7 +31,7 @@ static fm_redis_script end_script = {
 };
 
 /* Only a registered connection is marked: a late mark must not outlive its entry. */
-static fm_redis_script mark_script = {
+fm_redis_script fm_wsconn_mark_script = {
     .source = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
               "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
               "end\n"
@@ -146,7 +147,7 @@ fm_err fm_wsconn_end(const fm_wsconn_store *s, const char *id, fm_wsconn *out, b
     memcpy(out->id, id, FM_WSCONN_ID_SIZE);
     {
         const char *argv[] = {open, closing, id};
-        reply = fm_redis_eval(s->redis, &end_script, 2, 3, argv);
+        reply = fm_redis_eval(s->redis, &fm_wsconn_end_script, 2, 3, argv);
     }
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
@@ -175,7 +176,7 @@ fm_err fm_wsconn_mark(const fm_wsconn_store *s, const char *id, const char *reas
         return FM_EINVAL;
     {
         const char *argv[] = {open, closing, id, reason};
-        reply = fm_redis_eval(s->redis, &mark_script, 2, 4, argv);
+        reply = fm_redis_eval(s->redis, &fm_wsconn_mark_script, 2, 4, argv);
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
         rc = FM_OK;

@@ -23,7 +23,7 @@ ws_pss_kib() { # the Pss of nginx's worker processes, KiB
     done
     echo "$sum"
 }
-ws_pw=$(sed -n 's/^REDIS_PASSWORD=//p' "$VAR/dev/redis.env")
+ws_pw=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$VAR/dev/redis-ops.env")
 fm_say "ws: $WS_SOCKETS sockets, $WS_MESSAGES events"
 ws_before=$(ws_pss_kib)
 ws_fifo=$VAR/ws-bench.in
@@ -31,7 +31,7 @@ rm -f "$ws_fifo"
 mkfifo "$ws_fifo"
 (
     ulimit -n 16384
-    REDISCLI_AUTH=$ws_pw timeout 600 /usr/bin/python3 "$ROOT/bench/ws_bench.py" \
+    REDISCLI_USER=ops REDISCLI_AUTH=$ws_pw timeout 600 /usr/bin/python3 "$ROOT/bench/ws_bench.py" \
         "wss://127.0.0.1:$HTTPS_PORT/ws" "$KEY" "$WS_SOCKETS" "$WS_MESSAGES" \
         "$RUN/redis.sock" fetchml:events \
         <"$ws_fifo" >"$VAR/ws-bench.out" 2>"$VAR/ws-bench.err"

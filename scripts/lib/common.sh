@@ -6,11 +6,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (fail2ban for its filter test, clang + libclang-rt for the fuzzer, wrk for the benchmark,
 # python3-requests for scripts/example-worker.py, libnginx-mod-nchan for /ws,
 # python3-websockets for its tests and the README example, prometheus for promtool and the
-# scrape test, python3-jsonschema for the OpenAPI contract test.)
+# scrape test, python3-jsonschema for the OpenAPI contract test, systemd for systemd-analyze
+# (the units' test; systemd need not run).)
 FM_PACKAGES="build-essential cmake pkg-config libfcgi-dev libhiredis-dev libyaml-dev
 libcjson-dev libsodium-dev libssl-dev check nginx-light redis-server redis-tools openssl curl jq
 fail2ban clang libclang-rt-14-dev wrk python3-requests libnginx-mod-nchan python3-websockets
-prometheus python3-jsonschema"
+prometheus python3-jsonschema systemd"
 
 fm_say() { printf '==> %s\n' "$*" >&2; }
 fm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -63,9 +63,15 @@ json_is() { [ "$(jq -r "$1" <"$B" 2>/dev/null)" = "$2" ]; }
 error_body_is() { # error_body_is CODE: the error body (README "Calling the API") with our trace id
     json_is .code "$1" && json .error >/dev/null && json_is .trace_id "$TRACE" && [ -n "$TRACE" ]
 }
-rcli() { # redis-cli on the stack's socket with the dev password
-    REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
-        redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" "$@"
+rcli() { # redis-cli on the stack's socket as the operator user "ops" (every right)
+    REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$FETCHML_VAR/dev/redis-ops.env") \
+        redis-cli --no-auth-warning --user ops -s "$FETCHML_VAR/run/redis.sock" "$@"
+}
+# acl_refusals USER: "REASON OBJECT" for each command, key or channel Redis refused USER
+# (its ACL LOG; failed logins left out), newest first.
+acl_refusals() {
+    rcli ACL LOG 128 | awk -v u="$1" 'p == "reason" { r = $0 } p == "object" { o = $0 }
+        p == "username" && $0 == u && r != "auth" { print r " " o } { p = $0 }'
 }
 hash_of() { printf '%s' "$1" | "$FETCHML_BUILD/fetchml-admin" hash; }
 

@@ -64,6 +64,11 @@ else
     cat "$FETCHML_VAR/contract.out"
 fi
 
+# The whole suite ran as Redis's ACL user of the product (conf/redis/): nothing it sent was
+# refused, not even a fire-and-forget PUBLISH whose error no test would see.
+t_acl=$(acl_refusals fetchml | sort | uniq -c | tr -s ' \n' ' ')
+check "Redis's ACL refused nothing the product sent during the suite (${t_acl:-none})" [ -z "$t_acl" ]
+
 # The FastCGI pool's and the log relay's stderr must hold no sanitizer report.
 "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1
 for f in fcgi.stderr logrelay.stderr; do

@@ -72,8 +72,8 @@ check "the example worker never prints its key" bash -c "! grep -qF '$t26_wa' '$
 
 # --- the whole lifecycle, by hand ----------------------------------------------------------
 # A subscriber to the events channel (line-buffered; stopped after the lifecycle).
-REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
-    timeout 30 stdbuf -oL redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" \
+REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$FETCHML_VAR/dev/redis-ops.env") \
+    timeout 30 stdbuf -oL redis-cli --no-auth-warning --user ops -s "$FETCHML_VAR/run/redis.sock" \
     SUBSCRIBE fetchml:events >"$OUT/t26-events" 2>&1 &
 t26_sub=$!
 t26_pids_all+=("$t26_sub")

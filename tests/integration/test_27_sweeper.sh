@@ -51,8 +51,8 @@ T1=$(new_task sweep-requeue)
 T2=$(new_task sweep-exhausted)
 T3=$(new_task sweep-cancel)
 # A subscriber to the events channel (line-buffered: it is killed at the end, not ended).
-REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
-    timeout 20 stdbuf -oL redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" \
+REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$FETCHML_VAR/dev/redis-ops.env") \
+    timeout 20 stdbuf -oL redis-cli --no-auth-warning --user ops -s "$FETCHML_VAR/run/redis.sock" \
     SUBSCRIBE "${P}events" >"$OUT/t27-events" 2>&1 &
 t27_sub=$!
 sleep 0.3

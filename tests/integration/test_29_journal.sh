@@ -40,8 +40,8 @@ t29_p=$T29_ID
 t29_trace=t29-$(openssl rand -hex 8)
 t29_old=$(($(rcli TIME | head -1) * 1000 - 20000))
 t29_member="$t29_old $t29_p task.started $t29_trace researcher/gpu9"
-REDISCLI_AUTH=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
-    timeout 20 stdbuf -oL redis-cli --no-auth-warning -s "$FETCHML_VAR/run/redis.sock" \
+REDISCLI_AUTH=$(sed -n 's/^REDIS_OPS_PASSWORD=//p' "$FETCHML_VAR/dev/redis-ops.env") \
+    timeout 20 stdbuf -oL redis-cli --no-auth-warning --user ops -s "$FETCHML_VAR/run/redis.sock" \
     SUBSCRIBE "${P}events" >"$OUT/t29-events" 2>&1 &
 t29_sub=$!
 wait_for 3 grep -qs '^subscribe' "$OUT/t29-events"

@@ -396,7 +396,7 @@ static fm_redis *th_r;
 
 static inline fm_redis *th_redis_connect(void)
 {
-    return fm_redis_new(th_srv.addr, th_srv.password, 0, 500);
+    return fm_redis_new(th_srv.addr, NULL, th_srv.password, 0, 500);
 }
 
 static inline void th_redis_setup(void)

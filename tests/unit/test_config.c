@@ -392,6 +392,10 @@ static const struct {
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
     {USERS "redis: {key_prefix: \"\"}\n",
      "5:21: redis.key_prefix must be 1 to 64 characters [A-Za-z0-9:_.-]"},
+    {USERS "redis: {username: \"fetch ml\", password_env: FM_TEST_ROLE}\n",
+     "5:19: redis.username must be 1 to 64 characters [A-Za-z0-9_.-]"},
+    {USERS "redis: {username: fetchml}\n",
+     "5:8: redis.username needs redis.password_env or redis.password_file"},
     /* role inheritance */
     {USERS "  roles:\n    ops: {inherits: [nope]}\n",
      "6:22: role \"ops\" inherits from unknown role \"nope\""},
@@ -646,6 +650,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
     ck_assert_str_eq(cfg->redis.addr, "unix:/run/fetch_ml/redis.sock");
+    ck_assert_ptr_null(cfg->redis.username);
     ck_assert_ptr_null(cfg->redis.password);
     ck_assert_ptr_null(cfg->redis.password_source);
     ck_assert_uint_eq(cfg->nwarnings, 0);
@@ -715,6 +720,7 @@ START_TEST(test_every_key)
         "  auth_failures: {max: 1000000, window_seconds: 86400, block_seconds: 604800}\n"
         "redis:\n"
         "  addr: \"[::1]:6379\"\n"
+        "  username: fetchml-app.1\n"
         "  password_env: FM_TEST_PASSWORD\n"
         "  db: 15\n"
         "  key_prefix: \"fm-test.1:\"\n"
@@ -762,6 +768,7 @@ START_TEST(test_every_key)
     ck_assert_uint_eq(role_named(cfg, "ops")->rate.requests_per_minute, 1000000);
     ck_assert_uint_eq(role_named(cfg, "ops")->rate.burst, 1000000);
     ck_assert_str_eq(cfg->redis.addr, "[::1]:6379");
+    ck_assert_str_eq(cfg->redis.username, "fetchml-app.1");
     ck_assert_str_eq(cfg->redis.password, "pw-for-test");
     ck_assert_str_eq(cfg->redis.password_source, "env FM_TEST_PASSWORD");
     ck_assert_int_eq(cfg->redis.db, 15);
@@ -1553,15 +1560,24 @@ END_TEST
 
 START_TEST(test_example_prod)
 {
-    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    char path[PATH_MAX], err[FM_CONFIG_ERR_MAX], creds[TH_PATH_MAX], secret[TH_PATH_MAX];
     fm_config *cfg;
     const fm_user *carol, *dave, *erin;
     const fm_role *senior;
 
-    ck_assert_int_eq(setenv("REDIS_PASSWORD", "example-redis-password", 1), 0);
+    /* The password as systemd's LoadCredential= hands it over (conf/systemd/). */
+    th_mkdtemp(creds, "fm-creds");
+    th_path(secret, creds, "redis-password");
+    th_write_file(secret, "example-redis-password\n");
+    ck_assert_int_eq(chmod(secret, 0400), 0);
+    ck_assert_int_eq(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
     source_file(path, sizeof(path), "conf/config-prod.yaml");
     cfg = fm_config_load(path, err, sizeof(err));
+    th_rmtree(creds);
+    ck_assert_int_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
     ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->redis.username, "fetchml");
+    ck_assert_str_eq(cfg->redis.password, "example-redis-password");
     ck_assert(cfg->server.tls_enabled);
     ck_assert_str_eq(cfg->server.tls_cert_file, "/secrets/cert.pem");
     ck_assert_str_eq(cfg->server.tls_key_file, "/secrets/key.pem");
@@ -1591,7 +1607,8 @@ START_TEST(test_example_prod)
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.max, 10);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.window_seconds, 300);
     ck_assert_uint_eq(cfg->rate_limit.auth_failures.block_seconds, 900);
-    ck_assert_str_eq(cfg->redis.password_source, "env REDIS_PASSWORD");
+    ck_assert_int_eq(strncmp(cfg->redis.password_source, "file ", 5), 0);
+    ck_assert_str_eq(cfg->redis.password_source + 5, secret);
     ck_assert_uint_eq(user_named(cfg, "gpu-node-1")->effective,
                       perm("jobs:run") | perm("jobs:read"));
     expect_jobs_limits(cfg, (const int[3]){60, 3, 1000}, (const long[3]){65536, 1000, 4194304});

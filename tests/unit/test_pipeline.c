@@ -240,8 +240,8 @@ static void setup(void)
     ck_assert_ptr_nonnull(shared);
     audit = fm_audit_open(audit_path, shared);
     ck_assert_ptr_nonnull(audit);
-    redis =
-        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
+    redis = fm_redis_new(cfg->redis.addr, cfg->redis.username, cfg->redis.password, cfg->redis.db,
+                         cfg->redis.timeout_ms);
     ck_assert_ptr_nonnull(redis);
     env = (fm_env){.cfg = cfg, .redis = redis, .audit = audit};
 }
@@ -796,7 +796,7 @@ START_TEST(redis_down_deny)
 
     ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", tmpdir),
                      (int)sizeof(addr));
-    down = fm_redis_new(addr, "pw", 0, 200);
+    down = fm_redis_new(addr, NULL, "pw", 0, 200);
     ck_assert_ptr_nonnull(down);
     e.redis = down;
     run_in(&e, &req);

@@ -224,7 +224,7 @@ START_TEST(redis_down)
 
     ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", th_srv.dir),
                      (int)sizeof(addr));
-    down = fm_redis_new(addr, th_srv.password, 0, 200);
+    down = fm_redis_new(addr, NULL, th_srv.password, 0, 200);
     ck_assert_ptr_nonnull(down);
     memset(&res, 0xA5, sizeof(res));
     ck_assert_int_eq(fm_ratelimit_take(down, PREFIX, "alice", &rate, WORKERS, now_ms(), &res),

@@ -32,7 +32,7 @@ static void setup(void)
     srv.databases = 4;
     fm_metrics_attach(fm_metrics_create(1)); /* Redis errors and latency are counted there */
     th_redis_start(&srv);
-    r = fm_redis_new(srv.addr, srv.password, 0, 300);
+    r = fm_redis_new(srv.addr, NULL, srv.password, 0, 300);
     ck_assert_ptr_nonnull(r);
 }
 
@@ -128,25 +128,29 @@ START_TEST(new_refuses_bad_arguments)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errno = 0;
-        ck_assert_msg(fm_redis_new(bad[i], NULL, 0, 100) == NULL, "accepted \"%s\"", bad[i]);
+        ck_assert_msg(fm_redis_new(bad[i], NULL, NULL, 0, 100) == NULL, "accepted \"%s\"", bad[i]);
         ck_assert_int_eq(errno, EINVAL);
     }
     errno = 0;
-    ck_assert_ptr_null(fm_redis_new(NULL, NULL, 0, 100));
+    ck_assert_ptr_null(fm_redis_new(NULL, NULL, NULL, 0, 100));
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(fm_redis_new("127.0.0.1:6379", NULL, 0, 0));
+    ck_assert_ptr_null(fm_redis_new("127.0.0.1:6379", NULL, NULL, 0, 0));
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(fm_redis_new("127.0.0.1:6379", NULL, -1, 100));
+    ck_assert_ptr_null(fm_redis_new("127.0.0.1:6379", NULL, NULL, -1, 100));
+    ck_assert_int_eq(errno, EINVAL);
+    /* An ACL user without a password could never log in. */
+    errno = 0;
+    ck_assert_ptr_null(fm_redis_new("127.0.0.1:6379", "app", NULL, 0, 100));
     ck_assert_int_eq(errno, EINVAL);
 
     /* Does not connect: a handle for an address nobody listens on is fine. */
-    fm_redis *h = fm_redis_new("127.0.0.1:65535", "pw", 0, 100);
+    fm_redis *h = fm_redis_new("127.0.0.1:65535", NULL, "pw", 0, 100);
     ck_assert_ptr_nonnull(h);
     ck_assert_str_eq(fm_redis_errstr(h), "");
     fm_redis_free(h);
-    h = fm_redis_new("localhost:6379", NULL, 15, 100);
+    h = fm_redis_new("localhost:6379", NULL, NULL, 15, 100);
     ck_assert_ptr_nonnull(h);
     fm_redis_free(h);
     fm_redis_free(NULL);
@@ -196,7 +200,7 @@ END_TEST
 START_TEST(wrong_password_refused)
 {
     const char *wrong = "wrong-password-3f9a1c";
-    fm_redis *h = fm_redis_new(srv.addr, wrong, 0, 300);
+    fm_redis *h = fm_redis_new(srv.addr, NULL, wrong, 0, 300);
     const char *ping[] = {"PING"};
     const char *err;
 
@@ -212,9 +216,44 @@ START_TEST(wrong_password_refused)
 }
 END_TEST
 
+/* An ACL user: "AUTH user password"; its rules, not the default user's, apply. */
+START_TEST(acl_user_authenticates)
+{
+    const char *setuser[] = {"ACL",          "SETUSER", "app",   "on",
+                             ">app-pw-5e21", "~app:*",  "+ping", "+get"};
+    const char *other[] = {"GET", "other"};
+    const char *flush[] = {"FLUSHALL"};
+    const char *ping[] = {"PING"};
+    redisReply *reply;
+    fm_redis *h, *bad;
+
+    expect_status(r, 8, setuser, "OK");
+    h = fm_redis_new(srv.addr, "app", "app-pw-5e21", 0, 300);
+    ck_assert_ptr_nonnull(h);
+    expect_string(h, "app:k", NULL);
+    for (int i = 0; i < 2; i++) {
+        reply = i == 0 ? cmd(h, 2, other) : cmd(h, 1, flush);
+        ck_assert_int_eq(reply->type, REDIS_REPLY_ERROR);
+        ck_assert_msg(strncmp(reply->str, "NOPERM", 6) == 0, "reply \"%s\"", reply->str);
+        freeReplyObject(reply);
+    }
+    ck_assert_int_eq(fm_redis_ping(h), FM_OK);
+    fm_redis_free(h);
+
+    /* The default user's password is not the app user's. */
+    bad = fm_redis_new(srv.addr, "app", srv.password, 0, 300);
+    ck_assert_ptr_nonnull(bad);
+    ck_assert_ptr_null(fm_redis_argv(bad, 1, ping, NULL));
+    ck_assert_msg(strncmp(fm_redis_errstr(bad), "AUTH refused", 12) == 0, "errstr \"%s\"",
+                  fm_redis_errstr(bad));
+    ck_assert_ptr_null(strstr(fm_redis_errstr(bad), srv.password));
+    fm_redis_free(bad);
+}
+END_TEST
+
 START_TEST(no_password_gets_noauth)
 {
-    fm_redis *h = fm_redis_new(srv.addr, NULL, 0, 300);
+    fm_redis *h = fm_redis_new(srv.addr, NULL, NULL, 0, 300);
     const char *get[] = {"GET", "k"};
     redisReply *reply;
 
@@ -230,7 +269,7 @@ END_TEST
 
 START_TEST(db_select)
 {
-    fm_redis *h3 = fm_redis_new(srv.addr, srv.password, 3, 300);
+    fm_redis *h3 = fm_redis_new(srv.addr, NULL, srv.password, 3, 300);
     const char *set[] = {"SET", "only-in-3", "three"};
 
     ck_assert_ptr_nonnull(h3);
@@ -240,7 +279,7 @@ START_TEST(db_select)
     fm_redis_free(h3);
 
     /* The server has 4 databases: SELECT 5 fails and the command is not run. */
-    fm_redis *h5 = fm_redis_new(srv.addr, srv.password, 5, 300);
+    fm_redis *h5 = fm_redis_new(srv.addr, NULL, srv.password, 5, 300);
     const char *ping[] = {"PING"};
     ck_assert_ptr_nonnull(h5);
     ck_assert_ptr_null(fm_redis_argv(h5, 1, ping, NULL));
@@ -394,7 +433,7 @@ START_TEST(timeout_while_stopped)
     ck_assert_int_eq(fm_metrics_get(FM_MET_REDIS_ERR_TIMEOUT), 1);
 
     /* Connecting works (the kernel accepts), but AUTH times out the same way. */
-    fresh = fm_redis_new(srv.addr, srv.password, 0, 300);
+    fresh = fm_redis_new(srv.addr, NULL, srv.password, 0, 300);
     ck_assert_ptr_nonnull(fresh);
     t0 = th_now();
     ck_assert_int_eq(fm_redis_ping(fresh), FM_EREDIS);
@@ -539,7 +578,7 @@ END_TEST
  */
 START_TEST(cork_holds_sends_until_uncork)
 {
-    fm_redis *other = fm_redis_new(srv.addr, srv.password, 0, 300);
+    fm_redis *other = fm_redis_new(srv.addr, NULL, srv.password, 0, 300);
     const char *set_a[] = {"SET", "a", "1"}, *append_a[] = {"APPEND", "a", "2"};
     const char *set_b[] = {"SET", "b", "x"};
 
@@ -788,7 +827,7 @@ static void fake_stop(void)
 
 static fm_redis *fake_handle(void)
 {
-    fm_redis *h = fm_redis_new(fk.addr, NULL, 0, 300);
+    fm_redis *h = fm_redis_new(fk.addr, NULL, NULL, 0, 300);
 
     ck_assert_ptr_nonnull(h);
     return h;
@@ -922,7 +961,7 @@ START_TEST(unreachable_socket)
 
     ck_assert_int_lt(snprintf(addr, sizeof(addr), "unix:%s/nobody.sock", srv.dir),
                      (int)sizeof(addr));
-    h = fm_redis_new(addr, "pw-not-shown", 0, 300);
+    h = fm_redis_new(addr, NULL, "pw-not-shown", 0, 300);
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(fm_redis_ping(h), FM_EREDIS);
     ck_assert_msg(strncmp(fm_redis_errstr(h), "connect", 7) == 0, "errstr \"%s\"",
@@ -952,6 +991,7 @@ static Suite *redisconn_suite(void)
     tcase_add_test(tc, right_password_works);
     tcase_add_test(tc, error_reply_is_returned);
     tcase_add_test(tc, wrong_password_refused);
+    tcase_add_test(tc, acl_user_authenticates);
     tcase_add_test(tc, no_password_gets_noauth);
     tcase_add_test(tc, db_select);
     tcase_add_test(tc, server_restart_fresh_context);

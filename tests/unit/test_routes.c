@@ -107,7 +107,7 @@ static const struct {
     {"jobs_all", "YYYYYYYYYYY......"},     /* jobs:* includes jobs:run */
     {"readall", "YY.YY.....YYYY..Y"},      /* *:read */
     {"writer", "YYY..Y..........."},       /* jobs:write = create + update, no read */
-    {"janitor", "YY.YYYY...YYYY..."},      /* via operator from analyst, + update/delete, - metrics */
+    {"janitor", "YY.YYYY...YYYY..."}, /* via operator from analyst, + update/delete, - metrics */
     {"admin_denied", "YYYYYYYYYYYYYYYYY"}, /* admin: true ignores denies */
     {"all_but_delete", "YYYYYY.YYYYYYYY.Y"},
     {"worker", "YY.YY..YYYY......"}, /* worker: jobs:run + jobs:read, no create, cancel or delete */
@@ -316,7 +316,7 @@ static void visibility_setup(void)
     ck_assert_msg(rr.cfg != NULL, "%s", err);
     rr.env.cfg = rr.cfg;
     th_redis_start(&srv);
-    rr.env.redis = fm_redis_new(srv.addr, srv.password, 0, 2000);
+    rr.env.redis = fm_redis_new(srv.addr, NULL, srv.password, 0, 2000);
     ck_assert_ptr_nonnull(rr.env.redis);
 }
 

@@ -54,7 +54,7 @@ static void setup_down(void)
     th_mkdtemp(tmpdir, "test_tasks");
     ck_assert_int_lt(snprintf(down_addr, sizeof(down_addr), "unix:%s/nobody.sock", tmpdir),
                      (int)sizeof(down_addr));
-    r = fm_redis_new(down_addr, "pw", 0, 200);
+    r = fm_redis_new(down_addr, NULL, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
     st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
@@ -102,7 +102,7 @@ static void expect_valid(const char *body)
     ck_assert_str_ne(fm_redis_errstr(r), "");
     /* A fresh handle, so the next refusal can show again that Redis was not asked. */
     fm_redis_free(r);
-    r = fm_redis_new(down_addr, "pw", 0, 200);
+    r = fm_redis_new(down_addr, NULL, "pw", 0, 200);
     ck_assert_ptr_nonnull(r);
     st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
@@ -367,7 +367,7 @@ static void setup_up(void)
     ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
     memset(&srv, 0, sizeof(srv));
     th_redis_start(&srv);
-    r = fm_redis_new(srv.addr, srv.password, 0, 500);
+    r = fm_redis_new(srv.addr, NULL, srv.password, 0, 500);
     ck_assert_ptr_nonnull(r);
     st = (fm_tasks_store){.redis = r, .prefix = PREFIX, .lease_seconds = 60, .max_attempts = 3};
 }
@@ -1423,7 +1423,7 @@ END_TEST
 /* A claimer process: its own connection; writes each id it claims to fd. */
 __attribute__((noreturn)) static void claimer(int fd)
 {
-    fm_redis *mine = fm_redis_new(srv.addr, srv.password, 0, 5000);
+    fm_redis *mine = fm_redis_new(srv.addr, NULL, srv.password, 0, 5000);
     fm_tasks_store s = st;
     fm_err rc;
 
