@@ -406,7 +406,7 @@ static received receive(const fm_request *req, fm_exp_change *c)
 
     if (req->stream == NULL) /* a whole body (tests drive the pipeline so) */
         return fm_exptree_put_write(c, req->body, req->body_len) == FM_OK ? RECEIVED
-                                                                         : RECEIVE_STORE_FAILED;
+                                                                          : RECEIVE_STORE_FAILED;
     while (left > 0) {
         long n = req->stream->read(req->stream->ctx, chunk,
                                    left < sizeof(chunk) ? (size_t)left : sizeof(chunk));

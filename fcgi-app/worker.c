@@ -125,17 +125,6 @@ static void paced_disarm(void)
     (void)setitimer(ITIMER_REAL, &off, NULL);
 }
 
-/* What one worker holds from start to exit. */
-static struct {
-    const fm_config *cfg;
-    int listen_fd;
-    int epfd; /* init_wait */
-    fm_audit_shared *audit_shared;
-    fm_env env;
-    FCGX_Request r;
-    sigset_t waitmask;
-} w;
-
 #define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
 
 /* Appends n bytes to the header block; the block was sized for the largest response. */
@@ -144,6 +133,8 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
     memcpy(buf + off, s, n);
     return off + n;
 }
+
+static uint64_t min_transfer_rate(void); /* the config's, below */
 
 /*
  * A download, in chunks: a worker's memory does not grow with the file. A
@@ -225,7 +216,23 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
     if (resp->has_file && !head)
-        send_file(r, resp, w.cfg->data.min_transfer_rate);
+        send_file(r, resp, min_transfer_rate());
+}
+
+/* What one worker holds from start to exit. */
+static struct {
+    const fm_config *cfg;
+    int listen_fd;
+    int epfd; /* init_wait */
+    fm_audit_shared *audit_shared;
+    fm_env env;
+    FCGX_Request r;
+    sigset_t waitmask;
+} w;
+
+static uint64_t min_transfer_rate(void)
+{
+    return w.cfg->data.min_transfer_rate;
 }
 
 /*
@@ -352,7 +359,7 @@ static bool serve(FCGX_Request *r)
     req.if_none_match = p[P_IF_NONE_MATCH];
     if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path)) {
         req.stream = &stream;
-        fm_pace_start(&bs.pace, w.cfg->data.min_transfer_rate, TRANSFER_GRACE_MS, mono_ms());
+        fm_pace_start(&bs.pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
     }
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_metrics_worker_busy(true);

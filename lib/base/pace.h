@@ -23,7 +23,8 @@ typedef struct fm_pace {
     uint64_t rate; /* bytes a second, at least 1 */
 } fm_pace;
 
-/* fm_pace_start - a transfer starting at now_ms: rate bytes a second (0 is taken as 1), grace ms. */
+/* fm_pace_start - a transfer starting at now_ms: rate bytes a second (0 is taken as 1), grace ms.
+ */
 void fm_pace_start(fm_pace *p, uint64_t rate, int64_t grace_ms, int64_t now_ms);
 
 /* fm_pace_add - n bytes moved, seen at now_ms: the deadline moves as described above. */

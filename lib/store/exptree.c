@@ -399,8 +399,8 @@ static fm_err open_parent(const fm_exptree *t, fm_exp_change *c, unsigned *made,
         for (*missing = 0; (slash = strchr(p, '/')) != NULL; p = slash + 1)
             (*missing)++;
     return errno == ENOTDIR || errno == ELOOP || errno == EXDEV || errno == EEXIST ? FM_ECONFLICT
-           : errno == ENOENT                                                    ? FM_ENOTFOUND
-                                                                                : FM_ESYS;
+           : errno == ENOENT                                                       ? FM_ENOTFOUND
+                                                                                   : FM_ESYS;
 }
 
 /*
@@ -585,12 +585,14 @@ static fm_err look(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *con
         *why = "not_directory";
         return FM_EINVAL;
     }
-    if (rc == FM_OK && (rc = current(c->dirfd, c->leaf, cond, false, exists, st, etag)) == FM_EINVAL)
+    if (rc == FM_OK &&
+        (rc = current(c->dirfd, c->leaf, cond, false, exists, st, etag)) == FM_EINVAL)
         *why = "not_regular";
     return rc;
 }
 
-/* The quotas with the upload in place of what is there (a new file: one entry, and missing dirs). */
+/* The quotas with the upload in place of what is there (a new file: one entry, and missing dirs).
+ */
 static const char *over_quota(const fm_exp_usage *use, const fm_exp_limits *lim,
                               const fm_exp_change *c, bool exists, unsigned missing)
 {

@@ -249,4 +249,3 @@ fm_err fm_exptree_files(const fm_exptree *t, const char *exp, size_t offset, siz
     }
     return rc;
 }
-

@@ -7,18 +7,8 @@
 
 t42_k=t42-$(openssl rand -hex 12)
 t42_dir=$FETCHML_VAR/experiments/e42
-t42_gen=0
-# t42_config [OVERRIDE...]: user e42 (experiments:*) and the overrides; waits
-# until e42's burst says that the new config answers.
-t42_config() {
-    local rate
-    t42_gen=$((t42_gen + 1))
-    rate="rate_limit: { requests_per_minute: 1000000, burst: $((100000 + t42_gen)) }"
-    write_config extra_users=$'    e42:\n      hash: "'"$(hash_of "$t42_k")"$'"\n      permissions: { "experiments:*": true }\n      '"$rate" \
-        data.uploads_per_minute=100000 "$@" &&
-        reload_until t42_config_is $((100000 + t42_gen))
-}
-t42_config_is() { as "$t42_k" GET /v1/whoami && json_is .rate_limit.burst "$1"; }
+# t42_config [OVERRIDE...]: user e42 (experiments:*) and the overrides (lib.sh exp_user_config).
+t42_config() { exp_user_config e42 "$t42_k" "$@"; }
 t42_url() { printf '%s/v1/experiments/%s/files/%s' "$BASE" "$1" "$2"; }
 t42_workers() { pgrep -P "$(cat "$FETCHML_VAR/run/fcgi.pid")" | sort -n; }
 # t42_hwm: "pid kB" of every child of the master (the workers and the sweeper).
@@ -117,10 +107,10 @@ t42_config
 check "nothing was stored by the refused uploads" test ! -e "$t42_dir/refused"
 rm -f "$OUT/t42-50m" "$OUT/t42-big" "$t42_dir/big/model.bin"
 
-# ---- slow uploads hold at most data.concurrent_uploads workers -------------------------
+# ---- slow uploads hold at most data.concurrent_transfers workers -------------------------
 # Two uploads trickle (20 bytes, one every 0.3 s) on a pool of 4 that receives 2 at once: a
 # third upload is refused at once (503, Retry-After), and other requests are served meanwhile.
-t42_config server.workers=4 data.concurrent_uploads=2
+t42_config server.workers=4 data.concurrent_transfers=2
 printf 'x' >"$OUT/t42-one"
 t42_slow() { # t42_slow NAME: one trickling upload in the background, its status in $OUT/t42-slow-NAME
     /usr/bin/python3 - "$BASE" "$t42_k" "$1" >"$OUT/t42-slow-$1" 2>&1 <<'PY' &
@@ -152,7 +142,7 @@ check "... after which an upload is taken again (201)" status_is 201
 rm -rf "$t42_dir/slow" "$OUT/t42-one"
 
 # ---- concurrency: If-Match loses no update; quotas hold ----------------------------------
-t42_config server.workers=8 data.concurrent_uploads=8
+t42_config server.workers=8 data.concurrent_transfers=8
 curl -sk -o /dev/null -H "X-API-Key: $t42_k" -T "$OUT/t42-zero" "$(t42_url cas counter)"
 # 8 clients, each adding 1 to the counter 5 times: GET it (value and ETag),
 # PUT value+1 with If-Match, and on 412 start over.
@@ -246,12 +236,12 @@ t42_burst() {
 }
 t42_count() { grep -c "^$1\$" "$OUT/t42-burst" || true; }
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.concurrent_uploads=8 data.quota_files=5
+t42_config server.workers=8 data.concurrent_transfers=8 data.quota_files=5
 t42_burst qf
 check "quota_files=5 (the experiment's directory and 4 files) under 8 concurrent uploaders: 4 created, 4 refused 429, 4 files on disk" \
     bash -c "[ $(t42_count 201) = 4 ] && [ $(t42_count 429) = 4 ] && [ \$(find '$t42_dir' -type f | wc -l) = 4 ]"
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.concurrent_uploads=8 data.quota_bytes=3500000
+t42_config server.workers=8 data.concurrent_transfers=8 data.quota_bytes=3500000
 t42_burst qb
 check "quota_bytes=3.5 MB under 8 concurrent 1 MB uploaders: 3 created, 5 refused, 3 MB on disk" \
     bash -c "[ $(t42_count 201) = 3 ] && [ $(t42_count 429) = 5 ] && [ \$(du -sb --apparent-size '$t42_dir' | awk '{print \$1}') -lt 3500000 ] && [ \$(find '$t42_dir' -type f | wc -l) = 3 ]"
