@@ -12,7 +12,12 @@
  * An upload streams: its body is read from FastCGI in STREAM_CHUNK pieces
  * into the unnamed temporary file (fm_exptree_put_*), never held whole;
  * CONTENT_LENGTH was checked against data.max_file_bytes by the pipeline
- * (413), a body that ends early is 400 and leaves nothing. The upload rate
+ * (413), a body that ends early is 400 and one sent slower than
+ * data.min_transfer_bytes_per_second is 408 (the worker's reader says which),
+ * and neither leaves anything. Streamed uploads and downloads larger than
+ * what nginx buffers (NGINX_BUFFERED_BYTES) hold their worker for as long as
+ * the client takes: together they take at most data.concurrent_transfers
+ * workers (fm_metrics_transfer_begin); one past it is 503. The upload rate
  * (data.uploads_per_minute) is a token bucket like the request rate limit
  * (lib/store/ratelimit.h) under "<prefix>up:rl:<user>"; the quotas are
  * checked under the user's lock at commit (exptree.h).
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exptree.h"
 #include "log.h"
@@ -33,6 +39,13 @@
 #include "routes.h"
 
 #define STREAM_CHUNK 65536
+/*
+ * What nginx takes of a download at once, so that a smaller one never holds
+ * its worker: the download location's fastcgi_buffers (16 64k), with
+ * fastcgi_max_temp_file_size 0 (nginx/local/nginx.conf.in,
+ * nginx/fetchml-site.conf): change them together.
+ */
+#define NGINX_BUFFERED_BYTES (1 << 20)
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 #define LIST_ITEM_BYTES 1200 /* a listed file at most: its path (1024) and the rest */
@@ -151,6 +164,38 @@ static fm_err open_tree(fm_call *call, fm_response *resp, const char *owner, boo
     return rc;
 }
 
+/*
+ * For a route on {name} (and {path}): the query and the names checked, the
+ * tree of the user the request acts on opened (made when create). FM_OK with
+ * *t open, or the answer is in resp (*answered).
+ */
+static fm_err open_named(fm_call *call, fm_response *resp, const char *const *allowed, fm_query *q,
+                         const char *permission, bool create, fm_exptree *t, int *answered)
+{
+    const char *owner = owner_of(call, resp, allowed, q, permission);
+
+    *answered = 0;
+    if (owner == NULL || !names_ok(call, resp))
+        return FM_EINVAL;
+    return open_tree(call, resp, owner, create, t, answered);
+}
+
+/* Workers slow transfers may take at once: data.concurrent_transfers, or half the pool. */
+static unsigned transfer_share(const fm_config *cfg)
+{
+    if (cfg->data.concurrent_transfers > 0)
+        return (unsigned)cfg->data.concurrent_transfers;
+    return cfg->server.workers > 1 ? (unsigned)cfg->server.workers / 2 : 1;
+}
+
+static int transfers_busy(fm_call *call, fm_response *resp)
+{
+    (void)fm_response_header(resp, "Retry-After: 1");
+    return fm_route_refuse(call, resp, 503, "SERVICE_UNAVAILABLE",
+                           "too many transfers in progress on this server; try again shortly",
+                           "transfers_busy");
+}
+
 /* A change's state, with owner's tree open; NULL when the answer is in resp (*answered: -1 = 500).
  */
 static pending *pending_open(fm_call *call, fm_response *resp, const char *owner, bool create,
@@ -212,6 +257,7 @@ int fm_route_exp_list(fm_call *call, fm_response *resp)
     u = cJSON_AddObjectToObject(o, "usage");
     if (u == NULL || cJSON_AddNumberToObject(u, "bytes", (double)use.bytes) == NULL ||
         cJSON_AddNumberToObject(u, "files", (double)use.files) == NULL ||
+        cJSON_AddNumberToObject(u, "directories", (double)use.dirs) == NULL ||
         cJSON_AddNumberToObject(u, "quota_bytes", (double)cfg->data.quota_bytes) == NULL ||
         cJSON_AddNumberToObject(u, "quota_files", (double)cfg->data.quota_files) == NULL) {
         cJSON_Delete(o);
@@ -231,20 +277,19 @@ int fm_route_exp_files(fm_call *call, fm_response *resp)
     fm_exptree t;
     fm_query q;
     fm_err rc;
-    int answered = 0;
-    const char *owner = owner_of(call, resp, allowed, &q, perm_read);
+    int answered;
 
-    if (owner == NULL || !names_ok(call, resp))
-        return 0;
+    if (open_named(call, resp, allowed, &q, perm_read, false, &t, &answered) != FM_OK)
+        return answered;
     if (!parse_count(fm_query_get(&q, "limit"), LIST_MAX, &limit) || limit < 1 ||
-        !parse_count(fm_query_get(&q, "offset"), 100000000, &offset))
+        !parse_count(fm_query_get(&q, "offset"), 100000000, &offset)) {
+        fm_exptree_close(&t);
         return fm_route_refuse(call, resp, 400, "BAD_REQUEST",
                                "limit must be 1 to 1000 and offset a whole number", "bad_query");
+    }
     /* The page must fit limits.max_response_bytes, whatever the paths' lengths. */
     if ((size_t)limit > cap)
         limit = cap > 0 ? (long)cap : 1;
-    if (open_tree(call, resp, owner, false, &t, &answered) != FM_OK)
-        return answered;
     rc = fm_exptree_files(&t, call->params[0], (size_t)offset, (size_t)limit, &files, &total);
     fm_exptree_close(&t);
     if (rc == FM_ENOTFOUND)
@@ -279,12 +324,9 @@ int fm_route_exp_get(fm_call *call, fm_response *resp)
     fm_exptree t;
     fm_query q;
     fm_err rc;
-    int answered = 0;
-    const char *owner = owner_of(call, resp, allowed, &q, perm_read);
+    int answered;
 
-    if (owner == NULL || !names_ok(call, resp))
-        return 0;
-    if (open_tree(call, resp, owner, false, &t, &answered) != FM_OK)
+    if (open_named(call, resp, allowed, &q, perm_read, false, &t, &answered) != FM_OK)
         return answered;
     rc = fm_exptree_read(&t, call->params[0], call->tail, &f);
     fm_exptree_close(&t);
@@ -292,6 +334,12 @@ int fm_route_exp_get(fm_call *call, fm_response *resp)
         return not_found(call, resp);
     if (rc != FM_OK)
         return internal(call, resp, "opening a file");
+    /* The share ends when the worker has sent the file (worker.c). */
+    if (f.size > NGINX_BUFFERED_BYTES && strcmp(call->req->method, "HEAD") != 0 &&
+        !fm_metrics_transfer_begin(transfer_share(call->env->cfg))) {
+        (void)close(f.fd);
+        return transfers_busy(call, resp);
+    }
     fm_response_file(resp, 200, f.fd, f.size);
     audit_bytes(call, f.size);
     if (fm_response_header(resp, "Content-Type: application/octet-stream") != FM_OK ||
@@ -348,24 +396,42 @@ static fm_err take_upload_token(fm_call *call, fm_response *resp, int *answered)
     return FM_EQUOTA;
 }
 
-/* Streams the body into c: FM_OK, FM_EPARSE (it ended early), or FM_ESYS. */
-static fm_err receive(const fm_request *req, fm_exp_change *c)
+typedef enum { RECEIVED, RECEIVE_SHORT, RECEIVE_SLOW, RECEIVE_STORE_FAILED } received;
+
+/* Streams the body into c. */
+static received receive(const fm_request *req, fm_exp_change *c)
 {
     static char chunk[STREAM_CHUNK];
     uint64_t left = req->content_length;
 
     if (req->stream == NULL) /* a whole body (tests drive the pipeline so) */
-        return fm_exptree_put_write(c, req->body, req->body_len);
+        return fm_exptree_put_write(c, req->body, req->body_len) == FM_OK ? RECEIVED
+                                                                          : RECEIVE_STORE_FAILED;
     while (left > 0) {
         long n = req->stream->read(req->stream->ctx, chunk,
                                    left < sizeof(chunk) ? (size_t)left : sizeof(chunk));
+        if (n == FM_BODY_SLOW)
+            return RECEIVE_SLOW;
         if (n <= 0)
-            return FM_EPARSE;
+            return RECEIVE_SHORT;
         if (fm_exptree_put_write(c, chunk, (size_t)n) != FM_OK)
-            return FM_ESYS;
+            return RECEIVE_STORE_FAILED;
         left -= (uint64_t)n;
     }
-    return FM_OK;
+    return RECEIVED;
+}
+
+/* An upload whose body did not arrive whole: nothing was stored. */
+static int receive_failed(fm_call *call, fm_response *resp, received how)
+{
+    if (how == RECEIVE_SLOW)
+        return fm_route_refuse(call, resp, 408, "REQUEST_TIMEOUT",
+                               "the body arrived slower than data.min_transfer_bytes_per_second",
+                               "body_too_slow");
+    if (how == RECEIVE_SHORT)
+        return fm_route_refuse(call, resp, 400, "BAD_REQUEST", "request body incomplete",
+                               "body_incomplete");
+    return internal(call, resp, "storing an upload");
 }
 
 /*
@@ -406,7 +472,7 @@ static int put_done(fm_call *call, fm_response *resp, pending *p)
     return arm(call, resp, p, created ? 201 : 200, o);
 }
 
-static int put_refused(fm_call *call, fm_response *resp, fm_err rc, const char *quota_what)
+static int put_refused(fm_call *call, fm_response *resp, fm_err rc, const char *why)
 {
     char msg[128];
 
@@ -416,9 +482,12 @@ static int put_refused(fm_call *call, fm_response *resp, fm_err rc, const char *
                                "the file's current ETag does not satisfy If-Match / If-None-Match",
                                "precondition_failed");
     case FM_EQUOTA:
-        (void)snprintf(msg, sizeof(msg), "the upload would exceed data.%s", quota_what);
-        return fm_route_refuse(call, resp, 429, "QUOTA_EXCEEDED", msg, quota_what);
+        (void)snprintf(msg, sizeof(msg), "the upload would exceed data.%s", why);
+        return fm_route_refuse(call, resp, 429, "QUOTA_EXCEEDED", msg, why);
     case FM_EINVAL:
+        if (why != NULL && strcmp(why, "not_directory") == 0)
+            return fm_route_refuse(call, resp, 409, "CONFLICT",
+                                   "a component of the path is not a directory", "not_directory");
         return fm_route_refuse(call, resp, 409, "CONFLICT",
                                "what is at this path is not a regular file", "not_regular");
     default:
@@ -432,8 +501,9 @@ int fm_route_exp_put(fm_call *call, fm_response *resp)
     const fm_config *cfg = call->env->cfg;
     const fm_exp_cond cond = {call->req->if_match, call->req->if_none_match};
     const fm_exp_limits lim = {cfg->data.quota_bytes, (uint64_t)cfg->data.quota_files};
-    const char *quota_what = NULL, *owner;
+    const char *why = NULL, *owner;
     int answered = 0;
+    received how;
     pending *p;
     fm_query q;
     fm_err rc;
@@ -450,40 +520,32 @@ int fm_route_exp_put(fm_call *call, fm_response *resp)
         pending_free(p);
         return put_refused(call, resp, rc, NULL);
     }
-    /* Slow uploads hold their workers: at most data.concurrent_uploads at once (by default
-       half the pool), so that everyone else is still served (fm_metrics_upload_begin). */
-    if (!fm_metrics_upload_begin(cfg->data.concurrent_uploads > 0
-                                     ? (unsigned)cfg->data.concurrent_uploads
-                                 : cfg->server.workers > 1 ? (unsigned)cfg->server.workers / 2
-                                                           : 1)) {
+    if (!fm_metrics_transfer_begin(transfer_share(cfg))) {
         pending_free(p);
-        (void)fm_response_header(resp, "Retry-After: 1");
-        return fm_route_refuse(call, resp, 503, "SERVICE_UNAVAILABLE",
-                               "too many uploads in progress on this server; try again shortly",
-                               "uploads_busy");
+        return transfers_busy(call, resp);
     }
     rc = fm_exptree_put_begin(&p->tree, call->params[0], call->tail, &p->change);
     if (rc != FM_OK) {
-        fm_metrics_upload_end();
+        fm_metrics_transfer_end();
         pending_free(p);
         if (rc == FM_ECONFLICT)
-            return fm_route_refuse(call, resp, 409, "CONFLICT",
-                                   "a component of the path is not a directory", "not_directory");
+            return put_refused(call, resp, FM_EINVAL, "not_directory");
         return rc == FM_EINVAL ? put_refused(call, resp, rc, NULL)
                                : internal(call, resp, "starting an upload");
     }
-    rc = receive(call->req, &p->change);
-    fm_metrics_upload_end();
-    if (rc == FM_OK)
-        rc = fm_exptree_put_commit(&p->tree, &p->change, &cond, &lim, &quota_what);
+    how = receive(call->req, &p->change);
+    fm_metrics_transfer_end();
+    if (how != RECEIVED) {
+        fm_exptree_abort(&p->change);
+        pending_free(p);
+        return receive_failed(call, resp, how);
+    }
+    rc = fm_exptree_put_commit(&p->tree, &p->change, &cond, &lim, &why);
     if (rc == FM_OK)
         return put_done(call, resp, p);
     fm_exptree_abort(&p->change);
     pending_free(p);
-    if (rc == FM_EPARSE)
-        return fm_route_refuse(call, resp, 400, "BAD_REQUEST", "request body incomplete",
-                               "body_incomplete");
-    return put_refused(call, resp, rc, quota_what);
+    return put_refused(call, resp, rc, why);
 }
 
 /* ---- DELETE /v1/experiments/{name}/files/{path} ------------------------------------- */

@@ -20,6 +20,15 @@
  * are woken).
  * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
  * that fails ends the worker with status 1 and the master backs off.
+ *
+ * Slow transfers: a streamed upload's body and a download move at least at
+ * data.min_transfer_bytes_per_second (lib/base/pace.h, with TRANSFER_GRACE_MS
+ * of credit), or they are cut off, so a client that trickles a body or reads
+ * a file slowly cannot hold a worker for hours. libfcgi blocks in read(2) and
+ * write(2) and loops until it has moved all it was asked for, so only a
+ * signal can end such a call at a deadline: SIGALRM is let in for the one
+ * call (ITIMER_REAL set to the time left), and libfcgi takes the EINTR as an
+ * error of the stream.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -33,6 +42,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,12 +52,14 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 #include "params.h"
 #include "redact.h"
 #include "routes.h"
 
 #define DRAIN_MAX_S 5
 #define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
+#define TRANSFER_GRACE_MS 10000 /* a transfer's credit (pace.h): nginx's client_body_timeout */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t draining;
@@ -72,6 +85,46 @@ static void on_usr1(int sig)
     reopen_logs = 1;
 }
 
+/* SIGALRM only interrupts the paced call it was armed for (see the top of the file). */
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static sigset_t alarm_set;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Arms the deadline of p for one blocking FastCGI call; false when it has
+ * passed already (the transfer is too slow). paced_disarm must follow.
+ */
+static bool paced_arm(const fm_pace *p)
+{
+    int64_t left = fm_pace_left_ms(p, mono_ms());
+    struct itimerval it = {{0, 0}, {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000}};
+
+    if (left <= 0)
+        return false;
+    if (setitimer(ITIMER_REAL, &it, NULL) == 0)
+        (void)sigprocmask(SIG_UNBLOCK, &alarm_set, NULL);
+    return true;
+}
+
+static void paced_disarm(void)
+{
+    static const struct itimerval off;
+
+    (void)sigprocmask(SIG_BLOCK, &alarm_set, NULL);
+    (void)setitimer(ITIMER_REAL, &off, NULL);
+}
+
 #define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
 #define LENGTH_LINE_MAX 40 /* "Content-Length: " + 20 digits + CRLF */
 
@@ -82,23 +135,48 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
     return off + n;
 }
 
-/* A download, in chunks: a worker's memory does not grow with the file. */
-static void send_file(FCGX_Request *r, const fm_response *resp)
+static uint64_t min_transfer_rate(void); /* the config's, below */
+
+/*
+ * A download, in chunks: a worker's memory does not grow with the file. A
+ * reader slower than data.min_transfer_bytes_per_second is cut off: the
+ * connection is shut down, so that what libfcgi still writes at the end of
+ * the request fails at once instead of waiting for the reader, and nginx
+ * ends the response short of its Content-Length.
+ */
+static void send_file(FCGX_Request *r, const fm_response *resp, uint64_t min_rate)
 {
     static char chunk[STREAM_CHUNK];
     uint64_t left = resp->file_len;
     off_t off = 0;
+    fm_pace pace;
 
+    fm_pace_start(&pace, min_rate, TRANSFER_GRACE_MS, mono_ms());
     while (left > 0) {
         ssize_t n =
             pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk), off);
+        int put;
+
         if (n < 0 && errno == EINTR)
             continue;
         /* A file cut short meanwhile (only a shell user can): the length was sent, stop here. */
-        if (n <= 0 || FCGX_PutStr(chunk, (int)n, r->out) != (int)n)
+        if (n <= 0)
             return;
+        if (!paced_arm(&pace))
+            break;
+        put = FCGX_PutStr(chunk, (int)n, r->out);
+        paced_disarm();
+        if (put != (int)n)
+            break;
+        fm_pace_add(&pace, (uint64_t)n, mono_ms());
         off += n;
         left -= (uint64_t)n;
+    }
+    if (left > 0 && fm_pace_left_ms(&pace, mono_ms()) <= 0) {
+        fm_log_info("worker %d: a download was cut off: read slower than "
+                    "data.min_transfer_bytes_per_second",
+                    (int)getpid());
+        (void)shutdown(r->ipcFd, SHUT_RDWR);
     }
 }
 
@@ -147,7 +225,7 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
     if (resp->has_file && !head)
-        send_file(r, resp);
+        send_file(r, resp, min_transfer_rate());
 }
 
 /* What one worker holds from start to exit. */
@@ -160,6 +238,11 @@ static struct {
     FCGX_Request r;
     sigset_t waitmask;
 } w;
+
+static uint64_t min_transfer_rate(void)
+{
+    return w.cfg->data.min_transfer_rate;
+}
 
 /*
  * Reads the body CONTENT_LENGTH announces into req; *body is the caller's to
@@ -217,19 +300,26 @@ static void hold_raw_path(const char *request_uri, fm_request *req)
         req->path = "/" FM_REDACTED;
 }
 
-/* A streaming route's body (FM_ROUTE_STREAM_BODY): FastCGI stdin, counted. */
+/* A streaming route's body (FM_ROUTE_STREAM_BODY): FastCGI stdin, counted and paced. */
 typedef struct body_stream {
     FCGX_Request *r;
     uint64_t got; /* bytes the handler has read */
+    fm_pace pace; /* from the start of the request */
 } body_stream;
 
 static long stream_read(void *ctx, char *buf, size_t n)
 {
     body_stream *b = ctx;
-    int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, b->r->in);
+    int got;
 
+    if (!paced_arm(&b->pace))
+        return FM_BODY_SLOW;
+    got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, b->r->in);
+    paced_disarm();
+    if (got > 0)
+        fm_pace_add(&b->pace, (uint64_t)got, mono_ms());
     if (got < 0 || FCGX_GetError(b->r->in) != 0)
-        return -1;
+        return fm_pace_left_ms(&b->pace, mono_ms()) <= 0 ? FM_BODY_SLOW : -1;
     b->got += (uint64_t)got;
     return got;
 }
@@ -241,7 +331,7 @@ static long stream_read(void *ctx, char *buf, size_t n)
  */
 static bool serve(FCGX_Request *r)
 {
-    body_stream bs = {r, 0};
+    body_stream bs = {r, 0, {0}};
     const fm_body_stream stream = {stream_read, &bs};
     const char *p[P_COUNT];
     int count[P_COUNT];
@@ -276,14 +366,17 @@ static bool serve(FCGX_Request *r)
     fm_route_ws_prepare(p, count, &req, &offer);
     req.if_match = p[P_IF_MATCH];
     req.if_none_match = p[P_IF_NONE_MATCH];
-    if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path))
+    if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path)) {
         req.stream = &stream;
+        fm_pace_start(&bs.pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
+    }
     read_body(r, p[P_CONTENT_LENGTH], &req, &body);
     fm_metrics_worker_busy(true);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
         fm_wsauth_answer(&resp);
     write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
+    fm_metrics_transfer_end(); /* a download's share (routes_experiments.c) ends with its sending */
     fm_redact_release();
     fm_response_reset(&resp);
     free(body);
@@ -333,14 +426,16 @@ void fm_worker_env_close(fm_env *env)
 
 /* ---- start-up steps, in order; each logs its own failure ------------------------- */
 
-/* TERM, INT, QUIT and USR1 are delivered only inside the waits (see the top of the file). */
+/* TERM, INT, QUIT and USR1 are delivered only inside the waits, ALRM also inside paced calls. */
 static fm_err init_signals(void)
 {
     static const fm_daemon_signal sigs[] = {
         {SIGTERM, on_term}, {SIGINT, on_term},  {SIGQUIT, on_quit}, {SIGUSR1, on_usr1},
-        {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL},
+        {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL}, {SIGALRM, on_alarm},
     };
 
+    if (sigemptyset(&alarm_set) != 0 || sigaddset(&alarm_set, SIGALRM) != 0)
+        return FM_ESYS;
     return fm_worker_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask);
 }
 

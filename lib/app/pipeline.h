@@ -69,8 +69,11 @@
 /*
  * The body of a request whose route streams it (FM_ROUTE_STREAM_BODY): read
  * reads up to n bytes into buf and returns how many (> 0), 0 at the end of
- * the stream, or -1 when it broke. ctx is the reader's.
+ * the stream, -1 when it broke, or FM_BODY_SLOW when the client sends it
+ * slower than data.min_transfer_bytes_per_second (lib/base/pace.h; the
+ * answer is 408). ctx is the reader's.
  */
+#define FM_BODY_SLOW (-2)
 typedef struct fm_body_stream {
     long (*read)(void *ctx, char *buf, size_t n);
     void *ctx;

@@ -40,7 +40,7 @@ typedef struct hist {
 typedef struct slot {
     _Atomic int32_t pid; /* 0: free */
     _Atomic int32_t busy;
-    _Atomic int32_t uploading; /* fm_metrics_upload_begin */
+    _Atomic int32_t transferring; /* fm_metrics_transfer_begin */
 } slot;
 
 struct fm_metrics {
@@ -259,26 +259,26 @@ void fm_metrics_worker_busy(bool busy)
         atomic_store_explicit(&own_slot->busy, busy ? 1 : 0, memory_order_relaxed);
 }
 
-bool fm_metrics_upload_begin(unsigned max)
+bool fm_metrics_transfer_begin(unsigned max)
 {
     unsigned n = 0;
 
     if (own_slot == NULL || cur == NULL)
         return true;
     /* Marked first, counted after: two at the limit both refuse, none passes it. */
-    atomic_store(&own_slot->uploading, 1);
+    atomic_store(&own_slot->transferring, 1);
     for (size_t i = 0; i < FM_METRICS_WORKER_SLOTS; i++)
-        n += atomic_load(&cur->slots[i].uploading) != 0;
+        n += atomic_load(&cur->slots[i].transferring) != 0;
     if (n <= max)
         return true;
-    atomic_store(&own_slot->uploading, 0);
+    atomic_store(&own_slot->transferring, 0);
     return false;
 }
 
-void fm_metrics_upload_end(void)
+void fm_metrics_transfer_end(void)
 {
     if (own_slot != NULL)
-        atomic_store(&own_slot->uploading, 0);
+        atomic_store(&own_slot->transferring, 0);
 }
 
 void fm_metrics_worker_gone(pid_t pid)
@@ -291,7 +291,7 @@ void fm_metrics_worker_gone(pid_t pid)
         if (atomic_load_explicit(&cur->slots[i].pid, memory_order_relaxed) != want)
             continue;
         atomic_store(&cur->slots[i].busy, 0);
-        atomic_store(&cur->slots[i].uploading, 0);
+        atomic_store(&cur->slots[i].transferring, 0);
         (void)atomic_compare_exchange_strong(&cur->slots[i].pid, &want, 0);
     }
 }

@@ -163,18 +163,20 @@ void fm_metrics_worker_busy(bool busy);
 void fm_metrics_worker_gone(pid_t pid);
 
 /*
- * fm_metrics_upload_begin / fm_metrics_upload_end - the pool's share for
- * streamed uploads (SPEC §10): an upload holds its worker for as long as the
- * client takes to send it, so slow uploads must not take every worker. begin
- * marks the calling worker's slot as receiving an upload, then counts the
- * marked slots of the pool: true when they are at most max; otherwise it
- * clears its mark and returns false (the caller refuses the upload). Two
- * workers at the limit may both refuse; none passes it. end clears the mark,
- * and fm_metrics_worker_gone clears a killed worker's. Without a region or a
- * slot (a unit test, a full table) begin returns true.
+ * fm_metrics_transfer_begin / fm_metrics_transfer_end - the pool's share for
+ * slow transfers (SPEC section 10): a streamed upload holds its worker for as
+ * long as the client takes to send it, and a download larger than nginx
+ * buffers for as long as the client takes to read it, so together they must
+ * not take every worker. begin marks the calling worker's slot as busy with a
+ * transfer, then counts the marked slots of the pool: true when they are at
+ * most max; otherwise it clears its mark and returns false (the caller
+ * refuses the request). Two workers at the limit may both refuse; none passes
+ * it. end clears the mark (a worker without one may call it), and
+ * fm_metrics_worker_gone clears a killed worker's. Without a region or a slot
+ * (a unit test, a full table) begin returns true.
  */
-bool fm_metrics_upload_begin(unsigned max);
-void fm_metrics_upload_end(void);
+bool fm_metrics_transfer_begin(unsigned max);
+void fm_metrics_transfer_end(void);
 
 /*
  * fm_metrics_render - the exposition of every family, text format 0.0.4,

@@ -122,13 +122,16 @@ typedef struct fm_config {
     } logging;
 
     struct {
-        char *experiments_dir;   /* <dir>/<user>/<experiment>/<path>, see exptree.h */
-        uint64_t max_file_bytes; /* largest uploaded file, bytes (1..2^40, 1 GiB) */
-        uint64_t quota_bytes;    /* bytes of files per user (1..2^50, 10 GiB) */
-        long quota_files;        /* files per user (1..10000000, 10000) */
-        int uploads_per_minute;  /* PUTs per user per minute, token bucket (1..100000, 10) */
-        int concurrent_uploads;  /* uploads the pool receives at once (0..256; 0, the default:
-                                    half of server.workers, at least 1) */
+        char *experiments_dir;      /* <dir>/<user>/<experiment>/<path>, see exptree.h */
+        uint64_t max_file_bytes;    /* largest uploaded file, bytes (1..2^40, 1 GiB) */
+        uint64_t quota_bytes;       /* bytes of files per user (1..2^50, 10 GiB) */
+        long quota_files;           /* files + directories per user (1..10000000, 10000) */
+        int uploads_per_minute;     /* PUTs per user per minute, token bucket (1..100000, 10) */
+        int concurrent_transfers;   /* streamed uploads and large downloads the pool serves at
+                                       once (0..256; 0, the default: half of server.workers, at
+                                       least 1) */
+        uint64_t min_transfer_rate; /* bytes a second a transfer must keep up, with 10 s of
+                                       credit (1..2^30, 65536; lib/base/pace.h) */
     } data;
     struct {
         int lease_seconds;     /* a claim's lease, extended by each heartbeat (1..86400, 60) */

@@ -1,7 +1,8 @@
 /*
  * data.c - the data section: where experiment directories live, the largest
- * file an upload may bring, and each user's quotas and upload rate (SPEC
- * section 6; the defaults are FetchML's: 10 uploads a minute).
+ * file an upload may bring, each user's quotas and upload rate (SPEC
+ * section 6; the defaults are FetchML's: 10 uploads a minute), and what slow
+ * transfers may take of the pool (SPEC section 10).
  */
 #include "sections.h"
 
@@ -12,4 +13,6 @@ LD_TABLE(, data_table,
          LD_INT_ROW("quota_bytes", fm_config, data.quota_bytes, 1, 1LL << 50, 10LL << 30),
          LD_INT_ROW("quota_files", fm_config, data.quota_files, 1, 10000000, 10000),
          LD_INT_ROW("uploads_per_minute", fm_config, data.uploads_per_minute, 1, 100000, 10),
-         LD_INT_ROW("concurrent_uploads", fm_config, data.concurrent_uploads, 0, 256, 0));
+         LD_INT_ROW("concurrent_transfers", fm_config, data.concurrent_transfers, 0, 256, 0),
+         LD_INT_ROW("min_transfer_bytes_per_second", fm_config, data.min_transfer_rate, 1,
+                    1LL << 30, 65536));

@@ -9,17 +9,19 @@
  * upload creates are walked one name at a time (mkdirat, then a beneath open
  * of that one name).
  *
- * Walks (listings, quotas) read directories through descriptors opened the
- * same way and look at entries with fstatat(AT_SYMLINK_NOFOLLOW): a symbolic
- * link, a special file, a hard link or a name no client could have chosen is
- * skipped, never followed.
+ * The directories of a new file's way are made at its commit, one name at a
+ * time (mkdirat, then a beneath open of that one name), and removed again one
+ * name at a time (unlinkat AT_REMOVEDIR from a beneath-opened parent, which
+ * never follows the last name and refuses a directory that is not empty).
+ * The walks (listings, quotas) are in exptree_walk.c.
  */
 #include "exptree.h"
+#include "exptree_walk.h"
 #include "sha256.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "log.h"
 
 #define DIR_MODE 0700
 #define FILE_MODE 0600
 #define HASH_CHUNK 65536
+#define REOPEN_TRIES 32 /* lookups of a file replaced or deleted while it is opened */
 #define ETAG_XATTR "user.fetchml.etag"
 /* "<64 hex> <size> <mtime s> <mtime ns>" */
 #define ETAG_XATTR_MAX (FM_EXP_ETAG_LEN + 3 * 21 + 4)
@@ -58,14 +60,19 @@ static fm_err own(const fm_exptree *t, int fd, mode_t mode)
     return FM_OK;
 }
 
-/* Opens directory name beneath dirfd, making it (0700) when missing. -1 with errno otherwise. */
-static int open_dir(const fm_exptree *t, int dirfd, const char *name, bool create)
+/*
+ * Opens directory name beneath dirfd, making it (0700) when missing and made
+ * is not NULL (then counted in *made). -1 with errno otherwise.
+ */
+static int open_dir(const fm_exptree *t, int dirfd, const char *name, unsigned *made)
 {
     int fd = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
 
-    if (fd >= 0 || errno != ENOENT || !create)
+    if (fd >= 0 || errno != ENOENT || made == NULL)
         return fd;
-    if (mkdirat(dirfd, name, DIR_MODE) != 0 && errno != EEXIST)
+    if (mkdirat(dirfd, name, DIR_MODE) == 0)
+        (*made)++;
+    else if (errno != EEXIST)
         return -1;
     fd = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
     if (fd >= 0 && own(t, fd, DIR_MODE) != FM_OK) {
@@ -98,7 +105,7 @@ static bool join(char buf[FM_BENEATH_PATH_MAX + 1], const char *exp, const char 
  * descriptor, in case the entry was swapped in between. -1 with errno, and
  * *other set when something else is there.
  */
-static int open_regular(int dirfd, const char *rel, struct stat *st, bool *other)
+static int open_regular_once(int dirfd, const char *rel, struct stat *st, bool *other)
 {
     int fd = fm_beneath_open(dirfd, rel, O_PATH, 0), e;
 
@@ -123,10 +130,38 @@ other:
     return -1;
 }
 
+/* A regular file whose last name went between its lookup and its fstat. */
+static bool unlinked(const struct stat *st)
+{
+    return S_ISREG(st->st_mode) && st->st_nlink == 0;
+}
+
+/*
+ * open_regular_once, again while what it found was unlinked meanwhile: a
+ * replace (RENAME_EXCHANGE, then the old content's hidden name removed) or a
+ * delete raced the lookup. The name then holds the new file, or nothing
+ * (ENOENT). A hard link is never taken for this: its count is 2 or more.
+ */
+static int open_regular(int dirfd, const char *rel, struct stat *st, bool *other)
+{
+    int fd = -1;
+
+    for (int i = 0; i < REOPEN_TRIES; i++) {
+        st->st_mode = 0;
+        fd = open_regular_once(dirfd, rel, st, other);
+        if (fd >= 0 || !*other || !unlinked(st))
+            return fd;
+    }
+    errno = ENOENT;
+    *other = false;
+    return fd;
+}
+
 /* ---- the tree ----------------------------------------------------------------------- */
 
 fm_err fm_exptree_open(const char *experiments_dir, const char *user, bool create, fm_exptree *t)
 {
+    unsigned made = 0;
     struct stat st;
     int root, e;
 
@@ -151,7 +186,7 @@ fm_err fm_exptree_open(const char *experiments_dir, const char *user, bool creat
     t->chown = geteuid() == 0 && st.st_uid != 0;
     t->uid = st.st_uid;
     t->gid = st.st_gid;
-    t->fd = open_dir(t, root, user, create);
+    t->fd = open_dir(t, root, user, create ? &made : NULL);
     e = errno;
     (void)close(root);
     if (t->fd >= 0)
@@ -178,249 +213,6 @@ static void unlock_tree(const fm_exptree *t, fm_exp_change *c)
     if (c->locked)
         (void)flock(t->fd, LOCK_UN);
     c->locked = false;
-}
-
-/* ---- walks -------------------------------------------------------------------------- */
-
-typedef struct file_item {
-    char *path;
-    uint64_t bytes;
-    int64_t mtime_ms;
-} file_item;
-
-typedef struct walk {
-    fm_exp_usage use;
-    bool collect;     /* keep the files (a listing) */
-    bool sweep;       /* remove hidden names (the lock is held: none is in flight) */
-    file_item *items; /* collect: use.files of them */
-    size_t cap;
-    char path[FM_BENEATH_PATH_MAX + 1]; /* of the directory walked, relative to the start */
-} walk;
-
-static fm_err keep_item(walk *w, size_t plen, const char *name, const struct stat *st)
-{
-    file_item *it;
-
-    if (w->use.files >= w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 64;
-        file_item *n = realloc(w->items, cap * sizeof(*n));
-        if (n == NULL)
-            return FM_ESYS;
-        w->items = n;
-        w->cap = cap;
-    }
-    it = &w->items[w->use.files];
-    if (asprintf(&it->path, "%.*s%s%s", (int)plen, w->path, plen ? "/" : "", name) < 0)
-        return FM_ESYS;
-    it->bytes = (uint64_t)st->st_size;
-    it->mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
-    return FM_OK;
-}
-
-static fm_err walk_dir(walk *w, int fd, size_t plen, size_t depth);
-
-static fm_err walk_entry(walk *w, int dirfd, size_t plen, size_t depth, const char *name)
-{
-    static const char reserved[] = FM_BENEATH_RESERVED;
-    size_t n = strlen(name);
-    struct stat st;
-    fm_err rc;
-    int sub;
-
-    if (strncmp(name, reserved, sizeof(reserved) - 1) == 0) {
-        if (w->sweep && unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
-            fm_log_warn("experiments: cannot remove a leftover temporary file: %s",
-                        strerror(errno));
-        return FM_OK;
-    }
-    if (!fm_beneath_name_valid(name, n) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return FM_OK; /* a name no client can use, or gone meanwhile */
-    if (fm_beneath_regular(&st)) {
-        if (w->collect && (rc = keep_item(w, plen, name, &st)) != FM_OK)
-            return rc;
-        w->use.files++;
-        w->use.bytes += (uint64_t)st.st_size;
-        return FM_OK;
-    }
-    if (!S_ISDIR(st.st_mode) || depth + 1 >= FM_BENEATH_DEPTH_MAX ||
-        plen + 1 + n > FM_BENEATH_PATH_MAX)
-        return FM_OK;
-    sub = fm_beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
-    if (sub < 0)
-        return FM_OK; /* replaced by a link or removed since the fstatat */
-    if (plen > 0)
-        w->path[plen++] = '/';
-    memcpy(w->path + plen, name, n + 1);
-    return walk_dir(w, sub, plen + n, depth + 1);
-}
-
-/* Walks the directory fd (consumed) whose path is w->path[0 .. plen). */
-static fm_err walk_dir(walk *w, int fd, size_t plen, size_t depth)
-{
-    DIR *d = fdopendir(fd);
-    struct dirent *de;
-    fm_err rc = FM_OK;
-
-    if (d == NULL) {
-        (void)close(fd);
-        return FM_ESYS;
-    }
-    errno = 0;
-    while (rc == FM_OK && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            rc = walk_entry(w, dirfd(d), plen, depth, de->d_name);
-        w->path[plen] = '\0';
-        errno = 0;
-    }
-    if (rc == FM_OK && errno != 0)
-        rc = FM_ESYS;
-    (void)closedir(d);
-    return rc;
-}
-
-/* Walks the directory at rel beneath t ("." = the whole tree). */
-static fm_err walk_from(const fm_exptree *t, const char *rel, walk *w)
-{
-    int fd = fm_beneath_open(t->fd, rel, O_RDONLY | O_DIRECTORY, 0);
-
-    w->path[0] = '\0';
-    if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV
-                   ? FM_ENOTFOUND
-                   : FM_ESYS;
-    return walk_dir(w, fd, 0, 0);
-}
-
-static void free_items(walk *w)
-{
-    for (size_t i = 0; i < w->use.files && w->items != NULL; i++)
-        free(w->items[i].path);
-    free(w->items);
-    w->items = NULL;
-}
-
-fm_err fm_exptree_usage(const fm_exptree *t, fm_exp_usage *use)
-{
-    walk w = {0};
-    fm_err rc = walk_from(t, ".", &w);
-
-    *use = w.use;
-    return rc;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-fm_err fm_exptree_experiments(const fm_exptree *t, cJSON **out, fm_exp_usage *total)
-{
-    DIR *d;
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    fm_err rc = FM_OK;
-    int fd = fm_beneath_open(t->fd, ".", O_RDONLY | O_DIRECTORY, 0);
-
-    *out = NULL;
-    *total = (fm_exp_usage){0};
-    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-        if (fd >= 0)
-            (void)close(fd);
-        return FM_ESYS;
-    }
-    while ((de = readdir(d)) != NULL) {
-        struct stat st;
-
-        if (!fm_beneath_name_valid(de->d_name, strlen(de->d_name)) ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
-            continue;
-        if (n == cap) {
-            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*g));
-            if (g == NULL) {
-                rc = FM_ESYS;
-                break;
-            }
-            names = g;
-        }
-        if ((names[n] = strdup(de->d_name)) == NULL) {
-            rc = FM_ESYS;
-            break;
-        }
-        n++;
-    }
-    (void)closedir(d);
-    if (rc == FM_OK && (*out = cJSON_CreateArray()) == NULL)
-        rc = FM_ESYS;
-    if (n > 0)
-        qsort(names, n, sizeof(*names), by_name);
-    for (size_t i = 0; i < n && rc == FM_OK; i++) {
-        walk w = {0};
-        cJSON *o;
-
-        rc = walk_from(t, names[i], &w);
-        if (rc == FM_ENOTFOUND) { /* removed or replaced since it was listed */
-            rc = FM_OK;
-            continue;
-        }
-        if (rc != FM_OK)
-            break;
-        total->bytes += w.use.bytes;
-        total->files += w.use.files;
-        if ((o = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(*out, o) ||
-            cJSON_AddStringToObject(o, "name", names[i]) == NULL ||
-            cJSON_AddNumberToObject(o, "files", (double)w.use.files) == NULL ||
-            cJSON_AddNumberToObject(o, "bytes", (double)w.use.bytes) == NULL)
-            rc = FM_ESYS;
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    if (rc != FM_OK) {
-        cJSON_Delete(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-static int by_path(const void *a, const void *b)
-{
-    return strcmp(((const file_item *)a)->path, ((const file_item *)b)->path);
-}
-
-fm_err fm_exptree_files(const fm_exptree *t, const char *exp, size_t offset, size_t limit,
-                        cJSON **out, size_t *total)
-{
-    walk w = {.collect = true};
-    fm_err rc;
-
-    *out = NULL;
-    *total = 0;
-    if (!fm_beneath_name_valid(exp, strlen(exp)))
-        return FM_EINVAL;
-    rc = walk_from(t, exp, &w);
-    if (rc == FM_OK && (*out = cJSON_CreateArray()) == NULL)
-        rc = FM_ESYS;
-    if (rc == FM_OK && w.use.files > 0)
-        qsort(w.items, w.use.files, sizeof(*w.items), by_path);
-    for (size_t i = offset; rc == FM_OK && i < w.use.files && i - offset < limit; i++) {
-        char ts[FM_RFC3339_MAX];
-        cJSON *o;
-
-        if ((o = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(*out, o) ||
-            cJSON_AddStringToObject(o, "path", w.items[i].path) == NULL ||
-            cJSON_AddNumberToObject(o, "bytes", (double)w.items[i].bytes) == NULL ||
-            cJSON_AddStringToObject(o, "modified_at",
-                                    fm_clock_rfc3339_ms(ts, w.items[i].mtime_ms)) == NULL)
-            rc = FM_ESYS;
-    }
-    *total = (size_t)w.use.files;
-    free_items(&w);
-    if (rc != FM_OK) {
-        cJSON_Delete(*out);
-        *out = NULL;
-    }
-    return rc;
 }
 
 /* ---- ETags -------------------------------------------------------------------------- */
@@ -562,39 +354,89 @@ static void change_init(fm_exp_change *c)
     c->fd = -1;
 }
 
-/*
- * Opens (creating as needed) the directories of exp/path and sets c->leaf.
- * FM_EINVAL (invalid), FM_ECONFLICT (a component is not a directory), FM_ESYS.
- */
-static fm_err open_parent(const fm_exptree *t, const char *exp, const char *path, bool create,
-                          fm_exp_change *c)
+/* Sets c->rel ("exp/path") and c->leaf; false when they do not form a valid path. */
+static bool set_rel(fm_exp_change *c, const char *exp, const char *path)
 {
-    char rel[FM_BENEATH_PATH_MAX + 1];
-    const char *p = rel, *slash;
-    int fd;
+    const char *leaf;
 
-    if (!join(rel, exp, path))
-        return FM_EINVAL;
-    fd = fm_beneath_open(t->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+    if (path == NULL || !join(c->rel, exp, path))
+        return false;
+    leaf = strrchr(c->rel, '/') + 1;
+    memcpy(c->leaf, leaf, strlen(leaf) + 1); /* a valid name: at most FM_BENEATH_NAME_MAX bytes */
+    return true;
+}
+
+/*
+ * Opens the directories of c->rel into c->dirfd, one name at a time, making
+ * the missing ones when made is not NULL (counted in *made). FM_OK;
+ * FM_ENOTFOUND when one is missing (and *missing, if not NULL, is how many:
+ * that one and those below it); FM_ECONFLICT when one is not a directory;
+ * FM_ESYS with errno.
+ */
+static fm_err open_parent(const fm_exptree *t, fm_exp_change *c, unsigned *made, unsigned *missing)
+{
+    const char *p = c->rel, *slash;
+    int fd = fm_beneath_open(t->fd, ".", O_RDONLY | O_DIRECTORY, 0), e;
+
     while (fd >= 0 && (slash = strchr(p, '/')) != NULL) {
         char name[FM_BENEATH_NAME_MAX + 1];
         int next;
 
         memcpy(name, p, (size_t)(slash - p));
         name[slash - p] = '\0';
-        next = open_dir(t, fd, name, create);
+        next = open_dir(t, fd, name, made);
+        e = errno;
         (void)close(fd);
-        fd = next;
-        p = slash + 1;
+        errno = e;
+        if ((fd = next) >= 0)
+            p = slash + 1;
     }
-    if (fd < 0)
-        return errno == ENOTDIR || errno == ELOOP || errno == EXDEV || errno == EEXIST
-                   ? FM_ECONFLICT
-               : errno == ENOENT ? FM_ENOTFOUND
-                                 : FM_ESYS;
-    memcpy(c->leaf, p, strlen(p) + 1); /* a valid name: at most FM_BENEATH_NAME_MAX bytes */
-    c->dirfd = fd;
-    return FM_OK;
+    if (fd >= 0) {
+        c->dirfd = fd;
+        return FM_OK;
+    }
+    if (errno == ENOENT && missing != NULL)
+        for (*missing = 0; (slash = strchr(p, '/')) != NULL; p = slash + 1)
+            (*missing)++;
+    return errno == ENOTDIR || errno == ELOOP || errno == EXDEV || errno == EEXIST ? FM_ECONFLICT
+           : errno == ENOENT                                                       ? FM_ENOTFOUND
+                                                                                   : FM_ESYS;
+}
+
+/*
+ * Removes the directories of rel's way, the deepest first, at most levels of
+ * them, while they are empty; stops at the first that is not (a shell user's
+ * entry, a hidden name left by a killed worker), is gone or is no directory.
+ * Called under the lock, so no upload of this tree is between the lookup of
+ * its directories and its rename into them.
+ */
+static void prune(const fm_exptree *t, const char *rel, unsigned levels)
+{
+    char dir[FM_BENEATH_PATH_MAX + 1], *slash;
+
+    (void)snprintf(dir, sizeof(dir), "%s", rel);
+    for (; levels > 0 && (slash = strrchr(dir, '/')) != NULL; levels--) {
+        char *up;
+        int pfd = t->fd, rc, e;
+
+        *slash = '\0'; /* dir: the directory to remove */
+        if ((up = strrchr(dir, '/')) != NULL) {
+            *up = '\0';
+            pfd = fm_beneath_open(t->fd, dir, O_RDONLY | O_DIRECTORY, 0);
+            *up = '/';
+            if (pfd < 0)
+                return;
+        }
+        rc = unlinkat(pfd, up != NULL ? up + 1 : dir, AT_REMOVEDIR);
+        e = errno;
+        if (pfd != t->fd)
+            (void)close(pfd);
+        if (rc == 0)
+            continue;
+        if (e != ENOTEMPTY && e != EEXIST && e != ENOENT && e != ENOTDIR)
+            fm_log_warn("experiments: cannot remove an emptied directory: %s", strerror(e));
+        return;
+    }
 }
 
 fm_err fm_exptree_put_begin(const fm_exptree *t, const char *exp, const char *path,
@@ -603,10 +445,14 @@ fm_err fm_exptree_put_begin(const fm_exptree *t, const char *exp, const char *pa
     fm_err rc;
 
     change_init(c);
-    rc = open_parent(t, exp, path, true, c);
-    if (rc != FM_OK)
-        return rc == FM_ENOTFOUND ? FM_ECONFLICT : rc;
-    c->fd = fm_beneath_open(c->dirfd, ".", O_TMPFILE | O_WRONLY, FILE_MODE);
+    if (!set_rel(c, exp, path))
+        return FM_EINVAL;
+    /* Refuse at once a way that cannot be made; the commit makes it, under the lock. */
+    rc = open_parent(t, c, NULL, NULL);
+    close_fd(&c->dirfd);
+    if (rc != FM_OK && rc != FM_ENOTFOUND)
+        return rc;
+    c->fd = fm_beneath_open(t->fd, ".", O_TMPFILE | O_WRONLY, FILE_MODE);
     if (c->fd < 0 || own(t, c->fd, FILE_MODE) != FM_OK) {
         int e = errno;
         fm_exptree_abort(c);
@@ -724,43 +570,79 @@ fm_err fm_exptree_put_check(const fm_exptree *t, const char *exp, const char *pa
     return rc;
 }
 
+/* What is at c's path now, under the lock: *missing directories of its way, or *exists and *st. */
+static fm_err look(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *cond,
+                   unsigned *missing, bool *exists, struct stat *st, char etag[FM_EXP_ETAG_LEN + 1],
+                   const char **why)
+{
+    fm_err rc = open_parent(t, c, NULL, missing);
+
+    *exists = false;
+    etag[0] = '\0';
+    if (rc == FM_ENOTFOUND) /* no file there, and the way will be made */
+        return FM_OK;
+    if (rc == FM_ECONFLICT) {
+        *why = "not_directory";
+        return FM_EINVAL;
+    }
+    if (rc == FM_OK &&
+        (rc = current(c->dirfd, c->leaf, cond, false, exists, st, etag)) == FM_EINVAL)
+        *why = "not_regular";
+    return rc;
+}
+
+/* The quotas with the upload in place of what is there (a new file: one entry, and missing dirs).
+ */
+static const char *over_quota(const fm_exp_usage *use, const fm_exp_limits *lim,
+                              const fm_exp_change *c, bool exists, unsigned missing)
+{
+    uint64_t old = exists ? c->old_bytes : 0;
+
+    if (use->bytes - (old <= use->bytes ? old : use->bytes) + c->bytes > lim->quota_bytes)
+        return "quota_bytes";
+    if (!exists && use->files + use->dirs + 1 + missing > lim->quota_files)
+        return "quota_files";
+    return NULL;
+}
+
 fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *cond,
-                             const fm_exp_limits *lim, const char **quota_what)
+                             const fm_exp_limits *lim, const char **why)
 {
     char old_etag[FM_EXP_ETAG_LEN + 1];
     struct stat st, now;
-    walk w = {.sweep = true};
+    fm_exp_walk w = {.sweep = true};
+    unsigned missing = 0;
     bool exists;
     fm_err rc;
     int e;
 
-    *quota_what = NULL;
+    *why = NULL;
     if (etag_hex(&c->sha, c->etag) != FM_OK || lock_tree(t) != FM_OK)
         return FM_ESYS;
     c->locked = true;
-    rc = current(c->dirfd, c->leaf, cond, false, &exists, &st, old_etag);
+    close_fd(&c->dirfd);
+    rc = look(t, c, cond, &missing, &exists, &st, old_etag, why);
     if (rc == FM_OK && !preconditions_hold(cond, exists, old_etag))
         rc = FM_ECONFLICT;
     if (rc == FM_OK)
-        rc = walk_from(t, ".", &w);
+        rc = fm_exptree_walk(t, ".", &w);
     if (rc == FM_OK) {
-        uint64_t old = exists ? (uint64_t)st.st_size : 0;
-        if (w.use.bytes - (old <= w.use.bytes ? old : w.use.bytes) + c->bytes > lim->quota_bytes)
-            *quota_what = "quota_bytes";
-        else if (!exists && w.use.files + 1 > lim->quota_files)
-            *quota_what = "quota_files";
-        if (*quota_what != NULL)
+        c->old_bytes = exists ? (uint64_t)st.st_size : 0;
+        if ((*why = over_quota(&w.use, lim, c, exists, missing)) != NULL)
             rc = FM_EQUOTA;
-        c->old_bytes = old;
     }
     /* Durable before it has a name: after a crash the path holds the old file or the whole new one.
      */
     if (rc == FM_OK && (fdatasync(c->fd) != 0 || fstat(c->fd, &now) != 0))
         rc = FM_ESYS;
-    if (rc == FM_OK) {
+    if (rc == FM_OK)
         etag_note(c->fd, c->etag, &now);
-        rc = link_hidden(c);
+    if (rc == FM_OK && c->dirfd < 0 && (rc = open_parent(t, c, &c->made, NULL)) != FM_OK) {
+        *why = rc == FM_ECONFLICT ? "not_directory" : NULL;
+        rc = rc == FM_ECONFLICT ? FM_EINVAL : FM_ESYS;
     }
+    if (rc == FM_OK)
+        rc = link_hidden(c);
     if (rc == FM_OK) {
         c->kind = exists ? FM_EXP_REPLACE : FM_EXP_NEW;
         if (renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf,
@@ -778,6 +660,8 @@ fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp
         return FM_OK;
     }
     e = errno;
+    prune(t, c->rel, c->made);
+    c->made = 0;
     unlock_tree(t, c);
     errno = e;
     return rc;
@@ -790,22 +674,20 @@ fm_err fm_exptree_delete(const fm_exptree *t, const char *exp, const char *path,
     int e;
 
     change_init(c);
-    rc = open_parent(t, exp, path, false, c);
-    if (rc != FM_OK) {
-        fm_exptree_abort(c);
-        return rc == FM_ECONFLICT ? FM_ENOTFOUND : rc;
-    }
-    if (lock_tree(t) != FM_OK) {
-        e = errno;
-        fm_exptree_abort(c);
-        errno = e;
+    if (!set_rel(c, exp, path))
+        return FM_EINVAL;
+    /* Locked first: a delete that empties this way may be removing its directories. */
+    if (lock_tree(t) != FM_OK)
         return FM_ESYS;
-    }
     c->locked = true;
     c->kind = FM_EXP_DELETE;
-    if (fstatat(c->dirfd, c->leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !fm_beneath_regular(&st)) {
+    rc = open_parent(t, c, NULL, NULL);
+    if (rc == FM_ECONFLICT)
         rc = FM_ENOTFOUND;
-    } else {
+    if (rc == FM_OK &&
+        (fstatat(c->dirfd, c->leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !fm_beneath_regular(&st))) {
+        rc = FM_ENOTFOUND;
+    } else if (rc == FM_OK) {
         c->bytes = (uint64_t)st.st_size;
         hidden_name(c);
         /* Whatever is at the name now is only renamed, never followed. */
@@ -826,6 +708,8 @@ void fm_exptree_settle(const fm_exptree *t, fm_exp_change *c)
     if (c->hidden[0] != '\0' && unlinkat(c->dirfd, c->hidden, 0) != 0)
         fm_log_warn("experiments: cannot remove a replaced file's old content: %s",
                     strerror(errno));
+    if (c->kind == FM_EXP_DELETE)
+        prune(t, c->rel, UINT_MAX);
     c->hidden[0] = '\0';
     unlock_tree(t, c);
     fm_exptree_abort(c);
@@ -835,13 +719,13 @@ void fm_exptree_undo(const fm_exptree *t, fm_exp_change *c)
 {
     int rc = 0;
 
-    if (c->kind == FM_EXP_NEW)
-        rc = unlinkat(c->dirfd, c->leaf, 0);
+    if (c->kind == FM_EXP_NEW && (rc = unlinkat(c->dirfd, c->leaf, 0)) == 0)
+        prune(t, c->rel, c->made);
     else if (c->kind == FM_EXP_REPLACE)
         rc = renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf, RENAME_EXCHANGE) == 0
                  ? unlinkat(c->dirfd, c->hidden, 0)
                  : -1;
-    else
+    else if (c->kind == FM_EXP_DELETE)
         rc = renameat2(c->dirfd, c->hidden, c->dirfd, c->leaf, RENAME_NOREPLACE);
     if (rc != 0)
         fm_log_error("experiments: could not undo a change whose audit record failed: %s",

@@ -12,22 +12,30 @@
  * drops its privileges (SPEC section 7) and nothing of it is root's.
  *
  * Writes (an upload, a delete) follow one protocol:
- *   begin   an upload writes into an unnamed O_TMPFILE in the file's
- *           directory (no name exists while it streams: a client that goes
- *           away or a worker killed mid-upload leaves nothing behind), and
- *           hashes what it writes (SHA-256, the ETag);
+ *   begin   an upload writes into an unnamed O_TMPFILE in the user's
+ *           directory (no name exists while it streams, and no directory is
+ *           made for it yet: a client that goes away or a worker killed
+ *           mid-upload leaves nothing behind), and hashes what it writes
+ *           (SHA-256, the ETag);
  *   commit  under the user's lock (flock(2) on the user's directory, shared
  *           by every worker process), the preconditions (If-Match,
  *           If-None-Match) and the quotas are checked against the tree as
- *           it is then, the file is made durable (fdatasync), given a hidden
- *           name (FM_BENEATH_RESERVED...) and swapped into place with
+ *           it is then, the file is made durable (fdatasync), the missing
+ *           directories of its way are made, it is given a hidden name
+ *           (FM_BENEATH_RESERVED...) there and swapped into place with
  *           renameat2 (RENAME_NOREPLACE for a new file, RENAME_EXCHANGE for a
  *           replaced one, whose old content keeps the hidden name); a delete
  *           renames the file to a hidden name. A reader sees the old file or
- *           the new one, never part of one;
- *   settle  (the audit record is written) removes the hidden name and
- *           releases the lock; or
- *   undo    (it could not be) puts the old state back and releases the lock.
+ *           the new one, never part of one and never no file;
+ *   settle  (the audit record is written) removes the hidden name, and after
+ *           a delete every directory of the way (the experiment's included)
+ *           the delete left empty, then releases the lock; or
+ *   undo    (it could not be) puts the old state back (removing the
+ *           directories the commit made) and releases the lock.
+ * Directories are made and removed only under the lock, so an upload into a
+ * directory that a delete empties concurrently finds it again (or makes it
+ * anew) at its commit; a directory that is not empty (a shell user's entry)
+ * is left alone (unlinkat AT_REMOVEDIR fails with ENOTEMPTY).
  * The lock is held from commit to settle or undo, so two changes of one
  * user's tree never interleave: an If-Match compare-and-swap cannot lose an
  * update, and concurrent uploads, overwrites and deletes cannot together
@@ -37,7 +45,10 @@
  * lock, no hidden name belongs to a change in flight).
  *
  * Quotas count the regular, singly linked files of the user's whole tree
- * (what listings show), by their size in bytes, walked at each commit under
+ * (what listings show), by their size in bytes; data.quota_files counts the
+ * files and the directories (each experiment's and those below: every
+ * directory costs an inode, and a delete removes the ones it empties), walked
+ * at each commit under
  * the lock: the disk is the only record, so files removed or added with shell
  * access count at once, at a cost of O(files of the user) per upload (bounded
  * by data.quota_files). The lock is flock(2): it holds across the worker
@@ -75,6 +86,7 @@ typedef struct fm_exptree {
 typedef struct fm_exp_usage {
     uint64_t bytes;
     uint64_t files;
+    uint64_t dirs; /* directories below the user's directory, the experiments' included */
 } fm_exp_usage;
 
 /*
@@ -94,7 +106,8 @@ void fm_exptree_close(fm_exptree *t);
 /*
  * fm_exptree_experiments - the experiments (top-level directories with valid
  * names) as a new JSON array, sorted by name, of {"name", "files", "bytes"};
- * *total gets the whole tree's usage. *out is the caller's (cJSON_Delete).
+ * *total gets the whole tree's usage (dirs: the experiments and what is below them).
+ * *out is the caller's (cJSON_Delete).
  * FM_OK, or FM_ESYS with errno (ENOMEM, a read error).
  */
 fm_err fm_exptree_experiments(const fm_exptree *t, cJSON **out, fm_exp_usage *total);
@@ -123,16 +136,20 @@ typedef struct fm_exp_file {
  * is computed by reading the file once. FM_OK; FM_ENOTFOUND when there is no
  * regular, singly linked file there (a directory, a symbolic link anywhere on
  * the way, a FIFO, a device, a hard link, nothing); FM_EINVAL for invalid
- * names; FM_ESYS with errno.
+ * names; FM_ESYS with errno. A file replaced or deleted while it is opened
+ * (found, then unlinked before it could be checked) is looked up again, a
+ * few times: a concurrent replace never makes a reader see no file.
  */
 fm_err fm_exptree_read(const fm_exptree *t, const char *exp, const char *path, fm_exp_file *f);
 
 /* One change in flight (an upload or a delete); the caller only keeps it and passes it back. */
 typedef struct fm_exp_change {
-    int dirfd; /* the file's directory, or -1 */
+    int dirfd; /* the file's directory (after commit, for an upload), or -1 */
     int fd;    /* an upload's O_TMPFILE, or -1 */
     bool locked;
     enum { FM_EXP_NEW, FM_EXP_REPLACE, FM_EXP_DELETE } kind; /* what commit did */
+    unsigned made;                      /* directories the commit made for a new file */
+    char rel[FM_BENEATH_PATH_MAX + 1];  /* "exp/path" */
     char leaf[FM_BENEATH_NAME_MAX + 1];
     char hidden[sizeof FM_BENEATH_RESERVED + 16]; /* the hidden name commit made */
     uint64_t bytes;                               /* written so far; a deleted file's size */
@@ -142,13 +159,13 @@ typedef struct fm_exp_change {
 } fm_exp_change;
 
 /*
- * fm_exptree_put_begin - start an upload of exp/path: makes the missing
- * directories (0700) and an unnamed temporary file (0600) in the last one.
+ * fm_exptree_put_begin - start an upload of exp/path: an unnamed temporary
+ * file (0600) in the user's directory; no directory is made before commit.
  * FM_OK with *c ready for fm_exptree_put_write (finish with _put_commit or
- * _abort); FM_EINVAL for invalid names; FM_ECONFLICT when a component of the
- * way is not a directory of the tree (a file, a symbolic link, a special
- * file); FM_ESYS with errno (EOPNOTSUPP: the file system has no O_TMPFILE).
- * On an error nothing is left to abort.
+ * _abort); FM_EINVAL for invalid names; FM_ECONFLICT when an existing
+ * component of the way is not a directory of the tree (a file, a symbolic
+ * link, a special file); FM_ESYS with errno (EOPNOTSUPP: the file system has
+ * no O_TMPFILE). On an error nothing is left to abort.
  */
 fm_err fm_exptree_put_begin(const fm_exptree *t, const char *exp, const char *path,
                             fm_exp_change *c);
@@ -183,13 +200,16 @@ fm_err fm_exptree_put_check(const fm_exptree *t, const char *exp, const char *pa
  * FM_OK: the file is there, c->kind says whether it is new or replaced one,
  * c->etag is its ETag; the lock is held until fm_exptree_settle or
  * fm_exptree_undo, one of which must follow. Otherwise nothing changed, the
- * lock is released and the caller calls fm_exptree_abort: FM_ECONFLICT (a
- * precondition failed: 412); FM_EQUOTA (*quota_what is "quota_bytes" or
- * "quota_files"); FM_EINVAL (what is at the path is not a regular, singly
- * linked file: it is never replaced); FM_ESYS with errno.
+ * lock is released, no directory was left made, and the caller calls
+ * fm_exptree_abort: FM_ECONFLICT (a precondition failed: 412); FM_EQUOTA
+ * (*why is "quota_bytes" or "quota_files"; a new file costs one entry and one
+ * more per directory it needs made); FM_EINVAL (*why is "not_regular": what
+ * is at the path is not a regular, singly linked file, it is never replaced;
+ * or "not_directory": a component of the way is not a directory, e.g. a file
+ * a concurrent upload put there); FM_ESYS with errno.
  */
 fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp_cond *cond,
-                             const fm_exp_limits *lim, const char **quota_what);
+                             const fm_exp_limits *lim, const char **why);
 
 /*
  * fm_exptree_delete - remove exp/path (commits at once: the lock is held
@@ -200,10 +220,17 @@ fm_err fm_exptree_put_commit(const fm_exptree *t, fm_exp_change *c, const fm_exp
  */
 fm_err fm_exptree_delete(const fm_exptree *t, const char *exp, const char *path, fm_exp_change *c);
 
-/* fm_exptree_settle - the change stands: drop the hidden name, release the lock. Logs failures. */
+/*
+ * fm_exptree_settle - the change stands: drop the hidden name, remove the
+ * directories a delete left empty (not one holding anything), release the
+ * lock. Logs failures.
+ */
 void fm_exptree_settle(const fm_exptree *t, fm_exp_change *c);
 
-/* fm_exptree_undo - put back what the change replaced or removed, release the lock. Logs failures.
+/*
+ * fm_exptree_undo - put back what the change replaced or removed (a new
+ * file's directories made by its commit are removed again), release the
+ * lock. Logs failures.
  */
 void fm_exptree_undo(const fm_exptree *t, fm_exp_change *c);
 
@@ -212,7 +239,7 @@ void fm_exptree_abort(fm_exp_change *c);
 
 /*
  * fm_exptree_usage - the user's usage: every regular, singly linked file of
- * the tree. FM_OK or FM_ESYS with errno.
+ * the tree, and its directories. FM_OK or FM_ESYS with errno.
  */
 fm_err fm_exptree_usage(const fm_exptree *t, fm_exp_usage *use);
 

@@ -117,6 +117,22 @@ reload_until() {
     wait_for 5 "$@"
 }
 
+# exp_user_config USER KEY [OVERRIDE...]: the experiment tests' config: USER with KEY and
+# experiments:*, uploads unlimited in practice (data.uploads_per_minute=100000), and the
+# overrides; reloads, and waits until USER's rate-limit burst (new at each call: the marker
+# of the new config) says that the new config answers.
+EXP_GEN=0
+exp_user_config() {
+    local u=$1 k=$2 rate
+    shift 2
+    EXP_GEN=$((EXP_GEN + 1))
+    rate="rate_limit: { requests_per_minute: 1000000, burst: $((100000 + EXP_GEN)) }"
+    write_config extra_users=$'    '"$u"$':\n      hash: "'"$(hash_of "$k")"$'"\n      permissions: { "experiments:*": true }\n      '"$rate" \
+        data.uploads_per_minute=100000 "$@" &&
+        reload_until exp_config_is "$k" $((100000 + EXP_GEN))
+}
+exp_config_is() { as "$1" GET /v1/whoami && json_is .rate_limit.burst "$2"; }
+
 # relay_queue: how many datagrams fetchml-logrelay's socket queues before a
 # sender that does not block (nginx) gets EAGAIN. The relay is stopped while
 # probes fill its queue, then resumed; it drops them (they are not syslog messages).

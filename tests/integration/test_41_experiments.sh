@@ -72,7 +72,7 @@ check "... and the file is unchanged" bash -c "[ $STATUS = 200 ] && cmp -s '$B' 
 t41_put "$t41_a" run1 "notes.txt" "$OUT/t41-v2"
 as "$t41_a" GET /v1/experiments
 check "GET /v1/experiments: the experiment with its file count and bytes" \
-    bash -c "[ $STATUS = 200 ] && jq -e '.experiments == [{\"name\":\"run1\",\"files\":2,\"bytes\":21}] and .usage.bytes == 21 and .usage.quota_files > 0' '$B' >/dev/null"
+    bash -c "[ $STATUS = 200 ] && jq -e '.experiments == [{\"name\":\"run1\",\"files\":2,\"bytes\":21}] and .usage.bytes == 21 and .usage.directories == 3 and .usage.quota_files > 0' '$B' >/dev/null"
 as "$t41_a" GET "/v1/experiments/run1/files?limit=1"
 check "the listing is paged: limit 1 gives the first path, total 2, next_offset 1" \
     bash -c "[ $STATUS = 200 ] && jq -e '.files[0].path == \"ckpt/epoch-1/model.bin\" and .total == 2 and .next_offset == 1 and (.files | length) == 1 and .files[0].bytes == 6' '$B' >/dev/null"
@@ -139,18 +139,35 @@ check "DELETE a file: 200 with its bytes, gone from the disk, audited experiment
     bash -c "[ $STATUS = 200 ] && jq -e '.deleted == true and .bytes == 15' '$B' >/dev/null && [ ! -e '$t41_exp/e41a/run1/notes.txt' ] && grep -F '\"trace_id\":\"$TRACE\"' '$t41_audit' | jq -e '.permission == \"experiments:delete\" and .bytes == 15' >/dev/null"
 as "$t41_a" DELETE "$(t41_url run1 notes.txt)"
 check "DELETE again -> 404" error_is 404 NOT_FOUND
+# Directories live as long as something is in them.
+t41_put "$t41_a" brief "a/b/c.txt" "$OUT/t41-hello"
+t41_put "$t41_a" brief "a/keep.txt" "$OUT/t41-hello"
+as "$t41_a" DELETE "$(t41_url brief a/b/c.txt)"
+check "a DELETE removes the directory it empties (a/b), not one still holding a file (a)" \
+    bash -c "[ $STATUS = 200 ] && [ ! -e '$t41_exp/e41a/brief/a/b' ] && [ -f '$t41_exp/e41a/brief/a/keep.txt' ]"
+as "$t41_a" DELETE "$(t41_url brief a/keep.txt)"
+as "$t41_a" GET /v1/experiments
+check "deleting an experiment's last file removes the experiment: no longer listed, nothing on disk" \
+    bash -c "[ $STATUS = 200 ] && jq -e '[.experiments[].name] == [\"run1\"]' '$B' >/dev/null && [ ! -e '$t41_exp/e41a/brief' ]"
+t41_put "$t41_a" "ckpt-failed" "x/y.bin" "$OUT/t41-hello" -H "If-Match: *"
+check "a refused upload (412) into a new experiment leaves no directory" \
+    bash -c "[ $STATUS = 412 ] && [ ! -e '$t41_exp/e41a/ckpt-failed' ]"
 
 # ---- limits --------------------------------------------------------------------
-t41_config data.max_file_bytes=1000 data.quota_files=3 data.quota_bytes=4000
+t41_config data.max_file_bytes=1000 data.quota_files=7 data.quota_bytes=4000
 head -c 1001 /dev/zero >"$OUT/t41-1001"
 head -c 1000 /dev/zero >"$OUT/t41-1000"
 head -c 100 /dev/zero >"$OUT/t41-100"
 t41_put "$t41_a" lim "big" "$OUT/t41-1001"
 check "a file over data.max_file_bytes -> 413, nothing stored" \
     bash -c "[ $STATUS = 413 ] && jq -e '.code == \"PAYLOAD_TOO_LARGE\"' '$B' >/dev/null && [ ! -e '$t41_exp/e41a/lim/big' ]"
-# e41a holds ckpt/epoch-1/model.bin and fresh.txt: room for one more file.
+# data.quota_files counts files and directories: e41a holds run1/ckpt/epoch-1/model.bin and
+# run1/fresh.txt (5 entries), room for one file in a new experiment (2 more).
+t41_put "$t41_a" lim "deep/er/one" "$OUT/t41-100"
+check "a file whose new directories would pass data.quota_files=7 -> 429 naming quota_files, no directory made" \
+    bash -c "[ $STATUS = 429 ] && jq -e '.code == \"QUOTA_EXCEEDED\" and (.error | test(\"quota_files\"))' '$B' >/dev/null && [ ! -e '$t41_exp/e41a/lim' ]"
 t41_put "$t41_a" lim "one" "$OUT/t41-1000"
-check "a third file fits data.quota_files=3" status_is 201
+check "a file in a new experiment fits data.quota_files=7 (7 entries)" status_is 201
 t41_put "$t41_a" lim "two" "$OUT/t41-1000"
 check "a fourth file -> 429 QUOTA_EXCEEDED naming quota_files, nothing stored" \
     bash -c "[ $STATUS = 429 ] && jq -e '.code == \"QUOTA_EXCEEDED\" and (.error | test(\"quota_files\"))' '$B' >/dev/null && [ ! -e '$t41_exp/e41a/lim/two' ]"

@@ -7,18 +7,8 @@
 
 t42_k=t42-$(openssl rand -hex 12)
 t42_dir=$FETCHML_VAR/experiments/e42
-t42_gen=0
-# t42_config [OVERRIDE...]: user e42 (experiments:*) and the overrides; waits
-# until e42's burst says that the new config answers.
-t42_config() {
-    local rate
-    t42_gen=$((t42_gen + 1))
-    rate="rate_limit: { requests_per_minute: 1000000, burst: $((100000 + t42_gen)) }"
-    write_config extra_users=$'    e42:\n      hash: "'"$(hash_of "$t42_k")"$'"\n      permissions: { "experiments:*": true }\n      '"$rate" \
-        data.uploads_per_minute=100000 "$@" &&
-        reload_until t42_config_is $((100000 + t42_gen))
-}
-t42_config_is() { as "$t42_k" GET /v1/whoami && json_is .rate_limit.burst "$1"; }
+# t42_config [OVERRIDE...]: user e42 (experiments:*) and the overrides (lib.sh exp_user_config).
+t42_config() { exp_user_config e42 "$t42_k" "$@"; }
 t42_url() { printf '%s/v1/experiments/%s/files/%s' "$BASE" "$1" "$2"; }
 t42_workers() { pgrep -P "$(cat "$FETCHML_VAR/run/fcgi.pid")" | sort -n; }
 # t42_hwm: "pid kB" of every child of the master (the workers and the sweeper).
@@ -57,11 +47,12 @@ rm -f "$OUT/t42-down"
 # ---- a worker killed mid-upload, a client that goes away ----------------------------------
 head -c 50000000 /dev/zero >"$OUT/t42-50m"
 printf '0' >"$OUT/t42-zero"
-# t42_uploader: the worker holding an upload's unnamed temporary file open.
+# t42_uploader: the worker holding an upload's unnamed temporary file open (O_TMPFILE in the
+# user's directory: /proc shows it as "<dir>/#<inode> (deleted)").
 t42_uploader() {
     local p
     for p in $(t42_workers); do
-        if ls -l "/proc/$p/fd" 2>/dev/null | grep -q "$t42_dir/killed.* (deleted)"; then
+        if ls -l "/proc/$p/fd" 2>/dev/null | grep -q "$t42_dir/#[0-9]* (deleted)"; then
             echo "$p"
             return 0
         fi
@@ -76,8 +67,8 @@ t42_victim=$(t42_uploader || true)
 check "an upload in flight is an unnamed temporary file of a worker (O_TMPFILE)" [ -n "$t42_victim" ]
 [ -n "$t42_victim" ] && kill -KILL "$t42_victim"
 wait "$t42_curl" 2>/dev/null
-check "the worker killed mid-upload left no file and no temporary file in the tree" \
-    bash -c "[ -z \"\$(find '$t42_dir/killed' -type f 2>/dev/null)\" ]"
+check "the worker killed mid-upload left no file, no temporary file and no directory in the tree" \
+    bash -c "[ ! -e '$t42_dir/killed' ] && [ -z \"\$(find '$t42_dir' -name '.fetchml-*' 2>/dev/null)\" ]"
 as "$t42_k" GET /v1/experiments/killed/files
 check "the listing of that experiment shows no file" \
     bash -c "[ $STATUS = 404 ] || jq -e '.total == 0' '$B' >/dev/null"
@@ -87,8 +78,8 @@ check "the master replaced the killed worker" wait_for 10 t42_respawned
 curl -sk -o /dev/null -H "X-API-Key: $t42_k" --limit-rate 2M --max-time 2 -T "$OUT/t42-50m" \
     "$(t42_url gone half.bin)"
 as "$t42_k" GET /v1/experiments/gone/files
-check "a client that went away mid-upload left no file and no temporary file" \
-    bash -c "[ -z \"\$(find '$t42_dir/gone' -type f 2>/dev/null)\" ] && { [ $STATUS = 404 ] || jq -e '.total == 0' '$B' >/dev/null; }"
+check "a client that went away mid-upload left no file, no temporary file and no directory" \
+    bash -c "[ ! -e '$t42_dir/gone' ] && [ $STATUS = 404 ]"
 # Refused before the body is read (no key, no permission, over data.max_file_bytes):
 # the JSON answer reaches the client at once, nginx is not left waiting for the
 # rest, and the worker is free for the next request.
@@ -116,10 +107,10 @@ t42_config
 check "nothing was stored by the refused uploads" test ! -e "$t42_dir/refused"
 rm -f "$OUT/t42-50m" "$OUT/t42-big" "$t42_dir/big/model.bin"
 
-# ---- slow uploads hold at most data.concurrent_uploads workers -------------------------
+# ---- slow uploads hold at most data.concurrent_transfers workers -------------------------
 # Two uploads trickle (20 bytes, one every 0.3 s) on a pool of 4 that receives 2 at once: a
 # third upload is refused at once (503, Retry-After), and other requests are served meanwhile.
-t42_config server.workers=4 data.concurrent_uploads=2
+t42_config server.workers=4 data.concurrent_transfers=2
 printf 'x' >"$OUT/t42-one"
 t42_slow() { # t42_slow NAME: one trickling upload in the background, its status in $OUT/t42-slow-NAME
     /usr/bin/python3 - "$BASE" "$t42_k" "$1" >"$OUT/t42-slow-$1" 2>&1 <<'PY' &
@@ -151,7 +142,7 @@ check "... after which an upload is taken again (201)" status_is 201
 rm -rf "$t42_dir/slow" "$OUT/t42-one"
 
 # ---- concurrency: If-Match loses no update; quotas hold ----------------------------------
-t42_config server.workers=8 data.concurrent_uploads=8
+t42_config server.workers=8 data.concurrent_transfers=8
 curl -sk -o /dev/null -H "X-API-Key: $t42_k" -T "$OUT/t42-zero" "$(t42_url cas counter)"
 # 8 clients, each adding 1 to the counter 5 times: GET it (value and ETag),
 # PUT value+1 with If-Match, and on 412 start over.
@@ -191,6 +182,47 @@ as "$t42_k" GET /v1/experiments/cas/files/counter
 check "8 clients x 5 If-Match increments: the counter is 40, no update lost ($(cat "$OUT/t42-cas.out"))" \
     bash -c "[ $STATUS = 200 ] && [ \"\$(cat '$B')\" = 40 ] && grep -q 'clients 8' '$OUT/t42-cas.out'"
 
+# Readers during replaces: 2 clients replace a file as fast as they can while 4 others GET it
+# for 6 s; every GET finds a whole file (the old content or the new one), never 404 (a reader
+# that opened the old content just before its last name went used to answer 404).
+python3 - "$BASE" "$t42_k" >"$OUT/t42-race.out" 2>&1 <<'PY'
+import http.client, ssl, sys, threading, time, urllib.parse
+base, key = sys.argv[1], sys.argv[2]
+host = urllib.parse.urlparse(base)
+ctx = ssl._create_unverified_context()
+path = "/v1/experiments/race/files/f"
+until = time.monotonic() + 6
+seen = {}
+lock = threading.Lock()
+def call(method, body=None):
+    c = http.client.HTTPSConnection(host.hostname, host.port, context=ctx, timeout=30)
+    c.request(method, path, body=body, headers={"X-API-Key": key})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+def writer(n):
+    i = 0
+    while time.monotonic() < until:
+        i += 1
+        call("PUT", (b"%d-%d" % (n, i)) * 1000)
+def reader():
+    while time.monotonic() < until:
+        status, data = call("GET")
+        if status == 200 and (len(data) % 1000 or data != data[:len(data) // 1000] * 1000):
+            status = "torn"
+        with lock:
+            seen[status] = seen.get(status, 0) + 1
+call("PUT", b"0-0" * 1000)
+threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+threads += [threading.Thread(target=reader) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(" ".join("%s=%d" % kv for kv in sorted(seen.items())))
+PY
+check "GETs during concurrent replaces: every one 200 with a whole file, none 404 ($(cat "$OUT/t42-race.out"))" \
+    bash -c "grep -Eq '^200=[0-9]+$' '$OUT/t42-race.out'"
+
 # t42_burst EXP: 8 concurrent uploads of 1 MB new files into EXP; their statuses in $OUT/t42-burst.
 head -c 1000000 /dev/zero >"$OUT/t42-1m"
 t42_burst() {
@@ -204,12 +236,12 @@ t42_burst() {
 }
 t42_count() { grep -c "^$1\$" "$OUT/t42-burst" || true; }
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.concurrent_uploads=8 data.quota_files=5
+t42_config server.workers=8 data.concurrent_transfers=8 data.quota_files=5
 t42_burst qf
-check "quota_files=5 under 8 concurrent uploaders: 5 created, 3 refused 429, 5 files on disk" \
-    bash -c "[ $(t42_count 201) = 5 ] && [ $(t42_count 429) = 3 ] && [ \$(find '$t42_dir' -type f | wc -l) = 5 ]"
+check "quota_files=5 (the experiment's directory and 4 files) under 8 concurrent uploaders: 4 created, 4 refused 429, 4 files on disk" \
+    bash -c "[ $(t42_count 201) = 4 ] && [ $(t42_count 429) = 4 ] && [ \$(find '$t42_dir' -type f | wc -l) = 4 ]"
 rm -rf "$t42_dir"
-t42_config server.workers=8 data.concurrent_uploads=8 data.quota_bytes=3500000
+t42_config server.workers=8 data.concurrent_transfers=8 data.quota_bytes=3500000
 t42_burst qb
 check "quota_bytes=3.5 MB under 8 concurrent 1 MB uploaders: 3 created, 5 refused, 3 MB on disk" \
     bash -c "[ $(t42_count 201) = 3 ] && [ $(t42_count 429) = 5 ] && [ \$(du -sb --apparent-size '$t42_dir' | awk '{print \$1}') -lt 3500000 ] && [ \$(find '$t42_dir' -type f | wc -l) = 3 ]"

@@ -2,7 +2,9 @@
  * test_exptree.c - one user's experiment tree (lib/store/exptree.c): modes,
  * the write protocol (an upload is invisible until commit; settle keeps it,
  * undo restores what was there), preconditions, quotas, deletes, listings
- * that skip what a shell user planted, and the cached ETag.
+ * that skip what a shell user planted, the cached ETag, the directories
+ * (made at commit, removed when emptied, counted in quota_files) and reads
+ * racing replaces.
  */
 #include "exptree.h"
 #include "helpers.h"
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char root[TH_PATH_MAX];
@@ -163,7 +166,7 @@ END_TEST
 
 START_TEST(quotas)
 {
-    fm_exp_limits lim = {10, 2};
+    fm_exp_limits lim = {10, 3}; /* files and directories: e, a, b */
     const char *what;
     fm_exp_change c;
 
@@ -199,8 +202,9 @@ START_TEST(delete_and_undo)
     free(text);
     ck_assert_int_eq(fm_exptree_delete(&tree, "e", "d/f", &c), FM_OK);
     fm_exptree_settle(&tree, &c);
-    ck_assert_int_eq(entries("alice/e/d"), 0);
+    ck_assert_int_eq(entries("alice"), 0); /* e/d and e, emptied, are gone */
     ck_assert_int_eq(fm_exptree_delete(&tree, "e", "d/f", &c), FM_ENOTFOUND);
+    ck_assert_int_eq(put("e", "d/g", "keep", &no_cond, &roomy, NULL), FM_OK);
     ck_assert_int_eq(fm_exptree_delete(&tree, "e", "d", &c), FM_ENOTFOUND); /* a directory */
 }
 END_TEST
@@ -285,6 +289,7 @@ START_TEST(experiments_listing)
                      "a");
     ck_assert_uint_eq(total.bytes, 5);
     ck_assert_uint_eq(total.files, 2);
+    ck_assert_uint_eq(total.dirs, 3); /* a, a/y, b */
     cJSON_Delete(list);
 }
 END_TEST
@@ -332,6 +337,174 @@ START_TEST(refuses_bad_names)
 }
 END_TEST
 
+/* No directory appears for an upload that does not stand: aborted, refused or undone. */
+START_TEST(failed_uploads_make_no_directory)
+{
+    fm_exp_limits tiny = {2, 1000};
+    fm_exp_change c;
+    const char *why;
+    cJSON *list;
+    fm_exp_usage total;
+
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "new", "a/b/f", &c), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_write(&c, "data", 4), FM_OK);
+    ck_assert_int_eq(entries("alice"), 0); /* streaming: nothing has a name */
+    fm_exptree_abort(&c);
+    ck_assert_int_eq(entries("alice"), 0);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "new", "a/b/f", &c), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_write(&c, "data", 4), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &c, &no_cond, &tiny, &why), FM_EQUOTA);
+    ck_assert_str_eq(why, "quota_bytes");
+    fm_exptree_abort(&c);
+    ck_assert_int_eq(entries("alice"), 0);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "new", "a/b/f", &c), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &c, &no_cond, &roomy, &why), FM_OK);
+    ck_assert_uint_eq(c.made, 3);
+    fm_exptree_undo(&tree, &c); /* the audit record failed */
+    ck_assert_int_eq(entries("alice"), 0);
+    ck_assert_int_eq(fm_exptree_experiments(&tree, &list, &total), FM_OK);
+    ck_assert_int_eq(cJSON_GetArraySize(list), 0);
+    cJSON_Delete(list);
+    /* Undo removes only what its commit made. */
+    ck_assert_int_eq(put("new", "a/keep", "k", &no_cond, &roomy, NULL), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "new", "a/b/f", &c), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &c, &no_cond, &roomy, &why), FM_OK);
+    ck_assert_uint_eq(c.made, 1);
+    fm_exptree_undo(&tree, &c);
+    ck_assert_int_eq(entries("alice/new/a"), 1);
+}
+END_TEST
+
+/* A delete removes the directories it empties, and only those. */
+START_TEST(deletes_remove_emptied_directories)
+{
+    char p[TH_PATH_MAX];
+    fm_exp_change c;
+
+    ck_assert_int_eq(put("e", "a/b/f", "1", &no_cond, &roomy, NULL), FM_OK);
+    ck_assert_int_eq(put("e", "a/g", "2", &no_cond, &roomy, NULL), FM_OK);
+    ck_assert_int_eq(fm_exptree_delete(&tree, "e", "a/b/f", &c), FM_OK);
+    ck_assert_int_eq(entries("alice/e/a/b"), 1); /* the hidden name, until the change settles */
+    fm_exptree_settle(&tree, &c);
+    ck_assert_int_eq(entries("alice/e/a"), 1); /* b went, g stays */
+    /* A directory holding something no client sees (a shell user's entry) stays. */
+    ck_assert_int_eq(put("e", "s/f", "3", &no_cond, &roomy, NULL), FM_OK);
+    th_path(p, root, "alice/e/s/planted");
+    ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+    ck_assert_int_eq(fm_exptree_delete(&tree, "e", "s/f", &c), FM_OK);
+    fm_exptree_settle(&tree, &c);
+    ck_assert_int_eq(entries("alice/e/s"), 1);
+    ck_assert_int_eq(unlink(p), 0);
+    ck_assert_int_eq(fm_exptree_delete(&tree, "e", "a/g", &c), FM_OK);
+    fm_exptree_settle(&tree, &c);
+    ck_assert_int_eq(entries("alice/e"), 1); /* a went; s (emptied by hand) stays */
+}
+END_TEST
+
+/* An upload whose directory a concurrent delete removed makes it again at its commit. */
+START_TEST(upload_into_a_directory_a_delete_removes)
+{
+    fm_exp_change up, del;
+    const char *why;
+    char *text;
+
+    ck_assert_int_eq(put("e", "d/old", "o", &no_cond, &roomy, NULL), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "e", "d/new", &up), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_write(&up, "n", 1), FM_OK);
+    ck_assert_int_eq(fm_exptree_delete(&tree, "e", "d/old", &del), FM_OK);
+    fm_exptree_settle(&tree, &del);
+    ck_assert_int_eq(entries("alice"), 0);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &up, &no_cond, &roomy, &why), FM_OK);
+    fm_exptree_settle(&tree, &up);
+    text = slurp("alice/e/d/new");
+    ck_assert_str_eq(text, "n");
+    free(text);
+}
+END_TEST
+
+/* data.quota_files counts directories: a deep path is no free inode bomb. */
+START_TEST(quota_files_counts_directories)
+{
+    fm_exp_limits lim = {1000, 4};
+    fm_exp_usage use;
+    const char *why;
+    fm_exp_change c;
+
+    ck_assert_int_eq(put("e", "a/b/f", "1", &no_cond, &lim, NULL), FM_OK); /* e, a, b, f */
+    ck_assert_int_eq(fm_exptree_usage(&tree, &use), FM_OK);
+    ck_assert_uint_eq(use.files, 1);
+    ck_assert_uint_eq(use.dirs, 3);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "e", "a/b/g", &c), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &c, &no_cond, &lim, &why), FM_EQUOTA);
+    ck_assert_str_eq(why, "quota_files");
+    fm_exptree_abort(&c);
+    ck_assert_int_eq(put("e", "a/b/f", "22", &no_cond, &lim, NULL), FM_OK); /* a replace */
+    lim.quota_files = 5;
+    ck_assert_int_eq(put("x", "f", "1", &no_cond, &lim, NULL), FM_EQUOTA); /* x and f: 6 */
+    ck_assert_int_eq(put("e", "g", "1", &no_cond, &lim, NULL), FM_OK);
+    ck_assert_int_eq(entries("alice"), 1); /* the refused upload left no x */
+}
+END_TEST
+
+/* Two uploads race for a name that one needs as a file and the other as a directory. */
+START_TEST(way_blocked_at_commit)
+{
+    fm_exp_change c;
+    const char *why;
+
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "e", "a/f", &c), FM_OK);
+    ck_assert_int_eq(put("e", "a", "now a file", &no_cond, &roomy, NULL), FM_OK);
+    ck_assert_int_eq(fm_exptree_put_commit(&tree, &c, &no_cond, &roomy, &why), FM_EINVAL);
+    ck_assert_str_eq(why, "not_directory");
+    fm_exptree_abort(&c);
+    ck_assert_int_eq(fm_exptree_put_begin(&tree, "e", "a/f", &c), FM_ECONFLICT);
+}
+END_TEST
+
+/*
+ * A reader never finds no file while another process replaces it: the old
+ * content's last name goes (settle) between a reader's lookup and its check
+ * often enough in 1.5 s of both looping.
+ */
+START_TEST(reads_during_replaces_always_find_the_file)
+{
+    double until = th_now() + 1.5;
+    long reads = 0, missing = 0;
+    fm_exp_file f;
+    pid_t pid;
+    int status;
+
+    ck_assert_int_eq(put("e", "f", "0", &no_cond, &roomy, NULL), FM_OK);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fm_exptree mine;
+
+        fm_exptree_close(&tree);
+        if (fm_exptree_open(root, "alice", false, &mine) != FM_OK)
+            _exit(2);
+        tree = mine;
+        while (th_now() < until)
+            if (put("e", "f", "1", &no_cond, &roomy, NULL) != FM_OK)
+                _exit(3);
+        _exit(0);
+    }
+    while (th_now() < until) {
+        fm_err rc = fm_exptree_read(&tree, "e", "f", &f);
+
+        reads++;
+        if (rc == FM_OK)
+            (void)close(f.fd);
+        else
+            missing++;
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(status, 0);
+    ck_assert_int_gt(reads, 100);
+    ck_assert_int_eq(missing, 0);
+}
+END_TEST
+
 static Suite *exptree_suite(void)
 {
     Suite *s = suite_create("exptree");
@@ -348,6 +521,12 @@ static Suite *exptree_suite(void)
     tcase_add_test(tc, experiments_listing);
     tcase_add_test(tc, ownership_follows_the_tree);
     tcase_add_test(tc, refuses_bad_names);
+    tcase_add_test(tc, failed_uploads_make_no_directory);
+    tcase_add_test(tc, deletes_remove_emptied_directories);
+    tcase_add_test(tc, upload_into_a_directory_a_delete_removes);
+    tcase_add_test(tc, quota_files_counts_directories);
+    tcase_add_test(tc, way_blocked_at_commit);
+    tcase_add_test(tc, reads_during_replaces_always_find_the_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -143,52 +143,52 @@ START_TEST(pool_slots_follow_workers)
 END_TEST
 
 /*
- * The pool's share for uploads: slots marked by begin count against max, in
+ * The pool's share for transfers: slots marked by begin count against max, in
  * any process of the pool; a refused begin leaves no mark; end and a reaped
  * worker's slot free the share; without a slot begin allows.
  */
-START_TEST(uploads_share_of_the_pool)
+START_TEST(transfers_share_of_the_pool)
 {
     pid_t pid;
     int status;
 
-    ck_assert(fm_metrics_upload_begin(1)); /* no slot yet in this process: allowed */
-    fm_metrics_upload_end();
+    ck_assert(fm_metrics_transfer_begin(1)); /* no slot yet in this process: allowed */
+    fm_metrics_transfer_end();
     ck_assert(fm_metrics_worker_start(5151));
-    ck_assert(fm_metrics_upload_begin(1)); /* this slot is the one upload */
+    ck_assert(fm_metrics_transfer_begin(1)); /* this slot is the one transfer */
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        bool ok = fm_metrics_worker_start(5252) && !fm_metrics_upload_begin(1) &&
-                  fm_metrics_upload_begin(2);
-        fm_metrics_upload_end();
+        bool ok = fm_metrics_worker_start(5252) && !fm_metrics_transfer_begin(1) &&
+                  fm_metrics_transfer_begin(2);
+        fm_metrics_transfer_end();
         _exit(ok ? 0 : 1);
     }
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     fm_metrics_worker_gone(5252);
-    ck_assert(fm_metrics_upload_begin(1)); /* still the only one: the child's mark is gone */
-    fm_metrics_upload_end();
-    /* A worker killed mid-upload: its mark goes with its slot. */
+    ck_assert(fm_metrics_transfer_begin(1)); /* still the only one: the child's mark is gone */
+    fm_metrics_transfer_end();
+    /* A worker killed mid-transfer: its mark goes with its slot. */
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        if (fm_metrics_worker_start(5353) && fm_metrics_upload_begin(1))
+        if (fm_metrics_worker_start(5353) && fm_metrics_transfer_begin(1))
             pause();
         _exit(1);
     }
     for (int i = 0; i < 200; i++) {
-        if (!fm_metrics_upload_begin(1)) /* the child holds the share */
+        if (!fm_metrics_transfer_begin(1)) /* the child holds the share */
             break;
-        fm_metrics_upload_end();
+        fm_metrics_transfer_end();
         usleep(10 * 1000);
     }
-    ck_assert(!fm_metrics_upload_begin(1));
+    ck_assert(!fm_metrics_transfer_begin(1));
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     fm_metrics_worker_gone(5353);
-    ck_assert(fm_metrics_upload_begin(1));
-    fm_metrics_upload_end();
+    ck_assert(fm_metrics_transfer_begin(1));
+    fm_metrics_transfer_end();
 }
 END_TEST
 
@@ -324,7 +324,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, without_a_region_counting_is_off);
     tcase_add_test(tc, odd_methods_routes_and_statuses_stay_bounded);
     tcase_add_test(tc, pool_slots_follow_workers);
-    tcase_add_test(tc, uploads_share_of_the_pool);
+    tcase_add_test(tc, transfers_share_of_the_pool);
     tcase_add_test(tc, exposition_is_well_formed);
     tcase_add_test(tc, listen_queue_of_a_unix_socket);
     tcase_add_test(tc, listen_queue_of_a_tcp_socket);
