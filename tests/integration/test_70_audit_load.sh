@@ -159,7 +159,9 @@ t70_umount() {
 }
 # This file runs in a subshell of its own: the trap is its own too.
 trap t70_umount EXIT
-if ! mount -t tmpfs -o size=64k,mode=0700 fetchml-t70 "$t70_mnt" 2>/dev/null; then
+# The pool's account (server.user, the owner of audit.log) creates the trail there.
+if ! mount -t tmpfs -o "size=64k,mode=0700,uid=$(stat -c %u "$t70_audit"),gid=$(stat -c %g "$t70_audit")" \
+    fetchml-t70 "$t70_mnt" 2>/dev/null; then
     echo "  skip fail-closed on a full disk: mounting a tmpfs is not permitted here"
 else
     t70_config "$t70_mnt/audit.log"
