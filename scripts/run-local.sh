@@ -109,10 +109,7 @@ start_redis() {
     alive redis && return 0
     subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR" \
         "MAXMEMORY=${FETCHML_REDIS_MAXMEMORY:-256mb}"
-    local group=() pool
-    # As root, in the pool's group: its socket (unixsocketperm 770) admits the pool, not www-data.
-    pool=$(fm_pool_user) && group=(setpriv --regid="$(id -gn "$pool")" --clear-groups)
-    "${group[@]}" redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
+    fm_redis_server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
     wait_for 5 test -S "$RUN/redis.sock" ||
         fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"
 }

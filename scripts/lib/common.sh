@@ -183,6 +183,15 @@ fm_pool_file() {
     chgrp "$(id -gn "$u")" "$1" && chmod 640 "$1"
 }
 
+# fm_redis_server CONF: redis-server CONF (it daemonizes); as root, in the
+# pool's group, so that its socket (unixsocketperm 770) admits the pool and
+# not www-data.
+fm_redis_server() {
+    local group=() pool
+    pool=$(fm_pool_user) && group=(setpriv --regid="$(id -gn "$pool")" --clear-groups)
+    "${group[@]}" redis-server "$1"
+}
+
 # fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH WORKER_HASH [OVERRIDE...]:
 # writes OUT (mode 0600; 0640 for the pool's group as root, fm_pool_file) from
 # conf/dev/config.yaml.in, the one template of run-local.sh's config and the
