@@ -66,7 +66,9 @@ t70_by_seq() {
 # Replaces audit.log with the whole chain and makes the pool reopen it; used
 # after this test split the trail, so that test_90 sees one file.
 t70_rejoin() {
-    t70_by_seq "$@" >"$t70_audit.joined" && mv "$t70_audit.joined" "$t70_audit"
+    # The pool's account (server.user) writes the file.
+    t70_by_seq "$@" >"$t70_audit.joined" && chown --reference="$t70_audit" "$t70_audit.joined" &&
+        mv "$t70_audit.joined" "$t70_audit"
     kill -USR1 "$(cat "$FETCHML_VAR/run/fcgi.pid")"
     sleep 0.5
 }
