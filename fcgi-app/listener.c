@@ -18,6 +18,12 @@
 
 #define BACKLOG 1024
 
+/*
+ * A master started as root (which then becomes server.user) gives the socket
+ * to server.user, and to that user's group unless socket_group names one:
+ * the pool can remove its name at stop, and root's group never grants nginx
+ * access by accident.
+ */
 static int open_unix(const char *path, const fm_config *cfg, char *unix_path, size_t unix_len)
 {
     int fd;
@@ -25,6 +31,14 @@ static int open_unix(const char *path, const fm_config *cfg, char *unix_path, si
     if (fm_daemon_unix_socket(path, SOCK_STREAM, cfg->server.socket_group, cfg->server.socket_mode,
                               "server.listen", &fd) != FM_OK)
         return -1;
+    if (geteuid() == 0 && cfg->server.user != NULL &&
+        chown(path, cfg->server.uid,
+              cfg->server.socket_group != NULL ? (gid_t)-1 : cfg->server.gid) != 0) {
+        fm_log_error("server.listen: cannot give %s to server.user: %s", path, strerror(errno));
+        (void)unlink(path);
+        (void)close(fd);
+        return -1;
+    }
     (void)snprintf(unix_path, unix_len, "%s", path);
     return fd;
 }

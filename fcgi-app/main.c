@@ -32,6 +32,13 @@
  * child closes them and unmaps the chain state right after fork, so a worker
  * holds nothing through which it could rewrite the trail or read the key.
  *
+ * Started as root, the master binds the socket (given to server.user, in
+ * socket_group, before anyone may connect), opens its logs and pid file,
+ * gives the log files it may have created to server.user, and then drops to
+ * server.user for good (privdrop.h) before it forks anything: no child and
+ * no later reload ever runs as root. It refuses to start as root without a
+ * server.user; started as another user, server.user must be that user.
+ *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
  * refused connection. Start-up is a table of steps run in order; the first
@@ -59,6 +66,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "privdrop.h"
 #include "redact.h"
 
 #define STOP_GRACE_S 10
@@ -71,6 +79,7 @@ static volatile sig_atomic_t got_hup, got_term, got_usr1, got_chld;
 static struct {
     const char *config_path, *pidfile;
     bool test_only;
+    bool drop; /* started as root: becomes server.user after binding and opening */
     fm_config *cfg;
     fm_pool *pool;
     fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
@@ -474,6 +483,11 @@ static void reload(void)
     }
     if (strcmp(next->server.listen, m.cfg->server.listen) != 0)
         fm_log_warn("reload: server.listen changed; the new address takes effect on restart");
+    if ((next->server.user == NULL) != (m.cfg->server.user == NULL) ||
+        (next->server.user != NULL && strcmp(next->server.user, m.cfg->server.user) != 0))
+        fm_log_warn("reload: server.user changed; the master gave up root at start, so the pool "
+                    "keeps running as uid %u until a restart",
+                    (unsigned)geteuid());
     register_secrets(next);
     if (fm_log_open(next->logging.api_file, next->logging.level, 1) != 0)
         fm_log_error("reload: cannot open %s: %s", next->logging.api_file, strerror(errno));
@@ -535,6 +549,83 @@ static fm_err open_api_log(void)
         return FM_ESYS;
     }
     log_config(m.cfg);
+    return FM_OK;
+}
+
+/* Whether the start would serve as root, or as a user other than server.user: both refused. */
+static fm_err check_identity(void)
+{
+    const char *user = m.cfg->server.user;
+
+    if (getuid() != 0 && geteuid() != 0) {
+        if (user == NULL || m.cfg->server.uid == geteuid())
+            return FM_OK;
+        fm_log_error("server.user is %s (uid %u), but fetchml-fcgi was started as uid %u, not "
+                     "root: it cannot become %s; start it as root or as %s",
+                     user, (unsigned)m.cfg->server.uid, (unsigned)geteuid(), user, user);
+        return FM_EINVAL;
+    }
+    if (user == NULL) {
+        fm_log_error("started as root and server.user is not set: the pool never serves as "
+                     "root; set server.user to the account it should run as (e.g. fetchml)");
+        return FM_EINVAL;
+    }
+    m.drop = true;
+    return FM_OK;
+}
+
+/*
+ * Gives a log file the master opened as root (and may have created) to
+ * server.user, who reopens it on SIGUSR1 and, for the audit trail, writes
+ * it from every worker (nginx gives its reopened logs to its worker user
+ * the same way). Never through a symbolic link and only a regular file with
+ * one name: a root chown must not land on a file someone else pointed the
+ * path at. The group and mode stay as they are.
+ */
+static fm_err give_file(const char *path)
+{
+    struct stat st;
+    int fd;
+
+    if (path == NULL)
+        return FM_OK;
+    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fm_log_error("cannot give %s to server.user: %s", path, strerror(errno));
+        if (fd >= 0)
+            (void)close(fd);
+        return FM_ESYS;
+    }
+    if (st.st_uid != m.cfg->server.uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        fm_log_error("cannot give %s to server.user: not a regular file with one link", path);
+        (void)close(fd);
+        return FM_ESYS;
+    }
+    if (st.st_uid != m.cfg->server.uid && fchown(fd, m.cfg->server.uid, (gid_t)-1) != 0) {
+        fm_log_error("cannot give %s to server.user: %s", path, strerror(errno));
+        (void)close(fd);
+        return FM_ESYS;
+    }
+    (void)close(fd);
+    return FM_OK;
+}
+
+/* Started as root: the files to server.user, then root given up for good. */
+static fm_err drop_privileges(void)
+{
+    char err[256];
+
+    if (!m.drop)
+        return FM_OK;
+    if (give_file(m.cfg->logging.api_file) != FM_OK || give_file(m.cfg->logging.file) != FM_OK)
+        return FM_ESYS;
+    if (fm_privdrop(m.cfg->server.user, m.cfg->server.uid, m.cfg->server.gid, err, sizeof(err)) !=
+        FM_OK) {
+        fm_log_error("cannot become server.user %s: %s", m.cfg->server.user, err);
+        return FM_ESYS;
+    }
+    fm_log_info("running as %s (uid %u, gid %u)", m.cfg->server.user, (unsigned)getuid(),
+                (unsigned)getgid());
     return FM_OK;
 }
 
@@ -604,8 +695,8 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log,      check_files,   make_tables,     check_pidfile, open_socket,
-    open_audit_logger, write_pidfile, install_signals, start_pool,
+    open_api_log,  check_identity, check_files,     make_tables,     check_pidfile, open_socket,
+    open_audit_logger, write_pidfile, drop_privileges, install_signals, start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
@@ -695,6 +786,8 @@ int main(int argc, char **argv)
 
     if (!fm_daemon_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage, &status))
         return status;
+    /* Whatever started it: nothing the pool creates is ever open to other users. */
+    (void)umask(027);
     if (fm_daemon_sodium("fetchml-fcgi") != FM_OK || (m.cfg = load_config()) == NULL)
         return 1;
     if (m.test_only) {

@@ -11,7 +11,10 @@
  *             headers, which nginx turns into nchan_channel_id. A refusal is
  *             reshaped for auth_request by fm_wsauth_answer.
  *   open      nchan_subscribe_request, after the upgrade: one audit record
- *             (action "WS_OPEN /ws", status 101, reason "channel=<kind>").
+ *             (action "WS_OPEN /ws", status 101, reason "channel=<kind>")
+ *             naming who the registry says opened the connection; only
+ *             when it has no entry (Redis down) what nginx's params say,
+ *             with "unregistered" added to the reason.
  *   close     nchan_unsubscribe_request: the registry entry ends, and one
  *             audit record (action "WS_CLOSE /ws", status 101, reason
  *             "<why> channel=<kind> duration_ms=<n>"; why is the relay's
@@ -210,15 +213,32 @@ bool fm_route_ws_audit_close(const fm_env *env, const char *trace_id, const char
 
 static void ws_open(const fm_env *env, const char *const p[P_COUNT], const char *trace_id)
 {
-    const char *kind = word(p[P_WS_KIND], FM_WSCONN_KIND_MAX);
+    fm_wsconn_store store = fm_route_ws_store(env);
+    const char *id = word(p[P_WS_CONN], FM_WSCONN_ID_SIZE + 1);
+    const char *user, *key_id, *kind;
     char reason[64];
     fm_audit_record rec;
+    fm_wsconn c;
+    bool found = false;
 
-    (void)snprintf(reason, sizeof(reason), "channel=%s", kind != NULL ? kind : "-");
+    if (id != NULL && fm_wsconn_get(&store, id, &c, &found) != FM_OK)
+        fm_log_warn("cannot read a WebSocket's registry entry (%s) trace_id=%s",
+                    fm_redis_errstr(env->redis), trace_id != NULL ? trace_id : "-");
+    if (found) {
+        user = c.user;
+        key_id = c.key_id;
+        kind = c.kind;
+    } else {
+        user = word(p[P_WS_USER], FM_WSCONN_USER_MAX);
+        key_id = word(p[P_WS_KEY_ID], FM_WSCONN_KEY_ID_MAX);
+        kind = word(p[P_WS_KIND], FM_WSCONN_KIND_MAX);
+    }
+    (void)snprintf(reason, sizeof(reason), "channel=%s%s", kind != NULL ? kind : "-",
+                   found ? "" : " unregistered");
     rec = (fm_audit_record){
         .trace_id = trace_id,
-        .user = word(p[P_WS_USER], FM_WSCONN_USER_MAX),
-        .key_id = word(p[P_WS_KEY_ID], FM_WSCONN_KEY_ID_MAX),
+        .user = user,
+        .key_id = key_id,
         .action = "WS_OPEN /ws",
         .resource = "/ws",
         .source_ip = p[P_REMOTE_ADDR],

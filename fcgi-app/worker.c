@@ -29,10 +29,20 @@
  * signal can end such a call at a deadline: SIGALRM is let in for the one
  * call (ITIMER_REAL set to the time left), and libfcgi takes the EINTR as an
  * error of the stream.
+ *
+ * The worker accepts connections itself and hands each one to libfcgi
+ * (next_request), so that on a unix socket the peer's credentials
+ * (SO_PEERCRED) are checked against server.allowed_peers before a byte of
+ * it is read: a local process that may reach the socket but is not nginx
+ * cannot choose REMOTE_ADDR or any other param. A refused connection is
+ * closed unread, counted, and logged at most once per REFUSED_LOG_S per
+ * worker with the number refused meanwhile (a flood of them costs no disk).
  */
 #include <errno.h>
 #include <fcgiapp.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -54,12 +64,14 @@
 #include "metrics.h"
 #include "pace.h"
 #include "params.h"
+#include "peercred.h"
 #include "redact.h"
 #include "routes.h"
 
 #define DRAIN_MAX_S 5
 #define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
 #define TRANSFER_GRACE_MS 10000 /* a transfer's credit (pace.h): nginx's client_body_timeout */
+#define REFUSED_LOG_S 10   /* at most one line per worker this often about refused peers */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t draining;
@@ -237,6 +249,10 @@ static struct {
     fm_env env;
     FCGX_Request r;
     sigset_t waitmask;
+    bool unix_socket;       /* peers are checked (a TCP peer has no credentials) */
+    uid_t self;             /* the worker's own uid, always an allowed peer */
+    time_t refused_log_at;  /* when a refused peer may be logged again */
+    unsigned long refused;  /* peers refused since the last line about them */
 } w;
 
 static uint64_t min_transfer_rate(void)
@@ -445,9 +461,27 @@ static fm_err init_env(void)
     return fm_worker_env_open(w.cfg, w.audit_ep, "worker", &w.env);
 }
 
+/* The master refuses to start as root; this is the last line should that ever change. */
+static fm_err init_identity(void)
+{
+    if (getuid() == 0 || geteuid() == 0) {
+        fm_log_error("worker %d: running as root; refusing to serve (set server.user)",
+                     (int)getpid());
+        return FM_ESYS;
+    }
+    w.self = geteuid();
+    w.unix_socket = strncmp(w.cfg->server.listen, "unix:", 5) == 0;
+    return FM_OK;
+}
+
+/*
+ * libfcgi gets no listen socket (-1): it reads only the connections
+ * next_request gives it, and if it gives one up (a malformed begin record)
+ * it cannot accept another behind the peer check; its accept fails (EBADF).
+ */
 static fm_err init_fastcgi(void)
 {
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&w.r, w.listen_fd, 0) != 0) {
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&w.r, -1, 0) != 0) {
         fm_log_error("worker %d: FastCGI initialisation failed", (int)getpid());
         return FM_ESYS;
     }
@@ -478,6 +512,7 @@ static fm_err init_metrics(void)
 }
 
 static fm_err (*const init_steps[])(void) = {
+    init_identity,
     init_signals,
     init_metrics,
     init_env,
@@ -526,6 +561,79 @@ static bool signal_waiting(void)
     return false;
 }
 
+/*
+ * Counts a refused peer and logs it, or only counts it within REFUSED_LOG_S
+ * of the last line; unknown: 0, or the errno of SO_PEERCRED (p unset).
+ */
+static void refuse_peer(const fm_peercred *p, int unknown)
+{
+    time_t now = time(NULL);
+
+    fm_metrics_inc(FM_MET_PEERS_REFUSED);
+    w.refused++;
+    if (now < w.refused_log_at)
+        return;
+    if (unknown == 0)
+        fm_log_warn("worker %d: refused a FastCGI connection from uid %u (gid %u, pid %d): not in "
+                    "server.allowed_peers (%lu refused by this worker since its last such line)",
+                    (int)getpid(), (unsigned)p->uid, (unsigned)p->gid, (int)p->pid, w.refused);
+    else
+        fm_log_warn("worker %d: refused a FastCGI connection whose peer is unknown (SO_PEERCRED: "
+                    "%s) (%lu refused by this worker since its last such line)",
+                    (int)getpid(), strerror(unknown), w.refused);
+    w.refused = 0;
+    w.refused_log_at = now + REFUSED_LOG_S;
+}
+
+/*
+ * A new connection whose peer may be served: its descriptor (blocking, as
+ * libfcgi reads it); -1 when none is waiting or accept failed (wait on the
+ * socket); -2 when one was refused (try the next at once).
+ */
+static int accept_peer(void)
+{
+    int fd = accept4(w.listen_fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+    fm_peercred p;
+    int unknown = 0;
+
+    if (fd < 0)
+        return errno == ECONNABORTED || errno == EINTR ? -2 : -1;
+    if (!w.unix_socket) {
+        /* What libfcgi's own accept sets on a TCP connection. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        return fd;
+    }
+    if (fm_peercred_get(fd, &p) != FM_OK)
+        unknown = errno;
+    else if (fm_peercred_allowed(p.uid, w.self, w.cfg->server.peers, w.cfg->server.npeers))
+        return fd;
+    refuse_peer(&p, unknown);
+    (void)close(fd);
+    return -2;
+}
+
+/*
+ * The next request: FCGX_Accept_r on the connection libfcgi kept open
+ * (FCGI_KEEP_CONN, same peer), or on a new one accept_peer admitted. The
+ * descriptor goes into the request as libfcgi's own accept would put it;
+ * keepConnection makes the finish at the start of FCGX_Accept_r leave it
+ * open (the begin record then sets it as the web server asks). 0 when a
+ * request is ready; -1 when there is nothing to serve now (wait), -2 when
+ * the next connection should be tried at once.
+ */
+static int next_request(void)
+{
+    if (w.r.ipcFd < 0) {
+        int fd = accept_peer();
+
+        if (fd < 0)
+            return fd;
+        w.r.ipcFd = fd;
+        w.r.keepConnection = 1;
+    }
+    return FCGX_Accept_r(&w.r) == 0 ? 0 : -2;
+}
+
 /* Serves until told to stop, or until waiting on the socket fails (logged). */
 static void serve_loop(void)
 {
@@ -544,15 +652,20 @@ static void serve_loop(void)
             (void)ppoll(NULL, 0, &now, &w.waitmask);
             continue;
         }
-        if (FCGX_Accept_r(&w.r) < 0) {
-            /* EAGAIN: nothing waiting, or another worker took it; or a broken connection. */
+        switch (next_request()) {
+        case 0:
+            finish(&w.r, serve(&w.r));
+            break;
+        case -1:
+            /* EAGAIN: nothing waiting, or another worker took it. */
             if (epoll_pwait(w.epfd, &ev, 1, -1, &w.waitmask) < 0 && errno != EINTR) {
                 fm_log_error("worker %d: poll failed: %s", (int)getpid(), strerror(errno));
                 return;
             }
-            continue;
+            break;
+        default: /* refused, or a connection that brought no request */
+            break;
         }
-        finish(&w.r, serve(&w.r));
     }
 }
 
@@ -564,9 +677,12 @@ static void serve_loop(void)
 static void drain(void)
 {
     for (time_t until = time(NULL) + DRAIN_MAX_S; draining && time(NULL) < until;) {
-        if (FCGX_Accept_r(&w.r) < 0)
+        int rc = next_request();
+
+        if (rc == -1)
             break; /* EAGAIN: the backlog is empty */
-        finish(&w.r, serve(&w.r));
+        if (rc == 0)
+            finish(&w.r, serve(&w.r));
     }
 }
 

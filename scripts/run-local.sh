@@ -134,7 +134,7 @@ start_redis() {
     write_acl
     subst "$ROOT/conf/dev/redis.conf.in" "$DEV/redis.conf" "VAR=$VAR" \
         "MAXMEMORY=${FETCHML_REDIS_MAXMEMORY:-256mb}"
-    redis-server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
+    fm_redis_server "$DEV/redis.conf" || fm_die "redis-server did not start (see $VAR/log/redis.log)"
     wait_for 5 test -S "$RUN/redis.sock" ||
         fm_die "redis-server did not open $RUN/redis.sock (see $VAR/log/redis.log)"
 }
@@ -221,7 +221,7 @@ start_nginx() {
     local user_line=""
     [ "$(id -u)" -eq 0 ] && user_line="user www-data;"
     # A socket left by an nginx that did not stop cleanly would fail the bind (nginx is not running).
-    rm -f "$RUN/nchan.sock"
+    rm -f "$RUN/nchan/nchan.sock"
     # The snippets include each other relative to nginx.conf's directory (fetchml-websocket.conf).
     ln -sfn "$ROOT/nginx" "$VAR/nginx/fetchml"
     subst "$ROOT/nginx/local/nginx.conf.in" "$VAR/nginx/nginx.conf" "VAR=$VAR" "ROOT=$ROOT" \
@@ -253,15 +253,26 @@ serves() {
 do_start() {
     fm_install_deps
     fm_build "$BUILD"
-    mkdir -p "$VAR/log" "$RUN" "$VAR/nginx/extra" "$VAR/redis" "$VAR/experiments"
+    mkdir -p "$VAR/log" "$RUN/nchan" "$VAR/nginx/extra" "$VAR/redis" "$VAR/experiments"
     chmod 755 "$VAR"
     chmod 750 "$VAR/log" "$VAR/redis"
-    chmod 700 "$VAR/experiments"
-    if [ "$(id -u)" -eq 0 ]; then
-        # nginx workers run as www-data and must reach the FastCGI socket.
-        chgrp www-data "$RUN" && chmod 750 "$RUN"
-    fi
+    chmod 700 "$VAR/experiments" "$RUN/nchan"
     first_run
+    local pool
+    if pool=$(fm_pool_user); then
+        # The pool gives up root for $pool (server.user). nginx's workers run as
+        # www-data and must reach the FastCGI socket; the pool removes its
+        # socket and pid file at stop. It writes its logs, the audit trail and
+        # the experiment trees, reads its configuration on reload, and its relay
+        # (alone with root) reaches nchan's publisher socket.
+        local pgroup
+        pgroup=$(id -gn "$pool")
+        chown "$pool:www-data" "$RUN" && chmod 750 "$RUN" &&
+            chgrp "$pgroup" "$VAR/log" "$DEV" "$RUN/nchan" && chmod 770 "$VAR/log" &&
+            chmod 710 "$DEV" && chmod 750 "$RUN/nchan" && fm_pool_file "$DEV/config.yaml" &&
+            chown -R "$pool:$pgroup" "$VAR/experiments" ||
+            fm_die "cannot give $VAR to the pool's account $pool"
+    fi
     start_redis
     start_fcgi
     start_logrelay

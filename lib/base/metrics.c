@@ -97,6 +97,10 @@ static const series_row rows[FM_MET_COUNT] = {
                                 "Pool workers and sweepers that died unexpectedly and were "
                                 "respawned.",
                                 NULL, NULL},
+    [FM_MET_PEERS_REFUSED] = {"fetchml_fastcgi_peers_refused_total", "counter",
+                              "FastCGI connections closed unread: their peer process's uid is "
+                              "not in server.allowed_peers.",
+                              NULL, NULL},
     [FM_MET_RELOADS_OK] = {"fetchml_config_reloads_total", "counter",
                            "Configuration reloads (SIGHUP), by result.", "result", "ok"},
     [FM_MET_RELOADS_REFUSED] = {"fetchml_config_reloads_total", NULL, NULL, "result", "refused"},

@@ -36,6 +36,7 @@
  *   fetchml_websockets_open                                gauge (set by /ws)
  *   fetchml_pool_workers{state="busy|idle"}                gauge
  *   fetchml_pool_worker_restarts_total                     counter
+ *   fetchml_fastcgi_peers_refused_total                    counter
  *   fetchml_pool_listen_queue_length, _max                 gauge
  *   fetchml_config_reloads_total{result="ok|refused"}      counter
  *   fetchml_config_last_reload_successful                  gauge
@@ -93,6 +94,7 @@ typedef enum fm_metric {
     FM_MET_EVENTS_FAILED,
     FM_MET_WEBSOCKETS_OPEN, /* gauge */
     FM_MET_WORKER_RESTARTS,
+    FM_MET_PEERS_REFUSED, /* FastCGI connections from a peer not in server.allowed_peers */
     FM_MET_RELOADS_OK,
     FM_MET_RELOADS_REFUSED,
     FM_MET_CONFIG_LAST_RELOAD_OK, /* gauge, 0 or 1 */

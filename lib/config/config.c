@@ -18,7 +18,7 @@
 #include "sections.h"
 
 /* Adding a section: one file with its table, one row here. */
-LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, NULL),
+LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, server_check_peers),
          LD_SECTION_ROW("auth", auth_table, NULL), LD_SECTION_ROW("rate_limit", limits_table, NULL),
          LD_SECTION_ROW("redis", redis_table, redis_check_user),
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
@@ -111,6 +111,7 @@ void fm_config_free(fm_config *cfg)
     free(cfg->auth.users);
     free(cfg->auth.roles);
     free(cfg->websocket.origins);
+    free(cfg->server.peers);
     for (size_t i = 0; i < cfg->nwarnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);

@@ -25,6 +25,9 @@ extern const struct ld_table websocket_table;   /* websocket.c */
 /* redis.c: after the redis section, redis.username needs a password. */
 fm_err redis_check_user(struct loader *l, const char *where, const yaml_mark_t *at,
                         const void *obj);
+/* server.c: after the server section, allowed_peers needs a unix server.listen. */
+fm_err server_check_peers(struct loader *l, const char *where, const yaml_mark_t *at,
+                          const void *obj);
 
 /* logging.c: after the logging section, logging.file and logging.api_file must differ. */
 fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_t *at,

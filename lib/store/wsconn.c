@@ -163,6 +163,30 @@ fm_err fm_wsconn_end(const fm_wsconn_store *s, const char *id, fm_wsconn *out, b
     return rc;
 }
 
+fm_err fm_wsconn_get(const fm_wsconn_store *s, const char *id, fm_wsconn *out, bool *found)
+{
+    char open[FM_REDIS_KEY_MAX], closing[FM_REDIS_KEY_MAX];
+    redisReply *reply;
+    fm_err rc = FM_EREDIS;
+
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    if (!id_ok(id) || keys(s, open, closing) != FM_OK)
+        return FM_EINVAL;
+    memcpy(out->id, id, FM_WSCONN_ID_SIZE);
+    {
+        const char *argv[] = {"HGET", open, id};
+        reply = fm_redis_argv(s->redis, 3, argv, NULL);
+    }
+    if (reply != NULL && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL)) {
+        rc = FM_OK;
+        *found = reply->type == REDIS_REPLY_STRING && parse_value(reply->str, out);
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return rc;
+}
+
 fm_err fm_wsconn_mark(const fm_wsconn_store *s, const char *id, const char *reason)
 {
     char open[FM_REDIS_KEY_MAX], closing[FM_REDIS_KEY_MAX];

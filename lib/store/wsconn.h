@@ -82,6 +82,16 @@ FM_MUST_CHECK fm_err fm_wsconn_end(const fm_wsconn_store *s, const char *id, fm_
                                    bool *found);
 
 /*
+ * fm_wsconn_get - what the registry holds for connection id (user, key_id,
+ * kind, opened_ms; not its mark: reason is ""), into *out, leaving it
+ * registered. *found
+ * false when it is not registered (out is then zeroed but for id). FM_OK,
+ * FM_EINVAL (bad id), FM_EREDIS.
+ */
+FM_MUST_CHECK fm_err fm_wsconn_get(const fm_wsconn_store *s, const char *id, fm_wsconn *out,
+                                   bool *found);
+
+/*
  * fm_wsconn_mark - record reason ([a-z_]+, shorter than FM_WSCONN_REASON_MAX)
  * as the close reason of connection id, which is about to be closed.
  * Marking an id that is not registered does nothing. FM_OK, FM_EINVAL,

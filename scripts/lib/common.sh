@@ -166,18 +166,53 @@ fm_config_apply() {
     done
 }
 
+# fm_pool_user: the account the FastCGI pool runs as (server.user) when the
+# scripts run as root: FETCHML_POOL_USER, default nobody (a production host
+# has an account of its own for it, docs/operations.md). Prints nothing and
+# fails when not root: the pool then runs as the caller.
+fm_pool_user() {
+    [ "$(id -u)" -eq 0 ] || return 1
+    printf '%s\n' "${FETCHML_POOL_USER:-nobody}"
+}
+
+# fm_pool_file FILE: as root, FILE becomes readable by the pool's group (0640,
+# owner root), as the configuration must be: the master re-reads it on SIGHUP
+# after it has given up root. Nothing to do otherwise.
+fm_pool_file() {
+    local u
+    u=$(fm_pool_user) || return 0
+    chgrp "$(id -gn "$u")" "$1" && chmod 640 "$1"
+}
+
+# fm_redis_server CONF: redis-server CONF (it daemonizes); as root, in the
+# pool's group, so that its socket (unixsocketperm 770) admits the pool and
+# not www-data.
+fm_redis_server() {
+    local group=() pool
+    pool=$(fm_pool_user) && group=(setpriv --regid="$(id -gn "$pool")" --clear-groups)
+    "${group[@]}" redis-server "$1"
+}
+
 # fm_dev_config OUT VAR ADMIN_HASH RESEARCHER_HASH ANALYST_HASH WORKER_HASH [OVERRIDE...]:
-# writes OUT (mode 0600) from conf/dev/config.yaml.in, the one template of
-# run-local.sh's config and the integration tests' (tests/integration/lib.sh
-# write_config), with the var dir, the demo users' key hashes and the
-# overrides (fm_config_apply). As root, the FastCGI socket goes to nginx's
-# group, www-data.
+# writes OUT (mode 0600; 0640 for the pool's group as root, fm_pool_file) from
+# conf/dev/config.yaml.in, the one template of run-local.sh's config and the
+# integration tests' (tests/integration/lib.sh write_config), with the var
+# dir, the demo users' key hashes and the overrides (fm_config_apply). As
+# root, the master drops to fm_pool_user, the FastCGI socket goes to nginx's
+# group, www-data, and only nginx's workers (www-data) and the pool itself may
+# connect (server.allowed_peers); otherwise nginx runs as the caller, the one
+# peer allowed.
 fm_dev_config() {
-    local out=$1 group=()
-    [ "$(id -u)" -eq 0 ] && group=('server.socket_group="www-data"')
+    local out=$1 ids=() pool
+    if pool=$(fm_pool_user); then
+        ids=('server.socket_group="www-data"' "server.user=\"$pool\""
+            'server.allowed_peers=["www-data"]')
+    else
+        ids=("server.allowed_peers=[\"$(id -un)\"]")
+    fi
     (
         umask 077
         fm_subst "$ROOT/conf/dev/config.yaml.in" "VAR=$2" "ADMIN_HASH=$3" "RESEARCHER_HASH=$4" \
-            "ANALYST_HASH=$5" "WORKER_HASH=$6" | fm_config_apply "${group[@]}" "${@:7}" >"$out.new"
-    ) && mv "$out.new" "$out"
+            "ANALYST_HASH=$5" "WORKER_HASH=$6" | fm_config_apply "${ids[@]}" "${@:7}" >"$out.new"
+    ) && fm_pool_file "$out.new" && mv "$out.new" "$out"
 }

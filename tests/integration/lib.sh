@@ -74,6 +74,16 @@ acl_refusals() {
         p == "username" && $0 == u && r != "auth" { print r " " o } { p = $0 }'
 }
 hash_of() { printf '%s' "$1" | "$FETCHML_BUILD/fetchml-admin" hash; }
+# fcgi_request SOCKET OUT [--as USER] [--body TEXT] [NAME=VALUE...]: one FastCGI
+# request straight to a pool's socket (fcgi_request.py; the status on stdout,
+# "closed" when refused). As root, from nginx's user (www-data), whom the
+# stack's pool serves (server.allowed_peers), unless --as names another.
+fcgi_request() {
+    local sock=$1 out=$2 as=()
+    shift 2
+    [ "$(id -u)" -eq 0 ] && [ "${1:-}" != --as ] && as=(--as www-data)
+    python3 "$ROOT/tests/integration/fcgi_request.py" "$sock" "$out" "${as[@]}" "$@"
+}
 
 # The overrides every test config starts from (fm_config_apply's
 # PATH=VALUE): every test comes from 127.0.0.1 and many fail to authenticate on

@@ -8,52 +8,13 @@ t28_sock=$FETCHML_VAR/run/fcgi.sock
 t28_audit=$FETCHML_VAR/log/audit.log
 
 # t28_fcgi TRACE_ID CONTENT_LENGTH BODY: one FastCGI request (POST /v1/tasks as
-# the researcher, from 127.0.0.1); sets STATUS, the response body in $B.
+# the researcher, from 127.0.0.1) from nginx's user, whom the pool serves
+# (server.allowed_peers); sets STATUS, the response body in $B.
 t28_fcgi() {
-    STATUS=$(python3 - "$t28_sock" "$1" "$2" "$3" "$FETCHML_RESEARCHER_KEY" "$B" <<'PY'
-import socket, struct, sys
-
-sock_path, trace, clen, body, key, out = sys.argv[1:7]
-
-def record(rtype, content):
-    pad = (8 - len(content) % 8) % 8
-    return struct.pack(">BBHHBB", 1, rtype, 1, len(content), pad, 0) + content + b"\0" * pad
-
-def pair(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-    n, v = name.encode(), value.encode()
-    return length(len(n)) + length(len(v)) + n + v
-
-params = {
-    "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/v1/tasks", "SCRIPT_NAME": "/v1/tasks",
-    "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1", "REQUEST_ID": trace,
-    "HTTP_X_API_KEY": key, "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": clen,
-}
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sock_path)
-s.sendall(record(1, struct.pack(">HB5x", 1, 0))  # BEGIN_REQUEST, responder, close after
-          + record(4, b"".join(pair(k, v) for k, v in params.items())) + record(4, b"")
-          + record(5, body.encode()) + record(5, b""))  # STDIN, then its end
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-stdout, i = b"", 0
-while i + 8 <= len(data):
-    _, rtype, _, n, pad, _ = struct.unpack(">BBHHBB", data[i:i + 8])
-    if rtype == 6:
-        stdout += data[i + 8:i + 8 + n]
-    i += 8 + n + pad
-head, _, payload = stdout.partition(b"\r\n\r\n")
-open(out, "wb").write(payload)
-status = [l for l in head.split(b"\r\n") if l.lower().startswith(b"status:")]
-print(status[0].split()[1].decode() if status else "000")
-PY
-    ) || STATUS=000
+    STATUS=$(fcgi_request "$t28_sock" "$B" --body "$3" REQUEST_METHOD=POST DOCUMENT_URI=/v1/tasks \
+        SCRIPT_NAME=/v1/tasks QUERY_STRING= REMOTE_ADDR=127.0.0.1 REQUEST_ID="$1" \
+        HTTP_X_API_KEY="$FETCHML_RESEARCHER_KEY" CONTENT_TYPE=application/json \
+        CONTENT_LENGTH="$2") || STATUS=000
 }
 t28_trace() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 t28_listed() { as researcher GET "/v1/tasks?limit=1000" && json_is 'any(.tasks[]; .job_name == "t28")' "$1"; }

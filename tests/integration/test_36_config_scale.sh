@@ -26,7 +26,7 @@ t36_config() {
     local cfg=$FETCHML_VAR/dev/config.yaml
     write_config extra_users="$(t36_user keeper "$T36_KEEP")"$'\n'"${1:-}" || return 1
     awk -v users="$t36_users" '{ print } /^  api_keys:$/ { while ((getline l < users) > 0) print l }' \
-        "$cfg" >"$cfg.t36" && chmod 600 "$cfg.t36" && mv "$cfg.t36" "$cfg"
+        "$cfg" >"$cfg.t36" && chmod 600 "$cfg.t36" && fm_pool_file "$cfg.t36" && mv "$cfg.t36" "$cfg"
 }
 t36_reload() { "$ROOT/scripts/run-local.sh" reload >"$OUT/t36-reload.out" 2>&1 || { cat "$OUT/t36-reload.out"; return 1; }; }
 t36_ok() { as "$1" GET /v1/whoami && status_is 200 && json_is .user "$2"; }

@@ -214,6 +214,9 @@ mknod "$t41_p/dev_zero" c 1 5 2>/dev/null || true
 mknod "$t41_p/dev_null" c 1 3 2>/dev/null || true
 ln -s ../e41b/bexp "$t41_exp/e41a/bob_exp"
 ln -s "$t41_out" "$t41_exp/e41a/out_exp"
+# What the user plants in the trees is theirs, i.e. the pool's account's (server.user).
+t41_owner=$(stat -c %u:%g "$t41_exp")
+chown -hR "$t41_owner" "$t41_exp/e41a" "$t41_exp/e41b"
 # The state the corpus must leave alone: every file outside e41a's tree.
 t41_state() {
     (cd "$FETCHML_VAR" && find t41-outside experiments/e41b -printf '%p %y %s %n\n' | sort &&
@@ -336,6 +339,7 @@ check "the double-encoded name is a literal name inside the tree" \
 mkdir -p "$t41_p/race"
 printf 'inside\n' >"$t41_p/race/secret.txt"
 ln -s "$t41_out" "$t41_p/race.other"
+chown -hR "$t41_owner" "$t41_p/race" "$t41_p/race.other"
 python3 - "$t41_p" <<'PY' &
 import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)

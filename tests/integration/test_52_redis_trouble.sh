@@ -6,7 +6,7 @@
 
 rt_pidfile=$FETCHML_VAR/run/redis.pid
 rt_up() { [ "$(rcli PING 2>/dev/null)" = PONG ]; }
-rt_start() { redis-server "$FETCHML_VAR/dev/redis.conf" >/dev/null && wait_for 5 rt_up; }
+rt_start() { fm_redis_server "$FETCHML_VAR/dev/redis.conf" >/dev/null && wait_for 5 rt_up; }
 # Whatever happens below, Redis is left running and answering for the files after this one.
 rt_heal() {
     kill -CONT "$(cat "$rt_pidfile" 2>/dev/null)" 2>/dev/null

@@ -69,7 +69,9 @@ t70_by_seq() {
 # Replaces audit.log with the whole chain and makes the pool reopen it; used
 # after this test split the trail, so that test_90 sees one file.
 t70_rejoin() {
-    t70_by_seq "$@" >"$t70_audit.joined" && mv "$t70_audit.joined" "$t70_audit"
+    # The pool's account (server.user) writes the file.
+    t70_by_seq "$@" >"$t70_audit.joined" && chown --reference="$t70_audit" "$t70_audit.joined" &&
+        mv "$t70_audit.joined" "$t70_audit"
     kill -USR1 "$(cat "$FETCHML_VAR/run/fcgi.pid")"
     sleep 0.5
 }
@@ -163,7 +165,9 @@ t70_umount() {
 }
 # This file runs in a subshell of its own: the trap is its own too.
 trap t70_umount EXIT
-if ! mount -t tmpfs -o size=64k,mode=0700 fetchml-t70 "$t70_mnt" 2>/dev/null; then
+# The pool's account (server.user, the owner of audit.log) creates the trail there.
+if ! mount -t tmpfs -o "size=64k,mode=0700,uid=$(stat -c %u "$t70_audit"),gid=$(stat -c %g "$t70_audit")" \
+    fetchml-t70 "$t70_mnt" 2>/dev/null; then
     echo "  skip fail-closed on a full disk: mounting a tmpfs is not permitted here"
 else
     t70_config "$t70_mnt/audit.log"

@@ -5,6 +5,7 @@
  * conf/.
  */
 #include <check.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -293,6 +294,23 @@ static const struct {
      "5:24: auth.api_keys.alice.roles[1]: role \"analyst\" is listed twice"},
     {USERS "server: {socket_group: \"www data\"}\n",
      "5:24: server.socket_group must be a group name of 1 to 63 characters [A-Za-z0-9_.-]"},
+    {USERS "server: {user: root}\n",
+     "5:16: server.user: \"root\" has uid 0; the pool never serves as root"},
+    {USERS "server: {user: no-such-user-fm}\n",
+     "5:16: server.user: no user \"no-such-user-fm\" on this host"},
+    {USERS "server: {user: \"a b\"}\n",
+     "5:16: server.user must be a user name of 1 to 63 characters [A-Za-z0-9_.-]"},
+    {USERS "server: {allowed_peers: [nobody, no-such-user-fm]}\n",
+     "5:34: server.allowed_peers[1]: no user \"no-such-user-fm\" on this host"},
+    {USERS "server: {allowed_peers: [\"4294967295\"]}\n",
+     "5:26: server.allowed_peers[0] must be a user name or a uid (0..4294967294)"},
+    {USERS "server: {allowed_peers: [\"012\"]}\n",
+     "5:26: server.allowed_peers[0] must be a user name or a uid (0..4294967294)"},
+    {USERS "server: {allowed_peers: nobody}\n",
+     "5:25: server.allowed_peers must be a list of user names and uids"},
+    {USERS "server: {listen: \"127.0.0.1:9000\", allowed_peers: [nobody]}\n",
+     "5:9: server.allowed_peers needs a unix server.listen: the peer of a TCP connection cannot "
+     "be known"},
     /* roles and permissions */
     {USERS "      roles: [analyst, reseacher]\n",
      "5:24: user \"alice\" has unknown role \"reseacher\""},
@@ -832,6 +850,29 @@ START_TEST(test_nullable_settings)
     ck_assert_ptr_null(cfg->server.socket_group);
     ck_assert_ptr_null(cfg->redis.password);
     ck_assert_ptr_null(cfg->logging.api_file);
+    fm_config_free(cfg);
+}
+END_TEST
+
+/* server.user and server.allowed_peers are resolved to ids at load. */
+START_TEST(test_server_accounts)
+{
+    fm_config *cfg = load_ok(USERS "server: {user: nobody, allowed_peers: [nobody, 0, \"33\"]}\n");
+    struct passwd *pw = getpwnam("nobody");
+
+    ck_assert_ptr_nonnull(pw);
+    ck_assert_str_eq(cfg->server.user, "nobody");
+    ck_assert_uint_eq(cfg->server.uid, pw->pw_uid);
+    ck_assert_uint_eq(cfg->server.gid, pw->pw_gid);
+    ck_assert_uint_eq(cfg->server.npeers, 3);
+    ck_assert_uint_eq(cfg->server.peers[0], pw->pw_uid);
+    ck_assert_uint_eq(cfg->server.peers[1], 0);
+    ck_assert_uint_eq(cfg->server.peers[2], 33);
+    fm_config_free(cfg);
+    /* Unset: no drop, and only the pool's own uid is served. */
+    cfg = load_ok(USERS);
+    ck_assert_ptr_null(cfg->server.user);
+    ck_assert_uint_eq(cfg->server.npeers, 0);
     fm_config_free(cfg);
 }
 END_TEST
@@ -1989,6 +2030,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_scale_load);
     tcase_add_test(tc, test_scale_duplicates_at_end);
     tcase_add_test(tc, test_name_sets);
+    tcase_add_test(tc, test_server_accounts);
     suite_add_tcase(s, tc);
     return s;
 }

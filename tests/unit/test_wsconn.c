@@ -70,11 +70,22 @@ START_TEST(register_list_mark_end)
         ck_assert_str_eq(list[i].reason, strcmp(list[i].id, a.id) == 0 ? "key_revoked" : "");
     free(list);
 
+    /* Get reads the entry and leaves it; end takes it. */
+    ck_assert_int_eq(fm_wsconn_get(&store, a.id, &got, &found), FM_OK);
+    ck_assert(found);
+    ck_assert_str_eq(got.user, "alice");
+    ck_assert_str_eq(got.key_id, "0123456789ab");
+    ck_assert_str_eq(got.kind, "user");
+    ck_assert_int_eq(got.opened_ms, 1000);
     ck_assert_int_eq(fm_wsconn_end(&store, a.id, &got, &found), FM_OK);
     ck_assert(found);
     ck_assert_str_eq(got.user, "alice");
     ck_assert_str_eq(got.reason, "key_revoked");
     ck_assert_int_eq(got.opened_ms, 1000);
+    ck_assert_int_eq(fm_wsconn_get(&store, a.id, &got, &found), FM_OK);
+    ck_assert(!found);
+    ck_assert_str_eq(got.id, a.id);
+    ck_assert_str_eq(got.user, "");
     ck_assert_int_eq(fm_wsconn_end(&store, a.id, &got, &found), FM_OK);
     ck_assert(!found);
     ck_assert_str_eq(got.id, a.id);
@@ -117,6 +128,7 @@ START_TEST(bad_fields_refused)
     c.id[3] = 'Z';
     ck_assert_int_eq(fm_wsconn_register(&store, &c), FM_EINVAL);
     ck_assert_int_eq(fm_wsconn_end(&store, "short", &got, &found), FM_EINVAL);
+    ck_assert_int_eq(fm_wsconn_get(&store, "short", &got, &found), FM_EINVAL);
     ck_assert(!found);
     c = sample("alice", 1);
     ck_assert_int_eq(fm_wsconn_mark(&store, c.id, "Key Revoked"), FM_EINVAL);
@@ -167,6 +179,7 @@ START_TEST(redis_down)
     ck_assert_int_eq(fm_wsconn_list(&store, &list, &n), FM_EREDIS);
     ck_assert_ptr_null(list);
     ck_assert_int_eq(fm_wsconn_end(&store, a.id, &got, &found), FM_EREDIS);
+    ck_assert_int_eq(fm_wsconn_get(&store, a.id, &got, &found), FM_EREDIS);
     ck_assert(!found);
     ck_assert_int_eq(fm_wsconn_mark(&store, a.id, "key_revoked"), FM_EREDIS);
 }

@@ -1,0 +1,128 @@
+# Privileges (SPEC 7): started as root, the master gives up root for
+# server.user after binding and opening, and refuses to serve as root; the
+# FastCGI socket serves only server.allowed_peers (SO_PEERCRED), so a local
+# process that can reach the socket cannot choose REMOTE_ADDR or the /ws
+# event params (attack finding F3); nchan's publisher socket is out of every
+# other local user's reach (F4). The stack runs as root on the test machine;
+# run by another user, the parts that need root say so and are skipped.
+
+t62_master=$(cat "$FETCHML_VAR/run/fcgi.pid")
+t62_sock=$FETCHML_VAR/run/fcgi.sock
+t62_api=$FETCHML_VAR/log/api.log
+t62_audit=$FETCHML_VAR/log/audit.log
+# ids FIELD PID: the four ids of a /proc status line (Uid: or Gid:), or its value.
+t62_status() { awk -v f="$1:" '$1 == f { $1 = ""; print substr($0, 2) }' "/proc/$2/status"; }
+t62_procs() { printf '%s\n' "$t62_master"; pgrep -P "$t62_master"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "  (not root: the drop, the refused peers and the nchan directory are not exercised)"
+else
+    t62_user=$(fm_pool_user) t62_uid=$(id -u "$(fm_pool_user)") t62_gid=$(id -g "$(fm_pool_user)")
+    # ---- the drop: every process of the pool, for good --------------------------------
+    t62_dropped() {
+        local p n=0
+        for p in $(t62_procs); do
+            [ "$(t62_status Uid "$p")" = "$t62_uid $t62_uid $t62_uid $t62_uid" ] &&
+                [ "$(t62_status Gid "$p")" = "$t62_gid $t62_gid $t62_gid $t62_gid" ] &&
+                [ "$(t62_status CapEff "$p")" = 0000000000000000 ] &&
+                [ "$(t62_status CapPrm "$p")" = 0000000000000000 ] &&
+                [ "$(t62_status NoNewPrivs "$p")" = 1 ] || return 1
+            n=$((n + 1))
+        done
+        [ "$n" -ge 6 ] # the master, 4 workers, the sweeper (and the relay)
+    }
+    check "the master and every child run as server.user $t62_user: real, effective, saved and fs ids, no capability, no_new_privs" \
+        t62_dropped
+    check "api.log says the master gave up root" grep -q "running as $t62_user (uid $t62_uid" "$t62_api"
+    check "the socket belongs to $t62_user, group www-data (socket_group), mode 0660" \
+        [ "$(stat -c '%U %G %a' "$t62_sock")" = "$t62_user www-data 660" ]
+    check "the audit trail and api.log belong to $t62_user" \
+        [ "$(stat -c %U "$t62_audit" "$t62_api" | sort -u)" = "$t62_user" ]
+
+    # ---- refusing to serve as root -------------------------------------------------
+    # Configs of a second master on a socket of its own (it must stop before binding).
+    t62_cfg() { # t62_cfg OUT OVERRIDE...: the test config with the overrides
+        local out=$1
+        shift
+        write_config "server.listen=\"unix:$OUT/t62.sock\"" 'logging.api_file=~' "$@" &&
+            cp -p "$FETCHML_VAR/dev/config.yaml" "$out"
+    }
+    t62_start() { # t62_start CONFIG [PREFIX...]: runs a master on CONFIG; its output in $OUT/t62.out
+        local cfg=$1
+        shift
+        REDIS_PASSWORD=x timeout 10 "$@" "$FETCHML_BUILD/fetchml-fcgi" -c "$cfg" >"$OUT/t62.out" 2>&1
+    }
+    t62_cfg "$OUT/t62-nouser.yaml" 'server.user=~'
+    t62_cfg "$OUT/t62-root.yaml" 'server.user=root'
+    t62_cfg "$OUT/t62-user.yaml"
+    chmod 644 "$OUT/t62-user.yaml" && chmod 755 "$OUT"
+    write_config
+    t62_start "$OUT/t62-nouser.yaml"
+    t62_rc=$?
+    check "started as root without server.user: exit 1, before binding" \
+        bash -c "[ $t62_rc = 1 ] && [ ! -e '$OUT/t62.sock' ]"
+    check "... saying it never serves as root" \
+        grep -q "started as root and server.user is not set: the pool never serves as root" "$OUT/t62.out"
+    t62_start "$OUT/t62-root.yaml"
+    t62_rc=$?
+    check "server.user: root is refused at load (uid 0)" \
+        bash -c "[ $t62_rc = 1 ] && grep -q 'server.user: \"root\" has uid 0; the pool never serves as root' '$OUT/t62.out'"
+    t62_start "$OUT/t62-user.yaml" setpriv --reuid=daemon --regid=daemon --clear-groups
+    t62_rc=$?
+    chmod 700 "$OUT"
+    check "started as another user (daemon), it cannot become server.user: exit 1, saying so" \
+        bash -c "[ $t62_rc = 1 ] && grep -q 'server.user is $t62_user (uid $t62_uid), but fetchml-fcgi was started as uid 1, not root' '$OUT/t62.out'"
+
+    # ---- SO_PEERCRED: nginx's user is served, another local user is not ---------------
+    scrape_refused() {
+        as admin GET /metrics >/dev/null &&
+            awk '$1 == "fetchml_fastcgi_peers_refused_total" { print $2 }' "$B"
+    }
+    t62_r0=$(scrape_refused)
+    t62_trace=t62forged$RANDOM
+    t62_forged=(REQUEST_METHOD=GET DOCUMENT_URI=/v1/whoami SCRIPT_NAME=/v1/whoami QUERY_STRING=
+        REMOTE_ADDR=127.0.0.1 "HTTP_X_API_KEY=$FETCHML_RESEARCHER_KEY")
+    STATUS=$(fcgi_request "$t62_sock" "$B" "${t62_forged[@]}" REQUEST_ID="$t62_trace-ok")
+    check "a direct FastCGI request from www-data (allowed_peers) is served (200)" status_is 200
+    # daemon in group www-data: the socket's mode lets it connect, only the peer check stops it.
+    t62_lines0=$(grep -c 'refused a FastCGI connection from uid 1 ' "$t62_api" || true)
+    STATUS=$(fcgi_request "$t62_sock" "$B" --as daemon:www-data "${t62_forged[@]}" \
+        REQUEST_ID="$t62_trace")
+    check "... one from another local user (daemon) forging REMOTE_ADDR gets nothing: closed unread" \
+        status_is closed
+    t62_refused_counted() { [ "$(scrape_refused)" -eq $((t62_r0 + 1)) ]; }
+    check "... counted: fetchml_fastcgi_peers_refused_total +1" t62_refused_counted
+    check "... logged once in api.log with its uid" \
+        bash -c "[ \$(grep -c 'refused a FastCGI connection from uid 1 ' '$t62_api') -eq $((t62_lines0 + 1)) ]"
+    check "... never audited (it was never a request)" bash -c "! grep -qF '\"trace_id\":\"$t62_trace\"' '$t62_audit'"
+    # A forged /ws close event (F3): a WS_CLOSE record for a connection nobody opened.
+    STATUS=$(fcgi_request "$t62_sock" "$B" --as daemon:www-data FETCHML_WS_EVENT=close FETCHML_WS_CONN=forged \
+        FETCHML_WS_USER=admin FETCHML_WS_KIND=admin REMOTE_ADDR=10.6.6.6 REQUEST_ID="$t62_trace-ws")
+    check "a forged FETCHML_WS_EVENT=close from daemon is refused, no WS_CLOSE record" \
+        bash -c "[ '$STATUS' = closed ] && ! grep -qF '\"trace_id\":\"$t62_trace-ws\"' '$t62_audit'"
+    # A flood: all counted, a line per worker at most (REFUSED_LOG_S).
+    t62_lines0=$(grep -c 'refused a FastCGI connection' "$t62_api" || true)
+    t62_r0=$(scrape_refused)
+    for _ in $(seq 40); do
+        fcgi_request "$t62_sock" /dev/null --as daemon:www-data "${t62_forged[@]}" >/dev/null 2>&1
+    done
+    t62_flood_counted() { [ "$(scrape_refused)" -eq $((t62_r0 + 40)) ]; }
+    check "40 refused connections in a row: all 40 counted" t62_flood_counted
+    check "... and at most one api.log line per worker (no flood)" \
+        bash -c "[ \$((\$(grep -c 'refused a FastCGI connection' '$t62_api') - $t62_lines0)) -le 4 ]"
+    as researcher GET /v1/whoami
+    check "nginx's requests are served all along" status_is 200
+
+    # ---- F4: nchan's publisher socket ---------------------------------------------
+    t62_nchan=$FETCHML_VAR/run/nchan
+    check "nchan's publisher socket is in a directory of mode 0750, group $(id -gn "$t62_user")" \
+        [ "$(stat -c '%a %G' "$t62_nchan")" = "750 $(id -gn "$t62_user")" ]
+    t62_publish() { # t62_publish USER: POSTs an event to a channel as USER; curl's status
+        setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups curl -s -o /dev/null -w '%{http_code}' \
+            --unix-socket "$t62_nchan/nchan.sock" -X POST -d '{"forged":1}' http://localhost/t62 2>/dev/null
+    }
+    t62_www_cannot() { [ "$(t62_publish www-data)" = 000 ]; }
+    t62_relay_can() { [[ $(t62_publish "$t62_user") == 20[12] ]]; }
+    check "www-data cannot publish (nor DELETE a channel): the socket is out of its reach" t62_www_cannot
+    check "the relay's account ($t62_user) can" t62_relay_can
+fi
