@@ -28,6 +28,7 @@ static const struct {
     [P_AUTHORIZATION] = {NAME_AND_LEN("HTTP_AUTHORIZATION")},
     [P_CONTENT_LENGTH] = {NAME_AND_LEN("CONTENT_LENGTH")},
     [P_CONTENT_TYPE] = {NAME_AND_LEN("CONTENT_TYPE")},
+    [P_TRANSFER_ENCODING] = {NAME_AND_LEN("HTTP_TRANSFER_ENCODING")},
     [P_ORIGIN] = {NAME_AND_LEN("HTTP_ORIGIN")},
     [P_WS_PROTOCOL] = {NAME_AND_LEN("HTTP_SEC_WEBSOCKET_PROTOCOL")},
     [P_WS_KEY] = {NAME_AND_LEN("HTTP_SEC_WEBSOCKET_KEY")},
@@ -66,6 +67,11 @@ fm_err fm_params_content_length(const char *s, size_t *out)
         return FM_EINVAL;
     *out = (size_t)v;
     return FM_OK;
+}
+
+bool fm_params_merged(const char *v)
+{
+    return v != NULL && strchr(v, ',') != NULL;
 }
 
 void fm_params_scan(char **envp, const char *value[P_COUNT], int count[P_COUNT])
