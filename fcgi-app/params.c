@@ -69,11 +69,6 @@ fm_err fm_params_content_length(const char *s, size_t *out)
     return FM_OK;
 }
 
-bool fm_params_merged(const char *v)
-{
-    return v != NULL && strchr(v, ',') != NULL;
-}
-
 void fm_params_scan(char **envp, const char *value[P_COUNT], int count[P_COUNT])
 {
     for (size_t i = 0; i < P_COUNT; i++) {

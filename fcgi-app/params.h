@@ -8,7 +8,6 @@
 #ifndef FM_PARAMS_H
 #define FM_PARAMS_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -52,17 +51,10 @@ enum {
  * '=' is skipped. As with FCGX_GetParam, the first occurrence of a name wins;
  * the count lets the caller refuse a repeated credential header (nginx passes
  * a repeated header as repeated params, and two credentials are ambiguous;
- * Apache merges them into one value with ", ", which fm_params_merged finds).
+ * Apache merges them into one value with ", ", which the key check refuses
+ * as malformed: a key holds no space).
  */
 void fm_params_scan(char **envp, const char *value[P_COUNT], int count[P_COUNT]);
-
-/*
- * fm_params_merged - whether a credential header's value v (may be NULL)
- * holds a ',': the mark of repeated headers merged into one (RFC 9110
- * section 5.3, what Apache does). No API key, nor a Bearer token (RFC 6750
- * section 2.1's b64token), contains one.
- */
-bool fm_params_merged(const char *v);
 
 /*
  * fm_params_content_length - CONTENT_LENGTH s (may be NULL) as a byte count

@@ -268,9 +268,7 @@ static bool serve(FCGX_Request *r)
     req.x_api_key = p[P_X_API_KEY];
     req.authorization = p[P_AUTHORIZATION];
     req.content_type = p[P_CONTENT_TYPE];
-    req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1 ||
-                               fm_params_merged(p[P_X_API_KEY]) ||
-                               fm_params_merged(p[P_AUTHORIZATION]);
+    req.credentials_repeated = count[P_X_API_KEY] > 1 || count[P_AUTHORIZATION] > 1;
     req.plain_http = p[P_PLAIN_HTTP] != NULL;
     fm_route_ws_prepare(p, &req, &offer);
     req.if_match = p[P_IF_MATCH];

@@ -91,6 +91,29 @@ as researcher PUT /v1/experiments/a16/files/big.bin --max-time 5 -H 'Content-Len
 forget_trace
 check "an upload's Content-Length over data.max_file_bytes -> 413 at once" a16_json 413 PAYLOAD_TOO_LARGE
 
+# A body trickled over 2 s reaches the pool only when whole (mod_buffer), so it
+# holds no worker meanwhile: the scrape in the middle sees itself busy, alone.
+python3 - "$FETCHML_HTTPS_PORT" "$FETCHML_RESEARCHER_KEY" >"$OUT/a16-slow" <<'PY' &
+import socket, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10))
+body = b'{"job_name":"a16-slow-body"}'
+s.sendall(b"POST /v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-API-Key: " + sys.argv[2].encode() +
+          b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+for i in range(0, len(body), 4):
+    s.sendall(body[i:i + 4])
+    time.sleep(2 / (len(body) / 4))
+print(s.recv(100).split(b"\r\n")[0].decode())
+PY
+a16_slow=$!
+sleep 1
+req GET /metrics -H "Authorization: Bearer $FETCHML_ANALYST_KEY"
+a16_busy=$(awk '/^fetchml_pool_workers\{state="busy"\}/ { print $2 }' "$B")
+check "a body still trickling in holds no pool worker (busy: $a16_busy, the scrape)" [ "$a16_busy" = 1 ]
+wait "$a16_slow"
+check "... and is served once whole (201)" grep -q '^HTTP/1.1 201' "$OUT/a16-slow"
+
 # ---- Apache's own errors are JSON ----------------------------------------------------
 
 req GET "/v1/$(head -c 9000 /dev/zero | tr '\0' a)"

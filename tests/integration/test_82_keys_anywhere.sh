@@ -54,6 +54,8 @@ for i in "${!t82_keys[@]}"; do
     as researcher GET "/v1/tasks/$k"
     check "$n key as a path segment -> 404" status_is 404
     as researcher GET "/v1/tasks/$p/cancel" -X POST
+    # Apache refuses a %2F in a path itself (404, AllowEncodedSlashes Off): not audited.
+    [ "$FRONT" = apache ] && [[ $p == *%2F* ]] && forget_trace
     check "$n key %-encoded in a path segment -> 404" status_is 404
     as researcher GET "/v1/tasks?status=$p"
     check "$n key as a query value -> 400" status_is 400

@@ -59,19 +59,6 @@ START_TEST(content_length)
 }
 END_TEST
 
-/* Apache merges repeated headers into one value with ", "; no key holds a comma. */
-START_TEST(merged)
-{
-    ck_assert(!fm_params_merged(NULL));
-    ck_assert(!fm_params_merged(""));
-    ck_assert(!fm_params_merged("fetchml_0123abcd"));
-    ck_assert(!fm_params_merged("Bearer ab+/c=="));
-    ck_assert(fm_params_merged("k1, k2"));
-    ck_assert(fm_params_merged("Bearer k1, Bearer k2"));
-    ck_assert(fm_params_merged(","));
-}
-END_TEST
-
 static Suite *params_suite(void)
 {
     Suite *s = suite_create("params");
@@ -79,7 +66,6 @@ static Suite *params_suite(void)
 
     tcase_add_test(tc, scan);
     tcase_add_test(tc, content_length);
-    tcase_add_test(tc, merged);
     suite_add_tcase(s, tc);
     return s;
 }
