@@ -25,6 +25,7 @@ enum {
     P_AUTHORIZATION,
     P_CONTENT_LENGTH,
     P_CONTENT_TYPE,
+    P_TRANSFER_ENCODING,
     P_IF_MATCH,
     P_IF_NONE_MATCH,
     P_PLAIN_HTTP,
@@ -49,7 +50,9 @@ enum {
  * envp is a NULL-terminated array (envp itself may be NULL); a string without
  * '=' is skipped. As with FCGX_GetParam, the first occurrence of a name wins;
  * the count lets the caller refuse a repeated credential header (nginx passes
- * a repeated header as repeated params, and two credentials are ambiguous).
+ * a repeated header as repeated params, and two credentials are ambiguous;
+ * Apache merges them into one value with ", ", which the key check refuses
+ * as malformed: a key holds no space).
  */
 void fm_params_scan(char **envp, const char *value[P_COUNT], int count[P_COUNT]);
 

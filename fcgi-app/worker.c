@@ -262,16 +262,22 @@ static uint64_t min_transfer_rate(void)
 
 /*
  * Reads the body CONTENT_LENGTH announces into req; *body is the caller's to
- * free. A body that ends early (the stream closed or broke) is marked
+ * free. A body sent with a Transfer-Encoding and no CONTENT_LENGTH (Apache's
+ * mod_proxy_fcgi passes a chunked body so; nginx de-chunks and counts those
+ * it buffers) is not read but refused 411 (length_unknown), never taken for
+ * an empty one. A body that ends early (the stream closed or broke) is marked
  * incomplete, and the pipeline refuses it: no handler sees part of a body as
  * the whole.
  */
-static void read_body(FCGX_Request *r, const char *length, fm_request *req, char **body)
+static void read_body(FCGX_Request *r, const char *length, const char *te, fm_request *req,
+                      char **body)
 {
     size_t clen;
 
     *body = NULL;
-    if (req->stream != NULL) {
+    if (te != NULL && (length == NULL || length[0] == '\0')) {
+        req->length_unknown = 1;
+    } else if (req->stream != NULL) {
         /* The handler reads it (FM_ROUTE_STREAM_BODY), up to data.max_file_bytes. */
         if (length == NULL || length[0] == '\0')
             req->length_unknown = 1;
@@ -386,7 +392,7 @@ static bool serve(FCGX_Request *r)
         req.stream = &stream;
         fm_pace_start(&bs.pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
     }
-    read_body(r, p[P_CONTENT_LENGTH], &req, &body);
+    read_body(r, p[P_CONTENT_LENGTH], p[P_TRANSFER_ENCODING], &req, &body);
     fm_metrics_worker_busy(true);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
@@ -399,7 +405,7 @@ static bool serve(FCGX_Request *r)
     fm_metrics_worker_busy(false);
     if (req.stream != NULL)
         return !req.body_too_large && !req.length_unknown && bs.got == req.content_length;
-    return !req.body_too_large && !req.body_incomplete;
+    return !req.body_too_large && !req.body_incomplete && !req.length_unknown;
 }
 
 /* ---- what every child of the master sets up after fork (app.h) ------------------- */

@@ -17,7 +17,9 @@
 # the integration tests to run a second stack beside yours:
 #   FETCHML_VAR (var/), FETCHML_HTTPS_PORT (9101), FETCHML_HTTP_PORT (9100),
 #   FETCHML_BUILD (build/), FETCHML_RELOAD_WAIT (60, seconds 'reload' waits),
-#   FETCHML_REDIS_MAXMEMORY (256mb, Redis's maxmemory; it never evicts)
+#   FETCHML_REDIS_MAXMEMORY (256mb, Redis's maxmemory; it never evicts),
+#   FETCHML_FRONT (nginx; apache: Apache 2.4 in front instead, from
+#   conf/apache/local/httpd.conf.in, without /ws: conf/apache/README.md)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -25,6 +27,8 @@ VAR=${FETCHML_VAR:-$ROOT/var}
 HTTPS_PORT=${FETCHML_HTTPS_PORT:-9101}
 HTTP_PORT=${FETCHML_HTTP_PORT:-9100}
 BUILD=${FETCHML_BUILD:-$ROOT/build}
+FRONT=${FETCHML_FRONT:-nginx}
+case $FRONT in nginx | apache) ;; *) fm_die "FETCHML_FRONT must be nginx or apache, not $FRONT" ;; esac
 # How long 'reload' waits for the new configuration to serve, seconds.
 RELOAD_WAIT_S=${FETCHML_RELOAD_WAIT:-60}
 DEV=$VAR/dev
@@ -52,6 +56,8 @@ stop_one() {
 
 do_stop() {
     stop_one nginx QUIT
+    # graceful-stop: requests in progress finish, as with nginx's QUIT.
+    stop_one apache WINCH
     # After nginx, so that its last lines still reach the files.
     stop_one logrelay TERM
     stop_one fcgi TERM
@@ -167,6 +173,7 @@ start_logrelay() {
     nohup "${ns[@]}" "$BUILD/fetchml-logrelay" -s "$RUN/logrelay.sock" "${group_args[@]}" \
         -c "$DEV/config.yaml" -p "$RUN/logrelay.pid" \
         -o "nginx_error=$VAR/log/nginx-error.log" -o "nginx_access=$VAR/log/nginx-access.log" \
+        -o "apache_error=$VAR/log/apache-error.log" -o "apache_access=$VAR/log/apache-access.log" \
         >>"$VAR/log/logrelay.stderr" 2>&1 </dev/null &
     unset REDIS_PASSWORD
     wait_for 5 listening logrelay || fm_die "fetchml-logrelay did not start (see $VAR/log/logrelay.stderr)"
@@ -234,6 +241,24 @@ start_nginx() {
         fm_die "nginx did not start (see $VAR/log/nginx-startup.log)"
 }
 
+# Apache 2.4 instead of nginx (FETCHML_FRONT=apache): the same ports, a
+# private ServerRoot in $VAR/apache, as www-data when started as root (its
+# master stays root to read the key, as nginx's does).
+start_apache() {
+    alive apache && return 0
+    local user_line=""
+    [ "$(id -u)" -eq 0 ] && user_line=$'User www-data\nGroup www-data'
+    mkdir -p "$VAR/apache"
+    subst "$ROOT/conf/apache/local/httpd.conf.in" "$VAR/apache/httpd.conf" "VAR=$VAR" "ROOT=$ROOT" \
+        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "APACHE_USER=$user_line" \
+        "MAX_FILE_BYTES=$(max_file_bytes)"
+    apache2 -t -f "$VAR/apache/httpd.conf" -E "$VAR/log/apache-startup.log" 2>>"$VAR/log/apache-startup.log" ||
+        fm_die "apache2 configuration test failed (see $VAR/log/apache-startup.log)"
+    apache2 -f "$VAR/apache/httpd.conf" -E "$VAR/log/apache-startup.log" -k start ||
+        fm_die "apache2 did not start (see $VAR/log/apache-startup.log)"
+    wait_for 5 test -f "$RUN/apache.pid" || fm_die "apache2 wrote no pid file (see $VAR/log/apache-startup.log)"
+}
+
 # answers: the stack answers GET /health without a key (401); sets code.
 answers() {
     code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/health" || true)
@@ -276,7 +301,7 @@ do_start() {
     start_redis
     start_fcgi
     start_logrelay
-    start_nginx
+    "start_$FRONT"
     local code=000
     wait_for 5 answers || fm_die "the stack does not answer on https://127.0.0.1:$HTTPS_PORT (got $code)"
     cat <<MSG
@@ -341,7 +366,7 @@ do_reload() {
 
 do_status() {
     local s
-    for s in redis fcgi logrelay nginx; do
+    for s in redis fcgi logrelay nginx apache; do
         if alive "$s"; then echo "$s: running (pid $(pid_of "$s"))"; else echo "$s: stopped"; fi
     done
 }

@@ -556,8 +556,8 @@ static step_rc step_body(req_state *st)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
-    /* A streamed body is read to its announced length: without one it would be cut to nothing. */
-    if (req->stream != NULL && req->length_unknown)
+    /* A body is read to its announced length: without one it would be cut to nothing. */
+    if (req->length_unknown)
         return refuse(st, "length_required", 411, "LENGTH_REQUIRED",
                       "Content-Length required (a body of unknown length, such as a chunked one, "
                       "is not taken here)");

@@ -98,8 +98,9 @@ typedef struct fm_request {
     bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes (a streaming
                                   route: data.max_file_bytes) */
     bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
-    bool length_unknown;       /* a streaming route's body came without CONTENT_LENGTH (chunked:
-                                  nginx does not buffer these routes): refused 411 */
+    bool length_unknown;       /* a body came without CONTENT_LENGTH (chunked: nginx does not
+                                  buffer the streaming routes, Apache passes chunked bodies
+                                  so): refused 411 */
     bool credentials_repeated; /* X-API-Key or Authorization sent more than once */
     bool plain_http;           /* FETCHML_PLAIN_HTTP: nginx got it without TLS (not a header) */
     /* GET /ws (wsauth.h): nginx's auth_request for a WebSocket (FETCHML_WS_AUTH, not a header). */

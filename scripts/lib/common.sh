@@ -7,11 +7,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # python3-requests for scripts/example-worker.py, libnginx-mod-nchan for /ws,
 # python3-websockets for its tests and the README example, prometheus for promtool and the
 # scrape test, python3-jsonschema for the OpenAPI contract test, systemd for systemd-analyze
-# (the units' test; systemd need not run).)
+# (the units' test; systemd need not run), apache2 for the tests through Apache.
+# scripts/check-tls.sh installs testssl.sh itself.)
 FM_PACKAGES="build-essential cmake pkg-config libfcgi-dev libhiredis-dev libyaml-dev
 libcjson-dev libsodium-dev libssl-dev check nginx-light redis-server redis-tools openssl curl jq
 fail2ban clang libclang-rt-14-dev wrk python3-requests libnginx-mod-nchan python3-websockets
-prometheus python3-jsonschema systemd"
+prometheus python3-jsonschema systemd apache2"
 
 fm_say() { printf '==> %s\n' "$*" >&2; }
 fm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -31,7 +32,7 @@ fm_install_deps() {
         "${missing[@]}" >/dev/null || fm_die "apt-get install failed: ${missing[*]}"
     # Debian starts these on install where it can; the project runs its own.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        $sudo systemctl disable --now nginx redis-server >/dev/null 2>&1 || true
+        $sudo systemctl disable --now nginx redis-server apache2 >/dev/null 2>&1 || true
     fi
 }
 

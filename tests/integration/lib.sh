@@ -15,6 +15,18 @@ H=$OUT/headers B=$OUT/body
 # test file that stops half-way are kept.
 RESULTS=$OUT/results
 
+# The front in use (run.sh's FETCHML_FRONT: nginx or apache) and its logs, as
+# fetchml-logrelay writes them. nginx_only DESCRIPTION: true with nginx in
+# front; with another, says that this nginx-only check is skipped.
+FRONT=${FETCHML_FRONT:-nginx}
+FRONT_ERROR_LOG=$FETCHML_VAR/log/$FRONT-error.log
+FRONT_ACCESS_LOG=$FETCHML_VAR/log/$FRONT-access.log
+nginx_only() {
+    [ "$FRONT" = nginx ] && return 0
+    printf '  skip %s: nginx only, %s in front\n' "$*" "$FRONT"
+    return 1
+}
+
 ok() { PASS=$((PASS + 1)) && echo ok >>"$RESULTS" && printf '  ok   %s\n' "$*"; }
 not_ok() { FAIL=$((FAIL + 1)) && echo FAIL >>"$RESULTS" && printf '  FAIL %s\n' "$*"; }
 check() { # check DESCRIPTION COMMAND...: passes when the command succeeds

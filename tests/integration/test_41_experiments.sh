@@ -286,8 +286,12 @@ t41_case 400 PUT "$F/%c0%ae%c0%ae%c0%af%c0%ae%c0%ae%c0%afx"
 t41_case 400 GET "$F/a%e0%80%afb"
 t41_case 400 GET "$F/a%ed%a0%80b"
 t41_case 400 GET "$F/a%ff"
-t41_case "400" GET "$F/a%00b"
-t41_case "400" PUT "$F/a%00.txt"
+# A NUL: nginx passes it on and the app refuses the name (400); Apache refuses
+# any path with %00 itself, before the app (404).
+t41_nul=400
+[ "$FRONT" = apache ] && t41_nul=404
+t41_case "$t41_nul" GET "$F/a%00b"
+t41_case "$t41_nul" PUT "$F/a%00.txt"
 t41_case 400 GET "$F/a%01b"
 t41_case 400 PUT "$F/a%0ab"
 t41_case 400 PUT "$F/a%0d%0aX-Injected:%201"

@@ -10,7 +10,7 @@
 # and X-Request-Id, which is the trace_id its audit line must carry.
 
 t70_audit=$FETCHML_VAR/log/audit.log
-t70_access=$FETCHML_VAR/log/nginx-access.log
+t70_access=$FRONT_ACCESS_LOG
 t70_adm=$FETCHML_BUILD/fetchml-admin
 t70_bad=$(printf '%064d' 70)
 t70_cfg=$FETCHML_VAR/dev/config.yaml
@@ -111,10 +111,10 @@ if [ "$t70_qlen" -ge 512 ]; then
     t70_grown() { [ $(($(t70_lines "$t70_access") - t70_access_before)) -ge 20000 ]; }
     wait_for 5 t70_grown
     tail -n +$((t70_access_before + 1)) "$t70_access" >"$OUT/t70-access.log"
-    check "nginx's access log (through fetchml-logrelay) has 20,000 new JSON lines" \
+    check "$FRONT's access log (through fetchml-logrelay) has 20,000 new JSON lines" \
         [ "$(jq -Rn '[inputs | try fromjson catch empty | select(.trace_id)] | length' "$OUT/t70-access.log")" = 20000 ]
 else
-    echo "  skip nginx access-line count: the relay's socket queues $t70_qlen datagrams (< 512), so nginx may drop lines under load"
+    echo "  skip $FRONT access-line count: the relay's socket queues $t70_qlen datagrams (< 512), so nginx may drop lines under load"
 fi
 
 # ---- rotation under load -----------------------------------------------------------
@@ -148,11 +148,11 @@ t70_rejoin "$t70_audit.1" "$t70_audit"
 rm -f "$t70_audit.1"
 check "rejoined, the trail verifies as one file" t70_verify "$t70_audit"
 
-# nginx's logs rotate the same way: fetchml-logrelay reopens its files on SIGUSR1.
+# The front's logs rotate the same way: fetchml-logrelay reopens its files on SIGUSR1.
 mv "$t70_access" "$t70_access.1"
 kill -USR1 "$(cat "$FETCHML_VAR/run/logrelay.pid")"
 t70_in_new_access() { as researcher GET /v1/whoami && sleep 0.05 && grep -qF "\"trace_id\":\"$TRACE\"" "$t70_access" 2>/dev/null; }
-check "after SIGUSR1 the relay writes a new nginx-access.log" wait_for 3 t70_in_new_access
+check "after SIGUSR1 the relay writes a new $FRONT-access.log" wait_for 3 t70_in_new_access
 check "... created mode 0640" [ "$(stat -c %a "$t70_access")" = 640 ]
 
 # ---- fail closed: the audit trail on a full file system ------------------------------

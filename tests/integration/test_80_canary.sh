@@ -78,6 +78,8 @@ t80_canary t80_ws_key hex64
 t80_canary t80_ws_q hex64
 t80_canary t80_ws_qtok word
 t80_canary t80_ws_502 hex64
+t80_canary t80_uri_path hex64
+t80_canary t80_uri_pw word
 printf '%s\n' "$t80_rpw" >>"$t80_list"
 # The SHA-256 of each key presented, and the demo keys with theirs.
 for t80_k in "$t80_key_hex" "$t80_key_fm" "$t80_bearer_hex" "$t80_bearer_fm" "$t80_out_key" "$t80_rpw" \
@@ -140,14 +142,16 @@ check "/ws with keys in the query -> 401" status_is 401
 WS_PATH="/ws?api_key=$FETCHML_ANALYST_KEY" ws_req -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
 t80_sent
 check "/ws with a valid key in the query (and one in the header) -> 400" status_is 400
-ws_open --proto "$FETCHML_RESEARCHER_KEY"
-TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
-t80_sent
-check "/ws with the researcher's key as subprotocol -> 101" status_is 101
-ws_open --bearer "$FETCHML_ADMIN_KEY"
-TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
-t80_sent
-check "/ws with the admin's key as Bearer -> 101" status_is 101
+if nginx_only "sockets opened on /ws (nchan)"; then
+    ws_open --proto "$FETCHML_RESEARCHER_KEY"
+    TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
+    t80_sent
+    check "/ws with the researcher's key as subprotocol -> 101" status_is 101
+    ws_open --bearer "$FETCHML_ADMIN_KEY"
+    TRACE=$(jq -r '.headers["x-request-id"]' <<<"$WS")
+    t80_sent
+    check "/ws with the admin's key as Bearer -> 101" status_is 101
+fi
 
 # ---- JSON bodies, URLs in bodies ------------------------------------------------------
 t80_as researcher POST /v1/tasks -H "$t80_json" -d "{\"job_name\":\"t80-$t80_id\",\"args\":\"--db redis://:$t80_b_urlpw@db.internal:6379/0 --gh $t80_b_ghp --redis-password $t80_rpw\",\"metadata\":{\"password\":\"$t80_b_pw\",\"token\":\"$t80_b_token\",\"jwt\":\"$t80_b_jwt\",\"note\":\"login with secret: $t80_b_secret\",\"escaped\":\"{\\\"api_key\\\":\\\"$t80_b_esc\\\"}\"}}"
@@ -168,15 +172,23 @@ t80_path_trace=$TRACE
 t80_as researcher DELETE "/v1/tasks/$t80_path_ghp"
 check "DELETE /v1/tasks/<ghp_ token> as a researcher (no jobs:delete) -> 403" status_is 403
 
-# ---- nginx's own error lines: the request line reaches nginx-error.log -----------------
+# ---- the front's own error lines: the request line reaches $FRONT-error.log -------------
 head -c 2000000 /dev/zero | tr '\0' 'a' >"$OUT/t80-big"
 t80_req POST "/v1/t80ctl413$t80_id/$t80_413_path?token=$t80_413_token" -H "$t80_json" \
     -H "X-API-Key: $FETCHML_RESEARCHER_KEY" --data-binary @"$OUT/t80-big"
-forget_trace # refused by nginx: only nginx's logs have it
-check "a 2 MB body -> 413 from nginx" status_is 413
+forget_trace # refused by the front: only its logs have it
+check "a 2 MB body -> 413 from $FRONT" status_is 413
 t80_req GET "/v1/tasks/%00$t80_nul_ghp" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
 forget_trace
-check "a %00 in the path -> 400 from nginx" status_is 400
+# nginx answers 400, Apache 404 (it refuses %00 and %2F in a path so).
+t80_nul_status=400
+[ "$FRONT" = apache ] && t80_nul_status=404
+check "a %00 in the path -> $t80_nul_status from $FRONT" status_is "$t80_nul_status"
+# A path that climbs above /: Apache logs it with its query (AH10244), nginx too.
+t80_req GET "/v1/tasks/../../../t80ctluri$t80_id/$t80_uri_path?password=$t80_uri_pw" --path-as-is \
+    -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
+forget_trace
+check "a path above / -> 400 from $FRONT" status_is 400
 
 # The relay on its own: a message in the syslog form logger(1) sends (with a
 # hostname), holding a credential and a forged second line.
@@ -209,10 +221,10 @@ kill -TERM "$t80_fcgi_pid"
 check "the pool is stopped" wait_for 15 t80_gone "$t80_fcgi_pid"
 t80_req GET "/v1/t80ctl502$t80_id/$t80_502_path?password=$t80_502_pw" -H "X-API-Key: $FETCHML_RESEARCHER_KEY"
 forget_trace
-check "a request with the pool down -> 503 from nginx" status_is 503
+check "a request with the pool down -> 503 from $FRONT" status_is 503
 WS_PATH="/ws?t80ctlws$t80_id=1&api_key=$t80_ws_502" ws_req
 forget_trace
-check "a /ws handshake with a query key and the pool down -> 503 JSON from nginx" error_is 503 SERVICE_UNAVAILABLE
+check "a /ws handshake with a query key and the pool down -> 503 JSON from $FRONT" error_is 503 SERVICE_UNAVAILABLE
 set -a
 . "$FETCHML_VAR/dev/redis.env"
 set +a
@@ -223,24 +235,31 @@ t80_pool() { [ -S "$FETCHML_VAR/run/fcgi.sock" ] && as researcher GET /v1/whoami
 check "the pool is restarted and serves" wait_for 10 t80_pool
 
 # ---- the requests were logged: traces, and the lines that would have held canaries ------
-t80_logged() { # every canary request's trace_id is in audit.log or nginx-access.log
+t80_logged() { # every canary request's trace_id is in audit.log or the front's access log
     local t
     while read -r t; do
         [ -n "$t" ] || return 1
-        grep -qF "\"trace_id\":\"$t\"" "$t80_log/audit.log" "$t80_log/nginx-access.log" || return 1
+        grep -qF "\"trace_id\":\"$t\"" "$t80_log/audit.log" "$FRONT_ACCESS_LOG" || return 1
     done <"$t80_traces"
 }
 wait_for 3 t80_logged
-check "each of the $(wc -l <"$t80_traces") canary requests reached audit.log or nginx-access.log" t80_logged
+check "each of the $(wc -l <"$t80_traces") canary requests reached audit.log or $FRONT-access.log" t80_logged
 check "the audit record of GET /v1/tasks/<64 hex> keeps the path, key redacted" \
     grep -qF "\"trace_id\":\"$t80_path_trace\",\"user\":\"researcher\",\"key_id\":" "$t80_log/audit.log"
 check "... as /v1/tasks/[REDACTED]" bash -c "grep -F '\"trace_id\":\"$t80_path_trace\"' '$t80_log/audit.log' | grep -qF '\"resource\":\"/v1/tasks/[REDACTED]\"'"
-check "nginx-error.log has the 413's request line, path key and token redacted" \
-    grep -qF "request: \"POST /v1/t80ctl413$t80_id/[REDACTED]?token=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
-check "nginx-error.log has the failed upstream connect's request line, redacted" \
-    grep -qF "request: \"GET /v1/t80ctl502$t80_id/[REDACTED]?password=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
-check "nginx-error.log has the failed /ws auth subrequest's request line, key redacted" \
-    grep -qF "request: \"GET /ws?t80ctlws$t80_id=1&api_key=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+if [ "$FRONT" = apache ]; then
+    # Apache logs no request line for a 413 of its own or a failed connect; it
+    # logs the path of an invalid one.
+    check "apache-error.log has the invalid path with its query, key and password redacted" \
+        grep -qF "invalid URI path (/v1/tasks/../../../t80ctluri$t80_id/[REDACTED]?password=[REDACTED]" "$FRONT_ERROR_LOG"
+else
+    check "nginx-error.log has the 413's request line, path key and token redacted" \
+        grep -qF "request: \"POST /v1/t80ctl413$t80_id/[REDACTED]?token=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+    check "nginx-error.log has the failed upstream connect's request line, redacted" \
+        grep -qF "request: \"GET /v1/t80ctl502$t80_id/[REDACTED]?password=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+    check "nginx-error.log has the failed /ws auth subrequest's request line, key redacted" \
+        grep -qF "request: \"GET /ws?t80ctlws$t80_id=1&api_key=[REDACTED] HTTP/1.1\"" "$t80_log/nginx-error.log"
+fi
 check "api.log has the failed authentications (from 127.0.0.1)" \
     grep -q "authentication failed: .*source=127.0.0.1" "$t80_log/api.log"
 
@@ -256,8 +275,8 @@ mkdir -p "$OUT/t80-selftest"
 printf 'x %s y\n' "$t80_b_token" >"$OUT/t80-selftest/planted.log"
 t80_selftest() { [ -n "$(t80_scan "$OUT/t80-selftest")" ]; }
 check "the search finds a planted canary (self-test)" t80_selftest
-check "the search covers api, audit, nginx (access, error, startup), relay, Redis and fcgi logs" \
-    bash -c "cd '$t80_log' && ls api.log audit.log nginx-access.log nginx-error.log nginx-startup.log logrelay.stderr redis.log fcgi.stderr >/dev/null"
+check "the search covers api, audit, $FRONT (access, error, startup), relay, Redis and fcgi logs" \
+    bash -c "cd '$t80_log' && ls api.log audit.log $FRONT-access.log $FRONT-error.log $FRONT-startup.log logrelay.stderr redis.log fcgi.stderr >/dev/null"
 t80_found=$(t80_scan "$t80_log")
 check "no canary, Redis password, demo key or key hash in any file under var/log" [ -z "$t80_found" ]
 [ -z "$t80_found" ] || sed 's/^/    /' <<<"$t80_found"

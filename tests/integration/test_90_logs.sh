@@ -31,10 +31,10 @@ for k in "$FETCHML_ADMIN_KEY" "$FETCHML_RESEARCHER_KEY" "$FETCHML_ANALYST_KEY" "
     done
 done
 check "no log under var/log contains a demo key or its SHA-256" [ "$leaks" -eq 0 ]
-check "log files exist for app, audit, nginx and Redis" bash -c "for f in api.log audit.log nginx-access.log nginx-error.log redis.log; do [ -f '$FETCHML_VAR/log/'\$f ] || exit 1; done"
+check "log files exist for app, audit, $FRONT and Redis" bash -c "for f in api.log audit.log $FRONT-access.log $FRONT-error.log redis.log; do [ -f '$FETCHML_VAR/log/'\$f ] || exit 1; done"
 
 as researcher GET "/v1/tasks/$FETCHML_ANALYST_KEY?password=hunter2-canary"
-check "nginx's access log records no path or query string" bash -c "! grep -qF -- 'hunter2-canary' '$FETCHML_VAR/log/nginx-access.log' && ! grep -qF -- '$FETCHML_ANALYST_KEY' '$FETCHML_VAR/log/nginx-access.log'"
+check "$FRONT's access log records no path or query string" bash -c "! grep -qF -- 'hunter2-canary' '$FRONT_ACCESS_LOG' && ! grep -qF -- '$FETCHML_ANALYST_KEY' '$FRONT_ACCESS_LOG'"
 
 # fetchml-admin audit-verify over the trail this run wrote (at least 12 records).
 for i in $(seq 12); do as analyst GET /v1/whoami; done
