@@ -242,21 +242,34 @@ start_nginx() {
 }
 
 # Apache 2.4 instead of nginx (FETCHML_FRONT=apache): the same ports, a
-# private ServerRoot in $VAR/apache, as www-data when started as root (its
-# master stays root to read the key, as nginx's does).
+# private ServerRoot in $VAR/apache (config, pid, locks, session cache, its
+# startup log, a copy of the dev certificate and key), and no process of it as
+# root: started as root, all of Apache runs as www-data from the start
+# (setpriv), master included, which the unprivileged ports allow. Its pid file
+# and startup log are linked into $RUN and $VAR/log.
 start_apache() {
     alive apache && return 0
-    local user_line=""
-    [ "$(id -u)" -eq 0 ] && user_line=$'User www-data\nGroup www-data'
+    local as=() owner
+    owner=$(id -un)
+    if [ "$(id -u)" -eq 0 ]; then
+        as=(setpriv --reuid=www-data --regid=www-data --init-groups)
+        owner=www-data
+    fi
     mkdir -p "$VAR/apache"
+    chown "$owner" "$VAR/apache"
+    install -m 0600 -o "$owner" "$DEV/tls.key" "$VAR/apache/tls.key"
+    install -m 0644 -o "$owner" "$DEV/tls.crt" "$VAR/apache/tls.crt"
+    local startup=$VAR/apache/startup.log
+    [ -e "$startup" ] || install -m 0640 -o "$owner" /dev/null "$startup"
+    ln -sfn "$startup" "$VAR/log/apache-startup.log"
     subst "$ROOT/conf/apache/local/httpd.conf.in" "$VAR/apache/httpd.conf" "VAR=$VAR" "ROOT=$ROOT" \
-        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "APACHE_USER=$user_line" \
-        "MAX_FILE_BYTES=$(max_file_bytes)"
-    apache2 -t -f "$VAR/apache/httpd.conf" -E "$VAR/log/apache-startup.log" 2>>"$VAR/log/apache-startup.log" ||
-        fm_die "apache2 configuration test failed (see $VAR/log/apache-startup.log)"
-    apache2 -f "$VAR/apache/httpd.conf" -E "$VAR/log/apache-startup.log" -k start ||
-        fm_die "apache2 did not start (see $VAR/log/apache-startup.log)"
-    wait_for 5 test -f "$RUN/apache.pid" || fm_die "apache2 wrote no pid file (see $VAR/log/apache-startup.log)"
+        "HTTPS_PORT=$HTTPS_PORT" "HTTP_PORT=$HTTP_PORT" "MAX_FILE_BYTES=$(max_file_bytes)"
+    ln -sfn "$VAR/apache/apache.pid" "$RUN/apache.pid"
+    "${as[@]}" apache2 -t -f "$VAR/apache/httpd.conf" -E "$startup" 2>>"$startup" ||
+        fm_die "apache2 configuration test failed (see $startup)"
+    "${as[@]}" apache2 -f "$VAR/apache/httpd.conf" -E "$startup" -k start ||
+        fm_die "apache2 did not start (see $startup)"
+    wait_for 5 test -s "$RUN/apache.pid" || fm_die "apache2 wrote no pid file (see $startup)"
 }
 
 # answers: the stack answers GET /health without a key (401); sets code.
