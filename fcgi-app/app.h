@@ -46,6 +46,8 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
  * fm_worker_signals - fm_daemon_signals with the n rows of sigs (delivered
  * only where the child waits with *waitmask), and SIGTERM when the master
  * dies. FM_ESYS (logged) on failure or when the master is already gone.
+ * fm_worker_redis - a Redis handle for cfg's redis section (direct, or through
+ * its sentinels), not connected; NULL out of memory or on a bad address.
  * fm_worker_env_open - the child's own Redis handle (connected on first use)
  * and audit writer on audit_shared's chain (cfg->logging.file, cfg's sync
  * mode), into env with env->cfg = cfg. FM_OK, or FM_ESYS after logging why
@@ -53,6 +55,7 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, fm_audit_shared *audit_
  * opened, after either outcome.
  */
 FM_MUST_CHECK fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask);
+fm_redis *fm_worker_redis(const fm_config *cfg);
 FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, fm_audit_shared *audit_shared,
                                         const char *who, fm_env *env);
 void fm_worker_env_close(fm_env *env);

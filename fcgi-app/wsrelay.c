@@ -383,8 +383,7 @@ static fm_err init_env(void)
         return FM_ESYS;
     s.store = fm_route_ws_store(&s.env);
     s.publisher = fm_nchan_open(cfg->websocket.publisher + 5); /* after "unix:", checked at load */
-    s.sub =
-        fm_redis_new(cfg->redis.addr, cfg->redis.password, cfg->redis.db, cfg->redis.timeout_ms);
+    s.sub = fm_worker_redis(cfg);
     if (s.publisher == NULL || s.sub == NULL ||
         fm_redis_key(s.channel, "%sevents", cfg->redis.key_prefix) != FM_OK) {
         fm_log_error("websocket relay %d: cannot start: out of memory", (int)getpid());

@@ -26,6 +26,10 @@ extern const struct ld_table websocket_table;   /* websocket.c */
 fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_t *at,
                            const void *obj);
 
+/* redis.c: after the redis section, sentinels and master_name go together. */
+fm_err redis_check_sentinels(struct loader *l, const char *where, const yaml_mark_t *at,
+                             const void *obj);
+
 /* jobs.c: after the limits section, a response page must hold the largest task. */
 fm_err jobs_check_limits(struct loader *l, const char *where, const yaml_mark_t *at,
                          const void *obj);

@@ -76,14 +76,49 @@ typedef struct fm_redis_script {
 } fm_redis_script;
 
 /*
- * fm_redis_new - a handle for addr ("unix:/path" or "host:port"), password
- * (NULL = no AUTH; copied), db (0..15) and timeout_ms (> 0, milliseconds).
+ * fm_redis_new - a direct handle (no sentinels, no username) for addr ("unix:/path" or
+ * "host:port"), password (NULL = no AUTH; copied), db (0..15) and timeout_ms (> 0, milliseconds).
  * Does not connect. Returns a handle owned by the caller (fm_redis_free), or
  * NULL with errno EINVAL (bad addr) or ENOMEM.
  */
 fm_redis *fm_redis_new(const char *addr, const char *password, int db, int timeout_ms);
 
-/* fm_redis_free - close, wipe the password copy, free. NULL is accepted. */
+/*
+ * fm_redis_open - a handle from options (fm_redis_new is the direct case).
+ * With nsentinels > 0 (at most FM_SENTINEL_MAX), the master is found through
+ * the sentinels ("host:port" each; master_name, 1..63 bytes; see sentinel.h)
+ * on every connection the handle makes, and addr is not used: after connect
+ * and AUTH the handle checks ROLE and refuses a server that is not the
+ * master ("not the master: ..."; the call fails, the next one asks again).
+ * It asks again on connection loss or a timeout (the connection is dropped,
+ * so the next call connects afresh), and on an error reply READONLY,
+ * MASTERDOWN or NOREPLICAS, which a server gives without running the command:
+ * the connection is dropped and the command sent once more through a fresh
+ * discovery. While the breaker is open the probe alternates between PING to
+ * the master it knows and asking a sentinel: a sentinel naming another master
+ * closes the breaker too, so a failover away from a hung master is seen
+ * within about 2 x FM_REDIS_PROBE_MS.
+ * username / password: AUTH [username] password to Redis (NULL password: no
+ * AUTH; a username needs a password); sentinel_username / sentinel_password
+ * the same for the sentinels. All strings are copied. db 0..15, timeout_ms >
+ * 0 (bounds every connect and command, sentinels' included). Returns a handle
+ * owned by the caller (fm_redis_free), or NULL with errno EINVAL (bad
+ * address, sentinel list or name) or ENOMEM. Connects to nothing yet.
+ */
+typedef struct fm_redis_opts {
+    const char *addr; /* "unix:/path" or "host:port"; ignored with sentinels */
+    const char *const *sentinels;
+    size_t nsentinels;
+    const char *master_name;
+    const char *username, *password;
+    const char *sentinel_username, *sentinel_password;
+    int db;
+    int timeout_ms;
+} fm_redis_opts;
+
+fm_redis *fm_redis_open(const fm_redis_opts *o);
+
+/* fm_redis_free - close, wipe the password copies, free. NULL is accepted. */
 void fm_redis_free(fm_redis *r);
 
 /*
