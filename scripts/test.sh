@@ -28,3 +28,8 @@ fm_build "$ROOT/build-asan" -DFM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 # behaviour on the real request path fail the run (run.sh checks the reports).
 fm_say "integration tests (nginx + Redis + fetchml-fcgi under ASan+UBSan, on loopback)"
 FETCHML_BUILD="$ROOT/build-asan" "$ROOT/tests/integration/run.sh"
+
+# Two front-door hosts on one Redis deployment with Sentinel failover (SPEC 9): a script of its
+# own, since it starts two stacks and a Redis master, replicas and sentinels (about a minute).
+fm_say "several hosts: two stacks, one Redis master + replicas + three sentinels, a failover"
+FETCHML_BUILD="$ROOT/build-asan" "$ROOT/tests/integration/hosts.sh"
