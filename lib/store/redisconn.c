@@ -788,6 +788,23 @@ fm_err fm_redis_subscribe(fm_redis *r, const char *channel)
     return FM_OK;
 }
 
+fm_err fm_redis_sub_ping(fm_redis *r)
+{
+    if (r->ctx == NULL)
+        return FM_EREDIS;
+    if (redisAppendCommand(r->ctx, "PING") != REDIS_OK) {
+        drop(r, "subscription ping");
+        return FM_EREDIS;
+    }
+    return write_held(r) == 0 ? FM_OK : FM_EREDIS;
+}
+
+void fm_redis_sub_drop(fm_redis *r)
+{
+    if (r->ctx != NULL)
+        drop(r, "subscription: no answer to a ping");
+}
+
 int fm_redis_fd(const fm_redis *r)
 {
     return r->ctx != NULL ? r->ctx->fd : -1;

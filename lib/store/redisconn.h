@@ -214,6 +214,21 @@ FM_MUST_CHECK fm_err fm_redis_subscribe(fm_redis *r, const char *channel);
 int fm_redis_fd(const fm_redis *r);
 FM_MUST_CHECK fm_err fm_redis_message(fm_redis *r, redisReply **msg);
 
+/*
+ * A subscribed connection says nothing while no message comes, so a server
+ * that hangs (or a master that a failover left behind, stopped) cannot be
+ * told from a quiet channel without asking. fm_redis_sub_ping writes PING on
+ * the subscription (Redis allows it there; the answer, ["pong", ""], comes
+ * through fm_redis_message like a message), bounded by timeout_ms: FM_OK
+ * when written; FM_EREDIS when there is no subscription or the write failed
+ * (the connection is then dropped: subscribe again). fm_redis_sub_drop
+ * drops the subscription's connection (its keepalive got no answer):
+ * fm_redis_fd is -1 afterwards, and the next fm_redis_subscribe connects
+ * afresh (through the sentinels, when the handle has them).
+ */
+FM_MUST_CHECK fm_err fm_redis_sub_ping(fm_redis *r);
+void fm_redis_sub_drop(fm_redis *r);
+
 /* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in
  * r. */
 const char *fm_redis_errstr(const fm_redis *r);

@@ -340,6 +340,63 @@ START_TEST(hung_master_breaker_follows_failover)
 }
 END_TEST
 
+/* The next reply on subscription h within seconds (NULL: none came; the connection holds). */
+static redisReply *next_message(fm_redis *h, double seconds)
+{
+    double end = th_now() + seconds;
+    redisReply *msg = NULL;
+
+    while (msg == NULL && th_now() < end) {
+        ck_assert_int_eq(fm_redis_message(h, &msg), FM_OK);
+        if (msg == NULL)
+            th_sleep_ms(10);
+    }
+    return msg;
+}
+
+/*
+ * The event relay's subscription through the sentinels: a PING on it is
+ * answered "pong"; once the master hangs it is not, the relay drops it, and
+ * after the failover a fresh subscription (on the promoted replica) gets
+ * what is published there.
+ */
+START_TEST(subscription_keepalive_follows_failover)
+{
+    fm_redis *sub = through(set.sentinels, 3, TH_MASTER_NAME, 300);
+    const char *pub[] = {"PUBLISH", "t:events", "after"};
+    redisReply *msg;
+    double t0;
+
+    ck_assert_int_eq(fm_redis_subscribe(sub, "t:events"), FM_OK);
+    ck_assert_int_eq(fm_redis_sub_ping(sub), FM_OK);
+    msg = next_message(sub, 2);
+    ck_assert_ptr_nonnull(msg);
+    ck_assert(msg->type == REDIS_REPLY_ARRAY && msg->elements == 2);
+    ck_assert_str_eq(msg->element[0]->str, "pong");
+    freeReplyObject(msg);
+
+    th_sentinel_stop_redis(&set, 0);
+    ck_assert_int_eq(fm_redis_sub_ping(sub), FM_OK);
+    ck_assert_ptr_null(next_message(sub, 1));
+    fm_redis_sub_drop(sub);
+    ck_assert_int_eq(fm_redis_fd(sub), -1);
+    t0 = th_now();
+    while (fm_redis_subscribe(sub, "t:events") != FM_OK) {
+        ck_assert_msg(th_now() - t0 < 15, "no subscription 15 s later: %s", fm_redis_errstr(sub));
+        th_sleep_ms(100);
+    }
+    ck_assert_int_eq(th_sentinel_master_port(&set), set.redis_port[1]);
+    msg = th_tcp_cmd(set.redis_port[1], set.password, 3, pub);
+    ck_assert(msg != NULL && msg->type == REDIS_REPLY_INTEGER && msg->integer == 1);
+    freeReplyObject(msg);
+    msg = next_message(sub, 2);
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_str_eq(msg->element[2]->str, "after");
+    freeReplyObject(msg);
+    fm_redis_free(sub);
+}
+END_TEST
+
 static Suite *sentinel_suite(void)
 {
     Suite *s = suite_create("sentinel");
@@ -357,6 +414,7 @@ static Suite *sentinel_suite(void)
     tcase_add_checked_fixture(three, setup_three, teardown);
     tcase_add_test(three, failover_after_master_killed);
     tcase_add_test(three, hung_master_breaker_follows_failover);
+    tcase_add_test(three, subscription_keepalive_follows_failover);
     suite_add_tcase(s, three);
     return s;
 }
