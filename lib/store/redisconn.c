@@ -365,8 +365,7 @@ static redisReply *exchange(fm_redis *r, int argc, const char **argv, const size
  * already received. Returns 0, or -1 when the connection failed and was
  * dropped (r->timed_out tells whether by a timeout).
  */
-/* Writes what sends left in the output buffer (see fm_redis_cork); -1 when the write fails
- * (dropped). */
+/* Writes what sends left in the output buffer (see fm_redis_cork); -1 when the write fails (dropped). */
 static int write_held(fm_redis *r)
 {
     int done = 0;

@@ -185,7 +185,7 @@ for i in $(seq 0 29); do
     if [ $((i % 2)) -eq 0 ]; then on A; else on B; fi
     as "$H_KEY" GET /v1/whoami
     case $STATUS in
-    200) admitted=$((admitted + 1)) per_host_ok[$((i % 2))]=$((per_host_ok[i % 2] + 1)) ;;
+    200) admitted=$((admitted + 1)) per_host_ok[i % 2]=$((per_host_ok[i % 2] + 1)) ;;
     429) refused=$((refused + 1)) ;;
     esac
 done
@@ -298,11 +298,11 @@ for h in A B; do
     check "host $h serves after the failover without a restart -> 201" status_is 201
 done
 awk '$2 == 201 { print $5 }' "$T/load" >"$T/acked"
-missing=0
+lost=0
 while read -r id; do
-    [ "$(mcli EXISTS "fetchml:task:$id")" = 1 ] || missing=$((missing + 1))
+    [ "$(mcli EXISTS "fetchml:task:$id")" = 1 ] || lost=$((lost + 1))
 done <"$T/acked"
-check "every acknowledged task ($(wc -l <"$T/acked")) is on the new master (missing: $missing)" [ "$missing" -eq 0 ]
+check "every acknowledged task ($(wc -l <"$T/acked")) is on the new master (lost: $lost)" [ "$lost" -eq 0 ]
 
 phase "failover checks done"
 

@@ -157,13 +157,14 @@ summary() {
 # no_sanitizer_reports [LABEL]: after the stack at $FETCHML_VAR stopped, its pool's and log
 # relay's stderr hold no ASan/LSan/UBSan report (one check each; LABEL names the stack).
 no_sanitizer_reports() {
-    local f
+    local f who=""
+    [ $# -eq 0 ] || who="$1: "
     for f in fcgi.stderr logrelay.stderr; do
         if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f"; then
             not_ok "sanitizer reports in $FETCHML_VAR/log/$f:"
             grep -E -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f" | head -60
         else
-            ok "no sanitizer report in ${1:+$1's }$f"
+            ok "${who}no sanitizer report in $f"
         fi
     done
 }
