@@ -47,6 +47,8 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, const fm_audit_endpoint
  * fm_worker_signals - fm_daemon_signals with the n rows of sigs (delivered
  * only where the child waits with *waitmask), and SIGTERM when the master
  * dies. FM_ESYS (logged) on failure or when the master is already gone.
+ * fm_worker_redis - a Redis handle for cfg's redis section (direct, or through
+ * its sentinels), not connected; NULL out of memory or on a bad address.
  * fm_worker_env_open - the child's own Redis handle (connected on first use)
  * and audit sender to the logger at audit_ep (fm_audit_connect on
  * cfg->logging.file), into env with env->cfg = cfg. FM_OK, or FM_ESYS after logging why
@@ -54,6 +56,7 @@ void fm_worker_main(const fm_config *cfg, int listen_fd, const fm_audit_endpoint
  * opened, after either outcome.
  */
 FM_MUST_CHECK fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitmask);
+fm_redis *fm_worker_redis(const fm_config *cfg);
 FM_MUST_CHECK fm_err fm_worker_env_open(const fm_config *cfg, const fm_audit_endpoint *audit_ep,
                                         const char *who, fm_env *env);
 void fm_worker_env_close(fm_env *env);

@@ -212,6 +212,12 @@ fm_err fm_daemon_secrets(const fm_config *cfg)
         fm_log_error("cannot register the Redis password with the filter: %s", strerror(errno));
         rc = FM_ESYS;
     }
+    if (cfg->redis.sentinel_password != NULL &&
+        fm_redact_add_secret(cfg->redis.sentinel_password) != FM_OK) {
+        fm_log_error("cannot register the sentinels' password with the filter: %s",
+                     strerror(errno));
+        rc = FM_ESYS;
+    }
     if (n == 0)
         return rc;
     digests =

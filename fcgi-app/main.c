@@ -137,9 +137,20 @@ static void log_config(const fm_config *cfg)
 {
     for (size_t i = 0; i < cfg->nwarnings; i++)
         fm_log_warn("%s", cfg->warnings[i]);
-    fm_log_info("config %s: %zu users, redis %s, password from %s", cfg->path, cfg->auth.nusers,
-                cfg->redis.addr,
-                cfg->redis.password_source != NULL ? cfg->redis.password_source : "nowhere (none)");
+    if (cfg->redis.nsentinels > 0)
+        fm_log_info(
+            "config %s: %zu users, redis master \"%s\" from %zu sentinels (first %s), "
+            "password from %s, sentinels' password from %s",
+            cfg->path, cfg->auth.nusers, cfg->redis.master_name, cfg->redis.nsentinels,
+            cfg->redis.sentinels[0],
+            cfg->redis.password_source != NULL ? cfg->redis.password_source : "nowhere (none)",
+            cfg->redis.sentinel_password_source != NULL ? cfg->redis.sentinel_password_source
+                                                        : "nowhere (none)");
+    else
+        fm_log_info("config %s: %zu users, redis %s, password from %s", cfg->path, cfg->auth.nusers,
+                    cfg->redis.addr,
+                    cfg->redis.password_source != NULL ? cfg->redis.password_source
+                                                       : "nowhere (none)");
 }
 
 /*

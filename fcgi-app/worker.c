@@ -419,14 +419,30 @@ fm_err fm_worker_signals(const fm_daemon_signal *sigs, size_t n, sigset_t *waitm
     return getppid() == 1 ? FM_ESYS : FM_OK;
 }
 
+fm_redis *fm_worker_redis(const fm_config *cfg)
+{
+    fm_redis_opts o = {
+        .addr = cfg->redis.addr,
+        .sentinels = (const char *const *)cfg->redis.sentinels,
+        .nsentinels = cfg->redis.nsentinels,
+        .master_name = cfg->redis.master_name,
+        .username = cfg->redis.username,
+        .password = cfg->redis.password,
+        .sentinel_password = cfg->redis.sentinel_password,
+        .db = cfg->redis.db,
+        .timeout_ms = cfg->redis.timeout_ms,
+    };
+
+    return fm_redis_open(&o);
+}
+
 fm_err fm_worker_env_open(const fm_config *cfg, const fm_audit_endpoint *audit_ep, const char *who,
                           fm_env *env)
 {
     env->cfg = cfg;
-    env->redis = fm_redis_new(cfg->redis.addr, cfg->redis.username, cfg->redis.password,
-                              cfg->redis.db, cfg->redis.timeout_ms);
+    env->redis = fm_worker_redis(cfg);
     if (env->redis == NULL) {
-        fm_log_error("%s %d: cannot start: bad redis.addr", who, (int)getpid());
+        fm_log_error("%s %d: cannot start: bad redis.addr or redis.sentinels", who, (int)getpid());
         return FM_ESYS;
     }
     env->audit = fm_audit_connect(cfg->logging.file, audit_ep);

@@ -70,6 +70,8 @@
 #define GC_AGE_MS 5000 /* ... once registered this long (the upgrade is long done) */
 #define PUBLISH_TIMEOUT_MS 1000
 #define RESUBSCRIBE_MS 1000
+#define SUB_IDLE_MS 1000   /* a subscription this quiet gets a PING (fm_redis_sub_ping) */
+#define SUB_ANSWER_MS 1000 /* ... and is dropped when nothing came back this long after it */
 #define WARN_INTERVAL_MS 10000
 
 static volatile sig_atomic_t stopping;
@@ -120,6 +122,7 @@ static struct {
     closing *closing;
     size_t nclosing;
     int64_t next_subscribe_ms, next_scan_ms;
+    int64_t sub_heard_ms, sub_ping_ms; /* last reply on the subscription; its PING (0: none) */
     size_t gc_cursor; /* where the next scan's GC_BATCH starts among the accepted sockets */
     unsigned long long delivered, failed;
     throttle publish_warn, scan_warn, subscribe_warn;
@@ -209,6 +212,8 @@ static void drain(void)
         }
         if (msg == NULL)
             return;
+        s.sub_heard_ms = fm_clock_now_ms();
+        s.sub_ping_ms = 0;
         if (msg->type == REDIS_REPLY_ARRAY && msg->elements == 3 &&
             msg->element[0]->type == REDIS_REPLY_STRING &&
             strcmp(msg->element[0]->str, "message") == 0 &&
@@ -225,6 +230,8 @@ static void subscribe(void)
     if (fm_redis_fd(s.sub) >= 0 || now < s.next_subscribe_ms)
         return;
     if (fm_redis_subscribe(s.sub, s.channel) == FM_OK) {
+        s.sub_heard_ms = now;
+        s.sub_ping_ms = 0;
         fm_log_info("websocket relay %d: relaying %s to nchan at %s", (int)getpid(), s.channel,
                     fm_nchan_path(s.publisher));
         return;
@@ -232,6 +239,40 @@ static void subscribe(void)
     s.next_subscribe_ms = now + RESUBSCRIBE_MS;
     warn_throttled(&s.subscribe_warn, "cannot subscribe to %s (%s); retrying every %d ms",
                    s.channel, fm_redis_errstr(s.sub), RESUBSCRIBE_MS);
+}
+
+/*
+ * A hung server, or a master a failover left behind while stopped, keeps the
+ * subscription open and silent: a quiet subscription is asked (PING) and
+ * dropped when that gets no answer, and subscribe() then connects afresh,
+ * through the sentinels when there are, so events flow again from the new
+ * master about SUB_IDLE_MS + SUB_ANSWER_MS after the old one went quiet.
+ */
+static void keepalive(void)
+{
+    int64_t now = fm_clock_now_ms();
+
+    if (fm_redis_fd(s.sub) < 0)
+        return;
+    if (s.sub_ping_ms != 0 && now - s.sub_ping_ms >= SUB_ANSWER_MS) {
+        warn_throttled(&s.subscribe_warn,
+                       "no answer on the subscription to %s within %d ms; "
+                       "resubscribing",
+                       s.channel, SUB_ANSWER_MS);
+        fm_redis_sub_drop(s.sub);
+        s.sub_ping_ms = 0;
+        s.next_subscribe_ms = now;
+        return;
+    }
+    if (s.sub_ping_ms != 0 || now - s.sub_heard_ms < SUB_IDLE_MS)
+        return;
+    if (fm_redis_sub_ping(s.sub) != FM_OK) {
+        warn_throttled(&s.subscribe_warn, "lost the subscription to %s (%s); resubscribing",
+                       s.channel, fm_redis_errstr(s.sub));
+        s.next_subscribe_ms = now + RESUBSCRIBE_MS;
+        return;
+    }
+    s.sub_ping_ms = now;
 }
 
 /* ---- revocation ---------------------------------------------------------------------- */
@@ -383,8 +424,7 @@ static fm_err init_env(void)
         return FM_ESYS;
     s.store = fm_route_ws_store(&s.env);
     s.publisher = fm_nchan_open(cfg->websocket.publisher + 5); /* after "unix:", checked at load */
-    s.sub = fm_redis_new(cfg->redis.addr, cfg->redis.username, cfg->redis.password, cfg->redis.db,
-                         cfg->redis.timeout_ms);
+    s.sub = fm_worker_redis(cfg);
     if (s.publisher == NULL || s.sub == NULL ||
         fm_redis_key(s.channel, "%sevents", cfg->redis.key_prefix) != FM_OK) {
         fm_log_error("websocket relay %d: cannot start: out of memory", (int)getpid());
@@ -439,6 +479,7 @@ static void relay_loop(void)
             s.next_scan_ms = now + SCAN_MS;
         }
         subscribe();
+        keepalive();
         p.fd = fm_redis_fd(s.sub);
         wait_ms = s.next_scan_ms - fm_clock_now_ms();
         if (wait_ms < 0)

@@ -36,3 +36,8 @@ FETCHML_BUILD="$ROOT/build-asan" "$ROOT/tests/integration/run.sh"
 # is skipped). About 2 minutes on a quiet machine (100 s of tests and the start).
 fm_say "integration tests through Apache 2.4 (the front-related subset)"
 FETCHML_FRONT=apache FETCHML_FRONT_SUBSET=ci FETCHML_BUILD="$ROOT/build-asan" "$ROOT/tests/integration/run.sh"
+
+# Two front-door hosts on one Redis deployment with Sentinel failover (SPEC 9): a script of its
+# own, since it starts two stacks and a Redis master, replicas and sentinels (about a minute).
+fm_say "several hosts: two stacks, one Redis master + replicas + three sentinels, a failover"
+FETCHML_BUILD="$ROOT/build-asan" "$ROOT/tests/integration/hosts.sh"

@@ -20,7 +20,7 @@
 /* Adding a section: one file with its table, one row here. */
 LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, server_check_peers),
          LD_SECTION_ROW("auth", auth_table, NULL), LD_SECTION_ROW("rate_limit", limits_table, NULL),
-         LD_SECTION_ROW("redis", redis_table, redis_check_user),
+         LD_SECTION_ROW("redis", redis_table, redis_check),
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
          LD_SECTION_ROW("data", data_table, NULL), LD_SECTION_ROW("jobs", jobs_table, NULL),
          LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits),
@@ -101,6 +101,14 @@ void fm_config_free(fm_config *cfg)
         sodium_memzero(cfg->redis.password, strlen(cfg->redis.password));
         free(cfg->redis.password);
     }
+    if (cfg->redis.sentinel_password != NULL) {
+        sodium_memzero(cfg->redis.sentinel_password, strlen(cfg->redis.sentinel_password));
+        free(cfg->redis.sentinel_password);
+    }
+    for (size_t i = 0; i < cfg->redis.nsentinels; i++)
+        free(cfg->redis.sentinels[i]);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.sentinel_password_source);
     for (size_t i = 0; i < cfg->auth.nusers; i++) {
         fm_user *user = &cfg->auth.users[i];
 

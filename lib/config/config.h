@@ -24,6 +24,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "rbac.h"
+#include "sentinel.h"
 
 #define FM_CONFIG_MAX_DEPTH 8
 #define FM_NAME_MAX 64          /* user and role names: [A-Za-z0-9_.-]{1,63} */
@@ -112,6 +113,11 @@ typedef struct fm_config {
         int db;                /* 0..15 */
         char *key_prefix;      /* e.g. "fetchml:" */
         int timeout_ms;        /* connect and command timeout, ms */
+        char **sentinels;      /* "host:port" each, nsentinels (0..FM_SENTINEL_MAX); 0: addr */
+        size_t nsentinels;
+        char *master_name;              /* the name the sentinels monitor; NULL without them */
+        char *sentinel_password;        /* resolved secret for the sentinels, NULL = none */
+        char *sentinel_password_source; /* "env NAME" or "file /path", NULL = none */
     } redis;
 
     struct {

@@ -117,6 +117,7 @@ struct loader {
     struct ld_role_src *role_src; /* parallel to cfg->auth.roles */
     size_t nrole_src;
     bool password_seen;                       /* redis.password_env or redis.password_file */
+    bool sentinel_password_seen;              /* redis.sentinel_password_env or _file */
     bool builtin_redefined[LD_BUILTIN_ROLES]; /* built-in role i already given in auth.roles */
     bool api_keys_seen;                       /* auth.api_keys or auth.apikeys */
     yaml_mark_t *key_marks;                   /* one per key, users and keys in snapshot order */
@@ -305,6 +306,8 @@ fm_err ld_bool(struct loader *l, const char *where, bool *out);
 fm_err ld_resolve_path(struct loader *l, const char *where, const char *text, const char *prefix,
                        char **out);
 fm_err ld_cidrs(struct loader *l, const char *where, fm_ipacl *acl);
+/* The current value as "host:port" or "[v6]:port" (TCP only), into *out. */
+fm_err ld_host_port(struct loader *l, const char *where, char **out);
 /* Parses the current value for a row of a scalar or list kind into its field in obj. */
 fm_err ld_row_value(struct loader *l, const char *where, const struct ld_row *row, void *obj);
 /* An expanded value may hold a secret: wipes and frees l->value. */

@@ -1,14 +1,18 @@
 /*
- * redis.c - the redis section: the server's address, database, key prefix and
- * timeout, the ACL user (redis.username: Redis 6+'s AUTH user password) and
- * its password, resolved at load time so that a missing secret stops the
- * load, not the first request: redis.password_env names an environment
- * variable, redis.password_file a file only its owner may read (a bare
- * password, or the REDIS_PASSWORD= line of an environment file; under
- * systemd, "${CREDENTIALS_DIRECTORY}/redis-password" of LoadCredential=).
+ * redis.c - the redis section: the server's address (or the sentinels that
+ * know it, and the master's name), database, key prefix and timeout, the ACL
+ * user (redis.username: Redis 6+'s AUTH user password), and the passwords of
+ * Redis and of the sentinels, resolved at load time so that a missing secret
+ * stops the load, not the first request: redis.password_env names an
+ * environment variable, redis.password_file a file only its owner may read (a
+ * bare password, or the REDIS_PASSWORD= line of an environment file; under
+ * systemd, "${CREDENTIALS_DIRECTORY}/redis-password" of LoadCredential=);
+ * redis.sentinel_password_env and _file the same for the sentinels
+ * (SENTINEL_PASSWORD= in an environment file).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,29 @@
 
 #define KEY_PREFIX_MAX 64 /* bytes */
 #define USERNAME_MAX 64   /* bytes */
-#define SECRET_NAME "REDIS_PASSWORD"
+
+/* A secret of the section: where it goes and how the file and messages name it. */
+typedef struct secret_kind {
+    const char *line;     /* its line in an environment file: "<line>=value" */
+    const char *pair;     /* the two settings that give it, for messages */
+    size_t value, source; /* offsetof its char * fields in fm_config */
+    size_t seen;          /* offsetof its flag in struct loader */
+} secret_kind;
+
+static const secret_kind redis_secret = {
+    "REDIS_PASSWORD", "redis.password_env and redis.password_file",
+    offsetof(fm_config, redis.password), offsetof(fm_config, redis.password_source),
+    offsetof(struct loader, password_seen)};
+static const secret_kind sentinel_secret = {
+    "SENTINEL_PASSWORD", "redis.sentinel_password_env and redis.sentinel_password_file",
+    offsetof(fm_config, redis.sentinel_password),
+    offsetof(fm_config, redis.sentinel_password_source),
+    offsetof(struct loader, sentinel_password_seen)};
+
+static char **secret_slot(struct loader *l, size_t off)
+{
+    return (char **)(void *)((char *)l->cfg + off);
+}
 
 #define WORD_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
@@ -51,33 +77,33 @@ static fm_err check_username(struct loader *l, const char *where, const void *fi
     return check_word(l, where, field, USERNAME_MAX, "");
 }
 
-/* The two ways of giving the password exclude each other, whichever comes first. */
-static fm_err password_once(struct loader *l)
+/* The two ways of giving a password exclude each other, whichever comes first. */
+static fm_err password_once(struct loader *l, const secret_kind *k)
 {
-    if (l->password_seen)
-        return ld_fail(
-            l, &l->key_at,
-            "redis.password_env and redis.password_file are alternatives: give only one");
-    l->password_seen = true;
+    bool *seen = (bool *)(void *)((char *)l + k->seen);
+
+    if (*seen)
+        return ld_fail(l, &l->key_at, "%s are alternatives: give only one", k->pair);
+    *seen = true;
     return FM_OK;
 }
 
-static fm_err set_password(struct loader *l, const char *value, size_t len, const char *kind,
-                           const char *source)
+static fm_err set_password(struct loader *l, const secret_kind *k, const char *value, size_t len,
+                           const char *kind, const char *source)
 {
-    fm_config *cfg = l->cfg;
+    char **slot = secret_slot(l, k->value);
     char desc[PATH_MAX + 16];
 
-    cfg->redis.password = malloc(len + 1);
-    if (cfg->redis.password == NULL)
+    *slot = malloc(len + 1);
+    if (*slot == NULL)
         return ld_oom(l);
-    memcpy(cfg->redis.password, value, len);
-    cfg->redis.password[len] = '\0';
+    memcpy(*slot, value, len);
+    (*slot)[len] = '\0';
     (void)snprintf(desc, sizeof(desc), "%s %s", kind, source);
-    return ld_set_string(l, &cfg->redis.password_source, desc);
+    return ld_set_string(l, secret_slot(l, k->source), desc);
 }
 
-static fm_err redis_password_env(struct loader *l, const char *where, void *obj)
+static fm_err secret_env(struct loader *l, const char *where, const secret_kind *k)
 {
     static const char first[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
     bool isnull;
@@ -86,8 +112,7 @@ static fm_err redis_password_env(struct loader *l, const char *where, void *obj)
     char raw[LD_ECHO_BUF];
     size_t len;
 
-    (void)obj;
-    if (password_once(l) != 0)
+    if (password_once(l, k) != 0)
         return FM_EINVAL;
     name = ld_nullable(l, where, "an environment variable name", &isnull);
     if (name == NULL)
@@ -107,7 +132,19 @@ static fm_err redis_password_env(struct loader *l, const char *where, void *obj)
     if (value[0] == '\0')
         return ld_fail(l, &l->ev.start_mark, "%s: environment variable %s is empty", where,
                        l->from_env ? raw : name);
-    return set_password(l, value, strlen(value), "env", name);
+    return set_password(l, k, value, strlen(value), "env", name);
+}
+
+static fm_err redis_password_env(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return secret_env(l, where, &redis_secret);
+}
+
+static fm_err sentinel_password_env(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return secret_env(l, where, &sentinel_secret);
 }
 
 /* Strips one pair of matching quotes, as systemd's EnvironmentFile= does. */
@@ -124,11 +161,14 @@ static void unquote(const char **value, size_t *len)
 /*
  * The password in text (len bytes, one trailing newline already removed): the
  * whole text when it is one line without '=', else the value of the one
- * REDIS_PASSWORD= line of an environment file. NULL with *why set otherwise.
+ * <k->line>= line of an environment file. NULL with why (whylen bytes) set
+ * otherwise.
  */
-static const char *secret_in(const char *text, size_t len, size_t *vlen, const char **why)
+static const char *secret_in(const secret_kind *k, const char *text, size_t len, size_t *vlen,
+                             char *why, size_t whylen)
 {
-    static const char key[] = SECRET_NAME "=";
+    char key[32];
+    size_t keylen = (size_t)snprintf(key, sizeof(key), "%s=", k->line);
     const char *found = NULL;
     size_t flen = 0;
 
@@ -142,20 +182,21 @@ static const char *secret_in(const char *text, size_t len, size_t *vlen, const c
 
         if (llen > 0 && line[llen - 1] == '\r')
             llen--;
-        if (llen >= sizeof(key) - 1 && memcmp(line, key, sizeof(key) - 1) == 0) {
+        if (llen >= keylen && memcmp(line, key, keylen) == 0) {
             if (found != NULL) {
-                *why = "has more than one " SECRET_NAME "= line";
+                (void)snprintf(why, whylen, "has more than one %s line", key);
                 return NULL;
             }
-            found = line + sizeof(key) - 1;
-            flen = llen - (sizeof(key) - 1);
+            found = line + keylen;
+            flen = llen - keylen;
         }
         if (nl == NULL)
             break;
         line = nl + 1;
     }
     if (found == NULL) {
-        *why = "has no " SECRET_NAME "= line (a bare password must be one line without '=')";
+        (void)snprintf(why, whylen, "has no %s line (a bare password must be one line without '=')",
+                       key);
         return NULL;
     }
     unquote(&found, &flen);
@@ -198,11 +239,12 @@ static fm_err read_secret_fd(struct loader *l, const yaml_mark_t *at, const char
  * Reads the secret file at path. Messages name the file (as written, when its
  * name came from the environment) and never its content.
  */
-static fm_err read_secret(struct loader *l, const yaml_mark_t *at, const char *where,
-                          const char *path, const char *name)
+static fm_err read_secret(struct loader *l, const secret_kind *k, const yaml_mark_t *at,
+                          const char *where, const char *path, const char *name)
 {
     unsigned char buf[FM_SECRET_FILE_MAX + 1];
-    const char *why = NULL, *value;
+    char why[128] = "";
+    const char *value;
     size_t got = 0, vlen = 0;
     int fd, rc = -1;
 
@@ -226,20 +268,20 @@ static fm_err read_secret(struct loader *l, const yaml_mark_t *at, const char *w
     }
     if (buf[got - 1] == '\n')
         got--;
-    value = secret_in((const char *)buf, got, &vlen, &why);
+    value = secret_in(k, (const char *)buf, got, &vlen, why, sizeof(why));
     if (value == NULL)
         (void)ld_fail(l, at, "%s: %s %s", where, name, why);
     else if (vlen == 0)
         (void)ld_fail(l, at, "%s: %s holds an empty password", where, name);
     else
-        rc = set_password(l, value, vlen, "file", path);
+        rc = set_password(l, k, value, vlen, "file", path);
 out:
     sodium_memzero(buf, sizeof(buf));
     (void)close(fd);
     return rc;
 }
 
-static fm_err redis_password_file(struct loader *l, const char *where, void *obj)
+static fm_err secret_file(struct loader *l, const char *where, const secret_kind *k)
 {
     yaml_mark_t at = l->ev.start_mark;
     char raw[LD_ECHO_BUF];
@@ -247,26 +289,112 @@ static fm_err redis_password_file(struct loader *l, const char *where, void *obj
     char *path = NULL;
     fm_err rc;
 
-    (void)obj;
-    if (password_once(l) != 0)
+    if (password_once(l, k) != 0)
         return FM_EINVAL;
     v = ld_scalar(l, where, "a path", false);
     if (v == NULL || ld_resolve_path(l, where, v, "", &path) != 0)
         return FM_EINVAL;
     ld_echo_value(l, v, raw);
-    rc = read_secret(l, &at, where, path, l->from_env ? raw : path);
+    rc = read_secret(l, k, &at, where, path, l->from_env ? raw : path);
     free(path);
     return rc;
 }
 
+static fm_err redis_password_file(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return secret_file(l, where, &redis_secret);
+}
+
+static fm_err sentinel_password_file(struct loader *l, const char *where, void *obj)
+{
+    (void)obj;
+    return secret_file(l, where, &sentinel_secret);
+}
+
+/* A list of 1..FM_SENTINEL_MAX "host:port", each given once. */
+static fm_err redis_sentinels(struct loader *l, const char *where, void *obj)
+{
+    fm_config *cfg = obj;
+    char item[LD_WHERE_MAX];
+    bool end;
+    fm_err rc;
+
+    if (ld_list_start(l, where, "a list of \"host:port\"") != 0)
+        return FM_EINVAL;
+    for (size_t i = 0; (rc = ld_list_next(l, where, i, item, sizeof(item), &end)) == 0 && !end;
+         i++) {
+        char **grown, *v = NULL;
+
+        if (i == FM_SENTINEL_MAX)
+            return ld_fail(l, &l->ev.start_mark, "%s: at most %d sentinels", where,
+                           FM_SENTINEL_MAX);
+        if (ld_host_port(l, item, &v) != 0)
+            return FM_EINVAL;
+        for (size_t j = 0; j < cfg->redis.nsentinels; j++) {
+            if (strcmp(cfg->redis.sentinels[j], v) == 0) {
+                free(v);
+                return ld_fail(l, &l->ev.start_mark, "%s repeats %s[%zu]", item, where, j);
+            }
+        }
+        grown = ld_grow(cfg->redis.sentinels, cfg->redis.nsentinels, sizeof(*grown));
+        if (grown == NULL) {
+            free(v);
+            return ld_oom(l);
+        }
+        cfg->redis.sentinels = grown;
+        grown[cfg->redis.nsentinels++] = v;
+    }
+    if (rc == 0 && cfg->redis.nsentinels == 0)
+        return ld_fail(l, &l->ev.start_mark, "%s must not be empty (leave it out for no sentinels)",
+                       where);
+    return rc;
+}
+
+/* A name as redis-sentinel accepts in "sentinel monitor <name>": no spaces or quotes. */
+static fm_err check_master_name(struct loader *l, const char *where, const void *field)
+{
+    const char *v = *(char *const *)field;
+    size_t len = strlen(v);
+
+    if (len == 0 || len >= FM_SENTINEL_NAME_MAX ||
+        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len)
+        return ld_fail(l, &l->ev.start_mark, "%s must be 1 to %d characters [A-Za-z0-9._-]", where,
+                       FM_SENTINEL_NAME_MAX - 1);
+    return FM_OK;
+}
+
+static fm_err check_sentinels(struct loader *l, const char *where, const yaml_mark_t *at,
+                              const void *obj)
+{
+    const fm_config *cfg = obj;
+
+    if (cfg->redis.nsentinels > 0 && cfg->redis.master_name == NULL)
+        return ld_fail(l, at, "%s.sentinels needs %s.master_name: the name they monitor", where,
+                       where);
+    if (cfg->redis.nsentinels == 0 && cfg->redis.master_name != NULL)
+        return ld_fail(l, at, "%s.master_name needs %s.sentinels", where, where);
+    if (cfg->redis.nsentinels == 0 && cfg->redis.sentinel_password != NULL)
+        return ld_fail(l, at, "%s.sentinel_password_env/_file need %s.sentinels", where, where);
+    return FM_OK;
+}
+
 /* AUTH user password needs both: a user without a password could never log in. */
-fm_err redis_check_user(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
+static fm_err check_user(struct loader *l, const char *where, const yaml_mark_t *at,
+                         const void *obj)
 {
     const fm_config *cfg = obj;
 
     if (cfg->redis.username != NULL && cfg->redis.password == NULL)
         return ld_fail(l, at, "%s.username needs redis.password_env or redis.password_file", where);
     return FM_OK;
+}
+
+fm_err redis_check(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
+{
+    fm_err rc = check_user(l, where, at, obj);
+
+    return rc != FM_OK ? rc : check_sentinels(l, where, at, obj);
 }
 
 LD_TABLE(, redis_table,
@@ -279,4 +407,9 @@ LD_TABLE(, redis_table,
          LD_INT_ROW("db", fm_config, redis.db, 0, 15, 0),
          LD_STR_ROW("key_prefix", LD_STRING, fm_config, redis.key_prefix, "a string",
                     "fetchml:", false, check_key_prefix),
-         LD_INT_ROW("timeout_ms", fm_config, redis.timeout_ms, 1, 60000, 100));
+         LD_INT_ROW("timeout_ms", fm_config, redis.timeout_ms, 1, 60000, 100),
+         LD_HANDLER_ROW("sentinels", redis_sentinels),
+         LD_STR_ROW("master_name", LD_STRING, fm_config, redis.master_name, "a string", NULL, true,
+                    check_master_name),
+         LD_HANDLER_ROW("sentinel_password_env", sentinel_password_env),
+         LD_HANDLER_ROW("sentinel_password_file", sentinel_password_file));

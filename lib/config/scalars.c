@@ -271,6 +271,19 @@ static fm_err endpoint_value(struct loader *l, const char *where, char **out)
     return ld_set_string(l, out, v);
 }
 
+fm_err ld_host_port(struct loader *l, const char *where, char **out)
+{
+    const char *v = ld_scalar(l, where, "\"host:port\"", false);
+    const char *colon;
+
+    if (v == NULL)
+        return FM_EINVAL;
+    colon = strrchr(v, ':');
+    if (colon == NULL || !valid_host(v, (size_t)(colon - v)) || !valid_port(colon + 1))
+        return ld_fail(l, &l->ev.start_mark, "%s must be \"host:port\" with port 1..65535", where);
+    return ld_set_string(l, out, v);
+}
+
 /* Octal text, plain or quoted: YAML would read a plain 0660 as 432 or 660 depending on version. */
 static fm_err mode_value(struct loader *l, const char *where, long long *out)
 {

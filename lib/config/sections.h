@@ -22,9 +22,9 @@ extern const struct ld_table jobs_table;        /* jobs.c */
 extern const struct ld_table task_limits_table; /* jobs.c: limits */
 extern const struct ld_table websocket_table;   /* websocket.c */
 
-/* redis.c: after the redis section, redis.username needs a password. */
-fm_err redis_check_user(struct loader *l, const char *where, const yaml_mark_t *at,
-                        const void *obj);
+/* redis.c: after the redis section, redis.username needs a password, and sentinels and
+ * master_name go together. */
+fm_err redis_check(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj);
 /* server.c: after the server section, allowed_peers needs a unix server.listen. */
 fm_err server_check_peers(struct loader *l, const char *where, const yaml_mark_t *at,
                           const void *obj);

@@ -22,10 +22,23 @@
  * before any later one: a send reads those already received without waiting,
  * and the next command waits for and discards the rest before it writes, so
  * it always reads its own reply. A dropped connection drops the debt with it.
+ *
+ * Through Sentinel (fm_redis_open with sentinels): every connection starts by
+ * asking the sentinels for the master (sentinel.h) and ends its setup with
+ * ROLE, so a stale answer during a failover is refused rather than written
+ * to. Nothing else changes: whatever drops a connection (loss, timeout)
+ * makes the next call ask again; READONLY, MASTERDOWN and NOREPLICAS (the
+ * server refused before running anything) drop it too and the command is
+ * sent once more, as an unsent command is. No +switch-master subscription:
+ * Sentinel closes the clients of the servers it reconfigures (CLIENT KILL in
+ * its failover), a dead master refuses connections, and a hung one times
+ * out; each of those already leads here, and a subscription would be one
+ * more connection per process to keep alive.
  */
 #include "redisconn.h"
 
 #include "metrics.h"
+#include "sentinel.h"
 
 #include <errno.h>
 #include <hiredis/sds.h>
@@ -46,9 +59,11 @@ struct fm_redis {
     char *unix_path; /* set for unix: addresses */
     char *host;      /* set for host:port */
     int port;
-    char *username; /* ACL user, NULL = AUTH password alone (the default user) */
+    char *username; /* NULL: AUTH <password> */
     char *password;
     int db;
+    fm_sentinel *sentinel; /* set: host and port come from it, on every connect */
+    bool probe_sentinel;   /* the probe in flight (or the next) asks a sentinel */
     struct timeval timeout;
     bool timed_out;      /* the last drop was a timeout */
     bool open;           /* circuit breaker tripped */
@@ -96,32 +111,58 @@ static int parse_addr(fm_redis *r, const char *addr)
     return r->host != NULL ? 0 : -1;
 }
 
-fm_redis *fm_redis_new(const char *addr, const char *username, const char *password, int db,
-                       int timeout_ms)
+fm_redis *fm_redis_open(const fm_redis_opts *o)
 {
     fm_redis *r;
+    int saved = EINVAL;
 
-    if (addr == NULL || timeout_ms <= 0 || db < 0 || (username != NULL && password == NULL)) {
+    if (o == NULL || o->timeout_ms <= 0 || o->db < 0 ||
+        (o->username != NULL && o->password == NULL) || (o->nsentinels == 0 && o->addr == NULL)) {
         errno = EINVAL;
         return NULL;
     }
     r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    if (parse_addr(r, addr) != 0)
+    if (o->nsentinels > 0) {
+        r->sentinel = fm_sentinel_new(o->sentinels, o->nsentinels, o->master_name,
+                                      o->sentinel_username, o->sentinel_password, o->timeout_ms);
+        if (r->sentinel == NULL) {
+            saved = errno;
+            goto fail;
+        }
+    } else if (parse_addr(r, o->addr) != 0) {
         goto fail;
-    if (password != NULL && (r->password = strdup(password)) == NULL)
+    }
+    if ((o->password != NULL && (r->password = strdup(o->password)) == NULL) ||
+        (o->username != NULL && (r->username = strdup(o->username)) == NULL)) {
+        saved = ENOMEM;
         goto fail;
-    if (username != NULL && (r->username = strdup(username)) == NULL)
-        goto fail;
-    r->db = db;
-    r->timeout.tv_sec = timeout_ms / 1000;
-    r->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    }
+    r->db = o->db;
+    r->timeout.tv_sec = o->timeout_ms / 1000;
+    r->timeout.tv_usec = (o->timeout_ms % 1000) * 1000;
     return r;
 fail:
     fm_redis_free(r);
-    errno = EINVAL;
+    errno = saved;
     return NULL;
+}
+
+fm_redis *fm_redis_new(const char *addr, const char *username, const char *password, int db,
+                       int timeout_ms)
+{
+    fm_redis_opts o = {.addr = addr,
+                       .username = username,
+                       .password = password,
+                       .db = db,
+                       .timeout_ms = timeout_ms};
+
+    if (addr == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fm_redis_open(&o);
 }
 
 static void drop(fm_redis *r, const char *why)
@@ -156,7 +197,11 @@ void fm_redis_free(fm_redis *r)
         sodium_memzero(r->password, strlen(r->password));
         free(r->password);
     }
-    free(r->username);
+    if (r->username != NULL) {
+        sodium_memzero(r->username, strlen(r->username));
+        free(r->username);
+    }
+    fm_sentinel_free(r->sentinel);
     free(r->unix_path);
     free(r->host);
     free(r);
@@ -175,11 +220,60 @@ static int setup_command(fm_redis *r, const char *what, int argc, const char **a
     return ok ? 0 : -1;
 }
 
+/* Where the master is now, from the sentinels, into host and port. */
+static int discover(fm_redis *r)
+{
+    char host[FM_SENTINEL_HOST_MAX], why[160];
+    int port;
+
+    errno = 0;
+    if (fm_sentinel_master(r->sentinel, host, &port, why, sizeof(why)) != FM_OK) {
+        /* Hung sentinels open the breaker as a hung Redis would: calls must not wait on each. */
+        r->timed_out = errno == ETIMEDOUT;
+        (void)snprintf(r->err, sizeof(r->err), "no master from the sentinels: %s", why);
+        return -1;
+    }
+    if (r->host == NULL || strcmp(r->host, host) != 0) {
+        char *copy = strdup(host);
+
+        if (copy == NULL) {
+            (void)snprintf(r->err, sizeof(r->err), "connect: out of memory");
+            return -1;
+        }
+        free(r->host);
+        r->host = copy;
+    }
+    r->port = port;
+    return 0;
+}
+
+/* The sentinels' answer may be stale (a failover under way): only a master is used. */
+static int check_role(fm_redis *r)
+{
+    const char *argv[] = {"ROLE"};
+    redisReply *reply = redisCommandArgv(r->ctx, 1, argv, NULL);
+    bool answered = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                    reply->element[0]->type == REDIS_REPLY_STRING;
+    bool master = answered && strcmp(reply->element[0]->str, "master") == 0;
+
+    if (reply != NULL)
+        freeReplyObject(reply);
+    if (master)
+        return 0;
+    drop(r, "ROLE refused");
+    if (answered)
+        (void)snprintf(r->err, sizeof(r->err), "not the master: %s:%d (asking the sentinels again)",
+                       r->host, r->port);
+    return -1;
+}
+
 static int connect_now(fm_redis *r)
 {
     char dbs[16];
 
     r->heard_ms = 0;
+    if (r->sentinel != NULL && discover(r) != 0)
+        return -1;
     if (r->unix_path != NULL)
         r->ctx = redisConnectUnixWithTimeout(r->unix_path, r->timeout);
     else
@@ -196,13 +290,9 @@ static int connect_now(fm_redis *r)
         drop(r, "set timeout");
         return -1;
     }
-    if (r->username != NULL) {
-        const char *argv[] = {"AUTH", r->username, r->password};
-        if (setup_command(r, "AUTH refused", 3, argv) != 0)
-            return -1;
-    } else if (r->password != NULL) {
-        const char *argv[] = {"AUTH", r->password};
-        if (setup_command(r, "AUTH refused", 2, argv) != 0)
+    if (r->password != NULL) {
+        const char *argv[] = {"AUTH", r->username != NULL ? r->username : r->password, r->password};
+        if (setup_command(r, "AUTH refused", r->username != NULL ? 3 : 2, argv) != 0)
             return -1;
     }
     if (r->db != 0) {
@@ -211,6 +301,8 @@ static int connect_now(fm_redis *r)
         if (setup_command(r, "SELECT refused", 2, argv) != 0)
             return -1;
     }
+    if (r->sentinel != NULL && check_role(r) != 0)
+        return -1;
     r->err[0] = '\0';
     return 0;
 }
@@ -338,11 +430,41 @@ static redisReply *attempt(fm_redis *r, int argc, const char **argv, const size_
     return exchange(r, argc, argv, argvlen, how);
 }
 
+static int64_t timeout_ms(const fm_redis *r)
+{
+    return (int64_t)r->timeout.tv_sec * 1000 + r->timeout.tv_usec / 1000;
+}
+
 static void probe_end(fm_redis *r, int64_t next_ms)
 {
     redisFree(r->probe);
     r->probe = NULL;
     r->probe_ms = next_ms;
+    /* Through Sentinel the probes take turns: the master known, then a sentinel. */
+    r->probe_sentinel = r->sentinel != NULL && (!r->probe_sentinel || r->host == NULL);
+}
+
+/*
+ * The sentinel's answer to a probe: a master other than the one known means
+ * a failover, and the breaker closes (the next call asks the sentinels).
+ */
+static bool probe_sentinel(fm_redis *r, int64_t now)
+{
+    char host[FM_SENTINEL_HOST_MAX];
+    int port = 0;
+    int rc = fm_sentinel_probe_answer(r->sentinel, r->probe, host, &port);
+
+    if (rc == 0) {
+        if (now - r->probe_sent_ms >= timeout_ms(r))
+            probe_end(r, now + FM_REDIS_PROBE_MS);
+        return false;
+    }
+    if (rc == 1 && (r->host == NULL || strcmp(host, r->host) != 0 || port != r->port)) {
+        probe_end(r, now);
+        return true;
+    }
+    probe_end(r, now + FM_REDIS_PROBE_MS);
+    return false;
 }
 
 /*
@@ -361,16 +483,24 @@ static bool probe(fm_redis *r, int64_t now)
     if (r->probe == NULL) {
         if (now < r->probe_ms)
             return false;
-        r->probe = r->unix_path != NULL ? redisConnectUnixNonBlock(r->unix_path)
-                                        : redisConnectNonBlock(r->host, r->port);
+        if (r->sentinel != NULL && r->host == NULL)
+            r->probe_sentinel = true;
+        if (r->probe_sentinel)
+            r->probe = fm_sentinel_probe_start(r->sentinel);
+        else
+            r->probe = r->unix_path != NULL ? redisConnectUnixNonBlock(r->unix_path)
+                                            : redisConnectNonBlock(r->host, r->port);
         if (r->probe == NULL)
             return false;
         r->probe_sent_ms = now;
-        if (r->probe->err == 0 && redisAppendCommand(r->probe, "PING") != REDIS_OK) {
+        if (!r->probe_sentinel && r->probe->err == 0 &&
+            redisAppendCommand(r->probe, "PING") != REDIS_OK) {
             probe_end(r, now + FM_REDIS_PROBE_MS);
             return false;
         }
     }
+    if (r->probe_sentinel)
+        return probe_sentinel(r, now);
     if (r->probe->err != 0 || redisBufferWrite(r->probe, &done) != REDIS_OK ||
         redisBufferRead(r->probe) != REDIS_OK ||
         redisGetReplyFromReader(r->probe, &reply) != REDIS_OK || reply != NULL) {
@@ -379,7 +509,7 @@ static bool probe(fm_redis *r, int64_t now)
         probe_end(r, now);
         return true;
     }
-    if (now - r->probe_sent_ms >= (int64_t)r->timeout.tv_sec * 1000 + r->timeout.tv_usec / 1000)
+    if (now - r->probe_sent_ms >= timeout_ms(r))
         probe_end(r, now + FM_REDIS_PROBE_MS);
     return false;
 }
@@ -423,6 +553,33 @@ static void count_failure(const fm_redis *r)
     fm_metrics_inc(r->timed_out ? FM_MET_REDIS_ERR_TIMEOUT : FM_MET_REDIS_ERR_CONNECTION);
 }
 
+/*
+ * Through Sentinel: an error reply a server gives instead of running the
+ * command because it is not (or no longer safely) the master. The connection
+ * is dropped so that the next attempt asks the sentinels; the reply is freed
+ * and NULL returned, as for an unsent command. Anything else is returned.
+ */
+static redisReply *unless_moved(fm_redis *r, redisReply *reply, fail_kind *how)
+{
+    static const char *const codes[] = {"READONLY ", "MASTERDOWN ", "NOREPLICAS "};
+
+    if (r->sentinel == NULL || reply == NULL || reply->type != REDIS_REPLY_ERROR ||
+        reply->str == NULL)
+        return reply;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (strncmp(reply->str, codes[i], strlen(codes[i])) == 0) {
+            freeReplyObject(reply);
+            drop(r, "master moved");
+            (void)snprintf(r->err, sizeof(r->err), "%.*s from %s:%d: asking the sentinels again",
+                           (int)strlen(codes[i]) - 1, codes[i], r->host, r->port);
+            r->timed_out = false;
+            *how = FAIL_UNSENT;
+            return NULL;
+        }
+    }
+    return reply;
+}
+
 static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *argvlen,
                         bool idempotent)
 {
@@ -435,9 +592,9 @@ static redisReply *call(fm_redis *r, int argc, const char **argv, const size_t *
         return NULL;
     }
     t0 = mono_s();
-    reply = attempt(r, argc, argv, argvlen, &how);
+    reply = unless_moved(r, attempt(r, argc, argv, argvlen, &how), &how);
     if (reply == NULL && !r->timed_out && (how == FAIL_UNSENT || (how == FAIL_LOST && idempotent)))
-        reply = attempt(r, argc, argv, argvlen, &how);
+        reply = unless_moved(r, attempt(r, argc, argv, argvlen, &how), &how);
     fm_metrics_redis_latency(mono_s() - t0);
     if (reply == NULL) {
         count_failure(r);
@@ -633,6 +790,23 @@ fm_err fm_redis_subscribe(fm_redis *r, const char *channel)
         return FM_EREDIS;
     }
     return FM_OK;
+}
+
+fm_err fm_redis_sub_ping(fm_redis *r)
+{
+    if (r->ctx == NULL)
+        return FM_EREDIS;
+    if (redisAppendCommand(r->ctx, "PING") != REDIS_OK) {
+        drop(r, "subscription ping");
+        return FM_EREDIS;
+    }
+    return write_held(r) == 0 ? FM_OK : FM_EREDIS;
+}
+
+void fm_redis_sub_drop(fm_redis *r)
+{
+    if (r->ctx != NULL)
+        drop(r, "subscription: no answer to a ping");
 }
 
 int fm_redis_fd(const fm_redis *r)

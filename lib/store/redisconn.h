@@ -78,17 +78,53 @@ typedef struct fm_redis_script {
 } fm_redis_script;
 
 /*
- * fm_redis_new - a handle for addr ("unix:/path" or "host:port"), username
- * (an ACL user: "AUTH username password", Redis 6+; NULL = "AUTH password",
- * the default user; copied), password (NULL = no AUTH, only with a NULL
- * username; copied), db (0..15) and timeout_ms (> 0, milliseconds). Does not
- * connect. Returns a handle owned by the caller (fm_redis_free), or NULL with
- * errno EINVAL (bad addr, a username without a password) or ENOMEM.
+ * fm_redis_new - a direct handle (no sentinels) for addr ("unix:/path" or
+ * "host:port"), username (an ACL user: "AUTH username password", Redis 6+;
+ * NULL = "AUTH password", the default user; copied), password (NULL = no
+ * AUTH, only with a NULL username; copied), db (0..15) and timeout_ms (> 0,
+ * milliseconds). Does not connect. Returns a handle owned by the caller
+ * (fm_redis_free), or NULL with errno EINVAL (bad addr, a username without a
+ * password) or ENOMEM.
  */
 fm_redis *fm_redis_new(const char *addr, const char *username, const char *password, int db,
                        int timeout_ms);
 
-/* fm_redis_free - close, wipe the password copy, free. NULL is accepted. */
+/*
+ * fm_redis_open - a handle from options (fm_redis_new is the direct case).
+ * With nsentinels > 0 (at most FM_SENTINEL_MAX), the master is found through
+ * the sentinels ("host:port" each; master_name, 1..63 bytes; see sentinel.h)
+ * on every connection the handle makes, and addr is not used: after connect
+ * and AUTH the handle checks ROLE and refuses a server that is not the
+ * master ("not the master: ..."; the call fails, the next one asks again).
+ * It asks again on connection loss or a timeout (the connection is dropped,
+ * so the next call connects afresh), and on an error reply READONLY,
+ * MASTERDOWN or NOREPLICAS, which a server gives without running the command:
+ * the connection is dropped and the command sent once more through a fresh
+ * discovery. While the breaker is open the probe alternates between PING to
+ * the master it knows and asking a sentinel: a sentinel naming another master
+ * closes the breaker too, so a failover away from a hung master is seen
+ * within about 2 x FM_REDIS_PROBE_MS.
+ * username / password: AUTH [username] password to Redis (NULL password: no
+ * AUTH; a username needs a password); sentinel_username / sentinel_password
+ * the same for the sentinels. All strings are copied. db 0..15, timeout_ms >
+ * 0 (bounds every connect and command, sentinels' included). Returns a handle
+ * owned by the caller (fm_redis_free), or NULL with errno EINVAL (bad
+ * address, sentinel list or name) or ENOMEM. Connects to nothing yet.
+ */
+typedef struct fm_redis_opts {
+    const char *addr; /* "unix:/path" or "host:port"; ignored with sentinels */
+    const char *const *sentinels;
+    size_t nsentinels;
+    const char *master_name;
+    const char *username, *password;
+    const char *sentinel_username, *sentinel_password;
+    int db;
+    int timeout_ms;
+} fm_redis_opts;
+
+fm_redis *fm_redis_open(const fm_redis_opts *o);
+
+/* fm_redis_free - close, wipe the password copies, free. NULL is accepted. */
 void fm_redis_free(fm_redis *r);
 
 /*
@@ -183,6 +219,21 @@ fm_err fm_redis_ping(fm_redis *r);
 FM_MUST_CHECK fm_err fm_redis_subscribe(fm_redis *r, const char *channel);
 int fm_redis_fd(const fm_redis *r);
 FM_MUST_CHECK fm_err fm_redis_message(fm_redis *r, redisReply **msg);
+
+/*
+ * A subscribed connection says nothing while no message comes, so a server
+ * that hangs (or a master that a failover left behind, stopped) cannot be
+ * told from a quiet channel without asking. fm_redis_sub_ping writes PING on
+ * the subscription (Redis allows it there; the answer, ["pong", ""], comes
+ * through fm_redis_message like a message), bounded by timeout_ms: FM_OK
+ * when written; FM_EREDIS when there is no subscription or the write failed
+ * (the connection is then dropped: subscribe again). fm_redis_sub_drop
+ * drops the subscription's connection (its keepalive got no answer):
+ * fm_redis_fd is -1 afterwards, and the next fm_redis_subscribe connects
+ * afresh (through the sentinels, when the handle has them).
+ */
+FM_MUST_CHECK fm_err fm_redis_sub_ping(fm_redis *r);
+void fm_redis_sub_drop(fm_redis *r);
 
 /* fm_redis_errstr - last error as a short message without secrets ("" when none). Static storage in
  * r. */

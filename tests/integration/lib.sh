@@ -187,6 +187,32 @@ PY
 }
 export -f rcli hash_of
 
+# summary NAME: the checks' tally over $RESULTS ("NAME: N passed, N failed", then
+# "N passed, N failed"); status 1 when one failed.
+summary() {
+    PASS=$(grep -c '^ok$' "$RESULTS" || true)
+    FAIL=$(grep -c '^FAIL$' "$RESULTS" || true)
+    echo
+    echo "$1: $PASS passed, $FAIL failed"
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
+
+# no_sanitizer_reports [LABEL]: after the stack at $FETCHML_VAR stopped, its pool's and log
+# relay's stderr hold no ASan/LSan/UBSan report (one check each; LABEL names the stack).
+no_sanitizer_reports() {
+    local f who=""
+    [ $# -eq 0 ] || who="$1: "
+    for f in fcgi.stderr logrelay.stderr; do
+        if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f"; then
+            not_ok "sanitizer reports in $FETCHML_VAR/log/$f:"
+            grep -E -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f" | head -60
+        else
+            ok "${who}no sanitizer report in $f"
+        fi
+    done
+}
+
 # ---- WebSocket /ws (tests/integration/wsclient.py, python3-websockets) ----------------
 # Debian's python3, which has python3-websockets (a python3 earlier on PATH may not).
 WS_PY=/usr/bin/python3

@@ -111,18 +111,6 @@ check "Redis's ACL refused nothing the product sent during the suite (${t_acl:-n
 
 # The FastCGI pool's and the log relay's stderr must hold no sanitizer report.
 "$ROOT/scripts/run-local.sh" stop >/dev/null 2>&1
-for f in fcgi.stderr logrelay.stderr; do
-    if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f"; then
-        not_ok "sanitizer reports in $FETCHML_VAR/log/$f:"
-        grep -E -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$FETCHML_VAR/log/$f" | head -60
-    else
-        ok "no sanitizer report in $f"
-    fi
-done
+no_sanitizer_reports
 
-PASS=$(grep -c '^ok$' "$RESULTS" || true)
-FAIL=$(grep -c '^FAIL$' "$RESULTS" || true)
-echo
-echo "integration ($FETCHML_FRONT in front): $PASS passed, $FAIL failed"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+summary "integration ($FETCHML_FRONT in front)"

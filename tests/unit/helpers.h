@@ -374,6 +374,299 @@ static inline void th_redis_stop(th_redis *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ---- Redis over TCP with Sentinel: a master, a replica, sentinels ---------------- */
+
+/*
+ * th_sentinel_setup(set, n) starts, on loopback TCP ports the kernel picks,
+ * a redis-server master, its replica (both requirepass/masterauth
+ * set->password) and n (1..TH_SENTINELS) sentinels (requirepass
+ * set->sentinel_password) monitoring the master as TH_MASTER_NAME with
+ * quorum n/2 + 1 and down-after-milliseconds 500, and waits (at most 10 s)
+ * until the replica is in sync and every sentinel knows the replica and the
+ * other sentinels, so that a failover can start at once. set->sentinels[]
+ * is the list to hand to fm_redis_opts. th_sentinel_kill_redis (SIGKILL) and
+ * th_sentinel_stop_redis / th_sentinel_cont_redis (SIGSTOP / SIGCONT) act on
+ * server i (0: started as the master); th_sentinel_master_port asks the first
+ * live sentinel which port is the master now; th_sentinel_teardown kills
+ * everything and removes the directory.
+ */
+#include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#define TH_SENTINELS 3
+#define TH_MASTER_NAME "fmtest"
+
+typedef struct th_sentinel_set {
+    char dir[TH_PATH_MAX];
+    char password[33], sentinel_password[33];
+    int redis_port[2];
+    pid_t redis_pid[2];
+    int nsentinels;
+    int sentinel_port[TH_SENTINELS];
+    pid_t sentinel_pid[TH_SENTINELS];
+    char sentinel_addr[TH_SENTINELS][32];
+    const char *sentinels[TH_SENTINELS];
+} th_sentinel_set;
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed). */
+static inline int th_free_port(void)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    (void)close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static inline pid_t th_spawn(const char *const *argv)
+{
+    pid_t parent = getpid(), pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
+        (void)execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* One command on 127.0.0.1:port after AUTH password (NULL: none); NULL when it cannot be run. */
+static inline redisReply *th_tcp_cmd(int port, const char *password, int argc, const char **argv)
+{
+    struct timeval tv = {0, 300000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *reply = NULL;
+
+    if (c == NULL)
+        return NULL;
+    if (c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+        const char *auth[] = {"AUTH", password};
+
+        reply = password != NULL ? redisCommandArgv(c, 2, auth, NULL) : NULL;
+        if (password == NULL || (reply != NULL && reply->type != REDIS_REPLY_ERROR)) {
+            if (reply != NULL)
+                freeReplyObject(reply);
+            reply = redisCommandArgv(c, argc, argv, NULL);
+        } else if (reply != NULL) {
+            freeReplyObject(reply);
+            reply = NULL;
+        }
+    }
+    redisFree(c);
+    return reply;
+}
+
+/* Whether the reply to argv on port contains needle (false when there is no reply). */
+static inline bool th_tcp_has(int port, const char *password, int argc, const char **argv,
+                              const char *needle)
+{
+    redisReply *r = th_tcp_cmd(port, password, argc, argv);
+    bool has = false;
+
+    if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        has = strstr(r->str, needle) != NULL;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements && !has; i++)
+            has = r->element[i]->type == REDIS_REPLY_STRING && strstr(r->element[i]->str, needle);
+    if (r != NULL)
+        freeReplyObject(r);
+    return has;
+}
+
+static inline void th_sentinel_start_redis(th_sentinel_set *set, int i)
+{
+    char port[16], master[16], logfile[TH_PATH_MAX], name[32];
+    const char *argv[40];
+    int n = 0;
+
+    (void)snprintf(port, sizeof(port), "%d", set->redis_port[i]);
+    (void)snprintf(master, sizeof(master), "%d", set->redis_port[0]);
+    (void)snprintf(name, sizeof(name), "redis%d.log", i);
+    th_path(logfile, set->dir, name);
+    argv[n++] = "redis-server";
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--unixsocket";
+    argv[n++] = "";
+    argv[n++] = "--requirepass";
+    argv[n++] = set->password;
+    argv[n++] = "--masterauth";
+    argv[n++] = set->password;
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--repl-diskless-sync-delay";
+    argv[n++] = "0";
+    argv[n++] = "--dbfilename";
+    argv[n++] = i == 0 ? "dump0.rdb" : "dump1.rdb";
+    argv[n++] = "--dir";
+    argv[n++] = set->dir;
+    argv[n++] = "--logfile";
+    argv[n++] = logfile;
+    if (i != 0) {
+        argv[n++] = "--replicaof";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = master;
+    }
+    argv[n] = NULL;
+    set->redis_pid[i] = th_spawn(argv);
+}
+
+static inline void th_sentinel_start_sentinel(th_sentinel_set *set, int i)
+{
+    char conf[TH_PATH_MAX], name[32];
+    FILE *f;
+    const char *argv[] = {"redis-server", conf, "--sentinel", NULL};
+
+    (void)snprintf(name, sizeof(name), "sentinel%d.conf", i);
+    th_path(conf, set->dir, name);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nlogfile %s/sentinel%d.log\n"
+            "requirepass %s\nsentinel monitor %s 127.0.0.1 %d %d\n"
+            "sentinel auth-pass %s %s\nsentinel down-after-milliseconds %s 500\n"
+            "sentinel failover-timeout %s 2000\n",
+            set->sentinel_port[i], set->dir, set->dir, i, set->sentinel_password, TH_MASTER_NAME,
+            set->redis_port[0], set->nsentinels / 2 + 1, TH_MASTER_NAME, set->password,
+            TH_MASTER_NAME, TH_MASTER_NAME);
+    ck_assert_int_eq(fclose(f), 0);
+    set->sentinel_pid[i] = th_spawn(argv);
+}
+
+/* Waits up to seconds for cond (an expression) to hold; fails the test with what otherwise. */
+#define TH_WAIT_FOR(seconds, cond, what)                                                           \
+    do {                                                                                           \
+        double th_deadline_ = th_now() + (seconds);                                                \
+        while (!(cond)) {                                                                          \
+            ck_assert_msg(th_now() < th_deadline_, "not within %g s: %s", (double)(seconds),    \
+                          what);                                                                   \
+            th_sleep_ms(50);                                                                       \
+        }                                                                                          \
+    } while (0)
+
+static inline int th_sentinel_master_port(const th_sentinel_set *set)
+{
+    const char *q[] = {"SENTINEL", "get-master-addr-by-name", TH_MASTER_NAME};
+
+    for (int i = 0; i < set->nsentinels; i++) {
+        redisReply *r = set->sentinel_pid[i] > 0
+                            ? th_tcp_cmd(set->sentinel_port[i], set->sentinel_password, 3, q)
+                            : NULL;
+        int port = -1;
+
+        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+            port = atoi(r->element[1]->str);
+        if (r != NULL)
+            freeReplyObject(r);
+        if (port > 0)
+            return port;
+    }
+    return -1;
+}
+
+/* Whether sentinel i knows the replica and the other sentinels. */
+static inline bool th_sentinel_ready(const th_sentinel_set *set, int i)
+{
+    const char *q[] = {"SENTINEL", "master", TH_MASTER_NAME};
+    redisReply *r = th_tcp_cmd(set->sentinel_port[i], set->sentinel_password, 3, q);
+    long long replicas = -1, others = -1;
+
+    for (size_t k = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
+        if (strcmp(r->element[k]->str, "num-slaves") == 0)
+            replicas = atoll(r->element[k + 1]->str);
+        if (strcmp(r->element[k]->str, "num-other-sentinels") == 0)
+            others = atoll(r->element[k + 1]->str);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return replicas == 1 && others == set->nsentinels - 1;
+}
+
+static inline void th_sentinel_setup(th_sentinel_set *set, int nsentinels)
+{
+    const char *info[] = {"INFO", "replication"};
+    unsigned char rnd[32];
+
+    ck_assert(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    ck_assert_int_ge(sodium_init(), 0);
+    ck_assert(nsentinels >= 1 && nsentinels <= TH_SENTINELS);
+    memset(set, 0, sizeof(*set));
+    th_mkdtemp(set->dir, "fm-sentinel");
+    randombytes_buf(rnd, sizeof(rnd));
+    ck_assert_ptr_nonnull(sodium_bin2hex(set->password, sizeof(set->password), rnd, 16));
+    ck_assert_ptr_nonnull(
+        sodium_bin2hex(set->sentinel_password, sizeof(set->sentinel_password), rnd + 16, 16));
+    set->nsentinels = nsentinels;
+    for (int i = 0; i < 2; i++)
+        set->redis_port[i] = th_free_port();
+    th_sentinel_start_redis(set, 0);
+    th_sentinel_start_redis(set, 1);
+    TH_WAIT_FOR(10, th_tcp_has(set->redis_port[1], set->password, 2, info, "master_link_status:up"),
+                "the replica in sync");
+    for (int i = 0; i < nsentinels; i++) {
+        set->sentinel_port[i] = th_free_port();
+        (void)snprintf(set->sentinel_addr[i], sizeof(set->sentinel_addr[i]), "127.0.0.1:%d",
+                       set->sentinel_port[i]);
+        set->sentinels[i] = set->sentinel_addr[i];
+        th_sentinel_start_sentinel(set, i);
+    }
+    for (int i = 0; i < nsentinels; i++)
+        TH_WAIT_FOR(10, th_sentinel_ready(set, i), "a sentinel knowing the replica and its peers");
+}
+
+static inline void th_sentinel_signal(pid_t *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    (void)kill(*pid, sig);
+    if (sig == SIGKILL) {
+        (void)kill(*pid, SIGCONT);
+        (void)waitpid(*pid, NULL, 0);
+        *pid = 0;
+    }
+}
+
+static inline void th_sentinel_kill_redis(th_sentinel_set *set, int i)
+{
+    th_sentinel_signal(&set->redis_pid[i], SIGKILL);
+}
+
+static inline void th_sentinel_stop_redis(th_sentinel_set *set, int i)
+{
+    th_sentinel_signal(&set->redis_pid[i], SIGSTOP);
+}
+
+static inline void th_sentinel_cont_redis(th_sentinel_set *set, int i)
+{
+    th_sentinel_signal(&set->redis_pid[i], SIGCONT);
+}
+
+static inline void th_sentinel_teardown(th_sentinel_set *set)
+{
+    for (int i = 0; i < set->nsentinels; i++)
+        th_sentinel_signal(&set->sentinel_pid[i], SIGKILL);
+    for (int i = 0; i < 2; i++)
+        th_sentinel_signal(&set->redis_pid[i], SIGKILL);
+    if (set->dir[0] != '\0')
+        th_rmtree(set->dir);
+    memset(set, 0, sizeof(*set));
+}
+
 /* ---- Redis fixture: one private server and a connected handle ------------------- */
 
 /*

@@ -402,6 +402,25 @@ static const struct {
     {USERS "redis: {addr: \"local host:6379\"}\n",
      "5:15: redis.addr must be \"unix:/path\" or \"host:port\" with port 1..65535"},
     {USERS "redis: {addr: \"unix:\"}\n", "5:15: redis.addr must be a non-empty path"},
+    {USERS "redis: {sentinels: [\"127.0.0.1:26379\"]}\n",
+     "5:8: redis.sentinels needs redis.master_name: the name they monitor"},
+    {USERS "redis: {master_name: m}\n", "5:8: redis.master_name needs redis.sentinels"},
+    {USERS "redis: {sentinels: [], master_name: m}\n",
+     "5:21: redis.sentinels must not be empty (leave it out for no sentinels)"},
+    {USERS "redis: {sentinels: \"127.0.0.1:26379\", master_name: m}\n",
+     "5:20: redis.sentinels must be a list of \"host:port\""},
+    {USERS "redis: {sentinels: [\"unix:/run/s.sock\"], master_name: m}\n",
+     "5:21: redis.sentinels[0] must be \"host:port\" with port 1..65535"},
+    {USERS "redis: {sentinels: [\"h:1\", \"h:1\"], master_name: m}\n",
+     "5:28: redis.sentinels[1] repeats redis.sentinels[0]"},
+    {USERS "redis: {sentinels: [\"h:1\"], master_name: \"my master\"}\n",
+     "5:42: redis.master_name must be 1 to 63 characters [A-Za-z0-9._-]"},
+    {USERS "redis:\n  sentinels: [\"h:1\"]\n  master_name: m\n"
+           "  sentinel_password_env: FM_TEST_ROLE\n  sentinel_password_file: /x\n",
+     "9:3: redis.sentinel_password_env and redis.sentinel_password_file are alternatives: give "
+     "only one"},
+    {USERS "redis:\n  sentinel_password_env: FM_TEST_ROLE\n",
+     "6:3: redis.sentinel_password_env/_file need redis.sentinels"},
     {USERS "server: {listen: \"unix:/run/"
            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
            "aaaaaaaaaaaaaaaaaaaa.sock\"}\n",
@@ -1437,6 +1456,37 @@ START_TEST(test_password_file)
 }
 END_TEST
 
+/* Sentinels, the master's name and the sentinels' password from an environment file. */
+START_TEST(test_sentinels)
+{
+    char yaml[1024];
+    const char *path =
+        secret_file("sentinel.env", "REDIS_PASSWORD=r\nSENTINEL_PASSWORD=s-pw\n", 40, 0600);
+    fm_config *cfg;
+
+    (void)snprintf(yaml, sizeof(yaml),
+                   USERS "redis:\n  sentinels: [\"10.0.0.1:26379\", \"[::1]:26380\", "
+                         "\"s3.example:26381\"]\n  master_name: fetchml-main\n"
+                         "  sentinel_password_file: %s\n  password_file: %s\n",
+                   path, path);
+    cfg = load_ok(yaml);
+    ck_assert_uint_eq(cfg->redis.nsentinels, 3);
+    ck_assert_str_eq(cfg->redis.sentinels[0], "10.0.0.1:26379");
+    ck_assert_str_eq(cfg->redis.sentinels[1], "[::1]:26380");
+    ck_assert_str_eq(cfg->redis.sentinels[2], "s3.example:26381");
+    ck_assert_str_eq(cfg->redis.master_name, "fetchml-main");
+    ck_assert_str_eq(cfg->redis.sentinel_password, "s-pw");
+    ck_assert_str_eq(cfg->redis.password, "r");
+    ck_assert_ptr_nonnull(strstr(cfg->redis.sentinel_password_source, "sentinel.env"));
+    fm_config_free(cfg);
+    cfg = load_ok(USERS "redis: {addr: \"127.0.0.1:6379\"}\n");
+    ck_assert_uint_eq(cfg->redis.nsentinels, 0);
+    ck_assert_ptr_null(cfg->redis.master_name);
+    ck_assert_ptr_null(cfg->redis.sentinel_password);
+    fm_config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_password_file_refused)
 {
     static char big[FM_SECRET_FILE_MAX + 2];
@@ -2001,6 +2051,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_error_never_shows_secret);
     tcase_add_test(tc, test_error_truncated_to_errlen);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_sentinels);
     tcase_add_test(tc, test_every_key);
     tcase_add_test(tc, test_jobs_limits_low);
     tcase_add_test(tc, test_worker_role);
