@@ -35,7 +35,8 @@ static const char *const SENT[] = {
     "set",         /* bruteforce.c: remember a client */
     "hset",        /* wsconn.c: a connection opens */
     "publish",     /* events.c: task events */
-    "subscribe",   /* fm_redis_subscribe: the WebSocket relay */
+    "subscribe",   /* fm_redis_subscribe: the WebSocket relay (PING keeps it alive) */
+    "role",        /* redisconn.c: a master found through the sentinels is checked */
     "script|load", /* fm_redis_eval: after a Redis restart forgot the scripts */
 };
 
