@@ -548,8 +548,8 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log,  check_identity,  check_files,     make_tables, check_pidfile,
-    open_socket,   write_pidfile,   drop_privileges, install_signals, start_pool,
+    open_api_log, check_identity, check_files,     make_tables,     check_pidfile,
+    open_socket,  write_pidfile,  drop_privileges, install_signals, start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
