@@ -196,7 +196,7 @@ t80_as "$t80_out_key" GET /v1/whoami
 check "an unknown key during the outage -> 503 (before any key is checked)" status_is 503
 t80_as researcher GET /health
 check "GET /health during the outage -> 503" status_is 503
-redis-server "$FETCHML_VAR/dev/redis.conf" >/dev/null
+fm_redis_server "$FETCHML_VAR/dev/redis.conf" >/dev/null # as run-local.sh does (in the pool's group)
 wait_for 5 test -S "$FETCHML_VAR/run/redis.sock"
 check "Redis is back (redis-server VAR/dev/redis.conf)" bash -c "[ \"\$(rcli PING 2>/dev/null)\" = PONG ]"
 t80_back() { t80_as researcher GET /health && status_is 200; }
