@@ -536,11 +536,18 @@ static bool wait_all(time_t deadline, useconds_t poll_us)
     return children() == 0;
 }
 
+/* Removes the socket's name, once: no new connection can be made from then on. */
+static void remove_socket(void)
+{
+    if (m.unix_path[0] != '\0')
+        (void)unlink(m.unix_path);
+    m.unix_path[0] = '\0';
+}
+
 static void stop_all(void)
 {
     /* No new connections from here on; workers drain what is queued (SIGQUIT). */
-    if (m.unix_path[0] != '\0')
-        (void)unlink(m.unix_path);
+    remove_socket();
     kill_children(SIGQUIT, m.generation + 1);
     if (!wait_all(time(NULL) + STOP_GRACE_S, 50 * 1000)) {
         fm_log_warn("workers did not stop within %d s; killing them", STOP_GRACE_S);
@@ -595,30 +602,26 @@ static fm_err check_identity(void)
  */
 static fm_err give_file(const char *path)
 {
+    uid_t uid = m.cfg->server.uid;
+    const char *why = NULL;
     struct stat st;
     int fd;
 
     if (path == NULL)
         return FM_OK;
     fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fm_log_error("cannot give %s to server.user: %s", path, strerror(errno));
-        if (fd >= 0)
-            (void)close(fd);
-        return FM_ESYS;
-    }
-    if (st.st_uid != m.cfg->server.uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1)) {
-        fm_log_error("cannot give %s to server.user: not a regular file with one link", path);
+    if (fd < 0 || fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (st.st_uid != uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1))
+        why = "not a regular file with one link";
+    else if (st.st_uid != uid && fchown(fd, uid, (gid_t)-1) != 0)
+        why = strerror(errno);
+    if (fd >= 0)
         (void)close(fd);
-        return FM_ESYS;
-    }
-    if (st.st_uid != m.cfg->server.uid && fchown(fd, m.cfg->server.uid, (gid_t)-1) != 0) {
-        fm_log_error("cannot give %s to server.user: %s", path, strerror(errno));
-        (void)close(fd);
-        return FM_ESYS;
-    }
-    (void)close(fd);
-    return FM_OK;
+    if (why == NULL)
+        return FM_OK;
+    fm_log_error("cannot give %s to server.user: %s", path, why);
+    return FM_ESYS;
 }
 
 /* Started as root: the files to server.user, then root given up for good. */
@@ -808,6 +811,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(start_steps) / sizeof(start_steps[0]); i++) {
         if (start_steps[i]() != FM_OK) {
+            remove_socket(); /* a start that fails after binding (the drop) leaves no name */
             cleanup();
             fm_log_close();
             return 1;

@@ -249,10 +249,10 @@ static struct {
     fm_env env;
     FCGX_Request r;
     sigset_t waitmask;
-    bool unix_socket;       /* peers are checked (a TCP peer has no credentials) */
-    uid_t self;             /* the worker's own uid, always an allowed peer */
-    time_t refused_log_at;  /* when a refused peer may be logged again */
-    unsigned long refused;  /* peers refused since the last line about them */
+    bool unix_socket;      /* peers are checked (a TCP peer has no credentials) */
+    uid_t self;            /* the worker's own uid, always an allowed peer */
+    time_t refused_log_at; /* when a refused peer may be logged again */
+    unsigned long refused; /* peers refused since the last line about them */
 } w;
 
 static uint64_t min_transfer_rate(void)

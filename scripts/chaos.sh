@@ -122,7 +122,7 @@ fault_restart() {
     wait_for 10 gone "$p" || kill -KILL "$p" 2>/dev/null || true
     say "restart: redis $p stopped"
     sleep 1
-    redis-server "$VAR/dev/redis.conf" || fm_die "redis-server did not start again"
+    fm_redis_server "$VAR/dev/redis.conf" || fm_die "redis-server did not start again"
     wait_for 5 redis_up || fm_die "redis does not answer after the restart"
     say "restart: redis $(pid_of redis) answers"
 }

@@ -83,10 +83,10 @@ typedef struct fm_config {
         mode_t socket_mode;    /* unix socket mode, default 0660 */
         char *socket_group;    /* group name or NULL */
         char *user;            /* account the master drops to when started as root; NULL = none */
-        uid_t uid;             /* server.user's uid and primary gid (getpwnam at load) */
-        gid_t gid;
-        uid_t *peers;  /* server.allowed_peers, as uids (names resolved at load), npeers of them */
-        size_t npeers; /* besides them, the pool's own uid is always allowed */
+        uid_t uid;             /* server.user's uid (getpwnam at load) */
+        gid_t gid;             /* and its primary group */
+        uid_t *peers;          /* server.allowed_peers as uids (names resolved at load) */
+        size_t npeers;         /* how many; the pool's own uid is always allowed besides */
         bool tls_enabled;      /* informational: nginx terminates TLS */
         char *tls_cert_file, *tls_key_file;
     } server;

@@ -41,8 +41,8 @@ static fm_err check_user(struct loader *l, const char *where, const void *field)
     if (pw == NULL)
         return ld_fail(l, &l->ev.start_mark, "%s: no user \"%s\" on this host", where, name);
     if (pw->pw_uid == 0)
-        return ld_fail(l, &l->ev.start_mark,
-                       "%s: \"%s\" has uid 0; the pool never serves as root", where, name);
+        return ld_fail(l, &l->ev.start_mark, "%s: \"%s\" has uid 0; the pool never serves as root",
+                       where, name);
     l->cfg->server.uid = pw->pw_uid;
     l->cfg->server.gid = pw->pw_gid;
     return FM_OK;

@@ -79,7 +79,7 @@ kill -KILL "$t51_old"
 t51_gone() { ! kill -0 "$t51_old" 2>/dev/null; }
 check "Redis is killed (SIGKILL: no shutdown save)" wait_for 5 t51_gone
 t51_up() { [ "$(rcli PING 2>/dev/null)" = PONG ]; }
-t51_start() { redis-server "$FETCHML_VAR/dev/redis.conf" >/dev/null && wait_for 5 t51_up; }
+t51_start() { fm_redis_server "$FETCHML_VAR/dev/redis.conf" >/dev/null && wait_for 5 t51_up; }
 check "Redis starts again with the same config" t51_start
 t51_get() { as researcher GET "/v1/tasks/$t51_id" && status_is 200 && json_is .job_name t51-aof; }
 check "the task is there after the restart" wait_for 5 t51_get

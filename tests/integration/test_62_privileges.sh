@@ -73,7 +73,24 @@ else
     check "started as another user (daemon), it cannot become server.user: exit 1, saying so" \
         bash -c "[ $t62_rc = 1 ] && grep -q 'server.user is $t62_user (uid $t62_uid), but fetchml-fcgi was started as uid 1, not root' '$OUT/t62.out'"
 
+    # A log path the master would give to server.user is never a symbolic link: a root
+    # chown would land on whatever it points at.
+    t62_target=$OUT/t62-target.log
+    : >"$t62_target"
+    ln -sf "$t62_target" "$OUT/t62-link.log"
+    t62_cfg "$OUT/t62-link.yaml" "logging.api_file=\"$OUT/t62-link.log\""
+    write_config
+    t62_start "$OUT/t62-link.yaml"
+    t62_rc=$?
+    check "logging.api_file a symbolic link: the master gives nothing away and stops (exit 1)" \
+        bash -c "[ $t62_rc = 1 ] && grep -q 'cannot give $OUT/t62-link.log to server.user' '$OUT/t62.out' &&
+                 [ \"\$(stat -c %U '$t62_target')\" = root ] && [ ! -e '$OUT/t62.sock' ]"
+
     # ---- SO_PEERCRED: nginx's user is served, another local user is not ---------------
+    # A new generation of workers, none of which has logged a refused peer in the last
+    # 10 s (test_60's second master probes the socket as root, a refused peer too).
+    t62_serves() { as researcher GET /v1/whoami && status_is 200; }
+    check "a reload starts workers that have refused nobody yet" reload_until t62_serves
     scrape_refused() {
         as admin GET /metrics >/dev/null &&
             awk '$1 == "fetchml_fastcgi_peers_refused_total" { print $2 }' "$B"

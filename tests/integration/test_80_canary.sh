@@ -208,7 +208,7 @@ t80_as "$t80_out_key" GET /v1/whoami
 check "an unknown key during the outage -> 503 (before any key is checked)" status_is 503
 t80_as researcher GET /health
 check "GET /health during the outage -> 503" status_is 503
-redis-server "$FETCHML_VAR/dev/redis.conf" >/dev/null
+fm_redis_server "$FETCHML_VAR/dev/redis.conf" >/dev/null # as run-local.sh does (in the pool's group)
 # Until it has read its AOF back, Redis answers LOADING.
 t80_pong() { [ "$(rcli PING 2>/dev/null)" = PONG ]; }
 check "Redis is back (redis-server VAR/dev/redis.conf)" wait_for 10 t80_pong
