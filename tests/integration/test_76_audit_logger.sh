@@ -157,11 +157,14 @@ check "... and stripped of its checkpoints it fails too (nothing signed)" \
     bash -c "'$t76_adm' audit-verify --partial '$OUT/t76-stripped.log' >/dev/null && ! '$t76_adm' audit-verify --partial --public-key '$t76_pub' '$OUT/t76-stripped.log' >/dev/null 2>&1"
 
 # A key the logger could not keep to itself is refused, and the running one stays.
-cp "$FETCHML_VAR/dev/audit-sign.key" "$OUT/t76-open.key"
-chmod 0644 "$OUT/t76-open.key"
-write_config "logging.audit_sign_key=\"$OUT/t76-open.key\""
+# (Where the master, which has given up root, can open it: the pool's var dir, its account's.)
+t76_open=$FETCHML_VAR/dev/t76-open.key
+cp "$FETCHML_VAR/dev/audit-sign.key" "$t76_open"
+chmod 0644 "$t76_open"
+if t76_pool=$(fm_pool_user); then chown "$t76_pool" "$t76_open"; fi
+write_config "logging.audit_sign_key=\"$t76_open\""
 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1
-t76_refused() { grep -qF "$OUT/t76-open.key must be a regular file that only its owner may read" "$FETCHML_VAR/log/api.log"; }
+t76_refused() { grep -qF "$t76_open must be a regular file that only its owner may read" "$FETCHML_VAR/log/api.log"; }
 check "a reload naming a signing key others may read is refused" wait_for 5 t76_refused
 as researcher GET /v1/whoami
 check "... and the running configuration keeps serving" status_is 200
