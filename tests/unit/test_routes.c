@@ -8,7 +8,9 @@
  * admin and a job worker every one; another user's task is 404 on get, cancel
  * and delete, except to an admin), the bounds of GET /v1/tasks's limit, the
  * worker routes (only the lease holder; a 409 leaks nothing), and that every
- * transition names its task, worker and event and arms an undo that works.
+ * transition names its task, worker and event and arms an undo that works;
+ * and that an upload whose body stops (too slow: 408; short: 400) stores
+ * nothing.
  */
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "helpers.h"
@@ -307,10 +310,13 @@ static char rr_dir[TH_PATH_MAX];
 static void visibility_setup(void)
 {
     char path[TH_PATH_MAX], err[FM_CONFIG_ERR_MAX];
+    char text[sizeof(yaml_lines) * 2 + 64 * 32 + TH_PATH_MAX + 128];
 
     th_mkdtemp(rr_dir, "visible");
     th_path(path, rr_dir, "config.yaml");
-    th_write_file(path, users_yaml());
+    (void)snprintf(text, sizeof(text), "%sdata:\n  experiments_dir: \"%s/exp\"\n", users_yaml(),
+                   rr_dir);
+    th_write_file(path, text);
     memset(&rr, 0, sizeof(rr));
     rr.cfg = fm_config_load(path, err, sizeof(err));
     ck_assert_msg(rr.cfg != NULL, "%s", err);
@@ -673,6 +679,78 @@ START_TEST(list_limit_bounds)
 }
 END_TEST
 
+/* An upload body that gives `stop` bytes of text, then what the worker's reader says (`then`). */
+typedef struct fake_body {
+    const char *text;
+    size_t off, stop;
+    long then; /* 0 (the stream ended), -1 (it broke) or FM_BODY_SLOW */
+} fake_body;
+
+static long fake_read(void *ctx, char *buf, size_t n)
+{
+    fake_body *b = ctx;
+    size_t k = b->stop - b->off < n ? b->stop - b->off : n;
+
+    if (k == 0)
+        return b->then;
+    memcpy(buf, b->text + b->off, k);
+    b->off += k;
+    return (long)k;
+}
+
+/* PUT exp/path as root with body b (10 bytes announced): the status and the error code. */
+static int run_upload(const char *exp, const char *path, fake_body *b, char code[32])
+{
+    const fm_route *route = route_for("PUT", "/v1/experiments/{name}/files/{path*}");
+    const fm_body_stream stream = {fake_read, b};
+    fm_request req = {.method = "PUT", .path = "/", .stream = &stream, .content_length = 10};
+    fm_response resp;
+    fm_call call;
+    cJSON *json;
+    int status;
+
+    memset(&call, 0, sizeof(call));
+    memset(&resp, 0, sizeof(resp));
+    call.env = &rr.env;
+    call.req = &req;
+    call.user = user_named(rr.cfg, "root");
+    call.tail = path;
+    (void)snprintf(call.params[0], sizeof(call.params[0]), "%s", exp);
+    ck_assert_int_eq(route->handler(&call, &resp), 0);
+    status = resp.status;
+    json = cJSON_ParseWithLength(resp.body, resp.body_len);
+    (void)snprintf(code, 32, "%s",
+                   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "code")) != NULL
+                       ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "code"))
+                       : "");
+    cJSON_Delete(json);
+    if (call.settle != NULL)
+        call.settle(&call);
+    free(call.undo_data);
+    fm_response_reset(&resp);
+    return status;
+}
+
+/* A body sent too slowly is 408, one that ends early 400; neither leaves a file or a directory. */
+START_TEST(uploads_whose_body_stops_store_nothing)
+{
+    fake_body slow = {"0123456789", 0, 4, FM_BODY_SLOW}, broken = {"0123456789", 0, 4, -1},
+              whole = {"0123456789", 0, 10, 0};
+    char p[TH_PATH_MAX], code[32];
+
+    th_path(p, rr_dir, "exp/root/e");
+    ck_assert_int_eq(run_upload("e", "d/f", &slow, code), 408);
+    ck_assert_str_eq(code, "REQUEST_TIMEOUT");
+    ck_assert_int_ne(access(p, F_OK), 0);
+    ck_assert_int_eq(run_upload("e", "d/f", &broken, code), 400);
+    ck_assert_str_eq(code, "BAD_REQUEST");
+    ck_assert_int_ne(access(p, F_OK), 0);
+    ck_assert_int_eq(run_upload("e", "d/f", &whole, code), 201);
+    th_path(p, rr_dir, "exp/root/e/d/f");
+    ck_assert_int_eq(access(p, F_OK), 0);
+}
+END_TEST
+
 static Suite *routes_suite(void)
 {
     Suite *s = suite_create("routes");
@@ -689,6 +767,7 @@ static Suite *routes_suite(void)
     tcase_add_test(tc, list_limit_bounds);
     tcase_add_test(tc, worker_claims_heartbeats_completes);
     tcase_add_test(tc, every_transition_is_undone);
+    tcase_add_test(tc, uploads_whose_body_stops_store_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
