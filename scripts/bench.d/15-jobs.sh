@@ -27,7 +27,7 @@ jb_rate="rate_limit: { requests_per_minute: $RATE_MAX, burst: $RATE_MAX }"
 jb_body='{"job_name":"bench-job","args":["--epochs","3"],"priority":5}'
 jb_small=list_small # user names of one length: the two pages have the same size
 jb_large=list_large
-cp "$jb_cfg" "$VAR/dev/config.yaml.jobs-orig"
+cp -p "$jb_cfg" "$VAR/dev/config.yaml.jobs-orig" # owner and mode: the dropped master reads it
 
 # jb_user NAME ROLE: a key for a new bench user; sets JB_KEY and JB_USER (its flow YAML).
 jb_user() {
@@ -43,7 +43,8 @@ jb_lkey=$JB_KEY jb_luser=$JB_USER
 
 # jb_reload OVERRIDE...: the original config with these overrides, reloaded; status 1 if refused.
 jb_reload() {
-    fm_config_apply "$@" <"$VAR/dev/config.yaml.jobs-orig" >"$jb_cfg.new" && mv "$jb_cfg.new" "$jb_cfg" &&
+    fm_config_apply "$@" <"$VAR/dev/config.yaml.jobs-orig" >"$jb_cfg.new" &&
+        fm_pool_file "$jb_cfg.new" && mv "$jb_cfg.new" "$jb_cfg" &&
         timeout 20 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 && wait_for 5 full_ok
 }
 jb_users="bench: { hash: \"$HASH\", roles: [\"researcher\"], $jb_rate }, $jb_suser, $jb_luser"

@@ -9,7 +9,7 @@
 # shellcheck shell=bash disable=SC2034 # INVALID is bench.sh's
 as_cfg=$VAR/dev/config.yaml
 as_secs=$((DURATION < 5 ? DURATION : 5))
-cp "$as_cfg" "$VAR/dev/config.yaml.audit-sync-orig"
+cp -p "$as_cfg" "$VAR/dev/config.yaml.audit-sync-orig" # owner and mode: the dropped master reads it
 
 # as_run MODE [OVERRIDE...]: reload with logging.audit_sync MODE (and the overrides),
 # then wrk; sets AS_RPS (req/s, "?" when the reload failed) and INVALID when the run
@@ -18,7 +18,8 @@ as_run() {
     local out="$VAR/wrk-audit-sync-${*//[^a-z0-9_]/-}.txt" bad
     AS_RPS="?"
     if ! fm_config_apply "logging.audit_sync=$1" "logging.audit_sync_ms=1000" "${@:2}" \
-        <"$VAR/dev/config.yaml.audit-sync-orig" >"$as_cfg.new" || ! mv "$as_cfg.new" "$as_cfg" ||
+        <"$VAR/dev/config.yaml.audit-sync-orig" >"$as_cfg.new" || ! fm_pool_file "$as_cfg.new" ||
+        ! mv "$as_cfg.new" "$as_cfg" ||
         ! timeout 20 "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1 || ! wait_for 5 full_ok; then
         fm_say "audit_sync $1: reload failed"
         INVALID=1
