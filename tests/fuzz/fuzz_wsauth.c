@@ -8,7 +8,8 @@
  * ws+meta.nchan; a key only when exactly one token is fetchml.bearer.<k> with
  * k non-empty and at most FM_AUTH_KEY_MAX bytes, and then it is k; repeated
  * when there are several such tokens (or an oversized one); meta_first when
- * meta comes before the bearer token (or there is no key).
+ * the list's first element (up to the first ',', blanks trimmed; an empty one
+ * counts) is ws+meta.nchan, the only list nchan answers.
  */
 #include "fuzz.h"
 #include "wsauth.h"
@@ -23,7 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_cstr(data, size), *copy = strdup(s), *tok, *save = NULL;
-    size_t blen = strlen(FM_WSAUTH_BEARER), bearers = 0, meta_at = SIZE_MAX, key_at = SIZE_MAX;
+    size_t blen = strlen(FM_WSAUTH_BEARER), bearers = 0, meta_at = SIZE_MAX;
     const char *key = NULL;
     bool oversized = false;
     fm_wsauth_offer o;
@@ -43,10 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strcmp(tok, FM_WSAUTH_META) == 0 && meta_at == SIZE_MAX)
             meta_at = i;
         else if (strlen(tok) > blen && strncmp(tok, FM_WSAUTH_BEARER, blen) == 0) {
-            if (bearers++ == 0) {
-                key_at = i;
+            if (bearers++ == 0)
                 key = tok + blen;
-            }
             oversized |= strlen(tok) - blen > FM_AUTH_KEY_MAX;
         }
     }
@@ -59,9 +58,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail("key \"%s\", reference \"%s\"", o.key, key);
     if ((o.repeated || bearers == 0) && o.key[0] != '\0')
         fuzz_fail("key \"%s\" where there is none", o.key);
-    if (!o.repeated && o.meta_first != (meta_at != SIZE_MAX && (bearers == 0 || meta_at < key_at)))
-        fuzz_fail("meta_first %d, reference meta at %zu, key at %zu", o.meta_first, meta_at,
-                  key_at);
+    {
+        const char *a = s, *e = strchr(s, ',');
+        size_t n;
+
+        if (e == NULL)
+            e = s + strlen(s);
+        while (a < e && (*a == ' ' || *a == '\t'))
+            a++;
+        while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        n = (size_t)(e - a);
+        if (o.meta_first != (n == strlen(FM_WSAUTH_META) && memcmp(a, FM_WSAUTH_META, n) == 0))
+            fuzz_fail("meta_first %d, first element \"%.*s\"", o.meta_first, (int)n, a);
+    }
     free(copy);
     free(s);
     return 0;
