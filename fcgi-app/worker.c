@@ -71,6 +71,7 @@
 #define DRAIN_MAX_S 5
 #define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
 #define TRANSFER_GRACE_MS 10000 /* a transfer's credit (pace.h): nginx's client_body_timeout */
+#define LINGER_MS 1000          /* the most a refused, unread body is waited for in all (finish) */
 #define REFUSED_LOG_S 10   /* at most one line per worker this often about refused peers */
 
 static volatile sig_atomic_t stopping;
@@ -294,10 +295,30 @@ static void read_body(FCGX_Request *r, const char *length, const char *te, fm_re
         if (*body == NULL) {
             req->body_too_large = 1;
         } else {
-            int got = FCGX_GetStr(*body, (int)clen, r->in);
+            /*
+             * Paced like a streamed body: where nginx passes a body on as the client
+             * sends it (the experiments files location), a trickled one would hold the
+             * worker before any step of the pipeline, key or none.
+             */
+            size_t have = 0;
+            fm_pace pace;
+
+            fm_pace_start(&pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
+            while (have < clen && paced_arm(&pace)) {
+                int got = FCGX_GetStr(*body + have, (int)(clen - have), r->in);
+
+                paced_disarm();
+                if (got <= 0)
+                    break;
+                fm_pace_add(&pace, (uint64_t)got, mono_ms());
+                have += (size_t)got;
+                if (FCGX_GetError(r->in) != 0)
+                    break;
+            }
             req->body = *body;
-            req->body_len = got > 0 ? (size_t)got : 0;
-            req->body_incomplete = req->body_len != clen;
+            req->body_len = have;
+            req->body_incomplete = have != clen;
+            req->body_slow = have != clen && fm_pace_left_ms(&pace, mono_ms()) <= 0;
         }
     }
 }
@@ -553,13 +574,44 @@ static fm_err (*const init_steps[])(void) = {
  * the connection is detached from libfcgi's linger and simply closed, which
  * saves a wait, a wake-up and three system calls per request. A request whose
  * input was not read to the end (a body refused unread: body_read false)
- * keeps the linger, and is not read here (it may be long, or slow to come).
+ * gets a linger bounded in all (LINGER_MS), not libfcgi's.
  */
 static void finish(FCGX_Request *r, bool body_read)
 {
-    if (body_read && FCGX_GetChar(r->in) == EOF && FCGX_HasSeenEOF(r->in) && FCGX_GetError(r->in) == 0)
+    int keep;
+
+    if (body_read && FCGX_GetChar(r->in) == EOF && FCGX_HasSeenEOF(r->in) &&
+        FCGX_GetError(r->in) == 0) {
+        (void)FCGX_Detach(r);
+        FCGX_Finish_r(r);
+        return;
+    }
+    /*
+     * libfcgi's linger waits up to 2 s for each read, so input that keeps
+     * trickling in (a refused upload's body, which nginx passes on as the client
+     * sends it) would hold the worker as long as the client likes. The same
+     * linger here has one deadline for all of it: the answer is written and the
+     * connection shut for writing, then what comes is read and dropped for at
+     * most LINGER_MS in all.
+     */
+    keep = r->ipcFd >= 0 ? dup(r->ipcFd) : -1;
+    if (keep >= 0)
         (void)FCGX_Detach(r);
     FCGX_Finish_r(r);
+    if (keep < 0)
+        return;
+    if (shutdown(keep, SHUT_WR) == 0) {
+        int64_t end = mono_ms() + LINGER_MS;
+        char sink[4096];
+
+        for (int64_t now = mono_ms(); now < end; now = mono_ms()) {
+            struct pollfd pfd = {.fd = keep, .events = POLLIN};
+
+            if (poll(&pfd, 1, (int)(end - now)) <= 0 || read(keep, sink, sizeof(sink)) <= 0)
+                break;
+        }
+    }
+    (void)close(keep);
 }
 
 /*

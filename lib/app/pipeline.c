@@ -554,6 +554,9 @@ static step_rc step_body(req_state *st)
         return refuse(st, "bad_query", 400, "BAD_REQUEST", "this route takes no query parameters");
     if (req->body_too_large)
         return refuse(st, "body_too_large", 413, "PAYLOAD_TOO_LARGE", "request body too large");
+    if (req->body_slow)
+        return refuse(st, "body_too_slow", 408, "REQUEST_TIMEOUT",
+                      "request body sent slower than data.min_transfer_bytes_per_second");
     if (req->body_incomplete)
         return refuse(st, "body_incomplete", 400, "BAD_REQUEST", "request body incomplete");
     /* A body is read to its announced length: without one it would be cut to nothing. */

@@ -98,6 +98,7 @@ typedef struct fm_request {
     bool body_too_large;       /* CONTENT_LENGTH exceeded server.max_body_bytes (a streaming
                                   route: data.max_file_bytes) */
     bool body_incomplete;      /* the stream ended before CONTENT_LENGTH bytes arrived */
+    bool body_slow;            /* ... because it came slower than data.min_transfer_bytes_per_second */
     bool length_unknown;       /* a body came without CONTENT_LENGTH (chunked: nginx does not
                                   buffer the streaming routes, Apache passes chunked bodies
                                   so): refused 411 */

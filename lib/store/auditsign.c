@@ -269,6 +269,7 @@ fm_err fm_audit_checkpoint_check(const char *line, size_t len,
         rc = FM_ENOTFOUND; /* the text ,"signature":" was inside another value */
     } else if (!cJSON_IsNumber(seq) || seq->valuedouble < 2 || seq->valuedouble > (double)SEQ_MAX ||
                prev == NULL || strlen(prev) != HEX_LEN || kid == NULL ||
+               strlen(kid) != 2 * ID_BYTES || strspn(kid, "0123456789abcdef") != 2 * ID_BYTES ||
                sodium_hex2bin(sig, sizeof sig, sig_hex, strlen(sig_hex), NULL, &bin_len, NULL) !=
                    0 ||
                bin_len != sizeof sig || strlen(sig_hex) != 2 * sizeof sig) {

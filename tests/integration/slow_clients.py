@@ -17,6 +17,9 @@ Kinds:
               body one byte a second
     upload    TLS, a PUT of SLOW_PATH-<n> with X-API-Key SLOW_KEY announcing
               10000000 bytes, then the body one byte a second
+    getbody   TLS, a GET of SLOW_PATH with no key announcing a 100000-byte
+              body, then the body one byte a second (nginx passes bodies on
+              unbuffered on the experiments files routes)
     download  TLS, a GET of SLOW_PATH with X-API-Key SLOW_KEY, on a socket with
               a 32 KiB receive buffer, read at most 8 KiB every quarter
               second (at most 32 KiB/s, steadily: nginx's send_timeout does
@@ -108,7 +111,7 @@ async def connect(tls, small_rcvbuf):
 async def one(kind, delay, seq):
     st = stats[kind]
     await asyncio.sleep(delay)
-    tls = kind in ("tls", "header", "body", "upload", "download")
+    tls = kind in ("tls", "header", "body", "upload", "download", "getbody")
     try:
         reader, writer = await asyncio.wait_for(connect(tls, kind == "download"), 10.0)
     except asyncio.TimeoutError:
@@ -140,6 +143,11 @@ async def one(kind, delay, seq):
                                  ("PUT %s-%d HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
                                   "Content-Length: 10000000\r\n\r\n" % (PATH, seq, KEY)).encode(),
                                  b"u" * 10000)
+        elif kind == "getbody":
+            data = await trickle(writer, reader,
+                                 ("GET %s HTTP/1.1\r\nHost: x\r\nX-API-Key: bogus\r\n"
+                                  "Content-Length: 100000\r\n\r\n" % PATH).encode(),
+                                 b"g" * 10000)
         elif kind == "download":
             writer.write(("GET %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nConnection: close\r\n\r\n"
                           % (PATH, KEY)).encode())

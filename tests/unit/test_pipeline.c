@@ -693,6 +693,22 @@ START_TEST(body_incomplete)
 }
 END_TEST
 
+/* A body cut off because it came too slowly is 408, not a bad request, and reaches no handler. */
+START_TEST(body_too_slow)
+{
+    fm_request req = request("POST", "/v1/tasks", K_ALICE);
+
+    req.body = "{";
+    req.body_len = 1;
+    req.body_incomplete = true;
+    req.body_slow = true;
+    run(&req);
+    expect_error(408, "REQUEST_TIMEOUT", TRACE);
+    ck_assert_int_eq(ran.count, 0);
+    expect_audit(408, "body_too_slow", "alice", 1, &req, TRACE);
+}
+END_TEST
+
 /* A route that takes a JSON body needs Content-Type application/json, parameters allowed. */
 START_TEST(content_type)
 {
@@ -1554,6 +1570,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, body_too_large);
     tcase_add_test(tc, body_incomplete);
+    tcase_add_test(tc, body_too_slow);
     tcase_add_test(tc, query_only_where_read);
     tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);
