@@ -81,6 +81,8 @@ set +a
 PW=$(sed -n 's/^REDIS_PASSWORD=//p' "$T/a/dev/redis.env")
 SPW=$(openssl rand -hex 24)
 (umask 077 && printf 'SENTINEL_PASSWORD=%s\n' "$SPW" >"$T/sentinel.env")
+# As root the pool gives up root before it reads the file again on reload: its own (0600).
+if h_pool=$(fm_pool_user); then chown "$h_pool" "$T" "$T/sentinel.env"; fi
 
 phase "stack A started"
 # ---- the Redis deployment: master, two replicas, three sentinels --------------------------
@@ -143,6 +145,7 @@ HOSTS_CONFIG=(
     "redis.master_name=$MASTER_NAME"
     "redis.sentinel_password_file=\"$T/sentinel.env\""
     "redis.timeout_ms=$TIMEOUT_MS"
+    'redis.username=null' # these servers have only the default user (requirepass), no ACL file
     'limits={ max_open_tasks: 100000 }'
     "extra_users=    hoster:
       hash: \"$(hash_of "$H_KEY")\"
