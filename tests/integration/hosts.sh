@@ -95,7 +95,8 @@ start_redis() { # start_redis I [replicaof-port]
     redis-server --port "$port" --bind 127.0.0.1 --requirepass "$PW" --masterauth "$PW" \
         --min-replicas-to-write 1 --min-replicas-max-lag 10 --repl-diskless-sync-delay 0 \
         --save "" --appendonly no --daemonize yes --pidfile "$D/r$i.pid" \
-        --logfile "$D/r$i.log" --dir "$D/r$i" "${extra[@]}"
+        --logfile "$D/r$i.log" --dir "$D/r$i" "${extra[@]}" \
+        --user fetchml on ">$PW" '~*' '&*' '+@all' # the configs' redis.username
 }
 start_sentinel() { # start_sentinel I
     local i=$1
@@ -145,7 +146,6 @@ HOSTS_CONFIG=(
     "redis.master_name=$MASTER_NAME"
     "redis.sentinel_password_file=\"$T/sentinel.env\""
     "redis.timeout_ms=$TIMEOUT_MS"
-    'redis.username=null' # these servers have only the default user (requirepass), no ACL file
     'limits={ max_open_tasks: 100000 }'
     "extra_users=    hoster:
       hash: \"$(hash_of "$H_KEY")\"
