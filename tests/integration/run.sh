@@ -64,6 +64,8 @@ front_skip() {
     test_36_*) echo "configuration scale and reload: the pool alone" ;;
     test_50_* | test_52_*) echo "Redis and its failures: the pool alone" ;;
     test_60_*) echo "the pool's process model" ;;
+    test_43_*) echo "slow transfers through nginx's unbuffered experiments location and its temp-file limit; Apache's mod_buffer reads bodies first (conf/apache/README.md)" ;;
+    test_62_*) echo "the pool's privileges and peer check, and nginx's nchan publisher socket: the same behind either front" ;;
     test_75_connections.sh) echo "nginx's per-client connection and flood limits; Apache has none (conf/apache/README.md)" ;;
     test_84_* | test_85_* | test_86_* | test_87_*) echo "metrics, Prometheus and OpenAPI: the same behind either front" ;;
     esac
