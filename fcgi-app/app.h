@@ -82,13 +82,14 @@ void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
 
 /*
  * fm_auditlog_main - the audit logger (auditlog.c): the only process that
- * writes cfg->logging.file, on chain's chain state; it accepts senders on
- * listen_fd (fm_audit_endpoint_open), and signs checkpoints with the secret
- * key read from key_fd (-1: no signing key), which it closes. Until
- * SIGTERM/SIGINT/SIGQUIT and every sender gone; then it exits the process.
+ * writes the audit trail, under the account the caller already has (the
+ * master forks it and drops it to logging.audit_user first). Every
+ * generation's trail, listening socket and signing key come over ctl, its
+ * end of the socketpair with the master (auditctl.h), which it owns. Until
+ * the master closes ctl (or SIGTERM/SIGINT/SIGQUIT) and every sender has
+ * gone; then it exits the process, status 0 (1 when it could not start).
  * Never returns.
  */
-void fm_auditlog_main(const fm_config *cfg, fm_audit_shared *chain, int listen_fd, int key_fd)
-    __attribute__((noreturn));
+void fm_auditlog_main(int ctl) __attribute__((noreturn));
 
 #endif

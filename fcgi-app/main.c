@@ -24,20 +24,28 @@
  * expired job leases; it is kept in a table of its own and treated like a
  * worker in every respect above: respawned, backed off, replaced on reload,
  * stopped, told to reopen its logs. So is the WebSocket relay (wsrelay.c),
- * one per generation when websocket.publisher is set, in a third table, and
- * so is the audit logger (auditlog.c), one per generation in a fourth: the
- * only process that opens the audit trail for writing. The master makes its
- * listening socket (fm_audit_endpoint_open) and opens its signing key before
- * forking any child of the generation; the logger inherits both, every other
- * child closes them and unmaps the chain state right after fork, so a worker
- * holds nothing through which it could rewrite the trail or read the key.
+ * one per generation when websocket.publisher is set, in a third table.
+ *
+ * The audit logger (auditlog.c), the only process that opens the audit
+ * trail for writing, is different: forked once, first, while the master is
+ * still root, it gives up root for logging.audit_user, an account of its
+ * own, and lives as long as the master, serving every generation. The
+ * master tells it each generation's trail over a socketpair (auditctl.h),
+ * with the listening socket the generation's children send their records to
+ * (fm_audit_endpoint_open); the logger opens the file and the signing key
+ * itself. No other child keeps the master's end of that socketpair. As the
+ * master cannot start it again under that account, a logger that dies stops
+ * the master (status 1) for its supervisor to restart.
  *
  * Started as root, the master binds the socket (given to server.user, in
  * socket_group, before anyone may connect), opens its logs and pid file,
- * gives the log files it may have created to server.user, and then drops to
- * server.user for good (privdrop.h) before it forks anything: no child and
+ * gives the api log it may have created to server.user and the audit trail
+ * to logging.audit_user, forks the logger, and then drops to server.user
+ * for good (privdrop.h) before it forks anything else: no other child and
  * no later reload ever runs as root. It refuses to start as root without a
- * server.user; started as another user, server.user must be that user.
+ * server.user and a logging.audit_user of its own; started as another user,
+ * server.user (and logging.audit_user) must be that user, and the logger
+ * shares it (logged as a warning).
  *
  * The master does all its work in the main loop; signal handlers only set
  * flags. The socket is never closed across a reload, so nginx never sees a
@@ -47,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,14 +69,14 @@
 
 #include "app.h"
 #include "audit.h"
-#include "auditsign.h"
-#include "chains.h"
+#include "auditctl.h"
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
 #include "privdrop.h"
 #include "redact.h"
+#include "unixsock.h"
 
 #define STOP_GRACE_S 10
 #define BACKOFF_MAX_S 30
@@ -84,12 +93,10 @@ static struct {
     fm_pool *pool;
     fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
     fm_pool *relays;   /* one per generation with websocket.publisher, a third */
-    fm_pool *loggers;  /* one audit logger per generation, a fourth */
-    fm_chains chains;
-    fm_audit_shared *chain; /* the current generation's */
-    int audit_sock;         /* the current generation's logger listens here */
-    fm_audit_endpoint audit_ep;
-    int key_fd;          /* its signing key, -1 = none (logging.audit_sign_key) */
+    pid_t audit_pid;   /* the audit logger, -1 = none (not started, or gone) */
+    int audit_ctl;     /* the master's end of the socketpair with it, -1 = closed */
+    fm_audit_endpoint audit_ep; /* where the current generation's children send records */
+    int status;          /* the exit status: 1 when the audit logger died */
     fm_metrics *metrics; /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
@@ -97,7 +104,7 @@ static struct {
     int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
     time_t next_spawn; /* no respawn before this */
     sigset_t waitmask;
-} m = {.listen_fd = -1, .audit_sock = -1, .key_fd = -1};
+} m = {.listen_fd = -1, .audit_pid = -1, .audit_ctl = -1};
 
 static void on_signal(int sig)
 {
@@ -154,18 +161,15 @@ static void log_config(const fm_config *cfg)
 }
 
 /*
- * In a child that sends audit records (all but the logger), right after
- * fork: what only the logger may hold goes (the logger's socket, the key,
- * every chain region), before the child runs any code that reads input.
+ * In a child that sends audit records, right after fork: the master's end
+ * of the logger's control socket goes before the child runs any code that
+ * reads input (through it, a worker could name the trail's file).
  */
 static void drop_audit_privileges(void)
 {
-    if (m.audit_sock >= 0)
-        (void)close(m.audit_sock);
-    if (m.key_fd >= 0)
-        (void)close(m.key_fd);
-    fm_chains_clear(&m.chains);
-    m.chain = NULL;
+    if (m.audit_ctl >= 0)
+        (void)close(m.audit_ctl);
+    m.audit_ctl = -1;
 }
 
 /* fm_pool_spawn_fn: a worker of the current generation, with the current snapshot. */
@@ -186,21 +190,10 @@ static fm_err spawn(void *ctx, pid_t *pid)
 typedef struct side_child {
     const char *what;
     void (*main)(const fm_config *cfg, const fm_audit_endpoint *audit_ep) __attribute__((noreturn));
-    bool is_logger; /* keeps the logger's socket, key and chain */
 } side_child;
 
-static void logger_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
-    __attribute__((noreturn));
-
-static void logger_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
-{
-    (void)audit_ep;
-    fm_auditlog_main(cfg, m.chain, m.audit_sock, m.key_fd);
-}
-
-static const side_child sweeper_child = {"sweeper", fm_sweeper_main, false};
-static const side_child relay_child = {"websocket relay", fm_wsrelay_main, false};
-static const side_child logger_child = {"audit logger", logger_main, true};
+static const side_child sweeper_child = {"sweeper", fm_sweeper_main};
+static const side_child relay_child = {"websocket relay", fm_wsrelay_main};
 
 /* fm_pool_spawn_fn: the current generation's sweeper or relay (ctx: its side_child). */
 static fm_err spawn_side(void *ctx, pid_t *pid)
@@ -214,8 +207,7 @@ static fm_err spawn_side(void *ctx, pid_t *pid)
         /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
         if (m.listen_fd >= 0)
             (void)close(m.listen_fd);
-        if (!c->is_logger)
-            drop_audit_privileges();
+        drop_audit_privileges();
         c->main(m.cfg, &m.audit_ep);
     }
     fm_log_info("%s %d started (generation %d)", c->what, (int)*pid, m.generation);
@@ -229,14 +221,12 @@ static size_t relays_wanted(void)
 }
 
 /*
- * Brings the current generation up to its audit logger (first: the others
- * send it records), its count of workers, its one sweeper and its relay; a
- * fill cut short is retried after RETRY_S.
+ * Brings the current generation up to its count of workers, its one sweeper
+ * and its relay; a fill cut short is retried after RETRY_S.
  */
 static void fill_pool(void)
 {
-    if ((fm_pool_fill(m.loggers, m.generation, 1, spawn_side, (void *)&logger_child) != FM_OK ||
-         fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
+    if ((fm_pool_fill(m.pool, m.generation, (size_t)m.cfg->server.workers, spawn, NULL) != FM_OK ||
          fm_pool_fill(m.sweepers, m.generation, 1, spawn_side, (void *)&sweeper_child) != FM_OK ||
          fm_pool_fill(m.relays, m.generation, relays_wanted(), spawn_side, (void *)&relay_child) !=
              FM_OK) &&
@@ -250,14 +240,13 @@ static void kill_children(int sig, int below)
     fm_pool_kill(m.pool, sig, below);
     fm_pool_kill(m.sweepers, sig, below);
     fm_pool_kill(m.relays, sig, below);
-    fm_pool_kill(m.loggers, sig, below);
 }
 
-/* Live children of every generation. */
+/* Live children of every generation, and the audit logger. */
 static size_t children(void)
 {
     return fm_pool_count(m.pool, FM_POOL_ALL) + fm_pool_count(m.sweepers, FM_POOL_ALL) +
-           fm_pool_count(m.relays, FM_POOL_ALL) + fm_pool_count(m.loggers, FM_POOL_ALL);
+           fm_pool_count(m.relays, FM_POOL_ALL) + (m.audit_pid > 0 ? 1 : 0);
 }
 
 /* Whether the current generation lacks a worker or its sweeper. */
@@ -265,8 +254,7 @@ static bool short_of_children(void)
 {
     return fm_pool_count(m.pool, m.generation) < (size_t)m.cfg->server.workers ||
            fm_pool_count(m.sweepers, m.generation) < 1 ||
-           fm_pool_count(m.relays, m.generation) < relays_wanted() ||
-           fm_pool_count(m.loggers, m.generation) < 1;
+           fm_pool_count(m.relays, m.generation) < relays_wanted();
 }
 
 /*
@@ -294,15 +282,40 @@ static bool died_of_itself(int status)
     }
 }
 
+/*
+ * The audit logger is gone: nothing can be audited any more, and the master
+ * cannot start another under its account. Unless stopping anyway, the
+ * master stops (status 1) for its supervisor to start everything again.
+ */
+static void logger_gone(int status)
+{
+    m.audit_pid = -1;
+    if (m.audit_ctl >= 0)
+        (void)close(m.audit_ctl);
+    m.audit_ctl = -1;
+    if (got_term && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return;
+    fm_log_error("the audit logger exited unexpectedly (%s %d): no record can be written and it "
+                 "cannot be restarted under its account; stopping",
+                 WIFSIGNALED(status) ? "signal" : "status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    m.status = 1;
+    got_term = 1;
+}
+
 /* Reaps children; returns how many of the current generation crashed young. */
 static int reap(void)
 {
-    int status, young = 0, oldest;
+    int status, young = 0;
     fm_pool_worker w;
     const char *what;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == m.audit_pid) {
+            logger_gone(status);
+            continue;
+        }
         if (fm_pool_remove(m.pool, pid, &w)) {
             what = "worker";
             fm_metrics_worker_gone(pid); /* it may have died mid-request, marked busy */
@@ -310,8 +323,6 @@ static int reap(void)
             what = "sweeper";
         else if (fm_pool_remove(m.relays, pid, &w))
             what = "websocket relay";
-        else if (fm_pool_remove(m.loggers, pid, &w))
-            what = "audit logger";
         else
             continue;
         if (w.generation != m.generation || got_term)
@@ -325,132 +336,107 @@ static int reap(void)
         if (time(NULL) - w.started < 2 && died_of_itself(status))
             young++;
     }
-    /* The chain state of a file no live child writes any more is not needed again. */
-    oldest = fm_pool_oldest(m.pool, m.generation);
-    if (fm_pool_oldest(m.sweepers, m.generation) < oldest)
-        oldest = fm_pool_oldest(m.sweepers, m.generation);
-    if (fm_pool_oldest(m.relays, m.generation) < oldest)
-        oldest = fm_pool_oldest(m.relays, m.generation);
-    if (fm_pool_oldest(m.loggers, m.generation) < oldest)
-        oldest = fm_pool_oldest(m.loggers, m.generation);
-    fm_chains_release(&m.chains, oldest);
     return young;
 }
 
 /*
- * What a valid file cannot promise: that the workers will be able to open
- * their logs. Checked before a snapshot is used, so that a reload naming an
- * unwritable audit trail is refused like a syntax error instead of leaving a
- * pool of workers that exit at start. Logs each problem; true when usable.
+ * What a valid file cannot promise: that the master and its workers will be
+ * able to open the api log. Checked before a snapshot is used, so that a
+ * reload naming an unwritable one is refused like a syntax error (the audit
+ * logger checks the audit trail's, logger_generation). Logs the problem;
+ * true when usable.
  */
 static bool usable(const fm_config *cfg)
 {
-    const char *paths[] = {cfg->logging.file, cfg->logging.api_file};
-    bool ok = true;
+    int fd;
 
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        int fd;
-        if (paths[i] == NULL)
-            continue;
-        fd = open(paths[i], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0) {
-            fm_log_error("%s: cannot open %s for appending: %s", cfg->path, paths[i],
-                         strerror(errno));
-            ok = false;
-            continue;
-        }
-        (void)close(fd);
+    if (cfg->logging.api_file == NULL)
+        return true;
+    fd = open(cfg->logging.api_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0) {
+        fm_log_error("%s: cannot open %s for appending: %s", cfg->path, cfg->logging.api_file,
+                     strerror(errno));
+        return false;
     }
-    return ok;
+    (void)close(fd);
+    return true;
 }
 
-/* The chain state for generation's audit file; NULL after logging why. */
-static fm_audit_shared *chain_for(const fm_config *cfg, int generation)
+/* Copies a path setting into a control message's field; false when it does not fit. */
+static bool put_path(char *dst, size_t cap, const char *path)
 {
-    fm_audit_shared *chain = fm_chains_use(&m.chains, cfg->logging.file, generation);
+    int n = snprintf(dst, cap, "%s", path != NULL ? path : "");
 
-    if (chain == NULL)
-        fm_log_error("cannot initialise the audit trail %s: %s", cfg->logging.file,
-                     strerror(errno));
-    return chain;
+    return n >= 0 && (size_t)n < cap;
 }
 
 /*
- * The signing key of cfg (logging.audit_sign_key) opened for the logger and
- * checked here (read, then wiped), so that a bad key refuses a start or a
- * reload instead of a logger that cannot start. A key that group or others
- * may read is refused (like ssh's private keys). *fd is -1 when none is set.
- * A reload naming the key in force keeps its descriptor when the file can no
- * longer be opened (the master may have given up the rights that opened
- * it). Returns false after logging why.
+ * Tells the audit logger the next generation's trail (auditctl.h): a new listening
+ * socket for the generation's children, whose address goes in *ep, and
+ * cfg's logging settings. The logger opens the file and the key and
+ * answers within FM_AUDITCTL_REPLY_MS. False after logging why (the logger's
+ * own reason when it refused); the trails in force are unchanged then.
  */
-static bool open_key(const fm_config *cfg, int *fd)
+static bool logger_generation(const fm_config *cfg, fm_audit_endpoint *ep)
 {
-    const char *path = cfg->logging.audit_sign_key;
-    char err[256];
-    fm_audit_key *key;
-    struct stat st;
+    static int32_t requests; /* never reused: a refused request's number does not come back */
+    const int32_t generation = requests++;
+    fm_auditctl_msg msg = {
+        .type = FM_AUDITCTL_GEN,
+        .generation = generation,
+        .sync = (int32_t)cfg->logging.audit_sync,
+        .sync_ms = cfg->logging.audit_sync_ms,
+        .sign_interval_ms = cfg->logging.audit_sign_interval_ms,
+        .peer_uid = (uint32_t)(m.drop ? cfg->server.uid : geteuid()),
+    };
+    fm_auditctl_reply reply;
+    struct pollfd pfd = {.fd = m.audit_ctl, .events = POLLIN};
+    size_t len;
+    int sock, fd;
+    fm_err rc;
 
-    *fd = -1;
-    if (path == NULL)
-        return true;
-    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (*fd < 0 && m.key_fd >= 0 && m.cfg != cfg && m.cfg->logging.audit_sign_key != NULL &&
-        strcmp(m.cfg->logging.audit_sign_key, path) == 0) {
-        fm_log_warn("%s: cannot open %s again (%s); the logger keeps the key in force", cfg->path,
-                    path, strerror(errno));
-        *fd = dup(m.key_fd);
-    }
-    if (*fd < 0 || fstat(*fd, &st) != 0) {
-        fm_log_error("%s: logging.audit_sign_key: cannot open %s: %s", cfg->path, path,
-                     strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-        fm_log_error("%s: logging.audit_sign_key: %s must be a regular file that only its owner "
-                     "may read (mode 0600 or 0400)",
-                     cfg->path, path);
-        goto fail;
-    }
-    if ((key = fm_audit_key_load(*fd, err, sizeof(err))) == NULL) {
-        fm_log_error("%s: logging.audit_sign_key: %s: %s", cfg->path, path, err);
-        goto fail;
-    }
-    fm_audit_key_free(key);
-    return true;
-
-fail:
-    if (*fd >= 0)
-        (void)close(*fd);
-    *fd = -1;
-    return false;
-}
-
-/* The logger's socket and key for a new generation of cfg; false after logging why. */
-static bool open_audit_channel(const fm_config *cfg, int *sock, fm_audit_endpoint *ep, int *key)
-{
-    if (!open_key(cfg, key))
+    if (!put_path(msg.file, sizeof msg.file, cfg->logging.file) ||
+        !put_path(msg.key, sizeof msg.key, cfg->logging.audit_sign_key)) {
+        fm_log_error("%s: an audit path is longer than %zu bytes", cfg->path, sizeof msg.file - 1);
         return false;
-    if (fm_audit_endpoint_open(sock, ep) != FM_OK) {
+    }
+    if (m.audit_ctl < 0) {
+        fm_log_error("the audit logger is gone");
+        return false;
+    }
+    if (fm_audit_endpoint_open(&sock, ep) != FM_OK) {
         fm_log_error("cannot make the audit logger's socket: %s", strerror(errno));
-        if (*key >= 0)
-            (void)close(*key);
-        *key = -1;
+        return false;
+    }
+    rc = fm_unixsock_send(m.audit_ctl, &msg, sizeof msg, sock);
+    (void)close(sock); /* the logger has its own descriptor of it now */
+    if (rc != FM_OK) {
+        fm_log_error("cannot reach the audit logger: %s", strerror(errno));
+        return false;
+    }
+    /* Until the answer to this request (a late answer to an earlier one is dropped). */
+    for (;;) {
+        int r = poll(&pfd, 1, FM_AUDITCTL_REPLY_MS);
+        if (r < 0 && errno == EINTR)
+            continue;
+        rc = r > 0 ? fm_unixsock_recv(m.audit_ctl, &reply, sizeof reply, &len, &fd) : FM_ENOTFOUND;
+        if (rc == FM_ESYS && errno == EINTR)
+            continue;
+        if (rc == FM_OK && fd >= 0)
+            (void)close(fd);
+        if (rc != FM_OK || len != sizeof reply || reply.generation == generation)
+            break;
+    }
+    if (rc != FM_OK || len != sizeof reply) {
+        fm_log_error("the audit logger did not answer within %d ms", FM_AUDITCTL_REPLY_MS);
+        return false;
+    }
+    if (!reply.ok) {
+        reply.why[sizeof reply.why - 1] = '\0';
+        fm_log_error("%s: the audit logger cannot write this trail: %s", cfg->path, reply.why);
         return false;
     }
     return true;
-}
-
-/* Puts the new generation's logger socket and key in force; the old ones' logger has its own. */
-static void use_audit_channel(int sock, const fm_audit_endpoint *ep, int key)
-{
-    if (m.audit_sock >= 0)
-        (void)close(m.audit_sock);
-    if (m.key_fd >= 0)
-        (void)close(m.key_fd);
-    m.audit_sock = sock;
-    m.audit_ep = *ep;
-    m.key_fd = key;
 }
 
 /* A reload that keeps the running configuration, for /metrics. */
@@ -464,30 +450,23 @@ static void reload(void)
 {
     char err[FM_CONFIG_ERR_MAX];
     fm_config *next = fm_config_load(m.cfg->path, err, sizeof(err));
-    fm_audit_shared *chain;
     fm_audit_endpoint ep;
-    int sock, key;
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
         reload_refused();
         return;
     }
-    if (!usable(next) || !open_audit_channel(next, &sock, &ep, &key)) {
+    if ((next->logging.audit_user == NULL) != (m.cfg->logging.audit_user == NULL) ||
+        (next->logging.audit_user != NULL &&
+         strcmp(next->logging.audit_user, m.cfg->logging.audit_user) != 0))
+        fm_log_warn("reload: logging.audit_user changed; the audit logger keeps its account until "
+                    "a restart");
+    /* The logger's answer is the last thing that can refuse the reload. */
+    if (!usable(next) || !logger_generation(next, &ep)) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
                      "workers or the audit logger cannot open",
                      next->path);
-        fm_config_free(next);
-        reload_refused();
-        return;
-    }
-    if ((chain = chain_for(next, m.generation + 1)) == NULL) {
-        fm_log_error("reload refused, keeping the running configuration: %s names an audit "
-                     "trail whose chain cannot be read",
-                     next->path);
-        (void)close(sock);
-        if (key >= 0)
-            (void)close(key);
         fm_config_free(next);
         reload_refused();
         return;
@@ -514,8 +493,7 @@ static void reload(void)
     fm_config_free(m.cfg);
     (void)malloc_trim(0);
     m.cfg = next;
-    m.chain = chain;
-    use_audit_channel(sock, &ep, key);
+    m.audit_ep = ep;
     m.generation++;
     fm_metrics_inc(FM_MET_RELOADS_OK);
     fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 1);
@@ -549,10 +527,18 @@ static void stop_all(void)
     /* No new connections from here on; workers drain what is queued (SIGQUIT). */
     remove_socket();
     kill_children(SIGQUIT, m.generation + 1);
+    /* The logger stops once the last sender has gone (it may run as another user: no signal). */
+    if (m.audit_ctl >= 0)
+        (void)close(m.audit_ctl);
+    m.audit_ctl = -1;
     if (!wait_all(time(NULL) + STOP_GRACE_S, 50 * 1000)) {
         fm_log_warn("workers did not stop within %d s; killing them", STOP_GRACE_S);
         kill_children(SIGKILL, m.generation + 1);
-        (void)wait_all(0, 10 * 1000);
+        /* Their connections close with them, and the logger ends; it gets as long again. */
+        if (!wait_all(time(NULL) + STOP_GRACE_S, 10 * 1000) && m.audit_pid > 0)
+            fm_log_error("the audit logger %d did not stop within %d s of its last sender; "
+                         "leaving it",
+                         (int)m.audit_pid, STOP_GRACE_S);
     }
 }
 
@@ -570,22 +556,50 @@ static fm_err open_api_log(void)
     return FM_OK;
 }
 
-/* Whether the start would serve as root, or as a user other than server.user: both refused. */
-static fm_err check_identity(void)
+/* Started as a user that is not root: server.user and logging.audit_user must be that user. */
+static fm_err check_unprivileged(void)
 {
-    const char *user = m.cfg->server.user;
+    const char *user = m.cfg->server.user, *audit = m.cfg->logging.audit_user;
 
-    if (getuid() != 0 && geteuid() != 0) {
-        if (user == NULL || m.cfg->server.uid == geteuid())
-            return FM_OK;
+    if (user != NULL && m.cfg->server.uid != geteuid()) {
         fm_log_error("server.user is %s (uid %u), but fetchml-fcgi was started as uid %u, not "
                      "root: it cannot become %s; start it as root or as %s",
                      user, (unsigned)m.cfg->server.uid, (unsigned)geteuid(), user, user);
         return FM_EINVAL;
     }
+    if (audit != NULL && m.cfg->logging.audit_uid != geteuid()) {
+        fm_log_error("logging.audit_user is %s (uid %u), but fetchml-fcgi was started as uid %u, "
+                     "not root: it cannot start the audit logger as %s; start it as root",
+                     audit, (unsigned)m.cfg->logging.audit_uid, (unsigned)geteuid(), audit);
+        return FM_EINVAL;
+    }
+    fm_log_warn("started as uid %u, not root: the audit logger runs under the pool's own account, "
+                "so a compromised worker could rewrite the audit trail; start as root with "
+                "logging.audit_user, or make the trail append-only (chattr +a)",
+                (unsigned)geteuid());
+    return FM_OK;
+}
+
+/*
+ * Whether the start would serve as root, or as a user other than
+ * server.user, or leave the audit trail to the pool's account: refused.
+ */
+static fm_err check_identity(void)
+{
+    const char *user = m.cfg->server.user, *audit = m.cfg->logging.audit_user;
+
+    if (getuid() != 0 && geteuid() != 0)
+        return check_unprivileged();
     if (user == NULL) {
         fm_log_error("started as root and server.user is not set: the pool never serves as "
                      "root; set server.user to the account it should run as (e.g. fetchml)");
+        return FM_EINVAL;
+    }
+    if (audit == NULL || m.cfg->logging.audit_uid == m.cfg->server.uid) {
+        fm_log_error("started as root and logging.audit_user is %s: the audit logger needs an "
+                     "account of its own (e.g. fetchml-audit), or a compromised worker could "
+                     "rewrite the audit trail",
+                     audit == NULL ? "not set" : "server.user's account");
         return FM_EINVAL;
     }
     m.drop = true;
@@ -593,16 +607,16 @@ static fm_err check_identity(void)
 }
 
 /*
- * Gives a log file the master opened as root (and may have created) to
- * server.user, who reopens it on SIGUSR1 and, for the audit trail, writes
- * it from every worker (nginx gives its reopened logs to its worker user
- * the same way). Never through a symbolic link and only a regular file with
- * one name: a root chown must not land on a file someone else pointed the
- * path at. The group and mode stay as they are.
+ * Gives a log file the master opened as root (and may have created) to uid:
+ * the api log to server.user, who reopens it on SIGUSR1 (nginx gives its
+ * reopened logs to its worker user the same way), an audit trail an older
+ * install left to server.user to logging.audit_user. Never through a
+ * symbolic link and only a regular file with one name: a root chown must not
+ * land on a file someone else pointed the path at. A missing file is left
+ * to its writer to create; the group and mode stay as they are.
  */
-static fm_err give_file(const char *path)
+static fm_err give_file(const char *path, uid_t uid, const char *to)
 {
-    uid_t uid = m.cfg->server.uid;
     const char *why = NULL;
     struct stat st;
     int fd;
@@ -610,6 +624,8 @@ static fm_err give_file(const char *path)
     if (path == NULL)
         return FM_OK;
     fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && errno == ENOENT)
+        return FM_OK;
     if (fd < 0 || fstat(fd, &st) != 0)
         why = strerror(errno);
     else if (st.st_uid != uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1))
@@ -620,7 +636,7 @@ static fm_err give_file(const char *path)
         (void)close(fd);
     if (why == NULL)
         return FM_OK;
-    fm_log_error("cannot give %s to server.user: %s", path, why);
+    fm_log_error("cannot give %s to %s: %s", path, to, why);
     return FM_ESYS;
 }
 
@@ -631,7 +647,7 @@ static fm_err drop_privileges(void)
 
     if (!m.drop)
         return FM_OK;
-    if (give_file(m.cfg->logging.api_file) != FM_OK || give_file(m.cfg->logging.file) != FM_OK)
+    if (give_file(m.cfg->logging.api_file, m.cfg->server.uid, "server.user") != FM_OK)
         return FM_ESYS;
     if (fm_privdrop(m.cfg->server.user, m.cfg->server.uid, m.cfg->server.gid, err, sizeof(err)) !=
         FM_OK) {
@@ -653,8 +669,7 @@ static fm_err make_tables(void)
     m.pool = fm_pool_new();
     m.sweepers = fm_pool_new();
     m.relays = fm_pool_new();
-    m.loggers = fm_pool_new();
-    if (m.pool == NULL || m.sweepers == NULL || m.relays == NULL || m.loggers == NULL) {
+    if (m.pool == NULL || m.sweepers == NULL || m.relays == NULL) {
         fm_log_error("out of memory");
         return FM_ESYS;
     }
@@ -666,13 +681,64 @@ static fm_err make_tables(void)
     }
     fm_metrics_attach(m.metrics);
     fm_metrics_set(FM_MET_CONFIG_LOADED_AT, (int64_t)time(NULL));
-    m.chain = chain_for(m.cfg, m.generation);
-    return m.chain != NULL ? FM_OK : FM_ESYS;
+    return FM_OK;
 }
 
-static fm_err open_audit_logger(void)
+/* In the audit logger, right after fork: only its end of the socketpair, and its own account. */
+static void logger_child(int ctl) __attribute__((noreturn));
+
+static void logger_child(int ctl)
 {
-    return open_audit_channel(m.cfg, &m.audit_sock, &m.audit_ep, &m.key_fd) ? FM_OK : FM_ESYS;
+    char err[256];
+
+    if (m.listen_fd >= 0)
+        (void)close(m.listen_fd);
+    (void)close(m.audit_ctl);
+    if (m.drop && fm_privdrop(m.cfg->logging.audit_user, m.cfg->logging.audit_uid,
+                              m.cfg->logging.audit_gid, err, sizeof(err)) != FM_OK) {
+        fm_log_error("audit logger %d: cannot become logging.audit_user %s: %s", (int)getpid(),
+                     m.cfg->logging.audit_user, err);
+        _exit(1);
+    }
+    /* It needs nothing of the configuration: the master sends each trail's settings. */
+    fm_config_free(m.cfg);
+    m.cfg = NULL;
+    fm_pool_free(m.pool);
+    fm_pool_free(m.sweepers);
+    fm_pool_free(m.relays);
+    m.pool = m.sweepers = m.relays = NULL;
+    fm_auditlog_main(ctl);
+}
+
+/*
+ * Forks the audit logger (as root: it becomes logging.audit_user) and
+ * hands it the first generation's trail; an audit trail an older install
+ * gave server.user goes to logging.audit_user first.
+ */
+static fm_err start_audit_logger(void)
+{
+    int sv[2];
+
+    if (m.drop &&
+        give_file(m.cfg->logging.file, m.cfg->logging.audit_uid, "logging.audit_user") != FM_OK)
+        return FM_ESYS;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        fm_log_error("cannot make the audit logger's control socket: %s", strerror(errno));
+        return FM_ESYS;
+    }
+    m.audit_ctl = sv[0];
+    m.audit_pid = fork();
+    if (m.audit_pid < 0) {
+        fm_log_error("cannot start the audit logger: fork: %s", strerror(errno));
+        (void)close(sv[1]);
+        return FM_ESYS;
+    }
+    if (m.audit_pid == 0)
+        logger_child(sv[1]);
+    (void)close(sv[1]);
+    fm_log_info("audit logger %d started as %s", (int)m.audit_pid,
+                m.drop ? m.cfg->logging.audit_user : "the master's account");
+    return logger_generation(m.cfg, &m.audit_ep) ? FM_OK : FM_ESYS;
 }
 
 static fm_err check_pidfile(void)
@@ -709,8 +775,9 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log,  check_identity, check_files,     make_tables,     check_pidfile, open_socket,
-    open_audit_logger, write_pidfile, drop_privileges, install_signals, start_pool,
+    open_api_log,       check_identity, check_files,     make_tables,     check_pidfile,
+    install_signals,    open_socket,    start_audit_logger, write_pidfile, drop_privileges,
+    start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
@@ -729,11 +796,27 @@ static void children_changed(time_t now)
     }
 }
 
+/*
+ * SIGUSR1: the api log reopened here, in every child, and in the audit
+ * logger, which reopens its trails and takes the api log from the master
+ * (it may not open it itself).
+ */
 static void reopen_logs(void)
 {
+    fm_auditctl_msg msg = {.type = FM_AUDITCTL_REOPEN};
+    int fd = -1;
+
     if (fm_log_reopen() != 0)
         fm_log_error("reopening api log failed: %s", strerror(errno));
     kill_children(SIGUSR1, m.generation + 1);
+    if (m.audit_ctl < 0)
+        return;
+    if (m.cfg->logging.api_file != NULL)
+        fd = open(m.cfg->logging.api_file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    if (fm_unixsock_send(m.audit_ctl, &msg, sizeof msg, fd) != FM_OK)
+        fm_log_error("cannot tell the audit logger to reopen its logs: %s", strerror(errno));
+    if (fd >= 0)
+        (void)close(fd);
 }
 
 /* Until SIGTERM or SIGINT: handle the flags the signals set, then wait for the next. */
@@ -782,9 +865,9 @@ static void cleanup(void)
     fm_pool_free(m.pool);
     fm_pool_free(m.sweepers);
     fm_pool_free(m.relays);
-    fm_pool_free(m.loggers);
-    use_audit_channel(-1, &m.audit_ep, -1);
-    fm_chains_clear(&m.chains);
+    if (m.audit_ctl >= 0)
+        (void)close(m.audit_ctl);
+    m.audit_ctl = -1;
     fm_metrics_free(m.metrics);
     fm_config_free(m.cfg);
 }
@@ -821,7 +904,7 @@ int main(int argc, char **argv)
     fm_log_info("stopping: waiting for workers to finish");
     stop_all();
     cleanup();
-    fm_log_info("stopped");
+    fm_log_info(m.status == 0 ? "stopped" : "stopped (the audit logger had gone)");
     fm_log_close();
-    return 0;
+    return m.status;
 }

@@ -300,16 +300,21 @@ do_start() {
     if pool=$(fm_pool_user); then
         # The pool gives up root for $pool (server.user). nginx's workers run as
         # www-data and must reach the FastCGI socket; the pool removes its
-        # socket and pid file at stop. It writes its logs, the audit trail and
-        # the experiment trees, reads its configuration on reload, and its relay
-        # (alone with root) reaches nchan's publisher socket.
-        local pgroup
+        # socket and pid file at stop. It writes its logs and the experiment
+        # trees, reads its configuration on reload, and its relay (alone with
+        # root) reaches nchan's publisher socket.
+        # The audit logger runs as an account of its own: it owns the log
+        # directory (sticky, so the pool cannot remove the trail), the trail
+        # and its signing key; $DEV lets it reach the key, not read the rest.
+        local pgroup audit
         pgroup=$(id -gn "$pool")
+        audit=$(fm_audit_user)
         chown "$pool:www-data" "$RUN" && chmod 750 "$RUN" &&
-            chgrp "$pgroup" "$VAR/log" "$DEV" "$RUN/nchan" && chmod 770 "$VAR/log" &&
-            chmod 710 "$DEV" && chmod 750 "$RUN/nchan" && fm_pool_file "$DEV/config.yaml" &&
+            chgrp "$pgroup" "$DEV" "$RUN/nchan" && fm_audit_dir "$VAR/log" &&
+            chmod 711 "$DEV" && chmod 750 "$RUN/nchan" && fm_pool_file "$DEV/config.yaml" &&
+            chown "$audit:$audit" "$DEV/audit-sign.key" && chmod 400 "$DEV/audit-sign.key" &&
             chown -R "$pool:$pgroup" "$VAR/experiments" ||
-            fm_die "cannot give $VAR to the pool's account $pool"
+            fm_die "cannot give $VAR to the pool's account $pool and the audit logger's $audit"
     fi
     start_redis
     start_fcgi

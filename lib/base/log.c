@@ -113,6 +113,21 @@ fm_err fm_log_reopen(void)
     return fm_log_replace_fd(g.fd, fd);
 }
 
+fm_err fm_log_use_fd(int newfd)
+{
+    if (g.fd < 0) {
+        if (fcntl(newfd, F_SETFD, FD_CLOEXEC) != 0) {
+            int err = errno;
+            (void)close(newfd);
+            errno = err;
+            return FM_ESYS;
+        }
+        g.fd = newfd;
+        return FM_OK;
+    }
+    return fm_log_replace_fd(g.fd, newfd);
+}
+
 void fm_log_echo(const char *text, char out[FM_LOG_ECHO_BUF])
 {
     size_t i;

@@ -49,6 +49,15 @@ fm_err fm_log_reopen(void);
  */
 FM_MUST_CHECK fm_err fm_log_replace_fd(int fd, int newfd);
 
+/*
+ * fm_log_use_fd - the log's file becomes the one open on newfd, a
+ * descriptor another process opened and passed (SCM_RIGHTS): the audit
+ * logger, which may not open api.log itself, gets the master's after each
+ * rotation. The path and level stay; newfd is taken over (closed on
+ * failure). FM_OK, or FM_ESYS with errno from dup3(2) or fcntl(2).
+ */
+FM_MUST_CHECK fm_err fm_log_use_fd(int newfd);
+
 /* fm_log_close - close the file; later messages go to stderr. */
 void fm_log_close(void);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,5 +54,83 @@ fm_err fm_unixsock_claim(const char *path, int type, struct sockaddr_un *sa, cha
         errno = e;
         return FM_ESYS;
     }
+    return FM_OK;
+}
+
+/* Room for one descriptor in a control message, aligned as cmsg(3) wants. */
+typedef union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+} one_fd;
+
+fm_err fm_unixsock_send(int s, const void *msg, size_t len, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    one_fd ctl;
+
+    if (fd >= 0) {
+        struct cmsghdr *c;
+        memset(&ctl, 0, sizeof ctl);
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof ctl.buf;
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return sendmsg(s, &mh, MSG_NOSIGNAL) < 0 ? FM_ESYS : FM_OK;
+}
+
+/* Every descriptor the control messages of mh carry, closed. */
+static void close_passed(struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+        size_t n;
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            (void)close(fd);
+        }
+    }
+}
+
+fm_err fm_unixsock_recv(int s, void *msg, size_t cap, size_t *len, int *fd)
+{
+    struct iovec iov = {.iov_base = msg, .iov_len = cap};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *c;
+    one_fd ctl;
+    ssize_t n;
+
+    *fd = -1;
+    *len = 0;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return FM_ESYS;
+    if (n == 0 && mh.msg_controllen == 0)
+        return FM_ENOTFOUND;
+    if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+        close_passed(&mh);
+        errno = EMSGSIZE;
+        return FM_ESYS;
+    }
+    c = CMSG_FIRSTHDR(&mh);
+    if (c != NULL) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int)) || CMSG_NXTHDR(&mh, c) != NULL) {
+            close_passed(&mh);
+            errno = EMSGSIZE;
+            return FM_ESYS;
+        }
+        memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    }
+    *len = (size_t)n;
     return FM_OK;
 }

@@ -130,6 +130,9 @@ typedef struct fm_config {
         int audit_sync_ms;          /* interval: at most this often, ms (1..3600000) */
         char *audit_sign_key;       /* Ed25519 secret key file of the audit logger, NULL = none */
         int audit_sign_interval_ms; /* checkpoint at most this often, ms (100..86400000) */
+        char *audit_user; /* the audit logger's own account, NULL = none (see conf/README.md) */
+        uid_t audit_uid;  /* audit_user's uid and primary group, set with it */
+        gid_t audit_gid;
     } logging;
 
     struct {

@@ -266,6 +266,14 @@ fm_err ld_set_string(struct loader *l, char **slot, const char *value);
 void ld_join(char *out, size_t outlen, const char *where, const char *key);
 /* "[A-Za-z0-9_.-]{1,63}", and never "." or "..", since user names become directories. */
 bool ld_valid_name(const char *s);
+
+/*
+ * ld_account - name, the value of the setting where (server.user,
+ * logging.audit_user), as an account of this host other than root: its uid
+ * and primary group in *uid and *gid. FM_OK, or ld_fail's error (a name
+ * that is not [A-Za-z0-9_.-]{1,63}, no such user, uid 0) at the scalar.
+ */
+fm_err ld_account(struct loader *l, const char *where, const char *name, uid_t *uid, gid_t *gid);
 fm_err ld_next(struct loader *l);
 /* A plain scalar that YAML reads as null: empty, ~, null, Null, NULL. */
 bool ld_is_null(const yaml_event_t *e);

@@ -95,6 +95,13 @@ fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_
                    second ? "api_file" : "file");
 }
 
+/* logging.audit_user: an account of its own for the audit logger (not root). */
+static fm_err check_audit_user(struct loader *l, const char *where, const void *field)
+{
+    return ld_account(l, where, *(char *const *)field, &l->cfg->logging.audit_uid,
+                      &l->cfg->logging.audit_gid);
+}
+
 LD_TABLE(, logging_table,
          LD_ENUM_ROW("level", fm_config, logging.level, level_names, "debug, info, warn or error",
                      FM_LOG_INFO),
@@ -109,7 +116,9 @@ LD_TABLE(, logging_table,
          LD_STR_ROW("audit_sign_key", LD_PATH, fm_config, logging.audit_sign_key, NULL, NULL, true,
                     NULL),
          LD_INT_ROW("audit_sign_interval_ms", fm_config, logging.audit_sign_interval_ms, 100,
-                    86400000, 60000));
+                    86400000, 60000),
+         LD_STR_ROW("audit_user", LD_STRING, fm_config, logging.audit_user, "a user name", NULL,
+                    true, check_audit_user));
 
 const char *fm_config_level_name(fm_log_level level)
 {

@@ -27,10 +27,8 @@ static fm_err check_group(struct loader *l, const char *where, const void *field
     return FM_OK;
 }
 
-/* server.user: an account of this host other than root, whose uid and group the master takes. */
-static fm_err check_user(struct loader *l, const char *where, const void *field)
+fm_err ld_account(struct loader *l, const char *where, const char *name, uid_t *uid, gid_t *gid)
 {
-    const char *name = *(char *const *)field;
     struct passwd *pw;
 
     if (!ld_valid_name(name))
@@ -43,9 +41,15 @@ static fm_err check_user(struct loader *l, const char *where, const void *field)
     if (pw->pw_uid == 0)
         return ld_fail(l, &l->ev.start_mark, "%s: \"%s\" has uid 0; the pool never serves as root",
                        where, name);
-    l->cfg->server.uid = pw->pw_uid;
-    l->cfg->server.gid = pw->pw_gid;
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
     return FM_OK;
+}
+
+/* server.user: an account of this host other than root, whose uid and group the master takes. */
+static fm_err check_user(struct loader *l, const char *where, const void *field)
+{
+    return ld_account(l, where, *(char *const *)field, &l->cfg->server.uid, &l->cfg->server.gid);
 }
 
 /* One entry of allowed_peers, a user name or a decimal uid, as a uid; -1 after ld_fail. */

@@ -68,6 +68,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -333,10 +334,82 @@ void fm_audit_shared_free(fm_audit_shared *shared)
         (void)munmap(shared, sizeof *shared);
 }
 
-/* O_RDWR rather than O_WRONLY: the chain head may have to be re-read from the tail. */
+/*
+ * O_RDWR rather than O_WRONLY: the chain head may have to be re-read from
+ * the tail. Never through a symbolic link, and only a file owned by the
+ * writer (or root): a file someone else put at the path (another
+ * account could, where the directory lets it, between a rotation and the
+ * reopen) is refused with EPERM, and the record with it (fail closed).
+ */
 static int open_log(const char *path)
 {
-    return open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    struct stat st;
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        (void)close(fd);
+        errno = err;
+        return -1;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        (void)close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
+    struct stat st;
+
+    if (n >= sizeof dir) {
+        (void)snprintf(err, errlen, "%s: path too long", path);
+        return FM_EINVAL;
+    }
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    if (stat(dir, &st) != 0) {
+        (void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return FM_ESYS;
+    }
+    if (st.st_uid != 0 && st.st_uid != writer) {
+        (void)snprintf(err, errlen,
+                       "%s: the audit trail's directory belongs to uid %u, who could remove or "
+                       "replace the trail; give it to root or to the audit logger's account (uid %u)",
+                       dir, (unsigned)st.st_uid, (unsigned)writer);
+        return FM_EINVAL;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+        (void)snprintf(err, errlen,
+                       "%s: the audit trail's directory is writable by %s (mode %04o) and not "
+                       "sticky, so another account could remove or replace the trail; make it "
+                       "sticky (chmod +t, mode 1770) or not writable by others (0750)",
+                       dir, (st.st_mode & S_IWOTH) != 0 ? "everyone" : "its group",
+                       (unsigned)(st.st_mode & 07777));
+        return FM_EINVAL;
+    }
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return FM_OK; /* the logger creates it */
+        (void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return FM_ESYS;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != writer || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        (void)snprintf(err, errlen,
+                       "%s: the audit trail must be a regular file of the audit logger's account "
+                       "(uid %u) that only it may write (it is %s of uid %u, mode %04o)",
+                       path, (unsigned)writer, S_ISREG(st.st_mode) ? "a file" : "not a plain file",
+                       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return FM_EINVAL;
+    }
+    return FM_OK;
 }
 
 fm_audit *audit_handle_new(const char *path)

@@ -70,6 +70,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "err.h"
@@ -132,6 +133,21 @@ void fm_audit_shared_free(fm_audit_shared *shared);
  * caller (fm_audit_close), or NULL with errno.
  */
 fm_audit *fm_audit_open(const char *path, fm_audit_shared *shared);
+
+/*
+ * fm_audit_check_place - whether path (an audit trail's path) is a place
+ * where only writer (the audit logger's uid) and root can change the trail:
+ * its directory belongs to root or writer and is not writable by group or
+ * others unless sticky (S_ISVTX: then only a file's owner may remove or
+ * rename it, as in /tmp), and the file, if it exists, is a regular file
+ * (not a link) of writer's that group and others may not write. Otherwise
+ * another account, such as the pool's, could delete the trail or put a file
+ * of its own in its place. Call as the writer. FM_OK; FM_EINVAL with the
+ * reason in err (errlen bytes) when the place is unsafe; FM_ESYS (errno)
+ * when the directory or file cannot be examined (stat(2)).
+ */
+FM_MUST_CHECK fm_err fm_audit_check_place(const char *path, uid_t writer, char *err,
+                                          size_t errlen) FM_NONNULL(1, 3);
 
 /*
  * Where the audit logger listens: an abstract-namespace unix address

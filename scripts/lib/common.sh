@@ -176,6 +176,34 @@ fm_pool_user() {
     printf '%s\n' "${FETCHML_POOL_USER:-nobody}"
 }
 
+# fm_audit_user: the account the audit logger runs as (logging.audit_user)
+# when the scripts run as root: FETCHML_AUDIT_USER, default fetchml-audit,
+# created as a system account (no home, no shell) when missing, as a
+# package's postinst would: the logger must not share the pool's account, or
+# a compromised worker could rewrite the trail. Prints nothing and fails
+# when not root (the logger then shares the caller's account).
+fm_audit_user() {
+    [ "$(id -u)" -eq 0 ] || return 1
+    local u=${FETCHML_AUDIT_USER:-fetchml-audit}
+    if ! id -u "$u" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            --user-group "$u" || fm_die "cannot create the audit logger's account $u"
+    fi
+    printf '%s\n' "$u"
+}
+
+# fm_audit_dir DIR: as root, DIR (holding the audit trail and the pool's
+# logs) becomes the audit logger's, in the pool's group, mode 1770: the pool
+# may create its own files there, and the sticky bit keeps it from removing
+# or replacing the logger's (the logger refuses a directory that would let
+# it, fm_audit_check_place). Nothing to do otherwise.
+fm_audit_dir() {
+    local a p
+    a=$(fm_audit_user) || return 0
+    p=$(fm_pool_user) || return 0
+    chown "$a:$(id -gn "$p")" "$1" && chmod 1770 "$1"
+}
+
 # fm_pool_file FILE: as root, FILE becomes readable by the pool's group (0640,
 # owner root), as the configuration must be: the master re-reads it on SIGHUP
 # after it has given up root. Nothing to do otherwise.
@@ -201,13 +229,13 @@ fm_redis_server() {
 # dir, the demo users' key hashes and the overrides (fm_config_apply). As
 # root, the master drops to fm_pool_user, the FastCGI socket goes to nginx's
 # group, www-data, and only nginx's workers (www-data) and the pool itself may
-# connect (server.allowed_peers); otherwise nginx runs as the caller, the one
-# peer allowed.
+# connect (server.allowed_peers), and the audit logger runs as fm_audit_user;
+# otherwise nginx runs as the caller, the one peer allowed.
 fm_dev_config() {
     local out=$1 ids=() pool
     if pool=$(fm_pool_user); then
         ids=('server.socket_group="www-data"' "server.user=\"$pool\""
-            'server.allowed_peers=["www-data"]')
+            'server.allowed_peers=["www-data"]' "logging.audit_user=\"$(fm_audit_user)\"")
     else
         ids=("server.allowed_peers=[\"$(id -un)\"]")
     fi

@@ -1394,6 +1394,74 @@ START_TEST(test_action_made_from_resource)
 }
 END_TEST
 
+/*
+ * Where the trail may live when the pool runs under another account
+ * (65534 here): a directory that account could change, or a file of
+ * its, is refused; the logger opens no file of another account's.
+ */
+START_TEST(test_place)
+{
+    const uid_t me = geteuid(), other = 65534;
+    char err[512], sub[160], file[200];
+    fm_audit_shared *s;
+    int fd;
+
+    if (me != 0)
+        return; /* chown(2) to another account needs root */
+    (void)snprintf(sub, sizeof sub, "%s/logs", dir);
+    (void)snprintf(file, sizeof file, "%s/audit.log", sub);
+    ck_assert_int_eq(mkdir(sub, 0750), 0);
+    /* Root's or the writer's, not writable by others: fine, with or without the file. */
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_OK);
+    ck_assert_int_eq(chmod(sub, 0770), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "writable by its group (mode 0770) and not sticky"));
+    ck_assert_int_eq(chmod(sub, 0777), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "writable by everyone"));
+    ck_assert_int_eq(chmod(sub, 01770), 0); /* sticky: only a file's owner may remove it */
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_OK);
+    ck_assert_int_eq(chown(sub, other, (gid_t)-1), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "belongs to uid 65534"));
+    ck_assert_int_eq(fm_audit_check_place(file, other, err, sizeof err), FM_OK);
+    ck_assert_int_eq(chown(sub, 0, (gid_t)-1), 0);
+
+    /* The file: a regular file of the writer's that only it may write. */
+    fd = open(file, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    (void)close(fd);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_OK);
+    ck_assert_int_eq(chmod(file, 0620), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "mode 0620"));
+    ck_assert_int_eq(chmod(file, 0600), 0);
+    ck_assert_int_eq(chown(file, other, (gid_t)-1), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "of uid 65534"));
+
+    /* Put there by another account: not opened, also when it lets anyone write (EPERM). */
+    ck_assert_int_eq(chmod(file, 0666), 0);
+    s = fm_audit_shared_create(file);
+    ck_assert_ptr_nonnull(s);
+    errno = 0;
+    ck_assert_ptr_null(fm_audit_open(file, s));
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_eq(unlink(file), 0);
+
+    /* A symbolic link is refused by both. */
+    ck_assert_int_eq(symlink(path, file), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not a plain file"));
+    errno = 0;
+    ck_assert_ptr_null(fm_audit_open(file, s));
+    ck_assert_int_eq(errno, ELOOP);
+    ck_assert_int_eq(unlink(file), 0);
+    fm_audit_shared_free(s);
+    ck_assert_int_eq(rmdir(sub), 0);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -1402,6 +1470,7 @@ static Suite *audit_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_format_and_chain);
+    tcase_add_test(tc, test_place);
     tcase_add_test(tc, test_edit_any_byte);
     tcase_add_test(tc, test_delete_swap_insert);
     tcase_add_test(tc, test_verify_from_middle);

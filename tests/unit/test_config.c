@@ -298,6 +298,10 @@ static const struct {
      "5:16: server.user: \"root\" has uid 0; the pool never serves as root"},
     {USERS "server: {user: no-such-user-fm}\n",
      "5:16: server.user: no user \"no-such-user-fm\" on this host"},
+    {USERS "logging: {audit_user: root}\n",
+     "5:23: logging.audit_user: \"root\" has uid 0; the pool never serves as root"},
+    {USERS "logging: {audit_user: no-such-user-fm}\n",
+     "5:23: logging.audit_user: no user \"no-such-user-fm\" on this host"},
     {USERS "server: {user: \"a b\"}\n",
      "5:16: server.user must be a user name of 1 to 63 characters [A-Za-z0-9_.-]"},
     {USERS "server: {allowed_peers: [nobody, no-such-user-fm]}\n",
@@ -887,6 +891,15 @@ START_TEST(test_server_accounts)
     ck_assert_uint_eq(cfg->server.peers[0], pw->pw_uid);
     ck_assert_uint_eq(cfg->server.peers[1], 0);
     ck_assert_uint_eq(cfg->server.peers[2], 33);
+    fm_config_free(cfg);
+    ck_assert_ptr_null(cfg->logging.audit_user);
+    fm_config_free(cfg);
+    cfg = load_ok(USERS "logging: {audit_user: daemon}\n");
+    pw = getpwnam("daemon");
+    ck_assert_ptr_nonnull(pw);
+    ck_assert_str_eq(cfg->logging.audit_user, "daemon");
+    ck_assert_uint_eq(cfg->logging.audit_uid, pw->pw_uid);
+    ck_assert_uint_eq(cfg->logging.audit_gid, pw->pw_gid);
     fm_config_free(cfg);
     /* Unset: no drop, and only the pool's own uid is served. */
     cfg = load_ok(USERS);

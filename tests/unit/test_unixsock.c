@@ -2,9 +2,12 @@
  * test_unixsock.c - claiming a unix socket path: free, stale, live, not a socket.
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -68,12 +71,66 @@ START_TEST(claims)
 }
 END_TEST
 
+/* A message and a descriptor cross a socketpair; bad messages are refused, EOF is told apart. */
+START_TEST(passes_descriptors)
+{
+    char buf[64], big[256];
+    int sv[2], p[2], fd, big_fd;
+    size_t len;
+    struct stat a, b;
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(fm_unixsock_send(sv[0], "hello", 5, p[1]), FM_OK);
+    ck_assert_int_eq(fm_unixsock_recv(sv[1], buf, sizeof buf, &len, &fd), FM_OK);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ne(fd, p[1]);
+    ck_assert_int_eq(fstat(fd, &a), 0);
+    ck_assert_int_eq(fstat(p[1], &b), 0);
+    ck_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev); /* the same open file */
+    ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ck_assert_int_eq(write(fd, "x", 1), 1);
+    ck_assert_int_eq(read(p[0], buf, 1), 1);
+    (void)close(fd);
+
+    /* Without a descriptor: -1. */
+    ck_assert_int_eq(fm_unixsock_send(sv[0], "plain", 5, -1), FM_OK);
+    ck_assert_int_eq(fm_unixsock_recv(sv[1], buf, sizeof buf, &len, &fd), FM_OK);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_uint_eq(len, 5);
+
+    /* Longer than the buffer: refused, and the descriptor it carried is not leaked. */
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(fm_unixsock_send(sv[0], big, sizeof big, p[1]), FM_OK);
+    big_fd = dup(0); /* the lowest free descriptor: where a leaked one would land */
+    ck_assert_int_ge(big_fd, 0);
+    (void)close(big_fd);
+    errno = 0;
+    ck_assert_int_eq(fm_unixsock_recv(sv[1], buf, sizeof buf, &len, &fd), FM_ESYS);
+    ck_assert_int_eq(errno, EMSGSIZE);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_int_eq(fcntl(big_fd, F_GETFD), -1); /* closed again */
+
+    /* The peer's close is FM_ENOTFOUND; a send to a closed peer is EPIPE, not SIGPIPE. */
+    (void)close(sv[0]);
+    ck_assert_int_eq(fm_unixsock_recv(sv[1], buf, sizeof buf, &len, &fd), FM_ENOTFOUND);
+    ck_assert_int_eq(fm_unixsock_send(sv[1], "x", 1, -1), FM_ESYS);
+    ck_assert_int_eq(errno, EPIPE);
+    (void)close(sv[1]);
+    (void)close(p[0]);
+    (void)close(p[1]);
+}
+END_TEST
+
 static Suite *unixsock_suite(void)
 {
     Suite *s = suite_create("unixsock");
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, claims);
+    tcase_add_test(tc, passes_descriptors);
     suite_add_tcase(s, tc);
     return s;
 }
