@@ -891,7 +891,6 @@ START_TEST(test_server_accounts)
     ck_assert_uint_eq(cfg->server.peers[0], pw->pw_uid);
     ck_assert_uint_eq(cfg->server.peers[1], 0);
     ck_assert_uint_eq(cfg->server.peers[2], 33);
-    fm_config_free(cfg);
     ck_assert_ptr_null(cfg->logging.audit_user);
     fm_config_free(cfg);
     cfg = load_ok(USERS "logging: {audit_user: daemon}\n");
