@@ -109,7 +109,7 @@ redis_up() { [ "$(rcli PING 2>/dev/null)" = PONG ]; }
 
 fault_worker() {
     local w
-    w=$(pgrep -P "$(pid_of fcgi)" | shuf -n 1) || true
+    w=$(pgrep -x -P "$(pid_of fcgi)" fetchml-fcgi | shuf -n 1) || true
     [ -n "$w" ] || { say "worker: no worker found"; return 0; }
     kill -KILL "$w" 2>/dev/null || true
     say "worker: kill -9 $w"
@@ -155,7 +155,7 @@ fault_reload() {
 fault_storm() {
     local i w killed=""
     for ((i = 0; i < 24; i++)); do
-        w=$(pgrep -P "$(pid_of fcgi)" | shuf -n 1) || true
+        w=$(pgrep -x -P "$(pid_of fcgi)" fetchml-fcgi | shuf -n 1) || true
         [ -z "$w" ] || { kill -KILL "$w" 2>/dev/null && killed+=" $w"; } || true
         sleep 0.3
     done

@@ -362,7 +362,8 @@ do_reload() {
     fi
     local master log=$VAR/log/fcgi.stderr old mark code=000
     master=$(pid_of fcgi)
-    old=$(pgrep -P "$master" | tr '\n' ' ' || true)
+    # The audit logger serves every generation: it is not replaced.
+    old=$(ps --ppid "$master" -o pid=,comm= | awk '$2 != "fetchml-audit" { print $1 }' | tr '\n' ' ' || true)
     # The master logs to its stderr (this file) whatever logging.level says about info lines.
     mark=$(wc -l <"$log" 2>/dev/null || echo 0)
     kill -HUP "$master"

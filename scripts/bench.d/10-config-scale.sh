@@ -38,7 +38,7 @@ cs_load_ms() {
 # cs_worker_rss: VmRSS of one worker of the running pool, MB (one decimal).
 cs_worker_rss() {
     local w
-    w=$(pgrep -P "$(cat "$RUN/fcgi.pid")" | head -1) || return 1
+    w=$(pgrep -x -P "$(cat "$RUN/fcgi.pid")" fetchml-fcgi | head -1) || return 1
     awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$w/status"
 }
 

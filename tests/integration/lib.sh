@@ -29,6 +29,8 @@ nginx_only() {
 
 ok() { PASS=$((PASS + 1)) && echo ok >>"$RESULTS" && printf '  ok   %s\n' "$*"; }
 not_ok() { FAIL=$((FAIL + 1)) && echo FAIL >>"$RESULTS" && printf '  FAIL %s\n' "$*"; }
+not() { ! "$@"; } # not COMMAND...: succeeds when COMMAND fails (check "..." not ...)
+
 check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
     local d=$1
     shift

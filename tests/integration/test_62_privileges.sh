@@ -12,32 +12,47 @@ t62_api=$FETCHML_VAR/log/api.log
 t62_audit=$FETCHML_VAR/log/audit.log
 # ids FIELD PID: the four ids of a /proc status line (Uid: or Gid:), or its value.
 t62_status() { awk -v f="$1:" '$1 == f { $1 = ""; print substr($0, 2) }' "/proc/$2/status"; }
-t62_procs() { printf '%s\n' "$t62_master"; pgrep -P "$t62_master"; }
+# The master and its children but the audit logger, which has an account of its own.
+t62_procs() {
+    printf '%s\n' "$t62_master"
+    ps --ppid "$t62_master" -o pid=,comm= | awk '$2 != "fetchml-audit" { print $1 }'
+}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "  (not root: the drop, the refused peers and the nchan directory are not exercised)"
 else
     t62_user=$(fm_pool_user) t62_uid=$(id -u "$(fm_pool_user)") t62_gid=$(id -g "$(fm_pool_user)")
     # ---- the drop: every process of the pool, for good --------------------------------
+    # t62_ids PID UID GID: PID runs as UID/GID for good (no capability, no_new_privs).
+    t62_ids() {
+        [ "$(t62_status Uid "$1")" = "$2 $2 $2 $2" ] &&
+            [ "$(t62_status Gid "$1")" = "$3 $3 $3 $3" ] &&
+            [ "$(t62_status CapEff "$1")" = 0000000000000000 ] &&
+            [ "$(t62_status CapPrm "$1")" = 0000000000000000 ] &&
+            [ "$(t62_status NoNewPrivs "$1")" = 1 ]
+    }
     t62_dropped() {
         local p n=0
         for p in $(t62_procs); do
-            [ "$(t62_status Uid "$p")" = "$t62_uid $t62_uid $t62_uid $t62_uid" ] &&
-                [ "$(t62_status Gid "$p")" = "$t62_gid $t62_gid $t62_gid $t62_gid" ] &&
-                [ "$(t62_status CapEff "$p")" = 0000000000000000 ] &&
-                [ "$(t62_status CapPrm "$p")" = 0000000000000000 ] &&
-                [ "$(t62_status NoNewPrivs "$p")" = 1 ] || return 1
+            t62_ids "$p" "$t62_uid" "$t62_gid" || return 1
             n=$((n + 1))
         done
         [ "$n" -ge 6 ] # the master, 4 workers, the sweeper (and the relay)
+    }
+    t62_auser=$(fm_audit_user)
+    t62_logger_ids() {
+        local p
+        p=$(pgrep -x -P "$t62_master" fetchml-audit) &&
+            t62_ids "$p" "$(id -u "$t62_auser")" "$(id -g "$t62_auser")"
     }
     check "the master and every child run as server.user $t62_user: real, effective, saved and fs ids, no capability, no_new_privs" \
         t62_dropped
     check "api.log says the master gave up root" grep -q "running as $t62_user (uid $t62_uid" "$t62_api"
     check "the socket belongs to $t62_user, group www-data (socket_group), mode 0660" \
         [ "$(stat -c '%U %G %a' "$t62_sock")" = "$t62_user www-data 660" ]
-    check "the audit trail and api.log belong to $t62_user" \
-        [ "$(stat -c %U "$t62_audit" "$t62_api" | sort -u)" = "$t62_user" ]
+    check "the audit logger alone runs as logging.audit_user $t62_auser, for good likewise" t62_logger_ids
+    check "api.log belongs to $t62_user, the audit trail to $t62_auser" \
+        [ "$(stat -c %U "$t62_api" "$t62_audit" | tr '\n' ' ')" = "$t62_user $t62_auser " ]
 
     # ---- refusing to serve as root -------------------------------------------------
     # Configs of a second master on a socket of its own (it must stop before binding).
@@ -54,6 +69,8 @@ else
     }
     t62_cfg "$OUT/t62-nouser.yaml" 'server.user=~'
     t62_cfg "$OUT/t62-root.yaml" 'server.user=root'
+    t62_cfg "$OUT/t62-noaudit.yaml" 'logging.audit_user=~'
+    t62_cfg "$OUT/t62-sameaudit.yaml" "logging.audit_user=\"$t62_user\""
     t62_cfg "$OUT/t62-user.yaml"
     chmod 644 "$OUT/t62-user.yaml" && chmod 755 "$OUT"
     write_config
@@ -63,6 +80,14 @@ else
         bash -c "[ $t62_rc = 1 ] && [ ! -e '$OUT/t62.sock' ]"
     check "... saying it never serves as root" \
         grep -q "started as root and server.user is not set: the pool never serves as root" "$OUT/t62.out"
+    t62_start "$OUT/t62-noaudit.yaml"
+    t62_rc=$?
+    check "started as root without logging.audit_user: exit 1, before binding, saying why" \
+        bash -c "[ $t62_rc = 1 ] && [ ! -e '$OUT/t62.sock' ] && grep -q 'logging.audit_user is not set: the audit logger needs an account of its own' '$OUT/t62.out'"
+    t62_start "$OUT/t62-sameaudit.yaml"
+    t62_rc=$?
+    check "... or with logging.audit_user the pool's own account" \
+        bash -c "[ $t62_rc = 1 ] && grep -q \"logging.audit_user is server.user's account\" '$OUT/t62.out'"
     t62_start "$OUT/t62-root.yaml"
     t62_rc=$?
     check "server.user: root is refused at load (uid 0)" \

@@ -2,8 +2,12 @@
 # fetchml-audit, holds the audit trail open for writing; no worker, sweeper or
 # relay has a descriptor of it. A worker killed mid-stream leaves the chain
 # intact; a stalled logger makes requests fail closed (503, nothing changed,
-# no record written late); a killed one is restarted by the master and no
-# acknowledged record is lost. The logger signs the chain head (Ed25519
+# no record written late); a killed one stops the master (it runs under an
+# account of its own, which the master cannot start another under), a new
+# start continues the chain and no acknowledged record is lost. The pool's
+# account cannot open, truncate, rename or remove the trail, signal the
+# logger or read its key, and a trail in a place it could change is
+# refused. The logger signs the chain head (Ed25519
 # checkpoints), and `fetchml-admin audit-verify --public-key` proves what a
 # bare hash chain cannot: a trail recomputed without the key fails.
 
@@ -91,17 +95,49 @@ check "... and its record was not written after the deadline" \
     bash -c "! grep -qF '\"trace_id\":\"$t76_trace\"' '$t76_audit'"
 check "the logger serves again once resumed" status_is 200
 
-# ---- the logger killed: restarted, no acknowledged record lost -----------------------
-as researcher GET /v1/whoami
-t76_before=$TRACE
-kill -KILL "$t76_lpid"
-t76_restarted() { [ -n "$(t76_logger)" ] && [ "$(t76_logger)" != "$t76_lpid" ]; }
-check "a killed logger is restarted by the master" wait_for 5 t76_restarted
-check "api.log records it" grep -q "audit logger $t76_lpid exited unexpectedly" "$FETCHML_VAR/log/api.log"
 t76_serving() { as researcher GET /v1/whoami && status_is 200; }
-check "... and requests are answered again" wait_for 5 t76_serving
-check "the record acknowledged before the kill is in the trail" grep -qF "\"trace_id\":\"$t76_before\"" "$t76_audit"
-check "the chain is intact across the restart" t76_verify "$t76_audit"
+
+# ---- the logger's own account: the pool's cannot touch the trail ------------------------
+if t76_pool=$(fm_pool_user); then
+    t76_auser=$(fm_audit_user)
+    t76_worker=$(pgrep -x -P "$t76_master" fetchml-fcgi | head -1)
+    check "the logger runs as logging.audit_user ($t76_auser), the workers as server.user ($t76_pool)" \
+        [ "$(ps -o user= -p "$t76_lpid")/$(ps -o user= -p "$t76_worker")" = "$t76_auser/$t76_pool" ]
+    check "... and the trail is the logger's account's, mode 0600" \
+        [ "$(stat -c '%U %a' "$t76_audit")" = "$t76_auser 600" ]
+    # Everything a compromised worker could try, as the pool's account.
+    t76_as_pool() { setpriv --reuid="$t76_pool" --regid="$(id -g "$t76_pool")" --init-groups "$@" 2>/dev/null; }
+    t76_size=$(stat -c %s "$t76_audit")
+    check "the pool's account cannot open the trail for writing" \
+        not t76_as_pool sh -c 'exec 3>>"$1"' sh "$t76_audit"
+    check "... nor truncate it" not t76_as_pool truncate -s 0 "$t76_audit"
+    check "... nor rename it (the log directory is sticky)" not t76_as_pool mv "$t76_audit" "$t76_audit.gone"
+    check "... nor remove it" not t76_as_pool rm -f "$t76_audit"
+    check "... nor signal the logger" not t76_as_pool kill -STOP "$t76_lpid"
+    check "... nor read the signing key" not t76_as_pool cat "$FETCHML_VAR/dev/audit-sign.key"
+    t76_whole() { [ -f "$t76_audit" ] && [ "$(stat -c %s "$t76_audit")" -ge "$t76_size" ] && t76_verify "$t76_audit"; }
+    check "... and the trail is whole and verifies after all that" t76_whole
+
+    # A trail where the pool's account could remove it: the logger refuses it, the old one stays.
+    t76_dir=$FETCHML_VAR/t76-open-dir # $OUT is root's alone: the logger could not reach it
+    mkdir -p "$t76_dir" && chown "$t76_auser:$(id -gn "$t76_pool")" "$t76_dir" && chmod 770 "$t76_dir"
+    write_config "logging.file=\"$t76_dir/audit.log\""
+    "$ROOT/scripts/run-local.sh" reload >/dev/null 2>&1
+    t76_dir_refused() {
+        grep -qF "$t76_dir: the audit trail's directory is writable by its group (mode 0770) and not sticky" \
+            "$FETCHML_VAR/log/api.log"
+    }
+    check "a reload naming a trail in a non-sticky directory of the pool's group is refused" \
+        wait_for 5 t76_dir_refused
+    as researcher GET /v1/whoami
+    t76_old_trail() { status_is 200 && grep -qF "\"trace_id\":\"$TRACE\"" "$t76_audit" && [ ! -e "$t76_dir/audit.log" ]; }
+    check "... the running configuration keeps serving, into the old trail" t76_old_trail
+    chmod 1770 "$t76_dir"
+    t76_new_trail() { as researcher GET /v1/whoami && [ -s "$t76_dir/audit.log" ]; }
+    check "... and once the directory is sticky the same reload is taken" reload_until t76_new_trail
+    write_config
+    check "reload back to the test config" reload_until t76_serving
+fi
 
 # ---- signed checkpoints --------------------------------------------------------------
 t76_signed() { t76_verify "$t76_audit" && grep -q '^signatures good: [1-9]' "$OUT/t76-verify.out"; }
@@ -171,3 +207,18 @@ check "... and the running configuration keeps serving" status_is 200
 write_config
 check "reload back to the test config" reload_until t76_serving
 check "the whole trail still verifies with the public key" t76_verify "$t76_audit"
+
+# ---- the logger killed: the master stops, a new start continues the chain -----------
+as researcher GET /v1/whoami
+t76_before=$TRACE
+t76_lpid=$(t76_logger)
+kill -KILL "$t76_lpid"
+t76_master_gone() { ! kill -0 "$t76_master" 2>/dev/null; }
+check "a killed logger stops the master (it cannot start another under the logger's account)" \
+    wait_for 15 t76_master_gone
+check "api.log says why" grep -q "the audit logger exited unexpectedly (signal 9)" "$FETCHML_VAR/log/api.log"
+check "... and that it stopped for that" grep -q "stopped (the audit logger had gone)" "$FETCHML_VAR/log/api.log"
+"$ROOT/scripts/run-local.sh" start >"$OUT/t76-restart.out" 2>&1
+check "the stack starts again" t76_serving
+check "the record acknowledged before the kill is in the trail" grep -qF "\"trace_id\":\"$t76_before\"" "$t76_audit"
+check "the chain is intact across the restart" t76_verify "$t76_audit"
