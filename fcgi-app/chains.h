@@ -1,15 +1,14 @@
 /*
- * chains.h - the audit chain state of each audit file the live workers
- * write, in the master.
+ * chains.h - the audit chain state of each audit file the audit logger
+ * writes (auditlog.c), one per path.
  *
- * The chain head (seq, last hash) of a file lives in a shared region the
- * master maps before forking (fm_audit_shared_create), read from that file's
- * last record. A reload that names another logging.file must give its
- * workers the head of that file's own chain, not the previous file's; and
- * two regions must never serve one file at once, or two writers could take
- * the same seq. So regions are kept by path: a generation writing a path
- * that live workers already write shares their region, and a region is
- * released once no live worker can hold it.
+ * The chain head (seq, last hash) of a file lives in a region
+ * (fm_audit_shared_create) read from that file's last record. A reload that
+ * names another logging.file must continue that file's own chain, not the
+ * previous file's; and two regions must never serve one file at once, or
+ * two trails could take the same seq. So regions are kept by path: a
+ * generation writing a path an older generation's trail still writes
+ * shares its region, and a region is released once no open trail uses it.
  */
 #ifndef FM_CHAINS_H
 #define FM_CHAINS_H
@@ -29,7 +28,7 @@ typedef struct fm_chains {
 void fm_chains_clear(fm_chains *chains) FM_NONNULL(1);
 
 /*
- * fm_chains_use - the region generation's workers append to path with: the
+ * fm_chains_use - the region generation's trail appends to path with: the
  * one already serving path, or a new one initialised from the file's last
  * record. The set owns it. NULL with errno (ENOMEM, EBADMSG for a file whose
  * last line is not a record, or an open/read error of the file).
@@ -39,8 +38,8 @@ fm_audit_shared *fm_chains_use(fm_chains *chains, const char *path, int generati
 
 /*
  * fm_chains_release - release the regions whose newest generation is older
- * than oldest, the oldest generation that still has a live worker (or the
- * current one when none has): no process of the master's will use them again.
+ * than oldest, the oldest generation whose trail is still open (INT_MAX when
+ * none is): no trail will use them again.
  */
 void fm_chains_release(fm_chains *chains, int oldest) FM_NONNULL(1);
 

@@ -610,12 +610,14 @@ static fm_err check_identity(void)
  * Gives a log file the master opened as root (and may have created) to uid:
  * the api log to server.user, who reopens it on SIGUSR1 (nginx gives its
  * reopened logs to its worker user the same way), an audit trail an older
- * install left to server.user to logging.audit_user. Never through a
+ * install left to server.user to logging.audit_user (created 0600 when
+ * missing and create is set: the logger may not be able to create it in a
+ * directory of root's, such as /var/log/fetch_ml 0755). Never through a
  * symbolic link and only a regular file with one name: a root chown must not
- * land on a file someone else pointed the path at. A missing file is left
- * to its writer to create; the group and mode stay as they are.
+ * land on a file someone else pointed the path at. The group and mode of an
+ * existing file stay as they are.
  */
-static fm_err give_file(const char *path, uid_t uid, const char *to)
+static fm_err give_file(const char *path, uid_t uid, const char *to, bool create)
 {
     const char *why = NULL;
     struct stat st;
@@ -623,9 +625,9 @@ static fm_err give_file(const char *path, uid_t uid, const char *to)
 
     if (path == NULL)
         return FM_OK;
-    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
-        return FM_OK;
+    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                        (create ? O_CREAT : 0),
+              0600);
     if (fd < 0 || fstat(fd, &st) != 0)
         why = strerror(errno);
     else if (st.st_uid != uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1))
@@ -647,7 +649,7 @@ static fm_err drop_privileges(void)
 
     if (!m.drop)
         return FM_OK;
-    if (give_file(m.cfg->logging.api_file, m.cfg->server.uid, "server.user") != FM_OK)
+    if (give_file(m.cfg->logging.api_file, m.cfg->server.uid, "server.user", false) != FM_OK)
         return FM_ESYS;
     if (fm_privdrop(m.cfg->server.user, m.cfg->server.uid, m.cfg->server.gid, err, sizeof(err)) !=
         FM_OK) {
@@ -712,15 +714,17 @@ static void logger_child(int ctl)
 
 /*
  * Forks the audit logger (as root: it becomes logging.audit_user) and
- * hands it the first generation's trail; an audit trail an older install
- * gave server.user goes to logging.audit_user first.
+ * hands it the first generation's trail, which is given to
+ * logging.audit_user first (made if missing; an older install gave it to
+ * server.user).
  */
 static fm_err start_audit_logger(void)
 {
     int sv[2];
 
     if (m.drop &&
-        give_file(m.cfg->logging.file, m.cfg->logging.audit_uid, "logging.audit_user") != FM_OK)
+        give_file(m.cfg->logging.file, m.cfg->logging.audit_uid, "logging.audit_user", true) !=
+            FM_OK)
         return FM_ESYS;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         fm_log_error("cannot make the audit logger's control socket: %s", strerror(errno));

@@ -33,15 +33,20 @@
  * sends the fields to the logger over a SOCK_SEQPACKET connection, one send
  * and one acknowledgement received per record; the logger validates them
  * (fm_audit_append), adds ts, seq, prev_hash and hash, writes, syncs as its
- * fm_audit_set_sync says and answers. So a compromised worker holds no
- * descriptor through which it could rewrite or truncate the trail; it can
- * only add records. The logger also signs the chain head now and then
- * (auditsign.h, a checkpoint record in the trail).
+ * fm_audit_set_sync says and answers. The logger runs under an account of
+ * its own (logging.audit_user), which owns the file; a process of the
+ * workers' account holds no descriptor of it and cannot open, truncate,
+ * rename or remove it (fm_audit_check_place) or signal the logger, so a
+ * compromised worker can only add records. (Started without root, the
+ * logger shares the workers' account and only chattr +a protects the file.)
+ * The logger also signs the chain head now and then (auditsign.h, a
+ * checkpoint record in the trail).
  *
- * Several writers (the loggers of two configuration generations during a
- * reload, or a logger and its restarted successor) may append to one file.
- * The chain state (seq, last hash) lives in a shared memory region created
- * by the master before fork (fm_audit_shared_create) and is guarded by a
+ * Several writers (the trails of two configuration generations during a
+ * reload, or writers in several processes, as the unit tests have) may
+ * append to one file. The chain state (seq, last hash) lives in a shared
+ * memory region (fm_audit_shared_create; the logger keeps one per file,
+ * fcgi-app/chains.h) and is guarded by a
  * process-shared robust mutex: a writer that dies while holding it cannot
  * wedge the others, and the next holder re-reads the chain head from the
  * file tail. Each record is written with one write(2) on an O_APPEND
