@@ -167,28 +167,37 @@ fm_config_apply() {
     done
 }
 
+# fm_system_account NAME: the system account NAME (no home, no shell, a group
+# of its own), created when missing, as a package's postinst would.
+fm_system_account() {
+    id -u "$1" >/dev/null 2>&1 && return 0
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+        --user-group "$1" || fm_die "cannot create the system account $1"
+}
+
 # fm_pool_user: the account the FastCGI pool runs as (server.user) when the
-# scripts run as root: FETCHML_POOL_USER, default nobody (a production host
-# has an account of its own for it, docs/operations.md). Prints nothing and
-# fails when not root: the pool then runs as the caller.
+# scripts run as root: FETCHML_POOL_USER, default fetchml, created when
+# missing (fm_system_account): an account of its own, as production has
+# (docs/operations.md), not nobody, which other daemons may share (the
+# socket's allowed peers always include the pool's own account). Prints
+# nothing and fails when not root: the pool then runs as the caller.
 fm_pool_user() {
     [ "$(id -u)" -eq 0 ] || return 1
-    printf '%s\n' "${FETCHML_POOL_USER:-nobody}"
+    local u=${FETCHML_POOL_USER:-fetchml}
+    fm_system_account "$u"
+    printf '%s\n' "$u"
 }
 
 # fm_audit_user: the account the audit logger runs as (logging.audit_user)
 # when the scripts run as root: FETCHML_AUDIT_USER, default fetchml-audit,
-# created as a system account (no home, no shell) when missing, as a
-# package's postinst would: the logger must not share the pool's account, or
-# a compromised worker could rewrite the trail. Prints nothing and fails
-# when not root (the logger then shares the caller's account).
+# created when missing (fm_system_account): the logger must not share the
+# pool's account, or a compromised worker could rewrite the trail. Prints
+# nothing and fails when not root (the logger then shares the caller's
+# account).
 fm_audit_user() {
     [ "$(id -u)" -eq 0 ] || return 1
     local u=${FETCHML_AUDIT_USER:-fetchml-audit}
-    if ! id -u "$u" >/dev/null 2>&1; then
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-            --user-group "$u" || fm_die "cannot create the audit logger's account $u"
-    fi
+    fm_system_account "$u"
     printf '%s\n' "$u"
 }
 
