@@ -376,7 +376,8 @@ fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t er
     memcpy(dir, slash == NULL ? "." : path, n);
     dir[n] = '\0';
     if (stat(dir, &st) != 0) {
-        (void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        (void)snprintf(err, errlen, "cannot open %s for appending: %s: %s", path, dir,
+                       strerror(errno));
         return FM_ESYS;
     }
     if (st.st_uid != 0 && st.st_uid != writer) {
