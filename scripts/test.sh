@@ -9,6 +9,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
 fm_install_deps
+# As root: the pool's and the audit logger's system accounts (fetchml, fetchml-audit), which
+# the integration stack runs as and conf/config-prod.yaml names (test_config loads it).
+if [ "$(id -u)" -eq 0 ]; then
+    fm_pool_user >/dev/null && fm_audit_user >/dev/null
+fi
 
 fm_say "build"
 fm_build "$ROOT/build"
