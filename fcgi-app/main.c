@@ -31,6 +31,9 @@
  * forking any child of the generation; the logger inherits both, every other
  * child closes them and unmaps the chain state right after fork, so a worker
  * holds nothing through which it could rewrite the trail or read the key.
+ * The relay's publisher token (websocket.publisher_token_file) goes the same
+ * way: the master opens it (open_token) and only the relay keeps the
+ * descriptor; every other child closes it right after fork.
  *
  * Started as root, the master binds the socket (given to server.user, in
  * socket_group, before anyone may connect), opens its logs and pid file,
@@ -58,6 +61,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "app.h"
 #include "audit.h"
 #include "auditsign.h"
@@ -65,6 +70,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "nchan.h"
 #include "pool.h"
 #include "privdrop.h"
 #include "redact.h"
@@ -89,7 +95,8 @@ static struct {
     fm_audit_shared *chain; /* the current generation's */
     int audit_sock;         /* the current generation's logger listens here */
     fm_audit_endpoint audit_ep;
-    int key_fd;          /* its signing key, -1 = none (logging.audit_sign_key) */
+    int key_fd;   /* its signing key, -1 = none (logging.audit_sign_key) */
+    int token_fd; /* the relay's publisher token, -1 = none (websocket.publisher_token_file) */
     fm_metrics *metrics; /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
@@ -97,7 +104,7 @@ static struct {
     int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
     time_t next_spawn; /* no respawn before this */
     sigset_t waitmask;
-} m = {.listen_fd = -1, .audit_sock = -1, .key_fd = -1};
+} m = {.listen_fd = -1, .audit_sock = -1, .key_fd = -1, .token_fd = -1};
 
 static void on_signal(int sig)
 {
@@ -168,6 +175,14 @@ static void drop_audit_privileges(void)
     m.chain = NULL;
 }
 
+/* In every child but the relay, right after fork: the publisher token is the relay's alone. */
+static void drop_token(void)
+{
+    if (m.token_fd >= 0)
+        (void)close(m.token_fd);
+    m.token_fd = -1;
+}
+
 /* fm_pool_spawn_fn: a worker of the current generation, with the current snapshot. */
 static fm_err spawn(void *ctx, pid_t *pid)
 {
@@ -176,6 +191,7 @@ static fm_err spawn(void *ctx, pid_t *pid)
     if (*pid < 0)
         return FM_ESYS;
     if (*pid == 0) {
+        drop_token();
         drop_audit_privileges();
         fm_worker_main(m.cfg, m.listen_fd, &m.audit_ep);
     }
@@ -198,8 +214,16 @@ static void logger_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
     fm_auditlog_main(cfg, m.chain, m.audit_sock, m.key_fd);
 }
 
+static void relay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+    __attribute__((noreturn));
+
+static void relay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+{
+    fm_wsrelay_main(cfg, audit_ep, m.token_fd);
+}
+
 static const side_child sweeper_child = {"sweeper", fm_sweeper_main, false};
-static const side_child relay_child = {"websocket relay", fm_wsrelay_main, false};
+static const side_child relay_child = {"websocket relay", relay_main, false};
 static const side_child logger_child = {"audit logger", logger_main, true};
 
 /* fm_pool_spawn_fn: the current generation's sweeper or relay (ctx: its side_child). */
@@ -214,6 +238,8 @@ static fm_err spawn_side(void *ctx, pid_t *pid)
         /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
         if (m.listen_fd >= 0)
             (void)close(m.listen_fd);
+        if (c != &relay_child)
+            drop_token();
         if (!c->is_logger)
             drop_audit_privileges();
         c->main(m.cfg, &m.audit_ep);
@@ -426,6 +452,53 @@ fail:
     return false;
 }
 
+/*
+ * The relay's publisher token of cfg (websocket.publisher_token_file), opened
+ * like the signing key above: checked here (read, then wiped: no child
+ * forked later holds its bytes), refused when group or others may read it,
+ * kept in force on a reload that names the same file when it can no longer
+ * be opened. *fd is -1 when none is set. Returns false after logging why,
+ * never with the token.
+ */
+static bool open_token(const fm_config *cfg, int *fd)
+{
+    const char *path = cfg->websocket.publisher_token_file;
+    char token[FM_NCHAN_TOKEN_SIZE], err[256];
+    struct stat st;
+    fm_err rc;
+
+    *fd = -1;
+    if (path == NULL)
+        return true;
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (*fd < 0 && m.token_fd >= 0 && m.cfg != cfg &&
+        m.cfg->websocket.publisher_token_file != NULL &&
+        strcmp(m.cfg->websocket.publisher_token_file, path) == 0) {
+        fm_log_warn("%s: cannot open %s again (%s); the relay keeps the token in force", cfg->path,
+                    path, strerror(errno));
+        *fd = dup(m.token_fd);
+    }
+    if (*fd < 0) {
+        fm_log_error("%s: websocket.publisher_token_file: cannot open %s: %s", cfg->path, path,
+                     strerror(errno));
+        return false;
+    }
+    rc = fm_nchan_token_read(*fd, token, err, sizeof(err));
+    sodium_memzero(token, sizeof(token));
+    if (rc != FM_OK) {
+        fm_log_error("%s: websocket.publisher_token_file: %s: %s", cfg->path, path, err);
+        (void)close(*fd);
+        *fd = -1;
+        return false;
+    }
+    if (fstat(*fd, &st) == 0 && st.st_uid == (m.drop ? cfg->server.uid : geteuid()))
+        fm_log_warn("%s: websocket.publisher_token_file %s belongs to the pool's own account: a "
+                    "compromised worker could read it and publish as the relay; start "
+                    "fetchml-fcgi as root with the file root's (mode 0600)",
+                    cfg->path, path);
+    return true;
+}
+
 /* The logger's socket and key for a new generation of cfg; false after logging why. */
 static bool open_audit_channel(const fm_config *cfg, int *sock, fm_audit_endpoint *ep, int *key)
 {
@@ -466,10 +539,18 @@ static void reload(void)
     fm_config *next = fm_config_load(m.cfg->path, err, sizeof(err));
     fm_audit_shared *chain;
     fm_audit_endpoint ep;
-    int sock, key;
+    int sock, key, token;
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
+        reload_refused();
+        return;
+    }
+    if (!open_token(next, &token)) {
+        fm_log_error("reload refused, keeping the running configuration: %s names a publisher "
+                     "token the websocket relay cannot use",
+                     next->path);
+        fm_config_free(next);
         reload_refused();
         return;
     }
@@ -477,6 +558,8 @@ static void reload(void)
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
                      "workers or the audit logger cannot open",
                      next->path);
+        if (token >= 0)
+            (void)close(token);
         fm_config_free(next);
         reload_refused();
         return;
@@ -488,6 +571,8 @@ static void reload(void)
         (void)close(sock);
         if (key >= 0)
             (void)close(key);
+        if (token >= 0)
+            (void)close(token);
         fm_config_free(next);
         reload_refused();
         return;
@@ -516,6 +601,9 @@ static void reload(void)
     m.cfg = next;
     m.chain = chain;
     use_audit_channel(sock, &ep, key);
+    if (m.token_fd >= 0)
+        (void)close(m.token_fd);
+    m.token_fd = token;
     m.generation++;
     fm_metrics_inc(FM_MET_RELOADS_OK);
     fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 1);
@@ -675,6 +763,11 @@ static fm_err open_audit_logger(void)
     return open_audit_channel(m.cfg, &m.audit_sock, &m.audit_ep, &m.key_fd) ? FM_OK : FM_ESYS;
 }
 
+static fm_err open_publisher_token(void)
+{
+    return open_token(m.cfg, &m.token_fd) ? FM_OK : FM_ESYS;
+}
+
 static fm_err check_pidfile(void)
 {
     return fm_daemon_pidfile_free(m.pidfile);
@@ -709,8 +802,9 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log,  check_identity, check_files,     make_tables,     check_pidfile, open_socket,
-    open_audit_logger, write_pidfile, drop_privileges, install_signals, start_pool,
+    open_api_log,  check_identity,  check_files,       make_tables,
+    check_pidfile, open_socket,     open_audit_logger, open_publisher_token,
+    write_pidfile, drop_privileges, install_signals,   start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
@@ -784,6 +878,7 @@ static void cleanup(void)
     fm_pool_free(m.relays);
     fm_pool_free(m.loggers);
     use_audit_channel(-1, &m.audit_ep, -1);
+    drop_token();
     fm_chains_clear(&m.chains);
     fm_metrics_free(m.metrics);
     fm_config_free(m.cfg);
