@@ -95,8 +95,7 @@ static struct {
     fm_audit_shared *chain; /* the current generation's */
     int audit_sock;         /* the current generation's logger listens here */
     fm_audit_endpoint audit_ep;
-    int key_fd;   /* its signing key, -1 = none (logging.audit_sign_key) */
-    int token_fd; /* the relay's publisher token, -1 = none (websocket.publisher_token_file) */
+    int key_fd;          /* its signing key, -1 = none (logging.audit_sign_key) */
     fm_metrics *metrics; /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
@@ -104,6 +103,8 @@ static struct {
     int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
     time_t next_spawn; /* no respawn before this */
     sigset_t waitmask;
+    /* The relay's publisher token, -1 = none (websocket.publisher_token_file). */
+    int token_fd;
 } m = {.listen_fd = -1, .audit_sock = -1, .key_fd = -1, .token_fd = -1};
 
 static void on_signal(int sig)
