@@ -24,6 +24,9 @@
  *   audit-keygen SECRET PUBLIC
  *                          a new Ed25519 key pair for the audit logger's
  *                          checkpoints (auditsign.h): SECRET mode 0600
+ *   publisher-token TOKEN NGINX_CONF
+ *                          a new token for the WebSocket relay (nchan.h) and
+ *                          nginx's check of it, both new files mode 0600
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
+#include "nchan.h"
 #include "redisacl.h"
 #include "sha256.h"
 
@@ -58,7 +62,8 @@ static int usage(void)
                 "       fetchml-admin redis-acl CONFIG\n"
                 "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] "
                 "[--public-key FILE] FILE...   (oldest file first)\n"
-                "       fetchml-admin audit-keygen SECRET_FILE PUBLIC_FILE\n");
+                "       fetchml-admin audit-keygen SECRET_FILE PUBLIC_FILE\n"
+                "       fetchml-admin publisher-token TOKEN_FILE NGINX_CONF\n");
     return 2;
 }
 
@@ -569,6 +574,22 @@ static int audit_keygen(const char *secret_path, const char *public_path)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* publisher-token: the relay's token and nginx's check of it, each file created new. */
+static int publisher_token(const char *token_path, const char *nginx_path)
+{
+    char err[512];
+
+    if (fm_nchan_token_new(token_path, nginx_path, err, sizeof(err)) != FM_OK) {
+        (void)fprintf(stderr, "fetchml-admin: publisher-token: %s\n", err);
+        return 1;
+    }
+    (void)printf("# publisher token in %s, nginx's check of it in %s (both mode 0600, root's)\n"
+                 "# config:  websocket:\n#             publisher_token_file: \"%s\"\n"
+                 "# nginx:   include %s;   (in nchan's publisher server)\n",
+                 token_path, nginx_path, token_path, nginx_path);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (fm_daemon_sodium("fetchml-admin") != FM_OK)
@@ -587,5 +608,7 @@ int main(int argc, char **argv)
         return audit_verify(argc - 2, argv + 2);
     if (argc == 4 && strcmp(argv[1], "audit-keygen") == 0)
         return audit_keygen(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "publisher-token") == 0)
+        return publisher_token(argv[2], argv[3]);
     return usage();
 }

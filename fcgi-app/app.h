@@ -75,9 +75,12 @@ void fm_sweeper_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
  * published on Redis to nchan's publisher at cfg->websocket.publisher, and
  * close the sockets of keys that cfg no longer accepts, with the snapshot
  * cfg, auditing through the audit logger at audit_ep, until
- * SIGTERM/SIGINT/SIGQUIT; then exit the process. Never returns.
+ * SIGTERM/SIGINT/SIGQUIT; then exit the process. Never returns. token_fd is
+ * the open websocket.publisher_token_file (the master's descriptor, which
+ * only the relay inherits): read once at start (fm_nchan_token_read), sent
+ * with every request, then closed.
  */
-void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep, int token_fd)
     __attribute__((noreturn));
 
 /*

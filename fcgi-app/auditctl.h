@@ -48,7 +48,7 @@ typedef struct fm_auditctl_msg {
 typedef struct fm_auditctl_reply {
     int32_t generation; /* the GEN answered */
     int32_t ok;         /* 1: the generation's records will be written */
-    char why[512]; /* otherwise: one line, no secret */
+    char why[512];      /* otherwise: one line, no secret */
 } fm_auditctl_reply;
 
 #endif

@@ -160,13 +160,12 @@ static fm_audit_key *open_key(const char *path, char *why, size_t cap)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
     if (fd < 0 || fstat(fd, &st) != 0)
-        say(why, cap, "logging.audit_sign_key: cannot open %s: %s", path,
-                       strerror(errno));
+        say(why, cap, "logging.audit_sign_key: cannot open %s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0)
         say(why, cap,
-                       "logging.audit_sign_key: %s must be a regular file that only its owner "
-                       "may read (mode 0600 or 0400)",
-                       path);
+            "logging.audit_sign_key: %s must be a regular file that only its owner "
+            "may read (mode 0600 or 0400)",
+            path);
     else if ((key = fm_audit_key_load(fd, err, sizeof err)) == NULL)
         say(why, cap, "logging.audit_sign_key: %s: %s", path, err);
     if (fd >= 0)
@@ -179,21 +178,19 @@ static bool open_trail(trail *t, const fm_auditctl_msg *msg, char *why, size_t c
 {
     fm_audit_shared *chain;
 
-    if (msg->peer_uid != geteuid() &&
-        fm_audit_check_place(msg->file, geteuid(), why, cap) != FM_OK)
+    if (msg->peer_uid != geteuid() && fm_audit_check_place(msg->file, geteuid(), why, cap) != FM_OK)
         return false;
     if (msg->key[0] != '\0' && (t->key = open_key(msg->key, why, cap)) == NULL)
         return false;
     if ((chain = fm_chains_use(&g.chains, msg->file, msg->generation)) == NULL) {
         say(why, cap, "cannot read the chain head of %s: %s", msg->file,
-                       errno == EBADMSG ? "its last line is not an audit record"
-                                        : strerror(errno));
+            errno == EBADMSG ? "its last line is not an audit record" : strerror(errno));
         goto fail;
     }
     if ((t->audit = fm_audit_open(msg->file, chain)) == NULL) {
         say(why, cap, "cannot open %s for appending: %s", msg->file,
-                       errno == EPERM ? "it is not a regular file of the audit logger's account"
-                                      : strerror(errno));
+            errno == EPERM ? "it is not a regular file of the audit logger's account"
+                           : strerror(errno));
         goto fail;
     }
     fm_audit_set_sync(t->audit, (fm_audit_sync)msg->sync, msg->sync_ms);
@@ -245,7 +242,8 @@ static void new_generation(const fm_auditctl_msg *msg, int listen_fd)
     fm_auditctl_reply reply = {.generation = msg->generation, .ok = 0};
     trail t = {.listen_fd = -1}, *grown;
 
-    if (listen_fd < 0 || msg->file[0] == '\0' || memchr(msg->file, '\0', sizeof msg->file) == NULL ||
+    if (listen_fd < 0 || msg->file[0] == '\0' ||
+        memchr(msg->file, '\0', sizeof msg->file) == NULL ||
         memchr(msg->key, '\0', sizeof msg->key) == NULL || find(msg->generation) != NULL) {
         say(reply.why, sizeof reply.why, "malformed request from the master");
     } else if (open_trail(&t, msg, reply.why, sizeof reply.why)) {
@@ -266,7 +264,8 @@ static void new_generation(const fm_auditctl_msg *msg, int listen_fd)
             reply.ok = 1;
             fm_log_info("audit logger %d: generation %d writes %s%s", (int)getpid(),
                         msg->generation, msg->file,
-                        t.key != NULL ? ", signing its head" : " (no signing key: checkpoints off)");
+                        t.key != NULL ? ", signing its head"
+                                      : " (no signing key: checkpoints off)");
         }
     }
     if (listen_fd >= 0)

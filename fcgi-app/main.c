@@ -37,6 +37,11 @@
  * master cannot start it again under that account, a logger that dies stops
  * the master (status 1) for its supervisor to restart.
  *
+ * The relay's publisher token (websocket.publisher_token_file) is opened by
+ * the master too (open_token, while root at start) and only the relay keeps
+ * the descriptor; every other child closes it right after fork, and the
+ * logger never has it (it is opened after the logger is forked).
+ *
  * Started as root, the master binds the socket (given to server.user, in
  * socket_group, before anyone may connect), opens its logs and pid file,
  * gives the api log it may have created to server.user and the audit trail
@@ -67,12 +72,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "app.h"
 #include "audit.h"
 #include "auditctl.h"
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "nchan.h"
 #include "pool.h"
 #include "privdrop.h"
 #include "redact.h"
@@ -91,20 +99,21 @@ static struct {
     bool drop; /* started as root: becomes server.user after binding and opening */
     fm_config *cfg;
     fm_pool *pool;
-    fm_pool *sweepers; /* one per generation: the pool's table, a second instance */
-    fm_pool *relays;   /* one per generation with websocket.publisher, a third */
-    pid_t audit_pid;   /* the audit logger, -1 = none (not started, or gone) */
-    int audit_ctl;     /* the master's end of the socketpair with it, -1 = closed */
+    fm_pool *sweepers;          /* one per generation: the pool's table, a second instance */
+    fm_pool *relays;            /* one per generation with websocket.publisher, a third */
+    pid_t audit_pid;            /* the audit logger, -1 = none (not started, or gone) */
+    int audit_ctl;              /* the master's end of the socketpair with it, -1 = closed */
     fm_audit_endpoint audit_ep; /* where the current generation's children send records */
-    int status;          /* the exit status: 1 when the audit logger died */
-    fm_metrics *metrics; /* the counters every child adds to; kept across reloads */
+    int status;                 /* the exit status: 1 when the audit logger died */
+    fm_metrics *metrics;        /* the counters every child adds to; kept across reloads */
     int generation;
     int listen_fd;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int backoff;       /* seconds of the crash-loop backoff in force, 0 = none */
     time_t next_spawn; /* no respawn before this */
     sigset_t waitmask;
-} m = {.listen_fd = -1, .audit_pid = -1, .audit_ctl = -1};
+    int token_fd; /* the relay's publisher token, -1 = none (websocket.publisher_token_file) */
+} m = {.listen_fd = -1, .audit_pid = -1, .audit_ctl = -1, .token_fd = -1};
 
 static void on_signal(int sig)
 {
@@ -172,6 +181,14 @@ static void drop_audit_privileges(void)
     m.audit_ctl = -1;
 }
 
+/* In every child but the relay, right after fork: the publisher token is the relay's alone. */
+static void drop_token(void)
+{
+    if (m.token_fd >= 0)
+        (void)close(m.token_fd);
+    m.token_fd = -1;
+}
+
 /* fm_pool_spawn_fn: a worker of the current generation, with the current snapshot. */
 static fm_err spawn(void *ctx, pid_t *pid)
 {
@@ -180,6 +197,7 @@ static fm_err spawn(void *ctx, pid_t *pid)
     if (*pid < 0)
         return FM_ESYS;
     if (*pid == 0) {
+        drop_token();
         drop_audit_privileges();
         fm_worker_main(m.cfg, m.listen_fd, &m.audit_ep);
     }
@@ -192,8 +210,16 @@ typedef struct side_child {
     void (*main)(const fm_config *cfg, const fm_audit_endpoint *audit_ep) __attribute__((noreturn));
 } side_child;
 
+static void relay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+    __attribute__((noreturn));
+
+static void relay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+{
+    fm_wsrelay_main(cfg, audit_ep, m.token_fd);
+}
+
 static const side_child sweeper_child = {"sweeper", fm_sweeper_main};
-static const side_child relay_child = {"websocket relay", fm_wsrelay_main};
+static const side_child relay_child = {"websocket relay", relay_main};
 
 /* fm_pool_spawn_fn: the current generation's sweeper or relay (ctx: its side_child). */
 static fm_err spawn_side(void *ctx, pid_t *pid)
@@ -207,6 +233,8 @@ static fm_err spawn_side(void *ctx, pid_t *pid)
         /* It serves no requests: it must not hold the FastCGI socket (nor could it accept). */
         if (m.listen_fd >= 0)
             (void)close(m.listen_fd);
+        if (c != &relay_child)
+            drop_token();
         drop_audit_privileges();
         c->main(m.cfg, &m.audit_ep);
     }
@@ -439,6 +467,53 @@ static bool logger_generation(const fm_config *cfg, fm_audit_endpoint *ep)
     return true;
 }
 
+/*
+ * The relay's publisher token of cfg (websocket.publisher_token_file),
+ * opened here (while root at start): checked (read, then wiped: no child
+ * forked later holds its bytes), refused when group or others may read it,
+ * kept in force on a reload that names the same file when it can no longer
+ * be opened. *fd is -1 when none is set. Returns false after logging why,
+ * never with the token.
+ */
+static bool open_token(const fm_config *cfg, int *fd)
+{
+    const char *path = cfg->websocket.publisher_token_file;
+    char token[FM_NCHAN_TOKEN_SIZE], err[256];
+    struct stat st;
+    fm_err rc;
+
+    *fd = -1;
+    if (path == NULL)
+        return true;
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (*fd < 0 && m.token_fd >= 0 && m.cfg != cfg &&
+        m.cfg->websocket.publisher_token_file != NULL &&
+        strcmp(m.cfg->websocket.publisher_token_file, path) == 0) {
+        fm_log_warn("%s: cannot open %s again (%s); the relay keeps the token in force", cfg->path,
+                    path, strerror(errno));
+        *fd = dup(m.token_fd);
+    }
+    if (*fd < 0) {
+        fm_log_error("%s: websocket.publisher_token_file: cannot open %s: %s", cfg->path, path,
+                     strerror(errno));
+        return false;
+    }
+    rc = fm_nchan_token_read(*fd, token, err, sizeof(err));
+    sodium_memzero(token, sizeof(token));
+    if (rc != FM_OK) {
+        fm_log_error("%s: websocket.publisher_token_file: %s: %s", cfg->path, path, err);
+        (void)close(*fd);
+        *fd = -1;
+        return false;
+    }
+    if (fstat(*fd, &st) == 0 && st.st_uid == (m.drop ? cfg->server.uid : geteuid()))
+        fm_log_warn("%s: websocket.publisher_token_file %s belongs to the pool's own account: a "
+                    "compromised worker could read it and publish as the relay; start "
+                    "fetchml-fcgi as root with the file root's (mode 0600)",
+                    cfg->path, path);
+    return true;
+}
+
 /* A reload that keeps the running configuration, for /metrics. */
 static void reload_refused(void)
 {
@@ -451,6 +526,7 @@ static void reload(void)
     char err[FM_CONFIG_ERR_MAX];
     fm_config *next = fm_config_load(m.cfg->path, err, sizeof(err));
     fm_audit_endpoint ep;
+    int token;
 
     if (next == NULL) {
         fm_log_error("reload refused, keeping the running configuration: %s", err);
@@ -462,11 +538,21 @@ static void reload(void)
          strcmp(next->logging.audit_user, m.cfg->logging.audit_user) != 0))
         fm_log_warn("reload: logging.audit_user changed; the audit logger keeps its account until "
                     "a restart");
+    if (!open_token(next, &token)) {
+        fm_log_error("reload refused, keeping the running configuration: %s names a publisher "
+                     "token the websocket relay cannot use",
+                     next->path);
+        fm_config_free(next);
+        reload_refused();
+        return;
+    }
     /* The logger's answer is the last thing that can refuse the reload. */
     if (!usable(next) || !logger_generation(next, &ep)) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
                      "workers or the audit logger cannot open",
                      next->path);
+        if (token >= 0)
+            (void)close(token);
         fm_config_free(next);
         reload_refused();
         return;
@@ -494,6 +580,8 @@ static void reload(void)
     (void)malloc_trim(0);
     m.cfg = next;
     m.audit_ep = ep;
+    drop_token();
+    m.token_fd = token;
     m.generation++;
     fm_metrics_inc(FM_MET_RELOADS_OK);
     fm_metrics_set(FM_MET_CONFIG_LAST_RELOAD_OK, 1);
@@ -625,8 +713,9 @@ static fm_err give_file(const char *path, uid_t uid, const char *to, bool create
 
     if (path == NULL)
         return FM_OK;
-    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
-                        (create ? O_CREAT : 0),
+    fd = open(path,
+              O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                  (create ? O_CREAT : 0),
               0600);
     if (fd < 0 || fstat(fd, &st) != 0)
         why = strerror(errno);
@@ -722,9 +811,8 @@ static fm_err start_audit_logger(void)
 {
     int sv[2];
 
-    if (m.drop &&
-        give_file(m.cfg->logging.file, m.cfg->logging.audit_uid, "logging.audit_user", true) !=
-            FM_OK)
+    if (m.drop && give_file(m.cfg->logging.file, m.cfg->logging.audit_uid, "logging.audit_user",
+                            true) != FM_OK)
         return FM_ESYS;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         fm_log_error("cannot make the audit logger's control socket: %s", strerror(errno));
@@ -743,6 +831,12 @@ static fm_err start_audit_logger(void)
     fm_log_info("audit logger %d started as %s", (int)m.audit_pid,
                 m.drop ? m.cfg->logging.audit_user : "the master's account");
     return logger_generation(m.cfg, &m.audit_ep) ? FM_OK : FM_ESYS;
+}
+
+/* After the logger's fork: it never has the relay's token. */
+static fm_err open_publisher_token(void)
+{
+    return open_token(m.cfg, &m.token_fd) ? FM_OK : FM_ESYS;
 }
 
 static fm_err check_pidfile(void)
@@ -779,9 +873,9 @@ static fm_err start_pool(void)
 }
 
 static fm_err (*const start_steps[])(void) = {
-    open_api_log,       check_identity, check_files,     make_tables,     check_pidfile,
-    install_signals,    open_socket,    start_audit_logger, write_pidfile, drop_privileges,
-    start_pool,
+    open_api_log,         check_identity,  check_files,     make_tables,
+    check_pidfile,        install_signals, open_socket,     start_audit_logger,
+    open_publisher_token, write_pidfile,   drop_privileges, start_pool,
 };
 
 /* ---- supervision ------------------------------------------------------------------ */
@@ -872,6 +966,7 @@ static void cleanup(void)
     if (m.audit_ctl >= 0)
         (void)close(m.audit_ctl);
     m.audit_ctl = -1;
+    drop_token();
     fm_metrics_free(m.metrics);
     fm_config_free(m.cfg);
 }

@@ -43,6 +43,17 @@
  * Process: as the sweeper (forked by the master, its own Redis connections
  * and audit writer after fork, signals only inside ppoll; TERM, INT, QUIT
  * stop it, USR1 reopens the logs). Process name "fetchml-wsrelay".
+ *
+ * The publisher token (nchan.h). The master opened websocket.publisher_token_file
+ * (root's alone) while it was root; the relay is the one child that keeps the
+ * descriptor. It reads the token once, closes the descriptor, registers the
+ * token with the redaction filter, and sends it with every request. It runs
+ * under the workers' account, so it first makes itself non-dumpable: a
+ * compromised worker can then neither ptrace it nor read its memory or its
+ * descriptors through /proc (the kernel already does so after the master's
+ * drop from root; this holds when the master was started unprivileged too).
+ * A 403 from nginx is a token that does not match nginx's verifier; it is
+ * logged as an error, naming the file, never the token.
  */
 #include <errno.h>
 #include <poll.h>
@@ -56,11 +67,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "app.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "nchan.h"
+#include "redact.h"
 #include "routes.h"
 #include "wsauth.h"
 
@@ -106,6 +120,7 @@ typedef struct closing {
 typedef struct throttle {
     int64_t last_ms; /* 0: never */
     unsigned long suppressed;
+    bool error; /* logged as an error, not a warning */
 } throttle;
 
 static struct {
@@ -115,6 +130,8 @@ static struct {
     fm_wsconn_store store;
     fm_redis *sub;
     fm_nchan *publisher; /* the publisher's socket (without "unix:"), its connection kept */
+    int token_fd;        /* websocket.publisher_token_file, until init_token has read it */
+    char token[FM_NCHAN_TOKEN_SIZE]; /* until init_env has given it to the publisher */
     char channel[FM_REDIS_KEY_MAX];
     sigset_t waitmask;
     key_ref *keys;
@@ -126,6 +143,7 @@ static struct {
     size_t gc_cursor; /* where the next scan's GC_BATCH starts among the accepted sockets */
     unsigned long long delivered, failed;
     throttle publish_warn, scan_warn, subscribe_warn;
+    throttle token_refused; /* 403s from nginx, on any request */
 } s;
 
 __attribute__((format(printf, 2, 3))) static void warn_throttled(throttle *t, const char *fmt, ...)
@@ -141,9 +159,27 @@ __attribute__((format(printf, 2, 3))) static void warn_throttled(throttle *t, co
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fm_log_warn("websocket relay: %s (%lu more like this since the last one)", msg, t->suppressed);
+    fm_log(t->error ? FM_LOG_ERROR : FM_LOG_WARN,
+           "websocket relay: %s (%lu more like this since the last one)", msg, t->suppressed);
     t->last_ms = now;
     t->suppressed = 0;
+}
+
+/*
+ * Whether a publisher request failed on the token (403): logged as such, with
+ * the file to look at. The other failures are left to the caller.
+ */
+static bool token_refused(int status)
+{
+    if (status != 403)
+        return false;
+    warn_throttled(&s.token_refused,
+                   "nchan's publisher at %s refused the relay's token (403): the token in "
+                   "websocket.publisher_token_file %s does not match the secure_link verifier of "
+                   "nginx's publisher server (fetchml-admin publisher-token writes both; restart "
+                   "fetchml-fcgi after replacing them)",
+                   fm_nchan_path(s.publisher), s.cfg->websocket.publisher_token_file);
+    return true;
 }
 
 /* ---- events ------------------------------------------------------------------------ */
@@ -191,6 +227,8 @@ static void deliver(const char *payload, size_t len)
         return;
     }
     s.failed++;
+    if (token_refused(status))
+        return;
     warn_throttled(&s.publish_warn,
                    "could not deliver an event to nchan at %s (%s, status %d); %llu failed, %llu "
                    "delivered so far",
@@ -223,6 +261,16 @@ static void drain(void)
     }
 }
 
+/* Asks nchan about a channel, so that a token nginx refuses is logged before any event. */
+static void check_token(void)
+{
+    bool exists;
+    int status;
+
+    if (fm_nchan_exists(s.publisher, "all", PUBLISH_TIMEOUT_MS, &exists, &status) != FM_OK)
+        (void)token_refused(status);
+}
+
 static void subscribe(void)
 {
     int64_t now = fm_clock_now_ms();
@@ -234,6 +282,7 @@ static void subscribe(void)
         s.sub_ping_ms = 0;
         fm_log_info("websocket relay %d: relaying %s to nchan at %s", (int)getpid(), s.channel,
                     fm_nchan_path(s.publisher));
+        check_token();
         return;
     }
     s.next_subscribe_ms = now + RESUBSCRIBE_MS;
@@ -323,9 +372,10 @@ static int64_t close_socket(const fm_wsconn *c, const char *why, int64_t now_ms)
                        fm_redis_errstr(s.env.redis));
     (void)snprintf(channel, sizeof(channel), "c.%s", c->id);
     if (fm_nchan_delete(s.publisher, channel, PUBLISH_TIMEOUT_MS, &status) != FM_OK) {
-        warn_throttled(&s.scan_warn, "cannot ask nchan at %s to close a socket (%s, status %d)",
-                       fm_nchan_path(s.publisher),
-                       status != 0 ? "unexpected answer" : strerror(errno), status);
+        if (!token_refused(status))
+            warn_throttled(&s.scan_warn, "cannot ask nchan at %s to close a socket (%s, status %d)",
+                           fm_nchan_path(s.publisher),
+                           status != 0 ? "unexpected answer" : strerror(errno), status);
         return first != 0 ? first : now_ms;
     }
     if (first == 0)
@@ -350,9 +400,14 @@ static void collect(const fm_wsconn *c, int64_t now_ms)
     char channel[FM_NCHAN_CHANNEL_MAX];
     fm_wsconn ended;
     bool exists = true, found;
+    int status;
 
     (void)snprintf(channel, sizeof(channel), "c.%s", c->id);
-    if (fm_nchan_exists(s.publisher, channel, PUBLISH_TIMEOUT_MS, &exists) != FM_OK || exists)
+    if (fm_nchan_exists(s.publisher, channel, PUBLISH_TIMEOUT_MS, &exists, &status) != FM_OK) {
+        (void)token_refused(status);
+        return;
+    }
+    if (exists)
         return;
     if (fm_wsconn_end(&s.store, c->id, &ended, &found) == FM_OK && found)
         (void)fm_route_ws_audit_close(&s.env, NULL, NULL, &ended, "gone", now_ms);
@@ -416,6 +471,37 @@ static fm_err init_signals(void)
     return fm_worker_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &s.waitmask);
 }
 
+static fm_err init_token(void)
+{
+    const char *path = s.cfg->websocket.publisher_token_file;
+    char err[256] = "not opened by the master";
+    fm_err rc = FM_ESYS;
+
+    s.token_refused.error = true;
+    if (prctl(PR_SET_DUMPABLE, 0) != 0) {
+        fm_log_error("websocket relay %d: cannot start: cannot make itself non-dumpable: %s",
+                     (int)getpid(), strerror(errno));
+        return FM_ESYS;
+    }
+    if (s.token_fd >= 0) {
+        rc = fm_nchan_token_read(s.token_fd, s.token, err, sizeof(err));
+        (void)close(s.token_fd);
+        s.token_fd = -1;
+    }
+    if (rc != FM_OK) {
+        fm_log_error("websocket relay %d: cannot start: websocket.publisher_token_file %s: %s",
+                     (int)getpid(), path != NULL ? path : "(not set)", err);
+        return rc;
+    }
+    if (fm_redact_add_secret(s.token) != FM_OK) {
+        fm_log_error("websocket relay %d: cannot start: cannot register the publisher token "
+                     "with the redaction filter: %s",
+                     (int)getpid(), strerror(errno));
+        return FM_ESYS;
+    }
+    return FM_OK;
+}
+
 static fm_err init_env(void)
 {
     const fm_config *cfg = s.cfg;
@@ -423,7 +509,9 @@ static fm_err init_env(void)
     if (fm_worker_env_open(cfg, s.audit_ep, "websocket relay", &s.env) != FM_OK)
         return FM_ESYS;
     s.store = fm_route_ws_store(&s.env);
-    s.publisher = fm_nchan_open(cfg->websocket.publisher + 5); /* after "unix:", checked at load */
+    /* After "unix:", checked at load. */
+    s.publisher = fm_nchan_open(cfg->websocket.publisher + 5, s.token);
+    sodium_memzero(s.token, sizeof(s.token));
     s.sub = fm_worker_redis(cfg);
     if (s.publisher == NULL || s.sub == NULL ||
         fm_redis_key(s.channel, "%sevents", cfg->redis.key_prefix) != FM_OK) {
@@ -457,6 +545,7 @@ static fm_err init_keys(void)
 
 static fm_err (*const init_steps[])(void) = {
     init_signals,
+    init_token,
     init_env,
     init_keys,
 };
@@ -494,13 +583,14 @@ static void relay_loop(void)
     }
 }
 
-void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
+void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep, int token_fd)
 {
     int status = 1;
     size_t i = 0;
 
     s.cfg = cfg;
     s.audit_ep = audit_ep;
+    s.token_fd = token_fd;
     while (i < sizeof(init_steps) / sizeof(init_steps[0]) && init_steps[i]() == FM_OK)
         i++;
     if (i == sizeof(init_steps) / sizeof(init_steps[0])) {
@@ -509,6 +599,9 @@ void fm_wsrelay_main(const fm_config *cfg, const fm_audit_endpoint *audit_ep)
     }
     fm_redis_free(s.sub);
     fm_nchan_close(s.publisher);
+    sodium_memzero(s.token, sizeof(s.token));
+    if (s.token_fd >= 0)
+        (void)close(s.token_fd);
     free(s.keys);
     free(s.closing);
     fm_worker_env_close(&s.env);

@@ -99,6 +99,12 @@ first_run() {
         "$BUILD/fetchml-admin" audit-keygen "$DEV/audit-sign.key" "$DEV/audit-sign.pub" >/dev/null ||
             fm_die "fetchml-admin audit-keygen failed"
     fi
+    if [ ! -f "$DEV/publisher-token" ]; then
+        # The relay's token for nchan's publisher, and nginx's check of it (websocket section).
+        rm -f "$DEV/publisher-token.conf"
+        "$BUILD/fetchml-admin" publisher-token "$DEV/publisher-token" \
+            "$DEV/publisher-token.conf" >/dev/null || fm_die "fetchml-admin publisher-token failed"
+    fi
     if [ ! -f "$DEV/keys.env" ]; then
         local a r n w
         a=$(gen_key) r=$(gen_key) n=$(gen_key) w=$(gen_key)

@@ -9,6 +9,14 @@
  * connection rather than being interpreted. Every wait is a poll(2) bounded
  * by what is left of the one deadline, so a stalled nginx costs the caller
  * at most timeout_ms.
+ *
+ * The token check is nginx's (secure_link): it hashes the header and
+ * compares 16 bytes of MD5 with memcmp, which is not constant-time. What a
+ * timing could tell is how many leading bytes of MD5(guess) match the
+ * verifier, MD5(token): at most the verifier, from which the token is a
+ * preimage away (MD5's known weakness is collisions, not preimages, and the
+ * token is 256 random bits). A direct string compare of the header would
+ * instead give the token away byte by byte to whoever can time it.
  */
 #include "nchan.h"
 
@@ -23,7 +31,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
 
 #define HEAD_MAX 512    /* the request line and headers */
 #define ANSWER_MAX 4096 /* the answer's head, at most */
@@ -109,6 +121,25 @@ static int write_all(int fd, const char *p, size_t n, long long deadline)
         } else if (wait_fd(fd, POLLOUT, deadline) != 0) {
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Writes all of p (n bytes) to the file fd; 0, or -1 with errno. */
+static int write_file(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
     }
     return 0;
 }
@@ -249,14 +280,21 @@ static int read_answer(int fd, long long deadline, int *status, bool *keep, size
 
 struct fm_nchan {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    int fd; /* the kept connection, or -1 */
+    char token[FM_NCHAN_TOKEN_SIZE]; /* "" = none sent */
+    int fd;                          /* the kept connection, or -1 */
 };
 
-fm_nchan *fm_nchan_open(const char *socket_path)
+bool fm_nchan_token_ok(const char *s)
+{
+    return strnlen(s, FM_NCHAN_TOKEN_SIZE) == FM_NCHAN_TOKEN_LEN &&
+           strspn(s, "0123456789abcdef") == FM_NCHAN_TOKEN_LEN;
+}
+
+fm_nchan *fm_nchan_open(const char *socket_path, const char *token)
 {
     fm_nchan *c;
 
-    if (socket_path == NULL) {
+    if (socket_path == NULL || (token != NULL && !fm_nchan_token_ok(token))) {
         errno = EINVAL;
         return NULL;
     }
@@ -268,6 +306,8 @@ fm_nchan *fm_nchan_open(const char *socket_path)
     if (c == NULL)
         return NULL;
     memcpy(c->path, socket_path, strlen(socket_path) + 1);
+    if (token != NULL)
+        memcpy(c->token, token, FM_NCHAN_TOKEN_SIZE);
     c->fd = -1;
     return c;
 }
@@ -287,6 +327,7 @@ void fm_nchan_close(fm_nchan *c)
     if (c == NULL)
         return;
     hang_up(c);
+    sodium_memzero(c->token, sizeof(c->token));
     free(c);
 }
 
@@ -295,35 +336,40 @@ const char *fm_nchan_path(const fm_nchan *c)
     return c->path;
 }
 
-/* One exchange: method on "/" + the channels joined by ','. */
-static fm_err exchange(fm_nchan *c, const char *method, const char *const *channels, size_t n,
-                       const char *body, size_t len, int timeout_ms, int *status)
+/*
+ * The request's head into head (cap bytes): method on "/" + the channels
+ * joined by ','; its length, or 0 for a bad channel or a head that does not fit.
+ */
+static size_t request_head(const fm_nchan *c, char *head, size_t cap, const char *method,
+                           const char *const *channels, size_t n, size_t len)
 {
-    char head[HEAD_MAX + FM_NCHAN_CHANNELS_MAX * FM_NCHAN_CHANNEL_MAX];
-    size_t off, got;
-    long long deadline;
-    bool keep;
+    size_t off = (size_t)snprintf(head, cap, "%s /", method);
     int hn;
 
-    *status = 0;
-    if (c == NULL || n == 0 || n > FM_NCHAN_CHANNELS_MAX || timeout_ms <= 0)
-        return FM_EINVAL;
-    off = (size_t)snprintf(head, sizeof(head), "%s /", method);
     for (size_t i = 0; i < n; i++) {
         if (!fm_nchan_channel_ok(channels[i]))
-            return FM_EINVAL;
-        off +=
-            (size_t)snprintf(head + off, sizeof(head) - off, "%s%s", i > 0 ? "," : "", channels[i]);
+            return 0;
+        off += (size_t)snprintf(head + off, cap - off, "%s%s", i > 0 ? "," : "", channels[i]);
     }
-    hn = snprintf(head + off, sizeof(head) - off,
-                  " HTTP/1.1\r\nHost: nchan\r\n"
+    hn = snprintf(head + off, cap - off,
+                  " HTTP/1.1\r\nHost: nchan\r\n%s%s%s"
                   "Accept: text/json\r\nContent-Type: application/json\r\n"
                   "Content-Length: %zu\r\n\r\n",
-                  len);
-    if (hn < 0 || (size_t)hn >= sizeof(head) - off)
-        return FM_EINVAL;
-    off += (size_t)hn;
-    deadline = now_ms() + timeout_ms;
+                  c->token[0] != '\0' ? FM_NCHAN_TOKEN_HEADER ": " : "", c->token,
+                  c->token[0] != '\0' ? "\r\n" : "", len);
+    if (hn < 0 || (size_t)hn >= cap - off)
+        return 0;
+    return off + (size_t)hn;
+}
+
+/* One exchange of the head (off bytes) and body; *status from the answer. */
+static fm_err send_request(fm_nchan *c, const char *head, size_t off, const char *body, size_t len,
+                           int timeout_ms, int *status)
+{
+    long long deadline = now_ms() + timeout_ms;
+    size_t got;
+    bool keep;
+
     for (int round = 0;; round++) {
         bool reused = c->fd >= 0;
 
@@ -345,6 +391,25 @@ static fm_err exchange(fm_nchan *c, const char *method, const char *const *chann
     }
 }
 
+static fm_err exchange(fm_nchan *c, const char *method, const char *const *channels, size_t n,
+                       const char *body, size_t len, int timeout_ms, int *status)
+{
+    char head[HEAD_MAX + FM_NCHAN_CHANNELS_MAX * FM_NCHAN_CHANNEL_MAX + FM_NCHAN_TOKEN_SIZE];
+    size_t off;
+    fm_err rc;
+    int err;
+
+    *status = 0;
+    if (c == NULL || n == 0 || n > FM_NCHAN_CHANNELS_MAX || timeout_ms <= 0)
+        return FM_EINVAL;
+    off = request_head(c, head, sizeof(head), method, channels, n, len);
+    rc = off > 0 ? send_request(c, head, off, body, len, timeout_ms, status) : FM_EINVAL;
+    err = errno;
+    sodium_memzero(head, sizeof(head)); /* it holds the token */
+    errno = err;
+    return rc;
+}
+
 fm_err fm_nchan_publish(fm_nchan *c, const char *const *channels, size_t n, const char *body,
                         size_t len, int timeout_ms, int *status)
 {
@@ -364,14 +429,123 @@ fm_err fm_nchan_delete(fm_nchan *c, const char *channel, int timeout_ms, int *st
     return *status == 200 || *status == 404 ? FM_OK : FM_ECONFLICT;
 }
 
-fm_err fm_nchan_exists(fm_nchan *c, const char *channel, int timeout_ms, bool *exists)
+fm_err fm_nchan_exists(fm_nchan *c, const char *channel, int timeout_ms, bool *exists, int *status)
 {
-    int status;
-    fm_err rc = exchange(c, "GET", &channel, 1, NULL, 0, timeout_ms, &status);
+    fm_err rc = exchange(c, "GET", &channel, 1, NULL, 0, timeout_ms, status);
 
     *exists = false;
     if (rc != FM_OK)
         return rc;
-    *exists = status == 200;
-    return status == 200 || status == 404 ? FM_OK : FM_ECONFLICT;
+    *exists = *status == 200;
+    return *status == 200 || *status == 404 ? FM_OK : FM_ECONFLICT;
+}
+
+/* ---- the publisher token ------------------------------------------------------------ */
+
+fm_err fm_nchan_token_read(int fd, char token[FM_NCHAN_TOKEN_SIZE], char *err, size_t errlen)
+{
+    char text[FM_NCHAN_TOKEN_LEN + 2];
+    struct stat st;
+    ssize_t n;
+    fm_err rc = FM_ESYS;
+
+    memset(token, 0, FM_NCHAN_TOKEN_SIZE);
+    if (fstat(fd, &st) != 0) {
+        (void)snprintf(err, errlen, "cannot read it: %s", strerror(errno));
+        return FM_ESYS;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        (void)snprintf(err, errlen,
+                       "must be a regular file that only its owner may read (mode "
+                       "0600 or 0400)");
+        return FM_EINVAL;
+    }
+    do {
+        n = pread(fd, text, sizeof(text), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        (void)snprintf(err, errlen, "cannot read it: %s", strerror(errno));
+        goto out;
+    }
+    rc = FM_EPARSE;
+    if ((n == FM_NCHAN_TOKEN_LEN || (n == FM_NCHAN_TOKEN_LEN + 1 && text[n - 1] == '\n'))) {
+        memcpy(token, text, FM_NCHAN_TOKEN_LEN);
+        if (fm_nchan_token_ok(token))
+            rc = FM_OK;
+    }
+    if (rc != FM_OK) {
+        sodium_memzero(token, FM_NCHAN_TOKEN_SIZE);
+        (void)snprintf(err, errlen,
+                       "not a publisher token: %d lower-case hex digits and a newline "
+                       "(fetchml-admin publisher-token writes one)",
+                       FM_NCHAN_TOKEN_LEN);
+    }
+out:
+    sodium_memzero(text, sizeof(text));
+    return rc;
+}
+
+/* Writes text to a new file at path, mode 0600; 0, or -1 with errno and no file left. */
+static int create_secret(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    size_t len = strlen(text);
+    int e = 0;
+
+    if (fd < 0)
+        return -1;
+    if (write_file(fd, text, len) != 0 || fchmod(fd, 0600) != 0 || fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e == 0)
+        return 0;
+    (void)unlink(path);
+    errno = e;
+    return -1;
+}
+
+fm_err fm_nchan_token_new(const char *token_path, const char *nginx_path, char *err, size_t errlen)
+{
+    unsigned char raw[FM_NCHAN_TOKEN_LEN / 2], md5[16];
+    char token[FM_NCHAN_TOKEN_LEN + 2],
+        verifier[sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    char conf[256];
+    unsigned int mdlen = 0;
+    fm_err rc = FM_ESYS;
+
+    randombytes_buf(raw, sizeof(raw));
+    (void)sodium_bin2hex(token, sizeof(token), raw, sizeof(raw));
+    if (EVP_Digest(token, FM_NCHAN_TOKEN_LEN, md5, &mdlen, EVP_md5(), NULL) != 1 ||
+        mdlen != sizeof(md5)) {
+        errno = EINVAL;
+        (void)snprintf(err, errlen, "libcrypto cannot compute MD5");
+        goto out;
+    }
+    (void)sodium_bin2base64(verifier, sizeof(verifier), md5, sizeof(md5),
+                            sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    (void)snprintf(conf, sizeof(conf),
+                   "# nginx's check of the WebSocket relay's publisher token (fetchml-admin "
+                   "publisher-token):\n# the MD5 of the token, base64url; include it in nchan's "
+                   "publisher server.\nsecure_link \"%s\";\n",
+                   verifier);
+    token[FM_NCHAN_TOKEN_LEN] = '\n';
+    token[FM_NCHAN_TOKEN_LEN + 1] = '\0';
+    if (create_secret(token_path, token) != 0) {
+        (void)snprintf(err, errlen, "%s: %s", token_path, strerror(errno));
+        goto out;
+    }
+    if (create_secret(nginx_path, conf) != 0) {
+        int e = errno;
+
+        (void)snprintf(err, errlen, "%s: %s", nginx_path, strerror(e));
+        (void)unlink(token_path);
+        errno = e;
+        goto out;
+    }
+    rc = FM_OK;
+out:
+    sodium_memzero(raw, sizeof(raw));
+    sodium_memzero(token, sizeof(token));
+    return rc;
 }

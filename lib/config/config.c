@@ -24,7 +24,7 @@ LD_TABLE(static, root_table, LD_SECTION_ROW("server", server_table, server_check
          LD_SECTION_ROW("logging", logging_table, logging_check_files),
          LD_SECTION_ROW("data", data_table, NULL), LD_SECTION_ROW("jobs", jobs_table, NULL),
          LD_SECTION_ROW("limits", task_limits_table, jobs_check_limits),
-         LD_SECTION_ROW("websocket", websocket_table, NULL));
+         LD_SECTION_ROW("websocket", websocket_table, websocket_check));
 
 static fm_config *new_config(struct loader *l)
 {

@@ -163,6 +163,7 @@ typedef struct fm_config {
         char (*origins)[FM_ORIGIN_MAX]; /* allowed_origins, norigins of them, lower case */
         size_t norigins;
         char *publisher; /* "unix:<path>" of nchan's publisher location; NULL = no relay */
+        char *publisher_token_file; /* the relay's token for it (nchan.h); set with publisher */
     } websocket;
 
     fm_key_slot *key_index; /* power-of-two sized, see fm_config_find_key */

@@ -37,6 +37,9 @@ fm_err logging_check_files(struct loader *l, const char *where, const yaml_mark_
 fm_err jobs_check_limits(struct loader *l, const char *where, const yaml_mark_t *at,
                          const void *obj);
 
+/* websocket.c: after the websocket section, publisher and publisher_token_file go together. */
+fm_err websocket_check(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj);
+
 /* limits.c: the rows of a user's or role's own rate_limit, into an fm_rate. */
 extern const struct ld_table bucket_table;
 /* limits.c: a bucket field left out of a rate_limit takes the global value. */

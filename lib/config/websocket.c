@@ -1,7 +1,7 @@
 /*
  * websocket.c - the websocket section (SPEC 4.2): the web origins a browser
  * may open /ws from, and the unix socket of nchan's publisher location that
- * the event relay posts to.
+ * the event relay posts to, with the file of the token nginx asks it for.
  *
  * An origin is compared whole, as browsers send it (RFC 6454 section 6.1):
  * "scheme://host" or "scheme://host:port", scheme http or https, lower case,
@@ -77,6 +77,26 @@ static fm_err check_publisher(struct loader *l, const char *where, const void *f
                    where);
 }
 
+/*
+ * The relay and the workers share an account, so only the token keeps a
+ * compromised worker from the publisher (nchan.h): no publisher without one.
+ */
+fm_err websocket_check(struct loader *l, const char *where, const yaml_mark_t *at, const void *obj)
+{
+    const fm_config *cfg = obj;
+
+    if (cfg->websocket.publisher != NULL && cfg->websocket.publisher_token_file == NULL)
+        return ld_fail(l, at,
+                       "%s.publisher needs %s.publisher_token_file: nginx's publisher admits "
+                       "only the relay's token (fetchml-admin publisher-token)",
+                       where, where);
+    if (cfg->websocket.publisher == NULL && cfg->websocket.publisher_token_file != NULL)
+        return ld_fail(l, at, "%s.publisher_token_file needs %s.publisher", where, where);
+    return FM_OK;
+}
+
 LD_TABLE(, websocket_table, LD_HANDLER_ROW("allowed_origins", allowed_origins),
          LD_STR_ROW("publisher", LD_ENDPOINT, fm_config, websocket.publisher, NULL, NULL, true,
-                    check_publisher));
+                    check_publisher),
+         LD_STR_ROW("publisher_token_file", LD_PATH, fm_config, websocket.publisher_token_file,
+                    NULL, NULL, true, NULL));

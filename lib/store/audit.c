@@ -381,10 +381,11 @@ fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t er
         return FM_ESYS;
     }
     if (st.st_uid != 0 && st.st_uid != writer) {
-        (void)snprintf(err, errlen,
-                       "%s: the audit trail's directory belongs to uid %u, who could remove or "
-                       "replace the trail; give it to root or to the audit logger's account (uid %u)",
-                       dir, (unsigned)st.st_uid, (unsigned)writer);
+        (void)snprintf(
+            err, errlen,
+            "%s: the audit trail's directory belongs to uid %u, who could remove or "
+            "replace the trail; give it to root or to the audit logger's account (uid %u)",
+            dir, (unsigned)st.st_uid, (unsigned)writer);
         return FM_EINVAL;
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {

@@ -179,7 +179,8 @@ check "nginx reloads without them" e_reload_until e_extra_down
 e_prod=$OUT/prod-nginx
 mkdir -p "$e_prod/nchan" # the publisher socket's directory (the site's comments)
 sed -e "s|/opt/fetchml|$ROOT|g; s|/secrets/cert.pem|$FETCHML_VAR/dev/tls.crt|; s|/secrets/key.pem|$FETCHML_VAR/dev/tls.key|; s|/secrets/chain.pem|$FETCHML_VAR/dev/tls.crt|" \
-    -e "s|/run/fetch_ml/|$e_prod/|g" "$ROOT/nginx/fetchml-site.conf" >"$e_prod/site.conf"
+    -e "s|/run/fetch_ml/|$e_prod/|g; s|/etc/fetch_ml/publisher-token.conf|$FETCHML_VAR/dev/publisher-token.conf|" \
+    "$ROOT/nginx/fetchml-site.conf" >"$e_prod/site.conf"
 # As the site's comments say: nchan loaded, this repository's nginx/ beside nginx.conf.
 ln -sfn "$ROOT/nginx" "$e_prod/fetchml"
 printf 'load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\npid %s/nginx.pid;\nevents { worker_connections 64; }\nhttp { variables_hash_max_size 2048; include %s/site.conf; }\n' \

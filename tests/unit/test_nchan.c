@@ -6,16 +6,25 @@
  * between calls and ended when an answer says so, one retry when the server
  * closed an idle connection, a bad channel refused before any connection,
  * no server, a server that never answers (the deadline holds), and an answer
- * that is not HTTP.
+ * that is not HTTP. The publisher token: sent in its header on every request
+ * when the handle has one (and no header without), nginx's 403 an error; a
+ * token file read (its mode, its shape, its offset left alone, nothing of it
+ * in the message) and made (both files new, 0600, nginx's verifier the
+ * base64url MD5 of the token).
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
 
 #include "helpers.h"
 #include "nchan.h"
@@ -29,7 +38,7 @@ static void setup(void)
     th_mkdtemp(dir, "test_nchan");
     th_path(sock, dir, "nchan.sock");
     th_path(seen, dir, "request");
-    nc = fm_nchan_open(sock);
+    nc = fm_nchan_open(sock, NULL);
     ck_assert_ptr_nonnull(nc);
 }
 
@@ -215,9 +224,10 @@ START_TEST(exists_by_info)
 {
     char *req;
     bool exists = false;
+    int status;
 
     serve_once("HTTP/1.1 200 OK\r\n\r\n{\"messages\": 0, \"subscribers\": 0}");
-    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_OK);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists, &status), FM_OK);
     ck_assert(exists);
     reap();
     req = th_read_file(seen);
@@ -225,14 +235,15 @@ START_TEST(exists_by_info)
     free(req);
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.1 404 Not Found\r\n\r\n");
-    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_OK);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists, &status), FM_OK);
     ck_assert(!exists);
     reap();
     ck_assert_int_eq(unlink(sock), 0);
     serve_once("HTTP/1.1 403 Forbidden\r\n\r\n");
     exists = true;
-    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists), FM_ECONFLICT);
+    ck_assert_int_eq(fm_nchan_exists(nc, "c.0a", 2000, &exists, &status), FM_ECONFLICT);
     ck_assert(!exists);
+    ck_assert_int_eq(status, 403);
     reap();
 }
 END_TEST
@@ -402,6 +413,160 @@ START_TEST(oversized_head_refused)
 }
 END_TEST
 
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+START_TEST(token_sent_with_every_request)
+{
+    const char *answers[] = {"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+                             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    const char *ch[] = {"u.alice"};
+    fm_nchan *t = fm_nchan_open(sock, TOKEN);
+    char *req;
+    int status;
+
+    ck_assert_ptr_nonnull(t);
+    serve(answers, 2, -1);
+    ck_assert_int_eq(fm_nchan_publish(t, ch, 1, "{}", 2, 2000, &status), FM_OK);
+    ck_assert_int_eq(fm_nchan_delete(t, "c.0a", 2000, &status), FM_OK);
+    reap();
+    req = th_read_file(seen); /* the last one: the DELETE */
+    ck_assert_ptr_nonnull(strstr(req, "DELETE /c.0a HTTP/1.1\r\n"));
+    ck_assert_ptr_nonnull(strstr(req, "\r\n" FM_NCHAN_TOKEN_HEADER ": " TOKEN "\r\n"));
+    free(req);
+    fm_nchan_close(t);
+    /* Without a token, no such header. */
+    ck_assert_int_eq(unlink(sock), 0);
+    serve_once("HTTP/1.1 201 Created\r\n\r\n");
+    ck_assert_int_eq(fm_nchan_publish(nc, ch, 1, "{}", 2, 2000, &status), FM_OK);
+    reap();
+    req = th_read_file(seen);
+    ck_assert_ptr_null(strstr(req, FM_NCHAN_TOKEN_HEADER));
+    free(req);
+}
+END_TEST
+
+START_TEST(token_refused_is_an_error)
+{
+    const char *answers[] = {"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+                             "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"};
+    const char *ch[] = {"all"};
+    fm_nchan *t = fm_nchan_open(sock, TOKEN);
+    int status;
+
+    ck_assert_ptr_nonnull(t);
+    serve(answers, 2, -1);
+    ck_assert_int_eq(fm_nchan_publish(t, ch, 1, "{}", 2, 2000, &status), FM_ECONFLICT);
+    ck_assert_int_eq(status, 403);
+    ck_assert_int_eq(fm_nchan_delete(t, "c.0a", 2000, &status), FM_ECONFLICT);
+    ck_assert_int_eq(status, 403);
+    reap();
+    fm_nchan_close(t);
+}
+END_TEST
+
+START_TEST(bad_tokens_refused_at_open)
+{
+    const char *bad[] = {"", "0123", TOKEN "0",
+                         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        errno = 0;
+        ck_assert_msg(fm_nchan_open(sock, bad[i]) == NULL, "token %zu accepted", i);
+        ck_assert_int_eq(errno, EINVAL);
+    }
+}
+END_TEST
+
+/* Writes text to dir/name with mode; an open descriptor of it. */
+static int token_file(const char *text, mode_t mode)
+{
+    char path[TH_PATH_MAX];
+    int fd;
+
+    th_path(path, dir, "token");
+    (void)unlink(path);
+    th_write_file(path, text);
+    ck_assert_int_eq(chmod(path, mode), 0);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+START_TEST(token_file_read)
+{
+    const char *bad[] = {"", TOKEN "\n\n", TOKEN "0",
+                         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\n",
+                         "secret-0123456789abcdef0123456789abcdef0123456789abcdef012345678\n"};
+    char token[FM_NCHAN_TOKEN_SIZE], err[256];
+    int fd;
+
+    fd = token_file(TOKEN "\n", 0600);
+    ck_assert_int_eq(lseek(fd, 7, SEEK_SET), 7);
+    ck_assert_int_eq(fm_nchan_token_read(fd, token, err, sizeof(err)), FM_OK);
+    ck_assert_str_eq(token, TOKEN);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 7); /* pread: a shared offset is left alone */
+    (void)close(fd);
+    fd = token_file(TOKEN, 0400);
+    ck_assert_int_eq(fm_nchan_token_read(fd, token, err, sizeof(err)), FM_OK);
+    ck_assert_str_eq(token, TOKEN);
+    (void)close(fd);
+    fd = token_file(TOKEN "\n", 0640);
+    ck_assert_int_eq(fm_nchan_token_read(fd, token, err, sizeof(err)), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "only its owner may read"));
+    ck_assert_str_eq(token, "");
+    (void)close(fd);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fd = token_file(bad[i], 0600);
+        ck_assert_msg(fm_nchan_token_read(fd, token, err, sizeof(err)) == FM_EPARSE,
+                      "file %zu accepted", i);
+        ck_assert_str_eq(token, "");
+        ck_assert_ptr_null(strstr(err, "0123"));
+        ck_assert_ptr_null(strstr(err, "secret"));
+        (void)close(fd);
+    }
+    ck_assert_int_eq(fm_nchan_token_read(-1, token, err, sizeof(err)), FM_ESYS);
+}
+END_TEST
+
+START_TEST(token_made_with_nginx_check)
+{
+    char tpath[TH_PATH_MAX], npath[TH_PATH_MAX], err[512], token[FM_NCHAN_TOKEN_SIZE], want[64],
+        line[128];
+    unsigned char md5[16];
+    unsigned int mdlen = 0;
+    struct stat st;
+    char *conf;
+    int fd;
+
+    th_path(tpath, dir, "publisher-token");
+    th_path(npath, dir, "publisher-token.conf");
+    ck_assert_int_eq(fm_nchan_token_new(tpath, npath, err, sizeof(err)), FM_OK);
+    ck_assert_int_eq(stat(tpath, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(stat(npath, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    fd = open(tpath, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_eq(fm_nchan_token_read(fd, token, err, sizeof(err)), FM_OK);
+    (void)close(fd);
+    ck_assert_int_eq(EVP_Digest(token, FM_NCHAN_TOKEN_LEN, md5, &mdlen, EVP_md5(), NULL), 1);
+    (void)sodium_bin2base64(want, sizeof(want), md5, sizeof(md5),
+                            sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    (void)snprintf(line, sizeof(line), "\nsecure_link \"%s\";\n", want);
+    conf = th_read_file(npath);
+    ck_assert_msg(strstr(conf, line) != NULL, "%s", conf);
+    ck_assert_ptr_null(strstr(conf, token));
+    free(conf);
+    /* Never over a file that exists; a failed second file leaves no first one. */
+    ck_assert_int_eq(fm_nchan_token_new(tpath, npath, err, sizeof(err)), FM_ESYS);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(unlink(tpath), 0);
+    ck_assert_int_eq(fm_nchan_token_new(tpath, npath, err, sizeof(err)), FM_ESYS);
+    ck_assert_ptr_nonnull(strstr(err, npath));
+    ck_assert_int_eq(access(tpath, F_OK), -1);
+}
+END_TEST
+
 static Suite *nchan_suite(void)
 {
     Suite *s = suite_create("nchan");
@@ -421,6 +586,11 @@ static Suite *nchan_suite(void)
     tcase_add_test(tc, no_server_fails_at_once);
     tcase_add_test(tc, silent_server_bounded_by_the_deadline);
     tcase_add_test(tc, answer_that_is_not_http);
+    tcase_add_test(tc, token_sent_with_every_request);
+    tcase_add_test(tc, token_refused_is_an_error);
+    tcase_add_test(tc, bad_tokens_refused_at_open);
+    tcase_add_test(tc, token_file_read);
+    tcase_add_test(tc, token_made_with_nginx_check);
     suite_add_tcase(s, tc);
     return s;
 }

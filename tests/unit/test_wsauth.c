@@ -3,7 +3,8 @@
  * (lib/config/websocket.c): subprotocol offers, the Origin check against
  * websocket.allowed_origins, the channel each kind of user gets, and the
  * answer reshaped for nginx's auth_request; the section's defaults and its
- * refusals (origins that could never match, a TCP publisher).
+ * refusals (origins that could never match, a TCP publisher, a publisher
+ * without its token file or a token file without a publisher).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -86,10 +87,12 @@ START_TEST(origins_compared_whole)
     th_config c;
     fm_config *cfg = load_ws(&c, "  allowed_origins: [\"https://app.example.org\", "
                                  "\"http://localhost:8080\", \"https://[::1]:9101\"]\n"
-                                 "  publisher: \"unix:/run/fetch_ml/nchan.sock\"\n");
+                                 "  publisher: \"unix:/run/fetch_ml/nchan.sock\"\n"
+                                 "  publisher_token_file: \"/etc/fetch_ml/publisher-token\"\n");
 
     ck_assert_uint_eq(cfg->websocket.norigins, 3);
     ck_assert_str_eq(cfg->websocket.publisher, "unix:/run/fetch_ml/nchan.sock");
+    ck_assert_str_eq(cfg->websocket.publisher_token_file, "/etc/fetch_ml/publisher-token");
     ck_assert(fm_wsauth_origin_allowed(cfg, "https://app.example.org"));
     ck_assert(fm_wsauth_origin_allowed(cfg, "HTTPS://App.Example.ORG"));
     ck_assert(fm_wsauth_origin_allowed(cfg, "http://localhost:8080"));
@@ -115,6 +118,8 @@ START_TEST(section_refusals)
         "  allowed_origins: [\"*\"]\n",
         "  allowed_origins: \"https://app.example.org\"\n",
         "  publisher: \"127.0.0.1:8080\"\n",
+        "  publisher: \"unix:/run/fetch_ml/nchan.sock\"\n", /* no token: anyone could publish */
+        "  publisher_token_file: \"/etc/fetch_ml/publisher-token\"\n",
         "  unknown: 1\n",
     };
     char err[FM_CONFIG_ERR_MAX];
