@@ -19,7 +19,7 @@
  *                          a suspected breach every old key stops at the
  *                          reload), USER's with --write (grace 7d by default);
  *                          the keys on stdout once, or in FILE (new, 0600);
- *                          SIGHUP to the master of PIDFILE
+ *                          SIGHUP to the process of each PIDFILE (up to 4)
  *   redis-acl CONFIG       the Redis ACL file for CONFIG's redis section: the
  *                          default user off, redis.username allowed exactly
  *                          what the product sends (redisacl.h), its password
@@ -67,7 +67,7 @@ static int usage(void)
                 "       fetchml-admin check-config FILE\n"
                 "       fetchml-admin rotate -c CONFIG USER [--grace 7d]   (prints a snippet)\n"
                 "       fetchml-admin rotate -c CONFIG (--all | USER --write) [--grace DURATION]\n"
-                "                     [--keys-out FILE] [--reload PIDFILE]\n"
+                "                     [--keys-out FILE] [--reload PIDFILE]...\n"
                 "                     (rewrites CONFIG in place; --all: every user, grace 0 by\n"
                 "                     default, so every old key stops working at the reload)\n"
                 "       fetchml-admin redis-acl CONFIG\n"
@@ -180,8 +180,12 @@ static void print_yaml_escaped(const char *s)
 }
 
 /* What rotate was asked for. */
+#define RELOAD_MAX 4 /* --reload PIDFILE given at most this often: the pool, the relay */
+
 struct rotate_args {
-    const char *config, *user, *keys_out, *pidfile;
+    const char *config, *user, *keys_out;
+    const char *pidfiles[RELOAD_MAX]; /* --reload, in order */
+    int npidfiles;
     long long grace; /* seconds; -1 = not given */
     int all, write;
 };
@@ -210,8 +214,8 @@ static int rotate_args(int argc, char **argv, struct rotate_args *a)
             a->write = 1;
         } else if (strcmp(argv[i], "--keys-out") == 0 && i + 1 < argc) {
             a->keys_out = argv[++i];
-        } else if (strcmp(argv[i], "--reload") == 0 && i + 1 < argc) {
-            a->pidfile = argv[++i];
+        } else if (strcmp(argv[i], "--reload") == 0 && i + 1 < argc && a->npidfiles < RELOAD_MAX) {
+            a->pidfiles[a->npidfiles++] = argv[++i];
         } else if (a->user == NULL && argv[i][0] != '-') {
             a->user = argv[i];
         } else {
@@ -220,7 +224,7 @@ static int rotate_args(int argc, char **argv, struct rotate_args *a)
     }
     if (a->config == NULL || (a->all && a->user != NULL) || (!a->all && a->user == NULL))
         return usage();
-    if (!a->all && !a->write && (a->keys_out != NULL || a->pidfile != NULL || a->grace == 0)) {
+    if (!a->all && !a->write && (a->keys_out != NULL || a->npidfiles > 0 || a->grace == 0)) {
         (void)fprintf(stderr, "fetchml-admin: --keys-out, --reload and --grace 0 need --write "
                               "(or --all): without it rotate only prints a snippet\n");
         return 2;
@@ -388,15 +392,15 @@ static int write_keys_out(FILE *f, const char *path, const struct new_keys *keys
     return rc;
 }
 
-/* --reload: SIGHUP to the master whose pid is in pidfile. */
+/* --reload: SIGHUP to the process whose pid is in pidfile (the pool's master, the relay). */
 static int send_reload(const char *pidfile)
 {
     pid_t pid = fm_pidfile_running(pidfile);
 
     if (pid <= 0) {
         (void)fprintf(stderr,
-                      "fetchml-admin: no running master in %s: reload it yourself "
-                      "(systemctl reload fetchml-api)\n",
+                      "fetchml-admin: no running process in %s: reload it yourself "
+                      "(systemctl reload fetchml-fcgi fetchml-logrelay)\n",
                       pidfile);
         return 1;
     }
@@ -405,8 +409,8 @@ static int send_reload(const char *pidfile)
                       strerror(errno));
         return 1;
     }
-    (void)fprintf(stderr, "fetchml-admin: sent SIGHUP to the master (pid %ld): it reloads now\n",
-                  (long)pid);
+    (void)fprintf(stderr, "fetchml-admin: sent SIGHUP to pid %ld (%s): it reloads now\n", (long)pid,
+                  pidfile);
     return 0;
 }
 
@@ -425,6 +429,14 @@ static int rotate_write(const struct rotate_args *a)
     FILE *out = NULL;
     int rc = 1;
 
+    /* A --reload that cannot work is found before anything changes. */
+    for (int i = 0; i < a->npidfiles; i++)
+        if (fm_pidfile_running(a->pidfiles[i]) <= 0) {
+            (void)fprintf(stderr,
+                          "fetchml-admin: --reload %s: no running process: nothing rotated\n",
+                          a->pidfiles[i]);
+            return 1;
+        }
     if (a->keys_out != NULL && (out = open_keys_out(a->keys_out)) == NULL)
         return 1;
     if (fm_keyrotate_prepare(a->config, &o, &job, err, sizeof(err)) != FM_OK) {
@@ -457,10 +469,13 @@ static int rotate_write(const struct rotate_args *a)
                   a->grace == 0 ? "every old key stops working at the reload"
                                 : "the old keys keep working until ",
                   a->grace == 0 ? "" : until);
-    rc = a->pidfile != NULL ? send_reload(a->pidfile) : 0;
-    if (a->pidfile == NULL)
-        (void)fprintf(stderr, "fetchml-admin: reload now: systemctl reload fetchml-api (or kill "
-                              "-HUP the master)\n");
+    rc = 0;
+    for (int i = 0; i < a->npidfiles; i++)
+        if (send_reload(a->pidfiles[i]) != 0)
+            rc = 1;
+    if (a->npidfiles == 0)
+        (void)fprintf(stderr, "fetchml-admin: reload now: systemctl reload fetchml-fcgi "
+                              "fetchml-logrelay (or kill -HUP each master)\n");
     goto done;
 fail:
     if (a->keys_out != NULL)

@@ -302,7 +302,19 @@ static void quoted(struct buf *b, const char *s)
     put(b, "\"", 1);
 }
 
-/* One item's fields: ", " between them in flow style, a new line at col in block style. */
+/* One field after the first: ", " before it in flow style, a new line at col in block style. */
+static void field(struct buf *b, const char *name, const char *value, bool flow, size_t col)
+{
+    if (flow) {
+        puts_(b, ", ");
+    } else {
+        puts_(b, "\n");
+        spaces(b, col);
+    }
+    puts_(b, name);
+    quoted(b, value);
+}
+
 static void item_fields(struct buf *b, const struct item *it, bool flow, size_t col)
 {
     char when[FM_RFC3339_MAX];
@@ -311,25 +323,10 @@ static void item_fields(struct buf *b, const struct item *it, bool flow, size_t 
     quoted(b, it->hex);
     if (it->expires != 0) {
         rfc3339(it->expires, when);
-        if (flow) {
-            puts_(b, ", ");
-        } else {
-            puts_(b, "\n");
-            spaces(b, col);
-        }
-        puts_(b, "expires: ");
-        quoted(b, when);
+        field(b, "expires: ", when, flow, col);
     }
-    if (it->label != NULL && it->label[0] != '\0') {
-        if (flow) {
-            puts_(b, ", ");
-        } else {
-            puts_(b, "\n");
-            spaces(b, col);
-        }
-        puts_(b, "label: ");
-        quoted(b, it->label);
-    }
+    if (it->label != NULL && it->label[0] != '\0')
+        field(b, "label: ", it->label, flow, col);
 }
 
 /* A flow list: [] or [{...}, {...}]. */
