@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,6 +37,7 @@
 #include "clock.h"
 
 #define GRACE_MAX (365LL * 86400)
+#define BACKUP_TRIES 99 /* CONFIG.bak-<time>.1 .. .99 in one second */
 
 /* A growing output buffer; a failed append sets oom and keeps what it had. */
 struct buf {
@@ -906,18 +906,30 @@ fm_err fm_keyrotate_commit(fm_keyrotate_job *job, char *backup, size_t backuplen
         (void)snprintf(err, errlen, "%s: already rotated", job->path);
         return FM_EINVAL;
     }
-    if (gmtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0 ||
-        snprintf(backup, backuplen, "%s.bak-%s", job->path, stamp) >= (int)backuplen) {
-        (void)snprintf(err, errlen, "%s: the backup's name is too long", job->path);
+    if (gmtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0) {
+        (void)snprintf(err, errlen, "%s: cannot format the time", job->path);
         return FM_EINVAL;
     }
-    /* A hard link keeps the old inode, so the backup has its owner, group and mode exactly. */
-    if (link(job->path, backup) != 0) {
-        if (errno == EEXIST) {
+    /*
+     * A hard link keeps the old inode, so the backup has its owner, group and
+     * mode exactly. Two rotations in one second: ".1", ".2"... after the first.
+     */
+    for (int n = 0;; n++) {
+        int len = n == 0 ? snprintf(backup, backuplen, "%s.bak-%s", job->path, stamp)
+                         : snprintf(backup, backuplen, "%s.bak-%s.%d", job->path, stamp, n);
+
+        if (len < 0 || (size_t)len >= backuplen) {
+            (void)snprintf(err, errlen, "%s: the backup's name is too long", job->path);
+            return FM_EINVAL;
+        }
+        if (link(job->path, backup) == 0)
+            break;
+        if (errno != EEXIST)
+            return sys_fail(err, errlen, "cannot keep %s as %s", job->path, backup);
+        if (n == BACKUP_TRIES) {
             (void)snprintf(err, errlen, "%s exists: try again in a second", backup);
             return FM_ECONFLICT;
         }
-        return sys_fail(err, errlen, "cannot keep %s as %s", job->path, backup);
     }
     if (stat(job->path, &st) != 0 || st.st_ino != job->st.st_ino ||
         st.st_mtim.tv_sec != job->st.st_mtim.tv_sec ||
@@ -949,11 +961,6 @@ fm_err fm_keyrotate_commit(fm_keyrotate_job *job, char *backup, size_t backuplen
     }
     free(dir);
     return FM_OK;
-}
-
-size_t fm_keyrotate_users(const fm_keyrotate_job *job)
-{
-    return job->nusers;
 }
 
 void fm_keyrotate_free(fm_keyrotate_job *job)

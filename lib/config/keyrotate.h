@@ -88,17 +88,15 @@ fm_err fm_keyrotate_prepare(const char *path, const fm_keyrotate_opts *o, fm_key
 
 /*
  * fm_keyrotate_commit - the second half: links the original to
- * "<path>.bak-YYYYMMDDTHHMMSSZ" (its name into backup, backuplen bytes), checks
+ * "<path>.bak-YYYYMMDDTHHMMSSZ" (".1", ".2"... appended when that exists;
+ * its name into backup, backuplen bytes), checks
  * that the file was not changed since fm_keyrotate_prepare read it, renames
  * the temporary file over it and fsyncs the directory. FM_OK, or FM_ECONFLICT
- * (the file changed meanwhile, or the backup name exists: retry) or FM_ESYS
+ * (the file changed meanwhile, or 100 backups in one second) or FM_ESYS
  * with errno, the message in err; on error the original is left as it was.
  */
 fm_err fm_keyrotate_commit(fm_keyrotate_job *job, char *backup, size_t backuplen, char *err,
                            size_t errlen) __attribute__((warn_unused_result));
-
-/* fm_keyrotate_users - how many users the job rotates. */
-size_t fm_keyrotate_users(const fm_keyrotate_job *job);
 
 /* fm_keyrotate_free - removes the temporary file unless committed, and frees job (NULL: no-op). */
 void fm_keyrotate_free(fm_keyrotate_job *job);

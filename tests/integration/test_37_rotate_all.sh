@@ -81,6 +81,22 @@ no_old_in() { ! old_in "$1"; }
 check "no old key in api.log" no_old_in "$FETCHML_VAR/log/api.log"
 check "no old key in the audit trail" no_old_in "$FETCHML_VAR/log/audit.log"
 
+# One user with --write and a grace: the new key on stdout, the old one kept until it expires.
+t37a_key=$(awk '$1 == "t37a" {print $2}' "$OUT/t37-keys")
+REDIS_PASSWORD=x "$FETCHML_BUILD/fetchml-admin" rotate -c "$cfg" t37a --write --grace 1h \
+    --reload "$FETCHML_VAR/run/fcgi.pid" >"$OUT/t37-one.out" 2>"$OUT/t37-one.err"
+rc=$?
+check "rotate t37a --write --grace 1h succeeds (exit $rc)" [ "$rc" -eq 0 ]
+t37a_new=$(awk '$1 == "t37a" {print $2}' "$OUT/t37-one.out")
+check "... prints t37a's new key once on stdout" [ "$(grep -c fetchml_ "$OUT/t37-one.out")" -eq 1 ] && [ -n "$t37a_new" ]
+check "... and no key on stderr" [ "$(grep -c fetchml_ "$OUT/t37-one.err")" -eq 0 ]
+old_kept() { grep -A1 -F "hash: \"$(hash_of "$t37a_key")\"" "$cfg" | grep -q 'expires: "'; }
+check "... keeps the old key with an expires" old_kept
+t37a_new_ok() { as "$t37a_new" GET /v1/whoami && status_is 200 && json_is .user t37a; }
+check "the new key works after the reload" wait_for 5 t37a_new_ok
+as "$t37a_key" GET /v1/whoami
+check "... and the old one still does, for the grace period" status_is 200
+
 # The dev users' keys again, for the tests after this one.
 rm -f "$cfg".bak-*
 write_config
