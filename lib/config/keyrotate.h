@@ -11,7 +11,8 @@
  * CONFIG.bak-YYYYMMDDTHHMMSSZ (a hard link: the same inode, owner and mode).
  *
  * The keys themselves never reach this module: the caller's callback makes
- * each new key and hands back only its SHA-256.
+ * each new key and hands back only its SHA-256. keyrotate.c rewrites the
+ * text, keyrotate_file.c replaces the file.
  */
 #ifndef FM_KEYROTATE_H
 #define FM_KEYROTATE_H
