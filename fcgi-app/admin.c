@@ -12,6 +12,14 @@
  *   rotate -c CONFIG USER [--grace DURATION]
  *                          a new key for USER plus the keys: list that keeps
  *                          the old keys valid for the grace period (default 7d)
+ *   rotate -c CONFIG (--all | USER --write) [--grace DURATION]
+ *          [--keys-out FILE] [--reload PIDFILE]
+ *                          new keys written into CONFIG in place (keyrotate.h):
+ *                          every user's with --all (grace 0 by default: after
+ *                          a suspected breach every old key stops at the
+ *                          reload), USER's with --write (grace 7d by default);
+ *                          the keys on stdout once, or in FILE (new, 0600);
+ *                          SIGHUP to the process of each PIDFILE (up to 4)
  *   redis-acl CONFIG       the Redis ACL file for CONFIG's redis section: the
  *                          default user off, redis.username allowed exactly
  *                          what the product sends (redisacl.h), its password
@@ -30,6 +38,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -47,7 +56,9 @@
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
+#include "keyrotate.h"
 #include "nchan.h"
+#include "pidfile.h"
 #include "redisacl.h"
 #include "sha256.h"
 
@@ -58,7 +69,11 @@ static int usage(void)
                 "for a job worker)\n"
                 "       fetchml-admin hash            (reads the key from standard input)\n"
                 "       fetchml-admin check-config FILE\n"
-                "       fetchml-admin rotate -c CONFIG USER [--grace 7d]\n"
+                "       fetchml-admin rotate -c CONFIG USER [--grace 7d]   (prints a snippet)\n"
+                "       fetchml-admin rotate -c CONFIG (--all | USER --write) [--grace DURATION]\n"
+                "                     [--keys-out FILE] [--reload PIDFILE]...\n"
+                "                     (rewrites CONFIG in place; --all: every user, grace 0 by\n"
+                "                     default, so every old key stops working at the reload)\n"
                 "       fetchml-admin redis-acl CONFIG\n"
                 "       fetchml-admin audit-verify [--partial] [--head SEQ:HASH] "
                 "[--public-key FILE] FILE...   (oldest file first)\n"
@@ -169,70 +184,108 @@ static void print_yaml_escaped(const char *s)
     }
 }
 
+/* What rotate was asked for. */
+#define RELOAD_MAX 4 /* --reload PIDFILE given at most this often: the pool, the relay */
+
+struct rotate_args {
+    const char *config, *user, *keys_out;
+    const char *pidfiles[RELOAD_MAX]; /* --reload, in order */
+    int npidfiles;
+    long long grace; /* seconds; -1 = not given */
+    int all, write;
+};
+
+/* "-c CONFIG", USER, --all, --write, --grace, --keys-out, --reload: 0, or usage's status. */
+static int rotate_args(int argc, char **argv, struct rotate_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->grace = -1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            a->config = argv[++i];
+        } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+            i++;
+            /* 0 only where the file is written: a printed snippet with no grace is just keygen. */
+            if (strcmp(argv[i], "0") == 0) {
+                a->grace = 0;
+            } else if (parse_duration(argv[i], &a->grace) != 0) {
+                (void)fprintf(stderr, "fetchml-admin: --grace takes 0 or 1s..365d, e.g. 7d or "
+                                      "12h\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--all") == 0) {
+            a->all = 1;
+        } else if (strcmp(argv[i], "--write") == 0) {
+            a->write = 1;
+        } else if (strcmp(argv[i], "--keys-out") == 0 && i + 1 < argc) {
+            a->keys_out = argv[++i];
+        } else if (strcmp(argv[i], "--reload") == 0 && i + 1 < argc && a->npidfiles < RELOAD_MAX) {
+            a->pidfiles[a->npidfiles++] = argv[++i];
+        } else if (a->user == NULL && argv[i][0] != '-') {
+            a->user = argv[i];
+        } else {
+            return usage();
+        }
+    }
+    if (a->config == NULL || (a->all && a->user != NULL) || (!a->all && a->user == NULL))
+        return usage();
+    if (!a->all && !a->write && (a->keys_out != NULL || a->npidfiles > 0 || a->grace == 0)) {
+        (void)fprintf(stderr, "fetchml-admin: --keys-out, --reload and --grace 0 need --write "
+                              "(or --all): without it rotate only prints a snippet\n");
+        return 2;
+    }
+    if (a->grace < 0)
+        a->grace = a->all ? 0 : 7 * 86400;
+    return 0;
+}
+
 /*
- * rotate: a new key for USER and the keys: list that replaces the user's
+ * rotate USER: a new key for USER and the keys: list that replaces the user's
  * hash/keys in the config. Keys in force keep working until the grace period
  * ends (Stripe's rolling keys): they get an expires that far ahead, unless
  * they already expire sooner.
  */
-static int rotate(int argc, char **argv)
+static int rotate_snippet(const struct rotate_args *a)
 {
-    const char *config = NULL, *user = NULL;
-    long long grace = 7 * 86400;
     char err[FM_CONFIG_ERR_MAX], key[FM_AUTH_KEY_GEN_LEN + 1], hex[2 * FM_KEY_HASH_BYTES + 1];
     char until[FM_RFC3339_MAX], today[FM_RFC3339_MAX];
     const fm_user *u = NULL;
     fm_config *cfg;
     int64_t now = (int64_t)time(NULL);
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            config = argv[++i];
-        } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
-            if (parse_duration(argv[++i], &grace) != 0) {
-                (void)fprintf(stderr, "fetchml-admin: --grace takes 1s..365d, e.g. 7d or 12h\n");
-                return 2;
-            }
-        } else if (user == NULL && argv[i][0] != '-') {
-            user = argv[i];
-        } else {
-            return usage();
-        }
-    }
-    if (config == NULL || user == NULL)
-        return usage();
-    if ((cfg = fm_config_load(config, err, sizeof(err))) == NULL) {
+    if ((cfg = fm_config_load(a->config, err, sizeof(err))) == NULL) {
         (void)fprintf(stderr, "%s\n", err);
         return 1;
     }
     for (size_t i = 0; i < cfg->auth.nusers; i++)
-        if (strcmp(cfg->auth.users[i].name, user) == 0)
+        if (strcmp(cfg->auth.users[i].name, a->user) == 0)
             u = &cfg->auth.users[i];
     if (u == NULL) {
-        (void)fprintf(stderr, "fetchml-admin: no user \"%s\" in %s\n", user, config);
+        (void)fprintf(stderr, "fetchml-admin: no user \"%s\" in %s\n", a->user, a->config);
         fm_config_free(cfg);
         return 1;
     }
     fm_auth_key_generate(key);
     hash_hex(key, strlen(key), hex);
-    rfc3339(now + grace, until);
+    rfc3339(now + a->grace, until);
     fm_clock_rfc3339(today, 0);
     (void)printf("# New API key for %s: shown once, give it to the user now.\n"
                  "key: %s\n"
-                 "# In %s, replace %s's hash:/keys: with the list below, then reload.\n"
+                 "# In %s, replace %s's hash:/keys: with the list below, then reload\n"
+                 "# (or let fetchml-admin rotate -c %s %s --write do it).\n"
                  "# The old keys keep working until %s; remove them after that.\n"
                  "    %s:\n"
                  "      keys:\n"
                  "        - hash: \"%s\"\n"
                  "          label: \"rotated %.10s\"\n",
-                 user, key, config, user, until, user, hex, today);
+                 a->user, key, a->config, a->user, a->config, a->user, until, a->user, hex, today);
     for (size_t i = 0; i < u->nkeys; i++) {
         const fm_key *k = &u->keys[i];
         char old[2 * FM_KEY_HASH_BYTES + 1], when[FM_RFC3339_MAX];
         if (k->expires != 0 && k->expires <= now)
             continue; /* already dead: leave it out */
         sodium_bin2hex(old, sizeof(old), k->hash, sizeof(k->hash));
-        rfc3339(k->expires != 0 && k->expires < now + grace ? k->expires : now + grace, when);
+        rfc3339(k->expires != 0 && k->expires < now + a->grace ? k->expires : now + a->grace, when);
         (void)printf("        - hash: \"%s\"\n"
                      "          expires: \"%s\"\n",
                      old, when);
@@ -245,6 +298,209 @@ static int rotate(int argc, char **argv)
     sodium_memzero(key, sizeof(key));
     fm_config_free(cfg);
     return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The keys made during a rotation, until they are given out. */
+struct new_key {
+    char user[FM_NAME_MAX];
+    char key[FM_AUTH_KEY_GEN_LEN + 1];
+};
+
+struct new_keys {
+    struct new_key *v;
+    size_t n, cap;
+};
+
+/* fm_keyrotate_fn: a new key for user, kept in arg (a struct new_keys); its hash out. */
+static fm_err make_key(void *arg, const char *user, unsigned char hash[FM_KEY_HASH_BYTES])
+{
+    struct new_keys *keys = arg;
+    struct new_key *k;
+
+    if (keys->n == keys->cap) {
+        size_t cap = keys->cap == 0 ? 16 : keys->cap * 2;
+
+        /* Not realloc: the old block would be freed with keys in it. */
+        if (cap > SIZE_MAX / sizeof(*k) || (k = calloc(cap, sizeof(*k))) == NULL) {
+            errno = ENOMEM;
+            return FM_ESYS;
+        }
+        if (keys->n > 0) {
+            memcpy(k, keys->v, keys->n * sizeof(*k));
+            sodium_memzero(keys->v, keys->n * sizeof(*k));
+        }
+        free(keys->v);
+        keys->v = k;
+        keys->cap = cap;
+    }
+    k = &keys->v[keys->n];
+    (void)snprintf(k->user, sizeof(k->user), "%s", user);
+    fm_auth_key_generate(k->key);
+    if (fm_auth_hash_key(k->key, strlen(k->key), hash) != FM_OK) {
+        sodium_memzero(k, sizeof(*k));
+        return FM_ESYS;
+    }
+    keys->n++;
+    return FM_OK;
+}
+
+static void forget_keys(struct new_keys *keys)
+{
+    if (keys->v != NULL)
+        sodium_memzero(keys->v, keys->cap * sizeof(*keys->v));
+    free(keys->v);
+    keys->v = NULL;
+    keys->n = keys->cap = 0;
+}
+
+/* The keys as "USER KEY" lines under one comment; 0, or -1 when f fails. */
+static int print_keys(FILE *f, const struct new_keys *keys, const char *config)
+{
+    char now[FM_RFC3339_MAX];
+
+    (void)fprintf(f, "# New API keys for %s, %s: shown once; give each user theirs (USER KEY).\n",
+                  config, fm_clock_rfc3339(now, 0));
+    for (size_t i = 0; i < keys->n; i++)
+        (void)fprintf(f, "%s %s\n", keys->v[i].user, keys->v[i].key);
+    return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+/* --keys-out: a new file, 0600, never an existing one or a symbolic link. */
+static FILE *open_keys_out(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f;
+
+    if (fd < 0) {
+        (void)fprintf(stderr, "fetchml-admin: --keys-out %s: %s (it must not exist yet)\n", path,
+                      strerror(errno));
+        return NULL;
+    }
+    if ((f = fdopen(fd, "w")) == NULL) {
+        (void)fprintf(stderr, "fetchml-admin: --keys-out %s: %s\n", path, strerror(errno));
+        (void)close(fd);
+        (void)unlink(path);
+    }
+    return f;
+}
+
+/* The keys into --keys-out, on disk before the config names them: 0, or -1 (said why). */
+static int write_keys_out(FILE *f, const char *path, const struct new_keys *keys,
+                          const char *config)
+{
+    int rc = print_keys(f, keys, config) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
+
+    if (rc != 0)
+        (void)fprintf(stderr, "fetchml-admin: --keys-out %s: %s\n", path, strerror(errno));
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* --reload: SIGHUP to the process whose pid is in pidfile (the pool's master, the relay). */
+static int send_reload(const char *pidfile)
+{
+    pid_t pid = fm_pidfile_running(pidfile);
+
+    if (pid <= 0) {
+        (void)fprintf(stderr,
+                      "fetchml-admin: no running process in %s: reload it yourself "
+                      "(systemctl reload fetchml-fcgi fetchml-logrelay)\n",
+                      pidfile);
+        return 1;
+    }
+    if (kill(pid, SIGHUP) != 0) {
+        (void)fprintf(stderr, "fetchml-admin: cannot signal pid %ld: %s\n", (long)pid,
+                      strerror(errno));
+        return 1;
+    }
+    (void)fprintf(stderr, "fetchml-admin: sent SIGHUP to pid %ld (%s): it reloads now\n", (long)pid,
+                  pidfile);
+    return 0;
+}
+
+/*
+ * rotate --all / USER --write: new keys written into the config in place.
+ * The order makes a lost key impossible: --keys-out is created first, the
+ * rewritten config is checked beside the old one, the keys reach --keys-out's
+ * disk, and only then does the config change; stdout gets them after it did.
+ */
+static int rotate_write(const struct rotate_args *a)
+{
+    char err[FM_CONFIG_ERR_MAX], backup[FM_KEYROTATE_BACKUP_MAX], until[FM_RFC3339_MAX];
+    struct new_keys keys = {0};
+    fm_keyrotate_opts o = {a->all ? NULL : a->user, (int64_t)time(NULL), a->grace, make_key, &keys};
+    fm_keyrotate_job *job = NULL;
+    FILE *out = NULL;
+    int rc = 1;
+
+    /* A --reload that cannot work is found before anything changes. */
+    for (int i = 0; i < a->npidfiles; i++)
+        if (fm_pidfile_running(a->pidfiles[i]) <= 0) {
+            (void)fprintf(stderr,
+                          "fetchml-admin: --reload %s: no running process: nothing rotated\n",
+                          a->pidfiles[i]);
+            return 1;
+        }
+    if (a->keys_out != NULL && (out = open_keys_out(a->keys_out)) == NULL)
+        return 1;
+    if (fm_keyrotate_prepare(a->config, &o, &job, err, sizeof(err)) != FM_OK) {
+        (void)fprintf(stderr, "%s\n", err);
+        (void)fprintf(stderr, "fetchml-admin: %s left as it was\n", a->config);
+        goto fail;
+    }
+    if (out != NULL) {
+        FILE *f = out;
+
+        out = NULL;
+        if (write_keys_out(f, a->keys_out, &keys, a->config) != 0)
+            goto fail;
+    }
+    if (fm_keyrotate_commit(job, backup, sizeof(backup), err, sizeof(err)) != FM_OK) {
+        (void)fprintf(stderr, "%s\n", err);
+        (void)fprintf(stderr, "fetchml-admin: %s left as it was\n", a->config);
+        goto fail;
+    }
+    if (a->keys_out == NULL && print_keys(stdout, &keys, a->config) != 0) {
+        (void)fprintf(stderr,
+                      "fetchml-admin: the new keys could not be printed, but %s names them "
+                      "now: put back %s over it, or rotate again\n",
+                      a->config, backup);
+        goto done;
+    }
+    rfc3339(o.now + a->grace, until);
+    (void)fprintf(stderr, "fetchml-admin: %zu user%s rotated in %s (the old file is %s); %s%s\n",
+                  keys.n, keys.n == 1 ? "" : "s", a->config, backup,
+                  a->grace == 0 ? "every old key stops working at the reload"
+                                : "the old keys keep working until ",
+                  a->grace == 0 ? "" : until);
+    rc = 0;
+    for (int i = 0; i < a->npidfiles; i++)
+        if (send_reload(a->pidfiles[i]) != 0)
+            rc = 1;
+    if (a->npidfiles == 0)
+        (void)fprintf(stderr, "fetchml-admin: reload now: systemctl reload fetchml-fcgi "
+                              "fetchml-logrelay (or kill -HUP each master)\n");
+    goto done;
+fail:
+    if (a->keys_out != NULL)
+        (void)unlink(a->keys_out);
+done:
+    if (out != NULL)
+        (void)fclose(out);
+    fm_keyrotate_free(job);
+    forget_keys(&keys);
+    return rc;
+}
+
+static int rotate(int argc, char **argv)
+{
+    struct rotate_args a;
+    int rc = rotate_args(argc, argv, &a);
+
+    if (rc != 0)
+        return rc;
+    return a.all || a.write ? rotate_write(&a) : rotate_snippet(&a);
 }
 
 /*
