@@ -106,6 +106,26 @@ static void on_alarm(int sig)
 
 static sigset_t alarm_set;
 
+/* What one worker holds from start to exit. */
+static struct {
+    const fm_config *cfg;
+    int listen_fd;
+    int epfd; /* init_wait */
+    const fm_audit_endpoint *audit_ep;
+    fm_env env;
+    FCGX_Request r;
+    sigset_t waitmask;
+    bool unix_socket;      /* peers are checked (a TCP peer has no credentials) */
+    uid_t self;            /* the worker's own uid, always an allowed peer */
+    time_t refused_log_at; /* when a refused peer may be logged again */
+    unsigned long refused; /* peers refused since the last line about them */
+} w;
+
+static uint64_t min_transfer_rate(void)
+{
+    return w.cfg->data.min_transfer_rate;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -148,49 +168,90 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
     return off + n;
 }
 
-static uint64_t min_transfer_rate(void); /* the config's, below */
-
 /*
  * A download, in chunks: a worker's memory does not grow with the file. A
  * reader slower than data.min_transfer_bytes_per_second is cut off: the
  * connection is shut down, so that what libfcgi still writes at the end of
  * the request fails at once instead of waiting for the reader, and nginx
- * ends the response short of its Content-Length.
+ * ends the response short of its Content-Length. The last part is flushed
+ * under the same deadline, so that a download counts as whole only once
+ * every byte went to the web server. Returns NULL then, or the audit reason
+ * of its end (fm_pipeline_delivery_end), with the bytes handed on in *sent.
  */
-static void send_file(FCGX_Request *r, const fm_response *resp, uint64_t min_rate)
+static const char *send_file(FCGX_Request *r, const fm_response *resp, uint64_t min_rate,
+                             uint64_t *sent)
 {
     static char chunk[STREAM_CHUNK];
     uint64_t left = resp->file_len;
-    off_t off = 0;
     fm_pace pace;
+    bool moved = true;
 
+    *sent = 0;
     fm_pace_start(&pace, min_rate, TRANSFER_GRACE_MS, mono_ms());
-    while (left > 0) {
-        ssize_t n =
-            pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk), off);
-        int put;
+    while (left > 0 && moved) {
+        ssize_t n = pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk),
+                          (off_t)*sent);
 
         if (n < 0 && errno == EINTR)
             continue;
-        /* A file cut short meanwhile (only a shell user can): the length was sent, stop here. */
+        /* Cut short or unreadable meanwhile (only a shell user can): the length was sent. */
         if (n <= 0)
-            return;
-        if (!paced_arm(&pace))
-            break;
-        put = FCGX_PutStr(chunk, (int)n, r->out);
+            return n == 0 ? "file_shortened" : "file_read_error";
+        moved = paced_arm(&pace) && FCGX_PutStr(chunk, (int)n, r->out) == (int)n;
         paced_disarm();
-        if (put != (int)n)
-            break;
-        fm_pace_add(&pace, (uint64_t)n, mono_ms());
-        off += n;
-        left -= (uint64_t)n;
+        if (moved) {
+            fm_pace_add(&pace, (uint64_t)n, mono_ms());
+            *sent += (uint64_t)n;
+            left -= (uint64_t)n;
+        }
     }
-    if (left > 0 && fm_pace_left_ms(&pace, mono_ms()) <= 0) {
-        fm_log_info("worker %d: a download was cut off: read slower than "
-                    "data.min_transfer_bytes_per_second",
-                    (int)getpid());
-        (void)shutdown(r->ipcFd, SHUT_RDWR);
+    if (moved) {
+        moved = paced_arm(&pace) && FCGX_FFlush(r->out) == 0;
+        paced_disarm();
+        if (moved)
+            return NULL;
     }
+    if (fm_pace_left_ms(&pace, mono_ms()) > 0)
+        return "connection_closed"; /* the client went away, or nginx's send_timeout passed */
+    (void)shutdown(r->ipcFd, SHUT_RDWR);
+    return "transfer_cut_off";
+}
+
+/* How a download that ended short is told in api.log (the audit record has the reason). */
+static const struct {
+    const char *reason;
+    fm_log_level level;
+    const char *text;
+} short_ends[] = {
+    {"transfer_cut_off", FM_LOG_INFO,
+     "a download was cut off: read slower than data.min_transfer_bytes_per_second"},
+    {"connection_closed", FM_LOG_INFO,
+     "a download ended early: the web server closed the connection (the client went away, or "
+     "its send_timeout passed)"},
+    {"file_shortened", FM_LOG_WARN,
+     "a download ended early: the file became shorter while it was sent"},
+    {"file_read_error", FM_LOG_ERROR,
+     "a download ended early: the file could not be read while it was sent"},
+};
+
+/*
+ * Sends a download (the answer's file) and, when it ends short, says so in
+ * api.log and in a second audit record (the first, written before a byte of
+ * it was sent, names the whole file).
+ */
+static void deliver(FCGX_Request *r, const fm_response *resp, const fm_delivery *d)
+{
+    uint64_t sent;
+    const char *reason = send_file(r, resp, min_transfer_rate(), &sent);
+
+    if (reason == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(short_ends) / sizeof(short_ends[0]); i++)
+        if (strcmp(short_ends[i].reason, reason) == 0)
+            fm_log(short_ends[i].level, "worker %d: %s (%llu of %llu bytes sent) trace_id=%s",
+                   (int)getpid(), short_ends[i].text, (unsigned long long)sent,
+                   (unsigned long long)resp->file_len, d->trace_id);
+    (void)fm_pipeline_delivery_end(&w.env, d, sent, reason);
 }
 
 /*
@@ -237,28 +298,6 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     (void)FCGX_PutStr(block, (int)off, r->out);
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
-    if (resp->has_file && !head)
-        send_file(r, resp, min_transfer_rate());
-}
-
-/* What one worker holds from start to exit. */
-static struct {
-    const fm_config *cfg;
-    int listen_fd;
-    int epfd; /* init_wait */
-    const fm_audit_endpoint *audit_ep;
-    fm_env env;
-    FCGX_Request r;
-    sigset_t waitmask;
-    bool unix_socket;      /* peers are checked (a TCP peer has no credentials) */
-    uid_t self;            /* the worker's own uid, always an allowed peer */
-    time_t refused_log_at; /* when a refused peer may be logged again */
-    unsigned long refused; /* peers refused since the last line about them */
-} w;
-
-static uint64_t min_transfer_rate(void)
-{
-    return w.cfg->data.min_transfer_rate;
 }
 
 /*
@@ -379,9 +418,11 @@ static bool serve(FCGX_Request *r)
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_wsauth_offer offer;
+    fm_delivery delivery = {0};
     fm_request req;
     fm_response resp;
     char *body;
+    bool head;
 
     fm_params_scan(r->envp, p, count);
     memset(&req, 0, sizeof(req));
@@ -409,6 +450,7 @@ static bool serve(FCGX_Request *r)
     fm_route_ws_prepare(p, count, &req, &offer);
     req.if_match = p[P_IF_MATCH];
     req.if_none_match = p[P_IF_NONE_MATCH];
+    req.delivery = &delivery;
     if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path)) {
         req.stream = &stream;
         fm_pace_start(&bs.pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
@@ -418,7 +460,10 @@ static bool serve(FCGX_Request *r)
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
         fm_wsauth_answer(&resp);
-    write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
+    head = strcmp(req.method, "HEAD") == 0;
+    write_response(r, &resp, head);
+    if (resp.has_file && !head && delivery.armed)
+        deliver(r, &resp, &delivery);
     fm_metrics_transfer_end(); /* a download's share (routes_experiments.c) ends with its sending */
     fm_redact_release();
     fm_response_reset(&resp);
