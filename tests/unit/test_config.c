@@ -158,7 +158,7 @@ static const struct {
     {"server:\n\tworkers: 4\n",
      "2:1: YAML syntax error: found character that cannot start any token (while scanning for "
      "the next token at line 2)"},
-    {"a: \xff\n", "0:0: YAML syntax error: invalid leading UTF-8 octet at byte 3"},
+    {"a: \xff\n", "1:4: YAML syntax error: invalid leading UTF-8 octet at byte 3"},
     /* unknown keys at every level */
     {"raet_limit: {}\n" USERS, "1:1: unknown key \"raet_limit\" at top level"},
     {USERS "rate_limit:\n  raet_limit: 5\n", "6:3: unknown key \"raet_limit\" in rate_limit"},
@@ -596,6 +596,42 @@ START_TEST(test_errors)
     ck_assert_int_eq(setenv("FM_TEST_FOUR", "4", 1), 0);
     ck_assert_int_eq(setenv("FM_TEST_TRUE", "true", 1), 0);
     expect_error(bad[_i].yaml, bad[_i].want);
+}
+END_TEST
+
+/*
+ * libyaml's reader errors (bytes that are not UTF-8, NUL and other control
+ * characters) come as a byte offset: reported as line:col like every error,
+ * the column counting characters as libyaml's marks do.
+ */
+START_TEST(test_reader_errors)
+{
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        /* A file that ends in raw bytes: NUL, then 0xff. */
+        {USERS "x: \"\xc3\xa9\" \x00\xff", sizeof(USERS "x: \"\xc3\xa9\" \x00\xff") - 1,
+         "5:8: YAML syntax error: control characters are not allowed"},
+        {USERS "\xff", sizeof(USERS "\xff") - 1,
+         "5:1: YAML syntax error: invalid leading UTF-8 octet"},
+        /* A byte order mark is no character; a sequence cut by the end of the file. */
+        {"\xef\xbb\xbf" USERS "a: \xc3", sizeof("\xef\xbb\xbf" USERS "a: \xc3") - 1,
+         "5:4: YAML syntax error: incomplete UTF-8 octet sequence"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + 128];
+        const char *nul = memchr(cases[i].text, '\0', cases[i].len);
+        size_t at = nul != NULL ? (size_t)(nul - cases[i].text) : cases[i].len - 1;
+
+        write_file(cfgpath, cases[i].text, cases[i].len);
+        ck_assert_int_eq(chmod(cfgpath, 0600), 0);
+        ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+        (void)snprintf(want, sizeof(want), "%s:%s at byte %zu", cfgpath, cases[i].want, at);
+        ck_assert_str_eq(err, want);
+    }
 }
 END_TEST
 
@@ -2046,6 +2082,7 @@ static Suite *config_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, test_reader_errors);
     tcase_add_test(tc, test_log_files_same_inode);
     tcase_add_test(tc, test_unreadable);
     tcase_add_test(tc, test_error_never_shows_secret);
