@@ -5,6 +5,7 @@
  * conf/.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -953,6 +954,11 @@ START_TEST(test_log_files_same_inode)
 }
 END_TEST
 
+/*
+ * Every path setting, relative, against the file's directory: the one rule
+ * (ld_resolve_path) whoever loads the file and wherever it runs from. The
+ * secret files are read at load, so they must be there (beside the file).
+ */
 START_TEST(test_relative_paths)
 {
     char *base = realpath(tmpdir, NULL);
@@ -960,11 +966,17 @@ START_TEST(test_relative_paths)
     fm_config *cfg;
 
     ck_assert_ptr_nonnull(base);
+    (void)secret_file("redis.env", "pw-main\n", 8, 0600);
+    (void)secret_file("sentinel.env", "pw-sentinel\n", 12, 0600);
     cfg = load_ok(USERS "server:\n  listen: \"unix:../run/fcgi.sock\"\n"
                         "  tls: {enabled: true, cert_file: tls/c.pem, key_file: /k.pem}\n"
-                        "logging: {file: ../log/audit.log, api_file: api.log}\n"
+                        "logging: {file: ../log/audit.log, api_file: api.log, "
+                        "audit_sign_key: keys/sign.key}\n"
                         "data: {experiments_dir: ./experiments}\n"
-                        "redis: {addr: \"unix:/abs/redis.sock\"}\n");
+                        "websocket: {publisher: \"unix:nchan/pub.sock\"}\n"
+                        "redis: {addr: \"unix:/abs/redis.sock\", password_file: redis.env,\n"
+                        "        sentinels: [\"h:1\"], master_name: m,\n"
+                        "        sentinel_password_file: ./sentinel.env}\n");
     (void)snprintf(want, sizeof(want), "unix:%s/../run/fcgi.sock", base);
     ck_assert_str_eq(cfg->server.listen, want);
     (void)snprintf(want, sizeof(want), "%s/tls/c.pem", base);
@@ -976,7 +988,27 @@ START_TEST(test_relative_paths)
     ck_assert_str_eq(cfg->logging.api_file, want);
     (void)snprintf(want, sizeof(want), "%s/./experiments", base);
     ck_assert_str_eq(cfg->data.experiments_dir, want);
+    (void)snprintf(want, sizeof(want), "%s/keys/sign.key", base);
+    ck_assert_str_eq(cfg->logging.audit_sign_key, want);
+    (void)snprintf(want, sizeof(want), "unix:%s/nchan/pub.sock", base);
+    ck_assert_str_eq(cfg->websocket.publisher, want);
     ck_assert_str_eq(cfg->redis.addr, "unix:/abs/redis.sock");
+    ck_assert_str_eq(cfg->redis.password, "pw-main");
+    ck_assert_str_eq(cfg->redis.sentinel_password, "pw-sentinel");
+    fm_config_free(cfg);
+
+    /* The same file named relatively from its own directory: the same paths (-c config.yaml). */
+    int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char err[FM_CONFIG_ERR_MAX];
+
+    ck_assert_int_ge(here, 0);
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    cfg = fm_config_load("config.yaml", err, sizeof(err));
+    ck_assert_int_eq(fchdir(here), 0);
+    (void)close(here);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    (void)snprintf(want, sizeof(want), "%s/./experiments", base);
+    ck_assert_str_eq(cfg->data.experiments_dir, want);
     fm_config_free(cfg);
     free(base);
 }
