@@ -129,6 +129,7 @@ t43_cut=$(jq -s --arg id "$t43_id" '[.[] | select(.trace_id == $id) | .ts[0:19] 
     "$FETCHML_VAR/log/audit.log")
 check "... once its 10 s of credit were spent, not before, nor much later (${t43_cut} s between its two records)" \
     test "$t43_cut" -ge 9 -a "$t43_cut" -le 13
+check "reload back to the default minimum" t43_config server.workers=4 data.concurrent_transfers=2
 
 # ---- uploads ----------------------------------------------------------------------------
 t43_path=/v1/experiments/slowup/files/f
