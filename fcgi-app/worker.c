@@ -236,7 +236,7 @@ static bool serve(FCGX_Request *r)
         fm_wsauth_answer(&resp);
     head = strcmp(req.method, "HEAD") == 0;
     write_response(r, &resp, head);
-    if (resp.has_file && !head && delivery.armed)
+    if (resp.has_file && !head)
         fm_transfer_deliver(r, &w.env, &resp, &delivery);
     fm_metrics_transfer_end(); /* a download's share (routes_experiments.c) ends with its sending */
     fm_redact_release();
