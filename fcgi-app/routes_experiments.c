@@ -23,6 +23,7 @@
  * checked under the user's lock at commit (exptree.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,12 +156,20 @@ static bool names_ok(fm_call *call, fm_response *resp)
 static fm_err open_tree(fm_call *call, fm_response *resp, const char *owner, bool create,
                         fm_exptree *t, int *answered)
 {
-    fm_err rc = fm_exptree_open(call->env->cfg->data.experiments_dir, owner, create, t);
+    const char *dir = call->env->cfg->data.experiments_dir;
+    fm_err rc = fm_exptree_open(dir, owner, create, t);
+    char what[PATH_MAX + 64];
 
-    if (rc == FM_ENOTFOUND)
+    if (rc == FM_ENOTFOUND) {
         *answered = not_found(call, resp);
-    else if (rc != FM_OK)
-        *answered = internal(call, resp, "opening the user's directory");
+    } else if (rc != FM_OK) {
+        /* Named, as the pool sees it: a directory it may not make is the usual cause. */
+        int e = errno;
+
+        (void)snprintf(what, sizeof(what), "opening the user's directory in %s", dir);
+        errno = e;
+        *answered = internal(call, resp, what);
+    }
     return rc;
 }
 

@@ -21,14 +21,8 @@
  * Start-up is a table of steps (signals, Redis, audit, FastCGI); the first
  * that fails ends the worker with status 1 and the master backs off.
  *
- * Slow transfers: a streamed upload's body and a download move at least at
- * data.min_transfer_bytes_per_second (lib/base/pace.h, with TRANSFER_GRACE_MS
- * of credit), or they are cut off, so a client that trickles a body or reads
- * a file slowly cannot hold a worker for hours. libfcgi blocks in read(2) and
- * write(2) and loops until it has moved all it was asked for, so only a
- * signal can end such a call at a deadline: SIGALRM is let in for the one
- * call (ITIMER_REAL set to the time left), and libfcgi takes the EINTR as an
- * error of the stream.
+ * Request bodies and downloads move at data.min_transfer_bytes_per_second or
+ * are cut off (transfer.c): a slow client cannot hold a worker for hours.
  *
  * The worker accepts connections itself and hands each one to libfcgi
  * (next_request), so that on a unix socket the peer's credentials
@@ -40,7 +34,6 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -53,7 +46,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,15 +54,13 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
-#include "pace.h"
 #include "params.h"
 #include "peercred.h"
 #include "redact.h"
 #include "routes.h"
+#include "transfer.h"
 
 #define DRAIN_MAX_S 5
-#define STREAM_CHUNK 65536 /* bytes per read of a streamed upload or download */
-#define TRANSFER_GRACE_MS 10000 /* a transfer's credit (pace.h): nginx's client_body_timeout */
 #define LINGER_MS 1000          /* the most a refused, unread body is waited for in all (finish) */
 #define REFUSED_LOG_S 10   /* at most one line per worker this often about refused peers */
 
@@ -98,45 +88,21 @@ static void on_usr1(int sig)
     reopen_logs = 1;
 }
 
-/* SIGALRM only interrupts the paced call it was armed for (see the top of the file). */
-static void on_alarm(int sig)
-{
-    (void)sig;
-}
 
-static sigset_t alarm_set;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Arms the deadline of p for one blocking FastCGI call; false when it has
- * passed already (the transfer is too slow). paced_disarm must follow.
- */
-static bool paced_arm(const fm_pace *p)
-{
-    int64_t left = fm_pace_left_ms(p, mono_ms());
-    struct itimerval it = {{0, 0}, {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000}};
-
-    if (left <= 0)
-        return false;
-    if (setitimer(ITIMER_REAL, &it, NULL) == 0)
-        (void)sigprocmask(SIG_UNBLOCK, &alarm_set, NULL);
-    return true;
-}
-
-static void paced_disarm(void)
-{
-    static const struct itimerval off;
-
-    (void)sigprocmask(SIG_BLOCK, &alarm_set, NULL);
-    (void)setitimer(ITIMER_REAL, &off, NULL);
-}
+/* What one worker holds from start to exit. */
+static struct {
+    const fm_config *cfg;
+    int listen_fd;
+    int epfd; /* init_wait */
+    const fm_audit_endpoint *audit_ep;
+    fm_env env;
+    FCGX_Request r;
+    sigset_t waitmask;
+    bool unix_socket;      /* peers are checked (a TCP peer has no credentials) */
+    uid_t self;            /* the worker's own uid, always an allowed peer */
+    time_t refused_log_at; /* when a refused peer may be logged again */
+    unsigned long refused; /* peers refused since the last line about them */
+} w;
 
 #define STATUS_LINE_MAX 64 /* "Status: 503 Service Unavailable\r\n" and the like */
 #define LENGTH_LINE_MAX 40 /* "Content-Length: " + 20 digits + CRLF */
@@ -146,51 +112,6 @@ static size_t put(char *buf, size_t off, const char *s, size_t n)
 {
     memcpy(buf + off, s, n);
     return off + n;
-}
-
-static uint64_t min_transfer_rate(void); /* the config's, below */
-
-/*
- * A download, in chunks: a worker's memory does not grow with the file. A
- * reader slower than data.min_transfer_bytes_per_second is cut off: the
- * connection is shut down, so that what libfcgi still writes at the end of
- * the request fails at once instead of waiting for the reader, and nginx
- * ends the response short of its Content-Length.
- */
-static void send_file(FCGX_Request *r, const fm_response *resp, uint64_t min_rate)
-{
-    static char chunk[STREAM_CHUNK];
-    uint64_t left = resp->file_len;
-    off_t off = 0;
-    fm_pace pace;
-
-    fm_pace_start(&pace, min_rate, TRANSFER_GRACE_MS, mono_ms());
-    while (left > 0) {
-        ssize_t n =
-            pread(resp->file_fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk), off);
-        int put;
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        /* A file cut short meanwhile (only a shell user can): the length was sent, stop here. */
-        if (n <= 0)
-            return;
-        if (!paced_arm(&pace))
-            break;
-        put = FCGX_PutStr(chunk, (int)n, r->out);
-        paced_disarm();
-        if (put != (int)n)
-            break;
-        fm_pace_add(&pace, (uint64_t)n, mono_ms());
-        off += n;
-        left -= (uint64_t)n;
-    }
-    if (left > 0 && fm_pace_left_ms(&pace, mono_ms()) <= 0) {
-        fm_log_info("worker %d: a download was cut off: read slower than "
-                    "data.min_transfer_bytes_per_second",
-                    (int)getpid());
-        (void)shutdown(r->ipcFd, SHUT_RDWR);
-    }
 }
 
 /*
@@ -237,90 +158,6 @@ static void write_response(FCGX_Request *r, const fm_response *resp, int head)
     (void)FCGX_PutStr(block, (int)off, r->out);
     if (resp->body != NULL && !head)
         (void)FCGX_PutStr(resp->body, (int)resp->body_len, r->out);
-    if (resp->has_file && !head)
-        send_file(r, resp, min_transfer_rate());
-}
-
-/* What one worker holds from start to exit. */
-static struct {
-    const fm_config *cfg;
-    int listen_fd;
-    int epfd; /* init_wait */
-    const fm_audit_endpoint *audit_ep;
-    fm_env env;
-    FCGX_Request r;
-    sigset_t waitmask;
-    bool unix_socket;      /* peers are checked (a TCP peer has no credentials) */
-    uid_t self;            /* the worker's own uid, always an allowed peer */
-    time_t refused_log_at; /* when a refused peer may be logged again */
-    unsigned long refused; /* peers refused since the last line about them */
-} w;
-
-static uint64_t min_transfer_rate(void)
-{
-    return w.cfg->data.min_transfer_rate;
-}
-
-/*
- * Reads the body CONTENT_LENGTH announces into req; *body is the caller's to
- * free. A body sent with a Transfer-Encoding and no CONTENT_LENGTH (Apache's
- * mod_proxy_fcgi passes a chunked body so; nginx de-chunks and counts those
- * it buffers) is not read but refused 411 (length_unknown), never taken for
- * an empty one. A body that ends early (the stream closed or broke) is marked
- * incomplete, and the pipeline refuses it: no handler sees part of a body as
- * the whole.
- */
-static void read_body(FCGX_Request *r, const char *length, const char *te, fm_request *req,
-                      char **body)
-{
-    size_t clen;
-
-    *body = NULL;
-    if (te != NULL && (length == NULL || length[0] == '\0')) {
-        req->length_unknown = 1;
-    } else if (req->stream != NULL) {
-        /* The handler reads it (FM_ROUTE_STREAM_BODY), up to data.max_file_bytes. */
-        if (length == NULL || length[0] == '\0')
-            req->length_unknown = 1;
-        else if (fm_params_content_length(length, &clen) != FM_OK ||
-                 clen > w.cfg->data.max_file_bytes)
-            req->body_too_large = 1;
-        else
-            req->content_length = clen;
-    } else if (fm_params_content_length(length, &clen) != FM_OK ||
-               clen > w.cfg->server.max_body_bytes) {
-        req->body_too_large = 1;
-    } else if (clen > 0) {
-        *body = malloc(clen);
-        if (*body == NULL) {
-            req->body_too_large = 1;
-        } else {
-            /*
-             * Paced like a streamed body: where nginx passes a body on as the client
-             * sends it (the experiments files location), a trickled one would hold the
-             * worker before any step of the pipeline, key or none.
-             */
-            size_t have = 0;
-            fm_pace pace;
-
-            fm_pace_start(&pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
-            while (have < clen && paced_arm(&pace)) {
-                int got = FCGX_GetStr(*body + have, (int)(clen - have), r->in);
-
-                paced_disarm();
-                if (got <= 0)
-                    break;
-                fm_pace_add(&pace, (uint64_t)got, mono_ms());
-                have += (size_t)got;
-                if (FCGX_GetError(r->in) != 0)
-                    break;
-            }
-            req->body = *body;
-            req->body_len = have;
-            req->body_incomplete = have != clen;
-            req->body_slow = have != clen && fm_pace_left_ms(&pace, mono_ms()) <= 0;
-        }
-    }
 }
 
 /*
@@ -343,30 +180,6 @@ static void hold_raw_path(const char *request_uri, fm_request *req)
         req->path = "/" FM_REDACTED;
 }
 
-/* A streaming route's body (FM_ROUTE_STREAM_BODY): FastCGI stdin, counted and paced. */
-typedef struct body_stream {
-    FCGX_Request *r;
-    uint64_t got; /* bytes the handler has read */
-    fm_pace pace; /* from the start of the request */
-} body_stream;
-
-static long stream_read(void *ctx, char *buf, size_t n)
-{
-    body_stream *b = ctx;
-    int got;
-
-    if (!paced_arm(&b->pace))
-        return FM_BODY_SLOW;
-    got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, b->r->in);
-    paced_disarm();
-    if (got > 0)
-        fm_pace_add(&b->pace, (uint64_t)got, mono_ms());
-    if (got < 0 || FCGX_GetError(b->r->in) != 0)
-        return fm_pace_left_ms(&b->pace, mono_ms()) <= 0 ? FM_BODY_SLOW : -1;
-    b->got += (uint64_t)got;
-    return got;
-}
-
 /*
  * Serves one request; returns whether its body (if any) was read whole (see
  * finish): for a streaming route, whether the handler read all of it (an
@@ -374,14 +187,16 @@ static long stream_read(void *ctx, char *buf, size_t n)
  */
 static bool serve(FCGX_Request *r)
 {
-    body_stream bs = {r, 0, {0}};
-    const fm_body_stream stream = {stream_read, &bs};
+    fm_transfer_stream bs = {0};
+    const fm_body_stream stream = {fm_transfer_stream_read, &bs};
     const char *p[P_COUNT];
     int count[P_COUNT];
     fm_wsauth_offer offer;
+    fm_delivery delivery = {0};
     fm_request req;
     fm_response resp;
     char *body;
+    bool head;
 
     fm_params_scan(r->envp, p, count);
     memset(&req, 0, sizeof(req));
@@ -409,16 +224,20 @@ static bool serve(FCGX_Request *r)
     fm_route_ws_prepare(p, count, &req, &offer);
     req.if_match = p[P_IF_MATCH];
     req.if_none_match = p[P_IF_NONE_MATCH];
+    req.delivery = &delivery;
     if (fm_pipeline_streams(fm_app_routes, fm_app_nroutes, req.method, req.path)) {
         req.stream = &stream;
-        fm_pace_start(&bs.pace, min_transfer_rate(), TRANSFER_GRACE_MS, mono_ms());
+        fm_transfer_stream_start(&bs, r, w.cfg->data.min_transfer_rate);
     }
-    read_body(r, p[P_CONTENT_LENGTH], p[P_TRANSFER_ENCODING], &req, &body);
+    fm_transfer_read_body(r, w.cfg, p[P_CONTENT_LENGTH], p[P_TRANSFER_ENCODING], &req, &body);
     fm_metrics_worker_busy(true);
     fm_pipeline_run(&w.env, fm_app_routes, fm_app_nroutes, &req, &resp);
     if (req.ws_auth)
         fm_wsauth_answer(&resp);
-    write_response(r, &resp, strcmp(req.method, "HEAD") == 0);
+    head = strcmp(req.method, "HEAD") == 0;
+    write_response(r, &resp, head);
+    if (resp.has_file && !head)
+        fm_transfer_deliver(r, &w.env, &resp, &delivery);
     fm_metrics_transfer_end(); /* a download's share (routes_experiments.c) ends with its sending */
     fm_redact_release();
     fm_response_reset(&resp);
@@ -490,10 +309,10 @@ static fm_err init_signals(void)
 {
     static const fm_daemon_signal sigs[] = {
         {SIGTERM, on_term}, {SIGINT, on_term},  {SIGQUIT, on_quit}, {SIGUSR1, on_usr1},
-        {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL}, {SIGALRM, on_alarm},
+        {SIGHUP, SIG_IGN},  {SIGPIPE, SIG_IGN}, {SIGCHLD, SIG_DFL}, {SIGALRM, fm_transfer_on_alarm},
     };
 
-    if (sigemptyset(&alarm_set) != 0 || sigaddset(&alarm_set, SIGALRM) != 0)
+    if (fm_transfer_init() != FM_OK)
         return FM_ESYS;
     return fm_worker_signals(sigs, sizeof(sigs) / sizeof(sigs[0]), &w.waitmask);
 }
@@ -601,10 +420,10 @@ static void finish(FCGX_Request *r, bool body_read)
     if (keep < 0)
         return;
     if (shutdown(keep, SHUT_WR) == 0) {
-        int64_t end = mono_ms() + LINGER_MS;
+        int64_t end = fm_transfer_now_ms() + LINGER_MS;
         char sink[4096];
 
-        for (int64_t now = mono_ms(); now < end; now = mono_ms()) {
+        for (int64_t now = fm_transfer_now_ms(); now < end; now = fm_transfer_now_ms()) {
             struct pollfd pfd = {.fd = keep, .events = POLLIN};
 
             if (poll(&pfd, 1, (int)(end - now)) <= 0 || read(keep, sink, sizeof(sink)) <= 0)

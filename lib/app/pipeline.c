@@ -616,6 +616,54 @@ static const step_fn steps[] = {
     step_handler,         /* the route's handler */
 };
 
+/* Room for the "METHOD path" of an audit record; nginx's request lines fit it. */
+typedef struct action_text {
+    char stack[8448];
+    char *text;
+} action_text;
+
+/*
+ * The whole "METHOD path", never a cut one: the audit record redacts each
+ * field before it shortens it, and a secret cut here first would slip past
+ * the filter in part. Out of memory, the method alone (the path is still in
+ * "resource"). action_free releases it.
+ */
+static const char *action_of(const fm_request *req, action_text *a)
+{
+    size_t need = strlen(req->method) + strlen(req->path) + 2;
+
+    a->text = a->stack;
+    if (need > sizeof(a->stack) && (a->text = malloc(need)) == NULL)
+        return req->method;
+    (void)snprintf(a->text, need, "%s %s", req->method, req->path);
+    return a->text;
+}
+
+static void action_free(action_text *a)
+{
+    if (a->text != a->stack)
+        free(a->text);
+}
+
+/* What fm_pipeline_delivery_end will need of a download whose record was just written. */
+static void arm_delivery(const req_state *st, const fm_audit_record *rec)
+{
+    fm_delivery *d = st->call->req->delivery;
+
+    if (d == NULL || !st->resp->has_file)
+        return;
+    *d = (fm_delivery){
+        .armed = true,
+        .req = st->call->req,
+        .status = rec->status,
+        .user = rec->user,
+        .permission = rec->permission,
+    };
+    (void)snprintf(d->trace_id, sizeof(d->trace_id), "%s", rec->trace_id);
+    (void)snprintf(d->key_id, sizeof(d->key_id), "%s", rec->key_id != NULL ? rec->key_id : "");
+    (void)snprintf(d->owner, sizeof(d->owner), "%s", rec->owner);
+}
+
 /*
  * The audit record of the request, whatever its outcome. If it cannot be
  * written, the request must change nothing: its change is undone and the
@@ -626,24 +674,12 @@ static void audit_request(req_state *st)
     const fm_request *req = st->call->req;
     fm_call *call = st->call;
     fm_response *resp = st->resp;
-    fm_audit_record rec;
-
-    /*
-     * The whole "METHOD path", never a cut one: the audit record redacts each
-     * field before it shortens it, and a secret cut here first would slip past
-     * the filter in part. nginx's request lines fit the stack buffer.
-     */
-    char stack_action[8448], *action = stack_action;
-    size_t need = strlen(req->method) + strlen(req->path) + 2;
-    if (need > sizeof(stack_action) && (action = malloc(need)) == NULL)
-        action = (char *)req->method; /* out of memory: the path is still in "resource" */
-    else
-        (void)snprintf(action, need, "%s %s", req->method, req->path);
-    rec = (fm_audit_record){
+    action_text action;
+    fm_audit_record rec = {
         .trace_id = call->trace_id,
         .user = st->o.user,
         .key_id = st->o.key_id,
-        .action = action,
+        .action = action_of(req, &action),
         .resource = req->path,
         .source_ip = req->remote_addr,
         .status = resp->status,
@@ -655,6 +691,7 @@ static void audit_request(req_state *st)
         .has_bytes = call->audit_has_bytes,
         .bytes = call->audit_bytes,
     };
+
     if (fm_audit_write(st->env->audit, &rec) != FM_OK) {
         fm_log_error("audit record could not be written (%s); refusing request%s trace_id=%s",
                      strerror(errno), call->undo != NULL ? " and undoing its change" : "",
@@ -664,6 +701,7 @@ static void audit_request(req_state *st)
         fm_response_reset(resp);
         unavailable(resp, "audit trail unavailable", call->trace_id);
     } else {
+        arm_delivery(st, &rec);
         /* The acknowledgement and the event leave in one write (fm_redis_cork). */
         fm_redis_cork(st->env->redis);
         if (call->settle != NULL)
@@ -676,8 +714,42 @@ static void audit_request(req_state *st)
             fm_log_warn("redis: journal acknowledgement or event not sent (%s) trace_id=%s",
                         fm_redis_errstr(st->env->redis), call->trace_id);
     }
-    if (action != stack_action && action != req->method)
-        free(action);
+    action_free(&action);
+}
+
+fm_err fm_pipeline_delivery_end(const fm_env *env, const fm_delivery *d, uint64_t sent,
+                                const char *reason)
+{
+    action_text action;
+    fm_audit_record rec;
+    fm_err rc;
+
+    if (d == NULL || !d->armed) {
+        errno = EINVAL;
+        return FM_EINVAL;
+    }
+    rec = (fm_audit_record){
+        .trace_id = d->trace_id,
+        .user = d->user,
+        .key_id = d->key_id[0] != '\0' ? d->key_id : NULL,
+        .action = action_of(d->req, &action),
+        .resource = d->req->path,
+        .source_ip = d->req->remote_addr,
+        .status = d->status,
+        .reason = reason,
+        .permission = d->permission,
+        .owner = d->owner,
+        .has_bytes = true,
+        .bytes = sent,
+        .failed = true,
+    };
+    rc = fm_audit_write(env->audit, &rec);
+    if (rc != FM_OK)
+        fm_log_error("audit record of a download that ended short (%s, %llu bytes sent) could "
+                     "not be written (%s) trace_id=%s",
+                     reason, (unsigned long long)sent, strerror(errno), d->trace_id);
+    action_free(&action);
+    return rc;
 }
 
 /*

@@ -79,6 +79,8 @@ typedef struct fm_body_stream {
     void *ctx;
 } fm_body_stream;
 
+typedef struct fm_delivery fm_delivery;
+
 typedef struct fm_request {
     const char *method;        /* REQUEST_METHOD */
     const char *path;          /* DOCUMENT_URI: decoded, normalised by nginx, no query */
@@ -110,6 +112,8 @@ typedef struct fm_request {
     const char *origin;      /* HTTP_ORIGIN, may be NULL */
     const char *ws_protocol; /* HTTP_SEC_WEBSOCKET_PROTOCOL, may be NULL */
     bool ws_repeated;        /* Origin or Sec-WebSocket-Protocol sent more than once */
+    /* Where fm_pipeline_run leaves what a download's later record needs; NULL: not wanted. */
+    fm_delivery *delivery;
 } fm_request;
 
 /* What one worker owns: the config snapshot in force and its connections. */
@@ -216,5 +220,40 @@ bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *met
  */
 void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,
                      const fm_request *req, fm_response *resp);
+
+/*
+ * A download's answer (fm_response_file) is audited before it is sent, as
+ * every answer is, so that a read whose record cannot be written gets 503 and
+ * no byte of the file; that record names the whole file. Whoever sends the
+ * file tells the trail when it did not get all of it to the web server: what
+ * fm_pipeline_run keeps of the request for that is an fm_delivery (the
+ * caller's, named in fm_request.delivery). armed is set when the answer
+ * carries a file and its record was written; the rest is the record's, kept
+ * by value, and req (which must outlive the delivery).
+ */
+struct fm_delivery {
+    bool armed;
+    const fm_request *req;
+    int status;
+    const char *user;       /* the configuration's (env->cfg), or NULL */
+    const char *permission; /* static, or NULL */
+    char trace_id[FM_TRACE_ID_MAX + 1];
+    char key_id[FM_KEY_ID_LEN + 1]; /* "" = none */
+    char owner[FM_PATH_PARAM_MAX];  /* "" = the caller's own tree */
+};
+
+/*
+ * fm_pipeline_delivery_end - the second audit record of a download that
+ * ended short (d armed by fm_pipeline_run, in the same env): the first one's
+ * trace id, user, key, action, resource, source, status (the one sent),
+ * permission and owner, result "failure" (fm_audit_record.failed), reason
+ * (a static word: transfer_cut_off, connection_closed, file_shortened,
+ * file_read_error) and bytes = sent, what was handed on before the end (the
+ * client got at most that). It cannot fail closed, the answer having gone:
+ * a record that cannot be written is logged with the trace id. Returns
+ * FM_OK, FM_EINVAL when d is not armed, or fm_audit_write's error.
+ */
+fm_err fm_pipeline_delivery_end(const fm_env *env, const fm_delivery *d, uint64_t sent,
+                                const char *reason);
 
 #endif

@@ -183,6 +183,29 @@ bool ld_valid_name(const char *s)
 
 /* ---- events ---------------------------------------------------------------- */
 
+/*
+ * Where byte offset of the text is, as libyaml counts marks (line and column
+ * from 0, a column per character): libyaml gives its reader's errors (bytes
+ * that are not UTF-8, control characters such as NUL) as a byte offset only.
+ * A UTF-8 byte order mark at the start is no character; in a UTF-16 file
+ * (libyaml's other encoding) the column counts bytes.
+ */
+static yaml_mark_t mark_at(const struct loader *l, size_t offset)
+{
+    yaml_mark_t m = {.index = offset};
+    size_t i = l->len >= 3 && memcmp(l->text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+
+    for (; i < offset && i < l->len; i++) {
+        if (l->text[i] == '\n') {
+            m.line++;
+            m.column = 0;
+        } else if ((l->text[i] & 0xc0) != 0x80) {
+            m.column++; /* not a UTF-8 continuation byte: a character starts here */
+        }
+    }
+    return m;
+}
+
 static fm_err syntax_error(struct loader *l)
 {
     const yaml_parser_t *p = &l->parser;
@@ -191,8 +214,11 @@ static fm_err syntax_error(struct loader *l)
     l->structure_failed = true;
     if (p->error == YAML_MEMORY_ERROR)
         return ld_oom(l);
-    if (p->error == YAML_READER_ERROR)
-        return ld_fail(l, NULL, "YAML syntax error: %s at byte %zu", problem, p->problem_offset);
+    if (p->error == YAML_READER_ERROR) {
+        yaml_mark_t at = mark_at(l, p->problem_offset);
+
+        return ld_fail(l, &at, "YAML syntax error: %s at byte %zu", problem, p->problem_offset);
+    }
     if (p->context != NULL)
         return ld_fail(l, &p->problem_mark, "YAML syntax error: %s (%s at line %zu)", problem,
                        p->context, p->context_mark.line + 1);
@@ -322,6 +348,8 @@ fm_err ld_read_document(struct loader *l, const unsigned char *text, size_t len,
         return ld_oom(l);
     l->parser_live = true;
     yaml_parser_set_input_string(&l->parser, text, len);
+    l->text = text;
+    l->len = len;
     l->depth = 0;
     l->docs = 0;
     /* The stream's start, then the first document's start and its root node. */

@@ -103,6 +103,8 @@ struct loader {
     bool failed;
     yaml_parser_t parser;
     bool parser_live;
+    const unsigned char *text; /* what the parser reads, len bytes (ld_read_document) */
+    size_t len;
     yaml_event_t ev;
     bool ev_live;
     fm_config *cfg;

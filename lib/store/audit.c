@@ -656,8 +656,8 @@ static size_t format_fields(const fm_audit_record *rec, char mid[FM_AUDIT_LINE_M
                  "\"source_ip\":%s,\"result\":\"%s\",\"status\":%d,\"reason\":%s%s%s%s%s%s%s,"
                  "\"prev_hash\":\"",
                  fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                 rec->status < 400 ? "success" : "failure", rec->status, fields[6], ids[0], ids[1],
-                 ids[2], ids[3], bytes, cut);
+                 rec->status < 400 && !rec->failed ? "success" : "failure", rec->status, fields[6],
+                 ids[0], ids[1], ids[2], ids[3], bytes, cut);
     if (n < 0 || (size_t)n >= FM_AUDIT_LINE_MAX) {
         errno = EOVERFLOW;
         return 0;

@@ -114,7 +114,15 @@ typedef struct fm_audit_record {
     const char *owner;      /* the user whose tree it acted on; NULL or "" = absent */
     bool has_bytes;         /* bytes is present */
     uint64_t bytes;         /* bytes a file operation read, wrote or removed */
-} fm_audit_record;          /* result is derived: status < 400 -> "success" */
+    bool failed;            /* result "failure" although status < 400 (see below) */
+} fm_audit_record;
+/*
+ * result is derived: "success" when status < 400 and not failed, else
+ * "failure". failed is for what went wrong after the status was sent: a
+ * download that ends short of its length gets a second record, with the same
+ * trace_id and the 200 that was sent, failed, the reason and the bytes sent
+ * (lib/app/pipeline.h, fm_pipeline_delivery_end).
+ */
 
 /*
  * fm_audit_shared_create - map the shared chain state (MAP_SHARED|MAP_ANONYMOUS)

@@ -22,8 +22,9 @@ Kinds:
               unbuffered on the experiments files routes)
     download  TLS, a GET of SLOW_PATH with X-API-Key SLOW_KEY, on a socket with
               a 32 KiB receive buffer, read at most 8 KiB every quarter
-              second (at most 32 KiB/s, steadily: nginx's send_timeout does
-              not fire)
+              second (at most 32 KiB/s, steadily; still nginx's send_timeout
+              may fire: the server's TCP send buffer grows to megabytes and
+              wakes nginx for writing only once a third of it is free)
 Prints one JSON object: for each kind, how many were opened, how many could
 not connect (refused or closed by the server; timed out, on a loaded machine), how many the server closed (and the longest it let one stay
 open, in seconds), the status codes of any answers and the first

@@ -2,10 +2,13 @@
 # download slowly take at most data.concurrent_transfers workers, nginx keeps
 # no temporary copy of what they have not read, other routes are served
 # meanwhile, and a reader slower than data.min_transfer_bytes_per_second
-# frees its worker once its 10 s of credit are spent (the worker cuts it off
-# and logs so; nginx's send_timeout does not fire for a steady reader); a client that trickles an upload's body
-# gets 408 with the usual JSON error after about 10 s, and nothing is stored.
-# The slow clients are slow_clients.py on loopback, bounded in count and time.
+# frees its worker once its 10 s of credit are spent; a download that ends
+# short (cut off by the worker, or its connection closed: the client went
+# away, or nginx's send_timeout passed) is told in api.log and in a second
+# audit record with its trace id (result failure, the reason, the bytes
+# sent). A client that trickles an upload's body gets 408 with the usual JSON
+# error after about 10 s, and nothing is stored. The slow clients are
+# slow_clients.py on loopback, bounded in count and time.
 
 t43_k=t43-$(openssl rand -hex 12)
 t43_dir=$FETCHML_VAR/experiments/e43
@@ -28,6 +31,33 @@ t43_get_big() { # a fast download of big.bin: its status in $STATUS, the body in
     STATUS=$(curl -sk -o "$OUT/t43-down" -D "$H" -w '%{http_code}' -H "X-API-Key: $t43_k" "$BASE$t43_big")
 }
 t43_whole() { t43_get_big && [ "$STATUS" = 200 ] && cmp -s "$OUT/t43-big" "$OUT/t43-down"; }
+# t43_short [REASON]: the second records of downloads of big.bin that ended short (200 sent,
+# result failure; with REASON, only those), one JSON object a line.
+t43_short() {
+    jq -c --arg a "GET $t43_big" --arg r "${1:-}" \
+        'select(.user == "e43" and .action == $a and .status == 200 and .result == "failure" and ($r == "" or .reason == $r))' \
+        "$FETCHML_VAR/log/audit.log"
+}
+t43_nshort() { [ "$(t43_short "${2:-}" | wc -l)" -ge "$1" ]; } # t43_nshort N [REASON]
+# t43_told RECORD: the download's first record named the whole file, its second one the bytes
+# sent (fewer) and a reason of a short end, and api.log has a line about it with its trace id.
+t43_told() {
+    local id bytes
+    id=$(jq -r .trace_id <<<"$1") bytes=$(jq -r .bytes <<<"$1")
+    [ "$bytes" -lt 40000000 ] &&
+        jq -e '.reason == "transfer_cut_off" or .reason == "connection_closed"' <<<"$1" >/dev/null &&
+        jq -s -e --arg id "$id" '[.[] | select(.trace_id == $id)] | length == 2 and .[0].result == "success" and .[0].bytes == 40000000' \
+            "$FETCHML_VAR/log/audit.log" >/dev/null &&
+        grep -F "trace_id=$id" "$FETCHML_VAR/log/api.log" | grep -q "a download .* ($bytes of 40000000 bytes sent)"
+}
+t43_all_told() { # every short end so far is told (t43_told), and there are $1 of them
+    local r n=0
+    while read -r r; do
+        t43_told "$r" || return 1
+        n=$((n + 1))
+    done < <(t43_short)
+    [ "$n" = "$1" ]
+}
 # t43_nginx_temp: bytes of nginx's FastCGI temporary files, named or not (nginx unlinks the
 # ones that buffer a response at once, so they are counted through its workers' descriptors).
 t43_nginx_temp() {
@@ -68,16 +98,38 @@ check "readers slower than data.min_transfer_bytes_per_second lose their workers
 t43_took=$((SECONDS - t43_t0 + 4))
 check "... once their 10 s of credit were spent, not before (${t43_took} s since the slow readers started)" \
     [ "$t43_took" -ge 9 ]
-# At least one: in the whole suite the second reader's cut was not always seen within the wait
-# (unexplained; alone it comes ~20 s after the start). The freed workers are checked above.
-t43_cuts() { [ "$(grep -c 'a download was cut off: read slower than data.min_transfer_bytes_per_second' "$FETCHML_VAR/log/api.log")" -ge 1 ]; }
-# The readers started up to 2 s apart, and one freed share was enough for the download above.
-# A reader at 32 KiB/s against a 64 KiB/s minimum with 10 s of credit is cut when
-# 10 + t/2 = t, at about 20 s: the one whose fast start (nginx's 1 MiB) ended later goes last.
-check "the worker cut a slow download off itself, and logged it" wait_for 30 t43_cuts
+# The worker's deadline (10 s after its writes stopped moving: the kernel's TCP buffer toward
+# the client takes megabytes ahead of it, so a reader at 32 KiB/s stops the worker at once)
+# and nginx's send_timeout (10 s after that buffer, which wakes nginx only once a third of it
+# is free, last took a write) end such a reader at about the same time, whichever comes first:
+# the worker cuts it off (transfer_cut_off), or sees nginx close the connection
+# (connection_closed). Both are told, each with its trace id.
+check "both slow readers' downloads ended short, and each is told with its trace id in api.log and in a second audit record ($(t43_short | jq -r '"\(.reason) \(.bytes)"' | tr '\n' ' '))" \
+    wait_for 30 t43_nshort 2
+check "... (the first record named the whole file, the second the bytes sent)" t43_all_told 2
 wait "$t43_dl"
 check "the slow readers: two were answered 200, the third 503 ($(jq -c '.download.statuses' "$OUT/t43-dl.json" 2>/dev/null))" \
     t43_jq "$OUT/t43-dl.json" '.download.statuses == {"200": 2, "503": 1}'
+# A client that goes away in the middle of a download: nginx closes the connection.
+curl -sk -o /dev/null --limit-rate 300k --max-time 3 -H "X-API-Key: $t43_k" "$BASE$t43_big"
+check "a client that leaves in the middle of a download: connection_closed, told with its trace id" \
+    wait_for 10 t43_nshort 1 connection_closed
+check "... (and so is every short end so far)" t43_all_told 3
+# A reader that nginx keeps busy (2 MB/s, under a minimum of 64 MiB/s) is cut by the worker.
+check "reload with data.min_transfer_bytes_per_second 64 MiB/s" \
+    t43_config server.workers=4 data.concurrent_transfers=2 data.min_transfer_bytes_per_second=67108864
+t43_n=$(t43_short transfer_cut_off | wc -l)
+curl -sk -o /dev/null --limit-rate 2M --max-time 30 -H "X-API-Key: $t43_k" "$BASE$t43_big"
+check "a steady reader slower than the minimum is cut off by the worker, told with its trace id" \
+    wait_for 10 t43_nshort $((t43_n + 1)) transfer_cut_off
+check "... (and so is every short end so far)" t43_all_told 4
+# At 2 MiB/s against 64 MiB/s the credit runs out after 10 / (1 - 1/32) s.
+t43_id=$(t43_short transfer_cut_off | tail -1 | jq -r .trace_id)
+t43_cut=$(jq -s --arg id "$t43_id" '[.[] | select(.trace_id == $id) | .ts[0:19] + "Z" | fromdateiso8601] | .[1] - .[0]' \
+    "$FETCHML_VAR/log/audit.log")
+check "... once its 10 s of credit were spent, not before, nor much later (${t43_cut} s between its two records)" \
+    test "$t43_cut" -ge 9 -a "$t43_cut" -le 13
+check "reload back to the default minimum" t43_config server.workers=4 data.concurrent_transfers=2
 
 # ---- uploads ----------------------------------------------------------------------------
 t43_path=/v1/experiments/slowup/files/f

@@ -501,12 +501,17 @@ END_TEST
 
 START_TEST(test_null_fields_and_result)
 {
-    static const int status[] = {200, 399, 400, 401, 503};
-    static const char *result[] = {"success", "success", "failure", "failure", "failure"};
+    /* The last two: failed (a download that ended short after its 200) is a failure too. */
+    static const int status[] = {200, 399, 400, 401, 503, 200, 503};
+    static const char *result[] = {"success", "success", "failure", "failure",
+                                   "failure", "failure", "failure"};
 
     for (size_t i = 0; i < sizeof status / sizeof status[0]; i++) {
-        fm_audit_record r = {
-            .action = "GET /", .resource = "/", .source_ip = "10.0.0.7", .status = status[i]};
+        fm_audit_record r = {.action = "GET /",
+                             .resource = "/",
+                             .source_ip = "10.0.0.7",
+                             .status = status[i],
+                             .failed = i >= 5};
         size_t len;
         char *raw;
         cJSON *obj;
@@ -577,8 +582,8 @@ START_TEST(test_long_fields)
     ctl[big] = plain[big] = utf[big] = '\0';
 
     /* Worst case: every field expands sixfold. */
-    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl, ctl,  500,
-                          ctl, ctl, ctl, ctl, ctl, true, UINT64_MAX};
+    r = (fm_audit_record){ctl, ctl, ctl, ctl, ctl,  ctl,        500,  ctl,
+                          ctl, ctl, ctl, ctl, true, UINT64_MAX, false};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "user")), 1024 / 6);
     ck_assert_uint_eq(strlen(str_item(obj, "owner")), FM_AUDIT_SHORT_FIELD_MAX / 6);
@@ -590,8 +595,8 @@ START_TEST(test_long_fields)
     free(raw);
 
     (void)unlink(path);
-    r = (fm_audit_record){plain, utf,  plain, plain, plain, plain, 200,
-                          plain, NULL, NULL,  NULL,  NULL,  false, 0};
+    r = (fm_audit_record){plain, utf,  plain, plain, plain, plain, 200,  plain,
+                          NULL,  NULL, NULL,  NULL,  false, 0,     false};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "trace_id")), 1024);
     ck_assert_int_eq(strncmp(str_item(obj, "trace_id"), plain, 1024), 0);
@@ -605,8 +610,8 @@ START_TEST(test_long_fields)
     (void)unlink(path);
     plain[FM_AUDIT_FIELD_MAX] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = '\0';
-    r = (fm_audit_record){plain, "alice", NULL, plain, "/",  "10.0.0.7", 200,
-                          ctl,   NULL,    NULL, NULL,  NULL, false,      0};
+    r = (fm_audit_record){plain, "alice", NULL, plain, "/",   "10.0.0.7", 200,  ctl,
+                          NULL,  NULL,    NULL, NULL,  false, 0,          false};
     obj = one_record(&r, &raw, &len);
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(obj, "truncated"));
     cJSON_Delete(obj);
@@ -616,8 +621,8 @@ START_TEST(test_long_fields)
     plain[FM_AUDIT_FIELD_MAX + 1] = '\0';
     ctl[FM_AUDIT_FIELD_MAX / 6] = 0x01;
     ctl[FM_AUDIT_FIELD_MAX / 6 + 1] = '\0';
-    r = (fm_audit_record){"t", "alice", NULL, plain, "/",  "10.0.0.7", 200,
-                          ctl, NULL,    NULL, NULL,  NULL, false,      0};
+    r = (fm_audit_record){"t",  "alice", NULL, plain, "/",   "10.0.0.7", 200,  ctl,
+                          NULL, NULL,    NULL, NULL,  false, 0,          false};
     obj = one_record(&r, &raw, &len);
     ck_assert_uint_eq(strlen(str_item(obj, "action")), FM_AUDIT_FIELD_MAX);
     expect_truncated(obj, "[\"action\",\"reason\"]");
@@ -1358,21 +1363,24 @@ START_TEST(test_action_made_from_resource)
         longpath[i] = i % 4 == 0 ? '/' : i % 4 == 3 ? ' ' : 'a';
     longpath[sizeof longpath - 1] = '\0';
     (void)snprintf(paths[0], sizeof paths[0], "/v1/tasks/%s", key);
-    (void)snprintf(paths[1], sizeof paths[1], "/v1/tasks/Zm9vYmFyYmF6cXV4%%2Fnicekey1234567890+/abcdefghijk");
+    (void)snprintf(paths[1], sizeof paths[1],
+                   "/v1/tasks/Zm9vYmFyYmF6cXV4%%2Fnicekey1234567890+/abcdefghijk");
     (void)snprintf(paths[2], sizeof paths[2], "/v1/x/%s/y", secret);
     (void)snprintf(paths[3], sizeof paths[3], "/v1/\"q\\\x01\x7f/\xc3\xa9");
     (void)snprintf(paths[4], sizeof paths[4], "/v1/tasks/0b8a3f5e-3c1d-4e2a-9f00-123456789abc");
     (void)snprintf(paths[5], sizeof paths[5], "%s", longpath);
     for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-            char action[sizeof paths[0] + 16], want[FM_AUDIT_FIELD_MAX + 64], got[FM_AUDIT_FIELD_MAX + 64];
-            fm_audit_record r = {.trace_id = "t", .action = action, .resource = paths[i],
-                                 .status = 200};
+            char action[sizeof paths[0] + 16], want[FM_AUDIT_FIELD_MAX + 64],
+                got[FM_AUDIT_FIELD_MAX + 64];
+            fm_audit_record r = {
+                .trace_id = "t", .action = action, .resource = paths[i], .status = 200};
             size_t len;
             char *raw;
             cJSON *obj;
 
-            (void)snprintf(action, sizeof action, "%.8s %.*s", methods[m], (int)sizeof paths[0] - 1, paths[i]);
+            (void)snprintf(action, sizeof action, "%.8s %.*s", methods[m], (int)sizeof paths[0] - 1,
+                           paths[i]);
             (void)fm_redact(action, strlen(action), want, sizeof want);
             (void)unlink(path);
             obj = one_record(&r, &raw, &len);

@@ -137,8 +137,8 @@ START_TEST(test_largest_record)
     FILE *f;
 
     memset(big, '\x01', sizeof big - 1); /* escaped six-fold: cut in every field */
-    r = (fm_audit_record){big, big, big, big, big, big,  500,
-                          big, big, big, big, big, true, UINT64_MAX};
+    r = (fm_audit_record){big, big, big, big, big,  big,        500,  big,
+                          big, big, big, big, true, UINT64_MAX, false};
     ck_assert_int_eq(fm_audit_write(a, &r), FM_OK);
     reap(pid);
     ck_assert_ptr_nonnull(f = fopen(path, "r"));

@@ -5,6 +5,7 @@
  * conf/.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -158,7 +159,7 @@ static const struct {
     {"server:\n\tworkers: 4\n",
      "2:1: YAML syntax error: found character that cannot start any token (while scanning for "
      "the next token at line 2)"},
-    {"a: \xff\n", "0:0: YAML syntax error: invalid leading UTF-8 octet at byte 3"},
+    {"a: \xff\n", "1:4: YAML syntax error: invalid leading UTF-8 octet at byte 3"},
     /* unknown keys at every level */
     {"raet_limit: {}\n" USERS, "1:1: unknown key \"raet_limit\" at top level"},
     {USERS "rate_limit:\n  raet_limit: 5\n", "6:3: unknown key \"raet_limit\" in rate_limit"},
@@ -603,6 +604,42 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/*
+ * libyaml's reader errors (bytes that are not UTF-8, NUL and other control
+ * characters) come as a byte offset: reported as line:col like every error,
+ * the column counting characters as libyaml's marks do.
+ */
+START_TEST(test_reader_errors)
+{
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        /* A file that ends in raw bytes: NUL, then 0xff. */
+        {USERS "x: \"\xc3\xa9\" \x00\xff", sizeof(USERS "x: \"\xc3\xa9\" \x00\xff") - 1,
+         "5:8: YAML syntax error: control characters are not allowed"},
+        {USERS "\xff", sizeof(USERS "\xff") - 1,
+         "5:1: YAML syntax error: invalid leading UTF-8 octet"},
+        /* A byte order mark is no character; a sequence cut by the end of the file. */
+        {"\xef\xbb\xbf" USERS "a: \xc3", sizeof("\xef\xbb\xbf" USERS "a: \xc3") - 1,
+         "5:4: YAML syntax error: incomplete UTF-8 octet sequence"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX + 128];
+        const char *nul = memchr(cases[i].text, '\0', cases[i].len);
+        size_t at = nul != NULL ? (size_t)(nul - cases[i].text) : cases[i].len - 1;
+
+        write_file(cfgpath, cases[i].text, cases[i].len);
+        ck_assert_int_eq(chmod(cfgpath, 0600), 0);
+        ck_assert_ptr_null(fm_config_load(cfgpath, err, sizeof(err)));
+        (void)snprintf(want, sizeof(want), "%s:%s at byte %zu", cfgpath, cases[i].want, at);
+        ck_assert_str_eq(err, want);
+    }
+}
+END_TEST
+
 START_TEST(test_unreadable)
 {
     char err[FM_CONFIG_ERR_MAX], want[FM_CONFIG_ERR_MAX];
@@ -929,6 +966,11 @@ START_TEST(test_log_files_same_inode)
 }
 END_TEST
 
+/*
+ * Every path setting, relative, against the file's directory: the one rule
+ * (ld_resolve_path) whoever loads the file and wherever it runs from. The
+ * secret files are read at load, so they must be there (beside the file).
+ */
 START_TEST(test_relative_paths)
 {
     char *base = realpath(tmpdir, NULL);
@@ -936,11 +978,17 @@ START_TEST(test_relative_paths)
     fm_config *cfg;
 
     ck_assert_ptr_nonnull(base);
+    (void)secret_file("redis.env", "pw-main\n", 8, 0600);
+    (void)secret_file("sentinel.env", "pw-sentinel\n", 12, 0600);
     cfg = load_ok(USERS "server:\n  listen: \"unix:../run/fcgi.sock\"\n"
                         "  tls: {enabled: true, cert_file: tls/c.pem, key_file: /k.pem}\n"
-                        "logging: {file: ../log/audit.log, api_file: api.log}\n"
+                        "logging: {file: ../log/audit.log, api_file: api.log, "
+                        "audit_sign_key: keys/sign.key}\n"
                         "data: {experiments_dir: ./experiments}\n"
-                        "redis: {addr: \"unix:/abs/redis.sock\"}\n");
+                        "websocket: {publisher: \"unix:nchan/pub.sock\"}\n"
+                        "redis: {addr: \"unix:/abs/redis.sock\", password_file: redis.env,\n"
+                        "        sentinels: [\"h:1\"], master_name: m,\n"
+                        "        sentinel_password_file: ./sentinel.env}\n");
     (void)snprintf(want, sizeof(want), "unix:%s/../run/fcgi.sock", base);
     ck_assert_str_eq(cfg->server.listen, want);
     (void)snprintf(want, sizeof(want), "%s/tls/c.pem", base);
@@ -952,7 +1000,27 @@ START_TEST(test_relative_paths)
     ck_assert_str_eq(cfg->logging.api_file, want);
     (void)snprintf(want, sizeof(want), "%s/./experiments", base);
     ck_assert_str_eq(cfg->data.experiments_dir, want);
+    (void)snprintf(want, sizeof(want), "%s/keys/sign.key", base);
+    ck_assert_str_eq(cfg->logging.audit_sign_key, want);
+    (void)snprintf(want, sizeof(want), "unix:%s/nchan/pub.sock", base);
+    ck_assert_str_eq(cfg->websocket.publisher, want);
     ck_assert_str_eq(cfg->redis.addr, "unix:/abs/redis.sock");
+    ck_assert_str_eq(cfg->redis.password, "pw-main");
+    ck_assert_str_eq(cfg->redis.sentinel_password, "pw-sentinel");
+    fm_config_free(cfg);
+
+    /* The same file named relatively from its own directory: the same paths (-c config.yaml). */
+    int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char err[FM_CONFIG_ERR_MAX];
+
+    ck_assert_int_ge(here, 0);
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    cfg = fm_config_load("config.yaml", err, sizeof(err));
+    ck_assert_int_eq(fchdir(here), 0);
+    (void)close(here);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    (void)snprintf(want, sizeof(want), "%s/./experiments", base);
+    ck_assert_str_eq(cfg->data.experiments_dir, want);
     fm_config_free(cfg);
     free(base);
 }
@@ -2066,6 +2134,7 @@ static Suite *config_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, test_reader_errors);
     tcase_add_test(tc, test_log_files_same_inode);
     tcase_add_test(tc, test_unreadable);
     tcase_add_test(tc, test_error_never_shows_secret);

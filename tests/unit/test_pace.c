@@ -66,6 +66,26 @@ START_TEST(fast_enough_goes_on)
 }
 END_TEST
 
+/*
+ * A high minimum (64 MiB/s) and chunks that each earn under a millisecond:
+ * their sum still earns its time, so a transfer at the minimum goes on.
+ */
+START_TEST(small_amounts_add_up)
+{
+    fm_pace p;
+    int64_t t = 0;
+
+    fm_pace_start(&p, 64 << 20, 10000, 0);
+    for (int i = 0; i < 61440; i++) { /* 64 KiB every ms: 62.5 MiB/s, just under */
+        fm_pace_add(&p, 65536, ++t);
+        ck_assert_int_gt(fm_pace_left_ms(&p, t), 0);
+    }
+    /* 61.44 s at 62.5/64 of the minimum: 1.44 s of the credit spent, to within a ms. */
+    ck_assert_int_ge(fm_pace_left_ms(&p, t), 10000 - 1440 - 1);
+    ck_assert_int_le(fm_pace_left_ms(&p, t), 10000 - 1440 + 1);
+}
+END_TEST
+
 static Suite *pace_suite(void)
 {
     Suite *s = suite_create("pace");
@@ -75,6 +95,7 @@ static Suite *pace_suite(void)
     tcase_add_test(tc, bytes_push_the_deadline_within_the_grace);
     tcase_add_test(tc, trickle_is_cut);
     tcase_add_test(tc, fast_enough_goes_on);
+    tcase_add_test(tc, small_amounts_add_up);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,22 @@ static int h_reason(fm_call *call, fm_response *out)
     return h_ok(call, out);
 }
 
+/* A download of 4096 bytes from bob's tree, audited as the experiments routes do. */
+static int h_file(fm_call *call, fm_response *out)
+{
+    int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+
+    record(call);
+    if (fd < 0)
+        return -1;
+    call->audit_permission = "experiments:read";
+    (void)snprintf(call->audit_owner, sizeof(call->audit_owner), "bob");
+    call->audit_has_bytes = true;
+    call->audit_bytes = 4096;
+    fm_response_file(out, 200, fd, 4096);
+    return 0;
+}
+
 static const fm_route routes[] = {
     {"GET", "/v1/whoami", FM_PERM_NONE, h_ok, 0},
     {"GET", "/v1/tasks", JOBS_READ, h_ok, FM_ROUTE_QUERY},
@@ -152,6 +169,7 @@ static const fm_route routes[] = {
     {"GET", "/v1/reason", FM_PERM_NONE, h_reason, 0},
     {"GET", "/v1/change", FM_PERM_NONE, h_change, 0},
     {"POST", "/v1/event", FM_PERM_NONE, h_event, 0},
+    {"GET", "/v1/file", FM_PERM_NONE, h_file, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -1421,6 +1439,77 @@ START_TEST(head_is_get_without_body)
 END_TEST
 
 /*
+ * A download is audited whole before it is sent; when it ends short, the
+ * second record keeps the first one's request and names the end: the same
+ * trace id, user, key, action, permission and owner, the 200 that was sent,
+ * result failure, the reason and the bytes sent. Only an answer with a file
+ * whose record was written arms the delivery.
+ */
+START_TEST(download_ended_short)
+{
+    fm_request req = request("GET", "/v1/file", K_ALICE);
+    fm_audit *full = fm_audit_open("/dev/full", shared);
+    fm_env e = env;
+    fm_delivery d;
+    cJSON *first, *second;
+
+    ck_assert_ptr_nonnull(full);
+    memset(&d, 0, sizeof(d));
+    req.delivery = &d;
+    run(&req);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(resp.has_file);
+    ck_assert(d.armed);
+    first = last_audit();
+    ck_assert_int_eq(fm_pipeline_delivery_end(&env, &d, 1000, "transfer_cut_off"), FM_OK);
+    second = last_audit();
+    ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(second, "status")), 200);
+    expect_field(second, "result", "failure");
+    expect_field(second, "reason", "transfer_cut_off");
+    expect_field(second, "user", "alice");
+    expect_field(second, "trace_id", TRACE);
+    expect_field(second, "action", "GET /v1/file");
+    expect_field(second, "resource", "/v1/file");
+    ck_assert_double_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(first, "bytes")),
+                        4096);
+    ck_assert_double_eq(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(second, "bytes")),
+                        1000);
+    for (size_t i = 0; i < 4; i++) {
+        static const char *const same[] = {"key_id", "permission", "owner", "source_ip"};
+
+        expect_field(second, same[i],
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, same[i])));
+    }
+    expect_field(first, "result", "success");
+    expect_field(second, "owner", "bob");
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+
+    /* A record that cannot be written is logged with the trace id; nothing else can be done. */
+    e.audit = full;
+    ck_assert_int_ne(fm_pipeline_delivery_end(&e, &d, 7, "connection_closed"), FM_OK);
+    ck_assert_int_eq(log_count("ended short (connection_closed, 7 bytes sent) could not be "
+                               "written"),
+                     1);
+    ck_assert_int_eq(log_count("trace_id=" TRACE), 1);
+
+    /* No file, or a file whose record failed (503, nothing sent): nothing armed. */
+    memset(&d, 0, sizeof(d));
+    req.path = "/v1/whoami";
+    run(&req);
+    ck_assert(!d.armed);
+    ck_assert_int_eq(fm_pipeline_delivery_end(&env, &d, 0, "connection_closed"), FM_EINVAL);
+    req.path = "/v1/file";
+    fm_response_reset(&resp);
+    fm_pipeline_run(&e, routes, NROUTES, &req, &resp);
+    expect_error(503, "SERVICE_UNAVAILABLE", TRACE);
+    ck_assert(!resp.has_file);
+    ck_assert(!d.armed);
+    fm_audit_close(full);
+}
+END_TEST
+
+/*
  * nginx's plain-HTTP server flags what it passes on: refused first of all,
  * whatever the address, the same answer for any key, and recorded by key id.
  */
@@ -1591,6 +1680,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, audit_torn_write_undoes_change);
     tcase_add_test(tc, event_published_only_after_audit);
     tcase_add_test(tc, head_is_get_without_body);
+    tcase_add_test(tc, download_ended_short);
     tcase_add_test(tc, repeated_credentials);
     tcase_add_test(tc, plain_http_credential);
     tcase_add_test(tc, plain_http_flood_blocked);
