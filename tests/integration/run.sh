@@ -62,7 +62,7 @@ front_skip() {
     test_26_* | test_27_* | test_29_*) echo "the job workers, sweeper and journal: the pool and Redis, the same behind either front" ;;
     test_31_* | test_32_* | test_33_*) echo "WebSocket /ws needs nginx with nchan (conf/apache/README.md)" ;;
     test_36_*) echo "configuration scale and reload: the pool alone" ;;
-    test_37_*) echo "relative paths in the configuration: the pool alone, the same behind either front" ;;
+    test_38_*) echo "relative paths in the configuration: the pool alone, the same behind either front" ;;
     test_50_* | test_52_*) echo "Redis and its failures: the pool alone" ;;
     test_60_*) echo "the pool's process model" ;;
     test_43_*) echo "slow transfers through nginx's unbuffered experiments location and its temp-file limit; Apache's mod_buffer reads bodies first (conf/apache/README.md)" ;;
