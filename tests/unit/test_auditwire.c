@@ -197,6 +197,33 @@ START_TEST(test_fields_refused)
 }
 END_TEST
 
+/*
+ * What format_fields never makes and a taken-over sender could still send
+ * (review s16-attack): bytes a reader may take for a line break or that
+ * reorder the line on screen (U+2028, U+202E, C1 controls), bytes that are
+ * not UTF-8, a key twice (cJSON reads the first, jq the last: two readers,
+ * two users) and a value that is not a string, number or null.
+ */
+START_TEST(test_fields_refused_unicode)
+{
+    static const char *const bad[] = {
+        "\"trace_id\":null,\"user\":\"a\xe2\x80\xa8" "b\",\"prev_hash\":\"", /* U+2028 */
+        "\"trace_id\":null,\"user\":\"a\xe2\x80\xae" "b\",\"prev_hash\":\"", /* U+202E */
+        "\"trace_id\":null,\"user\":\"a\xc2\x9b" "b\",\"prev_hash\":\"",     /* C1 CSI */
+        "\"trace_id\":null,\"user\":\"a\xff\xfe\",\"prev_hash\":\"",         /* not UTF-8 */
+        "\"trace_id\":null,\"user\":\"bob\",\"user\":\"admin\",\"prev_hash\":\"", /* key twice */
+        "\"trace_id\":{\"x\":1,\"hash\":\"00\"},\"user\":null,\"prev_hash\":\"", /* an object */
+    };
+    fm_audit *a = fm_audit_open(path, shared);
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(fm_audit_append(a, bad[i], strlen(bad[i])) == FM_EINVAL, "accepted: %s",
+                      bad[i]);
+    ck_assert_int_eq(lines_in(path), 0);
+    fm_audit_close(a);
+}
+END_TEST
+
 START_TEST(test_not_a_message)
 {
     fm_audit *a = fm_audit_open(path, shared);
@@ -280,6 +307,7 @@ static Suite *auditwire_suite(void)
     tcase_add_test(tc, test_largest_record);
     tcase_add_test(tc, test_sender_holds_no_file);
     tcase_add_test(tc, test_fields_refused);
+    tcase_add_test(tc, test_fields_refused_unicode);
     tcase_add_test(tc, test_not_a_message);
     tcase_add_test(tc, test_deadline);
     tcase_add_test(tc, test_logger_dies_after_reading);
