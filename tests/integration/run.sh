@@ -60,7 +60,7 @@ front_skip() {
     case $1 in
     test_15_edge.sh) echo "nginx's own edge (its error pages, 497, its test locations, nginx -t of the site); Apache's is test_16_apache_edge.sh" ;;
     test_26_* | test_27_* | test_29_*) echo "the job workers, sweeper and journal: the pool and Redis, the same behind either front" ;;
-    test_31_* | test_32_* | test_33_*) echo "WebSocket /ws needs nginx with nchan (conf/apache/README.md)" ;;
+    test_31_* | test_32_* | test_33_* | test_34_*) echo "WebSocket /ws needs nginx with nchan (conf/apache/README.md)" ;;
     test_36_*) echo "configuration scale and reload: the pool alone" ;;
     test_38_*) echo "relative paths in the configuration: the pool alone, the same behind either front" ;;
     test_50_* | test_52_*) echo "Redis and its failures: the pool alone" ;;
