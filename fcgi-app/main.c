@@ -380,7 +380,8 @@ static bool usable(const fm_config *cfg)
 
     if (cfg->logging.api_file == NULL)
         return true;
-    fd = open(cfg->logging.api_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    fd = open(cfg->logging.api_file,
+              O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0640);
     if (fd < 0) {
         fm_log_error("%s: cannot open %s for appending: %s", cfg->path, cfg->logging.api_file,
                      strerror(errno));
@@ -697,11 +698,14 @@ static fm_err check_identity(void)
 /*
  * Gives a log file the master opened as root (and may have created) to uid:
  * the api log to server.user, who reopens it on SIGUSR1 (nginx gives its
- * reopened logs to its worker user the same way), an audit trail an older
- * install left to server.user to logging.audit_user (created 0600 when
- * missing and create is set: the logger may not be able to create it in a
- * directory of root's, such as /var/log/fetch_ml 0755). Never through a
- * symbolic link and only a regular file with one name: a root chown must not
+ * reopened logs to its worker user the same way), the audit trail to
+ * logging.audit_user (created 0600 when missing and create is set: the
+ * logger may not be able to create it in a directory of root's, such as
+ * /var/log/fetch_ml 0755). Only a file that is root's (or already uid's) is
+ * given, never through a symbolic link and only a regular file with one
+ * name: a file another account made may still be open for writing in one of
+ * its processes (a pool process that raced a rotation to create the trail
+ * could then rewrite it once it is the logger's), and a root chown must not
  * land on a file someone else pointed the path at. The group and mode of an
  * existing file stay as they are.
  */
@@ -721,6 +725,9 @@ static fm_err give_file(const char *path, uid_t uid, const char *to, bool create
         why = strerror(errno);
     else if (st.st_uid != uid && (!S_ISREG(st.st_mode) || st.st_nlink != 1))
         why = "not a regular file with one link";
+    else if (st.st_uid != uid && st.st_uid != 0)
+        why = "it belongs to another account, which may hold it open: check it, then give it to "
+              "the right account yourself (chown) or move it away";
     else if (st.st_uid != uid && fchown(fd, uid, (gid_t)-1) != 0)
         why = strerror(errno);
     if (fd >= 0)

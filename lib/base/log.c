@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FORMAT_STACK (2 * FM_LOG_LINE_MAX) /* most messages format without malloc */
@@ -56,9 +57,27 @@ static const char *level_name(fm_log_level level)
     return "error";
 }
 
+/*
+ * Never through a symbolic link, never blocking (a FIFO put at the path), and
+ * only a regular file: the master opens it as root at start, in a directory
+ * the pool's account may be able to create files in (EINVAL otherwise).
+ */
 static int open_file(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+                  0640);
+    struct stat st;
+
+    if (fd < 0)
+        return -1;
+    errno = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int err = errno;
+        (void)close(fd);
+        errno = err != 0 ? err : EINVAL;
+        return -1;
+    }
+    return fd;
 }
 
 fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr)

@@ -25,11 +25,13 @@ typedef enum { FM_LOG_DEBUG, FM_LOG_INFO, FM_LOG_WARN, FM_LOG_ERROR } fm_log_lev
 
 /*
  * fm_log_open - direct the log to path (created 0640 when missing, opened
- * O_APPEND|O_CLOEXEC), or to stderr alone when path is NULL, and set the level
- * below which messages are dropped. Lines go to stderr as well when
- * also_stderr is true. Replaces any earlier target. Returns FM_OK, or FM_ESYS
- * with errno from open(2) (or ENOMEM); the earlier target stays in place on
- * failure.
+ * O_APPEND|O_CLOEXEC, never through a symbolic link: O_NOFOLLOW, and only a
+ * regular file, also on fm_log_reopen), or to stderr alone when path is
+ * NULL, and set the level below which messages are dropped. Lines go to
+ * stderr as well when also_stderr is true. Replaces any earlier target.
+ * Returns FM_OK, or FM_ESYS with errno from open(2) (ELOOP for a link,
+ * ENXIO for a FIFO nobody reads) or EINVAL (not a regular file) or ENOMEM;
+ * the earlier target stays in place on failure.
  */
 fm_err fm_log_open(const char *path, fm_log_level level, int also_stderr);
 

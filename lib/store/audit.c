@@ -362,30 +362,27 @@ static int open_log(const char *path)
     return fd;
 }
 
-fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t errlen)
+/*
+ * Whether directory dir (one of the trail's directory and those above it)
+ * lets no account but root and writer remove or replace what is in it:
+ * owned by root or writer, and not writable by group or others unless
+ * sticky. FM_OK, or the reason in err.
+ */
+static fm_err safe_dir(const char *path, const char *dir, uid_t writer, char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
     struct stat st;
 
-    if (n >= sizeof dir) {
-        (void)snprintf(err, errlen, "%s: path too long", path);
-        return FM_EINVAL;
-    }
-    memcpy(dir, slash == NULL ? "." : path, n);
-    dir[n] = '\0';
     if (stat(dir, &st) != 0) {
         (void)snprintf(err, errlen, "cannot open %s for appending: %s: %s", path, dir,
                        strerror(errno));
         return FM_ESYS;
     }
     if (st.st_uid != 0 && st.st_uid != writer) {
-        (void)snprintf(
-            err, errlen,
-            "%s: the audit trail's directory belongs to uid %u, who could remove or "
-            "replace the trail; give it to root or to the audit logger's account (uid %u)",
-            dir, (unsigned)st.st_uid, (unsigned)writer);
+        (void)snprintf(err, errlen,
+                       "%s: a directory of the audit trail's path belongs to uid %u, who could "
+                       "remove or replace the trail; give it to root or to the audit logger's "
+                       "account (uid %u)",
+                       dir, (unsigned)st.st_uid, (unsigned)writer);
         return FM_EINVAL;
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
@@ -396,6 +393,36 @@ fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t er
                        dir, (st.st_mode & S_IWOTH) != 0 ? "everyone" : "its group",
                        (unsigned)(st.st_mode & 07777));
         return FM_EINVAL;
+    }
+    return FM_OK;
+}
+
+fm_err fm_audit_check_place(const char *path, uid_t writer, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
+    struct stat st;
+    fm_err rc;
+
+    if (n >= sizeof dir) {
+        (void)snprintf(err, errlen, "%s: path too long", path);
+        return FM_EINVAL;
+    }
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    /* The directory, then each one above it up to the root: any of them could be swapped. */
+    for (;;) {
+        char *up;
+        if ((rc = safe_dir(path, dir, writer, err, errlen)) != FM_OK)
+            return rc;
+        up = strrchr(dir, '/');
+        if (up == NULL || (up == dir && dir[1] == '\0'))
+            break;
+        if (up == dir)
+            up[1] = '\0'; /* "/x" -> "/" */
+        else
+            *up = '\0';
     }
     if (lstat(path, &st) != 0) {
         if (errno == ENOENT)

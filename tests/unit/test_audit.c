@@ -1434,6 +1434,15 @@ START_TEST(test_place)
     ck_assert_ptr_nonnull(strstr(err, "belongs to uid 65534"));
     ck_assert_int_eq(fm_audit_check_place(file, other, err, sizeof err), FM_OK);
     ck_assert_int_eq(chown(sub, 0, (gid_t)-1), 0);
+    /* A directory above it that another account could change (rename sub away, link one in). */
+    ck_assert_int_eq(chown(dir, other, (gid_t)-1), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, dir));
+    ck_assert_ptr_nonnull(strstr(err, "a directory of the audit trail's path belongs to uid 65534"));
+    ck_assert_int_eq(chown(dir, 0, (gid_t)-1), 0);
+    ck_assert_int_eq(chmod(dir, 0770), 0);
+    ck_assert_int_eq(fm_audit_check_place(file, me, err, sizeof err), FM_EINVAL);
+    ck_assert_int_eq(chmod(dir, 0700), 0);
 
     /* The file: a regular file of the writer's that only it may write. */
     fd = open(file, O_WRONLY | O_CREAT, 0600);

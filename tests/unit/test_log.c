@@ -277,6 +277,36 @@ START_TEST(test_reopen_after_rename)
 }
 END_TEST
 
+/*
+ * What another account may put at the path of a log the master opens as
+ * root: a symbolic link (to a file it could not write itself) is not
+ * followed, nor created through; a FIFO does not block the start; neither
+ * is taken, and the earlier target stays.
+ */
+START_TEST(test_open_refuses_links_and_fifos)
+{
+    char target[200], fifo[200];
+
+    (void)snprintf(target, sizeof target, "%s/target", dir);
+    (void)snprintf(fifo, sizeof fifo, "%s/fifo.log", dir);
+    ck_assert_int_eq(fm_log_open(path, FM_LOG_INFO, 0), FM_OK);
+    fm_log_info("one");
+    ck_assert_int_eq(symlink(target, rotated), 0);
+    errno = 0;
+    ck_assert_int_eq(fm_log_open(rotated, FM_LOG_INFO, 0), FM_ESYS);
+    ck_assert_int_eq(errno, ELOOP);
+    ck_assert_int_eq(access(target, F_OK), -1); /* nothing was created through the link */
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    errno = 0;
+    ck_assert_int_eq(fm_log_open(fifo, FM_LOG_INFO, 0), FM_ESYS); /* at once, no reader */
+    ck_assert_int_eq(errno, ENXIO);
+    fm_log_info("two");
+    expect_file(path, "info", "one", "info", "two", NULL);
+    ck_assert_int_eq(unlink(rotated), 0);
+    ck_assert_int_eq(unlink(fifo), 0);
+}
+END_TEST
+
 START_TEST(test_stderr)
 {
     int saved = dup(STDERR_FILENO), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -337,6 +367,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_truncation);
     tcase_add_test(tc, test_reopen_after_rename);
     tcase_add_test(tc, test_stderr);
+    tcase_add_test(tc, test_open_refuses_links_and_fifos);
     tcase_add_test(tc, test_lost_lines_reported);
     suite_add_tcase(s, tc);
     return s;
