@@ -915,47 +915,109 @@ fm_err fm_audit_ready(const fm_audit *audit)
 
 /* ---- the logger's side: records formatted elsewhere, checkpoints ------------------ */
 
-/* What the logger adds itself: a client's fields may not carry these keys. */
-static bool reserved_key(const char *key)
-{
-    static const char *const keys[] = {"ts", "seq", "prev_hash", "hash", "signature"};
+/*
+ * The fields a sender's record may carry, in the order format_fields writes
+ * them (prev_hash last, always), with what each holds. Anything else (a key
+ * of the logger's own: ts, seq, hash, signature; a repeated or unknown key;
+ * an object where a string belongs) is refused.
+ */
+enum field_kind { F_STR_OR_NULL, F_STR, F_RESULT, F_STATUS, F_COUNT, F_NAMES };
 
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
+static const struct {
+    const char *name;
+    enum field_kind kind;
+    bool required;
+} record_fields[] = {
+    {"trace_id", F_STR_OR_NULL, true}, {"user", F_STR_OR_NULL, true},
+    {"key_id", F_STR_OR_NULL, true},   {"action", F_STR, true},
+    {"resource", F_STR, true},         {"source_ip", F_STR_OR_NULL, true},
+    {"result", F_RESULT, true},        {"status", F_STATUS, true},
+    {"reason", F_STR_OR_NULL, true},   {"task_id", F_STR, false},
+    {"worker", F_STR, false},          {"permission", F_STR, false},
+    {"owner", F_STR, false},           {"bytes", F_COUNT, false},
+    {"truncated", F_NAMES, false},     {"prev_hash", F_STR, true},
+};
+#define RECORD_FIELDS (sizeof record_fields / sizeof record_fields[0])
+
+static bool field_value_ok(const cJSON *item, enum field_kind kind)
+{
+    switch (kind) {
+    case F_STR_OR_NULL:
+        return cJSON_IsNull(item) || cJSON_IsString(item);
+    case F_STR:
+        return cJSON_IsString(item);
+    case F_RESULT:
+        return cJSON_IsString(item) && (strcmp(item->valuestring, "success") == 0 ||
+                                        strcmp(item->valuestring, "failure") == 0);
+    case F_STATUS:
+        return cJSON_IsNumber(item) && item->valuedouble >= 100 && item->valuedouble <= 599 &&
+               item->valuedouble == (double)item->valueint;
+    case F_COUNT:
+        return cJSON_IsNumber(item) && item->valuedouble >= 0;
+    case F_NAMES:
+        if (!cJSON_IsArray(item))
+            return false;
+        for (const cJSON *c = item->child; c != NULL; c = c->next)
+            if (!cJSON_IsString(c))
+                return false;
+        return true;
+    }
     return false;
 }
 
 /*
- * Whether fields (len bytes) are what format_fields makes: printable bytes (escaping leaves no
- * control byte or DEL), the record's fields as JSON, and prev_hash last and only there. A sender
- * that was taken over could otherwise write a line that breaks the file's JSON or the chain for
- * every reader; it can still write a false record, as it could before.
+ * Whether fields (len bytes) are what format_fields makes: every character
+ * UTF-8 and none that fm_jsonstr_char calls unsafe left unescaped (controls,
+ * DEL, C1, U+2028/U+2029, bidirectional controls: a reader could take them
+ * for a line break or reorder the line), the record's fields as JSON in
+ * their order, each once and of its type, prev_hash last, and no
+ * CHECKPOINT, which only the logger writes. A sender that was taken over
+ * could otherwise write a line that breaks the file's JSON, a reader's
+ * lines or the chain, or one that jq and cJSON read differently (a repeated
+ * key); it can still write a false record, as it could before.
  */
 static bool fields_ok(const char *fields, size_t len)
 {
     static const char head[] = "\"trace_id\":", tail[] = ",\"prev_hash\":\"";
     char line[FM_AUDIT_LINE_MAX + 8];
     const cJSON *item;
+    bool seen[RECORD_FIELDS] = {false}, ok;
+    size_t at = 0;
     cJSON *obj;
-    bool ok;
 
     /* Too long for a line with ts, seq and hashes: finish_line refuses it (EOVERFLOW). */
     if (len < sizeof head + sizeof tail || len >= FM_AUDIT_LINE_MAX ||
         memcmp(fields, head, sizeof head - 1) != 0 ||
         memcmp(fields + len - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
         return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)fields[i] < 0x20 || fields[i] == 0x7f)
+    for (size_t i = 0; i < len;) {
+        bool unsafe;
+        uint32_t cp;
+        size_t n = fm_jsonstr_char(fields + i, len - i, &unsafe, &cp);
+        if (n == 0 || unsafe)
             return false;
+        i += n;
+    }
     line[0] = '{';
     memcpy(line + 1, fields, len);
     memcpy(line + 1 + len, "0\"}", 3);
     obj = cJSON_ParseWithLength(line, len + 4);
     ok = cJSON_IsObject(obj);
-    for (item = ok ? obj->child : NULL; ok && item != NULL; item = item->next)
-        ok = item->next == NULL ? strcmp(item->string, "prev_hash") == 0
-                                : !reserved_key(item->string);
+    for (item = ok ? obj->child : NULL; ok && item != NULL; item = item->next) {
+        /* The next field at or after at with this name: the order is fixed, so no repeat. */
+        while (at < RECORD_FIELDS && strcmp(record_fields[at].name, item->string) != 0) {
+            ok = ok && !record_fields[at].required;
+            at++;
+        }
+        ok = ok && at < RECORD_FIELDS && field_value_ok(item, record_fields[at].kind) &&
+             (item->next != NULL || at == RECORD_FIELDS - 1);
+        if (ok)
+            seen[at++] = true;
+    }
+    if (ok) {
+        const cJSON *action = cJSON_GetObjectItemCaseSensitive(obj, "action");
+        ok = seen[RECORD_FIELDS - 1] && strcmp(action->valuestring, "CHECKPOINT") != 0;
+    }
     cJSON_Delete(obj);
     return ok;
 }

@@ -173,6 +173,11 @@ START_TEST(test_sender_holds_no_file)
 }
 END_TEST
 
+/* A whole record's fields as a sender makes them, with USER as the user's value. */
+#define FIELDS_WITH_USER(user)                                                                     \
+    "\"trace_id\":null,\"user\":" user ",\"key_id\":null,\"action\":\"GET /\",\"resource\":\"/\"," \
+    "\"source_ip\":null,\"result\":\"success\",\"status\":200,\"reason\":null,\"prev_hash\":\""
+
 START_TEST(test_fields_refused)
 {
     static const char *const bad[] = {
@@ -184,8 +189,7 @@ START_TEST(test_fields_refused)
         "\"user\":null,\"prev_hash\":\"",  /* not a record's start */
         "\"trace_id\":null,\"user\":null", /* no prev_hash at its end */
     };
-    static const char good[] = "\"trace_id\":null,\"user\":\"a\",\"action\":\"GET /\","
-                               "\"prev_hash\":\"";
+    static const char good[] = FIELDS_WITH_USER("\"a\"");
     fm_audit *a = fm_audit_open(path, shared);
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -207,12 +211,38 @@ END_TEST
 START_TEST(test_fields_refused_unicode)
 {
     static const char *const bad[] = {
-        "\"trace_id\":null,\"user\":\"a\xe2\x80\xa8" "b\",\"prev_hash\":\"", /* U+2028 */
-        "\"trace_id\":null,\"user\":\"a\xe2\x80\xae" "b\",\"prev_hash\":\"", /* U+202E */
-        "\"trace_id\":null,\"user\":\"a\xc2\x9b" "b\",\"prev_hash\":\"",     /* C1 CSI */
-        "\"trace_id\":null,\"user\":\"a\xff\xfe\",\"prev_hash\":\"",         /* not UTF-8 */
-        "\"trace_id\":null,\"user\":\"bob\",\"user\":\"admin\",\"prev_hash\":\"", /* key twice */
-        "\"trace_id\":{\"x\":1,\"hash\":\"00\"},\"user\":null,\"prev_hash\":\"", /* an object */
+        FIELDS_WITH_USER("\"a\xe2\x80\xa8"
+                         "b\""), /* U+2028 */
+        FIELDS_WITH_USER("\"a\xe2\x80\xae"
+                         "b\""), /* U+202E */
+        FIELDS_WITH_USER("\"a\xc2\x9b"
+                         "b\""),                                    /* C1 CSI */
+        FIELDS_WITH_USER("\"a\xff\xfe\""),                          /* not UTF-8 */
+        FIELDS_WITH_USER("\"bob\",\"user\":\"admin\""),             /* key twice */
+        FIELDS_WITH_USER("{\"x\":1,\"hash\":\"00\"}"),              /* an object */
+        FIELDS_WITH_USER("null,\"owner\":\"x\",\"task_id\":\"y\""), /* out of order */
+        FIELDS_WITH_USER("null,\"ts\":\"2026\""),                   /* a key of the logger's */
+        FIELDS_WITH_USER("null,\"extra\":1"),                       /* an unknown key */
+        "\"trace_id\":null,\"user\":null,\"key_id\":null,\"action\":\"CHECKPOINT\","
+        "\"resource\":\"audit\",\"source_ip\":null,\"result\":\"success\",\"status\":200,"
+        "\"reason\":null,\"prev_hash\":\"", /* an unsigned checkpoint: only the logger writes one */
+        "\"trace_id\":null,\"user\":null,\"key_id\":null,\"action\":\"GET /\",\"resource\":\"/\","
+        "\"source_ip\":null,\"result\":\"maybe\",\"status\":200,\"reason\":null,\"prev_hash\":\"",
+        "\"trace_id\":null,\"user\":null,\"key_id\":null,\"action\":\"GET /\",\"resource\":\"/\","
+        "\"source_ip\":null,\"result\":\"success\",\"status\":\"200\",\"reason\":null,\"prev_"
+        "hash\":\"",
+        "\"trace_id\":null,\"user\":null,\"action\":\"GET /\",\"prev_hash\":\"", /* fields missing
+                                                                                  */
+    };
+    /* The same with a plain user, and with every optional field: taken. */
+    static const char *const good[] = {
+        FIELDS_WITH_USER("\"a\xc3\xa9\""), /* UTF-8 that is safe stays raw */
+        "\"trace_id\":\"t\",\"user\":\"a\",\"key_id\":\"k\",\"action\":\"GET "
+        "/x\",\"resource\":\"/x\","
+        "\"source_ip\":\"::1\",\"result\":\"failure\",\"status\":200,\"reason\":\"transfer_cut_"
+        "off\","
+        "\"task_id\":\"i\",\"worker\":\"w\",\"permission\":\"experiments:read\",\"owner\":\"o\","
+        "\"bytes\":12,\"truncated\":[\"action\"],\"prev_hash\":\"",
     };
     fm_audit *a = fm_audit_open(path, shared);
 
@@ -220,6 +250,10 @@ START_TEST(test_fields_refused_unicode)
         ck_assert_msg(fm_audit_append(a, bad[i], strlen(bad[i])) == FM_EINVAL, "accepted: %s",
                       bad[i]);
     ck_assert_int_eq(lines_in(path), 0);
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(fm_audit_append(a, good[i], strlen(good[i])) == FM_OK, "refused: %s",
+                      good[i]);
+    ck_assert_int_eq(lines_in(path), 2);
     fm_audit_close(a);
 }
 END_TEST
