@@ -200,6 +200,28 @@ static inline char *th_last_line(const char *path)
         return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;                                          \
     }
 
+/*
+ * th_tcase - add to s a test case named name: the checked fixture setup and
+ * teardown around each of its tests (both NULL: none), then the n tests of
+ * tests (START_TEST names), in order. TH_TCASE(s, name, setup, teardown,
+ * test...) counts them.
+ */
+static inline void th_tcase(Suite *s, const char *name, SFun setup, SFun teardown,
+                            const TTest *const *tests, size_t n)
+{
+    TCase *tc = tcase_create(name);
+
+    if (setup != NULL || teardown != NULL)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    for (size_t i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+}
+
+#define TH_TCASE(s, name, setup, teardown, ...)                                                    \
+    th_tcase((s), (name), (setup), (teardown), (const TTest *const[]){__VA_ARGS__},                \
+             sizeof((const TTest *const[]){__VA_ARGS__}) / sizeof(const TTest *))
+
 /* ---- hex ----------------------------------------------------------------------- */
 
 /* True when s is exactly n characters of [0-9a-f]. */
