@@ -740,10 +740,10 @@ static inline redisReply *th_redis_cmd(fm_redis *c, int argc, const char **argv)
     return reply;
 }
 
-/* Runs argv on th_r and returns its integer reply (which it must be). */
-static inline long long th_redis_int(int argc, const char **argv)
+/* Runs argv on c and returns its integer reply (which it must be). */
+static inline long long th_redis_int(fm_redis *c, int argc, const char **argv)
 {
-    redisReply *reply = th_redis_cmd(th_r, argc, argv);
+    redisReply *reply = th_redis_cmd(c, argc, argv);
     long long v;
 
     ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
@@ -752,20 +752,15 @@ static inline long long th_redis_int(int argc, const char **argv)
     return v;
 }
 
-/* Calls of Redis command cmd so far ("evalsha", "pttl"), from INFO commandstats; 0 if never. */
-static inline long long th_redis_calls(const char *cmd)
+/* Calls of Redis command cmd on c's server so far ("evalsha", "pttl"), from INFO commandstats. */
+static inline long long th_redis_calls(fm_redis *c, const char *cmd)
 {
     const char *argv[] = {"INFO", "commandstats"};
-    redisReply *reply = th_redis_cmd(th_r, 2, argv);
-    char needle[64];
-    const char *p;
-    long long n = 0;
+    redisReply *reply = th_redis_cmd(c, 2, argv);
+    long long n;
 
     ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    (void)snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
-    p = strstr(reply->str, needle);
-    if (p != NULL)
-        n = strtoll(p + strlen(needle), NULL, 10);
+    n = th_cmdstat_calls(reply->str, cmd);
     freeReplyObject(reply);
     return n;
 }

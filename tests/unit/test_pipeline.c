@@ -417,20 +417,6 @@ static long long bucket_keys(void)
     return n;
 }
 
-/* Calls of Redis command name so far (INFO commandstats on the pipeline's server). */
-static long long calls(const char *name)
-{
-    const char *info[] = {"INFO", "commandstats"};
-    redisReply *reply = fm_redis_argv(redis, 2, info, NULL);
-    long long n;
-
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    n = th_cmdstat_calls(reply->str, name);
-    freeReplyObject(reply);
-    return n;
-}
-
 /* The whole answer (status, headers, body) as text, to compare two answers byte for byte. */
 static void answer_text(char *out, size_t cap)
 {
@@ -1034,16 +1020,16 @@ START_TEST(known_client_passes_block)
     /* A valid key never used from here and a wrong one: the same answer, the same record, the same
      * work. */
     req.x_api_key = K_ROOT;
-    exists = calls("exists");
+    exists = th_redis_calls(redis, "exists");
     run_in(&e, &req);
-    ck_assert_int_eq(calls("exists"), exists + 1);
+    ck_assert_int_eq(th_redis_calls(redis, "exists"), exists + 1);
     answer_text(valid, sizeof(valid));
     audit_text(valid_audit, sizeof(valid_audit));
     expect_error(429, "RATE_LIMITED", TRACE);
     expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
     req.x_api_key = "no-such-key-at-all";
     run_in(&e, &req);
-    ck_assert_int_eq(calls("exists"), exists + 2);
+    ck_assert_int_eq(th_redis_calls(redis, "exists"), exists + 2);
     answer_text(invalid, sizeof(invalid));
     audit_text(invalid_audit, sizeof(invalid_audit));
     ck_assert_str_eq(valid, invalid);
@@ -1088,7 +1074,8 @@ END_TEST
 START_TEST(unblocked_redis_cost)
 {
     fm_request req = request("GET", "/v1/whoami", K_ALICE);
-    long long pttl = calls("pttl"), set = calls("set"), exists = calls("exists");
+    long long pttl = th_redis_calls(redis, "pttl"), set = th_redis_calls(redis, "set"),
+              exists = th_redis_calls(redis, "exists");
 
     req.remote_addr = "10.8.8.8";
     for (int i = 0; i < 20; i++) {
@@ -1100,9 +1087,12 @@ START_TEST(unblocked_redis_cost)
         run(&req);
         ck_assert_int_eq(resp.status, 200);
     }
-    ck_assert_int_le(calls("pttl"), pttl + 2); /* once per FM_BF_RECHECK_MS, as before */
-    ck_assert_int_eq(calls("set"), set + 2);   /* alice and root became known, once each */
-    ck_assert_int_eq(calls("exists"), exists); /* known-ness is asked only while blocked */
+    ck_assert_int_le(th_redis_calls(redis, "pttl"),
+                     pttl + 2); /* once per FM_BF_RECHECK_MS, as before */
+    ck_assert_int_eq(th_redis_calls(redis, "set"),
+                     set + 2); /* alice and root became known, once each */
+    ck_assert_int_eq(th_redis_calls(redis, "exists"),
+                     exists); /* known-ness is asked only while blocked */
 }
 END_TEST
 
@@ -1166,8 +1156,8 @@ START_TEST(anonymous_flood_throttled)
                                "many requests without a key"),
                      1);
     /* Past the bound: 429 at the guard, no key check, no log line, no Redis call (cached). */
-    evalsha = calls("evalsha");
-    pttl = calls("pttl");
+    evalsha = th_redis_calls(redis, "evalsha");
+    pttl = th_redis_calls(redis, "pttl");
     for (int i = 0; i < 5; i++) {
         run_in(&e, &req);
         expect_error(429, "RATE_LIMITED", TRACE);
@@ -1175,8 +1165,8 @@ START_TEST(anonymous_flood_throttled)
         ck_assert_int_ge(atoi(header("Retry-After")), 59);
         expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
     }
-    ck_assert_int_eq(calls("evalsha"), evalsha);
-    ck_assert_int_eq(calls("pttl"), pttl);
+    ck_assert_int_eq(th_redis_calls(redis, "evalsha"), evalsha);
+    ck_assert_int_eq(th_redis_calls(redis, "pttl"), pttl);
     ck_assert_int_eq(log_count("authentication failed: reason=missing_key"), 4);
     /* Wrong keys are refused the same way; a known client still gets in. */
     req.x_api_key = "no-such-key-at-all";
