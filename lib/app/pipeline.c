@@ -150,10 +150,10 @@ typedef struct req_state {
     fm_bf_addr guard_addr; /* the same, as the brute-force guard keys it */
     const fm_route *route; /* set by step_route */
     bool routed;           /* step_route ran: found is its answer */
-    fm_route_found found;
-    int64_t now_ms;    /* CLOCK_MONOTONIC, once per request */
-    bool redis_failed; /* a Redis call of this request failed: do not wait on it again */
-    bool auth_done;    /* auth holds the key check's answer (see authenticate) */
+    fm_route_found found;  /* the route table read once (fm_route_find), by step_route or later */
+    int64_t now_ms;        /* CLOCK_MONOTONIC, once per request */
+    bool redis_failed;     /* a Redis call of this request failed: do not wait on it again */
+    bool auth_done;        /* auth holds the key check's answer (see authenticate) */
 } req_state;
 
 typedef enum step_rc { STEP_NEXT, STEP_DONE } step_rc;
