@@ -21,6 +21,7 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "route.h"
 #include <sodium.h>
 
 /* Who and why, carried from the steps to the audit record. */
@@ -107,45 +108,13 @@ static void make_trace_id(const fm_request *req, char out[FM_TRACE_ID_MAX + 1])
     sodium_bin2hex(out, FM_TRACE_ID_MAX + 1, rnd, sizeof(rnd));
 }
 
-bool fm_pipeline_route_match(const char *pattern, const char *path,
-                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX], const char **tail)
-{
-    size_t np = 0;
-
-    while (*pattern != '\0' && *path != '\0') {
-        if (*pattern == '{') {
-            const char *close = strchr(pattern, '}');
-            size_t n = strcspn(path, "/");
-            if (close != NULL && close[-1] == '*' && close[1] == '\0') {
-                if (tail != NULL)
-                    *tail = path;
-                return true; /* *path != '\0': the rest is not empty */
-            }
-            if (close == NULL || n == 0 || n >= FM_PATH_PARAM_MAX || np >= FM_ROUTE_MAX_PARAMS)
-                return false;
-            memcpy(params[np], path, n);
-            params[np++][n] = '\0';
-            pattern = close + 1;
-            path += n;
-            continue;
-        }
-        if (*pattern++ != *path++)
-            return false;
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
 bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *method,
                          const char *path)
 {
-    char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
+    fm_route_found found;
 
-    for (size_t i = 0; i < nroutes; i++)
-        if ((routes[i].flags & FM_ROUTE_STREAM_BODY) != 0 &&
-            strcmp(routes[i].method, method) == 0 &&
-            fm_pipeline_route_match(routes[i].pattern, path, params, NULL))
-            return true;
-    return false;
+    fm_route_find(routes, nroutes, method, path, &found);
+    return found.route != NULL && (found.route->flags & FM_ROUTE_STREAM_BODY) != 0;
 }
 
 /* host: the client address, parsed once (NULL when it is not an IP literal). */
@@ -180,6 +149,8 @@ typedef struct req_state {
     const fm_cidr *host;   /* the client address, parsed once; NULL: not an IP literal */
     fm_bf_addr guard_addr; /* the same, as the brute-force guard keys it */
     const fm_route *route; /* set by step_route */
+    bool routed;           /* step_route ran: found is its answer */
+    fm_route_found found;  /* the route table read once (fm_route_find), by step_route or later */
     int64_t now_ms;        /* CLOCK_MONOTONIC, once per request */
     bool redis_failed;     /* a Redis call of this request failed: do not wait on it again */
     bool auth_done;        /* auth holds the key check's answer (see authenticate) */
@@ -485,37 +456,23 @@ static step_rc step_rate_limit(req_state *st)
     return STEP_NEXT;
 }
 
-static bool method_matches(const char *route_method, const char *method)
-{
-    return strcmp(route_method, method) == 0 ||
-           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
-}
-
 /* 404 when no pattern matches the path, 405 with Allow when only the method is wrong. */
 static step_rc step_route(req_state *st)
 {
     const fm_request *req = st->call->req;
-    char allow[64] = "";
-    bool path_matched = false;
+    const fm_route_found *f = &st->found;
 
-    for (size_t i = 0; i < st->nroutes; i++) {
-        const fm_route *r = &st->routes[i];
-
-        st->call->tail = NULL;
-        if (!fm_pipeline_route_match(r->pattern, req->path, st->call->params, &st->call->tail))
-            continue;
-        path_matched = true;
-        if (method_matches(r->method, req->method)) {
-            st->route = r;
-            return STEP_NEXT;
-        }
-        if (strstr(allow, r->method) == NULL)
-            (void)snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-                           allow[0] ? ", " : "", r->method);
+    fm_route_find(st->routes, st->nroutes, req->method, req->path, &st->found);
+    st->routed = true;
+    if (f->route != NULL) {
+        st->route = f->route;
+        memcpy(st->call->params, f->params, sizeof(st->call->params));
+        st->call->tail = f->tail;
+        return STEP_NEXT;
     }
-    if (!path_matched)
+    if (f->first == st->nroutes)
         return refuse(st, "no_route", 404, "NOT_FOUND", "not found");
-    (void)fm_response_header(st->resp, "Allow: %s", allow);
+    (void)fm_response_header(st->resp, "Allow: %s", f->allow);
     return refuse(st, "method_not_allowed", 405, "METHOD_NOT_ALLOWED", "method not allowed");
 }
 
@@ -757,16 +714,15 @@ fm_err fm_pipeline_delivery_end(const fm_env *env, const fm_delivery *d, uint64_
  * request refused before routing (or a 405) the first pattern its path
  * matches; nroutes ("unmatched") when none does. Never the path itself.
  */
-static size_t metrics_route(const req_state *st)
+static size_t metrics_route(req_state *st)
 {
-    char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
+    const fm_request *req = st->call->req;
 
     if (st->route != NULL)
         return (size_t)(st->route - st->routes);
-    for (size_t i = 0; i < st->nroutes; i++)
-        if (fm_pipeline_route_match(st->routes[i].pattern, st->call->req->path, params, NULL))
-            return i;
-    return st->nroutes;
+    if (!st->routed) /* refused before routing: the table is read here, once */
+        fm_route_find(st->routes, st->nroutes, req->method, req->path, &st->found);
+    return st->found.first;
 }
 
 void fm_pipeline_run(const fm_env *env, const fm_route *routes, size_t nroutes,

@@ -193,22 +193,10 @@ typedef struct fm_route {
 } fm_route;
 
 /*
- * fm_pipeline_route_match - true when path matches pattern (fm_route.pattern:
- * literal bytes, and {name} for one non-empty segment of fewer than
- * FM_PATH_PARAM_MAX bytes, at most FM_ROUTE_MAX_PARAMS of them; a last
- * {name*} matches the non-empty rest of the path, '/' included, and is not
- * copied: *tail points to it in path, when tail is not NULL); the segments
- * are copied, NUL-terminated, into params in order. params may be partly
- * written when false is returned. Step 6 uses it; public for the fuzz target.
- */
-bool fm_pipeline_route_match(const char *pattern, const char *path,
-                             char params[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX],
-                             const char **tail);
-
-/*
  * fm_pipeline_streams - whether the route of method and path (as step 6
- * would find it in routes) is flagged FM_ROUTE_STREAM_BODY: the worker then
- * leaves the body to the handler instead of reading it first.
+ * finds it in routes: fm_route_find, route.h) is flagged
+ * FM_ROUTE_STREAM_BODY: the worker then leaves the body to the handler
+ * instead of reading it first.
  */
 bool fm_pipeline_streams(const fm_route *routes, size_t nroutes, const char *method,
                          const char *path);

@@ -134,17 +134,30 @@ fm_err fm_wsconn_register(const fm_wsconn_store *s, const fm_wsconn *c)
     return rc;
 }
 
+/*
+ * What a read of connection id starts with: *out empty but for the id,
+ * *found false, the two hashes' keys. FM_EINVAL when id is no connection id
+ * or a key does not fit.
+ */
+static fm_err read_begin(const fm_wsconn_store *s, const char *id, fm_wsconn *out, bool *found,
+                         char open[FM_REDIS_KEY_MAX], char closing[FM_REDIS_KEY_MAX])
+{
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    if (!id_ok(id) || keys(s, open, closing) != FM_OK)
+        return FM_EINVAL;
+    memcpy(out->id, id, FM_WSCONN_ID_SIZE);
+    return FM_OK;
+}
+
 fm_err fm_wsconn_end(const fm_wsconn_store *s, const char *id, fm_wsconn *out, bool *found)
 {
     char open[FM_REDIS_KEY_MAX], closing[FM_REDIS_KEY_MAX];
     redisReply *reply;
     fm_err rc = FM_EREDIS;
 
-    memset(out, 0, sizeof(*out));
-    *found = false;
-    if (!id_ok(id) || keys(s, open, closing) != FM_OK)
+    if (read_begin(s, id, out, found, open, closing) != FM_OK)
         return FM_EINVAL;
-    memcpy(out->id, id, FM_WSCONN_ID_SIZE);
     {
         const char *argv[] = {open, closing, id};
         reply = fm_redis_eval(s->redis, &fm_wsconn_end_script, 2, 3, argv);
@@ -169,11 +182,8 @@ fm_err fm_wsconn_get(const fm_wsconn_store *s, const char *id, fm_wsconn *out, b
     redisReply *reply;
     fm_err rc = FM_EREDIS;
 
-    memset(out, 0, sizeof(*out));
-    *found = false;
-    if (!id_ok(id) || keys(s, open, closing) != FM_OK)
+    if (read_begin(s, id, out, found, open, closing) != FM_OK)
         return FM_EINVAL;
-    memcpy(out->id, id, FM_WSCONN_ID_SIZE);
     {
         const char *argv[] = {"HGET", open, id};
         reply = fm_redis_argv(s->redis, 3, argv, NULL);

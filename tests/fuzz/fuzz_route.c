@@ -1,6 +1,6 @@
 /*
  * fuzz_route.c - libFuzzer target for request path routing
- * (fm_pipeline_route_match, lib/app/pipeline.c) over the real route table
+ * (fm_route_match, lib/app/route.c) over the real route table
  * (fcgi-app/routes.c). The path is DOCUMENT_URI, which nginx has decoded: any
  * bytes but NUL.
  *
@@ -12,7 +12,7 @@
  */
 #include "app.h"
 #include "fuzz.h"
-#include "pipeline.h"
+#include "route.h"
 
 /* Segment i of s (split at '/') into *seg, *n; false when s has fewer segments. */
 static bool segment(const char *s, size_t i, const char **seg, size_t *n)
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char got[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
         char want[FM_ROUTE_MAX_PARAMS][FM_PATH_PARAM_MAX];
         const char *pattern = fm_app_routes[i].pattern, *tail = NULL, *want_tail;
-        bool m = fm_pipeline_route_match(pattern, path, got, &tail);
+        bool m = fm_route_match(pattern, path, got, &tail);
 
         if (m != ref_match(pattern, path, want, &want_tail))
             fuzz_fail("route: %s matches \"%s\": %d, the reference says %d", pattern, path, m, !m);

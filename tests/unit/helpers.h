@@ -200,6 +200,28 @@ static inline char *th_last_line(const char *path)
         return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;                                          \
     }
 
+/*
+ * th_tcase - add to s a test case named name: the checked fixture setup and
+ * teardown around each of its tests (both NULL: none), then the n tests of
+ * tests (START_TEST names), in order. TH_TCASE(s, name, setup, teardown,
+ * test...) counts them.
+ */
+static inline void th_tcase(Suite *s, const char *name, SFun setup, SFun teardown,
+                            const TTest *const *tests, size_t n)
+{
+    TCase *tc = tcase_create(name);
+
+    if (setup != NULL || teardown != NULL)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    for (size_t i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+}
+
+#define TH_TCASE(s, name, setup, teardown, ...)                                                    \
+    th_tcase((s), (name), (setup), (teardown), (const TTest *const[]){__VA_ARGS__},                \
+             sizeof((const TTest *const[]){__VA_ARGS__}) / sizeof(const TTest *))
+
 /* ---- hex ----------------------------------------------------------------------- */
 
 /* True when s is exactly n characters of [0-9a-f]. */
@@ -718,10 +740,10 @@ static inline redisReply *th_redis_cmd(fm_redis *c, int argc, const char **argv)
     return reply;
 }
 
-/* Runs argv on th_r and returns its integer reply (which it must be). */
-static inline long long th_redis_int(int argc, const char **argv)
+/* Runs argv on c and returns its integer reply (which it must be). */
+static inline long long th_redis_int(fm_redis *c, int argc, const char **argv)
 {
-    redisReply *reply = th_redis_cmd(th_r, argc, argv);
+    redisReply *reply = th_redis_cmd(c, argc, argv);
     long long v;
 
     ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
@@ -730,20 +752,15 @@ static inline long long th_redis_int(int argc, const char **argv)
     return v;
 }
 
-/* Calls of Redis command cmd so far ("evalsha", "pttl"), from INFO commandstats; 0 if never. */
-static inline long long th_redis_calls(const char *cmd)
+/* Calls of Redis command cmd on c's server so far ("evalsha", "pttl"), from INFO commandstats. */
+static inline long long th_redis_calls(fm_redis *c, const char *cmd)
 {
     const char *argv[] = {"INFO", "commandstats"};
-    redisReply *reply = th_redis_cmd(th_r, 2, argv);
-    char needle[64];
-    const char *p;
-    long long n = 0;
+    redisReply *reply = th_redis_cmd(c, 2, argv);
+    long long n;
 
     ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    (void)snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
-    p = strstr(reply->str, needle);
-    if (p != NULL)
-        n = strtoll(p + strlen(needle), NULL, 10);
+    n = th_cmdstat_calls(reply->str, cmd);
     freeReplyObject(reply);
     return n;
 }

@@ -114,7 +114,7 @@ static fm_err bf_remember(const char *addr, const char *key_id, int64_t t)
 static long long ttl_of(const char *key)
 {
     const char *argv[] = {"PTTL", key};
-    return th_redis_int(2, argv);
+    return th_redis_int(th_r, 2, argv);
 }
 
 static long long count_of(const char *key)
@@ -152,16 +152,16 @@ START_TEST(counts_then_blocks)
     ck_assert_int_le(t, 5000);
 
     /* Known blocked in this worker: for FM_BF_RECHECK_MS no Redis call. */
-    long long pttl = th_redis_calls("pttl");
+    long long pttl = th_redis_calls(th_r, "pttl");
     ck_assert_int_eq(bf_check("192.0.2.1", 10, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
     ck_assert_int_eq(bf_check("192.0.2.1", 999, &secs), BLOCKED);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl);
     /* After that Redis is asked again, so an operator's unblock shows within a second. */
     ck_assert_int_eq(bf_check("192.0.2.1", 1000, &secs), BLOCKED);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 1);
     const char *unblock[] = {"DEL", "bf:authblock:192.0.2.1"};
-    ck_assert_int_eq(th_redis_int(2, unblock), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 2, unblock), 1);
     ck_assert_int_eq(bf_check("192.0.2.1", 1500, &secs), BLOCKED); /* still cached */
     ck_assert_int_eq(bf_check("192.0.2.1", 2000, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
@@ -198,7 +198,7 @@ START_TEST(block_ends)
     ck_assert_int_eq(bf_check("192.0.2.3", 999, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 5);
     /* The block ends in Redis: the next time this worker asks, Redis says clean. */
-    ck_assert_int_eq(th_redis_int(3, shorten), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 3, shorten), 1);
     th_sleep_ms(40);
     ck_assert_int_eq(bf_check("192.0.2.3", 1000, &secs), CLEAN);
     ck_assert_uint_eq(secs, 0);
@@ -217,7 +217,7 @@ START_TEST(window_ends)
 
     ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
     ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_int(3, shorten), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 3, shorten), 1);
     th_sleep_ms(40);
     /* A new window: counting starts again at 1, with a fresh TTL. */
     ck_assert_int_eq(bf_fail("192.0.2.4", 0, &secs), CLEAN);
@@ -251,13 +251,13 @@ START_TEST(block_set_elsewhere_seen_within_a_second)
     ck_assert_int_eq(bf_check("192.0.2.6", 1000, &secs), CLEAN);
     /* Another worker blocks the address. */
     freeReplyObject(th_redis_cmd(th_r, 5, block));
-    pttl = th_redis_calls("pttl");
+    pttl = th_redis_calls(th_r, "pttl");
     ck_assert_int_eq(bf_check("192.0.2.6", 1500, &secs), CLEAN); /* the documented lag */
     ck_assert_int_eq(bf_check("192.0.2.6", 1999, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl);
     ck_assert_int_eq(bf_check("192.0.2.6", 2000, &secs), BLOCKED);
     ck_assert_uint_eq(secs, 60);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 1);
 }
 END_TEST
 
@@ -292,10 +292,10 @@ START_TEST(addresses_normalised)
     ck_assert_int_eq(count_of("bf:authfail:2001:db8::/64"), 2);
 
     /* Not an address: never counted, never blocked. */
-    ck_assert_int_eq(th_redis_int(1, dbsize), 3);
+    ck_assert_int_eq(th_redis_int(th_r, 1, dbsize), 3);
     ck_assert_int_eq(bf_fail("2001:db8:0:1::1", 0, &secs), CLEAN);
     ck_assert_int_eq(count_of("bf:authfail:2001:db8:0:1::/64"), 1);
-    ck_assert_int_eq(th_redis_int(1, dbsize), 4);
+    ck_assert_int_eq(th_redis_int(th_r, 1, dbsize), 4);
     const char *odd[] = {"",      "localhost",    "198.51.100.7 ",   "1.2.3", "2001:db8::1%eth0",
                          "unix:", "2001:db8::zz", "::ffff:1.2.3.4.5"};
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
@@ -303,20 +303,20 @@ START_TEST(addresses_normalised)
         ck_assert_int_eq(bf_check(odd[i], 0, &secs), CLEAN);
     }
     ck_assert_int_eq(bf_check(NULL, 0, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_int(1, dbsize), 4);
+    ck_assert_int_eq(th_redis_int(th_r, 1, dbsize), 4);
 }
 END_TEST
 
 START_TEST(clean_cached_for_a_second)
 {
-    long long pttl = th_redis_calls("pttl");
+    long long pttl = th_redis_calls(th_r, "pttl");
     uint32_t secs;
 
     ck_assert_int_eq(bf_check("192.0.2.8", 0, &secs), CLEAN);
     ck_assert_int_eq(bf_check("192.0.2.8", 999, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 1);
     ck_assert_int_eq(bf_check("192.0.2.8", FM_BF_RECHECK_MS, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 2);
 }
 END_TEST
 
@@ -330,17 +330,17 @@ START_TEST(cache_is_bounded_lru)
         (void)snprintf(addr, sizeof(addr), "10.0.%d.%d", i / 256, i % 256);
         ck_assert_int_eq(bf_check(addr, 0, &secs), CLEAN);
     }
-    pttl = th_redis_calls("pttl");
+    pttl = th_redis_calls(th_r, "pttl");
     /* All remembered; 10.0.0.0 becomes the most recent. */
     ck_assert_int_eq(bf_check("10.0.0.0", 1, &secs), CLEAN);
     ck_assert_int_eq(bf_check("10.0.3.255", 1, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl);
     /* One more pushes out the least recently used, 10.0.0.1. */
     ck_assert_int_eq(bf_check("10.1.0.0", 1, &secs), CLEAN);
     ck_assert_int_eq(bf_check("10.0.0.0", 2, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 1);
     ck_assert_int_eq(bf_check("10.0.0.1", 2, &secs), CLEAN);
-    ck_assert_int_eq(th_redis_calls("pttl"), pttl + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "pttl"), pttl + 2);
 }
 END_TEST
 
@@ -453,28 +453,28 @@ END_TEST
 
 START_TEST(known_clients)
 {
-    long long set0 = th_redis_calls("set"), exists0 = th_redis_calls("exists");
+    long long set0 = th_redis_calls(th_r, "set"), exists0 = th_redis_calls(th_r, "exists");
 
     /* Nothing is known before a success. */
     ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 0), CLEAN);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0 + 1);
     /* A no is not cached: a stream of guesses cannot fill the cache. */
     ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 1), CLEAN);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0 + 2);
 
     /* A success is written once, with known_days to live ... */
     ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100), FM_OK);
-    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "set"), set0 + 1);
     ck_assert_int_gt(ttl_of("bf:authknown:192.0.2.30:0123456789ab"), 2LL * 86400 * 1000 - 5000);
     /* ... and again only after FM_BF_KNOWN_REFRESH_MS: later successes cost no Redis call. */
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100 + i * 1000), FM_OK);
-    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "set"), set0 + 1);
     ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 200), BLOCKED);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0 + 2);
     ck_assert_int_eq(bf_remember("192.0.2.30", "0123456789ab", 100 + FM_BF_KNOWN_REFRESH_MS),
                      FM_OK);
-    ck_assert_int_eq(th_redis_calls("set"), set0 + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "set"), set0 + 2);
 
     /* Per (address, key): another key, or another address, is not known. */
     ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ac", 200), CLEAN);
@@ -483,21 +483,21 @@ START_TEST(known_clients)
     /* Another worker's success is found in Redis (one EXISTS), then cached. */
     const char *other[] = {"SET", "bf:authknown:192.0.2.31:00000000000f", "1", "EX", "60"};
     freeReplyObject(th_redis_cmd(th_r, 5, other));
-    exists0 = th_redis_calls("exists");
+    exists0 = th_redis_calls(th_r, "exists");
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300), BLOCKED);
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 400), BLOCKED);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0 + 1);
     /* ... for FM_BF_RECHECK_MS only: an operator's DEL shows within a second. */
     const char *forget[] = {"DEL", "bf:authknown:192.0.2.31:00000000000f"};
-    ck_assert_int_eq(th_redis_int(2, forget), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 2, forget), 1);
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 300 + FM_BF_RECHECK_MS), CLEAN);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0 + 2);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0 + 2);
     /* Learnt from Redis, not written here: a success here writes it (renewing its life). */
     freeReplyObject(th_redis_cmd(th_r, 5, other));
     ck_assert_int_eq(bf_known("192.0.2.31", "00000000000f", 2000), BLOCKED);
-    set0 = th_redis_calls("set");
+    set0 = th_redis_calls(th_r, "set");
     ck_assert_int_eq(bf_remember("192.0.2.31", "00000000000f", 2000), FM_OK);
-    ck_assert_int_eq(th_redis_calls("set"), set0 + 1);
+    ck_assert_int_eq(th_redis_calls(th_r, "set"), set0 + 1);
     ck_assert_int_gt(ttl_of("bf:authknown:192.0.2.31:00000000000f"), 60000);
 
     /* IPv6 by its /64; IPv4-mapped as IPv4. */
@@ -507,8 +507,8 @@ START_TEST(known_clients)
     ck_assert_int_eq(bf_known("::ffff:192.0.2.30", "0123456789ab", 0), BLOCKED);
 
     /* Not a fingerprint: refused, nothing asked or written. */
-    set0 = th_redis_calls("set");
-    exists0 = th_redis_calls("exists");
+    set0 = th_redis_calls(th_r, "set");
+    exists0 = th_redis_calls(th_r, "exists");
     const char *bad[] = {"", "0123456789AB", "01234567 9ab", "0123456789abcdef0", "x:y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bool known = true;
@@ -525,8 +525,8 @@ START_TEST(known_clients)
     cfg.rate_limit.auth_failures.known_days = 0;
     ck_assert_int_eq(bf_remember("192.0.2.32", "0123456789ab", 0), FM_OK);
     ck_assert_int_eq(bf_known("192.0.2.30", "0123456789ab", 0), CLEAN);
-    ck_assert_int_eq(th_redis_calls("set"), set0);
-    ck_assert_int_eq(th_redis_calls("exists"), exists0);
+    ck_assert_int_eq(th_redis_calls(th_r, "set"), set0);
+    ck_assert_int_eq(th_redis_calls(th_r, "exists"), exists0);
 
     /* Redis down: not known (the block stays), and the error says so. */
     cfg.rate_limit.auth_failures.known_days = 2;

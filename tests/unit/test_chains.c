@@ -127,13 +127,9 @@ END_TEST
 static Suite *chains_suite(void)
 {
     Suite *s = suite_create("chains");
-    TCase *tc = tcase_create("chains");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, reload_onto_another_file_continues_that_files_chain);
-    tcase_add_test(tc, shared_while_in_use_released_after);
-    tcase_add_test(tc, a_file_that_ends_in_no_record_is_refused);
-    suite_add_tcase(s, tc);
+    TH_TCASE(s, "chains", setup, teardown, reload_onto_another_file_continues_that_files_chain,
+             shared_while_in_use_released_after, a_file_that_ends_in_no_record_is_refused);
     return s;
 }
 

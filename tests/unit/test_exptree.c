@@ -1,5 +1,5 @@
 /*
- * test_exptree.c - one user's experiment tree (lib/store/exptree.c): modes,
+ * test_exptree.c - one user's experiment tree (lib/store/exptree.c, exptree_read.c): modes,
  * the write protocol (an upload is invisible until commit; settle keeps it,
  * undo restores what was there), preconditions, quotas, deletes, listings
  * that skip what a shell user planted, the cached ETag, the directories

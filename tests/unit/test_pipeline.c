@@ -435,20 +435,6 @@ static long long bucket_keys(void)
     return n;
 }
 
-/* Calls of Redis command name so far (INFO commandstats on the pipeline's server). */
-static long long calls(const char *name)
-{
-    const char *info[] = {"INFO", "commandstats"};
-    redisReply *reply = fm_redis_argv(redis, 2, info, NULL);
-    long long n;
-
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    n = th_cmdstat_calls(reply->str, name);
-    freeReplyObject(reply);
-    return n;
-}
-
 /* The whole answer (status, headers, body) as text, to compare two answers byte for byte. */
 static void answer_text(char *out, size_t cap)
 {
@@ -684,46 +670,36 @@ START_TEST(method_not_allowed)
 }
 END_TEST
 
-START_TEST(body_too_large)
+/*
+ * A body over the limit, shorter than its CONTENT_LENGTH (even a valid JSON
+ * prefix) or cut off because it came too slowly (408, not a bad request)
+ * never reaches a handler.
+ */
+static const struct body_case {
+    const char *body;
+    bool too_large, incomplete, slow;
+    int status;
+    const char *code, *reason;
+} body_cases[] = {
+    {NULL, true, false, false, 413, "PAYLOAD_TOO_LARGE", "body_too_large"},
+    {"{}", false, true, false, 400, "BAD_REQUEST", "body_incomplete"},
+    {"{", false, true, true, 408, "REQUEST_TIMEOUT", "body_too_slow"},
+};
+
+START_TEST(body_refused)
 {
+    const struct body_case *c = &body_cases[_i];
     fm_request req = request("POST", "/v1/tasks", K_ALICE);
 
-    req.body_too_large = true;
+    req.body = c->body;
+    req.body_len = c->body != NULL ? strlen(c->body) : 0;
+    req.body_too_large = c->too_large;
+    req.body_incomplete = c->incomplete;
+    req.body_slow = c->slow;
     run(&req);
-    expect_error(413, "PAYLOAD_TOO_LARGE", TRACE);
+    expect_error(c->status, c->code, TRACE);
     ck_assert_int_eq(ran.count, 0);
-    expect_audit(413, "body_too_large", "alice", 1, &req, TRACE);
-}
-END_TEST
-
-/* A body shorter than its CONTENT_LENGTH never reaches a handler, even a valid JSON prefix. */
-START_TEST(body_incomplete)
-{
-    fm_request req = request("POST", "/v1/tasks", K_ALICE);
-
-    req.body = "{}";
-    req.body_len = 2;
-    req.body_incomplete = true;
-    run(&req);
-    expect_error(400, "BAD_REQUEST", TRACE);
-    ck_assert_int_eq(ran.count, 0);
-    expect_audit(400, "body_incomplete", "alice", 1, &req, TRACE);
-}
-END_TEST
-
-/* A body cut off because it came too slowly is 408, not a bad request, and reaches no handler. */
-START_TEST(body_too_slow)
-{
-    fm_request req = request("POST", "/v1/tasks", K_ALICE);
-
-    req.body = "{";
-    req.body_len = 1;
-    req.body_incomplete = true;
-    req.body_slow = true;
-    run(&req);
-    expect_error(408, "REQUEST_TIMEOUT", TRACE);
-    ck_assert_int_eq(ran.count, 0);
-    expect_audit(408, "body_too_slow", "alice", 1, &req, TRACE);
+    expect_audit(c->status, c->reason, "alice", 1, &req, TRACE);
 }
 END_TEST
 
@@ -1062,16 +1038,16 @@ START_TEST(known_client_passes_block)
     /* A valid key never used from here and a wrong one: the same answer, the same record, the same
      * work. */
     req.x_api_key = K_ROOT;
-    exists = calls("exists");
+    exists = th_redis_calls(redis, "exists");
     run_in(&e, &req);
-    ck_assert_int_eq(calls("exists"), exists + 1);
+    ck_assert_int_eq(th_redis_calls(redis, "exists"), exists + 1);
     answer_text(valid, sizeof(valid));
     audit_text(valid_audit, sizeof(valid_audit));
     expect_error(429, "RATE_LIMITED", TRACE);
     expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
     req.x_api_key = "no-such-key-at-all";
     run_in(&e, &req);
-    ck_assert_int_eq(calls("exists"), exists + 2);
+    ck_assert_int_eq(th_redis_calls(redis, "exists"), exists + 2);
     answer_text(invalid, sizeof(invalid));
     audit_text(invalid_audit, sizeof(invalid_audit));
     ck_assert_str_eq(valid, invalid);
@@ -1116,7 +1092,8 @@ END_TEST
 START_TEST(unblocked_redis_cost)
 {
     fm_request req = request("GET", "/v1/whoami", K_ALICE);
-    long long pttl = calls("pttl"), set = calls("set"), exists = calls("exists");
+    long long pttl = th_redis_calls(redis, "pttl"), set = th_redis_calls(redis, "set"),
+              exists = th_redis_calls(redis, "exists");
 
     req.remote_addr = "10.8.8.8";
     for (int i = 0; i < 20; i++) {
@@ -1128,9 +1105,12 @@ START_TEST(unblocked_redis_cost)
         run(&req);
         ck_assert_int_eq(resp.status, 200);
     }
-    ck_assert_int_le(calls("pttl"), pttl + 2); /* once per FM_BF_RECHECK_MS, as before */
-    ck_assert_int_eq(calls("set"), set + 2);   /* alice and root became known, once each */
-    ck_assert_int_eq(calls("exists"), exists); /* known-ness is asked only while blocked */
+    ck_assert_int_le(th_redis_calls(redis, "pttl"),
+                     pttl + 2); /* once per FM_BF_RECHECK_MS, as before */
+    ck_assert_int_eq(th_redis_calls(redis, "set"),
+                     set + 2); /* alice and root became known, once each */
+    ck_assert_int_eq(th_redis_calls(redis, "exists"),
+                     exists); /* known-ness is asked only while blocked */
 }
 END_TEST
 
@@ -1194,8 +1174,8 @@ START_TEST(anonymous_flood_throttled)
                                "many requests without a key"),
                      1);
     /* Past the bound: 429 at the guard, no key check, no log line, no Redis call (cached). */
-    evalsha = calls("evalsha");
-    pttl = calls("pttl");
+    evalsha = th_redis_calls(redis, "evalsha");
+    pttl = th_redis_calls(redis, "pttl");
     for (int i = 0; i < 5; i++) {
         run_in(&e, &req);
         expect_error(429, "RATE_LIMITED", TRACE);
@@ -1203,8 +1183,8 @@ START_TEST(anonymous_flood_throttled)
         ck_assert_int_ge(atoi(header("Retry-After")), 59);
         expect_audit(429, "ip_blocked", NULL, 0, &req, TRACE);
     }
-    ck_assert_int_eq(calls("evalsha"), evalsha);
-    ck_assert_int_eq(calls("pttl"), pttl);
+    ck_assert_int_eq(th_redis_calls(redis, "evalsha"), evalsha);
+    ck_assert_int_eq(th_redis_calls(redis, "pttl"), pttl);
     ck_assert_int_eq(log_count("authentication failed: reason=missing_key"), 4);
     /* Wrong keys are refused the same way; a known client still gets in. */
     req.x_api_key = "no-such-key-at-all";
@@ -1657,9 +1637,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, rbac);
     tcase_add_test(tc, not_found);
     tcase_add_test(tc, method_not_allowed);
-    tcase_add_test(tc, body_too_large);
-    tcase_add_test(tc, body_incomplete);
-    tcase_add_test(tc, body_too_slow);
+    tcase_add_loop_test(tc, body_refused, 0, (int)(sizeof(body_cases) / sizeof(body_cases[0])));
     tcase_add_test(tc, query_only_where_read);
     tcase_add_test(tc, content_type);
     tcase_add_test(tc, rate_limited);

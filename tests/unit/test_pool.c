@@ -115,13 +115,9 @@ END_TEST
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
-    TCase *tc = tcase_create("pool");
 
-    tcase_add_test(tc, generations_alive_at_once_each_get_their_count);
-    tcase_add_test(tc, remove_by_pid);
-    tcase_add_test(tc, failed_spawn_is_reported_and_retried);
-    tcase_add_test(tc, add_grows);
-    suite_add_tcase(s, tc);
+    TH_TCASE(s, "pool", NULL, NULL, generations_alive_at_once_each_get_their_count, remove_by_pid,
+             failed_spawn_is_reported_and_retried, add_grows);
     return s;
 }
 

@@ -133,17 +133,17 @@ START_TEST(bucket_key_and_ttl)
     long long ttl;
 
     (void)take(PREFIX, "alice", 60, 5);
-    ck_assert_int_eq(th_redis_int(1, dbsize), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 1, dbsize), 1);
     /* tokens and ts; no reservation was recorded (one token granted). */
-    ck_assert_int_eq(th_redis_int(2, hlen), 2);
+    ck_assert_int_eq(th_redis_int(th_r, 2, hlen), 2);
     /* One token missing at 1/s refills in 1 s; the key lives 1 s past that. */
-    ttl = th_redis_int(2, pttl);
+    ttl = th_redis_int(th_r, 2, pttl);
     ck_assert_int_gt(ttl, 1000);
     ck_assert_int_le(ttl, 2000);
 
     for (int i = 0; i < 4; i++)
         (void)take(PREFIX, "alice", 60, 5);
-    ttl = th_redis_int(2, pttl);
+    ttl = th_redis_int(th_r, 2, pttl);
     ck_assert_int_gt(ttl, 5000);
     ck_assert_int_le(ttl, 6000);
 }
@@ -284,7 +284,7 @@ START_TEST(reservation_spent_locally)
 {
     /* Demand doubles the reservation: 1, 2, 4, then 8 (burst 40 / 4 workers = 10, capped at 8). */
     static const int redis_at[] = {1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
-    long long before = th_redis_calls("evalsha");
+    long long before = th_redis_calls(th_r, "evalsha");
     int64_t t = now_ms();
     fm_rl_result res;
 
@@ -297,7 +297,7 @@ START_TEST(reservation_spent_locally)
         /* 40 - remaining tokens at 1/s. */
         ck_assert_uint_eq(res.reset_s, 1 + i);
     }
-    ck_assert_int_eq(th_redis_calls("evalsha"), before + 4);
+    ck_assert_int_eq(th_redis_calls(th_r, "evalsha"), before + 4);
     /* The 16th needs Redis again: 25 left, 25 / 4 = 6 granted. */
     res = take_at("hana", 60, 40, WORKERS, t + 20);
     ck_assert(!res.local);
@@ -305,7 +305,7 @@ START_TEST(reservation_spent_locally)
     for (int i = 0; i < 5; i++)
         ck_assert(take_at("hana", 60, 40, WORKERS, t + 20).local);
     ck_assert(!take_at("hana", 60, 40, WORKERS, t + 20).local);
-    ck_assert_int_eq(th_redis_calls("evalsha"), before + 6);
+    ck_assert_int_eq(th_redis_calls(th_r, "evalsha"), before + 6);
 }
 END_TEST
 
@@ -363,7 +363,7 @@ START_TEST(small_burst_never_stranded)
      * then 1 each from 7 left: 16 EVALSHA for 40 tokens, none lost, and one
      * for the refusal.
      */
-    long long before = th_redis_calls("evalsha");
+    long long before = th_redis_calls(th_r, "evalsha");
     int64_t t = now_ms();
     int admitted = 0, single = 0;
 
@@ -373,7 +373,7 @@ START_TEST(small_burst_never_stranded)
         single = res.local ? 0 : single + 1;
     }
     ck_assert_int_eq(admitted, 40);
-    ck_assert_int_eq(th_redis_calls("evalsha"), before + 17);
+    ck_assert_int_eq(th_redis_calls(th_r, "evalsha"), before + 17);
     ck_assert_int_eq(single, 8);
 }
 END_TEST
@@ -590,7 +590,7 @@ static void hammer(uint32_t rpm, uint32_t burst, double min_fraction)
 {
     double start = th_now() + 0.2, end;
     long long admitted = 0, errors = 0, evals;
-    long long before = th_redis_calls("evalsha");
+    long long before = th_redis_calls(th_r, "evalsha");
     pid_t pids[NPROC];
     int fds[2];
 
@@ -614,7 +614,7 @@ static void hammer(uint32_t rpm, uint32_t burst, double min_fraction)
     end = th_now();
     (void)close(fds[0]);
     (void)close(fds[1]);
-    evals = th_redis_calls("evalsha") - before;
+    evals = th_redis_calls(th_r, "evalsha") - before;
 
     double bound = burst + rpm / 60.0 * (end - start);
     fprintf(stderr, "hammer rpm=%u burst=%u: admitted %lld in %.3f s, bound %.2f, %lld EVALSHA\n",

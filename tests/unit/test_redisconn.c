@@ -87,17 +87,6 @@ static double until_ok(fm_redis *h)
     return th_now() - t0;
 }
 
-static long long expect_integer(fm_redis *h, int argc, const char **argv)
-{
-    redisReply *reply = cmd(h, argc, argv);
-    long long v;
-
-    ck_assert_int_eq(reply->type, REDIS_REPLY_INTEGER);
-    v = reply->integer;
-    freeReplyObject(reply);
-    return v;
-}
-
 /* A key that does not fit FM_REDIS_KEY_MAX is refused, never cut. */
 START_TEST(key_bounds)
 {
@@ -324,7 +313,7 @@ START_TEST(restart_without_failed_call_in_between)
     th_redis_kill(&srv);
     th_redis_start(&srv);
     /* Not idempotent, and it runs exactly once. */
-    ck_assert_int_eq(expect_integer(r, 2, incr), 1);
+    ck_assert_int_eq(th_redis_int(r, 2, incr), 1);
     ck_assert_str_eq(fm_redis_errstr(r), "");
 
     th_redis_kill(&srv);
@@ -848,7 +837,7 @@ static void ping_then_incr_once(bool tcp, const char *const acts[2], long long w
     h = fake_handle();
     expect_status(h, 1, ping, "PONG");
     th_sleep_ms(50);
-    ck_assert_int_eq(expect_integer(h, 2, incr), want);
+    ck_assert_int_eq(th_redis_int(h, 2, incr), want);
     ck_assert_int_eq(fake_count("INCR"), 1);
     fm_redis_free(h);
     fake_stop();
@@ -893,7 +882,7 @@ START_TEST(lost_reply_not_retried)
     ck_assert_str_ne(fm_redis_errstr(h), "");
     ck_assert_int_eq(fake_count("INCR"), 1);
     /* The next call makes a fresh connection. */
-    ck_assert_int_eq(expect_integer(h, 2, incr), 1);
+    ck_assert_int_eq(th_redis_int(h, 2, incr), 1);
     ck_assert_int_eq(fake_count("INCR"), 2);
     fm_redis_free(h);
     fake_stop();
@@ -976,7 +965,7 @@ START_TEST(counter_across_calls)
     const char *incr[] = {"INCR", "n"};
 
     for (long long i = 1; i <= 5; i++)
-        ck_assert_int_eq(expect_integer(r, 2, incr), i);
+        ck_assert_int_eq(th_redis_int(r, 2, incr), i);
 }
 END_TEST
 

@@ -400,22 +400,12 @@ END_TEST
 static Suite *sentinel_suite(void)
 {
     Suite *s = suite_create("sentinel");
-    TCase *one = tcase_create("one sentinel");
-    TCase *three = tcase_create("three sentinels");
 
-    tcase_add_checked_fixture(one, setup_one, teardown);
-    tcase_add_test(one, new_refuses_bad_arguments);
-    tcase_add_test(one, discovers_master_past_dead_sentinel);
-    tcase_add_test(one, sentinel_password_and_name_checked);
-    tcase_add_test(one, replica_refused_by_role);
-    tcase_add_test(one, readonly_rediscovers);
-    tcase_add_test(one, username_auth);
-    suite_add_tcase(s, one);
-    tcase_add_checked_fixture(three, setup_three, teardown);
-    tcase_add_test(three, failover_after_master_killed);
-    tcase_add_test(three, hung_master_breaker_follows_failover);
-    tcase_add_test(three, subscription_keepalive_follows_failover);
-    suite_add_tcase(s, three);
+    TH_TCASE(s, "one sentinel", setup_one, teardown, new_refuses_bad_arguments,
+             discovers_master_past_dead_sentinel, sentinel_password_and_name_checked,
+             replica_refused_by_role, readonly_rediscovers, username_auth);
+    TH_TCASE(s, "three sentinels", setup_three, teardown, failover_after_master_killed,
+             hung_master_breaker_follows_failover, subscription_keepalive_follows_failover);
     return s;
 }
 

@@ -870,20 +870,6 @@ static long long key_count(void)
  * 64-byte prefix, a 63-byte user name). Past them, a key is refused
  * (FM_EINVAL), never cut to a shorter key that could name another's data.
  */
-/* Calls of command name so far (INFO commandstats), 0 when never called. */
-static long long command_calls(const char *name)
-{
-    const char *info[] = {"INFO", "commandstats"};
-    redisReply *reply = fm_redis_argv(r, 2, info, NULL);
-    long long calls;
-
-    ck_assert_ptr_nonnull(reply);
-    ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
-    calls = th_cmdstat_calls(reply->str, name);
-    freeReplyObject(reply);
-    return calls;
-}
-
 START_TEST(keys_too_long)
 {
     char prefix[241], longest[65], user[64], huge_user[151], err[256] = "", id[37];
@@ -1229,7 +1215,7 @@ START_TEST(one_round_trip_each)
     ck_assert_int_eq(fm_tasks_restore(&st, b, NULL), FM_ECONFLICT); /* b changed since */
     ck_assert_int_eq(round_trips(), 1);
     for (size_t i = 0; i < sizeof(tx) / sizeof(tx[0]); i++)
-        ck_assert_msg(command_calls(tx[i]) == 0, "%s was called", tx[i]);
+        ck_assert_msg(th_redis_calls(r, tx[i]) == 0, "%s was called", tx[i]);
 }
 END_TEST
 
@@ -1924,15 +1910,15 @@ START_TEST(status_page_is_o_limit)
     }
     for (int i = 0; i < 3; i++)
         create_id("alice", "{\"job_name\":\"new\"}", q[i]);
-    hgetall = command_calls("hgetall");
-    zrevrange = command_calls("zrevrange");
+    hgetall = th_redis_calls(r, "hgetall");
+    zrevrange = th_redis_calls(r, "zrevrange");
     ck_assert_int_eq(list_page("alice", "queued", 0, 50, 0, 3, -1), 3);
-    ck_assert_int_eq(command_calls("hgetall") - hgetall, 3);
-    ck_assert_int_eq(command_calls("zrevrange") - zrevrange, 1);
-    hgetall = command_calls("hgetall");
+    ck_assert_int_eq(th_redis_calls(r, "hgetall") - hgetall, 3);
+    ck_assert_int_eq(th_redis_calls(r, "zrevrange") - zrevrange, 1);
+    hgetall = th_redis_calls(r, "hgetall");
     ck_assert_int_eq(list_page("alice", "cancelled", 100, 50, 0, 5000, 150), 50);
     ck_assert_int_eq(list_page(NULL, "cancelled", 4990, 50, 0, 5000, -1), 10);
-    ck_assert_int_eq(command_calls("hgetall") - hgetall, 60);
+    ck_assert_int_eq(th_redis_calls(r, "hgetall") - hgetall, 60);
 }
 END_TEST
 

@@ -98,7 +98,7 @@ START_TEST(register_list_mark_end)
     ck_assert_ptr_null(list);
     {
         const char *argv[] = {"EXISTS", "t:ws:hostA", "t:ws:hostA:closing"};
-        ck_assert_int_eq(th_redis_int(3, argv), 0);
+        ck_assert_int_eq(th_redis_int(th_r, 3, argv), 0);
     }
 }
 END_TEST
@@ -109,7 +109,7 @@ START_TEST(mark_of_an_unregistered_id_leaves_nothing)
     const char *argv[] = {"EXISTS", "t:ws:hostA:closing"};
 
     ck_assert_int_eq(fm_wsconn_mark(&store, a.id, "key_expired"), FM_OK);
-    ck_assert_int_eq(th_redis_int(2, argv), 0);
+    ck_assert_int_eq(th_redis_int(th_r, 2, argv), 0);
 }
 END_TEST
 
@@ -199,8 +199,8 @@ START_TEST(subscription_gets_messages_without_blocking)
     ck_assert_int_eq(fm_redis_message(sub, &msg), FM_OK);
     ck_assert_ptr_null(msg);
     ck_assert(th_now() - t0 < 0.1);
-    ck_assert_int_eq(th_redis_int(3, pub), 1);
-    ck_assert_int_eq(th_redis_int(3, pub2), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 3, pub), 1);
+    ck_assert_int_eq(th_redis_int(th_r, 3, pub2), 1);
     for (int i = 0; i < 100 && msg == NULL; i++) {
         th_sleep_ms(10);
         ck_assert_int_eq(fm_redis_message(sub, &msg), FM_OK);
