@@ -18,7 +18,7 @@
 #
 #   scripts/check-systemd.sh
 #
-# Environment: FETCHML_BUILD (build/), FETCHML_SYSTEMD_ROOT (the Debian tree,
+# Environment: FETCHML_BUILD (build/; a build without sanitizers), FETCHML_SYSTEMD_ROOT (the Debian tree,
 # /var/tmp/fetchml-systemd-root; made when missing), FETCHML_SYSTEMD_OUT (a
 # new temporary directory: the journal and what the checks saw; kept).
 set -uo pipefail
@@ -41,12 +41,13 @@ if [ ! -x "$BASE/usr/lib/systemd/systemd" ]; then
             f=$(realpath "$f")
             dpkg -S "$f" 2>/dev/null || dpkg -S "/usr$f" 2>/dev/null || dpkg -S "${f#/usr}" 2>/dev/null
         done | cut -d: -f1 | sort -u | tr '\n' ,)
+    # The host's Debian mirror, as apt has it.
+    mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
     fm_say "debootstrap Debian 12 into $BASE (once; a few minutes)"
     rm -rf "$BASE.new"
     timeout 1200 debootstrap --variant=minbase \
         --include="${libs}systemd,systemd-sysv,dbus,redis-server,procps" bookworm "$BASE.new" \
-        "$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null ||
-            echo http://deb.debian.org/debian)" >"$OUT/debootstrap.log" 2>&1 ||
+        "${mirror:-http://deb.debian.org/debian}" >"$OUT/debootstrap.log" 2>&1 ||
         { tail -5 "$OUT/debootstrap.log"; fm_die "debootstrap failed"; }
     mv "$BASE.new" "$BASE"
 fi
