@@ -178,7 +178,12 @@ typedef struct fm_config {
  * before the value is checked ($${ is a literal ${). Secrets are resolved at
  * load time: redis.password_env names a variable, or redis.password_file a
  * mode-0600 file (a bare password or a REDIS_PASSWORD= line), whose value
- * becomes redis.password. Returns a new snapshot owned by the caller (free
+ * becomes redis.password. The process keeps, for its life, a descriptor of
+ * the last password file read for each of redis.password_file and
+ * redis.sentinel_password_file (close-on-exec); a later load of the same
+ * path that cannot open it (EACCES: the process gave up root) reads the file
+ * through that descriptor, and its *_source then says "(kept open: it cannot
+ * be opened again)". Returns a new snapshot owned by the caller (free
  * with fm_config_free), with non-fatal findings (a world-readable file) in
  * cfg->warnings; or NULL with "file:line:col: message" in err (errlen bytes,
  * always NUL-terminated; use FM_CONFIG_ERR_MAX). Errors not tied to a position

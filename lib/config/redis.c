@@ -9,6 +9,14 @@
  * systemd, "${CREDENTIALS_DIRECTORY}/redis-password" of LoadCredential=);
  * redis.sentinel_password_env and _file the same for the sentinels
  * (SENTINEL_PASSWORD= in an environment file).
+ *
+ * A password file stays open: the descriptor of the last file read for each
+ * of the two secrets is kept for the process's life (the next file read
+ * replaces it). A master started as root reads root's files, then gives up
+ * root; when a reload finds the same path no longer opens (EACCES), it reads
+ * the file through that descriptor. That is how the pool's unit, which starts
+ * as root, reads its systemd credential (root's, mode 0400) again on reload:
+ * a credential is the same file for the unit's whole life.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +51,17 @@ static const secret_kind sentinel_secret = {
     offsetof(fm_config, redis.sentinel_password),
     offsetof(fm_config, redis.sentinel_password_source),
     offsetof(struct loader, sentinel_password_seen)};
+
+/* The last password file read for each secret: its resolved path and a descriptor, -1 = none. */
+static struct kept_file {
+    char path[PATH_MAX];
+    int fd;
+} kept[2] = {{"", -1}, {"", -1}};
+
+static struct kept_file *kept_for(const secret_kind *k)
+{
+    return &kept[k == &sentinel_secret ? 1 : 0];
+}
 
 static char **secret_slot(struct loader *l, size_t off)
 {
@@ -236,6 +255,42 @@ static fm_err read_secret_fd(struct loader *l, const yaml_mark_t *at, const char
 }
 
 /*
+ * A descriptor for reading k's file at path from its start: path opened, and
+ * kept as k's (*reopened false); or, when path cannot be opened for want of
+ * the right (EACCES) and is the file kept for k, a new descriptor of the kept
+ * one (*reopened true). -1 with errno set otherwise.
+ */
+static int open_secret(const secret_kind *k, const char *path, bool *reopened)
+{
+    struct kept_file *kf = kept_for(k);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), copy;
+
+    *reopened = false;
+    if (fd < 0) {
+        if (errno != EACCES || kf->fd < 0 || strcmp(kf->path, path) != 0)
+            return -1;
+        fd = fcntl(kf->fd, F_DUPFD_CLOEXEC, 0);
+        /* The copy shares the kept one's offset, which the last read left at the end. */
+        if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            if (fd >= 0)
+                (void)close(fd);
+            errno = EACCES;
+            return -1;
+        }
+        *reopened = true;
+        return fd;
+    }
+    /* A path too long to keep, or no descriptor to spare: read it all the same. */
+    if (strlen(path) >= sizeof(kf->path) || (copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return fd;
+    if (kf->fd >= 0)
+        (void)close(kf->fd);
+    kf->fd = copy;
+    (void)snprintf(kf->path, sizeof(kf->path), "%s", path);
+    return fd;
+}
+
+/*
  * Reads the secret file at path. Messages name the file (as written, when its
  * name came from the environment) and never its content.
  */
@@ -246,10 +301,11 @@ static fm_err read_secret(struct loader *l, const secret_kind *k, const yaml_mar
     char why[128] = "";
     const char *value;
     size_t got = 0, vlen = 0;
+    bool reopened;
     int fd, rc = -1;
 
     /* O_NONBLOCK: a FIFO planted at the path must not hang the load; it is refused below. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    fd = open_secret(k, path, &reopened);
     if (fd < 0)
         return ld_fail(l, at, "%s: %s: cannot open: %s", where, name, strerror(errno));
     if (read_secret_fd(l, at, where, name, fd, buf, &got) != 0)
@@ -273,8 +329,14 @@ static fm_err read_secret(struct loader *l, const secret_kind *k, const yaml_mar
         (void)ld_fail(l, at, "%s: %s %s", where, name, why);
     else if (vlen == 0)
         (void)ld_fail(l, at, "%s: %s holds an empty password", where, name);
-    else
+    else if (!reopened)
         rc = set_password(l, k, value, vlen, "file", path);
+    else {
+        char source[PATH_MAX + 64];
+
+        (void)snprintf(source, sizeof(source), "%s (kept open: it cannot be opened again)", path);
+        rc = set_password(l, k, value, vlen, "file", source);
+    }
 out:
     sodium_memzero(buf, sizeof(buf));
     (void)close(fd);

@@ -99,6 +99,11 @@ fcgi_request() {
     python3 "$ROOT/tests/integration/fcgi_request.py" "$sock" "$out" "${as[@]}" "$@"
 }
 
+# prod_config OUT: conf/config-prod.yaml as this host can load it. Its server.user, fetchml,
+# is made by the install (conf/systemd/fetchml.sysusers), which this host need not have had:
+# the copy names nobody.
+prod_config() { fm_config_apply 'server.user="nobody"' <"$ROOT/conf/config-prod.yaml" >"$1"; }
+
 # The overrides every test config starts from (fm_config_apply's
 # PATH=VALUE): every test comes from 127.0.0.1 and many fail to authenticate on
 # purpose or without a key, so the brute-force guard is loose. rate_limit is one line, as it

@@ -59,8 +59,9 @@ t51_prod() {
     local creds
     creds=$(mktemp -d "$OUT/t51-creds.XXXXXX")
     (umask 077 && echo x >"$creds/redis-password")
-    CREDENTIALS_DIRECTORY=$creds "$FETCHML_BUILD/fetchml-admin" redis-acl \
-        "$ROOT/conf/config-prod.yaml" | t51_nohash | cmp - <(t51_nohash "$ROOT/conf/redis/users.acl")
+    prod_config "$creds/config-prod.yaml" &&
+        CREDENTIALS_DIRECTORY=$creds "$FETCHML_BUILD/fetchml-admin" redis-acl \
+            "$creds/config-prod.yaml" | t51_nohash | cmp - <(t51_nohash "$ROOT/conf/redis/users.acl")
 }
 check "conf/redis/users.acl is fetchml-admin redis-acl conf/config-prod.yaml (regenerate it when a script changes)" t51_prod
 

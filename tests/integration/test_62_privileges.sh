@@ -100,6 +100,39 @@ else
     check "started as another user (daemon), it cannot become server.user: exit 1, saying so" \
         bash -c "[ $t62_rc = 1 ] && grep -q 'server.user is $t62_user (uid $t62_uid), but fetchml-fcgi was started as uid 1, not root' '$OUT/t62.out'"
 
+    # Started as server.user itself (no root to give up), the master skips the drop and
+    # serves: its own socket, logs and audit trail in a directory of that user's, no
+    # signing key (the stack's is root's), the stack's Redis. It is in socket_group
+    # (www-data) itself, as it must be to give the socket that group without root.
+    t62_self=$OUT/t62-self
+    mkdir -p "$t62_self" && chown "$t62_user:$(id -gn "$t62_user")" "$t62_self" && chmod 755 "$OUT"
+    t62_cfg "$t62_self/config.yaml" "server.listen=\"unix:$t62_self/fcgi.sock\"" \
+        "logging.file=\"$t62_self/audit.log\"" "logging.api_file=\"$t62_self/api.log\"" \
+        'logging.audit_sign_key=~' 'server.workers=2'
+    write_config
+    REDIS_PASSWORD=$(sed -n 's/^REDIS_PASSWORD=//p' "$FETCHML_VAR/dev/redis.env") \
+        setpriv --reuid="$t62_user" --regid="$(id -gn "$t62_user")" --groups="$(id -g www-data)" \
+        "$FETCHML_BUILD/fetchml-fcgi" -c "$t62_self/config.yaml" >"$t62_self/out" 2>&1 &
+    t62_self_pid=$!
+    t62_self_serves() {
+        [ "$(fcgi_request "$t62_self/fcgi.sock" "$B" "${t62_whoami[@]}" REQUEST_ID="t62self$RANDOM")" = 200 ]
+    }
+    t62_whoami=(REQUEST_METHOD=GET DOCUMENT_URI=/v1/whoami SCRIPT_NAME=/v1/whoami QUERY_STRING=
+        REMOTE_ADDR=127.0.0.1 "HTTP_X_API_KEY=$FETCHML_RESEARCHER_KEY")
+    check "started as server.user $t62_user (not root), the master serves (200 through its socket)" \
+        wait_for 15 t62_self_serves
+    t62_self_as_is() {
+        [ "$(t62_status Uid "$t62_self_pid")" = "$t62_uid $t62_uid $t62_uid $t62_uid" ] &&
+            grep -q 'fetchml-fcgi started: 2 workers' "$t62_self/api.log" &&
+            ! grep -q 'running as ' "$t62_self/api.log"
+    }
+    check "... as $t62_user from the start: it skipped the drop (no \"running as\" line)" t62_self_as_is
+    t62_self_stopped() { grep -q '\] stopped$' "$t62_self/api.log" && [ ! -e "$t62_self/fcgi.sock" ]; }
+    kill -TERM "$t62_self_pid"
+    check "... and stops on TERM, its socket's name removed" wait_for 15 t62_self_stopped
+    wait "$t62_self_pid"
+    chmod 700 "$OUT"
+
     # A log path the master would give to server.user is never a symbolic link: a root
     # chown would land on whatever it points at.
     t62_target=$OUT/t62-target.log

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -1654,6 +1657,72 @@ START_TEST(test_password_file_paths)
 }
 END_TEST
 
+/*
+ * Takes away the caller's right to open path: root loses the capabilities that let it read
+ * another user's file (the file is nobody's), anyone else the file's mode. 0 on success.
+ */
+static int lose_access(const char *path)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    if (geteuid() != 0)
+        return chmod(path, 0);
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return -1;
+    data[0].effective &= ~((1U << CAP_DAC_OVERRIDE) | (1U << CAP_DAC_READ_SEARCH));
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* In a child: what the master of a root unit does on reload after giving up root. */
+static bool kept_after_drop(const char *path, const char *other)
+{
+    char err[FM_CONFIG_ERR_MAX];
+    fm_config *cfg = load_password_file(path, err);
+    bool ok = cfg != NULL && strcmp(cfg->redis.password, "TOPSECRET-K") == 0;
+
+    fm_config_free(cfg);
+    ok = ok && lose_access(path) == 0 && lose_access(other) == 0;
+    /* Twice: the first read through the kept descriptor leaves its offset at the end. */
+    for (int i = 0; ok && i < 2; i++) {
+        cfg = load_password_file(path, err);
+        ok = cfg != NULL && strcmp(cfg->redis.password, "TOPSECRET-K") == 0 &&
+             strstr(cfg->redis.password_source, " (kept open: it cannot be opened again)") != NULL;
+        if (!ok)
+            (void)fprintf(stderr, "reload %d: %s\n", i,
+                          cfg != NULL ? cfg->redis.password_source : err);
+        fm_config_free(cfg);
+    }
+    /* A file never read before gets nothing from it. */
+    cfg = load_password_file(other, err);
+    ok = ok && cfg == NULL && strstr(err, ": cannot open: Permission denied") != NULL;
+    fm_config_free(cfg);
+    return ok;
+}
+
+/*
+ * A password file that can no longer be opened (the master gave up root) is read again
+ * through the descriptor kept from the last read of that path; any other file is refused.
+ */
+START_TEST(test_password_file_kept)
+{
+    const char *path = secret_file("kept.pw", "TOPSECRET-K\n", 12, 0400);
+    const char *other = secret_file("other.pw", "TOPSECRET-O\n", 12, 0400);
+    int status;
+    pid_t pid;
+
+    if (geteuid() == 0)
+        ck_assert_int_eq(chown(path, 65534, 65534) | chown(other, 65534, 65534), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(kept_after_drop(path, other) ? 0 : 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %d)",
+                  status);
+}
+END_TEST
+
 /* ---- warnings ------------------------------------------------------------------------- */
 
 START_TEST(test_warnings)
@@ -1732,6 +1801,7 @@ END_TEST
 START_TEST(test_example_prod)
 {
     char path[PATH_MAX], err[FM_CONFIG_ERR_MAX], creds[TH_PATH_MAX], secret[TH_PATH_MAX];
+    char *text, *at;
     fm_config *cfg;
     const fm_user *carol, *dave, *erin;
     const fm_role *senior;
@@ -1749,6 +1819,14 @@ START_TEST(test_example_prod)
     ck_assert_int_eq(chmod(secret, 0400), 0);
     ck_assert_int_eq(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
     source_file(path, sizeof(path), "conf/config-prod.yaml");
+    /* Its server.user, fetchml, is made by the install (conf/systemd/fetchml.sysusers), which
+     * the build host need not have had: a copy names nobody instead. */
+    text = th_read_file(path);
+    ck_assert_ptr_nonnull(at = strstr(text, "\n  user: fetchml\n"));
+    memcpy(at, "\n  user: nobody\n", 16);
+    th_path(path, creds, "config-prod.yaml");
+    th_write_file(path, text);
+    free(text);
     cfg = fm_config_load(path, err, sizeof(err));
     th_rmtree(creds);
     ck_assert_int_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
@@ -2161,6 +2239,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_password_file);
     tcase_add_test(tc, test_password_file_refused);
     tcase_add_test(tc, test_password_file_paths);
+    tcase_add_test(tc, test_password_file_kept);
     tcase_add_test(tc, test_warnings);
     tcase_add_test(tc, test_example_local);
     tcase_add_test(tc, test_example_prod);
