@@ -182,6 +182,14 @@ static bool open_trail(trail *t, const fm_auditctl_msg *msg, char *why, size_t c
         return false;
     if (msg->key[0] != '\0' && (t->key = open_key(msg->key, why, cap)) == NULL)
         return false;
+    /* The key's place too: the pool's account must not be able to swap in a key of its own. */
+    if (msg->key[0] != '\0' && msg->peer_uid != geteuid()) {
+        char place[384];
+        if (fm_audit_check_place(msg->key, geteuid(), place, sizeof place) != FM_OK) {
+            say(why, cap, "logging.audit_sign_key: %s", place);
+            goto fail;
+        }
+    }
     if ((chain = fm_chains_use(&g.chains, msg->file, msg->generation)) == NULL) {
         say(why, cap, "cannot read the chain head of %s: %s", msg->file,
             errno == EBADMSG ? "its last line is not an audit record" : strerror(errno));
