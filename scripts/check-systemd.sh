@@ -79,6 +79,11 @@ install -m 0640 -o root -g fetchml $s/config-prod.yaml /etc/fetch_ml/
 install -d -m 0700 /etc/fetch_ml/credentials
 (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >/etc/fetch_ml/credentials/redis-password)
 chmod 0400 /etc/fetch_ml/credentials/redis-password
+# The audit logger's signing key (its account's alone) and the relay's publisher token (root's).
+fetchml-admin audit-keygen /var/lib/fetch_ml-audit/audit-sign.key /etc/fetch_ml/audit-sign.pub >/dev/null
+chown fetchml-audit:fetchml-audit /var/lib/fetch_ml-audit/audit-sign.key
+chmod 0400 /var/lib/fetch_ml-audit/audit-sign.key
+fetchml-admin publisher-token /etc/fetch_ml/publisher-token /etc/fetch_ml/publisher-token.conf >/dev/null
 CREDENTIALS_DIRECTORY=/etc/fetch_ml/credentials \
     fetchml-admin redis-acl /etc/fetch_ml/config-prod.yaml >/etc/redis/users.acl
 chown redis:redis /etc/redis/users.acl && chmod 0640 /etc/redis/users.acl
@@ -175,6 +180,19 @@ dropped() {
         [ "$(status_of NoNewPrivs)" = 1 ] && logged fetchml-api "running as fetchml (uid $fetchml_uid"
 }
 check "the master started as root and is now fetchml: four uids, no capability, no_new_privs" dropped
+audit_uid=$(inside id -u fetchml-audit)
+logger_ids() {
+    local p
+    p=$(inside pgrep -x -P "$master" fetchml-audit) &&
+        [ "$(inside awk '$1 == "Uid:" { print $2, $3, $4, $5 }' "/proc/$p/status")" = "$audit_uid $audit_uid $audit_uid $audit_uid" ] &&
+        logged fetchml-api "audit logger $p: generation 0 writes /var/log/fetch_ml/audit.log, signing its head"
+}
+check "the audit logger runs as fetchml-audit and writes the trail, signing it" logger_ids
+trail_place() {
+    [ "$(inside stat -c '%U %a' /var/log/fetch_ml)" = "root 755" ] &&
+        [ "$(inside stat -c '%U %a' /var/log/fetch_ml/audit.log)" = "fetchml-audit 600" ]
+}
+check "... in root's /var/log/fetch_ml (0755), the trail its account's alone (0600)" trail_place
 cred=/run/credentials/fetchml-api.service/redis-password
 cred_mode() { [ "$(inside stat -c '%U %a' "$cred")" = "root 400" ]; }
 check "the credential $cred is root's, mode 0400" cred_mode
