@@ -51,6 +51,20 @@ t76_no_region() {
         "$(t76_shared_maps "$t76_lpid")" ]
 }
 check "... nor the chain state's shared memory" t76_no_region
+# The master's sockets but the FastCGI one (its end of the logger's control socketpair among
+# them): no worker, sweeper or relay may hold one, or it could name the logger a trail.
+t76_sockets() { ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p' | sort -u; }
+t76_fcgi_inode=$(awk -v p="$FETCHML_VAR/run/fcgi.sock" '$8 == p { print $7 }' /proc/net/unix | head -1)
+t76_no_control() {
+    local forbidden p
+    forbidden=$(t76_sockets "$t76_master" | grep -vx "$t76_fcgi_inode")
+    [ -n "$t76_fcgi_inode" ] && [ -n "$forbidden" ] || return 1
+    for p in $(pgrep -P "$t76_master"); do
+        [ "$p" = "$t76_lpid" ] && continue
+        [ -z "$(comm -12 <(t76_sockets "$p") <(printf '%s\n' "$forbidden"))" ] || return 1
+    done
+}
+check "no worker, sweeper or relay holds the master's end of the logger's control socket" t76_no_control
 check "the signing key is not open in any worker" \
     bash -c "! ls -l /proc/$(pgrep -x -P "$t76_master" fetchml-fcgi | head -1)/fd | grep -qF audit-sign.key"
 
