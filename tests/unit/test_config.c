@@ -988,7 +988,8 @@ START_TEST(test_relative_paths)
                         "logging: {file: ../log/audit.log, api_file: api.log, "
                         "audit_sign_key: keys/sign.key}\n"
                         "data: {experiments_dir: ./experiments}\n"
-                        "websocket: {publisher: \"unix:nchan/pub.sock\"}\n"
+                        "websocket: {publisher: \"unix:nchan/pub.sock\", "
+                        "publisher_token_file: keys/publisher-token}\n"
                         "redis: {addr: \"unix:/abs/redis.sock\", password_file: redis.env,\n"
                         "        sentinels: [\"h:1\"], master_name: m,\n"
                         "        sentinel_password_file: ./sentinel.env}\n");
@@ -1007,6 +1008,8 @@ START_TEST(test_relative_paths)
     ck_assert_str_eq(cfg->logging.audit_sign_key, want);
     (void)snprintf(want, sizeof(want), "unix:%s/nchan/pub.sock", base);
     ck_assert_str_eq(cfg->websocket.publisher, want);
+    (void)snprintf(want, sizeof(want), "%s/keys/publisher-token", base);
+    ck_assert_str_eq(cfg->websocket.publisher_token_file, want);
     ck_assert_str_eq(cfg->redis.addr, "unix:/abs/redis.sock");
     ck_assert_str_eq(cfg->redis.password, "pw-main");
     ck_assert_str_eq(cfg->redis.sentinel_password, "pw-sentinel");
@@ -1801,7 +1804,6 @@ END_TEST
 START_TEST(test_example_prod)
 {
     char path[PATH_MAX], err[FM_CONFIG_ERR_MAX], creds[TH_PATH_MAX], secret[TH_PATH_MAX];
-    char *text, *at;
     fm_config *cfg;
     const fm_user *carol, *dave, *erin;
     const fm_role *senior;
@@ -1819,14 +1821,6 @@ START_TEST(test_example_prod)
     ck_assert_int_eq(chmod(secret, 0400), 0);
     ck_assert_int_eq(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
     source_file(path, sizeof(path), "conf/config-prod.yaml");
-    /* Its server.user, fetchml, is made by the install (conf/systemd/fetchml.sysusers), which
-     * the build host need not have had: a copy names nobody instead. */
-    text = th_read_file(path);
-    ck_assert_ptr_nonnull(at = strstr(text, "\n  user: fetchml\n"));
-    memcpy(at, "\n  user: nobody\n", 16);
-    th_path(path, creds, "config-prod.yaml");
-    th_write_file(path, text);
-    free(text);
     cfg = fm_config_load(path, err, sizeof(err));
     th_rmtree(creds);
     ck_assert_int_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
