@@ -419,7 +419,7 @@ static fm_err replace_keys(struct rw *w, const struct user_at *u, const struct i
                            size_t n)
 {
     struct buf b = {0};
-    size_t col;
+    size_t col = 0;
 
     if (u->keys_flow) {
         flow_list(&b, items, n);
@@ -440,7 +440,7 @@ static fm_err replace_keys(struct rw *w, const struct user_at *u, const struct i
 static fm_err insert_keys(struct rw *w, const struct user_at *u, const struct item *items, size_t n)
 {
     struct buf b = {0};
-    size_t col, at = u->hash_end;
+    size_t col = 0, at = u->hash_end;
 
     if (u->flow) {
         puts_(&b, ", keys: ");

@@ -118,7 +118,8 @@ static fm_err set_password(struct loader *l, const secret_kind *k, const char *v
         return ld_oom(l);
     memcpy(*slot, value, len);
     (*slot)[len] = '\0';
-    (void)snprintf(desc, sizeof(desc), "%s %s", kind, source);
+    if (snprintf(desc, sizeof(desc), "%s %s", kind, source) >= (int)sizeof(desc))
+        desc[sizeof(desc) - 1] = '\0'; /* a description only: cut, the secret itself is whole */
     return ld_set_string(l, secret_slot(l, k->source), desc);
 }
 

@@ -118,7 +118,7 @@ fm_err fm_audit_verify_line(const char *line, size_t len, char prev_hex[65], lon
     cJSON *obj = NULL;
     const char *parse_end = NULL, *stored;
     char prev[HEX_LEN + 1], hash[HEX_LEN + 1], computed[HEX_LEN + 1];
-    long long rseq, after;
+    long long rseq = 0, after;
     fm_err rc;
 
     if (line == NULL || prev_hex == NULL || seq == NULL || *seq < 0 || *seq >= SEQ_MAX)
