@@ -71,7 +71,8 @@ check "... which continues the chain of the deleted file (audit-verify --partial
 
 # Put the whole trail back in one file, renamed over the path: the pool follows it.
 cat "$OUT/t75-before.log" "$t75_audit" >"$t75_audit.new"
-chown --reference="$t75_audit" "$t75_audit.new" # the pool's account (server.user) writes it
+# The logger's account writes it (logging.audit_user), and only it may: owner and mode kept.
+chown --reference="$t75_audit" "$t75_audit.new" && chmod --reference="$t75_audit" "$t75_audit.new"
 mv "$t75_audit.new" "$t75_audit"
 as researcher GET /v1/whoami
 check "after the audit file was replaced, the next record goes to the new file" t75_lands "$t75_audit"

@@ -85,17 +85,20 @@ t88_sysusers() {
 }
 check "fetchml.sysusers: the accounts fetchml and fetchml-audit, fetchml in group redis" t88_sysusers
 t88_tmpfiles() {
-    local f=$(t88_id passwd fetchml) w=33
+    local f=$(t88_id passwd fetchml) a=$(t88_id passwd fetchml-audit) w=33
     systemd-tmpfiles --root="$t88_root" --create fetchml.conf >"$t88_dir/tmpfiles.out" 2>&1 &&
         [ "$(stat -c '%u %g %a' "$t88_root/run/fetch_ml")" = "$f $w 750" ] &&
         [ "$(stat -c '%u %g %a' "$t88_root/run/fetch_ml/nchan")" = "0 $f 750" ] &&
-        [ "$(stat -c '%u %g %a' "$t88_root/var/log/fetch_ml")" = "$f $w 750" ] &&
+        [ "$(stat -c '%u %g %a' "$t88_root/var/log/fetch_ml")" = "0 0 755" ] &&
+        [ "$(stat -c '%u %a' "$t88_root/var/log/fetch_ml/audit.log")" = "$a 600" ] &&
+        [ "$(stat -c '%u %a' "$t88_root/var/log/fetch_ml/api.log")" = "$f 640" ] &&
+        [ "$(stat -c '%u %a' "$t88_root/var/lib/fetch_ml-audit")" = "$a 700" ] &&
         [ "$(stat -c '%u %g %a' "$t88_root/var/lib/fetch_ml/experiments")" = "$f $f 750" ]
 }
-check "fetchml.tmpfiles: /run/fetch_ml fetchml:www-data, its nchan/ root:fetchml, the logs, the state" t88_tmpfiles
+check "fetchml.tmpfiles: /run/fetch_ml fetchml:www-data, its nchan/ root:fetchml, the logs root's with each file its writer's (the trail fetchml-audit's, 0600), the logger's key directory, the state" t88_tmpfiles
 t88_rw_paths() {
     local d
-    for d in $(awk '$1 == "d" && $2 !~ /\/nchan$/ && $2 !~ /experiments$/ { print $2 }' \
+    for d in $(awk '$1 == "d" && $2 !~ /\/nchan$/ && $2 !~ /experiments$/ && $2 !~ /fetch_ml-audit$/ { print $2 }' \
         "$ROOT/conf/systemd/fetchml.tmpfiles"); do
         grep -Eq "^ReadWritePaths=(.* )?$d( |$)" "$t88_pool" || return 1
     done
