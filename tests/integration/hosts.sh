@@ -82,7 +82,9 @@ PW=$(sed -n 's/^REDIS_PASSWORD=//p' "$T/a/dev/redis.env")
 SPW=$(openssl rand -hex 24)
 (umask 077 && printf 'SENTINEL_PASSWORD=%s\n' "$SPW" >"$T/sentinel.env")
 # As root the pool gives up root before it reads the file again on reload: its own (0600).
-if h_pool=$(fm_pool_user); then chown "$h_pool" "$T" "$T/sentinel.env"; fi
+# Only the file is the pool's: $T stays root's, as the audit logger demands of every directory
+# above its trail ($T/a/log/audit.log).
+if h_pool=$(fm_pool_user); then chown "$h_pool" "$T/sentinel.env"; fi
 
 phase "stack A started"
 # ---- the Redis deployment: master, two replicas, three sentinels --------------------------
