@@ -30,6 +30,9 @@ ACCEPTED="cert_chain_of_trust cert_revocation DNS_CAArecord engine_problem"
 
 OUT=${FETCHML_TLS_OUT:-$(mktemp -d /tmp/fetchml-tls.XXXXXX)}
 mkdir -p "$OUT"
+# The stack's var/ is below it: the pool's and the audit logger's accounts must reach it
+# (mktemp makes it root's alone), as tests/integration/run.sh does for its own.
+chmod 755 "$OUT"
 FM_PACKAGES="testssl.sh jq" fm_install_deps
 
 target=${1:-}
