@@ -1,6 +1,7 @@
 /*
  * auditline.h - what the audit writer (audit.c) and the reader of records
- * (auditverify.c) share about a record line (internal to lib/store/).
+ * (auditverify.c) and its checks (auditcheck.c) share about a record line
+ * (internal to lib/store/).
  */
 #ifndef FM_AUDITLINE_H
 #define FM_AUDITLINE_H
@@ -75,5 +76,14 @@ fm_err audit_remote_write(fm_audit *audit, const char *fields, size_t len);
 struct fm_audit_key;
 int audit_sign_head(const struct fm_audit_key *key, long long seq, const char *hash, char sig[129],
                     char id[17]);
+
+/*
+ * audit_fields_ok - whether fields (len bytes), a sender's record from
+ * "trace_id" to the opening quote of prev_hash's value, are what
+ * format_fields makes (auditcheck.c): safe characters only, the record's
+ * fields in order, each once and of its type, no CHECKPOINT. The logger
+ * writes nothing else (fm_audit_append).
+ */
+bool audit_fields_ok(const char *fields, size_t len);
 
 #endif
