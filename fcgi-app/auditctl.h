@@ -28,7 +28,12 @@
 #define FM_AUDITCTL_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "audit.h"
+#include "config.h"
 
 #define FM_AUDITCTL_GEN 1u
 #define FM_AUDITCTL_REOPEN 2u
@@ -50,5 +55,19 @@ typedef struct fm_auditctl_reply {
     int32_t ok;         /* 1: the generation's records will be written */
     char why[512];      /* otherwise: one line, no secret */
 } fm_auditctl_reply;
+
+/*
+ * fm_auditctl_generation - the master tells the logger at ctl (its end of
+ * the socketpair) the next generation's trail: a new listening socket
+ * (fm_audit_endpoint_open) for the generation's children, whose address
+ * goes in *ep, cfg's logging settings, and peer, the only uid whose
+ * connections it serves. The logger opens the file and the key itself and
+ * answers within FM_AUDITCTL_REPLY_MS; a late answer to an earlier request
+ * is dropped. True when it took the trail; false after logging why (the
+ * logger's own reason when it refused, or: a path too long for the message,
+ * no logger, socket(2)/sendmsg(2) errors, no answer in time); the trails in
+ * force are unchanged then.
+ */
+bool fm_auditctl_generation(int ctl, const fm_config *cfg, uid_t peer, fm_audit_endpoint *ep);
 
 #endif

@@ -60,7 +60,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,11 +366,17 @@ static int reap(void)
     return young;
 }
 
+/* The uid of the pool's processes under cfg: the one the audit logger serves. */
+static uid_t peer_uid(const fm_config *cfg)
+{
+    return m.drop ? cfg->server.uid : geteuid();
+}
+
 /*
  * What a valid file cannot promise: that the master and its workers will be
  * able to open the api log. Checked before a snapshot is used, so that a
  * reload naming an unwritable one is refused like a syntax error (the audit
- * logger checks the audit trail's, logger_generation). Logs the problem;
+ * logger checks the audit trail's, fm_auditctl_generation). Logs the problem;
  * true when usable.
  */
 static bool usable(const fm_config *cfg)
@@ -388,83 +393,6 @@ static bool usable(const fm_config *cfg)
         return false;
     }
     (void)close(fd);
-    return true;
-}
-
-/* Copies a path setting into a control message's field; false when it does not fit. */
-static bool put_path(char *dst, size_t cap, const char *path)
-{
-    int n = snprintf(dst, cap, "%s", path != NULL ? path : "");
-
-    return n >= 0 && (size_t)n < cap;
-}
-
-/*
- * Tells the audit logger the next generation's trail (auditctl.h): a new listening
- * socket for the generation's children, whose address goes in *ep, and
- * cfg's logging settings. The logger opens the file and the key and
- * answers within FM_AUDITCTL_REPLY_MS. False after logging why (the logger's
- * own reason when it refused); the trails in force are unchanged then.
- */
-static bool logger_generation(const fm_config *cfg, fm_audit_endpoint *ep)
-{
-    static int32_t requests; /* never reused: a refused request's number does not come back */
-    const int32_t generation = requests++;
-    fm_auditctl_msg msg = {
-        .type = FM_AUDITCTL_GEN,
-        .generation = generation,
-        .sync = (int32_t)cfg->logging.audit_sync,
-        .sync_ms = cfg->logging.audit_sync_ms,
-        .sign_interval_ms = cfg->logging.audit_sign_interval_ms,
-        .peer_uid = (uint32_t)(m.drop ? cfg->server.uid : geteuid()),
-    };
-    fm_auditctl_reply reply;
-    struct pollfd pfd = {.fd = m.audit_ctl, .events = POLLIN};
-    size_t len;
-    int sock, fd;
-    fm_err rc;
-
-    if (!put_path(msg.file, sizeof msg.file, cfg->logging.file) ||
-        !put_path(msg.key, sizeof msg.key, cfg->logging.audit_sign_key)) {
-        fm_log_error("%s: an audit path is longer than %zu bytes", cfg->path, sizeof msg.file - 1);
-        return false;
-    }
-    if (m.audit_ctl < 0) {
-        fm_log_error("the audit logger is gone");
-        return false;
-    }
-    if (fm_audit_endpoint_open(&sock, ep) != FM_OK) {
-        fm_log_error("cannot make the audit logger's socket: %s", strerror(errno));
-        return false;
-    }
-    rc = fm_unixsock_send(m.audit_ctl, &msg, sizeof msg, sock);
-    (void)close(sock); /* the logger has its own descriptor of it now */
-    if (rc != FM_OK) {
-        fm_log_error("cannot reach the audit logger: %s", strerror(errno));
-        return false;
-    }
-    /* Until the answer to this request (a late answer to an earlier one is dropped). */
-    for (;;) {
-        int r = poll(&pfd, 1, FM_AUDITCTL_REPLY_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        rc = r > 0 ? fm_unixsock_recv(m.audit_ctl, &reply, sizeof reply, &len, &fd) : FM_ENOTFOUND;
-        if (rc == FM_ESYS && errno == EINTR)
-            continue;
-        if (rc == FM_OK && fd >= 0)
-            (void)close(fd);
-        if (rc != FM_OK || len != sizeof reply || reply.generation == generation)
-            break;
-    }
-    if (rc != FM_OK || len != sizeof reply) {
-        fm_log_error("the audit logger did not answer within %d ms", FM_AUDITCTL_REPLY_MS);
-        return false;
-    }
-    if (!reply.ok) {
-        reply.why[sizeof reply.why - 1] = '\0';
-        fm_log_error("%s: the audit logger cannot write this trail: %s", cfg->path, reply.why);
-        return false;
-    }
     return true;
 }
 
@@ -548,7 +476,7 @@ static void reload(void)
         return;
     }
     /* The logger's answer is the last thing that can refuse the reload. */
-    if (!usable(next) || !logger_generation(next, &ep)) {
+    if (!usable(next) || !fm_auditctl_generation(m.audit_ctl, next, peer_uid(next), &ep)) {
         fm_log_error("reload refused, keeping the running configuration: %s names files the "
                      "workers or the audit logger cannot open",
                      next->path);
@@ -837,7 +765,8 @@ static fm_err start_audit_logger(void)
     (void)close(sv[1]);
     fm_log_info("audit logger %d started as %s", (int)m.audit_pid,
                 m.drop ? m.cfg->logging.audit_user : "the master's account");
-    return logger_generation(m.cfg, &m.audit_ep) ? FM_OK : FM_ESYS;
+    return fm_auditctl_generation(m.audit_ctl, m.cfg, peer_uid(m.cfg), &m.audit_ep) ? FM_OK
+                                                                                    : FM_ESYS;
 }
 
 /* After the logger's fork: it never has the relay's token. */

@@ -204,4 +204,3 @@ bool audit_fields_ok(const char *fields, size_t len)
     cJSON_Delete(obj);
     return ok;
 }
-
