@@ -895,7 +895,7 @@ static inline size_t th_config_slot(th_config *c, const char *name)
 }
 
 /* Formats into a new string (the caller frees). */
-static inline char *th_vformat(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static inline char *th_vformat(const char *fmt, va_list ap)
 {
     va_list again;
     char *out;

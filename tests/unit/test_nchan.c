@@ -317,10 +317,11 @@ END_TEST
 /* Answers with a Content-Length keep the connection: three exchanges, one connection. */
 START_TEST(connection_kept_between_calls)
 {
+    static const char accepted[] = "HTTP/1.1 202 Accepted\r\nContent-Type: text/json\r\n"
+                                   "Content-Length: 14\r\n\r\n{\"messages\":1}";
     const char *ch[] = {"all"};
     const char *answers[] = {
-        "HTTP/1.1 202 Accepted\r\nContent-Type: text/json\r\nContent-Length: "
-        "14\r\n\r\n{\"messages\":1}",
+        accepted,
         "HTTP/1.1 404 Not Found\r\ncontent-length:  0\r\n\r\n",
         "HTTP/1.1 201 Created\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"};
     char *count;
